@@ -1,0 +1,169 @@
+/**
+ * safetensors: an 8-byte little-endian header length N, N bytes of JSON
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`, then the tensor bytes,
+ * offsets relative to the end of the header. Hand-written (the format is this small and no maintained JS
+ * reader exists that bounds-checks hostile headers); every field is checked before anything is trusted.
+ */
+import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { AttnvizError, check } from './errors.js';
+
+export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+/** Where one tensor's bytes lie in a file; `offset` is absolute (from the start of the file). */
+export interface TensorEntry {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  offset: number;
+  byteLength: number;
+}
+
+export interface SafetensorsHeader {
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+  /** Absolute offset of the first tensor byte (8 + header length). */
+  dataStart: number;
+}
+
+/** Headers beyond this are refused before being read: real ones are well under 1 MB per thousand tensors. */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** Parses and validates a header against the size of the file that holds it. */
+export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: string): SafetensorsHeader {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+  } catch (e) {
+    throw new AttnvizError(`${what}: safetensors header is not valid JSON (${(e as Error).message})`);
+  }
+  check(json !== null && typeof json === 'object' && !Array.isArray(json), `${what}: safetensors header is not a JSON object`);
+  const dataStart = 8 + headerBytes.length;
+  const dataSize = fileSize - dataStart;
+  const tensors = new Map<string, TensorEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      check(isStringRecord(value), `${what}: __metadata__ must map strings to strings`);
+      metadata = value;
+      continue;
+    }
+    const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
+    const where = `${what}: tensor "${name}"`;
+    check(v !== null && typeof v === 'object', `${where} has no description`);
+    check(typeof v.dtype === 'string' && v.dtype in DTYPE_BYTES, () => `${where} has unsupported dtype ${JSON.stringify(v.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    check(Array.isArray(v.shape) && v.shape.every(isIndex), `${where} has an invalid shape ${JSON.stringify(v.shape)}`);
+    check(Array.isArray(v.data_offsets) && v.data_offsets.length === 2 && v.data_offsets.every(isIndex),
+      `${where} has invalid data_offsets ${JSON.stringify(v.data_offsets)}`);
+    const dtype = v.dtype as DType;
+    const shape = v.shape as number[];
+    const [begin, end] = v.data_offsets as [number, number];
+    check(begin <= end && end <= dataSize,
+      `${where} has data_offsets [${begin}, ${end}] outside the file's ${dataSize} data bytes (truncated or corrupt file)`);
+    const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    check(end - begin === expected,
+      `${where}: dtype ${dtype} and shape [${shape.join(', ')}] need ${expected} bytes but data_offsets span ${end - begin}`);
+    tensors.set(name, { name, dtype, shape, offset: dataStart + begin, byteLength: end - begin });
+  }
+  const sorted = [...tensors.values()].filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    const [a, b] = [sorted[i - 1], sorted[i]];
+    check(a.offset + a.byteLength <= b.offset, `${what}: tensors "${a.name}" and "${b.name}" overlap`);
+  }
+  return { tensors, metadata, dataStart };
+}
+
+/** Reads only the header of a safetensors file (weights stay on disk). */
+export async function readHeader(path: string): Promise<SafetensorsHeader> {
+  const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`${path}: cannot open (${e.code ?? e.message})`);
+  });
+  try {
+    const { size } = await file.stat();
+    const lengthBytes = Buffer.alloc(8);
+    await file.read(lengthBytes, 0, 8, 0);
+    const header = Buffer.alloc(headerLength(lengthBytes, size, basename(path)));
+    await file.read(header, 0, header.length, 8);
+    return parseHeader(header, size, basename(path));
+  } finally {
+    await file.close();
+  }
+}
+
+/** Reads a whole safetensors file into memory (for small files such as attention files). */
+export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
+  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`${path}: cannot read (${e.code ?? e.message})`);
+  });
+  return { header: decodeHeader(bytes, basename(path)), bytes };
+}
+
+/** Parses the header of a safetensors file image held in memory. */
+export function decodeHeader(bytes: Uint8Array, what: string): SafetensorsHeader {
+  const length = headerLength(bytes.subarray(0, 8), bytes.length, what);
+  return parseHeader(bytes.subarray(8, 8 + length), bytes.length, what);
+}
+
+/** The header length stored in the first 8 bytes, checked against the file size and MAX_HEADER_BYTES. */
+function headerLength(first8: Uint8Array, fileSize: number, what: string): number {
+  check(fileSize >= 8, `${what}: ${fileSize} bytes is too short for a safetensors file`);
+  const length = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
+  check(length <= BigInt(fileSize - 8), `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file (truncated or not safetensors)`);
+  check(length <= BigInt(MAX_HEADER_BYTES), `${what}: safetensors header of ${length} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  return Number(length);
+}
+
+export interface TensorToWrite {
+  dtype: DType;
+  shape: readonly number[];
+  data: ArrayBufferView;
+}
+
+/** Encodes tensors and string metadata as one safetensors file image (header padded to 8 bytes, like the Python writer). */
+export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== expected) throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
+    offset += expected;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const out = Buffer.alloc(8 + json.length + offset);
+  out.writeBigUInt64LE(BigInt(json.length), 0);
+  json.copy(out, 8);
+  let at = 8 + json.length;
+  for (const t of Object.values(tensors)) {
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+    at += t.data.byteLength;
+  }
+  return out;
+}
+
+/** Writes a file atomically: a temporary sibling, then rename, so a failure never leaves half a file behind. */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+function isIndex(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+function isStringRecord(x: unknown): x is Record<string, string> {
+  return x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((v) => typeof v === 'string');
+}

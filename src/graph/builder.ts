@@ -1,0 +1,198 @@
+/**
+ * A small builder for ONNX graphs, plus the few layer-level compositions every family uses (linear layers,
+ * layer norm, GELU, splitting heads, scaled dot-product attention). Family files (bert.ts, gpt2.ts, …) call
+ * these in forward order, so each reads like a reference implementation.
+ *
+ * Activations are 2-D `[T, D]` (one sequence, no batch axis) and per-head tensors `[H, T, d]`; T is dynamic.
+ * Weights are external initializers pointing into the checkpoint's safetensors files (see models/weights.ts).
+ */
+import onnxProto from 'onnx-proto';
+import type { WeightRef, Weights } from '../models/weights.js';
+
+const { onnx } = onnxProto;
+const { DataType } = onnx.TensorProto;
+const { AttributeType } = onnx.AttributeProto;
+
+/** ONNX opset: 17 is the first with LayerNormalization; onnxruntime 1.30 runs it on CPU. */
+export const OPSET = 17;
+
+/** Node attributes: integers, int lists, strings, and floats wrapped as `{ float: x }` (ONNX types them apart). */
+type Attr = number | string | readonly number[] | { float: number };
+type Dim = number | string;
+
+export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
+export type ActivationName = (typeof ACTIVATIONS)[number];
+
+const WEIGHT_TYPES = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16 } as const;
+
+export class GraphBuilder {
+  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
+  private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  /** Weight name → graph value (tied embeddings are used twice but stored once). */
+  private readonly weightValues = new Map<string, string>();
+  private counter = 0;
+
+  constructor(private readonly weights: Weights) {}
+
+  // ---- graph plumbing -------------------------------------------------------------------------------
+
+  input(name: string, type: 'int64' | 'float', dims: readonly Dim[]): string {
+    this.inputs.push(valueInfo(name, type === 'int64' ? DataType.INT64 : DataType.FLOAT, dims));
+    return name;
+  }
+
+  /** Declares `value` a float graph output (values are named by the node that makes them: see `op`'s `out`). */
+  output(value: string, dims: readonly Dim[]): string {
+    this.outputs.push(valueInfo(value, DataType.FLOAT, dims));
+    return value;
+  }
+
+  /** Adds one node; `out` names its output (a graph output's name), otherwise a fresh name is made. */
+  op(opType: string, inputs: readonly string[], attrs: Record<string, Attr> = {}, out?: string): string {
+    return this.opN(opType, inputs, 1, attrs, out ? [out] : undefined)[0];
+  }
+
+  opN(opType: string, inputs: readonly string[], n: number, attrs: Record<string, Attr> = {}, outs?: string[]): string[] {
+    const id = this.counter++;
+    const output = outs ?? Array.from({ length: n }, (_, i) => `${opType.toLowerCase()}_${id}${n > 1 ? `_${i}` : ''}`);
+    this.nodes.push({
+      opType,
+      name: `${opType}_${id}`,
+      input: [...inputs],
+      output,
+      attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v)),
+    });
+    return output;
+  }
+
+  /** A checkpoint tensor as a graph value, in float32 (F16/BF16 are cast once, folded at session creation). */
+  weight(ref: WeightRef): string {
+    const known = this.weightValues.get(ref.name);
+    if (known) return known;
+    const type = WEIGHT_TYPES[ref.dtype as keyof typeof WEIGHT_TYPES];
+    this.initializers.push({
+      name: ref.name,
+      dims: ref.shape,
+      dataType: type,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.weights.location(ref) },
+        { key: 'offset', value: String(ref.offset) },
+        { key: 'length', value: String(ref.byteLength) },
+      ],
+    });
+    const value = type === DataType.FLOAT ? ref.name : this.op('Cast', [ref.name], { to: DataType.FLOAT });
+    this.weightValues.set(ref.name, value);
+    return value;
+  }
+
+  /** An int64 constant (shapes, axes, indices). */
+  ints(values: readonly number[]): string {
+    const name = `const_${this.counter++}`;
+    this.initializers.push({ name, dims: [values.length], dataType: DataType.INT64, rawData: bytes(BigInt64Array.from(values, BigInt)) });
+    return name;
+  }
+
+  /** A float32 scalar constant. */
+  scalar(value: number): string {
+    const name = `const_${this.counter++}`;
+    this.initializers.push({ name, dims: [], dataType: DataType.FLOAT, rawData: bytes(Float32Array.of(value)) });
+    return name;
+  }
+
+  /** The serialized ModelProto (small: weights stay in the safetensors files). */
+  toBytes(): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'attnviz',
+      opsetImport: [{ domain: '', version: OPSET }],
+      graph: { name: 'attnviz', node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+
+  // ---- layers ---------------------------------------------------------------------------------------
+
+  /** x·Wᵀ + b for a torch nn.Linear weight `[out, in]`. */
+  linear(x: string, w: WeightRef, b?: WeightRef): string {
+    return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 });
+  }
+
+  /** x·W + b for a GPT-2 Conv1D weight `[in, out]`. */
+  conv1d(x: string, w: WeightRef, b: WeightRef): string {
+    return this.op('Gemm', [x, this.weight(w), this.weight(b)]);
+  }
+
+  layerNorm(x: string, w: WeightRef, b: WeightRef, eps: number, out?: string): string {
+    return this.op('LayerNormalization', [x, this.weight(w), this.weight(b)], { axis: -1, epsilon: { float: eps } }, out);
+  }
+
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+
+  /** Exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (BERT's "gelu"). */
+  geluErf(x: string): string {
+    const erf = this.op('Erf', [this.op('Mul', [x, this.scalar(Math.SQRT1_2)])]);
+    return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [erf, this.scalar(1)])]);
+  }
+
+  /** Tanh-approximated GELU (GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+  geluTanh(x: string): string {
+    const cube = this.op('Mul', [this.op('Mul', [x, x]), x]);
+    const inner = this.op('Mul', [this.op('Add', [x, this.op('Mul', [cube, this.scalar(0.044715)])]), this.scalar(Math.sqrt(2 / Math.PI))]);
+    return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Tanh', [inner]), this.scalar(1)])]);
+  }
+
+  /** The activation a config names (`hidden_act` / `activation_function`). */
+  activation(x: string, name: ActivationName): string {
+    switch (name) {
+      case 'gelu': return this.geluErf(x);
+      case 'gelu_new': case 'gelu_pytorch_tanh': return this.geluTanh(x);
+      case 'relu': return this.op('Relu', [x]);
+    }
+  }
+
+  /** `[T, H·d]` → `[H, T, d]`, written to `out` when given (the per-head q/k outputs). */
+  splitHeads(x: string, heads: number, headDim: number, out?: string): string {
+    const r = this.op('Reshape', [x, this.ints([0, heads, headDim])]);
+    return this.op('Transpose', [r], { perm: [1, 0, 2] }, out);
+  }
+
+  /** `[H, T, d]` → `[T, H·d]`. */
+  mergeHeads(x: string, heads: number, headDim: number): string {
+    const t = this.op('Transpose', [x], { perm: [1, 0, 2] });
+    return this.op('Reshape', [t, this.ints([0, heads * headDim])]);
+  }
+
+  /**
+   * softmax(q·kᵀ·scale + mask)·v for per-head q, k, v `[H, T, d]`; the probabilities are written to `probsOut`.
+   * `mask` is an additive `[T, T]` mask (0 or -inf) or undefined for full attention.
+   */
+  attention(q: string, k: string, v: string, scale: number, probsOut: string, mask?: string): string {
+    const kT = this.op('Transpose', [k], { perm: [0, 2, 1] });
+    const scores = this.op('Mul', [this.op('MatMul', [q, kT]), this.scalar(scale)]);
+    const probs = this.op('Softmax', [mask ? this.op('Add', [scores, mask]) : scores], { axis: -1 }, probsOut);
+    return this.op('MatMul', [probs, v]);
+  }
+}
+
+function valueInfo(name: string, elemType: number, dims: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+  };
+}
+
+function attribute(name: string, v: Attr): onnxProto.onnx.IAttributeProto {
+  if (typeof v === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(v) };
+  if (typeof v === 'number') return { name, type: AttributeType.INT, i: v };
+  if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };
+  return { name, type: AttributeType.INTS, ints: [...v] };
+}
+
+function bytes(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}

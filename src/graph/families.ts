@@ -1,0 +1,15 @@
+/** The model families the engine can build, by config.json `model_type`. */
+import { check } from '../core/errors.js';
+import type { ModelConfig } from '../models/config.js';
+import { bert } from './bert.js';
+import type { Family, ModelDims } from './family.js';
+import { gpt2 } from './gpt2.js';
+
+export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2];
+
+export function familyFor(config: ModelConfig): Family<ModelDims> {
+  const type = config.modelType;
+  const family = FAMILIES.find((f) => f.modelType === type);
+  check(family, `${config.path}: model_type "${type}" is not supported (supported: ${FAMILIES.map((f) => f.modelType).join(', ')})`);
+  return family;
+}

@@ -1,0 +1,105 @@
+/**
+ * The checkpoint's tensors, located on disk but not read: the ONNX graph refers to their bytes in place (as
+ * external data), so onnxruntime reads each weight once, straight from the safetensors file, and the weights
+ * never pass through JavaScript memory. Single files and sharded checkpoints (an index + shards) both load.
+ */
+import { existsSync } from 'node:fs';
+import { readFile, realpath } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { AttnvizError, check } from '../core/errors.js';
+import { readHeader, type DType, type TensorEntry } from '../core/safetensors.js';
+
+/** One tensor of the checkpoint: its header entry plus the real path of the file that holds it. */
+export interface WeightRef extends TensorEntry {
+  file: string;
+}
+
+export const FLOAT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
+
+export class Weights {
+  /** Directory that contains every weight file (after resolving symlinks, e.g. hub-cache blobs). */
+  readonly root: string;
+  private readonly tensors: Map<string, WeightRef>;
+
+  private constructor(root: string, tensors: Map<string, WeightRef>) {
+    this.root = root;
+    this.tensors = tensors;
+  }
+
+  /** Opens `model.safetensors`, or the shards listed by `model.safetensors.index.json`, in `dir`. */
+  static async open(dir: string): Promise<Weights> {
+    const single = join(dir, 'model.safetensors');
+    const index = join(dir, 'model.safetensors.index.json');
+    let files: string[];
+    if (existsSync(single)) files = [single];
+    else if (existsSync(index)) files = await shardFiles(dir, index);
+    else throw new AttnvizError(`${dir}: no weights (looked for model.safetensors and model.safetensors.index.json; only safetensors checkpoints are supported)`);
+
+    const tensors = new Map<string, WeightRef>();
+    const real = await Promise.all(files.map((f) => realpath(f)));
+    for (const file of real) {
+      const header = await readHeader(file);
+      for (const entry of header.tensors.values()) tensors.set(entry.name, { ...entry, file });
+    }
+    return new Weights(commonDir(real), tensors);
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  /**
+   * The first of `names` that the checkpoint holds (real checkpoints spell some tensors in several ways),
+   * checked to be a float tensor of exactly `shape`.
+   */
+  get(names: string | readonly string[], shape: readonly number[]): WeightRef {
+    const candidates = typeof names === 'string' ? [names] : names;
+    const found = candidates.map((n) => this.tensors.get(n)).find((t) => t !== undefined);
+    check(found, `checkpoint is missing tensor ${candidates.map((n) => `"${n}"`).join(' or ')}`);
+    check(FLOAT_DTYPES.includes(found.dtype), `tensor "${found.name}" has dtype ${found.dtype}; expected F32, F16 or BF16`);
+    check(found.shape.length === shape.length && found.shape.every((d, i) => d === shape[i]),
+      `tensor "${found.name}" has shape [${found.shape.join(', ')}]; the config implies [${shape.join(', ')}]`);
+    return found;
+  }
+
+  /** Path of a weight file relative to `root`, as an ONNX external-data location. */
+  location(ref: WeightRef): string {
+    return relative(this.root, ref.file).split(sep).join('/');
+  }
+
+  /** Total bytes of all tensors (what loading costs in memory). */
+  byteLength(): number {
+    let total = 0;
+    for (const t of this.tensors.values()) total += t.byteLength;
+    return total;
+  }
+}
+
+async function shardFiles(dir: string, indexPath: string): Promise<string[]> {
+  let index: { weight_map?: Record<string, string> };
+  try {
+    index = JSON.parse(await readFile(indexPath, 'utf8'));
+  } catch (e) {
+    throw new AttnvizError(`${indexPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const map = index.weight_map;
+  check(map && typeof map === 'object', `${indexPath}: has no weight_map`);
+  const names = [...new Set(Object.values(map))];
+  for (const name of names) {
+    check(typeof name === 'string' && !name.includes('/') && !name.includes('\\') && name !== '..',
+      `${indexPath}: shard name ${JSON.stringify(name)} is not a file name in the model folder`);
+    check(existsSync(join(dir, name)), `${dir}: shard ${name} listed in model.safetensors.index.json is missing`);
+  }
+  return names.map((n) => join(dir, n));
+}
+
+/** Deepest directory containing all `files`; onnxruntime only reads external data below its base folder. */
+function commonDir(files: string[]): string {
+  let dir = dirname(files[0]);
+  while (!files.every((f) => f.startsWith(dir.endsWith(sep) ? dir : dir + sep))) dir = dirname(dir);
+  return dir;
+}

@@ -1,0 +1,55 @@
+/**
+ * The one module that talks to onnxruntime (Node). A session is built once per model from the graph bytes;
+ * the weights are external data read by onnxruntime from the checkpoint files under `weightsRoot`.
+ * Runs on one session are queued: a second text waits for the first instead of doubling peak memory.
+ */
+import ort from 'onnxruntime-node';
+
+export type Feed = { type: 'int64'; data: BigInt64Array; dims: readonly number[] } | { type: 'float32'; data: Float32Array; dims: readonly number[] };
+
+export interface RunOutput {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+export class Session {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async create(graph: Uint8Array, weightsRoot: string, options: { threads?: number } = {}): Promise<Session> {
+    const session = await ort.InferenceSession.create(graph, {
+      graphOptimizationLevel: 'all',
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      // Resolves external-data locations (the safetensors files) relative to this folder.
+      extra: { session: { model_external_initializers_file_folder_path: weightsRoot } },
+    });
+    return new Session(session);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  run(feeds: Record<string, Feed>): Promise<Record<string, RunOutput>> {
+    const result = this.queue.then(async () => {
+      const tensors: Record<string, ort.Tensor> = {};
+      for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
+      const out = await this.session.run(tensors);
+      const outputs: Record<string, RunOutput> = {};
+      for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };
+      return outputs;
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.queue;
+    await this.session.release();
+  }
+}

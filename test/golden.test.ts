@@ -1,0 +1,40 @@
+/**
+ * The engine against independent references (../shared/golden): every BERT and GPT-2 case, tokens and ids
+ * exactly, attention within 1e-4, q/k/hidden_last within 1e-4 × max(1, max |golden|) (golden README).
+ */
+import { afterAll, describe, expect, test } from 'vitest';
+import { loadModel, type Model } from '../src/engine.js';
+import { goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase } from './shared.js';
+
+const models = new Map<string, Promise<Model>>();
+const model = (name: string) => {
+  if (!models.has(name)) models.set(name, loadModel(goldenModel(name)));
+  return models.get(name)!;
+};
+afterAll(async () => {
+  for (const m of models.values()) await (await m).release();
+});
+
+describe.skipIf(!HAVE_SHARED)('golden cases: BERT and GPT-2', () => {
+  const files = goldenCases(['bert-tiny', 'gpt2-tiny']);
+  test('there are cases for both families', () => {
+    expect(files.filter((f) => f.includes('bert-tiny__')).length).toBeGreaterThanOrEqual(9);
+    expect(files.filter((f) => f.includes('gpt2-tiny__')).length).toBeGreaterThanOrEqual(9);
+  });
+
+  test.each(files.map((f) => [f.split('/').pop()!, f]))('%s', async (_, file) => {
+    const golden = await readGoldenCase(file);
+    const m = await model(golden.model);
+    // GPT-2 has no pair template: the golden pair case is the two texts joined by one space.
+    const a = await m.attention(golden.text, { pair: golden.textPair });
+    expect(a.tokens).toEqual(golden.tokens);
+    expect(a.inputIds).toEqual(golden.inputIds);
+    expect(a.attention.dims).toEqual(golden.dims('attention'));
+    expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
+    for (const [name, ours] of [['query', a.query!], ['key', a.key!], ['hidden_last', a.hiddenLast!]] as const) {
+      const ref = golden.f32(name);
+      expect(ours.dims, name).toEqual(golden.dims(name));
+      expect(maxAbsDiff(ours.data, ref), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(ref)));
+    }
+  });
+});

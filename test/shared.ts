@@ -1,0 +1,71 @@
+/** Access to ../shared (golden data, real models): present in CI, possibly absent in a user's clone. */
+import { existsSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { readSafetensors } from '../src/core/safetensors.js';
+
+export const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
+export const HAVE_SHARED = existsSync(join(SHARED, 'golden', 'README.md'));
+if (!HAVE_SHARED) console.warn(`skipping tests that need golden data: ${SHARED} is absent`);
+
+export const goldenModel = (name: string) => join(SHARED, 'golden', 'models', name);
+
+export interface GoldenCase {
+  file: string;
+  model: string;
+  input: string;
+  text: string;
+  textPair: string | null;
+  tokens: string[];
+  inputIds: number[];
+  f32(name: string): Float32Array;
+  dims(name: string): number[];
+}
+
+/** Golden case files for the given models, e.g. ['bert-tiny', 'gpt2-tiny']. */
+export function goldenCases(models: readonly string[]): string[] {
+  if (!HAVE_SHARED) return [];
+  const dir = join(SHARED, 'golden', 'cases');
+  return readdirSync(dir).filter((f) => f.endsWith('.safetensors') && models.includes(f.split('__')[0])).sort().map((f) => join(dir, f));
+}
+
+export async function readGoldenCase(file: string): Promise<GoldenCase> {
+  const { header, bytes } = await readSafetensors(file);
+  const meta = Object.fromEntries(Object.entries(header.metadata).map(([k, v]) => [k, JSON.parse(v)]));
+  const entry = (name: string) => {
+    const e = header.tensors.get(name);
+    if (!e) throw new Error(`${file}: no tensor ${name}`);
+    return e;
+  };
+  return {
+    file,
+    model: meta.model,
+    input: meta.input_key,
+    text: meta.text,
+    textPair: meta.text_pair,
+    tokens: meta.tokens,
+    inputIds: meta.input_ids,
+    f32(name) {
+      const e = entry(name);
+      const out = new Float32Array(e.byteLength / 4);
+      new Uint8Array(out.buffer).set(bytes.subarray(e.offset, e.offset + e.byteLength));
+      return out;
+    },
+    dims: (name) => entry(name).shape,
+  };
+}
+
+/** Largest absolute difference between two equally long arrays. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
