@@ -51,14 +51,7 @@ export async function readAttentionFile(path: string): Promise<Attention> {
 /** Decodes an attention file image; `what` names it in errors. */
 export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention {
   const header = decodeHeader(bytes, what);
-  const raw = header.metadata.attnviz;
-  check(raw !== undefined, `${what}: no "attnviz" entry in __metadata__ (not an attention file; see docs/attention-file.md)`);
-  let meta: Partial<AttentionFileMetadata>;
-  try {
-    meta = JSON.parse(raw);
-  } catch (e) {
-    throw new AttnvizError(`${what}: __metadata__.attnviz is not valid JSON (${(e as Error).message})`);
-  }
+  const meta = readMetadata(header.metadata, what);
   check(Array.isArray(meta.tokens) && meta.tokens.every((t) => typeof t === 'string'), `${what}: metadata "tokens" must be a list of strings`);
   const tokens = meta.tokens;
   const T = tokens.length;
@@ -103,6 +96,24 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(hiddenLast ? { hiddenLast } : {}),
     ...(inputIds ? { inputIds } : {}),
   };
+}
+
+/**
+ * The `attnviz` JSON entry; failing that, metadata stored one JSON string per field (`tokens`, `text`,
+ * `text_pair`), the layout of ../shared/golden/cases and of simple PyTorch writers.
+ */
+function readMetadata(metadata: Record<string, string>, what: string): Partial<AttentionFileMetadata> {
+  const parse = (key: string): unknown => {
+    try {
+      return JSON.parse(metadata[key]);
+    } catch (e) {
+      throw new AttnvizError(`${what}: __metadata__.${key} is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  if (metadata.attnviz !== undefined) return parse('attnviz') as Partial<AttentionFileMetadata>;
+  check(metadata.tokens !== undefined, `${what}: no "attnviz" entry in __metadata__ (not an attention file; see docs/attention-file.md)`);
+  const field = (key: string) => (metadata[key] === undefined ? undefined : parse(key));
+  return { tokens: field('tokens') as string[], text: field('text') as string, pair: (field('text_pair') ?? null) as string | null };
 }
 
 function f32(t: Tensor): TensorToWrite {

@@ -1,0 +1,102 @@
+/** The attention file: round trip, reading minimal PyTorch-style files, rejecting malformed ones. */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { Attention } from '../src/core/attention.js';
+import { decodeAttentionFile, encodeAttentionFile, readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import { AttnvizError } from '../src/core/errors.js';
+import { encodeSafetensors } from '../src/core/safetensors.js';
+import { HAVE_SHARED, SHARED } from './shared.js';
+
+const tmp = await mkdtemp(join(tmpdir(), 'attnviz-file-'));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+/** A small, fully populated Attention with distinct values everywhere. */
+function sample(): Attention {
+  const [L, H, T, d, D] = [2, 3, 4, 5, 6];
+  const seq = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k));
+  return {
+    tokens: ['[CLS]', '<script>alert(1)</script>', '" onmouseover="x', '[SEP]'],
+    text: 'a', pair: 'b', sentenceBStart: 2,
+    model: { source: 'somewhere/bert', modelType: 'bert' },
+    causal: false,
+    attention: { dims: [L, H, T, T], data: seq(L * H * T * T, 1) },
+    query: { dims: [L, H, T, d], data: seq(L * H * T * d, 2) },
+    key: { dims: [L, H, T, d], data: seq(L * H * T * d, 3) },
+    hiddenLast: { dims: [T, D], data: seq(T * D, 4) },
+    inputIds: [101, 7, 99999, 102],
+  };
+}
+
+describe('attention file', () => {
+  test('round-trips every field through a file', async () => {
+    const a = sample();
+    const path = join(tmp, 'a.safetensors');
+    await writeAttentionFile(path, a);
+    expect(await readAttentionFile(path)).toEqual(a);
+  });
+
+  test('stores the documented layout: F32 tensors and JSON metadata under "attnviz"', () => {
+    const bytes = encodeAttentionFile(sample());
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+    expect(header.attention).toMatchObject({ dtype: 'F32', shape: [2, 3, 4, 4] });
+    expect(header.input_ids).toMatchObject({ dtype: 'I64', shape: [4] });
+    const meta = JSON.parse(header.__metadata__.attnviz);
+    expect(meta).toEqual({
+      version: 1, tokens: sample().tokens, text: 'a', pair: 'b', sentence_b_start: 2,
+      model: { source: 'somewhere/bert', model_type: 'bert' }, causal: false,
+    });
+  });
+
+  test('reads a file with only attention and tokens (as written from PyTorch output_attentions), I32 ids', () => {
+    const attention = Float32Array.from({ length: 12 * 4 }, () => 0.25);
+    const bytes = encodeSafetensors(
+      { attention: { dtype: 'F32', shape: [3, 1, 4, 4], data: attention }, input_ids: { dtype: 'I32', shape: [4], data: Int32Array.of(1, 2, 3, 4) } },
+      { attnviz: JSON.stringify({ tokens: ['a', 'b', 'c', 'd'] }) },
+    );
+    const a = decodeAttentionFile(bytes, 'min.safetensors');
+    expect(a.tokens).toEqual(['a', 'b', 'c', 'd']);
+    expect(a.attention.dims).toEqual([3, 1, 4, 4]);
+    expect(a.query).toBeUndefined();
+    expect(a.inputIds).toEqual([1, 2, 3, 4]);
+    expect(a.sentenceBStart).toBeNull();
+  });
+
+  test.each([
+    ['no attnviz metadata', {}, 'no "attnviz" entry'],
+    ['tokens missing', { attnviz: '{}' }, '"tokens" must be a list'],
+    ['metadata not JSON', { attnviz: '{' }, 'not valid JSON'],
+    ['tokens of the wrong count', { attnviz: JSON.stringify({ tokens: ['a'] }) }, 'does not fit 1 tokens'],
+  ])('rejects %s', (_, metadata, message) => {
+    const bytes = encodeSafetensors({ attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) } }, metadata);
+    expect(() => decodeAttentionFile(bytes, 'bad.safetensors')).toThrow(AttnvizError);
+    expect(() => decodeAttentionFile(bytes, 'bad.safetensors')).toThrow(message);
+  });
+
+  test('rejects q without k', () => {
+    const bytes = encodeSafetensors({
+      attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) },
+      query: { dtype: 'F32', shape: [1, 1, 2, 3], data: new Float32Array(6) },
+    }, { attnviz: JSON.stringify({ tokens: ['a', 'b'] }) });
+    expect(() => decodeAttentionFile(bytes, 'q.safetensors')).toThrow('"query" and "key" must both be present');
+  });
+
+  test('a failed write leaves no file behind', async () => {
+    const path = join(tmp, 'missing-dir', 'x.safetensors');
+    await expect(writeAttentionFile(path, sample())).rejects.toThrow();
+    await expect(readFile(path)).rejects.toThrow();
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('golden case files', () => {
+  test('read as attention files (one JSON string per metadata field)', async () => {
+    const a = await readAttentionFile(join(SHARED, 'golden/cases/bert-tiny__cat_pair.safetensors'));
+    expect(a.tokens.slice(0, 3)).toEqual(['[CLS]', 'the', 'cat']);
+    expect(a.pair).toBe('The cat lay on the rug.');
+    expect(a.attention.dims).toEqual([3, 4, 17, 17]);
+    expect(a.query!.dims).toEqual([3, 4, 17, 10]);
+    expect(a.inputIds![0]).toBe(101);
+  });
+});

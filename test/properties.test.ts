@@ -1,0 +1,65 @@
+/**
+ * What must hold for any model, checked on the golden models with texts of our own: rows sum to 1, causal
+ * models attend to nothing ahead, and softmax(q·kᵀ/√d + mask) computed here from the returned q and k
+ * reproduces the returned attention (so q and k are exactly the vectors that made it).
+ */
+import { afterAll, describe, expect, test } from 'vitest';
+import type { Attention } from '../src/core/attention.js';
+import { loadModel, type Model } from '../src/engine.js';
+import { goldenModel, HAVE_SHARED } from './shared.js';
+
+const TEXT = 'Attention is all you need, said the paper; the cat, unimpressed, sat on the mat.';
+const loaded: Model[] = [];
+afterAll(async () => Promise.all(loaded.map((m) => m.release())));
+
+describe.skipIf(!HAVE_SHARED).each(['bert-tiny', 'gpt2-tiny'])('%s', (name) => {
+  let a: Attention;
+  test('extracts', async () => {
+    const m = await loadModel(goldenModel(name));
+    loaded.push(m);
+    a = await m.attention(TEXT, { pair: 'A second sentence.' });
+    expect(a.attention.dims.slice(2)).toEqual([a.tokens.length, a.tokens.length]);
+  });
+
+  test('every attention row sums to 1', () => {
+    const [L, H, T] = a.attention.dims;
+    let worst = 0;
+    for (let row = 0; row < L * H * T; row++) {
+      let sum = 0;
+      for (let j = 0; j < T; j++) sum += a.attention.data[row * T + j];
+      worst = Math.max(worst, Math.abs(sum - 1));
+    }
+    expect(worst).toBeLessThan(1e-5);
+  });
+
+  test('causal models have exact zeros above the diagonal, others do not', () => {
+    const [L, H, T] = a.attention.dims;
+    let above = 0;
+    for (let lh = 0; lh < L * H; lh++)
+      for (let i = 0; i < T; i++)
+        for (let j = i + 1; j < T; j++) above = Math.max(above, a.attention.data[(lh * T + i) * T + j]);
+    if (a.causal) expect(above).toBe(0);
+    else expect(above).toBeGreaterThan(0);
+  });
+
+  test('softmax(q·kᵀ/√d + mask) reproduces the attention', () => {
+    const [L, H, T, d] = a.query!.dims;
+    const q = a.query!.data, k = a.key!.data, p = a.attention.data;
+    let worst = 0;
+    for (let lh = 0; lh < L * H; lh++) {
+      for (let i = 0; i < T; i++) {
+        const scores = new Float64Array(T).fill(-Infinity);
+        for (let j = 0; j < (a.causal ? i + 1 : T); j++) {
+          let dot = 0;
+          for (let c = 0; c < d; c++) dot += q[(lh * T + i) * d + c] * k[(lh * T + j) * d + c];
+          scores[j] = dot / Math.sqrt(d);
+        }
+        const max = Math.max(...scores);
+        const exp = scores.map((s) => Math.exp(s - max));
+        const sum = exp.reduce((x, y) => x + y, 0);
+        for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(exp[j] / sum - p[(lh * T + i) * T + j]));
+      }
+    }
+    expect(worst).toBeLessThan(1e-5);
+  });
+});
