@@ -138,15 +138,14 @@ async function resolveSource(source: string, options: LoadOptions): Promise<stri
 
 /** Keeps the first `max` tokens, but ends with the original trailing special tokens (e.g. [SEP]). */
 function truncate(e: Encoded, max: number): Encoded {
-  const tail = e.special ? trailingCount(e.special) : 0;
-  const keep = (xs: readonly number[] | readonly string[] | readonly boolean[]) => [...xs.slice(0, max - tail), ...xs.slice(xs.length - tail)];
-  const sentenceBStart = e.sentenceBStart !== null && e.sentenceBStart < max - tail ? e.sentenceBStart : null;
+  const tail = trailingCount(e.special);
+  const keep = <T>(xs: readonly T[]) => [...xs.slice(0, max - tail), ...xs.slice(xs.length - tail)];
   return {
-    ids: keep(e.ids) as number[],
-    tokens: keep(e.tokens) as string[],
-    typeIds: keep(e.typeIds) as number[],
-    sentenceBStart,
-    ...(e.special ? { special: keep(e.special) as boolean[] } : {}),
+    ids: keep(e.ids),
+    tokens: keep(e.tokens),
+    typeIds: keep(e.typeIds),
+    special: keep(e.special),
+    sentenceBStart: e.sentenceBStart !== null && e.sentenceBStart < max - tail ? e.sentenceBStart : null,
   };
 }
 

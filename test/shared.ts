@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { Attention } from '../src/core/attention.js';
 import { readSafetensors } from '../src/core/safetensors.js';
 
 export const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
@@ -68,4 +70,17 @@ export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
   return m;
+}
+
+/** The golden README's acceptance: tokens and ids exact, attention within 1e-4, q/k/hidden within 1e-4 × max(1, max |golden|). */
+export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
+  expect(a.tokens).toEqual(golden.tokens);
+  expect(a.inputIds).toEqual(golden.inputIds);
+  expect(a.attention.dims).toEqual(golden.dims('attention'));
+  expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
+  for (const [name, ours] of [['query', a.query], ['key', a.key], ['hidden_last', a.hiddenLast]] as const) {
+    const ref = golden.f32(name);
+    expect(ours?.dims, name).toEqual(golden.dims(name));
+    expect(maxAbsDiff(ours!.data, ref), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(ref)));
+  }
 }

@@ -1,0 +1,359 @@
+/**
+ * Text → token ids for a model folder in Hugging Face layout, on tokenizers.js (@huggingface/tokenizers).
+ * A tokenizer.json is used as it is. Older folders that only carry the "slow" tokenizer files (BERT's
+ * vocab.txt, GPT-2's and RoBERTa's vocab.json + merges.txt) get, in memory, the tokenizer.json that
+ * transformers' convert_slow_tokenizer would write for them, so both kinds of folder tokenize identically.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { AttnvizError, check } from '../core/errors.js';
+
+export interface Encoded {
+  /** Token ids, including special tokens. */
+  ids: number[];
+  /** Token strings exactly as the tokenizer produced them (e.g. 'Ġthe', '##ing', '▁the', '<0x0A>'). */
+  tokens: string[];
+  /** token_type_ids; all 0 when the model has no segments. */
+  typeIds: number[];
+  /** Index of the first token of the second text; null without a pair. */
+  sentenceBStart: number | null;
+  /** Per token: a special token ([CLS], </s>, BOS, ...), as transformers' special-tokens mask. */
+  special: boolean[];
+}
+
+export interface TextTokenizer {
+  encode(text: string, pair?: string | null): Encoded;
+  decode(ids: number[]): string;
+}
+
+/**
+ * The part of tokenizers.js' Tokenizer used here. Its .d.ts files import each other without file
+ * extensions, which NodeNext resolution refuses, so the package's own types arrive as `any`.
+ */
+interface HfTokenizer {
+  encode(
+    text: string,
+    options?: { text_pair?: string | null; add_special_tokens?: boolean; return_token_type_ids?: boolean },
+  ): { ids: number[]; tokens: string[]; token_type_ids?: number[] };
+  decode(ids: number[]): string;
+  get_added_tokens_decoder(): Map<number, { id: number; special: boolean }>;
+}
+
+type JsonObject = Record<string, unknown>;
+type Vocab = Record<string, number>;
+
+type TemplateItem =
+  | { SpecialToken: { id: string; type_id: number } }
+  | { Sequence: { id: 'A' | 'B'; type_id: number } };
+
+interface PostProcessorJson extends JsonObject {
+  type: string;
+  single?: TemplateItem[];
+  pair?: TemplateItem[];
+  processors?: PostProcessorJson[];
+}
+
+interface TokenizerJson extends JsonObject {
+  model: JsonObject;
+  post_processor: PostProcessorJson | null;
+}
+
+interface AddedTokenJson {
+  id: number;
+  content: string;
+  single_word: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  normalized: boolean;
+  special: boolean;
+}
+
+export async function loadTokenizer(dir: string, modelType: string): Promise<TextTokenizer> {
+  const config = await readTokenizerConfig(dir);
+  const jsonPath = join(dir, 'tokenizer.json');
+  // tokenizers.js reads BPE merges in both layouts ("Ġ t" strings and newer ["Ġ", "t"] pairs), so
+  // tokenizer.json needs no rewriting (the tests load both forms).
+  const tokenizerJson = existsSync(jsonPath)
+    ? withDefaults(await readJson(jsonPath), jsonPath)
+    : await convertSlowTokenizer(dir, modelType, config);
+  let tokenizer: HfTokenizer;
+  try {
+    tokenizer = new Tokenizer(tokenizerJson, config) as HfTokenizer;
+  } catch (e) {
+    throw new AttnvizError(`cannot build the tokenizer of ${dir}: ${(e as Error).message}`);
+  }
+  return wrap(tokenizer, pairLayout(tokenizerJson.post_processor));
+}
+
+/**
+ * How a pair of texts is encoded. Encoders whose single-text template closes the text with a special
+ * token (BERT's [SEP], RoBERTa's </s>) were trained on segment pairs and get one. Decoder-only models
+ * (GPT-2, Llama: no template, or one that only prepends BOS) never saw pairs: the texts are joined with
+ * one space, as in the golden references.
+ */
+type PairLayout =
+  | { kind: 'segments'; specialsBeforeB: number; zeroTypeIds: boolean }
+  | { kind: 'joined' };
+
+const JOINED: PairLayout = { kind: 'joined' };
+
+function pairLayout(pp: PostProcessorJson | null): PairLayout {
+  switch (pp?.type) {
+    case 'BertProcessing': // [CLS] A [SEP] B [SEP]
+      return { kind: 'segments', specialsBeforeB: 2, zeroTypeIds: false };
+    case 'RobertaProcessing': // <s> A </s></s> B </s>
+      // tokenizers.js gives B type id 1; RoBERTa-style models have a single token type, and the Rust
+      // library and transformers give all zeros.
+      return { kind: 'segments', specialsBeforeB: 3, zeroTypeIds: true };
+    case 'TemplateProcessing': {
+      const single = pp.single ?? [];
+      const pair = pp.pair ?? [];
+      const closesA = single.slice(single.findIndex((item) => 'Sequence' in item) + 1).some((item) => 'SpecialToken' in item);
+      const b = pair.findIndex((item) => 'Sequence' in item && item.Sequence.id === 'B');
+      if (!closesA || b < 0) return JOINED;
+      // tokenizers.js emits one token per SpecialToken item.
+      return { kind: 'segments', specialsBeforeB: pair.slice(0, b).filter((item) => 'SpecialToken' in item).length, zeroTypeIds: false };
+    }
+    case 'Sequence': // e.g. [ByteLevel, TemplateProcessing]: the first processor with a pair layout decides
+      return (pp.processors ?? []).map(pairLayout).find((layout) => layout.kind === 'segments') ?? JOINED;
+    default:
+      return JOINED;
+  }
+}
+
+function wrap(tokenizer: HfTokenizer, layout: PairLayout): TextTokenizer {
+  const specialIds = new Set([...tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id));
+  const run = (text: string, pair: string | null) => {
+    const e = tokenizer.encode(text, { text_pair: pair, return_token_type_ids: true });
+    return {
+      ids: e.ids,
+      tokens: e.tokens,
+      typeIds: e.token_type_ids ?? zeros(e.ids.length),
+      special: e.ids.map((id) => specialIds.has(id)),
+    };
+  };
+  return {
+    encode(text, pair = null) {
+      check(text.trim() !== '', 'text is empty');
+      if (pair === null) return { ...run(text, null), sentenceBStart: null };
+      check(pair.trim() !== '', 'second text of the pair is empty');
+      if (layout.kind === 'joined') {
+        return { ...run(`${text} ${pair}`, null), sentenceBStart: tokenizer.encode(text).ids.length };
+      }
+      const encoded = run(text, pair);
+      const aLength = tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+      return {
+        ...encoded,
+        typeIds: layout.zeroTypeIds ? zeros(encoded.ids.length) : encoded.typeIds,
+        sentenceBStart: layout.specialsBeforeB + aLength,
+      };
+    },
+    // tokenizers.js throws on an empty list.
+    decode: (ids) => (ids.length === 0 ? '' : tokenizer.decode(ids)),
+  };
+}
+
+const zeros = (n: number): number[] => new Array<number>(n).fill(0);
+
+/**
+ * tokenizer_config.json overlaid with special_tokens_map.json (which wins, as in transformers'
+ * from_pretrained). Special tokens saved as AddedToken objects ({content, lstrip, ...}) become their
+ * strings: tokenizers.js and the converters below expect strings.
+ */
+async function readTokenizerConfig(dir: string): Promise<JsonObject> {
+  const config: JsonObject = {};
+  for (const name of ['tokenizer_config.json', 'special_tokens_map.json']) {
+    const file = join(dir, name);
+    if (!existsSync(file)) continue;
+    const json = await readJson(file);
+    check(isObject(json), `${file} is not a JSON object`);
+    for (const [key, value] of Object.entries(json)) {
+      config[key] = Array.isArray(value) && key === 'additional_special_tokens' ? value.map(tokenContent) : tokenContent(value);
+    }
+  }
+  return config;
+}
+
+function tokenContent(value: unknown): unknown {
+  return isObject(value) && typeof value.content === 'string' ? value.content : value;
+}
+
+async function readJson(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new AttnvizError(`${file} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** tokenizers.js insists on every top-level key that the Rust library may leave out. */
+function withDefaults(json: unknown, file: string): TokenizerJson {
+  check(isObject(json) && isObject(json.model), `${file} has no "model" object`);
+  return { added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json } as unknown as TokenizerJson;
+}
+
+async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
+  const has = (name: string) => existsSync(join(dir, name));
+  const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
+  if (modelType === 'gpt2' || modelType === 'roberta') {
+    check(has('vocab.json') && has('merges.txt'), () => missing('vocab.json + merges.txt'));
+    const vocabFile = join(dir, 'vocab.json');
+    const vocab = await readJson(vocabFile);
+    check(isObject(vocab) && Object.values(vocab).every(Number.isInteger), `${vocabFile} does not map tokens to integer ids`);
+    const mergesFile = join(dir, 'merges.txt');
+    const merges = parseMerges(await readFile(mergesFile, 'utf8'), mergesFile);
+    return modelType === 'gpt2'
+      ? gpt2Json(vocab as Vocab, merges, config)
+      : robertaJson(vocab as Vocab, merges, config, vocabFile);
+  }
+  check(has('vocab.txt'), () => missing('vocab.txt'));
+  const vocabFile = join(dir, 'vocab.txt');
+  return bertJson(parseVocabTxt(await readFile(vocabFile, 'utf8')), config, vocabFile);
+}
+
+/** One token per line, id = line number (as transformers' load_vocab: only the "\n" is stripped). */
+function parseVocabTxt(text: string): Vocab {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return Object.fromEntries(lines.map((token, id) => [token, id]));
+}
+
+/** "a b" per line; the first line may be a "#version: ..." header (as GPT2Tokenizer reads it). */
+function parseMerges(text: string, file: string): [string, string][] {
+  const merges: [string, string][] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || (i === 0 && line.startsWith('#version'))) return;
+    const parts = line.split(/\s+/);
+    check(parts.length === 2, () => `${file} line ${i + 1} is not two tokens: ${JSON.stringify(line)}`);
+    merges.push([parts[0], parts[1]]);
+  });
+  return merges;
+}
+
+/** transformers' BertConverter. */
+function bertJson(vocab: Vocab, config: JsonObject, vocabFile: string): TokenizerJson {
+  const unk = tokenString(config, 'unk_token') ?? '[UNK]';
+  const sep = tokenString(config, 'sep_token') ?? '[SEP]';
+  const cls = tokenString(config, 'cls_token') ?? '[CLS]';
+  const pad = tokenString(config, 'pad_token') ?? '[PAD]';
+  const mask = tokenString(config, 'mask_token') ?? '[MASK]';
+  const clsId = vocabId(vocab, cls, vocabFile);
+  const sepId = vocabId(vocab, sep, vocabFile);
+  vocabId(vocab, unk, vocabFile);
+  const strip = config.strip_accents;
+  return {
+    version: '1.0',
+    added_tokens: addedTokens(vocab, [unk, sep, pad, cls, mask, ...additionalSpecialTokens(config)]),
+    normalizer: {
+      type: 'BertNormalizer',
+      clean_text: true,
+      handle_chinese_chars: flag(config, 'tokenize_chinese_chars', true),
+      // null: strip accents exactly when lowercasing
+      strip_accents: typeof strip === 'boolean' ? strip : null,
+      lowercase: flag(config, 'do_lower_case', true),
+    },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    model: { type: 'WordPiece', unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [special(cls, 0), sequence('A', 0), special(sep, 0)],
+      pair: [special(cls, 0), sequence('A', 0), special(sep, 0), sequence('B', 1), special(sep, 1)],
+      special_tokens: {
+        [cls]: { id: cls, ids: [clsId], tokens: [cls] },
+        [sep]: { id: sep, ids: [sepId], tokens: [sep] },
+      },
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+  };
+}
+
+/** transformers' GPT2Converter (without add_bos_token): no special tokens are added to the text. */
+function gpt2Json(vocab: Vocab, merges: [string, string][], config: JsonObject): TokenizerJson {
+  const specials = ['bos_token', 'eos_token', 'unk_token'].map((key) => tokenString(config, key) ?? '<|endoftext|>');
+  return {
+    ...byteLevelBpe(vocab, merges, config),
+    added_tokens: addedTokens(vocab, [...specials, tokenString(config, 'pad_token'), ...additionalSpecialTokens(config)]),
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+  };
+}
+
+/** transformers' RobertaConverter: <s> A </s> and <s> A </s></s> B </s>. */
+function robertaJson(vocab: Vocab, merges: [string, string][], config: JsonObject, vocabFile: string): TokenizerJson {
+  const bos = tokenString(config, 'bos_token') ?? '<s>';
+  const eos = tokenString(config, 'eos_token') ?? '</s>';
+  const sep = tokenString(config, 'sep_token') ?? '</s>';
+  const cls = tokenString(config, 'cls_token') ?? '<s>';
+  const unk = tokenString(config, 'unk_token') ?? '<unk>';
+  const pad = tokenString(config, 'pad_token') ?? '<pad>';
+  const mask = tokenString(config, 'mask_token') ?? '<mask>';
+  return {
+    ...byteLevelBpe(vocab, merges, config),
+    // RobertaTokenizer lets <mask> absorb the space before it (lstrip): in "a <mask>." the mask stands
+    // for a whole "Ġword" token.
+    added_tokens: addedTokens(vocab, [bos, eos, sep, cls, unk, pad, mask, ...additionalSpecialTokens(config)], mask),
+    post_processor: {
+      type: 'RobertaProcessing',
+      sep: [sep, vocabId(vocab, sep, vocabFile)],
+      cls: [cls, vocabId(vocab, cls, vocabFile)],
+      trim_offsets: true,
+      add_prefix_space: flag(config, 'add_prefix_space', false),
+    },
+  };
+}
+
+function byteLevelBpe(vocab: Vocab, merges: [string, string][], config: JsonObject) {
+  return {
+    version: '1.0',
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: flag(config, 'add_prefix_space', false), trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+    },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+  };
+}
+
+const special = (id: string, typeId: number): TemplateItem => ({ SpecialToken: { id, type_id: typeId } });
+const sequence = (id: 'A' | 'B', typeId: number): TemplateItem => ({ Sequence: { id, type_id: typeId } });
+
+/**
+ * The special tokens found in the vocabulary, registered so that they are matched whole in the text
+ * (as the slow tokenizers split on them). One missing from the vocabulary could never be produced
+ * anyway and is left out; those the post-processor needs are checked by vocabId.
+ */
+function addedTokens(vocab: Vocab, contents: (string | undefined)[], lstripped: string | null = null): AddedTokenJson[] {
+  return [...new Set(contents)]
+    .filter((content): content is string => content !== undefined && Object.hasOwn(vocab, content))
+    .map((content) => ({
+      id: vocab[content], content, single_word: false, lstrip: content === lstripped, rstrip: false, normalized: false, special: true,
+    }));
+}
+
+function vocabId(vocab: Vocab, token: string, vocabFile: string): number {
+  check(Object.hasOwn(vocab, token), () => `${vocabFile} has no special token ${token}`);
+  return vocab[token];
+}
+
+function tokenString(config: JsonObject, key: string): string | undefined {
+  const value = config[key];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function additionalSpecialTokens(config: JsonObject): string[] {
+  const list = config.additional_special_tokens;
+  return Array.isArray(list) ? list.filter((t): t is string => typeof t === 'string') : [];
+}
+
+function flag(config: JsonObject, key: string, fallback: boolean): boolean {
+  const value = config[key];
+  return typeof value === 'boolean' ? value : fallback;
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
