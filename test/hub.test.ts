@@ -4,6 +4,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeF
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildCache, sha256, storageOf } from './hub-cache.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AttnvizError } from '../src/core/errors.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../src/models/hub.js';
@@ -18,28 +19,11 @@ const TINY_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'token
 const COMMIT = 'a'.repeat(8) + '0123456789abcdef0123456789abcdef';
 const OTHER_COMMIT = 'b'.repeat(40);
 
-const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 /** The id git (and so the Hub, for non-LFS files) gives a file's contents. */
 const gitBlobId = (data: Uint8Array) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
-const storageOf = (cache: string, repo: string) => join(cache, `models--${repo.replace('/', '--')}`);
 
 async function readTiny(): Promise<Map<string, Buffer>> {
   return new Map(await Promise.all(TINY_FILES.map(async (f) => [f, await readFile(join(tinyDir, f))] as const)));
-}
-
-/** A cache laid out as huggingface_hub writes it: blobs by sha256, refs/main, relative snapshot symlinks. */
-async function buildCache(cache: string, repo: string, commit: string, files: Map<string, Uint8Array>): Promise<string> {
-  const storage = storageOf(cache, repo);
-  const snapshot = join(storage, 'snapshots', commit);
-  await mkdir(join(storage, 'blobs'), { recursive: true });
-  await mkdir(join(storage, 'refs'), { recursive: true });
-  await mkdir(snapshot, { recursive: true });
-  for (const [name, data] of files) {
-    await writeFile(join(storage, 'blobs', sha256(data)), data);
-    await symlink(`../../blobs/${sha256(data)}`, join(snapshot, name));
-  }
-  await writeFile(join(storage, 'refs', 'main'), commit);
-  return snapshot;
 }
 
 interface Call { method: string; url: string; auth: string | null }

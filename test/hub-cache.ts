@@ -1,0 +1,22 @@
+/** Hugging Face caches laid out on disk exactly as the Python client writes them, for tests. */
+import { createHash } from 'node:crypto';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+export const storageOf = (cache: string, repo: string) => join(cache, `models--${repo.replace('/', '--')}`);
+
+/** A cache laid out as huggingface_hub writes it: blobs by sha256, refs/main, relative snapshot symlinks. */
+export async function buildCache(cache: string, repo: string, commit: string, files: Map<string, Uint8Array>): Promise<string> {
+  const storage = storageOf(cache, repo);
+  const snapshot = join(storage, 'snapshots', commit);
+  await mkdir(join(storage, 'blobs'), { recursive: true });
+  await mkdir(join(storage, 'refs'), { recursive: true });
+  await mkdir(snapshot, { recursive: true });
+  for (const [name, data] of files) {
+    await writeFile(join(storage, 'blobs', sha256(data)), data);
+    await symlink(`../../blobs/${sha256(data)}`, join(snapshot, name));
+  }
+  await writeFile(join(storage, 'refs', 'main'), commit);
+  return snapshot;
+}
