@@ -1,0 +1,173 @@
+/**
+ * A compact binary encoding of an Attention for pages (standalone HTML, the app's server responses).
+ * BertViz embeds JSON floats twice, 46 bytes per value; here attention takes 12 bits per value (1.5 bytes,
+ * exactly 2 in base64) and q/k 16 bits (IEEE half precision).
+ *
+ * Attention is stored as round(√a · 4095): the square root spends the levels where attention lives (small
+ * weights), so the error is below 6e-8 near 0 and at most 2.5e-4 near 1 — invisible as opacity and exact
+ * to three decimals in tooltips.
+ *
+ * Layout: "AVZ1", u32 header length, header JSON (UTF-8), then each section at a 4-byte-aligned offset.
+ * Browser-safe: no Node imports. Compression, if any, is the caller's (deflate-raw both sides).
+ */
+import type { Attention, Tensor } from './attention.js';
+import { AttnvizError, check } from './errors.js';
+
+const MAGIC = 'AVZ1';
+const Q = 4095;
+
+type Encoding = 'sqrt12' | 'f16';
+
+interface Section {
+  name: 'attention' | 'query' | 'key';
+  encoding: Encoding;
+  dims: number[];
+  offset: number;
+  byteLength: number;
+}
+
+interface Header {
+  tokens: string[];
+  text: string;
+  pair: string | null;
+  sentenceBStart: number | null;
+  model: { source: string; modelType: string };
+  causal: boolean;
+  inputIds?: number[];
+  sections: Section[];
+}
+
+export interface EncodeOptions {
+  /** Include q and k (the neuron view needs them; head and model views do not). Default true when present. */
+  queryKey?: boolean;
+}
+
+export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint8Array {
+  const tensors: [Section['name'], Tensor, Encoding][] = [['attention', a.attention, 'sqrt12']];
+  if ((options.queryKey ?? true) && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
+  const payloads = tensors.map(([, t, enc]) => (enc === 'sqrt12' ? packSqrt12(t.data) : packF16(t.data)));
+  const sections: Section[] = [];
+  let offset = 0;
+  tensors.forEach(([name, t, encoding], i) => {
+    sections.push({ name, encoding, dims: [...t.dims], offset, byteLength: payloads[i].length });
+    offset = align4(offset + payloads[i].length);
+  });
+  const header: Header = {
+    tokens: a.tokens, text: a.text, pair: a.pair, sentenceBStart: a.sentenceBStart, model: a.model, causal: a.causal,
+    ...(a.inputIds ? { inputIds: a.inputIds } : {}),
+    sections,
+  };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const start = align4(8 + json.length);
+  const out = new Uint8Array(start + offset);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(4, json.length, true);
+  out.set(json, 8);
+  sections.forEach((s, i) => out.set(payloads[i], start + s.offset));
+  return out;
+}
+
+export function decodeAttention(bytes: Uint8Array): Attention {
+  check(bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(0, 4)) === MAGIC, 'not attnviz binary data (bad magic)');
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
+  check(8 + length <= bytes.length, 'attnviz binary data is truncated');
+  let header: Header;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
+  } catch (e) {
+    throw new AttnvizError(`attnviz binary header is not JSON (${(e as Error).message})`);
+  }
+  const start = align4(8 + length);
+  const tensor = (name: Section['name']): Tensor | undefined => {
+    const s = header.sections.find((x) => x.name === name);
+    if (!s) return undefined;
+    const count = s.dims.reduce((x, y) => x * y, 1);
+    check(start + s.offset + s.byteLength <= bytes.length, `attnviz binary data: section ${name} is truncated`);
+    const raw = bytes.subarray(start + s.offset, start + s.offset + s.byteLength);
+    return { dims: s.dims, data: s.encoding === 'sqrt12' ? unpackSqrt12(raw, count) : unpackF16(raw, count) };
+  };
+  const attention = tensor('attention');
+  check(attention, 'attnviz binary data has no attention');
+  const query = tensor('query'), key = tensor('key');
+  return {
+    tokens: header.tokens, text: header.text, pair: header.pair, sentenceBStart: header.sentenceBStart,
+    model: header.model, causal: header.causal, attention,
+    ...(query && key ? { query, key } : {}),
+    ...(header.inputIds ? { inputIds: header.inputIds } : {}),
+  };
+}
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+/** Two values per three bytes. */
+function packSqrt12(values: Float32Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(values.length / 2) * 3);
+  const q = (v: number) => Math.round(Math.sqrt(Math.min(1, Math.max(0, v))) * Q);
+  for (let i = 0, o = 0; i < values.length; i += 2, o += 3) {
+    const a = q(values[i]), b = i + 1 < values.length ? q(values[i + 1]) : 0;
+    out[o] = a & 255;
+    out[o + 1] = (a >> 8) | ((b & 15) << 4);
+    out[o + 2] = b >> 4;
+  }
+  return out;
+}
+
+function unpackSqrt12(bytes: Uint8Array, count: number): Float32Array {
+  const table = new Float32Array(Q + 1);
+  for (let v = 0; v <= Q; v++) table[v] = (v / Q) ** 2;
+  const out = new Float32Array(count);
+  for (let i = 0, o = 0; i < count; i += 2, o += 3) {
+    out[i] = table[bytes[o] | ((bytes[o + 1] & 15) << 8)];
+    if (i + 1 < count) out[i + 1] = table[(bytes[o + 1] >> 4) | (bytes[o + 2] << 4)];
+  }
+  return out;
+}
+
+function packF16(values: Float32Array): Uint8Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    out[i] = f32BitsToF16(u[0]);
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function unpackF16(bytes: Uint8Array, count: number): Float32Array {
+  const h = new Uint16Array(bytes.slice().buffer, 0, count);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = f16ToF32(h[i]);
+  return out;
+}
+
+/** float32 bits → float16 bits, round to nearest even; overflow → ±Infinity. */
+export function f32BitsToF16(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    let half = m >> shift;
+    const rem = m & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  return sign | half;
+}
+
+export function f16ToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}

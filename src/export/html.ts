@@ -1,0 +1,58 @@
+/**
+ * Standalone HTML: one file holding the views bundle and the data once, in the compact binary encoding
+ * (core/encode.ts, deflate-raw compressed when that is smaller, base64). It loads no external resource, so it
+ * works from file:// with the network off. `renderHtml` is the programmatic API (notebooks, other apps).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deflateRawSync } from 'node:zlib';
+import type { Attention } from '../core/attention.js';
+import { encodeAttention } from '../core/encode.js';
+import { AttnvizError } from '../core/errors.js';
+import { escapeXml } from '../views/painter.js';
+import { VIEWS, type ViewName } from '../views/mount.js';
+
+export interface HtmlOptions {
+  view: ViewName;
+  /** View options (layer, heads, theme, …), passed to the view as JSON. */
+  options?: Record<string, unknown>;
+  title?: string;
+}
+
+export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOptions): string {
+  if (!VIEWS.includes(view)) throw new AttnvizError(`unknown view "${view}" (views: ${VIEWS.join(', ')})`);
+  // Only the neuron view reads q and k; leaving them out halves the head and model views' files.
+  const raw = encodeAttention(a, { queryKey: view === 'neuron' });
+  const deflated = deflateRawSync(raw, { level: 9 });
+  const compressed = deflated.length < raw.length;
+  const data = Buffer.from(compressed ? deflated : raw).toString('base64');
+  const heading = title ?? `${a.model.source || 'attention'} — ${view} view`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<title>${escapeXml(heading)}</title>
+<style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
+<body>
+<script type="application/x-attnviz" data-view="${view}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
+<script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>
+</body></html>
+`;
+}
+
+let bundle: string | undefined;
+
+/** The Vite-built views bundle (dist/views/attnviz-views.js), read once. */
+function viewsBundle(): string {
+  if (bundle) return bundle;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('attnviz package root not found');
+    dir = up;
+  }
+  const path = join(dir, 'dist', 'views', 'attnviz-views.js');
+  if (!existsSync(path)) throw new AttnvizError(`${path} is missing: run \`npm run build\``);
+  bundle = readFileSync(path, 'utf8');
+  return bundle;
+}

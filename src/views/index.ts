@@ -1,0 +1,6 @@
+/** The views as browser modules: each renders an Attention into an element and returns its handle. */
+export { headView, type HeadView, type HeadViewOptions, type HeadViewState } from './head-view.js';
+export { categoricalColors, THEMES, type Theme, type ThemeName } from './palette.js';
+export { prettifyToken, isSpecialToken } from './tokens.js';
+export { decodeAttention } from '../core/encode.js';
+export type { Attention, Tensor } from '../core/attention.js';

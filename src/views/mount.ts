@@ -1,0 +1,20 @@
+/** One entry for all views by name: used by the standalone page and the app. */
+import type { Attention } from '../core/attention.js';
+import { headView, type HeadViewOptions } from './head-view.js';
+
+export const VIEWS = ['head', 'model', 'neuron'] as const;
+export type ViewName = (typeof VIEWS)[number];
+
+export interface MountedView {
+  readonly element: HTMLElement;
+  toSVG(): string;
+  toPNG(): Promise<Blob>;
+  destroy(): void;
+}
+
+export function mountView(host: HTMLElement, name: ViewName, data: Attention, options: Record<string, unknown> = {}): MountedView {
+  switch (name) {
+    case 'head': return headView(host, data, options as HeadViewOptions);
+    default: throw new Error(`unknown view "${String(name)}" (views: ${VIEWS.join(', ')})`);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Drawing primitives with two back ends: a canvas (what the page shows, fast for thousands of lines) and an
+ * SVG string (the SVG export). Views draw a scene once against this interface, as d3-shape's line() draws to
+ * either a path string or a canvas context; the PNG export is the canvas back end on an offscreen canvas.
+ */
+
+export interface TextStyle {
+  color: string;
+  size: number;
+  anchor?: 'start' | 'middle' | 'end';
+  weight?: 'normal' | 'bold';
+  /** Degrees, about (x, y). */
+  rotate?: number;
+}
+
+export interface Painter {
+  rect(x: number, y: number, w: number, h: number, fill: string, opacity?: number, stroke?: { color: string; width: number }): void;
+  /** Many segments of one colour and opacity: `[x1, y1, x2, y2, …]`. */
+  lines(segments: readonly number[], stroke: string, opacity: number, width: number): void;
+  /** A polyline path through `points` `[x0, y0, x1, y1, …]`. */
+  path(points: readonly number[], stroke: string, opacity: number, width: number): void;
+  text(x: number, y: number, text: string, style: TextStyle): void;
+  /** An RGBA raster (one pixel per cell) scaled to the rectangle without smoothing. */
+  image(x: number, y: number, w: number, h: number, pixels: ImageData): void;
+}
+
+export const FONT = "'Helvetica Neue', Helvetica, Arial, sans-serif";
+
+export class CanvasPainter implements Painter {
+  constructor(readonly ctx: CanvasRenderingContext2D) {}
+
+  rect(x: number, y: number, w: number, h: number, fill: string, opacity = 1, stroke?: { color: string; width: number }): void {
+    const c = this.ctx;
+    c.globalAlpha = opacity;
+    if (fill !== 'none') {
+      c.fillStyle = fill;
+      c.fillRect(x, y, w, h);
+    }
+    if (stroke) {
+      c.strokeStyle = stroke.color;
+      c.lineWidth = stroke.width;
+      c.strokeRect(x, y, w, h);
+    }
+    c.globalAlpha = 1;
+  }
+
+  lines(segments: readonly number[], stroke: string, opacity: number, width: number): void {
+    if (segments.length === 0) return;
+    const c = this.ctx;
+    c.beginPath();
+    for (let i = 0; i < segments.length; i += 4) {
+      c.moveTo(segments[i], segments[i + 1]);
+      c.lineTo(segments[i + 2], segments[i + 3]);
+    }
+    this.stroke(stroke, opacity, width);
+  }
+
+  path(points: readonly number[], stroke: string, opacity: number, width: number): void {
+    const c = this.ctx;
+    c.beginPath();
+    c.moveTo(points[0], points[1]);
+    for (let i = 2; i < points.length; i += 2) c.lineTo(points[i], points[i + 1]);
+    this.stroke(stroke, opacity, width);
+  }
+
+  text(x: number, y: number, text: string, s: TextStyle): void {
+    const c = this.ctx;
+    c.save();
+    c.fillStyle = s.color;
+    c.font = `${s.weight ?? 'normal'} ${s.size}px ${FONT}`;
+    c.textAlign = s.anchor === 'middle' ? 'center' : s.anchor === 'end' ? 'right' : 'left';
+    c.textBaseline = 'middle';
+    c.translate(x, y);
+    if (s.rotate) c.rotate((s.rotate * Math.PI) / 180);
+    c.fillText(text, 0, 0);
+    c.restore();
+  }
+
+  image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
+    const tile = document.createElement('canvas');
+    tile.width = pixels.width;
+    tile.height = pixels.height;
+    tile.getContext('2d')!.putImageData(pixels, 0, 0);
+    this.ctx.imageSmoothingEnabled = false;
+    this.ctx.drawImage(tile, x, y, w, h);
+  }
+
+  private stroke(color: string, opacity: number, width: number): void {
+    const c = this.ctx;
+    c.globalAlpha = opacity;
+    c.strokeStyle = color;
+    c.lineWidth = width;
+    c.stroke();
+    c.globalAlpha = 1;
+  }
+}
+
+/** Collects the scene as SVG elements; numbers rounded to 2 decimals so output is stable and small. */
+export class SvgPainter implements Painter {
+  private readonly parts: string[] = [];
+
+  constructor(readonly width: number, readonly height: number, readonly background: string) {}
+
+  rect(x: number, y: number, w: number, h: number, fill: string, opacity = 1, stroke?: { color: string; width: number }): void {
+    this.parts.push(`<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" fill="${fill}"${opacity !== 1 ? ` fill-opacity="${r(opacity, 3)}"` : ''}${stroke ? ` stroke="${stroke.color}" stroke-width="${stroke.width}"` : ''}/>`);
+  }
+
+  lines(segments: readonly number[], stroke: string, opacity: number, width: number): void {
+    if (segments.length === 0) return;
+    let d = '';
+    for (let i = 0; i < segments.length; i += 4) d += `M${r(segments[i])} ${r(segments[i + 1])}L${r(segments[i + 2])} ${r(segments[i + 3])}`;
+    this.parts.push(`<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`);
+  }
+
+  path(points: readonly number[], stroke: string, opacity: number, width: number): void {
+    let d = `M${r(points[0])} ${r(points[1])}`;
+    for (let i = 2; i < points.length; i += 2) d += `L${r(points[i])} ${r(points[i + 1])}`;
+    this.parts.push(`<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`);
+  }
+
+  text(x: number, y: number, text: string, s: TextStyle): void {
+    const anchor = s.anchor && s.anchor !== 'start' ? ` text-anchor="${s.anchor}"` : '';
+    const rotate = s.rotate ? ` transform="rotate(${s.rotate} ${r(x)} ${r(y)})"` : '';
+    const weight = s.weight === 'bold' ? ' font-weight="bold"' : '';
+    this.parts.push(`<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"${anchor}${weight}${rotate}>${escapeXml(text)}</text>`);
+  }
+
+  image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
+    const tile = document.createElement('canvas');
+    tile.width = pixels.width;
+    tile.height = pixels.height;
+    tile.getContext('2d')!.putImageData(pixels, 0, 0);
+    this.parts.push(`<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`);
+  }
+
+  toString(): string {
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">`
+      + `<rect width="100%" height="100%" fill="${this.background}"/>${this.parts.join('')}</svg>`;
+  }
+}
+
+/** Escapes text for XML/HTML content and attribute values (tokens may contain `<script>` or quotes). */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+function r(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/** Renders a scene to a PNG blob at `scale` × (device pixel ratio for crisp output). */
+export async function scenePng(width: number, height: number, background: string, draw: (p: Painter) => void, scale = 2): Promise<Blob> {
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.ceil(width * scale);
+  canvas.height = Math.ceil(height * scale);
+  const ctx = canvas.getContext('2d')!;
+  ctx.scale(scale, scale);
+  ctx.fillStyle = background;
+  ctx.fillRect(0, 0, width, height);
+  draw(new CanvasPainter(ctx));
+  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG encoding failed'))), 'image/png'));
+}
+
+export function sceneSvg(width: number, height: number, background: string, draw: (p: Painter) => void): string {
+  const p = new SvgPainter(width, height, background);
+  draw(p);
+  return p.toString();
+}
