@@ -136,23 +136,29 @@ async function resolveSource(source: string, options: LoadOptions): Promise<stri
   return resolveHubModel(source, { env: options.env, progress: options.progress });
 }
 
-/** Keeps the first `max` tokens, but ends with the original trailing special tokens (e.g. [SEP]). */
+/**
+ * Cuts an encoding to `max` tokens as transformers' default `longest_first` does: one token at a time from
+ * the end of the longer text (the second on a tie), never a special token, so [CLS]/[SEP] stay in place.
+ */
 function truncate(e: Encoded, max: number): Encoded {
-  const tail = trailingCount(e.special);
-  const keep = <T>(xs: readonly T[]) => [...xs.slice(0, max - tail), ...xs.slice(xs.length - tail)];
+  const b = e.sentenceBStart ?? e.ids.length;
+  const content = (from: number, to: number) => e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
+  const a = content(0, b), bb = content(b, e.ids.length);
+  const dropped = new Set<number>();
+  for (let excess = e.ids.length - max; excess > 0; excess--) {
+    const from = a.length > bb.length ? a : bb.length > 0 ? bb : a;
+    check(from.length > 0, `cannot truncate to ${max} tokens: only special tokens would remain`);
+    dropped.add(from.pop()!);
+  }
+  const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => !dropped.has(i));
+  const droppedFromA = [...dropped].filter((i) => i < b).length;
   return {
     ids: keep(e.ids),
     tokens: keep(e.tokens),
     typeIds: keep(e.typeIds),
     special: keep(e.special),
-    sentenceBStart: e.sentenceBStart !== null && e.sentenceBStart < max - tail ? e.sentenceBStart : null,
+    sentenceBStart: e.sentenceBStart === null ? null : e.sentenceBStart - droppedFromA,
   };
-}
-
-function trailingCount(flags: readonly boolean[]): number {
-  let n = 0;
-  while (n < flags.length && flags[flags.length - 1 - n]) n++;
-  return n;
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */

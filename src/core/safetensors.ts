@@ -83,7 +83,9 @@ export async function readHeader(path: string): Promise<SafetensorsHeader> {
     throw new AttnvizError(`${path}: cannot open (${e.code ?? e.message})`);
   });
   try {
-    const { size } = await file.stat();
+    const stat = await file.stat();
+    check(stat.isFile(), `${path}: not a file`);
+    const { size } = stat;
     const lengthBytes = Buffer.alloc(8);
     await file.read(lengthBytes, 0, 8, 0);
     const header = Buffer.alloc(headerLength(lengthBytes, size, basename(path)));
@@ -156,7 +158,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw e;
+    throw new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
 }
 

@@ -18,17 +18,17 @@ export interface BertConfig extends ModelDims {
 }
 
 function readConfig(c: ModelConfig): BertConfig {
-  const hidden = c.int('hidden_size');
-  const heads = c.int('num_attention_heads');
+  const hidden = c.size('hidden_size');
+  const heads = c.size('num_attention_heads');
   return {
-    layers: c.int('num_hidden_layers'),
+    layers: c.size('num_hidden_layers'),
     heads,
     headDim: headDim(c, hidden, heads),
     hidden,
-    maxPositions: c.int('max_position_embeddings'),
-    vocab: c.int('vocab_size'),
-    typeVocab: c.int('type_vocab_size', 2),
-    intermediate: c.int('intermediate_size'),
+    maxPositions: c.size('max_position_embeddings'),
+    vocab: c.size('vocab_size'),
+    typeVocab: c.size('type_vocab_size', 2),
+    intermediate: c.size('intermediate_size'),
     eps: c.float('layer_norm_eps', 1e-12),
     act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu'),
   };

@@ -20,16 +20,16 @@ export interface Gpt2Config extends ModelDims {
 }
 
 function readConfig(c: ModelConfig): Gpt2Config {
-  const hidden = c.int(['n_embd', 'hidden_size']);
-  const heads = c.int(['n_head', 'num_attention_heads']);
+  const hidden = c.size(['n_embd', 'hidden_size']);
+  const heads = c.size(['n_head', 'num_attention_heads']);
   return {
-    layers: c.int(['n_layer', 'num_hidden_layers']),
+    layers: c.size(['n_layer', 'num_hidden_layers']),
     heads,
     headDim: headDim(c, hidden, heads),
     hidden,
-    maxPositions: c.int(['n_positions', 'max_position_embeddings']),
-    vocab: c.int('vocab_size'),
-    inner: c.int('n_inner', 4 * hidden),
+    maxPositions: c.size(['n_positions', 'max_position_embeddings']),
+    vocab: c.size('vocab_size'),
+    inner: c.size('n_inner', 4 * hidden),
     eps: c.float('layer_norm_epsilon', 1e-5),
     act: oneOf(c, 'activation_function', ACTIVATIONS, 'gelu_new'),
     scaleByInverseLayer: c.bool('scale_attn_by_inverse_layer_idx', false),

@@ -15,12 +15,13 @@ export class ModelConfig {
   }
 
   /**
-   * The first of `keys` present as an integer (families renamed fields over time: n_embd / hidden_size),
-   * else `fallback`; missing with no fallback is an error naming the field.
+   * A size (layers, heads, widths, vocabulary): the first of `keys` present (families renamed fields over
+   * time: n_embd / hidden_size), else `fallback`; missing with no fallback, or not a positive integer, is an
+   * error naming the field.
    */
-  int(keys: string | readonly string[], fallback?: number): number {
+  size(keys: string | readonly string[], fallback?: number): number {
     const v = this.lookup(keys, fallback);
-    check(Number.isSafeInteger(v) && (v as number) >= 0, () => `${this.path}: field ${name(keys)} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    check(Number.isSafeInteger(v) && (v as number) > 0, () => `${this.path}: field ${name(keys)} must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   }
 

@@ -80,21 +80,22 @@ export class Weights {
 }
 
 async function shardFiles(dir: string, indexPath: string): Promise<string[]> {
-  let index: { weight_map?: Record<string, string> };
+  let index: unknown;
   try {
     index = JSON.parse(await readFile(indexPath, 'utf8'));
   } catch (e) {
     throw new AttnvizError(`${indexPath}: not valid JSON (${(e as Error).message})`);
   }
-  const map = index.weight_map;
-  check(map && typeof map === 'object', `${indexPath}: has no weight_map`);
+  const map = (index as { weight_map?: unknown } | null)?.weight_map;
+  check(map !== null && typeof map === 'object' && !Array.isArray(map), `${indexPath}: has no weight_map object`);
   const names = [...new Set(Object.values(map))];
+  check(names.length > 0, `${indexPath}: weight_map lists no shards`);
   for (const name of names) {
-    check(typeof name === 'string' && !name.includes('/') && !name.includes('\\') && name !== '..',
+    check(typeof name === 'string' && /^[^/\\]+$/.test(name) && name !== '.' && name !== '..',
       `${indexPath}: shard name ${JSON.stringify(name)} is not a file name in the model folder`);
     check(existsSync(join(dir, name)), `${dir}: shard ${name} listed in model.safetensors.index.json is missing`);
   }
-  return names.map((n) => join(dir, n));
+  return names.map((n) => join(dir, n as string));
 }
 
 /** Deepest directory containing all `files`; onnxruntime only reads external data below its base folder. */
