@@ -4,9 +4,15 @@
  * exits 2; `--debug` adds the stack trace.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { writeAttentionFile } from '../core/attention-file.js';
+import { extname } from 'node:path';
+import type { Attention } from '../core/attention.js';
+import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/safetensors.js';
 import { loadModel } from '../engine.js';
+import { renderHtml } from '../export/html.js';
+import { renderImage } from '../export/image.js';
+import { VIEWS, type ViewName } from '../views/mount.js';
 
 const USAGE = `usage: attnviz <command> [options]
 
@@ -14,6 +20,10 @@ commands:
   extract --model <folder|hub id> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
       Run the model and write every layer's and head's attention, queries and keys to an attention file
       (docs/attention-file.md).
+  export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
+         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
+      Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
+      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH).
 
 options for every command:
   --debug     print stack traces
@@ -21,31 +31,73 @@ options for every command:
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
+/** --model, --text, --pair, --truncate: the options that run a model. */
+const MODEL_OPTIONS: Options = {
+  model: { type: 'string' },
+  text: { type: 'string' },
+  pair: { type: 'string' },
+  truncate: { type: 'boolean' },
+};
+
 const COMMANDS: Record<string, { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }> = {
   extract: {
     options: {
-      model: { type: 'string' },
-      text: { type: 'string' },
-      pair: { type: 'string' },
+      ...MODEL_OPTIONS,
       out: { type: 'string', short: 'o' },
-      truncate: { type: 'boolean' },
     },
     async run(v) {
-      const model = required(v, 'model');
-      const text = required(v, 'text');
       const out = required(v, 'out');
-      const m = await loadModel(model);
-      try {
-        const a = await m.attention(text, { pair: v.pair as string | undefined, truncate: v.truncate === true });
-        await writeAttentionFile(out, a);
-        const [layers, heads, T] = a.attention.dims;
-        console.error(`wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`);
-      } finally {
-        await m.release();
+      const a = await attentionFrom(v);
+      await writeAttentionFile(out, a);
+      const [layers, heads, T] = a.attention.dims;
+      console.error(`wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`);
+    },
+  },
+  export: {
+    options: {
+      ...MODEL_OPTIONS,
+      from: { type: 'string' },
+      view: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      layer: { type: 'string' },
+      theme: { type: 'string' },
+    },
+    async run(v) {
+      const view = required(v, 'view') as ViewName;
+      if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
+      const out = required(v, 'out');
+      const format = extname(out).slice(1).toLowerCase();
+      if (format !== 'html' && format !== 'png' && format !== 'svg') throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
+      const options: Record<string, unknown> = {};
+      if (typeof v.layer === 'string') {
+        const layer = Number(v.layer);
+        if (!Number.isInteger(layer) || layer < 0) throw new AttnvizError(`--layer must be a layer index, not "${v.layer}"`);
+        options.layer = layer;
       }
+      if (v.theme !== undefined) {
+        if (v.theme !== 'light' && v.theme !== 'dark') throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
+        options.theme = v.theme;
+      }
+      const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
+      if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0]) throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
+      const html = renderHtml(a, { view, options });
+      const bytes = format === 'html' ? html : await renderImage(html, format);
+      await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
+      console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
     },
   },
 };
+
+async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
+  const model = required(v, 'model');
+  const text = required(v, 'text');
+  const m = await loadModel(model);
+  try {
+    return await m.attention(text, { pair: v.pair as string | undefined, truncate: v.truncate === true });
+  } finally {
+    await m.release();
+  }
+}
 
 function required(v: Record<string, string | boolean | undefined>, name: string): string {
   const value = v[name];

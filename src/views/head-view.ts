@@ -246,7 +246,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     const width = (root.clientWidth || 900) - BOX - 30;
     return Math.max(2, Math.min(ROW, Math.floor((width / matrix.cols.length) * 4) / 4));
   }
-  const LABEL_MIN = 9;
+  const LABEL_MIN = 8;
 
   function drawHeatmap(p: Painter, top: number, cell: number): number {
     const { rows, cols } = matrix;

@@ -14,7 +14,17 @@ export interface MountedView {
   destroy(): void;
 }
 
+/**
+ * Renders view `name` into `host`. The handle is also reachable from its root element as the non-enumerable
+ * property `attnvizView` (no global), so code driving a standalone page (image export, tests) can call it.
+ */
 export function mountView(host: HTMLElement, name: ViewName, data: Attention, options: Record<string, unknown> = {}): MountedView {
+  const view = create(host, name, data, options);
+  Object.defineProperty(view.element, 'attnvizView', { value: view });
+  return view;
+}
+
+function create(host: HTMLElement, name: ViewName, data: Attention, options: Record<string, unknown>): MountedView {
   switch (name) {
     case 'head': return headView(host, data, options as HeadViewOptions);
     case 'model': return modelView(host, data, options as ModelViewOptions);
