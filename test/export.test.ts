@@ -67,7 +67,8 @@ describe('standalone HTML', () => {
     expect(dataBytes / values).toBeLessThanOrEqual(2.0);
     // The data is embedded once: exactly one data block.
     expect(html.match(/<script type="application\/x-attnviz"/g)).toHaveLength(1);
-    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\//);
+    // No external resource: no src/href loads, no URL but the SVG namespace.
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
   });
 
   test('escapes hostile text in the title and options', () => {
