@@ -72,16 +72,18 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   check(!query === !key && (!query || query.dims[3] === key!.dims[3]), `${what}: "query" and "key" must both be present with the same head size`);
   const hiddenLast = tensor('hidden_last', 2, ([t]) => t === T);
 
-  let inputIds: number[] | undefined;
-  const ids = header.tensors.get('input_ids');
-  if (ids) {
-    check((ids.dtype === 'I64' || ids.dtype === 'I32') && ids.shape.length === 1 && ids.shape[0] === T,
-      `${what}: tensor "input_ids" must be I64 or I32 [${T}], is ${ids.dtype} [${ids.shape.join(', ')}]`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset + ids.offset, ids.byteLength);
-    inputIds = Array.from({ length: T }, (_, i) => (ids.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)));
-  }
-
-  const sentenceBStart = meta.sentence_b_start ?? null;
+  const ints = (name: string): number[] | undefined => {
+    const e = header.tensors.get(name);
+    if (!e) return undefined;
+    check((e.dtype === 'I64' || e.dtype === 'I32') && e.shape.length === 1 && e.shape[0] === T,
+      `${what}: tensor "${name}" must be I64 or I32 [${T}], is ${e.dtype} [${e.shape.join(', ')}]`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset + e.offset, e.byteLength);
+    return Array.from({ length: T }, (_, i) => (e.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)));
+  };
+  const inputIds = ints('input_ids');
+  // Without sentence_b_start, a BERT-style writer's token_type_ids still tell where sentence B begins.
+  const firstB = ints('token_type_ids')?.indexOf(1) ?? -1;
+  const sentenceBStart = meta.sentence_b_start ?? (firstB > 0 ? firstB : null);
   check(sentenceBStart === null || (Number.isInteger(sentenceBStart) && sentenceBStart >= 0 && sentenceBStart <= T),
     `${what}: metadata "sentence_b_start" must be null or a token index`);
   return {
