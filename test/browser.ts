@@ -46,25 +46,14 @@ export async function openHtml(browser: Browser, html: string, viewport = { widt
 }
 
 /**
- * Compares a screenshot with the committed reference test/screenshots/<name>.png: decoded in the page,
- * a pixel differs when any channel differs by more than 32; fewer than `maxDiff` of the pixels may differ
- * (font rasterisation varies slightly between Chromium builds). A missing reference is written and reported.
+ * Fraction of pixels of two PNGs that differ by more than 32 in some channel (1 when sizes differ), decoded
+ * in `page` (any page: decoding needs no content).
  */
-export async function compareScreenshot(page: Page, png: Buffer, name: string, maxDiff = 0.01): Promise<{ differing: number; created: boolean }> {
-  const { readFile, mkdir } = await import('node:fs/promises');
-  const ref = join(fileURLToPath(new URL('./screenshots/', import.meta.url)), `${name}.png`);
-  if (!existsSync(ref)) {
-    await mkdir(dirname(ref), { recursive: true });
-    await writeFile(ref, png);
-    console.warn(`wrote missing reference screenshot ${ref}`);
-    return { differing: 0, created: true };
-  }
-  const expected = (await readFile(ref)).toString('base64');
-  const differing = await page.evaluate(async ([a, b]) => {
-    const decode = async (b64: string) => {
-      const bitmap = await createImageBitmap(await (await fetch(`data:image/png;base64,${b64}`)).blob());
-      const c = new OffscreenCanvas(bitmap.width, bitmap.height);
-      const ctx = c.getContext('2d')!;
+export async function pixelDiff(page: Page, a: Buffer, b: Buffer): Promise<number> {
+  return page.evaluate(async ([a, b]) => {
+    const decode = async (base64: string) => {
+      const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0))], { type: 'image/png' }));
+      const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
       ctx.drawImage(bitmap, 0, 0);
       return ctx.getImageData(0, 0, bitmap.width, bitmap.height);
     };
@@ -75,7 +64,24 @@ export async function compareScreenshot(page: Page, png: Buffer, name: string, m
       if (Math.abs(x.data[i] - y.data[i]) > 32 || Math.abs(x.data[i + 1] - y.data[i + 1]) > 32 || Math.abs(x.data[i + 2] - y.data[i + 2]) > 32) diff++;
     }
     return diff / (x.width * x.height);
-  }, [png.toString('base64'), expected] as const);
+  }, [a.toString('base64'), b.toString('base64')] as const);
+}
+
+/**
+ * Compares a screenshot with the committed reference test/screenshots/<name>.png (pixelDiff; font
+ * rasterisation varies slightly between Chromium builds, hence a tolerance). A missing reference is written
+ * and reported; a mismatch is saved beside it as <name>-changed.png.
+ */
+export async function compareScreenshot(page: Page, png: Buffer, name: string, maxDiff = 0.01): Promise<{ differing: number; created: boolean }> {
+  const { readFile, mkdir } = await import('node:fs/promises');
+  const ref = join(fileURLToPath(new URL('./screenshots/', import.meta.url)), `${name}.png`);
+  if (!existsSync(ref)) {
+    await mkdir(dirname(ref), { recursive: true });
+    await writeFile(ref, png);
+    console.warn(`wrote missing reference screenshot ${ref}`);
+    return { differing: 0, created: true };
+  }
+  const differing = await pixelDiff(page, png, await readFile(ref));
   if (differing >= maxDiff) await writeFile(ref.replace(/\.png$/, '-changed.png'), png);
   return { differing, created: false };
 }
