@@ -53,9 +53,9 @@ export function download(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** A canvas sized in CSS pixels, backed at the device pixel ratio so lines stay sharp. */
-export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: number): CanvasRenderingContext2D {
-  const dpr = window.devicePixelRatio || 1;
+/** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp. */
+export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: number, scale?: number): CanvasRenderingContext2D {
+  const dpr = scale ?? (window.devicePixelRatio || 1);
   canvas.width = Math.ceil(width * dpr);
   canvas.height = Math.ceil(height * dpr);
   canvas.style.width = `${width}px`;

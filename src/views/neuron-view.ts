@@ -144,7 +144,7 @@ const F16_PRODUCT = 2 ** -10;
 const ATTENTION_TOL = 1e-3;
 
 export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
-  const [L, H, T] = data.attention.dims;
+  const [L, H] = data.attention.dims;
   const hasQK = data.query !== undefined && data.key !== undefined;
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
   const index = (name: string, v: number | undefined, n: number, fallback: number) => {
