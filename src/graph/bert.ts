@@ -17,9 +17,11 @@ export interface BertConfig extends ModelDims {
   act: ActivationName;
 }
 
-function readConfig(c: ModelConfig): BertConfig {
+/** BERT's config fields, also RoBERTa's and ELECTRA's (which differ only in defaults). */
+export function readBertConfig(c: ModelConfig, defaults: { eps: number; typeVocab: number }): BertConfig {
   const hidden = c.size('hidden_size');
   const heads = c.size('num_attention_heads');
+  oneOf(c, 'position_embedding_type', ['absolute'], 'absolute');
   return {
     layers: c.size('num_hidden_layers'),
     heads,
@@ -27,50 +29,57 @@ function readConfig(c: ModelConfig): BertConfig {
     hidden,
     maxPositions: c.size('max_position_embeddings'),
     vocab: c.size('vocab_size'),
-    typeVocab: c.size('type_vocab_size', 2),
+    typeVocab: c.size('type_vocab_size', defaults.typeVocab),
     intermediate: c.size('intermediate_size'),
-    eps: c.float('layer_norm_eps', 1e-12),
+    eps: c.float('layer_norm_eps', defaults.eps),
     act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu'),
   };
 }
 
+/** LayerNorm `weight`/`bias` in current saves, `gamma`/`beta` in the original TF-converted ones. */
+function layerNorm(g: GraphBuilder, w: Weights, x: string, name: string, width: number, eps: number): string {
+  return g.layerNorm(x, w.get([`${name}.weight`, `${name}.gamma`], [width]), w.get([`${name}.bias`, `${name}.beta`], [width]), eps);
+}
+
 function build(g: GraphBuilder, w: Weights, c: BertConfig, options: BuildOptions): void {
   const p = w.has('bert.embeddings.word_embeddings.weight') ? 'bert.' : '';
-  const D = c.hidden;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  // LayerNorm `weight`/`bias` in current saves, `gamma`/`beta` in the original TF-converted ones.
-  const layerNorm = (x: string, name: string) => g.layerNorm(x,
-    w.get([`${p}${name}.weight`, `${p}${name}.gamma`], [D]), w.get([`${p}${name}.bias`, `${p}${name}.beta`], [D]), c.eps);
-
   // Embeddings: word + position + token type, then LayerNorm.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const types = g.input(INPUTS.tokenTypeIds, 'int64', ['T']);
-  const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(get(name, [rows, D])), index]);
-  let x = g.add(g.add(embed('embeddings.word_embeddings.weight', c.vocab, ids),
-    embed('embeddings.position_embeddings.weight', c.maxPositions, positions)),
-    embed('embeddings.token_type_embeddings.weight', c.typeVocab, types));
-  x = layerNorm(x, 'embeddings.LayerNorm');
+  const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, c.hidden])), index]);
+  const x = g.add(g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)), embed('token_type_embeddings', c.typeVocab, types));
+  bertEncoder(g, w, p, c, layerNorm(g, w, x, `${p}embeddings.LayerNorm`, c.hidden, c.eps), options);
+}
 
+/**
+ * BERT's encoder after the embeddings `x` [T, D], name for name also RoBERTa's and ELECTRA's (their
+ * modeling files copy it): post-norm self-attention and feed-forward layers. Emits the per-layer outputs
+ * and `hidden_last`.
+ */
+export function bertEncoder(g: GraphBuilder, w: Weights, prefix: string, c: BertConfig, x: string, options: BuildOptions): void {
+  const D = c.hidden;
+  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, w.get(`${prefix}${name}.weight`, [nOut, nIn]), w.get(`${prefix}${name}.bias`, [nOut]));
   for (let i = 0; i < c.layers; i++) {
     const l = `encoder.layer.${i}`;
     const out = outputNames(i);
-    const project = (name: string) => g.linear(x, get(`${l}.attention.self.${name}.weight`, [D, D]), get(`${l}.attention.self.${name}.bias`, [D]));
     // Self-attention: softmax(q·kᵀ/√d)·v per head; no mask, every token sees every token.
-    const q = g.splitHeads(project('query'), c.heads, c.headDim, out.q);
-    const k = g.splitHeads(project('key'), c.heads, c.headDim, out.k);
-    const v = g.splitHeads(project('value'), c.heads, c.headDim);
+    const q = g.splitHeads(linear(x, `${l}.attention.self.query`, D, D), c.heads, c.headDim, out.q);
+    const k = g.splitHeads(linear(x, `${l}.attention.self.key`, D, D), c.heads, c.headDim, out.k);
+    const v = g.splitHeads(linear(x, `${l}.attention.self.value`, D, D), c.heads, c.headDim);
     const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(c.headDim), out.probs), c.heads, c.headDim);
-    const attnOut = g.linear(context, get(`${l}.attention.output.dense.weight`, [D, D]), get(`${l}.attention.output.dense.bias`, [D]));
-    x = layerNorm(g.add(attnOut, x), `${l}.attention.output.LayerNorm`);
+    x = layerNorm(g, w, g.add(linear(context, `${l}.attention.output.dense`, D, D), x), `${prefix}${l}.attention.output.LayerNorm`, D, c.eps);
     // Feed-forward: D → intermediate → D, post-norm residual.
-    const h = g.activation(g.linear(x, get(`${l}.intermediate.dense.weight`, [c.intermediate, D]), get(`${l}.intermediate.dense.bias`, [c.intermediate])), c.act);
-    const ffOut = g.linear(h, get(`${l}.output.dense.weight`, [D, c.intermediate]), get(`${l}.output.dense.bias`, [D]));
-    x = layerNorm(g.add(ffOut, x), `${l}.output.LayerNorm`);
+    const h = g.activation(linear(x, `${l}.intermediate.dense`, D, c.intermediate), c.act);
+    x = layerNorm(g, w, g.add(linear(h, `${l}.output.dense`, c.intermediate, D), x), `${prefix}${l}.output.LayerNorm`, D, c.eps);
   }
-
   g.output(g.op('Identity', [x], {}, HIDDEN_LAST), ['T', D]);
   declareLayerOutputs(g, c, options);
 }
 
-export const bert: Family<BertConfig> = { modelType: 'bert', causal: false, readConfig, build };
+export const bert: Family<BertConfig> = {
+  modelType: 'bert',
+  causal: false,
+  readConfig: (c) => readBertConfig(c, { eps: 1e-12, typeVocab: 2 }),
+  build,
+};

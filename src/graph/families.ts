@@ -1,11 +1,16 @@
 /** The model families the engine can build, by config.json `model_type`. */
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../models/config.js';
+import { albert } from './albert.js';
 import { bert } from './bert.js';
+import { distilbert } from './distilbert.js';
+import { electra } from './electra.js';
 import type { Family, ModelDims } from './family.js';
+import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
+import { roberta } from './roberta.js';
 
-export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2];
+export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox];
 
 export function familyFor(config: ModelConfig): Family<ModelDims> {
   const type = config.modelType;

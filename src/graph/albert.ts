@@ -1,0 +1,94 @@
+/**
+ * ALBERT (Lan et al. 2020), as in transformers' modeling_albert.py: a BERT-style post-norm encoder with two
+ * savings. Embeddings are factorised — tokens embed into a small `embedding_size` E, LayerNorm there, and one
+ * linear map (`encoder.embedding_hidden_mapping_in`) lifts them to the hidden size D. And layers share
+ * weights: the num_hidden_layers layers are split into num_hidden_groups consecutive runs, and every layer
+ * of run g applies the same `encoder.albert_layer_groups.g.albert_layers.0.*` (released ALBERTs have one
+ * group: all layers are the same layer). The graph repeats that layer's computation per layer but holds
+ * each of its weights once (GraphBuilder.weight reuses a name it has seen), and each layer's attention
+ * differs because its input does.
+ *
+ * Reads checkpoints with or without the `albert.` prefix; the pooler, the masked-LM head (`predictions.*`)
+ * and the sentence-order head (`sop_classifier.*`) are ignored. inner_group_num > 1 (several different
+ * layers inside one group, none released) is rejected.
+ */
+import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { check } from '../core/errors.js';
+import { oneOf, type ModelConfig } from '../models/config.js';
+import type { Weights } from '../models/weights.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+
+export interface AlbertConfig extends ModelDims {
+  vocab: number;
+  typeVocab: number;
+  /** E, the width of the token embeddings before `embedding_hidden_mapping_in`. */
+  embedding: number;
+  /** Layers i share the weights of group floor(i / (layers / groups)). */
+  groups: number;
+  intermediate: number;
+  eps: number;
+  act: ActivationName;
+}
+
+function readConfig(c: ModelConfig): AlbertConfig {
+  const hidden = c.size('hidden_size');
+  const heads = c.size('num_attention_heads');
+  const layers = c.size('num_hidden_layers');
+  const groups = c.size('num_hidden_groups', 1);
+  check(groups <= layers, `${c.path}: num_hidden_groups ${groups} is more than num_hidden_layers ${layers}`);
+  const inner = c.size('inner_group_num', 1);
+  check(inner === 1, `${c.path}: inner_group_num ${inner} is not supported (only 1: one shared layer per group)`);
+  oneOf(c, 'position_embedding_type', ['absolute'], 'absolute');
+  return {
+    layers,
+    heads,
+    headDim: headDim(c, hidden, heads),
+    hidden,
+    maxPositions: c.size('max_position_embeddings'),
+    vocab: c.size('vocab_size'),
+    typeVocab: c.size('type_vocab_size', 2),
+    embedding: c.size('embedding_size', 128),
+    groups,
+    intermediate: c.size('intermediate_size'),
+    eps: c.float('layer_norm_eps', 1e-12),
+    act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu_new'),
+  };
+}
+
+function build(g: GraphBuilder, w: Weights, c: AlbertConfig, options: BuildOptions): void {
+  const p = w.has('albert.embeddings.word_embeddings.weight') ? 'albert.' : '';
+  const D = c.hidden, E = c.embedding;
+  const get = (name: string, shape: number[]) => w.get(p + name, shape);
+  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
+  const layerNorm = (x: string, name: string, width: number) => g.layerNorm(x, get(`${name}.weight`, [width]), get(`${name}.bias`, [width]), c.eps);
+
+  // Embeddings in E: word + position + token type, LayerNorm, then the one map E → D.
+  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
+  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
+  const types = g.input(INPUTS.tokenTypeIds, 'int64', ['T']);
+  const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(get(name, [rows, E])), index]);
+  let x = g.add(g.add(embed('embeddings.word_embeddings.weight', c.vocab, ids),
+    embed('embeddings.position_embeddings.weight', c.maxPositions, positions)),
+    embed('embeddings.token_type_embeddings.weight', c.typeVocab, types));
+  x = linear(layerNorm(x, 'embeddings.LayerNorm', E), 'encoder.embedding_hidden_mapping_in', E, D);
+
+  for (let i = 0; i < c.layers; i++) {
+    // The shared layer of this layer's group (modeling_albert.py: int(i / (layers / groups))).
+    const l = `encoder.albert_layer_groups.${Math.floor(i / (c.layers / c.groups))}.albert_layers.0`;
+    const out = outputNames(i);
+    // Self-attention: softmax(q·kᵀ/√d)·v per head, then dense and a post-norm residual.
+    const q = g.splitHeads(linear(x, `${l}.attention.query`, D, D), c.heads, c.headDim, out.q);
+    const k = g.splitHeads(linear(x, `${l}.attention.key`, D, D), c.heads, c.headDim, out.k);
+    const v = g.splitHeads(linear(x, `${l}.attention.value`, D, D), c.heads, c.headDim);
+    const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(c.headDim), out.probs), c.heads, c.headDim);
+    x = layerNorm(g.add(x, linear(context, `${l}.attention.dense`, D, D)), `${l}.attention.LayerNorm`, D);
+    // Feed-forward: D → intermediate → D (`ffn`, `ffn_output`), post-norm residual.
+    const h = g.activation(linear(x, `${l}.ffn`, D, c.intermediate), c.act);
+    x = layerNorm(g.add(linear(h, `${l}.ffn_output`, c.intermediate, D), x), `${l}.full_layer_layer_norm`, D);
+  }
+
+  g.output(g.op('Identity', [x], {}, HIDDEN_LAST), ['T', D]);
+  declareLayerOutputs(g, c, options);
+}
+
+export const albert: Family<AlbertConfig> = { modelType: 'albert', causal: false, readConfig, build };
