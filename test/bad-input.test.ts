@@ -9,17 +9,16 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
-import { AttnvizError } from '../src/core/errors.js';
 import { loadModel, type Model } from '../src/engine.js';
 import { FAMILIES } from '../src/graph/families.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
-import { goldenModel, HAVE_SHARED, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
+import { expectBad, goldenModel, HAVE_SHARED, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -58,22 +57,6 @@ async function withFile(model: string, name: string, contents: string | Uint8Arr
 /** The folder's config.json with `patch` applied (undefined deletes a field). */
 const withConfig = (model: string, patch: Record<string, unknown>) => derive(model, { config: patch });
 
-/** Awaits `p`, which must reject with a one-line AttnvizError matching every key; returns its message. */
-async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[]): Promise<string> {
-  const outcome = await p.then(
-    async (value) => {
-      if (value && typeof value === 'object' && 'release' in value) await (value as Model).release();
-      return { ok: true as const };
-    },
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-  if (outcome.ok) throw new Error(`expected an AttnvizError matching ${keys.join(', ')}, but it succeeded`);
-  const e = outcome.error as Error;
-  expect(e, `${e?.name}: ${e?.message}`).toBeInstanceOf(AttnvizError);
-  expect(e.message, 'one line').not.toMatch(/[\r\n]/);
-  for (const key of keys) expect(e.message).toMatch(key);
-  return e.message;
-}
 
 const load = (dir: string) => loadModel(dir);
 async function attentionOf(dir: string, text: string, options: { pair?: string; truncate?: boolean } = {}) {

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
+import { AttnvizError } from '../src/core/errors.js';
 import { readSafetensors } from '../src/core/safetensors.js';
 
 export const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
@@ -83,4 +84,21 @@ export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
     expect(ours?.dims, name).toEqual(golden.dims(name));
     expect(maxAbsDiff(ours!.data, ref), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(ref)));
   }
+}
+
+/** Awaits `p`, which must reject with a one-line AttnvizError matching every key (a model that loads is released); returns the message. */
+export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[]): Promise<string> {
+  const outcome = await p.then(
+    async (value) => {
+      if (value && typeof value === 'object' && 'release' in value) await (value as { release(): Promise<void> }).release();
+      return { ok: true as const };
+    },
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  if (outcome.ok) throw new Error(`expected an AttnvizError matching ${keys.join(', ')}, but it succeeded`);
+  const e = outcome.error as Error;
+  expect(e, `${e?.name}: ${e?.message}`).toBeInstanceOf(AttnvizError);
+  expect(e.message, 'one line').not.toMatch(/[\r\n]/);
+  for (const key of keys) expect(e.message).toMatch(key);
+  return e.message;
 }

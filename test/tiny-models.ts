@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import { AttnvizError } from '../src/core/errors.js';
 import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
@@ -284,18 +283,4 @@ export function expectInvariants(a: Attention, dims: { layers: number; heads: nu
 
 // ---- bad inputs -------------------------------------------------------------------------------------------
 
-/** Awaits `p`, which must reject with a one-line AttnvizError matching every key (a model that loads is released). */
-export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[]): Promise<void> {
-  const outcome = await p.then(
-    async (value) => {
-      if (value && typeof value === 'object' && 'release' in value) await (value as { release(): Promise<void> }).release();
-      return { ok: true as const };
-    },
-    (error: unknown) => ({ ok: false as const, error }),
-  );
-  if (outcome.ok) throw new Error(`expected an AttnvizError matching ${keys.join(', ')}, but it succeeded`);
-  const e = outcome.error as Error;
-  expect(e, `${e?.name}: ${e?.message}`).toBeInstanceOf(AttnvizError);
-  expect(e.message, 'one line').not.toMatch(/[\r\n]/);
-  for (const key of keys) expect(e.message).toMatch(key);
-}
+export { expectBad } from './shared.js';

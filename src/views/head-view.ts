@@ -9,6 +9,7 @@
  */
 import { rgb } from 'd3-color';
 import type { Attention } from '../core/attention.js';
+import type { ViewHandle } from './handle.js';
 import { button, checkbox, download, el, numberInput, select, sizeCanvas } from './dom.js';
 import { layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
@@ -59,15 +60,9 @@ export interface HeadViewState {
   hover: TokenRef | null;
 }
 
-export interface HeadView {
-  readonly element: HTMLElement;
-  state(): Readonly<HeadViewState>;
-  update(patch: Partial<HeadViewState>): void;
+export interface HeadView extends ViewHandle<HeadViewState> {
   /** Number of lines (or heatmap cells) drawn in the last render. */
   drawn(): number;
-  toSVG(): string;
-  toPNG(): Promise<Blob>;
-  destroy(): void;
 }
 
 /** BertViz's geometry (px). */

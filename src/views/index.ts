@@ -2,7 +2,8 @@
 export { headView, type HeadView, type HeadViewOptions, type HeadViewState } from './head-view.js';
 export { modelView, type ModelView, type ModelViewOptions, type ModelViewState } from './model-view.js';
 export { neuronView, type NeuronView, type NeuronViewOptions, type NeuronViewState, type NeuronColumns } from './neuron-view.js';
-export { mountView, VIEWS, type ViewName, type MountedView } from './mount.js';
+export { mountView, VIEWS, type ViewName } from './mount.js';
+export type { MountedView, ViewHandle } from './handle.js';
 export { categoricalColors, THEMES, type Theme, type ThemeName } from './palette.js';
 export { prettifyToken, isSpecialToken } from './tokens.js';
 export { decodeAttention } from '../core/encode.js';

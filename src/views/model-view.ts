@@ -19,6 +19,7 @@ import { rgb } from 'd3-color';
 import type { Attention } from '../core/attention.js';
 import { check } from '../core/errors.js';
 import { button, checkbox, download, el, select, sizeCanvas } from './dom.js';
+import type { ViewHandle } from './handle.js';
 import type { Side, TokenRef } from './head-view.js';
 import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
@@ -65,16 +66,9 @@ export interface ModelViewState {
   pinned: TokenRef | null;
 }
 
-export interface ModelView {
-  readonly element: HTMLElement;
-  state(): Readonly<ModelViewState>;
-  update(patch: Partial<ModelViewState>): void;
+export interface ModelView extends ViewHandle<ModelViewState> {
   /** Lines (or heatmap cells) drawn in the grid by the last render. */
   drawn(): number;
-  /** The view as shown: axes, thumbnails, selection and the open panel. */
-  toSVG(): string;
-  toPNG(): Promise<Blob>;
-  destroy(): void;
 }
 
 /** BertViz's geometry (px): fixed grid width, axis band (15 title + 5 + 13 indices + 5), thumbnail padding. */

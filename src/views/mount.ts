@@ -1,5 +1,6 @@
 /** One entry for all views by name: used by the standalone page and the app. */
 import type { Attention } from '../core/attention.js';
+import type { MountedView } from './handle.js';
 import { headView, type HeadViewOptions } from './head-view.js';
 import { modelView, type ModelViewOptions } from './model-view.js';
 import { neuronView, type NeuronViewOptions } from './neuron-view.js';
@@ -7,12 +8,6 @@ import { neuronView, type NeuronViewOptions } from './neuron-view.js';
 export const VIEWS = ['head', 'model', 'neuron'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
-export interface MountedView {
-  readonly element: HTMLElement;
-  toSVG(): string;
-  toPNG(): Promise<Blob>;
-  destroy(): void;
-}
 
 /**
  * Renders view `name` into `host`. The handle is also reachable from its root element as the non-enumerable

@@ -38,7 +38,7 @@ import { rgb } from 'd3-color';
 import type { Attention, Tensor } from '../core/attention.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
 import { filterIndices, layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
-import type { MountedView } from './mount.js';
+import type { ViewHandle } from './handle.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { css } from './styles.js';
@@ -101,9 +101,7 @@ export interface NeuronScales {
   dot: number;
 }
 
-export interface NeuronView extends MountedView {
-  state(): Readonly<NeuronViewState>;
-  update(patch: Partial<NeuronViewState>): void;
+export interface NeuronView extends ViewHandle<NeuronViewState> {
   /** Column values for the selected token (computed whether or not expanded); null without selection or q/k. */
   columns(): NeuronColumns | null;
   /** Null without q/k. */
