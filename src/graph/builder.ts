@@ -135,13 +135,15 @@ export class GraphBuilder {
 
   /** Exact GELU: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (BERT's "gelu"). */
   geluErf(x: string): string {
-    const erf = this.op('Erf', [this.op('Mul', [x, this.scalar(Math.SQRT1_2)])]);
+    // Written as PyTorch exports it (x / √2, not x · 1/√2), the pattern onnxruntime fuses into one Gelu kernel.
+    const erf = this.op('Erf', [this.op('Div', [x, this.scalar(Math.SQRT2)])]);
     return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [erf, this.scalar(1)])]);
   }
 
   /** Tanh-approximated GELU (GPT-2's "gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
   geluTanh(x: string): string {
-    const cube = this.op('Mul', [this.op('Mul', [x, x]), x]);
+    // Pow(x, 3) as PyTorch exports it: the pattern onnxruntime fuses into one FastGelu kernel.
+    const cube = this.op('Pow', [x, this.scalar(3)]);
     const inner = this.op('Mul', [this.op('Add', [x, this.op('Mul', [cube, this.scalar(0.044715)])]), this.scalar(Math.sqrt(2 / Math.PI))]);
     return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Tanh', [inner]), this.scalar(1)])]);
   }
