@@ -10,8 +10,12 @@ import { AttnvizError, check } from './core/errors.js';
 import { GraphBuilder } from './graph/builder.js';
 import { familyFor } from './graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from './graph/family.js';
-import { readConfig } from './models/config.js';
+import { llamaInterleaved, type LlamaConfig } from './graph/llama.js';
+import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from './graph/decoding.js';
+import { readConfig, type ModelConfig } from './models/config.js';
+import { openGgufModel } from './models/gguf-model.js';
 import { parseHubId, resolveHubModel } from './models/hub.js';
+import { Sampler } from './models/sampler.js';
 import { loadTokenizer, type Encoded, type TextTokenizer } from './models/tokenizer.js';
 import { Weights } from './models/weights.js';
 import { Session, type Feed, type RunOutput } from './runtime/session.js';
@@ -28,6 +32,47 @@ export interface LoadOptions {
    * `attention()` is then unavailable and only `forward()` runs.
    */
   extract?: boolean;
+  /**
+   * Also output next-token logits (decoders with a language-model head): 'last' position only, `[1, vocab]`,
+   * or 'all', `[T, vocab]`; read them with `logits()`. Off by default: `attention()` does not pay for them.
+   */
+  logits?: LogitsMode;
+}
+
+export interface GenerateOptions {
+  /** Tokens to generate at most (fewer when the model ends the text or runs out of positions). */
+  maxNewTokens: number;
+  /** Softmax temperature; 0 = greedy, always the most likely token (default 1). */
+  temperature?: number;
+  /** Nucleus sampling mass in (0, 1] (default 1: the whole distribution). */
+  topP?: number;
+  /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
+  seed?: number;
+}
+
+export interface Generation {
+  /** Prompt and generated token ids (with BOS; with EOS when it ended the text). */
+  ids: number[];
+  tokens: string[];
+  /** How many of `ids` came from the prompt (1 for BOS alone). */
+  promptLength: number;
+  /** Prompt and continuation as text, BOS/EOS left out. */
+  text: string;
+  /** Why generation ended: EOS, maxNewTokens reached, or the model's positions used up. */
+  stopped: 'eos' | 'length' | 'positions';
+  seed: number;
+  /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
+  attention?: Attention;
+}
+
+/** What a loaded model keeps besides its session. */
+interface Internals {
+  /** Builds another session over the same weights (generation's lean graph). */
+  build(options: DecodingBuildOptions): Promise<Session>;
+  bos: number | null;
+  eos: number[];
+  /** Deletes temporary files (a GGUF's converted weights) on release. */
+  cleanup?: () => Promise<void>;
 }
 
 export interface AttentionOptions {
@@ -48,30 +93,52 @@ export class Model {
     readonly tokenizer: TextTokenizer,
     private readonly session: Session,
     readonly weightBytes: number,
+    private readonly internals: Internals,
   ) {}
 
+  private generatorSession?: Promise<Session>;
+
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
-    const dir = await resolveSource(source, options);
-    const config = await readConfig(dir);
-    const family = familyFor(config);
-    const dims = family.readConfig(config);
-    const [weights, tokenizer] = await Promise.all([Weights.open(dir), loadTokenizer(dir, family.modelType)]);
-    const g = new GraphBuilder(weights);
-    family.build(g, weights, dims, { extract: options.extract ?? true });
-    const session = await Session.create(g.toBytes(), weights.root, { threads: options.threads });
-    return new Model(source, dir, family, dims, tokenizer, session, weights.byteLength());
+    // A .gguf file is converted to a temporary checkpoint folder (models/gguf-model.ts).
+    const gguf = /\.gguf$/i.test(source) ? await openGgufModel(resolve(source)) : null;
+    try {
+      const dir = gguf ? gguf.dir : await resolveSource(source, options);
+      const config = gguf ? gguf.config : await readConfig(dir);
+      // GGUF llama tensors keep Meta's q/k row order: interleaved RoPE.
+      const family = gguf ? llamaInterleaved : familyFor(config);
+      const dims = family.readConfig(config);
+      const [weights, tokenizer] = await Promise.all([Weights.open(dir), gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType)]);
+      const build = (o: DecodingBuildOptions) => {
+        const g = new GraphBuilder(weights);
+        family.build(g, weights, dims, o);
+        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
+      };
+      const session = await build({ extract: options.extract ?? true, logits: options.logits });
+      if (options.logits && !session.outputNames.includes(LOGITS)) {
+        await session.release();
+        throw new AttnvizError(`${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`);
+      }
+      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(),
+        { build, ...specialIds(config), cleanup: gguf?.remove });
+    } catch (e) {
+      await gguf?.remove();
+      throw e;
+    }
   }
 
   /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
+    return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
+  }
+
+  private async attentionOf(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
     check(this.session.outputNames.includes(outputNames(0).probs), 'this model was loaded with extract: false');
-    const encoded = this.encode(text, options);
     const out = await this.session.run(this.feeds(encoded));
     const { layers } = this.dims;
     return {
       tokens: encoded.tokens,
       text,
-      pair: options.pair ?? null,
+      pair,
       sentenceBStart: encoded.sentenceBStart,
       model: { source: this.source, modelType: this.family.modelType },
       causal: this.family.causal,
@@ -80,7 +147,87 @@ export class Model {
       key: stack(out, layers, (i) => outputNames(i).k),
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
+      ...rotaryFields(this.dims),
     };
+  }
+
+  /** Next-token logits for `text`: `[1, vocab]` or `[T, vocab]`, as loaded with `logits`. */
+  async logits(text: string, options: AttentionOptions = {}): Promise<Tensor> {
+    check(this.session.outputNames.includes(LOGITS), "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))");
+    return (await this.session.run(this.feeds(this.encode(text, options))))[LOGITS];
+  }
+
+  /**
+   * Continues `prompt` (null or '' = from BOS alone) token by token, then returns the text and, unless loaded
+   * with extract: false, the attention over prompt + generated tokens (one run of the main session). The
+   * steps run on a second, lean session — last-position logits, a KV cache, no attention outputs — built on
+   * first use over the same weights, which are then held twice in memory until release().
+   */
+  async generate(prompt: string | null, options: GenerateOptions): Promise<Generation> {
+    const { maxNewTokens } = options;
+    check(Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0, `max new tokens must be a positive integer, not ${maxNewTokens}`);
+    const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const sampler = new Sampler({ temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed });
+    const { bos, eos } = this.internals;
+    let ids: number[];
+    if (prompt === null || prompt === '') {
+      check(bos !== null, `${this.source} has no bos_token_id to start from: give a prompt`);
+      ids = [bos];
+    } else ids = this.encode(prompt, {}).ids;
+    const promptLength = ids.length;
+
+    const session = await this.generator();
+    // The cache starts empty ([kvHeads, 0, d] per layer); each run feeds the tokens not yet in it.
+    const kvHeads = (this.dims as Partial<LlamaConfig>).kvHeads ?? this.dims.heads;
+    const empty: Feed = { type: 'float32', data: new Float32Array(0), dims: [kvHeads, 0, this.dims.headDim] };
+    const past: Record<string, Feed> = {};
+    for (let i = 0; i < this.dims.layers; i++) past[cacheNames(i).pastKey] = past[cacheNames(i).pastValue] = empty;
+    let cached = 0;
+    let stopped: Generation['stopped'] = 'length';
+    for (let n = 0; n < maxNewTokens; n++) {
+      if (ids.length >= this.dims.maxPositions) {
+        stopped = 'positions';
+        break;
+      }
+      const fresh = ids.slice(cached);
+      const out = await session.run({ ...this.feeds({ ids: fresh, typeIds: fresh.map(() => 0) }, cached), ...past });
+      for (let i = 0; i < this.dims.layers; i++) {
+        const c = cacheNames(i);
+        past[c.pastKey] = { type: 'float32', ...out[c.presentKey] };
+        past[c.pastValue] = { type: 'float32', ...out[c.presentValue] };
+      }
+      cached = ids.length;
+      const { data, dims } = out[LOGITS];
+      const next = sampler.sample(data.subarray(data.length - dims[dims.length - 1]));
+      ids.push(next);
+      if (eos.includes(next)) {
+        stopped = 'eos';
+        break;
+      }
+    }
+
+    const isSpecial = (id: number) => id === bos || eos.includes(id);
+    const encoded: Encoded = {
+      ids, tokens: ids.map((id) => this.tokenizer.idToToken(id)), typeIds: ids.map(() => 0), sentenceBStart: null, special: ids.map(isSpecial),
+    };
+    const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
+    const extracts = this.session.outputNames.includes(outputNames(0).probs);
+    const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
+    return { ids, tokens: encoded.tokens, promptLength, text, stopped, seed, ...(attention ? { attention } : {}) };
+  }
+
+  /** The generation session (logits of the last position, KV cache), built once. */
+  private generator(): Promise<Session> {
+    this.generatorSession ??= this.internals.build({ extract: false, logits: 'last', kvCache: true }).then(async (s) => {
+      if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
+      await s.release();
+      throw new AttnvizError(`${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`);
+    });
+    const pending = this.generatorSession;
+    pending.catch(() => {
+      if (this.generatorSession === pending) this.generatorSession = undefined;
+    });
+    return pending;
   }
 
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
@@ -91,6 +238,10 @@ export class Model {
 
   async release(): Promise<void> {
     await this.session.release();
+    const generator = this.generatorSession;
+    this.generatorSession = undefined;
+    if (generator) await generator.then((s) => s.release(), () => undefined);
+    await this.internals.cleanup?.();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
@@ -101,14 +252,17 @@ export class Model {
     return truncate(encoded, max);
   }
 
-  /** The standard inputs (family.ts) that this model's graph declares. */
-  private feeds(e: Encoded): Record<string, Feed> {
+  /**
+   * The standard inputs (family.ts) that this model's graph declares, for tokens at positions `start`…
+   * (start > 0: after `start` tokens held in a KV cache; the mask is then `[T, start + T]`).
+   */
+  private feeds(e: Pick<Encoded, 'ids' | 'typeIds'>, start = 0): Record<string, Feed> {
     const T = e.ids.length;
     const all: Record<string, () => Feed> = {
       [INPUTS.inputIds]: () => ({ type: 'int64', data: BigInt64Array.from(e.ids, BigInt), dims: [T] }),
-      [INPUTS.positionIds]: () => ({ type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), dims: [T] }),
+      [INPUTS.positionIds]: () => ({ type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(start + i)), dims: [T] }),
       [INPUTS.tokenTypeIds]: () => ({ type: 'int64', data: BigInt64Array.from(e.typeIds, BigInt), dims: [T] }),
-      [INPUTS.causalMask]: () => ({ type: 'float32', data: causalMask(T), dims: [T, T] }),
+      [INPUTS.causalMask]: () => ({ type: 'float32', data: causalMask(T, start), dims: [T, start + T] }),
     };
     const feeds: Record<string, Feed> = {};
     for (const name of this.session.inputNames) {
@@ -122,6 +276,21 @@ export class Model {
 
 export function loadModel(source: string, options?: LoadOptions): Promise<Model> {
   return Model.load(source, options);
+}
+
+/** BOS and EOS ids from config.json (eos_token_id may be a list). */
+function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } {
+  const { bos_token_id: bos, eos_token_id: eos } = config.raw;
+  return {
+    bos: Number.isInteger(bos) ? (bos as number) : null,
+    eos: (Array.isArray(eos) ? eos : [eos]).filter((id): id is number => Number.isInteger(id)),
+  };
+}
+
+/** Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from. */
+function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
+  const { kvHeads, rope } = dims as Partial<LlamaConfig>;
+  return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
 }
 
 /** A local folder if one exists at `source`, else a hub id resolved through the Hugging Face cache. */
@@ -162,9 +331,10 @@ function truncate(e: Encoded, max: number): Encoded {
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */
-function causalMask(T: number): Float32Array {
-  const m = new Float32Array(T * T);
-  for (let i = 0; i < T; i++) m.fill(-Infinity, i * T + i + 1, (i + 1) * T);
+function causalMask(T: number, start = 0): Float32Array {
+  const S = start + T;
+  const m = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) m.fill(-Infinity, i * S + start + i + 1, (i + 1) * S);
   return m;
 }
 

@@ -24,6 +24,11 @@ commands:
          -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
       (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH).
+  generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
+           [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
+      Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
+      print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
+      (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated).
 
 options for every command:
   --debug     print stack traces
@@ -40,6 +45,39 @@ const MODEL_OPTIONS: Options = {
 };
 
 const COMMANDS: Record<string, { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }> = {
+  generate: {
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+    },
+    async run(v) {
+      const model = required(v, 'model');
+      const maxNewTokens = numberOption(v, 'max-new-tokens', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+      if (maxNewTokens === undefined) throw new AttnvizError('missing --max-new-tokens');
+      const temperature = numberOption(v, 'temperature', (n) => n >= 0, 'a number ≥ 0') ?? 1;
+      const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
+      const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
+      const out = typeof v.out === 'string' ? v.out : null;
+      const m = await loadModel(model, { extract: out !== null });
+      try {
+        const g = await m.generate((v.prompt as string | undefined) ?? null, { maxNewTokens, temperature, topP, seed });
+        console.log(g.text);
+        if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);
+        if (out !== null && g.attention) {
+          await writeAttentionFile(out, g.attention);
+          const [layers, heads, T] = g.attention.attention.dims;
+          console.error(`wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens (${g.promptLength} from the prompt)`);
+        }
+      } finally {
+        await m.release();
+      }
+    },
+  },
   extract: {
     options: {
       ...MODEL_OPTIONS,
@@ -97,6 +135,15 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
   } finally {
     await m.release();
   }
+}
+
+/** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
+function numberOption(v: Record<string, string | boolean | undefined>, name: string, valid: (n: number) => boolean, what: string): number | undefined {
+  const value = v[name];
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  if (!Number.isFinite(n) || !valid(n)) throw new AttnvizError(`--${name} must be ${what}, not "${String(value)}"`);
+  return n;
 }
 
 function required(v: Record<string, string | boolean | undefined>, name: string): string {

@@ -19,6 +19,10 @@ export interface AttentionFileMetadata {
   sentence_b_start: number | null;
   model: { source: string; model_type: string };
   causal: boolean;
+  /** Grouped-query attention: key/value heads; `key` holds per query head h the key of kv head ⌊h·kv_heads/heads⌋. */
+  kv_heads?: number;
+  /** Rotary models: 'half' (HF order of q/k dims) or 'interleaved' (Meta / llama2.c / GGUF order). */
+  rotary?: 'half' | 'interleaved';
 }
 
 export function encodeAttentionFile(a: Attention): Buffer {
@@ -30,6 +34,8 @@ export function encodeAttentionFile(a: Attention): Buffer {
     sentence_b_start: a.sentenceBStart,
     model: { source: a.model.source, model_type: a.model.modelType },
     causal: a.causal,
+    ...(a.kvHeads !== undefined ? { kv_heads: a.kvHeads } : {}),
+    ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
   };
   const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
   if (a.query) tensors.query = f32(a.query);
@@ -97,6 +103,8 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(query && key ? { query, key } : {}),
     ...(hiddenLast ? { hiddenLast } : {}),
     ...(inputIds ? { inputIds } : {}),
+    ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0 ? { kvHeads: meta.kv_heads } : {}),
+    ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
   };
 }
 

@@ -38,6 +38,16 @@ export interface Attention {
   hiddenLast?: Tensor;
   /** Token ids `[T]`, special tokens included. */
   inputIds?: number[];
+  /**
+   * Grouped-query attention: the number of key/value heads, fewer than the query heads. `key` still has one
+   * entry per query head h: the key of the kv head it reads, ⌊h / (heads / kvHeads)⌋ (repeated).
+   */
+  kvHeads?: number;
+  /**
+   * Rotary models: the order of the head dimensions in `query`/`key` (after RoPE). 'half': dims j and j + d/2
+   * rotate together (Hugging Face layout); 'interleaved': dims 2j and 2j + 1 (Meta, llama2.c, GGUF).
+   */
+  rotary?: 'half' | 'interleaved';
 }
 
 /** Shape helpers: `[layers, heads, T, T]` of an Attention. */

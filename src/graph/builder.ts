@@ -102,6 +102,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A float32 constant tensor of shape `dims`, held in the graph itself (small tables such as RoPE's inv_freq). */
+  floats(values: Float32Array, dims: readonly number[]): string {
+    const name = `const_${this.counter++}`;
+    this.initializers.push({ name, dims: [...dims], dataType: DataType.FLOAT, rawData: bytes(values) });
+    return name;
+  }
+
   /** The serialized ModelProto (small: weights stay in the safetensors files). */
   toBytes(): Uint8Array {
     const model = onnx.ModelProto.create({
@@ -146,6 +153,22 @@ export class GraphBuilder {
     const cube = this.op('Pow', [x, this.scalar(3)]);
     const inner = this.op('Mul', [this.op('Add', [x, this.op('Mul', [cube, this.scalar(0.044715)])]), this.scalar(Math.sqrt(2 / Math.PI))]);
     return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Tanh', [inner]), this.scalar(1)])]);
+  }
+
+  /**
+   * RMSNorm (Zhang & Sennrich 2019; Llama): x / √(mean(x²) + eps) · w, over the last axis. Written as
+   * Pow → ReduceMean → Add → Sqrt → Div → Mul, the pattern onnxruntime fuses into one kernel (opset 17 has no
+   * RMSNormalization op).
+   */
+  rmsNorm(x: string, w: WeightRef, eps: number, out?: string): string {
+    const meanSquare = this.op('ReduceMean', [this.op('Pow', [x, this.scalar(2)])], { axes: [-1], keepdims: 1 });
+    const normed = this.op('Div', [x, this.op('Sqrt', [this.op('Add', [meanSquare, this.scalar(eps)])])]);
+    return this.op('Mul', [normed, this.weight(w)], {}, out);
+  }
+
+  /** SiLU (swish): x·σ(x), Llama's MLP activation. */
+  silu(x: string): string {
+    return this.op('Mul', [x, this.op('Sigmoid', [x])]);
   }
 
   /** The activation a config names (`hidden_act` / `activation_function`). */

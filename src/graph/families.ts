@@ -8,9 +8,10 @@ import { electra } from './electra.js';
 import type { Family, ModelDims } from './family.js';
 import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
+import { llama, mistral, qwen2 } from './llama.js';
 import { roberta } from './roberta.js';
 
-export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox];
+export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox, llama, mistral, qwen2];
 
 export function familyFor(config: ModelConfig): Family<ModelDims> {
   const type = config.modelType;

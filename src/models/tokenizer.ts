@@ -26,6 +26,8 @@ export interface Encoded {
 export interface TextTokenizer {
   encode(text: string, pair?: string | null): Encoded;
   decode(ids: number[]): string;
+  /** The vocabulary string of one id (as in Encoded.tokens), e.g. for generated tokens. */
+  idToToken(id: number): string;
 }
 
 /**
@@ -38,6 +40,7 @@ interface HfTokenizer {
     options?: { text_pair?: string | null; add_special_tokens?: boolean; return_token_type_ids?: boolean },
   ): { ids: number[]; tokens: string[]; token_type_ids?: number[] };
   decode(ids: number[]): string;
+  id_to_token(id: number): string | undefined;
   get_added_tokens_decoder(): Map<number, { id: number; special: boolean }>;
 }
 
@@ -152,6 +155,11 @@ function wrap(tokenizer: HfTokenizer, layout: PairLayout): TextTokenizer {
     },
     // tokenizers.js throws on an empty list.
     decode: (ids) => (ids.length === 0 ? '' : tokenizer.decode(ids)),
+    idToToken(id) {
+      const token = tokenizer.id_to_token(id);
+      check(token !== undefined, `token id ${id} is not in the vocabulary`);
+      return token;
+    },
   };
 }
 

@@ -1,0 +1,237 @@
+/**
+ * Llama (Touvron et al. 2023), as in transformers' modeling_llama.py and llama2.c's model.py, and the
+ * decoders that share its block: Mistral and Qwen2. Pre-norm decoder; RMSNorm; rotary position embeddings
+ * (RoPE) on q and k; grouped-query attention (GQA: `kvHeads` key/value heads, each read by heads/kvHeads
+ * query heads); SwiGLU MLP down(silu(gate(x)) · up(x)); final RMSNorm; a language-model head tied to the
+ * embedding or not (`lm_head.weight`), read only when logits are asked for.
+ *
+ * What is reported per layer, as it enters softmax(q·kᵀ/√d + mask):
+ * - `q` `[H, T, d]`: each query head, after RoPE.
+ * - `k` `[H, T, d]`: for query head h the key of the kv head it reads, ⌊h / (H / kvHeads)⌋, after RoPE — the
+ *   kv heads repeated, as in the golden `key` (engine: Attention.kvHeads says when keys are shared).
+ *
+ * Two RoPE conventions rotate pairs of dimensions of each head by position·θ_j, θ_j = rope_theta^(−2j/d):
+ * - 'half' (HF checkpoints, `rotate_half`): pairs (x[j], x[j + d/2]). HF stores q_proj/k_proj rows permuted
+ *   relative to Meta's weights so that this pairing computes the same attention.
+ * - 'interleaved' (Meta's and llama2.c's checkpoints, GGUF): adjacent pairs (x[2j], x[2j + 1]).
+ * q and k are reported in the checkpoint's own layout: HF order for HF checkpoints, the interleaved order
+ * (the golden `query_llama2c`) for GGUF files. Attention is the same either way; only the order of the d
+ * dimensions a neuron view shows differs.
+ *
+ * cos/sin are computed in the graph from `position_ids`, in float32, from inv_freq = 1 / θ^(arange(0, d, 2)/d)
+ * computed here in float32 as torch does (then adjusted for `rope_scaling` 'linear' or 'llama3').
+ * Mistral's sliding window and Qwen2's `use_sliding_window` only change attention beyond the window, so
+ * inputs are limited to the window (longer ones are refused, or cut with truncate).
+ */
+import { AttnvizError, check } from '../core/errors.js';
+import { ModelConfig } from '../models/config.js';
+import type { WeightRef, Weights } from '../models/weights.js';
+import type { GraphBuilder } from './builder.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from './family.js';
+import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
+
+/** Which dimensions of a head RoPE rotates together (see above). */
+export type RopeLayout = 'half' | 'interleaved';
+
+export interface LlamaConfig extends ModelDims {
+  /** Key/value heads (= heads without GQA). */
+  kvHeads: number;
+  vocab: number;
+  /** MLP width. */
+  intermediate: number;
+  /** RMSNorm epsilon. */
+  eps: number;
+  /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
+  invFreq: Float32Array;
+  rope: RopeLayout;
+  /** q, k, v projections carry biases (Qwen2; Llama with attention_bias). */
+  qkvBias: boolean;
+  /** o_proj carries a bias (Llama with attention_bias). */
+  oBias: boolean;
+  /** gate/up/down projections carry biases (Llama mlp_bias). */
+  mlpBias: boolean;
+  /** The language-model head is the embedding matrix (tie_word_embeddings). */
+  tied: boolean;
+}
+
+type Variant = 'llama' | 'mistral' | 'qwen2';
+
+function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaConfig {
+  const hidden = c.size('hidden_size');
+  const heads = c.size('num_attention_heads');
+  const kvHeads = c.size('num_key_value_heads', heads);
+  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
+  const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
+  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+  const act = c.string(['hidden_act', 'hidden_activation'], 'silu');
+  check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
+
+  // transformers ≥ 5 nests rope_theta and the scaling in rope_parameters.
+  const params = isObject(c.raw.rope_parameters) ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`) : null;
+  const theta = params?.float('rope_theta', 10000) ?? c.float('rope_theta', 10000);
+  const partial = params?.raw.partial_rotary_factor ?? c.raw.partial_rotary_factor;
+  check(partial === undefined || partial === null || partial === 1, `${c.path}: partial_rotary_factor ${String(partial)} is not supported`);
+  const scaling = params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
+
+  let maxPositions = c.size('max_position_embeddings');
+  const window = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false)) ? c.raw.sliding_window : null;
+  if (window !== null && window !== undefined) maxPositions = Math.min(maxPositions, c.size('sliding_window'));
+
+  const attentionBias = variant === 'llama' && c.bool('attention_bias', false);
+  return {
+    layers: c.size('num_hidden_layers'),
+    heads,
+    headDim: d,
+    hidden,
+    maxPositions,
+    kvHeads,
+    vocab: c.size('vocab_size'),
+    intermediate: c.size('intermediate_size'),
+    eps: c.float('rms_norm_eps', 1e-6),
+    invFreq: ropeInvFreq(d, theta, scaling),
+    rope,
+    qkvBias: variant === 'qwen2' || attentionBias,
+    oBias: attentionBias,
+    mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
+    tied: c.bool('tie_word_embeddings', false),
+  };
+}
+
+/**
+ * inv_freq[j] = 1 / θ^(2j/d) in float32, rounded at each step as torch computes
+ * `1.0 / (theta ** (torch.arange(0, d, 2).float() / d))`, then rope_scaling: 'linear' divides by `factor`;
+ * 'llama3' (Llama 3.1+) divides low frequencies by `factor` and blends the middle band, as transformers'
+ * _compute_llama3_parameters. Anything else is refused by name.
+ */
+export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
+  const inv = Float32Array.from({ length: d / 2 }, (_, j) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))));
+  const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
+  switch (type) {
+    case 'default':
+      return inv;
+    case 'linear': {
+      const factor = scaling!.float('factor');
+      return inv.map((f) => f / factor);
+    }
+    case 'llama3': {
+      const s = scaling!;
+      const factor = s.float('factor'), low = s.float('low_freq_factor'), high = s.float('high_freq_factor');
+      const oldContext = s.float('original_max_position_embeddings');
+      const lowWavelen = oldContext / low, highWavelen = oldContext / high;
+      return inv.map((f) => {
+        const wavelen = (2 * Math.PI) / f;
+        if (wavelen < highWavelen) return f;
+        if (wavelen > lowWavelen) return f / factor;
+        const smooth = (oldContext / wavelen - low) / (high - low);
+        return ((1 - smooth) * f) / factor + smooth * f;
+      });
+    }
+    default:
+      throw new AttnvizError(`${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`);
+  }
+}
+
+function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
+  check(!(options.kvCache && options.extract), 'a KV-cache graph has no attention outputs');
+  // LlamaForCausalLM saves the decoder under `model.`, a bare LlamaModel without it; lm_head sits outside.
+  const p = w.has('model.norm.weight') ? 'model.' : '';
+  const D = c.hidden, H = c.heads, K = c.kvHeads, d = c.headDim;
+  const get = (name: string, shape: number[]) => w.get(p + name, shape);
+  const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, get(`${name}.weight`, [D]), c.eps, out);
+  const linear = (x: string, name: string, nOut: number, nIn: number, bias: boolean) =>
+    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
+
+  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
+  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
+  // With a KV cache the T new positions attend to S = P + T: the P cached ones and themselves.
+  const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
+  // A tied matrix saved once may be stored under either name (safetensors drops shared duplicates).
+  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [c.vocab, D]);
+  let x = g.op('Gather', [g.weight(embedding), ids]);
+  const rotate = rotary(g, positions, c);
+
+  for (let i = 0; i < c.layers; i++) {
+    const l = `layers.${i}`;
+    const out = outputNames(i);
+    // Attention on the RMS-normed input: per-head projections, RoPE on q and k, kv heads shared by groups.
+    const h = rmsNorm(x, `${l}.input_layernorm`);
+    const q = rotate(g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d), out.q);
+    let k = g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d);
+    let v = g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d);
+    if (options.kvCache) {
+      const n = cacheNames(i);
+      k = extendCache(g, rotate(k), n.pastKey, n.presentKey, K, d);
+      v = extendCache(g, v, n.pastValue, n.presentValue, K, d);
+    }
+    const kAll = options.kvCache ? repeatKv(g, k, c) : K === H ? rotate(k, out.k) : repeatKv(g, rotate(k), c, out.k);
+    const context = g.attention(q, kAll, repeatKv(g, v, c), 1 / Math.sqrt(d), out.probs, mask);
+    x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.self_attn.o_proj`, D, H * d, c.oBias));
+    // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
+    const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
+    const gated = g.op('Mul', [g.silu(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D, c.mlpBias)), linear(h2, `${l}.mlp.up_proj`, c.intermediate, D, c.mlpBias)]);
+    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, c.intermediate, c.mlpBias));
+  }
+
+  const hidden = g.output(rmsNorm(x, 'norm', HIDDEN_LAST), ['T', D]);
+  if (options.logits) lmHead(g, hidden, c.tied ? embedding : head(w, c, D), options.logits);
+  declareLayerOutputs(g, c, options);
+}
+
+/** The untied head: `lm_head.weight` [vocab, D]. */
+function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
+  check(w.has('lm_head.weight'), 'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits');
+  return w.get('lm_head.weight', [c.vocab, D]);
+}
+
+/**
+ * RoPE for this graph: cos/sin `[T, d/2]` of position·θ_j made once, and a function rotating per-head
+ * `[heads, T, d]` values in the configured layout (naming the result `out` when given).
+ */
+function rotary(g: GraphBuilder, positions: string, c: LlamaConfig): (x: string, out?: string) => string {
+  const half = c.headDim / 2;
+  const angle = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 /* FLOAT */ }), g.ints([1])]), g.floats(c.invFreq, [half])]);
+  if (c.rope === 'half') {
+    const cos = g.op('Cos', [angle]), sin = g.op('Sin', [angle]);
+    // (x₁, x₂) = halves of the head: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
+    return (x, out) => {
+      const [x1, x2] = g.opN('Split', [x], 2, { axis: -1 });
+      const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
+      const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
+      return g.op('Concat', [first, second], { axis: -1 }, out);
+    };
+  }
+  // Interleaved: view the head as d/2 pairs [.., d/2, 2] (a, b) → (a·cos − b·sin, a·sin + b·cos), as llama2.c.
+  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]), sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
+  return (x, out) => {
+    const [a, b] = g.opN('Split', [g.op('Reshape', [x, g.ints([0, 0, half, 2])])], 2, { axis: -1 });
+    const re = g.op('Sub', [g.op('Mul', [a, cos]), g.op('Mul', [b, sin])]);
+    const im = g.op('Add', [g.op('Mul', [a, sin]), g.op('Mul', [b, cos])]);
+    return g.op('Reshape', [g.op('Concat', [re, im], { axis: -1 }), g.ints([0, 0, c.headDim])], {}, out);
+  };
+}
+
+/** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
+function repeatKv(g: GraphBuilder, x: string, c: LlamaConfig, out?: string): string {
+  const n = c.heads / c.kvHeads;
+  if (n === 1) return out ? g.op('Identity', [x], {}, out) : x;
+  const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.ints([1])]), g.ints([1, n, 1, 1])]);
+  return g.op('Reshape', [expanded, g.ints([c.heads, -1, c.headDim])], {}, out);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
+  modelType,
+  causal: true,
+  readConfig: (c) => readConfig(c, modelType, rope),
+  build,
+});
+
+export const llama = family('llama');
+export const mistral = family('mistral');
+export const qwen2 = family('qwen2');
+/** Llama read from a GGUF file (or any Meta-layout checkpoint): interleaved RoPE, q/k in that order. */
+export const llamaInterleaved = family('llama', 'interleaved');
