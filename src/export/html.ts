@@ -1,6 +1,6 @@
 /**
  * Standalone HTML: one file holding the views bundle and the data once, in the compact binary encoding
- * (core/encode.ts, deflate-raw compressed when that is smaller, base64). It loads no external resource, so it
+ * (core/encode.ts, deflate-raw compressed when that pays, as base 85 text: core/base85.ts). It loads no external resource, so it
  * works from file:// with the network off. `renderHtml` is the programmatic API (notebooks, other apps).
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateRawSync } from 'node:zlib';
 import type { Attention } from '../core/attention.js';
+import { encodeBase85 } from '../core/base85.js';
 import { encodeAttention } from '../core/encode.js';
 import { AttnvizError } from '../core/errors.js';
 import { escapeXml } from '../views/painter.js';
@@ -28,7 +29,8 @@ export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOpti
   // many near-zero weights) often shrinks by half; random-like data by ~15 %, not worth seconds at 512 tokens.
   const deflated = deflateRawSync(raw, { level: 6 });
   const compressed = deflated.length < raw.length * 0.8;
-  const data = Buffer.from(compressed ? deflated : raw).toString('base64');
+  const bytes = compressed ? deflated : raw;
+  const data = encodeBase85(bytes);
   const heading = title ?? `${a.model.source || 'attention'} — ${view} view`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -36,7 +38,7 @@ export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOpti
 <title>${escapeXml(heading)}</title>
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
 <body>
-<script type="application/x-attnviz" data-view="${view}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
+<script type="application/x-attnviz" data-view="${view}" data-bytes="${bytes.length}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
 <script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>
 </body></html>
 `;

@@ -1,32 +1,16 @@
 /**
  * Entry point of the standalone bundle inlined into exported HTML. It finds each data block
- * `<script type="application/x-attnviz" data-view="head|model|neuron">` (base64 of the binary encoding in
- * core/encode.ts, deflate-raw compressed when data-compression says so), decodes it and mounts the view
+ * `<script type="application/x-attnviz" data-view="head|model|neuron">` (base 85 text of the binary encoding in
+ * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the view
  * right after it. Nothing is fetched: the page works from file:// with the network off.
  */
+import { decodeBase85 } from '../core/base85.js';
 import { decodeAttention } from '../core/encode.js';
 import { mountView, type ViewName } from './mount.js';
 
 async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-/** Base64 → bytes: the native decoder where the browser has one (fast on tens of MB), else a table. */
-function fromBase64(text: string): Uint8Array {
-  const native = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
-  if (native) return native(text);
-  const table = new Uint8Array(128);
-  for (let i = 0; i < 64; i++) table['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
-  const n = text.length - (text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0);
-  const out = new Uint8Array((n * 3) >> 2);
-  for (let i = 0, o = 0; i < n; i += 4) {
-    const v = (table[text.charCodeAt(i)] << 18) | (table[text.charCodeAt(i + 1)] << 12) | (table[text.charCodeAt(i + 2)] << 6) | table[text.charCodeAt(i + 3)];
-    out[o++] = v >> 16;
-    if (o < out.length) out[o++] = (v >> 8) & 255;
-    if (o < out.length) out[o++] = v & 255;
-  }
-  return out;
 }
 
 async function boot(): Promise<void> {
@@ -36,7 +20,7 @@ async function boot(): Promise<void> {
     try {
       // User Timing marks let benchmarks split load time into decoding and drawing.
       performance.mark('attnviz:decode-start');
-      let bytes = fromBase64(script.textContent!.trim());
+      let bytes = decodeBase85(script.textContent!.trim(), Number(script.dataset.bytes));
       if (script.dataset.compression === 'deflate-raw') bytes = await inflate(bytes);
       const data = decodeAttention(bytes);
       performance.measure('attnviz:decode', 'attnviz:decode-start');
