@@ -19,6 +19,8 @@ import { Sampler } from './models/sampler.js';
 import { loadTokenizer, type Encoded, type TextTokenizer } from './models/tokenizer.js';
 import { Weights } from './models/weights.js';
 import { Session, type Feed, type RunOutput } from './runtime/session.js';
+import type { TfjsModel } from './models/tfjs-model.js';
+import { EMBEDDED, isTfjsSource } from './models/tfjs-source.js';
 
 export interface LoadOptions {
   /** onnxruntime intra-op threads (default: its own choice, the physical cores). */
@@ -133,8 +135,20 @@ export class Model {
 
   private async attentionOf(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
     check(this.session.outputNames.includes(outputNames(0).probs), 'this model was loaded with extract: false');
-    const out = await this.session.run(this.feeds(encoded));
-    const { layers } = this.dims;
+    // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
+    const { layers, heads, headDim } = this.dims;
+    const T = encoded.ids.length;
+    const stacked = (perLayer: number[]) => ({ dims: [layers, ...perLayer], data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)) });
+    const attention = stacked([heads, T, T]), query = stacked([heads, T, headDim]), key = stacked([heads, T, headDim]);
+    const into: Record<string, RunOutput> = {};
+    for (let i = 0; i < layers; i++) {
+      const o = outputNames(i);
+      for (const [name, t] of [[o.probs, attention], [o.q, query], [o.k, key]] as const) {
+        const size = t.data.length / layers;
+        into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+      }
+    }
+    const out = await this.session.run(this.feeds(encoded), into);
     return {
       tokens: encoded.tokens,
       text,
@@ -142,9 +156,9 @@ export class Model {
       sentenceBStart: encoded.sentenceBStart,
       model: { source: this.source, modelType: this.family.modelType },
       causal: this.family.causal,
-      attention: stack(out, layers, (i) => outputNames(i).probs),
-      query: stack(out, layers, (i) => outputNames(i).q),
-      key: stack(out, layers, (i) => outputNames(i).k),
+      attention,
+      query,
+      key,
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       ...rotaryFields(this.dims),
@@ -274,8 +288,23 @@ export class Model {
   }
 }
 
-export function loadModel(source: string, options?: LoadOptions): Promise<Model> {
-  return Model.load(source, options);
+/**
+ * No source, or 'embedded': the embedded default model (Universal Sentence Encoder lite) on TF.js, which
+ * needs no download (models/tfjs-model.ts; TF.js is imported only then). A Hugging Face folder, hub id or
+ * .gguf file: an ONNX graph built from the checkpoint (Model). A TF.js graph model folder (model.json +
+ * vocab.json) passed as a plain string also loads as a TfjsModel, which has the same source, weightBytes,
+ * attention() and release(); `loadAnyModel` is typed for that.
+ */
+export function loadModel(source?: typeof EMBEDDED, options?: LoadOptions): Promise<TfjsModel>;
+export function loadModel(source: string, options?: LoadOptions): Promise<Model>;
+export function loadModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel> {
+  return loadAnyModel(source, options);
+}
+
+/** Any source, typed as either kind of model. */
+export async function loadAnyModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel> {
+  if (isTfjsSource(source)) return (await import('./models/tfjs-model.js')).TfjsModel.load(source);
+  return Model.load(source!, options);
 }
 
 /** BOS and EOS ids from config.json (eos_token_id may be a list). */
@@ -336,13 +365,4 @@ function causalMask(T: number, start = 0): Float32Array {
   const m = new Float32Array(T * S);
   for (let i = 0; i < T; i++) m.fill(-Infinity, i * S + start + i + 1, (i + 1) * S);
   return m;
-}
-
-/** Concatenates per-layer outputs `[H, …]` into one `[L, H, …]` tensor. */
-function stack(out: Record<string, RunOutput>, layers: number, name: (layer: number) => string): Tensor {
-  const first = out[name(0)];
-  const size = first.data.length;
-  const data = new Float32Array(layers * size);
-  for (let i = 0; i < layers; i++) data.set(out[name(i)].data, i * size);
-  return { dims: [layers, ...first.dims], data };
 }

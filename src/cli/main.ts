@@ -4,7 +4,8 @@
  * exits 2; `--debug` adds the stack trace.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { extname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
 import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
@@ -29,6 +30,11 @@ commands:
       Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
       print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
       (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated).
+  serve [--port P] [--model M] [--models-dir D]… [--host H --allow-remote]
+      Serve the app (the engine and the three views in the browser) on http://127.0.0.1:P/ (default 8700)
+      and print its URL. --model: the model it starts on (default: the embedded Universal Sentence Encoder
+      lite, no download); --models-dir (repeatable): folders whose models the app lists and may load.
+      API: docs/server-api.md.
 
 options for every command:
   --debug     print stack traces
@@ -122,6 +128,38 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
       const bytes = format === 'html' ? html : await renderImage(html, format);
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
       console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
+    },
+  },
+  serve: {
+    options: {
+      port: { type: 'string', short: 'p' },
+      model: { type: 'string' },
+      'models-dir': { type: 'string', multiple: true },
+      host: { type: 'string' },
+      'allow-remote': { type: 'boolean' },
+    },
+    async run(v) {
+      const { startServer, DEFAULT_PORT } = await import('../server/server.js');
+      const port = numberOption(v, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? DEFAULT_PORT;
+      const roots = (v['models-dir'] as unknown as string[] | undefined) ?? [];
+      let model = typeof v.model === 'string' ? v.model : undefined;
+      // A local --model is served as a folder in its own root.
+      if (model !== undefined && existsSync(model)) {
+        roots.push(resolve(model));
+        model = `path:${resolve(model)}`;
+      }
+      const server = await startServer({
+        port,
+        host: typeof v.host === 'string' ? v.host : undefined,
+        allowRemote: v['allow-remote'] === true,
+        model,
+        modelRoots: roots,
+        preload: true,
+      });
+      console.log(`attnviz: serving the app at ${server.url}  (Ctrl+C stops)`);
+      const stop = () => void server.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
     },
   },
 };

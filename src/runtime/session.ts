@@ -35,11 +35,17 @@ export class Session {
     return this.session.outputNames;
   }
 
-  run(feeds: Record<string, Feed>): Promise<Record<string, RunOutput>> {
+  /**
+   * Runs the graph. Outputs named in `into` are written by onnxruntime straight into those buffers (views
+   * into the caller's stacked [L, H, …] arrays), which saves a copy of every per-layer output.
+   */
+  run(feeds: Record<string, Feed>, into: Record<string, RunOutput> = {}): Promise<Record<string, RunOutput>> {
     const result = this.queue.then(async () => {
       const tensors: Record<string, ort.Tensor> = {};
       for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
-      const out = await this.session.run(tensors);
+      const fetches: Record<string, ort.Tensor | null> = {};
+      for (const name of this.session.outputNames) fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
+      const out = await this.session.run(tensors, fetches);
       const outputs: Record<string, RunOutput> = {};
       for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };
       return outputs;

@@ -1,0 +1,275 @@
+/**
+ * The attnviz app: a model picker, the texts, the three views as tabs and the downloads, on the local
+ * server's API (api.ts). The state lives in the URL (state.ts). Typing re-runs the model after a pause;
+ * a newer request aborts an older one; a model load shows its progress; every failure is shown in the page.
+ */
+import type { Attention } from '../core/attention.js';
+import { download } from '../views/dom.js';
+import { mountView, type ViewName } from '../views/mount.js';
+import { ApiError, exportFile, fetchAttention, listModels, loadModel, type ModelInfo, type ModelList, type Progress } from './api.js';
+import { parseState, stateQuery, type AppState, type PinnedToken } from './state.js';
+
+const TYPING_PAUSE_MS = 300;
+
+type MountedView = ReturnType<typeof mountView>;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  model: $<HTMLSelectElement>('model'),
+  hubForm: $<HTMLFormElement>('hub-form'),
+  hubId: $<HTMLInputElement>('hub-id'),
+  text: $<HTMLTextAreaElement>('text'),
+  pair: $<HTMLInputElement>('pair'),
+  target: $<HTMLInputElement>('target'),
+  targetField: $('target-field'),
+  pairField: $('pair-field'),
+  progress: $('progress'),
+  progressBar: $<HTMLProgressElement>('progress-bar'),
+  progressText: $('progress-text'),
+  error: $('error'),
+  status: $('status'),
+  view: $('view'),
+  tabs: [...document.querySelectorAll<HTMLButtonElement>('[role=tab]')],
+};
+
+let list: ModelList;
+let state: AppState;
+const loaded = new Map<string, ModelInfo>();
+let data: Attention | null = null;
+let mounted: MountedView | null = null;
+let controller: AbortController | null = null;
+let generation = 0;
+let typingTimer: ReturnType<typeof setTimeout> | undefined;
+
+// ---- state ⇄ URL and inputs ---------------------------------------------------------------------------
+
+function writeUrl(): void {
+  history.replaceState(null, '', stateQuery(state, list.defaultModel) + location.hash);
+}
+
+function showInputs(): void {
+  if (![...ui.model.options].some((o) => o.value === state.model)) addModelOption(state.model, state.model);
+  ui.model.value = state.model;
+  ui.text.value = state.text;
+  ui.pair.value = state.pair;
+  ui.target.value = state.target;
+  for (const tab of ui.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === state.view));
+}
+
+function addModelOption(id: string, label: string): void {
+  ui.model.append(new Option(label, id));
+}
+
+// ---- messages ----------------------------------------------------------------------------------------
+
+function showError(e: unknown): void {
+  const message = e instanceof ApiError ? e.message : `Something went wrong: ${(e as Error).message ?? String(e)}`;
+  ui.error.textContent = message;
+  ui.error.hidden = false;
+  if (!mounted) placeholder(`No view: ${message}`);
+  ui.view.classList.toggle('stale', mounted !== null);
+}
+
+function clearError(): void {
+  ui.error.hidden = true;
+  ui.error.textContent = '';
+}
+
+function placeholder(text: string): void {
+  mounted?.destroy();
+  mounted = null;
+  ui.view.replaceChildren(Object.assign(document.createElement('p'), { className: 'placeholder', textContent: text }));
+}
+
+function showProgress(p: Progress | null): void {
+  ui.progress.hidden = p === null;
+  if (!p) return;
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  if (p.total && p.loaded !== undefined) {
+    ui.progressBar.max = p.total;
+    ui.progressBar.value = p.loaded;
+    ui.progressText.textContent = `${p.message}: ${mb(p.loaded)} / ${mb(p.total)}`;
+  } else {
+    ui.progressBar.removeAttribute('value');
+    ui.progressText.textContent = `${p.message}…`;
+  }
+}
+
+// ---- running ----------------------------------------------------------------------------------------
+
+/** Loads the model if this page has not yet, then fetches and shows the attention for the current texts. */
+async function refresh(): Promise<void> {
+  const mine = ++generation;
+  controller?.abort();
+  controller = new AbortController();
+  const { signal } = controller;
+  writeUrl();
+  try {
+    let info = loaded.get(state.model);
+    if (!info) {
+      showProgress({ phase: 'load', message: 'loading the model' });
+      info = await loadModel(state.model, (p) => { if (mine === generation) showProgress(p); }, signal);
+      loaded.set(state.model, info);
+    }
+    if (mine !== generation) return;
+    showProgress(null);
+    ui.targetField.hidden = !info.encoderDecoder;
+    if (!state.text.trim()) {
+      clearError();
+      placeholder('Type a text to see its attention.');
+      return;
+    }
+    ui.status.textContent = 'Running the model…';
+    ui.view.classList.add('stale');
+    const started = performance.now();
+    const query = { model: state.model, text: state.text, pair: state.pair || null, target: info.encoderDecoder ? state.target || null : null };
+    const a = await fetchAttention(query, (partial, total) => {
+      if (mine !== generation) return;
+      render(partial);
+      ui.status.textContent = `Receiving layers: ${partial.attention.dims[0]} of ${total}…`;
+    }, signal);
+    if (mine !== generation) return;
+    clearError();
+    data = a;
+    render(a);
+    const [L, H, T] = a.attention.dims;
+    ui.status.textContent = `${info.modelType} · ${T} tokens · ${L} layers × ${H} heads · ${Math.round(performance.now() - started)} ms`;
+  } catch (e) {
+    if ((e as Error).name === 'AbortError' || mine !== generation) return;
+    showProgress(null);
+    ui.status.textContent = '';
+    showError(e);
+  }
+}
+
+function scheduleRefresh(): void {
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => void refresh(), TYPING_PAUSE_MS);
+}
+
+// ---- views ------------------------------------------------------------------------------------------
+
+/** The options that open view `name` in the app's state (clamped to the data). */
+function viewOptions(name: ViewName, a: Attention): Record<string, unknown> {
+  const [L, H, T] = a.attention.dims;
+  const layer = Math.min(state.layer, L - 1);
+  const heads = state.heads?.filter((h) => h < H);
+  const pinned = state.pinned.filter((p) => p.index < T);
+  switch (name) {
+    case 'head': return { layer, ...(heads?.length ? { heads } : {}) };
+    case 'neuron': return { layer, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
+    case 'model': return {};
+  }
+}
+
+function render(a: Attention): void {
+  mounted?.destroy();
+  ui.view.replaceChildren();
+  ui.view.classList.remove('stale');
+  try {
+    mounted = mountView(ui.view, state.view, a, viewOptions(state.view, a));
+  } catch (e) {
+    mounted = null;
+    showError(e);
+    return;
+  }
+  const pinned = state.pinned.filter((p) => p.index < a.tokens.length);
+  const handle = mounted as MountedView & { update?: (patch: Record<string, unknown>) => void };
+  if (state.view === 'head' && pinned.length) handle.update?.({ pinned });
+}
+
+/** Reads layer, heads and pins back from the view after the user changed them there. */
+function readViewState(): void {
+  const handle = mounted as (MountedView & { state?: () => Record<string, unknown> }) | null;
+  const s = handle?.state?.();
+  if (!s) return;
+  if (state.view === 'head') {
+    const active = s.active as boolean[];
+    state.layer = s.layer as number;
+    state.heads = active.every(Boolean) ? null : active.flatMap((on, h) => (on ? [h] : []));
+    state.pinned = (s.pinned as PinnedToken[]).map(({ side, index }) => ({ side, index }));
+  } else if (state.view === 'neuron') {
+    state.layer = s.layer as number;
+    const head = s.head as number;
+    if (head !== (state.heads?.[0] ?? 0)) state.heads = [head];
+    state.pinned = s.pinned && s.selected !== null ? [{ side: 'left', index: s.selected as number }] : [];
+  } else {
+    const selected = s.selected as { layer: number; head: number } | null;
+    if (selected) state.layer = selected.layer;
+  }
+  writeUrl();
+}
+
+// ---- downloads --------------------------------------------------------------------------------------
+
+async function downloadExport(format: 'html' | 'attention'): Promise<void> {
+  if (!data) return;
+  try {
+    const query = { model: state.model, text: state.text, pair: state.pair || null };
+    const blob = await exportFile(query, format, state.view, viewOptions(state.view, data));
+    download(blob, format === 'html' ? `attnviz-${state.view}-view.html` : 'attention.safetensors');
+  } catch (e) {
+    showError(e);
+  }
+}
+
+// ---- wiring -----------------------------------------------------------------------------------------
+
+function wire(): void {
+  ui.model.addEventListener('change', () => {
+    state = { ...state, model: ui.model.value, layer: 0, heads: null, pinned: [] };
+    void refresh();
+  });
+  ui.hubForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const id = ui.hubId.value.trim();
+    if (!id) return;
+    if (![...ui.model.options].some((o) => o.value === id)) addModelOption(id, `${id} (Hugging Face)`);
+    ui.model.value = id;
+    state = { ...state, model: id, layer: 0, heads: null, pinned: [] };
+    void refresh();
+  });
+  const onText = () => {
+    state = { ...state, text: ui.text.value, pair: ui.pair.value, target: ui.target.value, pinned: [] };
+    writeUrl();
+    scheduleRefresh();
+  };
+  for (const input of [ui.text, ui.pair, ui.target]) input.addEventListener('input', onText);
+  for (const tab of ui.tabs) {
+    tab.addEventListener('click', () => {
+      state.view = tab.dataset.view as ViewName;
+      showInputs();
+      writeUrl();
+      if (data) render(data);
+    });
+  }
+  // The views keep their own state; any interaction inside one may have changed what the URL records.
+  for (const type of ['click', 'dblclick', 'change', 'input', 'keyup']) {
+    ui.view.addEventListener(type, () => setTimeout(readViewState, 0));
+  }
+  $('dl-html').addEventListener('click', () => void downloadExport('html'));
+  $('dl-attention').addEventListener('click', () => void downloadExport('attention'));
+  $('dl-png').addEventListener('click', async () => {
+    if (mounted) download(await mounted.toPNG(), `attnviz-${state.view}-view.png`);
+  });
+  $('dl-svg').addEventListener('click', () => {
+    if (mounted) download(new Blob([mounted.toSVG()], { type: 'image/svg+xml' }), `attnviz-${state.view}-view.svg`);
+  });
+}
+
+async function boot(): Promise<void> {
+  try {
+    list = await listModels();
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  for (const m of list.models) addModelOption(m.id, m.label);
+  for (const input of [ui.text, ui.pair, ui.target]) input.maxLength = list.limits.maxTextChars;
+  state = parseState(location.search, list.defaultModel);
+  showInputs();
+  wire();
+  await refresh();
+}
+
+void boot();

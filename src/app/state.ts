@@ -1,0 +1,68 @@
+/**
+ * The app's state, which lives in the URL (query string) so a view can be shared: model, texts, view,
+ * layer, heads and pinned tokens. Parsing is forgiving (a bad value falls back to its default); writing
+ * leaves defaults out, so URLs stay short.
+ */
+import { VIEWS, type ViewName } from '../views/mount.js';
+
+export interface PinnedToken {
+  side: 'left' | 'right';
+  index: number;
+}
+
+export interface AppState {
+  model: string;
+  text: string;
+  pair: string;
+  target: string;
+  view: ViewName;
+  layer: number;
+  /** Active heads; null = all. In the neuron view the first one is the head shown. */
+  heads: number[] | null;
+  /** Pinned tokens (head view: left = query side, right = key side; neuron view: the first one's index). */
+  pinned: PinnedToken[];
+}
+
+export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
+
+export function defaultState(model: string): AppState {
+  return { model, text: DEFAULT_TEXT, pair: '', target: '', view: 'head', layer: 0, heads: null, pinned: [] };
+}
+
+const integers = (s: string | null): number[] | null => {
+  if (!s) return null;
+  const list = s.split(',').map(Number);
+  return list.length && list.every((n) => Number.isInteger(n) && n >= 0) ? list : null;
+};
+
+export function parseState(search: string, fallbackModel: string): AppState {
+  const q = new URLSearchParams(search);
+  const s = defaultState(q.get('model') || fallbackModel);
+  if (q.has('text')) s.text = q.get('text')!;
+  s.pair = q.get('pair') ?? '';
+  s.target = q.get('target') ?? '';
+  const view = q.get('view');
+  if (view && (VIEWS as readonly string[]).includes(view)) s.view = view as ViewName;
+  const layer = Number(q.get('layer'));
+  if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
+  s.heads = integers(q.get('heads'));
+  s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
+    const m = /^([lr])(\d+)$/.exec(p);
+    return m ? [{ side: m[1] === 'l' ? 'left' : 'right', index: Number(m[2]) }] : [];
+  });
+  return s;
+}
+
+export function stateQuery(s: AppState, defaultModel: string): string {
+  const q = new URLSearchParams();
+  if (s.model !== defaultModel) q.set('model', s.model);
+  q.set('text', s.text);
+  if (s.pair) q.set('pair', s.pair);
+  if (s.target) q.set('target', s.target);
+  if (s.view !== 'head') q.set('view', s.view);
+  if (s.layer) q.set('layer', String(s.layer));
+  if (s.heads) q.set('heads', s.heads.join(','));
+  if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
+  // Commas are safe in a query and keep lists readable: heads=0,3.
+  return `?${q.toString().replace(/%2C/g, ',')}`;
+}

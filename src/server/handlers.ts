@@ -1,0 +1,231 @@
+/**
+ * The API endpoints (docs/server-api.md). Each handler reads and checks its request, then answers; errors
+ * are thrown as HttpError/AttnvizError and answered as JSON by server.ts.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Attention } from '../core/attention.js';
+import { encodeAttentionFile } from '../core/attention-file.js';
+import { encodeAttention } from '../core/encode.js';
+import { renderHtml } from '../export/html.js';
+import { VIEWS, type ViewName } from '../views/mount.js';
+import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
+import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
+import type { ModelCache } from './model-cache.js';
+import { describeModel, listModels, modelKey, parseModelSpec, type Progress } from './models.js';
+import { errorFrame, FORMAT_HEADER, frame, layerOf, LAYERS_HEADER, TOKENS_HEADER, type PayloadFormat } from './protocol.js';
+
+export interface Limits {
+  /** Longest text, pair or target, in characters (default 2000). */
+  maxTextChars: number;
+  /** Largest request body, in bytes (default 64 KiB). */
+  maxBodyBytes: number;
+  /** Longest a request may wait for its model and its run, in ms (default 60 s); then 503. */
+  requestTimeoutMs: number;
+  /** Estimated bytes of loaded models before least recently used ones are released (default 4 GiB). */
+  memoryCapBytes: number;
+  /** Requests waiting on one model beyond which new ones get 503 (default 256). */
+  maxQueue: number;
+  /** Attention values (layers × heads × T²) above which `stream: "auto"` sends layer by layer (default 200k). */
+  streamAbove: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxTextChars: 2000,
+  maxBodyBytes: 64 * 1024,
+  requestTimeoutMs: 60_000,
+  memoryCapBytes: 4 * 2 ** 30,
+  maxQueue: 256,
+  streamAbove: 200_000,
+};
+
+export interface Context {
+  cache: ModelCache;
+  roots: readonly string[];
+  env: NodeJS.ProcessEnv;
+  limits: Limits;
+  /** The model the app selects first (--model), as a model id. */
+  defaultModel: string;
+  /** Recent results, so an export right after a view does not run the model again. */
+  results: ResultCache;
+}
+
+type Handler = (ctx: Context, req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+export const getModels: Handler = async (ctx, _req, res) => {
+  sendJson(res, 200, {
+    models: await listModels(ctx.roots, ctx.env),
+    defaultModel: ctx.defaultModel,
+    loaded: ctx.cache.status().map((s) => ({ id: s.key, bytes: s.bytes, pending: s.pending })),
+    limits: { maxTextChars: ctx.limits.maxTextChars, maxBodyBytes: ctx.limits.maxBodyBytes },
+  });
+};
+
+export const getStatus: Handler = async (ctx, _req, res) => {
+  sendJson(res, 200, { uptime: process.uptime(), memory: process.memoryUsage(), models: ctx.cache.status(), capBytes: ctx.limits.memoryCapBytes });
+};
+
+/**
+ * Loads a model. With `Accept: text/event-stream` the answer is a stream of Server-Sent Events: `progress`
+ * (phase, message, file, loaded, total), then `ready` (the model's description) or `error` (status,
+ * message). Otherwise one JSON answer once loaded.
+ */
+export const postLoad: Handler = async (ctx, req, res) => {
+  const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
+  onlyFields(body, ['model']);
+  const key = await modelKey(parseModelSpec(body.model), ctx.roots);
+  if (!(req.headers.accept ?? '').includes('text/event-stream')) {
+    const model = await withTimeout(ctx.cache.get(key), ctx.limits.requestTimeoutMs, 'loading the model');
+    sendJson(res, 200, { model: describeModel(key, model) });
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  try {
+    const model = await ctx.cache.get(key, (p: Progress) => send('progress', p));
+    send('ready', { model: describeModel(key, model) });
+  } catch (e) {
+    send('error', { status: statusOf(e), message: messageOf(e) });
+  }
+  res.end();
+};
+
+interface AttentionRequest {
+  key: string;
+  text: string;
+  pair: string | null;
+  truncate: boolean;
+}
+
+const ATTENTION_FIELDS = ['model', 'text', 'pair', 'target', 'truncate'];
+
+/**
+ * Checks the fields every attention request shares and runs the model (or takes a recent result). A request
+ * whose client has gone by the time its turn comes is dropped instead of run.
+ */
+async function attentionFor(ctx: Context, body: Record<string, unknown>, res: ServerResponse): Promise<{ request: AttentionRequest; attention: Attention }> {
+  const text = optionalString(body, 'text');
+  if (text === null || text.trim() === '') throw new HttpError(400, '"text" is missing or empty');
+  const pair = optionalString(body, 'pair');
+  const target = optionalString(body, 'target');
+  for (const [name, value] of [['text', text], ['pair', pair], ['target', target]] as const) {
+    if (value !== null && value.length > ctx.limits.maxTextChars) {
+      throw new HttpError(413, `"${name}" is ${value.length} characters; this server takes at most ${ctx.limits.maxTextChars}`);
+    }
+  }
+  const request: AttentionRequest = {
+    key: await modelKey(parseModelSpec(body.model), ctx.roots),
+    text,
+    pair: pair === null || pair.trim() === '' ? null : pair,
+    truncate: optionalBoolean(body, 'truncate', false),
+  };
+  const cacheKey = JSON.stringify([request.key, request.text, request.pair, request.truncate]);
+  const recent = ctx.results.get(cacheKey);
+  if (recent) return { request, attention: recent };
+  let gone = false;
+  res.once('close', () => { gone = !res.writableFinished; });
+  const attention = await withTimeout(ctx.cache.run(request.key, async (m) => {
+    if (gone) throw new HttpError(499, 'the client closed the request before its turn');
+    if (target !== null && target.trim() !== '') throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
+    return m.attention(request.text, { pair: request.pair, truncate: request.truncate });
+  }), ctx.limits.requestTimeoutMs, 'computing attention');
+  const named: Attention = { ...attention, model: { ...attention.model, source: request.key } };
+  ctx.results.set(cacheKey, named);
+  return { request, attention: named };
+}
+
+/**
+ * Attention as binary (protocol.ts): one AVZ1 blob, or with `stream` "layers" (or "auto" on large
+ * results) one frame per layer, written as each is encoded.
+ */
+export const postAttention: Handler = async (ctx, req, res) => {
+  const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
+  onlyFields(body, [...ATTENTION_FIELDS, 'queryKey', 'stream']);
+  const stream = body.stream ?? 'auto';
+  if (stream !== 'auto' && stream !== 'layers' && stream !== 'none') throw new HttpError(400, '"stream" must be "auto", "layers" or "none"');
+  const queryKey = optionalBoolean(body, 'queryKey', true);
+  const { attention: a } = await attentionFor(ctx, body, res);
+  const [L] = a.attention.dims;
+  const layered = stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove);
+  const format: PayloadFormat = layered ? 'avz1-layers' : 'avz1';
+  const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', [FORMAT_HEADER]: format, [LAYERS_HEADER]: String(L), [TOKENS_HEADER]: String(a.tokens.length) };
+  if (!layered) {
+    const bytes = encodeAttention(a, { queryKey });
+    res.writeHead(200, { ...headers, 'content-length': bytes.length });
+    res.end(bytes);
+    return;
+  }
+  res.writeHead(200, headers);
+  try {
+    for (let l = 0; l < L && !res.destroyed; l++) {
+      if (!res.write(frame(encodeAttention(layerOf(a, l), { queryKey })))) await new Promise((resolve) => res.once('drain', resolve));
+    }
+  } catch (e) {
+    // The status went out with the first frame: the error travels as an error frame instead.
+    res.write(errorFrame(statusOf(e), messageOf(e)));
+  }
+  res.end();
+};
+
+/** The standalone HTML of a view, or the attention file (safetensors), as a download. */
+export const postExport: Handler = async (ctx, req, res) => {
+  const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
+  onlyFields(body, [...ATTENTION_FIELDS, 'format', 'view', 'options']);
+  const format = body.format;
+  if (format !== 'html' && format !== 'attention') throw new HttpError(400, '"format" must be "html" or "attention"');
+  const view = (body.view ?? 'head') as ViewName;
+  if (!VIEWS.includes(view)) throw new HttpError(400, `"view" must be one of ${VIEWS.join(', ')}`);
+  const options = body.options ?? {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new HttpError(400, '"options" must be a JSON object');
+  const { attention } = await attentionFor(ctx, body, res);
+  const bytes = format === 'html'
+    ? Buffer.from(renderHtml(attention, { view, options: options as Record<string, unknown> }))
+    : encodeAttentionFile(attention);
+  const name = format === 'html' ? `attnviz-${view}-view.html` : 'attention.safetensors';
+  res.writeHead(200, {
+    'content-type': format === 'html' ? 'text/html; charset=utf-8' : 'application/octet-stream',
+    'content-length': bytes.length,
+    'content-disposition': `attachment; filename="${name}"`,
+    'cache-control': 'no-store',
+  });
+  res.end(bytes);
+};
+
+/** `promise`, or 503 after `ms` (the work itself goes on: onnxruntime and TF.js runs cannot be cancelled). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HttpError(503, `${what} took longer than this server's limit of ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A small LRU of recent results, bounded in count and in attention bytes. */
+export class ResultCache {
+  private readonly map = new Map<string, { a: Attention; bytes: number }>();
+  private bytes = 0;
+
+  constructor(private readonly capBytes: number, private readonly capEntries = 16) {}
+
+  get(key: string): Attention | undefined {
+    const hit = this.map.get(key);
+    if (!hit) return undefined;
+    this.map.delete(key);
+    this.map.set(key, hit);
+    return hit.a;
+  }
+
+  set(key: string, a: Attention): void {
+    const bytes = (a.attention.data.length + (a.query?.data.length ?? 0) + (a.key?.data.length ?? 0)) * 4;
+    if (bytes > this.capBytes) return;
+    const old = this.map.get(key);
+    if (old) this.bytes -= old.bytes;
+    this.map.delete(key);
+    this.map.set(key, { a, bytes });
+    this.bytes += bytes;
+    for (const [k, v] of this.map) {
+      if (this.bytes <= this.capBytes && this.map.size <= this.capEntries) break;
+      this.map.delete(k);
+      this.bytes -= v.bytes;
+    }
+  }
+}

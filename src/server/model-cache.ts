@@ -1,0 +1,126 @@
+/**
+ * Loaded models, kept for the next request under a memory cap. Each model is loaded once however many
+ * requests ask at the same time (they share one promise), and its jobs run one after another (a queue per
+ * model: two texts never run at once on one model, which would double its peak memory). When the models'
+ * estimated memory passes the cap, the least recently used idle ones are released; the model just used
+ * always stays, even alone above the cap.
+ */
+import { HttpError } from './http-error.js';
+import type { AnyModel, Progress } from './models.js';
+
+export interface CacheOptions {
+  /** Estimated bytes the loaded models may take together. */
+  capBytes: number;
+  /** Jobs waiting on one model beyond which new ones are refused (503). */
+  maxQueue: number;
+  open(key: string, onProgress: (p: Progress) => void): Promise<AnyModel>;
+}
+
+interface Entry {
+  key: string;
+  loading: Promise<AnyModel>;
+  model: AnyModel | null;
+  /** Progress listeners of a load under way. */
+  listeners: Set<(p: Progress) => void>;
+  lastUsed: number;
+  /** Jobs queued or running. */
+  pending: number;
+  queue: Promise<unknown>;
+}
+
+export interface CacheStatus {
+  key: string;
+  bytes: number;
+  lastUsed: number;
+  pending: number;
+}
+
+/** Memory a loaded model holds, estimated from its weight bytes (weights dominate; activations are per run). */
+export const estimateBytes = (m: AnyModel) => m.weightBytes;
+
+export class ModelCache {
+  private readonly entries = new Map<string, Entry>();
+  private clock = 0;
+
+  constructor(private readonly options: CacheOptions) {}
+
+  /** The model under `key`, loading it (once) if needed; `onProgress` hears the load's progress. */
+  async get(key: string, onProgress?: (p: Progress) => void): Promise<AnyModel> {
+    const entry = this.ensure(key);
+    if (onProgress && !entry.model) entry.listeners.add(onProgress);
+    try {
+      return await entry.loading;
+    } finally {
+      if (onProgress) entry.listeners.delete(onProgress);
+    }
+  }
+
+  /** Runs `job` on the model under `key` after the jobs queued on it before. */
+  async run<T>(key: string, job: (m: AnyModel) => Promise<T>): Promise<T> {
+    const entry = this.ensure(key);
+    if (entry.pending >= this.options.maxQueue) throw new HttpError(503, `the server is busy: ${entry.pending} requests are waiting for this model; try again shortly`);
+    // Counted from now on, so the model cannot be evicted between its load and this job.
+    entry.pending++;
+    try {
+      const model = await entry.loading;
+      entry.lastUsed = ++this.clock;
+      // A macrotask turn before each job: TF.js runs resolve on microtasks only, so without it a busy queue
+      // would keep the event loop from reading new requests (and from answering anything else) until it drains.
+      const result = entry.queue.then(() => new Promise((resolve) => setImmediate(resolve))).then(() => job(model));
+      entry.queue = result.catch(() => undefined);
+      return await result;
+    } finally {
+      entry.pending--;
+      entry.lastUsed = ++this.clock;
+      if (entry.model) this.evict(entry);
+    }
+  }
+
+  private ensure(key: string): Entry {
+    const existing = this.entries.get(key);
+    if (existing) return existing;
+    const listeners = new Set<(p: Progress) => void>();
+    const entry: Entry = {
+      key, model: null, listeners, lastUsed: ++this.clock, pending: 0, queue: Promise.resolve(),
+      // Opened on the next tick, so the caller's progress listener is in place for the first event.
+      loading: Promise.resolve().then(() => this.options.open(key, (p) => listeners.forEach((l) => l(p)))),
+    };
+    this.entries.set(key, entry);
+    entry.loading.then((m) => {
+      entry.model = m;
+      entry.listeners.clear();
+      this.evict(entry);
+    }, () => {
+      // A failed load is forgotten, so the next request tries again (the model may have been downloaded since).
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+    });
+    return entry;
+  }
+
+  status(): CacheStatus[] {
+    return [...this.entries.values()].filter((e) => e.model).map((e) => ({ key: e.key, bytes: estimateBytes(e.model!), lastUsed: e.lastUsed, pending: e.pending }));
+  }
+
+  /** Releases least recently used idle models while the total is above the cap, never `keep`. */
+  private evict(keep: Entry): void {
+    const loaded = () => [...this.entries.values()].filter((e) => e.model);
+    let total = loaded().reduce((s, e) => s + estimateBytes(e.model!), 0);
+    for (const e of loaded().sort((a, b) => a.lastUsed - b.lastUsed)) {
+      if (total <= this.options.capBytes) break;
+      if (e === keep || e.pending > 0) continue;
+      this.entries.delete(e.key);
+      total -= estimateBytes(e.model!);
+      void e.model!.release().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    const entries = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(entries.map(async (e) => {
+      const m = await e.loading.catch(() => null);
+      await e.queue;
+      await m?.release().catch(() => undefined);
+    }));
+  }
+}

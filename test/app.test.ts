@@ -1,0 +1,208 @@
+/**
+ * The app in headless Chromium against the real server on the embedded model: type a text, switch views,
+ * change the layer, pin a token, download the HTML, restore a shared URL — and an error path (an unknown
+ * hub id, offline) that shows a readable message instead of a blank view. No request leaves the server.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { startServer, type RunningServer } from '../src/server/server.js';
+import { HAVE_CHROMIUM, launch } from './browser.js';
+
+let server: RunningServer;
+let browser: Browser;
+let hubCache: string;
+
+beforeAll(async () => {
+  if (!HAVE_CHROMIUM) return;
+  hubCache = await mkdtemp(join(tmpdir(), 'attnviz-app-hub-'));
+  server = await startServer({ port: 0, env: { HF_HUB_CACHE: hubCache, HF_HUB_OFFLINE: '1' }, preload: true });
+  browser = await launch();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (hubCache) await rm(hubCache, { recursive: true, force: true });
+});
+
+interface Opened {
+  page: Page;
+  /** Requests to anything but the server. */
+  foreign: string[];
+  errors: string[];
+}
+
+async function open(query = ''): Promise<Opened> {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+  const foreign: string[] = [], errors: string[] = [];
+  page.on('request', (r) => { if (!r.url().startsWith(server.url) && !/^(data|blob):/.test(r.url())) foreign.push(r.url()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${server.url}${query}`);
+  return { page, foreign, errors };
+}
+
+/** Waits until the status line reports a finished run (and returns it). */
+async function settled(page: Page, tokens?: number): Promise<string> {
+  await page.waitForFunction((n) => {
+    const s = document.getElementById('status')?.textContent ?? '';
+    return /tokens · \d+ layers/.test(s) && (n === undefined || s.includes(` ${n} tokens`));
+  }, tokens, { timeout: 30_000 });
+  return (await page.locator('#status').textContent())!;
+}
+
+const params = (page: Page) => new URL(page.url()).searchParams;
+
+describe.runIf(HAVE_CHROMIUM)('the app', () => {
+  test('opens on the embedded model and shows the head view of the default text', async () => {
+    const { page, foreign, errors } = await open();
+    expect(await settled(page)).toMatch(/^use-lite · \d+ tokens · 2 layers × 4 heads/);
+    await expect.poll(() => page.locator('.attnviz-head-view').count()).toBe(1);
+    expect(await page.locator('#model').inputValue()).toBe('embedded');
+    expect(await page.locator('[role=tab][aria-selected=true]').textContent()).toBe('Head view');
+    expect(await page.locator('#progress').isHidden()).toBe(true);
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  test('typing updates the view (debounced) and the URL; views switch as tabs; layer and pins go into the URL', async () => {
+    const { page, foreign, errors } = await open();
+    await settled(page);
+    await page.locator('#text').fill('Dogs chase cats.');
+    await expect.poll(() => params(page).get('text')).toBe('Dogs chase cats.');
+    const tokens = () => page.locator('.attnviz-head-view .av-token[data-side=left]').allTextContents();
+    await expect.poll(async () => (await tokens()).join(' '), { timeout: 30_000 }).toMatch(/Dog.*chase.*cat/);
+    expect(await settled(page)).toContain(` ${(await tokens()).length} tokens`);
+
+    // Layer 1 in the head view's own control.
+    await page.locator('.attnviz-head-view select').first().selectOption('1');
+    await expect.poll(() => params(page).get('layer')).toBe('1');
+    // Head 2 alone (double-click solos it).
+    await page.locator('.attnviz-head-view .av-head[data-head="2"]').dblclick();
+    await expect.poll(() => params(page).get('heads')).toBe('2');
+    // Pin the second query token.
+    await page.locator('.attnviz-head-view .av-token[data-side=left][data-index="1"]').click();
+    await expect.poll(() => params(page).get('pinned')).toBe('l1');
+
+    await page.locator('[role=tab][data-view=model]').click();
+    await expect.poll(() => page.locator('.attnviz-model-view').count()).toBe(1);
+    expect(params(page).get('view')).toBe('model');
+    await page.locator('[role=tab][data-view=neuron]').click();
+    await expect.poll(() => page.locator('.attnviz-neuron-view').count()).toBe(1);
+    // The neuron view opens on the state: layer 1, head 2, token 1 selected.
+    const root = page.locator('.attnviz-neuron-view');
+    expect(await root.getAttribute('data-layer')).toBe('1');
+    expect(await root.getAttribute('data-head')).toBe('2');
+    expect(await root.getAttribute('data-selected')).toBe('1');
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  test('a shared URL restores model, text, view, layer, heads and pinned tokens', async () => {
+    const query = '?text=The+quick+brown+fox.&layer=1&heads=0,3&pinned=l2';
+    const { page, errors } = await open(query);
+    await settled(page);
+    expect(await page.locator('#text').inputValue()).toBe('The quick brown fox.');
+    expect(await page.locator('.attnviz-head-view select').first().inputValue()).toBe('1');
+    const state = await page.evaluate(() => {
+      const el = document.querySelector('.attnviz-head-view') as HTMLElement & { attnvizView: { state(): { layer: number; active: boolean[]; pinned: { side: string; index: number }[] } } };
+      const s = el.attnvizView.state();
+      return { layer: s.layer, active: s.active, pinned: s.pinned };
+    });
+    expect(state).toEqual({ layer: 1, active: [true, false, false, true], pinned: [{ side: 'left', index: 2 }] });
+    expect(page.url()).toContain(query.slice(1));
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  test('downloads: HTML (a standalone page of the view), attention file, PNG and SVG', async () => {
+    const { page } = await open('?text=Download+this.');
+    await settled(page);
+    const dir = await mkdtemp(join(tmpdir(), 'attnviz-dl-'));
+    try {
+      const save = async (button: string) => {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.locator(button).click()]);
+        const path = join(dir, download.suggestedFilename());
+        await download.saveAs(path);
+        return { name: download.suggestedFilename(), bytes: await readFile(path) };
+      };
+      const html = await save('#dl-html');
+      expect(html.name).toBe('attnviz-head-view.html');
+      expect(html.bytes.toString()).toMatch(/^<!doctype html>[\s\S]*<script type="application\/x-attnviz" data-view="head"/);
+      const file = await save('#dl-attention');
+      expect(file.name).toBe('attention.safetensors');
+      expect(file.bytes.readBigUInt64LE(0)).toBeGreaterThan(0n);
+      const png = await save('#dl-png');
+      expect(png.name).toBe('attnviz-head-view.png');
+      expect(png.bytes.subarray(1, 4).toString()).toBe('PNG');
+      const svg = await save('#dl-svg');
+      expect(svg.bytes.toString()).toMatch(/^<svg|^<\?xml/);
+
+      // The downloaded page works on its own, from file://.
+      const standalone = await browser.newPage();
+      await standalone.goto(`file://${join(dir, html.name)}`);
+      await standalone.waitForSelector('.attnviz-head-view');
+      await standalone.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+      await page.close();
+    }
+  });
+
+  test('an unknown hub id (offline) shows a readable error in the page, never a blank view', async () => {
+    const { page, errors } = await open();
+    await settled(page);
+    await page.locator('#hub-id').fill('nobody/unknown-model');
+    await page.locator('#hub-form button').click();
+    await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+    const message = await page.locator('#error').textContent();
+    expect(message).toMatch(/model "nobody\/unknown-model" is not in the Hugging Face cache/);
+    expect(params(page).get('model')).toBe('nobody/unknown-model');
+    // The last view stays on screen (dimmed), not an empty area.
+    expect(await page.locator('.attnviz-head-view').count()).toBe(1);
+    expect(await page.locator('#progress').isHidden()).toBe(true);
+
+    // Opened directly from a URL with no view yet, the message takes the view's place.
+    const fresh = await open('?model=nobody%2Funknown-model&text=Hello');
+    await fresh.page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+    expect(await fresh.page.locator('#view .placeholder').textContent()).toMatch(/^No view: model "nobody\/unknown-model"/);
+    // Back to the embedded model: the error goes, the view comes.
+    await fresh.page.locator('#model').selectOption('embedded');
+    await settled(fresh.page);
+    expect(await fresh.page.locator('#error').isHidden()).toBe(true);
+    expect(errors).toEqual([]);
+    await fresh.page.close();
+    await page.close();
+  });
+
+  test('layer-by-layer answers (the format of long inputs) are drawn like whole ones', async () => {
+    const layered = await startServer({ port: 0, limits: { streamAbove: 1 }, preload: true });
+    const page = await browser.newPage();
+    try {
+      const formats: string[] = [];
+      page.on('response', (r) => { if (r.url().endsWith('/api/attention')) formats.push(r.headers()['x-attnviz-format']); });
+      await page.goto(`${layered.url}?text=${'one+two+three+'.repeat(20)}`);
+      expect(await settled(page)).toMatch(/ 2 layers × 4 heads/);
+      expect(formats).toEqual(['avz1-layers']);
+      expect(await page.locator('.attnviz-head-view select').first().locator('option').count()).toBe(2);
+    } finally {
+      await page.close();
+      await layered.close();
+    }
+  });
+
+  test('a text the model refuses (too long for the server) shows the server\'s message', async () => {
+    const { page } = await open();
+    await settled(page);
+    // Past the field's maxlength, as a script or a pasted URL could send it.
+    await page.goto(`${server.url}?text=${'word+'.repeat(600)}`);
+    await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+    expect(await page.locator('#error').textContent()).toMatch(/"text" is 3000 characters; this server takes at most 2000/);
+    await page.close();
+  });
+});

@@ -1,0 +1,421 @@
+/**
+ * The server API (docs/server-api.md): every endpoint, every limit, the security checks (Host, Origin, model
+ * roots with `..` and symlinks), malformed requests — and that the server keeps serving after each. Runs on
+ * the embedded model with the Hugging Face cache pointed at an empty folder and HF_HUB_OFFLINE set: no
+ * network.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Attention } from '../src/core/attention.js';
+import { decodeAttentionFile } from '../src/core/attention-file.js';
+import { decodeAttention } from '../src/core/encode.js';
+import { ModelCache } from '../src/server/model-cache.js';
+import type { AnyModel } from '../src/server/models.js';
+import { FrameReader, joinLayers } from '../src/server/protocol.js';
+import { startServer, type RunningServer } from '../src/server/server.js';
+import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
+
+let server: RunningServer;
+let root: string;
+let outside: string;
+let hubCache: string;
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json(): { status: number; message: string } & Record<string, unknown>;
+}
+
+/** One HTTP request with full control over the headers (fetch does not let Host be set). */
+function call(method: string, path: string, options: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+  const raw = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const headers: Record<string, string> = {
+    host: `127.0.0.1:${server.port}`,
+    ...(raw !== undefined ? { 'content-type': 'application/json' } : {}),
+    ...options.headers,
+  };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks);
+        resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString('utf8')) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(raw);
+  });
+}
+
+/** Raw bytes over a socket; resolves with everything the server sent once it closes the connection. */
+const raw = (bytes: string) => new Promise<string>((resolve, reject) => {
+  const socket = connect(server.port, '127.0.0.1');
+  let out = '';
+  socket.on('data', (d) => (out += d.toString()));
+  socket.on('end', () => resolve(out));
+  socket.on('error', reject);
+  socket.write(bytes);
+});
+
+const attention = (body: Record<string, unknown>) => call('POST', '/api/attention', { body });
+
+/** Decodes either payload format of /api/attention. */
+function decodePayload(r: Reply): Attention {
+  if (r.headers['x-attnviz-format'] === 'avz1') return decodeAttention(new Uint8Array(r.body));
+  const reader = new FrameReader();
+  const layers = reader.push(new Uint8Array(r.body)).map((f) => decodeAttention(f));
+  expect(reader.empty).toBe(true);
+  return joinLayers(layers);
+}
+
+async function expectError(r: Reply | Promise<Reply>, status: number, message: RegExp): Promise<void> {
+  const reply = await r;
+  expect(reply.status).toBe(status);
+  expect(reply.headers['content-type']).toMatch(/^application\/json/);
+  const body = reply.json();
+  expect(body.status).toBe(status);
+  expect(body.message).toMatch(message);
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'attnviz-root-'));
+  outside = await mkdtemp(join(tmpdir(), 'attnviz-outside-'));
+  hubCache = await mkdtemp(join(tmpdir(), 'attnviz-hub-'));
+  // A listed (not loaded) Hugging Face folder, a nested one, a folder outside the root and a symlink to it.
+  await mkdir(join(root, 'my-bert'), { recursive: true });
+  await writeFile(join(root, 'my-bert', 'config.json'), '{"model_type":"bert"}');
+  await mkdir(join(root, 'group', 'gpt'), { recursive: true });
+  await writeFile(join(root, 'group', 'gpt', 'config.json'), '{"model_type":"gpt2"}');
+  await writeFile(join(outside, 'config.json'), '{"model_type":"bert"}');
+  await symlink(outside, join(root, 'escape'));
+  // A complete snapshot in the (offline) hub cache.
+  const snap = join(hubCache, 'models--org--cached-model', 'snapshots', 'a'.repeat(40));
+  await mkdir(snap, { recursive: true });
+  await writeFile(join(snap, 'config.json'), '{}');
+  await mkdir(join(hubCache, 'models--org--cached-model', 'refs'), { recursive: true });
+  await writeFile(join(hubCache, 'models--org--cached-model', 'refs', 'main'), 'a'.repeat(40));
+  server = await startServer({
+    port: 0,
+    modelRoots: HAVE_SHARED ? [root, join(SHARED, 'golden', 'models')] : [root],
+    env: { HF_HUB_CACHE: hubCache, HF_HUB_OFFLINE: '1' },
+    limits: { maxTextChars: 300, maxBodyBytes: 4096, streamAbove: 1e9 },
+    preload: true,
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  for (const d of [root, outside, hubCache]) if (d) await rm(d, { recursive: true, force: true });
+});
+
+describe('endpoints', () => {
+  test('GET /api/models: the embedded model, folders under the roots, the hub cache; limits', async () => {
+    const r = await call('GET', '/api/models');
+    expect(r.status).toBe(200);
+    const body = r.json() as unknown as { models: { id: string; label: string; kind: string; format: string }[]; defaultModel: string; limits: Record<string, number>; loaded: { id: string }[] };
+    expect(body.defaultModel).toBe('embedded');
+    expect(body.models[0]).toEqual({ id: 'embedded', label: expect.stringContaining('Universal Sentence Encoder lite'), kind: 'embedded', format: 'tfjs' });
+    const ids = body.models.map((m) => m.id);
+    expect(ids).toContain(`path:${join(root, 'my-bert')}`);
+    expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
+    expect(ids).toContain('hub:org/cached-model');
+    expect(body.limits).toEqual({ maxTextChars: 300, maxBodyBytes: 4096 });
+    expect(body.loaded.map((l) => l.id)).toEqual(['embedded']);
+  });
+
+  test('POST /api/models/load: JSON, and Server-Sent Events with progress then ready', async () => {
+    const r = await call('POST', '/api/models/load', { body: { model: 'embedded' } });
+    expect(r.status).toBe(200);
+    expect(r.json().model).toMatchObject({ id: 'embedded', modelType: 'use-lite', layers: 2, heads: 4, causal: false, encoderDecoder: false });
+    const sse = await call('POST', '/api/models/load', { body: { model: 'embedded' }, headers: { accept: 'text/event-stream' } });
+    expect(sse.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(sse.body.toString()).toMatch(/^event: ready\ndata: \{"model":\{"id":"embedded"/m);
+  });
+
+  test('POST /api/attention: the compact binary payload, whole or layer by layer, with or without q/k', async () => {
+    const whole = await attention({ text: 'The cat sat on the mat.' });
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-type']).toBe('application/octet-stream');
+    expect(whole.headers['x-attnviz-format']).toBe('avz1');
+    expect(whole.headers['x-attnviz-layers']).toBe('2');
+    const a = decodePayload(whole);
+    expect(a.tokens.slice(0, 2)).toEqual(['▁The', '▁cat']);
+    expect(a.model).toEqual({ source: 'embedded', modelType: 'use-lite' });
+    const T = a.tokens.length;
+    expect(a.attention.dims).toEqual([2, 4, T, T]);
+    expect(a.query!.dims).toEqual([2, 4, T, 128]);
+    for (let r = 0; r < 2 * 4 * T; r++) {
+      const sum = a.attention.data.subarray(r * T, (r + 1) * T).reduce((x, y) => x + y, 0);
+      expect(Math.abs(sum - 1)).toBeLessThan(0.01);
+    }
+    const layered = await attention({ text: 'The cat sat on the mat.', stream: 'layers' });
+    expect(layered.headers['x-attnviz-format']).toBe('avz1-layers');
+    expect(layered.headers['transfer-encoding']).toBe('chunked');
+    const b = decodePayload(layered);
+    expect(b.attention.dims).toEqual(a.attention.dims);
+    expect(b.attention.data).toEqual(a.attention.data);
+    expect(b.query!.data).toEqual(a.query!.data);
+    const noQk = decodePayload(await attention({ text: 'The cat sat on the mat.', queryKey: false }));
+    expect(noQk.query).toBeUndefined();
+    expect(whole.body.length).toBeGreaterThan(2 * (await attention({ text: 'The cat sat on the mat.', queryKey: false })).body.length);
+  });
+
+  test('POST /api/attention with a pair marks sentence B', async () => {
+    const a = decodePayload(await attention({ model: 'embedded', text: 'The cat sat.', pair: 'It was tired.' }));
+    expect(a.pair).toBe('It was tired.');
+    expect(a.sentenceBStart).toBeGreaterThan(0);
+  });
+
+  test('POST /api/export: the standalone HTML of a view and the attention file', async () => {
+    const html = await call('POST', '/api/export', { body: { text: 'Export me.', format: 'html', view: 'model', options: { theme: 'light' } } });
+    expect(html.status).toBe(200);
+    expect(html.headers['content-type']).toMatch(/^text\/html/);
+    expect(html.headers['content-disposition']).toBe('attachment; filename="attnviz-model-view.html"');
+    expect(html.body.toString()).toMatch(/^<!doctype html>[\s\S]*data-view="model"/);
+    const file = await call('POST', '/api/export', { body: { text: 'Export me.', format: 'attention' } });
+    expect(file.headers['content-disposition']).toBe('attachment; filename="attention.safetensors"');
+    const a = decodeAttentionFile(file.body, 'response');
+    expect(a.model.modelType).toBe('use-lite');
+    expect(a.attention.dims.slice(0, 2)).toEqual([2, 4]);
+  });
+
+  test('GET /api/status: memory and loaded models', async () => {
+    const r = await call('GET', '/api/status');
+    expect(r.status).toBe(200);
+    const body = r.json() as unknown as { memory: { rss: number }; models: { key: string; bytes: number }[] };
+    expect(body.memory.rss).toBeGreaterThan(0);
+    expect(body.models[0]).toMatchObject({ key: 'embedded', bytes: expect.any(Number) });
+  });
+
+  test('GET / serves the app with a strict Content-Security-Policy; unknown files are 404 JSON', async () => {
+    const page = await call('GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.headers['content-security-policy']).toMatch(/script-src 'self'/);
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec(page.body.toString())![1];
+    expect((await call('GET', script)).status).toBe(200);
+    await expectError(call('GET', '/assets/../../package.json'), 404, /no file/);
+    await expectError(call('GET', '/%2e%2e/package.json'), 404, /no file/);
+    await expectError(call('GET', '/nope.js'), 404, /no file/);
+  });
+
+  test.runIf(HAVE_SHARED)('a Hugging Face folder in a model root runs through the ONNX engine', async () => {
+    const a = decodePayload(await attention({ model: 'path:bert-tiny', text: 'The cat sat.', pair: 'It slept.' }));
+    expect(a.model.source).toBe(`path:${goldenModel('bert-tiny')}`);
+    expect(a.tokens[0]).toBe('[CLS]');
+    expect(a.sentenceBStart).toBeGreaterThan(0);
+  });
+});
+
+describe('limits and errors: a JSON body with the right status, and the server serves on', () => {
+  test('text length, body size, empty text, request time', async () => {
+    await expectError(attention({ text: 'x'.repeat(301) }), 413, /"text" is 301 characters; this server takes at most 300/);
+    await expectError(attention({ text: 'ok', pair: 'y'.repeat(301) }), 413, /"pair" is 301 characters/);
+    await expectError(call('POST', '/api/attention', { raw: JSON.stringify({ text: 'a', pad: 'p'.repeat(5000) }) }), 413, /over this server's limit of 4096 bytes/);
+    await expectError(attention({ text: '   ' }), 400, /"text" is missing or empty/);
+    await expectError(attention({}), 400, /"text" is missing or empty/);
+    // A tight time limit: the answer is 503 in time, the run itself finishes in the background.
+    const quick = await startServer({ port: 0, limits: { requestTimeoutMs: 1 } });
+    try {
+      const r = await fetch(`${quick.url}api/attention`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'too slow' }) });
+      expect(r.status).toBe(503);
+      expect((await r.json()).message).toMatch(/took longer than this server's limit/);
+    } finally {
+      await quick.close();
+    }
+  });
+
+  test('malformed bodies: bad JSON, not an object, wrong types, unknown fields, wrong content type', async () => {
+    await expectError(call('POST', '/api/attention', { raw: '{"text": "unterminated' }), 400, /malformed JSON body/);
+    await expectError(call('POST', '/api/attention', { raw: '[1, 2]' }), 400, /must be a JSON object/);
+    await expectError(call('POST', '/api/attention', { raw: 'null' }), 400, /must be a JSON object/);
+    await expectError(attention({ text: 42 }), 400, /"text" must be a string/);
+    await expectError(attention({ text: 'a', pair: ['b'] }), 400, /"pair" must be a string/);
+    await expectError(attention({ text: 'a', truncate: 'yes' }), 400, /"truncate" must be true or false/);
+    await expectError(attention({ text: 'a', stream: 'sometimes' }), 400, /"stream" must be/);
+    await expectError(attention({ text: 'a', layer: 3 }), 400, /unknown field "layer"/);
+    await expectError(attention({ text: 'a', model: 7 }), 400, /"model" must be a string/);
+    await expectError(attention({ text: 'a', model: '???' }), 400, /is not a model/);
+    await expectError(attention({ text: 'a', target: 'b' }), 400, /not an encoder-decoder model/);
+    await expectError(call('POST', '/api/attention', { raw: 'text=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, /application\/json/);
+    await expectError(call('POST', '/api/export', { body: { text: 'a', format: 'pdf' } }), 400, /"format" must be/);
+    await expectError(call('POST', '/api/export', { body: { text: 'a', format: 'html', view: 'graph' } }), 400, /"view" must be one of head, model, neuron/);
+    await expectError(call('POST', '/api/models/load', { body: { model: 'embedded', extra: 1 } }), 400, /unknown field "extra"/);
+  });
+
+  test('wrong methods and unknown endpoints', async () => {
+    await expectError(call('GET', '/api/attention'), 405, /GET is not allowed on \/api\/attention \(use POST\)/);
+    await expectError(call('DELETE', '/api/models'), 405, /not allowed/);
+    await expectError(call('GET', '/api/nothing'), 404, /no API endpoint/);
+    await expectError(call('POST', '/index.html', { body: {} }), 405, /not allowed/);
+  });
+
+  test('a hub id that is neither cached nor downloadable (offline) is a readable 404', async () => {
+    await expectError(attention({ model: 'nobody/unknown-model', text: 'a' }), 404, /nobody\/unknown-model.*not in the Hugging Face cache.*HF_HUB_OFFLINE/);
+    const sse = await call('POST', '/api/models/load', { body: { model: 'hub:nobody/unknown-model' }, headers: { accept: 'text/event-stream' } });
+    expect(sse.status).toBe(200);
+    expect(sse.body.toString()).toMatch(/event: progress\ndata: \{"phase":"resolve"[\s\S]*event: error\ndata: \{"status":404,"message":"model \\"nobody\/unknown-model\\" is not in the Hugging Face cache/);
+  });
+
+  test('malformed HTTP and oversized headers get a JSON error; the connection closes, the server does not', async () => {
+    const garbage = await raw('THIS IS NOT HTTP\r\n\r\n');
+    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(garbage).toMatch(/\{"status":400,"message":"malformed HTTP request"\}$/);
+    const huge = await raw(`GET /api/models HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+  });
+});
+
+describe('security', () => {
+  test('a foreign Host header is refused (DNS rebinding); the loopback names are accepted', async () => {
+    await expectError(call('GET', '/api/models', { headers: { host: 'evil.example' } }), 403, /Host "evil.example" is not this server.*DNS rebinding/);
+    await expectError(call('GET', '/', { headers: { host: `evil.example:${server.port}` } }), 403, /not this server/);
+    await expectError(call('GET', '/api/models', { headers: { host: '127.0.0.1:1' } }), 403, /not this server/);
+    // No Host at all (HTTP/1.0): refused too.
+    expect(await raw('GET /api/models HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 403 [\s\S]*"message":"Host \\"\\" is not this server/);
+    for (const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, `[::1]:${server.port}`]) {
+      expect((await call('GET', '/api/models', { headers: { host } })).status).toBe(200);
+    }
+  });
+
+  test('a foreign Origin is refused; the server\'s own is accepted', async () => {
+    await expectError(attention({ text: 'a' }).then(() => call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'http://evil.example' } })), 403, /Origin "http:\/\/evil.example" is not this server/);
+    await expectError(call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'null' } }), 403, /Origin "null"/);
+    await expectError(call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: `https://127.0.0.1:${server.port}` } }), 403, /not this server/);
+    expect((await call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: `http://localhost:${server.port}` } })).status).toBe(200);
+  });
+
+  test('model paths: only inside the roots — no "..", no absolute path elsewhere, no symlink escape', async () => {
+    await expectError(attention({ model: 'path:../etc', text: 'a' }), 403, /contains "\.\."/);
+    await expectError(attention({ model: `path:${root}/my-bert/../../`, text: 'a' }), 403, /contains "\.\."/);
+    await expectError(attention({ model: 'path:/etc', text: 'a' }), 403, /outside the model roots/);
+    await expectError(attention({ model: `path:${outside}`, text: 'a' }), 403, /outside the model roots/);
+    await expectError(attention({ model: 'path:escape', text: 'a' }), 403, /outside the model roots/);
+    await expectError(attention({ model: `path:${join(root, 'escape')}`, text: 'a' }), 403, /outside the model roots/);
+    await expectError(attention({ model: 'path:does-not-exist', text: 'a' }), 404, /no model folder/);
+    await expectError(attention({ model: 'path:my\0bert', text: 'a' }), 400, /NUL/);
+    // Inside the root, but not a real model: its own error (config.json lacks sizes), not a security one.
+    const inside = await attention({ model: 'path:my-bert', text: 'a' });
+    expect(inside.status).toBe(400);
+  });
+
+  test('binding another address needs allowRemote, and warns', async () => {
+    await expect(startServer({ port: 0, host: '0.0.0.0' })).rejects.toThrow(/refusing to bind 0\.0\.0\.0.*--allow-remote/);
+    const warnings: string[] = [];
+    const open = await startServer({ port: 0, host: '0.0.0.0', allowRemote: true, warn: (m) => warnings.push(m) });
+    await open.close();
+    expect(warnings.join()).toMatch(/warning: listening on 0\.0\.0\.0/);
+  });
+
+  test('after all of the above, the server still answers', async () => {
+    expect((await call('GET', '/api/models')).status).toBe(200);
+    expect(decodePayload(await attention({ text: 'Still here.' })).tokens.length).toBeGreaterThan(1);
+  });
+});
+
+describe('the model cache', () => {
+  /** A fake model whose attention() takes `ms` and records overlapping runs. */
+  function fakeModel(bytes: number, log: string[], name: string): AnyModel {
+    let running = 0;
+    return {
+      weightBytes: bytes,
+      attention: async () => {
+        running++;
+        if (running > 1) log.push(`${name}: overlap`);
+        await new Promise((r) => setTimeout(r, 20));
+        running--;
+        return {} as Attention;
+      },
+      release: async () => { log.push(`${name}: released`); },
+    } as unknown as AnyModel;
+  }
+
+  test('concurrent requests load a model once and run one at a time', async () => {
+    const log: string[] = [];
+    let opened = 0;
+    const cache = new ModelCache({ capBytes: 100, maxQueue: 50, open: async (key) => { opened++; await new Promise((r) => setTimeout(r, 20)); return fakeModel(10, log, key); } });
+    await Promise.all(Array.from({ length: 8 }, () => cache.run('a', (m) => m.attention('x'))));
+    expect(opened).toBe(1);
+    expect(log).toEqual([]);
+    await cache.close();
+    expect(log).toEqual(['a: released']);
+  });
+
+  test('past the memory cap the least recently used idle model is released', async () => {
+    const log: string[] = [];
+    const cache = new ModelCache({ capBytes: 25, maxQueue: 50, open: async (key) => fakeModel(10, log, key) });
+    await cache.run('a', async () => undefined);
+    await cache.run('b', async () => undefined);
+    await cache.run('a', async () => undefined); // a is now more recent than b
+    await cache.run('c', async () => undefined); // 30 > 25: b goes
+    expect(log).toEqual(['b: released']);
+    expect(cache.status().map((s) => s.key).sort()).toEqual(['a', 'c']);
+    // A model in use is never released, even when it is the oldest.
+    const slow = cache.run('a', () => new Promise((r) => setTimeout(r, 50)));
+    await cache.run('d', async () => undefined);
+    expect(log).toEqual(['b: released', 'c: released']);
+    await slow;
+    await cache.close();
+  });
+
+  test('a failed load is not cached; a full queue answers 503', async () => {
+    let attempts = 0;
+    const cache = new ModelCache({ capBytes: 100, maxQueue: 1, open: async (key) => {
+      if (++attempts === 1) throw new Error('first load fails');
+      return fakeModel(1, [], key);
+    } });
+    await expect(cache.run('a', async () => 1)).rejects.toThrow('first load fails');
+    expect(await cache.run('a', async () => 2)).toBe(2);
+    const first = cache.run('a', () => new Promise((r) => setTimeout(() => r(3), 30)));
+    await expect(cache.run('a', async () => 4)).rejects.toThrow(/busy/);
+    expect(await first).toBe(3);
+    await cache.close();
+  });
+});
+
+describe('attnviz serve (npm start)', () => {
+  const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+
+  test('prints the URL once the embedded model is loaded, serves the app and the API, stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--models-dir', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /^attnviz: serving the app at (http:\/\/127\.0\.0\.1:\d+\/)/m.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+      });
+      expect((await fetch(url)).headers.get('content-type')).toMatch(/^text\/html/);
+      const models = await (await fetch(`${url}api/models`)).json() as { models: { id: string }[]; loaded: { id: string }[] };
+      expect(models.models.map((m) => m.id)).toContain(`path:${join(root, 'my-bert')}`);
+      expect(models.loaded.map((m) => m.id)).toEqual(['embedded']);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  });
+
+  test('refuses another address without --allow-remote, and a missing model root, with exit code 2', async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [cli, 'serve', ...args]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    const remote = await run(['--port', '0', '--host', '0.0.0.0']);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr).toMatch(/^attnviz: refusing to bind 0\.0\.0\.0.*--allow-remote/);
+    const missing = await run(['--port', '0', '--models-dir', join(root, 'no-such-folder')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/model root .*no-such-folder does not exist/);
+  });
+});
