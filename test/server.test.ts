@@ -5,6 +5,7 @@
  * network.
  */
 import { execFile, spawn } from 'node:child_process';
+import { realpathSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
@@ -211,7 +212,8 @@ describe('endpoints', () => {
 
   test.runIf(HAVE_SHARED)('a Hugging Face folder in a model root runs through the ONNX engine', async () => {
     const a = decodePayload(await attention({ model: 'path:bert-tiny', text: 'The cat sat.', pair: 'It slept.' }));
-    expect(a.model.source).toBe(`path:${goldenModel('bert-tiny')}`);
+    // Roots are resolved through symlinks (a root may be one), so the source names the real folder.
+    expect(a.model.source).toBe(`path:${realpathSync(goldenModel('bert-tiny'))}`);
     expect(a.tokens[0]).toBe('[CLS]');
     expect(a.sentenceBStart).toBeGreaterThan(0);
   });
