@@ -1,7 +1,11 @@
 /** attnviz's public API (Node). */
-export { loadModel, Model, type LoadOptions, type AttentionOptions } from './engine.js';
+export { loadModel, loadAnyModel, Model, type LoadOptions, type AttentionOptions, type GenerateOptions, type Generation } from './engine.js';
+export type { TfjsModel } from './models/tfjs-model.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
 export { readAttentionFile, writeAttentionFile, encodeAttentionFile, decodeAttentionFile, FORMAT_VERSION, type AttentionFileMetadata } from './core/attention-file.js';
 export { AttnvizError } from './core/errors.js';
 export { FAMILIES } from './graph/families.js';
+export { renderHtml, type HtmlOptions } from './export/html.js';
+export { renderImage } from './export/image.js';
+export { encodeAttention, decodeAttention } from './core/encode.js';
