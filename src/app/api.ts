@@ -7,23 +7,10 @@ import type { Attention } from '../core/attention.js';
 import { decodeAttention } from '../core/encode.js';
 import { FORMAT_HEADER, FrameError, FrameReader, joinLayers } from '../server/protocol.js';
 
-export interface ModelEntry {
-  id: string;
-  label: string;
-  kind: 'embedded' | 'folder' | 'hub-cache';
-  format: string;
-}
-
-export interface ModelInfo {
-  id: string;
-  modelType: string;
-  layers: number;
-  heads: number;
-  maxPositions: number;
-  causal: boolean;
-  weightBytes: number;
-  encoderDecoder: boolean;
-}
+// The API's shapes are the server's own types (type-only imports: nothing of the server enters the bundle).
+export type { ModelEntry, Progress } from '../server/models.js';
+export type { LoadedModelInfo as ModelInfo } from '../server/models.js';
+import type { LoadedModelInfo as ModelInfo, ModelEntry, Progress } from '../server/models.js';
 
 export interface ModelList {
   models: ModelEntry[];
@@ -31,13 +18,6 @@ export interface ModelList {
   limits: { maxTextChars: number; maxBodyBytes: number };
 }
 
-export interface Progress {
-  phase: 'resolve' | 'download' | 'load';
-  message: string;
-  file?: string;
-  loaded?: number;
-  total?: number;
-}
 
 /** An error the server answered (status and its message), or a network failure (status 0). */
 export class ApiError extends Error {

@@ -14,6 +14,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
+import { f16ToF32 } from '../core/encode.js';
 import { AttnvizError, check } from '../core/errors.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -343,16 +344,6 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
 function scaleMinK4(j: number, q: Uint8Array): [number, number] {
   if (j < 4) return [q[j] & 63, q[j + 4] & 63];
   return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
-}
-
-/** IEEE binary16 → number (exact). */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 31) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }
 
 function bf16ToF32(h: number): number {
