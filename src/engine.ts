@@ -21,6 +21,7 @@ import { Weights } from './models/weights.js';
 import { Session, type Feed, type RunOutput } from './runtime/session.js';
 import type { TfjsModel } from './models/tfjs-model.js';
 import { EMBEDDED, isTfjsSource } from './models/tfjs-source.js';
+import { isOnnxSource, OnnxModel } from './models/onnx-tap.js';
 
 export interface LoadOptions {
   /** onnxruntime intra-op threads (default: its own choice, the physical cores). */
@@ -297,13 +298,15 @@ export class Model {
  */
 export function loadModel(source?: typeof EMBEDDED, options?: LoadOptions): Promise<TfjsModel>;
 export function loadModel(source: string, options?: LoadOptions): Promise<Model>;
-export function loadModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel> {
+export function loadModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel | OnnxModel> {
   return loadAnyModel(source, options);
 }
 
 /** Any source, typed as either kind of model. */
-export async function loadAnyModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel> {
+export async function loadAnyModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel | OnnxModel> {
   if (isTfjsSource(source)) return (await import('./models/tfjs-model.js')).TfjsModel.load(source);
+  // An existing ONNX graph (onnx/model.onnx in transformers.js layout, or an .onnx file), tapped as it is.
+  if (isOnnxSource(source)) return OnnxModel.load(source!, { threads: options?.threads });
   return Model.load(source!, options);
 }
 

@@ -13,12 +13,13 @@ import { basename, join, relative } from 'node:path';
 import { AttnvizError } from '../core/errors.js';
 import { loadAnyModel, type Model } from '../engine.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../models/hub.js';
+import type { OnnxModel } from '../models/onnx-tap.js';
 import type { TfjsModel } from '../models/tfjs-model.js';
 import { EMBEDDED } from '../models/tfjs-source.js';
 import { HttpError } from './http-error.js';
 import { resolveInRoots } from './security.js';
 
-export type AnyModel = Model | TfjsModel;
+export type AnyModel = Model | TfjsModel | OnnxModel;
 
 export type ModelSpec = { kind: 'embedded' } | { kind: 'path'; path: string } | { kind: 'hub'; id: string };
 
