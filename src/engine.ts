@@ -21,6 +21,8 @@ import { Weights } from './models/weights.js';
 import { Session, type Feed, type RunOutput } from './runtime/session.js';
 import type { TfjsModel } from './models/tfjs-model.js';
 import { EMBEDDED, isTfjsSource } from './models/tfjs-source.js';
+import { Seq2Seq } from './seq2seq.js';
+import type { Seq2SeqDims } from './graph/encoder-decoder.js';
 import { isOnnxSource, OnnxModel } from './models/onnx-tap.js';
 
 export interface LoadOptions {
@@ -83,6 +85,10 @@ export interface AttentionOptions {
   pair?: string | null;
   /** Cut inputs longer than the model's positions instead of failing. */
   truncate?: boolean;
+  /** Encoder-decoder models: the decoder's text, teacher-forced (seq2seq.ts). */
+  target?: string | null;
+  /** Encoder-decoder models without a target: generate at most this many decoder tokens, greedily. */
+  maxNewTokens?: number;
 }
 
 export class Model {
@@ -100,6 +106,17 @@ export class Model {
   ) {}
 
   private generatorSession?: Promise<Session>;
+  private seq2seqRunner?: Seq2Seq;
+
+  /** Encoder-decoder families run through seq2seq.ts; undefined for the others. */
+  private seq2seq(): Seq2Seq | undefined {
+    if (!this.family.encoderDecoder) return undefined;
+    return (this.seq2seqRunner ??= new Seq2Seq({
+      source: this.source, modelType: this.family.modelType, session: this.session, dims: this.dims as Seq2SeqDims,
+      tokenizer: this.tokenizer, encode: (text, truncate) => this.encode(text, { truncate }), build: this.internals.build,
+      bos: this.internals.bos, eos: this.internals.eos,
+    }));
+  }
 
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
     // A .gguf file is converted to a temporary checkpoint folder (models/gguf-model.ts).
@@ -131,6 +148,10 @@ export class Model {
 
   /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
+    const seq2seq = this.seq2seq();
+    if (seq2seq) return seq2seq.attention(text, options);
+    check((options.target ?? null) === null && options.maxNewTokens === undefined,
+      `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`);
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
   }
 
@@ -168,6 +189,8 @@ export class Model {
 
   /** Next-token logits for `text`: `[1, vocab]` or `[T, vocab]`, as loaded with `logits`. */
   async logits(text: string, options: AttentionOptions = {}): Promise<Tensor> {
+    const seq2seq = this.seq2seq();
+    if (seq2seq) return seq2seq.logits(text, options);
     check(this.session.outputNames.includes(LOGITS), "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))");
     return (await this.session.run(this.feeds(this.encode(text, options))))[LOGITS];
   }
@@ -179,6 +202,7 @@ export class Model {
    * first use over the same weights, which are then held twice in memory until release().
    */
   async generate(prompt: string | null, options: GenerateOptions): Promise<Generation> {
+    check(!this.family.encoderDecoder, `${this.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target`);
     const { maxNewTokens } = options;
     check(Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0, `max new tokens must be a positive integer, not ${maxNewTokens}`);
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
@@ -247,11 +271,14 @@ export class Model {
 
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
   async forward(text: string, options: AttentionOptions = {}): Promise<Tensor> {
+    const seq2seq = this.seq2seq();
+    if (seq2seq) return seq2seq.forward(text, options);
     const out = await this.session.run(this.feeds(this.encode(text, options)));
     return out[HIDDEN_LAST];
   }
 
   async release(): Promise<void> {
+    await this.seq2seqRunner?.release();
     await this.session.release();
     const generator = this.generatorSession;
     this.generatorSession = undefined;

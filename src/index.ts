@@ -1,6 +1,7 @@
 /** attnviz's public API (Node). */
 export { loadModel, loadAnyModel, Model, type LoadOptions, type AttentionOptions, type GenerateOptions, type Generation } from './engine.js';
 export type { TfjsModel } from './models/tfjs-model.js';
+export type { OnnxModel } from './models/onnx-tap.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
 export { readAttentionFile, writeAttentionFile, encodeAttentionFile, decodeAttentionFile, FORMAT_VERSION, type AttentionFileMetadata } from './core/attention-file.js';

@@ -96,7 +96,7 @@ const made: string[] = [];
 export async function writeTinyModel(
   config: Record<string, unknown>,
   weights: TinyWeights,
-  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny',
+  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny',
   options: { rename?: (name: string) => string | null; legacyTokenizer?: boolean; extra?: Record<string, TensorToWrite> } = {},
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-tiny-'));

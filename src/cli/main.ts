@@ -19,8 +19,10 @@ const USAGE = `usage: attnviz <command> [options]
 
 commands:
   extract --model <folder|hub id> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
+          [--target "<T>" | --max-new-tokens N]
       Run the model and write every layer's and head's attention, queries and keys to an attention file
-      (docs/attention-file.md).
+      (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
+      --target with the decoder (teacher forcing), or generate N target tokens greedily.
   export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
          -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
@@ -42,12 +44,14 @@ options for every command:
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** --model, --text, --pair, --truncate: the options that run a model. */
+/** --model, --text, --pair, --truncate, and for encoder-decoder models --target or --max-new-tokens: the options that run a model. */
 const MODEL_OPTIONS: Options = {
   model: { type: 'string' },
   text: { type: 'string' },
   pair: { type: 'string' },
   truncate: { type: 'boolean' },
+  target: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
 };
 
 const COMMANDS: Record<string, { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }> = {
@@ -94,7 +98,10 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
       const a = await attentionFrom(v);
       await writeAttentionFile(out, a);
       const [layers, heads, T] = a.attention.dims;
-      console.error(`wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`);
+      const ed = a.encoderDecoder;
+      console.error(ed
+        ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
+        : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`);
     },
   },
   export: {
@@ -169,7 +176,11 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
   const text = required(v, 'text');
   const m = await loadModel(model);
   try {
-    return await m.attention(text, { pair: v.pair as string | undefined, truncate: v.truncate === true });
+    const maxNewTokens = numberOption(v, 'max-new-tokens', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+    return await m.attention(text, {
+      pair: v.pair as string | undefined, truncate: v.truncate === true, target: v.target as string | undefined,
+      ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
+    });
   } finally {
     await m.release();
   }

@@ -2,9 +2,11 @@
  * The attention file: attnviz's exchange format (docs/attention-file.md), a safetensors file with F32
  * tensors `attention` [L,H,T,T], optional `query`/`key` [L,H,T,d], `hidden_last` [T,D], `input_ids` [T]
  * (I32 or I64), and a `__metadata__` key `attnviz` holding JSON metadata (tokens, texts, model, causal, version).
+ * Encoder-decoder results keep the encoder's self-attention in those tensors (so any reader shows it) and add
+ * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
  */
 import { AttnvizError, check } from './errors.js';
-import type { Attention, Tensor } from './attention.js';
+import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
 import { decodeHeader, encodeSafetensors, readSafetensors, writeFileAtomic, type TensorEntry, type TensorToWrite } from './safetensors.js';
 import { basename } from 'node:path';
 
@@ -23,7 +25,23 @@ export interface AttentionFileMetadata {
   kv_heads?: number;
   /** Rotary models: 'half' (HF order of q/k dims) or 'interleaved' (Meta / llama2.c / GGUF order). */
   rotary?: 'half' | 'interleaved';
+  /** Key-side tokens when they differ from `tokens` (a cross-attention on its own): `attention` is [L,H,T,Tk]. */
+  key_tokens?: string[];
+  /** The factor q·kᵀ is multiplied by before softmax when it is not 1/√d (T5: 1). */
+  score_scale?: number;
+  /** Encoder-decoder: the encoder's tokens (= `tokens`, which may be left out when this is given). */
+  encoder_tokens?: string[];
+  /** Encoder-decoder: the decoder's input tokens (start token, then the target). */
+  decoder_tokens?: string[];
+  /** Encoder-decoder: the target text. */
+  target?: string;
 }
+
+/** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
+const DECODER_TENSORS = {
+  decoder_attention: 'decoder', cross_attention: 'cross', decoder_query: 'decoderQuery', decoder_key: 'decoderKey',
+  cross_query: 'crossQuery', cross_key: 'crossKey', decoder_hidden_last: 'decoderHiddenLast', decoder_position_bias: 'decoderPositionBias',
+} as const;
 
 export function encodeAttentionFile(a: Attention): Buffer {
   const meta: AttentionFileMetadata = {
@@ -36,12 +54,22 @@ export function encodeAttentionFile(a: Attention): Buffer {
     causal: a.causal,
     ...(a.kvHeads !== undefined ? { kv_heads: a.kvHeads } : {}),
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
+    ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
+    ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
+    ...(a.encoderDecoder ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target } : {}),
   };
+  const ids = (xs: number[]): TensorToWrite => ({ dtype: 'I64', shape: [xs.length], data: BigInt64Array.from(xs, BigInt) });
   const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
   if (a.query) tensors.query = f32(a.query);
   if (a.key) tensors.key = f32(a.key);
   if (a.hiddenLast) tensors.hidden_last = f32(a.hiddenLast);
-  if (a.inputIds) tensors.input_ids = { dtype: 'I64', shape: [a.inputIds.length], data: BigInt64Array.from(a.inputIds, BigInt) };
+  if (a.inputIds) tensors.input_ids = ids(a.inputIds);
+  if (a.positionBias) tensors.position_bias = f32(a.positionBias);
+  const ed = a.encoderDecoder;
+  if (ed) {
+    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = f32(ed[field]);
+    if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
+  }
   return encodeSafetensors(tensors, { attnviz: JSON.stringify(meta) });
 }
 
@@ -58,35 +86,78 @@ export async function readAttentionFile(path: string): Promise<Attention> {
 export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention {
   const header = decodeHeader(bytes, what);
   const meta = readMetadata(header.metadata, what);
-  check(Array.isArray(meta.tokens) && meta.tokens.every((t) => typeof t === 'string'), `${what}: metadata "tokens" must be a list of strings`);
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((t) => typeof t === 'string');
+  // An encoder-decoder writer following BertViz's names may give encoder_tokens instead of tokens.
+  if (meta.tokens === undefined && meta.encoder_tokens !== undefined) meta.tokens = meta.encoder_tokens;
+  check(strings(meta.tokens), `${what}: metadata "tokens" must be a list of strings`);
   const tokens = meta.tokens;
   const T = tokens.length;
+  check(meta.key_tokens === undefined || strings(meta.key_tokens), `${what}: metadata "key_tokens" must be a list of strings`);
+  const keyTokens = meta.key_tokens;
+  const K = keyTokens?.length ?? T;
 
-  const tensor = (name: string, rank: number, check4: (dims: number[]) => boolean): Tensor | undefined => {
-    const e = header.tensors.get(name);
+  /** The first of `names` present, F32 of `rank` dims that `fits`; `fit` says what it must fit, for the error. */
+  const tensor = (names: string | string[], rank: number, fits: (dims: number[]) => boolean, fit = `${T} tokens`): Tensor | undefined => {
+    const name = [names].flat().find((n) => header.tensors.has(n));
+    const e = name === undefined ? undefined : header.tensors.get(name);
     if (!e) return undefined;
     check(e.dtype === 'F32', `${what}: tensor "${name}" must be F32, is ${e.dtype}`);
-    check(e.shape.length === rank && check4(e.shape), `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${T} tokens`);
+    check(e.shape.length === rank && fits(e.shape), `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`);
     return { dims: e.shape, data: readF32(bytes, e) };
   };
-  const attention = tensor('attention', 4, ([, , q, k]) => q === T && k === T);
+  // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
+  const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
   check(attention, `${what}: no "attention" tensor`);
   const [L, H] = attention.dims;
-  const qk = (d: number[]) => d[0] === L && d[1] === H && d[2] === T;
-  const query = tensor('query', 4, qk);
-  const key = tensor('key', 4, qk);
+  const query = tensor(['query', 'encoder_query'], 4, (d) => d[0] === L && d[1] === H && d[2] === T);
+  const key = tensor(['key', 'encoder_key'], 4, (d) => d[0] === L && d[1] === H && d[2] === K);
   check(!query === !key && (!query || query.dims[3] === key!.dims[3]), `${what}: "query" and "key" must both be present with the same head size`);
   const hiddenLast = tensor('hidden_last', 2, ([t]) => t === T);
+  const positionBias = tensor('position_bias', 3, ([h, q, k]) => h === H && q === T && k === K);
+  check(meta.score_scale === undefined || (typeof meta.score_scale === 'number' && Number.isFinite(meta.score_scale)), `${what}: metadata "score_scale" must be a number`);
 
-  const ints = (name: string): number[] | undefined => {
+  const ints = (name: string, n = T): number[] | undefined => {
     const e = header.tensors.get(name);
     if (!e) return undefined;
-    check((e.dtype === 'I64' || e.dtype === 'I32') && e.shape.length === 1 && e.shape[0] === T,
-      `${what}: tensor "${name}" must be I64 or I32 [${T}], is ${e.dtype} [${e.shape.join(', ')}]`);
+    check((e.dtype === 'I64' || e.dtype === 'I32') && e.shape.length === 1 && e.shape[0] === n,
+      `${what}: tensor "${name}" must be I64 or I32 [${n}], is ${e.dtype} [${e.shape.join(', ')}]`);
     const view = new DataView(bytes.buffer, bytes.byteOffset + e.offset, e.byteLength);
-    return Array.from({ length: T }, (_, i) => (e.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)));
+    return Array.from({ length: n }, (_, i) => (e.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)));
   };
   const inputIds = ints('input_ids');
+
+  // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns encoder tokens.
+  let encoderDecoder: EncoderDecoderAttention | undefined;
+  if (meta.decoder_tokens !== undefined || header.tensors.has('decoder_attention')) {
+    check(strings(meta.decoder_tokens), `${what}: metadata "decoder_tokens" must be a list of strings (the file has decoder attention)`);
+    const decoderTokens = meta.decoder_tokens, Td = decoderTokens.length, fit = `${Td} decoder tokens and ${T} encoder tokens`;
+    const decoder = tensor('decoder_attention', 4, ([, h, q, k]) => h === H && q === Td && k === Td, fit);
+    check(decoder, `${what}: no "decoder_attention" tensor (metadata "decoder_tokens" says this is an encoder-decoder file)`);
+    const Ld = decoder.dims[0];
+    const cross = tensor('cross_attention', 4, ([l, h, q, k]) => l === Ld && h === H && q === Td && k === T, fit);
+    check(cross, `${what}: no "cross_attention" tensor`);
+    const perLayer = (name: string, rows: number) => tensor(name, 4, ([l, h, r]) => l === Ld && h === H && r === rows, fit);
+    const qk = (q?: Tensor, k?: Tensor, names = '') => {
+      check(!q === !k && (!q || q.dims[3] === k!.dims[3]), `${what}: ${names} must both be present with the same head size`);
+      return q && k ? [q, k] : null;
+    };
+    const self = qk(perLayer('decoder_query', Td), perLayer('decoder_key', Td), '"decoder_query" and "decoder_key"');
+    const crossQk = qk(perLayer('cross_query', Td), perLayer('cross_key', T), '"cross_query" and "cross_key"');
+    const decoderHiddenLast = tensor('decoder_hidden_last', 2, ([t]) => t === Td, fit);
+    const decoderPositionBias = tensor('decoder_position_bias', 3, ([h, q, k]) => h === H && q === Td && k === Td, fit);
+    const decoderInputIds = ints('decoder_input_ids', Td);
+    encoderDecoder = {
+      decoderTokens,
+      target: typeof meta.target === 'string' ? meta.target : '',
+      ...(decoderInputIds ? { decoderInputIds } : {}),
+      decoder,
+      cross,
+      ...(self ? { decoderQuery: self[0], decoderKey: self[1] } : {}),
+      ...(crossQk ? { crossQuery: crossQk[0], crossKey: crossQk[1] } : {}),
+      ...(decoderHiddenLast ? { decoderHiddenLast } : {}),
+      ...(decoderPositionBias ? { decoderPositionBias } : {}),
+    };
+  }
   // Without sentence_b_start, a BERT-style writer's token_type_ids still tell where sentence B begins.
   const firstB = ints('token_type_ids')?.indexOf(1) ?? -1;
   const sentenceBStart = meta.sentence_b_start ?? (firstB > 0 ? firstB : null);
@@ -105,6 +176,10 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(inputIds ? { inputIds } : {}),
     ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0 ? { kvHeads: meta.kv_heads } : {}),
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
+    ...(keyTokens ? { keyTokens } : {}),
+    ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
+    ...(positionBias ? { positionBias } : {}),
+    ...(encoderDecoder ? { encoderDecoder } : {}),
   };
 }
 

@@ -48,6 +48,84 @@ export interface Attention {
    * rotate together (Hugging Face layout); 'interleaved': dims 2j and 2j + 1 (Meta, llama2.c, GGUF).
    */
   rotary?: 'half' | 'interleaved';
+  /**
+   * The tokens of the key side (columns) when they differ from the query side's `tokens` (rows): then
+   * `attention` is `[layers, heads, T, Tk]` and `key` `[layers, heads, Tk, headDim]`. Only cross attention
+   * has this (see attentionPart); absent, keys and queries are the same tokens.
+   */
+  keyTokens?: string[];
+  /** The factor q·kᵀ is multiplied by before softmax; absent means 1/√headDim. T5 does not scale: 1. */
+  scoreScale?: number;
+  /**
+   * A bias `[heads, T, Tk]` added to the scaled scores before softmax, the same in every layer (T5's relative
+   * position bias): attention = softmax(q·kᵀ·scale + positionBias + mask).
+   */
+  positionBias?: Tensor;
+  /**
+   * Encoder-decoder models (BART, T5, …): the decoder's side. The encoder's self-attention is the fields
+   * above (`tokens` = the source's tokens, `attention`, `query`, `key`, `hiddenLast`, `positionBias`), so
+   * readers that know nothing of decoders still show the encoder.
+   */
+  encoderDecoder?: EncoderDecoderAttention;
+}
+
+/**
+ * The decoder half of an encoder-decoder result: L′ decoder layers (which may differ from the encoder's L),
+ * T decoder tokens, S encoder tokens (the Attention's `tokens`).
+ */
+export interface EncoderDecoderAttention {
+  /** The decoder's input tokens: the decoder start token, then the target (teacher forcing) or the generated tokens. */
+  decoderTokens: string[];
+  /** The target text (given, or decoded from the generated tokens). */
+  target: string;
+  /** Decoder input ids `[T]`. */
+  decoderInputIds?: number[];
+  /** Decoder self-attention `[L′, heads, T, T]`, causal: zeros above the diagonal. */
+  decoder: Tensor;
+  /** Cross-attention `[L′, heads, T, S]`: decoder tokens (queries, rows) attending to encoder tokens (keys, columns). */
+  cross: Tensor;
+  /** Decoder self-attention queries and keys `[L′, heads, T, headDim]`, as they enter q·kᵀ. */
+  decoderQuery?: Tensor;
+  decoderKey?: Tensor;
+  /** Cross-attention queries `[L′, heads, T, headDim]` (from the decoder) and keys `[L′, heads, S, headDim]` (from the encoder's output). */
+  crossQuery?: Tensor;
+  crossKey?: Tensor;
+  /** The decoder's last hidden state `[T, hidden]` (Hugging Face's `last_hidden_state` of a seq2seq model). */
+  decoderHiddenLast?: Tensor;
+  /** The decoder self-attention's position bias `[heads, T, T]` (T5), shared by all decoder layers; the causal mask comes on top. */
+  decoderPositionBias?: Tensor;
+}
+
+/** The three attentions of an encoder-decoder result. */
+export type AttentionPart = 'encoder' | 'decoder' | 'cross';
+export const ATTENTION_PARTS: readonly AttentionPart[] = ['encoder', 'decoder', 'cross'];
+
+/**
+ * One attention of an encoder-decoder result as a plain Attention that every view can draw: 'encoder' the
+ * source's self-attention, 'decoder' the target's causal self-attention, 'cross' decoder tokens (rows, query
+ * side) over encoder tokens (columns, `keyTokens`). The tensors are shared, not copied.
+ */
+export function attentionPart(a: Attention, part: AttentionPart): Attention {
+  const { encoderDecoder: ed, ...encoder } = a;
+  if (!ed || part === 'encoder') return encoder;
+  const base = {
+    tokens: ed.decoderTokens, text: ed.target, pair: null, sentenceBStart: null, model: a.model,
+    ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
+  };
+  if (part === 'decoder') {
+    return {
+      ...base, causal: true, attention: ed.decoder,
+      ...(ed.decoderQuery && ed.decoderKey ? { query: ed.decoderQuery, key: ed.decoderKey } : {}),
+      ...(ed.decoderHiddenLast ? { hiddenLast: ed.decoderHiddenLast } : {}),
+      ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
+      ...(ed.decoderPositionBias ? { positionBias: ed.decoderPositionBias } : {}),
+    };
+  }
+  return {
+    ...base, causal: false, attention: ed.cross, keyTokens: a.tokens,
+    ...(ed.crossQuery && ed.crossKey ? { query: ed.crossQuery, key: ed.crossKey } : {}),
+    ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
+  };
 }
 
 /** Shape helpers: `[layers, heads, T, T]` of an Attention. */

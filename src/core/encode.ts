@@ -7,19 +7,33 @@
  * weights), so the error is below 6e-8 near 0 and at most 2.5e-4 near 1 — invisible as opacity and exact
  * to three decimals in tooltips.
  *
+ * Encoder-decoder results add the decoder's attentions as sections of their own (same encodings), and T5's
+ * position biases in float32 (the neuron view adds them to q·k, where a float16 error would show).
+ *
  * Layout: "AVZ1", u32 header length, header JSON (UTF-8), then each section at a 4-byte-aligned offset.
  * Browser-safe: no Node imports. Compression, if any, is the caller's (deflate-raw both sides).
  */
-import type { Attention, Tensor } from './attention.js';
+import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
 import { AttnvizError, check } from './errors.js';
 
 const MAGIC = 'AVZ1';
 const Q = 4095;
 
-type Encoding = 'sqrt12' | 'f16';
+type Encoding = 'sqrt12' | 'f16' | 'f32';
+
+type SectionName = 'attention' | 'query' | 'key' | 'position_bias'
+  | 'decoder_attention' | 'cross_attention' | 'decoder_query' | 'decoder_key' | 'cross_query' | 'cross_key' | 'decoder_position_bias';
+
+/** Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it is q/k data. */
+const DECODER_SECTIONS: [SectionName, keyof EncoderDecoderAttention & ('decoder' | 'cross' | 'decoderQuery' | 'decoderKey' | 'crossQuery' | 'crossKey' | 'decoderPositionBias'), Encoding, boolean][] = [
+  ['decoder_attention', 'decoder', 'sqrt12', false], ['cross_attention', 'cross', 'sqrt12', false],
+  ['decoder_query', 'decoderQuery', 'f16', true], ['decoder_key', 'decoderKey', 'f16', true],
+  ['cross_query', 'crossQuery', 'f16', true], ['cross_key', 'crossKey', 'f16', true],
+  ['decoder_position_bias', 'decoderPositionBias', 'f32', true],
+];
 
 interface Section {
-  name: 'attention' | 'query' | 'key';
+  name: SectionName;
   encoding: Encoding;
   dims: number[];
   offset: number;
@@ -34,18 +48,26 @@ interface Header {
   model: { source: string; modelType: string };
   causal: boolean;
   inputIds?: number[];
+  keyTokens?: string[];
+  scoreScale?: number;
+  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
   sections: Section[];
 }
 
 export interface EncodeOptions {
-  /** Include q and k (the neuron view needs them; head and model views do not). Default true when present. */
+  /** Include q and k and position biases (the neuron view needs them; head and model views do not). Default true when present. */
   queryKey?: boolean;
 }
 
 export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint8Array {
+  const withQK = options.queryKey ?? true;
   const tensors: [Section['name'], Tensor, Encoding][] = [['attention', a.attention, 'sqrt12']];
-  if ((options.queryKey ?? true) && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
-  const payloads = tensors.map(([, t, enc]) => (enc === 'sqrt12' ? packSqrt12(t.data) : packF16(t.data)));
+  if (withQK && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
+  if (withQK && a.positionBias) tensors.push(['position_bias', a.positionBias, 'f32']);
+  const ed = a.encoderDecoder;
+  if (ed) for (const [name, field, enc, qk] of DECODER_SECTIONS) if (ed[field] && (withQK || !qk)) tensors.push([name, ed[field], enc]);
+  const pack = (t: Tensor, enc: Encoding) => (enc === 'sqrt12' ? packSqrt12(t.data) : enc === 'f16' ? packF16(t.data) : new Uint8Array(t.data.slice().buffer));
+  const payloads = tensors.map(([, t, enc]) => pack(t, enc));
   const sections: Section[] = [];
   let offset = 0;
   tensors.forEach(([name, t, encoding], i) => {
@@ -55,6 +77,9 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
   const header: Header = {
     tokens: a.tokens, text: a.text, pair: a.pair, sentenceBStart: a.sentenceBStart, model: a.model, causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
+    ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
+    ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
+    ...(ed ? { encoderDecoder: { decoderTokens: ed.decoderTokens, target: ed.target, ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}) } } : {}),
     sections,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -84,16 +109,31 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     const count = s.dims.reduce((x, y) => x * y, 1);
     check(start + s.offset + s.byteLength <= bytes.length, `attnviz binary data: section ${name} is truncated`);
     const raw = bytes.subarray(start + s.offset, start + s.offset + s.byteLength);
-    return { dims: s.dims, data: s.encoding === 'sqrt12' ? unpackSqrt12(raw, count) : unpackF16(raw, count) };
+    const data = s.encoding === 'sqrt12' ? unpackSqrt12(raw, count) : s.encoding === 'f16' ? unpackF16(raw, count) : new Float32Array(raw.slice().buffer, 0, count);
+    return { dims: s.dims, data };
   };
   const attention = tensor('attention');
   check(attention, 'attnviz binary data has no attention');
-  const query = tensor('query'), key = tensor('key');
+  const query = tensor('query'), key = tensor('key'), positionBias = tensor('position_bias');
+  let encoderDecoder: EncoderDecoderAttention | undefined;
+  if (header.encoderDecoder) {
+    const decoder = tensor('decoder_attention'), cross = tensor('cross_attention');
+    check(decoder && cross, 'attnviz binary data: encoder-decoder data without decoder or cross attention');
+    encoderDecoder = { ...header.encoderDecoder, decoder, cross };
+    for (const [name, field] of DECODER_SECTIONS.slice(2)) {
+      const t = tensor(name);
+      if (t) encoderDecoder[field] = t;
+    }
+  }
   return {
     tokens: header.tokens, text: header.text, pair: header.pair, sentenceBStart: header.sentenceBStart,
     model: header.model, causal: header.causal, attention,
     ...(query && key ? { query, key } : {}),
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
+    ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
+    ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
+    ...(positionBias ? { positionBias } : {}),
+    ...(encoderDecoder ? { encoderDecoder } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../models/config.js';
 import { albert } from './albert.js';
+import { bart, marian, mbart } from './bart.js';
 import { bert } from './bert.js';
 import { distilbert } from './distilbert.js';
 import { electra } from './electra.js';
@@ -10,8 +11,10 @@ import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
 import { llama, mistral, qwen2 } from './llama.js';
 import { roberta } from './roberta.js';
+import { mt5, t5 } from './t5.js';
 
-export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox, llama, mistral, qwen2];
+export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox, llama, mistral, qwen2,
+  bart, mbart, marian, t5, mt5];
 
 export function familyFor(config: ModelConfig): Family<ModelDims> {
   const type = config.modelType;

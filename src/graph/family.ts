@@ -47,6 +47,8 @@ export interface Family<C extends ModelDims = ModelDims> {
   modelType: string;
   /** Decoder-only models attend only to earlier positions. */
   causal: boolean;
+  /** Encoder-decoder models (BART, T5): graph inputs and outputs as in encoder-decoder.ts, not the ones above. */
+  encoderDecoder?: boolean;
   readConfig(config: ModelConfig): C;
   build(g: GraphBuilder, weights: Weights, config: C, options: BuildOptions): void;
 }

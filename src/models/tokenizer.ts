@@ -1,7 +1,7 @@
 /**
  * Text → token ids for a model folder in Hugging Face layout, on tokenizers.js (@huggingface/tokenizers).
  * A tokenizer.json is used as it is. Older folders that only carry the "slow" tokenizer files (BERT's
- * vocab.txt, GPT-2's and RoBERTa's vocab.json + merges.txt) get, in memory, the tokenizer.json that
+ * vocab.txt, GPT-2's, RoBERTa's and BART's vocab.json + merges.txt) get, in memory, the tokenizer.json that
  * transformers' convert_slow_tokenizer would write for them, so both kinds of folder tokenize identically.
  */
 import { existsSync } from 'node:fs';
@@ -206,7 +206,11 @@ function withDefaults(json: unknown, file: string): TokenizerJson {
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
-  if (modelType === 'gpt2' || modelType === 'roberta') {
+  // SentencePiece models (T5's spiece.model, Marian's source.spm, mBART's sentencepiece.bpe.model) need their tokenizer.json.
+  check(!SENTENCEPIECE_FAMILIES.includes(modelType),
+    () => `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`);
+  // BART's slow tokenizer is RoBERTa's (transformers converts both with RobertaConverter).
+  if (modelType === 'gpt2' || modelType === 'roberta' || modelType === 'bart') {
     check(has('vocab.json') && has('merges.txt'), () => missing('vocab.json + merges.txt'));
     const vocabFile = join(dir, 'vocab.json');
     const vocab = await readJson(vocabFile);
@@ -221,6 +225,8 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   const vocabFile = join(dir, 'vocab.txt');
   return bertJson(parseVocabTxt(await readFile(vocabFile, 'utf8')), config, vocabFile);
 }
+
+const SENTENCEPIECE_FAMILIES = ['t5', 'mt5', 'marian', 'mbart'];
 
 /** One token per line, id = line number (as transformers' load_vocab: only the "\n" is stripped). */
 function parseVocabTxt(text: string): Vocab {

@@ -41,7 +41,7 @@ export interface LoadedModelInfo {
   maxPositions: number;
   causal: boolean;
   weightBytes: number;
-  /** Encoder-decoder models take a target text; none of attnviz's families is one yet. */
+  /** Encoder-decoder models take a target text; the server does not run them yet (always false). */
   encoderDecoder: boolean;
 }
 

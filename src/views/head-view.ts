@@ -6,12 +6,15 @@
  *
  * Lines are drawn on a canvas (BertViz's one SVG <line> per weight stalls past ~100 tokens); tokens are DOM
  * elements holding plain text. All state lives in the returned object: several views on a page are independent.
+ * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts); for cross-attention
+ * the left tokens are the decoder's (queries) and the right ones the encoder's (keys).
  */
 import { rgb } from 'd3-color';
-import type { Attention } from '../core/attention.js';
+import type { Attention, AttentionPart } from '../core/attention.js';
 import type { ViewHandle } from './handle.js';
 import { button, checkbox, download, el, numberInput, select, sizeCanvas } from './dom.js';
 import { layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
+import { carryLayer, partsView, type PartOptions } from './parts.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
 import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { css } from './styles.js';
@@ -19,7 +22,7 @@ import { prettifyToken } from './tokens.js';
 
 export type HeadViewMode = 'lines' | 'heatmap';
 
-export interface HeadViewOptions {
+export interface HeadViewOptions extends PartOptions {
   /** Initially selected layer (an index into the model's layers); default the first of includeLayers. */
   layer?: number;
   /** Initially active heads; default all. */
@@ -58,6 +61,8 @@ export interface HeadViewState {
   mode: HeadViewMode;
   pinned: TokenRef[];
   hover: TokenRef | null;
+  /** Encoder-decoder data: the attention shown. */
+  part?: AttentionPart;
 }
 
 export interface HeadView extends ViewHandle<HeadViewState> {
@@ -77,11 +82,21 @@ const MIN_ALPHA = 1 / 255;
 const ALPHA_LEVELS = 64;
 
 export function headView(container: HTMLElement, data: Attention, options: HeadViewOptions = {}): HeadView {
-  const [L, H, T] = data.attention.dims;
+  if (data.encoderDecoder) {
+    return partsView<HeadViewState, HeadView, HeadViewOptions>(container, data, options, headView, (s, _from, to, o) => ({
+      ...carryLayer(s.layer, o.includeLayers, to), heads: s.active.flatMap((a, h) => (a ? [h] : [])),
+      hideSpecial: s.hideSpecial, threshold: s.threshold, topK: s.topK, mode: s.mode,
+    }));
+  }
+  // T query tokens (left); the key tokens (right) are the same but for cross-attention.
+  const [L, H, T, K] = data.attention.dims;
   const layers = options.includeLayers ?? Array.from({ length: L }, (_, i) => i);
   const theme: Theme = resolveTheme(options.theme, window);
   const colors = categoricalColors(H);
+  const keyTokens = data.keyTokens ?? data.tokens;
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
+  const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
+  const sideLabel = (side: Side, i: number) => (side === 'left' ? label(i) : keyLabel(i));
   const activeInit = options.heads ? Array.from({ length: H }, (_, h) => options.heads!.includes(h)) : Array(H).fill(true);
   let state: HeadViewState = {
     layer: options.layer ?? layers[0],
@@ -90,7 +105,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     hideSpecial: options.hideSpecial ?? false,
     threshold: options.threshold ?? 0,
     topK: options.topK ?? null,
-    mode: options.mode ?? (T > (options.heatmapAbove ?? 96) ? 'heatmap' : 'lines'),
+    mode: options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 96) ? 'heatmap' : 'lines'),
     pinned: [],
     hover: null,
   };
@@ -250,7 +265,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     if (cell >= LABEL_MIN) {
       const size = Math.min(15, cell * 0.75);
       rows.forEach((i, r) => p.text(BOX - PAD, top + labelH + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }));
-      cols.forEach((j, c) => p.text(BOX + c * cell + cell / 2, top + labelH - PAD, label(j), { color: theme.text, size, anchor: 'start', rotate: -90 }));
+      cols.forEach((j, c) => p.text(BOX + c * cell + cell / 2, top + labelH - PAD, keyLabel(j), { color: theme.text, size, anchor: 'start', rotate: -90 }));
     }
     for (const t of focus()) {
       const r = (t.side === 'left' ? rows : cols).indexOf(t.index);
@@ -299,7 +314,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       tokensKey = key;
       body.querySelectorAll('.av-token, .av-hit').forEach((n) => n.remove());
       const make = (side: Side, i: number, r: number) => {
-        const t = el('div', { class: 'av-token', 'data-side': side, 'data-index': i, title: data.tokens[i], text: label(i) });
+        const t = el('div', { class: 'av-token', 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i], text: sideLabel(side, i) });
         Object.assign(t.style, side === 'left'
           ? { top: `${r * ROW}px`, left: '0', width: `${BOX}px`, textAlign: 'right' }
           : { top: `${r * ROW}px`, left: `${rightX}px`, width: `${BOX}px`, background: 'transparent' });
@@ -339,7 +354,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       const hit = at(e);
       if (!hit) { tooltip.hidden = true; return; }
       const i = matrix.rows[hit.r], j = matrix.cols[hit.c];
-      setTooltip(`${label(i)} → ${label(j)}\n${weightsText(hit.r, hit.c)}`, e.clientX, e.clientY);
+      setTooltip(`${label(i)} → ${keyLabel(j)}\n${weightsText(hit.r, hit.c)}`, e.clientX, e.clientY);
     };
     const leave = () => { tooltip.hidden = true; };
     const click = (e: MouseEvent) => { const hit = at(e); if (hit) togglePin({ side: 'left', index: matrix.rows[hit.r] }, e.shiftKey); };
@@ -377,7 +392,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     const r = matrix.rows.indexOf(q), c = matrix.cols.indexOf(k);
     if (r < 0 || c < 0) return;
     const box = target.getBoundingClientRect();
-    setTooltip(`${label(q)} → ${label(k)}\n${weightsText(r, c)}`, box.right, box.top);
+    setTooltip(`${label(q)} → ${keyLabel(k)}\n${weightsText(r, c)}`, box.right, box.top);
   }
 
   function setTooltip(text: string, clientX: number, clientY: number): void {
@@ -414,7 +429,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
         drawLines(p, header);
         const style = { color: theme.text, size: 15 };
         matrix.rows.forEach((i, r) => p.text(BOX - PAD, rowY(r, header), label(i), { ...style, anchor: 'end' }));
-        matrix.cols.forEach((j, c) => p.text(rightX + PAD, rowY(c, header), label(j), style));
+        matrix.cols.forEach((j, c) => p.text(rightX + PAD, rowY(c, header), keyLabel(j), style));
       },
     };
   }

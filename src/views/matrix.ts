@@ -1,6 +1,8 @@
 /**
  * The part of an attention tensor a view shows: one layer, the rows and columns the sentence-pair filter
  * and the special-token option keep, rows renormalised when tokens are hidden. Views draw from this.
+ * Rows are query tokens (`tokens`), columns key tokens: the same tokens for self-attention, `keyTokens`
+ * (encoder tokens) for cross-attention, where the matrix is T × Tk.
  */
 import type { Attention } from '../core/attention.js';
 import { isSpecialToken } from './tokens.js';
@@ -27,11 +29,15 @@ export interface LayerMatrix {
   data: Float32Array;
 }
 
-/** Query and key token indices for a filter; `sentenceBStart` null means there is no pair. */
-export function filterIndices(tokens: readonly string[], sentenceBStart: number | null, sel: Selection): { rows: number[]; cols: number[] } {
+/**
+ * Query and key token indices for a filter; `sentenceBStart` null means there is no pair. `keyTokens`, when
+ * the keys are other tokens than the queries (cross-attention), gives the columns (no pair filter then).
+ */
+export function filterIndices(tokens: readonly string[], sentenceBStart: number | null, sel: Selection, keyTokens?: readonly string[]): { rows: number[]; cols: number[] } {
   const T = tokens.length;
   const b = sentenceBStart ?? T;
-  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(tokens[i]));
+  const range = (from: number, to: number, list = tokens) => Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(list[i]));
+  if (keyTokens !== undefined && keyTokens !== tokens) return { rows: range(0, T), cols: range(0, keyTokens.length, keyTokens) };
   const A = range(0, b), B = range(b, T), all = range(0, T);
   switch (sentenceBStart === null ? 'all' : sel.filter) {
     case 'aa': return { rows: A, cols: A };
@@ -43,15 +49,16 @@ export function filterIndices(tokens: readonly string[], sentenceBStart: number 
 }
 
 export function layerMatrix(a: Attention, layer: number, sel: Selection): LayerMatrix {
-  const [, H, T] = a.attention.dims;
-  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel);
+  // T query rows, K key columns (K = T but for cross-attention).
+  const [, H, T, K] = a.attention.dims;
+  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens);
   const R = rows.length, C = cols.length;
   const data = new Float32Array(H * R * C);
   const src = a.attention.data;
   for (let h = 0; h < H; h++) {
-    const base = (layer * H + h) * T * T;
+    const base = (layer * H + h) * T * K;
     for (let r = 0; r < R; r++) {
-      const rowBase = base + rows[r] * T;
+      const rowBase = base + rows[r] * K;
       const out = (h * R + r) * C;
       let sum = 0;
       for (let c = 0; c < C; c++) sum += data[out + c] = src[rowBase + cols[c]];

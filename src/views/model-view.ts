@@ -11,17 +11,21 @@
  * more cells than device pixels, so one strong weight stays visible. Axis labels, thumbnail hit targets, the panel and its tokens are DOM; tokens go
  * in as text (textContent), never markup. All state lives in the returned object.
  *
+ * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts): the grid then has the
+ * shown part's layers, and cross-attention panels put decoder tokens left and encoder tokens right.
+ *
  * Root data attributes, for tests and embedding pages: data-mode ("lines" | "heatmap"), data-thumbnails
  * (count), data-selected ("L,H" or ""), data-drawn (lines or cells drawn in the grid). Each thumbnail has a
  * transparent `<button class="av-thumb" data-layer data-head>` over it; the panel is `.av-panel`.
  */
 import { rgb } from 'd3-color';
-import type { Attention } from '../core/attention.js';
+import type { Attention, AttentionPart } from '../core/attention.js';
 import { check } from '../core/errors.js';
 import { button, checkbox, download, el, select, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import type { Side, TokenRef } from './head-view.js';
 import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
+import { carryLayer, partsView, type PartOptions } from './parts.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
 import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { css } from './styles.js';
@@ -35,7 +39,7 @@ export interface HeadRef {
   head: number;
 }
 
-export interface ModelViewOptions {
+export interface ModelViewOptions extends PartOptions {
   /** Layers shown as grid rows, in this order; labels keep the model's indices. Default all. Example `[0, 6, 11]`. */
   includeLayers?: number[];
   /** Heads shown as grid columns, likewise. Default all. */
@@ -64,6 +68,8 @@ export interface ModelViewState {
   /** Panel token under the mouse (a preview) and clicked (locked, as CircuitsVis's useHoverLock). */
   hover: TokenRef | null;
   pinned: TokenRef | null;
+  /** Encoder-decoder data: the attention shown. */
+  part?: AttentionPart;
 }
 
 export interface ModelView extends ViewHandle<ModelViewState> {
@@ -131,15 +137,26 @@ interface PanelLayout {
 }
 
 export function modelView(container: HTMLElement, data: Attention, options: ModelViewOptions = {}): ModelView {
+  if (data.encoderDecoder) {
+    return partsView<ModelViewState, ModelView, ModelViewOptions>(container, data, options, modelView, (s, _from, to, o) => {
+      const { includeLayers } = carryLayer(0, o.includeLayers, to);
+      const L = to.attention.dims[0];
+      const selected = s.selected && s.selected.layer < L && (!includeLayers || includeLayers.includes(s.selected.layer)) ? s.selected : null;
+      return { includeLayers, selected, hideSpecial: s.hideSpecial, mode: s.mode };
+    });
+  }
   const started = performance.now();
-  const [L, H, T] = data.attention.dims;
+  // T query tokens (rows, left); K key tokens (columns, right): K = T but for cross-attention.
+  const [L, H, T, K] = data.attention.dims;
+  const keyTokens = data.keyTokens ?? data.tokens;
+  const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
   const layers = indexList('includeLayers', options.includeLayers, L, 'layer');
   const heads = indexList('includeHeads', options.includeHeads, H, 'head');
   const theme: Theme = resolveTheme(options.theme ?? 'dark', window);
   const colors = categoricalColors(L);
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
   const src = data.attention.data;
-  const mode = options.mode ?? (T > (options.heatmapAbove ?? 48) ? 'heatmap' : 'lines');
+  const mode = options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 48) ? 'heatmap' : 'lines');
   check(mode === 'lines' || mode === 'heatmap', `mode must be "lines" or "heatmap", not ${JSON.stringify(mode)}`);
   const filter = data.sentenceBStart === null ? 'all' : options.filter ?? 'all';
   check(filter in PAIR_FILTERS, `filter must be one of ${Object.keys(PAIR_FILTERS).join(', ')}, not ${JSON.stringify(filter)}`);
@@ -193,13 +210,13 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   let identity = true;
 
   function computeLayout(): Layout {
-    const { rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state);
+    const { rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state, data.keyTokens);
     const n = Math.max(rows.length, cols.length, 1);
     // Sizes follow the model's head count even when includeHeads filters, as in BertViz.
     const tw = (GRID_WIDTH - AXIS) / H;
     const rh = state.mode === 'lines' ? Math.min(ROW_BUDGET / H, MAX_LINES_HEIGHT / n) : 0;
     const th = state.mode === 'lines' ? n * rh + 2 * MARGIN : tw;
-    identity = rows.length === T && cols.length === T;
+    identity = rows.length === T && cols.length === K;
     return { rows, cols, tw, th, rh, height: AXIS + layers.length * th };
   }
   const thumbX = (hi: number) => AXIS + hi * g.tw;
@@ -210,13 +227,13 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
 
   /** One head's weights, row-major `[R × C]`; rows renormalised when tokens are hidden. Valid until the next call. */
   function weights(layer: number, head: number): Float32Array {
-    const base = (layer * H + head) * T * T;
-    if (identity) return src.subarray(base, base + T * T);
+    const base = (layer * H + head) * T * K;
+    if (identity) return src.subarray(base, base + T * K);
     const { rows, cols } = g;
     const R = rows.length, C = cols.length;
     if (scratch.length < R * C) scratch = new Float32Array(R * C);
     for (let r = 0; r < R; r++) {
-      const rowBase = base + rows[r] * T;
+      const rowBase = base + rows[r] * K;
       let sum = 0;
       for (let c = 0; c < C; c++) sum += scratch[r * C + c] = src[rowBase + cols[c]];
       // Renormalise only when tokens were hidden; the pair filter shows raw weights, as BertViz does.
@@ -398,7 +415,7 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     if (text) {
       if (f) p.rect(ox + (f.side === 'left' ? 0 : P_TOKEN + P_GAP), oy + f.at * P_ROW, P_TOKEN, P_ROW, theme.highlight);
       g.rows.forEach((i, r) => p.text(ox + P_TOKEN - 4, oy + r * P_ROW + P_ROW / 2, label(i), { color: theme.text, size: 13, anchor: 'end' }));
-      g.cols.forEach((j, c) => p.text(ox + P_TOKEN + P_GAP + 4, oy + c * P_ROW + P_ROW / 2, label(j), { color: theme.text, size: 13 }));
+      g.cols.forEach((j, c) => p.text(ox + P_TOKEN + P_GAP + 4, oy + c * P_ROW + P_ROW / 2, keyLabel(j), { color: theme.text, size: 13 }));
     }
     const x1 = ox + P_TOKEN + 2, x2 = ox + P_TOKEN + P_GAP - 2, y0 = oy + P_ROW / 2;
     const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
@@ -423,7 +440,7 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     if (text && band) {
       const size = Math.min(13, cell * 0.75);
       g.rows.forEach((i, r) => p.text(ox + band - 4, oy + band + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }));
-      g.cols.forEach((j, c) => p.text(ox + band + c * cell + cell / 2, oy + band - 4, label(j), { color: theme.text, size, rotate: -90 }));
+      g.cols.forEach((j, c) => p.text(ox + band + c * cell + cell / 2, oy + band - 4, keyLabel(j), { color: theme.text, size, rotate: -90 }));
     }
     const f = focusAt();
     if (f?.side === 'left') p.rect(ox + band, oy + band + f.at * cell, C * cell, cell, 'none', 1, { color: theme.text, width: 1 });
@@ -479,7 +496,7 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     heatmapHandlers?.();
     const { cell, band } = pl!;
     const make = (side: Side, i: number, style: Partial<CSSStyleDeclaration>, cls = '') => {
-      const t = el('div', { class: `av-token ${cls}`, 'data-side': side, 'data-index': i, title: data.tokens[i], text: label(i) });
+      const t = el('div', { class: `av-token ${cls}`, 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i], text: side === 'left' ? label(i) : keyLabel(i) });
       Object.assign(t.style, style);
       t.addEventListener('mouseenter', () => { if (!state.pinned) update({ hover: { side, index: i } }); showTooltip(side, i, t); });
       t.addEventListener('mouseleave', () => { tooltip.hidden = true; if (!state.pinned) update({ hover: null }); });
@@ -536,7 +553,7 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     };
   }
 
-  const pairText = (r: number, c: number) => `${label(g.rows[r])} → ${label(g.cols[c])}\n${pw[r * g.cols.length + c].toFixed(4)}`;
+  const pairText = (r: number, c: number) => `${label(g.rows[r])} → ${keyLabel(g.cols[c])}\n${pw[r * g.cols.length + c].toFixed(4)}`;
 
   /** Tooltip on a panel token opposite to the pinned (or hovered) one: the exact weight between them. */
   function showTooltip(side: Side, i: number, target: HTMLElement): void {

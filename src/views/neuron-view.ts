@@ -24,6 +24,12 @@
  * Consistency check: softmax over the unmasked keys of the displayed q_i·k_j/√d must reproduce the data's
  * attention row; the view computes it, prints the largest difference and warns when it exceeds what the
  * storage precision explains (q/k as float16 in pages, attention in 12 bits) — e.g. keys taken before RoPE.
+ * Models that scale otherwise or add a position bias say so in the data (`scoreScale`, `positionBias`: T5
+ * has softmax(q·k + bias)); the q · k column then shows q_i·k_j·scale and the check adds the bias.
+ *
+ * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts). For cross-attention
+ * queries are decoder tokens (left) and keys encoder tokens (right), with no causal mask; only the decoder's
+ * self-attention is causal.
  *
  * Everything is drawn on a canvas through painter.ts, so the SVG and PNG exports draw the same scene. The
  * vector cells (d × T rows × 3 columns: thousands) go as one raster per column, one pixel per value scaled
@@ -35,16 +41,17 @@
  * The root also has data-layer, data-head, data-filter, data-expanded, data-selected ('' when none).
  */
 import { rgb } from 'd3-color';
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention, AttentionPart, Tensor } from '../core/attention.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
 import { filterIndices, layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
 import type { ViewHandle } from './handle.js';
+import { carryLayer, partsView, type PartOptions } from './parts.js';
 import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
 
-export interface NeuronViewOptions {
+export interface NeuronViewOptions extends PartOptions {
   /** Initially selected layer; default 0. */
   layer?: number;
   /** Initially selected head; default 0. */
@@ -71,6 +78,8 @@ export interface NeuronViewState {
   /** True when a click locked `selected`; hovering then changes nothing. */
   pinned: boolean;
   expanded: boolean;
+  /** Encoder-decoder data: the attention shown. */
+  part?: AttentionPart;
 }
 
 /** The expanded columns for the selected query token i, one entry per key the filter shows. */
@@ -83,7 +92,7 @@ export interface NeuronColumns {
   masked: boolean[];
   /** q_i ⊙ k_j, d values each; null where masked. */
   products: (number[] | null)[];
-  /** q_i · k_j / √d; null where masked. */
+  /** q_i · k_j / √d (× the data's scoreScale instead, when it has one); null where masked. */
   dots: (number | null)[];
   /** The data's attention weights a_ij (what the Softmax column draws). */
   softmax: number[];
@@ -142,9 +151,21 @@ const F16_PRODUCT = 2 ** -10;
 const ATTENTION_TOL = 1e-3;
 
 export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
+  if (data.encoderDecoder) {
+    return partsView<NeuronViewState, NeuronView, NeuronViewOptions>(container, data, options, neuronView, (s, from, to) => {
+      // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
+      const same = from.tokens === to.tokens;
+      return {
+        layer: carryLayer(s.layer, undefined, to).layer, head: s.head, theme: s.theme,
+        selected: same ? s.selected : null, expanded: same && s.selected !== null && s.expanded,
+      };
+    });
+  }
   const [L, H] = data.attention.dims;
   const hasQK = data.query !== undefined && data.key !== undefined;
+  const keyTokens = data.keyTokens ?? data.tokens;
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
+  const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
   const index = (name: string, v: number | undefined, n: number, fallback: number) => {
     if (v === undefined) return fallback;
     if (!Number.isInteger(v) || v < 0 || v >= n) throw new RangeError(`neuron view: ${name} ${v} is out of range (0–${n - 1})`);
@@ -306,7 +327,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const style = { color: theme.text, size: 15 };
     rows.forEach((i, k) => p.text(TOKEN_W - PAD, rowMid(k, top), label(i), { ...style, color: k === r ? focus.text : theme.text, anchor: 'end' }));
     const rightX = (state.expanded && hasQK ? S_X : RIGHT_X) + PAD;
-    cols.forEach((j, c) => p.text(rightX, rowMid(c, top), label(j), style));
+    cols.forEach((j, c) => p.text(rightX, rowMid(c, top), keyLabel(j), style));
     if (state.expanded && hasQK) {
       HEADINGS.forEach((h, k) => p.text(HEADING_BOX[k][0] + HEADING_BOX[k][1] / 2, top + TOP / 2, h, { color: theme.text, size: 16, anchor: 'middle' }));
     }
@@ -375,7 +396,8 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       tokensKey = key;
       body.querySelectorAll('.av-token').forEach((n) => n.remove());
       const make = (side: 'left' | 'right', i: number, n: number) => {
-        const t = el('div', { class: `av-token av-${side}`, 'data-side': side, 'data-index': i, title: data.tokens[i] }, el('span', { class: 'av-label', text: label(i) }));
+        const t = el('div', { class: `av-token av-${side}`, 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i] },
+          el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }));
         t.style.top = `${TOP + n * ROW}px`;
         if (side === 'left') {
           Object.assign(t.style, { left: '0', width: `${TOKEN_W}px`, textAlign: 'right' });
@@ -453,9 +475,10 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const ok = cs.maxDiff <= cs.tolerance;
     checkNote.classList.toggle('av-warn', !ok);
     checkNote.dataset.ok = String(ok);
+    const formula = scoreFormula(data);
     checkNote.textContent = ok
-      ? `✓ softmax(q · k / √d) reproduces the attention row of “${label(cs.query)}” (max |Δ| ${cs.maxDiff.toExponential(1)})`
-      : `⚠ softmax(q · k / √d) differs from the attention row of “${label(cs.query)}” by up to ${cs.maxDiff.toFixed(4)}: these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or causal mask).`;
+      ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” (max |Δ| ${cs.maxDiff.toExponential(1)})`
+      : `⚠ ${formula} differs from the attention row of “${label(cs.query)}” by up to ${cs.maxDiff.toFixed(4)}: these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or causal mask).`;
     checkNote.title = checkNote.textContent;
   }
 
@@ -480,7 +503,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     next.layer = index('layer', next.layer, L, 0);
     next.head = index('head', next.head, H, 0);
     if (data.sentenceBStart === null) next.filter = 'all';
-    const { rows } = filterIndices(data.tokens, data.sentenceBStart, { filter: next.filter, hideSpecial: false });
+    const { rows } = filterIndices(data.tokens, data.sentenceBStart, { filter: next.filter, hideSpecial: false }, data.keyTokens);
     if (next.selected !== null && !rows.includes(next.selected)) next.selected = null;
     if (next.selected === null) next.pinned = false;
     if (!hasQK) next.expanded = false;
@@ -514,40 +537,51 @@ function headVector(t: Tensor, layer: number, head: number, i: number): Float32A
 /** Key j is visible to query i: always, or j ≤ i under a causal mask. */
 const unmasked = (a: Attention, i: number, j: number) => !a.causal || j <= i;
 
+/** The factor q·k is multiplied by: the data's scoreScale (T5: 1), else 1/√d. */
+const scoreScale = (a: Attention, d: number) => a.scoreScale ?? 1 / Math.sqrt(d);
+
+/** The score formula the check applies, as the note prints it. */
+function scoreFormula(a: Attention): string {
+  const scaled = a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
+  return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
+}
+
 /**
- * The computation of query row i over all T keys: z_j = q_i·k_j/√d, p = softmax(z) over unmasked j (the
- * model's own softmax, whatever the filter shows), and the largest float16 error of any z_j: a product of
- * two f16-rounded values is off by ≤ 2⁻¹⁰ relative, so |Δz_j| ≤ 2⁻¹⁰ Σ_k |q_k k_k| / √d.
+ * The computation of query row i over all keys: the dots z_j = q_i·k_j·scale, p = softmax(z + bias) over
+ * unmasked j (the model's own softmax, whatever the filter shows), and the largest float16 error of any z_j:
+ * a product of two f16-rounded values is off by ≤ 2⁻¹⁰ relative, so |Δz_j| ≤ 2⁻¹⁰ Σ_k |q_k k_k| · scale
+ * (the bias travels in float32).
  */
 function scoreRow(a: Attention, layer: number, head: number, i: number): { z: Float64Array; p: Float64Array; zError: number } {
-  const T = a.tokens.length;
+  const T = a.tokens.length, K = (a.keyTokens ?? a.tokens).length;
   const q = headVector(a.query!, layer, head, i);
-  const d = q.length, scale = 1 / Math.sqrt(d);
-  const z = new Float64Array(T).fill(-Infinity), p = new Float64Array(T);
+  const d = q.length, scale = scoreScale(a, d);
+  const bias = a.positionBias?.data.subarray((head * T + i) * K, (head * T + i + 1) * K);
+  const z = new Float64Array(K).fill(-Infinity), p = new Float64Array(K);
   let max = -Infinity, zError = 0;
-  for (let j = 0; j < T; j++) {
+  for (let j = 0; j < K; j++) {
     if (!unmasked(a, i, j)) continue;
     const k = headVector(a.key!, layer, head, j);
     let s = 0, abs = 0;
     for (let n = 0; n < d; n++) { const x = q[n] * k[n]; s += x; abs += Math.abs(x); }
     z[j] = s * scale;
     zError = Math.max(zError, F16_PRODUCT * abs * scale + 1e-6);
-    max = Math.max(max, z[j]);
+    max = Math.max(max, z[j] + (bias ? bias[j] : 0));
   }
   let sum = 0;
-  for (let j = 0; j < T; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(z[j] - max);
-  for (let j = 0; j < T; j++) p[j] /= sum;
+  for (let j = 0; j < K; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(z[j] + (bias ? bias[j] : 0) - max);
+  for (let j = 0; j < K; j++) p[j] /= sum;
   return { z, p, zError };
 }
 
 /** The five columns for query token i over the keys `cols`, and the consistency check over the whole row. */
 export function neuronColumns(a: Attention, layer: number, head: number, i: number, cols: readonly number[]): NeuronColumns {
-  const T = a.tokens.length, H = a.attention.dims[1];
+  const [, H, T, K] = a.attention.dims;
   const { z, p, zError } = scoreRow(a, layer, head, i);
-  const row = a.attention.data.subarray(((layer * H + head) * T + i) * T, ((layer * H + head) * T + i + 1) * T);
+  const row = a.attention.data.subarray(((layer * H + head) * T + i) * K, ((layer * H + head) * T + i + 1) * K);
   // softmax moves by dp_j = p_j (Δz_j − Σ p_k Δz_k), so |dp_j| ≤ 2 p_j max|Δz|.
   let maxDiff = 0, pMax = 0;
-  for (let j = 0; j < T; j++) { maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j])); pMax = Math.max(pMax, p[j]); }
+  for (let j = 0; j < K; j++) { maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j])); pMax = Math.max(pMax, p[j]); }
   const q = headVector(a.query!, layer, head, i);
   const masked = cols.map((j) => !unmasked(a, i, j));
   return {
@@ -563,16 +597,18 @@ export function neuronColumns(a: Attention, layer: number, head: number, i: numb
   };
 }
 
-/** s = 3 × RMS of q and k (together), of q_i ⊙ k_j and of q_i·k_j/√d over the unmasked pairs of one head. */
+/** s = 3 × RMS of q and k (together), of q_i ⊙ k_j and of q_i·k_j·scale over the unmasked pairs of one head. */
 export function headScales(a: Attention, layer: number, head: number): NeuronScales {
-  const T = a.tokens.length;
+  // T queries, K keys (K = T but for cross-attention).
+  const T = a.tokens.length, K = (a.keyTokens ?? a.tokens).length;
   const q = (i: number) => headVector(a.query!, layer, head, i), k = (j: number) => headVector(a.key!, layer, head, j);
-  const d = q(0).length, scale = 1 / Math.sqrt(d);
+  const d = q(0).length, scale = scoreScale(a, d);
   let vec = 0, prod = 0, dot = 0, pairs = 0;
+  for (let j = T; j < K; j++) { const kj = k(j); for (let n = 0; n < d; n++) vec += kj[n] * kj[n]; }
   for (let i = 0; i < T; i++) {
-    const qi = q(i), ki = k(i);
-    for (let n = 0; n < d; n++) vec += qi[n] * qi[n] + ki[n] * ki[n];
-    for (let j = 0; j < T; j++) {
+    const qi = q(i), ki = i < K ? k(i) : null;
+    for (let n = 0; n < d; n++) vec += qi[n] * qi[n] + (ki ? ki[n] * ki[n] : 0);
+    for (let j = 0; j < K; j++) {
       if (!unmasked(a, i, j)) continue;
       const kj = k(j);
       let s = 0;
@@ -582,7 +618,7 @@ export function headScales(a: Attention, layer: number, head: number): NeuronSca
     }
   }
   const s = (sumSq: number, n: number) => Math.max(1e-6, SCALE_RMS * Math.sqrt(sumSq / Math.max(1, n)));
-  return { vector: s(vec, 2 * T * d), product: s(prod, pairs * d), dot: s(dot, pairs) };
+  return { vector: s(vec, (T + K) * d), product: s(prod, pairs * d), dot: s(dot, pairs) };
 }
 
 function rgbOf(color: string): [number, number, number] {

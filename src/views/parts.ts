@@ -1,0 +1,89 @@
+/**
+ * The "Attention: Encoder / Decoder / Cross" control of encoder-decoder data (BertViz's encoder_attention,
+ * decoder_attention, cross_attention). Each view draws one attention at a time, as a plain Attention
+ * (core/attention.ts attentionPart): the encoder's self-attention, the decoder's causal self-attention, or
+ * cross-attention with decoder tokens as queries (left, rows) and encoder tokens as keys (right, columns).
+ *
+ * Switching remounts the view on the chosen part inside the same host, carrying over what still applies
+ * (layer, heads, theme, …: the view's own `carry`), and puts the select first in the view's controls. The
+ * returned handle is the view's, with `part` in its state and update(); view-specific methods (drawn,
+ * columns, scales) always reach the view currently shown. The host (`.attnviz-parts`, `data-part`) and each
+ * mounted root carry the handle as `attnvizView`, as mount.ts does for the other views.
+ */
+import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
+import { check } from '../core/errors.js';
+import { el, select } from './dom.js';
+import type { ViewHandle } from './handle.js';
+
+export const PART_LABELS: Record<AttentionPart, string> = { encoder: 'Encoder', decoder: 'Decoder', cross: 'Cross' };
+
+export interface PartOptions {
+  /** Encoder-decoder data: the attention shown first (default 'encoder'). */
+  part?: AttentionPart;
+}
+
+/**
+ * Options carried into the remounted view: from its last state, the part it showed (`from`), the part it
+ * will show (`to`), and the options it was created with.
+ */
+export type Carry<S, O> = (state: Readonly<S>, from: Attention, to: Attention, options: O) => Partial<O>;
+
+export function partsView<S extends object, V extends ViewHandle<S>, O extends PartOptions>(
+  container: HTMLElement, data: Attention, options: O, create: (host: HTMLElement, data: Attention, options: O) => V, carry: Carry<S, O>,
+): V {
+  const host = el('div', { class: 'attnviz-parts' });
+  container.append(host);
+  let part: AttentionPart = options.part && ATTENTION_PARTS.includes(options.part) ? options.part : 'encoder';
+  let inner: V;
+
+  const mount = (o: O) => {
+    inner = create(host, attentionPart(data, part), { ...o, part: undefined });
+    host.dataset.part = part;
+    inner.element.dataset.part = part;
+    const control = select('Attention:', ATTENTION_PARTS.map((p) => ({ value: p, label: PART_LABELS[p] })), part, (p) => handle.update({ part: p } as unknown as Partial<S>));
+    control.classList.add('av-part');
+    (inner.element.querySelector('.av-controls') ?? inner.element).prepend(control);
+    Object.defineProperty(inner.element, 'attnvizView', { value: handle });
+  };
+
+  const switchTo = (next: AttentionPart) => {
+    if (next === part) return;
+    check(ATTENTION_PARTS.includes(next), `part must be one of ${ATTENTION_PARTS.join(', ')}, not ${JSON.stringify(next)}`);
+    const carried = carry(inner.state(), attentionPart(data, part), attentionPart(data, next), options);
+    inner.destroy();
+    part = next;
+    mount({ ...options, ...carried });
+  };
+
+  const handle = {
+    element: host,
+    state: () => ({ ...inner.state(), part }),
+    update: (patch: Partial<S> & PartOptions) => {
+      const { part: next, ...rest } = patch;
+      if (next !== undefined) switchTo(next);
+      if (Object.keys(rest).length > 0) inner.update(rest as Partial<S>);
+    },
+    toSVG: () => inner.toSVG(),
+    toPNG: () => inner.toPNG(),
+    destroy: () => { inner.destroy(); host.remove(); },
+  } as unknown as V;
+  mount(options);
+  // The view's own methods (drawn(), columns(), …), forwarded to whichever view is mounted.
+  for (const [name, value] of Object.entries(inner!)) {
+    if (typeof value === 'function' && !(name in handle)) {
+      (handle as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (inner as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
+    }
+  }
+  return handle;
+}
+
+/**
+ * The layer to show on the part about to be shown, and its `includeLayers` (cut to the layers that part has;
+ * encoder and decoder may have different numbers): `wanted` if it is offered, else the last layer offered.
+ */
+export function carryLayer(wanted: number, includeLayers: number[] | undefined, to: Attention): { layer: number; includeLayers?: number[] } {
+  const L = to.attention.dims[0];
+  const kept = includeLayers?.filter((l) => l < L);
+  const offered = kept && kept.length > 0 ? kept : Array.from({ length: L }, (_, i) => i);
+  return { layer: offered.includes(wanted) ? wanted : offered[offered.length - 1], ...(kept && kept.length > 0 ? { includeLayers: kept } : { includeLayers: undefined }) };
+}
