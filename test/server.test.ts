@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,11 +17,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { decodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention } from '../src/core/encode.js';
+import { loadModel } from '../src/engine.js';
 import { ModelCache } from '../src/server/model-cache.js';
 import type { AnyModel } from '../src/server/models.js';
 import { FrameReader, joinLayers } from '../src/server/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
+import { removeTinyModels, writeTinyModel } from './tiny-models.js';
+import { BART, bartConfig, bartWeights, SOURCE, TARGET } from './tiny-seq2seq.js';
 
 let server: RunningServer;
 let root: string;
@@ -116,6 +119,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
+  await removeTinyModels();
   for (const d of [root, outside, hubCache]) if (d) await rm(d, { recursive: true, force: true });
 });
 
@@ -216,6 +220,57 @@ describe('endpoints', () => {
     expect(a.model.source).toBe(`path:${realpathSync(goldenModel('bert-tiny'))}`);
     expect(a.tokens[0]).toBe('[CLS]');
     expect(a.sentenceBStart).toBeGreaterThan(0);
+  });
+});
+
+describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the model root)', () => {
+  test('load reports encoderDecoder; attention and export take a target, sent whole; target and pair are checked', async () => {
+    const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
+    await cp(dir, join(root, 'tiny-bart'), { recursive: true });
+    const reference = await loadModel(dir);
+    const expected = await reference.attention(SOURCE, { target: TARGET }).finally(() => reference.release());
+    const ed0 = expected.encoderDecoder!;
+    const model = 'path:tiny-bart';
+
+    const load = await call('POST', '/api/models/load', { body: { model } });
+    expect(load.status).toBe(200);
+    expect(load.json().model).toMatchObject({ id: `path:${realpathSync(join(root, 'tiny-bart'))}`, modelType: 'bart', layers: BART.encoderLayers, encoderDecoder: true });
+
+    // stream: "layers" is ignored: the per-layer frames carry self-attention only.
+    const r = await attention({ model, text: SOURCE, target: TARGET, stream: 'layers' });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-attnviz-format']).toBe('avz1');
+    const a = decodePayload(r);
+    const S = expected.tokens.length, T = ed0.decoderTokens.length;
+    expect(a.tokens).toEqual(expected.tokens);
+    expect(a.encoderDecoder).toBeDefined();
+    const ed = a.encoderDecoder!;
+    expect(ed.decoderTokens).toEqual(ed0.decoderTokens);
+    expect(ed.decoderTokens.length).toBeGreaterThan(2);
+    expect(ed.target).toBe(TARGET);
+    expect(ed.decoder.dims).toEqual([BART.decoderLayers, 4, T, T]);
+    expect(ed.cross.dims).toEqual([BART.decoderLayers, 4, T, S]);
+    expect(ed.crossQuery!.dims).toEqual(ed0.crossQuery!.dims);
+    for (const [got, want] of [[ed.decoder, ed0.decoder], [ed.cross, ed0.cross]] as const) {
+      expect(Math.max(...got.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-3);
+    }
+    // The target is part of the result cache's key: another target is another result.
+    const other = decodePayload(await attention({ model, text: SOURCE, target: 'Hello.' }));
+    expect(other.encoderDecoder!.target).toBe('Hello.');
+    expect(other.encoderDecoder!.decoderTokens).not.toEqual(ed.decoderTokens);
+
+    const file = await call('POST', '/api/export', { body: { model, text: SOURCE, target: TARGET, format: 'attention' } });
+    expect(file.status).toBe(200);
+    expect(decodeAttentionFile(file.body, 'response').encoderDecoder!.decoderTokens).toEqual(ed0.decoderTokens);
+    const html = await call('POST', '/api/export', { body: { model, text: SOURCE, target: TARGET, format: 'html', view: 'head' } });
+    expect(html.status).toBe(200);
+
+    await expectError(attention({ model, text: SOURCE }), 400, /is an encoder-decoder model: give the decoder's text as "target"/);
+    await expectError(attention({ model, text: SOURCE, target: '  ' }), 400, /give the decoder's text as "target"/);
+    await expectError(attention({ model, text: SOURCE, target: TARGET, pair: 'A pair.' }), 400, /takes a "target" text, not a "pair"/);
+    await expectError(call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }), 400, /give the decoder's text as "target"/);
+    await expectError(attention({ model: 'embedded', text: SOURCE, target: TARGET }), 400, /^embedded is not an encoder-decoder model: it takes no target text/);
+    await expectError(call('POST', '/api/export', { body: { text: SOURCE, target: TARGET, format: 'html' } }), 400, /not an encoder-decoder model/);
   });
 });
 

@@ -205,7 +205,7 @@ function readViewState(): void {
 async function downloadExport(format: 'html' | 'attention'): Promise<void> {
   if (!data) return;
   try {
-    const query = { model: state.model, text: state.text, pair: state.pair || null };
+    const query = { model: state.model, text: state.text, pair: state.pair || null, target: loaded.get(state.model)?.encoderDecoder ? state.target || null : null };
     const blob = await exportFile(query, format, state.view, viewOptions(state.view, data));
     download(blob, format === 'html' ? `attnviz-${state.view}-view.html` : 'attention.safetensors');
   } catch (e) {

@@ -11,7 +11,7 @@ import { VIEWS, type ViewName } from '../views/mount.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
-import { describeModel, listModels, modelKey, parseModelSpec, type Progress } from './models.js';
+import { describeModel, isEncoderDecoder, listModels, modelKey, parseModelSpec, type Progress } from './models.js';
 import { errorFrame, FORMAT_HEADER, frame, layerOf, LAYERS_HEADER, TOKENS_HEADER, type PayloadFormat } from './protocol.js';
 
 export interface Limits {
@@ -93,6 +93,8 @@ interface AttentionRequest {
   key: string;
   text: string;
   pair: string | null;
+  /** The target text of an encoder-decoder model; null (absent or empty) for every other model. */
+  target: string | null;
   truncate: boolean;
 }
 
@@ -100,7 +102,8 @@ const ATTENTION_FIELDS = ['model', 'text', 'pair', 'target', 'truncate'];
 
 /**
  * Checks the fields every attention request shares and runs the model (or takes a recent result). A request
- * whose client has gone by the time its turn comes is dropped instead of run.
+ * whose client has gone by the time its turn comes is dropped instead of run. Encoder-decoder models need a
+ * `target` (the decoder's text, teacher-forced) and take no `pair`; other models take no `target`.
  */
 async function attentionFor(ctx: Context, body: Record<string, unknown>, res: ServerResponse): Promise<{ request: AttentionRequest; attention: Attention }> {
   const text = optionalString(body, 'text');
@@ -116,16 +119,23 @@ async function attentionFor(ctx: Context, body: Record<string, unknown>, res: Se
     key: await modelKey(parseModelSpec(body.model), ctx.roots),
     text,
     pair: pair === null || pair.trim() === '' ? null : pair,
+    target: target === null || target.trim() === '' ? null : target,
     truncate: optionalBoolean(body, 'truncate', false),
   };
-  const cacheKey = JSON.stringify([request.key, request.text, request.pair, request.truncate]);
+  // Only a valid request is ever cached, so a hit needs no model check.
+  const cacheKey = JSON.stringify([request.key, request.text, request.pair, request.target, request.truncate]);
   const recent = ctx.results.get(cacheKey);
   if (recent) return { request, attention: recent };
   let gone = false;
   res.once('close', () => { gone = !res.writableFinished; });
   const attention = await withTimeout(ctx.cache.run(request.key, async (m) => {
     if (gone) throw new HttpError(499, 'the client closed the request before its turn');
-    if (target !== null && target.trim() !== '') throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
+    if (isEncoderDecoder(m)) {
+      if (request.target === null) throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
+      if (request.pair !== null) throw new HttpError(400, `${request.key} is an encoder-decoder model: it takes a "target" text, not a "pair"`);
+      return m.attention(request.text, { target: request.target, truncate: request.truncate });
+    }
+    if (request.target !== null) throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
     return m.attention(request.text, { pair: request.pair, truncate: request.truncate });
   }), ctx.limits.requestTimeoutMs, 'computing attention');
   const named: Attention = { ...attention, model: { ...attention.model, source: request.key } };
@@ -135,7 +145,8 @@ async function attentionFor(ctx: Context, body: Record<string, unknown>, res: Se
 
 /**
  * Attention as binary (protocol.ts): one AVZ1 blob, or with `stream` "layers" (or "auto" on large
- * results) one frame per layer, written as each is encoded.
+ * results) one frame per layer, written as each is encoded. Encoder-decoder results always go whole: a
+ * frame carries one layer of self-attention, and the decoder and cross attentions have layers of their own.
  */
 export const postAttention: Handler = async (ctx, req, res) => {
   const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
@@ -145,7 +156,7 @@ export const postAttention: Handler = async (ctx, req, res) => {
   const queryKey = optionalBoolean(body, 'queryKey', true);
   const { attention: a } = await attentionFor(ctx, body, res);
   const [L] = a.attention.dims;
-  const layered = stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove);
+  const layered = !a.encoderDecoder && (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove));
   const format: PayloadFormat = layered ? 'avz1-layers' : 'avz1';
   const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', [FORMAT_HEADER]: format, [LAYERS_HEADER]: String(L), [TOKENS_HEADER]: String(a.tokens.length) };
   if (!layered) {
@@ -215,7 +226,10 @@ export class ResultCache {
   }
 
   set(key: string, a: Attention): void {
-    const bytes = (a.attention.data.length + (a.query?.data.length ?? 0) + (a.key?.data.length ?? 0)) * 4;
+    const ed = a.encoderDecoder;
+    const values = [a.attention, a.query, a.key, ed?.decoder, ed?.cross, ed?.decoderQuery, ed?.decoderKey, ed?.crossQuery, ed?.crossKey]
+      .reduce((n, t) => n + (t?.data.length ?? 0), 0);
+    const bytes = values * 4;
     if (bytes > this.capBytes) return;
     const old = this.map.get(key);
     if (old) this.bytes -= old.bytes;

@@ -41,7 +41,7 @@ export interface LoadedModelInfo {
   maxPositions: number;
   causal: boolean;
   weightBytes: number;
-  /** Encoder-decoder models take a target text; the server does not run them yet (always false). */
+  /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
   encoderDecoder: boolean;
 }
 
@@ -98,8 +98,14 @@ export async function openModel(key: string, env: NodeJS.ProcessEnv, onProgress:
   return loadAnyModel(dir, { env, progress: false });
 }
 
+/** True for models of an encoder-decoder family (graph/family.ts): they take a target text. */
+export function isEncoderDecoder(m: AnyModel): m is Model {
+  if ('kind' in m && (m.kind === 'tfjs' || m.kind === 'onnx')) return false;
+  return (m as Model).family?.encoderDecoder === true;
+}
+
 export function describeModel(id: string, m: AnyModel): LoadedModelInfo {
-  const common = { id, maxPositions: m.dims.maxPositions, weightBytes: m.weightBytes, encoderDecoder: false };
+  const common = { id, maxPositions: m.dims.maxPositions, weightBytes: m.weightBytes, encoderDecoder: isEncoderDecoder(m) };
   if ('kind' in m && m.kind === 'tfjs') return { ...common, modelType: m.modelType, layers: m.dims.layers, heads: m.dims.heads, causal: m.causal };
   const model = m as Model;
   return { ...common, modelType: model.family.modelType, layers: model.dims.layers, heads: model.dims.heads, causal: model.family.causal };
