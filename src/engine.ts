@@ -16,7 +16,7 @@ import { readConfig, type ModelConfig } from './models/config.js';
 import { openGgufModel } from './models/gguf-model.js';
 import { parseHubId, resolveHubModel } from './models/hub.js';
 import { Sampler } from './models/sampler.js';
-import { loadTokenizer, type Encoded, type TextTokenizer } from './models/tokenizer.js';
+import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from './models/tokenizer.js';
 import { Weights } from './models/weights.js';
 import { Session, type Feed, type RunOutput } from './runtime/session.js';
 import type { TfjsModel } from './models/tfjs-model.js';
@@ -291,7 +291,7 @@ export class Model {
     const max = this.dims.maxPositions;
     if (encoded.ids.length <= max) return encoded;
     check(options.truncate, `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`);
-    return truncate(encoded, max);
+    return truncateEncoding(encoded, max);
   }
 
   /**
@@ -362,31 +362,6 @@ async function resolveSource(source: string, options: LoadOptions): Promise<stri
   }
   if (!parseHubId(source)) throw new AttnvizError(`${source}: no such folder, and not a hub id (org/name or org/name@revision)`);
   return resolveHubModel(source, { env: options.env, progress: options.progress });
-}
-
-/**
- * Cuts an encoding to `max` tokens as transformers' default `longest_first` does: one token at a time from
- * the end of the longer text (the second on a tie), never a special token, so [CLS]/[SEP] stay in place.
- */
-function truncate(e: Encoded, max: number): Encoded {
-  const b = e.sentenceBStart ?? e.ids.length;
-  const content = (from: number, to: number) => e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
-  const a = content(0, b), bb = content(b, e.ids.length);
-  const dropped = new Set<number>();
-  for (let excess = e.ids.length - max; excess > 0; excess--) {
-    const from = a.length > bb.length ? a : bb.length > 0 ? bb : a;
-    check(from.length > 0, `cannot truncate to ${max} tokens: only special tokens would remain`);
-    dropped.add(from.pop()!);
-  }
-  const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => !dropped.has(i));
-  const droppedFromA = [...dropped].filter((i) => i < b).length;
-  return {
-    ids: keep(e.ids),
-    tokens: keep(e.tokens),
-    typeIds: keep(e.typeIds),
-    special: keep(e.special),
-    sentenceBStart: e.sentenceBStart === null ? null : e.sentenceBStart - droppedFromA,
-  };
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */

@@ -42,7 +42,7 @@ import { familyFor } from '../graph/families.js';
 import { INPUTS } from '../graph/family.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
 import { readConfig, type ModelConfig } from './config.js';
-import { loadTokenizer, type Encoded, type TextTokenizer } from './tokenizer.js';
+import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from './tokenizer.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -588,7 +588,7 @@ export class OnnxModel {
     const max = this.dims.maxPositions;
     if (encoded.ids.length > max) {
       check(options.truncate, `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`);
-      encoded = truncate(encoded, max);
+      encoded = truncateEncoding(encoded, max);
     }
     const out = await this.session.run(this.feeds(encoded));
     const T = encoded.ids.length;
@@ -774,25 +774,4 @@ async function sizeOnDisk(file: string, graph: Graph): Promise<number> {
 
 function firstLine(e: unknown): string {
   return String((e as Error)?.message ?? e).split('\n')[0].trim();
-}
-
-/**
- * Cuts an encoding to `max` tokens as engine.ts does (transformers' `longest_first`): one token at a time from
- * the end of the longer text, never a special token.
- */
-function truncate(e: Encoded, max: number): Encoded {
-  const b = e.sentenceBStart ?? e.ids.length;
-  const content = (from: number, to: number) => e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
-  const a = content(0, b), bb = content(b, e.ids.length);
-  const dropped = new Set<number>();
-  for (let excess = e.ids.length - max; excess > 0; excess--) {
-    const from = a.length > bb.length ? a : bb.length > 0 ? bb : a;
-    check(from.length > 0, `cannot truncate to ${max} tokens: only special tokens would remain`);
-    dropped.add(from.pop()!);
-  }
-  const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => !dropped.has(i));
-  return {
-    ids: keep(e.ids), tokens: keep(e.tokens), typeIds: keep(e.typeIds), special: keep(e.special),
-    sentenceBStart: e.sentenceBStart === null ? null : e.sentenceBStart - [...dropped].filter((i) => i < b).length,
-  };
 }

@@ -371,3 +371,28 @@ function flag(config: JsonObject, key: string, fallback: boolean): boolean {
 function isObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
+
+/**
+ * Cuts an encoding to `max` tokens as transformers' default `longest_first` does: one token at a time from
+ * the end of the longer text (the second on a tie), never a special token, so [CLS]/[SEP] stay in place.
+ */
+export function truncateEncoding(e: Encoded, max: number): Encoded {
+  const b = e.sentenceBStart ?? e.ids.length;
+  const content = (from: number, to: number) => e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
+  const a = content(0, b), bb = content(b, e.ids.length);
+  const dropped = new Set<number>();
+  for (let excess = e.ids.length - max; excess > 0; excess--) {
+    const from = a.length > bb.length ? a : bb.length > 0 ? bb : a;
+    check(from.length > 0, `cannot truncate to ${max} tokens: only special tokens would remain`);
+    dropped.add(from.pop()!);
+  }
+  const keep = <T>(xs: readonly T[]) => xs.filter((_, i) => !dropped.has(i));
+  const droppedFromA = [...dropped].filter((i) => i < b).length;
+  return {
+    ids: keep(e.ids),
+    tokens: keep(e.tokens),
+    typeIds: keep(e.typeIds),
+    special: keep(e.special),
+    sentenceBStart: e.sentenceBStart === null ? null : e.sentenceBStart - droppedFromA,
+  };
+}
