@@ -21,7 +21,8 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadModel, type Model } from '../src/engine.js';
+import { loadModel } from '../src/engine.js';
+import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -114,31 +115,6 @@ function writeCheckpoint(dir: string, layers: number): number {
   return offset;
 }
 
-// ---- texts of exactly T tokens ----------------------------------------------------------------------------
-
-const PASSAGE = `The village stood at the edge of a wide valley, where the river turned slowly toward the sea. In the
-spring the fields were green and the orchards were white with blossom, and in the autumn the farmers carried
-apples and pears to the market in the old town on the hill. The children walked to school along the river
-path, counting the boats and the herons.`.split(/\s+/);
-
-/** The longest prefix of the repeated passage within `target` tokens, topped up with " a" to exactly `target`. */
-function exactText(model: Model, target: number): string {
-  const count = (s: string) => model.tokenizer.encode(s).ids.length;
-  let words = [...PASSAGE];
-  while (count(words.join(' ')) < target) words = [...words, ...PASSAGE];
-  let lo = 1, hi = words.length;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (count(words.slice(0, mid).join(' ')) <= target) lo = mid;
-    else hi = mid - 1;
-  }
-  for (let k = lo; k > 0; k--) {
-    const base = words.slice(0, k).join(' ');
-    const text = base + ' a'.repeat(Math.max(0, target - count(base)));
-    if (count(text) === target) return text;
-  }
-  throw new Error(`no text of exactly ${target} tokens`);
-}
 
 // ---- timing -----------------------------------------------------------------------------------------------
 
@@ -153,7 +129,7 @@ async function measure(dir: string, layers: number): Promise<Row[]> {
   const rows: Row[] = [];
   try {
     for (const T of SIZES) {
-      const text = exactText(extract, T);
+      const text = exactText((s) => extract.tokenizer.encode(s).ids.length, T);
       const check = await extract.attention(text);
       if (check.attention.dims.join() !== [layers, H, T, T].join() || check.kvHeads !== KV) throw new Error(`unexpected result dims ${check.attention.dims}`);
       const resultBytes = [check.attention, check.query!, check.key!].reduce((n, t) => n + t.data.byteLength, 0);

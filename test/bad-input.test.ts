@@ -18,7 +18,7 @@ import { readAttentionFile } from '../src/core/attention-file.js';
 import { loadModel, type Model } from '../src/engine.js';
 import { FAMILIES } from '../src/graph/families.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
-import { expectBad, goldenModel, HAVE_SHARED, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
+import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -416,14 +416,7 @@ describe.skipIf(!HAVE_SHARED)('library: tensors', () => {
 // ---- texts ------------------------------------------------------------------------------------------------
 
 describe.skipIf(!HAVE_SHARED)('library: texts', () => {
-  const models = new Map<string, Promise<Model>>();
-  const model = (name: string) => {
-    if (!models.has(name)) models.set(name, loadModel(goldenModel(name)));
-    return models.get(name)!;
-  };
-  afterAll(async () => {
-    for (const m of models.values()) await (await m).release();
-  });
+  const model = loadedOnce((name: string) => loadModel(goldenModel(name)));
 
   test('GPT-2: text longer than its 256 positions is an error that says so; 256 tokens exactly is fine', async () => {
     const m = await model(GPT2);

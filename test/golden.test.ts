@@ -2,18 +2,11 @@
  * The engine against independent references (../shared/golden): every BERT and GPT-2 case, tokens and ids
  * exactly, attention within 1e-4, q/k/hidden_last within 1e-4 × max(1, max |golden|) (golden README).
  */
-import { afterAll, describe, expect, test } from 'vitest';
-import { loadModel, type Model } from '../src/engine.js';
-import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, readGoldenCase } from './shared.js';
+import { describe, expect, test } from 'vitest';
+import { loadModel } from '../src/engine.js';
+import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, loadedOnce, readGoldenCase } from './shared.js';
 
-const models = new Map<string, Promise<Model>>();
-const model = (name: string) => {
-  if (!models.has(name)) models.set(name, loadModel(goldenModel(name)));
-  return models.get(name)!;
-};
-afterAll(async () => {
-  for (const m of models.values()) await (await m).release();
-});
+const model = loadedOnce((name: string) => loadModel(goldenModel(name)));
 
 describe.skipIf(!HAVE_SHARED)('golden cases: BERT and GPT-2', () => {
   const files = goldenCases(['bert-tiny', 'gpt2-tiny']);

@@ -25,7 +25,7 @@ import { readConfig } from '../src/models/config.js';
 import { findOnnxAttention, isOnnxSource, OnnxModel } from '../src/models/onnx-tap.js';
 import { Weights } from '../src/models/weights.js';
 import { describeModel } from '../src/server/models.js';
-import { expectBad, expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, maxAbsDiff, readGoldenCase } from './shared.js';
+import { expectBad, expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase } from './shared.js';
 import { Rng } from './tiny-models.js';
 
 const { onnx } = onnxProto;
@@ -102,14 +102,7 @@ function softmaxReproduction(a: Attention): number {
 
 describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async () => {
   const folders = HAVE_SHARED ? { 'bert-tiny': await goldenOnnxFolder('bert-tiny'), 'gpt2-tiny': await goldenOnnxFolder('gpt2-tiny') } : null;
-  const models = new Map<string, Promise<OnnxModel>>();
-  const model = (name: 'bert-tiny' | 'gpt2-tiny') => {
-    if (!models.has(name)) models.set(name, loadModel(folders![name]) as unknown as Promise<OnnxModel>);
-    return models.get(name)!;
-  };
-  afterAll(async () => {
-    for (const m of models.values()) await (await m).release();
-  });
+  const model = loadedOnce((name: 'bert-tiny' | 'gpt2-tiny') => loadModel(folders![name]) as unknown as Promise<OnnxModel>);
 
   test('a folder with onnx/ and no safetensors is an ONNX source; the tap finds one attention per layer', async () => {
     expect(isOnnxSource(folders!['bert-tiny'])).toBe(true);

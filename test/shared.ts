@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { AttnvizError } from '../src/core/errors.js';
 import { readSafetensors } from '../src/core/safetensors.js';
@@ -101,4 +101,19 @@ export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[
   expect(e.message, 'one line').not.toMatch(/[\r\n]/);
   for (const key of keys) expect(e.message).toMatch(key);
   return e.message;
+}
+
+/**
+ * Loads each model once per test file (keyed by name) and releases them all after the file's tests:
+ * `const model = loadedOnce((name) => loadModel(goldenModel(name)))`.
+ */
+export function loadedOnce<K, M extends { release(): Promise<void> }>(load: (key: K) => Promise<M>): (key: K) => Promise<M> {
+  const models = new Map<K, Promise<M>>();
+  afterAll(async () => {
+    for (const m of models.values()) await (await m).release();
+  });
+  return (key) => {
+    if (!models.has(key)) models.set(key, load(key));
+    return models.get(key)!;
+  };
 }
