@@ -21,13 +21,23 @@
  * exits 0.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -40,7 +50,11 @@ const MB = 1e6;
 // ---- the two checkpoints --------------------------------------------------------------------------------
 
 type Init = 'normal' | 'ones' | 'zeros';
-interface TensorSpec { name: string; shape: number[]; init: Init }
+interface TensorSpec {
+  name: string;
+  shape: number[];
+  init: Init;
+}
 
 interface ModelSpec {
   key: 'bert' | 'gpt2';
@@ -66,12 +80,26 @@ const BERT: ModelSpec = {
   tokenizerFrom: 'bert-tiny',
   pytorch: [64, 146, 540],
   config: {
-    architectures: ['BertModel'], model_type: 'bert', hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12,
-    intermediate_size: 3072, hidden_act: 'gelu', max_position_embeddings: 512, type_vocab_size: 2, vocab_size: 30522,
-    layer_norm_eps: 1e-12, initializer_range: 0.02, pad_token_id: 0, position_embedding_type: 'absolute', torch_dtype: 'float32',
+    architectures: ['BertModel'],
+    model_type: 'bert',
+    hidden_size: 768,
+    num_hidden_layers: 12,
+    num_attention_heads: 12,
+    intermediate_size: 3072,
+    hidden_act: 'gelu',
+    max_position_embeddings: 512,
+    type_vocab_size: 2,
+    vocab_size: 30522,
+    layer_norm_eps: 1e-12,
+    initializer_range: 0.02,
+    pad_token_id: 0,
+    position_embedding_type: 'absolute',
+    torch_dtype: 'float32',
   },
   tensors() {
-    const D = 768, F = 3072, e = 'bert.embeddings';
+    const D = 768,
+      F = 3072,
+      e = 'bert.embeddings';
     const out: TensorSpec[] = [
       normal(`${e}.word_embeddings.weight`, [30522, D]),
       normal(`${e}.position_embeddings.weight`, [512, D]),
@@ -80,10 +108,19 @@ const BERT: ModelSpec = {
     ];
     for (let i = 0; i < 12; i++) {
       const l = `bert.encoder.layer.${i}`;
-      for (const p of ['query', 'key', 'value']) out.push(normal(`${l}.attention.self.${p}.weight`, [D, D]), normal(`${l}.attention.self.${p}.bias`, [D]));
-      out.push(normal(`${l}.attention.output.dense.weight`, [D, D]), normal(`${l}.attention.output.dense.bias`, [D]), ...layerNorm(`${l}.attention.output.LayerNorm`, D));
+      for (const p of ['query', 'key', 'value'])
+        out.push(normal(`${l}.attention.self.${p}.weight`, [D, D]), normal(`${l}.attention.self.${p}.bias`, [D]));
+      out.push(
+        normal(`${l}.attention.output.dense.weight`, [D, D]),
+        normal(`${l}.attention.output.dense.bias`, [D]),
+        ...layerNorm(`${l}.attention.output.LayerNorm`, D),
+      );
       out.push(normal(`${l}.intermediate.dense.weight`, [F, D]), normal(`${l}.intermediate.dense.bias`, [F]));
-      out.push(normal(`${l}.output.dense.weight`, [D, F]), normal(`${l}.output.dense.bias`, [D]), ...layerNorm(`${l}.output.LayerNorm`, D));
+      out.push(
+        normal(`${l}.output.dense.weight`, [D, F]),
+        normal(`${l}.output.dense.bias`, [D]),
+        ...layerNorm(`${l}.output.LayerNorm`, D),
+      );
     }
     return out;
   },
@@ -96,12 +133,24 @@ const GPT2: ModelSpec = {
   tokenizerFrom: 'gpt2-tiny',
   pytorch: [75, 145, 541],
   config: {
-    architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12, n_positions: 1024, n_ctx: 1024,
-    vocab_size: 50257, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, initializer_range: 0.02,
-    bos_token_id: 50256, eos_token_id: 50256, torch_dtype: 'float32',
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    n_embd: 768,
+    n_layer: 12,
+    n_head: 12,
+    n_positions: 1024,
+    n_ctx: 1024,
+    vocab_size: 50257,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    initializer_range: 0.02,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+    torch_dtype: 'float32',
   },
   tensors() {
-    const D = 768, F = 3072;
+    const D = 768,
+      F = 3072;
     const out: TensorSpec[] = [normal('wte.weight', [50257, D]), normal('wpe.weight', [1024, D])];
     for (let i = 0; i < 12; i++) {
       const l = `h.${i}`;
@@ -123,10 +172,15 @@ const SPECS = [BERT, GPT2];
 
 /** xorshift128 → N(0, std) by Box–Muller; deterministic per seed. */
 function normalFiller(seed: number): (a: Float32Array, std: number) => void {
-  let x = 123456789 ^ seed, y = 362436069, z = 521288629, w = 88675123 ^ (seed * 2654435761);
+  let x = 123456789 ^ seed,
+    y = 362436069,
+    z = 521288629,
+    w = 88675123 ^ (seed * 2654435761);
   const next = () => {
     const t = x ^ (x << 11);
-    x = y; y = z; z = w;
+    x = y;
+    y = z;
+    z = w;
     w = (w ^ (w >>> 19) ^ (t ^ (t >>> 8))) >>> 0;
     return w;
   };
@@ -141,7 +195,7 @@ function normalFiller(seed: number): (a: Float32Array, std: number) => void {
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done);
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done);
 }
 
 /**
@@ -172,7 +226,7 @@ function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
     const fill = normalFiller(spec.key === 'bert' ? 1 : 2);
     const chunk = new Float32Array(1 << 20);
     for (const t of tensors) {
-      for (let left = t.shape.reduce((a, b) => a * b, 1); left > 0;) {
+      for (let left = t.shape.reduce((a, b) => a * b, 1); left > 0; ) {
         const part = chunk.subarray(0, Math.min(left, chunk.length));
         if (t.init === 'normal') fill(part, 0.02);
         else part.fill(t.init === 'ones' ? 1 : 0);
@@ -190,13 +244,16 @@ function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
   closeSync(fd);
   renameSync(tmp, path);
 
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(spec.config, null, 2) + '\n');
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(spec.config, null, 2)}\n`);
   const from = join(SHARED_MODELS, spec.tokenizerFrom);
   writeFileSync(join(dir, 'tokenizer.json'), readFileSync(join(from, 'tokenizer.json')));
   // The tiny models' tokenizer_config.json is kept, with model_max_length set to this model's positions.
-  const tokenizerConfig = JSON.parse(readFileSync(join(from, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  const tokenizerConfig = JSON.parse(readFileSync(join(from, 'tokenizer_config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   tokenizerConfig.model_max_length = spec.key === 'bert' ? 512 : 1024;
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
+  writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
   return { bytes: offset, tensors: tensors.length, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -237,16 +294,27 @@ function resetPeak(): boolean {
  * CPU clock ticks (Linux /proc): the whole machine busy, and this process with its finished children (the
  * benchmark's children are all waited for), for telling how much other work shared the machine; null off Linux.
  */
-interface CpuTicks { machineBusy: number; ours: number; at: number }
+interface CpuTicks {
+  machineBusy: number;
+  ours: number;
+  at: number;
+}
 
 function cpuTicks(): CpuTicks | null {
   try {
     const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const [user, nice, system, , , irq, softirq, steal] = cpu;
     const self = readFileSync('/proc/self/stat', 'utf8');
-    const fields = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number); // fields[0] is field 3 (state)
+    const fields = self
+      .slice(self.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number); // fields[0] is field 3 (state)
     const [utime, stime, cutime, cstime] = fields.slice(11, 15);
-    return { machineBusy: user + nice + system + irq + softirq + (steal || 0), ours: utime + stime + cutime + cstime, at: performance.now() };
+    return {
+      machineBusy: user + nice + system + irq + softirq + (steal || 0),
+      ours: utime + stime + cutime + cstime,
+      at: performance.now(),
+    };
   } catch {
     return null;
   }
@@ -263,7 +331,6 @@ function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-
 // ---- what the machine can do -----------------------------------------------------------------------------
 
 /** Floating-point operations of one forward pass of the 12-layer, 768-wide models at T tokens (matmuls only). */
@@ -272,7 +339,13 @@ function forwardFlops(T: number, layers = 12, D = 768, F = 3072): number {
   return layers * (2 * T * projections + 2 * 2 * T * T * D); // + q·kᵀ and probs·v
 }
 
-interface GemmResult { M: number; K: number; N: number; medianGflops: number; bestGflops: number }
+interface GemmResult {
+  M: number;
+  K: number;
+  N: number;
+  medianGflops: number;
+  bestGflops: number;
+}
 
 /**
  * onnxruntime's own float32 Gemm on the shape that dominates the models at 128 tokens (x[128, 768] · W[3072, 768]ᵀ,
@@ -288,18 +361,40 @@ async function gemmCeiling(threads: number | null): Promise<GemmResult> {
   const w = new Float32Array(K * N);
   normalFiller(3)(w, 0.02);
   const info = (name: string, dims: (number | string)[]) => ({
-    name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
-  });
-  const graph = onnx.ModelProto.encode(onnx.ModelProto.create({
-    irVersion: 8, producerName: 'attnviz-bench', opsetImport: [{ domain: '', version: 17 }],
-    graph: {
-      name: 'gemm',
-      node: [{ opType: 'Gemm', name: 'gemm', input: ['x', 'w'], output: ['y'], attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] }],
-      initializer: [{ name: 'w', dims: [N, K], dataType: FLOAT, rawData: new Uint8Array(w.buffer) }],
-      input: [info('x', ['M', K])], output: [info('y', ['M', N])],
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
     },
-  })).finish();
-  const session = await ort.InferenceSession.create(graph, { graphOptimizationLevel: 'all', ...(threads ? { intraOpNumThreads: threads } : {}) });
+  });
+  const graph = onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'attnviz-bench',
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'gemm',
+        node: [
+          {
+            opType: 'Gemm',
+            name: 'gemm',
+            input: ['x', 'w'],
+            output: ['y'],
+            attribute: [{ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 }],
+          },
+        ],
+        initializer: [{ name: 'w', dims: [N, K], dataType: FLOAT, rawData: new Uint8Array(w.buffer) }],
+        input: [info('x', ['M', K])],
+        output: [info('y', ['M', N])],
+      },
+    }),
+  ).finish();
+  const session = await ort.InferenceSession.create(graph, {
+    graphOptimizationLevel: 'all',
+    ...(threads ? { intraOpNumThreads: threads } : {}),
+  });
   const x = new Float32Array(M * K);
   normalFiller(4)(x, 1);
   const feeds = { x: new ort.Tensor('float32', x, [M, K]) };
@@ -317,7 +412,11 @@ async function gemmCeiling(threads: number | null): Promise<GemmResult> {
 
 // ---- children --------------------------------------------------------------------------------------------
 
-interface GenResult { bytes: number; tensors: number; seconds: number }
+interface GenResult {
+  bytes: number;
+  tensors: number;
+  seconds: number;
+}
 
 interface MemResult {
   extract: boolean;
@@ -348,14 +447,22 @@ interface TimeResult {
   peak512: { rssBefore: number; peak: number | null; peakIsLifetime: boolean; outputBytes: number } | null;
 }
 
-interface ChildArgs { mode: 'gen' | 'mem' | 'time' | 'gemm'; model: 'bert' | 'gpt2'; dir: string; extract: boolean; threads: number | null; warmup: number; runs: number }
+interface ChildArgs {
+  mode: 'gen' | 'mem' | 'time' | 'gemm';
+  model: 'bert' | 'gpt2';
+  dir: string;
+  extract: boolean;
+  threads: number | null;
+  warmup: number;
+  runs: number;
+}
 
 async function child(args: ChildArgs): Promise<unknown> {
   const spec = SPECS.find((s) => s.key === args.model)!;
   if (args.mode === 'gen') return writeCheckpoint(spec, args.dir);
   if (args.mode === 'gemm') return gemmCeiling(args.threads);
 
-  const { loadModel } = await import('../src/engine.js');
+  const { loadModel } = await import('../src/models/load-model.js');
   const options = { extract: args.extract, threads: args.threads ?? undefined, progress: false };
 
   if (args.mode === 'mem') {
@@ -367,8 +474,14 @@ async function child(args: ChildArgs): Promise<unknown> {
     const loadMs = performance.now() - t0;
     const s = procStatus();
     const result: MemResult = {
-      extract: args.extract, weightBytes: model.weightBytes, loadMs, baselineRss, peakRss: s.VmHWM ?? null,
-      rssAfter: s.VmRSS ?? process.memoryUsage().rss, rssAnon: s.RssAnon ?? null, rssFile: s.RssFile ?? null,
+      extract: args.extract,
+      weightBytes: model.weightBytes,
+      loadMs,
+      baselineRss,
+      peakRss: s.VmHWM ?? null,
+      rssAfter: s.VmRSS ?? process.memoryUsage().rss,
+      rssAnon: s.RssAnon ?? null,
+      rssFile: s.RssFile ?? null,
     };
     await model.release();
     return result;
@@ -424,12 +537,20 @@ async function child(args: ChildArgs): Promise<unknown> {
   const reset = resetPeak();
   const last = await extract.attention(texts[texts.length - 1]);
   const peak = peakRss();
-  const outputBytes = [last.attention, last.query, last.key, last.hiddenLast].reduce((n, t) => n + (t?.data.byteLength ?? 0), 0);
+  const outputBytes = [last.attention, last.query, last.key, last.hiddenLast].reduce(
+    (n, t) => n + (t?.data.byteLength ?? 0),
+    0,
+  );
 
   await extract.release();
   await plain.release();
   const result: TimeResult = {
-    weightBytes: extract.weightBytes, threads: args.threads, loadExtractMs, loadPlainMs, rssLoaded, sizes,
+    weightBytes: extract.weightBytes,
+    threads: args.threads,
+    loadExtractMs,
+    loadPlainMs,
+    rssLoaded,
+    sizes,
     peak512: { rssBefore, peak, peakIsLifetime: !reset, outputBytes },
   };
   return result;
@@ -439,10 +560,12 @@ async function child(args: ChildArgs): Promise<unknown> {
 async function sanityCheck(extract: Model, plain: Model, text: string, T: number): Promise<void> {
   const a = await extract.attention(text);
   const [L, H, T1, T2] = a.attention.dims;
-  if (L !== 12 || H !== 12 || T1 !== T || T2 !== T) throw new Error(`attention dims [${a.attention.dims.join(', ')}] at T = ${T}`);
+  if (L !== 12 || H !== 12 || T1 !== T || T2 !== T)
+    throw new Error(`attention dims [${a.attention.dims.join(', ')}] at T = ${T}`);
   const rowSum = a.attention.data.subarray(0, T).reduce((x, y) => x + y, 0);
   if (!(Math.abs(rowSum - 1) < 1e-3)) throw new Error(`attention row sums to ${rowSum}`);
-  if ((await plain.forward(text)).dims[0] !== T) throw new Error(`forward: T = ${T} tokens in, [${(await plain.forward(text)).dims.join(', ')}] out`);
+  if ((await plain.forward(text)).dims[0] !== T)
+    throw new Error(`forward: T = ${T} tokens in, [${(await plain.forward(text)).dims.join(', ')}] out`);
 }
 
 /** The child running now, stopped if the benchmark is interrupted. */
@@ -454,12 +577,19 @@ function runChild<T>(args: ChildArgs): Promise<T> {
     const proc = fork(SELF, ['--child', JSON.stringify(args)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     running = proc;
     let result: { ok: true; value: T } | { ok: false; error: string } | undefined;
-    proc.on('message', (m) => { result = m as typeof result; });
+    proc.on('message', (m) => {
+      result = m as typeof result;
+    });
     proc.on('error', reject);
     proc.on('exit', (code, signal) => {
       running = null;
       if (result?.ok) resolvePromise(result.value);
-      else reject(new Error(`${args.mode} ${args.model}: ${result && !result.ok ? result.error : `child exited with ${signal ?? code}`}`));
+      else
+        reject(
+          new Error(
+            `${args.mode} ${args.model}: ${result && !result.ok ? result.error : `child exited with ${signal ?? code}`}`,
+          ),
+        );
     });
   });
 }
@@ -495,11 +625,20 @@ function ortVersion(): string {
         if (pkg.name === 'onnxruntime-node') return pkg.version ?? '?';
       }
     }
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return 'unknown';
 }
 
-interface Options { quick: boolean; runs: number; warmup: number; threads: number | null; models: ModelSpec[]; json: string | null }
+interface Options {
+  quick: boolean;
+  runs: number;
+  warmup: number;
+  threads: number | null;
+  models: ModelSpec[];
+  json: string | null;
+}
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
@@ -529,7 +668,13 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-interface ModelReport { spec: ModelSpec; gen: GenResult; memExtract: MemResult; memPlain: MemResult; time: TimeResult }
+interface ModelReport {
+  spec: ModelSpec;
+  gen: GenResult;
+  memExtract: MemResult;
+  memPlain: MemResult;
+  time: TimeResult;
+}
 
 async function main(): Promise<void> {
   let options: Options;
@@ -541,21 +686,37 @@ async function main(): Promise<void> {
     return;
   }
   if (!SPECS.every((s) => existsSync(join(SHARED_MODELS, s.tokenizerFrom, 'tokenizer.json')))) {
-    console.log(`bench/engine: skipped: the tokenizers come from ${SHARED_MODELS}/{bert,gpt2}-tiny, which is absent (clone ../shared beside the repository).`);
+    console.log(
+      `bench/engine: skipped: the tokenizers come from ${SHARED_MODELS}/{bert,gpt2}-tiny, which is absent (clone ../shared beside the repository).`,
+    );
     return;
   }
-  if (!(globalThis as { gc?: unknown }).gc) console.log('note: run with node --expose-gc (npm run bench does) so that garbage collection stays out of the timed runs');
+  if (!(globalThis as { gc?: unknown }).gc)
+    console.log(
+      'note: run with node --expose-gc (npm run bench does) so that garbage collection stays out of the timed runs',
+    );
 
   const cpus = os.cpus();
   const machine = {
-    cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memory: os.totalmem(), node: process.version, ort: ortVersion(),
-    os: `${os.type()} ${os.release()} ${os.arch()}`, load: os.loadavg(),
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory: os.totalmem(),
+    node: process.version,
+    ort: ortVersion(),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    load: os.loadavg(),
   };
   console.log(`attnviz engine benchmark${options.quick ? ' (--quick)' : ''}`);
-  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${(machine.memory / 2 ** 30).toFixed(1)} GiB, ${machine.os}`);
-  console.log(`node ${machine.node}, onnxruntime-node ${machine.ort}, threads: ${options.threads ?? 'onnxruntime default'}`);
+  console.log(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${(machine.memory / 2 ** 30).toFixed(1)} GiB, ${machine.os}`,
+  );
+  console.log(
+    `node ${machine.node}, onnxruntime-node ${machine.ort}, threads: ${options.threads ?? 'onnxruntime default'}`,
+  );
   console.log(`load average at start: ${machine.load.map((x) => x.toFixed(2)).join(', ')}`);
-  console.log(`runs: ${options.warmup} warm-up + ${options.runs} timed per size and mode (extract / plain interleaved)\n`);
+  console.log(
+    `runs: ${options.warmup} warm-up + ${options.runs} timed per size and mode (extract / plain interleaved)\n`,
+  );
 
   const startTicks = cpuTicks();
   const tmp = await mkdtemp(join(os.tmpdir(), 'attnviz-bench-'));
@@ -571,8 +732,18 @@ async function main(): Promise<void> {
   const reports: ModelReport[] = [];
   let gemm: GemmResult | null = null;
   try {
-    gemm = await runChild<GemmResult>({ mode: 'gemm', model: 'bert', dir: tmp, extract: false, threads: options.threads, warmup: 0, runs: 0 });
-    console.log(`onnxruntime float32 Gemm ${gemm.M}×${gemm.K}·(${gemm.N}×${gemm.K})ᵀ: ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best\n`);
+    gemm = await runChild<GemmResult>({
+      mode: 'gemm',
+      model: 'bert',
+      dir: tmp,
+      extract: false,
+      threads: options.threads,
+      warmup: 0,
+      runs: 0,
+    });
+    console.log(
+      `onnxruntime float32 Gemm ${gemm.M}×${gemm.K}·(${gemm.N}×${gemm.K})ᵀ: ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best\n`,
+    );
     for (const spec of options.models) {
       const dir = join(tmp, spec.key);
       await mkdir(dir);
@@ -596,42 +767,93 @@ async function main(): Promise<void> {
 
   console.log(`\n${report(reports, machine.cores, gemm)}`);
   const loadAtEnd = os.loadavg();
-  const others = cpuTicks() === null || startTicks === null ? null : otherCpuShare(startTicks, cpuTicks()!, machine.cores);
+  const others =
+    cpuTicks() === null || startTicks === null ? null : otherCpuShare(startTicks, cpuTicks()!, machine.cores);
   console.log(`\nload average at the end: ${loadAtEnd.map((x) => x.toFixed(2)).join(', ')}`);
-  if (others !== null) console.log(`other processes used ${(100 * others).toFixed(0)}% of the machine's CPU time during the run`);
+  if (others !== null)
+    console.log(`other processes used ${(100 * others).toFixed(0)}% of the machine's CPU time during the run`);
   if ((others !== null && others > 0.1) || (gemm && gemm.medianGflops < 0.7 * gemm.bestGflops)) {
-    console.log('warning: the machine was busy with other work (others above 10% of the CPU, or the Gemm median far below its best): the times are noisy; rerun on an idle machine.');
+    console.log(
+      'warning: the machine was busy with other work (others above 10% of the CPU, or the Gemm median far below its best): the times are noisy; rerun on an idle machine.',
+    );
   }
   if (options.json) {
-    const raw = { machine, loadAtEnd, otherCpuShare: others, gemm, options: { ...options, models: options.models.map((m) => m.key) }, reports: reports.map((r) => ({ ...r, spec: r.spec.key })) };
-    writeFileSync(options.json, JSON.stringify(raw, null, 2) + '\n');
+    const raw = {
+      machine,
+      loadAtEnd,
+      otherCpuShare: others,
+      gemm,
+      options: { ...options, models: options.models.map((m) => m.key) },
+      reports: reports.map((r) => ({ ...r, spec: r.spec.key })),
+    };
+    writeFileSync(options.json, `${JSON.stringify(raw, null, 2)}\n`);
   }
 }
 
 function report(reports: ModelReport[], cores: number, gemm: GemmResult | null): string {
   const out: string[] = [];
 
-  out.push('Extraction (`attention`) vs plain forward pass (`forward`, loaded with extract: false), same weights, same process, ms');
-  const rows = [['model', 'T', 'extract median (min)', 'plain median (min)', 'ratio: medians (paired)', 'GFLOP/s extract (plain)', 'PyTorch eager', 'extract / PyTorch']];
+  out.push(
+    'Extraction (`attention`) vs plain forward pass (`forward`, loaded with extract: false), same weights, same process, ms',
+  );
+  const rows = [
+    [
+      'model',
+      'T',
+      'extract median (min)',
+      'plain median (min)',
+      'ratio: medians (paired)',
+      'GFLOP/s extract (plain)',
+      'PyTorch eager',
+      'extract / PyTorch',
+    ],
+  ];
   for (const { spec, time } of reports) {
     time.sizes.forEach((s, i) => {
-      const e = median(s.extractMs), p = median(s.plainMs);
+      const e = median(s.extractMs),
+        p = median(s.plainMs);
       const rate = (t: number) => (forwardFlops(s.T) / t / 1e6).toFixed(0);
-      rows.push([spec.label, String(s.T), `${ms(e)} (${ms(min(s.extractMs))})`, `${ms(p)} (${ms(min(s.plainMs))})`,
-        `${times(e / p)} (${times(pairedRatio(s))})`, `${rate(e)} (${rate(p)})`, String(spec.pytorch[i]), times(e / spec.pytorch[i])]);
+      rows.push([
+        spec.label,
+        String(s.T),
+        `${ms(e)} (${ms(min(s.extractMs))})`,
+        `${ms(p)} (${ms(min(s.plainMs))})`,
+        `${times(e / p)} (${times(pairedRatio(s))})`,
+        `${rate(e)} (${rate(p)})`,
+        String(spec.pytorch[i]),
+        times(e / spec.pytorch[i]),
+      ]);
     });
   }
   out.push(table(rows));
-  out.push('ratio: median extract over median plain; paired: the median of the run-by-run ratios of adjacent extract and plain runs.');
-  out.push(`GFLOP/s: the matmul work of the forward pass (${(forwardFlops(128) / 1e9).toFixed(1)} GFLOP at 128 tokens) over the median time.`);
+  out.push(
+    'ratio: median extract over median plain; paired: the median of the run-by-run ratios of adjacent extract and plain runs.',
+  );
+  out.push(
+    `GFLOP/s: the matmul work of the forward pass (${(forwardFlops(128) / 1e9).toFixed(1)} GFLOP at 128 tokens) over the median time.`,
+  );
   if (gemm) {
-    out.push(`onnxruntime's float32 Gemm alone reaches ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best, on this machine: even at that best`,
-      `rate the matmuls of one pass at 128 tokens take ${ms(forwardFlops(128) / gemm.bestGflops / 1e6)} ms (${ms(forwardFlops(128) / 0.110 / 1e9)} GFLOP/s would be needed for 110 ms).`);
+    out.push(
+      `onnxruntime's float32 Gemm alone reaches ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best, on this machine: even at that best`,
+      `rate the matmuls of one pass at 128 tokens take ${ms(forwardFlops(128) / gemm.bestGflops / 1e6)} ms (${ms(forwardFlops(128) / 0.11 / 1e9)} GFLOP/s would be needed for 110 ms).`,
+    );
   }
   out.push('');
 
   out.push('Load (`loadModel` wall time; warm page cache) and memory');
-  const memRows = [['model', 'weights', 'load extract', 'load plain', 'load, fresh process', 'peak RSS in load', 'peak − baseline', 'RSS after (anon + file)', 'peak RSS, extract @512']];
+  const memRows = [
+    [
+      'model',
+      'weights',
+      'load extract',
+      'load plain',
+      'load, fresh process',
+      'peak RSS in load',
+      'peak − baseline',
+      'RSS after (anon + file)',
+      'peak RSS, extract @512',
+    ],
+  ];
   for (const { spec, memExtract: m, memPlain: mp, time } of reports) {
     const w = m.weightBytes;
     const p = time.peak512;
@@ -641,16 +863,27 @@ function report(reports: ModelReport[], cores: number, gemm: GemmResult | null):
       `${ms(time.loadExtractMs)} ms`,
       `${ms(time.loadPlainMs)} ms`,
       `${ms(m.loadMs)} / ${ms(mp.loadMs)} ms`,
-      m.peakRss === null ? 'n/a' : `${mb(m.peakRss)} = ${times(m.peakRss / w)} (plain ${mp.peakRss === null ? 'n/a' : times(mp.peakRss / w)})`,
+      m.peakRss === null
+        ? 'n/a'
+        : `${mb(m.peakRss)} = ${times(m.peakRss / w)} (plain ${mp.peakRss === null ? 'n/a' : times(mp.peakRss / w)})`,
       m.peakRss === null ? 'n/a' : `${times((m.peakRss - m.baselineRss) / w)} (baseline ${mb(m.baselineRss)})`,
       `${mb(m.rssAfter)} (${m.rssAnon === null ? '?' : mb(m.rssAnon)} + ${m.rssFile === null ? '?' : mb(m.rssFile)})`,
-      p?.peak == null ? 'n/a' : `${mb(p.peak)} (+${mb(p.peak - p.rssBefore)} over ${mb(p.rssBefore)})${p.peakIsLifetime ? ' lifetime peak' : ''}`,
+      p?.peak == null
+        ? 'n/a'
+        : `${mb(p.peak)} (+${mb(p.peak - p.rssBefore)} over ${mb(p.rssBefore)})${p.peakIsLifetime ? ' lifetime peak' : ''}`,
     ]);
   }
   out.push(table(memRows));
-  out.push('load, fresh process: extract / plain, each alone in a new process (the memory children). peak RSS in load: VmHWM of that');
-  out.push('process after loadModel (extract: true), as a multiple of the weight bytes. peak RSS, extract @512: the timing process');
-  out.push(`(both models loaded) during one extraction at 512 tokens; it returns ${reports.map((r) => `${mb(r.time.peak512?.outputBytes ?? 0)} (${r.spec.label})`).join(', ')} of outputs.`, '');
+  out.push(
+    'load, fresh process: extract / plain, each alone in a new process (the memory children). peak RSS in load: VmHWM of that',
+  );
+  out.push(
+    'process after loadModel (extract: true), as a multiple of the weight bytes. peak RSS, extract @512: the timing process',
+  );
+  out.push(
+    `(both models loaded) during one extraction at 512 tokens; it returns ${reports.map((r) => `${mb(r.time.peak512?.outputBytes ?? 0)} (${r.spec.label})`).join(', ')} of outputs.`,
+    '',
+  );
 
   out.push('Targets');
   const check = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -658,7 +891,9 @@ function report(reports: ModelReport[], cores: number, gemm: GemmResult | null):
     const at128 = time.sizes.find((s) => s.target === 128);
     if (at128) {
       const ratio = median(at128.extractMs) / median(at128.plainMs);
-      out.push(`- ${spec.label}: extraction ≤ 1.3× the plain pass at 128 tokens: ${times(ratio)} (paired ${times(pairedRatio(at128))}) — ${check(ratio <= 1.3)}`);
+      out.push(
+        `- ${spec.label}: extraction ≤ 1.3× the plain pass at 128 tokens: ${times(ratio)} (paired ${times(pairedRatio(at128))}) — ${check(ratio <= 1.3)}`,
+      );
       if (spec.key === 'bert') {
         const e = median(at128.extractMs);
         out.push(`- ${spec.label} at 128 tokens ≤ 110 ms (${cores}-core machine): ${ms(e)} ms — ${check(e <= 110)}`);
@@ -666,7 +901,9 @@ function report(reports: ModelReport[], cores: number, gemm: GemmResult | null):
     }
     if (memExtract.peakRss !== null) {
       const r = memExtract.peakRss / memExtract.weightBytes;
-      out.push(`- ${spec.label}: peak memory during load ≤ 2.5× the weight bytes: ${times(r)} (${times((memExtract.peakRss - memExtract.baselineRss) / memExtract.weightBytes)} above the baseline) — ${check(r <= 2.5)}`);
+      out.push(
+        `- ${spec.label}: peak memory during load ≤ 2.5× the weight bytes: ${times(r)} (${times((memExtract.peakRss - memExtract.baselineRss) / memExtract.weightBytes)} above the baseline) — ${check(r <= 2.5)}`,
+      );
     } else {
       out.push(`- ${spec.label}: peak memory during load: not measured (no /proc/self/status)`);
     }

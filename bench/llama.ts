@@ -21,14 +21,19 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/engine.js';
+import { loadModel } from '../src/models/load-model.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TOKENIZER = resolve(REPO, '..', 'shared', 'golden', 'models', 'llama-tiny-mha');
 const SIZES = [128, 512] as const;
-const D = 2048, F = 8192, H = 32, KV = 8, HD = 64, VOCAB = 512;
+const D = 2048,
+  F = 8192,
+  H = 32,
+  KV = 8,
+  HD = 64,
+  VOCAB = 512;
 
 const { values: args } = parseArgs({
   options: {
@@ -38,7 +43,8 @@ const { values: args } = parseArgs({
     layers: { type: 'string', default: '2,4' },
   },
 });
-const RUNS = Number(args.runs), WARMUP = Number(args.warmup);
+const RUNS = Number(args.runs),
+  WARMUP = Number(args.warmup);
 const THREADS = args.threads ? Number(args.threads) : undefined;
 const LAYER_COUNTS = args.layers!.split(',').map(Number);
 
@@ -46,23 +52,49 @@ const LAYER_COUNTS = args.layers!.split(',').map(Number);
 
 function config(layers: number): Record<string, unknown> {
   return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: D, intermediate_size: F, num_hidden_layers: layers,
-    num_attention_heads: H, num_key_value_heads: KV, head_dim: HD, hidden_act: 'silu', max_position_embeddings: 131072,
-    rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: true, vocab_size: VOCAB, bos_token_id: 1, eos_token_id: 2,
-    rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: D,
+    intermediate_size: F,
+    num_hidden_layers: layers,
+    num_attention_heads: H,
+    num_key_value_heads: KV,
+    head_dim: HD,
+    hidden_act: 'silu',
+    max_position_embeddings: 131072,
+    rms_norm_eps: 1e-5,
+    rope_theta: 500000,
+    tie_word_embeddings: true,
+    vocab_size: VOCAB,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    rope_scaling: {
+      rope_type: 'llama3',
+      factor: 32,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    },
     torch_dtype: 'float32',
   };
 }
 
 function tensors(layers: number): { name: string; shape: number[]; ones?: boolean }[] {
-  const out = [{ name: 'model.embed_tokens.weight', shape: [VOCAB, D] }, { name: 'model.norm.weight', shape: [D], ones: true }];
+  const out = [
+    { name: 'model.embed_tokens.weight', shape: [VOCAB, D] },
+    { name: 'model.norm.weight', shape: [D], ones: true },
+  ];
   for (let i = 0; i < layers; i++) {
     const l = `model.layers.${i}`;
     out.push(
-      { name: `${l}.input_layernorm.weight`, shape: [D], ones: true }, { name: `${l}.post_attention_layernorm.weight`, shape: [D], ones: true },
-      { name: `${l}.self_attn.q_proj.weight`, shape: [H * HD, D] }, { name: `${l}.self_attn.k_proj.weight`, shape: [KV * HD, D] },
-      { name: `${l}.self_attn.v_proj.weight`, shape: [KV * HD, D] }, { name: `${l}.self_attn.o_proj.weight`, shape: [D, H * HD] },
-      { name: `${l}.mlp.gate_proj.weight`, shape: [F, D] }, { name: `${l}.mlp.up_proj.weight`, shape: [F, D] },
+      { name: `${l}.input_layernorm.weight`, shape: [D], ones: true },
+      { name: `${l}.post_attention_layernorm.weight`, shape: [D], ones: true },
+      { name: `${l}.self_attn.q_proj.weight`, shape: [H * HD, D] },
+      { name: `${l}.self_attn.k_proj.weight`, shape: [KV * HD, D] },
+      { name: `${l}.self_attn.v_proj.weight`, shape: [KV * HD, D] },
+      { name: `${l}.self_attn.o_proj.weight`, shape: [D, H * HD] },
+      { name: `${l}.mlp.gate_proj.weight`, shape: [F, D] },
+      { name: `${l}.mlp.up_proj.weight`, shape: [F, D] },
       { name: `${l}.mlp.down_proj.weight`, shape: [D, F] },
     );
   }
@@ -115,13 +147,18 @@ function writeCheckpoint(dir: string, layers: number): number {
   return offset;
 }
 
-
 // ---- timing -----------------------------------------------------------------------------------------------
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-interface Row { layers: number; T: number; extractMs: number; plainMs: number; resultBytes: number }
+interface Row {
+  layers: number;
+  T: number;
+  extractMs: number;
+  plainMs: number;
+  resultBytes: number;
+}
 
 async function measure(dir: string, layers: number): Promise<Row[]> {
   const extract = await loadModel(dir, { threads: THREADS, progress: false });
@@ -131,7 +168,8 @@ async function measure(dir: string, layers: number): Promise<Row[]> {
     for (const T of SIZES) {
       const text = exactText((s) => extract.tokenizer.encode(s).ids.length, T);
       const check = await extract.attention(text);
-      if (check.attention.dims.join() !== [layers, H, T, T].join() || check.kvHeads !== KV) throw new Error(`unexpected result dims ${check.attention.dims}`);
+      if (check.attention.dims.join() !== [layers, H, T, T].join() || check.kvHeads !== KV)
+        throw new Error(`unexpected result dims ${check.attention.dims}`);
       const resultBytes = [check.attention, check.query!, check.key!].reduce((n, t) => n + t.data.byteLength, 0);
       const time = async (run: () => Promise<unknown>) => {
         gc();
@@ -143,7 +181,8 @@ async function measure(dir: string, layers: number): Promise<Row[]> {
         await time(() => extract.attention(text));
         await time(() => plain.forward(text));
       }
-      const e: number[] = [], p: number[] = [];
+      const e: number[] = [],
+        p: number[] = [];
       for (let i = 0; i < RUNS; i++) {
         // Alternate which goes first.
         if (i % 2) p.push(await time(() => plain.forward(text)));
@@ -151,7 +190,9 @@ async function measure(dir: string, layers: number): Promise<Row[]> {
         if (!(i % 2)) p.push(await time(() => plain.forward(text)));
       }
       rows.push({ layers, T, extractMs: median(e), plainMs: median(p), resultBytes });
-      console.error(`  ${layers} layers, ${T} tokens: attention ${median(e).toFixed(0)} ms, forward ${median(p).toFixed(0)} ms`);
+      console.error(
+        `  ${layers} layers, ${T} tokens: attention ${median(e).toFixed(0)} ms, forward ${median(p).toFixed(0)} ms`,
+      );
     }
   } finally {
     await extract.release();
@@ -163,7 +204,9 @@ async function measure(dir: string, layers: number): Promise<Row[]> {
 async function main(): Promise<void> {
   const root = await mkdtemp(join(os.tmpdir(), 'attnviz-bench-llama-'));
   try {
-    console.error(`Llama-3.2-1B layer shapes; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), threads ${THREADS ?? 'onnxruntime default'}, ${RUNS} runs + ${WARMUP} warm-up`);
+    console.error(
+      `Llama-3.2-1B layer shapes; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), threads ${THREADS ?? 'onnxruntime default'}, ${RUNS} runs + ${WARMUP} warm-up`,
+    );
     const rows: Row[] = [];
     for (const layers of LAYER_COUNTS) {
       const dir = join(root, `l${layers}`);
@@ -173,21 +216,31 @@ async function main(): Promise<void> {
       rows.push(...(await measure(dir, layers)));
       await rm(dir, { recursive: true, force: true });
     }
-    console.log('\n| layers | tokens | attention() ms/layer | forward ms/layer | ratio | result MB/layer (probs + q + k) |');
+    console.log(
+      '\n| layers | tokens | attention() ms/layer | forward ms/layer | ratio | result MB/layer (probs + q + k) |',
+    );
     console.log('|---|---|---|---|---|---|');
     for (const r of rows) {
-      console.log(`| ${r.layers} | ${r.T} | ${(r.extractMs / r.layers).toFixed(0)} | ${(r.plainMs / r.layers).toFixed(0)} | ${(r.extractMs / r.plainMs).toFixed(2)} | ${(r.resultBytes / r.layers / 1e6).toFixed(1)} |`);
+      console.log(
+        `| ${r.layers} | ${r.T} | ${(r.extractMs / r.layers).toFixed(0)} | ${(r.plainMs / r.layers).toFixed(0)} | ${(r.extractMs / r.plainMs).toFixed(2)} | ${(r.resultBytes / r.layers / 1e6).toFixed(1)} |`,
+      );
     }
     const [few, many] = [Math.min(...LAYER_COUNTS), Math.max(...LAYER_COUNTS)];
     if (few !== many) {
       console.log(`\nslope between ${few} and ${many} layers (per added layer):`);
       for (const T of SIZES) {
-        const a = rows.find((r) => r.layers === few && r.T === T)!, b = rows.find((r) => r.layers === many && r.T === T)!;
-        const e = (b.extractMs - a.extractMs) / (many - few), p = (b.plainMs - a.plainMs) / (many - few);
-        console.log(`  ${T} tokens: attention() ${e.toFixed(0)} ms, forward ${p.toFixed(0)} ms, ratio ${(e / p).toFixed(2)}`);
+        const a = rows.find((r) => r.layers === few && r.T === T)!,
+          b = rows.find((r) => r.layers === many && r.T === T)!;
+        const e = (b.extractMs - a.extractMs) / (many - few),
+          p = (b.plainMs - a.plainMs) / (many - few);
+        console.log(
+          `  ${T} tokens: attention() ${e.toFixed(0)} ms, forward ${p.toFixed(0)} ms, ratio ${(e / p).toFixed(2)}`,
+        );
       }
     }
-    console.log(`\nresult per layer in float32: probs H·T·T·4 = ${(H * 128 * 128 * 4 / 1e6).toFixed(1)} / ${(H * 512 * 512 * 4 / 1e6).toFixed(1)} MB, q + k 2·H·T·d·4 = ${(2 * H * 128 * HD * 4 / 1e6).toFixed(1)} / ${(2 * H * 512 * HD * 4 / 1e6).toFixed(1)} MB at 128 / 512 tokens`);
+    console.log(
+      `\nresult per layer in float32: probs H·T·T·4 = ${((H * 128 * 128 * 4) / 1e6).toFixed(1)} / ${((H * 512 * 512 * 4) / 1e6).toFixed(1)} MB, q + k 2·H·T·d·4 = ${((2 * H * 128 * HD * 4) / 1e6).toFixed(1)} / ${((2 * H * 512 * HD * 4) / 1e6).toFixed(1)} MB at 128 / 512 tokens`,
+    );
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -21,7 +21,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 /** The part of autocannon's result read here (the package ships no types). */
-interface Histogram { average: number; mean: number; p50: number; p90: number; p99: number; max: number; min: number; total: number }
+interface Histogram {
+  average: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  min: number;
+  total: number;
+}
 interface CannonResult {
   requests: Histogram;
   latency: Histogram & { p2_5: number; p97_5: number };
@@ -43,12 +52,32 @@ const { values } = parseArgs({
     json: { type: 'string' },
   },
 });
-const connections = Number(values.connections), duration = Number(values.duration), warmup = Number(values.warmup);
+const connections = Number(values.connections),
+  duration = Number(values.duration),
+  warmup = Number(values.warmup);
 const warmupSeconds = Number(values['warmup-seconds']);
 
-const SUBJECTS = ['The cat', 'A dog', 'My neighbour', 'The old sailor', 'Every student', 'The small robot', 'Her brother', 'The committee'];
+const SUBJECTS = [
+  'The cat',
+  'A dog',
+  'My neighbour',
+  'The old sailor',
+  'Every student',
+  'The small robot',
+  'Her brother',
+  'The committee',
+];
 const VERBS = ['watched', 'followed', 'ignored', 'painted', 'described', 'remembered', 'carried', 'questioned'];
-const OBJECTS = ['the river', 'a red kite', 'the tired horse', 'an empty room', 'the night train', 'a paper map', 'the last letter', 'the quiet garden'];
+const OBJECTS = [
+  'the river',
+  'a red kite',
+  'the tired horse',
+  'an empty room',
+  'the night train',
+  'a paper map',
+  'the last letter',
+  'the quiet garden',
+];
 let counter = 0;
 /** A different short sentence every call (6–10 tokens). */
 function nextText(): string {
@@ -79,7 +108,11 @@ async function main(): Promise<void> {
   const pid = child.pid!;
   try {
     const post = async (text: string) => {
-      const r = await fetch(`${url}api/attention`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
+      const r = await fetch(`${url}api/attention`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text }),
+      });
       if (!r.ok) throw new Error(`warm-up request failed: ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
     };
@@ -87,21 +120,24 @@ async function main(): Promise<void> {
     for (let i = 0; i < warmup; i++) await post(nextText());
     const single = (performance.now() - started) / warmup;
     const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
-    const load = (seconds: number) => autocannon({
-      url: `${url}api/attention`,
-      connections,
-      duration: seconds,
-      // Requests wait in the model's queue: 50 of them at a few hundred ms each is tens of seconds.
-      timeout: 60,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, body: JSON.stringify({ text: nextText() }) }) }],
-    });
+    const load = (seconds: number) =>
+      autocannon({
+        url: `${url}api/attention`,
+        connections,
+        duration: seconds,
+        // Requests wait in the model's queue: 50 of them at a few hundred ms each is tens of seconds.
+        timeout: 60,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        requests: [
+          { setupRequest: (req: Record<string, unknown>) => ({ ...req, body: JSON.stringify({ text: nextText() }) }) },
+        ],
+      });
     // Warm-up under the same load (connections, queue, buffers), not measured.
     await load(warmupSeconds);
     // Requests cut off at the end of the warm-up are dropped by the server when their turn comes; wait for that.
-    for (let pending = 1; pending > 0;) {
-      const status = await (await fetch(`${url}api/status`)).json() as { models: { pending: number }[] };
+    for (let pending = 1; pending > 0; ) {
+      const status = (await (await fetch(`${url}api/status`)).json()) as { models: { pending: number }[] };
       pending = status.models.reduce((n, m) => n + m.pending, 0);
       if (pending) await new Promise((r) => setTimeout(r, 200));
     }
@@ -109,28 +145,53 @@ async function main(): Promise<void> {
 
     const samples: { t: number; rss: number }[] = [];
     const t0 = performance.now();
-    const sampler = setInterval(() => samples.push({ t: (performance.now() - t0) / 1000, rss: memoryOf(pid).rss }), 1000);
+    const sampler = setInterval(
+      () => samples.push({ t: (performance.now() - t0) / 1000, rss: memoryOf(pid).rss }),
+      1000,
+    );
     const result = await load(duration);
     clearInterval(sampler);
     const end = memoryOf(pid);
-    const status = await (await fetch(`${url}api/status`)).json() as { memory: { heapUsed: number } };
+    const status = (await (await fetch(`${url}api/status`)).json()) as { memory: { heapUsed: number } };
 
     const during = samples.map((s) => s.rss);
     const report = {
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version },
-      connections, duration,
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model,
+        loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+        node: process.version,
+      },
+      connections,
+      duration,
       singleRequestMs: Math.round(single),
       requestsPerSecond: { average: result.requests.average, min: result.requests.min, max: result.requests.max },
-      total: result.requests.total, ok: result['2xx'], errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx,
-      latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max, mean: result.latency.mean },
+      total: result.requests.total,
+      ok: result['2xx'],
+      errors: result.errors,
+      timeouts: result.timeouts,
+      non2xx: result.non2xx,
+      latencyMs: {
+        p50: result.latency.p50,
+        p90: result.latency.p90,
+        p99: result.latency.p99,
+        max: result.latency.max,
+        mean: result.latency.mean,
+      },
       memory: {
-        rssAfterWarmup: afterWarmup.rss, rssPeakDuringRun: Math.max(...during), rssMinDuringRun: Math.min(...during), rssAtEnd: end.rss, peakRss: end.hwm,
-        heapUsedAtEnd: status.memory.heapUsed, samples: samples.map((s) => [Number(s.t.toFixed(1)), Math.round(s.rss / 2 ** 20)]),
+        rssAfterWarmup: afterWarmup.rss,
+        rssPeakDuringRun: Math.max(...during),
+        rssMinDuringRun: Math.min(...during),
+        rssAtEnd: end.rss,
+        peakRss: end.hwm,
+        heapUsedAtEnd: status.memory.heapUsed,
+        samples: samples.map((s) => [Number(s.t.toFixed(1)), Math.round(s.rss / 2 ** 20)]),
       },
     };
     if (values.json) writeFileSync(values.json, JSON.stringify(report, null, 2));
-    const third = (i: number) => during.slice(Math.floor((i * during.length) / 3), Math.floor(((i + 1) * during.length) / 3));
+    const third = (i: number) =>
+      during.slice(Math.floor((i * during.length) / 3), Math.floor(((i + 1) * during.length) / 3));
     const maxOf = (xs: number[]) => (xs.length ? mb(Math.max(...xs)) : '–');
     console.log(`| figure | value |
 | --- | --- |

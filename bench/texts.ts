@@ -23,7 +23,9 @@ in the old town on the hill. The children walked to school along the river path,
 herons, and in the evenings their parents sat outside the houses and talked about the weather, the harvest and
 the news that travellers brought from the city. Nobody could remember when the bridge had been built, but
 everybody agreed that it was older than the church, and the church was older than anyone's grandfather.
-`.trim().split(/\s+/);
+`
+  .trim()
+  .split(/\s+/);
 
 /**
  * A text of exactly `target` tokens (special tokens included) as `count` measures it: the passage, repeated as
@@ -33,7 +35,8 @@ everybody agreed that it was older than the church, and the church was older tha
 export function exactText(count: (text: string) => number, target: number): string {
   let words = [...PASSAGE];
   while (count(words.join(' ')) < target + 16) words = [...words, ...PASSAGE];
-  let lo = 0, hi = words.length; // largest k with count(first k words) ≤ target
+  let lo = 0,
+    hi = words.length; // largest k with count(first k words) ≤ target
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
     if (count(words.slice(0, mid).join(' ')) <= target) lo = mid;

@@ -47,7 +47,9 @@ export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): A
   }
   return {
     tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-    text: '', pair: null, sentenceBStart: null,
+    text: '',
+    pair: null,
+    sentenceBStart: null,
     model: { source: 'random', modelType: 'bert' },
     causal: false,
     attention: { dims: [layers, heads, T, T], data },
@@ -68,13 +70,19 @@ export async function measureModelView(browser: Browser, T: number): Promise<Mod
         if (!document.querySelector('.attnviz[data-drawn]')) return;
         observer.disconnect();
         w.__drawnAt = performance.now();
-        requestAnimationFrame(() => { w.__paintedAt = performance.now(); });
+        requestAnimationFrame(() => {
+          w.__paintedAt = performance.now();
+        });
       }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-drawn'] });
     });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(pathToFileURL(file).href, { timeout: 300_000 });
-    await page.waitForFunction(() => (window as unknown as Record<string, number>).__paintedAt !== undefined, undefined, { timeout: 300_000 });
+    await page.waitForFunction(
+      () => (window as unknown as Record<string, number>).__paintedAt !== undefined,
+      undefined,
+      { timeout: 300_000 },
+    );
     if (errors.length) throw new Error(`page error: ${errors.join('; ')}`);
     const t = await page.evaluate(() => {
       const w = window as unknown as Record<string, number>;
@@ -90,13 +98,24 @@ export async function measureModelView(browser: Browser, T: number): Promise<Mod
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
   const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
   const runs = Number(opt('--runs') ?? 1);
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     console.log('model view, 12 layers × 12 heads, random softmax; ms from navigation start');
@@ -104,7 +123,9 @@ async function main(): Promise<void> {
     for (const T of sizes) {
       for (let run = 0; run < runs; run++) {
         const r = await measureModelView(browser, T);
-        console.log(`${String(T).padStart(6)}  ${(r.htmlBytes / 1e6).toFixed(1).padStart(7)}  ${r.firstRenderMs.toFixed(0).padStart(10)}  ${r.paintedMs.toFixed(0).padStart(7)}  ${r.renderMs.toFixed(0).padStart(11)}`);
+        console.log(
+          `${String(T).padStart(6)}  ${(r.htmlBytes / 1e6).toFixed(1).padStart(7)}  ${r.firstRenderMs.toFixed(0).padStart(10)}  ${r.paintedMs.toFixed(0).padStart(7)}  ${r.renderMs.toFixed(0).padStart(11)}`,
+        );
       }
     }
   } finally {
@@ -113,5 +134,8 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main().catch((e) => { console.error(e); process.exit(1); });
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
 }

@@ -21,9 +21,19 @@ import { renderHtml } from '../src/export/html.js';
 import { CHROMIUM_ARGS, chromiumPath } from '../src/export/image.js';
 import { measureModelView, randomAttention } from './views-model.js';
 
-interface HeadTiming { firstRenderMs: number; hoverMs: number[]; mode: string; drawn: number }
+interface HeadTiming {
+  firstRenderMs: number;
+  hoverMs: number[];
+  mode: string;
+  drawn: number;
+}
 
-async function measureHeadView(browser: Browser, T: number, options: Record<string, unknown>, hovers: number): Promise<HeadTiming> {
+async function measureHeadView(
+  browser: Browser,
+  T: number,
+  options: Record<string, unknown>,
+  hovers: number,
+): Promise<HeadTiming> {
   const html = renderHtml(randomAttention(T), { view: 'head', options });
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
   const file = join(dir, 'head.html');
@@ -39,7 +49,9 @@ async function measureHeadView(browser: Browser, T: number, options: Record<stri
       }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-drawn'] });
     });
     await page.goto(pathToFileURL(file).href, { timeout: 300_000 });
-    await page.waitForFunction(() => (window as unknown as Record<string, number>).__drawnAt !== undefined, undefined, { timeout: 300_000 });
+    await page.waitForFunction(() => (window as unknown as Record<string, number>).__drawnAt !== undefined, undefined, {
+      timeout: 300_000,
+    });
     const firstRenderMs = await page.evaluate(() => (window as unknown as Record<string, number>).__drawnAt);
     // Hover: the event that a real pointer sends, then the next frame (the redraw is on screen).
     const r = await page.evaluate(async (n) => {
@@ -55,7 +67,13 @@ async function measureHeadView(browser: Browser, T: number, options: Record<stri
           tokens[(k * 7) % tokens.length].dispatchEvent(new MouseEvent('mouseenter'));
         } else {
           const box = canvas.getBoundingClientRect();
-          canvas.dispatchEvent(new MouseEvent('mousemove', { clientX: box.left + 120 + ((k * 37) % (box.width - 120)), clientY: box.top + ((k * 53) % box.height), bubbles: true }));
+          canvas.dispatchEvent(
+            new MouseEvent('mousemove', {
+              clientX: box.left + 120 + ((k * 37) % (box.width - 120)),
+              clientY: box.top + ((k * 53) % box.height),
+              bubbles: true,
+            }),
+          );
         }
         await frame();
         times.push(performance.now() - t0);
@@ -75,35 +93,61 @@ const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length -
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const opt = (name: string) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined; };
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
   const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
   const runs = Number(opt('--runs') ?? 3);
-  console.log(`machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+  console.log(
+    `machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+  );
   const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
-  console.log(`chromium ${browser.version()}; 12 layers × 12 heads, random softmax; medians of ${runs} loads, 30 hovers each\n`);
+  console.log(
+    `chromium ${browser.version()}; 12 layers × 12 heads, random softmax; medians of ${runs} loads, 30 hovers each\n`,
+  );
   try {
     console.log('head view                 tokens  mode     first render  hover median  hover p95  drawn');
     for (const T of sizes) {
-      for (const [name, options] of [['auto', {}], ['lines', { mode: 'lines' }]] as const) {
+      for (const [name, options] of [
+        ['auto', {}],
+        ['lines', { mode: 'lines' }],
+      ] as const) {
         if (name === 'lines' && T <= 96) continue;
         const rs: HeadTiming[] = [];
         for (let i = 0; i < runs; i++) rs.push(await measureHeadView(browser, T, options, 30));
         const hovers = rs.flatMap((r) => r.hoverMs);
-        console.log(`  ${name.padEnd(22)}  ${String(T).padStart(6)}  ${rs[0].mode.padEnd(7)}  ${median(rs.map((r) => r.firstRenderMs)).toFixed(0).padStart(9)} ms  ${median(hovers).toFixed(1).padStart(9)} ms  ${p95(hovers).toFixed(1).padStart(6)} ms  ${rs[0].drawn}`);
+        console.log(
+          `  ${name.padEnd(22)}  ${String(T).padStart(6)}  ${rs[0].mode.padEnd(7)}  ${median(
+            rs.map((r) => r.firstRenderMs),
+          )
+            .toFixed(0)
+            .padStart(
+              9,
+            )} ms  ${median(hovers).toFixed(1).padStart(9)} ms  ${p95(hovers).toFixed(1).padStart(6)} ms  ${rs[0].drawn}`,
+        );
       }
     }
     console.log('\nmodel view                tokens  first render  painted');
     for (const T of sizes) {
       const rs = [];
       for (let i = 0; i < runs; i++) rs.push(await measureModelView(browser, T));
-      console.log(`                          ${String(T).padStart(6)}  ${median(rs.map((r) => r.firstRenderMs)).toFixed(0).padStart(9)} ms  ${median(rs.map((r) => r.paintedMs)).toFixed(0).padStart(5)} ms`);
+      console.log(
+        `                          ${String(T).padStart(6)}  ${median(rs.map((r) => r.firstRenderMs))
+          .toFixed(0)
+          .padStart(9)} ms  ${median(rs.map((r) => r.paintedMs))
+          .toFixed(0)
+          .padStart(5)} ms`,
+      );
     }
     console.log('\nexported HTML             tokens  bytes      bytes per attention value (12×12×T²)');
     const empty = renderHtml(randomAttention(1, 1, 1), { view: 'head' }).length;
     for (const T of sizes) {
       for (const view of ['head', 'model'] as const) {
         const bytes = renderHtml(randomAttention(T), { view }).length;
-        console.log(`  ${view.padEnd(22)}  ${String(T).padStart(6)}  ${String(bytes).padStart(9)}  ${((bytes - empty) / (144 * T * T)).toFixed(3)} (whole file: ${(bytes / (144 * T * T)).toFixed(3)})`);
+        console.log(
+          `  ${view.padEnd(22)}  ${String(T).padStart(6)}  ${String(bytes).padStart(9)}  ${((bytes - empty) / (144 * T * T)).toFixed(3)} (whole file: ${(bytes / (144 * T * T)).toFixed(3)})`,
+        );
       }
     }
   } finally {
@@ -111,4 +155,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,10 +1,24 @@
 /** attnviz's public API (Node). */
-export { loadModel, loadAnyModel, Model, type LoadOptions, type AttentionOptions, type GenerateOptions, type Generation } from './engine.js';
+export { loadModel, loadAnyModel } from './models/load-model.js';
+export {
+  Model,
+  type LoadOptions,
+  type AttentionOptions,
+  type GenerateOptions,
+  type Generation,
+} from './models/checkpoint-model.js';
 export type { TfjsModel } from './models/tfjs-model.js';
 export type { OnnxModel } from './models/onnx-tap.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
-export { readAttentionFile, writeAttentionFile, encodeAttentionFile, decodeAttentionFile, FORMAT_VERSION, type AttentionFileMetadata } from './core/attention-file.js';
+export {
+  readAttentionFile,
+  writeAttentionFile,
+  encodeAttentionFile,
+  decodeAttentionFile,
+  FORMAT_VERSION,
+  type AttentionFileMetadata,
+} from './core/attention-file.js';
 export { AttnvizError } from './core/errors.js';
 export { FAMILIES } from './graph/families.js';
 export { renderHtml, type HtmlOptions } from './export/html.js';

@@ -7,23 +7,38 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { encodeAttention } from '../src/core/encode.js';
 import { ApiError, fetchAttention, loadModel } from '../src/app/api.js';
-import { errorFrame, frame, layerOf } from '../src/server/protocol.js';
+import { errorFrame, frame, layerOf } from '../src/core/protocol.js';
 
-const L = 3, H = 2, T = 3, D = 4;
+const L = 3,
+  H = 2,
+  T = 3,
+  D = 4;
 
 function sample(): Attention {
   const attention = new Float32Array(L * H * T * T).fill(1 / T);
   const query = Float32Array.from({ length: L * H * T * D }, (_, i) => (i % 7) / 8);
   return {
-    tokens: ['a', 'b', 'c'], text: 'a b c', pair: null, sentenceBStart: null, model: { source: 'test', modelType: 'test' }, causal: false,
-    attention: { dims: [L, H, T, T], data: attention }, query: { dims: [L, H, T, D], data: query }, key: { dims: [L, H, T, D], data: query },
+    tokens: ['a', 'b', 'c'],
+    text: 'a b c',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'test', modelType: 'test' },
+    causal: false,
+    attention: { dims: [L, H, T, T], data: attention },
+    query: { dims: [L, H, T, D], data: query },
+    key: { dims: [L, H, T, D], data: query },
   };
 }
 
 /** A response whose body sends `chunks` one at a time, each after the previous one was read. */
 function streamed(chunks: Uint8Array[], headers: Record<string, string>): Response {
   let i = 0;
-  const body = new ReadableStream<Uint8Array>({ pull(c) { if (i < chunks.length) c.enqueue(chunks[i++]); else c.close(); } });
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (i < chunks.length) c.enqueue(chunks[i++]);
+      else c.close();
+    },
+  });
   return new Response(body, { status: 200, headers });
 }
 
@@ -37,7 +52,10 @@ describe('fetchAttention', () => {
     const frames = Array.from({ length: L }, (_, l) => frame(encodeAttention(layerOf(a, l))));
     vi.stubGlobal('fetch', async () => streamed(frames, layered));
     const partial: number[] = [];
-    const result = await fetchAttention({ model: 'm', text: 'a b c' }, (p, total) => { partial.push(p.attention.dims[0]); expect(total).toBe(L); });
+    const result = await fetchAttention({ model: 'm', text: 'a b c' }, (p, total) => {
+      partial.push(p.attention.dims[0]);
+      expect(total).toBe(L);
+    });
     expect(partial).toEqual([1, 2]);
     expect(result.attention.dims).toEqual([L, H, T, T]);
     expect(result.query!.dims).toEqual([L, H, T, D]);
@@ -47,31 +65,59 @@ describe('fetchAttention', () => {
   test('a frame split across chunks is put back together', async () => {
     const a = sample();
     const bytes = frame(encodeAttention(layerOf(a, 0)));
-    const all = [bytes.subarray(0, 3), bytes.subarray(3, 50), bytes.subarray(50), frame(encodeAttention(layerOf(a, 1))), frame(encodeAttention(layerOf(a, 2)))];
+    const all = [
+      bytes.subarray(0, 3),
+      bytes.subarray(3, 50),
+      bytes.subarray(50),
+      frame(encodeAttention(layerOf(a, 1))),
+      frame(encodeAttention(layerOf(a, 2))),
+    ];
     vi.stubGlobal('fetch', async () => streamed(all, layered));
     expect((await fetchAttention({ model: 'm', text: 'x' }, () => undefined)).attention.dims[0]).toBe(L);
   });
 
   test('an error frame and a cut stream are errors with a message', async () => {
     const a = sample();
-    vi.stubGlobal('fetch', async () => streamed([frame(encodeAttention(layerOf(a, 0))), errorFrame(500, 'encoding failed')], layered));
-    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toMatchObject({ status: 500, message: 'encoding failed' });
+    vi.stubGlobal('fetch', async () =>
+      streamed([frame(encodeAttention(layerOf(a, 0))), errorFrame(500, 'encoding failed')], layered),
+    );
+    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toMatchObject({
+      status: 500,
+      message: 'encoding failed',
+    });
     vi.stubGlobal('fetch', async () => streamed([frame(encodeAttention(layerOf(a, 0)))], layered));
-    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toThrow(/ended after 1 of 3 layers/);
+    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toThrow(
+      /ended after 1 of 3 layers/,
+    );
   });
 
   test('server errors keep their status and message; an unreachable server says so', async () => {
-    vi.stubGlobal('fetch', async () => new Response(JSON.stringify({ status: 413, message: '"text" is too long' }), { status: 413 }));
-    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toEqual(new ApiError(413, '"text" is too long'));
-    vi.stubGlobal('fetch', async () => { throw new TypeError('fetch failed'); });
-    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toThrow(/cannot reach the attnviz server/);
+    vi.stubGlobal(
+      'fetch',
+      async () => new Response(JSON.stringify({ status: 413, message: '"text" is too long' }), { status: 413 }),
+    );
+    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toEqual(
+      new ApiError(413, '"text" is too long'),
+    );
+    vi.stubGlobal('fetch', async () => {
+      throw new TypeError('fetch failed');
+    });
+    await expect(fetchAttention({ model: 'm', text: 'x' }, () => undefined)).rejects.toThrow(
+      /cannot reach the attnviz server/,
+    );
   });
 });
 
 describe('loadModel', () => {
   test('reads progress events, then the model; an error event is an ApiError', async () => {
-    const sse = (text: string) => async () => streamed([new TextEncoder().encode(text)], { 'content-type': 'text/event-stream' });
-    vi.stubGlobal('fetch', sse('event: progress\ndata: {"phase":"download","message":"downloading","loaded":5,"total":10}\n\nevent: ready\ndata: {"model":{"id":"m","layers":2}}\n\n'));
+    const sse = (text: string) => async () =>
+      streamed([new TextEncoder().encode(text)], { 'content-type': 'text/event-stream' });
+    vi.stubGlobal(
+      'fetch',
+      sse(
+        'event: progress\ndata: {"phase":"download","message":"downloading","loaded":5,"total":10}\n\nevent: ready\ndata: {"model":{"id":"m","layers":2}}\n\n',
+      ),
+    );
     const seen: unknown[] = [];
     expect(await loadModel('m', (p) => seen.push(p))).toEqual({ id: 'm', layers: 2 });
     expect(seen).toEqual([{ phase: 'download', message: 'downloading', loaded: 5, total: 10 }]);

@@ -37,8 +37,11 @@ interface Opened {
 
 async function open(query = ''): Promise<Opened> {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
-  const foreign: string[] = [], errors: string[] = [];
-  page.on('request', (r) => { if (!r.url().startsWith(server.url) && !/^(data|blob):/.test(r.url())) foreign.push(r.url()); });
+  const foreign: string[] = [],
+    errors: string[] = [];
+  page.on('request', (r) => {
+    if (!r.url().startsWith(server.url) && !/^(data|blob):/.test(r.url())) foreign.push(r.url());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${server.url}${query}`);
   return { page, foreign, errors };
@@ -46,10 +49,14 @@ async function open(query = ''): Promise<Opened> {
 
 /** Waits until the status line reports a finished run (and returns it). */
 async function settled(page: Page, tokens?: number): Promise<string> {
-  await page.waitForFunction((n) => {
-    const s = document.getElementById('status')?.textContent ?? '';
-    return /tokens · \d+ layers/.test(s) && (n === undefined || s.includes(` ${n} tokens`));
-  }, tokens, { timeout: 30_000 });
+  await page.waitForFunction(
+    (n) => {
+      const s = document.getElementById('status')?.textContent ?? '';
+      return /tokens · \d+ layers/.test(s) && (n === undefined || s.includes(` ${n} tokens`));
+    },
+    tokens,
+    { timeout: 30_000 },
+  );
   return (await page.locator('#status').textContent())!;
 }
 
@@ -110,7 +117,9 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     expect(await page.locator('#text').inputValue()).toBe('The quick brown fox.');
     expect(await page.locator('.attnviz-head-view select').first().inputValue()).toBe('1');
     const state = await page.evaluate(() => {
-      const el = document.querySelector('.attnviz-head-view') as HTMLElement & { attnvizView: { state(): { layer: number; active: boolean[]; pinned: { side: string; index: number }[] } } };
+      const el = document.querySelector('.attnviz-head-view') as HTMLElement & {
+        attnvizView: { state(): { layer: number; active: boolean[]; pinned: { side: string; index: number }[] } };
+      };
       const s = el.attnvizView.state();
       return { layer: s.layer, active: s.active, pinned: s.pinned };
     });
@@ -133,7 +142,9 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       };
       const html = await save('#dl-html');
       expect(html.name).toBe('attnviz-head-view.html');
-      expect(html.bytes.toString()).toMatch(/^<!doctype html>[\s\S]*<script type="application\/x-attnviz" data-view="head"/);
+      expect(html.bytes.toString()).toMatch(
+        /^<!doctype html>[\s\S]*<script type="application\/x-attnviz" data-view="head"/,
+      );
       const file = await save('#dl-attention');
       expect(file.name).toBe('attention.safetensors');
       expect(file.bytes.readBigUInt64LE(0)).toBeGreaterThan(0n);
@@ -170,7 +181,9 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     // Opened directly from a URL with no view yet, the message takes the view's place.
     const fresh = await open('?model=nobody%2Funknown-model&text=Hello');
     await fresh.page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
-    expect(await fresh.page.locator('#view .placeholder').textContent()).toMatch(/^No view: model "nobody\/unknown-model"/);
+    expect(await fresh.page.locator('#view .placeholder').textContent()).toMatch(
+      /^No view: model "nobody\/unknown-model"/,
+    );
     // Back to the embedded model: the error goes, the view comes.
     await fresh.page.locator('#model').selectOption('embedded');
     await settled(fresh.page);
@@ -185,7 +198,9 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     const page = await browser.newPage();
     try {
       const formats: string[] = [];
-      page.on('response', (r) => { if (r.url().endsWith('/api/attention')) formats.push(r.headers()['x-attnviz-format']); });
+      page.on('response', (r) => {
+        if (r.url().endsWith('/api/attention')) formats.push(r.headers()['x-attnviz-format']);
+      });
       await page.goto(`${layered.url}?text=${'one+two+three+'.repeat(20)}`);
       expect(await settled(page)).toMatch(/ 2 layers × 4 heads/);
       expect(formats).toEqual(['avz1-layers']);
@@ -196,13 +211,15 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     }
   });
 
-  test('a text the model refuses (too long for the server) shows the server\'s message', async () => {
+  test("a text the model refuses (too long for the server) shows the server's message", async () => {
     const { page } = await open();
     await settled(page);
     // Past the field's maxlength, as a script or a pasted URL could send it.
     await page.goto(`${server.url}?text=${'word+'.repeat(600)}`);
     await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
-    expect(await page.locator('#error').textContent()).toMatch(/"text" is 3000 characters; this server takes at most 2000/);
+    expect(await page.locator('#error').textContent()).toMatch(
+      /"text" is 3000 characters; this server takes at most 2000/,
+    );
     await page.close();
   });
 });

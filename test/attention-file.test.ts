@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import { decodeAttentionFile, encodeAttentionFile, readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import {
+  decodeAttentionFile,
+  encodeAttentionFile,
+  readAttentionFile,
+  writeAttentionFile,
+} from '../src/core/attention-file.js';
 import { AttnvizError } from '../src/core/errors.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
@@ -18,7 +23,9 @@ function sample(): Attention {
   const seq = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k));
   return {
     tokens: ['[CLS]', '<script>alert(1)</script>', '" onmouseover="x', '[SEP]'],
-    text: 'a', pair: 'b', sentenceBStart: 2,
+    text: 'a',
+    pair: 'b',
+    sentenceBStart: 2,
     model: { source: 'somewhere/bert', modelType: 'bert' },
     causal: false,
     attention: { dims: [L, H, T, T], data: seq(L * H * T * T, 1) },
@@ -45,15 +52,23 @@ describe('attention file', () => {
     expect(header.input_ids).toMatchObject({ dtype: 'I64', shape: [4] });
     const meta = JSON.parse(header.__metadata__.attnviz);
     expect(meta).toEqual({
-      version: 1, tokens: sample().tokens, text: 'a', pair: 'b', sentence_b_start: 2,
-      model: { source: 'somewhere/bert', model_type: 'bert' }, causal: false,
+      version: 1,
+      tokens: sample().tokens,
+      text: 'a',
+      pair: 'b',
+      sentence_b_start: 2,
+      model: { source: 'somewhere/bert', model_type: 'bert' },
+      causal: false,
     });
   });
 
   test('reads a file with only attention and tokens (as written from PyTorch output_attentions), I32 ids', () => {
     const attention = Float32Array.from({ length: 12 * 4 }, () => 0.25);
     const bytes = encodeSafetensors(
-      { attention: { dtype: 'F32', shape: [3, 1, 4, 4], data: attention }, input_ids: { dtype: 'I32', shape: [4], data: Int32Array.of(1, 2, 3, 4) } },
+      {
+        attention: { dtype: 'F32', shape: [3, 1, 4, 4], data: attention },
+        input_ids: { dtype: 'I32', shape: [4], data: Int32Array.of(1, 2, 3, 4) },
+      },
       { attnviz: JSON.stringify({ tokens: ['a', 'b', 'c', 'd'] }) },
     );
     const a = decodeAttentionFile(bytes, 'min.safetensors');
@@ -70,16 +85,22 @@ describe('attention file', () => {
     ['metadata not JSON', { attnviz: '{' }, 'not valid JSON'],
     ['tokens of the wrong count', { attnviz: JSON.stringify({ tokens: ['a'] }) }, 'does not fit 1 tokens'],
   ])('rejects %s', (_, metadata, message) => {
-    const bytes = encodeSafetensors({ attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) } }, metadata);
+    const bytes = encodeSafetensors(
+      { attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) } },
+      metadata,
+    );
     expect(() => decodeAttentionFile(bytes, 'bad.safetensors')).toThrow(AttnvizError);
     expect(() => decodeAttentionFile(bytes, 'bad.safetensors')).toThrow(message);
   });
 
   test('rejects q without k', () => {
-    const bytes = encodeSafetensors({
-      attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) },
-      query: { dtype: 'F32', shape: [1, 1, 2, 3], data: new Float32Array(6) },
-    }, { attnviz: JSON.stringify({ tokens: ['a', 'b'] }) });
+    const bytes = encodeSafetensors(
+      {
+        attention: { dtype: 'F32', shape: [1, 1, 2, 2], data: new Float32Array(4) },
+        query: { dtype: 'F32', shape: [1, 1, 2, 3], data: new Float32Array(6) },
+      },
+      { attnviz: JSON.stringify({ tokens: ['a', 'b'] }) },
+    );
     expect(() => decodeAttentionFile(bytes, 'q.safetensors')).toThrow('"query" and "key" must both be present');
   });
 

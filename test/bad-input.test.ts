@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { FAMILIES } from '../src/graph/families.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
@@ -48,7 +49,12 @@ async function derive(model: string, options: DeriveOptions = {}): Promise<strin
 }
 
 /** A derived folder whose file `name` is replaced by `contents`. */
-async function withFile(model: string, name: string, contents: string | Uint8Array, options: DeriveOptions = {}): Promise<string> {
+async function withFile(
+  model: string,
+  name: string,
+  contents: string | Uint8Array,
+  options: DeriveOptions = {},
+): Promise<string> {
   const dir = await derive(model, options);
   await writeFile(join(dir, name), contents);
   return dir;
@@ -56,7 +62,6 @@ async function withFile(model: string, name: string, contents: string | Uint8Arr
 
 /** The folder's config.json with `patch` applied (undefined deletes a field). */
 const withConfig = (model: string, patch: Record<string, unknown>) => derive(model, { config: patch });
-
 
 const load = (dir: string) => loadModel(dir);
 async function attentionOf(dir: string, text: string, options: { pair?: string; truncate?: boolean } = {}) {
@@ -78,7 +83,10 @@ function safetensorsImage(header: unknown, data: Uint8Array = new Uint8Array(0),
   return out;
 }
 
-type HeaderJson = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+type HeaderJson = Record<
+  string,
+  { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+>;
 
 /** Rewrites the header of `dir/model.safetensors` (data bytes unchanged) with `mutate`. */
 async function mutateHeader(dir: string, mutate: (header: HeaderJson, dataSize: number) => void): Promise<void> {
@@ -91,12 +99,20 @@ async function mutateHeader(dir: string, mutate: (header: HeaderJson, dataSize: 
   await writeFile(file, safetensorsImage(header, data));
 }
 
-const tensorOf = (h: HeaderJson, name: string) => h[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
+const tensorOf = (h: HeaderJson, name: string) =>
+  h[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
 
 /** Runs the CLI; never rejects. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -107,7 +123,10 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
 }
 
 /** Exit 2, exactly one stderr line `attnviz: …` matching every key, no stack trace, nothing on stdout. */
-function expectCliError(r: { code: number | null; stdout: string; stderr: string }, ...keys: (string | RegExp)[]): void {
+function expectCliError(
+  r: { code: number | null; stdout: string; stderr: string },
+  ...keys: (string | RegExp)[]
+): void {
   expect(r.code, r.stderr).toBe(2);
   expect(r.stdout).toBe('');
   expect(r.stderr.endsWith('\n'), JSON.stringify(r.stderr)).toBe(true);
@@ -160,8 +179,16 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   });
 
   test('missing tokenizer: GPT-2 with neither tokenizer.json nor vocab.json + merges.txt (one of the two is not enough)', async () => {
-    await expectBad(load(await derive(GPT2, { dropTokenizerJson: true, omit: ['vocab.json', 'merges.txt'] })), /no tokenizer/, /vocab\.json \+ merges\.txt/);
-    await expectBad(load(await derive(GPT2, { dropTokenizerJson: true, omit: ['merges.txt'] })), /no tokenizer/, /merges\.txt/);
+    await expectBad(
+      load(await derive(GPT2, { dropTokenizerJson: true, omit: ['vocab.json', 'merges.txt'] })),
+      /no tokenizer/,
+      /vocab\.json \+ merges\.txt/,
+    );
+    await expectBad(
+      load(await derive(GPT2, { dropTokenizerJson: true, omit: ['merges.txt'] })),
+      /no tokenizer/,
+      /merges\.txt/,
+    );
   });
 
   test('tokenizer.json that is not JSON, or has no model', async () => {
@@ -179,17 +206,33 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   });
 
   test('config missing a required field', async () => {
-    await expectBad(load(await withConfig(BERT, { num_attention_heads: undefined })), /config\.json/, /missing field "num_attention_heads"/);
+    await expectBad(
+      load(await withConfig(BERT, { num_attention_heads: undefined })),
+      /config\.json/,
+      /missing field "num_attention_heads"/,
+    );
     await expectBad(load(await withConfig(BERT, { hidden_size: undefined })), /missing field "hidden_size"/);
     // GPT-2 accepts either spelling and names both.
-    await expectBad(load(await withConfig(GPT2, { n_head: undefined })), /missing field "n_head" or "num_attention_heads"/);
+    await expectBad(
+      load(await withConfig(GPT2, { n_head: undefined })),
+      /missing field "n_head" or "num_attention_heads"/,
+    );
     await expectBad(load(await withConfig(GPT2, { model_type: undefined })), /missing field "model_type"/);
   });
 
   test('config field of the wrong type or value', async () => {
-    await expectBad(load(await withConfig(BERT, { num_hidden_layers: '3' })), /"num_hidden_layers" must be a positive integer, got "3"/);
-    await expectBad(load(await withConfig(BERT, { num_attention_heads: 3 })), /hidden size 40 is not divisible by 3 heads/);
-    await expectBad(load(await withConfig(GPT2, { activation_function: 'swish' })), /"activation_function" is "swish"; supported: gelu/);
+    await expectBad(
+      load(await withConfig(BERT, { num_hidden_layers: '3' })),
+      /"num_hidden_layers" must be a positive integer, got "3"/,
+    );
+    await expectBad(
+      load(await withConfig(BERT, { num_attention_heads: 3 })),
+      /hidden size 40 is not divisible by 3 heads/,
+    );
+    await expectBad(
+      load(await withConfig(GPT2, { activation_function: 'swish' })),
+      /"activation_function" is "swish"; supported: gelu/,
+    );
   });
 
   test('a config with 0 layers is rejected when loading', async () => {
@@ -200,8 +243,15 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   test('unknown model_type lists the supported ones', async () => {
     const supported = `(supported: ${FAMILIES.map((f) => f.modelType).join(', ')})`;
     expect(supported).toContain('bert, gpt2');
-    await expectBad(load(await withConfig(GPT2, { model_type: 'xlnet' })), /model_type "xlnet" is not supported/, supported);
-    await expectBad(load(await withConfig(BERT, { model_type: 'reformer' })), `model_type "reformer" is not supported ${supported}`);
+    await expectBad(
+      load(await withConfig(GPT2, { model_type: 'xlnet' })),
+      /model_type "xlnet" is not supported/,
+      supported,
+    );
+    await expectBad(
+      load(await withConfig(BERT, { model_type: 'reformer' })),
+      `model_type "reformer" is not supported ${supported}`,
+    );
   });
 
   test('a nonexistent folder that is also not a hub id', async () => {
@@ -221,9 +271,14 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
     const cache = await tempDir('attnviz-empty-cache-');
     await expectBad(
       loadModel('nobody/no-such-model', { env: { HF_HUB_OFFLINE: '1', HF_HUB_CACHE: cache } }),
-      /"nobody\/no-such-model" is not in the Hugging Face cache/, cache, /HF_HUB_OFFLINE/,
+      /"nobody\/no-such-model" is not in the Hugging Face cache/,
+      cache,
+      /HF_HUB_OFFLINE/,
     );
-    await expectBad(loadModel('nobody/no-such-model@v1.0', { env: { HF_HUB_OFFLINE: 'true', HF_HUB_CACHE: cache } }), /not in the Hugging Face cache/);
+    await expectBad(
+      loadModel('nobody/no-such-model@v1.0', { env: { HF_HUB_OFFLINE: 'true', HF_HUB_CACHE: cache } }),
+      /not in the Hugging Face cache/,
+    );
     expect(await readdir(cache), 'the offline lookup writes nothing').toEqual([]);
   });
 });
@@ -241,12 +296,22 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
   test('header length past the end of the file', async () => {
     const image = safetensorsImage({}, new Uint8Array(16));
     image.writeBigUInt64LE(BigInt(image.length), 0);
-    await expectBad(load(await weightsFile(image)), /model\.safetensors/, new RegExp(`header length ${image.length} runs past the end of the ${image.length}-byte file`));
+    await expectBad(
+      load(await weightsFile(image)),
+      /model\.safetensors/,
+      new RegExp(`header length ${image.length} runs past the end of the ${image.length}-byte file`),
+    );
   });
 
   test('huge header length (2^40, 2^64-1) is refused without being read', async () => {
-    await expectBad(load(await weightsFile(safetensorsImage('{}', new Uint8Array(64), 2n ** 40n))), /header length 1099511627776 runs past the end/);
-    await expectBad(load(await weightsFile(safetensorsImage('{}', new Uint8Array(64), 2n ** 64n - 1n))), /header length 18446744073709551615 runs past the end/);
+    await expectBad(
+      load(await weightsFile(safetensorsImage('{}', new Uint8Array(64), 2n ** 40n))),
+      /header length 1099511627776 runs past the end/,
+    );
+    await expectBad(
+      load(await weightsFile(safetensorsImage('{}', new Uint8Array(64), 2n ** 64n - 1n))),
+      /header length 18446744073709551615 runs past the end/,
+    );
   });
 
   test('a header length within the file but over the 100 MB limit (sparse 200 MB file)', async () => {
@@ -264,7 +329,10 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
   });
 
   test('header not JSON, not UTF-8, or not an object', async () => {
-    await expectBad(load(await weightsFile(safetensorsImage('{"wte.weight": {"dtype": "F32", '))), /model\.safetensors: safetensors header is not valid JSON/);
+    await expectBad(
+      load(await weightsFile(safetensorsImage('{"wte.weight": {"dtype": "F32", '))),
+      /model\.safetensors: safetensors header is not valid JSON/,
+    );
     const bad = safetensorsImage('{}');
     bad.set([0xff, 0xfe], 8);
     await expectBad(load(await weightsFile(bad)), /header is not valid JSON/);
@@ -313,12 +381,18 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
     await mutateHeader(dir, (h) => {
       tensorOf(h, 'ln_f.bias').shape = [33];
     });
-    await expectBad(load(dir), /tensor "ln_f\.bias": dtype F32 and shape \[33\] need 132 bytes but data_offsets span 128/);
+    await expectBad(
+      load(dir),
+      /tensor "ln_f\.bias": dtype F32 and shape \[33\] need 132 bytes but data_offsets span 128/,
+    );
     const dir2 = await derive(GPT2);
     await mutateHeader(dir2, (h) => {
       tensorOf(h, 'ln_f.bias').dtype = 'F16';
     });
-    await expectBad(load(dir2), /tensor "ln_f\.bias": dtype F16 and shape \[32\] need 64 bytes but data_offsets span 128/);
+    await expectBad(
+      load(dir2),
+      /tensor "ln_f\.bias": dtype F16 and shape \[32\] need 64 bytes but data_offsets span 128/,
+    );
   });
 
   test('an unknown dtype, a bad shape, a non-string __metadata__', async () => {
@@ -342,7 +416,10 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
   test('a truncated file (cut in the middle of the data)', async () => {
     const bytes = await readFile(join(goldenModel(GPT2), 'model.safetensors'));
     const dir = await weightsFile(bytes.subarray(0, Math.floor(bytes.length / 2)));
-    await expectBad(load(dir), /model\.safetensors: tensor "[^"]+" has data_offsets .* outside the file's \d+ data bytes \(truncated or corrupt file\)/);
+    await expectBad(
+      load(dir),
+      /model\.safetensors: tensor "[^"]+" has data_offsets .* outside the file's \d+ data bytes \(truncated or corrupt file\)/,
+    );
   });
 
   test('a truncated shard of a sharded checkpoint', async () => {
@@ -357,21 +434,36 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
     const index = (json: string) => withFile(BERT, 'model.safetensors.index.json', json, { shards: 2 });
     await expectBad(load(await index('{"weight_map": ')), /model\.safetensors\.index\.json: not valid JSON/);
     await expectBad(load(await index('{"metadata": {}}')), /model\.safetensors\.index\.json: has no weight_map/);
-    await expectBad(load(await index('{"weight_map": {"a": "../model-00001-of-00002.safetensors"}}')), /shard name "\.\.\/model-00001-of-00002\.safetensors" is not a file name in the model folder/);
+    await expectBad(
+      load(await index('{"weight_map": {"a": "../model-00001-of-00002.safetensors"}}')),
+      /shard name "\.\.\/model-00001-of-00002\.safetensors" is not a file name in the model folder/,
+    );
     await expectBad(load(await index('{"weight_map": {"a": 5}}')), /shard name 5 is not a file name/);
-    await expectBad(load(await index('{"weight_map": {"a": "model-00009-of-00009.safetensors"}}')), /shard model-00009-of-00009\.safetensors listed in model\.safetensors\.index\.json is missing/);
+    await expectBad(
+      load(await index('{"weight_map": {"a": "model-00009-of-00009.safetensors"}}')),
+      /shard model-00009-of-00009\.safetensors listed in model\.safetensors\.index\.json is missing/,
+    );
   });
 
   test('model.safetensors.index.json holding `null` gives an AttnvizError', async () => {
-    await expectBad(load(await withFile(BERT, 'model.safetensors.index.json', 'null', { shards: 2 })), /model\.safetensors\.index\.json/);
+    await expectBad(
+      load(await withFile(BERT, 'model.safetensors.index.json', 'null', { shards: 2 })),
+      /model\.safetensors\.index\.json/,
+    );
   });
 
   test('an empty weight_map gives an AttnvizError', async () => {
-    await expectBad(load(await withFile(BERT, 'model.safetensors.index.json', '{"weight_map": {}}', { shards: 2 })), /weight_map|no shards|no weights/);
+    await expectBad(
+      load(await withFile(BERT, 'model.safetensors.index.json', '{"weight_map": {}}', { shards: 2 })),
+      /weight_map|no shards|no weights/,
+    );
   });
 
   test('a shard name "." or a model.safetensors folder gives an AttnvizError', async () => {
-    await expectBad(load(await withFile(BERT, 'model.safetensors.index.json', '{"weight_map": {"a": "."}}', { shards: 2 })), /not a file|shard/);
+    await expectBad(
+      load(await withFile(BERT, 'model.safetensors.index.json', '{"weight_map": {"a": "."}}', { shards: 2 })),
+      /not a file|shard/,
+    );
     const dir = await derive(BERT, { omit: ['model.safetensors'] });
     await mkdir(join(dir, 'model.safetensors'));
     await expectBad(load(dir), /model\.safetensors/);
@@ -382,7 +474,9 @@ describe.skipIf(!HAVE_SHARED)('library: hostile safetensors', () => {
 
 describe.skipIf(!HAVE_SHARED)('library: tensors', () => {
   test('a tensor missing', async () => {
-    const dir = await derive(BERT, { rename: (n) => (n === 'bert.encoder.layer.1.attention.self.key.weight' ? null : n) });
+    const dir = await derive(BERT, {
+      rename: (n) => (n === 'bert.encoder.layer.1.attention.self.key.weight' ? null : n),
+    });
     await expectBad(load(dir), /checkpoint is missing tensor "bert\.encoder\.layer\.1\.attention\.self\.key\.weight"/);
     const dir2 = await derive(GPT2, { rename: (n) => (n === 'h.1.mlp.c_proj.bias' ? null : n) });
     await expectBad(load(dir2), /missing tensor "h\.1\.mlp\.c_proj\.bias"/);
@@ -390,21 +484,39 @@ describe.skipIf(!HAVE_SHARED)('library: tensors', () => {
 
   test('a LayerNorm missing names both spellings it looked for', async () => {
     const dir = await derive(BERT, { rename: (n) => (n === 'bert.embeddings.LayerNorm.weight' ? null : n) });
-    await expectBad(load(dir), /missing tensor "bert\.embeddings\.LayerNorm\.weight" or "bert\.embeddings\.LayerNorm\.gamma"/);
+    await expectBad(
+      load(dir),
+      /missing tensor "bert\.embeddings\.LayerNorm\.weight" or "bert\.embeddings\.LayerNorm\.gamma"/,
+    );
   });
 
   test('a tensor of the wrong shape: the message names the tensor and both shapes', async () => {
     const dir = await derive(BERT, {
-      extra: { 'bert.encoder.layer.2.attention.self.query.weight': { dtype: 'F32', shape: [40, 39], data: new Float32Array(40 * 39) } },
+      extra: {
+        'bert.encoder.layer.2.attention.self.query.weight': {
+          dtype: 'F32',
+          shape: [40, 39],
+          data: new Float32Array(40 * 39),
+        },
+      },
     });
-    await expectBad(load(dir), /tensor "bert\.encoder\.layer\.2\.attention\.self\.query\.weight" has shape \[40, 39\]; the config implies \[40, 40\]/);
+    await expectBad(
+      load(dir),
+      /tensor "bert\.encoder\.layer\.2\.attention\.self\.query\.weight" has shape \[40, 39\]; the config implies \[40, 40\]/,
+    );
     // The config disagrees with the weights (here: the vocabulary size).
-    await expectBad(load(await withConfig(GPT2, { vocab_size: 50000 })), /tensor "wte\.weight" has shape \[50257, 32\]; the config implies \[50000, 32\]/);
+    await expectBad(
+      load(await withConfig(GPT2, { vocab_size: 50000 })),
+      /tensor "wte\.weight" has shape \[50257, 32\]; the config implies \[50000, 32\]/,
+    );
     // A transposed GPT-2 Conv1D weight (nn.Linear layout [out, in] instead of [in, out]).
     const dir3 = await derive(GPT2, {
       extra: { 'h.0.attn.c_attn.weight': { dtype: 'F32', shape: [96, 32], data: new Float32Array(96 * 32) } },
     });
-    await expectBad(load(dir3), /tensor "h\.0\.attn\.c_attn\.weight" has shape \[96, 32\]; the config implies \[32, 96\]/);
+    await expectBad(
+      load(dir3),
+      /tensor "h\.0\.attn\.c_attn\.weight" has shape \[96, 32\]; the config implies \[32, 96\]/,
+    );
   });
 
   test('a tensor of a non-float dtype', async () => {
@@ -529,12 +641,21 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   });
 
   test('usage errors: unknown command, unknown option, missing --text / --out / --model, stray argument, option without value', async () => {
-    expectCliError(await cli(['frobnicate', '--model', bert]), /^attnviz: unknown command "frobnicate" \(commands: [a-z, ]*\bextract\b[a-z, ]*\)$/);
+    expectCliError(
+      await cli(['frobnicate', '--model', bert]),
+      /^attnviz: unknown command "frobnicate" \(commands: [a-z, ]*\bextract\b[a-z, ]*\)$/,
+    );
     await extractFails(bert, ['--bogus'], {}, /Unknown option '--bogus'/);
     const out = await tempDir('attnviz-out-');
-    expectCliError(await cli(['extract', '--model', bert, '--out', join(out, 'a.safetensors')]), /^attnviz: missing --text$/);
+    expectCliError(
+      await cli(['extract', '--model', bert, '--out', join(out, 'a.safetensors')]),
+      /^attnviz: missing --text$/,
+    );
     expectCliError(await cli(['extract', '--model', bert, '--text', 'hi']), /^attnviz: missing --out$/);
-    expectCliError(await cli(['extract', '--text', 'hi', '--out', join(out, 'a.safetensors')]), /^attnviz: missing --model$/);
+    expectCliError(
+      await cli(['extract', '--text', 'hi', '--out', join(out, 'a.safetensors')]),
+      /^attnviz: missing --model$/,
+    );
     expectCliError(await cli(['extract', 'stray', '--model', bert]), /Unexpected argument 'stray'/);
     expectCliError(await cli(['extract', '--model']), /Option '--model <value>' argument missing/);
     expectCliError(await cli(['extract', '--truncate=yes']), /'--truncate' does not take an argument/);
@@ -542,7 +663,16 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   });
 
   test('--debug prints the stack (and still exits 2)', async () => {
-    const r = await cli(['extract', '--model', './no/such/dir', '--text', 'hi', '--out', join(await tempDir(), 'o.safetensors'), '--debug']);
+    const r = await cli([
+      'extract',
+      '--model',
+      './no/such/dir',
+      '--text',
+      'hi',
+      '--out',
+      join(await tempDir(), 'o.safetensors'),
+      '--debug',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr.startsWith('attnviz: AttnvizError: ./no/such/dir: no such folder')).toBe(true);
     expect(r.stderr).toContain('    at ');
@@ -555,34 +685,84 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   test('model folder: missing config.json, missing weights, missing tokenizer, config not JSON, missing field, unknown model_type', async () => {
     await extractFails(await derive(BERT, { omit: ['config.json'] }), [], {}, /no config\.json/);
     await extractFails(await derive(BERT, { omit: ['model.safetensors'] }), [], {}, /no weights/);
-    await extractFails(await derive(BERT, { dropTokenizerJson: true, omit: ['vocab.txt'] }), [], {}, /no tokenizer/, /vocab\.txt/);
+    await extractFails(
+      await derive(BERT, { dropTokenizerJson: true, omit: ['vocab.txt'] }),
+      [],
+      {},
+      /no tokenizer/,
+      /vocab\.txt/,
+    );
     await extractFails(await withFile(GPT2, 'config.json', '{not json'), [], {}, /config\.json: not valid JSON/);
-    await extractFails(await withConfig(BERT, { num_attention_heads: undefined }), [], {}, /missing field "num_attention_heads"/);
-    await extractFails(await withConfig(GPT2, { model_type: 'xlnet' }), [], {}, /model_type "xlnet" is not supported \(supported: bert, gpt2/);
+    await extractFails(
+      await withConfig(BERT, { num_attention_heads: undefined }),
+      [],
+      {},
+      /missing field "num_attention_heads"/,
+    );
+    await extractFails(
+      await withConfig(GPT2, { model_type: 'xlnet' }),
+      [],
+      {},
+      /model_type "xlnet" is not supported \(supported: bert, gpt2/,
+    );
   });
 
   test('with --debug the same errors print a stack', async () => {
-    const r = await cli(['extract', '--model', await withConfig(GPT2, { model_type: 'xlnet' }), '--text', 'hi', '--out', join(await tempDir(), 'o.safetensors'), '--debug']);
+    const r = await cli([
+      'extract',
+      '--model',
+      await withConfig(GPT2, { model_type: 'xlnet' }),
+      '--text',
+      'hi',
+      '--out',
+      join(await tempDir(), 'o.safetensors'),
+      '--debug',
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^attnviz: AttnvizError: .*model_type "xlnet" is not supported/);
     expect(r.stderr).toContain('    at ');
   });
 
   test('hostile safetensors: huge header length, header not JSON, offsets out of range, truncated file', async () => {
-    await extractFails(await withFile(GPT2, 'model.safetensors', safetensorsImage('{}', new Uint8Array(64), 2n ** 40n)), [], {}, /header length 1099511627776 runs past the end/);
-    await extractFails(await withFile(GPT2, 'model.safetensors', safetensorsImage('not json at all')), [], {}, /header is not valid JSON/);
+    await extractFails(
+      await withFile(GPT2, 'model.safetensors', safetensorsImage('{}', new Uint8Array(64), 2n ** 40n)),
+      [],
+      {},
+      /header length 1099511627776 runs past the end/,
+    );
+    await extractFails(
+      await withFile(GPT2, 'model.safetensors', safetensorsImage('not json at all')),
+      [],
+      {},
+      /header is not valid JSON/,
+    );
     const dir = await derive(GPT2);
     await mutateHeader(dir, (h, size) => {
       tensorOf(h, 'wpe.weight').data_offsets = [size, size + 256 * 32 * 4];
     });
     await extractFails(dir, [], {}, /tensor "wpe\.weight" has data_offsets .* outside the file's/);
     const bytes = await readFile(join(gpt2, 'model.safetensors'));
-    await extractFails(await withFile(GPT2, 'model.safetensors', bytes.subarray(0, bytes.length >> 1)), [], {}, /\(truncated or corrupt file\)/);
+    await extractFails(
+      await withFile(GPT2, 'model.safetensors', bytes.subarray(0, bytes.length >> 1)),
+      [],
+      {},
+      /\(truncated or corrupt file\)/,
+    );
   });
 
   test('a tensor missing, a tensor of the wrong shape', async () => {
-    await extractFails(await derive(GPT2, { rename: (n) => (n === 'h.0.attn.c_attn.weight' ? null : n) }), [], {}, /missing tensor "h\.0\.attn\.c_attn\.weight"/);
-    await extractFails(await withConfig(GPT2, { n_positions: 300, n_ctx: 300 }), [], {}, /tensor "wpe\.weight" has shape \[256, 32\]; the config implies \[300, 32\]/);
+    await extractFails(
+      await derive(GPT2, { rename: (n) => (n === 'h.0.attn.c_attn.weight' ? null : n) }),
+      [],
+      {},
+      /missing tensor "h\.0\.attn\.c_attn\.weight"/,
+    );
+    await extractFails(
+      await withConfig(GPT2, { n_positions: 300, n_ctx: 300 }),
+      [],
+      {},
+      /tensor "wpe\.weight" has shape \[256, 32\]; the config implies \[300, 32\]/,
+    );
   });
 
   test('text too long, empty, whitespace-only; empty pair', async () => {
@@ -595,20 +775,44 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   test('nonexistent folder; hub id not cached with HF_HUB_OFFLINE=1; empty --model', async () => {
     await extractFails('./no/such/dir', [], {}, /^attnviz: \.\/no\/such\/dir: no such folder, and not a hub id/);
     const cache = await tempDir('attnviz-empty-cache-');
-    await extractFails('nobody/no-such-model', [], { HF_HUB_OFFLINE: '1', HF_HUB_CACHE: cache }, /"nobody\/no-such-model" is not in the Hugging Face cache/, /HF_HUB_OFFLINE/);
+    await extractFails(
+      'nobody/no-such-model',
+      [],
+      { HF_HUB_OFFLINE: '1', HF_HUB_CACHE: cache },
+      /"nobody\/no-such-model" is not in the Hugging Face cache/,
+      /HF_HUB_OFFLINE/,
+    );
     expect(await readdir(cache)).toEqual([]);
     await extractFails('', [], {}, /no model given/);
   });
 
   test('--truncate: exactly max positions tokens in the written file (GPT-2 256; BERT 512 ending in [SEP])', async () => {
     const out = await tempDir('attnviz-out-');
-    const g = await cli(['extract', '--model', gpt2, '--text', words(300), '--truncate', '--out', join(out, 'g.safetensors')]);
+    const g = await cli([
+      'extract',
+      '--model',
+      gpt2,
+      '--text',
+      words(300),
+      '--truncate',
+      '--out',
+      join(out, 'g.safetensors'),
+    ]);
     expect(g.code, g.stderr).toBe(0);
     expect(g.stderr).toMatch(/wrote .*g\.safetensors: 2 layers × 4 heads × 256 tokens/);
     const ga = await readAttentionFile(join(out, 'g.safetensors'));
     expect(ga.tokens).toHaveLength(256);
     expect(ga.attention.dims).toEqual([2, 4, 256, 256]);
-    const b = await cli(['extract', '--model', bert, '--text', words(700), '--truncate', '--out', join(out, 'b.safetensors')]);
+    const b = await cli([
+      'extract',
+      '--model',
+      bert,
+      '--text',
+      words(700),
+      '--truncate',
+      '--out',
+      join(out, 'b.safetensors'),
+    ]);
     expect(b.code, b.stderr).toBe(0);
     const ba = await readAttentionFile(join(out, 'b.safetensors'));
     expect(ba.tokens).toHaveLength(512);
@@ -650,7 +854,17 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
 
   test('control: a good extract exits 0 and writes only the output file', async () => {
     const out = await tempDir('attnviz-out-');
-    const r = await cli(['extract', '--model', bert, '--text', 'The cat sat on the mat.', '--pair', 'The cat lay on the rug.', '--out', join(out, 'cat.safetensors')]);
+    const r = await cli([
+      'extract',
+      '--model',
+      bert,
+      '--text',
+      'The cat sat on the mat.',
+      '--pair',
+      'The cat lay on the rug.',
+      '--out',
+      join(out, 'cat.safetensors'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('');
     expect(await readdir(out)).toEqual(['cat.safetensors']);

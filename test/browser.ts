@@ -13,8 +13,16 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) console.warn(`skipping browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
 
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--font-render-hinting=none'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--font-render-hinting=none',
+];
 
 export function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
@@ -29,7 +37,11 @@ export interface OpenedPage {
 }
 
 /** Writes `html` to a temporary file and opens it from file://, recording every request and page error. */
-export async function openHtml(browser: Browser, html: string, viewport = { width: 1000, height: 800 }): Promise<OpenedPage> {
+export async function openHtml(
+  browser: Browser,
+  html: string,
+  viewport = { width: 1000, height: 800 },
+): Promise<OpenedPage> {
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-page-'));
   const file = join(dir, 'view.html');
   await writeFile(file, html);
@@ -37,12 +49,24 @@ export async function openHtml(browser: Browser, html: string, viewport = { widt
   const url = pathToFileURL(file).href;
   const requests: string[] = [];
   const errors: string[] = [];
-  page.on('request', (r) => { if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url()); });
+  page.on('request', (r) => {
+    if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   await page.goto(url);
   await page.waitForSelector('.attnviz, .attnviz-error', { timeout: 10_000 }).catch(() => undefined);
-  return { page, requests, errors, close: async () => { await page.close(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    page,
+    requests,
+    errors,
+    close: async () => {
+      await page.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -50,21 +74,31 @@ export async function openHtml(browser: Browser, html: string, viewport = { widt
  * in `page` (any page: decoding needs no content).
  */
 export async function pixelDiff(page: Page, a: Buffer, b: Buffer): Promise<number> {
-  return page.evaluate(async ([a, b]) => {
-    const decode = async (base64: string) => {
-      const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0))], { type: 'image/png' }));
-      const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
-      ctx.drawImage(bitmap, 0, 0);
-      return ctx.getImageData(0, 0, bitmap.width, bitmap.height);
-    };
-    const [x, y] = await Promise.all([decode(a), decode(b)]);
-    if (x.width !== y.width || x.height !== y.height) return 1;
-    let diff = 0;
-    for (let i = 0; i < x.data.length; i += 4) {
-      if (Math.abs(x.data[i] - y.data[i]) > 32 || Math.abs(x.data[i + 1] - y.data[i + 1]) > 32 || Math.abs(x.data[i + 2] - y.data[i + 2]) > 32) diff++;
-    }
-    return diff / (x.width * x.height);
-  }, [a.toString('base64'), b.toString('base64')] as const);
+  return page.evaluate(
+    async ([a, b]) => {
+      const decode = async (base64: string) => {
+        const bitmap = await createImageBitmap(
+          new Blob([Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0))], { type: 'image/png' }),
+        );
+        const ctx = new OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d')!;
+        ctx.drawImage(bitmap, 0, 0);
+        return ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+      };
+      const [x, y] = await Promise.all([decode(a), decode(b)]);
+      if (x.width !== y.width || x.height !== y.height) return 1;
+      let diff = 0;
+      for (let i = 0; i < x.data.length; i += 4) {
+        if (
+          Math.abs(x.data[i] - y.data[i]) > 32 ||
+          Math.abs(x.data[i + 1] - y.data[i + 1]) > 32 ||
+          Math.abs(x.data[i + 2] - y.data[i + 2]) > 32
+        )
+          diff++;
+      }
+      return diff / (x.width * x.height);
+    },
+    [a.toString('base64'), b.toString('base64')] as const,
+  );
 }
 
 /**
@@ -72,7 +106,12 @@ export async function pixelDiff(page: Page, a: Buffer, b: Buffer): Promise<numbe
  * rasterisation varies slightly between Chromium builds, hence a tolerance). A missing reference is written
  * and reported; a mismatch is saved beside it as <name>-changed.png.
  */
-export async function compareScreenshot(page: Page, png: Buffer, name: string, maxDiff = 0.01): Promise<{ differing: number; created: boolean }> {
+export async function compareScreenshot(
+  page: Page,
+  png: Buffer,
+  name: string,
+  maxDiff = 0.01,
+): Promise<{ differing: number; created: boolean }> {
   const { readFile, mkdir } = await import('node:fs/promises');
   const ref = join(fileURLToPath(new URL('./screenshots/', import.meta.url)), `${name}.png`);
   if (!existsSync(ref)) {

@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { encodeSafetensors, readSafetensors, type DType, type TensorToWrite } from '../src/core/safetensors.js';
 
 /** Tokenizer files copied when the source has them (tokenizer.json unless `dropTokenizerJson`). */
-export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'merges.txt'];
+export const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.txt',
+  'vocab.json',
+  'merges.txt',
+];
 
 export interface DeriveOptions {
   /** New name for each tensor of the source, or null to drop it (default: keep every name). */
@@ -67,7 +74,9 @@ export async function deriveCheckpoint(srcDir: string, options: DeriveOptions = 
       const target = options.rename ? options.rename(name) : name;
       if (target === null) continue;
       if (Object.hasOwn(rewritten, target)) throw new Error(`deriveCheckpoint: two tensors renamed to ${target}`);
-      rewritten[target] = options.floats ? convertFloats(t, options.floats.dtype, options.floats.storeAs ?? 'native') : t;
+      rewritten[target] = options.floats
+        ? convertFloats(t, options.floats.dtype, options.floats.storeAs ?? 'native')
+        : t;
     }
     for (const [name, t] of Object.entries(options.extra ?? {})) rewritten[name] = t;
     await writeWeights(out, rewritten, metadata, options.shards ?? 1, omit);
@@ -83,12 +92,16 @@ export async function removeCheckpoint(dir: string): Promise<void> {
 }
 
 /** Every tensor of a model folder (single file or shards), as copies of its bytes, in file order. */
-export async function readWeights(dir: string): Promise<{ tensors: Map<string, TensorToWrite>; metadata: Record<string, string> }> {
+export async function readWeights(
+  dir: string,
+): Promise<{ tensors: Map<string, TensorToWrite>; metadata: Record<string, string> }> {
   const single = join(dir, 'model.safetensors');
   let files: string[];
   if (existsSync(single)) files = [single];
   else {
-    const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+    const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8')) as {
+      weight_map: Record<string, string>;
+    };
     files = [...new Set(Object.values(index.weight_map))].map((f) => join(dir, f));
   }
   const tensors = new Map<string, TensorToWrite>();
@@ -97,7 +110,11 @@ export async function readWeights(dir: string): Promise<{ tensors: Map<string, T
     const { header, bytes } = await readSafetensors(file);
     metadata = { ...metadata, ...header.metadata };
     for (const e of [...header.tensors.values()].sort((a, b) => a.offset - b.offset)) {
-      tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: Uint8Array.from(bytes.subarray(e.offset, e.offset + e.byteLength)) });
+      tensors.set(e.name, {
+        dtype: e.dtype,
+        shape: e.shape,
+        data: Uint8Array.from(bytes.subarray(e.offset, e.offset + e.byteLength)),
+      });
     }
   }
   return { tensors, metadata };
@@ -108,8 +125,10 @@ export function tensorToF32(t: TensorToWrite): Float32Array {
   const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (t.dtype === 'F32') return Float32Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
-  if (t.dtype === 'F16') return Float32Array.from({ length: bytes.length / 2 }, (_, i) => f16BitsToF32(view.getUint16(i * 2, true)));
-  if (t.dtype === 'BF16') return Float32Array.from({ length: bytes.length / 2 }, (_, i) => bf16BitsToF32(view.getUint16(i * 2, true)));
+  if (t.dtype === 'F16')
+    return Float32Array.from({ length: bytes.length / 2 }, (_, i) => f16BitsToF32(view.getUint16(i * 2, true)));
+  if (t.dtype === 'BF16')
+    return Float32Array.from({ length: bytes.length / 2 }, (_, i) => bf16BitsToF32(view.getUint16(i * 2, true)));
   throw new Error(`tensorToF32: ${t.dtype} is not a float dtype`);
 }
 
@@ -132,10 +151,17 @@ function littleEndian16(bits: Uint16Array): Uint8Array {
   return out;
 }
 
-async function writeWeights(dir: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string>, shards: number, omit: Set<string>): Promise<void> {
+async function writeWeights(
+  dir: string,
+  tensors: Record<string, TensorToWrite>,
+  metadata: Record<string, string>,
+  shards: number,
+  omit: Set<string>,
+): Promise<void> {
   const names = Object.keys(tensors);
   if (shards <= 1) {
-    if (!omit.has('model.safetensors')) await writeFile(join(dir, 'model.safetensors'), encodeSafetensors(tensors, metadata));
+    if (!omit.has('model.safetensors'))
+      await writeFile(join(dir, 'model.safetensors'), encodeSafetensors(tensors, metadata));
     return;
   }
   if (shards > names.length) throw new Error(`deriveCheckpoint: ${shards} shards for ${names.length} tensors`);
@@ -146,7 +172,10 @@ async function writeWeights(dir: string, tensors: Record<string, TensorToWrite>,
   for (let s = 0; s < shards; s++) {
     const file = `model-${pad(s + 1)}-of-${pad(shards)}.safetensors`;
     const part: Record<string, TensorToWrite> = {};
-    for (const name of names.slice(Math.floor((s * names.length) / shards), Math.floor(((s + 1) * names.length) / shards))) {
+    for (const name of names.slice(
+      Math.floor((s * names.length) / shards),
+      Math.floor(((s + 1) * names.length) / shards),
+    )) {
       part[name] = tensors[name];
       weightMap[name] = file;
       totalSize += tensors[name].data.byteLength;
@@ -154,7 +183,10 @@ async function writeWeights(dir: string, tensors: Record<string, TensorToWrite>,
     if (!omit.has(file)) await writeFile(join(dir, file), encodeSafetensors(part, metadata));
   }
   if (!omit.has('model.safetensors.index.json')) {
-    await writeFile(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+    await writeFile(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2),
+    );
   }
 }
 

@@ -24,7 +24,16 @@ describe.skipIf(!HAVE_SHARED)('attnviz extract reproduces the golden cases', () 
   test.each(goldenCases(['bert-tiny', 'gpt2-tiny']).map((f) => [f.split('/').pop()!, f]))('%s', async (name, file) => {
     const golden = await readGoldenCase(file);
     const out = join(tmp, name);
-    const args = ['dist/src/cli/main.js', 'extract', '--model', goldenModel(golden.model), '--text', golden.text, '--out', out];
+    const args = [
+      'dist/src/cli/main.js',
+      'extract',
+      '--model',
+      goldenModel(golden.model),
+      '--text',
+      golden.text,
+      '--out',
+      out,
+    ];
     if (golden.textPair !== null) args.push('--pair', golden.textPair);
     const { stderr } = await run(process.execPath, args, { cwd: ROOT });
     expect(stderr).toMatch(/^wrote .* layers × \d+ heads × \d+ tokens\n$/);

@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { attentionPart, type Attention, type AttentionPart } from '../src/core/attention.js';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { renderHtml } from '../src/export/html.js';
 import { prettifyToken } from '../src/views/tokens.js';
 import { HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
@@ -24,8 +25,15 @@ const pages: OpenedPage[] = [];
 
 beforeAll(async () => {
   if (!HAVE_CHROMIUM || !HAVE_SHARED) return;
-  const open = async (dir: string) => { const m = await loadModel(dir); models.push(m); return m; };
-  bart = await (await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 31), 'roberta-tiny'))).attention(SOURCE, { target: TARGET });
+  const open = async (dir: string) => {
+    const m = await loadModel(dir);
+    models.push(m);
+    return m;
+  };
+  bart = await (await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 31), 'roberta-tiny'))).attention(
+    SOURCE,
+    { target: TARGET },
+  );
   t5 = await (await open(await writeT5(T5_V11, t5Weights(T5_V11, 32)))).attention(SOURCE, { target: TARGET });
   browser = await launch();
 });
@@ -36,27 +44,42 @@ afterAll(async () => {
   await removeTinyModels();
 });
 
-async function page(a: Attention, view: 'head' | 'model' | 'neuron', options: Record<string, unknown> = {}): Promise<OpenedPage> {
+async function page(
+  a: Attention,
+  view: 'head' | 'model' | 'neuron',
+  options: Record<string, unknown> = {},
+): Promise<OpenedPage> {
   const p = await openHtml(browser, renderHtml(a, { view, options }), { width: 1300, height: 900 });
   pages.push(p);
   return p;
 }
 
-interface Handle { attnvizView: { state(): Record<string, unknown>; drawn(): number; columns(): Columns } }
-interface Columns { keys: number[]; masked: boolean[]; maxDiff: number; tolerance: number }
+interface Handle {
+  attnvizView: { state(): Record<string, unknown>; drawn(): number; columns(): Columns };
+}
+interface Columns {
+  keys: number[];
+  masked: boolean[];
+  maxDiff: number;
+  tolerance: number;
+}
 const state = (p: OpenedPage) => p.page.$eval('.attnviz', (e) => (e as unknown as Handle).attnvizView.state());
 const drawn = (p: OpenedPage) => p.page.$eval('.attnviz', (e) => (e as unknown as Handle).attnvizView.drawn());
 const columns = (p: OpenedPage) => p.page.$eval('.attnviz', (e) => (e as unknown as Handle).attnvizView.columns());
 
 const pretty = (tokens: string[]) => tokens.map(prettifyToken);
-const tokensOn = (p: OpenedPage, side: 'left' | 'right') => p.page.locator(`.attnviz .av-body > .av-token[data-side=${side}], .attnviz .av-panel .av-token[data-side=${side}]`).allTextContents();
+const tokensOn = (p: OpenedPage, side: 'left' | 'right') =>
+  p.page
+    .locator(`.attnviz .av-body > .av-token[data-side=${side}], .attnviz .av-panel .av-token[data-side=${side}]`)
+    .allTextContents();
 const choose = (p: OpenedPage, part: AttentionPart) => p.page.selectOption('.av-part select', part);
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the views', () => {
   test('head view: the select offers Encoder / Decoder / Cross and switches the token lists; cross puts decoder tokens left, encoder tokens right', async () => {
     const p = await page(bart, 'head');
     expect(await p.page.locator('.av-part select option').allTextContents()).toEqual(['Encoder', 'Decoder', 'Cross']);
-    const encoder = pretty(bart.tokens), decoder = pretty(bart.encoderDecoder!.decoderTokens);
+    const encoder = pretty(bart.tokens),
+      decoder = pretty(bart.encoderDecoder!.decoderTokens);
     expect(await tokensOn(p, 'left')).toEqual(encoder);
     expect(await tokensOn(p, 'right')).toEqual(encoder);
     // Two encoder layers, three decoder layers: the layer select follows.
@@ -79,7 +102,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     const cross = attentionPart(bart, 'cross');
     const [, H, T, S] = cross.attention.dims;
     let expected = 0;
-    for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) for (let j = 0; j < S; j++) if (cross.attention.data[((0 * H + h) * T + i) * S + j] / H >= 1 / 255 - 1e-6) expected++;
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++)
+        for (let j = 0; j < S; j++)
+          if (cross.attention.data[((0 * H + h) * T + i) * S + j] / H >= 1 / 255 - 1e-6) expected++;
     expect(Math.abs((await drawn(p)) - expected)).toBeLessThanOrEqual(4);
     expect(p.errors).toEqual([]);
     expect(p.requests).toEqual([]);
@@ -96,7 +122,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     // Pages carry attention in 12 bits (≤ 2.5e-4 off), so compare the printed values, not their last digit.
     const shown = [...text!.matchAll(/head (\d): ([\d.]+)/g)].map((m) => Number(m[2]));
     expect(shown).toHaveLength(H);
-    shown.forEach((v, h) => expect(Math.abs(v - cross.attention.data[((0 * H + h) * T + 2) * S + 3])).toBeLessThan(4e-4));
+    shown.forEach((v, h) =>
+      expect(Math.abs(v - cross.attention.data[((0 * H + h) * T + 2) * S + 3])).toBeLessThan(4e-4),
+    );
     await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
     expect(await drawn(p)).toBe(T * S);
     expect(p.errors).toEqual([]);
@@ -121,7 +149,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     await choose(p, 'cross');
     expect(await thumbnails()).toBe(3 * 4);
     await p.page.click('.av-thumb[data-layer="2"][data-head="1"]');
-    expect(await p.page.locator('.av-panel .av-token[data-side=left]').allTextContents()).toEqual(pretty(bart.encoderDecoder!.decoderTokens));
+    expect(await p.page.locator('.av-panel .av-token[data-side=left]').allTextContents()).toEqual(
+      pretty(bart.encoderDecoder!.decoderTokens),
+    );
     expect(await p.page.locator('.av-panel .av-token[data-side=right]').allTextContents()).toEqual(pretty(bart.tokens));
     expect(await p.page.$eval('.attnviz', (e) => (e as HTMLElement).dataset.selected)).toBe('2,1');
     // Back to the encoder: its two layers, and the selection (layer 2) no longer exists there.
@@ -131,15 +161,20 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     expect(p.errors).toEqual([]);
   });
 
-  const checkNote = (p: OpenedPage) => p.page.$eval('.av-check', (e) => ({ ok: (e as HTMLElement).dataset.ok, text: e.textContent }));
+  const checkNote = (p: OpenedPage) =>
+    p.page.$eval('.av-check', (e) => ({ ok: (e as HTMLElement).dataset.ok, text: e.textContent }));
 
   test('neuron view (T5): the check holds on all three attentions, with the position bias where T5 has one', async () => {
     const p = await page(t5, 'neuron');
-    const S = t5.tokens.length, T = t5.encoderDecoder!.decoderTokens.length;
+    const S = t5.tokens.length,
+      T = t5.encoderDecoder!.decoderTokens.length;
     // Encoder: bidirectional bias, no scaling.
     await p.page.click('.av-token.av-left[data-index="3"]');
     await p.page.click('.av-toggle');
-    expect(await checkNote(p)).toMatchObject({ ok: 'true', text: expect.stringContaining('softmax(q · k + position bias) reproduces') });
+    expect(await checkNote(p)).toMatchObject({
+      ok: 'true',
+      text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
+    });
     let cols = await columns(p);
     expect(cols.keys).toHaveLength(S);
     expect(cols.masked.some(Boolean)).toBe(false);
@@ -148,7 +183,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     await choose(p, 'decoder');
     await p.page.click('.av-token.av-left[data-index="4"]');
     await p.page.click('.av-toggle');
-    expect(await checkNote(p)).toMatchObject({ ok: 'true', text: expect.stringContaining('softmax(q · k + position bias) reproduces') });
+    expect(await checkNote(p)).toMatchObject({
+      ok: 'true',
+      text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
+    });
     cols = await columns(p);
     expect(cols.keys).toHaveLength(T);
     expect(cols.masked).toEqual(Array.from({ length: T }, (_, j) => j > 4));
@@ -156,29 +194,42 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     // Cross: the same query token stays selected (decoder tokens on the left in both); keys are the encoder's, none masked, no bias.
     await choose(p, 'cross');
     expect(await state(p)).toMatchObject({ part: 'cross', selected: 4, expanded: true });
-    expect(await checkNote(p)).toMatchObject({ ok: 'true', text: expect.stringContaining('softmax(q · k) reproduces') });
+    expect(await checkNote(p)).toMatchObject({
+      ok: 'true',
+      text: expect.stringContaining('softmax(q · k) reproduces'),
+    });
     cols = await columns(p);
     expect(cols.keys).toEqual(Array.from({ length: S }, (_, j) => j));
     expect(cols.masked.some(Boolean)).toBe(false);
     expect(cols.maxDiff).toBeLessThanOrEqual(cols.tolerance);
     expect(await p.page.locator('.av-token.av-right').allTextContents()).toEqual(pretty(t5.tokens));
-    expect(await p.page.locator('.av-token.av-left').allTextContents()).toEqual(pretty(t5.encoderDecoder!.decoderTokens));
+    expect(await p.page.locator('.av-token.av-left').allTextContents()).toEqual(
+      pretty(t5.encoderDecoder!.decoderTokens),
+    );
     expect(p.errors).toEqual([]);
   });
 
   test('neuron view (BART): softmax(q · k / √d) on the cross-attention', async () => {
     const p = await page(bart, 'neuron', { part: 'cross', layer: 2, head: 3, selected: 1, expanded: true });
-    expect(await checkNote(p)).toMatchObject({ ok: 'true', text: expect.stringContaining('softmax(q · k / √d) reproduces') });
+    expect(await checkNote(p)).toMatchObject({
+      ok: 'true',
+      text: expect.stringContaining('softmax(q · k / √d) reproduces'),
+    });
     expect(p.errors).toEqual([]);
   });
 
   test('SVG and PNG export through the handle on .attnviz', async () => {
     const p = await page(t5, 'head', { part: 'cross' });
-    const svg = await p.page.$eval('.attnviz', (e) => (e as unknown as { attnvizView: { toSVG(): string } }).attnvizView.toSVG());
+    const svg = await p.page.$eval('.attnviz', (e) =>
+      (e as unknown as { attnvizView: { toSVG(): string } }).attnvizView.toSVG(),
+    );
     expect(svg).toContain('<svg');
     expect(svg).toContain('tapis');
     expect(svg).toContain('mat');
-    const png = await p.page.$eval('.attnviz', async (e) => (await (e as unknown as { attnvizView: { toPNG(): Promise<Blob> } }).attnvizView.toPNG()).size);
+    const png = await p.page.$eval(
+      '.attnviz',
+      async (e) => (await (e as unknown as { attnvizView: { toPNG(): Promise<Blob> } }).attnvizView.toPNG()).size,
+    );
     expect(png).toBeGreaterThan(1000);
     expect(p.errors).toEqual([]);
   });

@@ -26,15 +26,29 @@ afterAll(() => rm(tmp, { recursive: true, force: true }));
 /** A random-softmax Attention of BERT-base shape (the study's measurement data), seeded. */
 function randomAttention(L: number, H: number, T: number, d = 0): Attention {
   let seed = 1;
-  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
   const data = new Float32Array(L * H * T * T);
   for (let row = 0; row < L * H * T; row++) {
     let sum = 0;
     for (let j = 0; j < T; j++) sum += data[row * T + j] = Math.exp(4 * rand());
     for (let j = 0; j < T; j++) data[row * T + j] /= sum;
   }
-  const qk = d ? { query: { dims: [L, H, T, d], data: Float32Array.from({ length: L * H * T * d }, () => rand() * 8 - 4) }, key: { dims: [L, H, T, d], data: Float32Array.from({ length: L * H * T * d }, () => rand() * 8 - 4) } } : {};
-  return { tokens: Array.from({ length: T }, (_, i) => `t${i}`), text: 'x', pair: null, sentenceBStart: null, model: { source: 'random', modelType: 'bert' }, causal: false, attention: { dims: [L, H, T, T], data }, ...qk };
+  const qk = d
+    ? {
+        query: { dims: [L, H, T, d], data: Float32Array.from({ length: L * H * T * d }, () => rand() * 8 - 4) },
+        key: { dims: [L, H, T, d], data: Float32Array.from({ length: L * H * T * d }, () => rand() * 8 - 4) },
+      }
+    : {};
+  return {
+    tokens: Array.from({ length: T }, (_, i) => `t${i}`),
+    text: 'x',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'random', modelType: 'bert' },
+    causal: false,
+    attention: { dims: [L, H, T, T], data },
+    ...qk,
+  };
 }
 
 describe('base 85 text', () => {
@@ -53,16 +67,19 @@ describe('base 85 text', () => {
 describe('binary encoding', () => {
   test('attention within 2.5e-4 (near 1) and 1e-7 (near 0); q/k within half precision', () => {
     const a = randomAttention(2, 3, 20, 8);
-    a.attention.data[0] = 1; a.attention.data[1] = 1e-6;
+    a.attention.data[0] = 1;
+    a.attention.data[1] = 1e-6;
     const b = decodeAttention(encodeAttention(a));
     expect(b.tokens).toEqual(a.tokens);
     expect(maxAbsDiff(b.attention.data, a.attention.data)).toBeLessThan(2.5e-4);
     expect(Math.abs(b.attention.data[1] - 1e-6)).toBeLessThan(1e-7);
-    for (let i = 0; i < a.query!.data.length; i++) expect(Math.abs(b.query!.data[i] - a.query!.data[i])).toBeLessThanOrEqual(Math.abs(a.query!.data[i]) * 2 ** -11);
+    for (let i = 0; i < a.query!.data.length; i++)
+      expect(Math.abs(b.query!.data[i] - a.query!.data[i])).toBeLessThanOrEqual(Math.abs(a.query!.data[i]) * 2 ** -11);
   });
 
   test('float16 conversion rounds to nearest even and round-trips every half', () => {
-    const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+    const f = new Float32Array(1),
+      u = new Uint32Array(f.buffer);
     for (let h = 0; h < 0x7c00; h++) {
       f[0] = f16ToF32(h);
       expect(f32BitsToF16(u[0])).toBe(h);
@@ -94,15 +111,22 @@ describe('standalone HTML', () => {
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('export in Chromium', () => {
   let browser: Browser;
-  beforeAll(async () => { browser = await launch(); });
-  afterAll(async () => { await browser?.close(); });
+  beforeAll(async () => {
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
 
   test('the HTML opened from file:// renders with no network request and shows hostile tokens as text', async () => {
     const a = await readAttentionFile(join(SHARED, 'golden/cases/gpt2-tiny__html.safetensors'));
     const p = await openHtml(browser, renderHtml(a, { view: 'head' }));
     try {
       let dialogs = 0;
-      p.page.on('dialog', async (d) => { dialogs++; await d.dismiss(); });
+      p.page.on('dialog', async (d) => {
+        dialogs++;
+        await d.dismiss();
+      });
       const texts = await p.page.locator('.av-token[data-side=left]').allTextContents();
       expect(texts.join('')).toContain('<script>alert(1)</script>');
       for (const t of await p.page.locator('.av-token').all()) await t.hover();
@@ -119,7 +143,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('export in Chromium', () => {
     const from = join(SHARED, 'golden/cases/bert-tiny__cat_pair.safetensors');
     for (const ext of ['html', 'svg', 'png']) {
       const out = join(tmp, `head.${ext}`);
-      const { stderr } = await run(process.execPath, ['dist/src/cli/main.js', 'export', '--view', 'head', '--from', from, '-o', out], { cwd: ROOT });
+      const { stderr } = await run(
+        process.execPath,
+        ['dist/src/cli/main.js', 'export', '--view', 'head', '--from', from, '-o', out],
+        { cwd: ROOT },
+      );
       expect(stderr).toContain(`wrote ${out}`);
     }
     expect(await readFile(join(tmp, 'head.html'), 'utf8')).toMatch(/^<!doctype html>/);
@@ -132,7 +160,19 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('export in Chromium', () => {
 
   test('attnviz export rejects a bad view and a bad extension with exit code 2', async () => {
     const from = join(SHARED, 'golden/cases/bert-tiny__cat_pair.safetensors');
-    await expect(run(process.execPath, ['dist/src/cli/main.js', 'export', '--view', 'nope', '--from', from, '-o', join(tmp, 'x.html')], { cwd: ROOT })).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--view must be one of head, model, neuron') });
-    await expect(run(process.execPath, ['dist/src/cli/main.js', 'export', '--view', 'head', '--from', from, '-o', join(tmp, 'x.gif')], { cwd: ROOT })).rejects.toMatchObject({ code: 2 });
+    await expect(
+      run(
+        process.execPath,
+        ['dist/src/cli/main.js', 'export', '--view', 'nope', '--from', from, '-o', join(tmp, 'x.html')],
+        { cwd: ROOT },
+      ),
+    ).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining('--view must be one of head, model, neuron') });
+    await expect(
+      run(
+        process.execPath,
+        ['dist/src/cli/main.js', 'export', '--view', 'head', '--from', from, '-o', join(tmp, 'x.gif')],
+        { cwd: ROOT },
+      ),
+    ).rejects.toMatchObject({ code: 2 });
   });
 });

@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
 import { buildCache } from './hub-cache.js';
@@ -63,7 +64,8 @@ afterAll(async () => {
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('error', reject);
@@ -92,18 +94,31 @@ describe.skipIf(!HAVE_MODELS)('published texts', () => {
     expect(a.causal).toBe(true);
   });
 
-  test.skipIf(!HAVE_CLI)('attnviz generate --model stories260K.gguf --max-new-tokens 256 --temperature 0 prints it', async () => {
-    const out = join(await temp(), 'gen.safetensors');
-    const r = await cli(['generate', '--model', STORIES, '--max-new-tokens', '256', '--temperature', '0', '--out', out]);
-    expect(r.stderr).toMatch(/wrote .*gen\.safetensors: 5 layers × 8 heads × 257 tokens \(1 from the prompt\)/);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`${await publishedText()}\n`);
-    const a = await readAttentionFile(out);
-    expect(a.tokens).toHaveLength(257);
-    expect(a.kvHeads).toBe(4);
-    expect(a.rotary).toBe('interleaved');
-    expect(a.query!.dims).toEqual([5, 8, 257, 8]);
-  });
+  test.skipIf(!HAVE_CLI)(
+    'attnviz generate --model stories260K.gguf --max-new-tokens 256 --temperature 0 prints it',
+    async () => {
+      const out = join(await temp(), 'gen.safetensors');
+      const r = await cli([
+        'generate',
+        '--model',
+        STORIES,
+        '--max-new-tokens',
+        '256',
+        '--temperature',
+        '0',
+        '--out',
+        out,
+      ]);
+      expect(r.stderr).toMatch(/wrote .*gen\.safetensors: 5 layers × 8 heads × 257 tokens \(1 from the prompt\)/);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe(`${await publishedText()}\n`);
+      const a = await readAttentionFile(out);
+      expect(a.tokens).toHaveLength(257);
+      expect(a.kvHeads).toBe(4);
+      expect(a.rotary).toBe('interleaved');
+      expect(a.query!.dims).toEqual([5, 8, 257, 8]);
+    },
+  );
 
   test('TinyStories-656K as a folder: greedy from BOS begins with the quoted sentence and ends at EOS', async () => {
     const m = await open(TINY, { extract: false });
@@ -117,10 +132,20 @@ describe.skipIf(!HAVE_MODELS)('published texts', () => {
 
   test('TinyStories-656K as a hub id from a Hugging Face cache on disk', async () => {
     const cache = await temp();
-    const names = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
+    const names = [
+      'config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'special_tokens_map.json',
+      'generation_config.json',
+    ];
     const files = new Map(await Promise.all(names.map(async (f) => [f, await readFile(join(TINY, f))] as const)));
     await buildCache(cache, 'raincandy-u/TinyStories-656K', 'c'.repeat(40), files);
-    const m = await open('raincandy-u/TinyStories-656K', { env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' }, progress: false });
+    const m = await open('raincandy-u/TinyStories-656K', {
+      env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' },
+      progress: false,
+    });
     const g = await m.generate(null, { maxNewTokens: 30, temperature: 0 });
     expect(g.text.startsWith(TINY_BEGINS.slice(0, 60))).toBe(true);
     expect(g.attention!.attention.dims).toEqual([2, 8, 31, 31]);
@@ -130,7 +155,10 @@ describe.skipIf(!HAVE_MODELS)('published texts', () => {
 });
 
 describe.skipIf(!HAVE_MODELS)('generation invariants', () => {
-  test.each([['stories260K.gguf', STORIES], ['TinyStories-656K', TINY]])('%s: KV-cache steps choose what full recomputation chooses', async (_, source) => {
+  test.each([
+    ['stories260K.gguf', STORIES],
+    ['TinyStories-656K', TINY],
+  ])('%s: KV-cache steps choose what full recomputation chooses', async (_, source) => {
     const m = await open(source, { extract: false, logits: 'last' });
     const prompt = 'Tom had a red ball. He';
     const g = await m.generate(prompt, { maxNewTokens: 40, temperature: 0 });
@@ -210,7 +238,9 @@ describe.skipIf(!HAVE_SHARED)('bad generate requests', () => {
   test('a model without a language-model head cannot generate', async () => {
     const m = await open(goldenModel('bert-tiny'));
     await expect(m.generate('hello', { maxNewTokens: 2 })).rejects.toThrow(/model_type bert cannot generate/);
-    await expect(loadModel(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(/model_type bert has no language-model head/);
+    await expect(loadModel(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(
+      /model_type bert has no language-model head/,
+    );
   });
 
   test('maxNewTokens must be a positive integer', async () => {
@@ -236,7 +266,17 @@ describe.skipIf(!HAVE_SHARED)('bad generate requests', () => {
     const first = await cli(['generate', '--model', model, '--prompt', 'The cat', '--max-new-tokens', '8']);
     expect(first.code).toBe(0);
     const seed = /--seed (\d+)/.exec(first.stderr)![1];
-    const again = await cli(['generate', '--model', model, '--prompt', 'The cat', '--max-new-tokens', '8', '--seed', seed]);
+    const again = await cli([
+      'generate',
+      '--model',
+      model,
+      '--prompt',
+      'The cat',
+      '--max-new-tokens',
+      '8',
+      '--seed',
+      seed,
+    ]);
     expect(again.stdout).toBe(first.stdout);
     expect(first.stdout.startsWith('The cat')).toBe(true);
   });

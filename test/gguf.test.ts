@@ -1,5 +1,5 @@
 /**
- * GGUF files (src/models/gguf.ts, gguf-tokenizer.ts, gguf-model.ts), written by a small GGUF writer in this
+ * GGUF files (src/load/gguf.ts, gguf-tokenizer.ts, gguf-checkpoint.ts), written by a small GGUF writer in this
  * file.
  *
  * - Dequantization: F32, F16, Q8_0, Q4_0, Q4_K and Q6_K blocks packed here from chosen integer codes and
@@ -20,9 +20,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { Attention } from '../src/core/attention.js';
-import { loadModel, type Model } from '../src/engine.js';
-import { dequantize, GGML, readGguf, readTensorF32 } from '../src/models/gguf.js';
-import { ggufTokenizer } from '../src/models/gguf-tokenizer.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
+import { dequantize, GGML, readGguf, readTensorF32 } from '../src/load/gguf.js';
+import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
 import { goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
 
@@ -32,8 +33,16 @@ const HAVE_STORIES = existsSync(STORIES);
 // ---- a GGUF writer ----------------------------------------------------------------------------------------
 
 type MetaValue =
-  | { u32: number } | { i32: number } | { u64: number } | { f32: number } | { bool: boolean } | { str: string }
-  | { strs: string[] } | { f32s: number[] } | { i32s: number[] } | { rawType: number; bytes: Uint8Array };
+  | { u32: number }
+  | { i32: number }
+  | { u64: number }
+  | { f32: number }
+  | { bool: boolean }
+  | { str: string }
+  | { strs: string[] }
+  | { f32s: number[] }
+  | { i32s: number[] }
+  | { rawType: number; bytes: Uint8Array };
 
 interface TensorSpec {
   name: string;
@@ -68,15 +77,22 @@ function encodeValue(v: MetaValue): Buffer {
   if ('bool' in v) return Buffer.concat([u32(7), Buffer.from([v.bool ? 1 : 0])]);
   if ('str' in v) return Buffer.concat([u32(8), str(v.str)]);
   if ('strs' in v) return Buffer.concat([u32(9), u32(8), u64(v.strs.length), ...v.strs.map(str)]);
-  if ('f32s' in v) return Buffer.concat([u32(9), u32(6), u64(v.f32s.length), Buffer.from(Float32Array.from(v.f32s).buffer)]);
-  if ('i32s' in v) return Buffer.concat([u32(9), u32(5), u64(v.i32s.length), Buffer.from(Int32Array.from(v.i32s).buffer)]);
+  if ('f32s' in v)
+    return Buffer.concat([u32(9), u32(6), u64(v.f32s.length), Buffer.from(Float32Array.from(v.f32s).buffer)]);
+  if ('i32s' in v)
+    return Buffer.concat([u32(9), u32(5), u64(v.i32s.length), Buffer.from(Int32Array.from(v.i32s).buffer)]);
   return Buffer.concat([u32(v.rawType), Buffer.from(v.bytes)]);
 }
 
 function gguf(spec: GgufSpec): Buffer {
   const alignment = spec.alignment ?? 32;
   const align = (n: number) => Math.ceil(n / alignment) * alignment;
-  const parts: Buffer[] = [Buffer.from('GGUF'), u32(spec.version ?? 3), u64(spec.tensors.length), u64(spec.metadata.length)];
+  const parts: Buffer[] = [
+    Buffer.from('GGUF'),
+    u32(spec.version ?? 3),
+    u64(spec.tensors.length),
+    u64(spec.metadata.length),
+  ];
   for (const [key, value] of spec.metadata) parts.push(str(key), encodeValue(value));
   let offset = 0;
   const offsets: number[] = [];
@@ -142,7 +158,8 @@ function q6_KBlock(d: number, scales: number[], codes: number[]): Uint8Array {
   const b = Buffer.alloc(210);
   for (let half = 0; half < 2; half++) {
     const L = codes.slice(half * 128, half * 128 + 128);
-    const ql = 64 * half, qh = 128 + 32 * half;
+    const ql = 64 * half,
+      qh = 128 + 32 * half;
     for (let l = 0; l < 32; l++) {
       b[ql + l] = (L[l] & 0xf) | ((L[l + 64] & 0xf) << 4);
       b[ql + l + 32] = (L[l + 32] & 0xf) | ((L[l + 96] & 0xf) << 4);
@@ -182,10 +199,13 @@ async function open(path: string, options: Parameters<typeof loadModel>[1] = {})
 /** Awaits `p`, which must reject with a one-line AttnvizError matching `pattern`. */
 async function expectBad(p: Promise<unknown> | (() => unknown), pattern: RegExp): Promise<void> {
   const run = typeof p === 'function' ? Promise.resolve().then(p) : p;
-  const e = await run.then(async (m) => {
-    if (m && typeof m === 'object' && 'release' in m) await (m as Model).release();
-    throw new Error(`expected an error matching ${pattern}`);
-  }, (error: Error) => error);
+  const e = await run.then(
+    async (m) => {
+      if (m && typeof m === 'object' && 'release' in m) await (m as Model).release();
+      throw new Error(`expected an error matching ${pattern}`);
+    },
+    (error: Error) => error,
+  );
   expect(e.name, e.message).toBe('AttnvizError');
   expect(e.message).not.toMatch(/\n/);
   expect(e.message).toMatch(pattern);
@@ -198,11 +218,20 @@ describe('dequantize', () => {
     expect([...dequantize(GGML.BF16, bytesOf(Uint16Array.from([0x3f80, 0xc000, 0x3fc0])), 3)]).toEqual([1, -2, 1.5]);
     expect([...dequantize(GGML.F32, f32Bytes([1.5, -2, 3e-8]), 3)]).toEqual([1.5, -2, Math.fround(3e-8)]);
     const bits = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x7c00, 0x8000];
-    expect([...dequantize(GGML.F16, bytesOf(Uint16Array.from(bits)), bits.length)]).toEqual([1, -2, 0.5, 65504, 2 ** -24, Infinity, -0]);
+    expect([...dequantize(GGML.F16, bytesOf(Uint16Array.from(bits)), bits.length)]).toEqual([
+      1,
+      -2,
+      0.5,
+      65504,
+      2 ** -24,
+      Infinity,
+      -0,
+    ]);
   });
 
   test('Q8_0: code × d, two blocks', () => {
-    const a = range(32, (j) => (j * 37) % 256 - 128), b = range(32, (j) => 127 - j);
+    const a = range(32, (j) => ((j * 37) % 256) - 128),
+      b = range(32, (j) => 127 - j);
     const y = dequantize(GGML.Q8_0, Buffer.concat([q8_0Block(0.5, a), q8_0Block(-0.25, b)]), 64);
     expect([...y]).toEqual([...a.map((c) => c * 0.5), ...b.map((c) => c * -0.25)]);
   });
@@ -213,10 +242,24 @@ describe('dequantize', () => {
   });
 
   test('Q4_K: d·scale·code − dmin·min per sub-block of 32, scales and mins up to 63 (high bits packed apart)', () => {
-    const scales = [1, 2, 3, 63, 17, 33, 48, 5], mins = [0, 1, 2, 3, 40, 63, 21, 9];
+    const scales = [1, 2, 3, 63, 17, 33, 48, 5],
+      mins = [0, 1, 2, 3, 40, 63, 21, 9];
     const codes = range(256, (i) => (i * 7 + (i >> 5)) % 16);
     const codes2 = range(256, (i) => 15 - (i % 16));
-    const y = dequantize(GGML.Q4_K, Buffer.concat([q4_KBlock(0.5, 0.25, scales, mins, codes), q4_KBlock(2, 1, mins.map((m) => 63 - m), scales, codes2)]), 512);
+    const y = dequantize(
+      GGML.Q4_K,
+      Buffer.concat([
+        q4_KBlock(0.5, 0.25, scales, mins, codes),
+        q4_KBlock(
+          2,
+          1,
+          mins.map((m) => 63 - m),
+          scales,
+          codes2,
+        ),
+      ]),
+      512,
+    );
     const expected = [
       ...codes.map((c, i) => 0.5 * scales[i >> 5] * c - 0.25 * mins[i >> 5]),
       ...codes2.map((c, i) => 2 * (63 - mins[i >> 5]) * c - 1 * scales[i >> 5]),
@@ -228,26 +271,70 @@ describe('dequantize', () => {
     const scales = [-128, -3, 1, 2, 5, 7, 11, 13, 17, 19, 23, 29, 31, 64, 100, 127];
     const codes = range(256, (i) => (i * 29 + 3) % 64);
     const y = dequantize(GGML.Q6_K, q6_KBlock(0.125, scales, codes), 256);
-    expect(maxAbsDiff(y, codes.map((c, i) => 0.125 * scales[i >> 4] * (c - 32)))).toBe(0);
+    expect(
+      maxAbsDiff(
+        y,
+        codes.map((c, i) => 0.125 * scales[i >> 4] * (c - 32)),
+      ),
+    ).toBe(0);
   });
 
   test('a GGUF file: metadata of every type, tensors read through their offsets, PyTorch shapes', async () => {
     const codes = range(256, (i) => i % 16);
-    const path = await file(gguf({
-      version: 2,
-      metadata: [['a.u32', { u32: 7 }], ['a.i32', { i32: -7 }], ['a.u64', { u64: 2 ** 40 }], ['a.f32', { f32: 0.5 }], ['a.bool', { bool: true }],
-        ['a.str', { str: 'héllo' }], ['a.strs', { strs: ['x', 'yz'] }], ['a.f32s', { f32s: [1, 2] }], ['general.alignment', { u32: 64 }]],
-      alignment: 64,
-      tensors: [
-        { name: 'f', ne: [3, 2], type: GGML.F32, data: f32Bytes([1, 2, 3, 4, 5, 6]) },
-        { name: 'h', ne: [2], type: GGML.F16, data: f16Bytes([0.5, -1]) },
-        { name: 'k', ne: [256, 2], type: GGML.Q4_K, data: Buffer.concat([q4_KBlock(1, 0, range(8, () => 1), range(8, () => 0), codes), q4_KBlock(1, 1, range(8, () => 2), range(8, () => 1), codes)]) },
-      ],
-    }));
+    const path = await file(
+      gguf({
+        version: 2,
+        metadata: [
+          ['a.u32', { u32: 7 }],
+          ['a.i32', { i32: -7 }],
+          ['a.u64', { u64: 2 ** 40 }],
+          ['a.f32', { f32: 0.5 }],
+          ['a.bool', { bool: true }],
+          ['a.str', { str: 'héllo' }],
+          ['a.strs', { strs: ['x', 'yz'] }],
+          ['a.f32s', { f32s: [1, 2] }],
+          ['general.alignment', { u32: 64 }],
+        ],
+        alignment: 64,
+        tensors: [
+          { name: 'f', ne: [3, 2], type: GGML.F32, data: f32Bytes([1, 2, 3, 4, 5, 6]) },
+          { name: 'h', ne: [2], type: GGML.F16, data: f16Bytes([0.5, -1]) },
+          {
+            name: 'k',
+            ne: [256, 2],
+            type: GGML.Q4_K,
+            data: Buffer.concat([
+              q4_KBlock(
+                1,
+                0,
+                range(8, () => 1),
+                range(8, () => 0),
+                codes,
+              ),
+              q4_KBlock(
+                1,
+                1,
+                range(8, () => 2),
+                range(8, () => 1),
+                codes,
+              ),
+            ]),
+          },
+        ],
+      }),
+    );
     const g = readGguf(path);
     expect(g.version).toBe(2);
     expect(Object.fromEntries(g.metadata)).toEqual({
-      'a.u32': 7, 'a.i32': -7, 'a.u64': 2 ** 40, 'a.f32': 0.5, 'a.bool': true, 'a.str': 'héllo', 'a.strs': ['x', 'yz'], 'a.f32s': [1, 2], 'general.alignment': 64,
+      'a.u32': 7,
+      'a.i32': -7,
+      'a.u64': 2 ** 40,
+      'a.f32': 0.5,
+      'a.bool': true,
+      'a.str': 'héllo',
+      'a.strs': ['x', 'yz'],
+      'a.f32s': [1, 2],
+      'general.alignment': 64,
     });
     expect(g.dataStart % 64).toBe(0);
     const t = (name: string) => g.tensors.get(name)!;
@@ -261,22 +348,53 @@ describe('dequantize', () => {
 // ---- bad files --------------------------------------------------------------------------------------------
 
 /** A minimal llama GGUF (hidden 32, 1 layer, 2 heads, vocab 4) whose parts each test can change. */
-function tinyLlama(change: { metadata?: (m: [string, MetaValue][]) => [string, MetaValue][]; tensors?: (t: TensorSpec[]) => TensorSpec[] } = {}): Buffer {
-  const D = 32, F = 64, V = 4;
-  const m = (name: string, ne: number[], fill = 0.01) => ({ name, ne, type: GGML.F32, data: f32Bytes(range(ne.reduce((a, b) => a * b), (i) => Math.sin(i) * fill)) });
+function tinyLlama(
+  change: {
+    metadata?: (m: [string, MetaValue][]) => [string, MetaValue][];
+    tensors?: (t: TensorSpec[]) => TensorSpec[];
+  } = {},
+): Buffer {
+  const D = 32,
+    F = 64,
+    V = 4;
+  const m = (name: string, ne: number[], fill = 0.01) => ({
+    name,
+    ne,
+    type: GGML.F32,
+    data: f32Bytes(
+      range(
+        ne.reduce((a, b) => a * b),
+        (i) => Math.sin(i) * fill,
+      ),
+    ),
+  });
   const metadata: [string, MetaValue][] = [
-    ['general.architecture', { str: 'llama' }], ['llama.embedding_length', { u32: D }], ['llama.block_count', { u32: 1 }],
-    ['llama.feed_forward_length', { u32: F }], ['llama.attention.head_count', { u32: 2 }], ['llama.context_length', { u32: 64 }],
+    ['general.architecture', { str: 'llama' }],
+    ['llama.embedding_length', { u32: D }],
+    ['llama.block_count', { u32: 1 }],
+    ['llama.feed_forward_length', { u32: F }],
+    ['llama.attention.head_count', { u32: 2 }],
+    ['llama.context_length', { u32: 64 }],
     ['llama.attention.layer_norm_rms_epsilon', { f32: 1e-5 }],
-    ['tokenizer.ggml.model', { str: 'llama' }], ['tokenizer.ggml.tokens', { strs: ['<unk>', '<s>', '</s>', '▁'] }],
-    ['tokenizer.ggml.scores', { f32s: [0, 0, 0, -1] }], ['tokenizer.ggml.token_type', { i32s: [2, 3, 3, 1] }],
-    ['tokenizer.ggml.bos_token_id', { u32: 1 }], ['tokenizer.ggml.eos_token_id', { u32: 2 }],
+    ['tokenizer.ggml.model', { str: 'llama' }],
+    ['tokenizer.ggml.tokens', { strs: ['<unk>', '<s>', '</s>', '▁'] }],
+    ['tokenizer.ggml.scores', { f32s: [0, 0, 0, -1] }],
+    ['tokenizer.ggml.token_type', { i32s: [2, 3, 3, 1] }],
+    ['tokenizer.ggml.bos_token_id', { u32: 1 }],
+    ['tokenizer.ggml.eos_token_id', { u32: 2 }],
   ];
   const tensors: TensorSpec[] = [
-    m('token_embd.weight', [D, V], 1), m('output_norm.weight', [D], 1),
-    m('blk.0.attn_norm.weight', [D], 1), m('blk.0.attn_q.weight', [D, D]), m('blk.0.attn_k.weight', [D, D]), m('blk.0.attn_v.weight', [D, D]),
-    m('blk.0.attn_output.weight', [D, D]), m('blk.0.ffn_norm.weight', [D], 1), m('blk.0.ffn_gate.weight', [D, F]),
-    m('blk.0.ffn_up.weight', [D, F]), m('blk.0.ffn_down.weight', [F, D]),
+    m('token_embd.weight', [D, V], 1),
+    m('output_norm.weight', [D], 1),
+    m('blk.0.attn_norm.weight', [D], 1),
+    m('blk.0.attn_q.weight', [D, D]),
+    m('blk.0.attn_k.weight', [D, D]),
+    m('blk.0.attn_v.weight', [D, D]),
+    m('blk.0.attn_output.weight', [D, D]),
+    m('blk.0.ffn_norm.weight', [D], 1),
+    m('blk.0.ffn_gate.weight', [D, F]),
+    m('blk.0.ffn_up.weight', [D, F]),
+    m('blk.0.ffn_down.weight', [F, D]),
   ];
   return gguf({ metadata: change.metadata?.(metadata) ?? metadata, tensors: change.tensors?.(tensors) ?? tensors });
 }
@@ -308,50 +426,116 @@ describe('bad GGUF files', () => {
   });
 
   test('a quantization type attnviz does not read is named', async () => {
-    const q5k = tinyLlama({ tensors: (t) => t.map((x) => (x.name === 'blk.0.ffn_down.weight' ? { ...x, ne: [256, 8], type: 13, data: new Uint8Array(176 * 8) } : x)) });
-    await expectBad(loadModel(await file(q5k)), /tensor "blk\.0\.ffn_down\.weight" has type Q5_K, which attnviz cannot read \(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K\)/);
-    const unknown = tinyLlama({ tensors: (t) => t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: 99 } : x)) });
+    const q5k = tinyLlama({
+      tensors: (t) =>
+        t.map((x) =>
+          x.name === 'blk.0.ffn_down.weight' ? { ...x, ne: [256, 8], type: 13, data: new Uint8Array(176 * 8) } : x,
+        ),
+    });
+    await expectBad(
+      loadModel(await file(q5k)),
+      /tensor "blk\.0\.ffn_down\.weight" has type Q5_K, which attnviz cannot read \(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K\)/,
+    );
+    const unknown = tinyLlama({
+      tensors: (t) => t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: 99 } : x)),
+    });
     await expectBad(loadModel(await file(unknown)), /tensor "output_norm\.weight" has type type 99/);
   });
 
   test.each([
-    'llama.block_count', 'llama.embedding_length', 'llama.attention.head_count', 'llama.feed_forward_length',
-    'llama.context_length', 'llama.attention.layer_norm_rms_epsilon', 'general.architecture', 'tokenizer.ggml.tokens', 'tokenizer.ggml.scores',
+    'llama.block_count',
+    'llama.embedding_length',
+    'llama.attention.head_count',
+    'llama.feed_forward_length',
+    'llama.context_length',
+    'llama.attention.layer_norm_rms_epsilon',
+    'general.architecture',
+    'tokenizer.ggml.tokens',
+    'tokenizer.ggml.scores',
   ])('missing metadata %s is named', async (key) => {
     const bad = tinyLlama({ metadata: (m) => m.filter(([k]) => k !== key) });
     await expectBad(loadModel(await file(bad)), new RegExp(`missing metadata "${key.replaceAll('.', '\\.')}"`));
   });
 
   test('wrong values: architecture, tokenizer model, rope dimensions, a string where a number goes', async () => {
-    const set = (key: string, value: MetaValue) => tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
-    await expectBad(loadModel(await file(set('general.architecture', { str: 'gpt2' }))), /architecture "gpt2" is not supported \(only llama\)/);
-    await expectBad(loadModel(await file(set('tokenizer.ggml.model', { str: 'gpt2' }))), /tokenizer model "gpt2" is not supported/);
-    await expectBad(loadModel(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))), /rope\.dimension_count 8 differs from the head size 16/);
-    await expectBad(loadModel(await file(set('llama.block_count', { str: 'two' }))), /metadata "llama\.block_count" must be a positive number, got "two"/);
-    await expectBad(loadModel(await file(set('llama.block_count', { u32: 2 }))), /missing tensor "model\.layers\.1\.input_layernorm\.weight"/);
+    const set = (key: string, value: MetaValue) =>
+      tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
+    await expectBad(
+      loadModel(await file(set('general.architecture', { str: 'gpt2' }))),
+      /architecture "gpt2" is not supported \(only llama\)/,
+    );
+    await expectBad(
+      loadModel(await file(set('tokenizer.ggml.model', { str: 'gpt2' }))),
+      /tokenizer model "gpt2" is not supported/,
+    );
+    await expectBad(
+      loadModel(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))),
+      /rope\.dimension_count 8 differs from the head size 16/,
+    );
+    await expectBad(
+      loadModel(await file(set('llama.block_count', { str: 'two' }))),
+      /metadata "llama\.block_count" must be a positive number, got "two"/,
+    );
+    await expectBad(
+      loadModel(await file(set('llama.block_count', { u32: 2 }))),
+      /missing tensor "model\.layers\.1\.input_layernorm\.weight"/,
+    );
   });
 
   test('tensor table: misaligned or overlapping data, unknown names, shapes against the config', async () => {
-    const misaligned = gguf({ metadata: [], tensors: [{ name: 'a', ne: [4], type: GGML.F32, data: f32Bytes([1, 2, 3, 4]) }], offsets: { 0: 4 } });
+    const misaligned = gguf({
+      metadata: [],
+      tensors: [{ name: 'a', ne: [4], type: GGML.F32, data: f32Bytes([1, 2, 3, 4]) }],
+      offsets: { 0: 4 },
+    });
     await expectBad(() => readGguf(join(scratch, 'x')), /cannot open/);
     await expectBad(loadModel(await file(misaligned)), /data offset 4 is not a multiple of the alignment 32/);
-    const two = (offsets: Record<number, number>) => gguf({ metadata: [], offsets, tensors: [
-      { name: 'a', ne: [16], type: GGML.F32, data: f32Bytes(range(16, (i) => i)) }, { name: 'b', ne: [16], type: GGML.F32, data: f32Bytes(range(16, (i) => i)) }] });
+    const two = (offsets: Record<number, number>) =>
+      gguf({
+        metadata: [],
+        offsets,
+        tensors: [
+          { name: 'a', ne: [16], type: GGML.F32, data: f32Bytes(range(16, (i) => i)) },
+          { name: 'b', ne: [16], type: GGML.F32, data: f32Bytes(range(16, (i) => i)) },
+        ],
+      });
     await expectBad(loadModel(await file(two({ 1: 32 }))), /tensors "a" and "b" overlap/);
-    const extra = tinyLlama({ tensors: (t) => [...t, { name: 'blk.0.ffn_gate_exps.weight', ne: [4], type: GGML.F32, data: f32Bytes([0, 0, 0, 0]) }] });
-    await expectBad(loadModel(await file(extra)), /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama model/);
-    const ropeFreqs = tinyLlama({ tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 1)) }] });
+    const extra = tinyLlama({
+      tensors: (t) => [
+        ...t,
+        { name: 'blk.0.ffn_gate_exps.weight', ne: [4], type: GGML.F32, data: f32Bytes([0, 0, 0, 0]) },
+      ],
+    });
+    await expectBad(
+      loadModel(await file(extra)),
+      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama model/,
+    );
+    const ropeFreqs = tinyLlama({
+      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 1)) }],
+    });
     await expectBad(loadModel(await file(ropeFreqs)), /rope_freqs\.weight.*not supported/);
-    const wrongShape = tinyLlama({ tensors: (t) => t.map((x) => (x.name === 'blk.0.attn_k.weight' ? { ...x, ne: [32, 16], data: x.data.subarray(0, 32 * 16 * 4) } : x)) });
-    await expectBad(loadModel(await file(wrongShape)), /k_proj\.weight" has shape \[16, 32\]; the config implies \[32, 32\]/);
+    const wrongShape = tinyLlama({
+      tensors: (t) =>
+        t.map((x) =>
+          x.name === 'blk.0.attn_k.weight' ? { ...x, ne: [32, 16], data: x.data.subarray(0, 32 * 16 * 4) } : x,
+        ),
+    });
+    await expectBad(
+      loadModel(await file(wrongShape)),
+      /k_proj\.weight" has shape \[16, 32\]; the config implies \[32, 32\]/,
+    );
   });
 
   test('a load that fails leaves no temporary folder behind', async () => {
     const { readdir } = await import('node:fs/promises');
-    const before = (await readdir(tmpdir())).filter((f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-')).length;
+    const before = (await readdir(tmpdir())).filter(
+      (f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-'),
+    ).length;
     const bad = tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === 'llama.block_count' ? { u32: 2 } : v]) });
     await expectBad(loadModel(await file(bad)), /missing tensor/);
-    const after = (await readdir(tmpdir())).filter((f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-')).length;
+    const after = (await readdir(tmpdir())).filter(
+      (f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-'),
+    ).length;
     expect(after).toBeLessThanOrEqual(before);
   });
 });
@@ -363,7 +547,11 @@ function unpermute(w: Float32Array, heads: number, d: number, cols: number): Flo
   const out = new Float32Array(w.length);
   for (let h = 0; h < heads; h++) {
     for (let a = 0; a < 2; a++) {
-      for (let b = 0; b < d / 2; b++) out.set(w.subarray((h * d + a * (d / 2) + b) * cols, (h * d + a * (d / 2) + b + 1) * cols), (h * d + 2 * b + a) * cols);
+      for (let b = 0; b < d / 2; b++)
+        out.set(
+          w.subarray((h * d + a * (d / 2) + b) * cols, (h * d + a * (d / 2) + b + 1) * cols),
+          (h * d + 2 * b + a) * cols,
+        );
     }
   }
   return out;
@@ -371,7 +559,8 @@ function unpermute(w: Float32Array, heads: number, d: number, cols: number): Flo
 
 /** Q8_0 codes of a row-major tensor, block by block (ggml's quantize_row_q8_0_ref), and the values they stand for. */
 function quantizeQ8_0(x: Float32Array): { bytes: Uint8Array; values: Float32Array } {
-  const blocks: Uint8Array[] = [], values = new Float32Array(x.length);
+  const blocks: Uint8Array[] = [],
+    values = new Float32Array(x.length);
   for (let b = 0; b < x.length / 32; b++) {
     const v = x.subarray(b * 32, b * 32 + 32);
     const d = f16BitsToF32(f32ToF16Bits(Math.fround(maxAbs(v) / 127)));
@@ -385,12 +574,16 @@ function quantizeQ8_0(x: Float32Array): { bytes: Uint8Array; values: Float32Arra
 type TensorDType = 'F32' | 'F16' | 'Q8_0';
 
 /** llama-tiny-mha as a GGUF file; `types` picks the storage of some tensors. Returns the file and the weights it holds, as F32. */
-async function llamaTinyGguf(types: (ggufName: string) => TensorDType = () => 'F32'): Promise<{ path: string; holds: Map<string, Float32Array> }> {
+async function llamaTinyGguf(
+  types: (ggufName: string) => TensorDType = () => 'F32',
+): Promise<{ path: string; holds: Map<string, Float32Array> }> {
   const stories = readGguf(STORIES);
   const meta = (key: string) => stories.metadata.get(key) as never;
   const { tensors } = await readWeights(goldenModel('llama-tiny-mha'));
   const w = (name: string) => tensorToF32(tensors.get(name)!);
-  const D = 48, d = 12, H = 4;
+  const D = 48,
+    d = 12,
+    H = 4;
   const specs: TensorSpec[] = [];
   const holds = new Map<string, Float32Array>();
   const add = (name: string, torchShape: number[], values: Float32Array) => {
@@ -404,7 +597,12 @@ async function llamaTinyGguf(types: (ggufName: string) => TensorDType = () => 'F
       values = values.map((v) => f16BitsToF32(f32ToF16Bits(v)));
     } else data = f32Bytes(values);
     holds.set(name, values);
-    specs.push({ name, ne: [...torchShape].reverse(), type: { F32: GGML.F32, F16: GGML.F16, Q8_0: GGML.Q8_0 }[type], data });
+    specs.push({
+      name,
+      ne: [...torchShape].reverse(),
+      type: { F32: GGML.F32, F16: GGML.F16, Q8_0: GGML.Q8_0 }[type],
+      data,
+    });
   };
   add('token_embd.weight', [512, D], w('model.embed_tokens.weight'));
   add('output_norm.weight', [D], w('model.norm.weight'));
@@ -422,13 +620,22 @@ async function llamaTinyGguf(types: (ggufName: string) => TensorDType = () => 'F
   }
   const bytes = gguf({
     metadata: [
-      ['general.architecture', { str: 'llama' }], ['llama.embedding_length', { u32: D }], ['llama.block_count', { u32: 2 }],
-      ['llama.feed_forward_length', { u32: 128 }], ['llama.attention.head_count', { u32: H }], ['llama.attention.head_count_kv', { u32: H }],
-      ['llama.context_length', { u32: 512 }], ['llama.attention.layer_norm_rms_epsilon', { f32: 1e-6 }], ['llama.rope.freq_base', { f32: 500000 }],
+      ['general.architecture', { str: 'llama' }],
+      ['llama.embedding_length', { u32: D }],
+      ['llama.block_count', { u32: 2 }],
+      ['llama.feed_forward_length', { u32: 128 }],
+      ['llama.attention.head_count', { u32: H }],
+      ['llama.attention.head_count_kv', { u32: H }],
+      ['llama.context_length', { u32: 512 }],
+      ['llama.attention.layer_norm_rms_epsilon', { f32: 1e-6 }],
+      ['llama.rope.freq_base', { f32: 500000 }],
       ['llama.rope.dimension_count', { u32: d }],
-      ['tokenizer.ggml.model', { str: 'llama' }], ['tokenizer.ggml.tokens', { strs: meta('tokenizer.ggml.tokens') }],
-      ['tokenizer.ggml.scores', { f32s: meta('tokenizer.ggml.scores') }], ['tokenizer.ggml.token_type', { i32s: meta('tokenizer.ggml.token_type') }],
-      ['tokenizer.ggml.bos_token_id', { u32: 1 }], ['tokenizer.ggml.eos_token_id', { u32: 2 }],
+      ['tokenizer.ggml.model', { str: 'llama' }],
+      ['tokenizer.ggml.tokens', { strs: meta('tokenizer.ggml.tokens') }],
+      ['tokenizer.ggml.scores', { f32s: meta('tokenizer.ggml.scores') }],
+      ['tokenizer.ggml.token_type', { i32s: meta('tokenizer.ggml.token_type') }],
+      ['tokenizer.ggml.bos_token_id', { u32: 1 }],
+      ['tokenizer.ggml.eos_token_id', { u32: 2 }],
     ],
     tensors: specs,
   });
@@ -440,7 +647,9 @@ describe.skipIf(!HAVE_SHARED || !HAVE_STORIES)('GGUF llama against the golden ca
 
   test('the stories260K tokenizer reproduces every golden tokenization (llama2.c encode) and decodes back', async () => {
     const tokenizer = ggufTokenizer(readGguf(STORIES), 'stories260K.gguf');
-    const { inputs } = JSON.parse(await readFile(join(SHARED, 'golden', 'cases', 'tokenization', 'llama-tiny-mha.json'), 'utf8')) as {
+    const { inputs } = JSON.parse(
+      await readFile(join(SHARED, 'golden', 'cases', 'tokenization', 'llama-tiny-mha.json'), 'utf8'),
+    ) as {
       inputs: { text: string; text_pair: string | null; ids: number[]; tokens: string[] }[];
     };
     expect(inputs.length).toBeGreaterThanOrEqual(9);
@@ -452,30 +661,47 @@ describe.skipIf(!HAVE_SHARED || !HAVE_STORIES)('GGUF llama against the golden ca
     }
   });
 
-  test.each(files.map((f) => [f.split('/').pop()!, f]))('F32 GGUF: %s, q/k in the interleaved layout', async (_, caseFile) => {
-    const golden = await readGoldenCase(caseFile);
-    const m = await open((await llamaTinyGguf()).path, { logits: 'all' });
-    const a = await m.attention(golden.text, { pair: golden.textPair });
-    expect(a.tokens).toEqual(golden.tokens);
-    expect(a.inputIds).toEqual(golden.inputIds);
-    expect(a.rotary).toBe('interleaved');
-    expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
-    for (const [ours, name] of [[a.query!, 'query_llama2c'], [a.key!, 'key_llama2c'], [a.hiddenLast!, 'hidden_last'], [await m.logits(golden.text, { pair: golden.textPair }), 'logits']] as const) {
-      const ref = golden.f32(name);
-      expect(ours.dims, name).toEqual(golden.dims(name));
-      expect(maxAbsDiff(ours.data, ref), name).toBeLessThan((name === 'logits' ? 1e-3 : 1e-4) * Math.max(1, maxAbs(ref)));
-    }
-  });
+  test.each(files.map((f) => [f.split('/').pop()!, f]))(
+    'F32 GGUF: %s, q/k in the interleaved layout',
+    async (_, caseFile) => {
+      const golden = await readGoldenCase(caseFile);
+      const m = await open((await llamaTinyGguf()).path, { logits: 'all' });
+      const a = await m.attention(golden.text, { pair: golden.textPair });
+      expect(a.tokens).toEqual(golden.tokens);
+      expect(a.inputIds).toEqual(golden.inputIds);
+      expect(a.rotary).toBe('interleaved');
+      expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
+      for (const [ours, name] of [
+        [a.query!, 'query_llama2c'],
+        [a.key!, 'key_llama2c'],
+        [a.hiddenLast!, 'hidden_last'],
+        [await m.logits(golden.text, { pair: golden.textPair }), 'logits'],
+      ] as const) {
+        const ref = golden.f32(name);
+        expect(ours.dims, name).toEqual(golden.dims(name));
+        expect(maxAbsDiff(ours.data, ref), name).toBeLessThan(
+          (name === 'logits' ? 1e-3 : 1e-4) * Math.max(1, maxAbs(ref)),
+        );
+      }
+    },
+  );
 
   test('F16 and Q8_0 tensors compute what their values in F32 compute', async () => {
     const text = (await readGoldenCase(files.find((f) => f.includes('__fox'))!)).text;
-    const mixed = await llamaTinyGguf((name) => (name.endsWith('ffn_down.weight') ? 'Q8_0' : name.includes('attn') ? 'F16' : 'F32'));
+    const mixed = await llamaTinyGguf((name) =>
+      name.endsWith('ffn_down.weight') ? 'Q8_0' : name.includes('attn') ? 'F16' : 'F32',
+    );
     // The same values, all stored as F32.
     const { tensors } = await readWeights(goldenModel('llama-tiny-mha'));
     expect(tensors.size).toBeGreaterThan(0);
     const asF32 = gguf({
       metadata: [...readGguf(mixed.path).metadata].map(([k, v]) => [k, toMeta(v)] as [string, MetaValue]),
-      tensors: [...readGguf(mixed.path).tensors.values()].map((t) => ({ name: t.name, ne: t.ne, type: GGML.F32, data: f32Bytes(mixed.holds.get(t.name)!) })),
+      tensors: [...readGguf(mixed.path).tensors.values()].map((t) => ({
+        name: t.name,
+        ne: t.ne,
+        type: GGML.F32,
+        data: f32Bytes(mixed.holds.get(t.name)!),
+      })),
     });
     const a = await (await open(mixed.path)).attention(text);
     const b = await (await open(await file(asF32))).attention(text);
@@ -514,7 +740,8 @@ describe.skipIf(!HAVE_STORIES)('stories260K.gguf', () => {
     expect(a.rotary).toBe('interleaved');
     expectCausalInvariants(a, 5, 8, 8);
     // Query heads 2h and 2h + 1 read kv head h: the same keys.
-    const T = a.tokens.length, size = T * 8;
+    const T = a.tokens.length,
+      size = T * 8;
     expect(maxAbsDiff(a.key!.data.subarray(2 * size, 3 * size), a.key!.data.subarray(3 * size, 4 * size))).toBe(0);
     const back = decodeAttentionFile(encodeAttentionFile(a), 'a.safetensors');
     expect(back.kvHeads).toBe(4);
@@ -526,15 +753,25 @@ function expectCausalInvariants(a: Attention, layers: number, heads: number, d: 
   const T = a.tokens.length;
   expect(a.attention.dims).toEqual([layers, heads, T, T]);
   expect(a.query!.dims).toEqual([layers, heads, T, d]);
-  const p = a.attention.data, q = a.query!.data, k = a.key!.data;
-  let rowSum = 0, above = 0, softmax = 0;
+  const p = a.attention.data,
+    q = a.query!.data,
+    k = a.key!.data;
+  let rowSum = 0,
+    above = 0,
+    softmax = 0;
   for (let lh = 0; lh < layers * heads; lh++) {
     for (let i = 0; i < T; i++) {
       const row = p.subarray((lh * T + i) * T, (lh * T + i + 1) * T);
       rowSum = Math.max(rowSum, Math.abs(row.reduce((s, x) => s + x, 0) - 1));
       for (let j = i + 1; j < T; j++) above = Math.max(above, row[j]);
-      const scores = range(i + 1, (j) => range(d, (c) => q[(lh * T + i) * d + c] * k[(lh * T + j) * d + c]).reduce((s, x) => s + x) / Math.sqrt(d));
-      const max = Math.max(...scores), e = scores.map((s) => Math.exp(s - max)), sum = e.reduce((s, x) => s + x);
+      const scores = range(
+        i + 1,
+        (j) =>
+          range(d, (c) => q[(lh * T + i) * d + c] * k[(lh * T + j) * d + c]).reduce((s, x) => s + x) / Math.sqrt(d),
+      );
+      const max = Math.max(...scores),
+        e = scores.map((s) => Math.exp(s - max)),
+        sum = e.reduce((s, x) => s + x);
       for (let j = 0; j <= i; j++) softmax = Math.max(softmax, Math.abs(e[j] / sum - row[j]));
     }
   }

@@ -3,7 +3,7 @@
  * exactly, attention within 1e-4, q/k/hidden_last within 1e-4 × max(1, max |golden|) (golden README).
  */
 import { describe, expect, test } from 'vitest';
-import { loadModel } from '../src/engine.js';
+import { loadModel } from '../src/models/load-model.js';
 import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, loadedOnce, readGoldenCase } from './shared.js';
 
 const model = loadedOnce((name: string) => loadModel(goldenModel(name)));

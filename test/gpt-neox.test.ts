@@ -8,15 +8,37 @@
  * and one-line errors on bad inputs.
  */
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
 import {
-  activation, addRows, attend, expectBad, expectInvariants, expectMatchesReference, gather, graphOf, layerNorm, linear,
-  removeTinyModels, rope, Rng, TinyWeights, writeTinyModel, type Reference, type Rows,
+  activation,
+  addRows,
+  attend,
+  expectBad,
+  expectInvariants,
+  expectMatchesReference,
+  gather,
+  graphOf,
+  layerNorm,
+  linear,
+  removeTinyModels,
+  rope,
+  Rng,
+  TinyWeights,
+  writeTinyModel,
+  type Reference,
+  type Rows,
 } from './tiny-models.js';
 
 const TEXT = 'The cat sat on the mat; the dog, unimpressed, watched it.';
-const V = 50257, D = 32, H = 4, d = 8, I = 64, P = 128, EPS = 1e-5;
+const V = 50257,
+  D = 32,
+  H = 4,
+  d = 8,
+  I = 64,
+  P = 128,
+  EPS = 1e-5;
 
 const loaded: Model[] = [];
 async function open(dir: string): Promise<Model> {
@@ -41,10 +63,24 @@ const PYTHIA_LIKE: Spec = { layers: 2, rotaryPct: 0.5, base: 10000, parallel: tr
 
 function configOf(s: Spec): Record<string, unknown> {
   return {
-    architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', vocab_size: V, hidden_size: D, num_hidden_layers: s.layers,
-    num_attention_heads: H, intermediate_size: I, hidden_act: 'gelu', max_position_embeddings: P, rotary_pct: s.rotaryPct,
-    rotary_emb_base: s.base, use_parallel_residual: s.parallel, attention_bias: s.bias, layer_norm_eps: EPS,
-    tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0, rope_scaling: null,
+    architectures: ['GPTNeoXForCausalLM'],
+    model_type: 'gpt_neox',
+    vocab_size: V,
+    hidden_size: D,
+    num_hidden_layers: s.layers,
+    num_attention_heads: H,
+    intermediate_size: I,
+    hidden_act: 'gelu',
+    max_position_embeddings: P,
+    rotary_pct: s.rotaryPct,
+    rotary_emb_base: s.base,
+    use_parallel_residual: s.parallel,
+    attention_bias: s.bias,
+    layer_norm_eps: EPS,
+    tie_word_embeddings: false,
+    bos_token_id: 0,
+    eos_token_id: 0,
+    rope_scaling: null,
   };
 }
 
@@ -60,7 +96,8 @@ function weightsOf(s: Spec, seed: number): TinyWeights {
     w.layerNorm(`${l}.post_attention_layernorm`, D);
     // Peaked attention: q and k rows N(0, 2/D), v rows N(0, 0.09).
     const qkv = w.add(`${l}.attention.query_key_value.weight`, [3 * D, D], 1);
-    for (let r = 0; r < 3 * D; r++) for (let c = 0; c < D; c++) qkv[r * D + c] *= (r % (3 * d)) < 2 * d ? Math.sqrt(2 / D) : 0.3;
+    for (let r = 0; r < 3 * D; r++)
+      for (let c = 0; c < D; c++) qkv[r * D + c] *= r % (3 * d) < 2 * d ? Math.sqrt(2 / D) : 0.3;
     if (s.bias) w.add(`${l}.attention.query_key_value.bias`, [3 * D], 0.05);
     w.linear(`${l}.attention.dense`, D, D, 0.3, s.bias);
     w.linear(`${l}.mlp.dense_h_to_4h`, D, I, 2 / Math.sqrt(D));
@@ -75,13 +112,16 @@ function reference(w: TinyWeights, s: Spec, ids: readonly number[]): Reference {
   const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
   const r = Math.trunc(d * s.rotaryPct);
   const ln = (x: Rows, name: string) => layerNorm(x, w.get(`${name}.weight`), w.get(`${name}.bias`), EPS);
-  const lin = (x: Rows, name: string, nOut: number, bias = true) => linear(x, w.get(`${name}.weight`), bias ? w.get(`${name}.bias`) : null, nOut);
+  const lin = (x: Rows, name: string, nOut: number, bias = true) =>
+    linear(x, w.get(`${name}.weight`), bias ? w.get(`${name}.bias`) : null, nOut);
   let x = gather(w.get('gpt_neox.embed_in.weight'), D, ids);
   for (let i = 0; i < s.layers; i++) {
     const l = `gpt_neox.layers.${i}`;
     const qkv = lin(ln(x, `${l}.input_layernorm`), `${l}.attention.query_key_value`, 3 * D, s.bias);
-    const part = (p: 0 | 1 | 2) => Array.from({ length: H }, (_, h) => qkv.map((row) => row.slice(qkvRow(h, p, 0), qkvRow(h, p, 0) + d)));
-    const q = rope(part(0), r, s.base), k = rope(part(1), r, s.base);
+    const part = (p: 0 | 1 | 2) =>
+      Array.from({ length: H }, (_, h) => qkv.map((row) => row.slice(qkvRow(h, p, 0), qkvRow(h, p, 0) + d)));
+    const q = rope(part(0), r, s.base),
+      k = rope(part(1), r, s.base);
     const { probs, context } = attend(q, k, part(2), 1 / Math.sqrt(d), true);
     ref.q.push(q);
     ref.k.push(k);
@@ -104,7 +144,10 @@ const dimsOf = (s: Spec) => ({ layers: s.layers, heads: H, headDim: d, hidden: D
 describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
   const variants: [string, Spec][] = [
     ['Pythia-like: parallel residual, rotary on half of each head', PYTHIA_LIKE],
-    ['sequential residual, rotary on a quarter, no attention biases, θ base 5e5', { layers: 3, rotaryPct: 0.25, base: 5e5, parallel: false, bias: false }],
+    [
+      'sequential residual, rotary on a quarter, no attention biases, θ base 5e5',
+      { layers: 3, rotaryPct: 0.25, base: 5e5, parallel: false, bias: false },
+    ],
     ['full rotary', { ...PYTHIA_LIKE, rotaryPct: 1 }],
     ['no rotary (rotary_pct 0)', { ...PYTHIA_LIKE, rotaryPct: 0 }],
   ];
@@ -124,11 +167,16 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
   test('causal: a prefix of the text gives the same attention rows', async () => {
     const m = await open(await writeTinyModel(configOf(PYTHIA_LIKE), weightsOf(PYTHIA_LIKE, 12), 'gpt2-tiny'));
     const [long, short] = [await m.attention(`${TEXT} And then it rained.`), await m.attention(TEXT)];
-    const T = short.tokens.length, TL = long.tokens.length;
+    const T = short.tokens.length,
+      TL = long.tokens.length;
     let worst = 0;
     for (let lh = 0; lh < PYTHIA_LIKE.layers * H; lh++)
       for (let i = 0; i < T; i++)
-        for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(long.attention.data[(lh * TL + i) * TL + j] - short.attention.data[(lh * T + i) * T + j]));
+        for (let j = 0; j < T; j++)
+          worst = Math.max(
+            worst,
+            Math.abs(long.attention.data[(lh * TL + i) * TL + j] - short.attention.data[(lh * T + i) * T + j]),
+          );
     expect(worst).toBeLessThan(1e-6);
   });
 
@@ -138,7 +186,8 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
     // Layer 0: plain LayerNorm, and head 1's q rows = the identity on input dims 0..d-1 with no bias.
     w.set('gpt_neox.layers.0.input_layernorm.weight', [D], new Float32Array(D).fill(1));
     w.set('gpt_neox.layers.0.input_layernorm.bias', [D], new Float32Array(D));
-    const qkv = w.get('gpt_neox.layers.0.attention.query_key_value.weight'), bias = w.get('gpt_neox.layers.0.attention.query_key_value.bias');
+    const qkv = w.get('gpt_neox.layers.0.attention.query_key_value.weight'),
+      bias = w.get('gpt_neox.layers.0.attention.query_key_value.bias');
     for (let j = 0; j < d; j++) {
       qkv.fill(0, qkvRow(1, 0, j) * D, (qkvRow(1, 0, j) + 1) * D);
       qkv[qkvRow(1, 0, j) * D + j] = 1;
@@ -146,7 +195,9 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
     }
     const m = await open(await writeTinyModel(configOf(spec), w, 'gpt2-tiny'));
     const a = await m.attention(TEXT);
-    const T = a.tokens.length, r = d * spec.rotaryPct, half = r / 2;
+    const T = a.tokens.length,
+      r = d * spec.rotaryPct,
+      half = r / 2;
     const embed = w.get('gpt_neox.embed_in.weight');
     let worst = 0;
     for (let t = 0; t < T; t++) {
@@ -160,7 +211,10 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
         if (j < r) {
           const theta = t / spec.base ** ((2 * (j % half)) / r);
           // rotate_half: (u_j, u_{j+r/2}) turns by t·θ_j.
-          expected = j < half ? u[j] * Math.cos(theta) - u[j + half] * Math.sin(theta) : u[j] * Math.cos(theta) + u[j - half] * Math.sin(theta);
+          expected =
+            j < half
+              ? u[j] * Math.cos(theta) - u[j + half] * Math.sin(theta)
+              : u[j] * Math.cos(theta) + u[j - half] * Math.sin(theta);
         }
         worst = Math.max(worst, Math.abs(a.query!.data[(1 * T + t) * d + j] - expected)); // layer 0, head 1
       }
@@ -173,13 +227,24 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
     const m = await open(await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny'));
     const extra = {
       'embed_out.weight': { dtype: 'F32' as const, shape: [8, D], data: new Float32Array(8 * D) }, // (really [V, D]; unread)
-      ...Object.fromEntries(Array.from({ length: PYTHIA_LIKE.layers }, (_, i) => [
-        [`layers.${i}.attention.bias`, { dtype: 'BOOL' as const, shape: [1, 1, P, P], data: new Uint8Array(P * P).fill(1) }],
-        [`layers.${i}.attention.masked_bias`, { dtype: 'F32' as const, shape: [], data: Float32Array.of(-1e9) }],
-        [`layers.${i}.attention.rotary_emb.inv_freq`, { dtype: 'F32' as const, shape: [2], data: Float32Array.of(1, 0.01) }],
-      ]).flat()),
+      ...Object.fromEntries(
+        Array.from({ length: PYTHIA_LIKE.layers }, (_, i) => [
+          [
+            `layers.${i}.attention.bias`,
+            { dtype: 'BOOL' as const, shape: [1, 1, P, P], data: new Uint8Array(P * P).fill(1) },
+          ],
+          [`layers.${i}.attention.masked_bias`, { dtype: 'F32' as const, shape: [], data: Float32Array.of(-1e9) }],
+          [
+            `layers.${i}.attention.rotary_emb.inv_freq`,
+            { dtype: 'F32' as const, shape: [2], data: Float32Array.of(1, 0.01) },
+          ],
+        ]).flat(),
+      ),
     };
-    const dir = await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny', { rename: (n) => n.replace(/^gpt_neox\./, ''), extra });
+    const dir = await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny', {
+      rename: (n) => n.replace(/^gpt_neox\./, ''),
+      extra,
+    });
     const bare = await open(dir);
     const [a, b] = [await m.attention(TEXT), await bare.attention(TEXT)];
     expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
@@ -193,31 +258,66 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
     const base = configOf(PYTHIA_LIKE);
     const plain = await open(await writeTinyModel(base, w, 'gpt2-tiny'));
     const expected = await plain.attention(TEXT);
-    const renamed = { ...base, rotary_pct: undefined, rotary_emb_base: undefined, partial_rotary_factor: 0.5, rope_theta: 10000 };
-    const nested = { ...base, rotary_pct: undefined, rotary_emb_base: undefined, rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 } };
+    const renamed = {
+      ...base,
+      rotary_pct: undefined,
+      rotary_emb_base: undefined,
+      partial_rotary_factor: 0.5,
+      rope_theta: 10000,
+    };
+    const nested = {
+      ...base,
+      rotary_pct: undefined,
+      rotary_emb_base: undefined,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000, partial_rotary_factor: 0.5 },
+    };
     for (const config of [renamed, nested]) {
       const a = await (await open(await writeTinyModel(config, w, 'gpt2-tiny'))).attention(TEXT);
       expect(maxAbsDiff(a.attention.data, expected.attention.data)).toBe(0);
     }
     // And a different θ base changes the rotated q (the base is read, not defaulted).
-    const other = await (await open(await writeTinyModel({ ...base, rotary_emb_base: 100 }, w, 'gpt2-tiny'))).attention(TEXT);
+    const other = await (await open(await writeTinyModel({ ...base, rotary_emb_base: 100 }, w, 'gpt2-tiny'))).attention(
+      TEXT,
+    );
     expect(maxAbsDiff(other.query!.data, expected.query!.data)).toBeGreaterThan(0.01 * maxAbs(expected.query!.data));
   });
 
   test('bad inputs: config fields missing or unsupported, tensors missing or of the wrong shape', async () => {
     const w = weightsOf(PYTHIA_LIKE, 16);
     const base = configOf(PYTHIA_LIKE);
-    const write = (config: Record<string, unknown>, rename?: (n: string) => string | null) => writeTinyModel(config, w, 'gpt2-tiny', { rename });
-    await expectBad(loadModel(await write({ ...base, num_attention_heads: undefined })), /config\.json: missing field "num_attention_heads"/);
-    await expectBad(loadModel(await write({ ...base, hidden_act: 'swish' })), /"hidden_act" is "swish"; supported: gelu/);
-    await expectBad(loadModel(await write({ ...base, rotary_pct: 0.375 })), /rotary_pct 0\.375 gives 3 rotary dimensions of 8; they must be an even number/);
-    await expectBad(loadModel(await write({ ...base, rope_scaling: { type: 'linear', factor: 2 } })), /rope_scaling .* is not supported/);
-    await expectBad(loadModel(await write(base, (n) => (n === 'gpt_neox.layers.1.attention.query_key_value.weight' ? null : n))),
-      /checkpoint is missing tensor "gpt_neox\.layers\.1\.attention\.query_key_value\.weight"/);
-    await expectBad(loadModel(await write(base, (n) => (n === 'gpt_neox.layers.0.attention.dense.bias' ? null : n))),
-      /checkpoint is missing tensor "gpt_neox\.layers\.0\.attention\.dense\.bias"/);
-    await expectBad(loadModel(await write({ ...base, intermediate_size: 80 })),
-      /tensor "gpt_neox\.layers\.0\.mlp\.dense_h_to_4h\.weight" has shape \[64, 32\]; the config implies \[80, 32\]/);
-    await expectBad(loadModel(await write({ ...base, vocab_size: 50000 })), /tensor "gpt_neox\.embed_in\.weight" has shape \[50257, 32\]; the config implies \[50000, 32\]/);
+    const write = (config: Record<string, unknown>, rename?: (n: string) => string | null) =>
+      writeTinyModel(config, w, 'gpt2-tiny', { rename });
+    await expectBad(
+      loadModel(await write({ ...base, num_attention_heads: undefined })),
+      /config\.json: missing field "num_attention_heads"/,
+    );
+    await expectBad(
+      loadModel(await write({ ...base, hidden_act: 'swish' })),
+      /"hidden_act" is "swish"; supported: gelu/,
+    );
+    await expectBad(
+      loadModel(await write({ ...base, rotary_pct: 0.375 })),
+      /rotary_pct 0\.375 gives 3 rotary dimensions of 8; they must be an even number/,
+    );
+    await expectBad(
+      loadModel(await write({ ...base, rope_scaling: { type: 'linear', factor: 2 } })),
+      /rope_scaling .* is not supported/,
+    );
+    await expectBad(
+      loadModel(await write(base, (n) => (n === 'gpt_neox.layers.1.attention.query_key_value.weight' ? null : n))),
+      /checkpoint is missing tensor "gpt_neox\.layers\.1\.attention\.query_key_value\.weight"/,
+    );
+    await expectBad(
+      loadModel(await write(base, (n) => (n === 'gpt_neox.layers.0.attention.dense.bias' ? null : n))),
+      /checkpoint is missing tensor "gpt_neox\.layers\.0\.attention\.dense\.bias"/,
+    );
+    await expectBad(
+      loadModel(await write({ ...base, intermediate_size: 80 })),
+      /tensor "gpt_neox\.layers\.0\.mlp\.dense_h_to_4h\.weight" has shape \[64, 32\]; the config implies \[80, 32\]/,
+    );
+    await expectBad(
+      loadModel(await write({ ...base, vocab_size: 50000 })),
+      /tensor "gpt_neox\.embed_in\.weight" has shape \[50257, 32\]; the config implies \[50000, 32\]/,
+    );
   });
 });

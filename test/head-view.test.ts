@@ -18,7 +18,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     browser = await launch();
     pair = await golden('bert-tiny__cat_pair');
   });
-  afterAll(async () => { await browser?.close(); });
+  afterAll(async () => {
+    await browser?.close();
+  });
   beforeEach(async () => {
     await p?.close();
     p = await openHtml(browser, renderHtml(pair, { view: 'head' }));
@@ -26,15 +28,23 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
 
   const root = '.attnviz';
   const drawn = () => p.page.$eval(root, (e) => Number((e as HTMLElement).dataset.drawn));
-  const state = () => p.page.$eval(root, (e) => (e as unknown as { attnvizView: { state(): unknown } }).attnvizView.state()) as Promise<{ active: boolean[]; pinned: { side: string; index: number }[]; layer: number }>;
+  const state = () =>
+    p.page.$eval(root, (e) => (e as unknown as { attnvizView: { state(): unknown } }).attnvizView.state()) as Promise<{
+      active: boolean[];
+      pinned: { side: string; index: number }[];
+      layer: number;
+    }>;
   const token = (side: string, index: number) => `.av-token[data-side=${side}][data-index="${index}"]`;
   /** Lines drawn when only the given head is active: expected from the data, weights ≥ 1/255. */
   const linesFor = (layer: number, heads: number[], rows: number[] | null) => {
     const [, H, T] = pair.attention.dims;
     let n = 0;
-    for (const h of heads) for (let i = 0; i < T; i++) if (!rows || rows.includes(i)) for (let j = 0; j < T; j++) {
-      if (pair.attention.data[((layer * H + h) * T + i) * T + j] / heads.length >= 1 / 255 - 1e-6) n++;
-    }
+    for (const h of heads)
+      for (let i = 0; i < T; i++)
+        if (!rows || rows.includes(i))
+          for (let j = 0; j < T; j++) {
+            if (pair.attention.data[((layer * H + h) * T + i) * T + j] / heads.length >= 1 / 255 - 1e-6) n++;
+          }
     return n;
   };
 
@@ -43,7 +53,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     const left = await p.page.locator('.av-token[data-side=left]').allTextContents();
     expect(left).toEqual(pair.tokens);
     expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17);
-    const colors = await p.page.locator('.av-head').evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
+    const colors = await p.page
+      .locator('.av-head')
+      .evaluateAll((els) => els.map((e) => getComputedStyle(e).backgroundColor));
     expect(new Set(colors).size).toBe(4);
     expect(p.requests).toEqual([]);
     expect(p.errors).toEqual([]);
@@ -92,7 +104,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     const one = await drawn();
     expect(one).toBeLessThanOrEqual(4 * 17);
     await p.page.click(token('left', 5), { modifiers: ['Shift'] });
-    expect((await state()).pinned).toEqual([{ side: 'left', index: 3 }, { side: 'left', index: 5 }]);
+    expect((await state()).pinned).toEqual([
+      { side: 'left', index: 3 },
+      { side: 'left', index: 5 },
+    ]);
     expect(await drawn()).toBeGreaterThan(one);
     expect(await p.page.locator('.av-token.av-pinned').count()).toBe(2);
     await p.page.click(token('left', 5));
@@ -106,7 +121,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     await p.page.hover(token('right', 8));
     const text = await p.page.locator('.av-tooltip').textContent();
     const [, H, T] = pair.attention.dims;
-    for (let h = 0; h < H; h++) expect(text).toContain(`head ${h}: ${pair.attention.data[((0 * H + h) * T + 2) * T + 8].toFixed(4)}`);
+    for (let h = 0; h < H; h++)
+      expect(text).toContain(`head ${h}: ${pair.attention.data[((0 * H + h) * T + 2) * T + 8].toFixed(4)}`);
   });
 
   test('threshold and top-k hide weak lines', async () => {
@@ -125,7 +141,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     expect(left).toEqual(pair.tokens.filter((t) => t !== '[CLS]' && t !== '[SEP]'));
     await p.page.click(token('left', 1));
     await p.page.hover(token('right', 2));
-    const values = [...(await p.page.locator('.av-tooltip').textContent())!.matchAll(/head 0: ([\d.]+)/g)].map((m) => Number(m[1]));
+    const values = [...(await p.page.locator('.av-tooltip').textContent())!.matchAll(/head 0: ([\d.]+)/g)].map((m) =>
+      Number(m[1]),
+    );
     const [, H, T] = pair.attention.dims;
     const row = Array.from({ length: T }, (_, j) => pair.attention.data[1 * T + j]);
     const kept = row.filter((_, j) => !['[CLS]', '[SEP]'].includes(pair.tokens[j]));
@@ -149,8 +167,15 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     try {
       expect(await two.page.locator('.attnviz').count()).toBe(2);
       await two.page.click('.attnviz >> nth=0 >> .av-head[data-head="0"]');
-      const active = await two.page.$$eval('.attnviz', (els) => els.map((e) => (e as unknown as { attnvizView: { state(): { active: boolean[] } } }).attnvizView.state().active));
-      expect(active).toEqual([[false, true, true, true], [true, true, true, true]]);
+      const active = await two.page.$$eval('.attnviz', (els) =>
+        els.map(
+          (e) => (e as unknown as { attnvizView: { state(): { active: boolean[] } } }).attnvizView.state().active,
+        ),
+      );
+      expect(active).toEqual([
+        [false, true, true, true],
+        [true, true, true, true],
+      ]);
     } finally {
       await two.close();
     }
@@ -159,7 +184,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
   test('dark mode: readable text on a dark background', async () => {
     const dark = await openHtml(browser, renderHtml(pair, { view: 'head', options: { theme: 'dark' } }));
     try {
-      const [bg, fg] = await dark.page.$eval('.attnviz', (e) => [getComputedStyle(e).backgroundColor, getComputedStyle(e.querySelector('.av-token')!).color]);
+      const [bg, fg] = await dark.page.$eval('.attnviz', (e) => [
+        getComputedStyle(e).backgroundColor,
+        getComputedStyle(e.querySelector('.av-token')!).color,
+      ]);
       expect(bg).toBe('rgb(17, 17, 17)');
       expect(fg).toBe('rgb(221, 221, 221)');
     } finally {
@@ -176,14 +204,22 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
 
   test('SVG and PNG export of the view as shown', async () => {
     await p.page.click(token('left', 2));
-    const svg = await p.page.$eval(root, (e) => (e as unknown as { attnvizView: { toSVG(): string } }).attnvizView.toSVG());
+    const svg = await p.page.$eval(root, (e) =>
+      (e as unknown as { attnvizView: { toSVG(): string } }).attnvizView.toSVG(),
+    );
     const parsed = await p.page.evaluate((s) => {
       const doc = new DOMParser().parseFromString(s, 'image/svg+xml');
-      return { error: doc.querySelector('parsererror') !== null, texts: [...doc.querySelectorAll('text')].map((t) => t.textContent) };
+      return {
+        error: doc.querySelector('parsererror') !== null,
+        texts: [...doc.querySelectorAll('text')].map((t) => t.textContent),
+      };
     }, svg);
     expect(parsed.error).toBe(false);
     expect(parsed.texts).toContain('[CLS]');
-    const size = await p.page.$eval(root, async (e) => (await (e as unknown as { attnvizView: { toPNG(): Promise<Blob> } }).attnvizView.toPNG()).size);
+    const size = await p.page.$eval(
+      root,
+      async (e) => (await (e as unknown as { attnvizView: { toPNG(): Promise<Blob> } }).attnvizView.toPNG()).size,
+    );
     expect(size).toBeGreaterThan(1000);
   });
 });

@@ -7,7 +7,12 @@ export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).di
 export const storageOf = (cache: string, repo: string) => join(cache, `models--${repo.replace('/', '--')}`);
 
 /** A cache laid out as huggingface_hub writes it: blobs by sha256, refs/main, relative snapshot symlinks. */
-export async function buildCache(cache: string, repo: string, commit: string, files: Map<string, Uint8Array>): Promise<string> {
+export async function buildCache(
+  cache: string,
+  repo: string,
+  commit: string,
+  files: Map<string, Uint8Array>,
+): Promise<string> {
   const storage = storageOf(cache, repo);
   const snapshot = join(storage, 'snapshots', commit);
   await mkdir(join(storage, 'blobs'), { recursive: true });

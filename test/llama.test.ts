@@ -13,14 +13,26 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import type { TensorToWrite } from '../src/core/safetensors.js';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { ropeInvFreq } from '../src/graph/llama.js';
-import { ModelConfig } from '../src/models/config.js';
+import { ModelConfig } from '../src/load/config.js';
 import { deriveCheckpoint, readWeights, removeCheckpoint, tensorToF32, type DeriveOptions } from './checkpoints.js';
-import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase } from './shared.js';
+import {
+  expectMatchesGolden,
+  goldenCases,
+  goldenModel,
+  HAVE_SHARED,
+  maxAbs,
+  maxAbsDiff,
+  readGoldenCase,
+} from './shared.js';
 
 const LLAMA = 'llama-tiny-mha';
-const D = 48, HEADS = 4, HEAD_DIM = 12, LAYERS = 2;
+const D = 48,
+  HEADS = 4,
+  HEAD_DIM = 12,
+  LAYERS = 2;
 const TEXT = 'The cat sat on the mat.';
 
 const opened: Model[] = [];
@@ -42,10 +54,13 @@ afterAll(async () => {
 
 /** Awaits `p`, which must reject with a one-line error matching `pattern`. */
 async function expectBad(p: Promise<unknown>, pattern: RegExp): Promise<void> {
-  const e = await p.then(async (m) => {
-    if (m && typeof m === 'object' && 'release' in m) await (m as Model).release();
-    throw new Error(`expected an error matching ${pattern}`);
-  }, (error: Error) => error);
+  const e = await p.then(
+    async (m) => {
+      if (m && typeof m === 'object' && 'release' in m) await (m as Model).release();
+      throw new Error(`expected an error matching ${pattern}`);
+    },
+    (error: Error) => error,
+  );
   expect(e.name).toBe('AttnvizError');
   expect(e.message).not.toMatch(/\n/);
   expect(e.message).toMatch(pattern);
@@ -100,7 +115,8 @@ describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
   test('grouped-query attention = multi-head attention with the kv rows copied (head h reads kv head ⌊h/2⌋)', async () => {
     const { tensors } = await readWeights(goldenModel(LLAMA));
     const kvRows = (name: string) => tensorToF32(tensors.get(name)!);
-    const gqa: Record<string, TensorToWrite> = {}, copied: Record<string, TensorToWrite> = {};
+    const gqa: Record<string, TensorToWrite> = {},
+      copied: Record<string, TensorToWrite> = {};
     for (let l = 0; l < LAYERS; l++) {
       for (const proj of ['k_proj', 'v_proj']) {
         const name = `model.layers.${l}.self_attn.${proj}.weight`;
@@ -121,20 +137,27 @@ describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
     expect(maxAbsDiff(a.key!.data, b.key!.data)).toBeLessThan(1e-5);
     expect(maxAbsDiff(a.hiddenLast!.data, b.hiddenLast!.data)).toBeLessThan(1e-5);
     // Query heads 0 and 1 read the same key.
-    const T = a.tokens.length, size = T * HEAD_DIM;
+    const T = a.tokens.length,
+      size = T * HEAD_DIM;
     expect(maxAbsDiff(a.key!.data.subarray(0, size), a.key!.data.subarray(size, 2 * size))).toBe(0);
   });
 
   test('Qwen2: q/k/v biases shift q and k at position 0 (RoPE is the identity there) by exactly the bias', async () => {
-    const bias = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * 0.5);
+    const bias = (n: number, seed: number) =>
+      Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) * 0.5);
     const extra: Record<string, TensorToWrite> = {};
     for (let l = 0; l < LAYERS; l++) {
-      ['q_proj', 'k_proj', 'v_proj'].forEach((p, j) => (extra[`model.layers.${l}.self_attn.${p}.bias`] = f32([D], bias(D, l * 3 + j))));
+      ['q_proj', 'k_proj', 'v_proj'].forEach(
+        (p, j) => (extra[`model.layers.${l}.self_attn.${p}.bias`] = f32([D], bias(D, l * 3 + j))),
+      );
     }
     const qwen = await (await open(await derive({ extra, config: { model_type: 'qwen2' } }))).attention(TEXT);
     const plain = await (await open(goldenModel(LLAMA))).attention(TEXT);
     const T = qwen.tokens.length;
-    for (const [name, ours, ref, b] of [['query', qwen.query!, plain.query!, bias(D, 0)], ['key', qwen.key!, plain.key!, bias(D, 1)]] as const) {
+    for (const [name, ours, ref, b] of [
+      ['query', qwen.query!, plain.query!, bias(D, 0)],
+      ['key', qwen.key!, plain.key!, bias(D, 1)],
+    ] as const) {
       for (let h = 0; h < HEADS; h++) {
         const at = h * T * HEAD_DIM; // layer 0, head h, position 0
         const shift = ours.data.subarray(at, at + HEAD_DIM).map((x, i) => x - ref.data[at + i]);
@@ -161,7 +184,10 @@ describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
     [{ num_key_value_heads: 3 }, /4 attention heads cannot share 3 key\/value heads/],
     [{ num_key_value_heads: 2 }, /self_attn\.k_proj\.weight" has shape \[48, 48\]; the config implies \[24, 48\]/],
     [{ hidden_act: 'gelu' }, /hidden_act "gelu" is not supported for llama \(only silu\)/],
-    [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope type "yarn" is not supported \(supported: default, linear, llama3\)/],
+    [
+      { rope_scaling: { rope_type: 'yarn', factor: 4 } },
+      /rope type "yarn" is not supported \(supported: default, linear, llama3\)/,
+    ],
     [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, /missing field "low_freq_factor"/],
     [{ rope_theta: 'big' }, /field "rope_theta" must be a number/],
   ] as const)('bad config %j', async (patch, pattern) => {
@@ -179,13 +205,25 @@ describe('ropeInvFreq', () => {
 
   test("'linear' divides every frequency by the factor", () => {
     const inv = ropeInvFreq(8, 10000, config({ type: 'linear', factor: 4 }));
-    expect(maxAbsDiff(inv, ropeInvFreq(8, 10000, null).map((f) => f / 4))).toBe(0);
+    expect(
+      maxAbsDiff(
+        inv,
+        ropeInvFreq(8, 10000, null).map((f) => f / 4),
+      ),
+    ).toBe(0);
   });
 
   test("'llama3' keeps wavelengths under original/high, divides those over original/low, blends between", () => {
     // Llama 3.2's settings.
-    const scaling = config({ rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
-    const base = ropeInvFreq(64, 500000, null), scaled = ropeInvFreq(64, 500000, scaling);
+    const scaling = config({
+      rope_type: 'llama3',
+      factor: 32,
+      low_freq_factor: 1,
+      high_freq_factor: 4,
+      original_max_position_embeddings: 8192,
+    });
+    const base = ropeInvFreq(64, 500000, null),
+      scaled = ropeInvFreq(64, 500000, scaling);
     let blended = 0;
     base.forEach((f, j) => {
       const wavelen = (2 * Math.PI) / f;

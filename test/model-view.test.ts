@@ -22,18 +22,25 @@ async function catPair(): Promise<Attention> {
 const html = (a: Attention, options: Record<string, unknown> = {}) => renderHtml(a, { view: 'model', options });
 const thumb = (l: number, h: number) => `.av-thumb[data-layer="${l}"][data-head="${h}"]`;
 const root = (page: Page) => page.$eval('.attnviz', (e) => ({ ...(e as HTMLElement).dataset }));
-const panelTokens = (page: Page, side: 'left' | 'right') => page.locator(`.av-panel .av-token[data-side=${side}]`).allTextContents();
+const panelTokens = (page: Page, side: 'left' | 'right') =>
+  page.locator(`.av-panel .av-token[data-side=${side}]`).allTextContents();
 const axisText = (page: Page, sel: string) => page.locator(`.av-axis${sel}`).allTextContents();
 
 /** Relative luminance (0 black … 1 white) of a computed CSS colour `rgb(r, g, b)`. */
 function luminance(css: string): number {
-  const [r, g, b] = css.match(/\d+(\.\d+)?/g)!.slice(0, 3).map((v) => Number(v) / 255);
+  const [r, g, b] = css
+    .match(/\d+(\.\d+)?/g)!
+    .slice(0, 3)
+    .map((v) => Number(v) / 255);
   return 0.2126 * r + 0.7152 * g + 0.0722 * b;
 }
 
 /** Clicks an export button and returns the downloaded file: the PNG and SVG buttons call toPNG() and toSVG(). */
 async function exported(page: Page, name: 'PNG' | 'SVG'): Promise<Buffer> {
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click(`.av-controls .av-button:text-is("${name}")`)]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click(`.av-controls .av-button:text-is("${name}")`),
+  ]);
   return readFile((await download.path())!);
 }
 
@@ -49,7 +56,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
     p = await openHtml(browser, html(pair));
     blank = await browser.newPage();
   });
-  afterAll(async () => { await p?.close(); await blank?.close(); await browser?.close(); });
+  afterAll(async () => {
+    await p?.close();
+    await blank?.close();
+    await browser?.close();
+  });
 
   test('one thumbnail per layer × head, axis titles and indices in the theme colour, no network, no errors', async () => {
     expect(await root(p.page)).toMatchObject({ mode: 'lines', thumbnails: '12', selected: '', theme: 'dark' });
@@ -60,7 +71,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
     expect(await axisText(p.page, '[data-layer]')).toEqual(['0', '1', '2']);
     // BertViz hard-codes black axis text; on the dark theme ours must be light.
     for (const sel of ['.av-axis-title', '.av-axis-index']) {
-      const color = await p.page.locator(sel).first().evaluate((e) => getComputedStyle(e).color);
+      const color = await p.page
+        .locator(sel)
+        .first()
+        .evaluate((e) => getComputedStyle(e).color);
       expect(luminance(color)).toBeGreaterThan(0.7);
     }
     expect(p.requests).toEqual([]);
@@ -131,16 +145,24 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
     const svg = (await exported(p.page, 'SVG')).toString('utf8');
     const parsed = await blank.evaluate((text) => {
       const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
-      return { error: doc.querySelector('parsererror')?.textContent ?? null, root: doc.documentElement.nodeName, texts: [...doc.querySelectorAll('text')].map((t) => t.textContent) };
+      return {
+        error: doc.querySelector('parsererror')?.textContent ?? null,
+        root: doc.documentElement.nodeName,
+        texts: [...doc.querySelectorAll('text')].map((t) => t.textContent),
+      };
     }, svg);
     expect(parsed.error).toBeNull();
     expect(parsed.root).toBe('svg');
-    expect(parsed.texts).toEqual(expect.arrayContaining(['Heads', 'Layers', '0', '1', '2', '3', 'Layer 2, Head 0', '[CLS]', 'mat']));
+    expect(parsed.texts).toEqual(
+      expect.arrayContaining(['Heads', 'Layers', '0', '1', '2', '3', 'Layer 2, Head 0', '[CLS]', 'mat']),
+    );
 
     const png = await exported(p.page, 'PNG');
     expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     const size = await blank.evaluate(async (b64) => {
-      const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }));
+      const bitmap = await createImageBitmap(
+        new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }),
+      );
       return [bitmap.width, bitmap.height];
     }, png.toString('base64'));
     // Scale 2; the grid is 970 px wide (BertViz's width).
@@ -159,7 +181,14 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
       await q.page.click(thumb(2, 3));
       expect(await q.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 3');
       // Light theme: dark axis text.
-      expect(luminance(await q.page.locator('.av-axis-title').first().evaluate((e) => getComputedStyle(e).color))).toBeLessThan(0.3);
+      expect(
+        luminance(
+          await q.page
+            .locator('.av-axis-title')
+            .first()
+            .evaluate((e) => getComputedStyle(e).color),
+        ),
+      ).toBeLessThan(0.3);
       expect(q.errors).toEqual([]);
     } finally {
       await q.close();
@@ -178,8 +207,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
         const canvas = document.querySelector<HTMLCanvasElement>('.av-grid > canvas')!;
         const t = document.querySelector<HTMLElement>('.av-thumb[data-layer="0"][data-head="0"]')!;
         const ctx = canvas.getContext('2d')!;
-        const x = t.offsetLeft + 5, y = t.offsetTop + 5, side = t.offsetWidth - 10;
-        return { first: [...ctx.getImageData(x + 1, y + 1, 1, 1).data], future: [...ctx.getImageData(x + side - 2, y + 1, 1, 1).data] };
+        const x = t.offsetLeft + 5,
+          y = t.offsetTop + 5,
+          side = t.offsetWidth - 10;
+        return {
+          first: [...ctx.getImageData(x + 1, y + 1, 1, 1).data],
+          future: [...ctx.getImageData(x + side - 2, y + 1, 1, 1).data],
+        };
       });
       expect(px.first).toEqual([0x1f, 0x77, 0xb4, 255]); // schemeCategory10[0], layer 0
       expect(px.future).toEqual([0x11, 0x11, 0x11, 255]); // the dark theme's background
@@ -238,12 +272,30 @@ async function openWatched(browser: Browser, text: string): Promise<OpenedPage &
   await writeFile(file, text);
   const page = await browser.newPage({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1 });
   const url = pathToFileURL(file).href;
-  const dialogs: string[] = [], requests: string[] = [], errors: string[] = [];
-  page.on('dialog', (d) => { dialogs.push(d.message()); void d.dismiss(); });
-  page.on('request', (r) => { if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url()); });
+  const dialogs: string[] = [],
+    requests: string[] = [],
+    errors: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
+  page.on('request', (r) => {
+    if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   await page.goto(url);
   await page.waitForSelector('.attnviz[data-drawn]', { timeout: 10_000 });
-  return { page, dialogs, requests, errors, close: async () => { await page.close(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    page,
+    dialogs,
+    requests,
+    errors,
+    close: async () => {
+      await page.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }

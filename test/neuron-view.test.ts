@@ -9,7 +9,13 @@ import type { Browser, Page } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import { renderHtml } from '../src/export/html.js';
-import { HEADINGS, NEURON_LAYOUT as G, NO_QK_NOTE, type NeuronColumns, type NeuronView } from '../src/views/neuron-view.js';
+import {
+  HEADINGS,
+  NEURON_LAYOUT as G,
+  NO_QK_NOTE,
+  type NeuronColumns,
+  type NeuronView,
+} from '../src/views/neuron-view.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, pixelDiff, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 
@@ -20,7 +26,6 @@ const bertPair = async (): Promise<Attention> => {
   return { ...a, sentenceBStart: a.tokens.indexOf('[SEP]') + 1 };
 };
 const gpt2 = async (): Promise<Attention> => ({ ...(await golden('gpt2-tiny__cat_sat')), causal: true });
-
 
 // ---- reference values, computed here from the float32 golden tensors --------------------------------------
 
@@ -44,9 +49,19 @@ function expected(a: Attention, l: number, h: number, i: number): Expected {
   const [, H, T, d] = a.query!.dims;
   const vec = (t: Float32Array, j: number) => t.subarray(((l * H + h) * T + j) * d, ((l * H + h) * T + j + 1) * d);
   const q = vec(a.query!.data, i);
-  const out: Expected = { dots: [], dotTol: [], products: [], attention: Array.from(a.attention.data.subarray(((l * H + h) * T + i) * T, ((l * H + h) * T + i + 1) * T)) };
+  const out: Expected = {
+    dots: [],
+    dotTol: [],
+    products: [],
+    attention: Array.from(a.attention.data.subarray(((l * H + h) * T + i) * T, ((l * H + h) * T + i + 1) * T)),
+  };
   for (let j = 0; j < T; j++) {
-    if (a.causal && j > i) { out.dots.push(null); out.dotTol.push(0); out.products.push(null); continue; }
+    if (a.causal && j > i) {
+      out.dots.push(null);
+      out.dotTol.push(0);
+      out.products.push(null);
+      continue;
+    }
     const k = vec(a.key!.data, j);
     const p = Array.from(q, (x, n) => x * k[n]);
     out.products.push(p);
@@ -75,13 +90,18 @@ function expectColumnsMatch(a: Attention, l: number, h: number, c: NeuronColumns
       return;
     }
     expect(Math.abs(c.dots[j]! - e.dots[j]!), `${where} dot j=${j}`).toBeLessThanOrEqual(e.dotTol[j]);
-    c.products[j]!.forEach((x, n) => expect(Math.abs(x - e.products[j]![n]), `${where} product j=${j} n=${n}`).toBeLessThanOrEqual(F16_REL * Math.abs(e.products[j]![n]) + ABS));
+    c.products[j]!.forEach((x, n) =>
+      expect(Math.abs(x - e.products[j]![n]), `${where} product j=${j} n=${n}`).toBeLessThanOrEqual(
+        F16_REL * Math.abs(e.products[j]![n]) + ABS,
+      ),
+    );
   });
   // The softmax of the displayed dots is the golden attention row (1e-3: f16 q/k move it by ≤ 6e-4 here).
   const sm = softmax(c.dots);
   for (let j = 0; j < T; j++) expect(Math.abs(sm[j] - e.attention[j]), `${where} softmax j=${j}`).toBeLessThan(1e-3);
   // The Softmax column draws the data's attention (12-bit: ≤ 2.5e-4 off), and the view's own check agrees.
-  for (let j = 0; j < T; j++) expect(Math.abs(c.softmax[j] - e.attention[j]), `${where} attention j=${j}`).toBeLessThan(1e-3);
+  for (let j = 0; j < T; j++)
+    expect(Math.abs(c.softmax[j] - e.attention[j]), `${where} attention j=${j}`).toBeLessThan(1e-3);
   expect(c.maxDiff, where).toBeLessThan(1e-3);
   expect(c.maxDiff, where).toBeLessThanOrEqual(c.tolerance);
 }
@@ -92,10 +112,17 @@ type Handle = Pick<NeuronView, 'state' | 'update' | 'columns' | 'scales' | 'toSV
 
 /** Calls a method of the view handle, which the root element carries as `attnvizView`. */
 function call<R>(page: Page, method: keyof Handle, ...args: unknown[]): Promise<R> {
-  return page.evaluate(({ method, args }) => {
-    const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: Record<string, (...a: unknown[]) => unknown> }).attnvizView;
-    return view[method](...args);
-  }, { method, args }) as Promise<R>;
+  return page.evaluate(
+    ({ method, args }) => {
+      const view = (
+        document.querySelector('.attnviz-neuron-view') as unknown as {
+          attnvizView: Record<string, (...a: unknown[]) => unknown>;
+        }
+      ).attnvizView;
+      return view[method](...args);
+    },
+    { method, args },
+  ) as Promise<R>;
 }
 
 const dataset = (page: Page) => page.$eval('.attnviz-neuron-view', (e) => ({ ...(e as HTMLElement).dataset }));
@@ -105,24 +132,41 @@ const optionTexts = (page: Page, label: string) => selectOf(page, label).locator
 
 /** Largest channel spread (max − min of r, g, b) per key row of a canvas rectangle: 0 for greys. */
 async function colourfulness(page: Page, x: number, y0: number, w: number, h: number, rows: number): Promise<number[]> {
-  return page.$eval('.attnviz-neuron-view canvas', (c, [x, y0, w, h, rows, row]) => {
-    const ctx = (c as HTMLCanvasElement).getContext('2d')!;
-    const dpr = (c as HTMLCanvasElement).width / parseFloat((c as HTMLCanvasElement).style.width);
-    return Array.from({ length: rows }, (_, r) => {
-      const img = ctx.getImageData(Math.round(x * dpr), Math.round((y0 + r * row) * dpr), Math.round(w * dpr), Math.round(h * dpr)).data;
-      let spread = 0;
-      for (let p = 0; p < img.length; p += 4) spread = Math.max(spread, Math.max(img[p], img[p + 1], img[p + 2]) - Math.min(img[p], img[p + 1], img[p + 2]));
-      return spread;
-    });
-  }, [x, y0, w, h, rows, G.ROW] as const);
+  return page.$eval(
+    '.attnviz-neuron-view canvas',
+    (c, [x, y0, w, h, rows, row]) => {
+      const ctx = (c as HTMLCanvasElement).getContext('2d')!;
+      const dpr = (c as HTMLCanvasElement).width / parseFloat((c as HTMLCanvasElement).style.width);
+      return Array.from({ length: rows }, (_, r) => {
+        const img = ctx.getImageData(
+          Math.round(x * dpr),
+          Math.round((y0 + r * row) * dpr),
+          Math.round(w * dpr),
+          Math.round(h * dpr),
+        ).data;
+        let spread = 0;
+        for (let p = 0; p < img.length; p += 4)
+          spread = Math.max(
+            spread,
+            Math.max(img[p], img[p + 1], img[p + 2]) - Math.min(img[p], img[p + 1], img[p + 2]),
+          );
+        return spread;
+      });
+    },
+    [x, y0, w, h, rows, G.ROW] as const,
+  );
 }
 
 // ---- tests ----------------------------------------------------------------------------------------------
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
   let browser: Browser;
-  beforeAll(async () => { browser = await launch(); });
-  afterAll(async () => { await browser?.close(); });
+  beforeAll(async () => {
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
 
   describe('bert-tiny cat_pair (3 layers × 4 heads, 17 tokens, d = 10, bidirectional)', () => {
     let a: Attention;
@@ -131,14 +175,28 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       a = await bertPair();
       p = await openHtml(browser, renderHtml(a, { view: 'neuron' }));
     });
-    afterAll(async () => { await p?.close(); });
+    afterAll(async () => {
+      await p?.close();
+    });
 
     test('layer, head, pair-filter and theme selects list the right options; collapsed at first; no network, no errors', async () => {
       expect(await optionTexts(p.page, 'Layer:')).toEqual(['0', '1', '2']);
       expect(await optionTexts(p.page, 'Head:')).toEqual(['0', '1', '2', '3']);
-      expect(await optionTexts(p.page, 'Attention:')).toEqual(['All', 'Sentence A → Sentence A', 'Sentence B → Sentence B', 'Sentence A → Sentence B', 'Sentence B → Sentence A']);
+      expect(await optionTexts(p.page, 'Attention:')).toEqual([
+        'All',
+        'Sentence A → Sentence A',
+        'Sentence B → Sentence B',
+        'Sentence A → Sentence B',
+        'Sentence B → Sentence A',
+      ]);
       expect(await optionTexts(p.page, 'Theme:')).toEqual(['Dark', 'Light', 'Auto']);
-      expect(await dataset(p.page)).toMatchObject({ layer: '0', head: '0', expanded: 'false', selected: '', theme: 'dark' });
+      expect(await dataset(p.page)).toMatchObject({
+        layer: '0',
+        head: '0',
+        expanded: 'false',
+        selected: '',
+        theme: 'dark',
+      });
       expect(await p.page.locator('.av-token[data-side=left]').allTextContents()).toEqual(a.tokens);
       expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17);
       expect(await p.page.locator('.av-heading:visible').count()).toBe(0);
@@ -154,22 +212,34 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await toggle.click();
       expect(await dataset(p.page)).toMatchObject({ selected: '2', expanded: 'true' });
       expect(await p.page.locator('.av-heading:visible').allTextContents()).toEqual([...HEADINGS]);
-      expect(await p.page.locator('.av-heading:visible').allTextContents()).toEqual(['Query q', 'Key k', 'q × k (elementwise)', 'q · k', 'Softmax']);
+      expect(await p.page.locator('.av-heading:visible').allTextContents()).toEqual([
+        'Query q',
+        'Key k',
+        'q × k (elementwise)',
+        'q · k',
+        'Softmax',
+      ]);
       expect(await p.page.locator('.av-check').textContent()).toMatch(/^✓ softmax/);
       expect(p.errors).toEqual([]);
     });
 
     test('q·k equals q_i·k_j/√d from the golden q/k (float16 bound) and its softmax the golden attention, every layer, head and token', async () => {
       const [L, H, T] = a.attention.dims;
-      const all = await p.page.evaluate(({ L, H, T }) => {
-        const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView }).attnvizView;
-        const out = [];
-        for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
-          view.update({ layer: l, head: h, selected: i, pinned: true, expanded: true });
-          out.push({ l, h, i, c: view.columns()! });
-        }
-        return out;
-      }, { L, H, T });
+      const all = await p.page.evaluate(
+        ({ L, H, T }) => {
+          const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView })
+            .attnvizView;
+          const out = [];
+          for (let l = 0; l < L; l++)
+            for (let h = 0; h < H; h++)
+              for (let i = 0; i < T; i++) {
+                view.update({ layer: l, head: h, selected: i, pinned: true, expanded: true });
+                out.push({ l, h, i, c: view.columns()! });
+              }
+          return out;
+        },
+        { L, H, T },
+      );
       expect(all).toHaveLength(L * H * T);
       for (const { l, h, i, c } of all) {
         expect(c.query).toBe(i);
@@ -250,7 +320,11 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(await dataset(p.page)).toMatchObject({ theme: 'light' });
       // The media-query change event arrives asynchronously.
       await p.page.emulateMedia({ colorScheme: 'dark' });
-      await p.page.waitForFunction(() => (document.querySelector('.attnviz-neuron-view') as HTMLElement).dataset.theme === 'dark', undefined, { timeout: 5000 });
+      await p.page.waitForFunction(
+        () => (document.querySelector('.attnviz-neuron-view') as HTMLElement).dataset.theme === 'dark',
+        undefined,
+        { timeout: 5000 },
+      );
       expect(await background()).toBe('rgb(17, 17, 17)');
       await selectOf(p.page, 'Theme:').selectOption('dark');
       expect(await background()).toBe('rgb(17, 17, 17)');
@@ -260,7 +334,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
     test('toSVG() parses as SVG with the columns; toPNG() is a PNG', async () => {
       await call(p.page, 'update', { selected: 6, pinned: true, expanded: true });
       const svg = await p.page.evaluate(() => {
-        const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView }).attnvizView;
+        const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView })
+          .attnvizView;
         const doc = new DOMParser().parseFromString(view.toSVG(), 'image/svg+xml');
         return {
           root: doc.documentElement.nodeName,
@@ -277,10 +352,16 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(svg.images).toEqual(Array(3).fill('data:image/png;base64,'));
       expect(svg.rects).toBeGreaterThan(17 * 2);
       const png = await p.page.evaluate(async () => {
-        const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView }).attnvizView;
+        const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView })
+          .attnvizView;
         const blob = await view.toPNG();
         const bitmap = await createImageBitmap(blob);
-        return { type: blob.type, magic: [...new Uint8Array(await blob.slice(0, 8).arrayBuffer())], width: bitmap.width, height: bitmap.height };
+        return {
+          type: blob.type,
+          magic: [...new Uint8Array(await blob.slice(0, 8).arrayBuffer())],
+          width: bitmap.width,
+          height: bitmap.height,
+        };
       });
       expect(png.type).toBe('image/png');
       expect(png.magic).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -295,13 +376,17 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
     const p = await openHtml(browser, renderHtml(a, { view: 'neuron' }));
     try {
       const [L, H, T] = a.attention.dims;
-      for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
-        await call(p.page, 'update', { layer: l, head: h, selected: i, pinned: true, expanded: true });
-        const c = await call<NeuronColumns>(p.page, 'columns');
-        expect(c.masked).toEqual(c.keys.map((j) => j > i));
-        expectColumnsMatch(a, l, h, c, `layer ${l} head ${h} token ${i}`);
-        c.keys.forEach((j) => { if (j > i) expect(c.computed[j]).toBeNull(); });
-      }
+      for (let l = 0; l < L; l++)
+        for (let h = 0; h < H; h++)
+          for (let i = 0; i < T; i++) {
+            await call(p.page, 'update', { layer: l, head: h, selected: i, pinned: true, expanded: true });
+            const c = await call<NeuronColumns>(p.page, 'columns');
+            expect(c.masked).toEqual(c.keys.map((j) => j > i));
+            expectColumnsMatch(a, l, h, c, `layer ${l} head ${h} token ${i}`);
+            c.keys.forEach((j) => {
+              if (j > i) expect(c.computed[j]).toBeNull();
+            });
+          }
       // On the canvas: the masked rows' products and dot squares hold only greys (frame, "masked" label).
       const i = 2;
       await call(p.page, 'update', { layer: 1, head: 1, selected: i });
@@ -358,7 +443,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
     const a: Attention = { ...html, tokens };
     const p = await openHtml(browser, renderHtml(a, { view: 'neuron', options: { selected: 1, expanded: true } }));
     const dialogs: string[] = [];
-    p.page.on('dialog', (d) => { dialogs.push(d.message()); void d.dismiss(); });
+    p.page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
     try {
       expect(await dataset(p.page)).toMatchObject({ selected: '1', expanded: 'true' });
       expect(await p.page.locator('.av-token[data-side=left]').allTextContents()).toEqual(tokens);
@@ -369,7 +457,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(await p.page.evaluate(() => document.body.dataset.pwned)).toBeUndefined();
       const svg = await call<string>(p.page, 'toSVG');
       expect(svg).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
-      expect(await p.page.evaluate((s) => new DOMParser().parseFromString(s, 'image/svg+xml').querySelectorAll('parsererror, script, img').length, svg)).toBe(0);
+      expect(
+        await p.page.evaluate(
+          (s) =>
+            new DOMParser().parseFromString(s, 'image/svg+xml').querySelectorAll('parsererror, script, img').length,
+          svg,
+        ),
+      ).toBe(0);
       expect(dialogs).toEqual([]);
       expect(p.requests).toEqual([]);
       expect(p.errors).toEqual([]);
@@ -381,7 +475,10 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
   test('expanded state matches the reference screenshot (< 1 % of pixels off by > 32 in a channel)', async () => {
     const a = await bertPair();
     const shot = async (selected: number) => {
-      const p = await openHtml(browser, renderHtml(a, { view: 'neuron', options: { layer: 1, head: 2, selected, expanded: true } }));
+      const p = await openHtml(
+        browser,
+        renderHtml(a, { view: 'neuron', options: { layer: 1, head: 2, selected, expanded: true } }),
+      );
       try {
         await p.page.mouse.move(999, 799);
         expect(p.errors).toEqual([]);

@@ -18,14 +18,24 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import { loadModel, Model } from '../src/engine.js';
+import { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
-import { readConfig } from '../src/models/config.js';
+import { readConfig } from '../src/load/config.js';
 import { findOnnxAttention, isOnnxSource, OnnxModel } from '../src/models/onnx-tap.js';
-import { Weights } from '../src/models/weights.js';
+import { Weights } from '../src/load/weights.js';
 import { describeModel } from '../src/server/models.js';
-import { expectBad, expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase } from './shared.js';
+import {
+  expectBad,
+  expectMatchesGolden,
+  goldenCases,
+  goldenModel,
+  HAVE_SHARED,
+  loadedOnce,
+  maxAbsDiff,
+  readGoldenCase,
+} from './shared.js';
 import { Rng } from './tiny-models.js';
 
 const { onnx } = onnxProto;
@@ -42,12 +52,18 @@ async function tempDir(): Promise<string> {
 }
 
 /** A folder in transformers.js layout: onnx/<file> = `graph`, config.json, the tokenizer files of a golden model. */
-async function onnxFolder(graph: Uint8Array, config: Record<string, unknown>, tokenizerFrom: 'bert-tiny' | 'gpt2-tiny', file = 'model.onnx'): Promise<string> {
+async function onnxFolder(
+  graph: Uint8Array,
+  config: Record<string, unknown>,
+  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny',
+  file = 'model.onnx',
+): Promise<string> {
   const dir = await tempDir();
   await mkdir(join(dir, 'onnx'));
   await writeFile(join(dir, 'onnx', file), graph);
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) await copyFile(join(goldenModel(tokenizerFrom), f), join(dir, f));
+  for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+    await copyFile(join(goldenModel(tokenizerFrom), f), join(dir, f));
   return dir;
 }
 
@@ -79,7 +95,9 @@ async function withModel<T>(source: string, f: (m: OnnxModel) => Promise<T>): Pr
 /** softmax(q·kᵀ/√d + causal mask) from the reported q and k, against the reported attention. */
 function softmaxReproduction(a: Attention): number {
   const [L, H, T, d] = a.query!.dims;
-  const q = a.query!.data, k = a.key!.data, p = a.attention.data;
+  const q = a.query!.data,
+    k = a.key!.data,
+    p = a.attention.data;
   let worst = 0;
   for (let lh = 0; lh < L * H; lh++) {
     for (let i = 0; i < T; i++) {
@@ -101,8 +119,12 @@ function softmaxReproduction(a: Attention): number {
 // ---- golden models as ONNX folders ------------------------------------------------------------------------
 
 describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async () => {
-  const folders = HAVE_SHARED ? { 'bert-tiny': await goldenOnnxFolder('bert-tiny'), 'gpt2-tiny': await goldenOnnxFolder('gpt2-tiny') } : null;
-  const model = loadedOnce((name: 'bert-tiny' | 'gpt2-tiny') => loadModel(folders![name]) as unknown as Promise<OnnxModel>);
+  const folders = HAVE_SHARED
+    ? { 'bert-tiny': await goldenOnnxFolder('bert-tiny'), 'gpt2-tiny': await goldenOnnxFolder('gpt2-tiny') }
+    : null;
+  const model = loadedOnce(
+    (name: 'bert-tiny' | 'gpt2-tiny') => loadModel(folders![name]) as unknown as Promise<OnnxModel>,
+  );
 
   test('a folder with onnx/ and no safetensors is an ONNX source; the tap finds one attention per layer', async () => {
     expect(isOnnxSource(folders!['bert-tiny'])).toBe(true);
@@ -129,7 +151,10 @@ describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async 
     const m = await model(golden.model as 'bert-tiny' | 'gpt2-tiny');
     const a = await m.attention(golden.text, { pair: golden.textPair });
     expectMatchesGolden(a, golden);
-    expect(a.model).toEqual({ source: folders![golden.model as 'bert-tiny'], modelType: golden.model === 'bert-tiny' ? 'bert' : 'gpt2' });
+    expect(a.model).toEqual({
+      source: folders![golden.model as 'bert-tiny'],
+      modelType: golden.model === 'bert-tiny' ? 'bert' : 'gpt2',
+    });
     expect(softmaxReproduction(a)).toBeLessThan(1e-5);
   });
 
@@ -150,7 +175,11 @@ describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async 
     // model.onnx beside model_fp16.onnx (here a corrupt one): model.onnx wins; the fp16 file named explicitly fails.
     await writeFile(join(src, 'onnx', 'model_fp16.onnx'), 'not a graph');
     await withModel(src, async (m) => expect(m.file).toBe(join(src, 'onnx', 'model.onnx')));
-    await expectBad(loadModel(join(src, 'onnx', 'model_fp16.onnx')), 'model_fp16.onnx', /not an ONNX model|cannot load|no graph/);
+    await expectBad(
+      loadModel(join(src, 'onnx', 'model_fp16.onnx')),
+      'model_fp16.onnx',
+      /not an ONNX model|cannot load|no graph/,
+    );
     await expectBad(OnnxModel.load(src, { file: 'model_fp16.onnx' }), 'model_fp16.onnx');
     // The .onnx path as the source: config and tokenizer come from the folder above onnx/.
     await withModel(join(quantized, 'onnx', 'model_quantized.onnx'), async (m) => expect(m.dir).toBe(quantized));
@@ -175,7 +204,11 @@ describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async 
 
 // ---- exporter patterns, by hand ---------------------------------------------------------------------------
 
-const VOCAB = 64, D = 8, H = 2, HD = 4, LAYERS = 2;
+const VOCAB = 64,
+  D = 8,
+  H = 2,
+  HD = 4,
+  LAYERS = 2;
 
 /** Random weights of a 2-layer, 2-head model small enough to hold in the graph (ids are taken mod 64). */
 function randomWeights(seed: number) {
@@ -186,7 +219,13 @@ function randomWeights(seed: number) {
     types: t(2 * D, 1),
     layers: Array.from({ length: LAYERS }, () => ({
       // MatMul weights [in, out] (x·W), as torch exports nn.Linear.
-      wq: t(D * D, 0.6), bq: t(D, 0.2), wk: t(D * D, 0.6), bk: t(D, 0.2), wv: t(D * D, 0.4), bv: t(D, 0.1), wo: t(D * D, 0.3),
+      wq: t(D * D, 0.6),
+      bq: t(D, 0.2),
+      wk: t(D * D, 0.6),
+      bk: t(D, 0.2),
+      wv: t(D * D, 0.4),
+      bv: t(D, 0.1),
+      wo: t(D * D, 0.3),
     })),
   };
 }
@@ -205,14 +244,21 @@ function encoderGraph(w: RandomWeights, variant: Variant, layerNames: number[] =
   const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'sequence_length']);
   const types = g.input('token_type_ids', 'int64', ['batch_size', 'sequence_length']);
-  const gather = (table: Float32Array, rows: number, index: string) => g.op('Gather', [g.floats(table, [rows, D]), index]);
+  const gather = (table: Float32Array, rows: number, index: string) =>
+    g.op('Gather', [g.floats(table, [rows, D]), index]);
   let x = g.add(gather(w.embed, VOCAB, g.op('Mod', [ids, g.ints([VOCAB])])), gather(w.types, 2, types));
   // (1 - mask) · -10000 as [B, 1, 1, T], BERT's extended attention mask.
-  const m = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('Cast', [mask], { to: 1 })]), g.scalar(-10000)]), g.ints([1, 2])]);
+  const m = g.op('Unsqueeze', [
+    g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('Cast', [mask], { to: 1 })]), g.scalar(-10000)]),
+    g.ints([1, 2]),
+  ]);
   const heads = (v: string) => g.op('Transpose', [g.op('Reshape', [v, g.ints([0, 0, H, HD])])], { perm: [0, 2, 1, 3] });
   for (const l of w.layers) {
-    const proj = (wt: Float32Array, b: Float32Array) => heads(g.add(g.op('MatMul', [x, g.floats(wt, [D, D])]), g.floats(b, [D])));
-    const q = proj(l.wq, l.bq), k = proj(l.wk, l.bk), v = proj(l.wv, l.bv);
+    const proj = (wt: Float32Array, b: Float32Array) =>
+      heads(g.add(g.op('MatMul', [x, g.floats(wt, [D, D])]), g.floats(b, [D])));
+    const q = proj(l.wq, l.bq),
+      k = proj(l.wk, l.bk),
+      v = proj(l.wv, l.bv);
     const kT = () => g.op('Transpose', [k], { perm: [0, 1, 3, 2] });
     let scores: string;
     switch (variant) {
@@ -240,7 +286,10 @@ function encoderGraph(w: RandomWeights, variant: Variant, layerNames: number[] =
         break;
     }
     const probs = g.op('Softmax', [g.add(scores, m)], { axis: -1 });
-    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), g.ints([0, 0, D])]);
+    const context = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
+      g.ints([0, 0, D]),
+    ]);
     x = g.add(x, g.op('MatMul', [context, g.floats(l.wo, [D, D])]));
   }
   g.output(g.op('Identity', [x], {}, 'last_hidden_state'), ['batch_size', 'sequence_length', D]);
@@ -264,20 +313,29 @@ function decoderGraph(w: RandomWeights): Uint8Array {
   const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'past_sequence_length + 1']);
   const positions = g.input('position_ids', 'int64', ['batch_size', 'sequence_length']);
-  let x = g.add(g.op('Gather', [g.floats(w.embed, [VOCAB, D]), g.op('Mod', [ids, g.ints([VOCAB])])]),
-    g.op('Gather', [g.floats(w.types, [2, D]), g.op('Mod', [positions, g.ints([2])])]));
-  const m = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('Cast', [mask], { to: 1 })]), g.scalar(-10000)]), g.ints([1, 2])]);
+  let x = g.add(
+    g.op('Gather', [g.floats(w.embed, [VOCAB, D]), g.op('Mod', [ids, g.ints([VOCAB])])]),
+    g.op('Gather', [g.floats(w.types, [2, D]), g.op('Mod', [positions, g.ints([2])])]),
+  );
+  const m = g.op('Unsqueeze', [
+    g.op('Mul', [g.op('Sub', [g.scalar(1), g.op('Cast', [mask], { to: 1 })]), g.scalar(-10000)]),
+    g.ints([1, 2]),
+  ]);
   const heads = (v: string) => g.op('Transpose', [g.op('Reshape', [v, g.ints([0, 0, H, HD])])], { perm: [0, 2, 1, 3] });
   w.layers.forEach((l, i) => {
     const pastK = g.input(`past_key_values.${i}.key`, 'float', ['batch_size', H, 'past_sequence_length', HD]);
     const pastV = g.input(`past_key_values.${i}.value`, 'float', ['batch_size', H, 'past_sequence_length', HD]);
-    const proj = (wt: Float32Array, b: Float32Array) => heads(g.add(g.op('MatMul', [x, g.floats(wt, [D, D])]), g.floats(b, [D])));
+    const proj = (wt: Float32Array, b: Float32Array) =>
+      heads(g.add(g.op('MatMul', [x, g.floats(wt, [D, D])]), g.floats(b, [D])));
     const q = proj(l.wq, l.bq);
     const k = g.op('Concat', [pastK, proj(l.wk, l.bk)], { axis: 2 }, `present.${i}.key`);
     const v = g.op('Concat', [pastV, proj(l.wv, l.bv)], { axis: 2 }, `present.${i}.value`);
     g.output(k, ['batch_size', H, 'total_sequence_length', HD]);
     g.output(v, ['batch_size', H, 'total_sequence_length', HD]);
-    const scores = g.op('Div', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]), g.scalar(Math.sqrt(HD))]);
+    const scores = g.op('Div', [
+      g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]),
+      g.scalar(Math.sqrt(HD)),
+    ]);
     // Causal: keep j ≤ i + past (Trilu, lower part, offset past = S - T).
     const tLen = g.op('Slice', [g.op('Shape', [q]), g.ints([2]), g.ints([3])]);
     const sLen = g.op('Slice', [g.op('Shape', [k]), g.ints([2]), g.ints([3])]);
@@ -285,10 +343,18 @@ function decoderGraph(w: RandomWeights): Uint8Array {
     const offset = g.op('Squeeze', [g.op('Sub', [sLen, tLen]), g.ints([0])]);
     const causal = g.op('Cast', [g.op('Trilu', [ones, offset], { upper: 0 })], { to: 9 });
     const probs = g.op('Softmax', [g.add(g.op('Where', [causal, scores, g.scalar(-1e9)]), m)], { axis: -1 });
-    const context = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }), g.ints([0, 0, D])]);
+    const context = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, v])], { perm: [0, 2, 1, 3] }),
+      g.ints([0, 0, D]),
+    ]);
     x = g.add(x, g.op('MatMul', [context, g.floats(l.wo, [D, D])]));
   });
-  const logits = g.op('MatMul', [x, g.op('Transpose', [g.floats(w.embed, [VOCAB, D])], { perm: [1, 0] })], {}, 'logits');
+  const logits = g.op(
+    'MatMul',
+    [x, g.op('Transpose', [g.floats(w.embed, [VOCAB, D])], { perm: [1, 0] })],
+    {},
+    'logits',
+  );
   g.output(logits, ['batch_size', 'sequence_length', VOCAB]);
   return g.toBytes();
 }
@@ -302,20 +368,33 @@ function patch(bytes: Uint8Array, f: (m: onnxProto.onnx.ModelProto) => void): Ui
 /** The float64 forward pass of both graphs: per layer q, k `[H][T][d]` (unscaled) and the probabilities. */
 function reference(w: RandomWeights, ids: number[], typeIds: number[], causal: boolean) {
   const T = ids.length;
-  let x = ids.map((id, t) => Float64Array.from({ length: D }, (_, j) => w.embed[(id % VOCAB) * D + j] + w.types[(causal ? t % 2 : typeIds[t]) * D + j]));
-  const matmul = (a: Float64Array[], wt: Float32Array, b?: Float32Array) => a.map((row) => Float64Array.from({ length: D }, (_, o) => {
-    let s = b ? b[o] : 0;
-    for (let i = 0; i < D; i++) s += row[i] * wt[i * D + o];
-    return s;
-  }));
-  const split = (a: Float64Array[]) => Array.from({ length: H }, (_, h) => a.map((row) => row.slice(h * HD, (h + 1) * HD)));
+  let x = ids.map((id, t) =>
+    Float64Array.from(
+      { length: D },
+      (_, j) => w.embed[(id % VOCAB) * D + j] + w.types[(causal ? t % 2 : typeIds[t]) * D + j],
+    ),
+  );
+  const matmul = (a: Float64Array[], wt: Float32Array, b?: Float32Array) =>
+    a.map((row) =>
+      Float64Array.from({ length: D }, (_, o) => {
+        let s = b ? b[o] : 0;
+        for (let i = 0; i < D; i++) s += row[i] * wt[i * D + o];
+        return s;
+      }),
+    );
+  const split = (a: Float64Array[]) =>
+    Array.from({ length: H }, (_, h) => a.map((row) => row.slice(h * HD, (h + 1) * HD)));
   const out = { q: [] as number[], k: [] as number[], probs: [] as number[] };
   for (const l of w.layers) {
-    const q = split(matmul(x, l.wq, l.bq)), k = split(matmul(x, l.wk, l.bk)), v = split(matmul(x, l.wv, l.bv));
+    const q = split(matmul(x, l.wq, l.bq)),
+      k = split(matmul(x, l.wk, l.bk)),
+      v = split(matmul(x, l.wv, l.bv));
     const context = Array.from({ length: T }, () => new Float64Array(D));
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < T; i++) {
-        const s = k[h].map((kj, j) => (causal && j > i ? -Infinity : q[h][i].reduce((a, qc, c) => a + qc * kj[c], 0) / Math.sqrt(HD)));
+        const s = k[h].map((kj, j) =>
+          causal && j > i ? -Infinity : q[h][i].reduce((a, qc, c) => a + qc * kj[c], 0) / Math.sqrt(HD),
+        );
         const max = Math.max(...s);
         const e = s.map((z) => Math.exp(z - max));
         const sum = e.reduce((a, b) => a + b, 0);
@@ -323,7 +402,10 @@ function reference(w: RandomWeights, ids: number[], typeIds: number[], causal: b
         out.probs.push(...p);
         for (let j = 0; j < T; j++) for (let c = 0; c < HD; c++) context[i][h * HD + c] += p[j] * v[h][j][c];
       }
-      for (let t = 0; t < T; t++) out.q.push(...q[h][t]), out.k.push(...k[h][t]);
+      for (let t = 0; t < T; t++) {
+        out.q.push(...q[h][t]);
+        out.k.push(...k[h][t]);
+      }
     }
     const o = matmul(context, l.wo);
     x = x.map((row, t) => row.map((val, j) => val + o[t][j]));
@@ -331,47 +413,81 @@ function reference(w: RandomWeights, ids: number[], typeIds: number[], causal: b
   return { ...out, hidden: x.flatMap((row) => [...row]) };
 }
 
-const BERT_CONFIG = { model_type: 'bert', architectures: ['BertModel'], hidden_size: D, num_attention_heads: H, num_hidden_layers: LAYERS, max_position_embeddings: 32 };
-const GPT2_CONFIG = { model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: D, n_head: H, n_layer: LAYERS, n_positions: 64 };
+const BERT_CONFIG = {
+  model_type: 'bert',
+  architectures: ['BertModel'],
+  hidden_size: D,
+  num_attention_heads: H,
+  num_hidden_layers: LAYERS,
+  max_position_embeddings: 32,
+};
+const GPT2_CONFIG = {
+  model_type: 'gpt2',
+  architectures: ['GPT2LMHeadModel'],
+  n_embd: D,
+  n_head: H,
+  n_layer: LAYERS,
+  n_positions: 64,
+};
 
 describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
   const w = randomWeights(7);
 
-  test.each(['hf-bert', 'computed-div', 'scaled-q', 'sdpa', 'fused-matmul'] as const)('encoder, %s: attention, q, k and hidden against a float64 forward pass', async (variant) => {
-    const dir = await onnxFolder(encoderGraph(w, variant), BERT_CONFIG, 'bert-tiny');
-    await withModel(dir, async (m) => {
-      expect(m.dims).toEqual({ layers: 2, heads: 2, headDim: 4, hidden: 8, maxPositions: 32 });
-      const at = m.taps.map((t) => t.scaleAt);
-      expect(at).toEqual(Array(2).fill({ 'hf-bert': ['scores'], 'computed-div': ['scores'], 'scaled-q': ['query'], sdpa: ['query', 'key'], 'fused-matmul': ['matmul'] }[variant]));
-      // SDPA: q and kᵀ are tapped after their computed √scale (not a constant), so s = 1 and c = d^¼ undoes it.
-      if (variant === 'sdpa') for (const t of m.taps) expect([t.scale, t.scaleTensors]).toEqual([1, []]);
-      if (variant === 'computed-div') for (const t of m.taps) expect([t.scale, t.scaleTensors.map((f) => f.power)]).toEqual([1, [-1]]);
-      // kᵀ is tapped as such only where a computed scale sits between the Transpose and the MatMul (SDPA).
-      expect(m.taps.map((t) => t.keyTransposed)).toEqual(Array(2).fill(variant === 'sdpa'));
-      const a = await m.attention('The cat sat on the mat.', { pair: 'A dog.' });
-      expect(a.sentenceBStart).toBeGreaterThan(0);
-      const ids = a.inputIds!;
-      const typeIds = ids.map((_, i) => (i >= a.sentenceBStart! ? 1 : 0));
-      const ref = reference(w, ids, typeIds, false);
-      expect(a.attention.dims).toEqual([2, 2, ids.length, ids.length]);
-      expect(maxAbsDiff(a.attention.data, ref.probs)).toBeLessThan(1e-5);
-      expect(maxAbsDiff(a.query!.data, ref.q)).toBeLessThan(1e-5);
-      expect(maxAbsDiff(a.key!.data, ref.k)).toBeLessThan(1e-5);
-      expect(maxAbsDiff(a.hiddenLast!.data, ref.hidden)).toBeLessThan(1e-4);
-      expect(softmaxReproduction(a)).toBeLessThan(1e-5);
-    });
-  });
+  test.each(['hf-bert', 'computed-div', 'scaled-q', 'sdpa', 'fused-matmul'] as const)(
+    'encoder, %s: attention, q, k and hidden against a float64 forward pass',
+    async (variant) => {
+      const dir = await onnxFolder(encoderGraph(w, variant), BERT_CONFIG, 'bert-tiny');
+      await withModel(dir, async (m) => {
+        expect(m.dims).toEqual({ layers: 2, heads: 2, headDim: 4, hidden: 8, maxPositions: 32 });
+        const at = m.taps.map((t) => t.scaleAt);
+        expect(at).toEqual(
+          Array(2).fill(
+            {
+              'hf-bert': ['scores'],
+              'computed-div': ['scores'],
+              'scaled-q': ['query'],
+              sdpa: ['query', 'key'],
+              'fused-matmul': ['matmul'],
+            }[variant],
+          ),
+        );
+        // SDPA: q and kᵀ are tapped after their computed √scale (not a constant), so s = 1 and c = d^¼ undoes it.
+        if (variant === 'sdpa') for (const t of m.taps) expect([t.scale, t.scaleTensors]).toEqual([1, []]);
+        if (variant === 'computed-div')
+          for (const t of m.taps) expect([t.scale, t.scaleTensors.map((f) => f.power)]).toEqual([1, [-1]]);
+        // kᵀ is tapped as such only where a computed scale sits between the Transpose and the MatMul (SDPA).
+        expect(m.taps.map((t) => t.keyTransposed)).toEqual(Array(2).fill(variant === 'sdpa'));
+        const a = await m.attention('The cat sat on the mat.', { pair: 'A dog.' });
+        expect(a.sentenceBStart).toBeGreaterThan(0);
+        const ids = a.inputIds!;
+        const typeIds = ids.map((_, i) => (i >= a.sentenceBStart! ? 1 : 0));
+        const ref = reference(w, ids, typeIds, false);
+        expect(a.attention.dims).toEqual([2, 2, ids.length, ids.length]);
+        expect(maxAbsDiff(a.attention.data, ref.probs)).toBeLessThan(1e-5);
+        expect(maxAbsDiff(a.query!.data, ref.q)).toBeLessThan(1e-5);
+        expect(maxAbsDiff(a.key!.data, ref.k)).toBeLessThan(1e-5);
+        expect(maxAbsDiff(a.hiddenLast!.data, ref.hidden)).toBeLessThan(1e-4);
+        expect(softmaxReproduction(a)).toBeLessThan(1e-5);
+      });
+    },
+  );
 
   test('layers are numbered by the layer index in the Softmax names when every one has a distinct index', async () => {
     const swapped = await onnxFolder(encoderGraph(w, 'hf-bert', [1, 0]), BERT_CONFIG, 'bert-tiny');
     const plain = await onnxFolder(encoderGraph(w, 'hf-bert'), BERT_CONFIG, 'bert-tiny');
-    const [a, b] = await Promise.all([withModel(swapped, (m) => m.attention('one two three')), withModel(plain, (m) => m.attention('one two three'))]);
+    const [a, b] = await Promise.all([
+      withModel(swapped, (m) => m.attention('one two three')),
+      withModel(plain, (m) => m.attention('one two three')),
+    ]);
     const half = a.attention.data.length / 2;
     expect(a.attention.data.subarray(0, half)).toEqual(b.attention.data.subarray(half));
     expect(a.attention.data.subarray(half)).toEqual(b.attention.data.subarray(0, half));
     // Names without a layer index (or two alike): topological order.
     const model = onnx.ModelProto.decode(encoderGraph(w, 'hf-bert', [3, 3]));
-    expect(findOnnxAttention(model, 'x').map((t) => t.node)).toEqual(['/encoder/layer.3/attention/self/Softmax', '/encoder/layer.3/attention/self/Softmax']);
+    expect(findOnnxAttention(model, 'x').map((t) => t.node)).toEqual([
+      '/encoder/layer.3/attention/self/Softmax',
+      '/encoder/layer.3/attention/self/Softmax',
+    ]);
   });
 
   test('decoder with a KV-cache input: empty past, causal zeros, against a float64 forward pass', async () => {
@@ -384,7 +500,9 @@ describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
       expect(maxAbsDiff(a.query!.data, ref.q)).toBeLessThan(1e-5);
       expect(maxAbsDiff(a.key!.data, ref.k)).toBeLessThan(1e-5);
       const T = a.tokens.length;
-      for (let lh = 0; lh < 4; lh++) for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) expect(a.attention.data[(lh * T + i) * T + j]).toBe(0);
+      for (let lh = 0; lh < 4; lh++)
+        for (let i = 0; i < T; i++)
+          for (let j = i + 1; j < T; j++) expect(a.attention.data[(lh * T + i) * T + j]).toBe(0);
       expect(softmaxReproduction(a)).toBeLessThan(1e-5);
     });
   });
@@ -392,9 +510,15 @@ describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
   test('a float16 cache input is refused by name', async () => {
     const bytes = patch(decoderGraph(w), (model) => {
       // As fp16 exports declare it: a float16 input (cast here, so that the graph stays valid).
-      model.graph!.input!.find((i) => i.name === 'past_key_values.0.key')!.type!.tensorType!.elemType = onnx.TensorProto.DataType.FLOAT16;
+      model.graph!.input!.find((i) => i.name === 'past_key_values.0.key')!.type!.tensorType!.elemType =
+        onnx.TensorProto.DataType.FLOAT16;
       model.graph!.node!.find((n) => n.input!.includes('past_key_values.0.key'))!.input![0] = 'past_as_float';
-      model.graph!.node!.unshift({ opType: 'Cast', input: ['past_key_values.0.key'], output: ['past_as_float'], attribute: [{ name: 'to', type: 2, i: 1 }] });
+      model.graph!.node!.unshift({
+        opType: 'Cast',
+        input: ['past_key_values.0.key'],
+        output: ['past_as_float'],
+        attribute: [{ name: 'to', type: 2, i: 1 }],
+      });
     });
     const dir = await onnxFolder(bytes, GPT2_CONFIG, 'gpt2-tiny');
     await expectBad(loadModel(dir), 'past_key_values.0.key', 'FLOAT16', 'float32');
@@ -413,32 +537,63 @@ describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
 describe.skipIf(!HAVE_SHARED)('graphs without readable attention', () => {
   const w = randomWeights(3);
 
-  test.each(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'PackedAttention', 'DecoderMaskedMultiHeadAttention'])(
-    'a com.microsoft %s node: the error names the operator and the node', async (op) => {
-      const bytes = patch(encoderGraph(w, 'hf-bert'), (model) => {
-        model.graph!.node!.splice(3, 0, { opType: op, domain: 'com.microsoft', name: `/encoder/layer.0/attention/${op}`, input: ['x'], output: ['y'] });
-        model.opsetImport!.push({ domain: 'com.microsoft', version: 1 });
+  test.each([
+    'Attention',
+    'MultiHeadAttention',
+    'GroupQueryAttention',
+    'PackedAttention',
+    'DecoderMaskedMultiHeadAttention',
+  ])('a com.microsoft %s node: the error names the operator and the node', async (op) => {
+    const bytes = patch(encoderGraph(w, 'hf-bert'), (model) => {
+      model.graph!.node!.splice(3, 0, {
+        opType: op,
+        domain: 'com.microsoft',
+        name: `/encoder/layer.0/attention/${op}`,
+        input: ['x'],
+        output: ['y'],
       });
-      const message = await expectBad(loadModel(await onnxFolder(bytes, BERT_CONFIG, 'bert-tiny')), `com.microsoft ${op}`, `/encoder/layer.0/attention/${op}`, 'fused');
-      expect(message).toMatch(/model\.onnx/);
+      model.opsetImport!.push({ domain: 'com.microsoft', version: 1 });
     });
+    const message = await expectBad(
+      loadModel(await onnxFolder(bytes, BERT_CONFIG, 'bert-tiny')),
+      `com.microsoft ${op}`,
+      `/encoder/layer.0/attention/${op}`,
+      'fused',
+    );
+    expect(message).toMatch(/model\.onnx/);
+  });
 
   test('no Softmax at all', async () => {
     const g = new GraphBuilder(null as unknown as Weights);
-    g.output(g.op('Cast', [g.input('input_ids', 'int64', ['batch_size', 'sequence_length'])], { to: 1 }, 'last_hidden_state'), ['batch_size', 'sequence_length']);
+    g.output(
+      g.op('Cast', [g.input('input_ids', 'int64', ['batch_size', 'sequence_length'])], { to: 1 }, 'last_hidden_state'),
+      ['batch_size', 'sequence_length'],
+    );
     await expectBad(loadModel(await onnxFolder(g.toBytes(), BERT_CONFIG, 'bert-tiny')), 'no Softmax');
   });
 
   test('a Softmax over a product with a weight (a classifier head) is not attention', async () => {
     const g = new GraphBuilder(null as unknown as Weights);
-    const x = g.op('Gather', [g.floats(w.embed, [VOCAB, D]), g.op('Mod', [g.input('input_ids', 'int64', ['batch_size', 'sequence_length']), g.ints([VOCAB])])]);
-    g.output(g.op('Softmax', [g.op('MatMul', [x, g.floats(w.layers[0].wq, [D, D])])], { axis: -1 }, 'logits'), ['batch_size', 'sequence_length', D]);
-    await expectBad(loadModel(await onnxFolder(g.toBytes(), BERT_CONFIG, 'bert-tiny')), '1 Softmax node', 'none fed by a product of two activations');
+    const x = g.op('Gather', [
+      g.floats(w.embed, [VOCAB, D]),
+      g.op('Mod', [g.input('input_ids', 'int64', ['batch_size', 'sequence_length']), g.ints([VOCAB])]),
+    ]);
+    g.output(g.op('Softmax', [g.op('MatMul', [x, g.floats(w.layers[0].wq, [D, D])])], { axis: -1 }, 'logits'), [
+      'batch_size',
+      'sequence_length',
+      D,
+    ]);
+    await expectBad(
+      loadModel(await onnxFolder(g.toBytes(), BERT_CONFIG, 'bert-tiny')),
+      '1 Softmax node',
+      'none fed by a product of two activations',
+    );
   });
 
   test('scores that sum two products are refused', () => {
     const g = new GraphBuilder(null as unknown as Weights);
-    const a = g.input('a', 'float', [2, 3, 3]), b = g.input('b', 'float', [2, 3, 3]);
+    const a = g.input('a', 'float', [2, 3, 3]),
+      b = g.input('b', 'float', [2, 3, 3]);
     g.output(g.op('Softmax', [g.add(g.op('MatMul', [a, b]), g.op('MatMul', [b, a]))], { axis: -1 }, 'p'), [2, 3, 3]);
     expect(() => findOnnxAttention(onnx.ModelProto.decode(g.toBytes()), 'g.onnx')).toThrow(/sum of 2 products/);
   });
@@ -447,7 +602,22 @@ describe.skipIf(!HAVE_SHARED)('graphs without readable attention', () => {
     const body = new GraphBuilder(null as unknown as Weights);
     body.output(body.op('Softmax', [body.op('MatMul', ['a', 'b'])], { axis: -1 }, 'p'), [2, 3, 3]);
     const inner = onnx.ModelProto.decode(body.toBytes()).graph!;
-    const model = { opsetImport: [{ domain: '', version: 17 }], graph: { node: [{ opType: 'If', input: ['c'], output: ['p'], attribute: [{ name: 'then_branch', g: inner }, { name: 'else_branch', g: inner }] }] } };
+    const model = {
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: {
+        node: [
+          {
+            opType: 'If',
+            input: ['c'],
+            output: ['p'],
+            attribute: [
+              { name: 'then_branch', g: inner },
+              { name: 'else_branch', g: inner },
+            ],
+          },
+        ],
+      },
+    };
     expect(() => findOnnxAttention(model, 'decoder_model_merged.onnx')).toThrow(/If\/Loop subgraphs/);
   });
 });
@@ -474,7 +644,7 @@ describe.skipIf(!HAVE_SHARED)('bad inputs', async () => {
     await rm(join(dir, 'onnx', 'model.onnx'));
     await expectBad(loadModel(dir), 'holds none of model.onnx, model_fp16.onnx, model_quantized.onnx');
     await writeFile(join(dir, 'onnx', 'decoder_model_merged.onnx'), '');
-    await expectBad(loadModel(dir), 'decoder_model_merged.onnx', 'pass one\'s path');
+    await expectBad(loadModel(dir), 'decoder_model_merged.onnx', "pass one's path");
     await expectBad(OnnxModel.load(dir, { file: '../config.json' }), 'not the name of an .onnx file');
   });
 

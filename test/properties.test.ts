@@ -5,7 +5,8 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import { loadModel, type Model } from '../src/engine.js';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { goldenModel, HAVE_SHARED } from './shared.js';
 
 const TEXT = 'Attention is all you need, said the paper; the cat, unimpressed, sat on the mat.';
@@ -44,7 +45,9 @@ describe.skipIf(!HAVE_SHARED).each(['bert-tiny', 'gpt2-tiny'])('%s', (name) => {
 
   test('softmax(q·kᵀ/√d + mask) reproduces the attention', () => {
     const [L, H, T, d] = a.query!.dims;
-    const q = a.query!.data, k = a.key!.data, p = a.attention.data;
+    const q = a.query!.data,
+      k = a.key!.data,
+      p = a.attention.data;
     let worst = 0;
     for (let lh = 0; lh < L * H; lh++) {
       for (let i = 0; i < T; i++) {

@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { AttnvizError } from '../src/core/errors.js';
-import { loadAnyModel, loadModel } from '../src/engine.js';
+import { loadAnyModel, loadModel } from '../src/models/load-model.js';
 import { findAttentionTaps, TfjsModel } from '../src/models/tfjs-model.js';
-import { embeddedModelDir, isTfjsSource } from '../src/models/tfjs-source.js';
+import { embeddedModelDir, isTfjsSource } from '../src/load/tfjs-source.js';
 
 const dir = embeddedModelDir();
 const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as [string, number][];
@@ -31,23 +31,29 @@ afterAll(async () => {
 function invariants(a: Attention): { softmaxError: number; rowError: number } {
   const [L, H, T] = a.attention.dims;
   const D = a.query!.dims[3];
-  let softmaxError = 0, rowError = 0;
-  for (let l = 0; l < L; l++) for (let h = 0; h < H; h++) for (let i = 0; i < T; i++) {
-    const z: number[] = [];
-    for (let j = 0; j < T; j++) {
-      let s = 0;
-      for (let n = 0; n < D; n++) s += a.query!.data[((l * H + h) * T + i) * D + n] * a.key!.data[((l * H + h) * T + j) * D + n];
-      z.push(s / Math.sqrt(D));
-    }
-    const max = Math.max(...z), e = z.map((v) => Math.exp(v - max)), sum = e.reduce((x, y) => x + y);
-    let row = 0;
-    for (let j = 0; j < T; j++) {
-      const p = a.attention.data[((l * H + h) * T + i) * T + j];
-      row += p;
-      softmaxError = Math.max(softmaxError, Math.abs(p - e[j] / sum));
-    }
-    rowError = Math.max(rowError, Math.abs(row - 1));
-  }
+  let softmaxError = 0,
+    rowError = 0;
+  for (let l = 0; l < L; l++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        const z: number[] = [];
+        for (let j = 0; j < T; j++) {
+          let s = 0;
+          for (let n = 0; n < D; n++)
+            s += a.query!.data[((l * H + h) * T + i) * D + n] * a.key!.data[((l * H + h) * T + j) * D + n];
+          z.push(s / Math.sqrt(D));
+        }
+        const max = Math.max(...z),
+          e = z.map((v) => Math.exp(v - max)),
+          sum = e.reduce((x, y) => x + y);
+        let row = 0;
+        for (let j = 0; j < T; j++) {
+          const p = a.attention.data[((l * H + h) * T + i) * T + j];
+          row += p;
+          softmaxError = Math.max(softmaxError, Math.abs(p - e[j] / sum));
+        }
+        rowError = Math.max(rowError, Math.abs(row - 1));
+      }
   return { softmaxError, rowError };
 }
 
@@ -63,7 +69,7 @@ describe('the embedded model', () => {
     expect(model.weightBytes).toBeGreaterThan(20e6);
   });
 
-  test('the graph walk finds each layer\'s Softmax and the q and k entering its matmul', () => {
+  test("the graph walk finds each layer's Softmax and the q and k entering its matmul", () => {
     const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
     const taps = findAttentionTaps(json.modelTopology.node, () => 0.5);
     expect(taps).toHaveLength(2);
@@ -110,13 +116,15 @@ describe('the embedded model', () => {
     const a = await model.attention('Attention is all you need.');
     const b = await model.attention('Attention is all you need.');
     expect(b.attention.data).toEqual(a.attention.data);
-    const T = a.tokens.length, head = (h: number) => a.attention.data.subarray(h * T * T, (h + 1) * T * T);
+    const T = a.tokens.length,
+      head = (h: number) => a.attention.data.subarray(h * T * T, (h + 1) * T * T);
     expect(head(0)).not.toEqual(head(1));
   });
 
   test('a sentence pair is the two token sequences one after the other, B marked', async () => {
     const a = await model.attention('The cat sat.', { pair: 'It was tired.' });
-    const tokA = new Tokenizer(vocab).encode('The cat sat.'), tokB = new Tokenizer(vocab).encode('It was tired.');
+    const tokA = new Tokenizer(vocab).encode('The cat sat.'),
+      tokB = new Tokenizer(vocab).encode('It was tired.');
     expect(a.inputIds).toEqual([...tokA, ...tokB]);
     expect(a.sentenceBStart).toBe(tokA.length);
     expect(a.pair).toBe('It was tired.');
@@ -156,7 +164,7 @@ describe('the embedded model', () => {
   });
 
   test('the ONNX path does not load TF.js: importing the engine leaves no TF.js engine behind', async () => {
-    const script = `const e = await import(${JSON.stringify(new URL('../dist/src/engine.js', import.meta.url).href)});
+    const script = `const e = await import(${JSON.stringify(new URL('../dist/src/models/load-model.js', import.meta.url).href)});
       const before = typeof globalThis._tfengine; const m = await e.loadModel(); await m.release();
       console.log(before, typeof globalThis._tfengine);`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);

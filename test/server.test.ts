@@ -17,10 +17,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { decodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention } from '../src/core/encode.js';
-import { loadModel } from '../src/engine.js';
+import { loadModel } from '../src/models/load-model.js';
 import { ModelCache } from '../src/server/model-cache.js';
 import type { AnyModel } from '../src/server/models.js';
-import { FrameReader, joinLayers } from '../src/server/protocol.js';
+import { FrameReader, joinLayers } from '../src/core/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
@@ -39,7 +39,11 @@ interface Reply {
 }
 
 /** One HTTP request with full control over the headers (fetch does not let Host be set). */
-function call(method: string, path: string, options: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Reply> {
+function call(
+  method: string,
+  path: string,
+  options: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const raw = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   const headers: Record<string, string> = {
     host: `127.0.0.1:${server.port}`,
@@ -62,14 +66,15 @@ function call(method: string, path: string, options: { body?: unknown; raw?: str
 }
 
 /** Raw bytes over a socket; resolves with everything the server sent once it closes the connection. */
-const raw = (bytes: string) => new Promise<string>((resolve, reject) => {
-  const socket = connect(server.port, '127.0.0.1');
-  let out = '';
-  socket.on('data', (d) => (out += d.toString()));
-  socket.on('end', () => resolve(out));
-  socket.on('error', reject);
-  socket.write(bytes);
-});
+const raw = (bytes: string) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = connect(server.port, '127.0.0.1');
+    let out = '';
+    socket.on('data', (d) => (out += d.toString()));
+    socket.on('end', () => resolve(out));
+    socket.on('error', reject);
+    socket.write(bytes);
+  });
 
 const attention = (body: Record<string, unknown>) => call('POST', '/api/attention', { body });
 
@@ -127,9 +132,19 @@ describe('endpoints', () => {
   test('GET /api/models: the embedded model, folders under the roots, the hub cache; limits', async () => {
     const r = await call('GET', '/api/models');
     expect(r.status).toBe(200);
-    const body = r.json() as unknown as { models: { id: string; label: string; kind: string; format: string }[]; defaultModel: string; limits: Record<string, number>; loaded: { id: string }[] };
+    const body = r.json() as unknown as {
+      models: { id: string; label: string; kind: string; format: string }[];
+      defaultModel: string;
+      limits: Record<string, number>;
+      loaded: { id: string }[];
+    };
     expect(body.defaultModel).toBe('embedded');
-    expect(body.models[0]).toEqual({ id: 'embedded', label: expect.stringContaining('Universal Sentence Encoder lite'), kind: 'embedded', format: 'tfjs' });
+    expect(body.models[0]).toEqual({
+      id: 'embedded',
+      label: expect.stringContaining('Universal Sentence Encoder lite'),
+      kind: 'embedded',
+      format: 'tfjs',
+    });
     const ids = body.models.map((m) => m.id);
     expect(ids).toContain(`path:${join(root, 'my-bert')}`);
     expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
@@ -141,8 +156,18 @@ describe('endpoints', () => {
   test('POST /api/models/load: JSON, and Server-Sent Events with progress then ready', async () => {
     const r = await call('POST', '/api/models/load', { body: { model: 'embedded' } });
     expect(r.status).toBe(200);
-    expect(r.json().model).toMatchObject({ id: 'embedded', modelType: 'use-lite', layers: 2, heads: 4, causal: false, encoderDecoder: false });
-    const sse = await call('POST', '/api/models/load', { body: { model: 'embedded' }, headers: { accept: 'text/event-stream' } });
+    expect(r.json().model).toMatchObject({
+      id: 'embedded',
+      modelType: 'use-lite',
+      layers: 2,
+      heads: 4,
+      causal: false,
+      encoderDecoder: false,
+    });
+    const sse = await call('POST', '/api/models/load', {
+      body: { model: 'embedded' },
+      headers: { accept: 'text/event-stream' },
+    });
     expect(sse.headers['content-type']).toMatch(/^text\/event-stream/);
     expect(sse.body.toString()).toMatch(/^event: ready\ndata: \{"model":\{"id":"embedded"/m);
   });
@@ -172,7 +197,9 @@ describe('endpoints', () => {
     expect(b.query!.data).toEqual(a.query!.data);
     const noQk = decodePayload(await attention({ text: 'The cat sat on the mat.', queryKey: false }));
     expect(noQk.query).toBeUndefined();
-    expect(whole.body.length).toBeGreaterThan(2 * (await attention({ text: 'The cat sat on the mat.', queryKey: false })).body.length);
+    expect(whole.body.length).toBeGreaterThan(
+      2 * (await attention({ text: 'The cat sat on the mat.', queryKey: false })).body.length,
+    );
   });
 
   test('POST /api/attention with a pair marks sentence B', async () => {
@@ -182,7 +209,9 @@ describe('endpoints', () => {
   });
 
   test('POST /api/export: the standalone HTML of a view and the attention file', async () => {
-    const html = await call('POST', '/api/export', { body: { text: 'Export me.', format: 'html', view: 'model', options: { theme: 'light' } } });
+    const html = await call('POST', '/api/export', {
+      body: { text: 'Export me.', format: 'html', view: 'model', options: { theme: 'light' } },
+    });
     expect(html.status).toBe(200);
     expect(html.headers['content-type']).toMatch(/^text\/html/);
     expect(html.headers['content-disposition']).toBe('attachment; filename="attnviz-model-view.html"');
@@ -234,14 +263,20 @@ describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the m
 
     const load = await call('POST', '/api/models/load', { body: { model } });
     expect(load.status).toBe(200);
-    expect(load.json().model).toMatchObject({ id: `path:${realpathSync(join(root, 'tiny-bart'))}`, modelType: 'bart', layers: BART.encoderLayers, encoderDecoder: true });
+    expect(load.json().model).toMatchObject({
+      id: `path:${realpathSync(join(root, 'tiny-bart'))}`,
+      modelType: 'bart',
+      layers: BART.encoderLayers,
+      encoderDecoder: true,
+    });
 
     // stream: "layers" is ignored: the per-layer frames carry self-attention only.
     const r = await attention({ model, text: SOURCE, target: TARGET, stream: 'layers' });
     expect(r.status).toBe(200);
     expect(r.headers['x-attnviz-format']).toBe('avz1');
     const a = decodePayload(r);
-    const S = expected.tokens.length, T = ed0.decoderTokens.length;
+    const S = expected.tokens.length,
+      T = ed0.decoderTokens.length;
     expect(a.tokens).toEqual(expected.tokens);
     expect(a.encoderDecoder).toBeDefined();
     const ed = a.encoderDecoder!;
@@ -251,7 +286,10 @@ describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the m
     expect(ed.decoder.dims).toEqual([BART.decoderLayers, 4, T, T]);
     expect(ed.cross.dims).toEqual([BART.decoderLayers, 4, T, S]);
     expect(ed.crossQuery!.dims).toEqual(ed0.crossQuery!.dims);
-    for (const [got, want] of [[ed.decoder, ed0.decoder], [ed.cross, ed0.cross]] as const) {
+    for (const [got, want] of [
+      [ed.decoder, ed0.decoder],
+      [ed.cross, ed0.cross],
+    ] as const) {
       expect(Math.max(...got.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-3);
     }
     // The target is part of the result cache's key: another target is another result.
@@ -259,32 +297,68 @@ describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the m
     expect(other.encoderDecoder!.target).toBe('Hello.');
     expect(other.encoderDecoder!.decoderTokens).not.toEqual(ed.decoderTokens);
 
-    const file = await call('POST', '/api/export', { body: { model, text: SOURCE, target: TARGET, format: 'attention' } });
+    const file = await call('POST', '/api/export', {
+      body: { model, text: SOURCE, target: TARGET, format: 'attention' },
+    });
     expect(file.status).toBe(200);
     expect(decodeAttentionFile(file.body, 'response').encoderDecoder!.decoderTokens).toEqual(ed0.decoderTokens);
-    const html = await call('POST', '/api/export', { body: { model, text: SOURCE, target: TARGET, format: 'html', view: 'head' } });
+    const html = await call('POST', '/api/export', {
+      body: { model, text: SOURCE, target: TARGET, format: 'html', view: 'head' },
+    });
     expect(html.status).toBe(200);
 
-    await expectError(attention({ model, text: SOURCE }), 400, /is an encoder-decoder model: give the decoder's text as "target"/);
+    await expectError(
+      attention({ model, text: SOURCE }),
+      400,
+      /is an encoder-decoder model: give the decoder's text as "target"/,
+    );
     await expectError(attention({ model, text: SOURCE, target: '  ' }), 400, /give the decoder's text as "target"/);
-    await expectError(attention({ model, text: SOURCE, target: TARGET, pair: 'A pair.' }), 400, /takes a "target" text, not a "pair"/);
-    await expectError(call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }), 400, /give the decoder's text as "target"/);
-    await expectError(attention({ model: 'embedded', text: SOURCE, target: TARGET }), 400, /^embedded is not an encoder-decoder model: it takes no target text/);
-    await expectError(call('POST', '/api/export', { body: { text: SOURCE, target: TARGET, format: 'html' } }), 400, /not an encoder-decoder model/);
+    await expectError(
+      attention({ model, text: SOURCE, target: TARGET, pair: 'A pair.' }),
+      400,
+      /takes a "target" text, not a "pair"/,
+    );
+    await expectError(
+      call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }),
+      400,
+      /give the decoder's text as "target"/,
+    );
+    await expectError(
+      attention({ model: 'embedded', text: SOURCE, target: TARGET }),
+      400,
+      /^embedded is not an encoder-decoder model: it takes no target text/,
+    );
+    await expectError(
+      call('POST', '/api/export', { body: { text: SOURCE, target: TARGET, format: 'html' } }),
+      400,
+      /not an encoder-decoder model/,
+    );
   });
 });
 
 describe('limits and errors: a JSON body with the right status, and the server serves on', () => {
   test('text length, body size, empty text, request time', async () => {
-    await expectError(attention({ text: 'x'.repeat(301) }), 413, /"text" is 301 characters; this server takes at most 300/);
+    await expectError(
+      attention({ text: 'x'.repeat(301) }),
+      413,
+      /"text" is 301 characters; this server takes at most 300/,
+    );
     await expectError(attention({ text: 'ok', pair: 'y'.repeat(301) }), 413, /"pair" is 301 characters/);
-    await expectError(call('POST', '/api/attention', { raw: JSON.stringify({ text: 'a', pad: 'p'.repeat(5000) }) }), 413, /over this server's limit of 4096 bytes/);
+    await expectError(
+      call('POST', '/api/attention', { raw: JSON.stringify({ text: 'a', pad: 'p'.repeat(5000) }) }),
+      413,
+      /over this server's limit of 4096 bytes/,
+    );
     await expectError(attention({ text: '   ' }), 400, /"text" is missing or empty/);
     await expectError(attention({}), 400, /"text" is missing or empty/);
     // A tight time limit: the answer is 503 in time, the run itself finishes in the background.
     const quick = await startServer({ port: 0, limits: { requestTimeoutMs: 1 } });
     try {
-      const r = await fetch(`${quick.url}api/attention`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'too slow' }) });
+      const r = await fetch(`${quick.url}api/attention`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: 'too slow' }),
+      });
       expect(r.status).toBe(503);
       expect((await r.json()).message).toMatch(/took longer than this server's limit/);
     } finally {
@@ -304,10 +378,25 @@ describe('limits and errors: a JSON body with the right status, and the server s
     await expectError(attention({ text: 'a', model: 7 }), 400, /"model" must be a string/);
     await expectError(attention({ text: 'a', model: '???' }), 400, /is not a model/);
     await expectError(attention({ text: 'a', target: 'b' }), 400, /not an encoder-decoder model/);
-    await expectError(call('POST', '/api/attention', { raw: 'text=a', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, /application\/json/);
+    await expectError(
+      call('POST', '/api/attention', {
+        raw: 'text=a',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      415,
+      /application\/json/,
+    );
     await expectError(call('POST', '/api/export', { body: { text: 'a', format: 'pdf' } }), 400, /"format" must be/);
-    await expectError(call('POST', '/api/export', { body: { text: 'a', format: 'html', view: 'graph' } }), 400, /"view" must be one of head, model, neuron/);
-    await expectError(call('POST', '/api/models/load', { body: { model: 'embedded', extra: 1 } }), 400, /unknown field "extra"/);
+    await expectError(
+      call('POST', '/api/export', { body: { text: 'a', format: 'html', view: 'graph' } }),
+      400,
+      /"view" must be one of head, model, neuron/,
+    );
+    await expectError(
+      call('POST', '/api/models/load', { body: { model: 'embedded', extra: 1 } }),
+      400,
+      /unknown field "extra"/,
+    );
   });
 
   test('wrong methods and unknown endpoints', async () => {
@@ -318,38 +407,76 @@ describe('limits and errors: a JSON body with the right status, and the server s
   });
 
   test('a hub id that is neither cached nor downloadable (offline) is a readable 404', async () => {
-    await expectError(attention({ model: 'nobody/unknown-model', text: 'a' }), 404, /nobody\/unknown-model.*not in the Hugging Face cache.*HF_HUB_OFFLINE/);
-    const sse = await call('POST', '/api/models/load', { body: { model: 'hub:nobody/unknown-model' }, headers: { accept: 'text/event-stream' } });
+    await expectError(
+      attention({ model: 'nobody/unknown-model', text: 'a' }),
+      404,
+      /nobody\/unknown-model.*not in the Hugging Face cache.*HF_HUB_OFFLINE/,
+    );
+    const sse = await call('POST', '/api/models/load', {
+      body: { model: 'hub:nobody/unknown-model' },
+      headers: { accept: 'text/event-stream' },
+    });
     expect(sse.status).toBe(200);
-    expect(sse.body.toString()).toMatch(/event: progress\ndata: \{"phase":"resolve"[\s\S]*event: error\ndata: \{"status":404,"message":"model \\"nobody\/unknown-model\\" is not in the Hugging Face cache/);
+    expect(sse.body.toString()).toMatch(
+      /event: progress\ndata: \{"phase":"resolve"[\s\S]*event: error\ndata: \{"status":404,"message":"model \\"nobody\/unknown-model\\" is not in the Hugging Face cache/,
+    );
   });
 
   test('malformed HTTP and oversized headers get a JSON error; the connection closes, the server does not', async () => {
     const garbage = await raw('THIS IS NOT HTTP\r\n\r\n');
     expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request/);
     expect(garbage).toMatch(/\{"status":400,"message":"malformed HTTP request"\}$/);
-    const huge = await raw(`GET /api/models HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const huge = await raw(
+      `GET /api/models HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
     expect(huge).toMatch(/^HTTP\/1\.1 431 /);
   });
 });
 
 describe('security', () => {
   test('a foreign Host header is refused (DNS rebinding); the loopback names are accepted', async () => {
-    await expectError(call('GET', '/api/models', { headers: { host: 'evil.example' } }), 403, /Host "evil.example" is not this server.*DNS rebinding/);
+    await expectError(
+      call('GET', '/api/models', { headers: { host: 'evil.example' } }),
+      403,
+      /Host "evil.example" is not this server.*DNS rebinding/,
+    );
     await expectError(call('GET', '/', { headers: { host: `evil.example:${server.port}` } }), 403, /not this server/);
     await expectError(call('GET', '/api/models', { headers: { host: '127.0.0.1:1' } }), 403, /not this server/);
     // No Host at all (HTTP/1.0): refused too.
-    expect(await raw('GET /api/models HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 403 [\s\S]*"message":"Host \\"\\" is not this server/);
+    expect(await raw('GET /api/models HTTP/1.0\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 403 [\s\S]*"message":"Host \\"\\" is not this server/,
+    );
     for (const host of [`127.0.0.1:${server.port}`, `localhost:${server.port}`, `[::1]:${server.port}`]) {
       expect((await call('GET', '/api/models', { headers: { host } })).status).toBe(200);
     }
   });
 
-  test('a foreign Origin is refused; the server\'s own is accepted', async () => {
-    await expectError(attention({ text: 'a' }).then(() => call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'http://evil.example' } })), 403, /Origin "http:\/\/evil.example" is not this server/);
-    await expectError(call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'null' } }), 403, /Origin "null"/);
-    await expectError(call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: `https://127.0.0.1:${server.port}` } }), 403, /not this server/);
-    expect((await call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: `http://localhost:${server.port}` } })).status).toBe(200);
+  test("a foreign Origin is refused; the server's own is accepted", async () => {
+    await expectError(
+      attention({ text: 'a' }).then(() =>
+        call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'http://evil.example' } }),
+      ),
+      403,
+      /Origin "http:\/\/evil.example" is not this server/,
+    );
+    await expectError(
+      call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: 'null' } }),
+      403,
+      /Origin "null"/,
+    );
+    await expectError(
+      call('POST', '/api/attention', { body: { text: 'a' }, headers: { origin: `https://127.0.0.1:${server.port}` } }),
+      403,
+      /not this server/,
+    );
+    expect(
+      (
+        await call('POST', '/api/attention', {
+          body: { text: 'a' },
+          headers: { origin: `http://localhost:${server.port}` },
+        })
+      ).status,
+    ).toBe(200);
   });
 
   test('model paths: only inside the roots — no "..", no absolute path elsewhere, no symlink escape', async () => {
@@ -367,7 +494,9 @@ describe('security', () => {
   });
 
   test('binding another address needs allowRemote, and warns', async () => {
-    await expect(startServer({ port: 0, host: '0.0.0.0' })).rejects.toThrow(/refusing to bind 0\.0\.0\.0.*--allow-remote/);
+    await expect(startServer({ port: 0, host: '0.0.0.0' })).rejects.toThrow(
+      /refusing to bind 0\.0\.0\.0.*--allow-remote/,
+    );
     const warnings: string[] = [];
     const open = await startServer({ port: 0, host: '0.0.0.0', allowRemote: true, warn: (m) => warnings.push(m) });
     await open.close();
@@ -393,14 +522,24 @@ describe('the model cache', () => {
         running--;
         return {} as Attention;
       },
-      release: async () => { log.push(`${name}: released`); },
+      release: async () => {
+        log.push(`${name}: released`);
+      },
     } as unknown as AnyModel;
   }
 
   test('concurrent requests load a model once and run one at a time', async () => {
     const log: string[] = [];
     let opened = 0;
-    const cache = new ModelCache({ capBytes: 100, maxQueue: 50, open: async (key) => { opened++; await new Promise((r) => setTimeout(r, 20)); return fakeModel(10, log, key); } });
+    const cache = new ModelCache({
+      capBytes: 100,
+      maxQueue: 50,
+      open: async (key) => {
+        opened++;
+        await new Promise((r) => setTimeout(r, 20));
+        return fakeModel(10, log, key);
+      },
+    });
     await Promise.all(Array.from({ length: 8 }, () => cache.run('a', (m) => m.attention('x'))));
     expect(opened).toBe(1);
     expect(log).toEqual([]);
@@ -416,7 +555,12 @@ describe('the model cache', () => {
     await cache.run('a', async () => undefined); // a is now more recent than b
     await cache.run('c', async () => undefined); // 30 > 25: b goes
     expect(log).toEqual(['b: released']);
-    expect(cache.status().map((s) => s.key).sort()).toEqual(['a', 'c']);
+    expect(
+      cache
+        .status()
+        .map((s) => s.key)
+        .sort(),
+    ).toEqual(['a', 'c']);
     // A model in use is never released, even when it is the oldest.
     const slow = cache.run('a', () => new Promise((r) => setTimeout(r, 50)));
     await cache.run('d', async () => undefined);
@@ -427,10 +571,14 @@ describe('the model cache', () => {
 
   test('a failed load is not cached; a full queue answers 503', async () => {
     let attempts = 0;
-    const cache = new ModelCache({ capBytes: 100, maxQueue: 1, open: async (key) => {
-      if (++attempts === 1) throw new Error('first load fails');
-      return fakeModel(1, [], key);
-    } });
+    const cache = new ModelCache({
+      capBytes: 100,
+      maxQueue: 1,
+      open: async (key) => {
+        if (++attempts === 1) throw new Error('first load fails');
+        return fakeModel(1, [], key);
+      },
+    });
     await expect(cache.run('a', async () => 1)).rejects.toThrow('first load fails');
     expect(await cache.run('a', async () => 2)).toBe(2);
     const first = cache.run('a', () => new Promise((r) => setTimeout(() => r(3), 30)));
@@ -444,7 +592,9 @@ describe('attnviz serve (npm start)', () => {
   const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
   test('prints the URL once the embedded model is loaded, serves the app and the API, stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--models-dir', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--models-dir', root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       const url = await new Promise<string>((resolve, reject) => {
         let out = '';
@@ -456,7 +606,10 @@ describe('attnviz serve (npm start)', () => {
         child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
       });
       expect((await fetch(url)).headers.get('content-type')).toMatch(/^text\/html/);
-      const models = await (await fetch(`${url}api/models`)).json() as { models: { id: string }[]; loaded: { id: string }[] };
+      const models = (await (await fetch(`${url}api/models`)).json()) as {
+        models: { id: string }[];
+        loaded: { id: string }[];
+      };
       expect(models.models.map((m) => m.id)).toContain(`path:${join(root, 'my-bert')}`);
       expect(models.loaded.map((m) => m.id)).toEqual(['embedded']);
     } finally {
@@ -467,7 +620,11 @@ describe('attnviz serve (npm start)', () => {
   });
 
   test('refuses another address without --allow-remote, and a missing model root, with exit code 2', async () => {
-    const run = (args: string[]) => promisify(execFile)(process.execPath, [cli, 'serve', ...args]).then(() => ({ code: 0, stderr: '' }), (e: { code: number; stderr: string }) => e);
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, [cli, 'serve', ...args]).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
     const remote = await run(['--port', '0', '--host', '0.0.0.0']);
     expect(remote.code).toBe(2);
     expect(remote.stderr).toMatch(/^attnviz: refusing to bind 0\.0\.0\.0.*--allow-remote/);

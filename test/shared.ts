@@ -30,7 +30,10 @@ export interface GoldenCase {
 export function goldenCases(models: readonly string[]): string[] {
   if (!HAVE_SHARED) return [];
   const dir = join(SHARED, 'golden', 'cases');
-  return readdirSync(dir).filter((f) => f.endsWith('.safetensors') && models.includes(f.split('__')[0])).sort().map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors') && models.includes(f.split('__')[0]))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 export async function readGoldenCase(file: string): Promise<GoldenCase> {
@@ -79,7 +82,11 @@ export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
   expect(a.inputIds).toEqual(golden.inputIds);
   expect(a.attention.dims).toEqual(golden.dims('attention'));
   expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
-  for (const [name, ours] of [['query', a.query], ['key', a.key], ['hidden_last', a.hiddenLast]] as const) {
+  for (const [name, ours] of [
+    ['query', a.query],
+    ['key', a.key],
+    ['hidden_last', a.hiddenLast],
+  ] as const) {
     const ref = golden.f32(name);
     expect(ours?.dims, name).toEqual(golden.dims(name));
     expect(maxAbsDiff(ours!.data, ref), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(ref)));
@@ -90,7 +97,8 @@ export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
 export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[]): Promise<string> {
   const outcome = await p.then(
     async (value) => {
-      if (value && typeof value === 'object' && 'release' in value) await (value as { release(): Promise<void> }).release();
+      if (value && typeof value === 'object' && 'release' in value)
+        await (value as { release(): Promise<void> }).release();
       return { ok: true as const };
     },
     (error: unknown) => ({ ok: false as const, error }),
@@ -107,7 +115,9 @@ export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[
  * Loads each model once per test file (keyed by name) and releases them all after the file's tests:
  * `const model = loadedOnce((name) => loadModel(goldenModel(name)))`.
  */
-export function loadedOnce<K, M extends { release(): Promise<void> }>(load: (key: K) => Promise<M>): (key: K) => Promise<M> {
+export function loadedOnce<K, M extends { release(): Promise<void> }>(
+  load: (key: K) => Promise<M>,
+): (key: K) => Promise<M> {
   const models = new Map<K, Promise<M>>();
   afterAll(async () => {
     for (const m of models.values()) await (await m).release();

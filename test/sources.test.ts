@@ -7,11 +7,11 @@ import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadModel } from '../src/engine.js';
+import { loadModel } from '../src/models/load-model.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { bert } from '../src/graph/bert.js';
-import { readConfig } from '../src/models/config.js';
-import { Weights } from '../src/models/weights.js';
+import { readConfig } from '../src/load/config.js';
+import { Weights } from '../src/load/weights.js';
 import { buildCache } from './hub-cache.js';
 import { expectMatchesGolden, goldenModel, HAVE_SHARED, readGoldenCase, SHARED } from './shared.js';
 
@@ -21,7 +21,9 @@ afterAll(() => rm(tmp, { recursive: true, force: true }));
 describe.skipIf(!HAVE_SHARED)('sources', () => {
   test('a hub id from an offline Hugging Face cache reproduces the golden case', async () => {
     const dir = goldenModel('gpt2-tiny');
-    const files = new Map(await Promise.all((await readdir(dir)).map(async (f) => [f, await readFile(join(dir, f))] as const)));
+    const files = new Map(
+      await Promise.all((await readdir(dir)).map(async (f) => [f, await readFile(join(dir, f))] as const)),
+    );
     const cache = join(tmp, 'hub');
     await buildCache(cache, 'openai-community/gpt2-tiny', 'a'.repeat(40), files);
     const m = await loadModel('openai-community/gpt2-tiny', { env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' } });

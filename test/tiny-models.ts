@@ -19,8 +19,8 @@ import type { Attention } from '../src/core/attention.js';
 import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
-import { readConfig } from '../src/models/config.js';
-import { Weights } from '../src/models/weights.js';
+import { readConfig } from '../src/load/config.js';
+import { Weights } from '../src/load/weights.js';
 import { goldenModel, maxAbs, maxAbsDiff } from './shared.js';
 
 // ---- random tensors ---------------------------------------------------------------------------------------
@@ -97,13 +97,19 @@ export async function writeTinyModel(
   config: Record<string, unknown>,
   weights: TinyWeights,
   tokenizerFrom: 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny',
-  options: { rename?: (name: string) => string | null; legacyTokenizer?: boolean; extra?: Record<string, TensorToWrite> } = {},
+  options: {
+    rename?: (name: string) => string | null;
+    legacyTokenizer?: boolean;
+    extra?: Record<string, TensorToWrite>;
+  } = {},
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-tiny-'));
   made.push(dir);
   await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const src = goldenModel(tokenizerFrom);
-  const files = options.legacyTokenizer ? ['tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt'] : ['tokenizer.json', 'tokenizer_config.json'];
+  const files = options.legacyTokenizer
+    ? ['tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt']
+    : ['tokenizer.json', 'tokenizer_config.json'];
   for (const f of files) if (existsSync(join(src, f))) await copyFile(join(src, f), join(dir, f));
   const out: Record<string, TensorToWrite> = {};
   for (const [name, t] of weights.tensors) {
@@ -167,8 +173,22 @@ export function layerNorm(x: Rows, g: Float32Array, b: Float32Array, eps: number
 function erf(x: number): number {
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
-  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  const r =
+    t *
+    Math.exp(
+      -z * z -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t *
+                      (-0.18628806 +
+                        t *
+                          (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return x >= 0 ? 1 - r : r - 1;
 }
 
@@ -187,20 +207,29 @@ export function splitHeads(x: Rows, heads: number, d: number): Rows[] {
 }
 
 /** softmax(q·kᵀ·scale (+ causal mask))·v per head; the context merged back to `[T, H·d]`. */
-export function attend(q: Rows[], k: Rows[], v: Rows[], scale: number, causal: boolean): { probs: Rows[]; context: Rows } {
-  const T = q[0].length, d = q[0][0].length, H = q.length;
-  const probs = q.map((qh, h) => qh.map((qi, i) => {
-    const s = k[h].map((kj, j) => (causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c], 0) * scale));
-    const max = Math.max(...s);
-    const e = s.map((x) => Math.exp(x - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    return Float64Array.from(e, (x) => x / sum);
-  }));
+export function attend(
+  q: Rows[],
+  k: Rows[],
+  v: Rows[],
+  scale: number,
+  causal: boolean,
+): { probs: Rows[]; context: Rows } {
+  const T = q[0].length,
+    d = q[0][0].length,
+    H = q.length;
+  const probs = q.map((qh, h) =>
+    qh.map((qi, i) => {
+      const s = k[h].map((kj, j) => (causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c], 0) * scale));
+      const max = Math.max(...s);
+      const e = s.map((x) => Math.exp(x - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      return Float64Array.from(e, (x) => x / sum);
+    }),
+  );
   const context = Array.from({ length: T }, (_, t) => {
     const row = new Float64Array(H * d);
     for (let h = 0; h < H; h++)
-      for (let j = 0; j < T; j++)
-        for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
     return row;
   });
   return { probs, context };
@@ -209,16 +238,18 @@ export function attend(q: Rows[], k: Rows[], v: Rows[], scale: number, causal: b
 /** HF rotate_half RoPE on the first `dims` of each head vector; position of row t is t. */
 export function rope(x: Rows[], dims: number, base: number): Rows[] {
   const half = dims / 2;
-  return x.map((head) => head.map((row, t) => {
-    const y = Float64Array.from(row);
-    for (let j = 0; j < half; j++) {
-      const angle = t / base ** ((2 * j) / dims);
-      const [c, s] = [Math.cos(angle), Math.sin(angle)];
-      y[j] = row[j] * c - row[j + half] * s;
-      y[j + half] = row[j + half] * c + row[j] * s;
-    }
-    return y;
-  }));
+  return x.map((head) =>
+    head.map((row, t) => {
+      const y = Float64Array.from(row);
+      for (let j = 0; j < half; j++) {
+        const angle = t / base ** ((2 * j) / dims);
+        const [c, s] = [Math.cos(angle), Math.sin(angle)];
+        y[j] = row[j] * c - row[j + half] * s;
+        y[j + half] = row[j + half] * c + row[j] * s;
+      }
+      return y;
+    }),
+  );
 }
 
 /** What a reference forward returns, per layer `[H][T]` rows. */
@@ -229,7 +260,8 @@ export interface Reference {
   hidden: Rows;
 }
 
-const flat = (x: unknown): number[] => (typeof x === 'number' ? [x] : x instanceof Float64Array ? [...x] : (x as unknown[]).flatMap(flat));
+const flat = (x: unknown): number[] =>
+  typeof x === 'number' ? [x] : x instanceof Float64Array ? [...x] : (x as unknown[]).flatMap(flat);
 
 /**
  * Ten times tighter than the golden README's tolerances (attention 1e-5 absolute, q/k/hidden 1e-5 ×
@@ -238,7 +270,11 @@ const flat = (x: unknown): number[] => (typeof x === 'number' ? [x] : x instance
  */
 export function expectMatchesReference(a: Attention, ref: Reference): void {
   expect(maxAbsDiff(a.attention.data, flat(ref.probs)), 'attention').toBeLessThan(1e-5);
-  for (const [name, ours, theirs] of [['query', a.query, ref.q], ['key', a.key, ref.k], ['hidden_last', a.hiddenLast, ref.hidden]] as const) {
+  for (const [name, ours, theirs] of [
+    ['query', a.query, ref.q],
+    ['key', a.key, ref.k],
+    ['hidden_last', a.hiddenLast, ref.hidden],
+  ] as const) {
     const expected = flat(theirs);
     expect(maxAbsDiff(ours!.data, expected), name).toBeLessThan(1e-5 * Math.max(1, maxAbs(expected)));
   }
@@ -250,14 +286,22 @@ export function expectMatchesReference(a: Attention, ref: Reference): void {
  * Shapes, rows summing to 1, exact zeros above the diagonal for causal models (and none for the others),
  * and softmax(q·kᵀ/√d + mask) from the returned q, k reproducing the returned attention.
  */
-export function expectInvariants(a: Attention, dims: { layers: number; heads: number; headDim: number; hidden: number }): void {
+export function expectInvariants(
+  a: Attention,
+  dims: { layers: number; heads: number; headDim: number; hidden: number },
+): void {
   const T = a.tokens.length;
   expect(a.attention.dims).toEqual([dims.layers, dims.heads, T, T]);
   expect(a.query!.dims).toEqual([dims.layers, dims.heads, T, dims.headDim]);
   expect(a.key!.dims).toEqual([dims.layers, dims.heads, T, dims.headDim]);
   expect(a.hiddenLast!.dims).toEqual([T, dims.hidden]);
-  const p = a.attention.data, q = a.query!.data, k = a.key!.data, d = dims.headDim;
-  let rowSum = 0, above = 0, softmax = 0;
+  const p = a.attention.data,
+    q = a.query!.data,
+    k = a.key!.data,
+    d = dims.headDim;
+  let rowSum = 0,
+    above = 0,
+    softmax = 0;
   for (let lh = 0; lh < dims.layers * dims.heads; lh++) {
     for (let i = 0; i < T; i++) {
       const row = p.subarray((lh * T + i) * T, (lh * T + i + 1) * T);

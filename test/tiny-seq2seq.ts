@@ -8,7 +8,18 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { activation, addRows, gather, layerNorm, linear, Rng, splitHeads, TinyWeights, writeTinyModel, type Rows } from './tiny-models.js';
+import {
+  activation,
+  addRows,
+  gather,
+  layerNorm,
+  linear,
+  Rng,
+  splitHeads,
+  TinyWeights,
+  writeTinyModel,
+  type Rows,
+} from './tiny-models.js';
 
 export const SOURCE = 'The cat sat on the mat.';
 export const TARGET = 'Le chat est assis sur le tapis.';
@@ -36,25 +47,39 @@ export interface Reference {
 export const emptyPart = (): PartRef => ({ q: [], k: [], probs: [] });
 
 /** softmax(q·kᵀ·scale + bias (+ causal mask))·v per head, for any numbers of query and key rows; context merged to `[T, H·d]`. */
-export function attend(q: Rows[], k: Rows[], v: Rows[], scale: number, bias: Rows[] | null, causal: boolean): { probs: Rows[]; context: Rows } {
-  const H = q.length, d = v[0][0].length;
-  const probs = q.map((qh, h) => qh.map((qi, i) => {
-    const s = k[h].map((kj, j) => (causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c], 0) * scale + (bias ? bias[h][i][j] : 0)));
-    const max = Math.max(...s);
-    const e = s.map((x) => Math.exp(x - max));
-    const sum = e.reduce((a, b) => a + b, 0);
-    return Float64Array.from(e, (x) => x / sum);
-  }));
+export function attend(
+  q: Rows[],
+  k: Rows[],
+  v: Rows[],
+  scale: number,
+  bias: Rows[] | null,
+  causal: boolean,
+): { probs: Rows[]; context: Rows } {
+  const H = q.length,
+    d = v[0][0].length;
+  const probs = q.map((qh, h) =>
+    qh.map((qi, i) => {
+      const s = k[h].map((kj, j) =>
+        causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c], 0) * scale + (bias ? bias[h][i][j] : 0),
+      );
+      const max = Math.max(...s);
+      const e = s.map((x) => Math.exp(x - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      return Float64Array.from(e, (x) => x / sum);
+    }),
+  );
   const context = q[0].map((_, i) => {
     const row = new Float64Array(H * d);
-    for (let h = 0; h < H; h++) for (let j = 0; j < k[h].length; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][i][j] * v[h][j][c];
+    for (let h = 0; h < H; h++)
+      for (let j = 0; j < k[h].length; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][i][j] * v[h][j][c];
     return row;
   });
   return { probs, context };
 }
 
 export const silu = (x: Rows): Rows => x.map((row) => row.map((v) => v / (1 + Math.exp(-v))));
-export const act = (x: Rows, name: string): Rows => (name === 'swish' || name === 'silu' ? silu(x) : activation(x, name));
+export const act = (x: Rows, name: string): Rows =>
+  name === 'swish' || name === 'silu' ? silu(x) : activation(x, name);
 export const add = (a: Rows, b: Rows): Rows => addRows(a, b);
 export const scaleRows = (x: Rows, s: number): Rows => x.map((row) => row.map((v) => v * s));
 export const mul = (a: Rows, b: Rows): Rows => a.map((row, t) => row.map((v, j) => v * b[t][j]));
@@ -69,7 +94,8 @@ export function rmsNorm(x: Rows, w: Float32Array, eps: number): Rows {
 
 /** h·Wᵀ (+ bias) for the last row only. */
 export function lastLogits(hidden: Rows, table: Float32Array, bias: Float32Array | null, V: number): Float64Array {
-  const h = hidden[hidden.length - 1], D = h.length;
+  const h = hidden[hidden.length - 1],
+    D = h.length;
   return Float64Array.from({ length: V }, (_, v) => {
     let s = bias ? bias[v] : 0;
     for (let j = 0; j < D; j++) s += table[v * D + j] * h[j];
@@ -81,7 +107,11 @@ export const argmax = (x: Float64Array) => x.reduce((best, v, i) => (v > x[best]
 
 // ---- BART, mBART, Marian -----------------------------------------------------------------------------------
 
-export const V = 50261, D = 16, H = 4, d = 4, P = 64;
+export const V = 50261,
+  D = 16,
+  H = 4,
+  d = 4,
+  P = 64;
 
 export interface BartSpec {
   variant: 'bart' | 'mbart' | 'marian';
@@ -99,12 +129,29 @@ export const MARIAN: BartSpec = { variant: 'marian', encoderLayers: 3, decoderLa
 export const FFN = { encoder: 24, decoder: 40 };
 
 export function bartConfig(s: BartSpec): Record<string, unknown> {
-  const arch = { bart: 'BartForConditionalGeneration', mbart: 'MBartForConditionalGeneration', marian: 'MarianMTModel' }[s.variant];
+  const arch = {
+    bart: 'BartForConditionalGeneration',
+    mbart: 'MBartForConditionalGeneration',
+    marian: 'MarianMTModel',
+  }[s.variant];
   return {
-    architectures: [arch], model_type: s.variant, vocab_size: V, d_model: D, encoder_layers: s.encoderLayers, decoder_layers: s.decoderLayers,
-    encoder_attention_heads: H, decoder_attention_heads: H, encoder_ffn_dim: FFN.encoder, decoder_ffn_dim: FFN.decoder,
-    max_position_embeddings: P, activation_function: s.act, scale_embedding: s.scale, is_encoder_decoder: true,
-    pad_token_id: 1, bos_token_id: 0, eos_token_id: 2,
+    architectures: [arch],
+    model_type: s.variant,
+    vocab_size: V,
+    d_model: D,
+    encoder_layers: s.encoderLayers,
+    decoder_layers: s.decoderLayers,
+    encoder_attention_heads: H,
+    decoder_attention_heads: H,
+    encoder_ffn_dim: FFN.encoder,
+    decoder_ffn_dim: FFN.decoder,
+    max_position_embeddings: P,
+    activation_function: s.act,
+    scale_embedding: s.scale,
+    is_encoder_decoder: true,
+    pad_token_id: 1,
+    bos_token_id: 0,
+    eos_token_id: 2,
     // Marian starts the decoder from the pad token: left out here, so that the pad fallback is what is read.
     ...(s.variant === 'marian' ? {} : { decoder_start_token_id: 2 }),
   };
@@ -115,7 +162,7 @@ export function sinusoids(n: number, dim: number): Float32Array {
   const out = new Float32Array(n * dim);
   for (let pos = 0; pos < n; pos++) {
     for (let j = 0; j < dim / 2; j++) {
-      const angle = pos / Math.pow(10000, (2 * j) / dim);
+      const angle = pos / 10000 ** ((2 * j) / dim);
       out[pos * dim + j] = Math.sin(angle);
       out[pos * dim + dim / 2 + j] = Math.cos(angle);
     }
@@ -149,8 +196,15 @@ export function bartWeights(s: BartSpec, seed: number): TinyWeights {
 }
 
 /** modeling_bart.py (+ mBART's pre-norm and final norms, Marian's sinusoids and no embedding norm), in float64. */
-export function bartReference(w: TinyWeights, s: BartSpec, encIds: readonly number[], decIds: readonly number[]): Reference {
-  const p = 'model.', eps = 1e-5, scale = 1 / Math.sqrt(d);
+export function bartReference(
+  w: TinyWeights,
+  s: BartSpec,
+  encIds: readonly number[],
+  decIds: readonly number[],
+): Reference {
+  const p = 'model.',
+    eps = 1e-5,
+    scale = 1 / Math.sqrt(d);
   const get = (n: string) => w.get(p + n);
   const lin = (x: Rows, n: string, nOut: number) => linear(x, get(`${n}.weight`), get(`${n}.bias`), nOut);
   const ln = (x: Rows, n: string) => layerNorm(x, get(`${n}.weight`), get(`${n}.bias`), eps);
@@ -162,15 +216,27 @@ export function bartReference(w: TinyWeights, s: BartSpec, encIds: readonly numb
     return s.variant === 'marian' ? x : ln(x, `${stack}.layernorm_embedding`);
   };
   const attention = (xq: Rows, xkv: Rows, n: string, causal: boolean, into: PartRef) => {
-    const q = splitHeads(lin(xq, `${n}.q_proj`, D), H, d), k = splitHeads(lin(xkv, `${n}.k_proj`, D), H, d), v = splitHeads(lin(xkv, `${n}.v_proj`, D), H, d);
+    const q = splitHeads(lin(xq, `${n}.q_proj`, D), H, d),
+      k = splitHeads(lin(xkv, `${n}.k_proj`, D), H, d),
+      v = splitHeads(lin(xkv, `${n}.v_proj`, D), H, d);
     const { probs, context } = attend(q, k, v, scale, null, causal);
-    into.q.push(q); into.k.push(k); into.probs.push(probs);
+    into.q.push(q);
+    into.k.push(k);
+    into.probs.push(probs);
     return lin(context, `${n}.out_proj`, D);
   };
-  const block = (x: Rows, norm: string, f: (h: Rows) => Rows) => (s.variant === 'mbart' ? add(x, f(ln(x, norm))) : ln(add(x, f(x)), norm));
+  const block = (x: Rows, norm: string, f: (h: Rows) => Rows) =>
+    s.variant === 'mbart' ? add(x, f(ln(x, norm))) : ln(add(x, f(x)), norm);
   const ffn = (x: Rows, l: string, width: number) => lin(act(lin(x, `${l}.fc1`, width), s.act), `${l}.fc2`, D);
 
-  const ref: Reference = { encoder: emptyPart(), decoder: emptyPart(), cross: emptyPart(), encoderHidden: [], decoderHidden: [], logits: new Float64Array() };
+  const ref: Reference = {
+    encoder: emptyPart(),
+    decoder: emptyPart(),
+    cross: emptyPart(),
+    encoderHidden: [],
+    decoderHidden: [],
+    logits: new Float64Array(),
+  };
   let x = embed('encoder', encIds);
   for (let i = 0; i < s.encoderLayers; i++) {
     const l = `encoder.layers.${i}`;
@@ -206,33 +272,82 @@ export interface T5Spec {
   maxDistance: number;
   tied: boolean;
 }
-export const T5_V11: T5Spec = { modelType: 't5', layers: 2, decoderLayers: 3, dModel: 16, dKv: 6, dFf: 24, proj: 'gated-gelu', buckets: 8, maxDistance: 8, tied: false };
-export const T5_V10: T5Spec = { modelType: 't5', layers: 2, decoderLayers: 2, dModel: 16, dKv: 4, dFf: 32, proj: 'relu', buckets: 32, maxDistance: 128, tied: true };
+export const T5_V11: T5Spec = {
+  modelType: 't5',
+  layers: 2,
+  decoderLayers: 3,
+  dModel: 16,
+  dKv: 6,
+  dFf: 24,
+  proj: 'gated-gelu',
+  buckets: 8,
+  maxDistance: 8,
+  tied: false,
+};
+export const T5_V10: T5Spec = {
+  modelType: 't5',
+  layers: 2,
+  decoderLayers: 2,
+  dModel: 16,
+  dKv: 4,
+  dFf: 32,
+  proj: 'relu',
+  buckets: 32,
+  maxDistance: 128,
+  tied: true,
+};
 export const MT5: T5Spec = { ...T5_V11, modelType: 'mt5', layers: 1, decoderLayers: 1 };
 export const T5_H = 4;
 
 /** SentencePiece-style pieces: specials, whole words, then single characters (lower scores) for anything else. */
 export const PIECES: [string, number][] = [
-  ['<pad>', 0], ['</s>', 0], ['<unk>', 0],
-  ...['The', 'cat', 'sat', 'on', 'the', 'mat', 'Le', 'chat', 'est', 'assis', 'sur', 'le', 'tapis', 'dog'].map((word): [string, number] => [`▁${word}`, -2]),
-  ['▁', -4], ['.', -3], [',', -3],
+  ['<pad>', 0],
+  ['</s>', 0],
+  ['<unk>', 0],
+  ...['The', 'cat', 'sat', 'on', 'the', 'mat', 'Le', 'chat', 'est', 'assis', 'sur', 'le', 'tapis', 'dog'].map(
+    (word): [string, number] => [`▁${word}`, -2],
+  ),
+  ['▁', -4],
+  ['.', -3],
+  [',', -3],
   ...[...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'].map((ch): [string, number] => [ch, -6]),
 ];
 export const T5_VOCAB = PIECES.length;
 
 /** A T5-like tokenizer.json: Unigram model, Metaspace pre-tokenizer, `A </s>` template (as t5-small's, without its normalizer). */
 export function t5TokenizerJson(): unknown {
-  const metaspace = { type: 'Metaspace', replacement: '▁', add_prefix_space: true, prepend_scheme: 'always', split: true };
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const metaspace = {
+    type: 'Metaspace',
+    replacement: '▁',
+    add_prefix_space: true,
+    prepend_scheme: 'always',
+    split: true,
+  };
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
-    version: '1.0', truncation: null, padding: null,
+    version: '1.0',
+    truncation: null,
+    padding: null,
     added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
     normalizer: null,
     pre_tokenizer: metaspace,
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }, { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 0 } },
+        { SpecialToken: { id: '</s>', type_id: 0 } },
+      ],
       special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
     },
     decoder: metaspace,
@@ -242,16 +357,32 @@ export function t5TokenizerJson(): unknown {
 
 export function t5Config(s: T5Spec): Record<string, unknown> {
   return {
-    architectures: ['T5ForConditionalGeneration'], model_type: s.modelType, vocab_size: T5_VOCAB, d_model: s.dModel, d_kv: s.dKv, d_ff: s.dFf,
-    num_layers: s.layers, num_decoder_layers: s.decoderLayers, num_heads: T5_H, relative_attention_num_buckets: s.buckets,
-    relative_attention_max_distance: s.maxDistance, layer_norm_epsilon: 1e-6, feed_forward_proj: s.proj, tie_word_embeddings: s.tied,
-    is_encoder_decoder: true, pad_token_id: 0, eos_token_id: 1, decoder_start_token_id: 0, n_positions: 512,
+    architectures: ['T5ForConditionalGeneration'],
+    model_type: s.modelType,
+    vocab_size: T5_VOCAB,
+    d_model: s.dModel,
+    d_kv: s.dKv,
+    d_ff: s.dFf,
+    num_layers: s.layers,
+    num_decoder_layers: s.decoderLayers,
+    num_heads: T5_H,
+    relative_attention_num_buckets: s.buckets,
+    relative_attention_max_distance: s.maxDistance,
+    layer_norm_epsilon: 1e-6,
+    feed_forward_proj: s.proj,
+    tie_word_embeddings: s.tied,
+    is_encoder_decoder: true,
+    pad_token_id: 0,
+    eos_token_id: 1,
+    decoder_start_token_id: 0,
+    n_positions: 512,
   };
 }
 
 export function t5Weights(s: T5Spec, seed: number): TinyWeights {
   const w = new TinyWeights(new Rng(seed));
-  const D = s.dModel, inner = T5_H * s.dKv;
+  const D = s.dModel,
+    inner = T5_H * s.dKv;
   w.add('shared.weight', [T5_VOCAB, D], 1);
   const norm = (n: string) => w.add(`${n}.weight`, [D], 0.05, 1);
   const proj = (n: string, nIn: number, nOut: number) => w.add(`${n}.weight`, [nOut, nIn], 0.3);
@@ -266,7 +397,10 @@ export function t5Weights(s: T5Spec, seed: number): TinyWeights {
       }
       if (i === 0) w.add(`${l}.0.SelfAttention.relative_attention_bias.weight`, [s.buckets, T5_H], 1);
       const ff = `${l}.${attns.length}.DenseReluDense`;
-      if (s.proj.startsWith('gated')) { proj(`${ff}.wi_0`, D, s.dFf); proj(`${ff}.wi_1`, D, s.dFf); } else proj(`${ff}.wi`, D, s.dFf);
+      if (s.proj.startsWith('gated')) {
+        proj(`${ff}.wi_0`, D, s.dFf);
+        proj(`${ff}.wi_1`, D, s.dFf);
+      } else proj(`${ff}.wi`, D, s.dFf);
       proj(`${ff}.wo`, s.dFf, D);
       for (let k = 0; k <= attns.length; k++) norm(`${l}.${k}.layer_norm`);
     }
@@ -281,7 +415,8 @@ export function t5Weights(s: T5Spec, seed: number): TinyWeights {
  * float32 as torch; the two agree wherever float rounding cannot move a bucket: encoder-decoder.test.ts checks it).
  */
 export function bucket64(relative: number, bidirectional: boolean, numBuckets: number, maxDistance: number): number {
-  let result = 0, n = numBuckets;
+  let result = 0,
+    n = numBuckets;
   let r = relative;
   if (bidirectional) {
     n = Math.floor(n / 2);
@@ -295,30 +430,56 @@ export function bucket64(relative: number, bidirectional: boolean, numBuckets: n
 }
 
 /** modeling_t5.py in float64. */
-export function t5Reference(w: TinyWeights, s: T5Spec, encIds: readonly number[], decIds: readonly number[]): Reference {
-  const D = s.dModel, dk = s.dKv, inner = T5_H * dk, eps = 1e-6;
+export function t5Reference(
+  w: TinyWeights,
+  s: T5Spec,
+  encIds: readonly number[],
+  decIds: readonly number[],
+): Reference {
+  const D = s.dModel,
+    dk = s.dKv,
+    inner = T5_H * dk,
+    eps = 1e-6;
   const rms = (x: Rows, n: string) => rmsNorm(x, w.get(`${n}.weight`), eps);
   const lin = (x: Rows, n: string, nOut: number) => linear(x, w.get(`${n}.weight`), null, nOut);
   const actName = s.proj === 'gated-gelu' ? 'gelu_new' : s.proj.split('-').at(-1)!;
   const bias = (stack: string, n: number, bidirectional: boolean): Rows[] => {
     const table = w.get(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`);
-    return Array.from({ length: T5_H }, (_, h) => Array.from({ length: n }, (_, i) =>
-      Float64Array.from({ length: n }, (_, j) => table[bucket64(j - i, bidirectional, s.buckets, s.maxDistance) * T5_H + h])));
+    return Array.from({ length: T5_H }, (_, h) =>
+      Array.from({ length: n }, (_, i) =>
+        Float64Array.from(
+          { length: n },
+          (_, j) => table[bucket64(j - i, bidirectional, s.buckets, s.maxDistance) * T5_H + h],
+        ),
+      ),
+    );
   };
   const attention = (xq: Rows, xkv: Rows, n: string, b: Rows[] | null, causal: boolean, into: PartRef) => {
-    const q = splitHeads(lin(xq, `${n}.q`, inner), T5_H, dk), k = splitHeads(lin(xkv, `${n}.k`, inner), T5_H, dk), v = splitHeads(lin(xkv, `${n}.v`, inner), T5_H, dk);
+    const q = splitHeads(lin(xq, `${n}.q`, inner), T5_H, dk),
+      k = splitHeads(lin(xkv, `${n}.k`, inner), T5_H, dk),
+      v = splitHeads(lin(xkv, `${n}.v`, inner), T5_H, dk);
     const { probs, context } = attend(q, k, v, 1, b, causal);
-    into.q.push(q); into.k.push(k); into.probs.push(probs);
+    into.q.push(q);
+    into.k.push(k);
+    into.probs.push(probs);
     return lin(context, `${n}.o`, D);
   };
   const ff = (x: Rows, n: string) => {
-    const h = s.proj.startsWith('gated') ? mul(act(lin(x, `${n}.wi_0`, s.dFf), actName), lin(x, `${n}.wi_1`, s.dFf)) : act(lin(x, `${n}.wi`, s.dFf), actName);
+    const h = s.proj.startsWith('gated')
+      ? mul(act(lin(x, `${n}.wi_0`, s.dFf), actName), lin(x, `${n}.wi_1`, s.dFf))
+      : act(lin(x, `${n}.wi`, s.dFf), actName);
     return lin(h, `${n}.wo`, D);
   };
 
   const ref: Reference = {
-    encoder: emptyPart(), decoder: emptyPart(), cross: emptyPart(), encoderHidden: [], decoderHidden: [], logits: new Float64Array(),
-    encoderBias: bias('encoder', encIds.length, true), decoderBias: bias('decoder', decIds.length, false),
+    encoder: emptyPart(),
+    decoder: emptyPart(),
+    cross: emptyPart(),
+    encoderHidden: [],
+    decoderHidden: [],
+    logits: new Float64Array(),
+    encoderBias: bias('encoder', encIds.length, true),
+    decoderBias: bias('decoder', decIds.length, false),
   };
   let x = gather(w.get('shared.weight'), D, encIds);
   for (let i = 0; i < s.layers; i++) {
@@ -339,13 +500,23 @@ export function t5Reference(w: TinyWeights, s: T5Spec, encIds: readonly number[]
   y = rms(y, 'decoder.final_layer_norm');
   ref.encoderHidden = x;
   ref.decoderHidden = y;
-  ref.logits = s.tied ? lastLogits(scaleRows(y, D ** -0.5), w.get('shared.weight'), null, T5_VOCAB) : lastLogits(y, w.get('lm_head.weight'), null, T5_VOCAB);
+  ref.logits = s.tied
+    ? lastLogits(scaleRows(y, D ** -0.5), w.get('shared.weight'), null, T5_VOCAB)
+    : lastLogits(y, w.get('lm_head.weight'), null, T5_VOCAB);
   return ref;
 }
 
-export async function writeT5(s: T5Spec, w: TinyWeights, rename?: (n: string) => string | null, config = t5Config(s)): Promise<string> {
+export async function writeT5(
+  s: T5Spec,
+  w: TinyWeights,
+  rename?: (n: string) => string | null,
+  config = t5Config(s),
+): Promise<string> {
   const dir = await writeTinyModel(config, w, 'bert-tiny', { rename });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(t5TokenizerJson()));
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '</s>', unk_token: '<unk>', pad_token: '<pad>', model_max_length: 512 }));
+  await writeFile(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ eos_token: '</s>', unk_token: '<unk>', pad_token: '<pad>', model_max_length: 512 }),
+  );
   return dir;
 }

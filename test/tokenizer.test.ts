@@ -1,10 +1,19 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttnvizError } from '../src/core/errors.js';
-import { loadTokenizer, type TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../src/load/tokenizer.js';
 
 const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
 const haveShared = existsSync(shared);
@@ -28,7 +37,8 @@ const LEGACY: readonly ModelName[] = ['bert-tiny', 'gpt2-tiny', 'roberta-tiny'];
 const modelDir = (name: ModelName) => join(golden, 'models', name);
 const goldenInputs = (name: ModelName): GoldenInput[] =>
   JSON.parse(readFileSync(join(golden, 'cases', 'tokenization', `${name}.json`), 'utf8')).inputs;
-const modelType = (name: ModelName): string => JSON.parse(readFileSync(join(modelDir(name), 'config.json'), 'utf8')).model_type;
+const modelType = (name: ModelName): string =>
+  JSON.parse(readFileSync(join(modelDir(name), 'config.json'), 'utf8')).model_type;
 
 let scratch: string;
 beforeAll(() => {
@@ -76,15 +86,18 @@ describe.skipIf(!haveShared)('golden tokenizations', () => {
     it.each(haveShared ? goldenInputs(name) : [])('$key', (input) => expectGolden(tokenizer, input));
   });
 
-  it.each(['gpt2-tiny', 'llama-tiny-mha'] as const)('%s: merges as ["a", "b"] pairs give the same tokens', async (name) => {
-    const json = JSON.parse(readFileSync(join(modelDir(name), 'tokenizer.json'), 'utf8'));
-    expect(typeof json.model.merges[0]).toBe('string');
-    json.model.merges = json.model.merges.map((merge: string) => merge.split(' '));
-    const dir = folder(`${name}-pair-merges`, { 'tokenizer.json': JSON.stringify(json) });
-    copyFileSync(join(modelDir(name), 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
-    const tokenizer = await loadTokenizer(dir, modelType(name));
-    for (const input of goldenInputs(name)) expectGolden(tokenizer, input);
-  });
+  it.each(['gpt2-tiny', 'llama-tiny-mha'] as const)(
+    '%s: merges as ["a", "b"] pairs give the same tokens',
+    async (name) => {
+      const json = JSON.parse(readFileSync(join(modelDir(name), 'tokenizer.json'), 'utf8'));
+      expect(typeof json.model.merges[0]).toBe('string');
+      json.model.merges = json.model.merges.map((merge: string) => merge.split(' '));
+      const dir = folder(`${name}-pair-merges`, { 'tokenizer.json': JSON.stringify(json) });
+      copyFileSync(join(modelDir(name), 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+      const tokenizer = await loadTokenizer(dir, modelType(name));
+      for (const input of goldenInputs(name)) expectGolden(tokenizer, input);
+    },
+  );
 
   it('bert: do_lower_case false with vocab.txt keeps case (the uncased vocab then has no "The")', async () => {
     const dir = folder('bert-cased', { 'tokenizer_config.json': JSON.stringify({ do_lower_case: false }) });
@@ -120,18 +133,21 @@ describe.skipIf(!haveShared)('golden tokenizations', () => {
     it.each([
       ['gpt2-tiny', 7, 'ĠThe'],
       ['llama-tiny-mha', 11, '▁The'],
-    ] as const)('%s: a pair is the texts joined by one space; B starts after the first text alone', async (name, start, token) => {
-      const tokenizer = await loadTokenizer(modelDir(name), modelType(name));
-      const joined = pairOf(name);
-      expect(joined.text).toBe(`${first} ${second}`);
-      const encoded = tokenizer.encode(first, second);
-      expect(encoded.ids).toEqual(joined.ids);
-      expect(encoded.sentenceBStart).toBe(start);
-      expect(encoded.tokens[start]).toBe(token);
-      // The first text's own tokens (with BOS for Llama) are a prefix of the joined encoding.
-      expect(encoded.ids.slice(0, start)).toEqual(tokenizer.encode(first).ids);
-      expect(encoded.typeIds.every((t) => t === 0)).toBe(true);
-    });
+    ] as const)(
+      '%s: a pair is the texts joined by one space; B starts after the first text alone',
+      async (name, start, token) => {
+        const tokenizer = await loadTokenizer(modelDir(name), modelType(name));
+        const joined = pairOf(name);
+        expect(joined.text).toBe(`${first} ${second}`);
+        const encoded = tokenizer.encode(first, second);
+        expect(encoded.ids).toEqual(joined.ids);
+        expect(encoded.sentenceBStart).toBe(start);
+        expect(encoded.tokens[start]).toBe(token);
+        // The first text's own tokens (with BOS for Llama) are a prefix of the joined encoding.
+        expect(encoded.ids.slice(0, start)).toEqual(tokenizer.encode(first).ids);
+        expect(encoded.typeIds.every((t) => t === 0)).toBe(true);
+      },
+    );
   });
 
   it('decodes back to text', async () => {
@@ -144,7 +160,7 @@ describe.skipIf(!haveShared)('golden tokenizations', () => {
 });
 
 describe('tokenizer errors and small folders', () => {
-  const tinyVocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'cat', '##s', '.'].join('\n') + '\n';
+  const tinyVocab = `${['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'cat', '##s', '.'].join('\n')}\n`;
 
   it('builds a WordPiece tokenizer from vocab.txt alone', async () => {
     const tokenizer = await loadTokenizer(folder('tiny-bert', { 'vocab.txt': tinyVocab }), 'bert');
@@ -158,8 +174,12 @@ describe('tokenizer errors and small folders', () => {
   it('a folder without tokenizer files names the folder and the files looked for', async () => {
     const dir = folder('empty');
     await expect(loadTokenizer(dir, 'bert')).rejects.toThrow(AttnvizError);
-    await expect(loadTokenizer(dir, 'bert')).rejects.toThrow(`no tokenizer in ${dir}: found neither tokenizer.json nor vocab.txt`);
-    await expect(loadTokenizer(dir, 'gpt2')).rejects.toThrow(`no tokenizer in ${dir}: found neither tokenizer.json nor vocab.json + merges.txt`);
+    await expect(loadTokenizer(dir, 'bert')).rejects.toThrow(
+      `no tokenizer in ${dir}: found neither tokenizer.json nor vocab.txt`,
+    );
+    await expect(loadTokenizer(dir, 'gpt2')).rejects.toThrow(
+      `no tokenizer in ${dir}: found neither tokenizer.json nor vocab.json + merges.txt`,
+    );
   });
 
   it('empty or blank text is an AttnvizError', async () => {

@@ -9,9 +9,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import type { TensorToWrite } from '../src/core/safetensors.js';
-import { loadModel } from '../src/engine.js';
+import { loadModel } from '../src/models/load-model.js';
 import {
-  bf16BitsToF32, deriveCheckpoint, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, readWeights, removeCheckpoint, tensorToF32, type DeriveOptions,
+  bf16BitsToF32,
+  deriveCheckpoint,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+  readWeights,
+  removeCheckpoint,
+  tensorToF32,
+  type DeriveOptions,
 } from './checkpoints.js';
 import { goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase, SHARED, type GoldenCase } from './shared.js';
 
@@ -38,7 +46,8 @@ async function run(dir: string, golden: GoldenCase): Promise<Attention> {
 
 const goldenCases = new Map<string, Promise<GoldenCase>>();
 const goldenCase = (name: string): Promise<GoldenCase> => {
-  if (!goldenCases.has(name)) goldenCases.set(name, readGoldenCase(join(SHARED, 'golden', 'cases', `${name}.safetensors`)));
+  if (!goldenCases.has(name))
+    goldenCases.set(name, readGoldenCase(join(SHARED, 'golden', 'cases', `${name}.safetensors`)));
   return goldenCases.get(name)!;
 };
 
@@ -48,7 +57,11 @@ function expectGolden(a: Attention, golden: GoldenCase): void {
   expect(a.inputIds).toEqual(golden.inputIds);
   expect(a.attention.dims).toEqual(golden.dims('attention'));
   expect(maxAbsDiff(a.attention.data, golden.f32('attention'))).toBeLessThan(1e-4);
-  for (const [name, ours] of [['query', a.query!], ['key', a.key!], ['hidden_last', a.hiddenLast!]] as const) {
+  for (const [name, ours] of [
+    ['query', a.query!],
+    ['key', a.key!],
+    ['hidden_last', a.hiddenLast!],
+  ] as const) {
     const ref = golden.f32(name);
     expect(ours.dims, name).toEqual(golden.dims(name));
     expect(maxAbsDiff(ours.data, ref), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(ref)));
@@ -131,7 +144,8 @@ describe('f32 → f16 / bf16 conversion (test helper)', () => {
 describe.skipIf(!HAVE_SHARED)('BERT naming variants (bert-tiny__cat_pair)', () => {
   const NAME = 'bert-tiny';
   const theCase = () => goldenCase('bert-tiny__cat_pair');
-  const layerNormLegacy = (n: string) => n.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
+  const layerNormLegacy = (n: string) =>
+    n.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta');
 
   test('the golden checkpoint itself (bert. prefix, weight/bias)', async () => {
     const golden = await theCase();
@@ -158,7 +172,10 @@ describe.skipIf(!HAVE_SHARED)('BERT naming variants (bert-tiny__cat_pair)', () =
 
   test('without the bert. prefix and with gamma/beta', async () => {
     const golden = await theCase();
-    expectGolden(await run(await derive(NAME, { rename: (n) => layerNormLegacy(n.replace(/^bert\./, '')) }), golden), golden);
+    expectGolden(
+      await run(await derive(NAME, { rename: (n) => layerNormLegacy(n.replace(/^bert\./, '')) }), golden),
+      golden,
+    );
   });
 
   test('with pooler, NSP head (cls.seq_relationship.*) and MLM head (cls.predictions.*) tensors, which are ignored', async () => {
@@ -184,7 +201,10 @@ describe.skipIf(!HAVE_SHARED)('BERT naming variants (bert-tiny__cat_pair)', () =
     const dir = await derive(NAME, { shards: 3 });
     const files = (await readdir(dir)).filter((f) => f.includes('safetensors')).sort();
     expect(files).toEqual([
-      'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors', 'model.safetensors.index.json',
+      'model-00001-of-00003.safetensors',
+      'model-00002-of-00003.safetensors',
+      'model-00003-of-00003.safetensors',
+      'model.safetensors.index.json',
     ]);
     const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
     expect(new Set(Object.values(index.weight_map)).size).toBe(3);
@@ -238,7 +258,10 @@ describe.skipIf(!HAVE_SHARED)('GPT-2 naming variants (gpt2-tiny__cat_sat)', () =
     const golden = await theCase();
     const wte = (await readWeights(goldenModel(NAME))).tensors.get('wte.weight')!;
     expectGolden(await run(await derive(NAME, { extra: { 'lm_head.weight': wte } }), golden), golden);
-    expectGolden(await run(await derive(NAME, { extra: { 'lm_head.weight': f32Tensor([50257, 32], noise(9)) } }), golden), golden);
+    expectGolden(
+      await run(await derive(NAME, { extra: { 'lm_head.weight': f32Tensor([50257, 32], noise(9)) } }), golden),
+      golden,
+    );
   });
 
   test('all at once: transformer. prefix, no mask buffers, lm_head, 3 shards, legacy vocab.json + merges.txt only', async () => {
@@ -277,7 +300,8 @@ const TOLERANCE = { F16: 12 * UNIT_ROUNDOFF.F16, BF16: 12 * UNIT_ROUNDOFF.BF16 }
 
 describe.skipIf(!HAVE_SHARED)('F16 and BF16 checkpoints', () => {
   afterAll(() => {
-    if (Object.keys(OBSERVED).length > 0) console.log('max |attention - golden| with half-precision weights:', OBSERVED);
+    if (Object.keys(OBSERVED).length > 0)
+      console.log('max |attention - golden| with half-precision weights:', OBSERVED);
   });
 
   const cases = [
@@ -308,7 +332,9 @@ describe.skipIf(!HAVE_SHARED)('F16 and BF16 checkpoints', () => {
     // 1. exact: half-float checkpoint == f32 checkpoint of the same rounded values
     expect(maxAbsDiff(a.attention.data, b.attention.data)).toBeLessThanOrEqual(1e-6);
     for (const name of ['query', 'key', 'hiddenLast'] as const) {
-      expect(maxAbsDiff(a[name]!.data, b[name]!.data), name).toBeLessThanOrEqual(1e-6 * Math.max(1, maxAbs(b[name]!.data)));
+      expect(maxAbsDiff(a[name]!.data, b[name]!.data), name).toBeLessThanOrEqual(
+        1e-6 * Math.max(1, maxAbs(b[name]!.data)),
+      );
     }
 
     // 2. close to the f32 golden

@@ -5,12 +5,11 @@
  */
 import type { Attention } from '../core/attention.js';
 import { decodeAttention } from '../core/encode.js';
-import { FORMAT_HEADER, FrameError, FrameReader, joinLayers } from '../server/protocol.js';
+import { FORMAT_HEADER, FrameError, FrameReader, joinLayers } from '../core/protocol.js';
 
-// The API's shapes are the server's own types (type-only imports: nothing of the server enters the bundle).
-export type { ModelEntry, Progress } from '../server/models.js';
-export type { LoadedModelInfo as ModelInfo } from '../server/models.js';
-import type { LoadedModelInfo as ModelInfo, ModelEntry, Progress } from '../server/models.js';
+// The API's JSON shapes are shared with the server (core/protocol.ts).
+export type { ModelEntry, Progress, LoadedModelInfo as ModelInfo } from '../core/protocol.js';
+import type { LoadedModelInfo as ModelInfo, ModelEntry, Progress } from '../core/protocol.js';
 
 export interface ModelList {
   models: ModelEntry[];
@@ -18,23 +17,30 @@ export interface ModelList {
   limits: { maxTextChars: number; maxBodyBytes: number };
 }
 
-
 /** An error the server answered (status and its message), or a network failure (status 0). */
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 async function failure(res: Response): Promise<ApiError> {
-  const body = await res.json().catch(() => null) as { message?: string } | null;
+  const body = (await res.json().catch(() => null)) as { message?: string } | null;
   return new ApiError(res.status, body?.message ?? `the server answered ${res.status} ${res.statusText}`);
 }
 
 async function post(path: string, body: unknown, signal?: AbortSignal, accept?: string): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', ...(accept ? { accept } : {}) }, body: JSON.stringify(body), signal });
+    res = await fetch(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(accept ? { accept } : {}) },
+      body: JSON.stringify(body),
+      signal,
+    });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, `cannot reach the attnviz server (${(e as Error).message}); is \`npm start\` still running?`);
@@ -50,7 +56,11 @@ export async function listModels(): Promise<ModelList> {
 }
 
 /** Loads `model` on the server, reporting progress events until it is ready. */
-export async function loadModel(model: string, onProgress: (p: Progress) => void, signal?: AbortSignal): Promise<ModelInfo> {
+export async function loadModel(
+  model: string,
+  onProgress: (p: Progress) => void,
+  signal?: AbortSignal,
+): Promise<ModelInfo> {
   const res = await post('/api/models/load', { model }, signal, 'text/event-stream');
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -83,7 +93,11 @@ export interface AttentionQuery {
  * Attention for `query`. Layer-by-layer answers call `onPartial` with the layers received so far (each
  * a complete Attention of fewer layers), so the first layer can be drawn before the rest has arrived.
  */
-export async function fetchAttention(query: AttentionQuery, onPartial: (a: Attention, layersTotal: number) => void, signal?: AbortSignal): Promise<Attention> {
+export async function fetchAttention(
+  query: AttentionQuery,
+  onPartial: (a: Attention, layersTotal: number) => void,
+  signal?: AbortSignal,
+): Promise<Attention> {
   const res = await post('/api/attention', { ...query, stream: 'auto' }, signal);
   if (res.headers.get(FORMAT_HEADER) !== 'avz1-layers') return decodeAttention(new Uint8Array(await res.arrayBuffer()));
   const total = Number(res.headers.get('x-attnviz-layers'));
@@ -102,12 +116,18 @@ export async function fetchAttention(query: AttentionQuery, onPartial: (a: Atten
     if (e instanceof FrameError) throw new ApiError(e.status, e.message);
     throw e;
   }
-  if (!frames.empty || layers.length !== total) throw new ApiError(0, `the attention stream ended after ${layers.length} of ${total} layers`);
+  if (!frames.empty || layers.length !== total)
+    throw new ApiError(0, `the attention stream ended after ${layers.length} of ${total} layers`);
   return joinLayers(layers);
 }
 
 /** The standalone HTML of a view or the attention file, as the server makes them. */
-export async function exportFile(query: AttentionQuery, format: 'html' | 'attention', view: string, options: Record<string, unknown>): Promise<Blob> {
+export async function exportFile(
+  query: AttentionQuery,
+  format: 'html' | 'attention',
+  view: string,
+  options: Record<string, unknown>,
+): Promise<Blob> {
   const res = await post('/api/export', { ...query, format, view, options });
   return res.blob();
 }

@@ -6,7 +6,16 @@
 import type { Attention } from '../core/attention.js';
 import { download } from '../views/dom.js';
 import { mountView, type ViewName } from '../views/mount.js';
-import { ApiError, exportFile, fetchAttention, listModels, loadModel, type ModelInfo, type ModelList, type Progress } from './api.js';
+import {
+  ApiError,
+  exportFile,
+  fetchAttention,
+  listModels,
+  loadModel,
+  type ModelInfo,
+  type ModelList,
+  type Progress,
+} from './api.js';
 import { parseState, stateQuery, type AppState, type PinnedToken } from './state.js';
 
 const TYPING_PAUSE_MS = 300;
@@ -108,7 +117,13 @@ async function refresh(): Promise<void> {
     let info = loaded.get(state.model);
     if (!info) {
       showProgress({ phase: 'load', message: 'loading the model' });
-      info = await loadModel(state.model, (p) => { if (mine === generation) showProgress(p); }, signal);
+      info = await loadModel(
+        state.model,
+        (p) => {
+          if (mine === generation) showProgress(p);
+        },
+        signal,
+      );
       loaded.set(state.model, info);
     }
     if (mine !== generation) return;
@@ -122,12 +137,21 @@ async function refresh(): Promise<void> {
     ui.status.textContent = 'Running the model…';
     ui.view.classList.add('stale');
     const started = performance.now();
-    const query = { model: state.model, text: state.text, pair: state.pair || null, target: info.encoderDecoder ? state.target || null : null };
-    const a = await fetchAttention(query, (partial, total) => {
-      if (mine !== generation) return;
-      render(partial);
-      ui.status.textContent = `Receiving layers: ${partial.attention.dims[0]} of ${total}…`;
-    }, signal);
+    const query = {
+      model: state.model,
+      text: state.text,
+      pair: state.pair || null,
+      target: info.encoderDecoder ? state.target || null : null,
+    };
+    const a = await fetchAttention(
+      query,
+      (partial, total) => {
+        if (mine !== generation) return;
+        render(partial);
+        ui.status.textContent = `Receiving layers: ${partial.attention.dims[0]} of ${total}…`;
+      },
+      signal,
+    );
     if (mine !== generation) return;
     clearError();
     data = a;
@@ -156,9 +180,12 @@ function viewOptions(name: ViewName, a: Attention): Record<string, unknown> {
   const heads = state.heads?.filter((h) => h < H);
   const pinned = state.pinned.filter((p) => p.index < T);
   switch (name) {
-    case 'head': return { layer, ...(heads?.length ? { heads } : {}) };
-    case 'neuron': return { layer, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
-    case 'model': return {};
+    case 'head':
+      return { layer, ...(heads?.length ? { heads } : {}) };
+    case 'neuron':
+      return { layer, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
+    case 'model':
+      return {};
   }
 }
 
@@ -205,7 +232,12 @@ function readViewState(): void {
 async function downloadExport(format: 'html' | 'attention'): Promise<void> {
   if (!data) return;
   try {
-    const query = { model: state.model, text: state.text, pair: state.pair || null, target: loaded.get(state.model)?.encoderDecoder ? state.target || null : null };
+    const query = {
+      model: state.model,
+      text: state.text,
+      pair: state.pair || null,
+      target: loaded.get(state.model)?.encoderDecoder ? state.target || null : null,
+    };
     const blob = await exportFile(query, format, state.view, viewOptions(state.view, data));
     download(blob, format === 'html' ? `attnviz-${state.view}-view.html` : 'attention.safetensors');
   } catch (e) {

@@ -10,7 +10,7 @@ import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
-import { loadModel } from '../engine.js';
+import { loadModel } from '../models/load-model.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
@@ -54,7 +54,10 @@ const MODEL_OPTIONS: Options = {
   'max-new-tokens': { type: 'string' },
 };
 
-const COMMANDS: Record<string, { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }> = {
+const COMMANDS: Record<
+  string,
+  { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }
+> = {
   generate: {
     options: {
       model: { type: 'string' },
@@ -67,7 +70,12 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
     },
     async run(v) {
       const model = required(v, 'model');
-      const maxNewTokens = numberOption(v, 'max-new-tokens', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+      const maxNewTokens = numberOption(
+        v,
+        'max-new-tokens',
+        (n) => Number.isSafeInteger(n) && n > 0,
+        'a positive integer',
+      );
       if (maxNewTokens === undefined) throw new AttnvizError('missing --max-new-tokens');
       const temperature = numberOption(v, 'temperature', (n) => n >= 0, 'a number ≥ 0') ?? 1;
       const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
@@ -81,7 +89,9 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
         if (out !== null && g.attention) {
           await writeAttentionFile(out, g.attention);
           const [layers, heads, T] = g.attention.attention.dims;
-          console.error(`wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens (${g.promptLength} from the prompt)`);
+          console.error(
+            `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens (${g.promptLength} from the prompt)`,
+          );
         }
       } finally {
         await m.release();
@@ -99,9 +109,11 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
       await writeAttentionFile(out, a);
       const [layers, heads, T] = a.attention.dims;
       const ed = a.encoderDecoder;
-      console.error(ed
-        ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
-        : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`);
+      console.error(
+        ed
+          ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
+          : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`,
+      );
     },
   },
   export: {
@@ -118,19 +130,23 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
       if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
       const out = required(v, 'out');
       const format = extname(out).slice(1).toLowerCase();
-      if (format !== 'html' && format !== 'png' && format !== 'svg') throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
+      if (format !== 'html' && format !== 'png' && format !== 'svg')
+        throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
       const options: Record<string, unknown> = {};
       if (typeof v.layer === 'string') {
         const layer = Number(v.layer);
-        if (!Number.isInteger(layer) || layer < 0) throw new AttnvizError(`--layer must be a layer index, not "${v.layer}"`);
+        if (!Number.isInteger(layer) || layer < 0)
+          throw new AttnvizError(`--layer must be a layer index, not "${v.layer}"`);
         options.layer = layer;
       }
       if (v.theme !== undefined) {
-        if (v.theme !== 'light' && v.theme !== 'dark') throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
+        if (v.theme !== 'light' && v.theme !== 'dark')
+          throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
         options.theme = v.theme;
       }
       const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
-      if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0]) throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
+      if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
+        throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
       const html = renderHtml(a, { view, options });
       const bytes = format === 'html' ? html : await renderImage(html, format);
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
@@ -147,7 +163,8 @@ const COMMANDS: Record<string, { options: Options; run: (values: Record<string, 
     },
     async run(v) {
       const { startServer, DEFAULT_PORT } = await import('../server/server.js');
-      const port = numberOption(v, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? DEFAULT_PORT;
+      const port =
+        numberOption(v, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? DEFAULT_PORT;
       const roots = (v['models-dir'] as unknown as string[] | undefined) ?? [];
       let model = typeof v.model === 'string' ? v.model : undefined;
       // A local --model is served as a folder in its own root.
@@ -176,9 +193,16 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
   const text = required(v, 'text');
   const m = await loadModel(model);
   try {
-    const maxNewTokens = numberOption(v, 'max-new-tokens', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+    const maxNewTokens = numberOption(
+      v,
+      'max-new-tokens',
+      (n) => Number.isSafeInteger(n) && n > 0,
+      'a positive integer',
+    );
     return await m.attention(text, {
-      pair: v.pair as string | undefined, truncate: v.truncate === true, target: v.target as string | undefined,
+      pair: v.pair as string | undefined,
+      truncate: v.truncate === true,
+      target: v.target as string | undefined,
       ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
     });
   } finally {
@@ -187,7 +211,12 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
 }
 
 /** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
-function numberOption(v: Record<string, string | boolean | undefined>, name: string, valid: (n: number) => boolean, what: string): number | undefined {
+function numberOption(
+  v: Record<string, string | boolean | undefined>,
+  name: string,
+  valid: (n: number) => boolean,
+  what: string,
+): number | undefined {
   const value = v[name];
   if (value === undefined) return undefined;
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
@@ -214,7 +243,12 @@ async function main(argv: string[]): Promise<number> {
     if (!command) throw new AttnvizError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     let values: Record<string, string | boolean | undefined>;
     try {
-      ({ values } = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }));
+      ({ values } = parseArgs({
+        args: rest,
+        options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+        strict: true,
+        allowPositionals: false,
+      }));
     } catch (e) {
       throw new AttnvizError(`${name}: ${(e as Error).message}`);
     }

@@ -7,7 +7,14 @@
  */
 import { AttnvizError, check } from './errors.js';
 import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
-import { decodeHeader, encodeSafetensors, readSafetensors, writeFileAtomic, type TensorEntry, type TensorToWrite } from './safetensors.js';
+import {
+  decodeHeader,
+  encodeSafetensors,
+  readSafetensors,
+  writeFileAtomic,
+  type TensorEntry,
+  type TensorToWrite,
+} from './safetensors.js';
 import { basename } from 'node:path';
 
 export const FORMAT_VERSION = 1;
@@ -39,8 +46,14 @@ export interface AttentionFileMetadata {
 
 /** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
 const DECODER_TENSORS = {
-  decoder_attention: 'decoder', cross_attention: 'cross', decoder_query: 'decoderQuery', decoder_key: 'decoderKey',
-  cross_query: 'crossQuery', cross_key: 'crossKey', decoder_hidden_last: 'decoderHiddenLast', decoder_position_bias: 'decoderPositionBias',
+  decoder_attention: 'decoder',
+  cross_attention: 'cross',
+  decoder_query: 'decoderQuery',
+  decoder_key: 'decoderKey',
+  cross_query: 'crossQuery',
+  cross_key: 'crossKey',
+  decoder_hidden_last: 'decoderHiddenLast',
+  decoder_position_bias: 'decoderPositionBias',
 } as const;
 
 export function encodeAttentionFile(a: Attention): Buffer {
@@ -56,9 +69,15 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
-    ...(a.encoderDecoder ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target } : {}),
+    ...(a.encoderDecoder
+      ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
+      : {}),
   };
-  const ids = (xs: number[]): TensorToWrite => ({ dtype: 'I64', shape: [xs.length], data: BigInt64Array.from(xs, BigInt) });
+  const ids = (xs: number[]): TensorToWrite => ({
+    dtype: 'I64',
+    shape: [xs.length],
+    data: BigInt64Array.from(xs, BigInt),
+  });
   const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
   if (a.query) tensors.query = f32(a.query);
   if (a.key) tensors.key = f32(a.key);
@@ -92,17 +111,28 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   check(strings(meta.tokens), `${what}: metadata "tokens" must be a list of strings`);
   const tokens = meta.tokens;
   const T = tokens.length;
-  check(meta.key_tokens === undefined || strings(meta.key_tokens), `${what}: metadata "key_tokens" must be a list of strings`);
+  check(
+    meta.key_tokens === undefined || strings(meta.key_tokens),
+    `${what}: metadata "key_tokens" must be a list of strings`,
+  );
   const keyTokens = meta.key_tokens;
   const K = keyTokens?.length ?? T;
 
   /** The first of `names` present, F32 of `rank` dims that `fits`; `fit` says what it must fit, for the error. */
-  const tensor = (names: string | string[], rank: number, fits: (dims: number[]) => boolean, fit = `${T} tokens`): Tensor | undefined => {
+  const tensor = (
+    names: string | string[],
+    rank: number,
+    fits: (dims: number[]) => boolean,
+    fit = `${T} tokens`,
+  ): Tensor | undefined => {
     const name = [names].flat().find((n) => header.tensors.has(n));
     const e = name === undefined ? undefined : header.tensors.get(name);
     if (!e) return undefined;
     check(e.dtype === 'F32', `${what}: tensor "${name}" must be F32, is ${e.dtype}`);
-    check(e.shape.length === rank && fits(e.shape), `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`);
+    check(
+      e.shape.length === rank && fits(e.shape),
+      `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`,
+    );
     return { dims: e.shape, data: readF32(bytes, e) };
   };
   // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
@@ -111,34 +141,56 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   const [L, H] = attention.dims;
   const query = tensor(['query', 'encoder_query'], 4, (d) => d[0] === L && d[1] === H && d[2] === T);
   const key = tensor(['key', 'encoder_key'], 4, (d) => d[0] === L && d[1] === H && d[2] === K);
-  check(!query === !key && (!query || query.dims[3] === key!.dims[3]), `${what}: "query" and "key" must both be present with the same head size`);
+  check(
+    !query === !key && (!query || query.dims[3] === key!.dims[3]),
+    `${what}: "query" and "key" must both be present with the same head size`,
+  );
   const hiddenLast = tensor('hidden_last', 2, ([t]) => t === T);
   const positionBias = tensor('position_bias', 3, ([h, q, k]) => h === H && q === T && k === K);
-  check(meta.score_scale === undefined || (typeof meta.score_scale === 'number' && Number.isFinite(meta.score_scale)), `${what}: metadata "score_scale" must be a number`);
+  check(
+    meta.score_scale === undefined || (typeof meta.score_scale === 'number' && Number.isFinite(meta.score_scale)),
+    `${what}: metadata "score_scale" must be a number`,
+  );
 
   const ints = (name: string, n = T): number[] | undefined => {
     const e = header.tensors.get(name);
     if (!e) return undefined;
-    check((e.dtype === 'I64' || e.dtype === 'I32') && e.shape.length === 1 && e.shape[0] === n,
-      `${what}: tensor "${name}" must be I64 or I32 [${n}], is ${e.dtype} [${e.shape.join(', ')}]`);
+    check(
+      (e.dtype === 'I64' || e.dtype === 'I32') && e.shape.length === 1 && e.shape[0] === n,
+      `${what}: tensor "${name}" must be I64 or I32 [${n}], is ${e.dtype} [${e.shape.join(', ')}]`,
+    );
     const view = new DataView(bytes.buffer, bytes.byteOffset + e.offset, e.byteLength);
-    return Array.from({ length: n }, (_, i) => (e.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true)));
+    return Array.from({ length: n }, (_, i) =>
+      e.dtype === 'I64' ? Number(view.getBigInt64(i * 8, true)) : view.getInt32(i * 4, true),
+    );
   };
   const inputIds = ints('input_ids');
 
   // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns encoder tokens.
   let encoderDecoder: EncoderDecoderAttention | undefined;
   if (meta.decoder_tokens !== undefined || header.tensors.has('decoder_attention')) {
-    check(strings(meta.decoder_tokens), `${what}: metadata "decoder_tokens" must be a list of strings (the file has decoder attention)`);
-    const decoderTokens = meta.decoder_tokens, Td = decoderTokens.length, fit = `${Td} decoder tokens and ${T} encoder tokens`;
+    check(
+      strings(meta.decoder_tokens),
+      `${what}: metadata "decoder_tokens" must be a list of strings (the file has decoder attention)`,
+    );
+    const decoderTokens = meta.decoder_tokens,
+      Td = decoderTokens.length,
+      fit = `${Td} decoder tokens and ${T} encoder tokens`;
     const decoder = tensor('decoder_attention', 4, ([, h, q, k]) => h === H && q === Td && k === Td, fit);
-    check(decoder, `${what}: no "decoder_attention" tensor (metadata "decoder_tokens" says this is an encoder-decoder file)`);
+    check(
+      decoder,
+      `${what}: no "decoder_attention" tensor (metadata "decoder_tokens" says this is an encoder-decoder file)`,
+    );
     const Ld = decoder.dims[0];
     const cross = tensor('cross_attention', 4, ([l, h, q, k]) => l === Ld && h === H && q === Td && k === T, fit);
     check(cross, `${what}: no "cross_attention" tensor`);
-    const perLayer = (name: string, rows: number) => tensor(name, 4, ([l, h, r]) => l === Ld && h === H && r === rows, fit);
+    const perLayer = (name: string, rows: number) =>
+      tensor(name, 4, ([l, h, r]) => l === Ld && h === H && r === rows, fit);
     const qk = (q?: Tensor, k?: Tensor, names = '') => {
-      check(!q === !k && (!q || q.dims[3] === k!.dims[3]), `${what}: ${names} must both be present with the same head size`);
+      check(
+        !q === !k && (!q || q.dims[3] === k!.dims[3]),
+        `${what}: ${names} must both be present with the same head size`,
+      );
       return q && k ? [q, k] : null;
     };
     const self = qk(perLayer('decoder_query', Td), perLayer('decoder_key', Td), '"decoder_query" and "decoder_key"');
@@ -161,8 +213,10 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   // Without sentence_b_start, a BERT-style writer's token_type_ids still tell where sentence B begins.
   const firstB = ints('token_type_ids')?.indexOf(1) ?? -1;
   const sentenceBStart = meta.sentence_b_start ?? (firstB > 0 ? firstB : null);
-  check(sentenceBStart === null || (Number.isInteger(sentenceBStart) && sentenceBStart >= 0 && sentenceBStart <= T),
-    `${what}: metadata "sentence_b_start" must be null or a token index`);
+  check(
+    sentenceBStart === null || (Number.isInteger(sentenceBStart) && sentenceBStart >= 0 && sentenceBStart <= T),
+    `${what}: metadata "sentence_b_start" must be null or a token index`,
+  );
   return {
     tokens,
     text: typeof meta.text === 'string' ? meta.text : '',
@@ -174,7 +228,9 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(query && key ? { query, key } : {}),
     ...(hiddenLast ? { hiddenLast } : {}),
     ...(inputIds ? { inputIds } : {}),
-    ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0 ? { kvHeads: meta.kv_heads } : {}),
+    ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0
+      ? { kvHeads: meta.kv_heads }
+      : {}),
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
     ...(keyTokens ? { keyTokens } : {}),
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
@@ -196,9 +252,16 @@ function readMetadata(metadata: Record<string, string>, what: string): Partial<A
     }
   };
   if (metadata.attnviz !== undefined) return parse('attnviz') as Partial<AttentionFileMetadata>;
-  check(metadata.tokens !== undefined, `${what}: no "attnviz" entry in __metadata__ (not an attention file; see docs/attention-file.md)`);
+  check(
+    metadata.tokens !== undefined,
+    `${what}: no "attnviz" entry in __metadata__ (not an attention file; see docs/attention-file.md)`,
+  );
   const field = (key: string) => (metadata[key] === undefined ? undefined : parse(key));
-  return { tokens: field('tokens') as string[], text: field('text') as string, pair: (field('text_pair') ?? null) as string | null };
+  return {
+    tokens: field('tokens') as string[],
+    text: field('text') as string,
+    pair: (field('text_pair') ?? null) as string | null,
+  };
 }
 
 function f32(t: Tensor): TensorToWrite {

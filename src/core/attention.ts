@@ -109,12 +109,18 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
   const { encoderDecoder: ed, ...encoder } = a;
   if (!ed || part === 'encoder') return encoder;
   const base = {
-    tokens: ed.decoderTokens, text: ed.target, pair: null, sentenceBStart: null, model: a.model,
+    tokens: ed.decoderTokens,
+    text: ed.target,
+    pair: null,
+    sentenceBStart: null,
+    model: a.model,
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
   };
   if (part === 'decoder') {
     return {
-      ...base, causal: true, attention: ed.decoder,
+      ...base,
+      causal: true,
+      attention: ed.decoder,
       ...(ed.decoderQuery && ed.decoderKey ? { query: ed.decoderQuery, key: ed.decoderKey } : {}),
       ...(ed.decoderHiddenLast ? { hiddenLast: ed.decoderHiddenLast } : {}),
       ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
@@ -122,7 +128,10 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
     };
   }
   return {
-    ...base, causal: false, attention: ed.cross, keyTokens: a.tokens,
+    ...base,
+    causal: false,
+    attention: ed.cross,
+    keyTokens: a.tokens,
     ...(ed.crossQuery && ed.crossKey ? { query: ed.crossQuery, key: ed.crossKey } : {}),
     ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
   };

@@ -4,7 +4,9 @@
  * without `"`, `&`, `'`, `<`, `>`, `\` and `` ` ``, so the text can sit in an attribute or a <script> element
  * (no `</script`) unescaped. Browser-safe.
  */
-export const ALPHABET = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i)).filter((c) => !`"&'<>\\\`^~`.includes(c)).join('');
+export const ALPHABET = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i))
+  .filter((c) => !`"&'<>\\\`^~`.includes(c))
+  .join('');
 
 export function encodeBase85(bytes: Uint8Array): string {
   const codes = new Uint8Array(Math.ceil(bytes.length / 4) * 5);
@@ -26,7 +28,11 @@ export function decodeBase85(text: string, byteLength: number): Uint8Array {
   const out = new Uint8Array(Math.ceil(byteLength / 4) * 4);
   const view = new DataView(out.buffer);
   for (let i = 0, o = 0; o < out.length; i += 5, o += 4) {
-    const v = (((table[text.charCodeAt(i)] * 85 + table[text.charCodeAt(i + 1)]) * 85 + table[text.charCodeAt(i + 2)]) * 85 + table[text.charCodeAt(i + 3)]) * 85 + table[text.charCodeAt(i + 4)];
+    const v =
+      (((table[text.charCodeAt(i)] * 85 + table[text.charCodeAt(i + 1)]) * 85 + table[text.charCodeAt(i + 2)]) * 85 +
+        table[text.charCodeAt(i + 3)]) *
+        85 +
+      table[text.charCodeAt(i + 4)];
     view.setUint32(o, v);
   }
   return out.subarray(0, byteLength);

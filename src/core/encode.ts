@@ -21,14 +21,33 @@ const Q = 4095;
 
 type Encoding = 'sqrt12' | 'f16' | 'f32';
 
-type SectionName = 'attention' | 'query' | 'key' | 'position_bias'
-  | 'decoder_attention' | 'cross_attention' | 'decoder_query' | 'decoder_key' | 'cross_query' | 'cross_key' | 'decoder_position_bias';
+type SectionName =
+  | 'attention'
+  | 'query'
+  | 'key'
+  | 'position_bias'
+  | 'decoder_attention'
+  | 'cross_attention'
+  | 'decoder_query'
+  | 'decoder_key'
+  | 'cross_query'
+  | 'cross_key'
+  | 'decoder_position_bias';
 
 /** Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it is q/k data. */
-const DECODER_SECTIONS: [SectionName, keyof EncoderDecoderAttention & ('decoder' | 'cross' | 'decoderQuery' | 'decoderKey' | 'crossQuery' | 'crossKey' | 'decoderPositionBias'), Encoding, boolean][] = [
-  ['decoder_attention', 'decoder', 'sqrt12', false], ['cross_attention', 'cross', 'sqrt12', false],
-  ['decoder_query', 'decoderQuery', 'f16', true], ['decoder_key', 'decoderKey', 'f16', true],
-  ['cross_query', 'crossQuery', 'f16', true], ['cross_key', 'crossKey', 'f16', true],
+const DECODER_SECTIONS: [
+  SectionName,
+  keyof EncoderDecoderAttention &
+    ('decoder' | 'cross' | 'decoderQuery' | 'decoderKey' | 'crossQuery' | 'crossKey' | 'decoderPositionBias'),
+  Encoding,
+  boolean,
+][] = [
+  ['decoder_attention', 'decoder', 'sqrt12', false],
+  ['cross_attention', 'cross', 'sqrt12', false],
+  ['decoder_query', 'decoderQuery', 'f16', true],
+  ['decoder_key', 'decoderKey', 'f16', true],
+  ['cross_query', 'crossQuery', 'f16', true],
+  ['cross_key', 'crossKey', 'f16', true],
   ['decoder_position_bias', 'decoderPositionBias', 'f32', true],
 ];
 
@@ -65,8 +84,11 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
   if (withQK && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
   if (withQK && a.positionBias) tensors.push(['position_bias', a.positionBias, 'f32']);
   const ed = a.encoderDecoder;
-  if (ed) for (const [name, field, enc, qk] of DECODER_SECTIONS) if (ed[field] && (withQK || !qk)) tensors.push([name, ed[field], enc]);
-  const pack = (t: Tensor, enc: Encoding) => (enc === 'sqrt12' ? packSqrt12(t.data) : enc === 'f16' ? packF16(t.data) : new Uint8Array(t.data.slice().buffer));
+  if (ed)
+    for (const [name, field, enc, qk] of DECODER_SECTIONS)
+      if (ed[field] && (withQK || !qk)) tensors.push([name, ed[field], enc]);
+  const pack = (t: Tensor, enc: Encoding) =>
+    enc === 'sqrt12' ? packSqrt12(t.data) : enc === 'f16' ? packF16(t.data) : new Uint8Array(t.data.slice().buffer);
   const payloads = tensors.map(([, t, enc]) => pack(t, enc));
   const sections: Section[] = [];
   let offset = 0;
@@ -75,11 +97,24 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     offset = align4(offset + payloads[i].length);
   });
   const header: Header = {
-    tokens: a.tokens, text: a.text, pair: a.pair, sentenceBStart: a.sentenceBStart, model: a.model, causal: a.causal,
+    tokens: a.tokens,
+    text: a.text,
+    pair: a.pair,
+    sentenceBStart: a.sentenceBStart,
+    model: a.model,
+    causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
-    ...(ed ? { encoderDecoder: { decoderTokens: ed.decoderTokens, target: ed.target, ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}) } } : {}),
+    ...(ed
+      ? {
+          encoderDecoder: {
+            decoderTokens: ed.decoderTokens,
+            target: ed.target,
+            ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}),
+          },
+        }
+      : {}),
     sections,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -93,7 +128,10 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
 }
 
 export function decodeAttention(bytes: Uint8Array): Attention {
-  check(bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(0, 4)) === MAGIC, 'not attnviz binary data (bad magic)');
+  check(
+    bytes.length >= 8 && new TextDecoder().decode(bytes.subarray(0, 4)) === MAGIC,
+    'not attnviz binary data (bad magic)',
+  );
   const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4, true);
   check(8 + length <= bytes.length, 'attnviz binary data is truncated');
   let header: Header;
@@ -109,15 +147,23 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     const count = s.dims.reduce((x, y) => x * y, 1);
     check(start + s.offset + s.byteLength <= bytes.length, `attnviz binary data: section ${name} is truncated`);
     const raw = bytes.subarray(start + s.offset, start + s.offset + s.byteLength);
-    const data = s.encoding === 'sqrt12' ? unpackSqrt12(raw, count) : s.encoding === 'f16' ? unpackF16(raw, count) : new Float32Array(raw.slice().buffer, 0, count);
+    const data =
+      s.encoding === 'sqrt12'
+        ? unpackSqrt12(raw, count)
+        : s.encoding === 'f16'
+          ? unpackF16(raw, count)
+          : new Float32Array(raw.slice().buffer, 0, count);
     return { dims: s.dims, data };
   };
   const attention = tensor('attention');
   check(attention, 'attnviz binary data has no attention');
-  const query = tensor('query'), key = tensor('key'), positionBias = tensor('position_bias');
+  const query = tensor('query'),
+    key = tensor('key'),
+    positionBias = tensor('position_bias');
   let encoderDecoder: EncoderDecoderAttention | undefined;
   if (header.encoderDecoder) {
-    const decoder = tensor('decoder_attention'), cross = tensor('cross_attention');
+    const decoder = tensor('decoder_attention'),
+      cross = tensor('cross_attention');
     check(decoder && cross, 'attnviz binary data: encoder-decoder data without decoder or cross attention');
     encoderDecoder = { ...header.encoderDecoder, decoder, cross };
     for (const [name, field] of DECODER_SECTIONS.slice(2)) {
@@ -126,8 +172,13 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     }
   }
   return {
-    tokens: header.tokens, text: header.text, pair: header.pair, sentenceBStart: header.sentenceBStart,
-    model: header.model, causal: header.causal, attention,
+    tokens: header.tokens,
+    text: header.text,
+    pair: header.pair,
+    sentenceBStart: header.sentenceBStart,
+    model: header.model,
+    causal: header.causal,
+    attention,
     ...(query && key ? { query, key } : {}),
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
@@ -144,7 +195,8 @@ function packSqrt12(values: Float32Array): Uint8Array {
   const out = new Uint8Array(Math.ceil(values.length / 2) * 3);
   const q = (v: number) => Math.round(Math.sqrt(Math.min(1, Math.max(0, v))) * Q);
   for (let i = 0, o = 0; i < values.length; i += 2, o += 3) {
-    const a = q(values[i]), b = i + 1 < values.length ? q(values[i + 1]) : 0;
+    const a = q(values[i]),
+      b = i + 1 < values.length ? q(values[i + 1]) : 0;
     out[o] = a & 255;
     out[o + 1] = (a >> 8) | ((b & 15) << 4);
     out[o + 2] = b >> 4;
@@ -165,7 +217,8 @@ function unpackSqrt12(bytes: Uint8Array, count: number): Float32Array {
 
 function packF16(values: Float32Array): Uint8Array {
   const out = new Uint16Array(values.length);
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  const f = new Float32Array(1),
+    u = new Uint32Array(f.buffer);
   for (let i = 0; i < values.length; i++) {
     f[0] = values[i];
     out[i] = f32BitsToF16(u[0]);
@@ -193,13 +246,14 @@ export function f32BitsToF16(x: number): number {
     const m = mant | 0x800000;
     const shift = 14 - e;
     let half = m >> shift;
-    const rem = m & ((1 << shift) - 1), mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && (half & 1))) half++;
+    const rem = m & ((1 << shift) - 1),
+      mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
   let half = (e << 10) | (mant >> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
   return sign | half;
 }
 

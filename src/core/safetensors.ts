@@ -11,7 +11,16 @@ import { AttnvizError, check } from './errors.js';
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const DTYPE_BYTES: Record<DType, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** Where one tensor's bytes lie in a file; `offset` is absolute (from the start of the file). */
@@ -41,7 +50,10 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
   } catch (e) {
     throw new AttnvizError(`${what}: safetensors header is not valid JSON (${(e as Error).message})`);
   }
-  check(json !== null && typeof json === 'object' && !Array.isArray(json), `${what}: safetensors header is not a JSON object`);
+  check(
+    json !== null && typeof json === 'object' && !Array.isArray(json),
+    `${what}: safetensors header is not a JSON object`,
+  );
   const dataStart = 8 + headerBytes.length;
   const dataSize = fileSize - dataStart;
   const tensors = new Map<string, TensorEntry>();
@@ -55,18 +67,28 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
     const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
     const where = `${what}: tensor "${name}"`;
     check(v !== null && typeof v === 'object', `${where} has no description`);
-    check(typeof v.dtype === 'string' && v.dtype in DTYPE_BYTES, () => `${where} has unsupported dtype ${JSON.stringify(v.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    check(
+      typeof v.dtype === 'string' && v.dtype in DTYPE_BYTES,
+      () =>
+        `${where} has unsupported dtype ${JSON.stringify(v.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+    );
     check(Array.isArray(v.shape) && v.shape.every(isIndex), `${where} has an invalid shape ${JSON.stringify(v.shape)}`);
-    check(Array.isArray(v.data_offsets) && v.data_offsets.length === 2 && v.data_offsets.every(isIndex),
-      `${where} has invalid data_offsets ${JSON.stringify(v.data_offsets)}`);
+    check(
+      Array.isArray(v.data_offsets) && v.data_offsets.length === 2 && v.data_offsets.every(isIndex),
+      `${where} has invalid data_offsets ${JSON.stringify(v.data_offsets)}`,
+    );
     const dtype = v.dtype as DType;
     const shape = v.shape as number[];
     const [begin, end] = v.data_offsets as [number, number];
-    check(begin <= end && end <= dataSize,
-      `${where} has data_offsets [${begin}, ${end}] outside the file's ${dataSize} data bytes (truncated or corrupt file)`);
+    check(
+      begin <= end && end <= dataSize,
+      `${where} has data_offsets [${begin}, ${end}] outside the file's ${dataSize} data bytes (truncated or corrupt file)`,
+    );
     const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    check(end - begin === expected,
-      `${where}: dtype ${dtype} and shape [${shape.join(', ')}] need ${expected} bytes but data_offsets span ${end - begin}`);
+    check(
+      end - begin === expected,
+      `${where}: dtype ${dtype} and shape [${shape.join(', ')}] need ${expected} bytes but data_offsets span ${end - begin}`,
+    );
     tensors.set(name, { name, dtype, shape, offset: dataStart + begin, byteLength: end - begin });
   }
   const sorted = [...tensors.values()].filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
@@ -114,8 +136,14 @@ export function decodeHeader(bytes: Uint8Array, what: string): SafetensorsHeader
 function headerLength(first8: Uint8Array, fileSize: number, what: string): number {
   check(fileSize >= 8, `${what}: ${fileSize} bytes is too short for a safetensors file`);
   const length = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
-  check(length <= BigInt(fileSize - 8), `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file (truncated or not safetensors)`);
-  check(length <= BigInt(MAX_HEADER_BYTES), `${what}: safetensors header of ${length} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  check(
+    length <= BigInt(fileSize - 8),
+    `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file (truncated or not safetensors)`,
+  );
+  check(
+    length <= BigInt(MAX_HEADER_BYTES),
+    `${what}: safetensors header of ${length} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`,
+  );
   return Number(length);
 }
 
@@ -126,13 +154,17 @@ export interface TensorToWrite {
 }
 
 /** Encodes tensors and string metadata as one safetensors file image (header padded to 8 bytes, like the Python writer). */
-export function encodeSafetensors(tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Buffer {
+export function encodeSafetensors(
+  tensors: Record<string, TensorToWrite>,
+  metadata: Record<string, string> = {},
+): Buffer {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
-    if (t.data.byteLength !== expected) throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
+    if (t.data.byteLength !== expected)
+      throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
     offset += expected;
   }
@@ -167,5 +199,7 @@ function isIndex(x: unknown): x is number {
 }
 
 function isStringRecord(x: unknown): x is Record<string, string> {
-  return x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((v) => typeof v === 'string');
+  return (
+    x !== null && typeof x === 'object' && !Array.isArray(x) && Object.values(x).every((v) => typeof v === 'string')
+  );
 }

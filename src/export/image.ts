@@ -9,17 +9,31 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AttnvizError } from '../core/errors.js';
 
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
   const path = env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  if (!existsSync(path)) throw new AttnvizError(`PNG and SVG export need Chromium, not found at ${path} (install Debian's chromium or set CHROMIUM_PATH)`);
+  if (!existsSync(path))
+    throw new AttnvizError(
+      `PNG and SVG export need Chromium, not found at ${path} (install Debian's chromium or set CHROMIUM_PATH)`,
+    );
   return path;
 }
 
 /** Renders `html` (from renderHtml) and returns the view as PNG bytes or SVG text. */
-export async function renderImage(html: string, format: 'png' | 'svg', viewport = { width: 1200, height: 900 }): Promise<Uint8Array | string> {
+export async function renderImage(
+  html: string,
+  format: 'png' | 'svg',
+  viewport = { width: 1200, height: 900 },
+): Promise<Uint8Array | string> {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-export-'));
@@ -34,7 +48,8 @@ export async function renderImage(html: string, format: 'png' | 'svg', viewport 
       throw new AttnvizError(`the view did not render${errors.length ? `: ${errors[0]}` : ''}`);
     });
     type Handle = { toSVG(): string; toPNG(): Promise<Blob> };
-    if (format === 'svg') return await page.$eval('.attnviz', (e) => (e as unknown as { attnvizView: Handle }).attnvizView.toSVG());
+    if (format === 'svg')
+      return await page.$eval('.attnviz', (e) => (e as unknown as { attnvizView: Handle }).attnvizView.toSVG());
     const base64 = await page.$eval('.attnviz', async (e) => {
       const blob = await (e as unknown as { attnvizView: Handle }).attnvizView.toPNG();
       const bytes = new Uint8Array(await blob.arrayBuffer());

@@ -14,9 +14,18 @@
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
 import { check } from '../core/errors.js';
-import { oneOf, type ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type BuildOptions,
+  type Family,
+  type ModelDims,
+} from './family.js';
 
 export interface AlbertConfig extends ModelDims {
   vocab: number;
@@ -57,19 +66,26 @@ function readConfig(c: ModelConfig): AlbertConfig {
 
 function build(g: GraphBuilder, w: Weights, c: AlbertConfig, options: BuildOptions): void {
   const p = w.has('albert.embeddings.word_embeddings.weight') ? 'albert.' : '';
-  const D = c.hidden, E = c.embedding;
+  const D = c.hidden,
+    E = c.embedding;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string, width: number) => g.layerNorm(x, get(`${name}.weight`, [width]), get(`${name}.bias`, [width]), c.eps);
+  const linear = (x: string, name: string, nIn: number, nOut: number) =>
+    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
+  const layerNorm = (x: string, name: string, width: number) =>
+    g.layerNorm(x, get(`${name}.weight`, [width]), get(`${name}.bias`, [width]), c.eps);
 
   // Embeddings in E: word + position + token type, LayerNorm, then the one map E → D.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const types = g.input(INPUTS.tokenTypeIds, 'int64', ['T']);
   const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(get(name, [rows, E])), index]);
-  let x = g.add(g.add(embed('embeddings.word_embeddings.weight', c.vocab, ids),
-    embed('embeddings.position_embeddings.weight', c.maxPositions, positions)),
-    embed('embeddings.token_type_embeddings.weight', c.typeVocab, types));
+  let x = g.add(
+    g.add(
+      embed('embeddings.word_embeddings.weight', c.vocab, ids),
+      embed('embeddings.position_embeddings.weight', c.maxPositions, positions),
+    ),
+    embed('embeddings.token_type_embeddings.weight', c.typeVocab, types),
+  );
   x = linear(layerNorm(x, 'embeddings.LayerNorm', E), 'encoder.embedding_hidden_mapping_in', E, D);
 
   for (let i = 0; i < c.layers; i++) {

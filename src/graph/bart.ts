@@ -26,12 +26,17 @@
  * `final_logits_bias` are read only for generation's logits.
  */
 import { check } from '../core/errors.js';
-import { oneOf, type ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type GraphBuilder } from './builder.js';
 import { LOGITS, type DecodingBuildOptions } from './decoding.js';
 import {
-  declareSeq2SeqOutputs, decoderStartToken, ENCODER_HIDDEN_LAST, SEQ2SEQ_INPUTS, seq2seqOutputNames, type Seq2SeqDims,
+  declareSeq2SeqOutputs,
+  decoderStartToken,
+  ENCODER_HIDDEN_LAST,
+  SEQ2SEQ_INPUTS,
+  seq2seqOutputNames,
+  type Seq2SeqDims,
 } from './encoder-decoder.js';
 import { headDim, HIDDEN_LAST, type Family } from './family.js';
 
@@ -67,7 +72,10 @@ function readConfig(c: ModelConfig, variant: Variant): BartConfig {
   const hidden = c.size(['d_model', 'hidden_size']);
   const heads = c.size(['encoder_attention_heads', 'num_attention_heads']);
   const decoderHeads = c.size('decoder_attention_heads', heads);
-  check(decoderHeads === heads, `${c.path}: encoder_attention_heads ${heads} and decoder_attention_heads ${decoderHeads} differ; attnviz needs one head count for both stacks`);
+  check(
+    decoderHeads === heads,
+    `${c.path}: encoder_attention_heads ${heads} and decoder_attention_heads ${decoderHeads} differ; attnviz needs one head count for both stacks`,
+  );
   const d = headDim(c, hidden, heads);
   const vocab = c.size('vocab_size');
   const shared = variant !== 'marian' || c.bool('share_encoder_decoder_embeddings', true);
@@ -111,22 +119,31 @@ export function marianSinusoids(n: number, dim: number): Float32Array {
 function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuildOptions): void {
   check(!options.kvCache, `${c.variant}: encoder-decoder graphs have no KV cache`);
   const p = w.has('model.encoder.layers.0.self_attn.q_proj.weight') ? 'model.' : '';
-  const D = c.hidden, H = c.heads, d = c.headDim;
+  const D = c.hidden,
+    H = c.heads,
+    d = c.headDim;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string, out?: string) => g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS, out);
+  const linear = (x: string, name: string, nIn: number, nOut: number) =>
+    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
+  const layerNorm = (x: string, name: string, out?: string) =>
+    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS, out);
   const act = (x: string) => (c.act === 'swish' || c.act === 'silu' ? g.silu(x) : g.activation(x, c.act));
   const preNorm = c.variant === 'mbart';
 
   // One word embedding, saved under whichever of its tied names survived deduplication.
-  const encoderTable = w.get([`${p}shared.weight`, `${p}encoder.embed_tokens.weight`, `${p}decoder.embed_tokens.weight`], [c.vocab, D]);
+  const encoderTable = w.get(
+    [`${p}shared.weight`, `${p}encoder.embed_tokens.weight`, `${p}decoder.embed_tokens.weight`],
+    [c.vocab, D],
+  );
   const decoderTable = c.sharedEmbeddings ? encoderTable : get('decoder.embed_tokens.weight', [c.decoderVocab, D]);
 
   // Positions: learned rows position + 2, or Marian's sinusoids (stored, or the same table computed once here).
   let sinusoids: string | undefined;
   const positionTable = (stack: string): string => {
-    if (c.variant !== 'marian') return g.weight(get(`${stack}.embed_positions.weight`, [c.maxPositions + POSITION_OFFSET, D]));
-    if (w.has(`${p}${stack}.embed_positions.weight`)) return g.weight(get(`${stack}.embed_positions.weight`, [c.maxPositions, D]));
+    if (c.variant !== 'marian')
+      return g.weight(get(`${stack}.embed_positions.weight`, [c.maxPositions + POSITION_OFFSET, D]));
+    if (w.has(`${p}${stack}.embed_positions.weight`))
+      return g.weight(get(`${stack}.embed_positions.weight`, [c.maxPositions, D]));
     return (sinusoids ??= g.floats(marianSinusoids(c.maxPositions, D), [c.maxPositions, D]));
   };
   const embed = (stack: 'encoder' | 'decoder', table: string, ids: string, positions: string): string => {
@@ -138,17 +155,26 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   };
 
   /** Multi-head attention of queries from `xq` over keys and values from `xkv`; q, k, probs named `out`. */
-  const attention = (xq: string, xkv: string, name: string, out: { q: string; k: string; probs: string }, mask?: string): string => {
+  const attention = (
+    xq: string,
+    xkv: string,
+    name: string,
+    out: { q: string; k: string; probs: string },
+    mask?: string,
+  ): string => {
     const q = g.splitHeads(linear(xq, `${name}.q_proj`, D, D), H, d, out.q);
     const k = g.splitHeads(linear(xkv, `${name}.k_proj`, D, D), H, d, out.k);
     const v = g.splitHeads(linear(xkv, `${name}.v_proj`, D, D), H, d);
     return linear(g.mergeHeads(g.attention(q, k, v, c.scoreScale, out.probs, mask), H, d), `${name}.out_proj`, D, D);
   };
   /** A sublayer f with its residual: post-norm LN(x + f(x)) (BART, Marian) or pre-norm x + f(LN(x)) (mBART). */
-  const sublayer = (x: string, norm: string, f: (h: string) => string) => (preNorm ? g.add(x, f(layerNorm(x, norm))) : layerNorm(g.add(x, f(x)), norm));
-  const ffn = (x: string, l: string, width: number) => linear(act(linear(x, `${l}.fc1`, D, width)), `${l}.fc2`, width, D);
+  const sublayer = (x: string, norm: string, f: (h: string) => string) =>
+    preNorm ? g.add(x, f(layerNorm(x, norm))) : layerNorm(g.add(x, f(x)), norm);
+  const ffn = (x: string, l: string, width: number) =>
+    linear(act(linear(x, `${l}.fc1`, D, width)), `${l}.fc2`, width, D);
   /** The stack's output: mBART's final layer norm, or the last layer's output as it is. */
-  const finish = (x: string, norm: string, out: string) => (preNorm ? layerNorm(x, norm, out) : g.op('Identity', [x], {}, out));
+  const finish = (x: string, norm: string, out: string) =>
+    preNorm ? layerNorm(x, norm, out) : g.op('Identity', [x], {}, out);
 
   // Encoder: bidirectional self-attention over the S source tokens.
   const ids = g.input(SEQ2SEQ_INPUTS.inputIds, 'int64', ['S']);
@@ -156,7 +182,9 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   let x = embed('encoder', g.weight(encoderTable), ids, positions);
   for (let i = 0; i < c.layers; i++) {
     const l = `encoder.layers.${i}`;
-    x = sublayer(x, `${l}.self_attn_layer_norm`, (h) => attention(h, h, `${l}.self_attn`, seq2seqOutputNames('encoder', i)));
+    x = sublayer(x, `${l}.self_attn_layer_norm`, (h) =>
+      attention(h, h, `${l}.self_attn`, seq2seqOutputNames('encoder', i)),
+    );
     x = sublayer(x, `${l}.final_layer_norm`, (h) => ffn(h, l, c.encoderFfn));
   }
   const memory = g.output(finish(x, 'encoder.layer_norm', ENCODER_HIDDEN_LAST), ['S', D]);
@@ -168,8 +196,12 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   let y = embed('decoder', g.weight(decoderTable), decoderIds, decoderPositions);
   for (let i = 0; i < c.decoderLayers; i++) {
     const l = `decoder.layers.${i}`;
-    y = sublayer(y, `${l}.self_attn_layer_norm`, (h) => attention(h, h, `${l}.self_attn`, seq2seqOutputNames('self', i), mask));
-    y = sublayer(y, `${l}.encoder_attn_layer_norm`, (h) => attention(h, memory, `${l}.encoder_attn`, seq2seqOutputNames('cross', i)));
+    y = sublayer(y, `${l}.self_attn_layer_norm`, (h) =>
+      attention(h, h, `${l}.self_attn`, seq2seqOutputNames('self', i), mask),
+    );
+    y = sublayer(y, `${l}.encoder_attn_layer_norm`, (h) =>
+      attention(h, memory, `${l}.encoder_attn`, seq2seqOutputNames('cross', i)),
+    );
     y = sublayer(y, `${l}.final_layer_norm`, (h) => ffn(h, l, c.decoderFfn));
   }
   const hidden = g.output(finish(y, 'decoder.layer_norm', HIDDEN_LAST), ['T', D]);
@@ -177,9 +209,15 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   if (options.logits) {
     // logits = h·Wᵀ + final_logits_bias (a [1, vocab] buffer of …ForConditionalGeneration; zeros when absent).
     const head = c.tied ? decoderTable : w.get('lm_head.weight', [c.decoderVocab, D]);
-    const rows = options.logits === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
+    const rows =
+      options.logits === 'last'
+        ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])])
+        : hidden;
     const bias = w.has('final_logits_bias') ? [g.weight(w.get('final_logits_bias', [1, c.decoderVocab]))] : [];
-    g.output(g.op('Gemm', [rows, g.weight(head), ...bias], { transB: 1 }, LOGITS), [options.logits === 'last' ? 1 : 'T', c.decoderVocab]);
+    g.output(g.op('Gemm', [rows, g.weight(head), ...bias], { transB: 1 }, LOGITS), [
+      options.logits === 'last' ? 1 : 'T',
+      c.decoderVocab,
+    ]);
   }
   declareSeq2SeqOutputs(g, c, options);
 }

@@ -5,9 +5,18 @@
  * not part of the encoder and are ignored.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
-import { oneOf, type ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type BuildOptions,
+  type Family,
+  type ModelDims,
+} from './family.js';
 
 export interface BertConfig extends ModelDims {
   vocab: number;
@@ -38,7 +47,12 @@ export function readBertConfig(c: ModelConfig, defaults: { eps: number; typeVoca
 
 /** LayerNorm `weight`/`bias` in current saves, `gamma`/`beta` in the original TF-converted ones. */
 function layerNorm(g: GraphBuilder, w: Weights, x: string, name: string, width: number, eps: number): string {
-  return g.layerNorm(x, w.get([`${name}.weight`, `${name}.gamma`], [width]), w.get([`${name}.bias`, `${name}.beta`], [width]), eps);
+  return g.layerNorm(
+    x,
+    w.get([`${name}.weight`, `${name}.gamma`], [width]),
+    w.get([`${name}.bias`, `${name}.beta`], [width]),
+    eps,
+  );
 }
 
 function build(g: GraphBuilder, w: Weights, c: BertConfig, options: BuildOptions): void {
@@ -47,8 +61,12 @@ function build(g: GraphBuilder, w: Weights, c: BertConfig, options: BuildOptions
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const types = g.input(INPUTS.tokenTypeIds, 'int64', ['T']);
-  const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, c.hidden])), index]);
-  const x = g.add(g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)), embed('token_type_embeddings', c.typeVocab, types));
+  const embed = (name: string, rows: number, index: string) =>
+    g.op('Gather', [g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, c.hidden])), index]);
+  const x = g.add(
+    g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)),
+    embed('token_type_embeddings', c.typeVocab, types),
+  );
   bertEncoder(g, w, p, c, layerNorm(g, w, x, `${p}embeddings.LayerNorm`, c.hidden, c.eps), options);
 }
 
@@ -57,9 +75,17 @@ function build(g: GraphBuilder, w: Weights, c: BertConfig, options: BuildOptions
  * modeling files copy it): post-norm self-attention and feed-forward layers. Emits the per-layer outputs
  * and `hidden_last`.
  */
-export function bertEncoder(g: GraphBuilder, w: Weights, prefix: string, c: BertConfig, x: string, options: BuildOptions): void {
+export function bertEncoder(
+  g: GraphBuilder,
+  w: Weights,
+  prefix: string,
+  c: BertConfig,
+  x: string,
+  options: BuildOptions,
+): void {
   const D = c.hidden;
-  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, w.get(`${prefix}${name}.weight`, [nOut, nIn]), w.get(`${prefix}${name}.bias`, [nOut]));
+  const linear = (x: string, name: string, nIn: number, nOut: number) =>
+    g.linear(x, w.get(`${prefix}${name}.weight`, [nOut, nIn]), w.get(`${prefix}${name}.bias`, [nOut]));
   for (let i = 0; i < c.layers; i++) {
     const l = `encoder.layer.${i}`;
     const out = outputNames(i);
@@ -68,10 +94,24 @@ export function bertEncoder(g: GraphBuilder, w: Weights, prefix: string, c: Bert
     const k = g.splitHeads(linear(x, `${l}.attention.self.key`, D, D), c.heads, c.headDim, out.k);
     const v = g.splitHeads(linear(x, `${l}.attention.self.value`, D, D), c.heads, c.headDim);
     const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(c.headDim), out.probs), c.heads, c.headDim);
-    x = layerNorm(g, w, g.add(linear(context, `${l}.attention.output.dense`, D, D), x), `${prefix}${l}.attention.output.LayerNorm`, D, c.eps);
+    x = layerNorm(
+      g,
+      w,
+      g.add(linear(context, `${l}.attention.output.dense`, D, D), x),
+      `${prefix}${l}.attention.output.LayerNorm`,
+      D,
+      c.eps,
+    );
     // Feed-forward: D → intermediate → D, post-norm residual.
     const h = g.activation(linear(x, `${l}.intermediate.dense`, D, c.intermediate), c.act);
-    x = layerNorm(g, w, g.add(linear(h, `${l}.output.dense`, c.intermediate, D), x), `${prefix}${l}.output.LayerNorm`, D, c.eps);
+    x = layerNorm(
+      g,
+      w,
+      g.add(linear(h, `${l}.output.dense`, c.intermediate, D), x),
+      `${prefix}${l}.output.LayerNorm`,
+      D,
+      c.eps,
+    );
   }
   g.output(g.op('Identity', [x], {}, HIDDEN_LAST), ['T', D]);
   declareLayerOutputs(g, c, options);

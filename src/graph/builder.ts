@@ -4,10 +4,10 @@
  * these in forward order, so each reads like a reference implementation.
  *
  * Activations are 2-D `[T, D]` (one sequence, no batch axis) and per-head tensors `[H, T, d]`; T is dynamic.
- * Weights are external initializers pointing into the checkpoint's safetensors files (see models/weights.ts).
+ * Weights are external initializers pointing into the checkpoint's safetensors files (see load/weights.ts).
  */
 import onnxProto from 'onnx-proto';
-import type { WeightRef, Weights } from '../models/weights.js';
+import type { WeightRef, Weights } from '../load/weights.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -54,7 +54,13 @@ export class GraphBuilder {
     return this.opN(opType, inputs, 1, attrs, out ? [out] : undefined)[0];
   }
 
-  opN(opType: string, inputs: readonly string[], n: number, attrs: Record<string, Attr> = {}, outs?: string[]): string[] {
+  opN(
+    opType: string,
+    inputs: readonly string[],
+    n: number,
+    attrs: Record<string, Attr> = {},
+    outs?: string[],
+  ): string[] {
     const id = this.counter++;
     const output = outs ?? Array.from({ length: n }, (_, i) => `${opType.toLowerCase()}_${id}${n > 1 ? `_${i}` : ''}`);
     this.nodes.push({
@@ -91,7 +97,12 @@ export class GraphBuilder {
   /** An int64 constant (shapes, axes, indices). */
   ints(values: readonly number[]): string {
     const name = `const_${this.counter++}`;
-    this.initializers.push({ name, dims: [values.length], dataType: DataType.INT64, rawData: bytes(BigInt64Array.from(values, BigInt)) });
+    this.initializers.push({
+      name,
+      dims: [values.length],
+      dataType: DataType.INT64,
+      rawData: bytes(BigInt64Array.from(values, BigInt)),
+    });
     return name;
   }
 
@@ -115,7 +126,13 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'attnviz',
       opsetImport: [{ domain: '', version: OPSET }],
-      graph: { name: 'attnviz', node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
+      graph: {
+        name: 'attnviz',
+        node: this.nodes,
+        initializer: this.initializers,
+        input: this.inputs,
+        output: this.outputs,
+      },
     });
     return onnx.ModelProto.encode(model).finish();
   }
@@ -133,7 +150,12 @@ export class GraphBuilder {
   }
 
   layerNorm(x: string, w: WeightRef, b: WeightRef, eps: number, out?: string): string {
-    return this.op('LayerNormalization', [x, this.weight(w), this.weight(b)], { axis: -1, epsilon: { float: eps } }, out);
+    return this.op(
+      'LayerNormalization',
+      [x, this.weight(w), this.weight(b)],
+      { axis: -1, epsilon: { float: eps } },
+      out,
+    );
   }
 
   add(a: string, b: string): string {
@@ -151,8 +173,14 @@ export class GraphBuilder {
   geluTanh(x: string): string {
     // Pow(x, 3) as PyTorch exports it: the pattern onnxruntime fuses into one FastGelu kernel.
     const cube = this.op('Pow', [x, this.scalar(3)]);
-    const inner = this.op('Mul', [this.op('Add', [x, this.op('Mul', [cube, this.scalar(0.044715)])]), this.scalar(Math.sqrt(2 / Math.PI))]);
-    return this.op('Mul', [this.op('Mul', [x, this.scalar(0.5)]), this.op('Add', [this.op('Tanh', [inner]), this.scalar(1)])]);
+    const inner = this.op('Mul', [
+      this.op('Add', [x, this.op('Mul', [cube, this.scalar(0.044715)])]),
+      this.scalar(Math.sqrt(2 / Math.PI)),
+    ]);
+    return this.op('Mul', [
+      this.op('Mul', [x, this.scalar(0.5)]),
+      this.op('Add', [this.op('Tanh', [inner]), this.scalar(1)]),
+    ]);
   }
 
   /**
@@ -174,9 +202,13 @@ export class GraphBuilder {
   /** The activation a config names (`hidden_act` / `activation_function`). */
   activation(x: string, name: ActivationName): string {
     switch (name) {
-      case 'gelu': return this.geluErf(x);
-      case 'gelu_new': case 'gelu_pytorch_tanh': return this.geluTanh(x);
-      case 'relu': return this.op('Relu', [x]);
+      case 'gelu':
+        return this.geluErf(x);
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh':
+        return this.geluTanh(x);
+      case 'relu':
+        return this.op('Relu', [x]);
     }
   }
 
@@ -207,7 +239,12 @@ export class GraphBuilder {
 function valueInfo(name: string, elemType: number, dims: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
-    type: { tensorType: { elemType, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } },
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
+      },
+    },
   };
 }
 

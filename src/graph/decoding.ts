@@ -10,7 +10,7 @@
  *   new positions (`present.N.key`, `present.N.value`, `[kvHeads, P + T, d]`); `causal_mask` is then
  *   `[T, P + T]` and `position_ids` are P..P+T-1. Each generation step then runs one token, not the whole text.
  */
-import type { WeightRef } from '../models/weights.js';
+import type { WeightRef } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import type { BuildOptions } from './family.js';
 
@@ -36,7 +36,8 @@ export const cacheNames = (layer: number) => ({
 export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode): void {
   const [vocab] = w.shape;
   // Slice(h, [-1], [big], axis 0) keeps the last row, as [1, D].
-  const rows = mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
+  const rows =
+    mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
   g.output(g.op('Gemm', [rows, g.weight(w)], { transB: 1 }, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
 }
 
@@ -44,7 +45,14 @@ export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: Logi
  * With a KV cache: `[kvHeads, T, d]` new keys or values of one layer → `[kvHeads, P + T, d]`, the past ones
  * (a graph input) followed by the new, declared as the layer's present output.
  */
-export function extendCache(g: GraphBuilder, x: string, past: string, present: string, kvHeads: number, headDim: number): string {
+export function extendCache(
+  g: GraphBuilder,
+  x: string,
+  past: string,
+  present: string,
+  kvHeads: number,
+  headDim: number,
+): string {
   g.input(past, 'float', [kvHeads, 'P', headDim]);
   return g.output(g.op('Concat', [past, x], { axis: 1 }, present), [kvHeads, 'S', headDim]);
 }

@@ -8,9 +8,18 @@
  * checkpoint like learned ones and read the same way.
  */
 import type { GraphBuilder } from './builder.js';
-import { oneOf, type ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type BuildOptions,
+  type Family,
+  type ModelDims,
+} from './family.js';
 
 /** modeling_distilbert.py's FFN accepts these two. */
 const DISTILBERT_ACTIVATIONS = ['gelu', 'relu'] as const;
@@ -44,14 +53,19 @@ function build(g: GraphBuilder, w: Weights, c: DistilbertConfig, options: BuildO
   const p = w.has('distilbert.embeddings.word_embeddings.weight') ? 'distilbert.' : '';
   const D = c.hidden;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string) => g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS);
+  const linear = (x: string, name: string, nIn: number, nOut: number) =>
+    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
+  const layerNorm = (x: string, name: string) =>
+    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS);
 
   // Embeddings: word + position, then LayerNorm (no token types).
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(get(name, [rows, D])), index]);
-  let x = g.add(embed('embeddings.word_embeddings.weight', c.vocab, ids), embed('embeddings.position_embeddings.weight', c.maxPositions, positions));
+  let x = g.add(
+    embed('embeddings.word_embeddings.weight', c.vocab, ids),
+    embed('embeddings.position_embeddings.weight', c.maxPositions, positions),
+  );
   x = layerNorm(x, 'embeddings.LayerNorm');
 
   for (let i = 0; i < c.layers; i++) {

@@ -6,8 +6,8 @@
  * (`discriminator_predictions.*`, `generator_predictions.*`, `generator_lm_head.*`) are ignored.
  */
 import type { GraphBuilder } from './builder.js';
-import type { ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
+import type { ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
 import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
 import { INPUTS, type BuildOptions, type Family } from './family.js';
 
@@ -22,15 +22,21 @@ function readConfig(c: ModelConfig): ElectraConfig {
 
 function build(g: GraphBuilder, w: Weights, c: ElectraConfig, options: BuildOptions): void {
   const p = w.has('electra.embeddings.word_embeddings.weight') ? 'electra.' : '';
-  const D = c.hidden, E = c.embedding;
+  const D = c.hidden,
+    E = c.embedding;
   // Embeddings in E: word + position + token type, LayerNorm, then E → D if they differ.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const types = g.input(INPUTS.tokenTypeIds, 'int64', ['T']);
-  const embed = (name: string, rows: number, index: string) => g.op('Gather', [g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, E])), index]);
-  let x = g.add(g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)), embed('token_type_embeddings', c.typeVocab, types));
+  const embed = (name: string, rows: number, index: string) =>
+    g.op('Gather', [g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, E])), index]);
+  let x = g.add(
+    g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)),
+    embed('token_type_embeddings', c.typeVocab, types),
+  );
   x = g.layerNorm(x, w.get(`${p}embeddings.LayerNorm.weight`, [E]), w.get(`${p}embeddings.LayerNorm.bias`, [E]), c.eps);
-  if (E !== D) x = g.linear(x, w.get(`${p}embeddings_project.weight`, [D, E]), w.get(`${p}embeddings_project.bias`, [D]));
+  if (E !== D)
+    x = g.linear(x, w.get(`${p}embeddings_project.weight`, [D, E]), w.get(`${p}embeddings_project.bias`, [D]));
   bertEncoder(g, w, p, c, x, options);
 }
 

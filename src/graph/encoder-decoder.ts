@@ -15,7 +15,7 @@
  * With `logits` (decoding.ts) the graph also emits the LM head's scores for the last decoder position.
  */
 import { AttnvizError } from '../core/errors.js';
-import type { ModelConfig } from '../models/config.js';
+import type { ModelConfig } from '../load/config.js';
 import type { GraphBuilder } from './builder.js';
 import { INPUTS, type BuildOptions, type ModelDims } from './family.js';
 

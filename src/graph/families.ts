@@ -1,6 +1,6 @@
 /** The model families the engine can build, by config.json `model_type`. */
 import { check } from '../core/errors.js';
-import type { ModelConfig } from '../models/config.js';
+import type { ModelConfig } from '../load/config.js';
 import { albert } from './albert.js';
 import { bart, marian, mbart } from './bart.js';
 import { bert } from './bert.js';
@@ -13,12 +13,30 @@ import { llama, mistral, qwen2 } from './llama.js';
 import { roberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
 
-export const FAMILIES: readonly Family<ModelDims>[] = [bert, gpt2, roberta, distilbert, albert, electra, gptNeox, llama, mistral, qwen2,
-  bart, mbart, marian, t5, mt5];
+export const FAMILIES: readonly Family<ModelDims>[] = [
+  bert,
+  gpt2,
+  roberta,
+  distilbert,
+  albert,
+  electra,
+  gptNeox,
+  llama,
+  mistral,
+  qwen2,
+  bart,
+  mbart,
+  marian,
+  t5,
+  mt5,
+];
 
 export function familyFor(config: ModelConfig): Family<ModelDims> {
   const type = config.modelType;
   const family = FAMILIES.find((f) => f.modelType === type);
-  check(family, `${config.path}: model_type "${type}" is not supported (supported: ${FAMILIES.map((f) => f.modelType).join(', ')})`);
+  check(
+    family,
+    `${config.path}: model_type "${type}" is not supported (supported: ${FAMILIES.map((f) => f.modelType).join(', ')})`,
+  );
   return family;
 }

@@ -5,8 +5,8 @@
  * `layers.i.attn.probs` ([H, T, T]), plus `hidden_last` ([T, D], the model's last hidden state).
  */
 import { check } from '../core/errors.js';
-import type { ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
+import type { ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 
 /** Graph inputs a family may declare; the engine feeds those the graph has. */

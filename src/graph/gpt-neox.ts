@@ -13,9 +13,18 @@
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
 import { check } from '../core/errors.js';
-import { ModelConfig, oneOf } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+import { ModelConfig, oneOf } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type BuildOptions,
+  type Family,
+  type ModelDims,
+} from './family.js';
 import { rotateHalf, type Rope } from './rotary.js';
 
 export interface GptNeoxConfig extends ModelDims {
@@ -40,15 +49,21 @@ function readConfig(c: ModelConfig): GptNeoxConfig {
   // Older configs spell the rotary fields rotary_pct / rotary_emb_base; newer ones add partial_rotary_factor /
   // rope_theta, and the newest nest them in rope_parameters.
   const rawRope = c.raw.rope_parameters;
-  const rope = rawRope !== null && typeof rawRope === 'object' && !Array.isArray(rawRope)
-    ? new ModelConfig(rawRope as Record<string, unknown>, `${c.path} rope_parameters`) : null;
-  check(c.raw.rope_scaling === undefined || c.raw.rope_scaling === null,
-    `${c.path}: rope_scaling ${JSON.stringify(c.raw.rope_scaling)} is not supported (only plain rotary embeddings)`);
+  const rope =
+    rawRope !== null && typeof rawRope === 'object' && !Array.isArray(rawRope)
+      ? new ModelConfig(rawRope as Record<string, unknown>, `${c.path} rope_parameters`)
+      : null;
+  check(
+    c.raw.rope_scaling === undefined || c.raw.rope_scaling === null,
+    `${c.path}: rope_scaling ${JSON.stringify(c.raw.rope_scaling)} is not supported (only plain rotary embeddings)`,
+  );
   if (rope) oneOf(rope, 'rope_type', ['default'], 'default');
   const pct = c.float(['rotary_pct', 'partial_rotary_factor'], rope?.float('partial_rotary_factor', 0.25) ?? 0.25);
   const rotaryDims = Math.trunc(d * pct);
-  check(pct >= 0 && pct <= 1 && rotaryDims % 2 === 0,
-    `${c.path}: rotary_pct ${pct} gives ${rotaryDims} rotary dimensions of ${d}; they must be an even number, at most the head size`);
+  check(
+    pct >= 0 && pct <= 1 && rotaryDims % 2 === 0,
+    `${c.path}: rotary_pct ${pct} gives ${rotaryDims} rotary dimensions of ${d}; they must be an even number, at most the head size`,
+  );
   return {
     layers: c.size('num_hidden_layers'),
     heads,
@@ -68,11 +83,14 @@ function readConfig(c: ModelConfig): GptNeoxConfig {
 
 function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOptions): void {
   const p = w.has('gpt_neox.embed_in.weight') ? 'gpt_neox.' : '';
-  const D = c.hidden, H = c.heads, d = c.headDim;
+  const D = c.hidden,
+    H = c.heads,
+    d = c.headDim;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
   const linear = (x: string, name: string, nIn: number, nOut: number, bias = true) =>
     g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
-  const layerNorm = (x: string, name: string, out?: string) => g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const layerNorm = (x: string, name: string, out?: string) =>
+    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
@@ -85,7 +103,13 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
     const l = `layers.${i}`;
     const out = outputNames(i);
     // Fused projection [T, 3D], read as [T, H, 3d] → [H, T, 3d] and cut into q | k | v of d each.
-    const qkv = linear(layerNorm(x, `${l}.input_layernorm`), `${l}.attention.query_key_value`, D, 3 * D, c.attentionBias);
+    const qkv = linear(
+      layerNorm(x, `${l}.input_layernorm`),
+      `${l}.attention.query_key_value`,
+      D,
+      3 * D,
+      c.attentionBias,
+    );
     const perHead = g.op('Transpose', [g.op('Reshape', [qkv, g.ints([0, H, 3 * d])])], { perm: [1, 0, 2] });
     const [qRaw, kRaw, v] = g.opN('Split', [perHead], 3, { axis: 2 });
     // Rotary embedding on the first rotaryDims dimensions of q and k; the reported q, k are these.
@@ -94,7 +118,13 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
     // Causal attention, scores scaled by 1/√d.
     const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(d), out.probs, mask), H, d);
     const attnOut = linear(context, `${l}.attention.dense`, D, D, c.attentionBias);
-    const mlp = (h: string) => linear(g.activation(linear(h, `${l}.mlp.dense_h_to_4h`, D, c.intermediate), c.act), `${l}.mlp.dense_4h_to_h`, c.intermediate, D);
+    const mlp = (h: string) =>
+      linear(
+        g.activation(linear(h, `${l}.mlp.dense_h_to_4h`, D, c.intermediate), c.act),
+        `${l}.mlp.dense_4h_to_h`,
+        c.intermediate,
+        D,
+      );
     if (c.parallelResidual) {
       // Both branches read the layer's input: x + attn(ln₁(x)) + mlp(ln₂(x)) (summed as transformers does).
       x = g.add(g.add(mlp(layerNorm(x, `${l}.post_attention_layernorm`)), attnOut), x);

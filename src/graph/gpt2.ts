@@ -6,9 +6,18 @@
  * and are never read (the mask is an input); `lm_head` is tied to `wte` and not needed for attention.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
-import { oneOf, type ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type BuildOptions, type Family, type ModelDims } from './family.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type BuildOptions,
+  type Family,
+  type ModelDims,
+} from './family.js';
 
 export interface Gpt2Config extends ModelDims {
   vocab: number;
@@ -40,20 +49,27 @@ function build(g: GraphBuilder, w: Weights, c: Gpt2Config, options: BuildOptions
   const p = w.has('transformer.wte.weight') ? 'transformer.' : '';
   const D = c.hidden;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const layerNorm = (x: string, name: string, out?: string) => g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
-  const conv1d = (x: string, name: string, nIn: number, nOut: number) => g.conv1d(x, get(`${name}.weight`, [nIn, nOut]), get(`${name}.bias`, [nOut]));
+  const layerNorm = (x: string, name: string, out?: string) =>
+    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const conv1d = (x: string, name: string, nIn: number, nOut: number) =>
+    g.conv1d(x, get(`${name}.weight`, [nIn, nOut]), get(`${name}.bias`, [nOut]));
 
   // Token + position embeddings.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const mask = g.input(INPUTS.causalMask, 'float', ['T', 'T']);
-  let x = g.add(g.op('Gather', [g.weight(get('wte.weight', [c.vocab, D])), ids]), g.op('Gather', [g.weight(get('wpe.weight', [c.maxPositions, D])), positions]));
+  let x = g.add(
+    g.op('Gather', [g.weight(get('wte.weight', [c.vocab, D])), ids]),
+    g.op('Gather', [g.weight(get('wpe.weight', [c.maxPositions, D])), positions]),
+  );
 
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;
     const out = outputNames(i);
     // Causal self-attention on the pre-normed input; q, k, v come out of one projection.
-    const [qAll, kAll, vAll] = g.opN('Split', [conv1d(layerNorm(x, `${l}.ln_1`), `${l}.attn.c_attn`, D, 3 * D)], 3, { axis: 1 });
+    const [qAll, kAll, vAll] = g.opN('Split', [conv1d(layerNorm(x, `${l}.ln_1`), `${l}.attn.c_attn`, D, 3 * D)], 3, {
+      axis: 1,
+    });
     const q = g.splitHeads(qAll, c.heads, c.headDim, out.q);
     const k = g.splitHeads(kAll, c.heads, c.headDim, out.k);
     const v = g.splitHeads(vAll, c.heads, c.headDim);

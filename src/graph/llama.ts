@@ -24,10 +24,18 @@
  * inputs are limited to the window (longer ones are refused, or cut with truncate).
  */
 import { AttnvizError, check } from '../core/errors.js';
-import { ModelConfig } from '../models/config.js';
-import type { WeightRef, Weights } from '../models/weights.js';
+import { ModelConfig } from '../load/config.js';
+import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from './family.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  type Family,
+  type ModelDims,
+} from './family.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
 
 /** Which dimensions of a head RoPE rotates together (see above). */
@@ -68,14 +76,21 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
   check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
 
   // transformers ≥ 5 nests rope_theta and the scaling in rope_parameters.
-  const params = isObject(c.raw.rope_parameters) ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`) : null;
+  const params = isObject(c.raw.rope_parameters)
+    ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`)
+    : null;
   const theta = params?.float('rope_theta', 10000) ?? c.float('rope_theta', 10000);
   const partial = params?.raw.partial_rotary_factor ?? c.raw.partial_rotary_factor;
-  check(partial === undefined || partial === null || partial === 1, `${c.path}: partial_rotary_factor ${String(partial)} is not supported`);
-  const scaling = params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
+  check(
+    partial === undefined || partial === null || partial === 1,
+    `${c.path}: partial_rotary_factor ${String(partial)} is not supported`,
+  );
+  const scaling =
+    params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
 
   let maxPositions = c.size('max_position_embeddings');
-  const window = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false)) ? c.raw.sliding_window : null;
+  const window =
+    variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false)) ? c.raw.sliding_window : null;
   if (window !== null && window !== undefined) maxPositions = Math.min(maxPositions, c.size('sliding_window'));
 
   const attentionBias = variant === 'llama' && c.bool('attention_bias', false);
@@ -105,7 +120,9 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
  * _compute_llama3_parameters. Anything else is refused by name.
  */
 export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
-  const inv = Float32Array.from({ length: d / 2 }, (_, j) => Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))));
+  const inv = Float32Array.from({ length: d / 2 }, (_, j) =>
+    Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))),
+  );
   const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
   switch (type) {
     case 'default':
@@ -116,9 +133,12 @@ export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | nul
     }
     case 'llama3': {
       const s = scaling!;
-      const factor = s.float('factor'), low = s.float('low_freq_factor'), high = s.float('high_freq_factor');
+      const factor = s.float('factor'),
+        low = s.float('low_freq_factor'),
+        high = s.float('high_freq_factor');
       const oldContext = s.float('original_max_position_embeddings');
-      const lowWavelen = oldContext / low, highWavelen = oldContext / high;
+      const lowWavelen = oldContext / low,
+        highWavelen = oldContext / high;
       return inv.map((f) => {
         const wavelen = (2 * Math.PI) / f;
         if (wavelen < highWavelen) return f;
@@ -128,7 +148,9 @@ export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | nul
       });
     }
     default:
-      throw new AttnvizError(`${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`);
+      throw new AttnvizError(
+        `${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`,
+      );
   }
 }
 
@@ -136,7 +158,10 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
   check(!(options.kvCache && options.extract), 'a KV-cache graph has no attention outputs');
   // LlamaForCausalLM saves the decoder under `model.`, a bare LlamaModel without it; lm_head sits outside.
   const p = w.has('model.norm.weight') ? 'model.' : '';
-  const D = c.hidden, H = c.heads, K = c.kvHeads, d = c.headDim;
+  const D = c.hidden,
+    H = c.heads,
+    K = c.kvHeads,
+    d = c.headDim;
   const get = (name: string, shape: number[]) => w.get(p + name, shape);
   const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, get(`${name}.weight`, [D]), c.eps, out);
   const linear = (x: string, name: string, nOut: number, nIn: number, bias: boolean) =>
@@ -147,7 +172,10 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
   // With a KV cache the T new positions attend to S = P + T: the P cached ones and themselves.
   const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
   // A tied matrix saved once may be stored under either name (safetensors drops shared duplicates).
-  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [c.vocab, D]);
+  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
+    c.vocab,
+    D,
+  ]);
   let x = g.op('Gather', [g.weight(embedding), ids]);
   const rotate = rotary(g, positions, c);
 
@@ -169,7 +197,10 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.self_attn.o_proj`, D, H * d, c.oBias));
     // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
     const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
-    const gated = g.op('Mul', [g.silu(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D, c.mlpBias)), linear(h2, `${l}.mlp.up_proj`, c.intermediate, D, c.mlpBias)]);
+    const gated = g.op('Mul', [
+      g.silu(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D, c.mlpBias)),
+      linear(h2, `${l}.mlp.up_proj`, c.intermediate, D, c.mlpBias),
+    ]);
     x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, c.intermediate, c.mlpBias));
   }
 
@@ -180,7 +211,10 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
 
 /** The untied head: `lm_head.weight` [vocab, D]. */
 function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
-  check(w.has('lm_head.weight'), 'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits');
+  check(
+    w.has('lm_head.weight'),
+    'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+  );
   return w.get('lm_head.weight', [c.vocab, D]);
 }
 
@@ -190,9 +224,13 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
  */
 function rotary(g: GraphBuilder, positions: string, c: LlamaConfig): (x: string, out?: string) => string {
   const half = c.headDim / 2;
-  const angle = g.op('Mul', [g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 /* FLOAT */ }), g.ints([1])]), g.floats(c.invFreq, [half])]);
+  const angle = g.op('Mul', [
+    g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 /* FLOAT */ }), g.ints([1])]),
+    g.floats(c.invFreq, [half]),
+  ]);
   if (c.rope === 'half') {
-    const cos = g.op('Cos', [angle]), sin = g.op('Sin', [angle]);
+    const cos = g.op('Cos', [angle]),
+      sin = g.op('Sin', [angle]);
     // (x₁, x₂) = halves of the head: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
     return (x, out) => {
       const [x1, x2] = g.opN('Split', [x], 2, { axis: -1 });
@@ -202,7 +240,8 @@ function rotary(g: GraphBuilder, positions: string, c: LlamaConfig): (x: string,
     };
   }
   // Interleaved: view the head as d/2 pairs [.., d/2, 2] (a, b) → (a·cos − b·sin, a·sin + b·cos), as llama2.c.
-  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]), sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
+  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]),
+    sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
   return (x, out) => {
     const [a, b] = g.opN('Split', [g.op('Reshape', [x, g.ints([0, 0, half, 2])])], 2, { axis: -1 });
     const re = g.op('Sub', [g.op('Mul', [a, cos]), g.op('Mul', [b, sin])]);

@@ -8,8 +8,8 @@
  */
 import type { GraphBuilder } from './builder.js';
 import { check } from '../core/errors.js';
-import type { ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
+import type { ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
 import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
 import { INPUTS, type BuildOptions, type Family } from './family.js';
 
@@ -24,8 +24,10 @@ function readConfig(c: ModelConfig): RobertaConfig {
   const bert = readBertConfig(c, { eps: 1e-5, typeVocab: 1 });
   const positionRows = bert.maxPositions;
   const padIdx = c.float('pad_token_id', 1);
-  check(Number.isSafeInteger(padIdx) && padIdx >= 0 && padIdx + 1 < positionRows,
-    `${c.path}: pad_token_id ${padIdx} leaves no positions in a table of max_position_embeddings ${positionRows} rows`);
+  check(
+    Number.isSafeInteger(padIdx) && padIdx >= 0 && padIdx + 1 < positionRows,
+    `${c.path}: pad_token_id ${padIdx} leaves no positions in a table of max_position_embeddings ${positionRows} rows`,
+  );
   return { ...bert, maxPositions: positionRows - padIdx - 1, positionRows, padIdx };
 }
 
@@ -40,8 +42,19 @@ function build(g: GraphBuilder, w: Weights, c: RobertaConfig, options: BuildOpti
   const positions = g.op('Add', [g.input(INPUTS.positionIds, 'int64', ['T']), g.ints([c.padIdx + 1])]);
   const table = (name: string, rows: number) => g.weight(w.get(`${p}embeddings.${name}.weight`, [rows, D]));
   const typeRow = g.op('Gather', [table('token_type_embeddings', c.typeVocab), g.ints([0])]); // [1, D]
-  const x = g.add(g.add(g.op('Gather', [table('word_embeddings', c.vocab), ids]), g.op('Gather', [table('position_embeddings', c.positionRows), positions])), typeRow);
-  const norm = g.layerNorm(x, w.get(`${p}embeddings.LayerNorm.weight`, [D]), w.get(`${p}embeddings.LayerNorm.bias`, [D]), c.eps);
+  const x = g.add(
+    g.add(
+      g.op('Gather', [table('word_embeddings', c.vocab), ids]),
+      g.op('Gather', [table('position_embeddings', c.positionRows), positions]),
+    ),
+    typeRow,
+  );
+  const norm = g.layerNorm(
+    x,
+    w.get(`${p}embeddings.LayerNorm.weight`, [D]),
+    w.get(`${p}embeddings.LayerNorm.bias`, [D]),
+    c.eps,
+  );
   // The encoder is BERT's, name for name (modeling_roberta.py copies it from modeling_bert.py).
   bertEncoder(g, w, p, c, norm, options);
 }

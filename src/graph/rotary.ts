@@ -55,13 +55,21 @@ export function rotaryTables(g: GraphBuilder, rope: Rope): { cos: string; sin: s
  */
 export function rotateHalf(g: GraphBuilder, x: string, rope: Rope, out?: string): string {
   const { dims, headDim } = rope;
-  check(dims >= 0 && dims % 2 === 0 && dims <= headDim, `rotary dimensions ${dims} must be even and at most the head size ${headDim}`);
+  check(
+    dims >= 0 && dims % 2 === 0 && dims <= headDim,
+    `rotary dimensions ${dims} must be even and at most the head size ${headDim}`,
+  );
   if (dims === 0) return g.op('Identity', [x], {}, out);
   const { cos, sin } = rotaryTables(g, rope);
   const slice = (from: number, to: number) => g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([2])]);
   const half = dims / 2;
   const rotated = g.op('Concat', [g.op('Neg', [slice(half, dims)]), slice(0, half)], { axis: 2 });
   const xRot = dims === headDim ? x : slice(0, dims);
-  const y = g.op('Add', [g.op('Mul', [xRot, cos]), g.op('Mul', [rotated, sin])], {}, dims === headDim ? out : undefined);
+  const y = g.op(
+    'Add',
+    [g.op('Mul', [xRot, cos]), g.op('Mul', [rotated, sin])],
+    {},
+    dims === headDim ? out : undefined,
+  );
   return dims === headDim ? y : g.op('Concat', [y, slice(dims, headDim)], { axis: 2 }, out);
 }

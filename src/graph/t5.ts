@@ -24,12 +24,18 @@
  * the embedding applied to h · d_model^−½.
  */
 import { check } from '../core/errors.js';
-import type { ModelConfig } from '../models/config.js';
-import type { Weights } from '../models/weights.js';
+import type { ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
 import type { ActivationName, GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import {
-  declareSeq2SeqOutputs, decoderStartToken, ENCODER_HIDDEN_LAST, POSITION_BIAS, SEQ2SEQ_INPUTS, seq2seqOutputNames, type Seq2SeqDims,
+  declareSeq2SeqOutputs,
+  decoderStartToken,
+  ENCODER_HIDDEN_LAST,
+  POSITION_BIAS,
+  SEQ2SEQ_INPUTS,
+  seq2seqOutputNames,
+  type Seq2SeqDims,
 } from './encoder-decoder.js';
 import { HIDDEN_LAST, type Family } from './family.js';
 
@@ -56,9 +62,15 @@ function readConfig(c: ModelConfig): T5Config {
   const proj = c.string('feed_forward_proj', 'relu');
   const parts = proj.split('-');
   const gated = parts[0] === 'gated';
-  check(parts.length === 1 || (parts.length === 2 && gated), `${c.path}: feed_forward_proj "${proj}" is not "{activation}" or "gated-{activation}"`);
+  check(
+    parts.length === 1 || (parts.length === 2 && gated),
+    `${c.path}: feed_forward_proj "${proj}" is not "{activation}" or "gated-{activation}"`,
+  );
   const act = proj === 'gated-gelu' ? 'gelu_new' : parts[parts.length - 1];
-  check((T5_ACTIVATIONS as readonly string[]).includes(act), `${c.path}: feed_forward_proj "${proj}": activation "${act}" is not supported (supported: ${T5_ACTIVATIONS.join(', ')})`);
+  check(
+    (T5_ACTIVATIONS as readonly string[]).includes(act),
+    `${c.path}: feed_forward_proj "${proj}": activation "${act}" is not supported (supported: ${T5_ACTIVATIONS.join(', ')})`,
+  );
   return {
     layers,
     decoderLayers: c.size('num_decoder_layers', layers),
@@ -88,9 +100,16 @@ function readConfig(c: ModelConfig): T5Config {
  * maxDistance: max_exact + ⌊log(n / max_exact) / log(maxDistance / max_exact) · (buckets − max_exact)⌋,
  * capped at buckets − 1. Unidirectional (decoder): only j ≤ i counts (n = max(i − j, 0)), all buckets for it.
  */
-export function relativePositionBucket(relative: number, bidirectional: boolean, numBuckets: number, maxDistance: number): number {
+export function relativePositionBucket(
+  relative: number,
+  bidirectional: boolean,
+  numBuckets: number,
+  maxDistance: number,
+): number {
   const f = Math.fround;
-  let base = 0, buckets = numBuckets, n: number;
+  let base = 0,
+    buckets = numBuckets,
+    n: number;
   if (bidirectional) {
     buckets = Math.floor(buckets / 2);
     if (relative > 0) base = buckets;
@@ -108,10 +127,22 @@ export function relativePositionBucket(relative: number, bidirectional: boolean,
  * ±maxDistance every bucket is the last one, so relative positions are clipped to that range and looked up in
  * a precomputed table of relativePositionBucket (2·maxDistance + 1 entries).
  */
-function positionBias(g: GraphBuilder, w: Weights, c: T5Config, positions: string, stack: 'encoder' | 'decoder', out: string): string {
+function positionBias(
+  g: GraphBuilder,
+  w: Weights,
+  c: T5Config,
+  positions: string,
+  stack: 'encoder' | 'decoder',
+  out: string,
+): string {
   const M = c.maxDistance;
-  const buckets = Array.from({ length: 2 * M + 1 }, (_, r) => relativePositionBucket(r - M, stack === 'encoder', c.numBuckets, M));
-  const relative = g.op('Sub', [g.op('Unsqueeze', [positions, g.ints([0])]), g.op('Unsqueeze', [positions, g.ints([1])])]);
+  const buckets = Array.from({ length: 2 * M + 1 }, (_, r) =>
+    relativePositionBucket(r - M, stack === 'encoder', c.numBuckets, M),
+  );
+  const relative = g.op('Sub', [
+    g.op('Unsqueeze', [positions, g.ints([0])]),
+    g.op('Unsqueeze', [positions, g.ints([1])]),
+  ]);
   const index = g.op('Add', [g.op('Min', [g.op('Max', [relative, g.ints([-M])]), g.ints([M])]), g.ints([M])]);
   const table = w.get(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`, [c.numBuckets, c.heads]);
   const bias = g.op('Gather', [g.weight(table), g.op('Gather', [g.ints(buckets), index])]);
@@ -120,14 +151,28 @@ function positionBias(g: GraphBuilder, w: Weights, c: T5Config, positions: strin
 
 function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildOptions): void {
   check(!options.kvCache, 't5: encoder-decoder graphs have no KV cache');
-  const D = c.hidden, H = c.heads, d = c.headDim, inner = H * d;
+  const D = c.hidden,
+    H = c.heads,
+    d = c.headDim,
+    inner = H * d;
   const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, w.get(`${name}.weight`, [D]), c.eps, out);
-  const linear = (x: string, name: string, nIn: number, nOut: number) => g.linear(x, w.get(`${name}.weight`, [nOut, nIn]));
-  const act = (x: string) => (c.act === 'silu' || c.act === 'swish' ? g.silu(x) : g.activation(x, c.act as ActivationName));
-  const embedding = w.get(['shared.weight', 'encoder.embed_tokens.weight', 'decoder.embed_tokens.weight'], [c.vocab, D]);
+  const linear = (x: string, name: string, nIn: number, nOut: number) =>
+    g.linear(x, w.get(`${name}.weight`, [nOut, nIn]));
+  const act = (x: string) =>
+    c.act === 'silu' || c.act === 'swish' ? g.silu(x) : g.activation(x, c.act as ActivationName);
+  const embedding = w.get(
+    ['shared.weight', 'encoder.embed_tokens.weight', 'decoder.embed_tokens.weight'],
+    [c.vocab, D],
+  );
 
   /** Attention of queries from `xq` over `xkv`, unscaled, with the additive `bias` (position bias + mask) if any. */
-  const attention = (xq: string, xkv: string, name: string, out: { q: string; k: string; probs: string }, bias?: string): string => {
+  const attention = (
+    xq: string,
+    xkv: string,
+    name: string,
+    out: { q: string; k: string; probs: string },
+    bias?: string,
+  ): string => {
     const q = g.splitHeads(linear(xq, `${name}.q`, D, inner), H, d, out.q);
     const k = g.splitHeads(linear(xkv, `${name}.k`, D, inner), H, d, out.k);
     const v = g.splitHeads(linear(xkv, `${name}.v`, D, inner), H, d);
@@ -164,7 +209,10 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
     const l = `decoder.block.${i}.layer`;
     const h = rmsNorm(y, `${l}.0.layer_norm`);
     y = g.add(y, attention(h, h, `${l}.0.SelfAttention`, seq2seqOutputNames('self', i), selfBias));
-    y = g.add(y, attention(rmsNorm(y, `${l}.1.layer_norm`), memory, `${l}.1.EncDecAttention`, seq2seqOutputNames('cross', i)));
+    y = g.add(
+      y,
+      attention(rmsNorm(y, `${l}.1.layer_norm`), memory, `${l}.1.EncDecAttention`, seq2seqOutputNames('cross', i)),
+    );
     y = g.add(y, feedForward(rmsNorm(y, `${l}.2.layer_norm`), `${l}.2.DenseReluDense`));
   }
   const hidden = g.output(rmsNorm(y, 'decoder.final_layer_norm', HIDDEN_LAST), ['T', D]);
@@ -177,7 +225,13 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
   declareSeq2SeqOutputs(g, c, options);
 }
 
-const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({ modelType, causal: false, encoderDecoder: true, readConfig, build });
+const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
+  modelType,
+  causal: false,
+  encoderDecoder: true,
+  readConfig,
+  build,
+});
 
 export const t5 = family('t5');
 export const mt5 = family('mt5');

@@ -41,8 +41,8 @@ import { AttnvizError, check } from '../core/errors.js';
 import { familyFor } from '../graph/families.js';
 import { INPUTS } from '../graph/family.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
-import { readConfig, type ModelConfig } from './config.js';
-import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from './tokenizer.js';
+import { readConfig, type ModelConfig } from '../load/config.js';
+import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -58,8 +58,14 @@ type TensorProto = onnxProto.onnx.ITensorProto;
  * path as the source, or `file`.
  */
 export const ONNX_FILES = [
-  'model.onnx', 'model_fp16.onnx', 'model_quantized.onnx', 'model_int8.onnx', 'model_uint8.onnx',
-  'model_q4.onnx', 'model_q4f16.onnx', 'model_bnb4.onnx',
+  'model.onnx',
+  'model_fp16.onnx',
+  'model_quantized.onnx',
+  'model_int8.onnx',
+  'model_uint8.onnx',
+  'model_q4.onnx',
+  'model_q4f16.onnx',
+  'model_bnb4.onnx',
 ] as const;
 
 export interface OnnxLoadOptions {
@@ -79,8 +85,12 @@ export function isOnnxSource(source: string | undefined): boolean {
   if (!existsSync(path)) return false;
   const s = statSync(path);
   if (s.isFile()) return /\.onnx$/i.test(path);
-  return s.isDirectory() && isDir(join(path, 'onnx'))
-    && !existsSync(join(path, 'model.safetensors')) && !existsSync(join(path, 'model.safetensors.index.json'));
+  return (
+    s.isDirectory() &&
+    isDir(join(path, 'onnx')) &&
+    !existsSync(join(path, 'model.safetensors')) &&
+    !existsSync(join(path, 'model.safetensors.index.json'))
+  );
 }
 
 /** The model folder (config.json, tokenizer.json) and the .onnx file a source names. */
@@ -92,10 +102,16 @@ export async function onnxModelFiles(source: string, file?: string): Promise<{ d
     check(/\.onnx$/i.test(path), `${source}: not an .onnx file`);
     // onnx/model.onnx → the folder above onnx/; a loose file → its own folder.
     const parent = dirname(path);
-    return { dir: basename(parent) === 'onnx' && !existsSync(join(parent, 'config.json')) ? dirname(parent) : parent, file: path };
+    return {
+      dir: basename(parent) === 'onnx' && !existsSync(join(parent, 'config.json')) ? dirname(parent) : parent,
+      file: path,
+    };
   }
   const onnxDir = join(path, 'onnx');
-  check(isDir(onnxDir), `${source}: no onnx/ folder (an ONNX model folder in transformers.js layout holds onnx/model.onnx, config.json and tokenizer.json)`);
+  check(
+    isDir(onnxDir),
+    `${source}: no onnx/ folder (an ONNX model folder in transformers.js layout holds onnx/model.onnx, config.json and tokenizer.json)`,
+  );
   if (file !== undefined) {
     check(/^[^/\\]+\.onnx$/i.test(file), `${file}: not the name of an .onnx file in onnx/`);
     check(existsSync(join(onnxDir, file)), `${source}: no onnx/${file}`);
@@ -104,8 +120,10 @@ export async function onnxModelFiles(source: string, file?: string): Promise<{ d
   const found = ONNX_FILES.find((f) => existsSync(join(onnxDir, f)));
   if (found) return { dir: path, file: join(onnxDir, found) };
   const others = (await readdir(onnxDir)).filter((f) => /\.onnx$/i.test(f));
-  throw new AttnvizError(`${source}: onnx/ holds none of ${ONNX_FILES.join(', ')}`
-    + (others.length ? ` (it has ${others.slice(0, 5).join(', ')}: pass one's path as the model)` : ''));
+  throw new AttnvizError(
+    `${source}: onnx/ holds none of ${ONNX_FILES.join(', ')}` +
+      (others.length ? ` (it has ${others.slice(0, 5).join(', ')}: pass one's path as the model)` : ''),
+  );
 }
 
 function isDir(path: string): boolean {
@@ -139,8 +157,18 @@ export interface OnnxAttentionTap {
 const FUSED = /Attention$/;
 /** Ops passed through between the score MatMul and the Softmax, and which of their inputs may carry the scores. */
 const PASS: Record<string, readonly number[]> = {
-  Add: [0, 1], Sub: [0], Where: [1, 2], Reshape: [0], Cast: [0], Identity: [0], Squeeze: [0], Unsqueeze: [0],
-  Max: [0, 1], Min: [0, 1], Clip: [0], Expand: [0],
+  Add: [0, 1],
+  Sub: [0],
+  Where: [1, 2],
+  Reshape: [0],
+  Cast: [0],
+  Identity: [0],
+  Squeeze: [0],
+  Unsqueeze: [0],
+  Max: [0, 1],
+  Min: [0, 1],
+  Clip: [0],
+  Expand: [0],
 };
 /** How far (in nodes) the scores are followed back from a Softmax. */
 const MAX_DEPTH = 16;
@@ -153,15 +181,22 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
   const graph = model.graph;
   check(graph && (graph.node?.length ?? 0) > 0, `${where}: the ONNX model has no graph`);
   forEachNode(graph, (n, sub) => {
-    check(!FUSED.test(n.opType ?? ''), () => `${where}: node "${n.name || n.output?.[0]}" is a fused ${n.domain || 'ai.onnx'} ${n.opType} operator${sub ? ' (in a subgraph)' : ''}: `
-      + 'its attention probabilities are never a tensor of the graph, so attnviz cannot read them (export the model without fused attention)');
+    check(
+      !FUSED.test(n.opType ?? ''),
+      () =>
+        `${where}: node "${n.name || n.output?.[0]}" is a fused ${n.domain || 'ai.onnx'} ${n.opType} operator${sub ? ' (in a subgraph)' : ''}: ` +
+        'its attention probabilities are never a tensor of the graph, so attnviz cannot read them (export the model without fused attention)',
+    );
   });
   const g = new GraphIndex(graph);
   const softmaxes = g.nodes.filter((n) => n.opType === 'Softmax' && isDefaultDomain(n.domain));
   if (softmaxes.length === 0) {
     let nested = 0;
     forEachNode(graph, (n, sub) => void (nested += sub && n.opType === 'Softmax' ? 1 : 0));
-    check(nested === 0, `${where}: its Softmax nodes are inside If/Loop subgraphs (a merged decoder?), which attnviz cannot tap; load a graph without them (e.g. decoder_model.onnx)`);
+    check(
+      nested === 0,
+      `${where}: its Softmax nodes are inside If/Loop subgraphs (a merged decoder?), which attnviz cannot tap; load a graph without them (e.g. decoder_model.onnx)`,
+    );
     throw new AttnvizError(`${where}: no Softmax node in the graph, so no attention to read`);
   }
   const opset = Number(model.opsetImport?.find((o) => isDefaultDomain(o.domain))?.version ?? 13);
@@ -170,15 +205,28 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
     const name = softmax.name || softmax.output![0];
     const paths = g.scorePaths(softmax.input![0], MAX_DEPTH, []);
     if (paths.length === 0) continue; // not attention (a classifier head, a router)
-    check(paths.length === 1, () => `${where}: the input of Softmax "${name}" is a sum of ${paths.length} products `
-      + `(${paths.map((p) => p.matmul.name || p.matmul.opType).join(', ')}; e.g. DeBERTa's disentangled attention): not supported`);
+    check(
+      paths.length === 1,
+      () =>
+        `${where}: the input of Softmax "${name}" is a sum of ${paths.length} products ` +
+        `(${paths.map((p) => p.matmul.name || p.matmul.opType).join(', ')}; e.g. DeBERTa's disentangled attention): not supported`,
+    );
     const { matmul, factors } = paths[0];
     const tap = g.tapOf(matmul, factors, where);
     const axisAttr = softmax.attribute?.find((a) => a.name === 'axis');
-    taps.push({ node: name, probs: softmax.output![0], axis: axisAttr ? Number(axisAttr.i) : opset >= 13 ? -1 : 1, ...tap,
-      index: g.order.get(softmax)!, nameLayer: layerInName(softmax.name ?? '') });
+    taps.push({
+      node: name,
+      probs: softmax.output![0],
+      axis: axisAttr ? Number(axisAttr.i) : opset >= 13 ? -1 : 1,
+      ...tap,
+      index: g.order.get(softmax)!,
+      nameLayer: layerInName(softmax.name ?? ''),
+    });
   }
-  check(taps.length > 0, `${where}: ${softmaxes.length} Softmax node(s), none fed by a product of two activations (q·kᵀ): no attention found`);
+  check(
+    taps.length > 0,
+    `${where}: ${softmaxes.length} Softmax node(s), none fed by a product of two activations (q·kᵀ): no attention found`,
+  );
   const named = taps.every((t) => t.nameLayer !== null) && new Set(taps.map((t) => t.nameLayer)).size === taps.length;
   taps.sort((a, b) => (named ? a.nameLayer! - b.nameLayer! : a.index - b.index));
   return taps.map(({ index: _i, nameLayer: _n, ...tap }) => tap);
@@ -226,7 +274,10 @@ class GraphIndex {
     for (const name of this.initializers.keys()) if (!inputs.has(name)) this.constant.add(name);
     for (const n of this.nodes) {
       const ins = (n.input ?? []).filter((i) => i !== '');
-      const isConst = ins.length > 0 ? ins.every((i) => this.constant.has(i)) && !/^Random/.test(n.opType ?? '') : n.opType === 'Constant';
+      const isConst =
+        ins.length > 0
+          ? ins.every((i) => this.constant.has(i)) && !/^Random/.test(n.opType ?? '')
+          : n.opType === 'Constant';
       if (isConst) for (const o of n.output ?? []) this.constant.add(o);
     }
   }
@@ -240,9 +291,11 @@ class GraphIndex {
     const node = this.producer.get(value);
     if (!node || this.isConstant(value)) return [];
     const ins = node.input ?? [];
-    if (isScoreMatMul(node)) return ins.slice(0, 2).every((i) => !this.isConstant(i)) ? [{ matmul: node, factors }] : [];
+    if (isScoreMatMul(node))
+      return ins.slice(0, 2).every((i) => !this.isConstant(i)) ? [{ matmul: node, factors }] : [];
     if (depth === 0 || !isDefaultDomain(node.domain)) return [];
-    const next = (i: number, f: Factor[]) => (ins[i] && !this.isConstant(ins[i]) ? this.scorePaths(ins[i], depth - 1, f) : []);
+    const next = (i: number, f: Factor[]) =>
+      ins[i] && !this.isConstant(ins[i]) ? this.scorePaths(ins[i], depth - 1, f) : [];
     switch (node.opType) {
       case 'Mul':
         return [0, 1].flatMap((i) => next(i, [...factors, this.factor(ins[1 - i], 1, 'scores')]));
@@ -259,8 +312,10 @@ class GraphIndex {
     let keyTransposed = true;
     if (matmul.opType === 'FusedMatMul') {
       const attr = (name: string) => matmul.attribute?.find((a) => a.name === name);
-      check(!Number(attr('transA')?.i ?? 0) && !Number(attr('transBatchA')?.i ?? 0) && !Number(attr('transBatchB')?.i ?? 0),
-        `${where}: FusedMatMul "${matmul.name}" transposes q or a batch axis: not supported`);
+      check(
+        !Number(attr('transA')?.i ?? 0) && !Number(attr('transBatchA')?.i ?? 0) && !Number(attr('transBatchB')?.i ?? 0),
+        `${where}: FusedMatMul "${matmul.name}" transposes q or a batch axis: not supported`,
+      );
       keyTransposed = !Number(attr('transB')?.i ?? 0);
       const alpha = attr('alpha')?.f ?? 1;
       if (alpha !== 1) all.push({ constant: alpha, at: 'matmul' });
@@ -282,7 +337,14 @@ class GraphIndex {
         scaleAt.add('scores');
       }
     }
-    return { query: q.value, key: k.value, keyTransposed: keyTransposed !== k.transposed, scale, scaleTensors, scaleAt: [...scaleAt] };
+    return {
+      query: q.value,
+      key: k.value,
+      keyTransposed: keyTransposed !== k.transposed,
+      scale,
+      scaleTensors,
+      scaleAt: [...scaleAt],
+    };
   }
 
   /**
@@ -290,8 +352,14 @@ class GraphIndex {
    * `factors`) and, for k, Transposes that swap the last two axes (`transposed` flips): the tensor that is
    * q or k before any constant scale.
    */
-  private unscale(value: string, factors: Factor[], at: 'query' | 'key', allowTranspose: boolean): { value: string; transposed: boolean; scaled: boolean } {
-    let transposed = false, scaled = false;
+  private unscale(
+    value: string,
+    factors: Factor[],
+    at: 'query' | 'key',
+    allowTranspose: boolean,
+  ): { value: string; transposed: boolean; scaled: boolean } {
+    let transposed = false,
+      scaled = false;
     for (let steps = 0; steps < MAX_DEPTH; steps++) {
       const node = this.producer.get(value);
       if (!node || !isDefaultDomain(node.domain)) break;
@@ -333,7 +401,8 @@ class GraphIndex {
       return x === null ? null : f(x);
     };
     const binary = (f: (x: number, y: number) => number) => {
-      const x = arg(0), y = arg(1);
+      const x = arg(0),
+        y = arg(1);
       return x === null || y === null ? null : f(x, y);
     };
     switch (node.opType) {
@@ -343,25 +412,40 @@ class GraphIndex {
         if (a.name === 'value' && a.t) return tensorScalar(a.t);
         if (a.name === 'value_float') return a.f ?? null;
         if (a.name === 'value_int') return Number(a.i);
-        if ((a.name === 'value_floats' && a.floats?.length === 1)) return a.floats[0];
-        if ((a.name === 'value_ints' && a.ints?.length === 1)) return Number(a.ints[0]);
+        if (a.name === 'value_floats' && a.floats?.length === 1) return a.floats[0];
+        if (a.name === 'value_ints' && a.ints?.length === 1) return Number(a.ints[0]);
         return null;
       }
-      case 'Identity': case 'Cast': case 'Reshape': case 'Squeeze': case 'Unsqueeze': return unary((x) => x);
-      case 'Sqrt': return unary(Math.sqrt);
-      case 'Reciprocal': return unary((x) => 1 / x);
-      case 'Neg': return unary((x) => -x);
-      case 'Mul': return binary((x, y) => x * y);
-      case 'Div': return binary((x, y) => x / y);
-      case 'Add': return binary((x, y) => x + y);
-      case 'Sub': return binary((x, y) => x - y);
-      default: return null;
+      case 'Identity':
+      case 'Cast':
+      case 'Reshape':
+      case 'Squeeze':
+      case 'Unsqueeze':
+        return unary((x) => x);
+      case 'Sqrt':
+        return unary(Math.sqrt);
+      case 'Reciprocal':
+        return unary((x) => 1 / x);
+      case 'Neg':
+        return unary((x) => -x);
+      case 'Mul':
+        return binary((x, y) => x * y);
+      case 'Div':
+        return binary((x, y) => x / y);
+      case 'Add':
+        return binary((x, y) => x + y);
+      case 'Sub':
+        return binary((x, y) => x - y);
+      default:
+        return null;
     }
   }
 }
 
 function isScoreMatMul(n: Node): boolean {
-  return (n.opType === 'MatMul' && isDefaultDomain(n.domain)) || (n.opType === 'FusedMatMul' && n.domain === 'com.microsoft');
+  return (
+    (n.opType === 'MatMul' && isDefaultDomain(n.domain)) || (n.opType === 'FusedMatMul' && n.domain === 'com.microsoft')
+  );
 }
 
 /** A Transpose whose perm is [0, 1, …, n-1, n-2] (kᵀ from k). */
@@ -377,7 +461,9 @@ function topologicalOrder(nodes: readonly Node[], producer: Map<string, Node>): 
   const waiting = new Map<Node, number>();
   const consumers = new Map<Node, Node[]>();
   for (const n of nodes) {
-    const deps = new Set((n.input ?? []).map((i) => producer.get(i)).filter((p): p is Node => p !== undefined && p !== n));
+    const deps = new Set(
+      (n.input ?? []).map((i) => producer.get(i)).filter((p): p is Node => p !== undefined && p !== n),
+    );
     waiting.set(n, deps.size);
     for (const d of deps) consumers.set(d, [...(consumers.get(d) ?? []), n]);
   }
@@ -404,20 +490,32 @@ function topologicalOrder(nodes: readonly Node[], producer: Map<string, Node>): 
 function tensorScalar(t: TensorProto): number | null {
   const dims = (t.dims ?? []).map(Number);
   if (dims.reduce((a, b) => a * b, 1) !== 1 || t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) return null;
-  const raw = t.rawData && t.rawData.length > 0 ? new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength) : null;
+  const raw =
+    t.rawData && t.rawData.length > 0
+      ? new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength)
+      : null;
   switch (t.dataType) {
-    case DataType.FLOAT: return raw ? raw.getFloat32(0, true) : t.floatData?.[0] ?? null;
-    case DataType.DOUBLE: return raw ? raw.getFloat64(0, true) : t.doubleData?.[0] ?? null;
-    case DataType.FLOAT16: return halfToFloat(raw ? raw.getUint16(0, true) : t.int32Data?.[0] ?? NaN);
-    case DataType.BFLOAT16: return new Float32Array(Uint32Array.of((raw ? raw.getUint16(0, true) : t.int32Data?.[0] ?? 0) << 16).buffer)[0];
-    case DataType.INT64: return raw ? Number(raw.getBigInt64(0, true)) : t.int64Data?.length ? Number(t.int64Data[0]) : null;
-    case DataType.INT32: return raw ? raw.getInt32(0, true) : t.int32Data?.[0] ?? null;
-    default: return null;
+    case DataType.FLOAT:
+      return raw ? raw.getFloat32(0, true) : (t.floatData?.[0] ?? null);
+    case DataType.DOUBLE:
+      return raw ? raw.getFloat64(0, true) : (t.doubleData?.[0] ?? null);
+    case DataType.FLOAT16:
+      return halfToFloat(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? NaN));
+    case DataType.BFLOAT16:
+      return new Float32Array(Uint32Array.of((raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? 0)) << 16).buffer)[0];
+    case DataType.INT64:
+      return raw ? Number(raw.getBigInt64(0, true)) : t.int64Data?.length ? Number(t.int64Data[0]) : null;
+    case DataType.INT32:
+      return raw ? raw.getInt32(0, true) : (t.int32Data?.[0] ?? null);
+    default:
+      return null;
   }
 }
 
 function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exp = (h >> 10) & 0x1f, frac = h & 0x3ff;
+  const sign = h & 0x8000 ? -1 : 1,
+    exp = (h >> 10) & 0x1f,
+    frac = h & 0x3ff;
   if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
@@ -440,7 +538,11 @@ interface TapOutputs {
  * fields of the same embedded message, so the graph gains nodes and outputs while the original bytes, weights
  * included, are never re-encoded.
  */
-function tappedBytes(bytes: Uint8Array, graph: Graph, taps: readonly OnnxAttentionTap[]): { bytes: Uint8Array; outputs: TapOutputs[] } {
+function tappedBytes(
+  bytes: Uint8Array,
+  graph: Graph,
+  taps: readonly OnnxAttentionTap[],
+): { bytes: Uint8Array; outputs: TapOutputs[] } {
   const used = new Set<string>();
   for (const n of graph.node ?? []) for (const o of [...(n.input ?? []), ...(n.output ?? [])]) used.add(o);
   for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.initializer ?? [])]) used.add(v.name!);
@@ -454,7 +556,13 @@ function tappedBytes(bytes: Uint8Array, graph: Graph, taps: readonly OnnxAttenti
   const outputs: onnxProto.onnx.IValueInfoProto[] = [];
   const tap = (value: string, name: string) => {
     const out = fresh(name);
-    nodes.push({ opType: 'Cast', name: out, input: [value], output: [out], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT }] });
+    nodes.push({
+      opType: 'Cast',
+      name: out,
+      input: [value],
+      output: [out],
+      attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: DataType.FLOAT }],
+    });
     outputs.push({ name: out, type: { tensorType: { elemType: DataType.FLOAT } } });
     return out;
   };
@@ -563,14 +671,39 @@ export class OnnxModel {
       const causal = isCausal(config);
       const weightBytes = await sizeOnDisk(file, graph);
       // One run on a short text gives the head count and head size from the tensors themselves.
-      const probe = new OnnxModel(source, dir, file, { modelType, causal }, { layers: taps.length, heads: 0, headDim: 0, hidden: 0, maxPositions: Infinity },
-        taps, tokenizer, weightBytes, session, tapped.outputs, inputs);
+      const probe = new OnnxModel(
+        source,
+        dir,
+        file,
+        { modelType, causal },
+        { layers: taps.length, heads: 0, headDim: 0, hidden: 0, maxPositions: Infinity },
+        taps,
+        tokenizer,
+        weightBytes,
+        session,
+        tapped.outputs,
+        inputs,
+      );
       const { query } = await probe.attention('Hello world');
       const [, heads, , headDim] = query!.dims;
       const hidden = config.size(['hidden_size', 'n_embd', 'd_model', 'dim'], heads * headDim);
-      const maxPositions = config.size(['max_position_embeddings', 'n_positions', 'n_ctx', 'max_seq_len'], DEFAULT_MAX_POSITIONS);
-      return new OnnxModel(source, dir, file, { modelType, causal }, { layers: taps.length, heads, headDim, hidden, maxPositions },
-        taps, tokenizer, weightBytes, session, tapped.outputs, inputs);
+      const maxPositions = config.size(
+        ['max_position_embeddings', 'n_positions', 'n_ctx', 'max_seq_len'],
+        DEFAULT_MAX_POSITIONS,
+      );
+      return new OnnxModel(
+        source,
+        dir,
+        file,
+        { modelType, causal },
+        { layers: taps.length, heads, headDim, hidden, maxPositions },
+        taps,
+        tokenizer,
+        weightBytes,
+        session,
+        tapped.outputs,
+        inputs,
+      );
     } catch (e) {
       await session.release();
       throw e;
@@ -580,24 +713,35 @@ export class OnnxModel {
   /** Every layer's and head's attention, q and k for `text` (and `pair`). */
   async attention(text: string, options: OnnxAttentionOptions = {}): Promise<Attention> {
     check(!this.released, `${this.source}: the model was released`);
-    check((options.target ?? null) === null && options.maxNewTokens === undefined,
-      `${this.source}: ONNX-graph models are read as encoders or decoders alone: they take no target text`);
+    check(
+      (options.target ?? null) === null && options.maxNewTokens === undefined,
+      `${this.source}: ONNX-graph models are read as encoders or decoders alone: they take no target text`,
+    );
     const pair = options.pair ?? null;
     let encoded = this.tokenizer.encode(text, pair);
     check(encoded.ids.length > 0, 'the text gives no tokens: nothing to attend to');
     const max = this.dims.maxPositions;
     if (encoded.ids.length > max) {
-      check(options.truncate, `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`);
+      check(
+        options.truncate,
+        `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
+      );
       encoded = truncateEncoding(encoded, max);
     }
     const out = await this.session.run(this.feeds(encoded));
     const T = encoded.ids.length;
     const layers = this.outputs.map((names, i) => this.layer(i, names, out, T));
-    const heads = layers[0].heads, headDim = layers[0].headDim, kvHeads = layers[0].kvHeads;
+    const heads = layers[0].heads,
+      headDim = layers[0].headDim,
+      kvHeads = layers[0].kvHeads;
     const L = layers.length;
-    check(layers.every((l) => l.heads === heads && l.headDim === headDim && l.kvHeads === kvHeads),
-      `${this.file}: layers differ in head count or head size, which attnviz's Attention cannot hold`);
-    const attention = new Float32Array(L * heads * T * T), query = new Float32Array(L * heads * T * headDim), key = new Float32Array(L * heads * T * headDim);
+    check(
+      layers.every((l) => l.heads === heads && l.headDim === headDim && l.kvHeads === kvHeads),
+      `${this.file}: layers differ in head count or head size, which attnviz's Attention cannot hold`,
+    );
+    const attention = new Float32Array(L * heads * T * T),
+      query = new Float32Array(L * heads * T * headDim),
+      key = new Float32Array(L * heads * T * headDim);
     layers.forEach((l, i) => {
       attention.set(l.probs, i * l.probs.length);
       query.set(l.query, i * l.query.length);
@@ -616,7 +760,8 @@ export class OnnxModel {
       query: { dims: [L, heads, T, headDim], data: query },
       key: { dims: [L, heads, T, headDim], data: key },
       ...(hidden && hidden.dims.length >= 2 && hidden.data.length === T * hidden.dims[hidden.dims.length - 1]
-        ? { hiddenLast: { dims: [T, hidden.dims[hidden.dims.length - 1]], data: hidden.data } } : {}),
+        ? { hiddenLast: { dims: [T, hidden.dims[hidden.dims.length - 1]], data: hidden.data } }
+        : {}),
       inputIds: encoded.ids,
       ...(kvHeads !== heads ? { kvHeads } : {}),
     };
@@ -624,7 +769,9 @@ export class OnnxModel {
 
   /** Generation needs a language-model head and a cache loop attnviz builds itself; an ONNX graph has neither here. */
   async generate(): Promise<never> {
-    throw new AttnvizError(`${this.source}: ONNX-graph models cannot generate in attnviz (load the Hugging Face checkpoint instead)`);
+    throw new AttnvizError(
+      `${this.source}: ONNX-graph models cannot generate in attnviz (load the Hugging Face checkpoint instead)`,
+    );
   }
 
   async release(): Promise<void> {
@@ -640,22 +787,42 @@ export class OnnxModel {
   private layer(i: number, names: TapOutputs, out: Record<string, RunOutput>, T: number) {
     const tap = this.taps[i];
     const where = `${this.file}: layer ${i} (Softmax "${tap.node}")`;
-    const p = out[names.probs], q = out[names.q], k = out[names.k];
+    const p = out[names.probs],
+      q = out[names.q],
+      k = out[names.k];
     const rank = p.dims.length;
     check(tap.axis === -1 || tap.axis === rank - 1, `${where}: softmax over axis ${tap.axis} of ${rank}, not the last`);
     const headsOf = (dims: readonly number[]) => dims.slice(0, -2).reduce((a, b) => a * b, 1);
-    check(q.dims.length >= 2 && q.dims[q.dims.length - 2] === T, () => `${where}: q has shape [${q.dims.join(', ')}], not […, ${T} tokens, head size]`);
-    const heads = headsOf(q.dims), d = q.dims[q.dims.length - 1];
-    const kT = k.dims[k.dims.length - (tap.keyTransposed ? 1 : 2)], kd = k.dims[k.dims.length - (tap.keyTransposed ? 2 : 1)];
-    check(k.dims.length >= 2 && kd === d, () => `${where}: k has shape [${k.dims.join(', ')}], which does not match q's [${q.dims.join(', ')}]`);
-    check(kT === T, () => `${where}: keys span ${kT} positions for ${T} tokens: not self-attention over the text (cross-attention is not supported)`);
+    check(
+      q.dims.length >= 2 && q.dims[q.dims.length - 2] === T,
+      () => `${where}: q has shape [${q.dims.join(', ')}], not […, ${T} tokens, head size]`,
+    );
+    const heads = headsOf(q.dims),
+      d = q.dims[q.dims.length - 1];
+    const kT = k.dims[k.dims.length - (tap.keyTransposed ? 1 : 2)],
+      kd = k.dims[k.dims.length - (tap.keyTransposed ? 2 : 1)];
+    check(
+      k.dims.length >= 2 && kd === d,
+      () => `${where}: k has shape [${k.dims.join(', ')}], which does not match q's [${q.dims.join(', ')}]`,
+    );
+    check(
+      kT === T,
+      () =>
+        `${where}: keys span ${kT} positions for ${T} tokens: not self-attention over the text (cross-attention is not supported)`,
+    );
     const kvHeads = headsOf(k.dims);
     check(kvHeads > 0 && heads % kvHeads === 0, () => `${where}: ${heads} query heads but ${kvHeads} key heads`);
-    check(p.data.length === heads * T * T, () => `${where}: probabilities of shape [${p.dims.join(', ')}] are not ${heads} heads × ${T} × ${T}`);
+    check(
+      p.data.length === heads * T * T,
+      () => `${where}: probabilities of shape [${p.dims.join(', ')}] are not ${heads} heads × ${T} × ${T}`,
+    );
     let s = tap.scale;
     tap.scaleTensors.forEach((f, j) => {
       const v = out[names.scales[j]];
-      check(v.data.length === 1, () => `${where}: the scores are multiplied by "${f.value}" of shape [${v.dims.join(', ')}], not a scalar`);
+      check(
+        v.data.length === 1,
+        () => `${where}: the scores are multiplied by "${f.value}" of shape [${v.dims.join(', ')}], not a scalar`,
+      );
       s *= f.power === 1 ? v.data[0] : 1 / v.data[0];
     });
     check(Number.isFinite(s) && s > 0, `${where}: the scores are scaled by ${s}, which q and k cannot carry`);
@@ -668,7 +835,8 @@ export class OnnxModel {
     for (let h = 0; h < heads; h++) {
       const src = Math.floor(h / group) * T * d;
       for (let t = 0; t < T; t++)
-        for (let j = 0; j < d; j++) key[(h * T + t) * d + j] = k.data[src + (tap.keyTransposed ? j * T + t : t * d + j)] * c;
+        for (let j = 0; j < d; j++)
+          key[(h * T + t) * d + j] = k.data[src + (tap.keyTransposed ? j * T + t : t * d + j)] * c;
     }
     return { heads, headDim: d, kvHeads, probs: p.data, query, key };
   }
@@ -691,12 +859,24 @@ export class OnnxModel {
         feeds[input.name] = { type: 'float32', data: m, dims: [T, T] };
         continue;
       }
-      const values = kind === 'ids' ? e.ids : kind === 'types' ? e.typeIds : kind === 'mask' ? e.ids.map(() => 1) : e.ids.map((_, i) => i);
+      const values =
+        kind === 'ids'
+          ? e.ids
+          : kind === 'types'
+            ? e.typeIds
+            : kind === 'mask'
+              ? e.ids.map(() => 1)
+              : e.ids.map((_, i) => i);
       // Declared rank: [batch, T] as exporters write it, [T] in attnviz's own graphs (and cache_position).
       const dims = (input.dims?.length ?? (kind === 'cachePosition' ? 1 : 2)) === 1 ? [T] : [1, T];
-      if (input.elemType === DataType.INT64) feeds[input.name] = { type: 'int64', data: BigInt64Array.from(values, BigInt), dims };
-      else if (input.elemType === DataType.FLOAT) feeds[input.name] = { type: 'float32', data: Float32Array.from(values), dims };
-      else throw new AttnvizError(`${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz feeds int64 or float32`);
+      if (input.elemType === DataType.INT64)
+        feeds[input.name] = { type: 'int64', data: BigInt64Array.from(values, BigInt), dims };
+      else if (input.elemType === DataType.FLOAT)
+        feeds[input.name] = { type: 'float32', data: Float32Array.from(values), dims };
+      else
+        throw new AttnvizError(
+          `${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz feeds int64 or float32`,
+        );
     }
     return feeds;
   }
@@ -705,11 +885,17 @@ export class OnnxModel {
 function checkFeedable(input: InputInfo, file: string): void {
   const kind = feedKind(input.name);
   const where = `${file}: graph input "${input.name}"`;
-  check(kind, `${where} is none that attnviz can feed (input_ids, attention_mask, token_type_ids, position_ids, cache_position, past_key_values.*)`);
+  check(
+    kind,
+    `${where} is none that attnviz can feed (input_ids, attention_mask, token_type_ids, position_ids, cache_position, past_key_values.*)`,
+  );
   if (kind === 'past') emptyPast(input, where);
   else {
     const types: number[] = kind === 'causalMask' ? [DataType.FLOAT] : [DataType.INT64, DataType.FLOAT];
-    check(types.includes(input.elemType), `${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz feeds it as ${kind === 'causalMask' ? 'float32' : 'int64 or float32'}`);
+    check(
+      types.includes(input.elemType),
+      `${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz feeds it as ${kind === 'causalMask' ? 'float32' : 'int64 or float32'}`,
+    );
   }
 }
 
@@ -728,7 +914,11 @@ function feedKind(name: string): FeedKind | null {
 
 /** A cache input with nothing in it: the past-sequence axis 0, the batch 1, the other axes as declared. */
 function emptyPast(input: InputInfo, where: string): Feed {
-  check(input.elemType === DataType.FLOAT, () => `${where} is a ${DataType[input.elemType] ?? input.elemType} cache; attnviz feeds a float32 one only (load the float32 model.onnx)`);
+  check(
+    input.elemType === DataType.FLOAT,
+    () =>
+      `${where} is a ${DataType[input.elemType] ?? input.elemType} cache; attnviz feeds a float32 one only (load the float32 model.onnx)`,
+  );
   const dims = input.dims;
   check(dims && dims.length >= 3, `${where} has no declared shape to make an empty cache from`);
   let seq = dims.findIndex((d) => typeof d === 'string' && /seq|past|len/i.test(d));
@@ -744,7 +934,12 @@ function emptyPast(input: InputInfo, where: string): Feed {
 
 function inputInfo(v: onnxProto.onnx.IValueInfoProto): InputInfo {
   const t = v.type?.tensorType;
-  const dims = t?.shape?.dim?.map((d) => (d.dimValue !== null && d.dimValue !== undefined && Number(d.dimValue) > 0 ? Number(d.dimValue) : d.dimParam || '?')) ?? null;
+  const dims =
+    t?.shape?.dim?.map((d) =>
+      d.dimValue !== null && d.dimValue !== undefined && Number(d.dimValue) > 0
+        ? Number(d.dimValue)
+        : d.dimParam || '?',
+    ) ?? null;
   return { name: v.name!, elemType: t?.elemType ?? DataType.UNDEFINED, dims };
 }
 
@@ -752,7 +947,11 @@ function inputInfo(v: onnxProto.onnx.IValueInfoProto): InputInfo {
 function isCausal(config: ModelConfig): boolean {
   if (config.raw.is_decoder === true) return true;
   const architectures = config.raw.architectures;
-  if (Array.isArray(architectures) && architectures.some((a) => typeof a === 'string' && /(CausalLM|LMHeadModel)$/.test(a))) return true;
+  if (
+    Array.isArray(architectures) &&
+    architectures.some((a) => typeof a === 'string' && /(CausalLM|LMHeadModel)$/.test(a))
+  )
+    return true;
   try {
     return familyFor(config).causal;
   } catch {
@@ -768,10 +967,16 @@ async function sizeOnDisk(file: string, graph: Graph): Promise<number> {
     if (location) locations.add(location);
   }
   let total = (await stat(file)).size;
-  for (const l of locations) total += await stat(join(dirname(file), l)).then((s) => s.size, () => 0);
+  for (const l of locations)
+    total += await stat(join(dirname(file), l)).then(
+      (s) => s.size,
+      () => 0,
+    );
   return total;
 }
 
 function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split('\n')[0].trim();
+  return String((e as Error)?.message ?? e)
+    .split('\n')[0]
+    .trim();
 }

@@ -83,7 +83,8 @@ function sampleTopP(probs: Float64Array, topP: number, coin: number): number {
   const candidates: number[] = [];
   for (let i = 0; i < probs.length; i++) if (probs[i] >= cutoff) candidates.push(i);
   candidates.sort((a, b) => probs[b] - probs[a] || a - b);
-  let cumulative = 0, last = candidates.length - 1;
+  let cumulative = 0,
+    last = candidates.length - 1;
   for (let i = 0; i < candidates.length; i++) {
     cumulative += probs[candidates[i]];
     if (cumulative > topP) {

@@ -25,7 +25,7 @@ import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { loadGraph, runQueued, type GraphModel, type GraphNodeJson, type Tf } from '../runtime/tfjs.js';
-import { EMBEDDED, tfjsModelJson } from './tfjs-source.js';
+import { EMBEDDED, tfjsModelJson } from '../load/tfjs-source.js';
 
 /** Where one layer's attention is read in the graph. */
 export interface AttentionTap {
@@ -62,7 +62,19 @@ interface Encoded {
 
 const MATMULS = new Set(['MatMul', 'BatchMatMul', 'BatchMatMulV2', 'BatchMatMulV3']);
 /** Ops passed through between the score matmul and the Softmax. */
-const PASS = new Set(['Reshape', 'Add', 'AddV2', 'BiasAdd', 'Sub', 'Mul', 'RealDiv', 'Identity', 'Cast', 'Select', 'SelectV2']);
+const PASS = new Set([
+  'Reshape',
+  'Add',
+  'AddV2',
+  'BiasAdd',
+  'Sub',
+  'Mul',
+  'RealDiv',
+  'Identity',
+  'Cast',
+  'Select',
+  'SelectV2',
+]);
 /** Without a max-length clip in the graph, inputs are bounded here (attention is T² per head). */
 const DEFAULT_MAX_POSITIONS = 512;
 
@@ -107,23 +119,51 @@ export class TfjsModel {
         return t && t.size === 1 ? t.dataSync()[0] : null;
       };
       const taps = findAttentionTaps(json.modelTopology.node, constant);
-      check(taps.length > 0, `${source}: no attention found in the TF.js graph (no Softmax fed by a MatMul of q and k)`);
+      check(
+        taps.length > 0,
+        `${source}: no attention found in the TF.js graph (no Softmax fed by a MatMul of q and k)`,
+      );
       const inputNames = model.inputs.map((i) => i.name);
-      const inputKind = inputNames.length === 2 && inputNames.includes('indices') && inputNames.includes('values') ? 'sparse'
-        : inputNames.length === 1 ? 'dense' : null;
-      check(inputKind, `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ids (one ids input, or USE's sparse indices + values)`);
+      const inputKind =
+        inputNames.length === 2 && inputNames.includes('indices') && inputNames.includes('values')
+          ? 'sparse'
+          : inputNames.length === 1
+            ? 'dense'
+            : null;
+      check(
+        inputKind,
+        `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ids (one ids input, or USE's sparse indices + values)`,
+      );
       const maxLength = Object.keys(model.weights).find((n) => /ClipToMaxLength\/Less\/y$/.test(n));
       const maxPositions = (maxLength && constant(maxLength)) || DEFAULT_MAX_POSITIONS;
       // One probe run on two tokens reads the head count and each layer's head size from the tensors.
       const probe = await runGraph(tf, model, taps, inputKind, [vocabulary.length > 7 ? 7 : 0, 0]);
       const heads = probe[0].heads;
-      check(probe.every((p) => p.heads === heads), `${source}: layers have different head counts`);
+      check(
+        probe.every((p) => p.heads === heads),
+        `${source}: layers have different head counts`,
+      );
       const headDims = probe.map((p) => p.headDim);
       const headDim = Math.max(...headDims);
-      const modelType = json.modelTopology.node.some((n) => n.name.includes('KonaTransformer')) ? 'use-lite' : 'tfjs-graph';
+      const modelType = json.modelTopology.node.some((n) => n.name.includes('KonaTransformer'))
+        ? 'use-lite'
+        : 'tfjs-graph';
       const dims = { layers: taps.length, heads, headDim, hidden: heads * headDims[headDims.length - 1], maxPositions };
-      return new TfjsModel(source, dir, modelType, dims, headDims, taps.map((t) => t.scale), graph.weightBytes, tf, model, taps,
-        vocabulary, new Tokenizer(vocabulary), inputKind);
+      return new TfjsModel(
+        source,
+        dir,
+        modelType,
+        dims,
+        headDims,
+        taps.map((t) => t.scale),
+        graph.weightBytes,
+        tf,
+        model,
+        taps,
+        vocabulary,
+        new Tokenizer(vocabulary),
+        inputKind,
+      );
     } catch (e) {
       model.dispose();
       throw e;
@@ -131,7 +171,10 @@ export class TfjsModel {
   }
 
   /** Token ids and strings of `text` (and `pair`, appended: USE has no separator token), uncut. */
-  tokenize(text: string, pair: string | null = null): { ids: number[]; tokens: string[]; sentenceBStart: number | null } {
+  tokenize(
+    text: string,
+    pair: string | null = null,
+  ): { ids: number[]; tokens: string[]; sentenceBStart: number | null } {
     const a = this.tokenizer.encode(text);
     const b = pair === null ? null : this.tokenizer.encode(pair);
     const ids = b ? [...a, ...b] : a;
@@ -147,7 +190,10 @@ export class TfjsModel {
     check(pair === null || encoded.ids.length > encoded.sentenceBStart!, 'the second text is empty');
     const max = this.dims.maxPositions;
     if (encoded.ids.length > max) {
-      check(options.truncate, `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`);
+      check(
+        options.truncate,
+        `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
+      );
       encoded = truncate(encoded, max);
     }
     const { ids, sentenceBStart } = encoded;
@@ -163,7 +209,8 @@ export class TfjsModel {
       const c = Math.sqrt(this.scales[i] * Math.sqrt(D));
       for (let h = 0; h < H; h++) {
         for (let t = 0; t < T; t++) {
-          const from = (h * T + t) * l.headDim, to = ((i * H + h) * T + t) * D;
+          const from = (h * T + t) * l.headDim,
+            to = ((i * H + h) * T + t) * D;
           for (let n = 0; n < l.headDim; n++) {
             query[to + n] = l.query[from + n] * c;
             key[to + n] = l.key[from + n] * c;
@@ -203,12 +250,26 @@ interface LayerRun {
 }
 
 /** One graph run on token `ids`, queued with every other TF.js run; tensors are disposed before returning. */
-function runGraph(tf: Tf, model: GraphModel, taps: AttentionTap[], inputKind: 'sparse' | 'dense', ids: number[]): Promise<LayerRun[]> {
+function runGraph(
+  tf: Tf,
+  model: GraphModel,
+  taps: AttentionTap[],
+  inputKind: 'sparse' | 'dense',
+  ids: number[],
+): Promise<LayerRun[]> {
   return runQueued(async () => {
     const T = ids.length;
-    const inputs = inputKind === 'sparse'
-      ? { indices: tf.tensor2d(ids.flatMap((_, i) => [0, i]), [T, 2], 'int32'), values: tf.tensor1d(ids, 'int32') }
-      : { [model.inputs[0].name]: tf.tensor2d(ids, [1, T], 'int32') };
+    const inputs =
+      inputKind === 'sparse'
+        ? {
+            indices: tf.tensor2d(
+              ids.flatMap((_, i) => [0, i]),
+              [T, 2],
+              'int32',
+            ),
+            values: tf.tensor1d(ids, 'int32'),
+          }
+        : { [model.inputs[0].name]: tf.tensor2d(ids, [1, T], 'int32') };
     const names = [...new Set(taps.flatMap((t) => [t.probs, t.query, t.key]))];
     let outputs: TfTensor[] = [];
     try {
@@ -216,13 +277,21 @@ function runGraph(tf: Tf, model: GraphModel, taps: AttentionTap[], inputKind: 's
       outputs = Array.isArray(out) ? out : [out];
       const byName = new Map(names.map((n, i) => [n, outputs[i]]));
       return taps.map((tap) => {
-        const q = byName.get(tap.query)!, k = byName.get(tap.key)!, p = byName.get(tap.probs)!;
+        const q = byName.get(tap.query)!,
+          k = byName.get(tap.key)!,
+          p = byName.get(tap.probs)!;
         const [heads, qT, qD] = headShape(q.shape, tap.queryTransposed);
         const [kHeads, kT, kD] = headShape(k.shape, tap.keyTransposed);
-        check(qT === T && kT === T && kHeads === heads && kD === qD && p.size === heads * T * T,
-          `TF.js attention shapes do not match: q ${q.shape}, k ${k.shape}, probs ${p.shape} for ${T} tokens`);
-        const query = tap.queryTransposed ? swapLast(q.dataSync() as Float32Array, heads, qD, T) : Float32Array.from(q.dataSync());
-        const key = tap.keyTransposed ? swapLast(k.dataSync() as Float32Array, heads, kD, T) : Float32Array.from(k.dataSync());
+        check(
+          qT === T && kT === T && kHeads === heads && kD === qD && p.size === heads * T * T,
+          `TF.js attention shapes do not match: q ${q.shape}, k ${k.shape}, probs ${p.shape} for ${T} tokens`,
+        );
+        const query = tap.queryTransposed
+          ? swapLast(q.dataSync() as Float32Array, heads, qD, T)
+          : Float32Array.from(q.dataSync());
+        const key = tap.keyTransposed
+          ? swapLast(k.dataSync() as Float32Array, heads, kD, T)
+          : Float32Array.from(k.dataSync());
         return { heads, headDim: qD, probs: Float32Array.from(p.dataSync()), query, key };
       });
     } finally {
@@ -234,7 +303,10 @@ function runGraph(tf: Tf, model: GraphModel, taps: AttentionTap[], inputKind: 's
 
 /** [1, H, T, d] or [H, T, d] → [H, T, d] (T and d swapped when transposed). */
 function headShape(shape: number[], transposed: boolean): [number, number, number] {
-  check(shape.length === 3 || (shape.length === 4 && shape[0] === 1), `TF.js q/k has shape [${shape}], not [1, heads, T, d]`);
+  check(
+    shape.length === 3 || (shape.length === 4 && shape[0] === 1),
+    `TF.js q/k has shape [${shape}], not [1, heads, T, d]`,
+  );
   const [h, a, b] = shape.slice(-3);
   return transposed ? [h, b, a] : [h, a, b];
 }
@@ -242,7 +314,8 @@ function headShape(shape: number[], transposed: boolean): [number, number, numbe
 /** [H, d, T] → [H, T, d]. */
 function swapLast(x: Float32Array, H: number, d: number, T: number): Float32Array {
   const out = new Float32Array(x.length);
-  for (let h = 0; h < H; h++) for (let n = 0; n < d; n++) for (let t = 0; t < T; t++) out[(h * T + t) * d + n] = x[(h * d + n) * T + t];
+  for (let h = 0; h < H; h++)
+    for (let n = 0; n < d; n++) for (let t = 0; t < T; t++) out[(h * T + t) * d + n] = x[(h * d + n) * T + t];
   return out;
 }
 
@@ -276,14 +349,16 @@ export function findAttentionTaps(nodes: GraphNodeJson[], constant: (name: strin
     const n = byName.get(nodeName(input));
     if (n && (n.op === 'Mul' || n.op === 'RealDiv')) {
       const [a, b] = inputs(n);
-      const vb = scalar(b), va = n.op === 'Mul' ? scalar(a) : null;
+      const vb = scalar(b),
+        va = n.op === 'Mul' ? scalar(a) : null;
       if (vb !== null) return { tensor: a, factor: n.op === 'Mul' ? vb : 1 / vb };
       if (va !== null) return { tensor: b, factor: va };
     }
     return { tensor: input, factor: 1 };
   };
 
-  const flag = (n: GraphNodeJson, ...keys: string[]) => keys.some((k) => (n.attr?.[k] as { b?: boolean } | undefined)?.b === true);
+  const flag = (n: GraphNodeJson, ...keys: string[]) =>
+    keys.some((k) => (n.attr?.[k] as { b?: boolean } | undefined)?.b === true);
   const taps: (AttentionTap & { depth: number })[] = [];
   for (const softmax of nodes.filter((n) => n.op === 'Softmax')) {
     const chain = chainToMatMul(inputs(softmax)[0], 0);
@@ -293,12 +368,14 @@ export function findAttentionTaps(nodes: GraphNodeJson[], constant: (name: strin
     for (const n of between) {
       if (n.op !== 'Mul' && n.op !== 'RealDiv') continue;
       const [a, b] = inputs(n);
-      const vb = scalar(b), va = scalar(a);
+      const vb = scalar(b),
+        va = scalar(a);
       if (vb !== null) scale *= n.op === 'Mul' ? vb : 1 / vb;
       else if (va !== null && n.op === 'Mul') scale *= va;
     }
     const [qIn, kIn] = inputs(matmul);
-    const q = unscaled(qIn), k = unscaled(kIn);
+    const q = unscaled(qIn),
+      k = unscaled(kIn);
     taps.push({
       probs: softmax.name,
       query: q.tensor,
@@ -336,21 +413,27 @@ async function readVocabulary(path: string): Promise<Vocabulary> {
     throw new AttnvizError(`${path}: cannot read the sentencepiece vocabulary (${(e as Error).message})`);
   }
   // The embedded vocabulary has a few null scores (':', '://', …); USE's tokenizer reads them as 0, kept as is.
-  check(Array.isArray(vocab) && vocab.length > 6 && vocab.every((v) => Array.isArray(v) && typeof v[0] === 'string' && (typeof v[1] === 'number' || v[1] === null)),
-    `${path}: not a sentencepiece vocabulary ([[piece, score], …])`);
+  check(
+    Array.isArray(vocab) &&
+      vocab.length > 6 &&
+      vocab.every((v) => Array.isArray(v) && typeof v[0] === 'string' && (typeof v[1] === 'number' || v[1] === null)),
+    `${path}: not a sentencepiece vocabulary ([[piece, score], …])`,
+  );
   return vocab as Vocabulary;
 }
 
 /** Drops tokens from the end of the longer text until `max` remain (longest_first, as the engine). */
 function truncate(e: Encoded, max: number): Encoded {
-  let a = e.sentenceBStart ?? e.ids.length, b = e.ids.length - a;
+  let a = e.sentenceBStart ?? e.ids.length,
+    b = e.ids.length - a;
   while (a + b > max) {
     if (a > b || b === 0) a--;
     else b--; // the second text on a tie, as the engine
-
   }
   check(a > 0, `cannot truncate to ${max} tokens`);
   const start = e.sentenceBStart ?? e.ids.length;
-  return { ids: [...e.ids.slice(0, a), ...e.ids.slice(start, start + b)], sentenceBStart: e.sentenceBStart === null ? null : a };
+  return {
+    ids: [...e.ids.slice(0, a), ...e.ids.slice(start, start + b)],
+    sentenceBStart: e.sentenceBStart === null ? null : a,
+  };
 }
-

@@ -5,7 +5,9 @@
  */
 import ort from 'onnxruntime-node';
 
-export type Feed = { type: 'int64'; data: BigInt64Array; dims: readonly number[] } | { type: 'float32'; data: Float32Array; dims: readonly number[] };
+export type Feed =
+  | { type: 'int64'; data: BigInt64Array; dims: readonly number[] }
+  | { type: 'float32'; data: Float32Array; dims: readonly number[] };
 
 export interface RunOutput {
   data: Float32Array;
@@ -44,7 +46,8 @@ export class Session {
       const tensors: Record<string, ort.Tensor> = {};
       for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
       const fetches: Record<string, ort.Tensor | null> = {};
-      for (const name of this.session.outputNames) fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
+      for (const name of this.session.outputNames)
+        fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
       const out = await this.session.run(tensors, fetches);
       const outputs: Record<string, RunOutput> = {};
       for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };

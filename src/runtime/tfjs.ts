@@ -39,12 +39,18 @@ export interface LoadedGraph {
   weightBytes: number;
 }
 
-let runtime: Promise<{ tf: Tf; loadGraphModel: typeof import('@tensorflow/tfjs-converter').loadGraphModel }> | undefined;
+let runtime:
+  | Promise<{ tf: Tf; loadGraphModel: typeof import('@tensorflow/tfjs-converter').loadGraphModel }>
+  | undefined;
 
 /** tfjs-core with the cpu backend and the converter, imported and initialised once. */
 function tfjs() {
   runtime ??= (async () => {
-    const [tf, , converter] = await Promise.all([import('@tensorflow/tfjs-core'), import('@tensorflow/tfjs-backend-cpu'), import('@tensorflow/tfjs-converter')]);
+    const [tf, , converter] = await Promise.all([
+      import('@tensorflow/tfjs-core'),
+      import('@tensorflow/tfjs-backend-cpu'),
+      import('@tensorflow/tfjs-converter'),
+    ]);
     await tf.setBackend('cpu');
     // The cpu backend greets its first tensor in Node with a banner recommending tfjs-node; not wanted here.
     (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
@@ -65,15 +71,21 @@ export async function loadGraph(modelJson: string): Promise<LoadedGraph> {
   } catch (e) {
     throw new AttnvizError(`${modelJson}: cannot read a TF.js model.json (${(e as Error).message})`);
   }
-  check(json.modelTopology && Array.isArray(json.modelTopology.node) && Array.isArray(json.weightsManifest),
-    `${modelJson}: not a TF.js graph model (no modelTopology.node / weightsManifest)`);
+  check(
+    json.modelTopology && Array.isArray(json.modelTopology.node) && Array.isArray(json.weightsManifest),
+    `${modelJson}: not a TF.js graph model (no modelTopology.node / weightsManifest)`,
+  );
   const dir = dirname(modelJson);
   // Weights are the concatenation of every group's shards, in manifest order, as the specs list them.
   const shards: Buffer[] = [];
   for (const group of json.weightsManifest) {
     for (const path of group.paths) {
       check(!path.includes('..') && !path.startsWith('/'), `${modelJson}: weight path ${path} leaves the model folder`);
-      shards.push(await readFile(join(dir, path)).catch((e: Error) => { throw new AttnvizError(`${modelJson}: weight shard ${path} missing (${e.message})`); }));
+      shards.push(
+        await readFile(join(dir, path)).catch((e: Error) => {
+          throw new AttnvizError(`${modelJson}: weight shard ${path} missing (${e.message})`);
+        }),
+      );
     }
   }
   const all = Buffer.concat(shards);

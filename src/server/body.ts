@@ -4,9 +4,11 @@ import { HttpError } from './http-error.js';
 
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (type !== 'application/json') throw new HttpError(415, `send the request body as application/json, not "${type.slice(0, 100) || 'nothing'}"`);
+  if (type !== 'application/json')
+    throw new HttpError(415, `send the request body as application/json, not "${type.slice(0, 100) || 'nothing'}"`);
   const declared = Number(req.headers['content-length']);
-  if (declared > limit) throw new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${limit} bytes`);
+  if (declared > limit)
+    throw new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -20,14 +22,19 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   } catch (e) {
     throw new HttpError(400, `malformed JSON body (${(e as Error).message})`);
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new HttpError(400, 'the request body must be a JSON object');
   return body as Record<string, unknown>;
 }
 
 /** Rejects fields other than `allowed`, so a misspelt option is an error rather than silently ignored. */
 export function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
   const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length) throw new HttpError(400, `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k.slice(0, 50)}"`).join(', ')} (expected ${allowed.join(', ')})`);
+  if (unknown.length)
+    throw new HttpError(
+      400,
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k.slice(0, 50)}"`).join(', ')} (expected ${allowed.join(', ')})`,
+    );
 }
 
 export function optionalString(body: Record<string, unknown>, name: string): string | null {

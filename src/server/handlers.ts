@@ -11,8 +11,17 @@ import { VIEWS, type ViewName } from '../views/mount.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
-import { describeModel, isEncoderDecoder, listModels, modelKey, parseModelSpec, type Progress } from './models.js';
-import { errorFrame, FORMAT_HEADER, frame, layerOf, LAYERS_HEADER, TOKENS_HEADER, type PayloadFormat } from './protocol.js';
+import { describeModel, isEncoderDecoder, listModels, modelKey, parseModelSpec } from './models.js';
+import type { Progress } from '../core/protocol.js';
+import {
+  errorFrame,
+  FORMAT_HEADER,
+  frame,
+  layerOf,
+  LAYERS_HEADER,
+  TOKENS_HEADER,
+  type PayloadFormat,
+} from '../core/protocol.js';
 
 export interface Limits {
   /** Longest text, pair or target, in characters (default 2000). */
@@ -61,7 +70,12 @@ export const getModels: Handler = async (ctx, _req, res) => {
 };
 
 export const getStatus: Handler = async (ctx, _req, res) => {
-  sendJson(res, 200, { uptime: process.uptime(), memory: process.memoryUsage(), models: ctx.cache.status(), capBytes: ctx.limits.memoryCapBytes });
+  sendJson(res, 200, {
+    uptime: process.uptime(),
+    memory: process.memoryUsage(),
+    models: ctx.cache.status(),
+    capBytes: ctx.limits.memoryCapBytes,
+  });
 };
 
 /**
@@ -78,7 +92,11 @@ export const postLoad: Handler = async (ctx, req, res) => {
     sendJson(res, 200, { model: describeModel(key, model) });
     return;
   }
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-accel-buffering': 'no',
+  });
   const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   try {
     const model = await ctx.cache.get(key, (p: Progress) => send('progress', p));
@@ -105,14 +123,25 @@ const ATTENTION_FIELDS = ['model', 'text', 'pair', 'target', 'truncate'];
  * whose client has gone by the time its turn comes is dropped instead of run. Encoder-decoder models need a
  * `target` (the decoder's text, teacher-forced) and take no `pair`; other models take no `target`.
  */
-async function attentionFor(ctx: Context, body: Record<string, unknown>, res: ServerResponse): Promise<{ request: AttentionRequest; attention: Attention }> {
+async function attentionFor(
+  ctx: Context,
+  body: Record<string, unknown>,
+  res: ServerResponse,
+): Promise<{ request: AttentionRequest; attention: Attention }> {
   const text = optionalString(body, 'text');
   if (text === null || text.trim() === '') throw new HttpError(400, '"text" is missing or empty');
   const pair = optionalString(body, 'pair');
   const target = optionalString(body, 'target');
-  for (const [name, value] of [['text', text], ['pair', pair], ['target', target]] as const) {
+  for (const [name, value] of [
+    ['text', text],
+    ['pair', pair],
+    ['target', target],
+  ] as const) {
     if (value !== null && value.length > ctx.limits.maxTextChars) {
-      throw new HttpError(413, `"${name}" is ${value.length} characters; this server takes at most ${ctx.limits.maxTextChars}`);
+      throw new HttpError(
+        413,
+        `"${name}" is ${value.length} characters; this server takes at most ${ctx.limits.maxTextChars}`,
+      );
     }
   }
   const request: AttentionRequest = {
@@ -127,17 +156,29 @@ async function attentionFor(ctx: Context, body: Record<string, unknown>, res: Se
   const recent = ctx.results.get(cacheKey);
   if (recent) return { request, attention: recent };
   let gone = false;
-  res.once('close', () => { gone = !res.writableFinished; });
-  const attention = await withTimeout(ctx.cache.run(request.key, async (m) => {
-    if (gone) throw new HttpError(499, 'the client closed the request before its turn');
-    if (isEncoderDecoder(m)) {
-      if (request.target === null) throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
-      if (request.pair !== null) throw new HttpError(400, `${request.key} is an encoder-decoder model: it takes a "target" text, not a "pair"`);
-      return m.attention(request.text, { target: request.target, truncate: request.truncate });
-    }
-    if (request.target !== null) throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
-    return m.attention(request.text, { pair: request.pair, truncate: request.truncate });
-  }), ctx.limits.requestTimeoutMs, 'computing attention');
+  res.once('close', () => {
+    gone = !res.writableFinished;
+  });
+  const attention = await withTimeout(
+    ctx.cache.run(request.key, async (m) => {
+      if (gone) throw new HttpError(499, 'the client closed the request before its turn');
+      if (isEncoderDecoder(m)) {
+        if (request.target === null)
+          throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
+        if (request.pair !== null)
+          throw new HttpError(
+            400,
+            `${request.key} is an encoder-decoder model: it takes a "target" text, not a "pair"`,
+          );
+        return m.attention(request.text, { target: request.target, truncate: request.truncate });
+      }
+      if (request.target !== null)
+        throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
+      return m.attention(request.text, { pair: request.pair, truncate: request.truncate });
+    }),
+    ctx.limits.requestTimeoutMs,
+    'computing attention',
+  );
   const named: Attention = { ...attention, model: { ...attention.model, source: request.key } };
   ctx.results.set(cacheKey, named);
   return { request, attention: named };
@@ -152,13 +193,22 @@ export const postAttention: Handler = async (ctx, req, res) => {
   const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
   onlyFields(body, [...ATTENTION_FIELDS, 'queryKey', 'stream']);
   const stream = body.stream ?? 'auto';
-  if (stream !== 'auto' && stream !== 'layers' && stream !== 'none') throw new HttpError(400, '"stream" must be "auto", "layers" or "none"');
+  if (stream !== 'auto' && stream !== 'layers' && stream !== 'none')
+    throw new HttpError(400, '"stream" must be "auto", "layers" or "none"');
   const queryKey = optionalBoolean(body, 'queryKey', true);
   const { attention: a } = await attentionFor(ctx, body, res);
   const [L] = a.attention.dims;
-  const layered = !a.encoderDecoder && (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove));
+  const layered =
+    !a.encoderDecoder &&
+    (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove));
   const format: PayloadFormat = layered ? 'avz1-layers' : 'avz1';
-  const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', [FORMAT_HEADER]: format, [LAYERS_HEADER]: String(L), [TOKENS_HEADER]: String(a.tokens.length) };
+  const headers = {
+    'content-type': 'application/octet-stream',
+    'cache-control': 'no-store',
+    [FORMAT_HEADER]: format,
+    [LAYERS_HEADER]: String(L),
+    [TOKENS_HEADER]: String(a.tokens.length),
+  };
   if (!layered) {
     const bytes = encodeAttention(a, { queryKey });
     res.writeHead(200, { ...headers, 'content-length': bytes.length });
@@ -168,7 +218,8 @@ export const postAttention: Handler = async (ctx, req, res) => {
   res.writeHead(200, headers);
   try {
     for (let l = 0; l < L && !res.destroyed; l++) {
-      if (!res.write(frame(encodeAttention(layerOf(a, l), { queryKey })))) await new Promise((resolve) => res.once('drain', resolve));
+      if (!res.write(frame(encodeAttention(layerOf(a, l), { queryKey }))))
+        await new Promise((resolve) => res.once('drain', resolve));
     }
   } catch (e) {
     // The status went out with the first frame: the error travels as an error frame instead.
@@ -186,11 +237,13 @@ export const postExport: Handler = async (ctx, req, res) => {
   const view = (body.view ?? 'head') as ViewName;
   if (!VIEWS.includes(view)) throw new HttpError(400, `"view" must be one of ${VIEWS.join(', ')}`);
   const options = body.options ?? {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new HttpError(400, '"options" must be a JSON object');
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new HttpError(400, '"options" must be a JSON object');
   const { attention } = await attentionFor(ctx, body, res);
-  const bytes = format === 'html'
-    ? Buffer.from(renderHtml(attention, { view, options: options as Record<string, unknown> }))
-    : encodeAttentionFile(attention);
+  const bytes =
+    format === 'html'
+      ? Buffer.from(renderHtml(attention, { view, options: options as Record<string, unknown> }))
+      : encodeAttentionFile(attention);
   const name = format === 'html' ? `attnviz-${view}-view.html` : 'attention.safetensors';
   res.writeHead(200, {
     'content-type': format === 'html' ? 'text/html; charset=utf-8' : 'application/octet-stream',
@@ -205,7 +258,10 @@ export const postExport: Handler = async (ctx, req, res) => {
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(503, `${what} took longer than this server's limit of ${ms / 1000} s`)), ms);
+    timer = setTimeout(
+      () => reject(new HttpError(503, `${what} took longer than this server's limit of ${ms / 1000} s`)),
+      ms,
+    );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -215,7 +271,10 @@ export class ResultCache {
   private readonly map = new Map<string, { a: Attention; bytes: number }>();
   private bytes = 0;
 
-  constructor(private readonly capBytes: number, private readonly capEntries = 16) {}
+  constructor(
+    private readonly capBytes: number,
+    private readonly capEntries = 16,
+  ) {}
 
   get(key: string): Attention | undefined {
     const hit = this.map.get(key);
@@ -227,8 +286,17 @@ export class ResultCache {
 
   set(key: string, a: Attention): void {
     const ed = a.encoderDecoder;
-    const values = [a.attention, a.query, a.key, ed?.decoder, ed?.cross, ed?.decoderQuery, ed?.decoderKey, ed?.crossQuery, ed?.crossKey]
-      .reduce((n, t) => n + (t?.data.length ?? 0), 0);
+    const values = [
+      a.attention,
+      a.query,
+      a.key,
+      ed?.decoder,
+      ed?.cross,
+      ed?.decoderQuery,
+      ed?.decoderKey,
+      ed?.crossQuery,
+      ed?.crossKey,
+    ].reduce((n, t) => n + (t?.data.length ?? 0), 0);
     const bytes = values * 4;
     if (bytes > this.capBytes) return;
     const old = this.map.get(key);

@@ -6,7 +6,8 @@
  * always stays, even alone above the cap.
  */
 import { HttpError } from './http-error.js';
-import type { AnyModel, Progress } from './models.js';
+import type { Progress } from '../core/protocol.js';
+import type { AnyModel } from './models.js';
 
 export interface CacheOptions {
   /** Estimated bytes the loaded models may take together. */
@@ -58,7 +59,11 @@ export class ModelCache {
   /** Runs `job` on the model under `key` after the jobs queued on it before. */
   async run<T>(key: string, job: (m: AnyModel) => Promise<T>): Promise<T> {
     const entry = this.ensure(key);
-    if (entry.pending >= this.options.maxQueue) throw new HttpError(503, `the server is busy: ${entry.pending} requests are waiting for this model; try again shortly`);
+    if (entry.pending >= this.options.maxQueue)
+      throw new HttpError(
+        503,
+        `the server is busy: ${entry.pending} requests are waiting for this model; try again shortly`,
+      );
     // Counted from now on, so the model cannot be evicted between its load and this job.
     entry.pending++;
     try {
@@ -81,24 +86,34 @@ export class ModelCache {
     if (existing) return existing;
     const listeners = new Set<(p: Progress) => void>();
     const entry: Entry = {
-      key, model: null, listeners, lastUsed: ++this.clock, pending: 0, queue: Promise.resolve(),
+      key,
+      model: null,
+      listeners,
+      lastUsed: ++this.clock,
+      pending: 0,
+      queue: Promise.resolve(),
       // Opened on the next tick, so the caller's progress listener is in place for the first event.
       loading: Promise.resolve().then(() => this.options.open(key, (p) => listeners.forEach((l) => l(p)))),
     };
     this.entries.set(key, entry);
-    entry.loading.then((m) => {
-      entry.model = m;
-      entry.listeners.clear();
-      this.evict(entry);
-    }, () => {
-      // A failed load is forgotten, so the next request tries again (the model may have been downloaded since).
-      if (this.entries.get(key) === entry) this.entries.delete(key);
-    });
+    entry.loading.then(
+      (m) => {
+        entry.model = m;
+        entry.listeners.clear();
+        this.evict(entry);
+      },
+      () => {
+        // A failed load is forgotten, so the next request tries again (the model may have been downloaded since).
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+      },
+    );
     return entry;
   }
 
   status(): CacheStatus[] {
-    return [...this.entries.values()].filter((e) => e.model).map((e) => ({ key: e.key, bytes: estimateBytes(e.model!), lastUsed: e.lastUsed, pending: e.pending }));
+    return [...this.entries.values()]
+      .filter((e) => e.model)
+      .map((e) => ({ key: e.key, bytes: estimateBytes(e.model!), lastUsed: e.lastUsed, pending: e.pending }));
   }
 
   /** Releases least recently used idle models while the total is above the cap, never `keep`. */
@@ -117,10 +132,12 @@ export class ModelCache {
   async close(): Promise<void> {
     const entries = [...this.entries.values()];
     this.entries.clear();
-    await Promise.all(entries.map(async (e) => {
-      const m = await e.loading.catch(() => null);
-      await e.queue;
-      await m?.release().catch(() => undefined);
-    }));
+    await Promise.all(
+      entries.map(async (e) => {
+        const m = await e.loading.catch(() => null);
+        await e.queue;
+        await m?.release().catch(() => undefined);
+      }),
+    );
   }
 }

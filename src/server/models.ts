@@ -11,47 +11,19 @@ import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { AttnvizError } from '../core/errors.js';
-import { loadAnyModel, type Model } from '../engine.js';
-import { hubCacheDir, parseHubId, resolveHubModel } from '../models/hub.js';
+import type { Model } from '../models/checkpoint-model.js';
+import { loadAnyModel } from '../models/load-model.js';
+import { hubCacheDir, parseHubId, resolveHubModel } from '../load/hub.js';
 import type { OnnxModel } from '../models/onnx-tap.js';
 import type { TfjsModel } from '../models/tfjs-model.js';
-import { EMBEDDED } from '../models/tfjs-source.js';
+import { EMBEDDED } from '../load/tfjs-source.js';
 import { HttpError } from './http-error.js';
 import { resolveInRoots } from './security.js';
+import type { LoadedModelInfo, ModelEntry, Progress } from '../core/protocol.js';
 
 export type AnyModel = Model | TfjsModel | OnnxModel;
 
 export type ModelSpec = { kind: 'embedded' } | { kind: 'path'; path: string } | { kind: 'hub'; id: string };
-
-export interface ModelEntry {
-  /** What requests pass as `model`. */
-  id: string;
-  label: string;
-  kind: 'embedded' | 'folder' | 'hub-cache';
-  /** hf: Hugging Face folder (config.json), tfjs: TF.js graph model, gguf: a .gguf file. */
-  format: 'hf' | 'tfjs' | 'gguf';
-}
-
-/** What the app shows about a loaded model. */
-export interface LoadedModelInfo {
-  id: string;
-  modelType: string;
-  layers: number;
-  heads: number;
-  maxPositions: number;
-  causal: boolean;
-  weightBytes: number;
-  /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
-  encoderDecoder: boolean;
-}
-
-export interface Progress {
-  phase: 'resolve' | 'download' | 'load';
-  message: string;
-  file?: string;
-  loaded?: number;
-  total?: number;
-}
 
 export const EMBEDDED_LABEL = 'Universal Sentence Encoder lite (embedded)';
 
@@ -62,20 +34,30 @@ export function parseModelSpec(model: unknown): ModelSpec {
   if (model.startsWith('path:')) return { kind: 'path', path: model.slice(5) };
   const id = model.startsWith('hub:') ? model.slice(4) : model;
   if (parseHubId(id)) return { kind: 'hub', id };
-  throw new HttpError(400, `"${model.slice(0, 200)}" is not a model: use "embedded", a hub id (org/name), or "path:<folder in a model root>"`);
+  throw new HttpError(
+    400,
+    `"${model.slice(0, 200)}" is not a model: use "embedded", a hub id (org/name), or "path:<folder in a model root>"`,
+  );
 }
 
 /** The cache key of a spec: the same model named two ways is loaded once. */
 export async function modelKey(spec: ModelSpec, roots: readonly string[]): Promise<string> {
   switch (spec.kind) {
-    case 'embedded': return EMBEDDED;
-    case 'path': return `path:${await resolveInRoots(spec.path, roots)}`;
-    case 'hub': return `hub:${spec.id.includes('@') ? spec.id : `${spec.id}@main`}`;
+    case 'embedded':
+      return EMBEDDED;
+    case 'path':
+      return `path:${await resolveInRoots(spec.path, roots)}`;
+    case 'hub':
+      return `hub:${spec.id.includes('@') ? spec.id : `${spec.id}@main`}`;
   }
 }
 
 /** Opens the model a key names; hub downloads report their bytes through `onProgress`. */
-export async function openModel(key: string, env: NodeJS.ProcessEnv, onProgress: (p: Progress) => void): Promise<AnyModel> {
+export async function openModel(
+  key: string,
+  env: NodeJS.ProcessEnv,
+  onProgress: (p: Progress) => void,
+): Promise<AnyModel> {
   if (key === EMBEDDED) {
     onProgress({ phase: 'load', message: `loading ${EMBEDDED_LABEL}` });
     return loadAnyModel(EMBEDDED);
@@ -105,10 +87,22 @@ export function isEncoderDecoder(m: AnyModel): m is Model {
 }
 
 export function describeModel(id: string, m: AnyModel): LoadedModelInfo {
-  const common = { id, maxPositions: m.dims.maxPositions, weightBytes: m.weightBytes, encoderDecoder: isEncoderDecoder(m) };
-  if ('kind' in m && m.kind === 'tfjs') return { ...common, modelType: m.modelType, layers: m.dims.layers, heads: m.dims.heads, causal: m.causal };
+  const common = {
+    id,
+    maxPositions: m.dims.maxPositions,
+    weightBytes: m.weightBytes,
+    encoderDecoder: isEncoderDecoder(m),
+  };
+  if ('kind' in m && m.kind === 'tfjs')
+    return { ...common, modelType: m.modelType, layers: m.dims.layers, heads: m.dims.heads, causal: m.causal };
   const model = m as Model;
-  return { ...common, modelType: model.family.modelType, layers: model.dims.layers, heads: model.dims.heads, causal: model.family.causal };
+  return {
+    ...common,
+    modelType: model.family.modelType,
+    layers: model.dims.layers,
+    heads: model.dims.heads,
+    causal: model.family.causal,
+  };
 }
 
 /**
@@ -124,7 +118,8 @@ function progressFetch(onProgress: (p: Progress) => void): typeof fetch {
     if (!response.body || !url.includes('/resolve/') || ranged) return response;
     const file = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
     const total = Number(response.headers.get('content-length')) || undefined;
-    let loaded = 0, at = 0;
+    let loaded = 0,
+      at = 0;
     const counter = new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         loaded += chunk.length;
@@ -135,7 +130,11 @@ function progressFetch(onProgress: (p: Progress) => void): typeof fetch {
         controller.enqueue(chunk);
       },
     });
-    return new Response(response.body.pipeThrough(counter), { status: response.status, statusText: response.statusText, headers: response.headers });
+    return new Response(response.body.pipeThrough(counter), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
   };
 }
 
@@ -157,12 +156,18 @@ export async function listModels(roots: readonly string[], env: NodeJS.ProcessEn
     }
     for (const n of names) {
       if (n.name.startsWith('.') || n.name === 'node_modules') continue;
-      if (n.isFile() && n.name.toLowerCase().endsWith('.gguf')) entries.push({ id: `path:${join(dir, n.name)}`, label: relative(root, join(dir, n.name)), kind: 'folder', format: 'gguf' });
+      if (n.isFile() && n.name.toLowerCase().endsWith('.gguf'))
+        entries.push({
+          id: `path:${join(dir, n.name)}`,
+          label: relative(root, join(dir, n.name)),
+          kind: 'folder',
+          format: 'gguf',
+        });
       else if (n.isDirectory() && depth < 3) await walk(root, join(dir, n.name), depth + 1);
     }
   };
   for (const root of roots) await walk(root, root, 0);
-  entries.push(...await cachedHubModels(env));
+  entries.push(...(await cachedHubModels(env)));
   return entries;
 }
 
@@ -177,7 +182,14 @@ async function cachedHubModels(env: NodeJS.ProcessEnv): Promise<ModelEntry[]> {
     if (!parseHubId(id)) continue;
     const snapshots = join(cache, name, 'snapshots');
     const commits = await readdir(snapshots).catch(() => [] as string[]);
-    const complete = await Promise.all(commits.map((c) => stat(join(snapshots, c, 'config.json')).then(() => true, () => false)));
+    const complete = await Promise.all(
+      commits.map((c) =>
+        stat(join(snapshots, c, 'config.json')).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     if (!complete.some(Boolean) || !existsSync(join(cache, name, 'refs', 'main'))) continue;
     out.push({ id: `hub:${id}`, label: `${id} (Hugging Face cache)`, kind: 'hub-cache', format: 'hf' });
   }

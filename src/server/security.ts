@@ -42,7 +42,10 @@ export function allowedHosts(bind: string, port: number): Set<string> {
 export function checkHostAndOrigin(req: IncomingMessage, allowed: Set<string>): void {
   const host = (req.headers.host ?? '').toLowerCase();
   if (!allowed.has(host)) {
-    throw new HttpError(403, `Host "${host.slice(0, 100)}" is not this server: requests under another name are refused (DNS rebinding protection)`);
+    throw new HttpError(
+      403,
+      `Host "${host.slice(0, 100)}" is not this server: requests under another name are refused (DNS rebinding protection)`,
+    );
   }
   const origin = req.headers.origin;
   if (origin === undefined) return;
@@ -52,7 +55,7 @@ export function checkHostAndOrigin(req: IncomingMessage, allowed: Set<string>): 
   } catch {
     // 'null' (sandboxed frames, file:// pages) and junk land here
   }
-  if (!url || url.protocol !== 'http:' || !allowed.has(url.host.toLowerCase())) {
+  if (url?.protocol !== 'http:' || !allowed.has(url.host.toLowerCase())) {
     throw new HttpError(403, `Origin "${origin.slice(0, 100)}" is not this server: cross-site requests are refused`);
   }
 }
@@ -63,8 +66,10 @@ export function checkHostAndOrigin(req: IncomingMessage, allowed: Set<string>): 
  */
 export async function resolveInRoots(path: string, roots: readonly string[]): Promise<string> {
   if (path.includes('\0')) throw new HttpError(400, 'model path contains a NUL byte');
-  if (path.split(/[\\/]/).includes('..')) throw new HttpError(403, `model path "${path}" contains "..": only folders inside the model roots are served`);
-  if (roots.length === 0) throw new HttpError(403, 'no model roots are configured (start the server with --models-dir <folder>)');
+  if (path.split(/[\\/]/).includes('..'))
+    throw new HttpError(403, `model path "${path}" contains "..": only folders inside the model roots are served`);
+  if (roots.length === 0)
+    throw new HttpError(403, 'no model roots are configured (start the server with --models-dir <folder>)');
   const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
   const candidates = isAbsolute(path) ? [path] : roots.map((r) => resolve(r, path));
   let found = false;
@@ -72,7 +77,8 @@ export async function resolveInRoots(path: string, roots: readonly string[]): Pr
     const real = await realpath(candidate).catch(() => null);
     if (real === null) continue;
     found = true;
-    if (realRoots.some((r) => r !== null && (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)))) return real;
+    if (realRoots.some((r) => r !== null && (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep))))
+      return real;
   }
   if (found) throw new HttpError(403, `model path "${path}" is outside the model roots`);
   throw new HttpError(404, `no model folder "${path}" in the model roots`);

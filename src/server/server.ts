@@ -53,16 +53,25 @@ export const DEFAULT_PORT = 8700;
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const host = options.host ?? '127.0.0.1';
   if (!isLoopback(host) && !options.allowRemote) {
-    throw new AttnvizError(`refusing to bind ${host}: the server would answer other machines; pass --allow-remote to do it anyway`);
+    throw new AttnvizError(
+      `refusing to bind ${host}: the server would answer other machines; pass --allow-remote to do it anyway`,
+    );
   }
-  if (!isLoopback(host)) (options.warn ?? console.warn)(`attnviz: warning: listening on ${host}: anyone who can reach this address can use the models and read files under the model roots`);
+  if (!isLoopback(host))
+    (options.warn ?? console.warn)(
+      `attnviz: warning: listening on ${host}: anyone who can reach this address can use the models and read files under the model roots`,
+    );
   const limits = { ...api.DEFAULT_LIMITS, ...options.limits };
   const env = options.env ?? process.env;
   const roots = (options.modelRoots ?? []).map((r) => {
     if (!existsSync(r)) throw new AttnvizError(`model root ${r} does not exist`);
     return r;
   });
-  const cache = new ModelCache({ capBytes: limits.memoryCapBytes, maxQueue: limits.maxQueue, open: (key, onProgress) => openModel(key, env, onProgress) });
+  const cache = new ModelCache({
+    capBytes: limits.memoryCapBytes,
+    maxQueue: limits.maxQueue,
+    open: (key, onProgress) => openModel(key, env, onProgress),
+  });
   const defaultModel = await modelKey(parseModelSpec(options.model), roots).catch((e: unknown) => {
     throw new AttnvizError(`--model ${options.model}: ${(e as Error).message}`);
   });
@@ -70,7 +79,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const ctx: api.Context = { cache, roots, env, limits, defaultModel, results: new api.ResultCache(64 * 2 ** 20) };
   const files = await StaticFiles.open(options.appDir ?? defaultAppDir());
 
-  const routes: Record<string, Partial<Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>>> = {
+  const routes: Record<
+    string,
+    Partial<Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>>
+  > = {
     '/api/models': { GET: (q, s) => api.getModels(ctx, q, s) },
     '/api/models/load': { POST: (q, s) => api.postLoad(ctx, q, s) },
     '/api/attention': { POST: (q, s) => api.postAttention(ctx, q, s) },
@@ -88,11 +100,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     const route = routes[path];
     if (route) {
       const handler = route[method];
-      if (!handler) throw new HttpError(405, `${method} is not allowed on ${path} (use ${Object.keys(route).join(', ')})`);
+      if (!handler)
+        throw new HttpError(405, `${method} is not allowed on ${path} (use ${Object.keys(route).join(', ')})`);
       return handler(req, res);
     }
     if (path.startsWith('/api/')) throw new HttpError(404, `no API endpoint ${path.slice(0, 200)}`);
-    if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `${method} is not allowed on ${path.slice(0, 200)}`);
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new HttpError(405, `${method} is not allowed on ${path.slice(0, 200)}`);
     if (!files.built) throw new HttpError(503, 'the app is not built: run `npm run build`');
     if (!files.has(path)) throw new HttpError(404, `no file ${path.slice(0, 200)}`);
     return files.send(res, path, method === 'HEAD');
@@ -100,7 +114,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
-      if (!(e instanceof HttpError) && !(e instanceof AttnvizError)) console.error(`attnviz serve: ${req.method} ${req.url}:`, e);
+      if (!(e instanceof HttpError) && !(e instanceof AttnvizError))
+        console.error(`attnviz serve: ${req.method} ${req.url}:`, e);
       // A body left unread (too large, wrong type) would be parsed as the next request: close the connection.
       if (!req.complete) res.setHeader('connection', 'close');
       sendError(res, e);
@@ -113,13 +128,29 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) return socket.destroy();
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const body = JSON.stringify({ status, message: status === 431 ? 'request headers too large' : status === 408 ? 'request took too long to arrive' : 'malformed HTTP request' });
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const body = JSON.stringify({
+      status,
+      message:
+        status === 431
+          ? 'request headers too large'
+          : status === 408
+            ? 'request took too long to arrive'
+            : 'malformed HTTP request',
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new AttnvizError(e.code === 'EADDRINUSE' ? `port ${options.port ?? DEFAULT_PORT} is in use (pass --port)` : e.message)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new AttnvizError(
+          e.code === 'EADDRINUSE' ? `port ${options.port ?? DEFAULT_PORT} is in use (pass --port)` : e.message,
+        ),
+      ),
+    );
     server.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
@@ -149,4 +180,3 @@ function defaultAppDir(): string {
   }
   return join(dir, 'dist', 'app');
 }
-

@@ -20,7 +20,8 @@ const TYPES: Record<string, string> = {
 };
 
 /** Styles come from the views' own <style> elements, hence 'unsafe-inline' for styles (never for scripts). */
-export const APP_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+export const APP_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 export class StaticFiles {

@@ -5,7 +5,11 @@
 
 type Attrs = Record<string, string | number | boolean | undefined>;
 
-export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === false) continue;
@@ -18,9 +22,15 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs =
 }
 
 /** A labelled <select>; `onChange` gets the chosen value. */
-export function select<T extends string | number>(label: string, options: readonly { value: T; label: string }[], value: T, onChange: (v: T) => void): HTMLLabelElement {
+export function select<T extends string | number>(
+  label: string,
+  options: readonly { value: T; label: string }[],
+  value: T,
+  onChange: (v: T) => void,
+): HTMLLabelElement {
   const s = el('select');
-  for (const o of options) s.append(el('option', { value: String(o.value), text: o.label, selected: o.value === value }));
+  for (const o of options)
+    s.append(el('option', { value: String(o.value), text: o.label, selected: o.value === value }));
   s.addEventListener('change', () => onChange(options[s.selectedIndex].value));
   return el('label', { class: 'av-control' }, `${label} `, s);
 }
@@ -31,7 +41,12 @@ export function checkbox(label: string, checked: boolean, onChange: (v: boolean)
   return el('label', { class: 'av-control' }, c, ` ${label}`);
 }
 
-export function numberInput(label: string, value: number | null, attrs: Attrs, onChange: (v: number | null) => void): HTMLLabelElement {
+export function numberInput(
+  label: string,
+  value: number | null,
+  attrs: Attrs,
+  onChange: (v: number | null) => void,
+): HTMLLabelElement {
   const i = el('input', { type: 'number', value: value ?? '', ...attrs });
   i.addEventListener('input', () => onChange(i.value === '' ? null : Number(i.value)));
   return el('label', { class: 'av-control' }, `${label} `, i);
@@ -54,7 +69,12 @@ export function download(blob: Blob, name: string): void {
 }
 
 /** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp. */
-export function sizeCanvas(canvas: HTMLCanvasElement, width: number, height: number, scale?: number): CanvasRenderingContext2D {
+export function sizeCanvas(
+  canvas: HTMLCanvasElement,
+  width: number,
+  height: number,
+  scale?: number,
+): CanvasRenderingContext2D {
   const dpr = scale ?? (window.devicePixelRatio || 1);
   canvas.width = Math.ceil(width * dpr);
   canvas.height = Math.ceil(height * dpr);

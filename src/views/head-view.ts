@@ -83,10 +83,20 @@ const ALPHA_LEVELS = 64;
 
 export function headView(container: HTMLElement, data: Attention, options: HeadViewOptions = {}): HeadView {
   if (data.encoderDecoder) {
-    return partsView<HeadViewState, HeadView, HeadViewOptions>(container, data, options, headView, (s, _from, to, o) => ({
-      ...carryLayer(s.layer, o.includeLayers, to), heads: s.active.flatMap((a, h) => (a ? [h] : [])),
-      hideSpecial: s.hideSpecial, threshold: s.threshold, topK: s.topK, mode: s.mode,
-    }));
+    return partsView<HeadViewState, HeadView, HeadViewOptions>(
+      container,
+      data,
+      options,
+      headView,
+      (s, _from, to, o) => ({
+        ...carryLayer(s.layer, o.includeLayers, to),
+        heads: s.active.flatMap((a, h) => (a ? [h] : [])),
+        hideSpecial: s.hideSpecial,
+        threshold: s.threshold,
+        topK: s.topK,
+        mode: s.mode,
+      }),
+    );
   }
   // T query tokens (left); the key tokens (right) are the same but for cross-attention.
   const [L, H, T, K] = data.attention.dims;
@@ -97,11 +107,13 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
   const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
   const sideLabel = (side: Side, i: number) => (side === 'left' ? label(i) : keyLabel(i));
-  const activeInit = options.heads ? Array.from({ length: H }, (_, h) => options.heads!.includes(h)) : Array(H).fill(true);
+  const activeInit = options.heads
+    ? Array.from({ length: H }, (_, h) => options.heads!.includes(h))
+    : Array(H).fill(true);
   let state: HeadViewState = {
     layer: options.layer ?? layers[0],
     active: activeInit.some(Boolean) ? activeInit : Array(H).fill(true),
-    filter: data.sentenceBStart === null ? 'all' : options.filter ?? 'all',
+    filter: data.sentenceBStart === null ? 'all' : (options.filter ?? 'all'),
     hideSpecial: options.hideSpecial ?? false,
     threshold: options.threshold ?? 0,
     topK: options.topK ?? null,
@@ -125,21 +137,55 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   root.append(controls, heads, body, tooltip);
   container.append(root);
 
-  controls.append(select('Layer:', layers.map((l) => ({ value: l, label: String(l) })), state.layer, (layer) => update({ layer })));
+  controls.append(
+    select(
+      'Layer:',
+      layers.map((l) => ({ value: l, label: String(l) })),
+      state.layer,
+      (layer) => update({ layer }),
+    ),
+  );
   if (data.sentenceBStart !== null) {
-    controls.append(select('Attention:', (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })), state.filter, (filter) => update({ filter, pinned: [], hover: null })));
+    controls.append(
+      select(
+        'Attention:',
+        (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
+        state.filter,
+        (filter) => update({ filter, pinned: [], hover: null }),
+      ),
+    );
   }
   controls.append(
-    select('Show:', [{ value: 'lines' as const, label: 'Lines' }, { value: 'heatmap' as const, label: 'Heatmap' }], state.mode, (mode) => update({ mode })),
-    numberInput('Min weight:', state.threshold || null, { min: 0, max: 1, step: 0.01, class: 'av-threshold' }, (v) => update({ threshold: v ?? 0 })),
-    numberInput('Top-k:', state.topK, { min: 1, step: 1, class: 'av-topk' }, (v) => update({ topK: v && v > 0 ? Math.floor(v) : null })),
-    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) => update({ hideSpecial, pinned: [], hover: null })),
+    select(
+      'Show:',
+      [
+        { value: 'lines' as const, label: 'Lines' },
+        { value: 'heatmap' as const, label: 'Heatmap' },
+      ],
+      state.mode,
+      (mode) => update({ mode }),
+    ),
+    numberInput('Min weight:', state.threshold || null, { min: 0, max: 1, step: 0.01, class: 'av-threshold' }, (v) =>
+      update({ threshold: v ?? 0 }),
+    ),
+    numberInput('Top-k:', state.topK, { min: 1, step: 1, class: 'av-topk' }, (v) =>
+      update({ topK: v && v > 0 ? Math.floor(v) : null }),
+    ),
+    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) =>
+      update({ hideSpecial, pinned: [], hover: null }),
+    ),
     button('PNG', async () => download(await view.toPNG(), 'attention-head-view.png')),
     button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-head-view.svg')),
   );
 
-  const squares = colors.map((color, h) => {
-    const b = el('button', { class: 'av-head', type: 'button', title: `head ${h}`, 'data-head': h, 'aria-label': `head ${h}` });
+  const squares = colors.map((_color, h) => {
+    const b = el('button', {
+      class: 'av-head',
+      type: 'button',
+      title: `head ${h}`,
+      'data-head': h,
+      'aria-label': `head ${h}`,
+    });
     b.addEventListener('click', () => {
       const active = [...state.active];
       active[h] = !active[h];
@@ -166,20 +212,33 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   /** Focused tokens: the pinned set, else the hovered token (hover previews, a click locks). */
   const focus = (): TokenRef[] => (state.pinned.length ? state.pinned : state.hover ? [state.hover] : []);
   const activeHeads = () => state.active.flatMap((a, h) => (a ? [h] : []));
-  const kept = (h: number, r: number, w: number) => w >= state.threshold && (kth === null || w >= kth[h * matrix.rows.length + r]) && w > 0;
+  const kept = (h: number, r: number, w: number) =>
+    w >= state.threshold && (kth === null || w >= kth[h * matrix.rows.length + r]) && w > 0;
 
   // ---- lines mode -------------------------------------------------------------------------------------
-  const leftX = BOX, rightX = BOX + GAP;
+  const leftX = BOX,
+    rightX = BOX + GAP;
   const rowY = (r: number, top: number) => top + r * ROW + ROW / 2;
 
   /** Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). */
   function drawLines(p: Painter, top: number): number {
     const { rows, cols, data: w } = matrix;
-    const R = rows.length, C = cols.length;
+    const R = rows.length,
+      C = cols.length;
     const act = activeHeads();
     const f = focus();
-    const rowSel = new Set(f.filter((t) => t.side === 'left').map((t) => rows.indexOf(t.index)).filter((r) => r >= 0));
-    const colSel = new Set(f.filter((t) => t.side === 'right').map((t) => cols.indexOf(t.index)).filter((c) => c >= 0));
+    const rowSel = new Set(
+      f
+        .filter((t) => t.side === 'left')
+        .map((t) => rows.indexOf(t.index))
+        .filter((r) => r >= 0),
+    );
+    const colSel = new Set(
+      f
+        .filter((t) => t.side === 'right')
+        .map((t) => cols.indexOf(t.index))
+        .filter((c) => c >= 0),
+    );
     const focused = rowSel.size + colSel.size > 0;
 
     // Focus background, then per-head blocks on the opposite side (opacity = weight, not divided).
@@ -226,7 +285,8 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   // ---- heatmap mode: rows = queries, columns = keys; colour = mix of active heads' colours -------------
   function heatmapPixels(): ImageData {
     const { rows, cols, data: w } = matrix;
-    const R = rows.length, C = cols.length;
+    const R = rows.length,
+      C = cols.length;
     const act = activeHeads();
     const rgb = act.map((h) => hexRgb(colors[h]));
     const bg = hexRgb(theme.background);
@@ -234,12 +294,18 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     for (let r = 0; r < R; r++) {
       for (let c = 0; c < C; c++) {
         // Each head contributes weight / active heads of its colour over the background (sums to ≤ 1).
-        let a = 0, red = 0, green = 0, blue = 0;
+        let a = 0,
+          red = 0,
+          green = 0,
+          blue = 0;
         act.forEach((h, k) => {
           const v = w[(h * R + r) * C + c];
           if (!kept(h, r, v)) return;
           const x = v / act.length;
-          a += x; red += x * rgb[k][0]; green += x * rgb[k][1]; blue += x * rgb[k][2];
+          a += x;
+          red += x * rgb[k][0];
+          green += x * rgb[k][1];
+          blue += x * rgb[k][2];
         });
         const o = (r * C + c) * 4;
         img.data[o] = red + (1 - a) * bg[0];
@@ -264,13 +330,23 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     p.image(BOX, top + labelH, cols.length * cell, rows.length * cell, heatmapPixels());
     if (cell >= LABEL_MIN) {
       const size = Math.min(15, cell * 0.75);
-      rows.forEach((i, r) => p.text(BOX - PAD, top + labelH + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }));
-      cols.forEach((j, c) => p.text(BOX + c * cell + cell / 2, top + labelH - PAD, keyLabel(j), { color: theme.text, size, anchor: 'start', rotate: -90 }));
+      rows.forEach((i, r) =>
+        p.text(BOX - PAD, top + labelH + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }),
+      );
+      cols.forEach((j, c) =>
+        p.text(BOX + c * cell + cell / 2, top + labelH - PAD, keyLabel(j), {
+          color: theme.text,
+          size,
+          anchor: 'start',
+          rotate: -90,
+        }),
+      );
     }
     for (const t of focus()) {
       const r = (t.side === 'left' ? rows : cols).indexOf(t.index);
       if (r < 0) continue;
-      if (t.side === 'left') p.rect(BOX, top + labelH + r * cell, cols.length * cell, cell, 'none', 1, { color: theme.text, width: 1 });
+      if (t.side === 'left')
+        p.rect(BOX, top + labelH + r * cell, cols.length * cell, cell, 'none', 1, { color: theme.text, width: 1 });
       else p.rect(BOX + r * cell, top + labelH, cell, rows.length * cell, 'none', 1, { color: theme.text, width: 1 });
     }
     return rows.length * cols.length;
@@ -314,24 +390,48 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       tokensKey = key;
       body.querySelectorAll('.av-token, .av-hit').forEach((n) => n.remove());
       const make = (side: Side, i: number, r: number) => {
-        const t = el('div', { class: 'av-token', 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i], text: sideLabel(side, i) });
-        Object.assign(t.style, side === 'left'
-          ? { top: `${r * ROW}px`, left: '0', width: `${BOX}px`, textAlign: 'right' }
-          : { top: `${r * ROW}px`, left: `${rightX}px`, width: `${BOX}px`, background: 'transparent' });
-        t.addEventListener('mouseenter', () => { if (!state.pinned.length) update({ hover: { side, index: i } }); showTooltip(side, i, t); });
-        t.addEventListener('mouseleave', () => { tooltip.hidden = true; if (!state.pinned.length) update({ hover: null }); });
+        const t = el('div', {
+          class: 'av-token',
+          'data-side': side,
+          'data-index': i,
+          title: side === 'left' ? data.tokens[i] : keyTokens[i],
+          text: sideLabel(side, i),
+        });
+        Object.assign(
+          t.style,
+          side === 'left'
+            ? { top: `${r * ROW}px`, left: '0', width: `${BOX}px`, textAlign: 'right' }
+            : { top: `${r * ROW}px`, left: `${rightX}px`, width: `${BOX}px`, background: 'transparent' },
+        );
+        t.addEventListener('mouseenter', () => {
+          if (!state.pinned.length) update({ hover: { side, index: i } });
+          showTooltip(side, i, t);
+        });
+        t.addEventListener('mouseleave', () => {
+          tooltip.hidden = true;
+          if (!state.pinned.length) update({ hover: null });
+        });
         t.addEventListener('click', (e) => togglePin({ side, index: i }, e.shiftKey));
         body.append(t);
         return t;
       };
-      tokenEls = { left: matrix.rows.map((i, r) => make('left', i, r)), right: matrix.cols.map((j, c) => make('right', j, c)) };
+      tokenEls = {
+        left: matrix.rows.map((i, r) => make('left', i, r)),
+        right: matrix.cols.map((j, c) => make('right', j, c)),
+      };
     }
     const f = focus();
     for (const side of ['left', 'right'] as const) {
       for (const t of tokenEls[side]) {
         const i = Number(t.dataset.index);
-        t.classList.toggle('av-focus', f.some((x) => x.side === side && x.index === i));
-        t.classList.toggle('av-pinned', state.pinned.some((x) => x.side === side && x.index === i));
+        t.classList.toggle(
+          'av-focus',
+          f.some((x) => x.side === side && x.index === i),
+        );
+        t.classList.toggle(
+          'av-pinned',
+          state.pinned.some((x) => x.side === side && x.index === i),
+        );
         // Right-side tokens sit over the blocks: keep their background see-through.
         if (side === 'right' || f.some((x) => x.side === 'right')) t.style.background = 'transparent';
       }
@@ -352,12 +452,21 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     };
     const move = (e: MouseEvent) => {
       const hit = at(e);
-      if (!hit) { tooltip.hidden = true; return; }
-      const i = matrix.rows[hit.r], j = matrix.cols[hit.c];
+      if (!hit) {
+        tooltip.hidden = true;
+        return;
+      }
+      const i = matrix.rows[hit.r],
+        j = matrix.cols[hit.c];
       setTooltip(`${label(i)} → ${keyLabel(j)}\n${weightsText(hit.r, hit.c)}`, e.clientX, e.clientY);
     };
-    const leave = () => { tooltip.hidden = true; };
-    const click = (e: MouseEvent) => { const hit = at(e); if (hit) togglePin({ side: 'left', index: matrix.rows[hit.r] }, e.shiftKey); };
+    const leave = () => {
+      tooltip.hidden = true;
+    };
+    const click = (e: MouseEvent) => {
+      const hit = at(e);
+      if (hit) togglePin({ side: 'left', index: matrix.rows[hit.r] }, e.shiftKey);
+    };
     canvas.addEventListener('mousemove', move);
     canvas.addEventListener('mouseleave', leave);
     canvas.addEventListener('click', click);
@@ -373,23 +482,29 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     const same = (x: TokenRef) => x.side === t.side && x.index === t.index;
     const was = state.pinned.some(same);
     let pinned: TokenRef[];
-    if (add && state.pinned.every((x) => x.side === t.side)) pinned = was ? state.pinned.filter((x) => !same(x)) : [...state.pinned, t];
+    if (add && state.pinned.every((x) => x.side === t.side))
+      pinned = was ? state.pinned.filter((x) => !same(x)) : [...state.pinned, t];
     else pinned = was && state.pinned.length === 1 ? [] : [t];
     update({ pinned, hover: pinned.length ? null : t });
   }
 
   /** Exact per-head weights for one cell, as tooltip text. */
   function weightsText(r: number, c: number): string {
-    const R = matrix.rows.length, C = matrix.cols.length;
-    return activeHeads().map((h) => `head ${h}: ${matrix.data[(h * R + r) * C + c].toFixed(4)}`).join('\n');
+    const R = matrix.rows.length,
+      C = matrix.cols.length;
+    return activeHeads()
+      .map((h) => `head ${h}: ${matrix.data[(h * R + r) * C + c].toFixed(4)}`)
+      .join('\n');
   }
 
   /** Tooltip on a token of the side opposite to the focus: the exact weights between them. */
   function showTooltip(side: Side, i: number, target: HTMLElement): void {
     const other = focus().filter((f) => f.side !== side);
     if (other.length !== 1) return;
-    const q = side === 'right' ? other[0].index : i, k = side === 'right' ? i : other[0].index;
-    const r = matrix.rows.indexOf(q), c = matrix.cols.indexOf(k);
+    const q = side === 'right' ? other[0].index : i,
+      k = side === 'right' ? i : other[0].index;
+    const r = matrix.rows.indexOf(q),
+      c = matrix.cols.indexOf(k);
     if (r < 0 || c < 0) return;
     const box = target.getBoundingClientRect();
     setTooltip(`${label(q)} → ${keyLabel(k)}\n${weightsText(r, c)}`, box.right, box.top);
@@ -408,8 +523,14 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     refreshMatrix();
     const header = 30 + HEAD_SQUARE + 10;
     const drawHeader = (p: Painter) => {
-      p.text(0, 12, `Layer ${state.layer}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`, { color: theme.text, size: 13, weight: 'bold' });
-      state.active.forEach((a, h) => p.rect(h * HEAD_SQUARE, 30, HEAD_SQUARE, HEAD_SQUARE, a ? colors[h] : lighten(colors[h])));
+      p.text(0, 12, `Layer ${state.layer}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`, {
+        color: theme.text,
+        size: 13,
+        weight: 'bold',
+      });
+      state.active.forEach((a, h) =>
+        p.rect(h * HEAD_SQUARE, 30, HEAD_SQUARE, HEAD_SQUARE, a ? colors[h] : lighten(colors[h])),
+      );
     };
     if (state.mode === 'heatmap') {
       const cell = cellSize();
@@ -417,7 +538,10 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       return {
         width: Math.max(BOX + matrix.cols.length * cell, H * HEAD_SQUARE) + 10,
         height: header + labelH + matrix.rows.length * cell + 10,
-        draw: (p) => { drawHeader(p); drawHeatmap(p, header, cell); },
+        draw: (p) => {
+          drawHeader(p);
+          drawHeatmap(p, header, cell);
+        },
       };
     }
     const rowsN = Math.max(matrix.rows.length, matrix.cols.length);
@@ -444,9 +568,18 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     state: () => state,
     update,
     drawn: () => drawnCount,
-    toSVG: () => { const s = scene(); return sceneSvg(s.width, s.height, theme.background, s.draw); },
-    toPNG: () => { const s = scene(); return scenePng(s.width, s.height, theme.background, s.draw); },
-    destroy: () => { heatmapHandlers?.(); root.remove(); },
+    toSVG: () => {
+      const s = scene();
+      return sceneSvg(s.width, s.height, theme.background, s.draw);
+    },
+    toPNG: () => {
+      const s = scene();
+      return scenePng(s.width, s.height, theme.background, s.draw);
+    },
+    destroy: () => {
+      heatmapHandlers?.();
+      root.remove();
+    },
   };
   render();
   return view;
@@ -454,7 +587,8 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
 
 /** Per head and query row, the k-th largest weight: the top-k cut-off. */
 function kthLargest(m: LayerMatrix, k: number): Float32Array {
-  const R = m.rows.length, C = m.cols.length;
+  const R = m.rows.length,
+    C = m.cols.length;
   const out = new Float32Array(m.heads * R);
   for (let hr = 0; hr < m.heads * R; hr++) {
     const row = m.data.slice(hr * C, (hr + 1) * C).sort();

@@ -11,7 +11,11 @@ import { isSpecialToken } from './tokens.js';
 export type PairFilter = 'all' | 'aa' | 'bb' | 'ab' | 'ba';
 
 export const PAIR_FILTERS: Record<PairFilter, string> = {
-  all: 'All', aa: 'Sentence A → Sentence A', bb: 'Sentence B → Sentence B', ab: 'Sentence A → Sentence B', ba: 'Sentence B → Sentence A',
+  all: 'All',
+  aa: 'Sentence A → Sentence A',
+  bb: 'Sentence B → Sentence B',
+  ab: 'Sentence A → Sentence B',
+  ba: 'Sentence B → Sentence A',
 };
 
 export interface Selection {
@@ -33,18 +37,32 @@ export interface LayerMatrix {
  * Query and key token indices for a filter; `sentenceBStart` null means there is no pair. `keyTokens`, when
  * the keys are other tokens than the queries (cross-attention), gives the columns (no pair filter then).
  */
-export function filterIndices(tokens: readonly string[], sentenceBStart: number | null, sel: Selection, keyTokens?: readonly string[]): { rows: number[]; cols: number[] } {
+export function filterIndices(
+  tokens: readonly string[],
+  sentenceBStart: number | null,
+  sel: Selection,
+  keyTokens?: readonly string[],
+): { rows: number[]; cols: number[] } {
   const T = tokens.length;
   const b = sentenceBStart ?? T;
-  const range = (from: number, to: number, list = tokens) => Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(list[i]));
-  if (keyTokens !== undefined && keyTokens !== tokens) return { rows: range(0, T), cols: range(0, keyTokens.length, keyTokens) };
-  const A = range(0, b), B = range(b, T), all = range(0, T);
+  const range = (from: number, to: number, list = tokens) =>
+    Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(list[i]));
+  if (keyTokens !== undefined && keyTokens !== tokens)
+    return { rows: range(0, T), cols: range(0, keyTokens.length, keyTokens) };
+  const A = range(0, b),
+    B = range(b, T),
+    all = range(0, T);
   switch (sentenceBStart === null ? 'all' : sel.filter) {
-    case 'aa': return { rows: A, cols: A };
-    case 'bb': return { rows: B, cols: B };
-    case 'ab': return { rows: A, cols: B };
-    case 'ba': return { rows: B, cols: A };
-    default: return { rows: all, cols: all };
+    case 'aa':
+      return { rows: A, cols: A };
+    case 'bb':
+      return { rows: B, cols: B };
+    case 'ab':
+      return { rows: A, cols: B };
+    case 'ba':
+      return { rows: B, cols: A };
+    default:
+      return { rows: all, cols: all };
   }
 }
 
@@ -52,7 +70,8 @@ export function layerMatrix(a: Attention, layer: number, sel: Selection): LayerM
   // T query rows, K key columns (K = T but for cross-attention).
   const [, H, T, K] = a.attention.dims;
   const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens);
-  const R = rows.length, C = cols.length;
+  const R = rows.length,
+    C = cols.length;
   const data = new Float32Array(H * R * C);
   const src = a.attention.data;
   for (let h = 0; h < H; h++) {

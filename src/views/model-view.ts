@@ -138,12 +138,21 @@ interface PanelLayout {
 
 export function modelView(container: HTMLElement, data: Attention, options: ModelViewOptions = {}): ModelView {
   if (data.encoderDecoder) {
-    return partsView<ModelViewState, ModelView, ModelViewOptions>(container, data, options, modelView, (s, _from, to, o) => {
-      const { includeLayers } = carryLayer(0, o.includeLayers, to);
-      const L = to.attention.dims[0];
-      const selected = s.selected && s.selected.layer < L && (!includeLayers || includeLayers.includes(s.selected.layer)) ? s.selected : null;
-      return { includeLayers, selected, hideSpecial: s.hideSpecial, mode: s.mode };
-    });
+    return partsView<ModelViewState, ModelView, ModelViewOptions>(
+      container,
+      data,
+      options,
+      modelView,
+      (s, _from, to, o) => {
+        const { includeLayers } = carryLayer(0, o.includeLayers, to);
+        const L = to.attention.dims[0];
+        const selected =
+          s.selected && s.selected.layer < L && (!includeLayers || includeLayers.includes(s.selected.layer))
+            ? s.selected
+            : null;
+        return { includeLayers, selected, hideSpecial: s.hideSpecial, mode: s.mode };
+      },
+    );
   }
   const started = performance.now();
   // T query tokens (rows, left); K key tokens (columns, right): K = T but for cross-attention.
@@ -158,11 +167,15 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   const src = data.attention.data;
   const mode = options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 48) ? 'heatmap' : 'lines');
   check(mode === 'lines' || mode === 'heatmap', `mode must be "lines" or "heatmap", not ${JSON.stringify(mode)}`);
-  const filter = data.sentenceBStart === null ? 'all' : options.filter ?? 'all';
-  check(filter in PAIR_FILTERS, `filter must be one of ${Object.keys(PAIR_FILTERS).join(', ')}, not ${JSON.stringify(filter)}`);
+  const filter = data.sentenceBStart === null ? 'all' : (options.filter ?? 'all');
+  check(
+    filter in PAIR_FILTERS,
+    `filter must be one of ${Object.keys(PAIR_FILTERS).join(', ')}, not ${JSON.stringify(filter)}`,
+  );
   const sel0 = options.selected;
   let state: ModelViewState = {
-    selected: sel0 && layers.includes(sel0.layer) && heads.includes(sel0.head) ? { layer: sel0.layer, head: sel0.head } : null,
+    selected:
+      sel0 && layers.includes(sel0.layer) && heads.includes(sel0.head) ? { layer: sel0.layer, head: sel0.head } : null,
     filter,
     hideSpecial: options.hideSpecial ?? false,
     mode,
@@ -194,15 +207,34 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   container.append(root);
 
   if (data.sentenceBStart !== null) {
-    controls.append(select('Attention:', (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })), state.filter, (f) => update({ filter: f, hover: null, pinned: null })));
+    controls.append(
+      select(
+        'Attention:',
+        (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
+        state.filter,
+        (f) => update({ filter: f, hover: null, pinned: null }),
+      ),
+    );
   }
   controls.append(
-    select('Show:', [{ value: 'lines' as const, label: 'Lines' }, { value: 'heatmap' as const, label: 'Heatmap' }], state.mode, (m) => update({ mode: m, hover: null, pinned: null })),
-    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) => update({ hideSpecial, hover: null, pinned: null })),
+    select(
+      'Show:',
+      [
+        { value: 'lines' as const, label: 'Lines' },
+        { value: 'heatmap' as const, label: 'Heatmap' },
+      ],
+      state.mode,
+      (m) => update({ mode: m, hover: null, pinned: null }),
+    ),
+    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) =>
+      update({ hideSpecial, hover: null, pinned: null }),
+    ),
     button('PNG', async () => download(await view.toPNG(), 'attention-model-view.png')),
     button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-model-view.svg')),
   );
-  root.addEventListener('keydown', (e) => { if (e.key === 'Escape' && state.selected) update({ selected: null }); });
+  root.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.selected) update({ selected: null });
+  });
 
   // ---- geometry -----------------------------------------------------------------------------------------
   let g: Layout;
@@ -230,7 +262,8 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     const base = (layer * H + head) * T * K;
     if (identity) return src.subarray(base, base + T * K);
     const { rows, cols } = g;
-    const R = rows.length, C = cols.length;
+    const R = rows.length,
+      C = cols.length;
     if (scratch.length < R * C) scratch = new Float32Array(R * C);
     for (let r = 0; r < R; r++) {
       const rowBase = base + rows[r] * K;
@@ -243,14 +276,18 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   }
 
   // ---- thumbnails -----------------------------------------------------------------------------------------
-  const isSelected = (l: number, h: number) => state.selected !== null && state.selected.layer === l && state.selected.head === h;
+  const isSelected = (l: number, h: number) =>
+    state.selected !== null && state.selected.layer === l && state.selected.head === h;
   let images = new Map<number, ImageData>();
 
   /** Lines from query row r (left) to key row c (right), `width` px wide, with the ink of a 2.2 px line at opacity = weight. */
   function thumbLines(p: Painter, x: number, y: number, w: Float32Array, color: string, width: number): number {
     const ink = LINE_INK / width;
-    const R = g.rows.length, C = g.cols.length;
-    const x1 = x + MARGIN, x2 = x + g.tw - LINE_END, y0 = y + MARGIN + g.rh / 2;
+    const R = g.rows.length,
+      C = g.cols.length;
+    const x1 = x + MARGIN,
+      x2 = x + g.tw - LINE_END,
+      y0 = y + MARGIN + g.rh / 2;
     const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
     let count = 0;
     for (let r = 0; r < R; r++) {
@@ -278,16 +315,20 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   }
 
   function drawThumb(p: Painter, li: number, hi: number, lineWidth = 1): number {
-    const l = layers[li], h = heads[hi];
-    const x = thumbX(hi), y = thumbY(li);
+    const l = layers[li],
+      h = heads[hi];
+    const x = thumbX(hi),
+      y = thumbY(li);
     const selected = isSelected(l, h);
     p.rect(x, y, g.tw, g.th, selected ? theme.highlight : theme.background);
     let count = 0;
-    const R = g.rows.length, C = g.cols.length;
+    const R = g.rows.length,
+      C = g.cols.length;
     if (R && C) {
       if (state.mode === 'lines') count = thumbLines(p, x, y, weights(l, h), colors[l], lineWidth);
       else {
-        const side = g.tw - 2 * MARGIN, n = Math.max(R, C);
+        const side = g.tw - 2 * MARGIN,
+          n = Math.max(R, C);
         p.image(x + MARGIN, y + MARGIN, (side * C) / n, (side * R) / n, thumbImage(l, h));
         count = R * C;
       }
@@ -300,9 +341,19 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   function drawAxes(p: Painter): void {
     const gridW = AXIS + heads.length * g.tw;
     p.text(AXIS + (gridW - AXIS) / 2, 7.5, 'Heads', { color: theme.text, size: 15, weight: 'bold', anchor: 'middle' });
-    heads.forEach((h, hi) => p.text(thumbX(hi) + g.tw / 2, 26.5, String(h), { color: theme.text, size: 13, anchor: 'middle' }));
-    p.text(7.5, AXIS + (g.height - AXIS) / 2, 'Layers', { color: theme.text, size: 15, weight: 'bold', anchor: 'middle', rotate: -90 });
-    layers.forEach((l, li) => p.text(AXIS - 5, thumbY(li) + g.th / 2, String(l), { color: theme.text, size: 13, anchor: 'end' }));
+    heads.forEach((h, hi) =>
+      p.text(thumbX(hi) + g.tw / 2, 26.5, String(h), { color: theme.text, size: 13, anchor: 'middle' }),
+    );
+    p.text(7.5, AXIS + (g.height - AXIS) / 2, 'Layers', {
+      color: theme.text,
+      size: 15,
+      weight: 'bold',
+      anchor: 'middle',
+      rotate: -90,
+    });
+    layers.forEach((l, li) =>
+      p.text(AXIS - 5, thumbY(li) + g.th / 2, String(l), { color: theme.text, size: 13, anchor: 'end' }),
+    );
   }
 
   /** Axis labels and hit targets as DOM, at the positions drawAxes uses for exports. */
@@ -318,23 +369,38 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     at('av-axis-title av-axis-heads', 'Heads', AXIS + (gridW - AXIS) / 2, 7.5);
     heads.forEach((h, hi) => at('av-axis-index', String(h), thumbX(hi) + g.tw / 2, 26.5, { 'data-head': h }));
     at('av-axis-title av-axis-layers', 'Layers', 7.5, AXIS + (g.height - AXIS) / 2);
-    layers.forEach((l, li) => at('av-axis-index av-axis-layer', String(l), AXIS - 5, thumbY(li) + g.th / 2, { 'data-layer': l }));
+    layers.forEach((l, li) =>
+      at('av-axis-index av-axis-layer', String(l), AXIS - 5, thumbY(li) + g.th / 2, { 'data-layer': l }),
+    );
 
     if (!targets.childElementCount) {
-      layers.forEach((l) => heads.forEach((h) => {
-        const b = el('button', { type: 'button', class: 'av-thumb', 'data-layer': l, 'data-head': h, title: `Layer ${l}, Head ${h}`, 'aria-label': `Layer ${l}, Head ${h}` });
-        b.addEventListener('click', () => update({ selected: isSelected(l, h) ? null : { layer: l, head: h }, hover: null, pinned: null }));
-        targets.append(b);
-      }));
+      layers.forEach((l) =>
+        heads.forEach((h) => {
+          const b = el('button', {
+            type: 'button',
+            class: 'av-thumb',
+            'data-layer': l,
+            'data-head': h,
+            title: `Layer ${l}, Head ${h}`,
+            'aria-label': `Layer ${l}, Head ${h}`,
+          });
+          b.addEventListener('click', () =>
+            update({ selected: isSelected(l, h) ? null : { layer: l, head: h }, hover: null, pinned: null }),
+          );
+          targets.append(b);
+        }),
+      );
     }
     let k = 0;
-    layers.forEach((_, li) => heads.forEach((__, hi) => {
-      const s = (targets.children[k++] as HTMLElement).style;
-      s.left = `${thumbX(hi)}px`;
-      s.top = `${thumbY(li)}px`;
-      s.width = `${g.tw}px`;
-      s.height = `${g.th}px`;
-    }));
+    layers.forEach((_, li) =>
+      heads.forEach((__, hi) => {
+        const s = (targets.children[k++] as HTMLElement).style;
+        s.left = `${thumbX(hi)}px`;
+        s.top = `${thumbY(li)}px`;
+        s.width = `${g.tw}px`;
+        s.height = `${g.th}px`;
+      }),
+    );
   }
 
   // ---- grid render: full on layout change, two thumbnails on a selection change ------------------------
@@ -357,7 +423,8 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     } else if (!sameHead(drawnSelection, state.selected)) {
       for (const s of [drawnSelection, state.selected]) {
         if (!s) continue;
-        const li = layers.indexOf(s.layer), hi = heads.indexOf(s.head);
+        const li = layers.indexOf(s.layer),
+          hi = heads.indexOf(s.head);
         counts[li * heads.length + hi] = drawThumb(gridPainter, li, hi);
       }
     }
@@ -377,8 +444,13 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   let tokenEls: HTMLElement[] = [];
 
   function panelLayout(s: HeadRef): PanelLayout {
-    const R = g.rows.length, C = g.cols.length, n = Math.max(R, C, 1);
-    let contentW: number, contentH: number, cell = 0, band = 0;
+    const R = g.rows.length,
+      C = g.cols.length,
+      n = Math.max(R, C, 1);
+    let contentW: number,
+      contentH: number,
+      cell = 0,
+      band = 0;
     if (state.mode === 'lines') {
       contentW = 2 * P_TOKEN + P_GAP;
       contentH = n * P_ROW;
@@ -392,7 +464,8 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     const width = contentW + 2 * P_PAD + (contentH > bodyH ? SCROLLBAR : 0);
     const height = bodyH + P_TITLE + 2 * P_PAD;
     // Right of the thumbnail (x + 0.8 × width), flipped to its left if it would leave the grid (BertViz).
-    const li = layers.indexOf(s.layer), hi = heads.indexOf(s.head);
+    const li = layers.indexOf(s.layer),
+      hi = heads.indexOf(s.head);
     let x = thumbX(hi) + 0.8 * g.tw;
     if (x + width > GRID_WIDTH) x = Math.max(0, thumbX(hi) + 0.2 * g.tw - width);
     // Vertically: level with the thumbnail, moved up to stay in the grid but never over the heads axis.
@@ -410,14 +483,21 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
 
   /** Panel lines (at ox, oy); with `text`, also the token highlight and labels (exports; the page uses DOM). */
   function panelLines(p: Painter, ox: number, oy: number, color: string, text: boolean): number {
-    const R = g.rows.length, C = g.cols.length;
+    const R = g.rows.length,
+      C = g.cols.length;
     const f = focusAt();
     if (text) {
       if (f) p.rect(ox + (f.side === 'left' ? 0 : P_TOKEN + P_GAP), oy + f.at * P_ROW, P_TOKEN, P_ROW, theme.highlight);
-      g.rows.forEach((i, r) => p.text(ox + P_TOKEN - 4, oy + r * P_ROW + P_ROW / 2, label(i), { color: theme.text, size: 13, anchor: 'end' }));
-      g.cols.forEach((j, c) => p.text(ox + P_TOKEN + P_GAP + 4, oy + c * P_ROW + P_ROW / 2, keyLabel(j), { color: theme.text, size: 13 }));
+      g.rows.forEach((i, r) =>
+        p.text(ox + P_TOKEN - 4, oy + r * P_ROW + P_ROW / 2, label(i), { color: theme.text, size: 13, anchor: 'end' }),
+      );
+      g.cols.forEach((j, c) =>
+        p.text(ox + P_TOKEN + P_GAP + 4, oy + c * P_ROW + P_ROW / 2, keyLabel(j), { color: theme.text, size: 13 }),
+      );
     }
-    const x1 = ox + P_TOKEN + 2, x2 = ox + P_TOKEN + P_GAP - 2, y0 = oy + P_ROW / 2;
+    const x1 = ox + P_TOKEN + 2,
+      x2 = ox + P_TOKEN + P_GAP - 2,
+      y0 = oy + P_ROW / 2;
     const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
     let count = 0;
     const add = (r: number, c: number) => {
@@ -435,16 +515,24 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
 
   /** Panel heatmap: rows = queries, columns = keys, one cell per weight; the focused row/column framed. */
   function panelHeatmap(p: Painter, ox: number, oy: number, color: string, text: boolean): number {
-    const R = g.rows.length, C = g.cols.length, { cell, band } = pl!;
+    const R = g.rows.length,
+      C = g.cols.length,
+      { cell, band } = pl!;
     p.image(ox + band, oy + band, C * cell, R * cell, heatmapPixels(pw, R, C, Math.max(R, C), color, theme.background));
     if (text && band) {
       const size = Math.min(13, cell * 0.75);
-      g.rows.forEach((i, r) => p.text(ox + band - 4, oy + band + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }));
-      g.cols.forEach((j, c) => p.text(ox + band + c * cell + cell / 2, oy + band - 4, keyLabel(j), { color: theme.text, size, rotate: -90 }));
+      g.rows.forEach((i, r) =>
+        p.text(ox + band - 4, oy + band + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }),
+      );
+      g.cols.forEach((j, c) =>
+        p.text(ox + band + c * cell + cell / 2, oy + band - 4, keyLabel(j), { color: theme.text, size, rotate: -90 }),
+      );
     }
     const f = focusAt();
-    if (f?.side === 'left') p.rect(ox + band, oy + band + f.at * cell, C * cell, cell, 'none', 1, { color: theme.text, width: 1 });
-    if (f?.side === 'right') p.rect(ox + band + f.at * cell, oy + band, cell, R * cell, 'none', 1, { color: theme.text, width: 1 });
+    if (f?.side === 'left')
+      p.rect(ox + band, oy + band + f.at * cell, C * cell, cell, 'none', 1, { color: theme.text, width: 1 });
+    if (f?.side === 'right')
+      p.rect(ox + band + f.at * cell, oy + band, cell, R * cell, 'none', 1, { color: theme.text, width: 1 });
     return R * C;
   }
 
@@ -468,7 +556,12 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
       panelKey = key;
       pw = weights(s.layer, s.head).slice(0, g.rows.length * g.cols.length);
       pl = panelLayout(s);
-      Object.assign(panel.style, { left: `${pl.x}px`, top: `${pl.y}px`, width: `${pl.width}px`, borderColor: colors[s.layer] });
+      Object.assign(panel.style, {
+        left: `${pl.x}px`,
+        top: `${pl.y}px`,
+        width: `${pl.width}px`,
+        borderColor: colors[s.layer],
+      });
       panelBody.style.height = `${pl.bodyH}px`;
       Object.assign(panelInner.style, { width: `${pl.contentW}px`, height: `${pl.contentH}px` });
       panel.dataset.layer = String(s.layer);
@@ -496,10 +589,22 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     heatmapHandlers?.();
     const { cell, band } = pl!;
     const make = (side: Side, i: number, style: Partial<CSSStyleDeclaration>, cls = '') => {
-      const t = el('div', { class: `av-token ${cls}`, 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i], text: side === 'left' ? label(i) : keyLabel(i) });
+      const t = el('div', {
+        class: `av-token ${cls}`,
+        'data-side': side,
+        'data-index': i,
+        title: side === 'left' ? data.tokens[i] : keyTokens[i],
+        text: side === 'left' ? label(i) : keyLabel(i),
+      });
       Object.assign(t.style, style);
-      t.addEventListener('mouseenter', () => { if (!state.pinned) update({ hover: { side, index: i } }); showTooltip(side, i, t); });
-      t.addEventListener('mouseleave', () => { tooltip.hidden = true; if (!state.pinned) update({ hover: null }); });
+      t.addEventListener('mouseenter', () => {
+        if (!state.pinned) update({ hover: { side, index: i } });
+        showTooltip(side, i, t);
+      });
+      t.addEventListener('mouseleave', () => {
+        tooltip.hidden = true;
+        if (!state.pinned) update({ hover: null });
+      });
       t.addEventListener('click', () => {
         const same = state.pinned?.side === side && state.pinned.index === i;
         update({ pinned: same ? null : { side, index: i }, hover: same ? { side, index: i } : null });
@@ -508,15 +613,28 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
       tokenEls.push(t);
     };
     if (state.mode === 'lines') {
-      g.rows.forEach((i, r) => make('left', i, { top: `${r * P_ROW}px`, left: '0', width: `${P_TOKEN}px`, textAlign: 'right' }));
-      g.cols.forEach((j, c) => make('right', j, { top: `${c * P_ROW}px`, left: `${P_TOKEN + P_GAP}px`, width: `${P_TOKEN}px` }));
+      g.rows.forEach((i, r) =>
+        make('left', i, { top: `${r * P_ROW}px`, left: '0', width: `${P_TOKEN}px`, textAlign: 'right' }),
+      );
+      g.cols.forEach((j, c) =>
+        make('right', j, { top: `${c * P_ROW}px`, left: `${P_TOKEN + P_GAP}px`, width: `${P_TOKEN}px` }),
+      );
       return;
     }
     if (band) {
       const font = `${Math.min(13, cell * 0.75)}px`;
       const box = { height: `${cell}px`, lineHeight: `${cell}px`, fontSize: font };
-      g.rows.forEach((i, r) => make('left', i, { ...box, top: `${band + r * cell}px`, left: '0', width: `${band}px`, textAlign: 'right' }));
-      g.cols.forEach((j, c) => make('right', j, { ...box, top: '0', left: `${band + c * cell}px`, width: `${cell}px`, height: `${band}px` }, 'av-vertical'));
+      g.rows.forEach((i, r) =>
+        make('left', i, { ...box, top: `${band + r * cell}px`, left: '0', width: `${band}px`, textAlign: 'right' }),
+      );
+      g.cols.forEach((j, c) =>
+        make(
+          'right',
+          j,
+          { ...box, top: '0', left: `${band + c * cell}px`, width: `${cell}px`, height: `${band}px` },
+          'av-vertical',
+        ),
+      );
     }
     heatmapTargets(cell, band);
   }
@@ -526,15 +644,21 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
   function heatmapTargets(cell: number, band: number): void {
     const at = (e: MouseEvent) => {
       const rect = panelCanvas.getBoundingClientRect();
-      const c = Math.floor((e.clientX - rect.left - band) / cell), r = Math.floor((e.clientY - rect.top - band) / cell);
+      const c = Math.floor((e.clientX - rect.left - band) / cell),
+        r = Math.floor((e.clientY - rect.top - band) / cell);
       return r >= 0 && c >= 0 && r < g.rows.length && c < g.cols.length ? { r, c } : null;
     };
     const move = (e: MouseEvent) => {
       const hit = at(e);
-      if (!hit) { tooltip.hidden = true; return; }
+      if (!hit) {
+        tooltip.hidden = true;
+        return;
+      }
       setTooltip(pairText(hit.r, hit.c), e.clientX, e.clientY);
     };
-    const leave = () => { tooltip.hidden = true; };
+    const leave = () => {
+      tooltip.hidden = true;
+    };
     const click = (e: MouseEvent) => {
       const hit = at(e);
       if (!hit) return;
@@ -553,14 +677,17 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     };
   }
 
-  const pairText = (r: number, c: number) => `${label(g.rows[r])} → ${keyLabel(g.cols[c])}\n${pw[r * g.cols.length + c].toFixed(4)}`;
+  const pairText = (r: number, c: number) =>
+    `${label(g.rows[r])} → ${keyLabel(g.cols[c])}\n${pw[r * g.cols.length + c].toFixed(4)}`;
 
   /** Tooltip on a panel token opposite to the pinned (or hovered) one: the exact weight between them. */
   function showTooltip(side: Side, i: number, target: HTMLElement): void {
     const other = state.pinned ?? state.hover;
     if (!other || other.side === side) return;
-    const q = side === 'right' ? other.index : i, k = side === 'right' ? i : other.index;
-    const r = g.rows.indexOf(q), c = g.cols.indexOf(k);
+    const q = side === 'right' ? other.index : i,
+      k = side === 'right' ? i : other.index;
+    const r = g.rows.indexOf(q),
+      c = g.cols.indexOf(k);
     if (r < 0 || c < 0) return;
     const box = target.getBoundingClientRect();
     setTooltip(pairText(r, c), box.right, box.top);
@@ -599,7 +726,11 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
         if (!pl || !state.selected) return;
         const { layer, head } = state.selected;
         p.rect(pl.x, pl.y, panelW, full, theme.background, 1, { color: colors[layer], width: 1.5 });
-        p.text(pl.x + P_PAD, pl.y + P_PAD + P_TITLE / 2 - 2, `Layer ${layer}, Head ${head}`, { color: theme.text, size: 13, weight: 'bold' });
+        p.text(pl.x + P_PAD, pl.y + P_PAD + P_TITLE / 2 - 2, `Layer ${layer}, Head ${head}`, {
+          color: theme.text,
+          size: 13,
+          weight: 'bold',
+        });
         drawPanelContent(p, pl.x + P_PAD, pl.y + P_PAD + P_TITLE, true);
       },
     };
@@ -607,7 +738,10 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
 
   function update(patch: Partial<ModelViewState>): void {
     const s = patch.selected;
-    check(!s || (layers.includes(s.layer) && heads.includes(s.head)), () => `selected: layer ${s!.layer}, head ${s!.head} is not in the grid`);
+    check(
+      !s || (layers.includes(s.layer) && heads.includes(s.head)),
+      () => `selected: layer ${s!.layer}, head ${s!.head} is not in the grid`,
+    );
     state = { ...state, ...patch };
     render();
   }
@@ -617,9 +751,18 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
     state: () => state,
     update,
     drawn: () => drawnCount,
-    toSVG: () => { const s = scene(1); return sceneSvg(s.width, s.height, theme.background, s.draw); },
-    toPNG: () => { const s = scene(1 / PNG_SCALE); return scenePng(s.width, s.height, theme.background, s.draw, PNG_SCALE); },
-    destroy: () => { heatmapHandlers?.(); root.remove(); },
+    toSVG: () => {
+      const s = scene(1);
+      return sceneSvg(s.width, s.height, theme.background, s.draw);
+    },
+    toPNG: () => {
+      const s = scene(1 / PNG_SCALE);
+      return scenePng(s.width, s.height, theme.background, s.draw, PNG_SCALE);
+    },
+    destroy: () => {
+      heatmapHandlers?.();
+      root.remove();
+    },
   };
   render();
   try {
@@ -634,10 +777,18 @@ export function modelView(container: HTMLElement, data: Attention, options: Mode
  * RGBA pixels of an [R × C] weight matrix: the colour over the background with opacity = weight. With more
  * cells than `side` pixels along the longer edge, each pixel holds the maximum of the cells it covers.
  */
-function heatmapPixels(w: Float32Array, R: number, C: number, side: number, color: string, background: string): ImageData {
+function heatmapPixels(
+  w: Float32Array,
+  R: number,
+  C: number,
+  side: number,
+  color: string,
+  background: string,
+): ImageData {
   const n = Math.max(R, C, 1);
   const k = Math.min(1, side / n);
-  const pwid = Math.max(1, Math.ceil(C * k)), phgt = Math.max(1, Math.ceil(R * k));
+  const pwid = Math.max(1, Math.ceil(C * k)),
+    phgt = Math.max(1, Math.ceil(R * k));
   let a: Float32Array;
   if (k === 1) a = w;
   else {
@@ -645,14 +796,17 @@ function heatmapPixels(w: Float32Array, R: number, C: number, side: number, colo
     const colPx = new Int32Array(C);
     for (let c = 0; c < C; c++) colPx[c] = Math.floor(c * k);
     for (let r = 0; r < R; r++) {
-      const py = Math.floor(r * k) * pwid, o = r * C;
+      const py = Math.floor(r * k) * pwid,
+        o = r * C;
       for (let c = 0; c < C; c++) {
-        const v = w[o + c], i = py + colPx[c];
+        const v = w[o + c],
+          i = py + colPx[c];
         if (v > a[i]) a[i] = v;
       }
     }
   }
-  const fg = rgb(color), bg = rgb(background);
+  const fg = rgb(color),
+    bg = rgb(background);
   const img = new ImageData(pwid, phgt);
   const d = img.data;
   for (let i = 0; i < pwid * phgt; i++) {
@@ -670,11 +824,16 @@ function indexList(option: string, given: number[] | undefined, n: number, what:
   if (given === undefined || given === null) return Array.from({ length: n }, (_, i) => i);
   check(Array.isArray(given) && given.length > 0, `${option} must be a non-empty list of ${what} indices`);
   const out = [...new Set(given)];
-  for (const i of out) check(Number.isInteger(i) && i >= 0 && i < n, `${option}: ${JSON.stringify(i)} is not a ${what} of this model (0–${n - 1})`);
+  for (const i of out)
+    check(
+      Number.isInteger(i) && i >= 0 && i < n,
+      `${option}: ${JSON.stringify(i)} is not a ${what} of this model (0–${n - 1})`,
+    );
   return out;
 }
 
-const sameHead = (a: HeadRef | null, b: HeadRef | null) => (a === null || b === null ? a === b : a.layer === b.layer && a.head === b.head);
+const sameHead = (a: HeadRef | null, b: HeadRef | null) =>
+  a === null || b === null ? a === b : a.layer === b.layer && a.head === b.head;
 
 /** The model view's own rules, scoped under its root class (the shared ones are in styles.ts). */
 function modelCss(t: Theme): string {

@@ -117,7 +117,8 @@ export interface NeuronView extends ViewHandle<NeuronViewState> {
   scales(): NeuronScales | null;
 }
 
-export const NO_QK_NOTE = 'This file has no queries and keys (q/k): the neuron view needs them. Extract with attnviz to include them.';
+export const NO_QK_NOTE =
+  'This file has no queries and keys (q/k): the neuron view needs them. Extract with attnviz to include them.';
 export const HEADINGS = ['Query q', 'Key k', 'q × k (elementwise)', 'q · k', 'Softmax'] as const;
 
 // ---- geometry (px), after BertViz: rows of 26 with 20-px vector cells under a 42-px heading band --------
@@ -127,15 +128,31 @@ const TOP = 42;
 const TOKEN_W = 120;
 const PAD = 6;
 /** Collapsed: lines span 170 px from the left tokens to the right tokens. */
-const LINE_X0 = TOKEN_W + 4, LINE_X1 = 291, RIGHT_X = 295, RIGHT_W = 120;
+const LINE_X0 = TOKEN_W + 4,
+  LINE_X1 = 291,
+  RIGHT_X = 295,
+  RIGHT_W = 120;
 /** Expanded: left edges of the columns (integers, so 1-px frames at x − 0.5 are crisp). */
-const Q_X = 145, K_X = 383, P_X = 608, D_X = 833, S_X = 884;
-const VEC_W = 200, DOT = 22, S_W = 96;
-const COLLAPSED_W = RIGHT_X + RIGHT_W, EXPANDED_W = S_X + S_W;
+const Q_X = 145,
+  K_X = 383,
+  P_X = 608,
+  D_X = 833,
+  S_X = 884;
+const VEC_W = 200,
+  DOT = 22,
+  S_W = 96;
+const COLLAPSED_W = RIGHT_X + RIGHT_W,
+  EXPANDED_W = S_X + S_W;
 /** The geometry, for tests that read pixels. */
 export const NEURON_LAYOUT = { ROW, CELL_H, TOP, TOKEN_W, Q_X, K_X, P_X, D_X, S_X, VEC_W, DOT, S_W } as const;
 /** Heading boxes (x, width), in HEADINGS order. */
-const HEADING_BOX: [number, number][] = [[Q_X, VEC_W], [K_X, VEC_W], [P_X, VEC_W], [D_X - 24, DOT + 48], [S_X, S_W]];
+const HEADING_BOX: [number, number][] = [
+  [Q_X, VEC_W],
+  [K_X, VEC_W],
+  [P_X, VEC_W],
+  [D_X - 24, DOT + 48],
+  [S_X, S_W],
+];
 
 /** s = SCALE_RMS × RMS (see the header). */
 const SCALE_RMS = 3;
@@ -152,14 +169,23 @@ const ATTENTION_TOL = 1e-3;
 
 export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
   if (data.encoderDecoder) {
-    return partsView<NeuronViewState, NeuronView, NeuronViewOptions>(container, data, options, neuronView, (s, from, to) => {
-      // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
-      const same = from.tokens === to.tokens;
-      return {
-        layer: carryLayer(s.layer, undefined, to).layer, head: s.head, theme: s.theme,
-        selected: same ? s.selected : null, expanded: same && s.selected !== null && s.expanded,
-      };
-    });
+    return partsView<NeuronViewState, NeuronView, NeuronViewOptions>(
+      container,
+      data,
+      options,
+      neuronView,
+      (s, from, to) => {
+        // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
+        const same = from.tokens === to.tokens;
+        return {
+          layer: carryLayer(s.layer, undefined, to).layer,
+          head: s.head,
+          theme: s.theme,
+          selected: same ? s.selected : null,
+          expanded: same && s.selected !== null && s.expanded,
+        };
+      },
+    );
   }
   const [L, H] = data.attention.dims;
   const hasQK = data.query !== undefined && data.key !== undefined;
@@ -168,13 +194,14 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
   const index = (name: string, v: number | undefined, n: number, fallback: number) => {
     if (v === undefined) return fallback;
-    if (!Number.isInteger(v) || v < 0 || v >= n) throw new RangeError(`neuron view: ${name} ${v} is out of range (0–${n - 1})`);
+    if (!Number.isInteger(v) || v < 0 || v >= n)
+      throw new RangeError(`neuron view: ${name} ${v} is out of range (0–${n - 1})`);
     return v;
   };
   let state: NeuronViewState = {
     layer: index('layer', options.layer, L, 0),
     head: index('head', options.head, H, 0),
-    filter: data.sentenceBStart === null ? 'all' : options.filter ?? 'all',
+    filter: data.sentenceBStart === null ? 'all' : (options.filter ?? 'all'),
     theme: options.theme ?? 'dark',
     selected: options.selected ?? null,
     pinned: options.selected != null,
@@ -189,11 +216,15 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   // The notes keep their lines when empty (visibility, not display), so showing them never moves the tokens.
   const scaleNote = el('div', { class: 'av-note av-scale' });
   const checkNote = el('div', { class: 'av-note av-check' });
-  const show = (e: HTMLElement, on: boolean) => { e.style.visibility = on ? 'visible' : 'hidden'; };
+  const show = (e: HTMLElement, on: boolean) => {
+    e.style.visibility = on ? 'visible' : 'hidden';
+  };
   const body = el('div', { class: 'av-body' });
   const canvas = el('canvas');
   body.append(canvas);
-  const notes = hasQK ? [scaleNote, checkNote] : [el('div', { class: 'av-note av-no-qk', role: 'note', text: NO_QK_NOTE })];
+  const notes = hasQK
+    ? [scaleNote, checkNote]
+    : [el('div', { class: 'av-note av-no-qk', role: 'note', text: NO_QK_NOTE })];
   root.append(style, controls, ...notes, body);
   container.append(root);
 
@@ -203,17 +234,29 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   controls.append(layerSelect, headSelect);
   let filterSelect: HTMLLabelElement | null = null;
   if (data.sentenceBStart !== null) {
-    filterSelect = select('Attention:', (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })), state.filter, (filter) => update({ filter }));
+    filterSelect = select(
+      'Attention:',
+      (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
+      state.filter,
+      (filter) => update({ filter }),
+    );
     controls.append(filterSelect);
   }
-  const themes: { value: ThemeName | 'auto'; label: string }[] = [{ value: 'dark', label: 'Dark' }, { value: 'light', label: 'Light' }, { value: 'auto', label: 'Auto' }];
+  const themes: { value: ThemeName | 'auto'; label: string }[] = [
+    { value: 'dark', label: 'Dark' },
+    { value: 'light', label: 'Light' },
+    { value: 'auto', label: 'Auto' },
+  ];
   const themeSelect = select('Theme:', themes, state.theme, (t) => update({ theme: t }));
   controls.append(
     themeSelect,
     button('PNG', async () => download(await view.toPNG(), 'attention-neuron-view.png')),
     button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-neuron-view.svg')),
   );
-  const syncSelect = (l: HTMLLabelElement | null, v: string | number) => { const s = l?.querySelector('select'); if (s) s.value = String(v); };
+  const syncSelect = (l: HTMLLabelElement | null, v: string | number) => {
+    const s = l?.querySelector('select');
+    if (s) s.value = String(v);
+  };
 
   const headings = HEADINGS.map((text, k) => {
     const [x, w] = HEADING_BOX[k];
@@ -225,11 +268,16 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
 
   /** (+) / (−): one button, moved into the focused token so reaching it does not leave the token. */
   const toggle = el('button', { type: 'button', class: 'av-toggle' });
-  toggle.addEventListener('click', (e) => { e.stopPropagation(); update({ expanded: !state.expanded }); });
+  toggle.addEventListener('click', (e) => {
+    e.stopPropagation();
+    update({ expanded: !state.expanded });
+  });
 
   // 'auto' follows the page's colour scheme as it changes.
   const media = window.matchMedia?.('(prefers-color-scheme: dark)');
-  const onScheme = () => { if (state.theme === 'auto') render(); };
+  const onScheme = () => {
+    if (state.theme === 'auto') render();
+  };
   media?.addEventListener?.('change', onScheme);
 
   // ---- derived data, cached by what they depend on ------------------------------------------------------
@@ -237,7 +285,10 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   let matrixKey = '';
   const refreshMatrix = () => {
     const key = `${state.layer}/${state.filter}`;
-    if (key !== matrixKey) { matrixKey = key; matrix = layerMatrix(data, state.layer, { filter: state.filter, hideSpecial: false }); }
+    if (key !== matrixKey) {
+      matrixKey = key;
+      matrix = layerMatrix(data, state.layer, { filter: state.filter, hideSpecial: false });
+    }
   };
   let scaleCache: { key: string; value: NeuronScales } | null = null;
   const scales = (): NeuronScales | null => {
@@ -251,8 +302,13 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     refreshMatrix();
     const key = `${state.layer}/${state.head}/${state.filter}/${state.selected}`;
     if (colCache?.key !== key) {
-      colCache = { key, value: hasQK && state.selected !== null && matrix.rows.includes(state.selected)
-        ? neuronColumns(data, state.layer, state.head, state.selected, matrix.cols) : null };
+      colCache = {
+        key,
+        value:
+          hasQK && state.selected !== null && matrix.rows.includes(state.selected)
+            ? neuronColumns(data, state.layer, state.head, state.selected, matrix.cols)
+            : null,
+      };
     }
     return colCache.value;
   };
@@ -264,7 +320,8 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   const rowMid = (r: number, top: number) => rowTop(r, top) + ROW / 2;
   const cellTop = (r: number, top: number) => rowTop(r, top) + (ROW - CELL_H) / 2;
   const signColor = (v: number) => (v >= 0 ? theme.positive : theme.negative);
-  const focusColors = () => (theme.name === 'dark' ? { bg: theme.positive, text: '#ffffff' } : { bg: theme.highlight, text: theme.text });
+  const focusColors = () =>
+    theme.name === 'dark' ? { bg: theme.positive, text: '#ffffff' } : { bg: theme.highlight, text: theme.text };
 
   /**
    * A column of vectors (one per row, null = empty row) as one RGBA raster: d pixels wide, ROW pixels per row
@@ -273,7 +330,8 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
    */
   function vectorRaster(vectors: readonly (ArrayLike<number> | null)[], d: number, s: number): ImageData {
     const img = new ImageData(d, Math.max(1, vectors.length * ROW));
-    const pos = rgbOf(theme.positive), neg = rgbOf(theme.negative);
+    const pos = rgbOf(theme.positive),
+      neg = rgbOf(theme.negative);
     const y0 = (ROW - CELL_H) / 2;
     vectors.forEach((v, r) => {
       if (!v) return;
@@ -281,7 +339,10 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
         const [red, green, blue] = v[k] >= 0 ? pos : neg;
         const alpha = Math.round(Math.tanh(Math.abs(v[k]) / s) * 255);
         for (let y = 0, o = ((r * ROW + y0) * d + k) * 4; y < CELL_H; y++, o += d * 4) {
-          img.data[o] = red; img.data[o + 1] = green; img.data[o + 2] = blue; img.data[o + 3] = alpha;
+          img.data[o] = red;
+          img.data[o + 1] = green;
+          img.data[o + 2] = blue;
+          img.data[o + 3] = alpha;
         }
       }
     });
@@ -290,26 +351,49 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
 
   /** A column of vectors at x: the raster (cached by `key` when given), then a 1-px frame around each row's cells. */
   const rasters = new Map<string, ImageData>();
-  function drawVectors(p: Painter, x: number, top: number, vectors: readonly (ArrayLike<number> | null)[], s: number, key?: string): void {
+  function drawVectors(
+    p: Painter,
+    x: number,
+    top: number,
+    vectors: readonly (ArrayLike<number> | null)[],
+    s: number,
+    key?: string,
+  ): void {
     if (vectors.length === 0) return;
     const make = () => vectorRaster(vectors, vectors.find((v) => v)?.length ?? 1, s);
     let img = key ? rasters.get(key) : undefined;
     if (!img) {
       img = make();
-      if (key) { if (rasters.size > 16) rasters.clear(); rasters.set(key, img); }
+      if (key) {
+        if (rasters.size > 16) rasters.clear();
+        rasters.set(key, img);
+      }
     }
     p.image(x, rowTop(0, top), VEC_W, vectors.length * ROW, img);
     // All frames as one path: horizontal edges run half a line width past the corners so these are filled.
     const segments: number[] = [];
     vectors.forEach((v, r) => {
       if (!v) return;
-      const y = cellTop(r, top), x0 = x - 0.5, x1 = x + VEC_W + 0.5, y0 = y - 0.5, y1 = y + CELL_H + 0.5;
+      const y = cellTop(r, top),
+        x0 = x - 0.5,
+        x1 = x + VEC_W + 0.5,
+        y0 = y - 0.5,
+        y1 = y + CELL_H + 0.5;
       segments.push(x0 - 0.5, y0, x1 + 0.5, y0, x0 - 0.5, y1, x1 + 0.5, y1, x0, y0, x0, y1, x1, y0, x1, y1);
     });
     p.lines(segments, theme.border, 1, 1);
   }
 
-  function frame(p: Painter, x: number, y: number, w: number, h: number, color: string, width: number, opacity: number): void {
+  function frame(
+    p: Painter,
+    x: number,
+    y: number,
+    w: number,
+    h: number,
+    color: string,
+    width: number,
+    opacity: number,
+  ): void {
     const o = width / 2;
     p.rect(x - o, y - o, w + width, h + width, 'none', opacity, { color, width });
   }
@@ -325,24 +409,43 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     else drawCollapsed(p, top, r);
     if (!text) return;
     const style = { color: theme.text, size: 15 };
-    rows.forEach((i, k) => p.text(TOKEN_W - PAD, rowMid(k, top), label(i), { ...style, color: k === r ? focus.text : theme.text, anchor: 'end' }));
+    rows.forEach((i, k) =>
+      p.text(TOKEN_W - PAD, rowMid(k, top), label(i), {
+        ...style,
+        color: k === r ? focus.text : theme.text,
+        anchor: 'end',
+      }),
+    );
     const rightX = (state.expanded && hasQK ? S_X : RIGHT_X) + PAD;
     cols.forEach((j, c) => p.text(rightX, rowMid(c, top), keyLabel(j), style));
     if (state.expanded && hasQK) {
-      HEADINGS.forEach((h, k) => p.text(HEADING_BOX[k][0] + HEADING_BOX[k][1] / 2, top + TOP / 2, h, { color: theme.text, size: 16, anchor: 'middle' }));
+      HEADINGS.forEach((h, k) =>
+        p.text(HEADING_BOX[k][0] + HEADING_BOX[k][1] / 2, top + TOP / 2, h, {
+          color: theme.text,
+          size: 16,
+          anchor: 'middle',
+        }),
+      );
     }
   }
 
   function drawCollapsed(p: Painter, top: number, r: number): void {
-    const R = matrix.rows.length, C = matrix.cols.length;
-    if (r >= 0) for (let c = 0; c < C; c++) { const w = weight(r, c); if (w >= MIN_ALPHA) p.rect(RIGHT_X, rowTop(c, top), RIGHT_W, ROW, theme.positive, w); }
+    const R = matrix.rows.length,
+      C = matrix.cols.length;
+    if (r >= 0)
+      for (let c = 0; c < C; c++) {
+        const w = weight(r, c);
+        if (w >= MIN_ALPHA) p.rect(RIGHT_X, rowTop(c, top), RIGHT_W, ROW, theme.positive, w);
+      }
     // All rows' lines, or only the focused row's.
-    const from = r >= 0 ? r : 0, to = r >= 0 ? r + 1 : R;
+    const from = Math.max(r, 0),
+      to = r >= 0 ? r + 1 : R;
     const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
     for (let k = from; k < to; k++) {
       for (let c = 0; c < C; c++) {
         const w = weight(k, c);
-        if (w >= MIN_ALPHA) buckets[Math.round(w * ALPHA_LEVELS)].push(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top));
+        if (w >= MIN_ALPHA)
+          buckets[Math.round(w * ALPHA_LEVELS)].push(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top));
       }
     }
     buckets.forEach((segments, level) => p.lines(segments, theme.positive, Math.max(level, 0.5) / ALPHA_LEVELS, 2));
@@ -351,23 +454,47 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   function drawExpanded(p: Painter, top: number, r: number): void {
     const { rows, cols } = matrix;
     const s = scales()!;
-    const q = data.query!, k = data.key!;
+    const q = data.query!,
+      k = data.key!;
     const cs = columns();
     // Query and key vectors: every row, whatever the selection.
     const key = `${state.layer}/${state.head}/${state.filter}/${theme.name}`;
-    drawVectors(p, Q_X, top, rows.map((i) => headVector(q, state.layer, state.head, i)), s.vector, `q/${key}`);
-    drawVectors(p, K_X, top, cols.map((j) => headVector(k, state.layer, state.head, j)), s.vector, `k/${key}`);
+    drawVectors(
+      p,
+      Q_X,
+      top,
+      rows.map((i) => headVector(q, state.layer, state.head, i)),
+      s.vector,
+      `q/${key}`,
+    );
+    drawVectors(
+      p,
+      K_X,
+      top,
+      cols.map((j) => headVector(k, state.layer, state.head, j)),
+      s.vector,
+      `k/${key}`,
+    );
     // Softmax: the data's weights as bars behind the key tokens.
-    if (r >= 0) cols.forEach((_, c) => { const w = weight(r, c); if (w >= MIN_ALPHA) p.rect(S_X, rowTop(c, top), S_W, ROW, theme.positive, w); });
+    if (r >= 0)
+      cols.forEach((_, c) => {
+        const w = weight(r, c);
+        if (w >= MIN_ALPHA) p.rect(S_X, rowTop(c, top), S_W, ROW, theme.positive, w);
+      });
     if (!cs || r < 0) {
-      p.text(P_X + VEC_W / 2, rowMid(0, top), 'No token selected', { color: theme.mutedText, size: 18, anchor: 'middle' });
+      p.text(P_X + VEC_W / 2, rowMid(0, top), 'No token selected', {
+        color: theme.mutedText,
+        size: 18,
+        anchor: 'middle',
+      });
       return;
     }
     frame(p, Q_X, cellTop(r, top), VEC_W, CELL_H, theme.positive, 2, 1);
     drawVectors(p, P_X, top, cs.products, s.product);
     const elbow = (Q_X + VEC_W + K_X) / 2;
     cols.forEach((_, c) => {
-      const y = cellTop(c, top), mid = rowMid(c, top);
+      const y = cellTop(c, top),
+        mid = rowMid(c, top);
       if (cs.masked[c]) {
         frame(p, P_X, y, VEC_W, CELL_H, theme.border, 1, 1);
         p.text(P_X + VEC_W / 2, mid, 'masked (j > i)', { color: theme.mutedText, size: 11, anchor: 'middle' });
@@ -382,8 +509,18 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       const link = Math.tanh(LINK * weight(r, c));
       if (link < MIN_ALPHA) return;
       frame(p, K_X, y, VEC_W, CELL_H, theme.positive, 2, link);
-      p.path([Q_X + VEC_W + 1, rowMid(r, top), elbow, rowMid(r, top), elbow, mid, K_X - 1, mid], theme.positive, link, 2);
-      p.lines([K_X + VEC_W + 1, mid, P_X - 1, mid, P_X + VEC_W + 1, mid, D_X - 1, mid, D_X + DOT + 1, mid, S_X, mid], theme.positive, link, 2);
+      p.path(
+        [Q_X + VEC_W + 1, rowMid(r, top), elbow, rowMid(r, top), elbow, mid, K_X - 1, mid],
+        theme.positive,
+        link,
+        2,
+      );
+      p.lines(
+        [K_X + VEC_W + 1, mid, P_X - 1, mid, P_X + VEC_W + 1, mid, D_X - 1, mid, D_X + DOT + 1, mid, S_X, mid],
+        theme.positive,
+        link,
+        2,
+      );
     });
   }
 
@@ -396,22 +533,40 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       tokensKey = key;
       body.querySelectorAll('.av-token').forEach((n) => n.remove());
       const make = (side: 'left' | 'right', i: number, n: number) => {
-        const t = el('div', { class: `av-token av-${side}`, 'data-side': side, 'data-index': i, title: side === 'left' ? data.tokens[i] : keyTokens[i] },
-          el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }));
+        const t = el(
+          'div',
+          {
+            class: `av-token av-${side}`,
+            'data-side': side,
+            'data-index': i,
+            title: side === 'left' ? data.tokens[i] : keyTokens[i],
+          },
+          el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }),
+        );
         t.style.top = `${TOP + n * ROW}px`;
         if (side === 'left') {
           Object.assign(t.style, { left: '0', width: `${TOKEN_W}px`, textAlign: 'right' });
-          t.addEventListener('mouseenter', () => { if (!state.pinned) update({ selected: i }); });
-          t.addEventListener('mouseleave', () => { if (!state.pinned && !state.expanded) update({ selected: null }); });
-          t.addEventListener('click', () => update(state.pinned && state.selected === i ? { pinned: false } : { selected: i, pinned: true }));
+          t.addEventListener('mouseenter', () => {
+            if (!state.pinned) update({ selected: i });
+          });
+          t.addEventListener('mouseleave', () => {
+            if (!state.pinned && !state.expanded) update({ selected: null });
+          });
+          t.addEventListener('click', () =>
+            update(state.pinned && state.selected === i ? { pinned: false } : { selected: i, pinned: true }),
+          );
         }
         body.append(t);
         return t;
       };
-      tokenEls = { left: matrix.rows.map((i, n) => make('left', i, n)), right: matrix.cols.map((j, c) => make('right', j, c)) };
+      tokenEls = {
+        left: matrix.rows.map((i, n) => make('left', i, n)),
+        right: matrix.cols.map((j, c) => make('right', j, c)),
+      };
     }
     const expanded = state.expanded && hasQK;
-    for (const t of tokenEls.right) Object.assign(t.style, { left: `${expanded ? S_X : RIGHT_X}px`, width: `${expanded ? S_W : RIGHT_W}px` });
+    for (const t of tokenEls.right)
+      Object.assign(t.style, { left: `${expanded ? S_X : RIGHT_X}px`, width: `${expanded ? S_W : RIGHT_W}px` });
     let focused: HTMLElement | null = null;
     for (const t of tokenEls.left) {
       const on = Number(t.dataset.index) === state.selected;
@@ -435,8 +590,13 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     refreshMatrix();
     const expanded = state.expanded && hasQK;
     Object.assign(root.dataset, {
-      theme: theme.name, layer: String(state.layer), head: String(state.head), filter: state.filter,
-      expanded: String(expanded), selected: state.selected === null ? '' : String(state.selected), pinned: String(state.pinned),
+      theme: theme.name,
+      layer: String(state.layer),
+      head: String(state.head),
+      filter: state.filter,
+      expanded: String(expanded),
+      selected: state.selected === null ? '' : String(state.selected),
+      pinned: String(state.pinned),
     });
     syncSelect(layerSelect, state.layer);
     syncSelect(headSelect, state.head);
@@ -447,7 +607,9 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     body.style.height = `${height}px`;
     const ctx = canvasContext(width, height);
     drawBody(new CanvasPainter(ctx), 0, false);
-    headings.forEach((h) => { h.hidden = !expanded; });
+    headings.forEach((h) => {
+      h.hidden = !expanded;
+    });
     renderTokens();
     renderNotes(expanded);
   }
@@ -456,7 +618,10 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   let canvasKey = '';
   function canvasContext(width: number, height: number): CanvasRenderingContext2D {
     const key = `${width}×${height}@${window.devicePixelRatio || 1}`;
-    if (key !== canvasKey) { canvasKey = key; return sizeCanvas(canvas, width, height); }
+    if (key !== canvasKey) {
+      canvasKey = key;
+      return sizeCanvas(canvas, width, height);
+    }
     const ctx = canvas.getContext('2d')!;
     const transform = ctx.getTransform();
     ctx.resetTransform();
@@ -468,7 +633,8 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   function renderNotes(expanded: boolean): void {
     const s = scales();
     show(scaleNote, expanded && s !== null);
-    if (s) scaleNote.textContent = `Colour: blue ≥ 0, orange < 0, opacity tanh(|v| / s) with s = 3 × RMS in this head: ${s.vector.toFixed(2)} (q, k), ${s.product.toFixed(2)} (q × k), ${s.dot.toFixed(2)} (q · k)`;
+    if (s)
+      scaleNote.textContent = `Colour: blue ≥ 0, orange < 0, opacity tanh(|v| / s) with s = 3 × RMS in this head: ${s.vector.toFixed(2)} (q, k), ${s.product.toFixed(2)} (q × k), ${s.dot.toFixed(2)} (q · k)`;
     const cs = columns();
     show(checkNote, cs !== null);
     if (!cs) return;
@@ -491,7 +657,12 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       width: Math.max(width, hasQK ? 0 : 780),
       height: header + TOP + Math.max(matrix.rows.length, matrix.cols.length) * ROW + 10,
       draw: (p) => {
-        p.text(0, 10, `Layer ${state.layer} · Head ${state.head}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`, { color: theme.text, size: 13, weight: 'bold' });
+        p.text(
+          0,
+          10,
+          `Layer ${state.layer} · Head ${state.head}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`,
+          { color: theme.text, size: 13, weight: 'bold' },
+        );
         if (!hasQK) p.text(0, 30, NO_QK_NOTE, { color: theme.mutedText, size: 12 });
         drawBody(p, header, true);
       },
@@ -503,7 +674,12 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     next.layer = index('layer', next.layer, L, 0);
     next.head = index('head', next.head, H, 0);
     if (data.sentenceBStart === null) next.filter = 'all';
-    const { rows } = filterIndices(data.tokens, data.sentenceBStart, { filter: next.filter, hideSpecial: false }, data.keyTokens);
+    const { rows } = filterIndices(
+      data.tokens,
+      data.sentenceBStart,
+      { filter: next.filter, hideSpecial: false },
+      data.keyTokens,
+    );
     if (next.selected !== null && !rows.includes(next.selected)) next.selected = null;
     if (next.selected === null) next.pinned = false;
     if (!hasQK) next.expanded = false;
@@ -517,9 +693,18 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     update,
     columns,
     scales,
-    toSVG: () => { const s = scene(); return sceneSvg(s.width, s.height, theme.background, s.draw); },
-    toPNG: () => { const s = scene(); return scenePng(s.width, s.height, theme.background, s.draw); },
-    destroy: () => { media?.removeEventListener?.('change', onScheme); root.remove(); },
+    toSVG: () => {
+      const s = scene();
+      return sceneSvg(s.width, s.height, theme.background, s.draw);
+    },
+    toPNG: () => {
+      const s = scene();
+      return scenePng(s.width, s.height, theme.background, s.draw);
+    },
+    destroy: () => {
+      media?.removeEventListener?.('change', onScheme);
+      root.remove();
+    },
   };
   update({});
   return view;
@@ -542,7 +727,8 @@ const scoreScale = (a: Attention, d: number) => a.scoreScale ?? 1 / Math.sqrt(d)
 
 /** The score formula the check applies, as the note prints it. */
 function scoreFormula(a: Attention): string {
-  const scaled = a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
+  const scaled =
+    a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
   return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
 }
 
@@ -552,18 +738,32 @@ function scoreFormula(a: Attention): string {
  * a product of two f16-rounded values is off by ≤ 2⁻¹⁰ relative, so |Δz_j| ≤ 2⁻¹⁰ Σ_k |q_k k_k| · scale
  * (the bias travels in float32).
  */
-function scoreRow(a: Attention, layer: number, head: number, i: number): { z: Float64Array; p: Float64Array; zError: number } {
-  const T = a.tokens.length, K = (a.keyTokens ?? a.tokens).length;
+function scoreRow(
+  a: Attention,
+  layer: number,
+  head: number,
+  i: number,
+): { z: Float64Array; p: Float64Array; zError: number } {
+  const T = a.tokens.length,
+    K = (a.keyTokens ?? a.tokens).length;
   const q = headVector(a.query!, layer, head, i);
-  const d = q.length, scale = scoreScale(a, d);
+  const d = q.length,
+    scale = scoreScale(a, d);
   const bias = a.positionBias?.data.subarray((head * T + i) * K, (head * T + i + 1) * K);
-  const z = new Float64Array(K).fill(-Infinity), p = new Float64Array(K);
-  let max = -Infinity, zError = 0;
+  const z = new Float64Array(K).fill(-Infinity),
+    p = new Float64Array(K);
+  let max = -Infinity,
+    zError = 0;
   for (let j = 0; j < K; j++) {
     if (!unmasked(a, i, j)) continue;
     const k = headVector(a.key!, layer, head, j);
-    let s = 0, abs = 0;
-    for (let n = 0; n < d; n++) { const x = q[n] * k[n]; s += x; abs += Math.abs(x); }
+    let s = 0,
+      abs = 0;
+    for (let n = 0; n < d; n++) {
+      const x = q[n] * k[n];
+      s += x;
+      abs += Math.abs(x);
+    }
     z[j] = s * scale;
     zError = Math.max(zError, F16_PRODUCT * abs * scale + 1e-6);
     max = Math.max(max, z[j] + (bias ? bias[j] : 0));
@@ -575,20 +775,32 @@ function scoreRow(a: Attention, layer: number, head: number, i: number): { z: Fl
 }
 
 /** The five columns for query token i over the keys `cols`, and the consistency check over the whole row. */
-export function neuronColumns(a: Attention, layer: number, head: number, i: number, cols: readonly number[]): NeuronColumns {
+export function neuronColumns(
+  a: Attention,
+  layer: number,
+  head: number,
+  i: number,
+  cols: readonly number[],
+): NeuronColumns {
   const [, H, T, K] = a.attention.dims;
   const { z, p, zError } = scoreRow(a, layer, head, i);
   const row = a.attention.data.subarray(((layer * H + head) * T + i) * K, ((layer * H + head) * T + i + 1) * K);
   // softmax moves by dp_j = p_j (Δz_j − Σ p_k Δz_k), so |dp_j| ≤ 2 p_j max|Δz|.
-  let maxDiff = 0, pMax = 0;
-  for (let j = 0; j < K; j++) { maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j])); pMax = Math.max(pMax, p[j]); }
+  let maxDiff = 0,
+    pMax = 0;
+  for (let j = 0; j < K; j++) {
+    maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j]));
+    pMax = Math.max(pMax, p[j]);
+  }
   const q = headVector(a.query!, layer, head, i);
   const masked = cols.map((j) => !unmasked(a, i, j));
   return {
     query: i,
     keys: [...cols],
     masked,
-    products: cols.map((j, c) => (masked[c] ? null : Array.from(headVector(a.key!, layer, head, j), (k, n) => q[n] * k))),
+    products: cols.map((j, c) =>
+      masked[c] ? null : Array.from(headVector(a.key!, layer, head, j), (k, n) => q[n] * k),
+    ),
     dots: cols.map((j, c) => (masked[c] ? null : z[j])),
     softmax: cols.map((j) => row[j]),
     computed: cols.map((j, c) => (masked[c] ? null : p[j])),
@@ -600,19 +812,33 @@ export function neuronColumns(a: Attention, layer: number, head: number, i: numb
 /** s = 3 × RMS of q and k (together), of q_i ⊙ k_j and of q_i·k_j·scale over the unmasked pairs of one head. */
 export function headScales(a: Attention, layer: number, head: number): NeuronScales {
   // T queries, K keys (K = T but for cross-attention).
-  const T = a.tokens.length, K = (a.keyTokens ?? a.tokens).length;
-  const q = (i: number) => headVector(a.query!, layer, head, i), k = (j: number) => headVector(a.key!, layer, head, j);
-  const d = q(0).length, scale = scoreScale(a, d);
-  let vec = 0, prod = 0, dot = 0, pairs = 0;
-  for (let j = T; j < K; j++) { const kj = k(j); for (let n = 0; n < d; n++) vec += kj[n] * kj[n]; }
+  const T = a.tokens.length,
+    K = (a.keyTokens ?? a.tokens).length;
+  const q = (i: number) => headVector(a.query!, layer, head, i),
+    k = (j: number) => headVector(a.key!, layer, head, j);
+  const d = q(0).length,
+    scale = scoreScale(a, d);
+  let vec = 0,
+    prod = 0,
+    dot = 0,
+    pairs = 0;
+  for (let j = T; j < K; j++) {
+    const kj = k(j);
+    for (let n = 0; n < d; n++) vec += kj[n] * kj[n];
+  }
   for (let i = 0; i < T; i++) {
-    const qi = q(i), ki = i < K ? k(i) : null;
+    const qi = q(i),
+      ki = i < K ? k(i) : null;
     for (let n = 0; n < d; n++) vec += qi[n] * qi[n] + (ki ? ki[n] * ki[n] : 0);
     for (let j = 0; j < K; j++) {
       if (!unmasked(a, i, j)) continue;
       const kj = k(j);
       let s = 0;
-      for (let n = 0; n < d; n++) { const x = qi[n] * kj[n]; prod += x * x; s += x; }
+      for (let n = 0; n < d; n++) {
+        const x = qi[n] * kj[n];
+        prod += x * x;
+        s += x;
+      }
       dot += (s * scale) ** 2;
       pairs++;
     }

@@ -14,7 +14,15 @@ export interface TextStyle {
 }
 
 export interface Painter {
-  rect(x: number, y: number, w: number, h: number, fill: string, opacity?: number, stroke?: { color: string; width: number }): void;
+  rect(
+    x: number,
+    y: number,
+    w: number,
+    h: number,
+    fill: string,
+    opacity?: number,
+    stroke?: { color: string; width: number },
+  ): void;
   /** Many segments of one colour and opacity: `[x1, y1, x2, y2, …]`. */
   lines(segments: readonly number[], stroke: string, opacity: number, width: number): void;
   /** A polyline path through `points` `[x0, y0, x1, y1, …]`. */
@@ -29,7 +37,15 @@ export const FONT = "'Helvetica Neue', Helvetica, Arial, sans-serif";
 export class CanvasPainter implements Painter {
   constructor(readonly ctx: CanvasRenderingContext2D) {}
 
-  rect(x: number, y: number, w: number, h: number, fill: string, opacity = 1, stroke?: { color: string; width: number }): void {
+  rect(
+    x: number,
+    y: number,
+    w: number,
+    h: number,
+    fill: string,
+    opacity = 1,
+    stroke?: { color: string; width: number },
+  ): void {
     const c = this.ctx;
     c.globalAlpha = opacity;
     if (fill !== 'none') {
@@ -99,30 +115,51 @@ export class CanvasPainter implements Painter {
 export class SvgPainter implements Painter {
   private readonly parts: string[] = [];
 
-  constructor(readonly width: number, readonly height: number, readonly background: string) {}
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    readonly background: string,
+  ) {}
 
-  rect(x: number, y: number, w: number, h: number, fill: string, opacity = 1, stroke?: { color: string; width: number }): void {
-    this.parts.push(`<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" fill="${fill}"${opacity !== 1 ? ` fill-opacity="${r(opacity, 3)}"` : ''}${stroke ? ` stroke="${stroke.color}" stroke-width="${stroke.width}"` : ''}/>`);
+  rect(
+    x: number,
+    y: number,
+    w: number,
+    h: number,
+    fill: string,
+    opacity = 1,
+    stroke?: { color: string; width: number },
+  ): void {
+    this.parts.push(
+      `<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" fill="${fill}"${opacity !== 1 ? ` fill-opacity="${r(opacity, 3)}"` : ''}${stroke ? ` stroke="${stroke.color}" stroke-width="${stroke.width}"` : ''}/>`,
+    );
   }
 
   lines(segments: readonly number[], stroke: string, opacity: number, width: number): void {
     if (segments.length === 0) return;
     let d = '';
-    for (let i = 0; i < segments.length; i += 4) d += `M${r(segments[i])} ${r(segments[i + 1])}L${r(segments[i + 2])} ${r(segments[i + 3])}`;
-    this.parts.push(`<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`);
+    for (let i = 0; i < segments.length; i += 4)
+      d += `M${r(segments[i])} ${r(segments[i + 1])}L${r(segments[i + 2])} ${r(segments[i + 3])}`;
+    this.parts.push(
+      `<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`,
+    );
   }
 
   path(points: readonly number[], stroke: string, opacity: number, width: number): void {
     let d = `M${r(points[0])} ${r(points[1])}`;
     for (let i = 2; i < points.length; i += 2) d += `L${r(points[i])} ${r(points[i + 1])}`;
-    this.parts.push(`<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`);
+    this.parts.push(
+      `<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`,
+    );
   }
 
   text(x: number, y: number, text: string, s: TextStyle): void {
     const anchor = s.anchor && s.anchor !== 'start' ? ` text-anchor="${s.anchor}"` : '';
     const rotate = s.rotate ? ` transform="rotate(${s.rotate} ${r(x)} ${r(y)})"` : '';
     const weight = s.weight === 'bold' ? ' font-weight="bold"' : '';
-    this.parts.push(`<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"${anchor}${weight}${rotate}>${escapeXml(text)}</text>`);
+    this.parts.push(
+      `<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"${anchor}${weight}${rotate}>${escapeXml(text)}</text>`,
+    );
   }
 
   image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
@@ -130,12 +167,16 @@ export class SvgPainter implements Painter {
     tile.width = pixels.width;
     tile.height = pixels.height;
     tile.getContext('2d')!.putImageData(pixels, 0, 0);
-    this.parts.push(`<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`);
+    this.parts.push(
+      `<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
+    );
   }
 
   toString(): string {
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">`
-      + `<rect width="100%" height="100%" fill="${this.background}"/>${this.parts.join('')}</svg>`;
+    return (
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">` +
+      `<rect width="100%" height="100%" fill="${this.background}"/>${this.parts.join('')}</svg>`
+    );
   }
 }
 
@@ -150,7 +191,13 @@ function r(v: number, digits = 2): number {
 }
 
 /** Renders a scene to a PNG blob at `scale` × (device pixel ratio for crisp output). */
-export async function scenePng(width: number, height: number, background: string, draw: (p: Painter) => void, scale = 2): Promise<Blob> {
+export async function scenePng(
+  width: number,
+  height: number,
+  background: string,
+  draw: (p: Painter) => void,
+  scale = 2,
+): Promise<Blob> {
   const canvas = document.createElement('canvas');
   canvas.width = Math.ceil(width * scale);
   canvas.height = Math.ceil(height * scale);
@@ -159,7 +206,9 @@ export async function scenePng(width: number, height: number, background: string
   ctx.fillStyle = background;
   ctx.fillRect(0, 0, width, height);
   draw(new CanvasPainter(ctx));
-  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG encoding failed'))), 'image/png'));
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('PNG encoding failed'))), 'image/png'),
+  );
 }
 
 export function sceneSvg(width: number, height: number, background: string, draw: (p: Painter) => void): string {

@@ -38,8 +38,26 @@ export interface Theme {
 }
 
 export const THEMES: Record<ThemeName, Theme> = {
-  light: { name: 'light', text: '#111111', mutedText: '#666666', background: '#ffffff', highlight: '#e5e5e5', border: '#ccc', positive: '#0c36d8', negative: '#ff6318' },
-  dark: { name: 'dark', text: '#dddddd', mutedText: '#999999', background: '#111111', highlight: '#333', border: '#444', positive: '#2090dd', negative: '#ff6318' },
+  light: {
+    name: 'light',
+    text: '#111111',
+    mutedText: '#666666',
+    background: '#ffffff',
+    highlight: '#e5e5e5',
+    border: '#ccc',
+    positive: '#0c36d8',
+    negative: '#ff6318',
+  },
+  dark: {
+    name: 'dark',
+    text: '#dddddd',
+    mutedText: '#999999',
+    background: '#111111',
+    highlight: '#333',
+    border: '#444',
+    positive: '#2090dd',
+    negative: '#ff6318',
+  },
 };
 
 /** `'auto'` follows the page's prefers-color-scheme. */

@@ -29,7 +29,11 @@ export interface PartOptions {
 export type Carry<S, O> = (state: Readonly<S>, from: Attention, to: Attention, options: O) => Partial<O>;
 
 export function partsView<S extends object, V extends ViewHandle<S>, O extends PartOptions>(
-  container: HTMLElement, data: Attention, options: O, create: (host: HTMLElement, data: Attention, options: O) => V, carry: Carry<S, O>,
+  container: HTMLElement,
+  data: Attention,
+  options: O,
+  create: (host: HTMLElement, data: Attention, options: O) => V,
+  carry: Carry<S, O>,
 ): V {
   const host = el('div', { class: 'attnviz-parts' });
   container.append(host);
@@ -40,7 +44,12 @@ export function partsView<S extends object, V extends ViewHandle<S>, O extends P
     inner = create(host, attentionPart(data, part), { ...o, part: undefined });
     host.dataset.part = part;
     inner.element.dataset.part = part;
-    const control = select('Attention:', ATTENTION_PARTS.map((p) => ({ value: p, label: PART_LABELS[p] })), part, (p) => handle.update({ part: p } as unknown as Partial<S>));
+    const control = select(
+      'Attention:',
+      ATTENTION_PARTS.map((p) => ({ value: p, label: PART_LABELS[p] })),
+      part,
+      (p) => handle.update({ part: p } as unknown as Partial<S>),
+    );
     control.classList.add('av-part');
     (inner.element.querySelector('.av-controls') ?? inner.element).prepend(control);
     Object.defineProperty(inner.element, 'attnvizView', { value: handle });
@@ -48,7 +57,10 @@ export function partsView<S extends object, V extends ViewHandle<S>, O extends P
 
   const switchTo = (next: AttentionPart) => {
     if (next === part) return;
-    check(ATTENTION_PARTS.includes(next), `part must be one of ${ATTENTION_PARTS.join(', ')}, not ${JSON.stringify(next)}`);
+    check(
+      ATTENTION_PARTS.includes(next),
+      `part must be one of ${ATTENTION_PARTS.join(', ')}, not ${JSON.stringify(next)}`,
+    );
     const carried = carry(inner.state(), attentionPart(data, part), attentionPart(data, next), options);
     inner.destroy();
     part = next;
@@ -65,13 +77,17 @@ export function partsView<S extends object, V extends ViewHandle<S>, O extends P
     },
     toSVG: () => inner.toSVG(),
     toPNG: () => inner.toPNG(),
-    destroy: () => { inner.destroy(); host.remove(); },
+    destroy: () => {
+      inner.destroy();
+      host.remove();
+    },
   } as unknown as V;
   mount(options);
   // The view's own methods (drawn(), columns(), …), forwarded to whichever view is mounted.
   for (const [name, value] of Object.entries(inner!)) {
     if (typeof value === 'function' && !(name in handle)) {
-      (handle as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (inner as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
+      (handle as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
+        (inner as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
     }
   }
   return handle;
@@ -81,9 +97,16 @@ export function partsView<S extends object, V extends ViewHandle<S>, O extends P
  * The layer to show on the part about to be shown, and its `includeLayers` (cut to the layers that part has;
  * encoder and decoder may have different numbers): `wanted` if it is offered, else the last layer offered.
  */
-export function carryLayer(wanted: number, includeLayers: number[] | undefined, to: Attention): { layer: number; includeLayers?: number[] } {
+export function carryLayer(
+  wanted: number,
+  includeLayers: number[] | undefined,
+  to: Attention,
+): { layer: number; includeLayers?: number[] } {
   const L = to.attention.dims[0];
   const kept = includeLayers?.filter((l) => l < L);
   const offered = kept && kept.length > 0 ? kept : Array.from({ length: L }, (_, i) => i);
-  return { layer: offered.includes(wanted) ? wanted : offered[offered.length - 1], ...(kept && kept.length > 0 ? { includeLayers: kept } : { includeLayers: undefined }) };
+  return {
+    layer: offered.includes(wanted) ? wanted : offered[offered.length - 1],
+    ...(kept && kept.length > 0 ? { includeLayers: kept } : { includeLayers: undefined }),
+  };
 }

@@ -10,13 +10,20 @@
  * greedy (argmax) from the start token until EOS, `maxNewTokens` or the model's positions; each step reruns
  * the whole decoder on a second, lean session (no KV cache: seq2seq targets are short).
  */
-import type { Attention, EncoderDecoderAttention, Tensor } from './core/attention.js';
-import { AttnvizError, check } from './core/errors.js';
-import { LOGITS, type DecodingBuildOptions } from './graph/decoding.js';
-import { ENCODER_HIDDEN_LAST, POSITION_BIAS, SEQ2SEQ_INPUTS, seq2seqOutputNames, type Seq2SeqDims, type Seq2SeqPart } from './graph/encoder-decoder.js';
-import { HIDDEN_LAST } from './graph/family.js';
-import type { Encoded, TextTokenizer } from './models/tokenizer.js';
-import type { Feed, RunOutput, Session } from './runtime/session.js';
+import type { Attention, EncoderDecoderAttention, Tensor } from '../core/attention.js';
+import { AttnvizError, check } from '../core/errors.js';
+import { LOGITS, type DecodingBuildOptions } from '../graph/decoding.js';
+import {
+  ENCODER_HIDDEN_LAST,
+  POSITION_BIAS,
+  SEQ2SEQ_INPUTS,
+  seq2seqOutputNames,
+  type Seq2SeqDims,
+  type Seq2SeqPart,
+} from '../graph/encoder-decoder.js';
+import { HIDDEN_LAST } from '../graph/family.js';
+import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
+import type { Feed, RunOutput, Session } from '../runtime/session.js';
 
 export interface Seq2SeqOptions {
   pair?: string | null;
@@ -50,15 +57,22 @@ export class Seq2Seq {
   /** Every layer's and head's encoder, decoder and cross attention, with q and k. */
   async attention(text: string, options: Seq2SeqOptions): Promise<Attention> {
     const { session, dims, tokenizer } = this.c;
-    check(session.outputNames.includes(seq2seqOutputNames('encoder', 0).probs), 'this model was loaded with extract: false');
+    check(
+      session.outputNames.includes(seq2seqOutputNames('encoder', 0).probs),
+      'this model was loaded with extract: false',
+    );
     const encoder = this.encodeSource(text, options);
     const { ids: decoderIds, target } = await this.decoderInput(encoder.ids, options);
     // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
     const { layers, decoderLayers, heads: H, headDim: d } = dims;
-    const S = encoder.ids.length, T = decoderIds.length;
+    const S = encoder.ids.length,
+      T = decoderIds.length;
     const into: Record<string, RunOutput> = {};
     const stacked = (part: Seq2SeqPart, L: number, rows: number, cols: number) => {
-      const make = (perLayer: number[]): Tensor => ({ dims: [L, ...perLayer], data: new Float32Array(L * perLayer.reduce((a, b) => a * b, 1)) });
+      const make = (perLayer: number[]): Tensor => ({
+        dims: [L, ...perLayer],
+        data: new Float32Array(L * perLayer.reduce((a, b) => a * b, 1)),
+      });
       const t = { probs: make([H, rows, cols]), q: make([H, rows, d]), k: make([H, cols, d]) };
       for (let i = 0; i < L; i++) {
         const names = seq2seqOutputNames(part, i);
@@ -69,7 +83,9 @@ export class Seq2Seq {
       }
       return t;
     };
-    const enc = stacked('encoder', layers, S, S), self = stacked('self', decoderLayers, T, T), cross = stacked('cross', decoderLayers, T, S);
+    const enc = stacked('encoder', layers, S, S),
+      self = stacked('self', decoderLayers, T, T),
+      cross = stacked('cross', decoderLayers, T, S);
     const out = await session.run(this.feeds(session, encoder.ids, decoderIds), into);
 
     const encoderDecoder: EncoderDecoderAttention = {
@@ -112,7 +128,10 @@ export class Seq2Seq {
 
   /** Next-token logits of the decoder (`[1, vocab]` or `[T, vocab]`, as loaded with `logits`). */
   async logits(text: string, options: Seq2SeqOptions): Promise<Tensor> {
-    check(this.c.session.outputNames.includes(LOGITS), "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))");
+    check(
+      this.c.session.outputNames.includes(LOGITS),
+      "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
+    );
     const encoder = this.encodeSource(text, options);
     const { ids } = await this.decoderInput(encoder.ids, options);
     return (await this.c.session.run(this.feeds(this.c.session, encoder.ids, ids)))[LOGITS];
@@ -121,17 +140,26 @@ export class Seq2Seq {
   async release(): Promise<void> {
     const generator = this.generatorSession;
     this.generatorSession = undefined;
-    if (generator) await generator.then((s) => s.release(), () => undefined);
+    if (generator)
+      await generator.then(
+        (s) => s.release(),
+        () => undefined,
+      );
   }
 
   private encodeSource(text: string, options: Seq2SeqOptions): Encoded {
-    check(options.pair === undefined || options.pair === null || options.pair === '',
-      `${this.c.source} is an encoder-decoder model: it takes a target text, not a sentence pair`);
+    check(
+      options.pair === undefined || options.pair === null || options.pair === '',
+      `${this.c.source} is an encoder-decoder model: it takes a target text, not a sentence pair`,
+    );
     return this.c.encode(text, options.truncate === true);
   }
 
   /** The decoder's input ids: teacher-forced from the target, or generated. */
-  private async decoderInput(encoderIds: number[], options: Seq2SeqOptions): Promise<{ ids: number[]; target: string }> {
+  private async decoderInput(
+    encoderIds: number[],
+    options: Seq2SeqOptions,
+  ): Promise<{ ids: number[]; target: string }> {
     const { target, maxNewTokens } = options;
     const { dims, eos, tokenizer, source } = this.c;
     if (target !== undefined && target !== null) {
@@ -141,15 +169,23 @@ export class Seq2Seq {
       if (ids.length > 0 && eos.includes(ids[ids.length - 1])) ids = ids.slice(0, -1);
       ids = [dims.decoderStart, ...ids];
       if (ids.length > dims.maxPositions) {
-        check(options.truncate, `target is ${ids.length} decoder tokens but ${source} takes at most ${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`);
+        check(
+          options.truncate,
+          `target is ${ids.length} decoder tokens but ${source} takes at most ${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`,
+        );
         ids = ids.slice(0, dims.maxPositions);
       }
       return { ids, target };
     }
     if (maxNewTokens === undefined) {
-      throw new AttnvizError(`${source} is an encoder-decoder model: give a target text (--target / { target }) or a number of tokens to generate (--max-new-tokens / { maxNewTokens })`);
+      throw new AttnvizError(
+        `${source} is an encoder-decoder model: give a target text (--target / { target }) or a number of tokens to generate (--max-new-tokens / { maxNewTokens })`,
+      );
     }
-    check(Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0, `max new tokens must be a positive integer, not ${maxNewTokens}`);
+    check(
+      Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0,
+      `max new tokens must be a positive integer, not ${maxNewTokens}`,
+    );
     const ids = await this.greedy(encoderIds, maxNewTokens);
     const skip = new Set([dims.decoderStart, ...eos, ...(this.c.bos === null ? [] : [this.c.bos])]);
     return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))) };
@@ -174,7 +210,9 @@ export class Seq2Seq {
     this.generatorSession ??= this.c.build({ extract: false, logits: 'last' }).then(async (s) => {
       if (s.outputNames.includes(LOGITS)) return s;
       await s.release();
-      throw new AttnvizError(`${this.c.source}: model_type ${this.c.modelType} cannot generate in attnviz (no language-model head)`);
+      throw new AttnvizError(
+        `${this.c.source}: model_type ${this.c.modelType} cannot generate in attnviz (no language-model head)`,
+      );
     });
     const pending = this.generatorSession;
     pending.catch(() => {
@@ -185,7 +223,11 @@ export class Seq2Seq {
 
   /** The inputs of graph/encoder-decoder.ts that `session`'s graph declares. */
   private feeds(session: Session, encoderIds: readonly number[], decoderIds: readonly number[]): Record<string, Feed> {
-    const ints = (xs: readonly number[]): Feed => ({ type: 'int64', data: BigInt64Array.from(xs, BigInt), dims: [xs.length] });
+    const ints = (xs: readonly number[]): Feed => ({
+      type: 'int64',
+      data: BigInt64Array.from(xs, BigInt),
+      dims: [xs.length],
+    });
     const range = (n: number) => ints(Array.from({ length: n }, (_, i) => i));
     const T = decoderIds.length;
     const all: Record<string, () => Feed> = {

@@ -16,7 +16,16 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
 import { ModelConfig } from './config.js';
-import { GGML, READABLE_TYPES, readGguf, readTensorBytes, readTensorF32, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
+import {
+  GGML,
+  READABLE_TYPES,
+  readGguf,
+  readTensorBytes,
+  readTensorF32,
+  type GgufFile,
+  type GgufTensorInfo,
+  type GgufValue,
+} from './gguf.js';
 import { ggufTokenizer, type GgufTokenizer } from './gguf-tokenizer.js';
 
 export interface GgufModel {
@@ -51,7 +60,8 @@ export function hfName(name: string, what: string): string {
   if (TOP_NAMES[name]) return TOP_NAMES[name];
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
   if (m && BLOCK_NAMES[m[2]]) return `model.layers.${m[1]}.${BLOCK_NAMES[m[2]]}.${m[3]}`;
-  if (name === 'rope_freqs.weight') throw new AttnvizError(`${what}: tensor "rope_freqs.weight" (Llama 3.1 RoPE scaling factors) is not supported`);
+  if (name === 'rope_freqs.weight')
+    throw new AttnvizError(`${what}: tensor "rope_freqs.weight" (Llama 3.1 RoPE scaling factors) is not supported`);
   throw new AttnvizError(`${what}: tensor "${name}" is not part of a llama model as attnviz reads it`);
 }
 
@@ -62,8 +72,10 @@ export async function openGgufModel(path: string): Promise<GgufModel> {
   const config = new ModelConfig(configOf(file, what), path);
   const tensors = [...file.tensors.values()].map((t) => ({ t, name: hfName(t.name, what) }));
   for (const { t } of tensors) {
-    check(READABLE_TYPES.includes(t.type),
-      `${what}: tensor "${t.name}" has type ${t.typeName}, which attnviz cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`);
+    check(
+      READABLE_TYPES.includes(t.type),
+      `${what}: tensor "${t.name}" has type ${t.typeName}, which attnviz cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-gguf-'));
   live.add(dir);
@@ -90,18 +102,28 @@ function configOf(file: GgufFile, what: string): Record<string, unknown> {
     const v = meta.get(`llama.${key}`);
     if (v === undefined && fallback !== undefined) return fallback;
     check(v !== undefined, `${what}: missing metadata "llama.${key}"`);
-    check(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what}: metadata "llama.${key}" must be a positive number, got ${show(v)}`);
+    check(
+      typeof v === 'number' && Number.isFinite(v) && v > 0,
+      `${what}: metadata "llama.${key}" must be a positive number, got ${show(v)}`,
+    );
     return v;
   };
   const hidden = num('embedding_length');
   const heads = num('attention.head_count');
   const headDim = num('attention.key_length', hidden / heads);
   const ropeDims = num('rope.dimension_count', headDim);
-  check(ropeDims === headDim, `${what}: llama.rope.dimension_count ${ropeDims} differs from the head size ${headDim} (partial rotary is not supported)`);
+  check(
+    ropeDims === headDim,
+    `${what}: llama.rope.dimension_count ${ropeDims} differs from the head size ${headDim} (partial rotary is not supported)`,
+  );
   const scaling = meta.get('llama.rope.scaling.type');
   let ropeScaling: Record<string, unknown> | null = null;
   if (scaling === 'linear') ropeScaling = { rope_type: 'linear', factor: num('rope.scaling.factor') };
-  else check(scaling === undefined || scaling === 'none', `${what}: llama.rope.scaling.type "${show(scaling)}" is not supported (only none, linear)`);
+  else
+    check(
+      scaling === undefined || scaling === 'none',
+      `${what}: llama.rope.scaling.type "${show(scaling)}" is not supported (only none, linear)`,
+    );
   const tokens = meta.get('tokenizer.ggml.tokens');
   const ids = (key: string) => meta.get(`tokenizer.ggml.${key}`);
   return {
@@ -130,7 +152,11 @@ const show = (v: GgufValue | undefined) => (typeof v === 'bigint' ? v.toString()
  * Writes the tensors as one safetensors file, streaming: the header first (every size is known), then each
  * tensor's bytes — copied for F32/F16/BF16, dequantized to F32 for quantized types.
  */
-async function writeSafetensors(path: string, file: GgufFile, tensors: { t: GgufTensorInfo; name: string }[]): Promise<void> {
+async function writeSafetensors(
+  path: string,
+  file: GgufFile,
+  tensors: { t: GgufTensorInfo; name: string }[],
+): Promise<void> {
   const dtype = (t: GgufTensorInfo) => (t.type === GGML.F16 ? 'F16' : t.type === GGML.BF16 ? 'BF16' : 'F32');
   const size = (t: GgufTensorInfo) => t.ne.reduce((a, b) => a * b, 1) * (dtype(t) === 'F32' ? 4 : 2);
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', source: basename(file.path) } };

@@ -25,16 +25,27 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
   const meta = file.metadata;
   const model = meta.get('tokenizer.ggml.model');
   check(model !== undefined, `${what}: missing metadata "tokenizer.ggml.model" (no tokenizer in the file)`);
-  check(model === 'llama', `${what}: tokenizer model "${String(model)}" is not supported (only "llama": SentencePiece with scores)`);
+  check(
+    model === 'llama',
+    `${what}: tokenizer model "${String(model)}" is not supported (only "llama": SentencePiece with scores)`,
+  );
   const pieces = meta.get('tokenizer.ggml.tokens');
-  check(Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'), `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`);
+  check(
+    Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
+    `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`,
+  );
   const vocab = pieces as string[];
   const rawScores = meta.get('tokenizer.ggml.scores');
-  check(Array.isArray(rawScores) && rawScores.length === vocab.length && rawScores.every((s) => typeof s === 'number'),
-    `${what}: missing metadata "tokenizer.ggml.scores" (one number per token)`);
+  check(
+    Array.isArray(rawScores) && rawScores.length === vocab.length && rawScores.every((s) => typeof s === 'number'),
+    `${what}: missing metadata "tokenizer.ggml.scores" (one number per token)`,
+  );
   const scores = rawScores as number[];
   const rawTypes = meta.get('tokenizer.ggml.token_type');
-  const types = Array.isArray(rawTypes) && rawTypes.length === vocab.length ? (rawTypes as number[]) : vocab.map(() => TOKEN_TYPE.normal);
+  const types =
+    Array.isArray(rawTypes) && rawTypes.length === vocab.length
+      ? (rawTypes as number[])
+      : vocab.map(() => TOKEN_TYPE.normal);
   const id = (key: string): number | null => {
     const v = meta.get(key);
     return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab.length ? v : null;
@@ -48,7 +59,9 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
   vocab.forEach((piece, i) => {
     if (!lookup.has(piece)) lookup.set(piece, i);
   });
-  const byteIds = Array.from({ length: 256 }, (_, b) => lookup.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`));
+  const byteIds = Array.from({ length: 256 }, (_, b) =>
+    lookup.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+  );
 
   const bpe = (text: string): number[] => {
     const ids: number[] = [];
@@ -60,12 +73,18 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
       }
       for (const byte of new TextEncoder().encode(ch)) {
         const b = byteIds[byte];
-        check(b !== undefined, () => `${what}: the vocabulary has no piece for ${JSON.stringify(ch)} and no byte piece <0x${byte.toString(16).toUpperCase()}>`);
+        check(
+          b !== undefined,
+          () =>
+            `${what}: the vocabulary has no piece for ${JSON.stringify(ch)} and no byte piece <0x${byte.toString(16).toUpperCase()}>`,
+        );
         ids.push(b);
       }
     }
     for (;;) {
-      let best = -Infinity, at = -1, merged = -1;
+      let best = -Infinity,
+        at = -1,
+        merged = -1;
       for (let i = 0; i + 1 < ids.length; i++) {
         const m = lookup.get(vocab[ids[i]] + vocab[ids[i + 1]]);
         if (m !== undefined && scores[m] > best) [best, at, merged] = [scores[m], i, m];
@@ -97,7 +116,10 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
     decode(ids) {
       const bytes: number[] = [];
       ids.forEach((i, n) => {
-        check(Number.isInteger(i) && i >= 0 && i < vocab.length, `token id ${i} is outside the vocabulary of ${vocab.length}`);
+        check(
+          Number.isInteger(i) && i >= 0 && i < vocab.length,
+          `token id ${i} is outside the vocabulary of ${vocab.length}`,
+        );
         if (types[i] === TOKEN_TYPE.control) return;
         const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(vocab[i]);
         if (byte) {
@@ -111,7 +133,10 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
       return new TextDecoder().decode(Uint8Array.from(bytes));
     },
     idToToken(i) {
-      check(Number.isInteger(i) && i >= 0 && i < vocab.length, `token id ${i} is outside the vocabulary of ${vocab.length}`);
+      check(
+        Number.isInteger(i) && i >= 0 && i < vocab.length,
+        `token id ${i} is outside the vocabulary of ${vocab.length}`,
+      );
       return vocab[i];
     },
   };

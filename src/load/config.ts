@@ -21,13 +21,19 @@ export class ModelConfig {
    */
   size(keys: string | readonly string[], fallback?: number): number {
     const v = this.lookup(keys, fallback);
-    check(Number.isSafeInteger(v) && (v as number) > 0, () => `${this.path}: field ${name(keys)} must be a positive integer, got ${JSON.stringify(v)}`);
+    check(
+      Number.isSafeInteger(v) && (v as number) > 0,
+      () => `${this.path}: field ${name(keys)} must be a positive integer, got ${JSON.stringify(v)}`,
+    );
     return v as number;
   }
 
   float(keys: string | readonly string[], fallback?: number): number {
     const v = this.lookup(keys, fallback);
-    check(typeof v === 'number' && Number.isFinite(v), () => `${this.path}: field ${name(keys)} must be a number, got ${JSON.stringify(v)}`);
+    check(
+      typeof v === 'number' && Number.isFinite(v),
+      () => `${this.path}: field ${name(keys)} must be a number, got ${JSON.stringify(v)}`,
+    );
     return v;
   }
 
@@ -39,7 +45,10 @@ export class ModelConfig {
 
   bool(keys: string | readonly string[], fallback?: boolean): boolean {
     const v = this.lookup(keys, fallback);
-    check(typeof v === 'boolean', () => `${this.path}: field ${name(keys)} must be true or false, got ${JSON.stringify(v)}`);
+    check(
+      typeof v === 'boolean',
+      () => `${this.path}: field ${name(keys)} must be true or false, got ${JSON.stringify(v)}`,
+    );
     return v;
   }
 
@@ -59,7 +68,9 @@ export async function readConfig(dir: string): Promise<ModelConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new AttnvizError(`${dir}: no config.json (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is this a Hugging Face model folder?`);
+    throw new AttnvizError(
+      `${dir}: no config.json (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is this a Hugging Face model folder?`,
+    );
   }
   let raw: unknown;
   try {
@@ -76,8 +87,16 @@ function name(keys: string | readonly string[]): string {
 }
 
 /** A string field restricted to `allowed`; anything else is an error listing them. */
-export function oneOf<T extends string>(config: ModelConfig, keys: string | readonly string[], allowed: readonly T[], fallback?: T): T {
+export function oneOf<T extends string>(
+  config: ModelConfig,
+  keys: string | readonly string[],
+  allowed: readonly T[],
+  fallback?: T,
+): T {
   const v = config.string(keys, fallback);
-  check((allowed as readonly string[]).includes(v), `${config.path}: ${name(keys)} is "${v}"; supported: ${allowed.join(', ')}`);
+  check(
+    (allowed as readonly string[]).includes(v),
+    `${config.path}: ${name(keys)} is "${v}"; supported: ${allowed.join(', ')}`,
+  );
   return v as T;
 }

@@ -96,9 +96,7 @@ export async function loadTokenizer(dir: string, modelType: string): Promise<Tex
  * (GPT-2, Llama: no template, or one that only prepends BOS) never saw pairs: the texts are joined with
  * one space, as in the golden references.
  */
-type PairLayout =
-  | { kind: 'segments'; specialsBeforeB: number; zeroTypeIds: boolean }
-  | { kind: 'joined' };
+type PairLayout = { kind: 'segments'; specialsBeforeB: number; zeroTypeIds: boolean } | { kind: 'joined' };
 
 const JOINED: PairLayout = { kind: 'joined' };
 
@@ -113,11 +111,17 @@ function pairLayout(pp: PostProcessorJson | null): PairLayout {
     case 'TemplateProcessing': {
       const single = pp.single ?? [];
       const pair = pp.pair ?? [];
-      const closesA = single.slice(single.findIndex((item) => 'Sequence' in item) + 1).some((item) => 'SpecialToken' in item);
+      const closesA = single
+        .slice(single.findIndex((item) => 'Sequence' in item) + 1)
+        .some((item) => 'SpecialToken' in item);
       const b = pair.findIndex((item) => 'Sequence' in item && item.Sequence.id === 'B');
       if (!closesA || b < 0) return JOINED;
       // tokenizers.js emits one token per SpecialToken item.
-      return { kind: 'segments', specialsBeforeB: pair.slice(0, b).filter((item) => 'SpecialToken' in item).length, zeroTypeIds: false };
+      return {
+        kind: 'segments',
+        specialsBeforeB: pair.slice(0, b).filter((item) => 'SpecialToken' in item).length,
+        zeroTypeIds: false,
+      };
     }
     case 'Sequence': // e.g. [ByteLevel, TemplateProcessing]: the first processor with a pair layout decides
       return (pp.processors ?? []).map(pairLayout).find((layout) => layout.kind === 'segments') ?? JOINED;
@@ -127,7 +131,9 @@ function pairLayout(pp: PostProcessorJson | null): PairLayout {
 }
 
 function wrap(tokenizer: HfTokenizer, layout: PairLayout): TextTokenizer {
-  const specialIds = new Set([...tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id));
+  const specialIds = new Set(
+    [...tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special).map((t) => t.id),
+  );
   const run = (text: string, pair: string | null) => {
     const e = tokenizer.encode(text, { text_pair: pair, return_token_type_ids: true });
     return {
@@ -178,7 +184,8 @@ async function readTokenizerConfig(dir: string): Promise<JsonObject> {
     const json = await readJson(file);
     check(isObject(json), `${file} is not a JSON object`);
     for (const [key, value] of Object.entries(json)) {
-      config[key] = Array.isArray(value) && key === 'additional_special_tokens' ? value.map(tokenContent) : tokenContent(value);
+      config[key] =
+        Array.isArray(value) && key === 'additional_special_tokens' ? value.map(tokenContent) : tokenContent(value);
     }
   }
   return config;
@@ -200,21 +207,34 @@ async function readJson(file: string): Promise<unknown> {
 /** tokenizers.js insists on every top-level key that the Rust library may leave out. */
 function withDefaults(json: unknown, file: string): TokenizerJson {
   check(isObject(json) && isObject(json.model), `${file} has no "model" object`);
-  return { added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, ...json } as unknown as TokenizerJson;
+  return {
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    ...json,
+  } as unknown as TokenizerJson;
 }
 
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
   // SentencePiece models (T5's spiece.model, Marian's source.spm, mBART's sentencepiece.bpe.model) need their tokenizer.json.
-  check(!SENTENCEPIECE_FAMILIES.includes(modelType),
-    () => `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`);
+  check(
+    !SENTENCEPIECE_FAMILIES.includes(modelType),
+    () =>
+      `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`,
+  );
   // BART's slow tokenizer is RoBERTa's (transformers converts both with RobertaConverter).
   if (modelType === 'gpt2' || modelType === 'roberta' || modelType === 'bart') {
     check(has('vocab.json') && has('merges.txt'), () => missing('vocab.json + merges.txt'));
     const vocabFile = join(dir, 'vocab.json');
     const vocab = await readJson(vocabFile);
-    check(isObject(vocab) && Object.values(vocab).every(Number.isInteger), `${vocabFile} does not map tokens to integer ids`);
+    check(
+      isObject(vocab) && Object.values(vocab).every(Number.isInteger),
+      `${vocabFile} does not map tokens to integer ids`,
+    );
     const mergesFile = join(dir, 'merges.txt');
     const merges = parseMerges(await readFile(mergesFile, 'utf8'), mergesFile);
     return modelType === 'gpt2'
@@ -290,7 +310,11 @@ function gpt2Json(vocab: Vocab, merges: [string, string][], config: JsonObject):
   const specials = ['bos_token', 'eos_token', 'unk_token'].map((key) => tokenString(config, key) ?? '<|endoftext|>');
   return {
     ...byteLevelBpe(vocab, merges, config),
-    added_tokens: addedTokens(vocab, [...specials, tokenString(config, 'pad_token'), ...additionalSpecialTokens(config)]),
+    added_tokens: addedTokens(vocab, [
+      ...specials,
+      tokenString(config, 'pad_token'),
+      ...additionalSpecialTokens(config),
+    ]),
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
   };
 }
@@ -323,10 +347,23 @@ function byteLevelBpe(vocab: Vocab, merges: [string, string][], config: JsonObje
   return {
     version: '1.0',
     normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: flag(config, 'add_prefix_space', false), trim_offsets: true, use_regex: true },
+    pre_tokenizer: {
+      type: 'ByteLevel',
+      add_prefix_space: flag(config, 'add_prefix_space', false),
+      trim_offsets: true,
+      use_regex: true,
+    },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges,
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
     },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
   };
@@ -340,11 +377,21 @@ const sequence = (id: 'A' | 'B', typeId: number): TemplateItem => ({ Sequence: {
  * (as the slow tokenizers split on them). One missing from the vocabulary could never be produced
  * anyway and is left out; those the post-processor needs are checked by vocabId.
  */
-function addedTokens(vocab: Vocab, contents: (string | undefined)[], lstripped: string | null = null): AddedTokenJson[] {
+function addedTokens(
+  vocab: Vocab,
+  contents: (string | undefined)[],
+  lstripped: string | null = null,
+): AddedTokenJson[] {
   return [...new Set(contents)]
     .filter((content): content is string => content !== undefined && Object.hasOwn(vocab, content))
     .map((content) => ({
-      id: vocab[content], content, single_word: false, lstrip: content === lstripped, rstrip: false, normalized: false, special: true,
+      id: vocab[content],
+      content,
+      single_word: false,
+      lstrip: content === lstripped,
+      rstrip: false,
+      normalized: false,
+      special: true,
     }));
 }
 
@@ -378,8 +425,10 @@ function isObject(value: unknown): value is JsonObject {
  */
 export function truncateEncoding(e: Encoded, max: number): Encoded {
   const b = e.sentenceBStart ?? e.ids.length;
-  const content = (from: number, to: number) => e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
-  const a = content(0, b), bb = content(b, e.ids.length);
+  const content = (from: number, to: number) =>
+    e.ids.map((_, i) => i).filter((i) => i >= from && i < to && !e.special[i]);
+  const a = content(0, b),
+    bb = content(b, e.ids.length);
   const dropped = new Set<number>();
   for (let excess = e.ids.length - max; excess > 0; excess--) {
     const from = a.length > bb.length ? a : bb.length > 0 ? bb : a;

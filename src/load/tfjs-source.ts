@@ -37,7 +37,9 @@ export function tfjsModelJson(source: string | undefined): string | null {
   const stat = statSync(path);
   if (stat.isFile()) return basename(path) === 'model.json' ? path : null;
   if (!stat.isDirectory()) return null;
-  return existsSync(join(path, 'model.json')) && !existsSync(join(path, 'config.json')) ? join(path, 'model.json') : null;
+  return existsSync(join(path, 'model.json')) && !existsSync(join(path, 'config.json'))
+    ? join(path, 'model.json')
+    : null;
 }
 
 export function isTfjsSource(source: string | undefined): boolean {

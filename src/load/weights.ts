@@ -33,7 +33,10 @@ export class Weights {
     let files: string[];
     if (existsSync(single)) files = [single];
     else if (existsSync(index)) files = await shardFiles(dir, index);
-    else throw new AttnvizError(`${dir}: no weights (looked for model.safetensors and model.safetensors.index.json; only safetensors checkpoints are supported)`);
+    else
+      throw new AttnvizError(
+        `${dir}: no weights (looked for model.safetensors and model.safetensors.index.json; only safetensors checkpoints are supported)`,
+      );
 
     const tensors = new Map<string, WeightRef>();
     const real = await Promise.all(files.map((f) => realpath(f)));
@@ -60,9 +63,14 @@ export class Weights {
     const candidates = typeof names === 'string' ? [names] : names;
     const found = candidates.map((n) => this.tensors.get(n)).find((t) => t !== undefined);
     check(found, `checkpoint is missing tensor ${candidates.map((n) => `"${n}"`).join(' or ')}`);
-    check(FLOAT_DTYPES.includes(found.dtype), `tensor "${found.name}" has dtype ${found.dtype}; expected F32, F16 or BF16`);
-    check(found.shape.length === shape.length && found.shape.every((d, i) => d === shape[i]),
-      `tensor "${found.name}" has shape [${found.shape.join(', ')}]; the config implies [${shape.join(', ')}]`);
+    check(
+      FLOAT_DTYPES.includes(found.dtype),
+      `tensor "${found.name}" has dtype ${found.dtype}; expected F32, F16 or BF16`,
+    );
+    check(
+      found.shape.length === shape.length && found.shape.every((d, i) => d === shape[i]),
+      `tensor "${found.name}" has shape [${found.shape.join(', ')}]; the config implies [${shape.join(', ')}]`,
+    );
     return found;
   }
 
@@ -91,8 +99,10 @@ async function shardFiles(dir: string, indexPath: string): Promise<string[]> {
   const names = [...new Set(Object.values(map))];
   check(names.length > 0, `${indexPath}: weight_map lists no shards`);
   for (const name of names) {
-    check(typeof name === 'string' && /^[^/\\]+$/.test(name) && name !== '.' && name !== '..',
-      `${indexPath}: shard name ${JSON.stringify(name)} is not a file name in the model folder`);
+    check(
+      typeof name === 'string' && /^[^/\\]+$/.test(name) && name !== '.' && name !== '..',
+      `${indexPath}: shard name ${JSON.stringify(name)} is not a file name in the model folder`,
+    );
     check(existsSync(join(dir, name)), `${dir}: shard ${name} listed in model.safetensors.index.json is missing`);
   }
   return names.map((n) => join(dir, n as string));

@@ -3,27 +3,23 @@
  * `loadModel` builds the session once; `model.attention(text)` runs it. No global state: two models
  * loaded side by side are independent.
  */
-import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Attention, Tensor } from './core/attention.js';
-import { AttnvizError, check } from './core/errors.js';
-import { GraphBuilder } from './graph/builder.js';
-import { familyFor } from './graph/families.js';
-import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from './graph/family.js';
-import { llamaInterleaved, type LlamaConfig } from './graph/llama.js';
-import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from './graph/decoding.js';
-import { readConfig, type ModelConfig } from './models/config.js';
-import { openGgufModel } from './models/gguf-model.js';
-import { parseHubId, resolveHubModel } from './models/hub.js';
-import { Sampler } from './models/sampler.js';
-import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from './models/tokenizer.js';
-import { Weights } from './models/weights.js';
-import { Session, type Feed, type RunOutput } from './runtime/session.js';
-import type { TfjsModel } from './models/tfjs-model.js';
-import { EMBEDDED, isTfjsSource } from './models/tfjs-source.js';
+import type { Attention, Tensor } from '../core/attention.js';
+import { AttnvizError, check } from '../core/errors.js';
+import { GraphBuilder } from '../graph/builder.js';
+import { familyFor } from '../graph/families.js';
+import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
+import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
+import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
+import { readConfig, type ModelConfig } from '../load/config.js';
+import { resolveSource } from '../load/sources.js';
+import { openGgufModel } from '../load/gguf-checkpoint.js';
+import { Sampler } from './sampler.js';
+import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
+import { Weights } from '../load/weights.js';
+import { Session, type Feed, type RunOutput } from '../runtime/session.js';
 import { Seq2Seq } from './seq2seq.js';
-import type { Seq2SeqDims } from './graph/encoder-decoder.js';
-import { isOnnxSource, OnnxModel } from './models/onnx-tap.js';
+import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
 export interface LoadOptions {
   /** onnxruntime intra-op threads (default: its own choice, the physical cores). */
@@ -112,14 +108,20 @@ export class Model {
   private seq2seq(): Seq2Seq | undefined {
     if (!this.family.encoderDecoder) return undefined;
     return (this.seq2seqRunner ??= new Seq2Seq({
-      source: this.source, modelType: this.family.modelType, session: this.session, dims: this.dims as Seq2SeqDims,
-      tokenizer: this.tokenizer, encode: (text, truncate) => this.encode(text, { truncate }), build: this.internals.build,
-      bos: this.internals.bos, eos: this.internals.eos,
+      source: this.source,
+      modelType: this.family.modelType,
+      session: this.session,
+      dims: this.dims as Seq2SeqDims,
+      tokenizer: this.tokenizer,
+      encode: (text, truncate) => this.encode(text, { truncate }),
+      build: this.internals.build,
+      bos: this.internals.bos,
+      eos: this.internals.eos,
     }));
   }
 
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
-    // A .gguf file is converted to a temporary checkpoint folder (models/gguf-model.ts).
+    // A .gguf file is converted to a temporary checkpoint folder (load/gguf-checkpoint.ts).
     const gguf = /\.gguf$/i.test(source) ? await openGgufModel(resolve(source)) : null;
     try {
       const dir = gguf ? gguf.dir : await resolveSource(source, options);
@@ -127,7 +129,10 @@ export class Model {
       // GGUF llama tensors keep Meta's q/k row order: interleaved RoPE.
       const family = gguf ? llamaInterleaved : familyFor(config);
       const dims = family.readConfig(config);
-      const [weights, tokenizer] = await Promise.all([Weights.open(dir), gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType)]);
+      const [weights, tokenizer] = await Promise.all([
+        Weights.open(dir),
+        gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
+      ]);
       const build = (o: DecodingBuildOptions) => {
         const g = new GraphBuilder(weights);
         family.build(g, weights, dims, o);
@@ -136,10 +141,15 @@ export class Model {
       const session = await build({ extract: options.extract ?? true, logits: options.logits });
       if (options.logits && !session.outputNames.includes(LOGITS)) {
         await session.release();
-        throw new AttnvizError(`${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`);
+        throw new AttnvizError(
+          `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
+        );
       }
-      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(),
-        { build, ...specialIds(config), cleanup: gguf?.remove });
+      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
+        build,
+        ...specialIds(config),
+        cleanup: gguf?.remove,
+      });
     } catch (e) {
       await gguf?.remove();
       throw e;
@@ -150,8 +160,10 @@ export class Model {
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
-    check((options.target ?? null) === null && options.maxNewTokens === undefined,
-      `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`);
+    check(
+      (options.target ?? null) === null && options.maxNewTokens === undefined,
+      `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`,
+    );
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
   }
 
@@ -160,12 +172,21 @@ export class Model {
     // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
-    const stacked = (perLayer: number[]) => ({ dims: [layers, ...perLayer], data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)) });
-    const attention = stacked([heads, T, T]), query = stacked([heads, T, headDim]), key = stacked([heads, T, headDim]);
+    const stacked = (perLayer: number[]) => ({
+      dims: [layers, ...perLayer],
+      data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)),
+    });
+    const attention = stacked([heads, T, T]),
+      query = stacked([heads, T, headDim]),
+      key = stacked([heads, T, headDim]);
     const into: Record<string, RunOutput> = {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
-      for (const [name, t] of [[o.probs, attention], [o.q, query], [o.k, key]] as const) {
+      for (const [name, t] of [
+        [o.probs, attention],
+        [o.q, query],
+        [o.k, key],
+      ] as const) {
         const size = t.data.length / layers;
         into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
       }
@@ -191,7 +212,10 @@ export class Model {
   async logits(text: string, options: AttentionOptions = {}): Promise<Tensor> {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.logits(text, options);
-    check(this.session.outputNames.includes(LOGITS), "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))");
+    check(
+      this.session.outputNames.includes(LOGITS),
+      "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
+    );
     return (await this.session.run(this.feeds(this.encode(text, options))))[LOGITS];
   }
 
@@ -202,9 +226,15 @@ export class Model {
    * first use over the same weights, which are then held twice in memory until release().
    */
   async generate(prompt: string | null, options: GenerateOptions): Promise<Generation> {
-    check(!this.family.encoderDecoder, `${this.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target`);
+    check(
+      !this.family.encoderDecoder,
+      `${this.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target`,
+    );
     const { maxNewTokens } = options;
-    check(Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0, `max new tokens must be a positive integer, not ${maxNewTokens}`);
+    check(
+      Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0,
+      `max new tokens must be a positive integer, not ${maxNewTokens}`,
+    );
     const seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
     const sampler = new Sampler({ temperature: options.temperature ?? 1, topP: options.topP ?? 1, seed });
     const { bos, eos } = this.internals;
@@ -247,7 +277,11 @@ export class Model {
 
     const isSpecial = (id: number) => id === bos || eos.includes(id);
     const encoded: Encoded = {
-      ids, tokens: ids.map((id) => this.tokenizer.idToToken(id)), typeIds: ids.map(() => 0), sentenceBStart: null, special: ids.map(isSpecial),
+      ids,
+      tokens: ids.map((id) => this.tokenizer.idToToken(id)),
+      typeIds: ids.map(() => 0),
+      sentenceBStart: null,
+      special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
     const extracts = this.session.outputNames.includes(outputNames(0).probs);
@@ -257,11 +291,15 @@ export class Model {
 
   /** The generation session (logits of the last position, KV cache), built once. */
   private generator(): Promise<Session> {
-    this.generatorSession ??= this.internals.build({ extract: false, logits: 'last', kvCache: true }).then(async (s) => {
-      if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
-      await s.release();
-      throw new AttnvizError(`${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`);
-    });
+    this.generatorSession ??= this.internals
+      .build({ extract: false, logits: 'last', kvCache: true })
+      .then(async (s) => {
+        if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
+        await s.release();
+        throw new AttnvizError(
+          `${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`,
+        );
+      });
     const pending = this.generatorSession;
     pending.catch(() => {
       if (this.generatorSession === pending) this.generatorSession = undefined;
@@ -282,7 +320,11 @@ export class Model {
     await this.session.release();
     const generator = this.generatorSession;
     this.generatorSession = undefined;
-    if (generator) await generator.then((s) => s.release(), () => undefined);
+    if (generator)
+      await generator.then(
+        (s) => s.release(),
+        () => undefined,
+      );
     await this.internals.cleanup?.();
   }
 
@@ -290,7 +332,10 @@ export class Model {
     const encoded = this.tokenizer.encode(text, options.pair ?? null);
     const max = this.dims.maxPositions;
     if (encoded.ids.length <= max) return encoded;
-    check(options.truncate, `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`);
+    check(
+      options.truncate,
+      `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
+    );
     return truncateEncoding(encoded, max);
   }
 
@@ -302,7 +347,11 @@ export class Model {
     const T = e.ids.length;
     const all: Record<string, () => Feed> = {
       [INPUTS.inputIds]: () => ({ type: 'int64', data: BigInt64Array.from(e.ids, BigInt), dims: [T] }),
-      [INPUTS.positionIds]: () => ({ type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(start + i)), dims: [T] }),
+      [INPUTS.positionIds]: () => ({
+        type: 'int64',
+        data: BigInt64Array.from({ length: T }, (_, i) => BigInt(start + i)),
+        dims: [T],
+      }),
       [INPUTS.tokenTypeIds]: () => ({ type: 'int64', data: BigInt64Array.from(e.typeIds, BigInt), dims: [T] }),
       [INPUTS.causalMask]: () => ({ type: 'float32', data: causalMask(T, start), dims: [T, start + T] }),
     };
@@ -314,27 +363,6 @@ export class Model {
     }
     return feeds;
   }
-}
-
-/**
- * No source, or 'embedded': the embedded default model (Universal Sentence Encoder lite) on TF.js, which
- * needs no download (models/tfjs-model.ts; TF.js is imported only then). A Hugging Face folder, hub id or
- * .gguf file: an ONNX graph built from the checkpoint (Model). A TF.js graph model folder (model.json +
- * vocab.json) passed as a plain string also loads as a TfjsModel, which has the same source, weightBytes,
- * attention() and release(); `loadAnyModel` is typed for that.
- */
-export function loadModel(source?: typeof EMBEDDED, options?: LoadOptions): Promise<TfjsModel>;
-export function loadModel(source: string, options?: LoadOptions): Promise<Model>;
-export function loadModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel | OnnxModel> {
-  return loadAnyModel(source, options);
-}
-
-/** Any source, typed as either kind of model. */
-export async function loadAnyModel(source?: string, options?: LoadOptions): Promise<Model | TfjsModel | OnnxModel> {
-  if (isTfjsSource(source)) return (await import('./models/tfjs-model.js')).TfjsModel.load(source);
-  // An existing ONNX graph (onnx/model.onnx in transformers.js layout, or an .onnx file), tapped as it is.
-  if (isOnnxSource(source)) return OnnxModel.load(source!, { threads: options?.threads });
-  return Model.load(source!, options);
 }
 
 /** BOS and EOS ids from config.json (eos_token_id may be a list). */
@@ -350,18 +378,6 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
 function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
   const { kvHeads, rope } = dims as Partial<LlamaConfig>;
   return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
-}
-
-/** A local folder if one exists at `source`, else a hub id resolved through the Hugging Face cache. */
-async function resolveSource(source: string, options: LoadOptions): Promise<string> {
-  check(source.trim() !== '', 'no model given');
-  const local = resolve(source);
-  if (existsSync(local)) {
-    check(statSync(local).isDirectory(), `${source}: not a folder (a model is a Hugging Face folder with config.json, or a hub id)`);
-    return local;
-  }
-  if (!parseHubId(source)) throw new AttnvizError(`${source}: no such folder, and not a hub id (org/name or org/name@revision)`);
-  return resolveHubModel(source, { env: options.env, progress: options.progress });
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */

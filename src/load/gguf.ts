@@ -54,22 +54,52 @@ interface TypeInfo {
 
 /** ggml's type ids (ggml.h `enum ggml_type`), with block geometry for those that may be read or skipped. */
 const GGML_TYPES: Record<number, TypeInfo> = {
-  0: { name: 'F32', block: [1, 4] }, 1: { name: 'F16', block: [1, 2] }, 2: { name: 'Q4_0', block: [32, 18] },
-  3: { name: 'Q4_1', block: [32, 20] }, 6: { name: 'Q5_0', block: [32, 22] }, 7: { name: 'Q5_1', block: [32, 24] },
-  8: { name: 'Q8_0', block: [32, 34] }, 9: { name: 'Q8_1', block: [32, 36] }, 10: { name: 'Q2_K', block: [256, 84] },
-  11: { name: 'Q3_K', block: [256, 110] }, 12: { name: 'Q4_K', block: [256, 144] }, 13: { name: 'Q5_K', block: [256, 176] },
-  14: { name: 'Q6_K', block: [256, 210] }, 15: { name: 'Q8_K', block: [256, 292] }, 16: { name: 'IQ2_XXS' },
-  17: { name: 'IQ2_XS' }, 18: { name: 'IQ3_XXS' }, 19: { name: 'IQ1_S' }, 20: { name: 'IQ4_NL', block: [32, 18] },
-  21: { name: 'IQ3_S' }, 22: { name: 'IQ2_S' }, 23: { name: 'IQ4_XS' }, 24: { name: 'I8', block: [1, 1] },
-  25: { name: 'I16', block: [1, 2] }, 26: { name: 'I32', block: [1, 4] }, 27: { name: 'I64', block: [1, 8] },
-  28: { name: 'F64', block: [1, 8] }, 29: { name: 'IQ1_M' }, 30: { name: 'BF16', block: [1, 2] },
-  34: { name: 'TQ1_0' }, 35: { name: 'TQ2_0' }, 39: { name: 'MXFP4', block: [32, 17] },
+  0: { name: 'F32', block: [1, 4] },
+  1: { name: 'F16', block: [1, 2] },
+  2: { name: 'Q4_0', block: [32, 18] },
+  3: { name: 'Q4_1', block: [32, 20] },
+  6: { name: 'Q5_0', block: [32, 22] },
+  7: { name: 'Q5_1', block: [32, 24] },
+  8: { name: 'Q8_0', block: [32, 34] },
+  9: { name: 'Q8_1', block: [32, 36] },
+  10: { name: 'Q2_K', block: [256, 84] },
+  11: { name: 'Q3_K', block: [256, 110] },
+  12: { name: 'Q4_K', block: [256, 144] },
+  13: { name: 'Q5_K', block: [256, 176] },
+  14: { name: 'Q6_K', block: [256, 210] },
+  15: { name: 'Q8_K', block: [256, 292] },
+  16: { name: 'IQ2_XXS' },
+  17: { name: 'IQ2_XS' },
+  18: { name: 'IQ3_XXS' },
+  19: { name: 'IQ1_S' },
+  20: { name: 'IQ4_NL', block: [32, 18] },
+  21: { name: 'IQ3_S' },
+  22: { name: 'IQ2_S' },
+  23: { name: 'IQ4_XS' },
+  24: { name: 'I8', block: [1, 1] },
+  25: { name: 'I16', block: [1, 2] },
+  26: { name: 'I32', block: [1, 4] },
+  27: { name: 'I64', block: [1, 8] },
+  28: { name: 'F64', block: [1, 8] },
+  29: { name: 'IQ1_M' },
+  30: { name: 'BF16', block: [1, 2] },
+  34: { name: 'TQ1_0' },
+  35: { name: 'TQ2_0' },
+  39: { name: 'MXFP4', block: [32, 17] },
 };
 
 export const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
 
 /** The types `dequantize` reads. */
-export const READABLE_TYPES: readonly number[] = [GGML.F32, GGML.F16, GGML.BF16, GGML.Q8_0, GGML.Q4_0, GGML.Q4_K, GGML.Q6_K];
+export const READABLE_TYPES: readonly number[] = [
+  GGML.F32,
+  GGML.F16,
+  GGML.BF16,
+  GGML.Q8_0,
+  GGML.Q4_0,
+  GGML.Q4_K,
+  GGML.Q6_K,
+];
 
 export function ggmlTypeName(type: number): string {
   return GGML_TYPES[type]?.name ?? `type ${type}`;
@@ -78,7 +108,21 @@ export function ggmlTypeName(type: number): string {
 // ---- reading the header ---------------------------------------------------------------------------
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
-const VALUE_TYPES = ['UINT8', 'INT8', 'UINT16', 'INT16', 'UINT32', 'INT32', 'FLOAT32', 'BOOL', 'STRING', 'ARRAY', 'UINT64', 'INT64', 'FLOAT64'];
+const VALUE_TYPES = [
+  'UINT8',
+  'INT8',
+  'UINT16',
+  'INT16',
+  'UINT32',
+  'INT32',
+  'FLOAT32',
+  'BOOL',
+  'STRING',
+  'ARRAY',
+  'UINT64',
+  'INT64',
+  'FLOAT64',
+];
 const FIXED_SIZES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
 /** Reads the header of a GGUF file (metadata and tensor infos); tensor data stays on disk. */
@@ -115,8 +159,13 @@ function parse(c: Cursor, path: string): GgufFile {
   }
 
   const alignment = metadata.get('general.alignment') ?? 32;
-  check(typeof alignment === 'number' && Number.isInteger(alignment) && alignment > 0 && (alignment & (alignment - 1)) === 0,
-    `${what}: general.alignment must be a power of two, got ${String(alignment)}`);
+  check(
+    typeof alignment === 'number' &&
+      Number.isInteger(alignment) &&
+      alignment > 0 &&
+      (alignment & (alignment - 1)) === 0,
+    `${what}: general.alignment must be a power of two, got ${String(alignment)}`,
+  );
 
   const infos: { name: string; ne: number[]; type: number; relative: number }[] = [];
   for (let i = 0; i < tensorCount; i++) {
@@ -131,8 +180,14 @@ function parse(c: Cursor, path: string): GgufFile {
     }
     const type = c.u32();
     const offset = c.u64();
-    check(offset <= BigInt(c.size), `${what}: tensor "${name}" starts at data offset ${offset}, past the end of the ${c.size}-byte file (truncated?)`);
-    check(Number(offset) % alignment === 0, `${what}: tensor "${name}" data offset ${offset} is not a multiple of the alignment ${alignment}`);
+    check(
+      offset <= BigInt(c.size),
+      `${what}: tensor "${name}" starts at data offset ${offset}, past the end of the ${c.size}-byte file (truncated?)`,
+    );
+    check(
+      Number(offset) % alignment === 0,
+      `${what}: tensor "${name}" data offset ${offset} is not a multiple of the alignment ${alignment}`,
+    );
     infos.push({ name, ne, type, relative: Number(offset) });
   }
   const dataStart = Math.ceil(c.position / alignment) * alignment;
@@ -144,17 +199,34 @@ function parse(c: Cursor, path: string): GgufFile {
     const block = GGML_TYPES[type]?.block;
     let byteLength: number | null = null;
     if (block) {
-      check(ne[0] % block[0] === 0, `${what}: tensor "${name}" (${ggmlTypeName(type)}) has a row of ${ne[0]} values, not a multiple of the block size ${block[0]}`);
+      check(
+        ne[0] % block[0] === 0,
+        `${what}: tensor "${name}" (${ggmlTypeName(type)}) has a row of ${ne[0]} values, not a multiple of the block size ${block[0]}`,
+      );
       byteLength = (count / block[0]) * block[1];
       const end = dataStart + relative + byteLength;
-      check(end <= c.size, `${what}: tensor "${name}" runs to byte ${end} but the file has ${c.size} bytes (truncated?)`);
+      check(
+        end <= c.size,
+        `${what}: tensor "${name}" runs to byte ${end} but the file has ${c.size} bytes (truncated?)`,
+      );
     }
-    tensors.set(name, { name, ne, shape: [...ne].reverse(), type, typeName: ggmlTypeName(type), offset: dataStart + relative, byteLength });
+    tensors.set(name, {
+      name,
+      ne,
+      shape: [...ne].reverse(),
+      type,
+      typeName: ggmlTypeName(type),
+      offset: dataStart + relative,
+      byteLength,
+    });
   }
   // Tensors must not overlap (a corrupt header could make two names share bytes).
   const sorted = [...tensors.values()].filter((t) => t.byteLength).sort((a, b) => a.offset - b.offset);
   for (let i = 1; i < sorted.length; i++) {
-    check(sorted[i - 1].offset + sorted[i - 1].byteLength! <= sorted[i].offset, `${what}: tensors "${sorted[i - 1].name}" and "${sorted[i].name}" overlap`);
+    check(
+      sorted[i - 1].offset + sorted[i - 1].byteLength! <= sorted[i].offset,
+      `${what}: tensors "${sorted[i - 1].name}" and "${sorted[i].name}" overlap`,
+    );
   }
   return { path, version, metadata, tensors, dataStart, fileSize: c.size };
 }
@@ -165,10 +237,18 @@ class Cursor {
   private buffer = Buffer.alloc(0);
   private bufferStart = 0;
 
-  constructor(private readonly fd: number, readonly size: number, readonly what: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    readonly what: string,
+  ) {}
 
   private take(n: number, what: string): Buffer {
-    check(this.position + n <= this.size, () => `${this.what}: truncated: the ${what} at byte ${this.position} runs past the end of the ${this.size}-byte file`);
+    check(
+      this.position + n <= this.size,
+      () =>
+        `${this.what}: truncated: the ${what} at byte ${this.position} runs past the end of the ${this.size}-byte file`,
+    );
     const at = this.position - this.bufferStart;
     if (at < 0 || at + n > this.buffer.length) {
       this.buffer = Buffer.alloc(Math.min(Math.max(n, 1 << 20), this.size - this.position));
@@ -191,7 +271,10 @@ class Cursor {
   /** A u64 count, bounded by the file size (each item takes at least one byte). */
   count(what: string): number {
     const n = this.u64();
-    check(n <= BigInt(this.size), `${this.what}: ${what} ${n} is impossible in a ${this.size}-byte file (corrupt header)`);
+    check(
+      n <= BigInt(this.size),
+      `${this.what}: ${what} ${n} is impossible in a ${this.size}-byte file (corrupt header)`,
+    );
     return Number(n);
   }
 
@@ -207,29 +290,47 @@ class Cursor {
 
   value(type: number, key: string): GgufValue {
     switch (type) {
-      case 0: return this.take(1, key).readUInt8(0);
-      case 1: return this.take(1, key).readInt8(0);
-      case 2: return this.take(2, key).readUInt16LE(0);
-      case 3: return this.take(2, key).readInt16LE(0);
-      case 4: return this.take(4, key).readUInt32LE(0);
-      case 5: return this.take(4, key).readInt32LE(0);
-      case 6: return this.take(4, key).readFloatLE(0);
-      case 7: return this.take(1, key).readUInt8(0) !== 0;
-      case 8: return this.string(`value of ${key}`);
+      case 0:
+        return this.take(1, key).readUInt8(0);
+      case 1:
+        return this.take(1, key).readInt8(0);
+      case 2:
+        return this.take(2, key).readUInt16LE(0);
+      case 3:
+        return this.take(2, key).readInt16LE(0);
+      case 4:
+        return this.take(4, key).readUInt32LE(0);
+      case 5:
+        return this.take(4, key).readInt32LE(0);
+      case 6:
+        return this.take(4, key).readFloatLE(0);
+      case 7:
+        return this.take(1, key).readUInt8(0) !== 0;
+      case 8:
+        return this.string(`value of ${key}`);
       case 9: {
         const itemType = this.u32();
         const n = this.count(`length of ${key}`);
         const fixed = FIXED_SIZES[itemType];
-        if (fixed !== undefined) check(this.position + n * fixed <= this.size, () => `${this.what}: truncated: array ${key} runs past the end of the file`);
+        if (fixed !== undefined)
+          check(
+            this.position + n * fixed <= this.size,
+            () => `${this.what}: truncated: array ${key} runs past the end of the file`,
+          );
         const out: GgufValue[] = new Array(n);
         for (let i = 0; i < n; i++) out[i] = this.value(itemType, key);
         return out;
       }
-      case 10: return asNumber(this.take(8, key).readBigUInt64LE(0));
-      case 11: return asNumber(this.take(8, key).readBigInt64LE(0));
-      case 12: return this.take(8, key).readDoubleLE(0);
+      case 10:
+        return asNumber(this.take(8, key).readBigUInt64LE(0));
+      case 11:
+        return asNumber(this.take(8, key).readBigInt64LE(0));
+      case 12:
+        return this.take(8, key).readDoubleLE(0);
       default:
-        throw new AttnvizError(`${this.what}: metadata ${key} has value type ${type}, which GGUF does not define (${VALUE_TYPES.join(', ')})`);
+        throw new AttnvizError(
+          `${this.what}: metadata ${key} has value type ${type}, which GGUF does not define (${VALUE_TYPES.join(', ')})`,
+        );
     }
   }
 }
@@ -266,7 +367,11 @@ function unreadable(file: GgufFile, t: GgufTensorInfo): string {
 /** A tensor's values in float32 (row-major in PyTorch order, i.e. ggml's memory order). */
 export function readTensorF32(file: GgufFile, t: GgufTensorInfo): Float32Array {
   check(READABLE_TYPES.includes(t.type), () => unreadable(file, t));
-  return dequantize(t.type, readTensorBytes(file, t), t.ne.reduce((a, b) => a * b, 1));
+  return dequantize(
+    t.type,
+    readTensorBytes(file, t),
+    t.ne.reduce((a, b) => a * b, 1),
+  );
 }
 
 /** `count` values of ggml type `type` from `bytes`, as float32. */
@@ -286,13 +391,15 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
       return y;
     case GGML.Q8_0: // { f16 d; i8 qs[32] }: x = qs·d
       for (let b = 0; b < count / 32; b++) {
-        const at = b * 34, d = f16(at);
+        const at = b * 34,
+          d = f16(at);
         for (let j = 0; j < 32; j++) y[b * 32 + j] = view.getInt8(at + 2 + j) * d;
       }
       return y;
     case GGML.Q4_0: // { f16 d; u8 qs[16] }: low nibbles are values 0..15, high nibbles 16..31, each (q − 8)·d
       for (let b = 0; b < count / 32; b++) {
-        const at = b * 18, d = f16(at);
+        const at = b * 18,
+          d = f16(at);
         for (let j = 0; j < 16; j++) {
           const q = bytes[at + 2 + j];
           y[b * 32 + j] = ((q & 0xf) - 8) * d;
@@ -302,14 +409,20 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
       return y;
     case GGML.Q4_K: // { f16 d, dmin; u8 scales[12]; u8 qs[128] }: 8 sub-blocks of 32, x = d·sc·q − dmin·m
       for (let b = 0; b < count / 256; b++) {
-        const at = b * 144, d = f16(at), dmin = f16(at + 2);
+        const at = b * 144,
+          d = f16(at),
+          dmin = f16(at + 2);
         const scales = bytes.subarray(at + 4, at + 16);
-        let q = at + 16, out = b * 256;
+        let q = at + 16,
+          out = b * 256;
         for (let j = 0; j < 4; j++) {
           // Two sub-blocks share 32 bytes of quants: low nibbles, then high nibbles.
-          const [sc1, m1] = scaleMinK4(2 * j, scales), [sc2, m2] = scaleMinK4(2 * j + 1, scales);
-          const d1 = Math.fround(d * sc1), mm1 = Math.fround(dmin * m1);
-          const d2 = Math.fround(d * sc2), mm2 = Math.fround(dmin * m2);
+          const [sc1, m1] = scaleMinK4(2 * j, scales),
+            [sc2, m2] = scaleMinK4(2 * j + 1, scales);
+          const d1 = Math.fround(d * sc1),
+            mm1 = Math.fround(dmin * m1);
+          const d2 = Math.fround(d * sc2),
+            mm2 = Math.fround(dmin * m2);
           for (let l = 0; l < 32; l++) y[out++] = Math.fround(d1 * (bytes[q + l] & 0xf)) - mm1;
           for (let l = 0; l < 32; l++) y[out++] = Math.fround(d2 * (bytes[q + l] >> 4)) - mm2;
           q += 32;
@@ -318,11 +431,16 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
       return y;
     case GGML.Q6_K: // { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d }: 16 groups of 16, x = d·sc·(q − 32), q 6 bits
       for (let b = 0; b < count / 256; b++) {
-        const at = b * 210, d = f16(at + 208);
+        const at = b * 210,
+          d = f16(at + 208);
         for (let half = 0; half < 2; half++) {
-          const ql = at + half * 64, qh = at + 128 + half * 32, sc = at + 192 + half * 8, out = b * 256 + half * 128;
+          const ql = at + half * 64,
+            qh = at + 128 + half * 32,
+            sc = at + 192 + half * 8,
+            out = b * 256 + half * 128;
           for (let l = 0; l < 32; l++) {
-            const is = l >> 4, h = bytes[qh + l];
+            const is = l >> 4,
+              h = bytes[qh + l];
             const q1 = ((bytes[ql + l] & 0xf) | ((h & 3) << 4)) - 32;
             const q2 = ((bytes[ql + l + 32] & 0xf) | (((h >> 2) & 3) << 4)) - 32;
             const q3 = ((bytes[ql + l] >> 4) | (((h >> 4) & 3) << 4)) - 32;
@@ -336,7 +454,9 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
       }
       return y;
     default:
-      throw new AttnvizError(`cannot dequantize ggml type ${ggmlTypeName(type)} (supported: ${READABLE_TYPES.map(ggmlTypeName).join(', ')})`);
+      throw new AttnvizError(
+        `cannot dequantize ggml type ${ggmlTypeName(type)} (supported: ${READABLE_TYPES.map(ggmlTypeName).join(', ')})`,
+      );
   }
 }
 

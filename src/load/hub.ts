@@ -43,7 +43,14 @@ const CONFIG = 'config.json';
 const SINGLE_WEIGHTS = 'model.safetensors';
 const WEIGHTS_INDEX = 'model.safetensors.index.json';
 /** Fetched when the repo has them; which ones a model uses depends on its tokenizer class. */
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'merges.txt'];
+const TOKENIZER_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'vocab.txt',
+  'vocab.json',
+  'merges.txt',
+];
 
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
 /** A repo id part, as the Hub's own validator has it: word characters, '-' and '.', not at either end. */
@@ -62,14 +69,20 @@ export function parseHubId(id: string): HubSource | null {
   const parts = repo.split('/');
   const name = parts[parts.length - 1];
   const valid =
-    parts.length <= 2 && parts.every((p) => ID_PART.test(p)) && name.length <= 96 &&
-    !repo.includes('--') && !repo.includes('..') && REVISION.test(revision) && !revision.includes('..');
+    parts.length <= 2 &&
+    parts.every((p) => ID_PART.test(p)) &&
+    name.length <= 96 &&
+    !repo.includes('--') &&
+    !repo.includes('..') &&
+    REVISION.test(revision) &&
+    !revision.includes('..');
   return valid ? { repo, revision } : null;
 }
 
 /** The hub cache folder, resolved as huggingface_hub does (HF_HUB_CACHE > HF_HOME/hub > ~/.cache/huggingface/hub). */
 export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const hfHome = expandHome(env.HF_HOME) ?? join(expandHome(env.XDG_CACHE_HOME) ?? join(homedir(), '.cache'), 'huggingface');
+  const hfHome =
+    expandHome(env.HF_HOME) ?? join(expandHome(env.XDG_CACHE_HOME) ?? join(homedir(), '.cache'), 'huggingface');
   // HUGGINGFACE_HUB_CACHE is the legacy name that huggingface_hub still honours.
   return resolve(expandHome(env.HF_HUB_CACHE) ?? expandHome(env.HUGGINGFACE_HUB_CACHE) ?? join(hfHome, 'hub'));
 }
@@ -84,7 +97,10 @@ export async function resolveHubModel(id: string, options: ResolveOptions = {}):
 
   const cached = await cachedSnapshot(storage, source.revision);
   if (cached) return cached;
-  check(!isTrue(env.HF_HUB_OFFLINE), `model "${id}" is not in the Hugging Face cache at ${cache} and HF_HUB_OFFLINE is set`);
+  check(
+    !isTrue(env.HF_HUB_OFFLINE),
+    `model "${id}" is not in the Hugging Face cache at ${cache} and HF_HUB_OFFLINE is set`,
+  );
 
   const hub: Hub = {
     id,
@@ -136,7 +152,10 @@ async function cachedSnapshot(storage: string, revision: string): Promise<string
 
 /** True for a file or a symlink to one; a dangling symlink (blob deleted) does not count. */
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** The distinct shard file names a safetensors index lists. */
@@ -153,7 +172,10 @@ async function shardNames(indexPath: string): Promise<string[]> {
   const shards = [...new Set(Object.values(map))];
   // Shard names are joined onto the snapshot folder, so anything but a plain file name is refused.
   const plain = (s: unknown): s is string => typeof s === 'string' && /^[^/\\]+$/.test(s) && s !== '.' && s !== '..';
-  check(shards.length > 0 && shards.every(plain), `${indexPath} lists no shards, or shard names that are not plain file names`);
+  check(
+    shards.length > 0 && shards.every(plain),
+    `${indexPath} lists no shards, or shard names that are not plain file names`,
+  );
   return shards;
 }
 
@@ -175,7 +197,8 @@ async function download(hub: Hub, revision: string): Promise<string> {
     ? revision
     : (await modelInfo({ ...http, name: hub.repo, revision, additionalFields: ['sha'] })).sha;
   // The commit becomes a folder name, so whatever the endpoint answers must look like one.
-  if (!COMMIT_HASH.test(commit)) throw new Error(`the Hub resolved revision "${revision}" to "${commit}", which is not a commit hash`);
+  if (!COMMIT_HASH.test(commit))
+    throw new Error(`the Hub resolved revision "${revision}" to "${commit}", which is not a commit hash`);
   const filesAt = async (paths: string[]) => {
     const infos = await pathsInfo({ ...http, repo: hub.repo, revision: commit, paths });
     return new Map(infos.filter((f) => f.type === 'file').map((f) => [f.path, f]));
@@ -184,8 +207,10 @@ async function download(hub: Hub, revision: string): Promise<string> {
   const found = await filesAt([CONFIG, ...TOKENIZER_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX]);
   check(found.has(CONFIG), `model "${hub.id}" has no ${CONFIG} on the Hugging Face Hub`);
   const sharded = !found.has(SINGLE_WEIGHTS);
-  check(!sharded || found.has(WEIGHTS_INDEX),
-    `model "${hub.id}" has no ${SINGLE_WEIGHTS} or ${WEIGHTS_INDEX} on the Hugging Face Hub; only safetensors weights are supported`);
+  check(
+    !sharded || found.has(WEIGHTS_INDEX),
+    `model "${hub.id}" has no ${SINGLE_WEIGHTS} or ${WEIGHTS_INDEX} on the Hugging Face Hub; only safetensors weights are supported`,
+  );
 
   const snapshot = join(hub.storage, 'snapshots', commit);
   const wanted = [CONFIG, ...TOKENIZER_FILES, sharded ? WEIGHTS_INDEX : SINGLE_WEIGHTS];
@@ -219,7 +244,14 @@ async function downloadToCache(hub: Hub, commit: string, info: PathInfo): Promis
   const blobPath = join(hub.storage, 'blobs', etag);
   if (!(await isFile(blobPath))) {
     await mkdir(dirname(blobPath), { recursive: true });
-    const blob = await downloadFile({ repo: hub.repo, path: info.path, revision: commit, hubUrl: hub.hubUrl, accessToken: hub.accessToken, fetch: hub.fetch });
+    const blob = await downloadFile({
+      repo: hub.repo,
+      path: info.path,
+      revision: commit,
+      hubUrl: hub.hubUrl,
+      accessToken: hub.accessToken,
+      fetch: hub.fetch,
+    });
     if (!blob) throw new Error(`${info.path} is listed by the Hub but cannot be downloaded`);
     // Written beside the blob and renamed into place, so an interrupted download never looks complete;
     // the pid keeps two concurrent attnviz processes from writing the same partial file.

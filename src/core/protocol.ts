@@ -8,7 +8,7 @@
  *   while later layers are still on the wire. A frame length of 0xFFFFFFFF announces an error instead: a
  *   u32 length and that many bytes of JSON `{ status, message }` follow, and the stream ends.
  */
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention, Tensor } from './attention.js';
 
 export const FORMAT_HEADER = 'x-attnviz-format';
 export const LAYERS_HEADER = 'x-attnviz-layers';
@@ -37,7 +37,8 @@ export function joinLayers(layers: Attention[]): Attention {
     parts.forEach((p, i) => data.set(p!.data, i * size));
     return { dims: [parts.length, ...parts[0]!.dims.slice(1)], data };
   };
-  const query = join((a) => a.query), key = join((a) => a.key);
+  const query = join((a) => a.query),
+    key = join((a) => a.key);
   return { ...layers[0], attention: join((a) => a.attention)!, ...(query && key ? { query, key } : {}) };
 }
 
@@ -62,7 +63,10 @@ export function errorFrame(status: number, message: string): Uint8Array {
 
 /** A stream error frame, as thrown by FrameReader. */
 export class FrameError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -85,7 +89,10 @@ export class FrameReader {
         if (joined.length - at < 8) break;
         const n = view.getUint32(4, true);
         if (joined.length - at < 8 + n) break;
-        const { status, message } = JSON.parse(new TextDecoder().decode(joined.subarray(at + 8, at + 8 + n))) as { status: number; message: string };
+        const { status, message } = JSON.parse(new TextDecoder().decode(joined.subarray(at + 8, at + 8 + n))) as {
+          status: number;
+          message: string;
+        };
         throw new FrameError(status, message);
       }
       if (joined.length - at < 4 + length) break;
@@ -100,4 +107,36 @@ export class FrameReader {
   get empty(): boolean {
     return this.buffer.length === 0;
   }
+}
+
+// The API's JSON shapes, shared by the server and the app.
+
+export interface ModelEntry {
+  /** What requests pass as `model`. */
+  id: string;
+  label: string;
+  kind: 'embedded' | 'folder' | 'hub-cache';
+  /** hf: Hugging Face folder (config.json), tfjs: TF.js graph model, gguf: a .gguf file. */
+  format: 'hf' | 'tfjs' | 'gguf';
+}
+
+/** What the app shows about a loaded model. */
+export interface LoadedModelInfo {
+  id: string;
+  modelType: string;
+  layers: number;
+  heads: number;
+  maxPositions: number;
+  causal: boolean;
+  weightBytes: number;
+  /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
+  encoderDecoder: boolean;
+}
+
+export interface Progress {
+  phase: 'resolve' | 'download' | 'load';
+  message: string;
+  file?: string;
+  loaded?: number;
+  total?: number;
 }

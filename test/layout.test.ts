@@ -1,0 +1,63 @@
+/**
+ * The layout rule (README "How it works"): data flows one way, so a file under src/ imports only from its own
+ * layer or from layers below it. Checked on the import graph, read from the sources.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, test } from 'vitest';
+
+const SRC = resolve(import.meta.dirname, '../src');
+
+/** Each layer and the layers it may import from (besides itself). */
+const MAY_IMPORT: Record<string, string[]> = {
+  core: [],
+  load: ['core'],
+  graph: ['core', 'load'],
+  runtime: ['core'],
+  models: ['core', 'load', 'graph', 'runtime'],
+  analysis: ['core'],
+  views: ['core', 'analysis'],
+  export: ['core', 'analysis', 'views'],
+  server: ['core', 'load', 'models', 'analysis', 'views', 'export'],
+  // The app runs in the browser: it shares only the browser-safe layers with the server.
+  app: ['core', 'analysis', 'views'],
+  cli: ['core', 'load', 'graph', 'runtime', 'models', 'analysis', 'views', 'export', 'server'],
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/** Layer of a file under src/ ('' for the top-level entry points such as index.ts). */
+const layerOf = (file: string) => {
+  const parts = relative(SRC, file).split('/');
+  return parts.length > 1 ? parts[0] : '';
+};
+
+const importsOf = (file: string) =>
+  [...readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) =>
+    resolve(dirname(file), m[1]),
+  );
+
+describe('layout', () => {
+  test('every layer under src/ is known', () => {
+    const layers = new Set(sources(SRC).map(layerOf).filter(Boolean));
+    expect([...layers].filter((l) => !(l in MAY_IMPORT))).toEqual([]);
+  });
+
+  test('imports only point down', () => {
+    const wrong: string[] = [];
+    for (const file of sources(SRC)) {
+      const from = layerOf(file);
+      if (!from) continue;
+      for (const target of importsOf(file)) {
+        const to = layerOf(target);
+        if (to !== from && !MAY_IMPORT[from].includes(to))
+          wrong.push(`${relative(SRC, file)} → ${relative(SRC, target)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+});
