@@ -5,8 +5,8 @@
  * reader exists that bounds-checks hostile headers); every field is checked before anything is trusted.
  */
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { AttnvizError, check } from './errors.js';
+import { basename, dirname } from 'node:path';
+import { AttnvizError, check, systemReason } from './errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -102,7 +102,7 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
 /** Reads only the header of a safetensors file (weights stay on disk). */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
   const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot open (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   });
   try {
     const stat = await file.stat();
@@ -121,7 +121,7 @@ export async function readHeader(path: string): Promise<SafetensorsHeader> {
 /** Reads a whole safetensors file into memory (for small files such as attention files). */
 export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
   const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot read (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot read (${systemReason(e)})`);
   });
   return { header: decodeHeader(bytes, basename(path)), bytes };
 }
@@ -190,8 +190,13 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   }
+}
+
+/** A missing folder is the usual reason a write fails with ENOENT: name it. */
+function writeReason(e: unknown, path: string): string {
+  return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
 }
 
 function isIndex(x: unknown): x is number {

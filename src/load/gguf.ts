@@ -15,7 +15,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { f16ToF32 } from '../core/encode.js';
-import { AttnvizError, check } from '../core/errors.js';
+import { AttnvizError, check, systemReason } from '../core/errors.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -131,7 +131,7 @@ export function readGguf(path: string): GgufFile {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new AttnvizError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   }
   try {
     return parse(new Cursor(fd, fstatSync(fd).size, basename(path)), path);
