@@ -5,7 +5,7 @@
  * tokens:
  *
  * - time per layer of `model.attention(text)` (every layer's probabilities, q and k) and of a plain forward
- *   pass over the same weights (`loadModel(dir, { extract: false })` then `forward(text)`), as the median
+ *   pass over the same weights (`Model.load(dir, { extract: false })` then `forward(text)`), as the median
  *   divided by the layer count and as the slope between the 2- and 4-layer models (which cancels the
  *   embedding, final norm and run overhead), and the ratio of the two;
  * - memory per layer of the attention result: probabilities [H, T, T] plus q and k [H, T, d] in float32.
@@ -21,7 +21,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
@@ -161,8 +161,8 @@ interface Row {
 }
 
 async function measure(dir: string, layers: number): Promise<Row[]> {
-  const extract = await loadModel(dir, { threads: THREADS, progress: false });
-  const plain = await loadModel(dir, { threads: THREADS, extract: false, progress: false });
+  const extract = await Model.load(dir, { threads: THREADS, progress: false });
+  const plain = await Model.load(dir, { threads: THREADS, extract: false, progress: false });
   const rows: Row[] = [];
   try {
     for (const T of SIZES) {

@@ -255,11 +255,14 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   });
 
   test('a nonexistent folder that is also not a hub id', async () => {
-    await expectBad(load('./no/such/dir'), './no/such/dir', /no such folder/, /not a hub id/);
+    await expectBad(load('./no/such/dir'), './no/such/dir', /no such file or folder/, /not a hub id/);
   });
 
   test('a file where a folder is expected', async () => {
-    await expectBad(load(join(goldenModel(BERT), 'config.json')), /not a folder/);
+    await expectBad(
+      load(join(goldenModel(BERT), 'config.json')),
+      /not a model attnviz reads \(a model is a Hugging Face folder/,
+    );
   });
 
   test('no model at all', async () => {
@@ -674,7 +677,7 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
       '--debug',
     ]);
     expect(r.code).toBe(2);
-    expect(r.stderr.startsWith('attnviz: AttnvizError: ./no/such/dir: no such folder')).toBe(true);
+    expect(r.stderr.startsWith('attnviz: AttnvizError: ./no/such/dir: no such file or folder')).toBe(true);
     expect(r.stderr).toContain('    at ');
     const r2 = await cli(['frobnicate', '--debug']);
     expect(r2.code).toBe(2);
@@ -773,7 +776,12 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   });
 
   test('nonexistent folder; hub id not cached with HF_HUB_OFFLINE=1; empty --model', async () => {
-    await extractFails('./no/such/dir', [], {}, /^attnviz: \.\/no\/such\/dir: no such folder, and not a hub id/);
+    await extractFails(
+      './no/such/dir',
+      [],
+      {},
+      /^attnviz: \.\/no\/such\/dir: no such file or folder, and not a hub id/,
+    );
     const cache = await tempDir('attnviz-empty-cache-');
     await extractFails(
       'nobody/no-such-model',

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { attentionPart, type Attention, type AttentionPart } from '../src/core/attention.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { renderHtml } from '../src/export/html.js';
 import { prettifyToken } from '../src/views/tokens.js';
@@ -18,7 +18,7 @@ import { HAVE_SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
 import { BART, bartConfig, bartWeights, SOURCE, T5_V11, t5Weights, TARGET, writeT5 } from './tiny-seq2seq.js';
 
-const models: Model[] = [];
+const models: AttentionModel[] = [];
 let browser: Browser;
 let bart: Attention, t5: Attention;
 const pages: OpenedPage[] = [];

@@ -18,8 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
 import { buildCache } from './hub-cache.js';
@@ -46,8 +45,8 @@ async function publishedText(): Promise<string> {
 
 const opened: Model[] = [];
 const temps: string[] = [];
-async function open(source: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
-  const m = await loadModel(source, options);
+async function open(source: string, options: Parameters<typeof Model.load>[1] = {}): Promise<Model> {
+  const m = await Model.load(source, options);
   opened.push(m);
   return m;
 }
@@ -238,7 +237,7 @@ describe.skipIf(!HAVE_SHARED)('bad generate requests', () => {
   test('a model without a language-model head cannot generate', async () => {
     const m = await open(goldenModel('bert-tiny'));
     await expect(m.generate('hello', { maxNewTokens: 2 })).rejects.toThrow(/model_type bert cannot generate/);
-    await expect(loadModel(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(
+    await expect(Model.load(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(
       /model_type bert has no language-model head/,
     );
   });

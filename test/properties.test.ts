@@ -5,12 +5,12 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { goldenModel, HAVE_SHARED } from './shared.js';
 
 const TEXT = 'Attention is all you need, said the paper; the cat, unimpressed, sat on the mat.';
-const loaded: Model[] = [];
+const loaded: AttentionModel[] = [];
 afterAll(async () => Promise.all(loaded.map((m) => m.release())));
 
 describe.skipIf(!HAVE_SHARED).each(['bert-tiny', 'gpt2-tiny'])('%s', (name) => {

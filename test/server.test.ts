@@ -19,7 +19,7 @@ import { decodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention } from '../src/core/encode.js';
 import { loadModel } from '../src/models/load-model.js';
 import { ModelCache } from '../src/server/model-cache.js';
-import type { AnyModel } from '../src/server/models.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { FrameReader, joinLayers } from '../src/core/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
@@ -511,7 +511,7 @@ describe('security', () => {
 
 describe('the model cache', () => {
   /** A fake model whose attention() takes `ms` and records overlapping runs. */
-  function fakeModel(bytes: number, log: string[], name: string): AnyModel {
+  function fakeModel(bytes: number, log: string[], name: string): AttentionModel {
     let running = 0;
     return {
       weightBytes: bytes,
@@ -525,7 +525,7 @@ describe('the model cache', () => {
       release: async () => {
         log.push(`${name}: released`);
       },
-    } as unknown as AnyModel;
+    } as unknown as AttentionModel;
   }
 
   test('concurrent requests load a model once and run one at a time', async () => {

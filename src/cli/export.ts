@@ -48,7 +48,8 @@ export const exportCommand: Command = {
       const conflicting = Object.keys(MODEL_OPTIONS).filter((name) => v[name] !== undefined);
       if (conflicting.length > 0)
         throw new AttnvizError(
-          `--from reads a saved attention file: it cannot be combined with ${conflicting.map((n) => `--${n}`).join(', ')}`,
+          `--from reads a saved attention file: it cannot be combined with ` +
+            conflicting.map((n) => `--${n}`).join(', '),
         );
     }
     const a = from !== undefined ? await readAttentionFile(from) : await attentionFrom(v);

@@ -20,7 +20,8 @@ export const extract: Command = {
     const ed = a.encoderDecoder;
     console.error(
       ed
-        ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
+        ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ` +
+            `${T} source and ${ed.decoderTokens.length} target tokens`
         : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`,
     );
   },

@@ -2,6 +2,7 @@
 import { writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { loadModel } from '../models/load-model.js';
+import { generateWith } from '../models/model.js';
 import { numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 
 export const generate: Command = {
@@ -30,7 +31,8 @@ print the text; --out writes the attention over prompt + generated tokens. --tem
     const out = optionalString(v, 'out') ?? null;
     const m = await loadModel(model, { extract: out !== null });
     try {
-      const g = await m.generate(optionalString(v, 'prompt') ?? null, { maxNewTokens, temperature, topP, seed });
+      const prompt = optionalString(v, 'prompt') ?? null;
+      const g = await generateWith(m, prompt, { maxNewTokens, temperature, topP, seed });
       console.log(g.text);
       if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);
       if (out !== null && g.attention) {

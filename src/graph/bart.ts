@@ -226,6 +226,7 @@ const family = (variant: Variant): Family<BartConfig> => ({
   modelType: variant,
   causal: false,
   encoderDecoder: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, variant),
   build,
 });

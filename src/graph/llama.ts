@@ -265,6 +265,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
   modelType,
   causal: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
 });

@@ -24,15 +24,8 @@ import {
 import { HIDDEN_LAST } from '../graph/family.js';
 import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
 import type { Feed, RunOutput, Session } from '../runtime/session.js';
-
-export interface Seq2SeqOptions {
-  pair?: string | null;
-  truncate?: boolean;
-  /** The decoder's text (teacher forcing). */
-  target?: string | null;
-  /** Without a target: generate this many tokens at most, greedily. */
-  maxNewTokens?: number;
-}
+import { causalMask } from './feeds.js';
+import type { AttentionOptions } from './model.js';
 
 /** What the engine's Model lends an encoder-decoder run. */
 export interface Seq2SeqContext {
@@ -55,7 +48,7 @@ export class Seq2Seq {
   constructor(private readonly c: Seq2SeqContext) {}
 
   /** Every layer's and head's encoder, decoder and cross attention, with q and k. */
-  async attention(text: string, options: Seq2SeqOptions): Promise<Attention> {
+  async attention(text: string, options: AttentionOptions): Promise<Attention> {
     const { session, dims, tokenizer } = this.c;
     check(
       session.outputNames.includes(seq2seqOutputNames('encoder', 0).probs),
@@ -120,14 +113,14 @@ export class Seq2Seq {
   }
 
   /** The forward pass alone: the decoder's last hidden state `[T, hidden]`. */
-  async forward(text: string, options: Seq2SeqOptions): Promise<Tensor> {
+  async forward(text: string, options: AttentionOptions): Promise<Tensor> {
     const encoder = this.encodeSource(text, options);
     const { ids } = await this.decoderInput(encoder.ids, options);
     return (await this.c.session.run(this.feeds(this.c.session, encoder.ids, ids)))[HIDDEN_LAST];
   }
 
   /** Next-token logits of the decoder (`[1, vocab]` or `[T, vocab]`, as loaded with `logits`). */
-  async logits(text: string, options: Seq2SeqOptions): Promise<Tensor> {
+  async logits(text: string, options: AttentionOptions): Promise<Tensor> {
     check(
       this.c.session.outputNames.includes(LOGITS),
       "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
@@ -147,18 +140,15 @@ export class Seq2Seq {
       );
   }
 
-  private encodeSource(text: string, options: Seq2SeqOptions): Encoded {
-    check(
-      options.pair === undefined || options.pair === null || options.pair === '',
-      `${this.c.source} is an encoder-decoder model: it takes a target text, not a sentence pair`,
-    );
+  /** The source text's encoding (a pair was refused by checkAttentionOptions). */
+  private encodeSource(text: string, options: AttentionOptions): Encoded {
     return this.c.encode(text, options.truncate === true);
   }
 
   /** The decoder's input ids: teacher-forced from the target, or generated. */
   private async decoderInput(
     encoderIds: number[],
-    options: Seq2SeqOptions,
+    options: AttentionOptions,
   ): Promise<{ ids: number[]; target: string }> {
     const { target, maxNewTokens } = options;
     const { dims, eos, tokenizer, source } = this.c;
@@ -235,12 +225,7 @@ export class Seq2Seq {
       [SEQ2SEQ_INPUTS.positionIds]: () => range(encoderIds.length),
       [SEQ2SEQ_INPUTS.decoderInputIds]: () => ints(decoderIds),
       [SEQ2SEQ_INPUTS.decoderPositionIds]: () => range(T),
-      // 0 on and below the diagonal, -inf above: exact zeros for future tokens.
-      [SEQ2SEQ_INPUTS.decoderCausalMask]: () => {
-        const m = new Float32Array(T * T);
-        for (let i = 0; i < T; i++) m.fill(-Infinity, i * T + i + 1, (i + 1) * T);
-        return { type: 'float32', data: m, dims: [T, T] };
-      },
+      [SEQ2SEQ_INPUTS.decoderCausalMask]: () => ({ type: 'float32', data: causalMask(T), dims: [T, T] }),
     };
     const feeds: Record<string, Feed> = {};
     for (const name of session.inputNames) {
