@@ -24,10 +24,19 @@ import { Model } from '../src/models/checkpoint-model.js';
 import { dequantize, GGML, readGguf, readTensorF32 } from '../src/load/gguf.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
-import { goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
+import {
+  goldenCases,
+  goldenModel,
+  HAVE_SHARED,
+  maxAbs,
+  maxAbsDiff,
+  present,
+  readGoldenCase,
+  SHARED,
+} from './shared.js';
 
 const STORIES = join(SHARED, 'models', 'stories260K', 'stories260K.gguf');
-const HAVE_STORIES = existsSync(STORIES);
+const HAVE_STORIES = present(existsSync(STORIES), STORIES, 'the stories260K tests');
 
 // ---- a GGUF writer ----------------------------------------------------------------------------------------
 
