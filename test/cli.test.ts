@@ -56,7 +56,7 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
   });
 
   test.each(['extract', 'export', 'generate', 'serve'])(
-    '%s --help (and help %s) describes that command alone',
+    '%s: --help, -h and help <command> describe that command alone',
     async (name) => {
       for (const args of [
         [name, '--help'],
