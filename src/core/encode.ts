@@ -67,9 +67,10 @@ interface Header {
   model: { source: string; modelType: string };
   causal: boolean;
   inputIds?: number[];
+  special?: boolean[];
   keyTokens?: string[];
   scoreScale?: number;
-  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
+  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[]; decoderSpecial?: boolean[] };
   sections: Section[];
 }
 
@@ -104,6 +105,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     model: a.model,
     causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
+    ...(a.special ? { special: a.special } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
     ...(ed
@@ -112,6 +114,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
             decoderTokens: ed.decoderTokens,
             target: ed.target,
             ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}),
+            ...(ed.decoderSpecial ? { decoderSpecial: ed.decoderSpecial } : {}),
           },
         }
       : {}),
@@ -181,6 +184,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     attention,
     ...(query && key ? { query, key } : {}),
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
+    ...(header.special ? { special: header.special } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
     ...(positionBias ? { positionBias } : {}),

@@ -193,6 +193,7 @@ export class Model implements AttentionModel {
       key,
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
+      special: encoded.special,
       ...rotaryFields(this.dims),
     };
   }

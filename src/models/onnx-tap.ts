@@ -741,6 +741,7 @@ export class OnnxModel implements AttentionModel {
         ? { hiddenLast: { dims: [T, hidden.dims[hidden.dims.length - 1]], data: hidden.data } }
         : {}),
       inputIds: encoded.ids,
+      special: encoded.special,
       ...(kvHeads !== heads ? { kvHeads } : {}),
     };
   }

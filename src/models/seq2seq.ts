@@ -55,7 +55,7 @@ export class Seq2Seq {
       'this model was loaded with extract: false',
     );
     const encoder = this.encodeSource(text, options);
-    const { ids: decoderIds, target } = await this.decoderInput(encoder.ids, options);
+    const { ids: decoderIds, target, special: decoderSpecial } = await this.decoderInput(encoder.ids, options);
     // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
     const { layers, decoderLayers, heads: H, headDim: d } = dims;
     const S = encoder.ids.length,
@@ -85,6 +85,7 @@ export class Seq2Seq {
       decoderTokens: decoderIds.map((id) => tokenizer.idToToken(id)),
       target,
       decoderInputIds: decoderIds,
+      decoderSpecial,
       decoder: self.probs,
       cross: cross.probs,
       decoderQuery: self.q,
@@ -106,6 +107,7 @@ export class Seq2Seq {
       key: enc.k,
       hiddenLast: out[ENCODER_HIDDEN_LAST],
       inputIds: encoder.ids,
+      special: encoder.special,
       ...(dims.scoreScale !== 1 / Math.sqrt(d) ? { scoreScale: dims.scoreScale } : {}),
       ...(out[POSITION_BIAS.encoder] ? { positionBias: out[POSITION_BIAS.encoder] } : {}),
       encoderDecoder,
@@ -149,23 +151,26 @@ export class Seq2Seq {
   private async decoderInput(
     encoderIds: number[],
     options: AttentionOptions,
-  ): Promise<{ ids: number[]; target: string }> {
+  ): Promise<{ ids: number[]; target: string; special: boolean[] }> {
     const { target, maxNewTokens } = options;
     const { dims, eos, tokenizer, source } = this.c;
     if (target !== undefined && target !== null) {
       check(maxNewTokens === undefined, 'give either a target text or maxNewTokens, not both');
       check(target.trim() !== '', 'target text is empty');
-      let ids = tokenizer.encode(target).ids;
-      if (ids.length > 0 && eos.includes(ids[ids.length - 1])) ids = ids.slice(0, -1);
-      ids = [dims.decoderStart, ...ids];
+      const encoded = tokenizer.encode(target);
+      // shift_tokens_right: the start token first, the final EOS dropped.
+      const n = encoded.ids.length - (eos.includes(encoded.ids[encoded.ids.length - 1]) ? 1 : 0);
+      let ids = [dims.decoderStart, ...encoded.ids.slice(0, n)];
+      let special = [true, ...encoded.special.slice(0, n)];
       if (ids.length > dims.maxPositions) {
         check(
           options.truncate,
           `target is ${ids.length} decoder tokens but ${source} takes at most ${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`,
         );
         ids = ids.slice(0, dims.maxPositions);
+        special = special.slice(0, dims.maxPositions);
       }
-      return { ids, target };
+      return { ids, target, special };
     }
     if (maxNewTokens === undefined) {
       throw new AttnvizError(
@@ -178,7 +183,7 @@ export class Seq2Seq {
     );
     const ids = await this.greedy(encoderIds, maxNewTokens);
     const skip = new Set([dims.decoderStart, ...eos, ...(this.c.bos === null ? [] : [this.c.bos])]);
-    return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))) };
+    return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))), special: ids.map((id) => skip.has(id)) };
   }
 
   /** Greedy decoding: the start token, then the most likely next token until EOS, maxNewTokens or the positions run out. */

@@ -176,7 +176,7 @@ export class TfjsModel implements AttentionModel {
     checkAttentionOptions(this, options);
     const pair = options.pair ?? null;
     const tokenizer = { encode: (a: string, b?: string | null) => this.tokenize(a, b) };
-    const { ids, tokens, sentenceBStart } = encodeWithin(tokenizer, text, options, {
+    const { ids, tokens, sentenceBStart, special } = encodeWithin(tokenizer, text, options, {
       maxPositions: this.dims.maxPositions,
       source: this.source,
     });
@@ -213,6 +213,7 @@ export class TfjsModel implements AttentionModel {
       query: { dims: [L, H, T, D], data: query },
       key: { dims: [L, H, T, D], data: key },
       inputIds: ids,
+      special,
     };
   }
 
