@@ -7,29 +7,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumLocation, launchChromium } from '../src/export/image.js';
 import { present } from './shared.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM = chromiumLocation();
 export const HAVE_CHROMIUM = present(
   existsSync(CHROMIUM),
   `Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`,
   'the browser tests',
 );
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--font-render-hinting=none',
-];
-
+/** Chromium as exports launch it, with hinting off so that screenshots depend less on the font setup. */
 export function launch(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  return launchChromium(['--font-render-hinting=none']);
 }
 
 export interface OpenedPage {
