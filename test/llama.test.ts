@@ -14,7 +14,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import type { TensorToWrite } from '../src/core/safetensors.js';
 import { Model } from '../src/models/checkpoint-model.js';
-import { ropeInvFreq } from '../src/graph/llama.js';
+import { ropeInvFreq } from '../src/graph/rotary.js';
 import { ModelConfig } from '../src/load/config.js';
 import { deriveCheckpoint, readWeights, removeCheckpoint, tensorToF32, type DeriveOptions } from './checkpoints.js';
 import {

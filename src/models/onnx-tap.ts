@@ -38,6 +38,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
+import { bf16ToF32, f16ToF32 } from '../core/half.js';
 import { familyFor } from '../graph/families.js';
 import { INPUTS, type ModelDims } from '../graph/family.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
@@ -502,9 +503,9 @@ function tensorScalar(t: TensorProto): number | null {
     case DataType.DOUBLE:
       return raw ? raw.getFloat64(0, true) : (t.doubleData?.[0] ?? null);
     case DataType.FLOAT16:
-      return halfToFloat(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? NaN));
+      return f16ToF32(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? NaN));
     case DataType.BFLOAT16:
-      return new Float32Array(Uint32Array.of((raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? 0)) << 16).buffer)[0];
+      return bf16ToF32(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? 0));
     case DataType.INT64:
       return raw ? Number(raw.getBigInt64(0, true)) : t.int64Data?.length ? Number(t.int64Data[0]) : null;
     case DataType.INT32:
@@ -512,15 +513,6 @@ function tensorScalar(t: TensorProto): number | null {
     default:
       return null;
   }
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1,
-    exp = (h >> 10) & 0x1f,
-    frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 // ---- the tapped graph ---------------------------------------------------------------------------------
