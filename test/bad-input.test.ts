@@ -108,7 +108,12 @@ const words = (n: number, word = 'the') => Array.from({ length: n }, () => word)
 describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   test('missing config.json', async () => {
     const dir = await derive(BERT, { omit: ['config.json'] });
-    await expectBad(load(dir), dir, /no config\.json/, /not a model attnviz reads \(a model is a Hugging Face folder with config\.json/);
+    await expectBad(
+      load(dir),
+      dir,
+      /no config\.json/,
+      /not a model attnviz reads \(a model is a Hugging Face folder with config\.json/,
+    );
   });
 
   test('config.json is a folder', async () => {
