@@ -22,7 +22,7 @@ folders are taken from the working directory). API: docs/server-api.md.`,
     const port =
       numberOption(v, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? DEFAULT_PORT;
     const dirs = v['models-dir'];
-    const roots = Array.isArray(dirs) ? dirs.map((d) => resolve(d)) : [];
+    const roots = Array.isArray(dirs) ? [...dirs] : [];
     let model = optionalString(v, 'model');
     // A local --model is served as a folder in its own root.
     if (model !== undefined && existsSync(model)) {

@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AttnvizError } from '../core/errors.js';
@@ -63,9 +63,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     );
   const limits = { ...api.DEFAULT_LIMITS, ...options.limits };
   const env = options.env ?? process.env;
+  // Relative roots are taken from the working directory, once: model ids then name absolute folders.
   const roots = (options.modelRoots ?? []).map((r) => {
     if (!existsSync(r)) throw new AttnvizError(`model root ${r} does not exist`);
-    return r;
+    return resolve(r);
   });
   const cache = new ModelCache({
     capBytes: limits.memoryCapBytes,
