@@ -29,6 +29,7 @@ import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { relativePositionBucket } from '../src/graph/t5.js';
+import { HAVE_CLI } from './cli-run.js';
 import { HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
 import { expectBad, removeTinyModels, type TinyWeights, writeTinyModel } from './tiny-models.js';
 import {
@@ -151,7 +152,7 @@ function expectInvariants(a: Attention, m: Model): void {
 
 // ---- tests -----------------------------------------------------------------------------------------------
 
-describe.skipIf(!HAVE_SHARED).each([BART, MBART, MARIAN, { ...MARIAN, storedPositions: true }])(
+describe.each([BART, MBART, MARIAN, { ...MARIAN, storedPositions: true }])(
   '$variant (stored positions: $storedPositions): tiny random checkpoint',
   (spec) => {
     let w: TinyWeights;
@@ -320,7 +321,7 @@ describe('T5 relative position buckets', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('encoder-decoder results in attention files and pages', () => {
+describe('encoder-decoder results in attention files and pages', () => {
   let bart: Attention, t5: Attention;
   beforeAll(async () => {
     bart = await (await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 7), 'roberta-tiny'))).attention(
@@ -464,8 +465,8 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
   test('a BART folder with only the slow vocab.json + merges.txt tokenizes as with tokenizer.json', async () => {
     const w = bartWeights(BART, 9);
     const [fast, slow] = [
-      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny')),
-      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { legacyTokenizer: true })),
+      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { golden: 'json' })),
+      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { golden: 'legacy' })),
     ];
     const [a, b] = [await fast.attention(SOURCE, { target: TARGET }), await slow.attention(SOURCE, { target: TARGET })];
     expect(b.tokens).toEqual(a.tokens);
@@ -483,7 +484,7 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('encoder-decoder: bad inputs', () => {
+describe('encoder-decoder: bad inputs', () => {
   test('a missing target, a pair, a target for a model that has no decoder', async () => {
     const m = await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 3), 'roberta-tiny'));
     await expectBad(
@@ -565,7 +566,7 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder: bad inputs', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('attnviz extract --target', () => {
+describe.skipIf(!HAVE_CLI)('attnviz extract --target', () => {
   test('writes all three attentions; without --target it fails in one line', async () => {
     const run = promisify(execFile);
     const root = fileURLToPath(new URL('..', import.meta.url));

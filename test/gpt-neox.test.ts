@@ -9,7 +9,7 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import { Model } from '../src/models/checkpoint-model.js';
-import { HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
+import { maxAbs, maxAbsDiff } from './shared.js';
 import {
   activation,
   addRows,
@@ -140,7 +140,7 @@ function reference(w: TinyWeights, s: Spec, ids: readonly number[]): Reference {
 
 const dimsOf = (s: Spec) => ({ layers: s.layers, heads: H, headDim: d, hidden: D });
 
-describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
+describe('GPT-NeoX: tiny random checkpoints', () => {
   const variants: [string, Spec][] = [
     ['Pythia-like: parallel residual, rotary on half of each head', PYTHIA_LIKE],
     [

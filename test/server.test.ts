@@ -252,7 +252,7 @@ describe('endpoints', () => {
   });
 });
 
-describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the model root)', () => {
+describe('encoder-decoder models (a tiny random BART in the model root)', () => {
   test('load reports encoderDecoder; attention and export take a target, sent whole; target and pair are checked', async () => {
     const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
     await cp(dir, join(root, 'tiny-bart'), { recursive: true });
