@@ -117,7 +117,9 @@ export async function writeTinyModel(
         : ['tokenizer.json', 'tokenizer_config.json'];
     for (const f of files) if (existsSync(join(src, f))) await copyFile(join(src, f), join(dir, f));
   } else {
-    for (const [f, text] of Object.entries(tinyTokenizerFiles(tokenizerFrom))) await writeFile(join(dir, f), text);
+    const vocabSize = typeof config.vocab_size === 'number' ? config.vocab_size : 0;
+    for (const [f, text] of Object.entries(tinyTokenizerFiles(tokenizerFrom, vocabSize)))
+      await writeFile(join(dir, f), text);
   }
   const out: Record<string, TensorToWrite> = {};
   for (const [name, t] of weights.tensors) {

@@ -17,9 +17,13 @@ const WORDS = (
 
 const PUNCTUATION = [...'.,;:!?\'"()-[]<>/'];
 
-/** File contents: tokenizer.json and tokenizer_config.json. */
-export function tinyTokenizerFiles(kind: TinyTokenizer): Record<string, string> {
-  const json = kind === 'bert-tiny' ? wordPiece() : byteLevelBpe(kind === 'roberta-tiny');
+/**
+ * File contents: tokenizer.json and tokenizer_config.json. The vocabulary is padded with unused entries to
+ * `vocabSize` (the model's), as real vocabularies fill their embedding table, so every id a model can
+ * generate has a token.
+ */
+export function tinyTokenizerFiles(kind: TinyTokenizer, vocabSize = 0): Record<string, string> {
+  const json = kind === 'bert-tiny' ? wordPiece(vocabSize) : byteLevelBpe(kind === 'roberta-tiny', vocabSize);
   return {
     'tokenizer.json': JSON.stringify(json),
     'tokenizer_config.json': JSON.stringify(CONFIGS[kind]),
@@ -69,8 +73,13 @@ const added = (id: number, content: string) => ({
   special: true,
 });
 
+/** `[unused0]`, `[unused1]`, … (BERT's name for vocabulary entries no text produces) up to `size` pieces. */
+function padded(pieces: string[], size: number): string[] {
+  return [...pieces, ...Array.from({ length: Math.max(0, size - pieces.length) }, (_, i) => `[unused${i}]`)];
+}
+
 /** BERT's uncased WordPiece: specials, characters, `##` characters, then whole words. */
-function wordPiece(): unknown {
+function wordPiece(vocabSize: number): unknown {
   const specials = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
   const chars = [...'abcdefghijklmnopqrstuvwxyz0123456789'];
   const pieces = [
@@ -80,7 +89,7 @@ function wordPiece(): unknown {
     ...chars.map((c) => `##${c}`),
     ...new Set(WORDS.map((w) => w.toLowerCase())),
   ];
-  const vocab = Object.fromEntries([...new Set(pieces)].map((p, i) => [p, i]));
+  const vocab = Object.fromEntries(padded([...new Set(pieces)], vocabSize).map((p, i) => [p, i]));
   const special = (id: string, typeId: number) => ({ SpecialToken: { id, type_id: typeId } });
   const sequence = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
   return {
@@ -128,7 +137,7 @@ function byteSymbols(): string[] {
  * that build it left to right; RoBERTa's specials around them (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3, `<mask>`
  * last), GPT-2's `<|endoftext|>` last.
  */
-function byteLevelBpe(roberta: boolean): unknown {
+function byteLevelBpe(roberta: boolean, vocabSize: number): unknown {
   const head = roberta ? ['<s>', '<pad>', '</s>', '<unk>'] : [];
   const pieces = [...head, ...byteSymbols()];
   const merges: [string, string][] = [];
@@ -147,8 +156,7 @@ function byteLevelBpe(roberta: boolean): unknown {
     }
   }
   const tail = roberta ? '<mask>' : '<|endoftext|>';
-  pieces.push(tail);
-  const vocab = Object.fromEntries(pieces.map((p, i) => [p, i]));
+  const vocab = Object.fromEntries([...padded(pieces, vocabSize - 1), tail].map((p, i) => [p, i]));
   const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true };
   return {
     version: '1.0',
