@@ -63,7 +63,8 @@ const CONFIGS: Record<TinyTokenizer, Record<string, unknown>> = {
   },
 };
 
-const added = (id: number, content: string) => ({
+/** An added_tokens entry of tokenizer.json for special token `content`. */
+export const addedToken = (id: number, content: string) => ({
   id,
   content,
   single_word: false,
@@ -96,7 +97,7 @@ function wordPiece(vocabSize: number): unknown {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specials.map((s) => added(vocab[s], s)),
+    added_tokens: specials.map((s) => addedToken(vocab[s], s)),
     normalizer: {
       type: 'BertNormalizer',
       clean_text: true,
@@ -162,7 +163,7 @@ function byteLevelBpe(roberta: boolean, vocabSize: number): unknown {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [...head, tail].map((s) => added(vocab[s], s)),
+    added_tokens: [...head, tail].map((s) => addedToken(vocab[s], s)),
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: roberta
