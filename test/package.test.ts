@@ -17,6 +17,13 @@ import { HAVE_SHARED, goldenModel } from './shared.js';
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
 const HAVE_DIST = existsSync(join(ROOT, 'dist/src/cli/main.js'));
+const DENO = join(ROOT, 'node_modules/.bin/deno');
+const HAVE_JUPYTER = existsSync('/usr/bin/jupyter-nbconvert') && existsSync(DENO);
+if (!HAVE_JUPYTER) {
+  const why = 'Jupyter (apt-get install jupyter-nbconvert python3-jupyter-client) or Deno (npm ci) is missing';
+  if (process.env.CI === 'true') throw new Error(`notebook test cannot run: ${why}`);
+  console.warn(`skipping the notebook test: ${why}`);
+}
 if (!HAVE_DIST) {
   if (process.env.CI === 'true') throw new Error('package tests need dist/: run `npm run build`');
   console.warn('skipping package tests: dist/ is missing (npm run build)');
@@ -176,5 +183,94 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
       }
     },
     120_000,
+  );
+
+  test.skipIf(!HAVE_JUPYTER || !HAVE_CHROMIUM || !HAVE_SHARED)(
+    'views display inline in a Deno Jupyter notebook, executed by a real kernel, each view independent',
+    async () => {
+      const jupyter = join(dir, 'jupyter');
+      await mkdir(join(jupyter, 'kernels', 'deno'), { recursive: true });
+      const argv = [DENO, 'jupyter', '--kernel', '--conn', '{connection_file}'];
+      const spec = { argv, display_name: 'Deno', language: 'typescript' };
+      await writeFile(join(jupyter, 'kernels', 'deno', 'kernel.json'), JSON.stringify(spec));
+      // Deno resolves the package's own imports from the project's node_modules.
+      await writeFile(join(project, 'deno.json'), JSON.stringify({ nodeModulesDir: 'manual' }));
+      const cell = (source: string) => ({
+        cell_type: 'code',
+        metadata: {},
+        outputs: [],
+        source,
+        execution_count: null,
+      });
+      const notebook = {
+        cells: [
+          cell(
+            `import { headView, modelView } from 'attnviz/notebook';\nimport { loadModel } from 'attnviz';\n` +
+              `const m = await loadModel(${JSON.stringify(goldenModel('bert-tiny'))});\n` +
+              `const a = await m.attention('The cat sat on the mat.');\nawait m.release();\nheadView(a, { layer: 1 })`,
+          ),
+          // BertViz's call shape, from nested arrays: two layers, one head, three tokens.
+          cell(
+            `headView({ attention: [[[[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]]], [[[0, 0, 1], [0, 1, 0], [1, 0, 0]]]],\n` +
+              `  tokens: ['<s>', 'x<script>', 'y'], layer: 1 })`,
+          ),
+          cell('modelView(a)'),
+        ],
+        metadata: { kernelspec: { name: 'deno', display_name: 'Deno', language: 'typescript' } },
+        nbformat: 4,
+        nbformat_minor: 5,
+      };
+      await writeFile(join(project, 'views.ipynb'), JSON.stringify(notebook));
+      await run('jupyter', ['nbconvert', '--to', 'notebook', '--execute', 'views.ipynb', '--output', 'executed'], {
+        cwd: project,
+        env: { ...process.env, JUPYTER_PATH: jupyter, DENO_DIR: join(dir, 'deno'), DENO_NO_UPDATE_CHECK: '1' },
+        timeout: 120_000,
+      });
+      type Output = { output_type: string; data?: Record<string, string | string[]> };
+      const executed = JSON.parse(await readFile(join(project, 'executed.ipynb'), 'utf8')) as {
+        cells: { outputs: Output[] }[];
+      };
+      const html = executed.cells.map((c) => {
+        const shown = c.outputs.find((o) => o.output_type === 'execute_result' || o.output_type === 'display_data');
+        const value = shown?.data?.['text/html'];
+        expect(value, JSON.stringify(c.outputs).slice(0, 300)).toBeDefined();
+        return Array.isArray(value) ? value.join('') : (value as string);
+      });
+      // The outputs as a notebook front end shows them: one page, one after the other.
+      const page = join(dir, 'notebook.html');
+      await writeFile(
+        page,
+        `<!doctype html><html><body>${html.map((h) => `<div class="cell">${h}</div>`).join('')}</body></html>`,
+      );
+      const browser = await launch();
+      try {
+        const tab = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+        const requests: string[] = [];
+        const errors: string[] = [];
+        tab.on('request', (r) => {
+          if (!/^(file|data|blob|about):/.test(r.url())) requests.push(r.url());
+        });
+        tab.on('pageerror', (e) => errors.push(e.message));
+        await tab.goto(`file://${page}`);
+        const frames = tab.locator('iframe');
+        await expect.poll(() => frames.count()).toBe(3);
+        const views = ['.attnviz-head-view', '.attnviz-head-view', '.attnviz-model-view'];
+        for (let i = 0; i < 3; i++) await frames.nth(i).contentFrame().locator(views[i]).waitFor();
+        // Each frame holds one view of its own data: the second shows the escaped token text of its 3 tokens.
+        const second = frames.nth(1).contentFrame();
+        expect(await second.locator('.attnviz').count()).toBe(1);
+        expect(await second.locator('.attnviz').getAttribute('data-layer')).toBe('1');
+        expect(await frames.nth(0).contentFrame().locator('.attnviz').getAttribute('data-layer')).toBe('1');
+        // The pages told their host their heights (the iframes started at an estimate).
+        await expect
+          .poll(async () => Number.parseFloat((await frames.nth(2).evaluate((f) => f.style.height)) || '0'))
+          .not.toBe(720);
+        expect(errors).toEqual([]);
+        expect(requests).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    240_000,
   );
 });
