@@ -2,6 +2,13 @@
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from './http-error.js';
 
+/** A request whose client disconnected before sending its whole body. */
+export class ClientGone extends HttpError {
+  constructor(message: string) {
+    super(400, message);
+  }
+}
+
 export async function readJsonBody(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   if (type !== 'application/json')
@@ -11,10 +18,16 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     throw new HttpError(413, `request body of ${declared} bytes is over this server's limit of ${limit} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new HttpError(413, `request body is over this server's limit of ${limit} bytes`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw new HttpError(413, `request body is over this server's limit of ${limit} bytes`);
+      chunks.push(chunk);
+    }
+  } catch (e) {
+    if (e instanceof HttpError) throw e;
+    // Node's "aborted" (ECONNRESET): the client went away; nobody is left to answer, and it is no bug.
+    throw new ClientGone(`the client hung up after ${size} bytes of the body`);
   }
   let body: unknown;
   try {

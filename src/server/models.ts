@@ -16,7 +16,7 @@ import type { AttentionModel } from '../models/model.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../load/hub.js';
 import { EMBEDDED } from '../load/tfjs-source.js';
 import { HttpError } from './http-error.js';
-import { resolveInRoots } from './security.js';
+import { checkFilesInRoots, resolveInRoots } from './security.js';
 import type { LoadedModelInfo, ModelEntry, Progress } from '../core/protocol.js';
 
 export type ModelSpec = { kind: 'embedded' } | { kind: 'path'; path: string } | { kind: 'hub'; id: string };
@@ -48,9 +48,10 @@ export async function modelKey(spec: ModelSpec, roots: readonly string[]): Promi
   }
 }
 
-/** Opens the model a key names; hub downloads report their bytes through `onProgress`. */
+/** Opens the model a key names (a folder's files checked against `roots` first); hub downloads report their bytes through `onProgress`. */
 export async function openModel(
   key: string,
+  roots: readonly string[],
   env: NodeJS.ProcessEnv,
   onProgress: (p: Progress) => void,
 ): Promise<AttentionModel> {
@@ -60,6 +61,7 @@ export async function openModel(
   }
   if (key.startsWith('path:')) {
     onProgress({ phase: 'load', message: `loading ${basename(key.slice(5))}` });
+    await checkFilesInRoots(key.slice(5), roots);
     return loadModel(key.slice(5), { env, progress: false });
   }
   const id = key.slice(4).replace(/@main$/, '');

@@ -6,12 +6,13 @@
  *   its Host (127.0.0.1, localhost or [::1] with the port; the bound address when it is another), and a
  *   request carrying an Origin must come from one of those too.
  * - Model paths: a folder named in a request is accepted only inside a configured model root, after
- *   resolving symlinks (realpath), so neither `..` nor a symlink leads out.
+ *   resolving symlinks (realpath), so neither `..` nor a symlink leads out; and so must every file in it
+ *   (checkFilesInRoots), checked before each load.
  */
-import { realpath } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { isAbsolute, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { HttpError } from './http-error.js';
 
 const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
@@ -60,26 +61,65 @@ export function checkHostAndOrigin(req: IncomingMessage, allowed: Set<string>): 
   }
 }
 
+/** Whether real path `real` is one of `realRoots` or inside one. */
+function insideRoots(real: string, realRoots: readonly (string | null)[]): boolean {
+  return realRoots.some((r) => r !== null && (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)));
+}
+
 /**
  * The real path of model folder `path` (absolute, or relative to one of `roots`, tried in order), if it lies
- * inside a root once symlinks are resolved; else 403 (outside) or 404 (missing).
+ * inside a root once symlinks are resolved; else 404. A path outside the roots gets the same answer as one
+ * that does not exist (same status, same message), so requests cannot probe which files exist on the machine.
  */
 export async function resolveInRoots(path: string, roots: readonly string[]): Promise<string> {
   if (path.includes('\0')) throw new HttpError(400, 'model path contains a NUL byte');
   if (path.split(/[\\/]/).includes('..'))
-    throw new HttpError(403, `model path "${path}" contains "..": only folders inside the model roots are served`);
+    throw new HttpError(
+      403,
+      `model path "${path.slice(0, 200)}" contains "..": only folders inside the model roots are served`,
+    );
   if (roots.length === 0)
     throw new HttpError(403, 'no model roots are configured (start the server with --models-dir <folder>)');
   const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
   const candidates = isAbsolute(path) ? [path] : roots.map((r) => resolve(r, path));
-  let found = false;
   for (const candidate of candidates) {
     const real = await realpath(candidate).catch(() => null);
-    if (real === null) continue;
-    found = true;
-    if (realRoots.some((r) => r !== null && (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep))))
-      return real;
+    if (real !== null && insideRoots(real, realRoots)) return real;
   }
-  if (found) throw new HttpError(403, `model path "${path}" is outside the model roots`);
-  throw new HttpError(404, `no model folder "${path}" in the model roots`);
+  throw new HttpError(404, `no model "${path.slice(0, 200)}" in the model roots`);
+}
+
+/** Bounds on the walk over a model folder's files (a model folder holds tens of files, a few levels deep). */
+const WALK_DEPTH = 4;
+const WALK_FILES = 10_000;
+
+/**
+ * Checks that every file under model folder (or file) `real` resolves, symlinks followed, inside the roots:
+ * a folder inside a root whose config.json, tokenizer or weights link to files elsewhere is refused before
+ * any of them is read (so no error can echo their content). 403, naming only the file inside the folder.
+ */
+export async function checkFilesInRoots(real: string, roots: readonly string[]): Promise<void> {
+  const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
+  let seen = 0;
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => null);
+    if (entries === null) return;
+    for (const e of entries) {
+      if (++seen > WALK_FILES)
+        throw new HttpError(403, `model folder ${basename(real)} holds more than ${WALK_FILES} files`);
+      const path = join(dir, e.name);
+      // A dangling link resolves nowhere: nothing can be read through it, so it is left to the loader.
+      const target = await realpath(path).catch(() => null);
+      if (target === null) continue;
+      if (!insideRoots(target, realRoots))
+        throw new HttpError(
+          403,
+          `model file ${relative(real, path).slice(0, 200)} links outside the model roots: it is not served`,
+        );
+      if (depth < WALK_DEPTH && (await stat(target)).isDirectory()) await walk(path, depth + 1);
+    }
+  };
+  // A .gguf file holds everything; an .onnx file may name external weights beside it.
+  if ((await stat(real)).isDirectory()) await walk(real, 0);
+  else if (!real.toLowerCase().endsWith('.gguf')) await walk(dirname(real), 0);
 }

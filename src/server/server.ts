@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AttnvizError } from '../core/errors.js';
+import { ClientGone } from './body.js';
 import * as api from './handlers.js';
 import { HttpError, sendError } from './http-error.js';
 import { ModelCache } from './model-cache.js';
@@ -72,7 +73,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const cache = new ModelCache({
     capBytes: limits.memoryCapBytes,
     maxQueue: limits.maxQueue,
-    open: (key, onProgress) => openModel(key, env, onProgress),
+    open: (key, onProgress) => openModel(key, roots, env, onProgress),
   });
   const defaultModel = await modelKey(parseModelSpec(options.model), roots).catch((e: unknown) => {
     throw new AttnvizError(`--model ${options.model}: ${(e as Error).message}`);
@@ -116,6 +117,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
+      if (e instanceof ClientGone) {
+        console.warn(`attnviz serve: ${req.method} ${(req.url ?? '').slice(0, 200)}: ${e.message}`);
+        return void res.destroy();
+      }
       if (!(e instanceof HttpError) && !(e instanceof AttnvizError))
         console.error(`attnviz serve: ${req.method} ${req.url}:`, e);
       // A body left unread (too large, wrong type) would be parsed as the next request: close the connection.
