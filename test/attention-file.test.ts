@@ -17,6 +17,16 @@ import { HAVE_SHARED, SHARED } from './shared.js';
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-file-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
+/** `x` made into rows of `n` probabilities: |x| normalised per row. */
+function rows(x: Float32Array, n: number): Float32Array {
+  for (let r = 0; r < x.length; r += n) {
+    const row = x.subarray(r, r + n);
+    const sum = row.reduce((s, v) => s + Math.abs(v), 0);
+    row.forEach((v, i) => (row[i] = Math.abs(v) / sum));
+  }
+  return x;
+}
+
 /** A small, fully populated Attention with distinct values everywhere. */
 function sample(): Attention {
   const [L, H, T, d, D] = [2, 3, 4, 5, 6];
@@ -28,7 +38,8 @@ function sample(): Attention {
     sentenceBStart: 2,
     model: { source: 'somewhere/bert', modelType: 'bert' },
     causal: false,
-    attention: { dims: [L, H, T, T], data: seq(L * H * T * T, 1) },
+    // Distinct probabilities: each row of |sin| values normalised to sum to 1 (files are checked for that).
+    attention: { dims: [L, H, T, T], data: rows(seq(L * H * T * T, 1), T) },
     query: { dims: [L, H, T, d], data: seq(L * H * T * d, 2) },
     key: { dims: [L, H, T, d], data: seq(L * H * T * d, 3) },
     hiddenLast: { dims: [T, D], data: seq(T * D, 4) },
@@ -67,7 +78,7 @@ describe('attention file', () => {
   test('reads special_tokens_mask as 0/1 or booleans, and rejects one of the wrong length', () => {
     const file = (mask: unknown) =>
       encodeSafetensors(
-        { attention: { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9) } },
+        { attention: { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9).fill(1 / 3) } },
         { attnviz: JSON.stringify({ tokens: ['<s>', 'a', '</s>'], special_tokens_mask: mask }) },
       );
     expect(decodeAttentionFile(file([1, 0, 1]), 'm').special).toEqual([true, false, true]);

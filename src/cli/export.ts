@@ -12,10 +12,11 @@ import { attentionFrom } from './extract.js';
 export const exportCommand: Command = {
   name: 'export',
   synopsis: `export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]`,
+       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--allow-invalid]`,
   description: `Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
 (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The data comes from a model run (--model and
---text, as in extract) or from an attention file (--from), not both.`,
+--text, as in extract) or from an attention file (--from), not both. An attention file whose values are not
+probabilities (NaN, Inf, rows not summing to 1) is an error; --allow-invalid shows it with a warning banner.`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
@@ -23,6 +24,7 @@ export const exportCommand: Command = {
     out: { type: 'string', short: 'o' },
     layer: { type: 'string' },
     theme: { type: 'string' },
+    'allow-invalid': { type: 'boolean' },
   },
   async run(v) {
     const view = required(v, 'view') as ViewName;
@@ -52,10 +54,13 @@ export const exportCommand: Command = {
             conflicting.map((n) => `--${n}`).join(', '),
         );
     }
-    const a = from !== undefined ? await readAttentionFile(from) : await attentionFrom(v);
+    let warning: string | undefined;
+    const onInvalid = v['allow-invalid'] === true ? (problem: string) => (warning = problem) : undefined;
+    const a = from !== undefined ? await readAttentionFile(from, { onInvalid }) : await attentionFrom(v);
+    if (warning) console.error(`attnviz: warning: ${warning}: shown anyway (--allow-invalid)`);
     if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
       throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-    const html = renderHtml(a, { view, options });
+    const html = renderHtml(a, { view, options, warning });
     const bytes = format === 'html' ? html : await renderImage(html, format);
     await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);

@@ -6,7 +6,7 @@
  * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
  */
 import { AttnvizError, check } from './errors.js';
-import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
+import { type Attention, attentionProblem, type EncoderDecoderAttention, type Tensor } from './attention.js';
 import {
   decodeHeader,
   encodeSafetensors,
@@ -104,13 +104,29 @@ export async function writeAttentionFile(path: string, a: Attention): Promise<vo
   await writeFileAtomic(path, encodeAttentionFile(a));
 }
 
-export async function readAttentionFile(path: string): Promise<Attention> {
+export interface ReadOptions {
+  /**
+   * Attention that is not probabilities (NaN, Inf, negative values, rows not summing to 1) is an error unless
+   * this is given: then the file is read and `onInvalid` hears the one-line problem, to show as a warning.
+   */
+  onInvalid?: (problem: string) => void;
+}
+
+export async function readAttentionFile(path: string, options: ReadOptions = {}): Promise<Attention> {
   const { bytes } = await readSafetensors(path);
-  return decodeAttentionFile(bytes, basename(path));
+  return decodeAttentionFile(bytes, basename(path), options);
 }
 
 /** Decodes an attention file image; `what` names it in errors. */
-export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention {
+export function decodeAttentionFile(bytes: Uint8Array, what: string, options: ReadOptions = {}): Attention {
+  const a = decodeAttentionTensors(bytes, what);
+  const problem = attentionProblem(a);
+  if (problem && !options.onInvalid) throw new AttnvizError(`${what}: ${problem} (not attention probabilities)`);
+  if (problem) options.onInvalid?.(`${what}: ${problem}`);
+  return a;
+}
+
+function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
   const header = decodeHeader(bytes, what);
   const meta = readMetadata(header.metadata, what);
   const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((t) => typeof t === 'string');
@@ -147,6 +163,7 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
   check(attention, `${what}: no "attention" tensor`);
   const [L, H] = attention.dims;
+  check(L > 0 && H > 0 && T > 0, `${what}: ${L} layers, ${H} heads and ${T} tokens: none may be 0`);
   const query = tensor(['query', 'encoder_query'], 4, (d) => d[0] === L && d[1] === H && d[2] === T);
   const key = tensor(['key', 'encoder_key'], 4, (d) => d[0] === L && d[1] === H && d[2] === K);
   check(
@@ -203,6 +220,7 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     const Ld = decoder.dims[0];
     const cross = tensor('cross_attention', 4, ([l, h, q, k]) => l === Ld && h === H && q === Td && k === T, fit);
     check(cross, `${what}: no "cross_attention" tensor`);
+    check(Ld > 0 && Td > 0, `${what}: ${Ld} decoder layers and ${Td} decoder tokens: neither may be 0`);
     const perLayer = (name: string, rows: number) =>
       tensor(name, 4, ([l, h, r]) => l === Ld && h === H && r === rows, fit);
     const qk = (q?: Tensor, k?: Tensor, names = '') => {
@@ -273,7 +291,14 @@ function readMetadata(metadata: Record<string, string>, what: string): Partial<A
       throw new AttnvizError(`${what}: __metadata__.${key} is not valid JSON (${(e as Error).message})`);
     }
   };
-  if (metadata.attnviz !== undefined) return parse('attnviz') as Partial<AttentionFileMetadata>;
+  if (metadata.attnviz !== undefined) {
+    const meta = parse('attnviz');
+    check(
+      meta !== null && typeof meta === 'object' && !Array.isArray(meta),
+      `${what}: __metadata__.attnviz must be a JSON object`,
+    );
+    return meta as Partial<AttentionFileMetadata>;
+  }
   check(
     metadata.tokens !== undefined,
     `${what}: no "attnviz" entry in __metadata__ (not an attention file; see docs/attention-file.md)`,

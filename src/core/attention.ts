@@ -151,3 +151,66 @@ export function attentionShape(a: Pick<Attention, 'attention'>): { layers: numbe
   const [layers, heads, seqLen] = a.attention.dims;
   return { layers, heads, seqLen };
 }
+
+/**
+ * How far a row of probabilities may sum from 1, and a probability dip below 0: float32 softmax rounding is
+ * ~1e-7 per value, fp16 graphs ~5e-4 per row; a broken model or file is off by far more (NaN, −1.5e32, 0).
+ */
+export const ROW_TOLERANCE = 1e-2;
+
+/**
+ * Why `t` ([layers, heads, rows, columns]) is not a stack of probability rows — the first value that is not
+ * finite, below 0, or the first row that does not sum to 1 — naming layer, head and row; null when it is.
+ * One pass over the data, no allocation.
+ */
+export function probabilityProblem(t: Tensor, name: string): string | null {
+  const [L, H, R, C] = t.dims;
+  const d = t.data;
+  for (let l = 0, i = 0; l < L; l++)
+    for (let h = 0; h < H; h++)
+      for (let r = 0; r < R; r++) {
+        let sum = 0;
+        for (let c = 0; c < C; c++, i++) {
+          const v = d[i];
+          if (!(v >= -ROW_TOLERANCE) || v === Infinity)
+            return `${name} layer ${l} head ${h}: row ${r} holds ${Number.isFinite(v) ? v.toPrecision(4) : v} (column ${c}), not a probability`;
+          sum += v;
+        }
+        if (Math.abs(sum - 1) > ROW_TOLERANCE)
+          return `${name} layer ${l} head ${h}: row ${r} sums to ${sum.toPrecision(4)}, not 1`;
+      }
+  return null;
+}
+
+/** The first non-finite value of a [layers, heads, …] tensor, naming layer and head; null when all are finite. */
+export function nonFiniteProblem(t: Tensor, name: string): string | null {
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) {
+    if (Number.isFinite(d[i])) continue;
+    const perLayer = d.length / (t.dims[0] || 1);
+    const perHead = perLayer / (t.dims[1] || 1);
+    return `${name} layer ${Math.floor(i / perLayer)} head ${Math.floor((i % perLayer) / perHead)} holds ${d[i]}`;
+  }
+  return null;
+}
+
+/**
+ * The first reason `a` is not valid data (probabilities that are not, q or k not finite, in every part of an
+ * encoder-decoder result), or null. Results and attention files are checked with it so a NaN never reaches a
+ * view silently.
+ */
+export function attentionProblem(a: Attention): string | null {
+  const ed = a.encoderDecoder;
+  const prefix = ed ? 'encoder ' : '';
+  return (
+    probabilityProblem(a.attention, `${prefix}attention`) ??
+    (a.query ? nonFiniteProblem(a.query, `${prefix}query`) : null) ??
+    (a.key ? nonFiniteProblem(a.key, `${prefix}key`) : null) ??
+    (ed ? probabilityProblem(ed.decoder, 'decoder attention') : null) ??
+    (ed ? probabilityProblem(ed.cross, 'cross attention') : null) ??
+    (ed?.decoderQuery ? nonFiniteProblem(ed.decoderQuery, 'decoder query') : null) ??
+    (ed?.decoderKey ? nonFiniteProblem(ed.decoderKey, 'decoder key') : null) ??
+    (ed?.crossQuery ? nonFiniteProblem(ed.crossQuery, 'cross query') : null) ??
+    (ed?.crossKey ? nonFiniteProblem(ed.crossKey, 'cross key') : null)
+  );
+}

@@ -19,11 +19,13 @@ export interface HtmlOptions {
   /** View options (layer, heads, theme, …), passed to the view as JSON. */
   options?: Record<string, unknown>;
   title?: string;
+  /** A problem with the data shown anyway (an invalid attention file read with --allow-invalid): a banner. */
+  warning?: string;
   /** Shown in an iframe (notebooks): the page posts its height to the parent, tagged with this id. */
   frameId?: string;
 }
 
-export function renderHtml(a: Attention, { view, options = {}, title, frameId }: HtmlOptions): string {
+export function renderHtml(a: Attention, { view, options = {}, title, warning, frameId }: HtmlOptions): string {
   if (!VIEWS.includes(view)) throw new AttnvizError(`unknown view "${view}" (views: ${VIEWS.join(', ')})`);
   // Only the neuron view reads q and k; leaving them out halves the head and model views' files.
   const raw = encodeAttention(a, { queryKey: view === 'neuron' });
@@ -39,7 +41,7 @@ export function renderHtml(a: Attention, { view, options = {}, title, frameId }:
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
 <title>${escapeXml(heading)}</title>
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
-<body>
+<body>${warning ? `\n<p role="alert" style="margin:0;padding:8px;background:#fde68a;color:#000">warning: ${escapeXml(warning)}</p>` : ''}
 <script type="application/x-attnviz" data-view="${view}" data-bytes="${bytes.length}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
 <script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}
 </body></html>
