@@ -4,6 +4,30 @@
  */
 export class AttnvizError extends Error {
   override name = 'AttnvizError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(oneLine(message), options);
+  }
+}
+
+/** The longest message an AttnvizError carries: input echoed in errors (names, values) never floods a terminal. */
+export const MAX_MESSAGE_CHARS = 300;
+
+/**
+ * `message` on one line (control characters and line breaks become spaces) of at most `max` characters: a
+ * longer one keeps its start and end, where causes and file names are, around an ellipsis.
+ */
+export function oneLine(message: string, max = MAX_MESSAGE_CHARS): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
+  const flat = message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+  if (flat.length <= max) return flat;
+  const head = Math.ceil((max - 1) * 0.7);
+  return `${flat.slice(0, head)}…${flat.slice(flat.length - (max - 1 - head))}`;
+}
+
+/** A value from the input as an error shows it: JSON, on one line, at most `max` characters. */
+export function shorten(value: unknown, max = 60): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  return oneLine(text, max);
 }
 
 /** Throws an AttnvizError with `message` unless `condition` holds. */

@@ -6,7 +6,7 @@
  */
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { AttnvizError, check, systemReason } from './errors.js';
+import { AttnvizError, check, shorten, systemReason } from './errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -42,6 +42,9 @@ export interface SafetensorsHeader {
 /** Headers beyond this are refused before being read: real ones are well under 1 MB per thousand tensors. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
+/** Tensors a header may list: the largest checkpoints have a few thousand per file. */
+export const MAX_TENSORS = 100_000;
+
 /** Parses and validates a header against the size of the file that holds it. */
 export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: string): SafetensorsHeader {
   let json: unknown;
@@ -58,24 +61,28 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
   const dataSize = fileSize - dataStart;
   const tensors = new Map<string, TensorEntry>();
   let metadata: Record<string, string> = {};
-  for (const [name, value] of Object.entries(json as Record<string, unknown>)) {
+  const entries = Object.entries(json as Record<string, unknown>);
+  check(
+    entries.length <= MAX_TENSORS + 1,
+    `${what}: safetensors header lists ${entries.length} entries, over the limit of ${MAX_TENSORS} tensors`,
+  );
+  for (const [name, value] of entries) {
     if (name === '__metadata__') {
       check(isStringRecord(value), `${what}: __metadata__ must map strings to strings`);
       metadata = value;
       continue;
     }
     const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown } | null;
-    const where = `${what}: tensor "${name}"`;
+    const where = `${what}: tensor ${shorten(name)}`;
     check(v !== null && typeof v === 'object', `${where} has no description`);
     check(
       typeof v.dtype === 'string' && v.dtype in DTYPE_BYTES,
-      () =>
-        `${where} has unsupported dtype ${JSON.stringify(v.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
+      () => `${where} has unsupported dtype ${shorten(v.dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`,
     );
-    check(Array.isArray(v.shape) && v.shape.every(isIndex), `${where} has an invalid shape ${JSON.stringify(v.shape)}`);
+    check(Array.isArray(v.shape) && v.shape.every(isIndex), `${where} has an invalid shape ${shorten(v.shape)}`);
     check(
       Array.isArray(v.data_offsets) && v.data_offsets.length === 2 && v.data_offsets.every(isIndex),
-      `${where} has invalid data_offsets ${JSON.stringify(v.data_offsets)}`,
+      `${where} has invalid data_offsets ${shorten(v.data_offsets)}`,
     );
     const dtype = v.dtype as DType;
     const shape = v.shape as number[];
@@ -91,11 +98,22 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
     );
     tensors.set(name, { name, dtype, shape, offset: dataStart + begin, byteLength: end - begin });
   }
+  // The format's rule: the tensors tile the data section exactly, without gaps or overlaps. A header-length
+  // field a few bytes short still parses (trailing spaces) but shifts every tensor; this catches it.
   const sorted = [...tensors.values()].filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < sorted.length; i++) {
-    const [a, b] = [sorted[i - 1], sorted[i]];
-    check(a.offset + a.byteLength <= b.offset, `${what}: tensors "${a.name}" and "${b.name}" overlap`);
+  let at = dataStart;
+  for (const t of sorted) {
+    check(
+      t.offset === at,
+      `${what}: tensor ${shorten(t.name)} starts at data byte ${t.offset - dataStart}, not ${at - dataStart}: ` +
+        (t.offset < at ? 'tensors overlap' : 'a gap in the data (wrong header length or offsets)'),
+    );
+    at += t.byteLength;
   }
+  check(
+    at === fileSize,
+    `${what}: the tensors cover ${at - dataStart} of the ${dataSize} data bytes (wrong header length or offsets)`,
+  );
   return { tensors, metadata, dataStart };
 }
 

@@ -35,6 +35,8 @@ export interface Rope {
  * _compute_llama3_parameters. Anything else is refused by name.
  */
 export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
+  // θ ≤ 0 (or 1) gives NaN or constant angles: every attention value would be wrong.
+  check(theta > 1, `rope_theta ${theta} must be a number above 1`);
   const inv = Float32Array.from({ length: d / 2 }, (_, j) =>
     Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))),
   );

@@ -1,8 +1,15 @@
 /** config.json of a Hugging Face model folder, with typed, checked access to its fields. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AttnvizError, check, systemReason } from '../core/errors.js';
+import { AttnvizError, check, shorten, systemReason } from '../core/errors.js';
 import { MODEL_KINDS } from './sources.js';
+
+/**
+ * The largest size a config may give (2^24): above every real width, vocabulary or context, and small enough
+ * that nothing sized from it before the weights' shapes are checked (RoPE frequencies: head_dim / 2 floats)
+ * can take more than tens of MB. The weights' shapes then check the sizes exactly.
+ */
+export const MAX_SIZE = 2 ** 24;
 
 export class ModelConfig {
   constructor(
@@ -23,8 +30,8 @@ export class ModelConfig {
   size(keys: string | readonly string[], fallback?: number): number {
     const v = this.lookup(keys, fallback);
     check(
-      Number.isSafeInteger(v) && (v as number) > 0,
-      () => `${this.path}: field ${name(keys)} must be a positive integer, got ${JSON.stringify(v)}`,
+      Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= MAX_SIZE,
+      () => `${this.path}: field ${name(keys)} must be an integer from 1 to ${MAX_SIZE}, got ${shorten(v)}`,
     );
     return v as number;
   }
@@ -33,23 +40,20 @@ export class ModelConfig {
     const v = this.lookup(keys, fallback);
     check(
       typeof v === 'number' && Number.isFinite(v),
-      () => `${this.path}: field ${name(keys)} must be a number, got ${JSON.stringify(v)}`,
+      () => `${this.path}: field ${name(keys)} must be a number, got ${shorten(v)}`,
     );
     return v;
   }
 
   string(keys: string | readonly string[], fallback?: string): string {
     const v = this.lookup(keys, fallback);
-    check(typeof v === 'string', () => `${this.path}: field ${name(keys)} must be a string, got ${JSON.stringify(v)}`);
+    check(typeof v === 'string', () => `${this.path}: field ${name(keys)} must be a string, got ${shorten(v)}`);
     return v;
   }
 
   bool(keys: string | readonly string[], fallback?: boolean): boolean {
     const v = this.lookup(keys, fallback);
-    check(
-      typeof v === 'boolean',
-      () => `${this.path}: field ${name(keys)} must be true or false, got ${JSON.stringify(v)}`,
-    );
+    check(typeof v === 'boolean', () => `${this.path}: field ${name(keys)} must be true or false, got ${shorten(v)}`);
     return v;
   }
 

@@ -108,6 +108,9 @@ export function ggmlTypeName(type: number): string {
 // ---- reading the header ---------------------------------------------------------------------------
 
 const MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+/** Arrays of arrays: GGUF files in use nest at most one level; deeper is refused, not recursed into. */
+const MAX_ARRAY_DEPTH = 8;
+
 const VALUE_TYPES = [
   'UINT8',
   'INT8',
@@ -288,7 +291,8 @@ class Cursor {
     }
   }
 
-  value(type: number, key: string): GgufValue {
+  /** A metadata value of `type`; arrays nest at most MAX_ARRAY_DEPTH deep (recursion bounded, no stack overflow). */
+  value(type: number, key: string, depth = 0): GgufValue {
     switch (type) {
       case 0:
         return this.take(1, key).readUInt8(0);
@@ -309,16 +313,17 @@ class Cursor {
       case 8:
         return this.string(`value of ${key}`);
       case 9: {
+        check(depth < MAX_ARRAY_DEPTH, () => `${this.what}: metadata ${key} nests arrays over ${MAX_ARRAY_DEPTH} deep`);
         const itemType = this.u32();
         const n = this.count(`length of ${key}`);
-        const fixed = FIXED_SIZES[itemType];
-        if (fixed !== undefined)
-          check(
-            this.position + n * fixed <= this.size,
-            () => `${this.what}: truncated: array ${key} runs past the end of the file`,
-          );
+        // Strings take at least their 8-byte length, arrays their 12-byte type and length.
+        const least = FIXED_SIZES[itemType] ?? 8;
+        check(
+          this.position + n * least <= this.size,
+          () => `${this.what}: truncated: array ${key} runs past the end of the file`,
+        );
         const out: GgufValue[] = new Array(n);
-        for (let i = 0; i < n; i++) out[i] = this.value(itemType, key);
+        for (let i = 0; i < n; i++) out[i] = this.value(itemType, key, depth + 1);
         return out;
       }
       case 10:

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { AttnvizError, check } from '../core/errors.js';
+import { AttnvizError, check, shorten } from '../core/errors.js';
 
 export interface Encoded {
   /** Token ids, including special tokens. */
@@ -207,6 +207,7 @@ async function readJson(file: string): Promise<unknown> {
 /** tokenizers.js insists on every top-level key that the Rust library may leave out. */
 function withDefaults(json: unknown, file: string): TokenizerJson {
   check(isObject(json) && isObject(json.model), `${file} has no "model" object`);
+  for (const part of PIPELINE) checkComponent(json[part], `${file}: "${part}"`, 0);
   return {
     added_tokens: [],
     normalizer: null,
@@ -215,6 +216,37 @@ function withDefaults(json: unknown, file: string): TokenizerJson {
     decoder: null,
     ...json,
   } as unknown as TokenizerJson;
+}
+
+/** The pipeline components of tokenizer.json, each null or an object with a "type" (Sequences nest). */
+const PIPELINE = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const;
+/** Fields holding text a component inserts or matches: the tokenizer's work grows with their length per word. */
+const TEXT_FIELDS = ['prepend', 'content', 'String', 'Regex', 'pattern', 'sep', 'cls', 'replacement'];
+const MAX_TEXT_FIELD = 1000;
+const MAX_NESTING = 16;
+
+/**
+ * Checks a pipeline component before tokenizers.js sees it: an object with a string "type" (or null), nested
+ * Sequences no deeper than MAX_NESTING, and inserted or matched text of at most MAX_TEXT_FIELD characters — a
+ * Prepend of 100,000 characters made every encode take minutes, a number in place of an object a TypeError.
+ */
+function checkComponent(value: unknown, where: string, depth: number): void {
+  if (value === null || value === undefined) return;
+  check(isObject(value) && typeof value.type === 'string', `${where} must be null or an object with a "type"`);
+  check(depth < MAX_NESTING, `${where} nests more than ${MAX_NESTING} levels`);
+  for (const [key, v] of Object.entries(value)) {
+    const text = typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : null;
+    if (TEXT_FIELDS.includes(key) && text !== null)
+      check(text.length <= MAX_TEXT_FIELD, `${where}: "${key}" is ${text.length} characters, over ${MAX_TEXT_FIELD}`);
+    if (isObject(v) && key === 'pattern') for (const k of ['String', 'Regex']) checkLength(v[k], `${where}.pattern`);
+    if (Array.isArray(v) && ['normalizers', 'pretokenizers', 'processors', 'decoders'].includes(key))
+      v.forEach((c, i) => checkComponent(c, `${where}.${key}[${i}]`, depth + 1));
+  }
+}
+
+function checkLength(v: unknown, where: string): void {
+  if (typeof v === 'string')
+    check(v.length <= MAX_TEXT_FIELD, `${where} is ${v.length} characters, over ${MAX_TEXT_FIELD}`);
 }
 
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
@@ -428,10 +460,20 @@ export function encodeWithin(
   tokenizer: Pick<TextTokenizer, 'encode'>,
   text: string,
   options: { pair?: string | null; truncate?: boolean },
-  limit: { maxPositions: number; source: string },
+  limit: { maxPositions: number; source: string; vocab?: number },
 ): Encoded {
   const encoded = tokenizer.encode(text, options.pair ?? null);
   check(encoded.ids.length > 0 && encoded.sentenceBStart !== 0, 'the text gives no tokens: nothing to attend to');
+  // A tokenizer (an added token, a post-processor) may name an id past the embedding's rows: onnxruntime
+  // would fail in Gather with a log line, or read out of bounds.
+  const vocab = limit.vocab ?? Number.MAX_SAFE_INTEGER;
+  const bad = encoded.ids.findIndex((id) => !(Number.isSafeInteger(id) && id >= 0 && id < vocab));
+  check(
+    bad < 0,
+    () =>
+      `${limit.source}: the tokenizer gives token ${shorten(encoded.tokens[bad])} id ${encoded.ids[bad]}, ` +
+      `outside the model's ${vocab} embedding rows (a tokenizer that does not match the weights)`,
+  );
   const max = limit.maxPositions;
   if (encoded.ids.length <= max) return encoded;
   check(

@@ -56,6 +56,8 @@ interface Internals {
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
   eos: number[];
+  /** Rows of the embedding (config.json vocab_size, checked against the weights by the build): ids must be below. */
+  vocab: number;
   /** Deletes temporary files (a GGUF's converted weights) on release. */
   cleanup?: () => Promise<void>;
 }
@@ -140,6 +142,7 @@ export class Model implements AttentionModel {
       return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
         build,
         ...specialIds(config),
+        vocab: config.size('vocab_size', Number.MAX_SAFE_INTEGER),
         cleanup: gguf?.remove,
       });
     } catch (e) {
@@ -316,7 +319,11 @@ export class Model implements AttentionModel {
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
-    return encodeWithin(this.tokenizer, text, options, { maxPositions: this.dims.maxPositions, source: this.source });
+    return encodeWithin(this.tokenizer, text, options, {
+      maxPositions: this.dims.maxPositions,
+      source: this.source,
+      vocab: this.internals.vocab,
+    });
   }
 
   /**
