@@ -4,8 +4,8 @@
  * offsets relative to the end of the header. Hand-written (the format is this small and no maintained JS
  * reader exists that bounds-checks hostile headers); every field is checked before anything is trusted.
  */
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { AttnvizError, check, shorten, systemReason } from './errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
@@ -220,15 +220,44 @@ export function encodeSafetensors(
   return out;
 }
 
-/** Writes a file atomically: a temporary sibling, then rename, so a failure never leaves half a file behind. */
+/**
+ * Writes a file atomically: a temporary sibling `name.<pid>.tmp`, then rename, so a failure never leaves half a
+ * file behind. A process killed mid-write leaves its temporary file; the next write to that folder removes such
+ * files whose process is gone.
+ */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
+  await removeStaleTemporaries(dirname(path));
   try {
     await writeFile(tmp, bytes);
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    // The cleanup fails too when the folder is missing or is a file (ENOTDIR): the write's error is the one to tell.
+    await rm(tmp, { force: true }).catch(() => undefined);
     throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
+  }
+}
+
+/** Temporary files writeFileAtomic names: `<name>.<pid>.tmp`. */
+const TEMPORARY = /^.+\.(\d+)\.tmp$/;
+
+/** Removes `<name>.<pid>.tmp` files in `dir` whose process no longer runs (a write killed midway). */
+async function removeStaleTemporaries(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(TEMPORARY.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processRuns(pid)) continue;
+    await rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, under another user.
+    return (e as { code?: string }).code === 'EPERM';
   }
 }
 

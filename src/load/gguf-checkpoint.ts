@@ -14,7 +14,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { AttnvizError, check } from '../core/errors.js';
+import { AttnvizError, check, systemReason } from '../core/errors.js';
 import { safetensorsHeader } from '../core/safetensors.js';
 import { ModelConfig } from './config.js';
 import {
@@ -78,7 +78,14 @@ export async function openGgufModel(path: string): Promise<GgufModel> {
       `${what}: tensor "${t.name}" has type ${t.typeName}, which attnviz cannot read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`,
     );
   }
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-gguf-'));
+  // A full or read-only temporary folder is the user's environment, not a bug: one line, exit 2.
+  const diskError = (e: unknown) =>
+    (e as { code?: string }).code
+      ? new AttnvizError(`${what}: cannot write its converted weights under ${tmpdir()} (${systemReason(e)})`)
+      : e;
+  const dir = await mkdtemp(join(tmpdir(), 'attnviz-gguf-')).catch((e: unknown) => {
+    throw diskError(e);
+  });
   live.add(dir);
   const remove = async () => {
     live.delete(dir);
@@ -88,7 +95,7 @@ export async function openGgufModel(path: string): Promise<GgufModel> {
     await writeSafetensors(join(dir, 'model.safetensors'), file, tensors);
   } catch (e) {
     await remove();
-    throw e;
+    throw diskError(e);
   }
   return { config, dir, tokenizer, remove };
 }
