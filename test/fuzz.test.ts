@@ -143,15 +143,18 @@ function mutateJson<T>(value: T, rng: Rng): T {
   const all = paths(copy);
   for (let n = 1 + Math.floor(rng.uniform() * 3); n > 0 && all.length; n--) {
     const path = pick(rng, all);
-    let parent = copy as unknown as Record<string | number, unknown>;
-    for (const k of path.slice(0, -1)) parent = parent[k] as Record<string | number, unknown>;
-    const key = path[path.length - 1];
+    // An earlier edit may have replaced an ancestor: then the path leads nowhere and is skipped.
+    let parent: unknown = copy;
+    for (const k of path.slice(0, -1))
+      parent = parent !== null && typeof parent === 'object' ? (parent as Record<string, unknown>)[k] : undefined;
     if (parent === null || typeof parent !== 'object') continue;
-    const old = parent[key];
+    const key = path[path.length - 1];
+    const old = (parent as Record<string | number, unknown>)[key];
     const r = rng.uniform();
-    if (r < 0.15 && !Array.isArray(parent)) delete parent[key];
-    else if (r < 0.35 && typeof old === 'number') parent[key] = pick(rng, [0, -old, old * 1e9, old + 1, old - 1]);
-    else parent[key] = hostileValue(rng);
+    const p = parent as Record<string | number, unknown>;
+    if (r < 0.15 && !Array.isArray(p)) delete p[key];
+    else if (r < 0.35 && typeof old === 'number') p[key] = pick(rng, [0, -old, old * 1e9, old + 1, old - 1]);
+    else p[key] = hostileValue(rng);
   }
   return copy;
 }

@@ -143,21 +143,30 @@ function wrap(tokenizer: HfTokenizer, layout: PairLayout): TextTokenizer {
       special: e.ids.map((id) => specialIds.has(id)),
     };
   };
+  const encode = (text: string, pair: string | null): Encoded => {
+    check(text.trim() !== '', 'text is empty');
+    if (pair === null) return { ...run(text, null), sentenceBStart: null };
+    check(pair.trim() !== '', 'second text of the pair is empty');
+    if (layout.kind === 'joined') {
+      return { ...run(`${text} ${pair}`, null), sentenceBStart: tokenizer.encode(text).ids.length };
+    }
+    const encoded = run(text, pair);
+    const aLength = tokenizer.encode(text, { add_special_tokens: false }).ids.length;
+    return {
+      ...encoded,
+      typeIds: layout.zeroTypeIds ? zeros(encoded.ids.length) : encoded.typeIds,
+      sentenceBStart: layout.specialsBeforeB + aLength,
+    };
+  };
   return {
     encode(text, pair = null) {
-      check(text.trim() !== '', 'text is empty');
-      if (pair === null) return { ...run(text, null), sentenceBStart: null };
-      check(pair.trim() !== '', 'second text of the pair is empty');
-      if (layout.kind === 'joined') {
-        return { ...run(`${text} ${pair}`, null), sentenceBStart: tokenizer.encode(text).ids.length };
+      try {
+        return encode(text, pair);
+      } catch (e) {
+        // tokenizers.js trusts tokenizer.json's structure: a malformed file fails deep inside it (a TypeError).
+        if (e instanceof AttnvizError) throw e;
+        throw new AttnvizError(`the tokenizer fails on this text (malformed tokenizer.json?): ${(e as Error).message}`);
       }
-      const encoded = run(text, pair);
-      const aLength = tokenizer.encode(text, { add_special_tokens: false }).ids.length;
-      return {
-        ...encoded,
-        typeIds: layout.zeroTypeIds ? zeros(encoded.ids.length) : encoded.typeIds,
-        sentenceBStart: layout.specialsBeforeB + aLength,
-      };
     },
     // tokenizers.js throws on an empty list.
     decode: (ids) => (ids.length === 0 ? '' : tokenizer.decode(ids)),
@@ -234,6 +243,12 @@ function checkComponent(value: unknown, where: string, depth: number): void {
   if (value === null || value === undefined) return;
   check(isObject(value) && typeof value.type === 'string', `${where} must be null or an object with a "type"`);
   check(depth < MAX_NESTING, `${where} nests more than ${MAX_NESTING} levels`);
+  if (value.type === 'TemplateProcessing')
+    for (const k of ['single', 'pair'])
+      check(
+        value[k] === undefined || (Array.isArray(value[k]) && value[k].every(isObject)),
+        `${where}: "${k}" must be a list of template items`,
+      );
   for (const [key, v] of Object.entries(value)) {
     const text = typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : null;
     if (TEXT_FIELDS.includes(key) && text !== null)
