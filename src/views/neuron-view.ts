@@ -41,7 +41,15 @@
  * The root also has data-layer, data-head, data-filter, data-expanded, data-selected ('' when none).
  */
 import { rgb } from 'd3-color';
-import type { Attention, AttentionPart, Tensor } from '../core/attention.js';
+import type { Attention, AttentionPart } from '../core/attention.js';
+import {
+  headScales,
+  headVector,
+  neuronColumns,
+  scoreFormula,
+  type NeuronColumns,
+  type NeuronScales,
+} from '../analysis/neuron.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
 import { filterIndices, layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
 import type { ViewHandle } from './handle.js';
@@ -82,33 +90,7 @@ export interface NeuronViewState {
   part?: AttentionPart;
 }
 
-/** The expanded columns for the selected query token i, one entry per key the filter shows. */
-export interface NeuronColumns {
-  /** The query token i. */
-  query: number;
-  /** Key token indices j, top to bottom. */
-  keys: number[];
-  /** True where the causal mask hides key j (j > i): no product, no dot. */
-  masked: boolean[];
-  /** q_i ⊙ k_j, d values each; null where masked. */
-  products: (number[] | null)[];
-  /** q_i · k_j / √d (× the data's scoreScale instead, when it has one); null where masked. */
-  dots: (number | null)[];
-  /** The data's attention weights a_ij (what the Softmax column draws). */
-  softmax: number[];
-  /** softmax of the dots over all unmasked keys of the row (the whole row, not only the filter's keys); null where masked. */
-  computed: (number | null)[];
-  /** max_j |computed − a_ij| over the whole row, and the limit the view accepts (storage precision). */
-  maxDiff: number;
-  tolerance: number;
-}
-
-/** Colour scales s in opacity = tanh(|v| / s) for the shown layer and head. */
-export interface NeuronScales {
-  vector: number;
-  product: number;
-  dot: number;
-}
+export type { NeuronColumns, NeuronScales };
 
 export interface NeuronView extends ViewHandle<NeuronViewState> {
   /** Column values for the selected token (computed whether or not expanded); null without selection or q/k. */
@@ -154,18 +136,12 @@ const HEADING_BOX: [number, number][] = [
   [S_X, S_W],
 ];
 
-/** s = SCALE_RMS × RMS (see the header). */
-const SCALE_RMS = 3;
 /** BertViz: key frames and connectors at opacity tanh(LINK · a). */
 const LINK = 1.8;
 /** Below this opacity nothing shows at 8-bit colour depth. */
 const MIN_ALPHA = 1 / 255;
 /** Collapsed lines are grouped into this many opacity levels (one stroke per level, not per line). */
 const ALPHA_LEVELS = 64;
-/** Relative error of a product of two float16-rounded values (2u, u = 2⁻¹¹). */
-const F16_PRODUCT = 2 ** -10;
-/** Attention is stored in 12 bits (≤ 2.5e-4 off); 1e-3 is the accepted agreement, widened by the q/k bound. */
-const ATTENTION_TOL = 1e-3;
 
 export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
   if (data.encoderDecoder) {
@@ -708,143 +684,6 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   };
   update({});
   return view;
-}
-
-// ---- math: everything the columns show, from q and k [L, H, T, d] ---------------------------------------
-
-/** q or k of token i in one layer and head: d values (a view into the tensor, not a copy). */
-function headVector(t: Tensor, layer: number, head: number, i: number): Float32Array {
-  const [, H, T, d] = t.dims;
-  const o = ((layer * H + head) * T + i) * d;
-  return t.data.subarray(o, o + d);
-}
-
-/** Key j is visible to query i: always, or j ≤ i under a causal mask. */
-const unmasked = (a: Attention, i: number, j: number) => !a.causal || j <= i;
-
-/** The factor q·k is multiplied by: the data's scoreScale (T5: 1), else 1/√d. */
-const scoreScale = (a: Attention, d: number) => a.scoreScale ?? 1 / Math.sqrt(d);
-
-/** The score formula the check applies, as the note prints it. */
-function scoreFormula(a: Attention): string {
-  const scaled =
-    a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
-  return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
-}
-
-/**
- * The computation of query row i over all keys: the dots z_j = q_i·k_j·scale, p = softmax(z + bias) over
- * unmasked j (the model's own softmax, whatever the filter shows), and the largest float16 error of any z_j:
- * a product of two f16-rounded values is off by ≤ 2⁻¹⁰ relative, so |Δz_j| ≤ 2⁻¹⁰ Σ_k |q_k k_k| · scale
- * (the bias travels in float32).
- */
-function scoreRow(
-  a: Attention,
-  layer: number,
-  head: number,
-  i: number,
-): { z: Float64Array; p: Float64Array; zError: number } {
-  const T = a.tokens.length,
-    K = (a.keyTokens ?? a.tokens).length;
-  const q = headVector(a.query!, layer, head, i);
-  const d = q.length,
-    scale = scoreScale(a, d);
-  const bias = a.positionBias?.data.subarray((head * T + i) * K, (head * T + i + 1) * K);
-  const z = new Float64Array(K).fill(-Infinity),
-    p = new Float64Array(K);
-  let max = -Infinity,
-    zError = 0;
-  for (let j = 0; j < K; j++) {
-    if (!unmasked(a, i, j)) continue;
-    const k = headVector(a.key!, layer, head, j);
-    let s = 0,
-      abs = 0;
-    for (let n = 0; n < d; n++) {
-      const x = q[n] * k[n];
-      s += x;
-      abs += Math.abs(x);
-    }
-    z[j] = s * scale;
-    zError = Math.max(zError, F16_PRODUCT * abs * scale + 1e-6);
-    max = Math.max(max, z[j] + (bias ? bias[j] : 0));
-  }
-  let sum = 0;
-  for (let j = 0; j < K; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(z[j] + (bias ? bias[j] : 0) - max);
-  for (let j = 0; j < K; j++) p[j] /= sum;
-  return { z, p, zError };
-}
-
-/** The five columns for query token i over the keys `cols`, and the consistency check over the whole row. */
-export function neuronColumns(
-  a: Attention,
-  layer: number,
-  head: number,
-  i: number,
-  cols: readonly number[],
-): NeuronColumns {
-  const [, H, T, K] = a.attention.dims;
-  const { z, p, zError } = scoreRow(a, layer, head, i);
-  const row = a.attention.data.subarray(((layer * H + head) * T + i) * K, ((layer * H + head) * T + i + 1) * K);
-  // softmax moves by dp_j = p_j (Δz_j − Σ p_k Δz_k), so |dp_j| ≤ 2 p_j max|Δz|.
-  let maxDiff = 0,
-    pMax = 0;
-  for (let j = 0; j < K; j++) {
-    maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j]));
-    pMax = Math.max(pMax, p[j]);
-  }
-  const q = headVector(a.query!, layer, head, i);
-  const masked = cols.map((j) => !unmasked(a, i, j));
-  return {
-    query: i,
-    keys: [...cols],
-    masked,
-    products: cols.map((j, c) =>
-      masked[c] ? null : Array.from(headVector(a.key!, layer, head, j), (k, n) => q[n] * k),
-    ),
-    dots: cols.map((j, c) => (masked[c] ? null : z[j])),
-    softmax: cols.map((j) => row[j]),
-    computed: cols.map((j, c) => (masked[c] ? null : p[j])),
-    maxDiff,
-    tolerance: ATTENTION_TOL + 2 * pMax * zError,
-  };
-}
-
-/** s = 3 × RMS of q and k (together), of q_i ⊙ k_j and of q_i·k_j·scale over the unmasked pairs of one head. */
-export function headScales(a: Attention, layer: number, head: number): NeuronScales {
-  // T queries, K keys (K = T but for cross-attention).
-  const T = a.tokens.length,
-    K = (a.keyTokens ?? a.tokens).length;
-  const q = (i: number) => headVector(a.query!, layer, head, i),
-    k = (j: number) => headVector(a.key!, layer, head, j);
-  const d = q(0).length,
-    scale = scoreScale(a, d);
-  let vec = 0,
-    prod = 0,
-    dot = 0,
-    pairs = 0;
-  for (let j = T; j < K; j++) {
-    const kj = k(j);
-    for (let n = 0; n < d; n++) vec += kj[n] * kj[n];
-  }
-  for (let i = 0; i < T; i++) {
-    const qi = q(i),
-      ki = i < K ? k(i) : null;
-    for (let n = 0; n < d; n++) vec += qi[n] * qi[n] + (ki ? ki[n] * ki[n] : 0);
-    for (let j = 0; j < K; j++) {
-      if (!unmasked(a, i, j)) continue;
-      const kj = k(j);
-      let s = 0;
-      for (let n = 0; n < d; n++) {
-        const x = qi[n] * kj[n];
-        prod += x * x;
-        s += x;
-      }
-      dot += (s * scale) ** 2;
-      pairs++;
-    }
-  }
-  const s = (sumSq: number, n: number) => Math.max(1e-6, SCALE_RMS * Math.sqrt(sumSq / Math.max(1, n)));
-  return { vector: s(vec, (T + K) * d), product: s(prod, pairs * d), dot: s(dot, pairs) };
 }
 
 function rgbOf(color: string): [number, number, number] {
