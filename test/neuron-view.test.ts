@@ -249,7 +249,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await call(p.page, 'update', { layer: 0, head: 0, selected: 2, pinned: false });
     });
 
-    test('moving to other tokens updates the columns live; a click pins; (−) collapses', async () => {
+    test('moving to other tokens updates the columns live; a click expands and pins; (−) collapses', async () => {
       await p.page.hover(leftToken(5));
       expect(await dataset(p.page)).toMatchObject({ selected: '5', expanded: 'true' });
       expect((await call<NeuronColumns>(p.page, 'columns')).query).toBe(5);
@@ -269,9 +269,15 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await toggle.click();
       expect(await dataset(p.page)).toMatchObject({ selected: '9', pinned: 'true', expanded: 'false' });
       expect(await p.page.locator('.av-heading:visible').count()).toBe(0);
+      // A click on a collapsed token expands it (and pins it); a click on the expanded, pinned token collapses it.
+      await p.page.click(leftToken(9));
+      expect(await dataset(p.page)).toMatchObject({ selected: '9', pinned: 'true', expanded: 'true' });
       await p.page.click(leftToken(9));
       await p.page.mouse.move(990, 5);
       expect(await dataset(p.page)).toMatchObject({ selected: '', pinned: 'false', expanded: 'false' });
+      await p.page.click(leftToken(4));
+      expect(await dataset(p.page)).toMatchObject({ selected: '4', pinned: 'true', expanded: 'true' });
+      await call(p.page, 'update', { selected: null, expanded: false });
     });
 
     test('changing the layer and head selects updates the values', async () => {

@@ -60,8 +60,8 @@ export const scoreScale = (a: Attention): number => a.scoreScale ?? 1 / Math.sqr
 
 /** The score formula, e.g. "softmax(q · k / √d + position bias)", as the view and the CLI print it. */
 export function scoreFormula(a: Attention): string {
-  const scaled =
-    a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
+  const s = a.scoreScale;
+  const scaled = s === undefined ? 'q · k / √d' : s === 1 ? 'q · k' : `q · k × ${s.toPrecision(4)}`;
   return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
 }
 
@@ -186,8 +186,9 @@ export function neuronColumns(
 /**
  * Colour scales for one head: s = 3 × RMS of q and k (together, over the first `size` dimensions), of the
  * products q_i ⊙ k_j and of the scores q_i·k_j·scale over the unmasked pairs. Computed without visiting the
- * T × K pairs: Σ_ij Σ_n q_in² k_jn² = Σ_n Σ_i q_in² S_in and Σ_ij (q_i·k_j)² = Σ_i q_iᵀ M_i q_i, where S_i and
- * M_i = Σ_j k_j k_jᵀ run over the keys query i sees (all, or j ≤ i: prefix sums). O((T + K) d²).
+ * T × K pairs: Σ_ij Σ_n q_in² k_jn² = Σ_n Σ_i q_in² S_in and Σ_ij (q_i·k_j)² = Σ_i q_iᵀ M_i q_i, where
+ * S_in = Σ_j k_jn² and M_i = Σ_j k_j k_jᵀ run over the keys query i sees (all, or j ≤ i: prefix sums).
+ * O((T + K) d²).
  */
 export function headScales(a: Attention, layer: number, head: number, size = a.query!.dims[3]): NeuronScales {
   // T queries, K keys (K = T but for cross-attention).
