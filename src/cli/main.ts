@@ -3,10 +3,9 @@
  * The attnviz command line: a thin layer over the library. Bad input prints one line naming the cause and
  * exits 2; `--debug` adds the stack trace.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
@@ -14,6 +13,8 @@ import { loadModel } from '../models/load-model.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
+import { attentionFrom, type Command, MODEL_OPTIONS, numberOption, required } from './args.js';
+import { neuronOptions, neurons } from './neurons.js';
 
 const USAGE = `usage: attnviz <command> [options]
 
@@ -24,9 +25,15 @@ commands:
       (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
       --target with the decoder (teacher forcing), or generate N target tokens greedily.
   export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
+         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--head H --token i [--key j]]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
-      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH).
+      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The neuron view opens on --head, with token
+      i expanded (q, k, q × k, q · k, softmax and the contributions of key j) when --token is given.
+  neurons (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>) --layer L --head H --token i
+          [--key j] [--part encoder|decoder|cross] [-o <out.json|out.html|out.png|out.svg>]
+      Which head dimensions make query token i's scores: the q ⊙ k terms for key j (default: the key i attends
+      to most) by size with their share of q · k, and the dimensions that drive the whole row's pattern.
+      Prints a summary; -o writes them as JSON, or the neuron view expanded on token i.
   generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
            [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
       Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
@@ -42,22 +49,7 @@ options for every command:
   --debug     print stack traces
   --help      this text`;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** --model, --text, --pair, --truncate, and for encoder-decoder models --target or --max-new-tokens: the options that run a model. */
-const MODEL_OPTIONS: Options = {
-  model: { type: 'string' },
-  text: { type: 'string' },
-  pair: { type: 'string' },
-  truncate: { type: 'boolean' },
-  target: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-};
-
-const COMMANDS: Record<
-  string,
-  { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }
-> = {
+const COMMANDS: Record<string, Command> = {
   generate: {
     options: {
       model: { type: 'string' },
@@ -123,10 +115,15 @@ const COMMANDS: Record<
       view: { type: 'string' },
       out: { type: 'string', short: 'o' },
       layer: { type: 'string' },
+      head: { type: 'string' },
+      token: { type: 'string' },
+      key: { type: 'string' },
       theme: { type: 'string' },
     },
     async run(v) {
       const view = required(v, 'view') as ViewName;
+      for (const name of ['head', 'token', 'key'])
+        if (v[name] !== undefined && view !== 'neuron') throw new AttnvizError(`--${name} is for --view neuron`);
       if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
       const out = required(v, 'out');
       const format = extname(out).slice(1).toLowerCase();
@@ -147,12 +144,16 @@ const COMMANDS: Record<
       const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
       if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
         throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-      const html = renderHtml(a, { view, options });
+      const html = renderHtml(a, {
+        view,
+        options: view === 'neuron' ? { ...options, ...neuronOptions(v, a) } : options,
+      });
       const bytes = format === 'html' ? html : await renderImage(html, format);
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
       console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
     },
   },
+  neurons,
   serve: {
     options: {
       port: { type: 'string', short: 'p' },
@@ -187,48 +188,6 @@ const COMMANDS: Record<
     },
   },
 };
-
-async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
-  const model = required(v, 'model');
-  const text = required(v, 'text');
-  const m = await loadModel(model);
-  try {
-    const maxNewTokens = numberOption(
-      v,
-      'max-new-tokens',
-      (n) => Number.isSafeInteger(n) && n > 0,
-      'a positive integer',
-    );
-    return await m.attention(text, {
-      pair: v.pair as string | undefined,
-      truncate: v.truncate === true,
-      target: v.target as string | undefined,
-      ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
-    });
-  } finally {
-    await m.release();
-  }
-}
-
-/** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
-function numberOption(
-  v: Record<string, string | boolean | undefined>,
-  name: string,
-  valid: (n: number) => boolean,
-  what: string,
-): number | undefined {
-  const value = v[name];
-  if (value === undefined) return undefined;
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-  if (!Number.isFinite(n) || !valid(n)) throw new AttnvizError(`--${name} must be ${what}, not "${String(value)}"`);
-  return n;
-}
-
-function required(v: Record<string, string | boolean | undefined>, name: string): string {
-  const value = v[name];
-  if (typeof value !== 'string') throw new AttnvizError(`missing --${name}`);
-  return value;
-}
 
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');

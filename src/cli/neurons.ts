@@ -1,0 +1,188 @@
+/**
+ * `attnviz neurons`: for one layer, head and query token, which head dimensions make its scores
+ * (analysis/contributions.ts): the q ⊙ k terms for one key (by default the key it attends to most) with their
+ * share of q·k, and the dimensions that drive the whole row's pattern. Prints a summary, or writes JSON, or
+ * the neuron view expanded on that token (HTML, PNG, SVG). Also parses --head/--token/--key for
+ * `attnviz export --view neuron`.
+ */
+import { extname } from 'node:path';
+import { ATTENTION_PARTS, type Attention, type AttentionPart, attentionPart } from '../core/attention.js';
+import { readAttentionFile } from '../core/attention-file.js';
+import { AttnvizError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/safetensors.js';
+import { keyContributions, rowContributions } from '../analysis/contributions.js';
+import { attentionRow, headSize, isMasked, neuronColumns, scoreFormula, scoreScale } from '../analysis/neuron.js';
+import { renderHtml } from '../export/html.js';
+import { renderImage } from '../export/image.js';
+import { attentionFrom, type Command, MODEL_OPTIONS, type Values } from './args.js';
+
+/** A non-negative integer option below `limit` (what it counts: `of`), or undefined when absent. */
+function indexOption(v: Values, name: string, limit: number, of: string): number | undefined {
+  const value = v[name];
+  if (value === undefined) return undefined;
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n))
+    throw new AttnvizError(`--${name} must be a non-negative integer, not "${String(value)}"`);
+  if (n >= limit) throw new AttnvizError(`--${name} ${n} is out of range: the data has ${limit} ${of}`);
+  return n;
+}
+
+/** --layer, --head, --token, --key as neuron view options (token expanded), checked against the data. */
+export function neuronOptions(v: Values, a: Attention): Record<string, unknown> {
+  const [L, H, T, K] = a.attention.dims;
+  const layer = indexOption(v, 'layer', L, 'layers'),
+    head = indexOption(v, 'head', H, 'heads'),
+    token = indexOption(v, 'token', T, 'tokens'),
+    key = indexOption(v, 'key', K, 'key tokens');
+  if (key !== undefined && token === undefined) throw new AttnvizError('--key needs --token (the query token)');
+  if ((token !== undefined || key !== undefined) && (!a.query || !a.key))
+    throw new AttnvizError('--token and --key need queries and keys (q/k), and this data has none');
+  if (token !== undefined && key !== undefined && isMasked(a, token, key))
+    throw new AttnvizError(`--key ${key} is after --token ${token}: a causal model masks it`);
+  return {
+    ...(layer !== undefined ? { layer } : {}),
+    ...(head !== undefined ? { head } : {}),
+    ...(token !== undefined ? { selected: token, expanded: true } : {}),
+    ...(key !== undefined ? { key } : {}),
+  };
+}
+
+/** The data the command runs on: an attention file (--from) or a model run (--model, --text). */
+async function dataFrom(v: Values): Promise<Attention> {
+  if (typeof v.from === 'string') {
+    if (v.model !== undefined || v.text !== undefined)
+      throw new AttnvizError('give either --from or --model with --text, not both');
+    return readAttentionFile(v.from);
+  }
+  return attentionFrom(v);
+}
+
+/** The part of encoder-decoder data named by --part (default encoder); other data has only one. */
+function partOf(v: Values, a: Attention): Attention {
+  const part = v.part;
+  if (part === undefined) return attentionPart(a, 'encoder');
+  if (!ATTENTION_PARTS.includes(part as AttentionPart))
+    throw new AttnvizError(`--part must be one of ${ATTENTION_PARTS.join(', ')}, not "${String(part)}"`);
+  if (!a.encoderDecoder && part !== 'encoder') throw new AttnvizError(`--part ${part} needs encoder-decoder data`);
+  return attentionPart(a, part as AttentionPart);
+}
+
+/** The report: everything the view's panel shows, with exact values. */
+export function neuronReport(a: Attention, layer: number, head: number, token: number, key?: number) {
+  const keyTokens = a.keyTokens ?? a.tokens;
+  const size = headSize(a, layer);
+  const row = attentionRow(a, layer, head, token);
+  let j = key;
+  if (j === undefined)
+    for (let c = 0; c < keyTokens.length; c++)
+      if (!isMasked(a, token, c) && (j === undefined || row[c] > row[j])) j = c;
+  const columns = neuronColumns(a, layer, head, token, [], size);
+  const k = keyContributions(a, layer, head, token, j!, size);
+  const r = rowContributions(a, layer, head, token, size);
+  const numbers = [k.dot, k.score ?? 0, ...k.terms.map((t) => t.product), ...r.dims.map((d) => d.share + d.std)];
+  if (!numbers.every(Number.isFinite))
+    throw new AttnvizError(`layer ${layer} head ${head} token ${token}: q/k hold non-finite values`);
+  return {
+    model: a.model,
+    text: a.text,
+    tokens: a.tokens,
+    ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
+    layer,
+    head,
+    query: { index: token, token: a.tokens[token] },
+    headSize: size,
+    storedHeadSize: a.query!.dims[3],
+    rotary: a.rotary ?? null,
+    score: { formula: scoreFormula(a), scale: scoreScale(a), positionBias: a.positionBias !== undefined },
+    check: { maxDiff: columns.maxDiff, tolerance: columns.tolerance, ok: columns.maxDiff <= columns.tolerance },
+    key: { ...k, token: keyTokens[k.key] },
+    row: r,
+  };
+}
+
+export type NeuronReport = ReturnType<typeof neuronReport>;
+
+const num = (x: number) => (Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : x.toFixed(4));
+
+/** The report as text for the terminal. */
+function summary(r: NeuronReport): string {
+  const k = r.key;
+  const lines = [
+    `layer ${r.layer} head ${r.head}, query ${JSON.stringify(r.query.token)} (${r.query.index}) → key ` +
+      `${JSON.stringify(k.token)} (${k.key}); head size ${r.headSize}${r.rotary ? ', q/k after RoPE' : ''}`,
+    `q · k = ${num(k.dot)}, × ${num(k.scale)}` +
+      (k.positionBias === null ? '' : ` + position bias ${num(k.positionBias)}`) +
+      ` = score ${k.score === null ? 'masked' : num(k.score)}; attention ${num(k.attention)}; ${r.score.formula}` +
+      ` ${r.check.ok ? 'reproduces' : 'does NOT reproduce'} the attention row` +
+      ` (max |Δ| ${r.check.maxDiff.toExponential(1)})`,
+    '',
+    'dim        q_n        k_n  q_n × k_n  share of q·k',
+    ...k.terms
+      .slice(0, 12)
+      .map(
+        (t) =>
+          `${String(t.dim).padStart(3)} ${num(t.q).padStart(10)} ${num(t.k).padStart(10)} ` +
+          num(t.product).padStart(10) +
+          `  ${(t.share * 100).toFixed(1).padStart(10)} %${k.top.includes(t.dim) ? '  top' : ''}`,
+      ),
+    '',
+    `whole row (${r.row.keys} keys): share of the scores' variance across keys by dimension`,
+    ...r.row.dims
+      .slice(0, 12)
+      .map(
+        (d) =>
+          `${String(d.dim).padStart(13)}  ${(d.share * 100).toFixed(1).padStart(6)} %` +
+          `${typeof d.dim === 'number' && r.row.top.includes(d.dim) ? '  top' : ''}`,
+      ),
+  ];
+  return lines.join('\n');
+}
+
+export const neurons: Command = {
+  options: {
+    ...MODEL_OPTIONS,
+    from: { type: 'string' },
+    part: { type: 'string' },
+    layer: { type: 'string' },
+    head: { type: 'string' },
+    token: { type: 'string' },
+    key: { type: 'string' },
+    theme: { type: 'string' },
+    out: { type: 'string', short: 'o' },
+  },
+  async run(v) {
+    for (const name of ['layer', 'head', 'token'])
+      if (v[name] === undefined) throw new AttnvizError(`missing --${name}`);
+    const out = typeof v.out === 'string' ? v.out : null;
+    const format = out === null ? null : extname(out).slice(1).toLowerCase();
+    if (format !== null && !['json', 'html', 'png', 'svg'].includes(format))
+      throw new AttnvizError(`--out must end in .json, .html, .png or .svg, not "${out}"`);
+    if (v.theme !== undefined && v.theme !== 'light' && v.theme !== 'dark')
+      throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
+    const all = await dataFrom(v);
+    const a = partOf(v, all);
+    const options = neuronOptions(v, a) as { layer: number; head: number; selected: number; key?: number };
+    const report = neuronReport(a, options.layer, options.head, options.selected, options.key);
+    if (out === null) {
+      console.log(summary(report));
+      return;
+    }
+    if (format === 'json') {
+      await writeFileAtomic(out, Buffer.from(`${JSON.stringify(report, null, 1)}\n`));
+    } else {
+      const view = {
+        ...options,
+        key: report.key.key,
+        ...(v.part !== undefined ? { part: v.part } : {}),
+        ...(v.theme !== undefined ? { theme: v.theme } : {}),
+      };
+      const html = renderHtml(all, { view: 'neuron', options: view });
+      const bytes =
+        format === 'html' ? html : await renderImage(html, format as 'png' | 'svg', { width: 1500, height: 900 });
+      await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
+    }
+    console.error(
+      `wrote ${out}: layer ${report.layer} head ${report.head}, token ${report.query.index} → key ${report.key.key}`,
+    );
+  },
+};
