@@ -314,10 +314,27 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   const scaleOf = cached(() => headScales(data, state.layer, state.head, size()));
   const scales = (): NeuronScales | null => (hasQK ? scaleOf(`${state.layer}/${state.head}`) : null);
   const shown = () => hasQK && state.selected !== null && rows.includes(state.selected);
-  const columnsOf = cached(() => neuronColumns(data, state.layer, state.head, state.selected!, cols, size()));
   const columns = (): NeuronColumns | null => {
     refreshIndices();
-    return shown() ? columnsOf(`${state.layer}/${state.head}/${state.filter}/${state.selected}`) : null;
+    return shown() ? neuronColumns(data, state.layer, state.head, state.selected!, cols, size()) : null;
+  };
+  let windowCols: RowWindow = { first: 0, last: 0, y0: 0, y1: 0 };
+  const windowColumnsOf = cached(() =>
+    neuronColumns(
+      data,
+      state.layer,
+      state.head,
+      state.selected!,
+      cols.slice(windowCols.first, windowCols.last),
+      size(),
+    ),
+  );
+  /** The columns of the keys in window `w` only (what is drawn; the check still covers the whole row). */
+  const windowColumns = (w: RowWindow): NeuronColumns | null => {
+    refreshIndices();
+    windowCols = w;
+    const key = `${state.layer}/${state.head}/${state.filter}/${state.selected}/${w.first}-${w.last}`;
+    return shown() ? windowColumnsOf(key) : null;
   };
   /** The key the panel breaks down: state.key when shown and unmasked, else the shown key i attends to most. */
   const panelKey = (): number | null => {
@@ -331,11 +348,15 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     return best;
   };
   const rowContribOf = cached(() => rowContributions(data, state.layer, state.head, state.selected!, size()));
+  let contribKey: number | null = null;
+  const keyContribOf = cached(() =>
+    contribKey === null ? null : keyContributions(data, state.layer, state.head, state.selected!, contribKey, size()),
+  );
   const contributions = (): { key: KeyContributions | null; row: RowContributions } | null => {
     if (!shown()) return null;
-    const j = panelKey();
+    contribKey = panelKey();
     return {
-      key: j === null ? null : keyContributions(data, state.layer, state.head, state.selected!, j, size()),
+      key: keyContribOf(`${state.layer}/${state.head}/${state.selected}/${contribKey}`),
       row: rowContribOf(`${state.layer}/${state.head}/${state.selected}`),
     };
   };
@@ -508,7 +529,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   function drawExpanded(p: Painter, top: number, w: RowWindow, r: number): void {
     const s = scales()!;
     const d = size();
-    const cs = columns();
+    const cs = windowColumns(w);
     const vector = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i).subarray(0, d);
     const shownRows = rows.slice(w.first, w.last),
       shownCols = cols.slice(w.first, w.last);
@@ -547,18 +568,18 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       return;
     }
     frame(p, Q_X, cellTop(r, top), VEC_W, CELL_H, theme.positive, 2, 1);
-    drawVectors(p, P_X, top, w.first, cs.products.slice(w.first, w.last), s.product);
+    drawVectors(p, P_X, top, w.first, cs.products, s.product);
     const elbow = (Q_X + VEC_W + K_X) / 2;
     for (let c = w.first; c < Math.min(w.last, cols.length); c++) {
       const y = cellTop(c, top),
         mid = rowMid(c, top);
-      if (cs.masked[c]) {
+      if (cs.masked[c - w.first]) {
         frame(p, P_X, y, VEC_W, CELL_H, theme.border, 1, 1);
         p.text(P_X + VEC_W / 2, mid, 'masked (j > i)', { color: theme.mutedText, size: 11, anchor: 'middle' });
         frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
         continue;
       }
-      const dot = cs.dots[c]!;
+      const dot = cs.dots[c - w.first]!;
       const a = Math.tanh(Math.abs(dot) / s.dot);
       if (a >= MIN_ALPHA) p.rect(D_X, y - 1, DOT, DOT, signColor(dot), a);
       frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
@@ -699,6 +720,9 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const cssText = css(theme) + neuronCss(theme, focusColors());
     if (style.textContent !== cssText) style.textContent = cssText; // unchanged CSS would still restyle the page
     refreshIndices();
+    // Read the layout before writing to the DOM: reading after would force a synchronous layout.
+    body.style.height = `${bodyHeight()}px`;
+    const w = screenWindow();
     const expanded = expandedNow();
     const key = panelKey();
     Object.assign(root.dataset, {
@@ -715,12 +739,11 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     syncSelect(headSelect, state.head);
     syncSelect(filterSelect, state.filter);
     syncSelect(themeSelect, state.theme);
-    body.style.height = `${bodyHeight()}px`;
     body.style.width = `${expanded ? EXPANDED_W : COLLAPSED_W}px`;
     headings.forEach((h) => {
       h.hidden = !expanded;
     });
-    drawWindow(screenWindow());
+    drawWindow(w);
     renderNotes(expanded);
     const tables = expanded ? panelTables() : [];
     panel.hidden = tables.length === 0;
@@ -775,7 +798,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
         `${d < stored ? ` (q/k stored zero-padded to ${stored})` : ''}.${data.rotary ? ' q, k after RoPE.' : ''}`;
       scaleNote.title = scaleNote.textContent;
     }
-    const cs = columns();
+    const cs = drawn && windowColumns(drawn);
     show(checkNote, cs !== null);
     if (!cs) return;
     const ok = cs.maxDiff <= cs.tolerance;
@@ -795,11 +818,10 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   // ---- tooltips on the expanded columns -------------------------------------------------------------------
   /** The exact value under (x, y) of the body, as tooltip text, and the key row it is on; null off the cells. */
   function hit(x: number, y: number): { text: string; key: number | null } | null {
-    if (!expandedNow()) return null;
+    if (!expandedNow() || !drawn) return null;
     const n = Math.floor((y - TOP) / ROW);
     const d = size(),
       cell = Math.floor(((x - (x >= P_X ? P_X : x >= K_X ? K_X : Q_X)) / VEC_W) * d);
-    const cs = columns();
     const vec = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i);
     if (x >= Q_X && x < Q_X + VEC_W && n >= 0 && n < rows.length) {
       const i = rows[n];
@@ -809,20 +831,20 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const j = cols[n];
     if (x >= K_X && x < K_X + VEC_W)
       return { text: `“${keyLabel(j)}” (${j}) k[${cell}] = ${vec(data.key, j)[cell]}`, key: j };
-    if (!cs || cs.masked[n]) return null;
+    // The pointer is over a drawn row, so its key is in the drawn window's columns.
+    const cs = windowColumns(drawn),
+      c = n - drawn.first;
+    if (!cs || c < 0 || c >= cs.keys.length || cs.masked[c]) return null;
     if (x >= P_X && x < P_X + VEC_W) {
-      const t = cs.products[n]![cell],
-        share = (t / (cs.dots[n]! / scoreScale(data))) * 100;
-      return {
-        text: `q[${cell}] × k[${cell}] = ${t} (${share.toFixed(1)} % of q · k)`,
-        key: j,
-      };
+      const t = cs.products[c]![cell],
+        share = (t / (cs.dots[c]! / scoreScale(data))) * 100;
+      return { text: `q[${cell}] × k[${cell}] = ${t} (${share.toFixed(1)} % of q · k)`, key: j };
     }
     if (x >= D_X && x < D_X + DOT)
       return {
         text:
-          `“${label(cs.query)}” → “${keyLabel(j)}”\nscore ${cs.dots[n]}\n` +
-          `softmax ${cs.computed[n]}\nattention ${cs.softmax[n]}`,
+          `“${label(cs.query)}” → “${keyLabel(j)}”\nscore ${cs.dots[c]}\n` +
+          `softmax ${cs.computed[c]}\nattention ${cs.softmax[c]}`,
         key: j,
       };
     return null;
