@@ -252,7 +252,7 @@ const CASES = [
 
 describe.skipIf(!HAVE_SHARED)('golden models', () => {
   for (const { name, causal } of CASES)
-    test(`${name}: terms, shares and scales against float64 from the golden q/k; the scores reproduce the attention`, async () => {
+    test(`${name}: terms, shares, scales = float64 from the golden q/k; scores give the attention`, async () => {
       const a: Attention = { ...(await golden(name)), causal };
       const [L, H, T, d] = a.query!.dims;
       const vec = (t: Float32Array, l: number, h: number, j: number) =>

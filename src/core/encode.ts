@@ -69,6 +69,7 @@ interface Header {
   inputIds?: number[];
   keyTokens?: string[];
   scoreScale?: number;
+  rotary?: 'half' | 'interleaved';
   encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
   sections: Section[];
 }
@@ -106,6 +107,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
+    ...(a.rotary ? { rotary: a.rotary } : {}),
     ...(ed
       ? {
           encoderDecoder: {
@@ -183,6 +185,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
+    ...(header.rotary ? { rotary: header.rotary } : {}),
     ...(positionBias ? { positionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
   };

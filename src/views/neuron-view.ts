@@ -85,7 +85,10 @@ export interface NeuronViewOptions extends PartOptions {
   expanded?: boolean;
   /** The key token whose score the panel breaks down, e.g. 2; default null (the key i attends to most). */
   key?: number | null;
-  /** Called after every change of the state (the user's or update()'s), e.g. to keep it in a URL. */
+  /**
+   * Called after every change of the state (the user's or update()'s), e.g. to keep it in a URL. The root also
+   * dispatches an `attnviz-change` event (bubbling; `detail` = the state) for pages that did not create the view.
+   */
   onChange?: (state: Readonly<NeuronViewState>) => void;
 }
 
@@ -921,14 +924,14 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const changed = (Object.keys(next) as (keyof NeuronViewState)[]).some((k) => next[k] !== state[k]);
     state = next;
     render();
-    // A callback that calls update() again does not recurse into itself.
-    if (changed && options.onChange && !notifying) {
-      notifying = true;
-      try {
-        options.onChange(state);
-      } finally {
-        notifying = false;
-      }
+    if (!changed || notifying) return;
+    // A listener that calls update() again does not recurse into itself.
+    notifying = true;
+    try {
+      options.onChange?.(state);
+      root.dispatchEvent(new CustomEvent('attnviz-change', { detail: state, bubbles: true }));
+    } finally {
+      notifying = false;
     }
   }
 
