@@ -37,7 +37,6 @@
  * `attnvizView` (mount.ts) and data-layer, data-head, data-filter, data-expanded, data-selected, data-key
  * ('' when none) and data-rows (the drawn rows, "first-last").
  */
-import { rgb } from 'd3-color';
 import {
   keyContributions,
   rowContributions,
@@ -66,6 +65,7 @@ import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { carryLayer, type PartOptions, partsView } from './parts.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
 export interface NeuronViewOptions extends PartOptions {
@@ -401,80 +401,36 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     theme.name === 'dark' ? { bg: theme.positive, text: '#ffffff' } : { bg: theme.highlight, text: theme.text };
   const inWindow = (n: number, w: RowWindow) => n >= w.first && n < w.last;
 
-  /**
-   * Vectors for display rows first…last − 1 (null = empty row) as one RGBA raster: d pixels wide, ROW pixels
-   * per row with the cells CELL_H tall in the middle. Drawn scaled to VEC_W without smoothing, it is the same
-   * picture as d × rows rectangles, at the cost of one image.
-   */
-  function vectorRaster(vectors: readonly (ArrayLike<number> | null)[], d: number, s: number): ImageData {
-    const img = new ImageData(d, Math.max(1, vectors.length * ROW));
-    const pos = rgbOf(theme.positive),
-      neg = rgbOf(theme.negative);
-    const y0 = (ROW - CELL_H) / 2;
-    vectors.forEach((v, r) => {
-      if (!v) return;
-      for (let k = 0; k < d; k++) {
-        const [red, green, blue] = v[k] >= 0 ? pos : neg;
-        const alpha = Math.round(Math.tanh(Math.abs(v[k]) / s) * 255);
-        for (let y = 0, o = ((r * ROW + y0) * d + k) * 4; y < CELL_H; y++, o += d * 4) {
-          img.data[o] = red;
-          img.data[o + 1] = green;
-          img.data[o + 2] = blue;
-          img.data[o + 3] = alpha;
-        }
-      }
-    });
-    return img;
-  }
-
-  /** A column of vectors at x for display rows `first`…: the raster, then a 1-px frame around each row's cells. */
+  /** A column of vectors at x for display rows `first`…, the raster cached by `key` when given. */
   const rasters = new Map<string, ImageData>();
-  function drawVectors(
+  function vectorColumn(
     p: Painter,
     x: number,
     top: number,
     first: number,
     vectors: readonly (ArrayLike<number> | null)[],
-    s: number,
+    scale: number,
     key?: string,
   ): void {
-    if (vectors.length === 0) return;
-    const d = size();
+    const column: VectorColumn = {
+      x,
+      width: VEC_W,
+      y: rowTop(first, top),
+      row: ROW,
+      cell: CELL_H,
+      size: size(),
+      scale,
+      colors: { positive: theme.positive, negative: theme.negative, frame: theme.border },
+    };
     let img = key ? rasters.get(key) : undefined;
     if (!img) {
-      img = vectorRaster(vectors, d, s);
+      img = vectorRaster(vectors, column);
       if (key) {
         if (rasters.size > 16) rasters.clear();
         rasters.set(key, img);
       }
     }
-    p.image(x, rowTop(first, top), VEC_W, vectors.length * ROW, img);
-    // All frames as one path: horizontal edges run half a line width past the corners so these are filled.
-    const segments: number[] = [];
-    vectors.forEach((v, n) => {
-      if (!v) return;
-      const y = cellTop(first + n, top),
-        x0 = x - 0.5,
-        x1 = x + VEC_W + 0.5,
-        y0 = y - 0.5,
-        y1 = y + CELL_H + 0.5;
-      segments.push(x0 - 0.5, y0, x1 + 0.5, y0, x0 - 0.5, y1, x1 + 0.5, y1, x0, y0, x0, y1, x1, y0, x1, y1);
-    });
-    p.lines(segments, theme.border, 1, 1);
-  }
-
-  function frame(
-    p: Painter,
-    x: number,
-    y: number,
-    w: number,
-    h: number,
-    color: string,
-    width: number,
-    opacity: number,
-  ): void {
-    const o = width / 2;
-    p.rect(x - o, y - o, w + width, h + width, 'none', opacity, { color, width });
+    drawVectors(p, vectors, column, img);
   }
 
   /** The body's rows in window `w`: tokens (text only in exports, where there is no DOM), lines or columns. */
@@ -538,7 +494,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       shownCols = cols.slice(w.first, w.last);
     // Query and key vectors: every row in the window, whatever the selection.
     const key = `${state.layer}/${state.head}/${state.filter}/${theme.name}/${w.first}-${w.last}`;
-    drawVectors(
+    vectorColumn(
       p,
       Q_X,
       top,
@@ -547,7 +503,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       s.vector,
       `q/${key}`,
     );
-    drawVectors(
+    vectorColumn(
       p,
       K_X,
       top,
@@ -571,7 +527,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       return;
     }
     frame(p, Q_X, cellTop(r, top), VEC_W, CELL_H, theme.positive, 2, 1);
-    drawVectors(p, P_X, top, w.first, cs.products, s.product);
+    vectorColumn(p, P_X, top, w.first, cs.products, s.product);
     const elbow = (Q_X + VEC_W + K_X) / 2;
     for (let c = w.first; c < Math.min(w.last, cols.length); c++) {
       const y = cellTop(c, top),
@@ -958,11 +914,6 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   };
   render();
   return view;
-}
-
-function rgbOf(color: string): [number, number, number] {
-  const c = rgb(color);
-  return [c.r, c.g, c.b];
 }
 
 /** A painter that draws nothing (measuring the panel's height). */
