@@ -14,6 +14,7 @@ import { keyContributions, rowContributions, TOP_MASS } from '../src/analysis/co
 import { headScales, headSize, neuronColumns, SCALE_RMS } from '../src/analysis/neuron.js';
 import type { Attention } from '../src/core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import { loadModel } from '../src/models/load-model.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 
 // ---- constructed data --------------------------------------------------------------------------------------
@@ -239,6 +240,28 @@ describe('head size and colour scales', () => {
     expect(rowContributions(a, 1, 0, 0).dims).toHaveLength(6);
   });
 });
+
+test('the embedded model (USE lite: head size 64 in layer 0, 128 in layer 1, stored padded to 128)', async () => {
+  const m = await loadModel('embedded');
+  try {
+    const a = await m.attention('The cat sat on the mat.');
+    expect(a.query!.dims[3]).toBe(128);
+    expect([headSize(a, 0), headSize(a, 1)]).toEqual([64, 128]);
+    const T = a.tokens.length;
+    for (const layer of [0, 1]) {
+      const c = neuronColumns(a, layer, 1, 2, [0, T - 1], headSize(a, layer));
+      expect(c.products.map((v) => v!.length)).toEqual([headSize(a, layer), headSize(a, layer)]);
+      // The padding changes no score: softmax of the scores is the model's attention.
+      expect(c.maxDiff).toBeLessThan(1e-4);
+      expect(keyContributions(a, layer, 1, 2, 0).terms).toHaveLength(headSize(a, layer));
+      const r = rowContributions(a, layer, 1, 2);
+      expect(r.dims).toHaveLength(headSize(a, layer));
+      expect(r.dims.reduce((s, d) => s + d.share, 0)).toBeCloseTo(1, 9);
+    }
+  } finally {
+    await m.release();
+  }
+}, 120_000);
 
 // ---- golden models: float64 values recomputed from the golden q/k -----------------------------------------
 
