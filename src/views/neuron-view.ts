@@ -385,8 +385,13 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   const bodyHeight = () => TOP + Math.max(rows.length, cols.length) * ROW + 4;
   const geometry = () => ({ top: TOP, row: ROW, count: Math.max(rows.length, cols.length), height: bodyHeight() });
   /** The rows to draw now: those on screen, with a margin. */
+  /**
+   * The rows on screen. Until the first frame the view is taken to start at the viewport's top or below (it was
+   * just added, and reading its position would force the page's layout now); the first frame checks.
+   */
+  let laidOut = false;
   const screenWindow = (overscan?: number) =>
-    rowWindow(geometry(), body.getBoundingClientRect().top, window.innerHeight, overscan);
+    rowWindow(geometry(), laidOut ? body.getBoundingClientRect().top : 0, window.innerHeight, overscan);
   const everything = (): RowWindow => {
     const count = Math.max(rows.length, cols.length);
     return { first: 0, last: count, y0: 0, y1: bodyHeight() };
@@ -720,10 +725,13 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     root.dataset.rows = `${w.first}-${w.last}`;
   }
 
-  /** On scroll: redraw only when rows outside the drawn window came on screen. */
-  const stopWatching = watchViewport(() => {
+  /** On scroll (and in the first frame): redraw only when rows outside the drawn window came on screen. */
+  const checkWindow = () => {
+    laidOut = true;
     if (!drawn || !covers(drawn, screenWindow(0))) drawWindow(screenWindow());
-  });
+  };
+  const stopWatching = watchViewport(checkWindow);
+  const firstFrame = requestAnimationFrame(checkWindow);
 
   /** The canvas context, resized only when the size changes (resizing reallocates), else cleared. */
   let canvasKey = '';
@@ -745,8 +753,8 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const manyLines = !expanded && state.selected === null && rows.length * cols.length > ALL_LINES_MAX;
     linesNote.textContent = manyLines ? 'Long input: hover or click a token to see its lines.' : '';
     linesNote.hidden = !manyLines;
-    const s = scales();
-    show(scaleNote, expanded && s !== null);
+    const s = expanded ? scales() : null;
+    show(scaleNote, s !== null);
     if (s) {
       const d = size(),
         stored = data.query!.dims[3];
@@ -909,6 +917,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     destroy: () => {
       media?.removeEventListener?.('change', onScheme);
       stopWatching();
+      cancelAnimationFrame(firstFrame);
       root.remove();
     },
   };
