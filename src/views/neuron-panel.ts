@@ -85,11 +85,12 @@ export function contributionTables(
     lines: [
       row.variance === 0
         ? 'The scores do not differ across keys: no pattern to explain.'
-        : `Share of the scores' variance across keys (${num(row.variance)}) by dimension; top ones marked ▲.`,
+        : `Share of the scores' variance across keys (${num(row.variance)}) by dimension, with the mean and sd ` +
+          'of its term over the keys; top ones marked ▲.',
       ...(notes.rotary ? [notes.rotary] : []),
       notes.formula,
     ],
-    header: ['dim', 'share', 'mean term', 'sd across keys'],
+    header: ['dim', 'share', 'mean term', 'sd'],
     rows: row.dims.slice(0, PANEL_ROWS).map((d) => ({
       dim: d.dim,
       cells: [String(d.dim), pct(d.share), num(d.mean), num(d.std)],
@@ -137,9 +138,25 @@ export function renderPanel(host: HTMLElement, tables: readonly PanelTable[]): v
 
 /** Line height of the panel's text in exports. */
 const LINE = 16;
-/** Column widths of the exported tables (px). */
-const CELL_W = 62;
-export const PANEL_W = 5 * CELL_W + 20;
+/** Right edges of the exported tables' columns (px): a narrow dim column, then the numbers. */
+const DIM_W = 36,
+  CELL_W = 84;
+export const PANEL_W = DIM_W + 4 * CELL_W + 10;
+/** Characters per exported note line (12-px text in PANEL_W). */
+const WRAP = 58;
+
+/** `text` cut into lines of at most `width` characters at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
+}
 
 /** The tables as painter text at (x, y); returns the height used. */
 export function drawPanel(p: Painter, x: number, y: number, tables: readonly PanelTable[], theme: Theme): number {
@@ -151,18 +168,19 @@ export function drawPanel(p: Painter, x: number, y: number, tables: readonly Pan
       weight: o.bold ? 'bold' : 'normal',
       anchor: o.end ? 'end' : 'start',
     });
+  const right = (c: number) => DIM_W + c * CELL_W;
   for (const t of tables) {
     text(0, t.title, { bold: true });
     yy += LINE;
-    for (const l of t.lines) {
+    for (const l of t.lines.flatMap((l) => wrap(l, WRAP))) {
       text(0, l, { muted: true });
       yy += LINE;
     }
-    t.header.forEach((h, c) => text((c + 1) * CELL_W, h, { bold: true, end: true }));
+    t.header.forEach((h, c) => text(right(c), h, { bold: true, end: true }));
     yy += LINE;
     for (const r of t.rows) {
-      if (r.top) p.rect(x, yy - LINE / 2, t.header.length * CELL_W + 4, LINE, theme.highlight);
-      r.cells.forEach((cell, c) => text((c + 1) * CELL_W, cell, { end: true }));
+      if (r.top) p.rect(x, yy - LINE / 2, right(t.header.length - 1) + 4, LINE, theme.highlight);
+      r.cells.forEach((cell, c) => text(right(c), cell, { end: true }));
       yy += LINE;
     }
     if (t.rest) {
