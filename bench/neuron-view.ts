@@ -220,7 +220,8 @@ async function main(): Promise<void> {
   );
 }
 
-if (process.argv[1]?.endsWith("neuron-view.js")) main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.argv[1]?.endsWith('neuron-view.js'))
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
