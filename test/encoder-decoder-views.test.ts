@@ -169,8 +169,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     const S = t5.tokens.length,
       T = t5.encoderDecoder!.decoderTokens.length;
     // Encoder: bidirectional bias, no scaling.
+    // A click on a token expands it.
     await p.page.click('.av-token.av-left[data-index="3"]');
-    await p.page.click('.av-toggle');
     expect(await checkNote(p)).toMatchObject({
       ok: 'true',
       text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
@@ -182,7 +182,6 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the vie
     // Decoder: causal, with the unidirectional bias.
     await choose(p, 'decoder');
     await p.page.click('.av-token.av-left[data-index="4"]');
-    await p.page.click('.av-toggle');
     expect(await checkNote(p)).toMatchObject({
       ok: 'true',
       text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
