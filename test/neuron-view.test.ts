@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { keyContributions, rowContributions } from '../src/analysis/contributions.js';
+import { neuronReport } from '../src/analysis/neuron-report.js';
 import type { Attention } from '../src/core/attention.js';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
@@ -614,6 +615,16 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await p.page.mouse.move(box.x + 5, box.y + 5);
       expect(await p.page.locator('.av-tooltip').isHidden()).toBe(true);
       expect(p.errors).toEqual([]);
+    });
+
+    test('the JSON button downloads the report attnviz neurons writes, for the token and key shown', async () => {
+      await call(p.page, 'update', { selected: 5, pinned: true, expanded: true, key: 2 });
+      const [download] = await Promise.all([p.page.waitForEvent('download'), p.page.click('.av-contrib .av-json')]);
+      expect(download.suggestedFilename()).toBe('neuron-contributions-l1-h2-t5.json');
+      const { readFile } = await import('node:fs/promises');
+      const report = JSON.parse(await readFile(await download.path(), 'utf8'));
+      expect(report).toEqual(JSON.parse(JSON.stringify(neuronReport(held, 1, 2, 5, 2))));
+      expect(report.key).toMatchObject({ query: 5, key: 2, token: a.tokens[2] });
     });
 
     test('options restore the expanded token and key (as from a URL)', async () => {

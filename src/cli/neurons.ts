@@ -10,8 +10,8 @@ import { ATTENTION_PARTS, type Attention, type AttentionPart, attentionPart } fr
 import { readAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
-import { keyContributions, rowContributions } from '../analysis/contributions.js';
-import { attentionRow, headSize, isMasked, neuronColumns, scoreFormula, scoreScale } from '../analysis/neuron.js';
+import { isMasked } from '../analysis/neuron.js';
+import { type NeuronReport, neuronReport } from '../analysis/neuron-report.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
 import { attentionFrom, type Command, MODEL_OPTIONS, type Values } from './args.js';
@@ -66,41 +66,6 @@ function partOf(v: Values, a: Attention): Attention {
   if (!a.encoderDecoder && part !== 'encoder') throw new AttnvizError(`--part ${part} needs encoder-decoder data`);
   return attentionPart(a, part as AttentionPart);
 }
-
-/** The report: everything the view's panel shows, with exact values. */
-export function neuronReport(a: Attention, layer: number, head: number, token: number, key?: number) {
-  const keyTokens = a.keyTokens ?? a.tokens;
-  const size = headSize(a, layer);
-  const row = attentionRow(a, layer, head, token);
-  let j = key;
-  if (j === undefined)
-    for (let c = 0; c < keyTokens.length; c++)
-      if (!isMasked(a, token, c) && (j === undefined || row[c] > row[j])) j = c;
-  const columns = neuronColumns(a, layer, head, token, [], size);
-  const k = keyContributions(a, layer, head, token, j!, size);
-  const r = rowContributions(a, layer, head, token, size);
-  const numbers = [k.dot, k.score ?? 0, ...k.terms.map((t) => t.product), ...r.dims.map((d) => d.share + d.std)];
-  if (!numbers.every(Number.isFinite))
-    throw new AttnvizError(`layer ${layer} head ${head} token ${token}: q/k hold non-finite values`);
-  return {
-    model: a.model,
-    text: a.text,
-    tokens: a.tokens,
-    ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
-    layer,
-    head,
-    query: { index: token, token: a.tokens[token] },
-    headSize: size,
-    storedHeadSize: a.query!.dims[3],
-    rotary: a.rotary ?? null,
-    score: { formula: scoreFormula(a), scale: scoreScale(a), positionBias: a.positionBias !== undefined },
-    check: { maxDiff: columns.maxDiff, tolerance: columns.tolerance, ok: columns.maxDiff <= columns.tolerance },
-    key: { ...k, token: keyTokens[k.key] },
-    row: r,
-  };
-}
-
-export type NeuronReport = ReturnType<typeof neuronReport>;
 
 const num = (x: number) => (Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(3) : x.toFixed(4));
 
@@ -163,6 +128,10 @@ export const neurons: Command = {
     const a = partOf(v, all);
     const options = neuronOptions(v, a) as { layer: number; head: number; selected: number; key?: number };
     const report = neuronReport(a, options.layer, options.head, options.selected, options.key);
+    const { key: k, row: r } = report;
+    const numbers = [k.dot, k.score ?? 0, ...k.terms.map((t) => t.product), ...r.dims.map((d) => d.share + d.std)];
+    if (!numbers.every(Number.isFinite))
+      throw new AttnvizError(`layer ${report.layer} head ${report.head} token ${k.query}: q/k hold non-finite values`);
     if (out === null) {
       console.log(summary(report));
       return;

@@ -55,6 +55,7 @@ import {
   type NeuronColumns,
   type NeuronScales,
 } from '../analysis/neuron.js';
+import { neuronReport } from '../analysis/neuron-report.js';
 import type { Attention, AttentionPart } from '../core/attention.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
@@ -271,6 +272,14 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     body.append(h);
     return h;
   });
+
+  /** The panel's numbers (analysis/neuron-report.ts, as `attnviz neurons -o x.json` writes them). */
+  const jsonButton = button('JSON', () => {
+    const report = neuronReport(data, state.layer, state.head, state.selected!, panelKey() ?? undefined);
+    const name = `neuron-contributions-l${state.layer}-h${state.head}-t${state.selected}.json`;
+    download(new Blob([JSON.stringify(report, null, 1)], { type: 'application/json' }), name);
+  });
+  jsonButton.classList.add('av-json');
 
   /** (+) / (−): one button, moved into the focused token so reaching it does not leave the token. */
   const toggle = el('button', { type: 'button', class: 'av-toggle' });
@@ -712,6 +721,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     const tables = expanded ? panelTables() : [];
     panel.hidden = tables.length === 0;
     renderPanel(panel, tables);
+    if (tables.length) panel.prepend(jsonButton);
   }
 
   /** Draws the canvas and the token elements for rows in `w`. */
@@ -957,6 +967,7 @@ ${v} .av-scale,${v} .av-check{min-height:1.3em;white-space:nowrap;overflow:hidde
 ${v} .av-check.av-warn{color:${t.negative}}
 ${v} .av-contrib{position:sticky;top:0;max-height:100vh;overflow:auto;width:${PANEL_W + 40}px;font-size:12px}
 ${v} .av-contrib h4{margin:4px 0;font-size:13px}
+${v} .av-contrib .av-json{float:right}
 ${v} .av-contrib p{margin:2px 0;color:${t.mutedText}}
 ${v} .av-terms{border-collapse:collapse;margin:4px 0 10px}
 ${v} .av-terms th,${v} .av-terms td{padding:1px 6px;text-align:right;font-variant-numeric:tabular-nums}
