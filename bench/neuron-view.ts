@@ -19,10 +19,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
-import { CHROMIUM_ARGS, chromiumPath } from '../src/export/image.js';
+import { launchChromium } from '../src/export/image.js';
 
 /** Random q, k `[L, H, T, d]` and their attention softmax(q·kᵀ/√d), reproducible (mulberry32 + Box–Muller). */
 export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, seed = 1): Attention {
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   console.log(
     `chromium ${browser.version()}; views ${bundlePath ?? 'of this build'}; 4 layers × 4 heads, d = 64; ` +
       `viewport 1400 × 900; medians of ${runs} loads\n`,

@@ -7,14 +7,14 @@
  */
 import { extname } from 'node:path';
 import { ATTENTION_PARTS, type Attention, type AttentionPart, attentionPart } from '../core/attention.js';
-import { readAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
 import { isMasked } from '../analysis/neuron.js';
 import { type NeuronReport, neuronReport } from '../analysis/neuron-report.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
-import { attentionFrom, type Command, MODEL_OPTIONS, type Values } from './args.js';
+import { type Command, MODEL_OPTIONS, type Values } from './command.js';
+import { attentionOrFile } from './extract.js';
 
 /** A non-negative integer option below `limit` (what it counts: `of`), or undefined when absent. */
 function indexOption(v: Values, name: string, limit: number, of: string): number | undefined {
@@ -45,16 +45,6 @@ export function neuronOptions(v: Values, a: Attention): Record<string, unknown> 
     ...(token !== undefined ? { selected: token, expanded: true } : {}),
     ...(key !== undefined ? { key } : {}),
   };
-}
-
-/** The data the command runs on: an attention file (--from) or a model run (--model, --text). */
-async function dataFrom(v: Values): Promise<Attention> {
-  if (typeof v.from === 'string') {
-    if (v.model !== undefined || v.text !== undefined)
-      throw new AttnvizError('give either --from or --model with --text, not both');
-    return readAttentionFile(v.from);
-  }
-  return attentionFrom(v);
 }
 
 /** The part of encoder-decoder data named by --part (default encoder); other data has only one. */
@@ -104,6 +94,13 @@ function summary(r: NeuronReport): string {
 }
 
 export const neurons: Command = {
+  name: 'neurons',
+  synopsis: `neurons (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
+        --layer L --head H --token i [--key j] [--part encoder|decoder|cross]
+        [-o <out.json|out.html|out.png|out.svg>] [--theme light|dark]`,
+  description: `Which head dimensions make query token i's scores: the q ⊙ k terms for key j (default: the key
+i attends to most) by size with their share of q · k, and the dimensions that drive the whole row's pattern.
+Prints a summary; -o writes them as JSON, or the neuron view expanded on token i.`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
@@ -124,7 +121,7 @@ export const neurons: Command = {
       throw new AttnvizError(`--out must end in .json, .html, .png or .svg, not "${out}"`);
     if (v.theme !== undefined && v.theme !== 'light' && v.theme !== 'dark')
       throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
-    const all = await dataFrom(v);
+    const all = await attentionOrFile(v);
     const a = partOf(v, all);
     const options = neuronOptions(v, a) as { layer: number; head: number; selected: number; key?: number };
     const report = neuronReport(a, options.layer, options.head, options.selected, options.key);

@@ -1,0 +1,61 @@
+/** `attnviz export`: a view as standalone HTML, PNG or SVG, from a model run or an attention file. */
+import { extname } from 'node:path';
+import { AttnvizError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/safetensors.js';
+import { renderHtml } from '../export/html.js';
+import { renderImage } from '../export/image.js';
+import { VIEWS, type ViewName } from '../views/mount.js';
+import { MODEL_OPTIONS, required, type Command } from './command.js';
+import { attentionOrFile } from './extract.js';
+import { neuronOptions } from './neurons.js';
+
+export const exportCommand: Command = {
+  name: 'export',
+  synopsis: `export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
+       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--head H --token i [--key j]]`,
+  description: `Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
+(images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The data comes from a model run (--model and
+--text, as in extract) or from an attention file (--from), not both. The neuron view opens on --head, with token
+i expanded (q, k, q × k, q · k, softmax and the contributions of key j) when --token is given.`,
+  options: {
+    ...MODEL_OPTIONS,
+    from: { type: 'string' },
+    view: { type: 'string' },
+    out: { type: 'string', short: 'o' },
+    layer: { type: 'string' },
+    head: { type: 'string' },
+    token: { type: 'string' },
+    key: { type: 'string' },
+    theme: { type: 'string' },
+  },
+  async run(v) {
+    const view = required(v, 'view') as ViewName;
+    if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
+    for (const name of ['head', 'token', 'key'])
+      if (v[name] !== undefined && view !== 'neuron') throw new AttnvizError(`--${name} is for --view neuron`);
+    const out = required(v, 'out');
+    const format = extname(out).slice(1).toLowerCase();
+    if (format !== 'html' && format !== 'png' && format !== 'svg')
+      throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
+    const options: Record<string, unknown> = {};
+    if (typeof v.layer === 'string') {
+      const layer = Number(v.layer);
+      if (!Number.isInteger(layer) || layer < 0)
+        throw new AttnvizError(`--layer must be a layer index, not "${v.layer}"`);
+      options.layer = layer;
+    }
+    if (v.theme !== undefined) {
+      if (v.theme !== 'light' && v.theme !== 'dark')
+        throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
+      options.theme = v.theme;
+    }
+    const a = await attentionOrFile(v);
+    if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
+      throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
+    if (view === 'neuron') Object.assign(options, neuronOptions(v, a));
+    const html = renderHtml(a, { view, options });
+    const bytes = format === 'html' ? html : await renderImage(html, format);
+    await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
+    console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
+  },
+};
