@@ -5,6 +5,8 @@ import type { Browser } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import { renderHtml } from '../src/export/html.js';
+import { linesLayout, panelLayout } from '../src/views/layout.js';
+import { accumulate, combineHeads, halve, maxPool, scaleValues, type ColorScale } from '../src/views/raster.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 import { bundlePage, mountSynthetic, synth } from './views-synthetic.js';
@@ -445,5 +447,75 @@ describe.skipIf(!HAVE_CHROMIUM)('head view, long inputs (synthetic data)', () =>
     expect(huge.cut).toBe(true);
     expect(huge.title).toBe(tokens[9]);
     expect(huge.width).toBe(240);
+  });
+});
+
+describe('raster and layout: the views’ pure functions against references written here', () => {
+  test('combineHeads: cell-by-cell mean and maximum', () => {
+    const a = new Float32Array([0.1, 0.5, 0.4]),
+      b = new Float32Array([0.3, 0.2, 0.4]);
+    expect([...combineHeads([a, b], 3, 'mean')].map((x) => +x.toFixed(6))).toEqual([0.2, 0.35, 0.4]);
+    expect([...combineHeads([a, b], 3, 'max')].map((x) => +x.toFixed(6))).toEqual([0.3, 0.5, 0.4]);
+    // Heads folded in one at a time give the same.
+    const acc = new Float32Array(3);
+    accumulate(acc, [a], 'max', true);
+    accumulate(acc, [b], 'max');
+    expect([...acc].map((x) => +x.toFixed(6))).toEqual([0.3, 0.5, 0.4]);
+  });
+
+  test('maxPool and halve: each output cell is the maximum of the cells it covers', () => {
+    const R = 7,
+      C = 9;
+    const w = Float32Array.from({ length: R * C }, (_, i) => ((i * 37) % 23) / 23);
+    const pooled = maxPool(w, R, C, 3, 4, new Float32Array(12));
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 4; j++) {
+        let m = 0;
+        for (let r = 0; r < R; r++)
+          for (let c = 0; c < C; c++)
+            if (Math.floor((r * 3) / R) === i && Math.floor((c * 4) / C) === j) m = Math.max(m, w[r * C + c]);
+        expect(pooled[i * 4 + j]).toBe(m);
+      }
+    const t = Uint8Array.from({ length: R * C }, (_, i) => (i * 53) % 256);
+    const half = halve(t, R, C);
+    expect(half.length).toBe(4 * 5);
+    for (let i = 0; i < 4; i++)
+      for (let j = 0; j < 5; j++) {
+        let m = 0;
+        for (let r = 2 * i; r < Math.min(R, 2 * i + 2); r++)
+          for (let c = 2 * j; c < Math.min(C, 2 * j + 2); c++) m = Math.max(m, t[r * C + c]);
+        expect(half[i * 5 + j]).toBe(m);
+      }
+  });
+
+  test('scaleValues: linear, sqrt, log, row maximum, excluded columns', () => {
+    const w = new Float32Array([1, 0, 0, 0, 0.8, 0.2, 0, 0, 0.6, 0.3, 0.1, 0, 0.5, 0.25, 0.15, 0.1]);
+    const byte = (x: number) => Math.round(255 * Math.min(1, Math.max(0, x)));
+    const cell = (scale: ColorScale, exclude: number[] = []) =>
+      scaleValues(w, 4, 4, { scale, exclude: new Set(exclude) });
+    expect(cell('linear')[15]).toBe(byte(0.1));
+    expect(cell('sqrt')[15]).toBe(byte(Math.sqrt(0.1)));
+    expect(cell('log')[15]).toBe(byte(1 + Math.log10(0.1) / 4));
+    expect(cell('log')[3]).toBe(0);
+    expect(cell('row')[15]).toBe(byte(0.1 / 0.5));
+    expect(cell('row')[5]).toBe(byte(0.2 / 0.8));
+    expect(cell('linear', [0])[15]).toBe(byte(0.1 / 0.3));
+    expect(cell('linear', [0])[12]).toBe(255);
+    expect(cell('row', [0])[13]).toBe(255);
+  });
+
+  test('linesLayout: BertViz’s look for short inputs, wider lines for more tokens, columns fit labels up to 240 px', () => {
+    expect(linesLayout(17, 40)).toEqual({ box: 110, gap: 185, height: 17 * 22.5, width: 405 });
+    expect(linesLayout(60, 140)).toMatchObject({ box: 154, gap: 338 });
+    expect(linesLayout(2000, 60)).toMatchObject({ box: 110, gap: 480 });
+    expect(linesLayout(10, 600)).toMatchObject({ box: 240, gap: 360 });
+  });
+
+  test('panelLayout: right of the thumbnail, flipped left at the grid’s edge, kept below the heads axis', () => {
+    const right = panelLayout({ x: 100, y: 300, w: 80 }, { w: 300, h: 200 }, 600);
+    expect(right).toMatchObject({ x: 164, y: 300, width: 316, bodyH: 200 });
+    const flipped = panelLayout({ x: 850, y: 20, w: 80 }, { w: 300, h: 800 }, 600);
+    expect(flipped.x).toBe(850 + 16 - flipped.width);
+    expect(flipped).toMatchObject({ y: 38, bodyH: 600 });
   });
 });

@@ -29,6 +29,7 @@ import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } 
 import { accumulate, COLOR_SCALES, combineHeads, type ColorScale, type Combine } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { TokenColumns } from './token-columns.js';
 import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
 
 export type { Side, TokenRef } from './tooltip.js';
@@ -128,7 +129,6 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   const pretty = options.prettifyTokens !== false;
   const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
   const keyLabel = (j: number) => (pretty ? prettifyToken(keyTokens[j]) : keyTokens[j]);
-  const sideLabel = (side: Side, i: number) => (side === 'left' ? label(i) : keyLabel(i));
   const activeInit = options.heads
     ? Array.from({ length: H }, (_, h) => options.heads!.includes(h))
     : Array(H).fill(true);
@@ -425,50 +425,38 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   }
 
   /** Token elements (lines mode): rebuilt only when the rows/columns change; classes mark the focus. */
-  let tokenEls: HTMLElement[] = [];
+  let tokenColumns: TokenColumns | null = null;
   let tokensKey = '';
   function renderTokens(): void {
     const key = `${weightsKey}/${geo.box}/${geo.gap}`;
     if (key !== tokensKey) {
       tokensKey = key;
-      for (const t of tokenEls) t.remove();
-      const make = (side: Side, i: number, r: number) => {
-        const t = el('div', {
-          class: 'av-token',
-          'data-side': side,
-          'data-index': i,
-          title: side === 'left' ? data.tokens[i] : keyTokens[i],
-          text: sideLabel(side, i),
-        });
-        Object.assign(t.style, {
-          top: `${r * ROW}px`,
-          left: side === 'left' ? '0' : `${geo.box + geo.gap}px`,
-          width: `${geo.box}px`,
-          textAlign: side === 'left' ? 'right' : 'left',
-        });
-        t.addEventListener('mouseenter', () => {
-          if (!state.pinned.length) update({ hover: { side, index: i } });
-          tokenTooltip(side, i, t);
-        });
-        t.addEventListener('mouseleave', () => {
-          tooltip.hide();
-          if (!state.pinned.length) update({ hover: null });
-        });
-        t.addEventListener('click', (e) => pin({ side, index: i }, e.shiftKey));
-        return t;
-      };
-      tokenEls = [...rows.map((i, r) => make('left', i, r)), ...cols.map((j, c) => make('right', j, c))];
-      body.append(...tokenEls);
+      tokenColumns?.destroy();
+      const column = (tokens: number[], x: number, list: string[], show: (i: number) => string) => ({
+        tokens,
+        x,
+        width: geo.box,
+        label: show,
+        title: (i: number) => list[i],
+      });
+      tokenColumns = new TokenColumns(
+        body,
+        ROW,
+        { left: column(rows, 0, data.tokens, label), right: column(cols, geo.box + geo.gap, keyTokens, keyLabel) },
+        {
+          enter: (t, element) => {
+            if (!state.pinned.length) update({ hover: t });
+            tokenTooltip(t.side, t.index, element);
+          },
+          leave: () => {
+            tooltip.hide();
+            if (!state.pinned.length) update({ hover: null });
+          },
+          click: (t, e) => pin(t, e.shiftKey),
+        },
+      );
     }
-    const f = focusOf(state.pinned, state.hover);
-    const has = (list: TokenRef[], t: HTMLElement) =>
-      list.some((x) => x.side === t.dataset.side && x.index === Number(t.dataset.index));
-    for (const t of tokenEls) {
-      t.classList.toggle('av-focus', has(f, t));
-      t.classList.toggle('av-pinned', has(state.pinned, t));
-      // Right-side tokens sit over the blocks: keep their background see-through.
-      if (t.dataset.side === 'right' || f.some((x) => x.side === 'right')) t.style.background = 'transparent';
-    }
+    tokenColumns!.mark(focusOf(state.pinned, state.hover), state.pinned);
   }
 
   function pin(t: TokenRef, add: boolean): void {
@@ -554,8 +542,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
 
   function renderHeatmap(): void {
     canvas.remove();
-    for (const t of tokenEls) t.remove();
-    tokenEls = [];
+    tokenColumns?.destroy();
+    tokenColumns = null;
     tokensKey = '';
     body.style.height = '';
     body.style.width = '';

@@ -57,6 +57,7 @@ import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './p
 import { COLOR_SCALES, maxPool, paint, scaleValues, type ColorScale } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { TokenColumns } from './token-columns.js';
 import { sameToken, Tooltip, type Side, type TokenRef } from './tooltip.js';
 
 export { GRID_WIDTH } from './layout.js';
@@ -475,7 +476,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   let panelKey = '';
   let pl: PanelLayout | null = null;
   let panelDrawn = 0;
-  let tokenEls: HTMLElement[] = [];
+  let panelTokens: TokenColumns | null = null;
   let panelHeatmap: Heatmap | null = null;
   let loadingHead = '';
 
@@ -520,8 +521,8 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     pl = null;
     panelHeatmap?.destroy();
     panelHeatmap = null;
-    for (const t of tokenEls) t.remove();
-    tokenEls = [];
+    panelTokens?.destroy();
+    panelTokens = null;
     grid.style.height = `${g.height}px`;
   }
 
@@ -632,45 +633,37 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     }
     panel.dataset.drawn = String(panelDrawn);
     const f = state.pinned ?? state.hover;
-    for (const t of tokenEls) {
-      const same = sameToken(f, { side: t.dataset.side as Side, index: Number(t.dataset.index) });
-      t.classList.toggle('av-focus', same);
-      t.classList.toggle('av-pinned', same && state.pinned !== null);
-    }
+    panelTokens?.mark(f ? [f] : [], state.pinned ? [state.pinned] : []);
   }
 
   /** Panel tokens as DOM text on both sides of the lines. */
   function renderPanelTokens(): void {
-    const make = (side: Side, i: number, r: number) => {
-      const t = el('div', {
-        class: 'av-token',
-        'data-side': side,
-        'data-index': i,
-        title: side === 'left' ? data.tokens[i] : keyTokens[i],
-        text: side === 'left' ? label(i) : keyLabel(i),
-      });
-      Object.assign(t.style, {
-        top: `${r * P_ROW}px`,
-        left: side === 'left' ? '0' : `${P_TOKEN + P_GAP}px`,
-        width: `${P_TOKEN}px`,
-        textAlign: side === 'left' ? 'right' : 'left',
-      });
-      t.addEventListener('mouseenter', () => {
-        if (!state.pinned) update({ hover: { side, index: i } });
-        tokenTooltip(side, i, t);
-      });
-      t.addEventListener('mouseleave', () => {
-        tooltip.hide();
-        if (!state.pinned) update({ hover: null });
-      });
-      t.addEventListener('click', () => {
-        const same = sameToken(state.pinned, { side, index: i });
-        update({ pinned: same ? null : { side, index: i }, hover: same ? { side, index: i } : null });
-      });
-      return t;
-    };
-    tokenEls = [...rows.map((i, r) => make('left', i, r)), ...cols.map((j, c) => make('right', j, c))];
-    panelInner.append(...tokenEls);
+    const column = (tokens: number[], x: number, list: string[], show: (i: number) => string) => ({
+      tokens,
+      x,
+      width: P_TOKEN,
+      label: show,
+      title: (i: number) => list[i],
+    });
+    panelTokens = new TokenColumns(
+      panelInner,
+      P_ROW,
+      { left: column(rows, 0, data.tokens, label), right: column(cols, P_TOKEN + P_GAP, keyTokens, keyLabel) },
+      {
+        enter: (t, element) => {
+          if (!state.pinned) update({ hover: t });
+          tokenTooltip(t.side, t.index, element);
+        },
+        leave: () => {
+          tooltip.hide();
+          if (!state.pinned) update({ hover: null });
+        },
+        click: (t) => {
+          const same = sameToken(state.pinned, t);
+          update({ pinned: same ? null : t, hover: same ? t : null });
+        },
+      },
+    );
   }
 
   const pairText = (r: number, c: number) =>
