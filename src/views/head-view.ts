@@ -33,7 +33,6 @@ import { TokenColumns } from './token-columns.js';
 import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
 
 export type { Side, TokenRef } from './tooltip.js';
-export { ROW } from './layout.js';
 
 export type HeadViewMode = 'lines' | 'heatmap';
 
