@@ -305,8 +305,12 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   const rowY = (r: number, top: number) => top + r * ROW + ROW / 2;
   const allLines = () => Math.max(rows.length, cols.length) <= (options.allLinesUpTo ?? 256);
 
-  /** Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). */
-  function drawLines(p: Painter, top: number): number {
+  /**
+   * Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). Rows
+   * outside [from, to) (px from the first row) are not drawn: a 2k-token view is drawn only where it is seen.
+   */
+  function drawLines(p: Painter, top: number, from = -Infinity, to = Infinity): number {
+    const seen = (r: number) => r * ROW + ROW > from && r * ROW < to;
     const { box, gap } = geo;
     const rightX = box + gap;
     const R = rows.length,
@@ -326,13 +330,13 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
         for (let c = 0; c < C; c++) {
           let s = 0;
           for (const r of rowSel) s += w(h, r, c);
-          if (s > 0) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          if (s > 0 && seen(c)) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
       if (colSel.size)
         for (let r = 0; r < R; r++) {
           let s = 0;
           for (const c of colSel) s += w(h, r, c);
-          if (s > 0) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          if (s > 0 && seen(r)) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
     });
 
@@ -341,6 +345,9 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
       const batch = new LineBatch();
       const add = (r: number, c: number) => {
         const weight = w(h, r, c);
+        // A segment between two rows on the same side of the window never crosses it.
+        if ((r + 1) * ROW <= from && (c + 1) * ROW <= from) return;
+        if (r * ROW >= to && c * ROW >= to) return;
         if (kept(h, r, weight)) batch.add(box, rowY(r, top), rightX, rowY(c, top), weight / act.length);
       };
       if (!focused && allLines()) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
@@ -398,7 +405,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     windowBottom = bottom;
     canvas.style.top = `${top}px`;
     const ctx = sizeCanvas(canvas, geo.width, bottom - top);
-    drawnCount = drawLines(new CanvasPainter(ctx), -top);
+    drawnCount = drawLines(new CanvasPainter(ctx), -top, top, bottom);
   }
   const onScroll = () => {
     if (state.mode !== 'lines' || geo.height <= WINDOW_ABOVE) return;
@@ -482,6 +489,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   let combined: Float32Array | null = null;
   let combinedKey = '';
   let combining: string | null = null;
+  /** What the heatmap was last given: the combination, colour scale and excluded columns. */
+  let heatmapLook = '';
 
   const combination = () => `${weightsKey}/${activeHeads().join(',')}/${state.combine}`;
 
@@ -578,7 +587,6 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     showNote('');
     drawnCount = rows.length * cols.length;
   }
-  let heatmapLook = '';
   const availableWidth = () => (root.clientWidth || 900) - 16;
 
   // ---- render -----------------------------------------------------------------------------------------
