@@ -63,7 +63,7 @@ import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
 import { contributionTables, drawPanel, PANEL_W, renderPanel, type PanelTable } from './neuron-panel.js';
 import { CanvasPainter, type Painter, scenePng, sceneSvg } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
-import { carryLayer, type PartOptions, partsView } from './parts.js';
+import { carryLayer, type PartOptions, withParts } from './parts.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
 import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
@@ -167,27 +167,29 @@ const ALPHA_LEVELS = 64;
 /** Above this many (query, key) pairs the collapsed view draws only the focused token's lines. */
 export const ALL_LINES_MAX = 256 * 256;
 
-export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
-  if (data.encoderDecoder) {
-    return partsView<NeuronViewState, NeuronView, NeuronViewOptions>(
-      container,
-      data,
-      options,
-      neuronView,
-      (s, from, to) => {
-        // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
-        const same = from.tokens === to.tokens;
-        return {
-          layer: carryLayer(s.layer, undefined, to).layer,
-          head: s.head,
-          theme: s.theme,
-          selected: same ? s.selected : null,
-          expanded: same && s.selected !== null && s.expanded,
-          key: null,
-        };
-      },
-    );
-  }
+export const neuronView = withParts<NeuronViewState, NeuronView, NeuronViewOptions>({
+  create: singleNeuronView,
+  carry: (s, from, to) => {
+    // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
+    const same = from.tokens === to.tokens;
+    return {
+      layer: carryLayer(s.layer, undefined, to).layer,
+      head: s.head,
+      theme: s.theme,
+      selected: same ? s.selected : null,
+      expanded: same && s.selected !== null && s.expanded,
+      key: null,
+    };
+  },
+  forward: (current) => ({
+    columns: () => current().columns(),
+    scales: () => current().scales(),
+    contributions: () => current().contributions(),
+  }),
+});
+
+/** The neuron view of one attention (an encoder-decoder's part, or plain data). */
+function singleNeuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
   const [L, H, T, K] = data.attention.dims;
   const hasQK = data.query !== undefined && data.key !== undefined;
   const keyTokens = data.keyTokens ?? data.tokens;
@@ -942,6 +944,7 @@ const countingPainter: Painter = {
   path: () => undefined,
   text: () => undefined,
   image: () => undefined,
+  raster: () => undefined,
 };
 
 // ---- styles -------------------------------------------------------------------------------------------
