@@ -64,8 +64,10 @@ import { contributionTables, drawPanel, PANEL_W, renderPanel, type PanelTable } 
 import { CanvasPainter, type Painter, scenePng, sceneSvg } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { carryLayer, type PartOptions, withParts } from './parts.js';
+import { LineBatch, MIN_ALPHA } from './lines.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { Tooltip } from './tooltip.js';
 import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
@@ -160,10 +162,6 @@ const HEADING_BOX: [number, number][] = [
 
 /** BertViz: key frames and connectors at opacity tanh(LINK · a). */
 const LINK = 1.8;
-/** Below this opacity nothing shows at 8-bit colour depth. */
-const MIN_ALPHA = 1 / 255;
-/** Collapsed lines are grouped into this many opacity levels (one stroke per level, not per line). */
-const ALPHA_LEVELS = 64;
 /** Above this many (query, key) pairs the collapsed view draws only the focused token's lines. */
 export const ALL_LINES_MAX = 256 * 256;
 
@@ -228,13 +226,13 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   const body = el('div', { class: 'av-body' });
   const canvas = el('canvas');
   const panel = el('div', { class: 'av-contrib', hidden: true });
-  const tooltip = el('div', { class: 'av-tooltip', hidden: true });
   body.append(canvas);
   main.append(body, panel);
   const notes = hasQK
     ? [scaleNote, checkNote]
     : [el('div', { class: 'av-note av-no-qk', role: 'note', text: NO_QK_NOTE })];
-  root.append(style, controls, ...notes, linesNote, main, tooltip);
+  root.append(style, controls, ...notes, linesNote, main);
+  const tooltip = new Tooltip(root);
   container.append(root);
 
   const range = (n: number) => Array.from({ length: n }, (_, i) => ({ value: i, label: String(i) }));
@@ -490,15 +488,10 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     if (r < 0 && R * C > ALL_LINES_MAX) return;
     const from = Math.max(r, 0),
       to = r >= 0 ? r + 1 : R;
-    const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
-    for (let k = from; k < to; k++) {
-      for (let c = 0; c < C; c++) {
-        const w = weight(k, c);
-        if (w >= MIN_ALPHA)
-          buckets[Math.round(w * ALPHA_LEVELS)].push(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top));
-      }
-    }
-    buckets.forEach((segments, level) => p.lines(segments, theme.positive, Math.max(level, 0.5) / ALPHA_LEVELS, 2));
+    const lines = new LineBatch();
+    for (let k = from; k < to; k++)
+      for (let c = 0; c < C; c++) lines.add(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top), weight(k, c));
+    lines.draw(p, theme.positive, 2);
   }
 
   function drawExpanded(p: Painter, top: number, w: RowWindow, r: number): void {
@@ -835,19 +828,10 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   canvas.addEventListener('mousemove', (e) => {
     const { x, y } = bodyPoint(e);
     const h = hit(x, y);
-    if (!h) {
-      tooltip.hidden = true;
-      return;
-    }
-    const base = root.getBoundingClientRect();
-    tooltip.textContent = h.text;
-    tooltip.style.left = `${e.clientX - base.left + 12}px`;
-    tooltip.style.top = `${e.clientY - base.top + 12}px`;
-    tooltip.hidden = false;
+    if (h) tooltip.show(h.text, e.clientX, e.clientY);
+    else tooltip.hide();
   });
-  canvas.addEventListener('mouseleave', () => {
-    tooltip.hidden = true;
-  });
+  canvas.addEventListener('mouseleave', () => tooltip.hide());
   canvas.addEventListener('click', (e) => {
     const { x, y } = bodyPoint(e);
     const h = hit(x, y);
