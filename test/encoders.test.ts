@@ -107,10 +107,15 @@ describe.skipIf(!HAVE_SHARED)('RoBERTa: golden cases (roberta-tiny)', () => {
   });
 
   test('bad inputs: a config field missing or invalid, a tensor missing or of the wrong shape', async () => {
+    // An absent field takes RobertaConfig's default (12 heads), as in transformers: 32 is not divisible by it.
     await expectBad(
       loadModel(await derive('roberta-tiny', { config: { num_attention_heads: undefined } })),
       /config\.json/,
-      /missing field "num_attention_heads"/,
+      /hidden size 32 is not divisible by 12 heads/,
+    );
+    await expectBad(
+      loadModel(await derive('roberta-tiny', { config: { num_attention_heads: 'four' } })),
+      /field "num_attention_heads" must be a positive integer/,
     );
     await expectBad(
       loadModel(await derive('roberta-tiny', { config: { pad_token_id: 600 } })),
@@ -610,3 +615,96 @@ describe.skipIf(!HAVE_SHARED)('ELECTRA', () => {
     );
   });
 });
+
+// ---- XLM-RoBERTa, CamemBERT (RoBERTa under other names) ------------------------------------------------------
+
+/** roberta-tiny's vocabulary (its tokenizer.json is copied in). */
+const RV = 50261;
+
+/**
+ * A RoBERTa-type config with no layer_norm_eps and no type_vocab_size: transformers' config classes fill in
+ * 1e-12 and 2. The embeddings are tiny (std 0.002, variance ≈ 1e-5) so that eps 1e-12 and 1e-5 differ visibly.
+ */
+const robertaType = (modelType: string) => ({
+  architectures: ['XLMRobertaForMaskedLM'],
+  model_type: modelType,
+  vocab_size: RV,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P + 2,
+  pad_token_id: 1,
+});
+
+function robertaTypeWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  w.add('roberta.embeddings.word_embeddings.weight', [RV, D], 0.002);
+  w.add('roberta.embeddings.position_embeddings.weight', [P + 2, D], 0.002);
+  w.add('roberta.embeddings.token_type_embeddings.weight', [2, D], 0.002);
+  w.layerNorm('roberta.embeddings.LayerNorm', D);
+  for (let i = 0; i < 2; i++) addLayer(w, bertNames(`roberta.encoder.layer.${i}`));
+  w.linear('lm_head.dense', D, D, 0.2);
+  w.layerNorm('lm_head.layer_norm', D);
+  w.add('lm_head.bias', [RV], 0.05);
+  return w;
+}
+
+/** modeling_xlm_roberta.py: positions padding_idx + 1 + i, type 0, LayerNorm; BERT's layers. */
+function robertaTypeReference(w: TinyWeights, ids: readonly number[], eps: number): Reference {
+  const ref = emptyReference();
+  let x = layerNorm(
+    addRows(
+      gather(w.get('roberta.embeddings.word_embeddings.weight'), D, ids),
+      gather(
+        w.get('roberta.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => 2 + i),
+      ),
+      gather(
+        w.get('roberta.embeddings.token_type_embeddings.weight'),
+        D,
+        ids.map(() => 0),
+      ),
+    ),
+    w.get('roberta.embeddings.LayerNorm.weight'),
+    w.get('roberta.embeddings.LayerNorm.bias'),
+    eps,
+  );
+  for (let i = 0; i < 2; i++) x = postNormLayer(w, x, bertNames(`roberta.encoder.layer.${i}`), 'gelu', eps, ref);
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED).each(['xlm-roberta', 'camembert', 'roberta'])(
+  '%s: config defaults (layer_norm_eps 1e-12, type_vocab_size 2)',
+  (modelType) => {
+    test('a pair matches the float64 forward pass with eps 1e-12 — and not with 1e-5', async () => {
+      const w = robertaTypeWeights(12);
+      const m = await open(await writeTinyModel(robertaType(modelType), w, 'roberta-tiny'));
+      const a = await m.attention(TEXT, { pair: PAIR });
+      expect(a.model.modelType).toBe(modelType);
+      expect(a.tokens[a.sentenceBStart! - 1]).toBe('</s>');
+      expectInvariants(a, m.dims);
+      expectMatchesReference(a, robertaTypeReference(w, a.inputIds!, 1e-12));
+      const wrong = robertaTypeReference(w, a.inputIds!, 1e-5);
+      expect(
+        maxAbsDiff(
+          a.hiddenLast!.data,
+          wrong.hidden.flatMap((r) => [...r]),
+        ),
+      ).toBeGreaterThan(1e-3);
+    });
+
+    test('without the roberta. prefix: the same numbers', async () => {
+      const w = robertaTypeWeights(13);
+      const config = robertaType(modelType);
+      const [a, b] = await Promise.all(
+        [(n: string) => n, (n: string) => (n.startsWith('roberta.') ? n.slice(8) : null)].map(async (rename) =>
+          (await open(await writeTinyModel(config, w, 'roberta-tiny', { rename }))).attention(TEXT),
+        ),
+      );
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+    });
+  },
+);

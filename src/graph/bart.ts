@@ -87,6 +87,7 @@ function readConfig(c: ModelConfig, variant: Variant): BartConfig {
     hidden,
     maxPositions: c.size('max_position_embeddings'),
     decoderStart: decoderStartToken(c),
+    shift: variant === 'mbart' ? 'last' : 'start',
     scoreScale: 1 / Math.sqrt(d),
     positionBias: false,
     variant,

@@ -10,13 +10,15 @@ import type { Family, ModelDims } from './family.js';
 import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
 import { llama, mistral, qwen2 } from './llama.js';
-import { roberta } from './roberta.js';
+import { camembert, roberta, xlmRoberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
   gpt2,
   roberta,
+  xlmRoberta,
+  camembert,
   distilbert,
   albert,
   electra,

@@ -80,6 +80,7 @@ function readConfig(c: ModelConfig): T5Config {
     // Relative positions have no table to run out of; n_positions (512) is what T5 was trained to.
     maxPositions: c.size('n_positions', 512),
     decoderStart: decoderStartToken(c),
+    shift: 'start',
     scoreScale: 1,
     positionBias: true,
     vocab: c.size('vocab_size'),

@@ -246,7 +246,7 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   return bertJson(parseVocabTxt(await readFile(vocabFile, 'utf8')), config, vocabFile);
 }
 
-const SENTENCEPIECE_FAMILIES = ['t5', 'mt5', 'marian', 'mbart'];
+const SENTENCEPIECE_FAMILIES = ['t5', 'mt5', 'marian', 'mbart', 'xlm-roberta', 'camembert'];
 
 /** One token per line, id = line number (as transformers' load_vocab: only the "\n" is stripped). */
 function parseVocabTxt(text: string): Vocab {

@@ -6,7 +6,8 @@
  *
  * Teacher forcing feeds what transformers trains on: the decoder start token (config.json
  * `decoder_start_token_id`), then the target's tokens as the tokenizer makes them (with its special tokens,
- * e.g. BART's `<s>`) without the final EOS, i.e. shift_tokens_right of the target's labels. Generation is
+ * e.g. BART's `<s>`) without the final EOS, i.e. shift_tokens_right of the target's labels; for mBART, its
+ * own shift_tokens_right: the labels' last token (the language code) first, then the others. Generation is
  * greedy (argmax) from the start token until EOS, `maxNewTokens` or the model's positions; each step reruns
  * the whole decoder on a second, lean session (no KV cache: seq2seq targets are short).
  */
@@ -165,9 +166,10 @@ export class Seq2Seq {
     if (target !== undefined && target !== null) {
       check(maxNewTokens === undefined, 'give either a target text or maxNewTokens, not both');
       check(target.trim() !== '', 'target text is empty');
-      let ids = tokenizer.encode(target).ids;
-      if (ids.length > 0 && eos.includes(ids[ids.length - 1])) ids = ids.slice(0, -1);
-      ids = [dims.decoderStart, ...ids];
+      const labels = tokenizer.encode(target).ids;
+      let ids: number[];
+      if (dims.shift === 'last') ids = [labels[labels.length - 1], ...labels.slice(0, -1)];
+      else ids = [dims.decoderStart, ...(eos.includes(labels[labels.length - 1]) ? labels.slice(0, -1) : labels)];
       if (ids.length > dims.maxPositions) {
         check(
           options.truncate,
