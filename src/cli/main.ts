@@ -10,6 +10,7 @@ import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
+import type { LoadOptions, Model } from '../models/checkpoint-model.js';
 import { loadModel } from '../models/load-model.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
@@ -38,6 +39,10 @@ commands:
       lite, no download); --models-dir (repeatable): folders whose models the app lists and may load.
       API: docs/server-api.md.
 
+options for every command that loads a model:
+  --allow-unused  load a checkpoint even if it holds tensors the graph neither reads nor knowingly skips
+                  (a variant attnviz may misread), listing them as a warning
+
 options for every command:
   --debug     print stack traces
   --help      this text`;
@@ -52,6 +57,7 @@ const MODEL_OPTIONS: Options = {
   truncate: { type: 'boolean' },
   target: { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  'allow-unused': { type: 'boolean' },
 };
 
 const COMMANDS: Record<
@@ -67,6 +73,7 @@ const COMMANDS: Record<
       'top-p': { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string', short: 'o' },
+      'allow-unused': { type: 'boolean' },
     },
     async run(v) {
       const model = required(v, 'model');
@@ -81,7 +88,7 @@ const COMMANDS: Record<
       const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
       const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
       const out = typeof v.out === 'string' ? v.out : null;
-      const m = await loadModel(model, { extract: out !== null });
+      const m = await openModel(model, v, { extract: out !== null });
       try {
         const g = await m.generate((v.prompt as string | undefined) ?? null, { maxNewTokens, temperature, topP, seed });
         console.log(g.text);
@@ -191,7 +198,7 @@ const COMMANDS: Record<
 async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
   const model = required(v, 'model');
   const text = required(v, 'text');
-  const m = await loadModel(model);
+  const m = await openModel(model, v);
   try {
     const maxNewTokens = numberOption(
       v,
@@ -208,6 +215,25 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
   } finally {
     await m.release();
   }
+}
+
+/**
+ * loadModel with --allow-unused: checkpoint tensors that no graph reads are then a warning on stderr rather
+ * than an error.
+ */
+async function openModel(
+  source: string,
+  v: Record<string, string | boolean | undefined>,
+  options: LoadOptions = {},
+): Promise<Model> {
+  const m = await loadModel(source, { ...options, allowUnused: v['allow-unused'] === true });
+  // A TF.js or ONNX folder loads as another kind of model, which reads no checkpoint.
+  const unused = 'unusedTensors' in m ? m.unusedTensors : [];
+  if (unused.length > 0) {
+    const list = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, … (${unused.length} in all)` : '');
+    console.error(`warning: --allow-unused: ${unused.length} checkpoint tensors not read: ${list}`);
+  }
+  return m;
 }
 
 /** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */

@@ -8,6 +8,8 @@ import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.j
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  ID_BUFFERS,
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -155,4 +157,5 @@ export const bert: Family<BertConfig> = {
   causal: false,
   readConfig: (c) => readBertConfig(c, { eps: BERT_DEFAULTS.eps, typeVocab: BERT_DEFAULTS.typeVocab }),
   build,
+  skipped: [ID_BUFFERS, TASK_HEADS, /^cls\./, /^(bert\.)?pooler\./],
 };

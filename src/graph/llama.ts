@@ -28,6 +28,7 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import {
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -267,6 +268,8 @@ const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConf
   causal: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
+  // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
+  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
 });
 
 export const llama = family('llama');

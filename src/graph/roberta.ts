@@ -17,7 +17,7 @@ import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { BERT_DEFAULTS, bertEncoder, readBertConfig, type BertConfig, type BertDefaults } from './bert.js';
-import { INPUTS, type BuildOptions, type Family } from './family.js';
+import { ID_BUFFERS, TASK_HEADS, INPUTS, type BuildOptions, type Family } from './family.js';
 
 export interface RobertaConfig extends BertConfig {
   /** Rows of the position table (max_position_embeddings); maxPositions = rows - padding_idx - 1. */
@@ -70,6 +70,7 @@ const family = (modelType: string, defaults: BertDefaults): Family<RobertaConfig
   causal: false,
   readConfig: (c) => readConfig(c, defaults),
   build,
+  skipped: [ID_BUFFERS, TASK_HEADS, /^lm_head\./, /^(roberta\.)?pooler\./],
 });
 
 export const roberta = family('roberta', { ...BERT_DEFAULTS, vocab: 50265 });

@@ -232,6 +232,13 @@ const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
   encoderDecoder: true,
   readConfig,
   build,
+  // The LM head (read only for logits), tied copies of `shared`, and the cross-attention bias the original
+  // checkpoints carry but T5 never uses (transformers ignores it on load).
+  skipped: [
+    /^lm_head\.weight$/,
+    /^(encoder|decoder)\.embed_tokens\.weight$/,
+    /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/,
+  ],
 });
 
 export const t5 = family('t5');

@@ -8,7 +8,7 @@ import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
-import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
+import { checkAllRead, HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
 import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
@@ -38,6 +38,12 @@ export interface LoadOptions {
    * or 'all', `[T, vocab]`; read them with `logits()`. Off by default: `attention()` does not pay for them.
    */
   logits?: LogitsMode;
+  /**
+   * Load even when the checkpoint holds tensors the family's graph neither reads nor knowingly skips (a
+   * variant attnviz may not understand: its attention could be wrong). They are listed in
+   * `model.unusedTensors`; the CLI prints them as a warning. Off by default: such a checkpoint is an error.
+   */
+  allowUnused?: boolean;
 }
 
 export interface GenerateOptions {
@@ -99,6 +105,8 @@ export class Model {
     private readonly session: Session,
     readonly weightBytes: number,
     private readonly internals: Internals,
+    /** Checkpoint tensors loaded with allowUnused that nothing reads (see LoadOptions.allowUnused). */
+    readonly unusedTensors: readonly string[] = [],
   ) {}
 
   private generatorSession?: Promise<Session>;
@@ -133,23 +141,37 @@ export class Model {
         Weights.open(dir),
         gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
       ]);
-      const build = (o: DecodingBuildOptions) => {
+      const graph = (o: DecodingBuildOptions) => {
         const g = new GraphBuilder(weights);
         family.build(g, weights, dims, o);
-        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
+        return g.toBytes();
       };
-      const session = await build({ extract: options.extract ?? true, logits: options.logits });
+      const build = (o: DecodingBuildOptions) => Session.create(graph(o), weights.root, { threads: options.threads });
+      const main = graph({ extract: options.extract ?? true, logits: options.logits });
+      // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
+      const unused = checkAllRead(family, weights, options.allowUnused ?? false);
+      const session = await Session.create(main, weights.root, { threads: options.threads });
       if (options.logits && !session.outputNames.includes(LOGITS)) {
         await session.release();
         throw new AttnvizError(
           `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
         );
       }
-      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
-        build,
-        ...specialIds(config),
-        cleanup: gguf?.remove,
-      });
+      return new Model(
+        source,
+        gguf ? resolve(source) : dir,
+        family,
+        dims,
+        tokenizer,
+        session,
+        weights.byteLength(),
+        {
+          build,
+          ...specialIds(config),
+          cleanup: gguf?.remove,
+        },
+        unused,
+      );
     } catch (e) {
       await gguf?.remove();
       throw e;
