@@ -32,7 +32,8 @@ type SectionName =
   | 'decoder_key'
   | 'cross_query'
   | 'cross_key'
-  | 'decoder_position_bias';
+  | 'decoder_position_bias'
+  | 'layer_position_bias';
 
 /** Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it is q/k data. */
 const DECODER_SECTIONS: [
@@ -69,6 +70,8 @@ interface Header {
   inputIds?: number[];
   keyTokens?: string[];
   scoreScale?: number;
+  attnLogitSoftcapping?: number;
+  layerWindows?: (readonly [number, number] | null)[];
   encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
   sections: Section[];
 }
@@ -83,6 +86,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
   const tensors: [Section['name'], Tensor, Encoding][] = [['attention', a.attention, 'sqrt12']];
   if (withQK && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
   if (withQK && a.positionBias) tensors.push(['position_bias', a.positionBias, 'f32']);
+  if (withQK && a.layerPositionBias) tensors.push(['layer_position_bias', a.layerPositionBias, 'f32']);
   const ed = a.encoderDecoder;
   if (ed)
     for (const [name, field, enc, qk] of DECODER_SECTIONS)
@@ -106,6 +110,8 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
+    ...(a.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: a.attnLogitSoftcapping } : {}),
+    ...(a.layerWindows ? { layerWindows: a.layerWindows } : {}),
     ...(ed
       ? {
           encoderDecoder: {
@@ -159,7 +165,8 @@ export function decodeAttention(bytes: Uint8Array): Attention {
   check(attention, 'attnviz binary data has no attention');
   const query = tensor('query'),
     key = tensor('key'),
-    positionBias = tensor('position_bias');
+    positionBias = tensor('position_bias'),
+    layerPositionBias = tensor('layer_position_bias');
   let encoderDecoder: EncoderDecoderAttention | undefined;
   if (header.encoderDecoder) {
     const decoder = tensor('decoder_attention'),
@@ -183,7 +190,10 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
+    ...(header.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: header.attnLogitSoftcapping } : {}),
+    ...(header.layerWindows ? { layerWindows: header.layerWindows } : {}),
     ...(positionBias ? { positionBias } : {}),
+    ...(layerPositionBias ? { layerPositionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
   };
 }

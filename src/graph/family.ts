@@ -36,6 +36,12 @@ export interface ModelDims {
   hidden: number;
   /** Longest input the position embeddings allow. */
   maxPositions: number;
+  /** The factor q·kᵀ is multiplied by, when it is not 1/√headDim (reported as Attention.scoreScale). */
+  scoreScale?: number;
+  /** Attention logit soft-capping c: scores c·tanh(s/c) before the mask (Attention.attnLogitSoftcapping). */
+  attnLogitSoftcapping?: number;
+  /** Per layer, a sliding window's [left, right] reach or null (Attention.layerWindows). */
+  layerWindows?: (readonly [number, number] | null)[];
 }
 
 export interface BuildOptions {

@@ -227,6 +227,7 @@ export class Model {
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       ...rotaryFields(this.dims),
+      ...scoreFields(this.dims),
     };
   }
 
@@ -400,6 +401,16 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
 function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
   const { kvHeads, rope } = dims as Partial<LlamaConfig>;
   return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
+}
+
+/** Families whose scores are not q·kᵀ/√d + mask: the extras that reproduce the attention (core/attention.ts). */
+function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogitSoftcapping' | 'layerWindows'> {
+  const { scoreScale, attnLogitSoftcapping, layerWindows } = dims;
+  return {
+    ...(scoreScale !== undefined && scoreScale !== 1 / Math.sqrt(dims.headDim) ? { scoreScale } : {}),
+    ...(attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping } : {}),
+    ...(layerWindows?.some((w) => w !== null) ? { layerWindows: [...layerWindows] } : {}),
+  };
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */
