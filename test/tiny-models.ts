@@ -96,7 +96,7 @@ const made: string[] = [];
 export async function writeTinyModel(
   config: Record<string, unknown>,
   weights: TinyWeights,
-  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny',
+  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny' | 'llama-tiny-mha',
   options: {
     rename?: (name: string) => string | null;
     legacyTokenizer?: boolean;

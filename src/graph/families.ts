@@ -12,6 +12,7 @@ import { gpt2 } from './gpt2.js';
 import { llama, mistral, qwen2 } from './llama.js';
 import { camembert, roberta, xlmRoberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
+import { qwen3 } from './qwen3.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -26,6 +27,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   llama,
   mistral,
   qwen2,
+  qwen3,
   bart,
   mbart,
   marian,

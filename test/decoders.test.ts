@@ -1,0 +1,172 @@
+/**
+ * The newer decoder families — Qwen3 (qwen3.ts) — on tiny random checkpoints in exact Hugging Face layout
+ * (test/tiny-decoders.ts; no golden data exists for them): the float64 forward pass of each modeling file
+ * (attention, q, k, hidden_last within 1e-5), the invariants with the documented score extras (rows sum to
+ * 1, exact zeros under the causal mask and outside sliding windows, softmax(attentionLogit) = attention),
+ * generation with the KV cache against argmax of the full pass, config defaults, and one-line errors.
+ */
+import { afterAll, describe, expect, test } from 'vitest';
+import type { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
+import { HAVE_SHARED } from './shared.js';
+import {
+  decoderReference,
+  decoderWeights,
+  expectDecoderInvariants,
+  lastLogits,
+  type DecoderSpec,
+} from './tiny-decoders.js';
+import {
+  expectBad,
+  expectMatchesReference,
+  removeTinyModels,
+  type TinyWeights,
+  writeTinyModel,
+} from './tiny-models.js';
+
+const TEXT = 'The cat sat on the mat; the dog watched it.';
+
+const loaded: Model[] = [];
+async function open(dir: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
+  const m = await loadModel(dir, options);
+  loaded.push(m);
+  return m;
+}
+afterAll(async () => {
+  await Promise.all(loaded.splice(0).map((m) => m.release()));
+  await removeTinyModels();
+});
+
+const write = (config: Record<string, unknown>, w: TinyWeights, rename?: (n: string) => string | null) =>
+  writeTinyModel(config, w, 'llama-tiny-mha', { rename });
+
+/** Greedy generation on the KV-cache session = argmax of the float64 reference's logits, step by step. */
+async function expectGenerationMatchesReference(dir: string, w: TinyWeights, spec: DecoderSpec): Promise<void> {
+  const m = await open(dir);
+  const g = await m.generate('The cat', { maxNewTokens: 6, temperature: 0 });
+  expect(g.ids.length - g.promptLength).toBeGreaterThan(2);
+  for (let n = g.promptLength; n < g.ids.length; n++) {
+    const logits = lastLogits(w, decoderReference(w, spec, g.ids.slice(0, n)));
+    expect(g.ids[n], `token ${n}`).toBe(logits.indexOf(Math.max(...logits)));
+  }
+}
+
+// ---- Qwen3 -----------------------------------------------------------------------------------------------
+
+const QWEN3: DecoderSpec = {
+  layers: 2,
+  hidden: 32,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 12,
+  intermediate: 48,
+  eps: 1e-6,
+  norm: 'plain',
+  placement: 'pre',
+  qkNorm: 'head',
+  embedScale: false,
+  fused: false,
+  act: 'silu',
+  scale: 1 / Math.sqrt(12),
+  windows: [null, null],
+  thetas: [1e6, 1e6],
+};
+
+const qwen3Config = (extra: Record<string, unknown> = {}) => ({
+  architectures: ['Qwen3ForCausalLM'],
+  model_type: 'qwen3',
+  vocab_size: 512,
+  hidden_size: 32,
+  intermediate_size: 48,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 12,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1e6,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  ...extra,
+});
+
+describe.skipIf(!HAVE_SHARED)('Qwen3: tiny random checkpoint', () => {
+  const w = decoderWeights(QWEN3, 31);
+
+  test('q_norm / k_norm per head before RoPE, GQA, head_dim ≠ hidden/heads: the float64 forward pass', async () => {
+    const m = await open(await write(qwen3Config(), w));
+    const a = await m.attention(TEXT);
+    expect(a.model.modelType).toBe('qwen3');
+    expect(a.kvHeads).toBe(2);
+    expect(a.layerWindows).toBeUndefined();
+    expect(a.scoreScale).toBeUndefined();
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, QWEN3, a.inputIds!));
+    // Without the norms (weights forced to the identity) the attention differs: the norms are applied.
+    const plain = decoderReference(w, { ...QWEN3, qkNorm: 'none' }, a.inputIds!);
+    expect(
+      Math.abs(a.attention.data[5] - plain.probs[0][0][2][1]) + Math.abs(a.query!.data[0] - plain.q[0][0][0][0]),
+    ).toBeGreaterThan(1e-3);
+  });
+
+  test('use_sliding_window with max_window_layers 1: layer 1 sees the last 4 keys, reported as [3, 0]', async () => {
+    const m = await open(
+      await write(qwen3Config({ use_sliding_window: true, sliding_window: 4, max_window_layers: 1 }), w),
+    );
+    const a = await m.attention(TEXT);
+    expect(a.tokens.length).toBeGreaterThan(8);
+    expect(a.layerWindows).toEqual([null, [3, 0]]);
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, { ...QWEN3, windows: [null, 4] }, a.inputIds!));
+  });
+
+  test('generation with the KV cache (and a sliding layer) follows the float64 reference's argmax', async () => {
+    await expectGenerationMatchesReference(
+      await write(qwen3Config({ use_sliding_window: true, sliding_window: 3, max_window_layers: 1 }), w),
+      w,
+      { ...QWEN3, windows: [null, 3] },
+    );
+  });
+
+  test('config defaults: no head_dim means 128 (Qwen3Config), not hidden / heads', async () => {
+    await expectBad(
+      loadModel(await write(qwen3Config({ head_dim: undefined }), w)),
+      /tensor "model\.layers\.0\.self_attn\.q_proj\.weight" has shape \[48, 32\]; the config implies \[512, 32\]/,
+    );
+  });
+
+  test.each([
+    [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope type "yarn" is not supported/],
+    [{ hidden_act: 'gelu' }, /"hidden_act" is "gelu"; supported: silu/],
+    [{ layer_types: ['full_attention', 'chunked_attention'] }, /layer_types\[1\] is "chunked_attention"/],
+    [{ num_key_value_heads: 3 }, /4 attention heads cannot share 3 key\/value heads/],
+    [
+      { head_dim: 16 },
+      /self_attn\.q_norm\.weight" has shape \[12\]; the config implies \[16\]|q_proj\.weight" has shape/,
+    ],
+  ] as const)('bad config %j', async (patch, pattern) => {
+    await expectBad(loadModel(await write(qwen3Config(patch), w)), pattern);
+  });
+
+  test('a q_norm of the wrong shape, a missing k_norm, an undeclared bias: errors naming the tensor', async () => {
+    const bad = decoderWeights(QWEN3, 32);
+    bad.add('model.layers.1.self_attn.q_norm.weight', [24], 0.1, 1);
+    await expectBad(
+      loadModel(await write(qwen3Config(), bad)),
+      /tensor "model\.layers\.1\.self_attn\.q_norm\.weight" has shape \[24\]/,
+    );
+    await expectBad(
+      loadModel(await write(qwen3Config(), w, (n) => (n === 'model.layers.0.self_attn.k_norm.weight' ? null : n))),
+      /missing tensor "model\.layers\.0\.self_attn\.k_norm\.weight"/,
+    );
+    const biased = decoderWeights({ ...QWEN3, bias: true }, 33);
+    await expectBad(
+      loadModel(await write(qwen3Config(), biased)),
+      /checkpoint tensor "model\.layers\.0\.self_attn\.q_proj\.bias"/,
+    );
+    const m = await open(await write(qwen3Config({ attention_bias: true }), biased));
+    const a = await m.attention(TEXT);
+    expectMatchesReference(a, decoderReference(biased, { ...QWEN3, bias: true }, a.inputIds!));
+  });
+});
