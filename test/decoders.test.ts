@@ -121,7 +121,7 @@ describe.skipIf(!HAVE_SHARED)('Qwen3: tiny random checkpoint', () => {
     expectMatchesReference(a, decoderReference(w, { ...QWEN3, windows: [null, 4] }, a.inputIds!));
   });
 
-  test('generation with the KV cache (and a sliding layer) follows the float64 reference's argmax', async () => {
+  test('generation with the KV cache (and a sliding layer) follows the float64 reference argmax', async () => {
     await expectGenerationMatchesReference(
       await write(qwen3Config({ use_sliding_window: true, sliding_window: 3, max_window_layers: 1 }), w),
       w,
@@ -168,5 +168,176 @@ describe.skipIf(!HAVE_SHARED)('Qwen3: tiny random checkpoint', () => {
     const m = await open(await write(qwen3Config({ attention_bias: true }), biased));
     const a = await m.attention(TEXT);
     expectMatchesReference(a, decoderReference(biased, { ...QWEN3, bias: true }, a.inputIds!));
+  });
+});
+
+// ---- Gemma 2, Gemma 3 ------------------------------------------------------------------------------------
+
+/** 4 layers, windows of 4 keys (shorter than the text), head_dim 8 with query_pre_attn_scalar 16. */
+const GEMMA_BASE = {
+  layers: 4,
+  hidden: 16,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 8,
+  intermediate: 40,
+  eps: 1e-6,
+  norm: 'onePlus',
+  placement: 'sandwich',
+  embedScale: true,
+  fused: false,
+  act: 'gelu_tanh',
+  scale: 16 ** -0.5,
+} as const;
+
+/** Gemma 2: even layers slide; soft-capping 2 (active: the tiny model's scores reach well past it). */
+const GEMMA2: DecoderSpec = {
+  ...GEMMA_BASE,
+  qkNorm: 'none',
+  softcap: 2,
+  windows: [4, null, 4, null],
+  thetas: [1e4, 1e4, 1e4, 1e4],
+};
+
+/** Gemma 3 with sliding_window_pattern 3: layers 0, 1 slide (θ 1e4), layer 2 is global (θ 1e6 / linear 8). */
+const GEMMA3: DecoderSpec = {
+  ...GEMMA_BASE,
+  qkNorm: 'head',
+  windows: [4, 4, null, 4],
+  thetas: [1e4, 1e4, 1e6, 1e4],
+  ropeFactors: [1, 1, 8, 1],
+};
+
+const gemmaConfig = (modelType: 'gemma2' | 'gemma3_text', extra: Record<string, unknown> = {}) => ({
+  architectures: [modelType === 'gemma2' ? 'Gemma2ForCausalLM' : 'Gemma3ForCausalLM'],
+  model_type: modelType,
+  vocab_size: 512,
+  hidden_size: 16,
+  intermediate_size: 40,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  head_dim: 8,
+  query_pre_attn_scalar: 16,
+  sliding_window: 4,
+  max_position_embeddings: 256,
+  hidden_activation: 'gelu_pytorch_tanh',
+  bos_token_id: 1,
+  eos_token_id: 2,
+  ...(modelType === 'gemma2'
+    ? { attn_logit_softcapping: 2, final_logit_softcapping: 30, rope_theta: 1e4 }
+    : {
+        sliding_window_pattern: 3,
+        rope_theta: 1e6,
+        rope_local_base_freq: 1e4,
+        rope_scaling: { rope_type: 'linear', factor: 8 },
+      }),
+  ...extra,
+});
+
+describe.skipIf(!HAVE_SHARED)('Gemma 2: tiny random checkpoint', () => {
+  const w = decoderWeights(GEMMA2, 41);
+
+  test('soft-capping active, sliding layers shorter than the text, √D embeddings, (1 + w) norms: the float64 pass', async () => {
+    const m = await open(await write(gemmaConfig('gemma2'), w));
+    const a = await m.attention(TEXT);
+    expect(a.tokens.length).toBeGreaterThan(10);
+    expect(a.scoreScale).toBe(0.25);
+    expect(a.attnLogitSoftcapping).toBe(2);
+    expect(a.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
+    expectDecoderInvariants(a);
+    const ref = decoderReference(w, GEMMA2, a.inputIds!);
+    expectMatchesReference(a, ref);
+    // The cap is active: some scaled score lies well beyond ±2, where tanh bends it.
+    const uncapped = decoderReference(w, { ...GEMMA2, softcap: undefined }, a.inputIds!);
+    let most = 0;
+    for (let i = 0; i < a.tokens.length; i++)
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let c = 0; c < 8; c++) dot += ref.q[1][0][i][c] * ref.k[1][0][j][c];
+        most = Math.max(most, Math.abs(dot * 0.25));
+      }
+    expect(most).toBeGreaterThan(3);
+    expect(Math.abs(uncapped.probs[1][0].at(-1)![0] - ref.probs[1][0].at(-1)![0])).toBeGreaterThan(1e-4);
+  });
+
+  test('generation with the KV cache follows the reference argmax (final soft-capping keeps it)', async () => {
+    await expectGenerationMatchesReference(await write(gemmaConfig('gemma2'), w), w, GEMMA2);
+  });
+
+  test('attn_logit_softcapping null: no capping; absent: Gemma2Config default 50', async () => {
+    const none = await (await open(await write(gemmaConfig('gemma2', { attn_logit_softcapping: null }), w))).attention(
+      TEXT,
+    );
+    expect(none.attnLogitSoftcapping).toBeUndefined();
+    expectMatchesReference(none, decoderReference(w, { ...GEMMA2, softcap: undefined }, none.inputIds!));
+    const dflt = await (
+      await open(await write(gemmaConfig('gemma2', { attn_logit_softcapping: undefined }), w))
+    ).attention(TEXT);
+    expect(dflt.attnLogitSoftcapping).toBe(50);
+  });
+
+  test('bad inputs: unknown activation, soft-capping ≤ 0, a norm of the wrong shape', async () => {
+    await expectBad(
+      loadModel(await write(gemmaConfig('gemma2', { hidden_activation: 'relu' }), w)),
+      /"hidden_activation" or "hidden_act" is "relu"; supported: gelu_pytorch_tanh, gelu_new, gelu/,
+    );
+    await expectBad(
+      loadModel(await write(gemmaConfig('gemma2', { attn_logit_softcapping: 0 }), w)),
+      /field "attn_logit_softcapping" must be positive/,
+    );
+    await expectBad(
+      loadModel(await write(gemmaConfig('gemma2', { hidden_size: 24 }), w)),
+      /tensor "model\.embed_tokens\.weight" has shape \[512, 16\]; the config implies \[512, 24\]/,
+    );
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('Gemma 3 (text): tiny random checkpoint', () => {
+  const w = decoderWeights(GEMMA3, 51);
+
+  test('q/k norms, local θ 1e4 on sliding layers, global θ 1e6 with linear scaling 8: the float64 pass', async () => {
+    const m = await open(await write(gemmaConfig('gemma3_text'), w));
+    const a = await m.attention(TEXT);
+    expect(a.scoreScale).toBe(0.25);
+    expect(a.attnLogitSoftcapping).toBeUndefined();
+    expect(a.layerWindows).toEqual([[3, 0], [3, 0], null, [3, 0]]);
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, GEMMA3, a.inputIds!));
+  });
+
+  test('rope_parameters per layer type (transformers ≥ 5) read the same', async () => {
+    const config = gemmaConfig('gemma3_text', {
+      rope_theta: undefined,
+      rope_local_base_freq: undefined,
+      rope_scaling: undefined,
+      rope_parameters: {
+        full_attention: { rope_type: 'linear', rope_theta: 1e6, factor: 8 },
+        sliding_attention: { rope_type: 'default', rope_theta: 1e4 },
+      },
+    });
+    const a = await (await open(await write(config, w))).attention(TEXT);
+    expectMatchesReference(a, decoderReference(w, GEMMA3, a.inputIds!));
+  });
+
+  test('generation with the KV cache follows the reference argmax', async () => {
+    await expectGenerationMatchesReference(await write(gemmaConfig('gemma3_text'), w), w, GEMMA3);
+  });
+
+  test('bad inputs: unknown rope scaling, layer_types of the wrong length, a missing q_norm', async () => {
+    await expectBad(
+      loadModel(await write(gemmaConfig('gemma3_text', { rope_scaling: { rope_type: 'yarn', factor: 8 } }), w)),
+      /rope type "yarn" is not supported \(supported: default, linear, llama3\)/,
+    );
+    await expectBad(
+      loadModel(await write(gemmaConfig('gemma3_text', { layer_types: ['full_attention'] }), w)),
+      /field "layer_types" must list one type per layer \(4\)/,
+    );
+    await expectBad(
+      loadModel(
+        await write(gemmaConfig('gemma3_text'), w, (n) => (n.endsWith('2.self_attn.q_norm.weight') ? null : n)),
+      ),
+      /missing tensor "model\.layers\.2\.self_attn\.q_norm\.weight"/,
+    );
   });
 });

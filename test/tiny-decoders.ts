@@ -41,6 +41,8 @@ export interface DecoderSpec {
   softcap?: number;
   windows: (number | null)[];
   thetas: number[];
+  /** Per layer, rope_scaling 'linear''s factor (angles divided by it), default 1. */
+  ropeFactors?: number[];
   /** Rotated dimensions per head (Phi-3's partial_rotary_factor), default all. */
   rotaryDims?: number;
   bias?: boolean;
@@ -102,13 +104,13 @@ const acts = {
 };
 
 /** rotate_half RoPE on the first `dims` of each head, θ_j = theta^(−2j/dims), position of row t = t. */
-function rope(x: Rows[], dims: number, theta: number): Rows[] {
+function rope(x: Rows[], dims: number, theta: number, factor = 1): Rows[] {
   const half = dims / 2;
   return x.map((head) =>
     head.map((row, t) => {
       const y = Float64Array.from(row);
       for (let j = 0; j < half; j++) {
-        const angle = t / theta ** ((2 * j) / dims);
+        const angle = t / theta ** ((2 * j) / dims) / factor;
         const [c, s] = [Math.cos(angle), Math.sin(angle)];
         y[j] = row[j] * c - row[j + half] * s;
         y[j + half] = row[j + half] * c + row[j] * s;
@@ -159,8 +161,8 @@ export function decoderReference(w: TinyWeights, s: DecoderSpec, ids: readonly n
       k = k.map((head) => norm(head, `${l}.self_attn.k_norm`));
     }
     const dims = s.rotaryDims ?? d;
-    q = rope(q, dims, s.thetas[i]);
-    k = rope(k, dims, s.thetas[i]);
+    q = rope(q, dims, s.thetas[i], s.ropeFactors?.[i]);
+    k = rope(k, dims, s.thetas[i], s.ropeFactors?.[i]);
     const kRep = q.map((_, hh) => k[Math.floor(hh / (H / K))]);
     const vRep = q.map((_, hh) => v[Math.floor(hh / (H / K))]);
     const window = s.windows[i];

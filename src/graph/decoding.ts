@@ -32,13 +32,22 @@ export const cacheNames = (layer: number) => ({
   presentValue: `present.${layer}.value`,
 });
 
-/** Declares `logits` = h·Wᵀ for the final hidden state h `[T, D]` and the head (or tied embedding) W `[V, D]`. */
-export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode): void {
+/**
+ * Declares `logits` = h·Wᵀ for the final hidden state h `[T, D]` and the head (or tied embedding) W `[V, D]`;
+ * with `softcap` c (Gemma 2's final_logit_softcapping), c·tanh(h·Wᵀ / c).
+ */
+export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode, softcap?: number): void {
   const [vocab] = w.shape;
   // Slice(h, [-1], [big], axis 0) keeps the last row, as [1, D].
   const rows =
     mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
-  g.output(g.op('Gemm', [rows, g.weight(w)], { transB: 1 }, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
+  const dims = [mode === 'last' ? 1 : 'T', vocab];
+  if (softcap === undefined) {
+    g.output(g.op('Gemm', [rows, g.weight(w)], { transB: 1 }, LOGITS), dims);
+    return;
+  }
+  const scaled = g.op('Div', [g.op('Gemm', [rows, g.weight(w)], { transB: 1 }), g.scalar(softcap)]);
+  g.output(g.op('Mul', [g.op('Tanh', [scaled]), g.scalar(softcap)], {}, LOGITS), dims);
 }
 
 /**

@@ -13,6 +13,7 @@ import { llama, mistral, qwen2 } from './llama.js';
 import { camembert, roberta, xlmRoberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
 import { qwen3 } from './qwen3.js';
+import { gemma2, gemma3Text } from './gemma.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -28,6 +29,8 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   mistral,
   qwen2,
   qwen3,
+  gemma2,
+  gemma3Text,
   bart,
   mbart,
   marian,
