@@ -341,3 +341,158 @@ describe.skipIf(!HAVE_SHARED)('Gemma 3 (text): tiny random checkpoint', () => {
     );
   });
 });
+
+// ---- Phi-3 -----------------------------------------------------------------------------------------------
+
+/** Phi-4-mini-like: rotary on ¾ of each 8-wide head (6 dims), GQA, fused projections. */
+const PHI3: DecoderSpec = {
+  layers: 2,
+  hidden: 32,
+  heads: 4,
+  kvHeads: 2,
+  headDim: 8,
+  intermediate: 40,
+  eps: 1e-5,
+  norm: 'plain',
+  placement: 'pre',
+  qkNorm: 'none',
+  embedScale: false,
+  fused: true,
+  act: 'silu',
+  scale: 1 / Math.sqrt(8),
+  windows: [null, null],
+  thetas: [1e4, 1e4],
+  rotaryDims: 6,
+};
+
+const phi3Config = (extra: Record<string, unknown> = {}) => ({
+  architectures: ['Phi3ForCausalLM'],
+  model_type: 'phi3',
+  vocab_size: 512,
+  hidden_size: 32,
+  intermediate_size: 40,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 256,
+  partial_rotary_factor: 0.75,
+  rms_norm_eps: 1e-5,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  ...extra,
+});
+
+describe.skipIf(!HAVE_SHARED)('Phi-3: tiny random checkpoint', () => {
+  const w = decoderWeights(PHI3, 61);
+
+  test('fused qkv_proj (q | k | v rows) and gate_up_proj (gate | up), partial rotary: the float64 pass', async () => {
+    const a = await (await open(await write(phi3Config(), w))).attention(TEXT);
+    expect(a.kvHeads).toBe(2);
+    expect(a.layerWindows).toBeUndefined();
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, PHI3, a.inputIds!));
+  });
+
+  test('sliding_window 5 (as Phi-3-mini sets 2047): every layer windowed, [4, 0]', async () => {
+    const a = await (await open(await write(phi3Config({ sliding_window: 5, partial_rotary_factor: 1 }), w))).attention(
+      TEXT,
+    );
+    expect(a.layerWindows).toEqual([
+      [4, 0],
+      [4, 0],
+    ]);
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, { ...PHI3, rotaryDims: 8, windows: [5, 5] }, a.inputIds!));
+  });
+
+  test('generation with the KV cache follows the reference argmax', async () => {
+    await expectGenerationMatchesReference(await write(phi3Config(), w), w, PHI3);
+  });
+
+  test.each([
+    [
+      { rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [1] } },
+      /rope type "longrope" is not supported for phi3 \(only default RoPE\)/,
+    ],
+    [{ rope_scaling: { type: 'su' } }, /rope type "su" is not supported for phi3/],
+    [{ partial_rotary_factor: 0.7 }, /partial_rotary_factor 0\.7 gives 5 rotary dimensions of 8/],
+    [
+      { num_key_value_heads: 4 },
+      /tensor "model\.layers\.0\.self_attn\.qkv_proj\.weight" has shape \[64, 32\]; the config implies \[96, 32\]/,
+    ],
+  ] as const)('bad config %j', async (patch, pattern) => {
+    await expectBad(loadModel(await write(phi3Config(patch), w)), pattern);
+  });
+});
+
+// ---- OLMo 2 ----------------------------------------------------------------------------------------------
+
+const OLMO2: DecoderSpec = {
+  layers: 2,
+  hidden: 32,
+  heads: 4,
+  kvHeads: 4,
+  headDim: 8,
+  intermediate: 40,
+  eps: 1e-6,
+  norm: 'plain',
+  placement: 'post',
+  qkNorm: 'projection',
+  embedScale: false,
+  fused: false,
+  act: 'silu',
+  scale: 1 / Math.sqrt(8),
+  windows: [null, null],
+  thetas: [5e5, 5e5],
+};
+
+const olmo2Config = (extra: Record<string, unknown> = {}) => ({
+  architectures: ['Olmo2ForCausalLM'],
+  model_type: 'olmo2',
+  vocab_size: 512,
+  hidden_size: 32,
+  intermediate_size: 40,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  max_position_embeddings: 256,
+  rms_norm_eps: 1e-6,
+  rope_theta: 5e5,
+  tie_word_embeddings: true,
+  bos_token_id: 1,
+  eos_token_id: 2,
+  ...extra,
+});
+
+describe.skipIf(!HAVE_SHARED)('OLMo 2: tiny random checkpoint', () => {
+  const w = decoderWeights(OLMO2, 71);
+
+  test('q/k norms over the whole projection, norms after attention and MLP: the float64 pass', async () => {
+    const a = await (await open(await write(olmo2Config(), w))).attention(TEXT);
+    expect(a.kvHeads).toBeUndefined();
+    expectDecoderInvariants(a);
+    expectMatchesReference(a, decoderReference(w, OLMO2, a.inputIds!));
+  });
+
+  test('generation with the KV cache follows the reference argmax', async () => {
+    await expectGenerationMatchesReference(await write(olmo2Config(), w), w, OLMO2);
+  });
+
+  test('bad inputs: an input norm OLMo 2 does not have, a per-head q_norm, unknown rope scaling', async () => {
+    const extra = decoderWeights(OLMO2, 72);
+    extra.add('model.layers.0.input_layernorm.weight', [32], 0.1, 1);
+    await expectBad(
+      loadModel(await write(olmo2Config(), extra)),
+      /checkpoint tensor "model\.layers\.0\.input_layernorm\.weight"/,
+    );
+    const perHead = decoderWeights({ ...OLMO2, qkNorm: 'head' }, 73);
+    await expectBad(
+      loadModel(await write(olmo2Config(), perHead)),
+      /tensor "model\.layers\.0\.self_attn\.q_norm\.weight" has shape \[8\]; the config implies \[32\]/,
+    );
+    await expectBad(
+      loadModel(await write(olmo2Config({ rope_scaling: { rope_type: 'dynamic', factor: 2 } }), w)),
+      /rope type "dynamic" is not supported/,
+    );
+  });
+});

@@ -14,6 +14,8 @@ import { camembert, roberta, xlmRoberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
 import { qwen3 } from './qwen3.js';
 import { gemma2, gemma3Text } from './gemma.js';
+import { olmo2 } from './olmo2.js';
+import { phi3 } from './phi3.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -31,6 +33,8 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   qwen3,
   gemma2,
   gemma3Text,
+  phi3,
+  olmo2,
   bart,
   mbart,
   marian,
