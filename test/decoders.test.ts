@@ -6,6 +6,9 @@
  * generation with the KV cache against argmax of the full pass, config defaults, and one-line errors.
  */
 import { afterAll, describe, expect, test } from 'vitest';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { decodeAttention, encodeAttention } from '../src/core/encode.js';
+import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_SHARED } from './shared.js';
@@ -494,5 +497,58 @@ describe.skipIf(!HAVE_SHARED)('OLMo 2: tiny random checkpoint', () => {
       loadModel(await write(olmo2Config({ rope_scaling: { rope_type: 'dynamic', factor: 2 } }), w)),
       /rope type "dynamic" is not supported/,
     );
+  });
+});
+
+// ---- the score extras in files and pages -----------------------------------------------------------------
+
+describe.skipIf(!HAVE_SHARED)('score extras in the attention file and the page encoding', () => {
+  test('score_scale, attn_logit_softcapping and layer_windows round-trip; the invariants hold on what is read', async () => {
+    const a = await (await open(await write(gemmaConfig('gemma2'), decoderWeights(GEMMA2, 41)))).attention(TEXT);
+    const T = a.tokens.length;
+    const layerPositionBias = { dims: [4, 4, T, T], data: new Float32Array(16 * T * T) };
+    for (const b of [decodeAttentionFile(encodeAttentionFile(a), 'gemma'), decodeAttention(encodeAttention(a))]) {
+      expect(b.scoreScale).toBe(0.25);
+      expect(b.attnLogitSoftcapping).toBe(2);
+      expect(b.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
+    }
+    expectDecoderInvariants(decodeAttentionFile(encodeAttentionFile(a), 'gemma'));
+    const withBias = decodeAttentionFile(encodeAttentionFile({ ...a, layerPositionBias }), 'bias');
+    expect(withBias.layerPositionBias!.dims).toEqual([4, 4, T, T]);
+    expect(decodeAttention(encodeAttention({ ...a, layerPositionBias })).layerPositionBias!.dims).toEqual([4, 4, T, T]);
+  });
+
+  test('malformed extras are rejected by name', async () => {
+    const a = await (await open(await write(gemmaConfig('gemma2'), decoderWeights(GEMMA2, 41)))).attention(TEXT);
+    const patched = (meta: Record<string, unknown>, extra: Record<string, TensorToWrite> = {}) => {
+      const bytes = encodeAttentionFile(a);
+      const json = JSON.parse(
+        new TextDecoder().decode(
+          bytes.subarray(8, 8 + Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true))),
+        ),
+      );
+      const attnviz = { ...JSON.parse(json.__metadata__.attnviz), ...meta };
+      const tensors: Record<string, TensorToWrite> = {
+        attention: { dtype: 'F32', shape: [...a.attention.dims], data: a.attention.data },
+        ...extra,
+      };
+      return encodeSafetensors(tensors, { attnviz: JSON.stringify(attnviz) });
+    };
+    expect(() => decodeAttentionFile(patched({ layer_windows: [[3, 0]] }), 'f')).toThrow(
+      /metadata "layer_windows" must be a list of 4 entries/,
+    );
+    expect(() => decodeAttentionFile(patched({ layer_windows: [[3, -1], null, null, null] }), 'f')).toThrow(
+      /"layer_windows"/,
+    );
+    expect(() => decodeAttentionFile(patched({ attn_logit_softcapping: -2 }), 'f')).toThrow(
+      /"attn_logit_softcapping" must be positive/,
+    );
+    const T = a.tokens.length;
+    expect(() =>
+      decodeAttentionFile(
+        patched({}, { layer_position_bias: { dtype: 'F32', shape: [3, 4, T, T], data: new Float32Array(12 * T * T) } }),
+        'f',
+      ),
+    ).toThrow(/tensor "layer_position_bias" has shape \[3, 4/);
   });
 });
