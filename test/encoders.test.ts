@@ -8,6 +8,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { attentionLogit, type Attention } from '../src/core/attention.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
@@ -708,3 +709,183 @@ describe.skipIf(!HAVE_SHARED).each(['xlm-roberta', 'camembert', 'roberta'])(
     });
   },
 );
+
+// ---- MPNet ---------------------------------------------------------------------------------------------------
+
+const MPNET_CONFIG = {
+  architectures: ['MPNetForMaskedLM'],
+  model_type: 'mpnet',
+  vocab_size: V,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P + 2,
+  relative_attention_num_buckets: 8,
+  pad_token_id: 1,
+};
+
+/** modeling_mpnet.py's relative_position_bucket (max_distance 128), in float64. */
+function mpnetBucket(relative: number, buckets: number): number {
+  let ret = 0;
+  let n = -relative;
+  const half = Math.floor(buckets / 2);
+  if (n < 0) ret += half;
+  n = Math.abs(n);
+  const maxExact = Math.floor(half / 2);
+  if (n < maxExact) return ret + n;
+  return (
+    ret +
+    Math.min(maxExact + Math.trunc((Math.log(n / maxExact) / Math.log(128 / maxExact)) * (half - maxExact)), half - 1)
+  );
+}
+
+function mpnetWeights(seed: number, prefix = 'mpnet.'): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  w.add(`${prefix}embeddings.word_embeddings.weight`, [V, D], STD.embed);
+  w.add(`${prefix}embeddings.position_embeddings.weight`, [P + 2, D], STD.embed);
+  w.layerNorm(`${prefix}embeddings.LayerNorm`, D);
+  // A strong bias (std 2), so that a wrong bucket moves the attention visibly.
+  w.add(`${prefix}encoder.relative_attention_bias.weight`, [8, H], 2);
+  for (let i = 0; i < 2; i++)
+    addLayer(w, {
+      ...bertNames(`${prefix}encoder.layer.${i}`),
+      q: `${prefix}encoder.layer.${i}.attention.attn.q`,
+      k: `${prefix}encoder.layer.${i}.attention.attn.k`,
+      v: `${prefix}encoder.layer.${i}.attention.attn.v`,
+      o: `${prefix}encoder.layer.${i}.attention.attn.o`,
+      ln1: `${prefix}encoder.layer.${i}.attention.LayerNorm`,
+    });
+  w.linear(`${prefix}pooler.dense`, D, D, 0.2);
+  return w;
+}
+
+/** modeling_mpnet.py in float64: RoBERTa positions, the bias added to every layer's scaled scores. */
+function mpnetReference(w: TinyWeights, ids: readonly number[]): Reference & { bias: Rows[] } {
+  const ref = { ...emptyReference(), bias: [] as Rows[] };
+  const T = ids.length;
+  const table = w.get('mpnet.encoder.relative_attention_bias.weight');
+  ref.bias = Array.from({ length: H }, (_, h) =>
+    Array.from({ length: T }, (_, i) =>
+      Float64Array.from({ length: T }, (_, j) => table[mpnetBucket(j - i, 8) * H + h]),
+    ),
+  );
+  const lin = (y: Rows, name: string, nOut: number) => linear(y, w.get(`${name}.weight`), w.get(`${name}.bias`), nOut);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), w.get(`${name}.bias`), 1e-12);
+  let x = ln(
+    addRows(
+      gather(w.get('mpnet.embeddings.word_embeddings.weight'), D, ids),
+      gather(
+        w.get('mpnet.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => i + 2),
+      ),
+    ),
+    'mpnet.embeddings.LayerNorm',
+  );
+  for (let i = 0; i < 2; i++) {
+    const l = `mpnet.encoder.layer.${i}`;
+    const q = splitHeads(lin(x, `${l}.attention.attn.q`, D), H, d),
+      k = splitHeads(lin(x, `${l}.attention.attn.k`, D), H, d),
+      v = splitHeads(lin(x, `${l}.attention.attn.v`, D), H, d);
+    const probs = q.map((qh, h) =>
+      qh.map((qi, a) => {
+        const s = k[h].map(
+          (kj, b) => qi.reduce((acc, val, c) => acc + val * kj[c], 0) / Math.sqrt(d) + ref.bias[h][a][b],
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    const a = ln(addRows(x, lin(context, `${l}.attention.attn.o`, D)), `${l}.attention.LayerNorm`);
+    x = ln(
+      addRows(lin(activation(lin(a, `${l}.intermediate.dense`, FF), 'gelu'), `${l}.output.dense`, D), a),
+      `${l}.output.LayerNorm`,
+    );
+  }
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('MPNet: tiny random checkpoint', () => {
+  const w = mpnetWeights(81);
+
+  test('relative position bias shared by all layers: the float64 pass, and softmax(q·kᵀ/√d + bias) = attention', async () => {
+    const m = await open(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny'));
+    const a = await m.attention(TEXT);
+    const T = a.tokens.length;
+    expect(T).toBeGreaterThan(16); // distances past max_exact: logarithmic buckets in use
+    const ref = mpnetReference(w, a.inputIds!);
+    expectMatchesReference(a, ref);
+    expect(a.positionBias!.dims).toEqual([H, T, T]);
+    expect(
+      maxAbsDiff(
+        a.positionBias!.data,
+        ref.bias.flatMap((h) => h.flatMap((r) => [...r])),
+      ),
+    ).toBeLessThan(1e-6);
+    expectLogitInvariants(a);
+  });
+
+  test('without the mpnet. prefix (MPNetModel, sentence-transformers): the same numbers', async () => {
+    const bare = mpnetWeights(81, '');
+    const [a, b] = [
+      await (await open(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny'))).attention(TEXT),
+      await (await open(await writeTinyModel(MPNET_CONFIG, bare, 'bert-tiny'))).attention(TEXT),
+    ];
+    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+  });
+
+  test('bad inputs: a bias table of the wrong size, a missing one, a folder with only vocab.txt', async () => {
+    await expectBad(
+      loadModel(await writeTinyModel({ ...MPNET_CONFIG, relative_attention_num_buckets: 32 }, w, 'bert-tiny')),
+      /tensor "mpnet\.encoder\.relative_attention_bias\.weight" has shape \[8, 2\]; the config implies \[32, 2\]/,
+    );
+    await expectBad(
+      loadModel(
+        await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny', {
+          rename: (n) => (n.includes('relative_attention_bias') ? null : n),
+        }),
+      ),
+      /missing tensor "mpnet\.encoder\.relative_attention_bias\.weight"/,
+    );
+    await expectBad(
+      loadModel(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny', { legacyTokenizer: true })),
+      /mpnet's vocab\.txt alone is not supported/,
+    );
+  });
+});
+
+/** Rows sum to 1 and softmax(attentionLogit(q·kᵀ)) — with the reported bias — = the attention. */
+function expectLogitInvariants(a: Attention): void {
+  const [L, HH, T] = a.attention.dims;
+  const dd = a.query!.dims[3];
+  let worst = 0;
+  for (let l = 0; l < L; l++)
+    for (let h = 0; h < HH; h++)
+      for (let i = 0; i < T; i++) {
+        const s = Array.from({ length: T }, (_, j) => {
+          let dot = 0;
+          for (let c = 0; c < dd; c++)
+            dot += a.query!.data[((l * HH + h) * T + i) * dd + c] * a.key!.data[((l * HH + h) * T + j) * dd + c];
+          return attentionLogit(a, l, h, i, j, dot);
+        });
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((x, y) => x + y, 0);
+        for (let j = 0; j < T; j++)
+          worst = Math.max(worst, Math.abs(e[j] / sum - a.attention.data[((l * HH + h) * T + i) * T + j]));
+      }
+  expect(worst, 'softmax(attentionLogit) = attention').toBeLessThan(1e-5);
+}

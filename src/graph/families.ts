@@ -16,6 +16,7 @@ import { qwen3 } from './qwen3.js';
 import { gemma2, gemma3Text } from './gemma.js';
 import { olmo2 } from './olmo2.js';
 import { phi3 } from './phi3.js';
+import { mpnet } from './mpnet.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -24,6 +25,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   xlmRoberta,
   camembert,
   distilbert,
+  mpnet,
   albert,
   electra,
   gptNeox,

@@ -27,6 +27,8 @@ export const outputNames = (layer: number) => ({
   probs: `layers.${layer}.attn.probs`,
 });
 export const HIDDEN_LAST = 'hidden_last';
+/** `[H, T, T]`: a bias on the scores shared by every layer (MPNet's relative position bias), when extracting. */
+export const POSITION_BIAS_OUTPUT = 'position_bias';
 
 /** Sizes every family shares, read from its config. */
 export interface ModelDims {

@@ -226,6 +226,11 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
     () =>
       `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`,
   );
+  // MPNet's slow vocab.txt is WordPiece with RoBERTa-style specials (<s> A </s></s> B </s>): not converted.
+  check(
+    modelType !== 'mpnet',
+    () => `no tokenizer.json in ${dir}: mpnet's vocab.txt alone is not supported (use a folder with a tokenizer.json)`,
+  );
   // BART's slow tokenizer is RoBERTa's (transformers converts both with RobertaConverter).
   if (modelType === 'gpt2' || modelType === 'roberta' || modelType === 'bart') {
     check(has('vocab.json') && has('merges.txt'), () => missing('vocab.json + merges.txt'));

@@ -8,7 +8,15 @@ import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
-import { checkAllRead, HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
+import {
+  checkAllRead,
+  HIDDEN_LAST,
+  INPUTS,
+  outputNames,
+  POSITION_BIAS_OUTPUT,
+  type Family,
+  type ModelDims,
+} from '../graph/family.js';
 import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
@@ -226,6 +234,7 @@ export class Model {
       key,
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
+      ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
       ...rotaryFields(this.dims),
       ...scoreFields(this.dims),
     };
