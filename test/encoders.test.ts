@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attentionLogit, type Attention } from '../src/core/attention.js';
+import { logBucketPosition } from '../src/graph/deberta-v2.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
@@ -17,6 +18,7 @@ import {
   goldenCases,
   goldenModel,
   HAVE_SHARED,
+  maxAbs,
   maxAbsDiff,
   readGoldenCase,
   SHARED,
@@ -889,3 +891,241 @@ function expectLogitInvariants(a: Attention): void {
       }
   expect(worst, 'softmax(attentionLogit) = attention').toBeLessThan(1e-5);
 }
+
+// ---- DeBERTa-v2 / v3 -----------------------------------------------------------------------------------------
+
+/** v3-like: shared att keys, 8 position buckets over max_relative_positions 12, no absolute positions. */
+const DEBERTA_V3 = {
+  architectures: ['DebertaV2ForMaskedLM'],
+  model_type: 'deberta-v2',
+  vocab_size: V,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P,
+  relative_attention: true,
+  position_buckets: 8,
+  max_relative_positions: 12,
+  pos_att_type: 'p2c|c2p',
+  share_att_key: true,
+  norm_rel_ebd: 'layer_norm',
+  position_biased_input: false,
+  type_vocab_size: 0,
+  layer_norm_eps: 1e-7,
+};
+
+/** v2-like: own pos_key_proj / pos_query_proj, no buckets (span = max_position_embeddings), absolute positions, conv. */
+const DEBERTA_V2 = {
+  ...DEBERTA_V3,
+  position_buckets: undefined,
+  max_relative_positions: -1,
+  share_att_key: false,
+  norm_rel_ebd: 'none',
+  position_biased_input: true,
+  conv_kernel_size: 3,
+  conv_act: 'gelu',
+};
+
+type DebertaConfig = Omit<typeof DEBERTA_V3, 'position_buckets'> & {
+  position_buckets?: number;
+  conv_kernel_size?: number;
+};
+
+function debertaWeights(config: DebertaConfig, seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const span = (config.position_buckets ?? 0) > 0 ? config.position_buckets! : P;
+  w.add('deberta.embeddings.word_embeddings.weight', [V, D], STD.embed);
+  w.add('deberta.embeddings.position_embeddings.weight', [P, D], STD.embed); // saved even when unused (v3)
+  w.layerNorm('deberta.embeddings.LayerNorm', D);
+  w.add('deberta.encoder.rel_embeddings.weight', [2 * span, D], 1);
+  if (config.norm_rel_ebd === 'layer_norm') w.layerNorm('deberta.encoder.LayerNorm', D);
+  for (let i = 0; i < 2; i++) {
+    const l = `deberta.encoder.layer.${i}`;
+    addLayer(w, {
+      ...bertNames(l),
+      q: `${l}.attention.self.query_proj`,
+      k: `${l}.attention.self.key_proj`,
+      v: `${l}.attention.self.value_proj`,
+    });
+    if (!config.share_att_key) {
+      w.linear(`${l}.attention.self.pos_key_proj`, D, D, STD.qk);
+      w.linear(`${l}.attention.self.pos_query_proj`, D, D, STD.qk);
+    }
+  }
+  if (config.conv_kernel_size) {
+    w.add('deberta.encoder.conv.conv.weight', [D, D, 3], 0.3);
+    w.add('deberta.encoder.conv.conv.bias', [D], 0.05);
+    w.layerNorm('deberta.encoder.conv.LayerNorm', D);
+  }
+  w.linear('lm_predictions.lm_head.dense', D, D, 0.2);
+  w.layerNorm('lm_predictions.lm_head.LayerNorm', D);
+  w.add('lm_predictions.lm_head.bias', [V], 0.05);
+  return w;
+}
+
+/** make_log_bucket_position, in float64. */
+function debertaBucket(r: number, bucketSize: number, maxPosition: number): number {
+  const mid = Math.floor(bucketSize / 2);
+  const abs = r < mid && r > -mid ? mid - 1 : Math.abs(r);
+  const log = Math.ceil((Math.log(abs / mid) / Math.log((maxPosition - 1) / mid)) * (mid - 1)) + mid;
+  return abs <= mid ? r : log * Math.sign(r);
+}
+
+/** modeling_deberta_v2.py in float64: disentangled attention, c2p and p2c gathered as transformers does. */
+function debertaReference(
+  w: TinyWeights,
+  config: DebertaConfig,
+  ids: readonly number[],
+): Reference & { bias: Rows[][] } {
+  const ref = { ...emptyReference(), bias: [] as Rows[][] };
+  const T = ids.length,
+    eps = 1e-7;
+  const buckets = config.position_buckets ?? -1;
+  const maxRel = config.max_relative_positions < 1 ? P : config.max_relative_positions;
+  const span = buckets > 0 ? buckets : maxRel;
+  const rel = (r: number) => (buckets > 0 ? debertaBucket(r, buckets, maxRel) : r);
+  const clamp = (v: number) => Math.min(Math.max(v, 0), 2 * span - 1);
+  const lin = (y: Rows, name: string, nOut = D) => linear(y, w.get(`${name}.weight`), w.get(`${name}.bias`), nOut);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), w.get(`${name}.bias`), eps);
+  const rows = [gather(w.get('deberta.embeddings.word_embeddings.weight'), D, ids)];
+  if (config.position_biased_input)
+    rows.push(
+      gather(
+        w.get('deberta.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => i),
+      ),
+    );
+  const embeddings = ln(addRows(...rows), 'deberta.embeddings.LayerNorm');
+  let x = embeddings;
+  let R = gather(
+    w.get('deberta.encoder.rel_embeddings.weight'),
+    D,
+    Array.from({ length: 2 * span }, (_, i) => i),
+  );
+  if (config.norm_rel_ebd === 'layer_norm') R = ln(R, 'deberta.encoder.LayerNorm');
+  const scale = Math.sqrt(d * 3);
+  const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, c) => s + v * b[c], 0);
+  for (let i = 0; i < 2; i++) {
+    const a = `deberta.encoder.layer.${i}.attention.self`;
+    const q = splitHeads(lin(x, `${a}.query_proj`), H, d),
+      k = splitHeads(lin(x, `${a}.key_proj`), H, d),
+      v = splitHeads(lin(x, `${a}.value_proj`), H, d);
+    const pk = splitHeads(lin(R, config.share_att_key ? `${a}.key_proj` : `${a}.pos_key_proj`), H, d);
+    const pq = splitHeads(lin(R, config.share_att_key ? `${a}.query_proj` : `${a}.pos_query_proj`), H, d);
+    const bias = q.map((_, h) =>
+      Array.from({ length: T }, (_, qi) =>
+        Float64Array.from({ length: T }, (_, kj) => {
+          const c2p = dot(q[h][qi], pk[h][clamp(rel(qi - kj) + span)]);
+          const p2c = dot(k[h][kj], pq[h][clamp(-rel(kj - qi) + span)]);
+          return (c2p + p2c) / scale;
+        }),
+      ),
+    );
+    const probs = q.map((qh, h) =>
+      qh.map((qv, qi) => {
+        const s = k[h].map((kv, kj) => dot(qv, kv) / scale + bias[h][qi][kj]);
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    ref.bias.push(bias);
+    const l = `deberta.encoder.layer.${i}`;
+    const att = ln(addRows(x, lin(context, `${l}.attention.output.dense`)), `${l}.attention.output.LayerNorm`);
+    x = ln(
+      addRows(lin(activation(lin(att, `${l}.intermediate.dense`, FF), 'gelu'), `${l}.output.dense`), att),
+      `${l}.output.LayerNorm`,
+    );
+    if (i === 0 && config.conv_kernel_size) {
+      const W = w.get('deberta.encoder.conv.conv.weight'),
+        b = w.get('deberta.encoder.conv.conv.bias');
+      const conv = Array.from({ length: T }, (_, t) =>
+        Float64Array.from({ length: D }, (_, o) => {
+          let s = b[o];
+          for (let c = 0; c < D; c++)
+            for (let kk = 0; kk < 3; kk++) {
+              const src = t + kk - 1;
+              if (src >= 0 && src < T) s += W[(o * D + c) * 3 + kk] * embeddings[src][c];
+            }
+          return s;
+        }),
+      );
+      x = ln(addRows(x, activation(conv, 'gelu')), 'deberta.encoder.conv.LayerNorm');
+    }
+  }
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED).each([
+  ['v3 (buckets, shared keys)', DEBERTA_V3],
+  ['v2 (own position projections, conv)', DEBERTA_V2],
+])('DeBERTa %s: tiny random checkpoint', (_, config) => {
+  const w = debertaWeights(config, 91);
+
+  test('disentangled attention: the float64 pass, and softmax(q·kᵀ·scale + layer_position_bias) = attention', async () => {
+    const m = await open(await writeTinyModel(config, w, 'bert-tiny'));
+    const long = `${TEXT} ${PAIR} ${TEXT}`;
+    const a = await m.attention(long);
+    const T = a.tokens.length;
+    expect(T).toBeGreaterThan(2 * 12); // relative distances past max_relative_positions: buckets clamp at the span
+    const ref = debertaReference(w, config, a.inputIds!);
+    expectMatchesReference(a, ref);
+    expect(a.scoreScale).toBeCloseTo(1 / Math.sqrt(8 * 3), 12);
+    expect(a.layerPositionBias!.dims).toEqual([2, H, T, T]);
+    const bias = ref.bias.flatMap((l) => l.flatMap((h) => h.flatMap((r) => [...r])));
+    expect(maxAbsDiff(a.layerPositionBias!.data, bias)).toBeLessThan(1e-5 * Math.max(1, maxAbs(bias)));
+    expectLogitInvariants(a);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('DeBERTa: buckets and bad inputs', () => {
+  test('make_log_bucket_position (float32 as torch) agrees with float64 for every distance of the test configs', () => {
+    for (const [bucketSize, maxPosition] of [
+      [8, 12],
+      [256, 512],
+    ])
+      for (let r = -600; r <= 600; r++)
+        expect(logBucketPosition(r, bucketSize, maxPosition), `r ${r}`).toBe(debertaBucket(r, bucketSize, maxPosition));
+    // Worked by hand (DeBERTa-v3: 256 buckets, 512 positions): exact within ±128, then logarithmic.
+    expect([0, 5, -127, 128, 129, 511, -511, 1000].map((r) => logBucketPosition(r, 256, 512))).toEqual([
+      0, 5, -127, 128, 129, 255, -255, 317,
+    ]);
+  });
+
+  test.each([
+    [{ relative_attention: false }, /relative_attention is false but pos_att_type \["p2c","c2p"\]/],
+    [{ pos_att_type: 'c2p|p2p' }, /pos_att_type "p2p" is not supported \(supported: c2p, p2c\)/],
+    [{ norm_rel_ebd: 'batch_norm' }, /norm_rel_ebd "batch_norm" is not supported/],
+    [
+      { position_buckets: 16 },
+      /tensor "deberta\.encoder\.rel_embeddings\.weight" has shape \[16, 16\]; the config implies \[32, 16\]/,
+    ],
+  ] as const)('bad config %j', async (patch, pattern) => {
+    await expectBad(
+      loadModel(await writeTinyModel({ ...DEBERTA_V3, ...patch }, debertaWeights(DEBERTA_V3, 92), 'bert-tiny')),
+      pattern,
+    );
+  });
+
+  test('v3 with share_att_key false but no pos_key_proj: the missing tensor is named', async () => {
+    await expectBad(
+      loadModel(
+        await writeTinyModel({ ...DEBERTA_V3, share_att_key: false }, debertaWeights(DEBERTA_V3, 93), 'bert-tiny'),
+      ),
+      /missing tensor "deberta\.encoder\.layer\.0\.attention\.self\.pos_key_proj\.weight"/,
+    );
+  });
+});

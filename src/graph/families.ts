@@ -17,6 +17,7 @@ import { gemma2, gemma3Text } from './gemma.js';
 import { olmo2 } from './olmo2.js';
 import { phi3 } from './phi3.js';
 import { mpnet } from './mpnet.js';
+import { debertaV2 } from './deberta-v2.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -26,6 +27,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   camembert,
   distilbert,
   mpnet,
+  debertaV2,
   albert,
   electra,
   gptNeox,

@@ -27,6 +27,8 @@ export const outputNames = (layer: number) => ({
   probs: `layers.${layer}.attn.probs`,
 });
 export const HIDDEN_LAST = 'hidden_last';
+/** `[H, T, T]`: layer N's own bias on the scaled scores (DeBERTa's position terms), when extracting. */
+export const layerBiasName = (layer: number) => `layers.${layer}.attn.position_bias`;
 /** `[H, T, T]`: a bias on the scores shared by every layer (MPNet's relative position bias), when extracting. */
 export const POSITION_BIAS_OUTPUT = 'position_bias';
 

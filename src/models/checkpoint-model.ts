@@ -12,6 +12,7 @@ import {
   checkAllRead,
   HIDDEN_LAST,
   INPUTS,
+  layerBiasName,
   outputNames,
   POSITION_BIAS_OUTPUT,
   type Family,
@@ -209,6 +210,8 @@ export class Model {
     const attention = stacked([heads, T, T]),
       query = stacked([heads, T, headDim]),
       key = stacked([heads, T, headDim]);
+    // Families with a bias of their own in every layer (DeBERTa) output it too.
+    const layerBias = this.session.outputNames.includes(layerBiasName(0)) ? stacked([heads, T, T]) : null;
     const into: Record<string, RunOutput> = {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
@@ -216,6 +219,7 @@ export class Model {
         [o.probs, attention],
         [o.q, query],
         [o.k, key],
+        ...(layerBias ? [[layerBiasName(i), layerBias] as const] : []),
       ] as const) {
         const size = t.data.length / layers;
         into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
@@ -235,6 +239,7 @@ export class Model {
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
+      ...(layerBias ? { layerPositionBias: layerBias } : {}),
       ...rotaryFields(this.dims),
       ...scoreFields(this.dims),
     };
