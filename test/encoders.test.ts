@@ -36,6 +36,7 @@ import {
   linear,
   removeTinyModels,
   Rng,
+  rope,
   splitHeads,
   TinyWeights,
   writeTinyModel,
@@ -1126,6 +1127,155 @@ describe.skipIf(!HAVE_SHARED)('DeBERTa: buckets and bad inputs', () => {
         await writeTinyModel({ ...DEBERTA_V3, share_att_key: false }, debertaWeights(DEBERTA_V3, 93), 'bert-tiny'),
       ),
       /missing tensor "deberta\.encoder\.layer\.0\.attention\.self\.pos_key_proj\.weight"/,
+    );
+  });
+});
+
+// ---- ModernBERT ----------------------------------------------------------------------------------------------
+
+const MODERNBERT_CONFIG = {
+  architectures: ['ModernBertForMaskedLM'],
+  model_type: 'modernbert',
+  vocab_size: V,
+  hidden_size: D,
+  intermediate_size: FF,
+  num_hidden_layers: 3,
+  num_attention_heads: H,
+  max_position_embeddings: P,
+  global_attn_every_n_layers: 3,
+  local_attention: 4,
+  global_rope_theta: 160000,
+  local_rope_theta: 10000,
+};
+
+function modernbertWeights(seed: number, normBias = false): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const norm = (name: string) => (normBias ? w.layerNorm(name, D) : w.add(`${name}.weight`, [D], 0.05, 1));
+  w.add('model.embeddings.tok_embeddings.weight', [V, D], STD.embed);
+  norm('model.embeddings.norm');
+  for (let i = 0; i < 3; i++) {
+    const l = `model.layers.${i}`;
+    if (i > 0) norm(`${l}.attn_norm`);
+    w.add(`${l}.attn.Wqkv.weight`, [3 * D, D], STD.qk * 1.5);
+    w.add(`${l}.attn.Wo.weight`, [D, D], STD.out);
+    norm(`${l}.mlp_norm`);
+    w.add(`${l}.mlp.Wi.weight`, [2 * FF, D], STD.ff1);
+    w.add(`${l}.mlp.Wo.weight`, [D, FF], STD.ff2);
+  }
+  norm('model.final_norm');
+  w.add('head.dense.weight', [D, D], 0.2);
+  w.add('head.norm.weight', [D], 0.05, 1);
+  w.add('decoder.bias', [V], 0.05);
+  return w;
+}
+
+/** modeling_modernbert.py in float64 (no biases): pre-norm, RoPE per layer kind, local |i − j| ≤ 2, GeGLU. */
+function modernbertReference(w: TinyWeights, ids: readonly number[]): Reference {
+  const ref = emptyReference();
+  const T = ids.length;
+  const zeros = new Float32Array(D);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), zeros, 1e-5);
+  const lin = (y: Rows, name: string, nOut: number) => linear(y, w.get(`${name}.weight`), null, nOut);
+  let x = ln(gather(w.get('model.embeddings.tok_embeddings.weight'), D, ids), 'model.embeddings.norm');
+  for (let i = 0; i < 3; i++) {
+    const l = `model.layers.${i}`;
+    const local = i % 3 !== 0;
+    const qkv = lin(i === 0 ? x : ln(x, `${l}.attn_norm`), `${l}.attn.Wqkv`, 3 * D);
+    const theta = local ? 10000 : 160000;
+    const q = rope(
+        splitHeads(
+          qkv.map((r) => r.slice(0, D)),
+          H,
+          d,
+        ),
+        d,
+        theta,
+      ),
+      k = rope(
+        splitHeads(
+          qkv.map((r) => r.slice(D, 2 * D)),
+          H,
+          d,
+        ),
+        d,
+        theta,
+      ),
+      v = splitHeads(
+        qkv.map((r) => r.slice(2 * D)),
+        H,
+        d,
+      );
+    const probs = q.map((qh, h) =>
+      qh.map((qv, a) => {
+        const s = k[h].map((kv, b) =>
+          local && Math.abs(a - b) > 2 ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    x = addRows(x, lin(context, `${l}.attn.Wo`, D));
+    const wi = lin(ln(x, `${l}.mlp_norm`), `${l}.mlp.Wi`, 2 * FF);
+    const act = activation(
+      wi.map((r) => r.slice(0, FF)),
+      'gelu',
+    );
+    x = addRows(
+      x,
+      lin(
+        act.map((r, t) => r.map((val, j) => val * wi[t][FF + j])),
+        `${l}.mlp.Wo`,
+        D,
+      ),
+    );
+  }
+  ref.hidden = ln(x, 'model.final_norm');
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('ModernBERT: tiny random checkpoint', () => {
+  const w = modernbertWeights(101);
+
+  test('global layer 0 (θ 160000), local layers 1–2 with a window of 4 shorter than the text: the float64 pass', async () => {
+    const m = await open(await writeTinyModel(MODERNBERT_CONFIG, w, 'bert-tiny'));
+    const a = await m.attention(TEXT);
+    expect(a.tokens.length).toBeGreaterThan(10);
+    expect(a.layerWindows).toEqual([null, [2, 2], [2, 2]]);
+    expect(a.causal).toBe(false);
+    expectMatchesReference(a, modernbertReference(w, a.inputIds!));
+    expectLogitInvariants(a);
+    // Local rows are exactly zero beyond the window.
+    const T = a.tokens.length;
+    expect(a.attention.data[((1 * H + 0) * T + 0) * T + 3]).toBe(0);
+  });
+
+  test('bad inputs: a bias ModernBERT does not declare, a wrong Wqkv shape, an unknown activation', async () => {
+    const biased = modernbertWeights(102);
+    biased.add('model.layers.1.attn.Wqkv.bias', [3 * D], 0.05);
+    await expectBad(
+      loadModel(await writeTinyModel(MODERNBERT_CONFIG, biased, 'bert-tiny')),
+      /checkpoint tensor "model\.layers\.1\.attn\.Wqkv\.bias"/,
+    );
+    await expectBad(
+      loadModel(
+        await writeTinyModel({ ...MODERNBERT_CONFIG, num_attention_heads: 4, hidden_size: 32 }, w, 'bert-tiny'),
+      ),
+      /tensor "model\.embeddings\.tok_embeddings\.weight" has shape \[30522, 16\]; the config implies \[30522, 32\]/,
+    );
+    await expectBad(
+      loadModel(await writeTinyModel({ ...MODERNBERT_CONFIG, hidden_activation: 'swiglu' }, w, 'bert-tiny')),
+      /"hidden_activation" is "swiglu"/,
     );
   });
 });

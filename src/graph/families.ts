@@ -18,6 +18,7 @@ import { olmo2 } from './olmo2.js';
 import { phi3 } from './phi3.js';
 import { mpnet } from './mpnet.js';
 import { debertaV2 } from './deberta-v2.js';
+import { modernbert } from './modernbert.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -28,6 +29,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   distilbert,
   mpnet,
   debertaV2,
+  modernbert,
   albert,
   electra,
   gptNeox,
