@@ -9,9 +9,10 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
+import { alibiSlopes } from '../src/graph/bloom.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
-import { HAVE_SHARED } from './shared.js';
+import { HAVE_SHARED, maxAbsDiff } from './shared.js';
 import {
   decoderReference,
   decoderWeights,
@@ -20,11 +21,18 @@ import {
   type DecoderSpec,
 } from './tiny-decoders.js';
 import {
+  activation,
   expectBad,
   expectMatchesReference,
+  gather,
+  layerNorm,
+  linear,
   removeTinyModels,
-  type TinyWeights,
+  Rng,
+  TinyWeights,
   writeTinyModel,
+  type Reference,
+  type Rows,
 } from './tiny-models.js';
 
 const TEXT = 'The cat sat on the mat; the dog watched it.';
@@ -550,5 +558,123 @@ describe.skipIf(!HAVE_SHARED)('score extras in the attention file and the page e
         'f',
       ),
     ).toThrow(/tensor "layer_position_bias" has shape \[3, 4/);
+  });
+});
+
+// ---- BLOOM -----------------------------------------------------------------------------------------------
+
+const BLOOM_CONFIG = {
+  architectures: ['BloomForCausalLM'],
+  model_type: 'bloom',
+  vocab_size: 512,
+  hidden_size: 24,
+  n_layer: 2,
+  n_head: 6,
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+function bloomWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 24;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.word_embeddings.weight', [512, D], 1);
+  ln('transformer.word_embeddings_layernorm');
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    ln(`${l}.input_layernorm`);
+    w.linear(`${l}.self_attention.query_key_value`, D, 3 * D, 0.5);
+    w.linear(`${l}.self_attention.dense`, D, D, 0.3);
+    ln(`${l}.post_attention_layernorm`);
+    w.linear(`${l}.mlp.dense_h_to_4h`, D, 4 * D, 0.3);
+    w.linear(`${l}.mlp.dense_4h_to_h`, 4 * D, D, 0.2);
+  }
+  ln('transformer.ln_f');
+  return w;
+}
+
+/** modeling_bloom.py in float64: per-head fused qkv, scores q·kᵀ/√d + slope_h · j, causal; tanh GELU. */
+function bloomReference(w: TinyWeights, ids: readonly number[], slopes: readonly number[]): Reference {
+  const D = 24,
+    H = 6,
+    d = 4,
+    T = ids.length;
+  const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
+  const lin = (y: Rows, name: string, nOut: number) =>
+    linear(y, w.get(`transformer.${name}.weight`), w.get(`transformer.${name}.bias`), nOut);
+  const ln = (y: Rows, name: string) =>
+    layerNorm(y, w.get(`transformer.${name}.weight`), w.get(`transformer.${name}.bias`), 1e-5);
+  const add = (a: Rows, b: Rows) => a.map((r, t) => r.map((v, j) => v + b[t][j]));
+  let x = ln(gather(w.get('transformer.word_embeddings.weight'), D, ids), 'word_embeddings_layernorm');
+  for (let i = 0; i < 2; i++) {
+    const l = `h.${i}`;
+    const qkv = lin(ln(x, `${l}.input_layernorm`), `${l}.self_attention.query_key_value`, 3 * D);
+    const part = (which: number) =>
+      Array.from({ length: H }, (_, h) => qkv.map((r) => r.slice((3 * h + which) * d, (3 * h + which + 1) * d)));
+    const [q, k, v] = [part(0), part(1), part(2)];
+    const probs = q.map((qh, h) =>
+      qh.map((qv, a) => {
+        const s = k[h].map((kv, b) =>
+          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d) + slopes[h] * b,
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    const attn = add(lin(context, `${l}.self_attention.dense`, D), x);
+    const h4 = activation(lin(ln(attn, `${l}.post_attention_layernorm`), `${l}.mlp.dense_h_to_4h`, 4 * D), 'gelu_new');
+    x = add(lin(h4, `${l}.mlp.dense_4h_to_h`, D), attn);
+  }
+  ref.hidden = ln(x, 'ln_f');
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('BLOOM: tiny random checkpoint', () => {
+  test('ALiBi slopes: powers of 2^(−8/n), then odd powers of 2^(−4/n) when heads is not a power of two', () => {
+    expect([...alibiSlopes(8)]).toEqual([0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0078125, 0.00390625]);
+    expect([...alibiSlopes(6)]).toEqual([0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125]);
+    // 12 heads: 8 from 2^(−1), then b′ = 2^(−1/2) in float32 (a torch float32 tensor) to the powers 1, 3, 5, 7.
+    const b = Math.fround(Math.SQRT1_2);
+    expect([...alibiSlopes(12)].slice(8)).toEqual([1, 3, 5, 7].map((n) => Math.fround(b ** n)));
+  });
+
+  test('6 heads (not a power of two): the float64 pass, ALiBi reported as position_bias', async () => {
+    const w = bloomWeights(111);
+    const a = await (await open(await write(BLOOM_CONFIG, w))).attention(TEXT);
+    const T = a.tokens.length;
+    const slopes = [0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125];
+    expectMatchesReference(a, bloomReference(w, a.inputIds!, slopes));
+    expect(a.positionBias!.dims).toEqual([6, T, T]);
+    expect(a.positionBias!.data[(4 * T + 2) * T + 7]).toBe(0.5 * 7);
+    expectDecoderInvariants(a);
+  });
+
+  test('without the transformer. prefix (bigscience saves BloomModel): the same numbers; bad shapes named', async () => {
+    const w = bloomWeights(112);
+    const [a, b] = [
+      await (await open(await write(BLOOM_CONFIG, w))).attention(TEXT),
+      await (await open(await write(BLOOM_CONFIG, w, (n) => n.replace(/^transformer\./, '')))).attention(TEXT),
+    ];
+    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+    await expectBad(loadModel(await write({ ...BLOOM_CONFIG, n_layer: 3 }, w)), /missing tensor "transformer\.h\.2\./);
+    await expectBad(
+      loadModel(await write({ ...BLOOM_CONFIG, hidden_size: undefined, n_embed: 32, n_head: 8 }, w)),
+      /tensor "transformer\.word_embeddings\.weight" has shape \[512, 24\]; the config implies \[512, 32\]/,
+    );
   });
 });

@@ -19,6 +19,7 @@ import { phi3 } from './phi3.js';
 import { mpnet } from './mpnet.js';
 import { debertaV2 } from './deberta-v2.js';
 import { modernbert } from './modernbert.js';
+import { bloom } from './bloom.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -41,6 +42,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   gemma3Text,
   phi3,
   olmo2,
+  bloom,
   bart,
   mbart,
   marian,
