@@ -678,3 +678,133 @@ describe.skipIf(!HAVE_SHARED)('BLOOM: tiny random checkpoint', () => {
     );
   });
 });
+
+// ---- GPT-J -----------------------------------------------------------------------------------------------
+
+const GPTJ_CONFIG = {
+  architectures: ['GPTJForCausalLM'],
+  model_type: 'gptj',
+  vocab_size: 512,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  rotary_dim: 4,
+  n_inner: 48,
+  n_positions: 128,
+  activation_function: 'gelu_new',
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+function gptjWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 32;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.wte.weight', [512, D], 1);
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    ln(`${l}.ln_1`);
+    for (const proj of ['q_proj', 'k_proj']) w.linear(`${l}.attn.${proj}`, D, D, 0.4, false);
+    w.linear(`${l}.attn.v_proj`, D, D, 0.3, false);
+    w.linear(`${l}.attn.out_proj`, D, D, 0.3, false);
+    w.linear(`${l}.mlp.fc_in`, D, 48, 0.3);
+    w.linear(`${l}.mlp.fc_out`, 48, D, 0.2);
+  }
+  ln('transformer.ln_f');
+  w.linear('lm_head', D, 512, 0.2);
+  return w;
+}
+
+/** modeling_gptj.py in float64: rotate_every_two on the first rotary_dim dims, parallel residual. */
+function gptjReference(w: TinyWeights, ids: readonly number[]): Reference {
+  const D = 32,
+    H = 4,
+    d = 8,
+    r = 4,
+    T = ids.length;
+  const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
+  const get = (name: string) => w.get(`transformer.${name}`);
+  const ln = (y: Rows, name: string) => layerNorm(y, get(`${name}.weight`), get(`${name}.bias`), 1e-5);
+  const rotate = (heads: Rows[]) =>
+    heads.map((head) =>
+      head.map((row, t) => {
+        const y = Float64Array.from(row);
+        for (let j = 0; j < r / 2; j++) {
+          const angle = t / 10000 ** ((2 * j) / r);
+          y[2 * j] = row[2 * j] * Math.cos(angle) - row[2 * j + 1] * Math.sin(angle);
+          y[2 * j + 1] = row[2 * j + 1] * Math.cos(angle) + row[2 * j] * Math.sin(angle);
+        }
+        return y;
+      }),
+    );
+  let x = gather(get('wte.weight'), D, ids);
+  for (let i = 0; i < 2; i++) {
+    const l = `h.${i}`;
+    const h = ln(x, `${l}.ln_1`);
+    const heads = (name: string) =>
+      Array.from({ length: H }, (_, hh) =>
+        linear(h, get(`${l}.attn.${name}.weight`), null, D).map((row) => row.slice(hh * d, (hh + 1) * d)),
+      );
+    const q = rotate(heads('q_proj')),
+      k = rotate(heads('k_proj')),
+      v = heads('v_proj');
+    const probs = q.map((qh, hh) =>
+      qh.map((qv, a) => {
+        const s = k[hh].map((kv, b) =>
+          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let hh = 0; hh < H; hh++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[hh * d + c] += probs[hh][t][j] * v[hh][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    const attn = linear(context, get(`${l}.attn.out_proj.weight`), null, D);
+    const mlp = linear(
+      activation(linear(h, get(`${l}.mlp.fc_in.weight`), get(`${l}.mlp.fc_in.bias`), 48), 'gelu_new'),
+      get(`${l}.mlp.fc_out.weight`),
+      get(`${l}.mlp.fc_out.bias`),
+      D,
+    );
+    x = x.map((row, t) => row.map((val, j) => val + attn[t][j] + mlp[t][j]));
+  }
+  ref.hidden = ln(x, 'ln_f');
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('GPT-J: tiny random checkpoint', () => {
+  test('rotate_every_two on rotary_dim 4 of 8, parallel residual: the float64 pass; rotary reported interleaved', async () => {
+    const w = gptjWeights(121);
+    const a = await (await open(await write(GPTJ_CONFIG, w))).attention(TEXT);
+    expect(a.rotary).toBe('interleaved');
+    expectMatchesReference(a, gptjReference(w, a.inputIds!));
+    expectDecoderInvariants(a);
+  });
+
+  test('bad inputs: odd rotary_dim, a bias GPT-J does not have, an unknown activation', async () => {
+    const w = gptjWeights(122);
+    await expectBad(loadModel(await write({ ...GPTJ_CONFIG, rotary_dim: 5 }, w)), /rotary_dim 5 must be even/);
+    w.add('transformer.h.0.attn.q_proj.bias', [32], 0.05);
+    await expectBad(
+      loadModel(await write(GPTJ_CONFIG, w)),
+      /checkpoint tensor "transformer\.h\.0\.attn\.q_proj\.bias"/,
+    );
+    await expectBad(
+      loadModel(await write({ ...GPTJ_CONFIG, activation_function: 'swish' }, gptjWeights(122))),
+      /"activation_function" is "swish"/,
+    );
+  });
+});

@@ -20,6 +20,7 @@ import { mpnet } from './mpnet.js';
 import { debertaV2 } from './deberta-v2.js';
 import { modernbert } from './modernbert.js';
 import { bloom } from './bloom.js';
+import { gptj } from './gptj.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -43,6 +44,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   phi3,
   olmo2,
   bloom,
+  gptj,
   bart,
   mbart,
   marian,
