@@ -29,6 +29,7 @@ import {
   linear,
   removeTinyModels,
   Rng,
+  rope,
   TinyWeights,
   writeTinyModel,
   type Reference,
@@ -805,6 +806,182 @@ describe.skipIf(!HAVE_SHARED)('GPT-J: tiny random checkpoint', () => {
     await expectBad(
       loadModel(await write({ ...GPTJ_CONFIG, activation_function: 'swish' }, gptjWeights(122))),
       /"activation_function" is "swish"/,
+    );
+  });
+});
+
+// ---- Falcon ----------------------------------------------------------------------------------------------
+
+interface FalconSpec {
+  name: string;
+  config: Record<string, unknown>;
+  layout: 'grouped' | 'multi-query' | 'per-head';
+  kv: number;
+  norms: 'one' | 'two' | 'sequential';
+  bias: boolean;
+}
+
+const FALCON_BASE = {
+  architectures: ['FalconForCausalLM'],
+  model_type: 'falcon',
+  vocab_size: 512,
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  layer_norm_epsilon: 1e-5,
+  rope_theta: 10000,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+const FALCONS: FalconSpec[] = [
+  {
+    name: 'Falcon-7B (multi-query, parallel, one norm)',
+    config: FALCON_BASE,
+    layout: 'multi-query',
+    kv: 1,
+    norms: 'one',
+    bias: false,
+  },
+  {
+    name: 'Falcon-40B (new architecture, 2 kv groups, ln_attn + ln_mlp)',
+    config: { ...FALCON_BASE, new_decoder_architecture: true, num_kv_heads: 2 },
+    layout: 'grouped',
+    kv: 2,
+    norms: 'two',
+    bias: false,
+  },
+  {
+    name: 'per-head qkv, sequential, biases',
+    config: { ...FALCON_BASE, multi_query: false, parallel_attn: false, bias: true },
+    layout: 'per-head',
+    kv: 4,
+    norms: 'sequential',
+    bias: true,
+  },
+];
+
+function falconWeights(s: FalconSpec, seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 32,
+    d = 8;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.word_embeddings.weight', [512, D], 1);
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    if (s.norms === 'two') {
+      ln(`${l}.ln_attn`);
+      ln(`${l}.ln_mlp`);
+    } else ln(`${l}.input_layernorm`);
+    w.linear(`${l}.self_attention.query_key_value`, D, (4 + 2 * s.kv) * d, 0.4, s.bias);
+    w.linear(`${l}.self_attention.dense`, D, D, 0.3, s.bias);
+    if (s.norms === 'sequential') ln(`${l}.post_attention_layernorm`);
+    w.linear(`${l}.mlp.dense_h_to_4h`, D, 4 * D, 0.3, s.bias);
+    w.linear(`${l}.mlp.dense_4h_to_h`, 4 * D, D, 0.2, s.bias);
+  }
+  ln('transformer.ln_f');
+  return w;
+}
+
+/** modeling_falcon.py in float64: _split_heads per layout, rotate_half RoPE, parallel or sequential blocks. */
+function falconReference(w: TinyWeights, s: FalconSpec, ids: readonly number[]): Reference {
+  const D = 32,
+    H = 4,
+    d = 8,
+    K = s.kv,
+    T = ids.length;
+  const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
+  const get = (name: string) => w.get(`transformer.${name}`);
+  const lin = (y: Rows, name: string, nOut: number) =>
+    linear(y, get(`${name}.weight`), s.bias ? get(`${name}.bias`) : null, nOut);
+  const ln = (y: Rows, name: string) => layerNorm(y, get(`${name}.weight`), get(`${name}.bias`), 1e-5);
+  const add = (...xs: Rows[]) => xs[0].map((r, t) => r.map((v, j) => xs.slice(1).reduce((a, x) => a + x[t][j], v)));
+  const vec = (row: Float64Array, block: number) => row.slice(block * d, (block + 1) * d);
+  let x = gather(get('word_embeddings.weight'), D, ids);
+  for (let i = 0; i < 2; i++) {
+    const l = `h.${i}`;
+    const attnIn = ln(x, s.norms === 'two' ? `${l}.ln_attn` : `${l}.input_layernorm`);
+    const qkv = lin(attnIn, `${l}.self_attention.query_key_value`, (H + 2 * K) * d);
+    // Block index (of d columns) of query head h, and of the key / value that head reads.
+    const n = H / K;
+    const at = {
+      'per-head': { q: (h: number) => 3 * h, k: (h: number) => 3 * h + 1, v: (h: number) => 3 * h + 2 },
+      'multi-query': { q: (h: number) => h, k: () => H, v: () => H + 1 },
+      grouped: {
+        q: (h: number) => Math.floor(h / n) * (n + 2) + (h % n),
+        k: (h: number) => Math.floor(h / n) * (n + 2) + n,
+        v: (h: number) => Math.floor(h / n) * (n + 2) + n + 1,
+      },
+    }[s.layout];
+    const heads = (which: 'q' | 'k' | 'v') => Array.from({ length: H }, (_, h) => qkv.map((r) => vec(r, at[which](h))));
+    const q = rope(heads('q'), d, 10000),
+      k = rope(heads('k'), d, 10000),
+      v = heads('v');
+    const probs = q.map((qh, h) =>
+      qh.map((qv, a) => {
+        const sc = k[h].map((kv, b) =>
+          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
+        );
+        const max = Math.max(...sc);
+        const e = sc.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    const attn = lin(context, `${l}.self_attention.dense`, D);
+    const mlp = (h: Rows) =>
+      lin(activation(lin(h, `${l}.mlp.dense_h_to_4h`, 4 * D), 'gelu'), `${l}.mlp.dense_4h_to_h`, D);
+    if (s.norms === 'sequential') {
+      const a = add(attn, x);
+      x = add(mlp(ln(a, `${l}.post_attention_layernorm`)), a);
+    } else x = add(mlp(s.norms === 'two' ? ln(x, `${l}.ln_mlp`) : attnIn), attn, x);
+  }
+  ref.hidden = ln(x, 'ln_f');
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED).each(FALCONS)('$name: tiny random checkpoint', (s) => {
+  test('the fused qkv layout and the block structure: the float64 pass', async () => {
+    const w = falconWeights(s, 131);
+    const a = await (await open(await write(s.config, w))).attention(TEXT);
+    expect(a.kvHeads).toBe(s.kv === 4 ? undefined : s.kv);
+    expectMatchesReference(a, falconReference(w, s, a.inputIds!));
+    expectDecoderInvariants(a);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('Falcon: generation and bad inputs', () => {
+  test('greedy generation with the KV cache (grouped kv heads) follows the reference argmax', async () => {
+    const s = FALCONS[1];
+    const w = falconWeights(s, 132);
+    const m = await open(await write(s.config, w));
+    const g = await m.generate('The cat', { maxNewTokens: 5, temperature: 0 });
+    const E = w.get('transformer.word_embeddings.weight');
+    for (let n = g.promptLength; n < g.ids.length; n++) {
+      const h = falconReference(w, s, g.ids.slice(0, n)).hidden.at(-1)!;
+      const logits = Array.from({ length: 512 }, (_, t) => h.reduce((acc, val, j) => acc + val * E[t * 32 + j], 0));
+      expect(g.ids[n], `token ${n}`).toBe(logits.indexOf(Math.max(...logits)));
+    }
+  });
+
+  test('ALiBi Falcon refused by name; kv groups that do not divide the heads', async () => {
+    const w = falconWeights(FALCONS[0], 133);
+    await expectBad(loadModel(await write({ ...FALCON_BASE, alibi: true }, w)), /alibi is true; Falcon with ALiBi/);
+    await expectBad(
+      loadModel(await write({ ...FALCON_BASE, new_decoder_architecture: true, num_kv_heads: 3 }, w)),
+      /4 attention heads cannot share 3 key\/value heads/,
     );
   });
 });

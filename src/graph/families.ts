@@ -21,6 +21,7 @@ import { debertaV2 } from './deberta-v2.js';
 import { modernbert } from './modernbert.js';
 import { bloom } from './bloom.js';
 import { gptj } from './gptj.js';
+import { falcon } from './falcon.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
@@ -44,6 +45,7 @@ export const FAMILIES: readonly Family<ModelDims>[] = [
   phi3,
   olmo2,
   bloom,
+  falcon,
   gptj,
   bart,
   mbart,
