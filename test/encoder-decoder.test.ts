@@ -515,10 +515,13 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
     expect(maxAbsDiff(a.encoderDecoder!.cross.data, b.encoderDecoder!.cross.data)).toBe(0);
   });
 
-  test('a T5 folder without tokenizer.json is refused by name (SentencePiece files alone are not read)', async () => {
+  test('a T5 folder with neither tokenizer.json nor spiece.model is refused by name', async () => {
     const dir = await writeT5(T5_V11, t5Weights(T5_V11, 10));
     await rm(join(dir, 'tokenizer.json'));
-    await expectBad(loadModel(dir), /no tokenizer\.json in .*: t5's SentencePiece model files alone are not supported/);
+    await expectBad(
+      loadModel(dir),
+      /no tokenizer in .*: found neither tokenizer\.json nor spiece\.model or sentencepiece\.bpe\.model or spm\.model/,
+    );
   });
 });
 
