@@ -20,7 +20,7 @@ import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
 import { ModelConfig } from '../src/load/config.js';
 import type { WeightRef, Weights } from '../src/load/weights.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     if (only && only !== modelType) continue;
     const dir = writeCheckpoint(modelType);
     try {
-      const [extract, plain] = [await loadModel(dir), await loadModel(dir, { extract: false })];
+      const [extract, plain] = [await Model.load(dir), await Model.load(dir, { extract: false })];
       const text = exactText((t) => extract.tokenizer.encode(t).ids.length, 128);
       const a: number[] = [],
         f: number[] = [];

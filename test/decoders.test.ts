@@ -10,7 +10,7 @@ import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
 import { alibiSlopes } from '../src/graph/bloom.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_SHARED, maxAbsDiff } from './shared.js';
 import {
@@ -40,7 +40,7 @@ const TEXT = 'The cat sat on the mat; the dog watched it.';
 
 const loaded: Model[] = [];
 async function open(dir: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
-  const m = await loadModel(dir, options);
+  const m = await Model.load(dir, options);
   loaded.push(m);
   return m;
 }
@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 const write = (config: Record<string, unknown>, w: TinyWeights, rename?: (n: string) => string | null) =>
-  writeTinyModel(config, w, 'llama-tiny-mha', { rename });
+  writeTinyModel(config, w, 'llama-tiny-mha', { rename, golden: 'json' });
 
 /** Greedy generation on the KV-cache session = argmax of the float64 reference's logits, step by step. */
 async function expectGenerationMatchesReference(dir: string, w: TinyWeights, spec: DecoderSpec): Promise<void> {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { TensorToWrite } from '../src/core/safetensors.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import { expectBad, goldenModel, HAVE_SHARED, maxAbsDiff } from './shared.js';
@@ -25,7 +25,7 @@ async function derive(model: string, options: DeriveOptions): Promise<string> {
   return dir;
 }
 async function open(dir: string, allowUnused = false): Promise<Model> {
-  const m = await loadModel(dir, { allowUnused });
+  const m = await Model.load(dir, { allowUnused });
   opened.push(m);
   return m;
 }

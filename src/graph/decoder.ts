@@ -1,6 +1,6 @@
 /**
- * What the Llama-style decoders share (llama.ts, qwen3.ts, gemma.ts, phi3.ts, olmo2.ts): the rotary embedding
- * of per-head q and k, grouped-query key/value heads, the KV cache, sliding-window masks, and the attention
+ * What the Llama-style decoders share (llama.ts, qwen3.ts, gemma.ts, phi3.ts, olmo2.ts, falcon.ts): the
+ * rotation of per-head q and k (rotary.ts), grouped-query key/value heads, the KV cache, sliding-window masks, and the attention
  * itself with the extras some families put on the scores. Each family file keeps its own forward order
  * (norms, projections, MLP) and calls `selfAttention` for the part between the projections and o_proj.
  *
@@ -17,9 +17,7 @@ import { ModelConfig } from '../load/config.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, type DecodingBuildOptions } from './decoding.js';
 import { outputNames, type ModelDims } from './family.js';
-
-/** Which dimensions of a head RoPE rotates together: 'half' (HF, rotate_half) or 'interleaved' (Meta, GGUF). */
-export type RopeLayout = 'half' | 'interleaved';
+import type { RopeLayout } from './rotary.js';
 
 export interface DecoderDims extends ModelDims {
   /** Key/value heads (= heads without GQA). */
@@ -46,43 +44,6 @@ export function ropeSettings(c: ModelConfig, defaultTheta: number): { theta: num
   const scaling =
     params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
   return { theta, scaling };
-}
-
-/**
- * RoPE for a graph: cos/sin `[T, d/2]` of position·θ_j from `invFreq` (d/2 values), made once, and a function
- * rotating per-head `[heads, T, d]` values in `layout` (naming the result `out` when given).
- */
-export function rotary(
-  g: GraphBuilder,
-  positions: string,
-  invFreq: Float32Array,
-  layout: RopeLayout,
-): (x: string, out?: string) => string {
-  const half = invFreq.length;
-  const angle = g.op('Mul', [
-    g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 /* FLOAT */ }), g.ints([1])]),
-    g.floats(invFreq, [half]),
-  ]);
-  if (layout === 'half') {
-    const cos = g.op('Cos', [angle]),
-      sin = g.op('Sin', [angle]);
-    // (x₁, x₂) = halves of the head: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
-    return (x, out) => {
-      const [x1, x2] = g.opN('Split', [x], 2, { axis: -1 });
-      const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
-      const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
-      return g.op('Concat', [first, second], { axis: -1 }, out);
-    };
-  }
-  // Interleaved: view the head as d/2 pairs [.., d/2, 2] (a, b) → (a·cos − b·sin, a·sin + b·cos), as llama2.c.
-  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]),
-    sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
-  return (x, out) => {
-    const [a, b] = g.opN('Split', [g.op('Reshape', [x, g.ints([0, 0, half, 2])])], 2, { axis: -1 });
-    const re = g.op('Sub', [g.op('Mul', [a, cos]), g.op('Mul', [b, sin])]);
-    const im = g.op('Add', [g.op('Mul', [a, sin]), g.op('Mul', [b, cos])]);
-    return g.op('Reshape', [g.op('Concat', [re, im], { axis: -1 }), g.ints([0, 0, 2 * half])], {}, out);
-  };
 }
 
 /** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */

@@ -26,9 +26,9 @@ import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, rotary, selfAttention, type DecoderDims } from './decoder.js';
+import { ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
 import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
-import { ropeInvFreq } from './llama.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface FalconConfig extends DecoderDims {
   vocab: number;
@@ -121,7 +121,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
-  const rotate = rotary(g, positions, c.invFreq, c.rope);
+  const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
   const embedding = w.get(c.tied ? [`${p}word_embeddings.weight`, 'lm_head.weight'] : `${p}word_embeddings.weight`, [
     c.vocab,
     D,
@@ -154,6 +154,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
 export const falcon: Family<FalconConfig> = {
   modelType: 'falcon',
   causal: true,
+  lmHead: true,
   readConfig,
   build,
   skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],

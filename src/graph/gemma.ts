@@ -29,9 +29,9 @@ import { ModelConfig, oneOf } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { ActivationName, GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { isObject, ropeSettings, rotary, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
+import { isObject, ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
 import { declareLayerOutputs, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
-import { ropeInvFreq } from './llama.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 import { layerTypes } from './qwen3.js';
 
 type Variant = 'gemma2' | 'gemma3_text';
@@ -144,9 +144,11 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
     if (!masks.has(window)) masks.set(window, slidingWindowMask(g, positions, causal, window!));
     return masks.get(window)!;
   };
-  const rotateGlobal = rotary(g, positions, c.invFreq.global, c.rope);
+  const rotateGlobal = rotary(g, { positions, invFreq: c.invFreq.global, headDim: d, layout: c.rope });
   const rotateLocal =
-    c.invFreq.local === c.invFreq.global ? rotateGlobal : rotary(g, positions, c.invFreq.local, c.rope);
+    c.invFreq.local === c.invFreq.global
+      ? rotateGlobal
+      : rotary(g, { positions, invFreq: c.invFreq.local, headDim: d, layout: c.rope });
 
   // Embeddings × √D (float32).
   const embedding: WeightRef = w.get([`${p}embed_tokens.weight`, 'lm_head.weight'], [c.vocab, D]);
@@ -180,13 +182,14 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
   }
 
   const hidden = g.output(norm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, embedding, options.logits, c.finalSoftcap);
+  if (options.logits) lmHead(g, hidden, embedding, options.logits, undefined, c.finalSoftcap);
   declareLayerOutputs(g, c, options);
 }
 
 const family = (variant: Variant): Family<GemmaConfig> => ({
   modelType: variant,
   causal: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, variant),
   build,
   // The head tied to the embedding (some saves store it), task heads.

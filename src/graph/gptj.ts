@@ -18,7 +18,6 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
-import { rotary } from './decoder.js';
 import {
   declareLayerOutputs,
   headDim,
@@ -30,7 +29,7 @@ import {
   type Family,
   type ModelDims,
 } from './family.js';
-import { ropeInvFreq } from './llama.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface GptjConfig extends ModelDims {
   vocab: number;
@@ -82,7 +81,7 @@ function build(g: GraphBuilder, w: Weights, c: GptjConfig, options: BuildOptions
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const mask = g.input(INPUTS.causalMask, 'float', ['T', 'T']);
   // rotate_every_two on the first r dimensions: the interleaved RoPE of decoder.ts over a slice of the head.
-  const rotatePairs = rotary(g, positions, ropeInvFreq(r, 10000, null), 'interleaved');
+  const rotatePairs = rotary(g, { positions, invFreq: ropeInvFreq(r, 10000, null), headDim: r, layout: 'interleaved' });
   const rotate = (x: string, out: string) => {
     if (r === d) return rotatePairs(x, out);
     const slice = (from: number, to: number) => g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([2])]);

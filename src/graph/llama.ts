@@ -23,13 +23,14 @@
  * Mistral's sliding window and Qwen2's `use_sliding_window` only change attention beyond the window, so
  * inputs are limited to the window (longer ones are refused, or cut with truncate).
  */
-import { AttnvizError, check } from '../core/errors.js';
+import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, type Family } from './family.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { isObject, ropeSettings, rotary, selfAttention, type DecoderDims, type RopeLayout } from './decoder.js';
+import { isObject, ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
+import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
 
 export interface LlamaConfig extends DecoderDims {
   vocab: number;
@@ -95,47 +96,6 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
   };
 }
 
-/**
- * inv_freq[j] = 1 / θ^(2j/d) in float32, rounded at each step as torch computes
- * `1.0 / (theta ** (torch.arange(0, d, 2).float() / d))`, then rope_scaling: 'linear' divides by `factor`;
- * 'llama3' (Llama 3.1+) divides low frequencies by `factor` and blends the middle band, as transformers'
- * _compute_llama3_parameters. Anything else is refused by name.
- */
-export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
-  const inv = Float32Array.from({ length: d / 2 }, (_, j) =>
-    Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))),
-  );
-  const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
-  switch (type) {
-    case 'default':
-      return inv;
-    case 'linear': {
-      const factor = scaling!.float('factor');
-      return inv.map((f) => f / factor);
-    }
-    case 'llama3': {
-      const s = scaling!;
-      const factor = s.float('factor'),
-        low = s.float('low_freq_factor'),
-        high = s.float('high_freq_factor');
-      const oldContext = s.float('original_max_position_embeddings');
-      const lowWavelen = oldContext / low,
-        highWavelen = oldContext / high;
-      return inv.map((f) => {
-        const wavelen = (2 * Math.PI) / f;
-        if (wavelen < highWavelen) return f;
-        if (wavelen > lowWavelen) return f / factor;
-        const smooth = (oldContext / wavelen - low) / (high - low);
-        return ((1 - smooth) * f) / factor + smooth * f;
-      });
-    }
-    default:
-      throw new AttnvizError(
-        `${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`,
-      );
-  }
-}
-
 function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
   check(!(options.kvCache && options.extract), 'a KV-cache graph has no attention outputs');
   // LlamaForCausalLM saves the decoder under `model.`, a bare LlamaModel without it; lm_head sits outside.
@@ -159,7 +119,7 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     D,
   ]);
   let x = g.op('Gather', [g.weight(embedding), ids]);
-  const rotate = rotary(g, positions, c.invFreq, c.rope);
+  const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
@@ -198,6 +158,7 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
 const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
   modelType,
   causal: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
   // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.

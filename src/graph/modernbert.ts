@@ -34,7 +34,7 @@ import {
   type Family,
   type ModelDims,
 } from './family.js';
-import { rotateHalf, type Rope } from './rotary.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface ModernBertConfig extends ModelDims {
   vocab: number;
@@ -114,7 +114,13 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
       masks.set(half, g.op('Where', [g.op('Greater', [distance, g.ints([half])]), g.scalar(-Infinity), g.scalar(0)]));
     return masks.get(half)!;
   };
-  const rope = (base: number): Rope => ({ positions, dims: d, headDim: d, base });
+  // One rotation per θ (global, local), made once.
+  const rotations = new Map<number, (x: string, out?: string) => string>();
+  const rotateWith = (theta: number) => {
+    if (!rotations.has(theta))
+      rotations.set(theta, rotary(g, { positions, invFreq: ropeInvFreq(d, theta, null), headDim: d, layout: 'half' }));
+    return rotations.get(theta)!;
+  };
 
   let x = norm(
     g.op('Gather', [g.weight(get('embeddings.tok_embeddings.weight', [c.vocab, D])), ids]),
@@ -124,11 +130,11 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
     const l = `layers.${i}`;
     const out = outputNames(i);
     const half = c.halfWindows[i];
-    const r = rope(half === null ? c.globalTheta : c.localTheta);
+    const rotate = rotateWith(half === null ? c.globalTheta : c.localTheta);
     // Attention on the normed input (layer 0: the embeddings as they are): Wqkv → q | k | v, RoPE.
     const qkv = linear(i === 0 ? x : norm(x, `${l}.attn_norm`), `${l}.attn.Wqkv`, D, 3 * D, c.attentionBias);
-    const q = rotateHalf(g, g.splitHeads(columns(qkv, 0, D), H, d), r, out.q);
-    const k = rotateHalf(g, g.splitHeads(columns(qkv, D, 2 * D), H, d), r, out.k);
+    const q = rotate(g.splitHeads(columns(qkv, 0, D), H, d), out.q);
+    const k = rotate(g.splitHeads(columns(qkv, D, 2 * D), H, d), out.k);
     const v = g.splitHeads(columns(qkv, 2 * D, 3 * D), H, d);
     const context = g.attention(q, k, v, 1 / Math.sqrt(d), out.probs, half === null ? undefined : maskOf(half));
     x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.attn.Wo`, D, D, c.attentionBias));

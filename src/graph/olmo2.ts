@@ -17,9 +17,9 @@ import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, rotary, selfAttention, type DecoderDims } from './decoder.js';
+import { ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
 import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
-import { ropeInvFreq } from './llama.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Olmo2Config extends DecoderDims {
   vocab: number;
@@ -77,7 +77,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
     D,
   ]);
   let x = g.op('Gather', [g.weight(embedding), ids]);
-  const rotate = rotary(g, positions, c.invFreq, c.rope);
+  const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
@@ -107,6 +107,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
 export const olmo2: Family<Olmo2Config> = {
   modelType: 'olmo2',
   causal: true,
+  lmHead: true,
   readConfig,
   build,
   skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],

@@ -22,7 +22,7 @@ import type { GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import { ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
 import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
-import { rotateHalf } from './rotary.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Phi3Config extends DecoderDims {
   vocab: number;
@@ -93,8 +93,12 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const causal = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
   const mask = c.window === null ? causal : slidingWindowMask(g, positions, causal, c.window);
-  const rope = { positions, dims: c.rotaryDims, headDim: d, base: c.theta };
-  const rotate = (x: string, out?: string) => rotateHalf(g, x, rope, out);
+  const rotate = rotary(g, {
+    positions,
+    invFreq: ropeInvFreq(c.rotaryDims, c.theta, null),
+    headDim: d,
+    layout: 'half',
+  });
   const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
     c.vocab,
     D,
@@ -126,6 +130,7 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
 export const phi3: Family<Phi3Config> = {
   modelType: 'phi3',
   causal: true,
+  lmHead: true,
   readConfig,
   build,
   skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],

@@ -244,6 +244,7 @@ const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
   modelType,
   causal: false,
   encoderDecoder: true,
+  lmHead: true,
   readConfig,
   build,
   // The LM head (read only for logits), tied copies of `shared`, and the cross-attention bias the original
