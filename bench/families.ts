@@ -133,7 +133,10 @@ async function main(): Promise<void> {
         t = performance.now();
         await plain.forward(text);
         const tf = performance.now() - t;
-        if (i >= 0) a.push(ta), f.push(tf);
+        if (i >= 0) {
+          a.push(ta);
+          f.push(tf);
+        }
       }
       const ratio = median(a) / median(f);
       console.log(
