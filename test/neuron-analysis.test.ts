@@ -426,7 +426,7 @@ describe.skipIf(!HAVE_SHARED)('attnviz neurons', () => {
     for (const [args, message] of [
       [['--layer', '0', '--head', '9', '--token', '1'], /--head 9 is out of range: the data has 4 heads/],
       [['--layer', '0', '--head', '0'], /missing --token/],
-      [['--layer', '0', '--head', '0', '--token', '1', '--key', '4'], /--key 4 is after --token 1/],
+      [['--layer', '0', '--head', '0', '--token', '1', '--key', '4'], /--key 4 is masked for --token 1/],
       [['--layer', '0', '--head', '0', '--token', 'x'], /--token must be a non-negative integer/],
     ] as const) {
       const r = await cli('neurons', '--from', file, ...args, '-o', out);

@@ -13,7 +13,7 @@
  * Cov(c_n, ℓ) / Var(ℓ) (keys weighted equally; shares sum to 1, a negative share works against the pattern).
  * A positional head whose pattern comes from a few dimensions shows those few with most of the share.
  */
-import type { Attention } from '../core/attention.js';
+import { type Attention, attentionLogit } from '../core/attention.js';
 import { attentionRow, headSize, headVector, isMasked, positionBias, scoreScale } from './neuron.js';
 
 /** The top dimensions are the fewest whose |terms| (or shares) add up to this fraction… */
@@ -101,7 +101,7 @@ export function keyContributions(
     const product = q[n] * k[n];
     return { dim: n, q: q[n], k: k[n], product, share: dot === 0 ? 0 : product / dot };
   }).sort((x, y) => Math.abs(y.product) - Math.abs(x.product) || x.dim - y.dim);
-  const masked = isMasked(a, i, j);
+  const masked = isMasked(a, layer, i, j);
   const scale = scoreScale(a);
   const bias = a.positionBias ? positionBias(a, head, i, j) : null;
   return {
@@ -114,7 +114,7 @@ export function keyContributions(
     dot,
     scale,
     positionBias: bias,
-    score: masked ? null : dot * scale + (bias ?? 0),
+    score: masked ? null : attentionLogit(a, layer, head, i, j, dot),
     attention: attentionRow(a, layer, head, i)[j],
     terms,
     top: topOf(
@@ -133,7 +133,7 @@ export function rowContributions(
   size = headSize(a, layer),
 ): RowContributions {
   const K = (a.keyTokens ?? a.tokens).length;
-  const keys = Array.from({ length: K }, (_, j) => j).filter((j) => !isMasked(a, i, j));
+  const keys = Array.from({ length: K }, (_, j) => j).filter((j) => !isMasked(a, layer, i, j));
   const n = keys.length,
     scale = scoreScale(a);
   const q = headVector(a.query!, layer, head, i);

@@ -14,7 +14,7 @@ export function neuronReport(a: Attention, layer: number, head: number, token: n
   let j = key;
   if (j === undefined)
     for (let c = 0; c < keyTokens.length; c++)
-      if (!isMasked(a, token, c) && (j === undefined || row[c] > row[j])) j = c;
+      if (!isMasked(a, layer, token, c) && (j === undefined || row[c] > row[j])) j = c;
   const columns = neuronColumns(a, layer, head, token, [], size);
   const k = keyContributions(a, layer, head, token, j!, size);
   const r = rowContributions(a, layer, head, token, size);

@@ -8,7 +8,7 @@
  * models), the score is q·k·scale with scale = `scoreScale` or 1/√d, plus `positionBias` (T5) when present;
  * causal data masks keys j > i.
  */
-import type { Attention, Tensor } from '../core/attention.js';
+import { type Attention, attentionLogit, type Tensor } from '../core/attention.js';
 
 /** The expanded columns for query token i, one entry per key in `cols`. */
 export interface NeuronColumns {
@@ -52,8 +52,9 @@ export function headVector(t: Tensor, layer: number, head: number, i: number): F
   return t.data.subarray(o, o + d);
 }
 
-/** Key j is hidden from query i by the causal mask (j > i in causal data). */
-export const isMasked = (a: Attention, i: number, j: number): boolean => a.causal && j > i;
+/** Key j is hidden from query i in `layer` by the causal mask (j > i) or a sliding window (core attentionLogit). */
+export const isMasked = (a: Attention, layer: number, i: number, j: number): boolean =>
+  attentionLogit(a, layer, 0, i, j, 0) === -Infinity;
 
 /** The factor q·k is multiplied by: the data's scoreScale (T5: 1), else 1/√d for the stored head size d. */
 export const scoreScale = (a: Attention): number => a.scoreScale ?? 1 / Math.sqrt(a.query?.dims[3] ?? 1);
@@ -62,7 +63,12 @@ export const scoreScale = (a: Attention): number => a.scoreScale ?? 1 / Math.sqr
 export function scoreFormula(a: Attention): string {
   const s = a.scoreScale;
   const scaled = s === undefined ? 'q · k / √d' : s === 1 ? 'q · k' : `q · k × ${s.toPrecision(4)}`;
-  return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
+  const capped =
+    a.attnLogitSoftcapping === undefined
+      ? scaled
+      : `${a.attnLogitSoftcapping}·tanh(${scaled} / ${a.attnLogitSoftcapping})`;
+  const bias = a.positionBias || a.layerPositionBias ? ' + position bias' : '';
+  return `softmax(${capped}${bias}${a.layerWindows?.some((w) => w) ? ', sliding window' : ''})`;
 }
 
 /** The position bias added to score (i, j), 0 without one. */
@@ -112,11 +118,12 @@ export function scoreRow(
   const d = q.length,
     scale = scoreScale(a);
   const z = new Float64Array(K).fill(-Infinity),
+    logit = new Float64Array(K),
     p = new Float64Array(K);
   let max = -Infinity,
     zError = 0;
   for (let j = 0; j < K; j++) {
-    if (isMasked(a, i, j)) continue;
+    if (isMasked(a, layer, i, j)) continue;
     const k = headVector(a.key!, layer, head, j);
     let s = 0,
       abs = 0;
@@ -127,10 +134,11 @@ export function scoreRow(
     }
     z[j] = s * scale;
     zError = Math.max(zError, F16_PRODUCT * abs * scale + 1e-6);
-    max = Math.max(max, z[j] + positionBias(a, head, i, j));
+    logit[j] = attentionLogit(a, layer, head, i, j, s);
+    max = Math.max(max, logit[j]);
   }
   let sum = 0;
-  for (let j = 0; j < K; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(z[j] + positionBias(a, head, i, j) - max);
+  for (let j = 0; j < K; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(logit[j] - max);
   for (let j = 0; j < K; j++) p[j] /= sum;
   return { z, p, zError };
 }
@@ -165,7 +173,7 @@ export function neuronColumns(
     pMax = Math.max(pMax, p[j]);
   }
   const q = headVector(a.query!, layer, head, i);
-  const masked = cols.map((j) => isMasked(a, i, j));
+  const masked = cols.map((j) => isMasked(a, layer, i, j));
   return {
     query: i,
     keys: [...cols],

@@ -2,8 +2,15 @@
 import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
-import { loadModel } from '../models/load-model.js';
-import { MODEL_OPTIONS, optionalString, positiveInteger, required, type Command, type Values } from './command.js';
+import {
+  loadForCli,
+  MODEL_OPTIONS,
+  optionalString,
+  positiveInteger,
+  required,
+  type Command,
+  type Values,
+} from './command.js';
 
 export const extract: Command = {
   name: 'extract',
@@ -11,7 +18,8 @@ export const extract: Command = {
         [--target "<T>" | --max-new-tokens N]`,
   description: `Run the model and write every layer's and head's attention, queries and keys to an attention file
 (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
---target with the decoder (teacher forcing), or generate N target tokens greedily.`,
+--target with the decoder (teacher forcing), or generate N target tokens greedily. --allow-unused loads a
+checkpoint holding tensors the graph neither reads nor knowingly skips, listing them as a warning.`,
   options: { ...MODEL_OPTIONS, out: { type: 'string', short: 'o' } },
   async run(v) {
     const out = required(v, 'out');
@@ -33,7 +41,7 @@ export async function attentionFrom(v: Values): Promise<Attention> {
   const model = required(v, 'model');
   const text = required(v, 'text');
   const maxNewTokens = positiveInteger(v, 'max-new-tokens');
-  const m = await loadModel(model);
+  const m = await loadForCli(model, v);
   try {
     return await m.attention(text, {
       pair: optionalString(v, 'pair'),

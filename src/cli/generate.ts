@@ -1,9 +1,8 @@
 /** `attnviz generate`: continue a text with a decoder, optionally keeping the attention. */
 import { writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
-import { loadModel } from '../models/load-model.js';
 import { generateWith } from '../models/model.js';
-import { numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
+import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 
 export const generate: Command = {
   name: 'generate',
@@ -20,6 +19,7 @@ print the text; --out writes the attention over prompt + generated tokens. --tem
     'top-p': { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string', short: 'o' },
+    'allow-unused': { type: 'boolean' },
   },
   async run(v) {
     const model = required(v, 'model');
@@ -29,7 +29,7 @@ print the text; --out writes the attention over prompt + generated tokens. --tem
     const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
     const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
     const out = optionalString(v, 'out') ?? null;
-    const m = await loadModel(model, { extract: out !== null });
+    const m = await loadForCli(model, v, { extract: out !== null });
     try {
       const prompt = optionalString(v, 'prompt') ?? null;
       const g = await generateWith(m, prompt, { maxNewTokens, temperature, topP, seed });

@@ -37,8 +37,8 @@ export function neuronOptions(v: Values, a: Attention): Record<string, unknown> 
   if (key !== undefined && token === undefined) throw new AttnvizError('--key needs --token (the query token)');
   if ((token !== undefined || key !== undefined) && (!a.query || !a.key))
     throw new AttnvizError('--token and --key need queries and keys (q/k), and this data has none');
-  if (token !== undefined && key !== undefined && isMasked(a, token, key))
-    throw new AttnvizError(`--key ${key} is after --token ${token}: a causal model masks it`);
+  if (token !== undefined && key !== undefined && isMasked(a, layer ?? 0, token, key))
+    throw new AttnvizError(`--key ${key} is masked for --token ${token} (after it, or outside its window)`);
   return {
     ...(layer !== undefined ? { layer } : {}),
     ...(head !== undefined ? { head } : {}),

@@ -36,6 +36,10 @@ export interface AttentionFileMetadata {
   key_tokens?: string[];
   /** The factor q·kᵀ is multiplied by before softmax when it is not 1/√d (T5: 1). */
   score_scale?: number;
+  /** Attention logit soft-capping c (Gemma 2): scores become c·tanh(s/c) before the mask. */
+  attn_logit_softcapping?: number;
+  /** Per layer, the [left, right] reach of a sliding window, or null for full attention. */
+  layer_windows?: ([number, number] | null)[];
   /** Encoder-decoder: the encoder's tokens (= `tokens`, which may be left out when this is given). */
   encoder_tokens?: string[];
   /** Encoder-decoder: the decoder's input tokens (start token, then the target). */
@@ -73,6 +77,8 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
+    ...(a.attnLogitSoftcapping !== undefined ? { attn_logit_softcapping: a.attnLogitSoftcapping } : {}),
+    ...(a.layerWindows !== undefined ? { layer_windows: a.layerWindows.map((w) => (w ? [w[0], w[1]] : null)) } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
       : {}),
@@ -92,6 +98,7 @@ export function encodeAttentionFile(a: Attention): Buffer {
   if (a.hiddenLast) tensors.hidden_last = f32(a.hiddenLast);
   if (a.inputIds) tensors.input_ids = ids(a.inputIds);
   if (a.positionBias) tensors.position_bias = f32(a.positionBias);
+  if (a.layerPositionBias) tensors.layer_position_bias = f32(a.layerPositionBias);
   const ed = a.encoderDecoder;
   if (ed) {
     for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = f32(ed[field]);
@@ -155,9 +162,30 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
   );
   const hiddenLast = tensor('hidden_last', 2, ([t]) => t === T);
   const positionBias = tensor('position_bias', 3, ([h, q, k]) => h === H && q === T && k === K);
+  const layerPositionBias = tensor(
+    'layer_position_bias',
+    4,
+    ([l, h, q, k]) => l === L && h === H && q === T && k === K,
+  );
+  for (const field of ['score_scale', 'attn_logit_softcapping'] as const) {
+    const v = meta[field];
+    check(
+      v === undefined || (typeof v === 'number' && Number.isFinite(v)),
+      `${what}: metadata "${field}" must be a number`,
+    );
+  }
   check(
-    meta.score_scale === undefined || (typeof meta.score_scale === 'number' && Number.isFinite(meta.score_scale)),
-    `${what}: metadata "score_scale" must be a number`,
+    meta.attn_logit_softcapping === undefined || meta.attn_logit_softcapping > 0,
+    `${what}: metadata "attn_logit_softcapping" must be positive`,
+  );
+  const windows = meta.layer_windows;
+  const reach = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+  check(
+    windows === undefined ||
+      (Array.isArray(windows) &&
+        windows.length === L &&
+        windows.every((w) => w === null || (Array.isArray(w) && w.length === 2 && reach(w[0]) && reach(w[1])))),
+    `${what}: metadata "layer_windows" must be a list of ${L} entries, each null or [left, right] (integers ≥ 0)`,
   );
 
   const ints = (name: string, n = T): number[] | undefined => {
@@ -256,7 +284,10 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
     ...(keyTokens ? { keyTokens } : {}),
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
+    ...(meta.attn_logit_softcapping !== undefined ? { attnLogitSoftcapping: meta.attn_logit_softcapping } : {}),
+    ...(windows !== undefined ? { layerWindows: windows } : {}),
     ...(positionBias ? { positionBias } : {}),
+    ...(layerPositionBias ? { layerPositionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
   };
 }

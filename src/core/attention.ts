@@ -67,6 +67,23 @@ export interface Attention {
    */
   positionBias?: Tensor;
   /**
+   * A bias `[layers, heads, T, T]` added to the scaled scores before softmax that differs per layer:
+   * attention = softmax(q·kᵀ·scale + layerPositionBias[l] + mask). (No family in attnviz emits one yet.)
+   */
+  layerPositionBias?: Tensor;
+  /**
+   * Attention logit soft-capping c (Gemma 2): the scaled score s becomes c·tanh(s / c) before the mask and any
+   * window are applied: attention = softmax(c·tanh(q·kᵀ·scale / c) + mask).
+   */
+  attnLogitSoftcapping?: number;
+  /**
+   * Sliding-window attention, per layer: `[left, right]`, query i sees only keys i − left … i + right (and, for
+   * causal models, none after i), or null for a layer that sees every key. Keys outside get −inf before
+   * softmax: zeros in `attention`. Gemma 2/3 sliding layers: [window − 1, 0]; ModernBERT local layers:
+   * [window/2, window/2].
+   */
+  layerWindows?: (readonly [number, number] | null)[];
+  /**
    * Encoder-decoder models (BART, T5, …): the decoder's side. The encoder's self-attention is the fields
    * above (`tokens` = the source's tokens, `attention`, `query`, `key`, `hiddenLast`, `positionBias`), so
    * readers that know nothing of decoders still show the encoder.
@@ -144,6 +161,25 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
     ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
     ...(ed.decoderSpecial ? { special: ed.decoderSpecial } : {}),
   };
+}
+
+/**
+ * The score of query i and key j in one layer and head, before softmax, from their product `dot` = q·k: the
+ * documented extras applied in order — × scoreScale (default 1/√headDim), soft-capping, + the position bias
+ * (shared or per layer), and −Infinity for a key the query cannot see (causal mask, sliding window). softmax
+ * over j of these reproduces `attention` for every family attnviz runs; the neuron view shows each term.
+ */
+export function attentionLogit(a: Attention, layer: number, head: number, i: number, j: number, dot: number): number {
+  const window = a.layerWindows?.[layer];
+  if ((a.causal && j > i) || (window && (j < i - window[0] || j > i + window[1]))) return -Infinity;
+  const d = a.query ? a.query.dims[3] : 1;
+  let s = dot * (a.scoreScale ?? 1 / Math.sqrt(d));
+  const c = a.attnLogitSoftcapping;
+  if (c !== undefined) s = c * Math.tanh(s / c);
+  const [, H, T, K] = a.attention.dims;
+  if (a.positionBias) s += a.positionBias.data[(head * T + i) * K + j];
+  if (a.layerPositionBias) s += a.layerPositionBias.data[((layer * H + head) * T + i) * K + j];
+  return s;
 }
 
 /** Shape helpers: `[layers, heads, T, T]` of an Attention. */

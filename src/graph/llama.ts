@@ -24,26 +24,15 @@
  * inputs are limited to the window (longer ones are refused, or cut with truncate).
  */
 import { check } from '../core/errors.js';
-import { ModelConfig } from '../load/config.js';
+import type { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import {
-  declareLayerOutputs,
-  headDim,
-  HIDDEN_LAST,
-  INPUTS,
-  outputNames,
-  type Family,
-  type ModelDims,
-} from './family.js';
-import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { rotary, ropeInvFreq, type RopeLayout } from './rotary.js';
+import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, type Family } from './family.js';
+import { lmHead, type DecodingBuildOptions } from './decoding.js';
+import { isObject, ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
+import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
 
-/** Which dimensions of a head RoPE rotates together (see above). */
-
-export interface LlamaConfig extends ModelDims {
-  /** Key/value heads (= heads without GQA). */
-  kvHeads: number;
+export interface LlamaConfig extends DecoderDims {
   vocab: number;
   /** MLP width. */
   intermediate: number;
@@ -51,7 +40,6 @@ export interface LlamaConfig extends ModelDims {
   eps: number;
   /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
   invFreq: Float32Array;
-  rope: RopeLayout;
   /** q, k, v projections carry biases (Qwen2; Llama with attention_bias). */
   qkvBias: boolean;
   /** o_proj carries a bias (Llama with attention_bias). */
@@ -75,18 +63,13 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
   const act = c.string(['hidden_act', 'hidden_activation'], 'silu');
   check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
 
-  // transformers ≥ 5 nests rope_theta and the scaling in rope_parameters.
-  const params = isObject(c.raw.rope_parameters)
-    ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`)
-    : null;
-  const theta = params?.float('rope_theta', 10000) ?? c.float('rope_theta', 10000);
-  const partial = params?.raw.partial_rotary_factor ?? c.raw.partial_rotary_factor;
+  const { theta, scaling } = ropeSettings(c, 10000);
+  const params = isObject(c.raw.rope_parameters) ? c.raw.rope_parameters : null;
+  const partial = params?.partial_rotary_factor ?? c.raw.partial_rotary_factor;
   check(
     partial === undefined || partial === null || partial === 1,
     `${c.path}: partial_rotary_factor ${String(partial)} is not supported`,
   );
-  const scaling =
-    params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
 
   let maxPositions = c.size('max_position_embeddings');
   const window =
@@ -140,20 +123,15 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
-    const out = outputNames(i);
     // Attention on the RMS-normed input: per-head projections, RoPE on q and k, kv heads shared by groups.
     const h = rmsNorm(x, `${l}.input_layernorm`);
-    const q = rotate(g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d), out.q);
-    let k = g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d);
-    let v = g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d);
-    if (options.kvCache) {
-      const n = cacheNames(i);
-      k = extendCache(g, rotate(k), n.pastKey, n.presentKey, K, d);
-      v = extendCache(g, v, n.pastValue, n.presentValue, K, d);
-    }
-    const kAll = options.kvCache ? repeatKv(g, k, c) : K === H ? rotate(k, out.k) : repeatKv(g, rotate(k), c, out.k);
-    const context = g.attention(q, kAll, repeatKv(g, v, c), 1 / Math.sqrt(d), out.probs, mask);
-    x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.self_attn.o_proj`, D, H * d, c.oBias));
+    const proj = {
+      q: g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d),
+      k: g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d),
+      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d),
+    };
+    const context = selfAttention(g, c, i, proj, rotate, options, { scale: 1 / Math.sqrt(d), mask });
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d, c.oBias));
     // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
     const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
     const gated = g.op('Mul', [
@@ -177,24 +155,14 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
   return w.get('lm_head.weight', [c.vocab, D]);
 }
 
-/** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
-function repeatKv(g: GraphBuilder, x: string, c: LlamaConfig, out?: string): string {
-  const n = c.heads / c.kvHeads;
-  if (n === 1) return out ? g.op('Identity', [x], {}, out) : x;
-  const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.ints([1])]), g.ints([1, n, 1, 1])]);
-  return g.op('Reshape', [expanded, g.ints([c.heads, -1, c.headDim])], {}, out);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
   modelType,
   causal: true,
   lmHead: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
+  // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
+  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
 });
 
 export const llama = family('llama');

@@ -20,6 +20,8 @@ export class Weights {
   /** Directory that contains every weight file (after resolving symlinks, e.g. hub-cache blobs). */
   readonly root: string;
   private readonly tensors: Map<string, WeightRef>;
+  /** Names `get` has returned: what the graphs built so far read. */
+  private readonly read = new Set<string>();
 
   private constructor(root: string, tensors: Map<string, WeightRef>) {
     this.root = root;
@@ -71,7 +73,13 @@ export class Weights {
       found.shape.length === shape.length && found.shape.every((d, i) => d === shape[i]),
       `tensor "${found.name}" has shape [${found.shape.join(', ')}]; the config implies [${shape.join(', ')}]`,
     );
+    this.read.add(found.name);
     return found;
+  }
+
+  /** The checkpoint's tensors that no `get` has returned (in file order). */
+  unread(): string[] {
+    return [...this.tensors.keys()].filter((name) => !this.read.has(name));
   }
 
   /** Path of a weight file relative to `root`, as an ONNX external-data location. */

@@ -8,7 +8,16 @@ import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
-import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
+import {
+  checkAllRead,
+  HIDDEN_LAST,
+  INPUTS,
+  layerBiasName,
+  outputNames,
+  POSITION_BIAS_OUTPUT,
+  type Family,
+  type ModelDims,
+} from '../graph/family.js';
 import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
@@ -48,6 +57,12 @@ export interface LoadOptions {
    * or 'all', `[T, vocab]`; read them with `logits()`. Off by default: `attention()` does not pay for them.
    */
   logits?: LogitsMode;
+  /**
+   * Load even when the checkpoint holds tensors the family's graph neither reads nor knowingly skips (a
+   * variant attnviz may not understand: its attention could be wrong). They are listed in
+   * `model.unusedTensors`; the CLI prints them as a warning. Off by default: such a checkpoint is an error.
+   */
+  allowUnused?: boolean;
 }
 
 /** What a loaded model keeps besides its session. */
@@ -73,6 +88,8 @@ export class Model implements AttentionModel {
     private readonly session: Session,
     readonly weightBytes: number,
     private readonly internals: Internals,
+    /** Checkpoint tensors loaded with allowUnused that nothing reads (see LoadOptions.allowUnused). */
+    readonly unusedTensors: readonly string[] = [],
   ) {}
 
   private generatorSession?: Promise<Session>;
@@ -125,23 +142,37 @@ export class Model implements AttentionModel {
         Weights.open(dir),
         gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
       ]);
-      const build = (o: DecodingBuildOptions) => {
+      const graph = (o: DecodingBuildOptions) => {
         const g = new GraphBuilder(weights);
         family.build(g, weights, dims, o);
-        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
+        return g.toBytes();
       };
-      const session = await build({ extract: options.extract ?? true, logits: options.logits });
+      const build = (o: DecodingBuildOptions) => Session.create(graph(o), weights.root, { threads: options.threads });
+      const main = graph({ extract: options.extract ?? true, logits: options.logits });
+      // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
+      const unused = checkAllRead(family, weights, options.allowUnused ?? false);
+      const session = await Session.create(main, weights.root, { threads: options.threads });
       if (options.logits && !session.outputNames.includes(LOGITS)) {
         await session.release();
         throw new AttnvizError(
           `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
         );
       }
-      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
-        build,
-        ...specialIds(config),
-        cleanup: gguf?.remove,
-      });
+      return new Model(
+        source,
+        gguf ? resolve(source) : dir,
+        family,
+        dims,
+        tokenizer,
+        session,
+        weights.byteLength(),
+        {
+          build,
+          ...specialIds(config),
+          cleanup: gguf?.remove,
+        },
+        unused,
+      );
     } catch (e) {
       await gguf?.remove();
       throw e;
@@ -168,6 +199,8 @@ export class Model implements AttentionModel {
     const attention = stacked([heads, T, T]),
       query = stacked([heads, T, headDim]),
       key = stacked([heads, T, headDim]);
+    // Families with a bias of their own in every layer (DeBERTa) output it too.
+    const layerBias = this.session.outputNames.includes(layerBiasName(0)) ? stacked([heads, T, T]) : null;
     const into: Record<string, RunOutput> = {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
@@ -175,6 +208,7 @@ export class Model implements AttentionModel {
         [o.probs, attention],
         [o.q, query],
         [o.k, key],
+        ...(layerBias ? [[layerBiasName(i), layerBias] as const] : []),
       ] as const) {
         const size = t.data.length / layers;
         into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
@@ -194,7 +228,10 @@ export class Model implements AttentionModel {
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       special: encoded.special,
+      ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
+      ...(layerBias ? { layerPositionBias: layerBias } : {}),
       ...rotaryFields(this.dims),
+      ...scoreFields(this.dims),
     };
   }
 
@@ -358,4 +395,14 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
 function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
   const { kvHeads, rope } = dims as Partial<LlamaConfig>;
   return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
+}
+
+/** Families whose scores are not q·kᵀ/√d + mask: the extras that reproduce the attention (core/attention.ts). */
+function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogitSoftcapping' | 'layerWindows'> {
+  const { scoreScale, attnLogitSoftcapping, layerWindows } = dims;
+  return {
+    ...(scoreScale !== undefined && scoreScale !== 1 / Math.sqrt(dims.headDim) ? { scoreScale } : {}),
+    ...(attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping } : {}),
+    ...(layerWindows?.some((w) => w !== null) ? { layerWindows: [...layerWindows] } : {}),
+  };
 }

@@ -353,10 +353,10 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     refreshIndices();
     if (!shown()) return null;
     const i = state.selected!;
-    if (state.key !== null && cols.includes(state.key) && !isMasked(data, i, state.key)) return state.key;
+    if (state.key !== null && cols.includes(state.key) && !isMasked(data, state.layer, i, state.key)) return state.key;
     const row = attentionRow(data, state.layer, state.head, i);
     let best: number | null = null;
-    for (const j of cols) if (!isMasked(data, i, j) && (best === null || row[j] > row[best])) best = j;
+    for (const j of cols) if (!isMasked(data, state.layer, i, j) && (best === null || row[j] > row[best])) best = j;
     return best;
   };
   const rowContribOf = cached(() => rowContributions(data, state.layer, state.head, state.selected!, size()));
