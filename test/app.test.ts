@@ -211,6 +211,67 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     }
   });
 
+  test('one theme for the page and all three views: light, dark, and auto following the system', async () => {
+    /** The page's and the view root's computed backgrounds, and a pixel of the view's own canvas, per view. */
+    const look = async (page: Page) => {
+      const out: Record<string, string[]> = {};
+      for (const view of ['head', 'model', 'neuron']) {
+        await page.locator(`[role=tab][data-view=${view}]`).click();
+        const root = page.locator(`.attnviz-${view}-view`);
+        await root.waitFor();
+        const css = await page.evaluate(
+          (name) => [
+            getComputedStyle(document.body).backgroundColor,
+            getComputedStyle(document.querySelector(`.attnviz-${name}-view`)!).backgroundColor,
+          ],
+          view,
+        );
+        // The view's top-left corner (its padding), as painted.
+        const png = await root.screenshot({ clip: { x: 0, y: 0, width: 4, height: 4 } });
+        const pixel = await page.evaluate(async (b64) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+          const ctx = new OffscreenCanvas(4, 4).getContext('2d')!;
+          ctx.drawImage(bitmap, 0, 0);
+          const [r, g, b] = ctx.getImageData(1, 1, 1, 1).data;
+          return `rgb(${r}, ${g}, ${b})`;
+        }, png.toString('base64'));
+        out[view] = [...css, pixel];
+      }
+      return out;
+    };
+    const all = (color: string) => ({
+      head: [color, color, color],
+      model: [color, color, color],
+      neuron: [color, color, color],
+    });
+    const DARK = 'rgb(17, 17, 17)',
+      LIGHT = 'rgb(255, 255, 255)';
+
+    const { page, errors } = await open('?text=Themes+everywhere.&theme=dark');
+    await settled(page);
+    expect(await page.locator('#theme').inputValue()).toBe('dark');
+    expect(await look(page)).toEqual(all(DARK));
+    // One control switches the page and the view shown, and goes into the URL.
+    await page.locator('#theme').selectOption('light');
+    expect(params(page).get('theme')).toBe('light');
+    expect(await look(page)).toEqual(all(LIGHT));
+    // Auto follows the system, and follows it when it changes.
+    await page.locator('#theme').selectOption('auto');
+    expect(params(page).has('theme')).toBe(false);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    expect(await look(page)).toEqual(all(DARK));
+    await page.emulateMedia({ colorScheme: 'light' });
+    expect(await look(page)).toEqual(all(LIGHT));
+    // The neuron view's own theme select is the page's control too.
+    await page.locator('.attnviz-neuron-view select').filter({ hasText: 'Dark' }).selectOption('dark');
+    await expect.poll(() => params(page).get('theme')).toBe('dark');
+    expect(await page.locator('#theme').inputValue()).toBe('dark');
+    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe(DARK);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   test("a text the model refuses (too long for the server) shows the server's message", async () => {
     const { page } = await open();
     await settled(page);

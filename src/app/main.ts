@@ -16,7 +16,7 @@ import {
   type ModelList,
   type Progress,
 } from './api.js';
-import { parseState, stateQuery, type AppState, type PinnedToken } from './state.js';
+import { parseState, stateQuery, type AppState, type AppTheme, type PinnedToken } from './state.js';
 
 const TYPING_PAUSE_MS = 300;
 
@@ -27,6 +27,7 @@ const ui = {
   model: $<HTMLSelectElement>('model'),
   hubForm: $<HTMLFormElement>('hub-form'),
   hubId: $<HTMLInputElement>('hub-id'),
+  theme: $<HTMLSelectElement>('theme'),
   text: $<HTMLTextAreaElement>('text'),
   pair: $<HTMLInputElement>('pair'),
   target: $<HTMLInputElement>('target'),
@@ -62,11 +63,35 @@ function showInputs(): void {
   ui.text.value = state.text;
   ui.pair.value = state.pair;
   ui.target.value = state.target;
+  ui.theme.value = state.theme;
   for (const tab of ui.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === state.view));
 }
 
 function addModelOption(id: string, label: string): void {
   ui.model.append(new Option(label, id));
+}
+
+// ---- theme ------------------------------------------------------------------------------------------
+
+const darkScheme = matchMedia('(prefers-color-scheme: dark)');
+
+/** The theme in force: the chosen one, or the system's for 'auto'. */
+function resolvedTheme(): 'light' | 'dark' {
+  if (state.theme !== 'auto') return state.theme;
+  return darkScheme.matches ? 'dark' : 'light';
+}
+
+/** Puts the theme on the page (app.css reads data-theme) and redraws the view in it. */
+function applyTheme(): void {
+  document.documentElement.dataset.theme = resolvedTheme();
+  if (data && mounted) render(data);
+}
+
+function setTheme(theme: AppTheme): void {
+  state.theme = theme;
+  ui.theme.value = theme;
+  writeUrl();
+  applyTheme();
 }
 
 // ---- messages ----------------------------------------------------------------------------------------
@@ -179,13 +204,14 @@ function viewOptions(name: ViewName, a: Attention): Record<string, unknown> {
   const layer = Math.min(state.layer, L - 1);
   const heads = state.heads?.filter((h) => h < H);
   const pinned = state.pinned.filter((p) => p.index < T);
+  const theme = resolvedTheme();
   switch (name) {
     case 'head':
-      return { layer, ...(heads?.length ? { heads } : {}) };
+      return { layer, theme, ...(heads?.length ? { heads } : {}) };
     case 'neuron':
-      return { layer, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
+      return { layer, theme, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
     case 'model':
-      return {};
+      return { theme };
   }
 }
 
@@ -216,6 +242,11 @@ function readViewState(): void {
     state.heads = active.every(Boolean) ? null : active.flatMap((on, h) => (on ? [h] : []));
     state.pinned = (s.pinned as PinnedToken[]).map(({ side, index }) => ({ side, index }));
   } else if (state.view === 'neuron') {
+    // The neuron view has a theme control of its own: a change there is the page's theme too.
+    if (s.theme !== resolvedTheme()) {
+      setTheme(s.theme as AppTheme);
+      return;
+    }
     state.layer = s.layer as number;
     const head = s.head as number;
     if (head !== (state.heads?.[0] ?? 0)) state.heads = [head];
@@ -251,6 +282,10 @@ function wire(): void {
   ui.model.addEventListener('change', () => {
     state = { ...state, model: ui.model.value, layer: 0, heads: null, pinned: [] };
     void refresh();
+  });
+  ui.theme.addEventListener('change', () => setTheme(ui.theme.value as AppTheme));
+  darkScheme.addEventListener('change', () => {
+    if (state.theme === 'auto') applyTheme();
   });
   ui.hubForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -290,6 +325,9 @@ function wire(): void {
 }
 
 async function boot(): Promise<void> {
+  // The theme first, so the page never flashes in the wrong one while the model list loads.
+  state = parseState(location.search, '');
+  document.documentElement.dataset.theme = resolvedTheme();
   try {
     list = await listModels();
   } catch (e) {

@@ -1,9 +1,13 @@
 /**
  * The app's state, which lives in the URL (query string) so a view can be shared: model, texts, view,
- * layer, heads and pinned tokens. Parsing is forgiving (a bad value falls back to its default); writing
+ * layer, heads, pinned tokens and theme. Parsing is forgiving (a bad value falls back to its default); writing
  * leaves defaults out, so URLs stay short.
  */
 import { VIEWS, type ViewName } from '../views/mount.js';
+
+/** The page's theme: 'auto' follows the system (prefers-color-scheme). One for the whole page and all views. */
+export const THEMES = ['auto', 'light', 'dark'] as const;
+export type AppTheme = (typeof THEMES)[number];
 
 export interface PinnedToken {
   side: 'left' | 'right';
@@ -21,12 +25,23 @@ export interface AppState {
   heads: number[] | null;
   /** Pinned tokens (head view: left = query side, right = key side; neuron view: the first one's index). */
   pinned: PinnedToken[];
+  theme: AppTheme;
 }
 
 export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
 
 export function defaultState(model: string): AppState {
-  return { model, text: DEFAULT_TEXT, pair: '', target: '', view: 'head', layer: 0, heads: null, pinned: [] };
+  return {
+    model,
+    text: DEFAULT_TEXT,
+    pair: '',
+    target: '',
+    view: 'head',
+    layer: 0,
+    heads: null,
+    pinned: [],
+    theme: 'auto',
+  };
 }
 
 const integers = (s: string | null): number[] | null => {
@@ -46,6 +61,8 @@ export function parseState(search: string, fallbackModel: string): AppState {
   const layer = Number(q.get('layer'));
   if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
   s.heads = integers(q.get('heads'));
+  const theme = q.get('theme');
+  if (theme && (THEMES as readonly string[]).includes(theme)) s.theme = theme as AppTheme;
   s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
     const m = /^([lr])(\d+)$/.exec(p);
     return m ? [{ side: m[1] === 'l' ? 'left' : 'right', index: Number(m[2]) }] : [];
@@ -62,6 +79,7 @@ export function stateQuery(s: AppState, defaultModel: string): string {
   if (s.view !== 'head') q.set('view', s.view);
   if (s.layer) q.set('layer', String(s.layer));
   if (s.heads) q.set('heads', s.heads.join(','));
+  if (s.theme !== 'auto') q.set('theme', s.theme);
   if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
   // Commas are safe in a query and keep lists readable: heads=0,3.
   return `?${q.toString().replace(/%2C/g, ',')}`;
