@@ -11,9 +11,8 @@ export type { TfjsModel } from './models/tfjs-model.js';
 export type { OnnxModel } from './models/onnx-tap.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
+export { readAttentionFile, writeAttentionFile } from './core/files.js';
 export {
-  readAttentionFile,
-  writeAttentionFile,
   encodeAttentionFile,
   decodeAttentionFile,
   FORMAT_VERSION,

@@ -3,6 +3,9 @@
  * their layers arrive, an error frame mid-stream and a cut stream become readable errors, and server errors
  * keep their status and message.
  */
+import { readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, relative, resolve } from 'node:path';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { encodeAttention } from '../src/core/encode.js';
@@ -123,5 +126,25 @@ describe('loadModel', () => {
     expect(seen).toEqual([{ phase: 'download', message: 'downloading', loaded: 5, total: 10 }]);
     vi.stubGlobal('fetch', sse('event: error\ndata: {"status":404,"message":"no such model"}\n\n'));
     await expect(loadModel('m', () => undefined)).rejects.toEqual(new ApiError(404, 'no such model'));
+  });
+});
+
+describe('the app bundle', () => {
+  test('imports no Node built-in, directly or through core, analysis or views', () => {
+    const seen = new Set<string>();
+    const node: string[] = [];
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+        if (spec.startsWith('.')) visit(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+        else if (spec.startsWith('node:') || builtinModules.includes(spec.split('/')[0]))
+          node.push(`${relative(process.cwd(), file)}: ${spec}`);
+      }
+    };
+    visit(resolve(import.meta.dirname, '../src/app/main.ts'));
+    // The attention file reader is among them (the page opens attention files).
+    expect([...seen].map((f) => relative(process.cwd(), f))).toContain('src/core/attention-file.ts');
+    expect(node).toEqual([]);
   });
 });

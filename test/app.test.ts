@@ -3,13 +3,18 @@
  * change the layer, pin a token, download the HTML, restore a shared URL — and an error path (an unknown
  * hub id, offline) that shows a readable message instead of a blank view. No request leaves the server.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { Attention } from '../src/core/attention.js';
+import { encodeAttentionFile } from '../src/core/attention-file.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { HAVE_CHROMIUM, launch } from './browser.js';
+import { HAVE_SHARED } from './shared.js';
+import { removeTinyModels, writeTinyModel } from './tiny-models.js';
+import { BART, bartConfig, bartWeights } from './tiny-seq2seq.js';
 
 let server: RunningServer;
 let browser: Browser;
@@ -65,7 +70,10 @@ const params = (page: Page) => new URL(page.url()).searchParams;
 describe.runIf(HAVE_CHROMIUM)('the app', () => {
   test('opens on the embedded model and shows the head view of the default text', async () => {
     const { page, foreign, errors } = await open();
-    expect(await settled(page)).toMatch(/^use-lite · \d+ tokens · 2 layers × 4 heads/);
+    // The status line names the model, then its family.
+    expect(await settled(page)).toMatch(
+      /^Universal Sentence Encoder lite \(embedded\) \(use-lite\) · \d+ tokens · 2 layers × 4 heads/,
+    );
     await expect.poll(() => page.locator('.attnviz-head-view').count()).toBe(1);
     expect(await page.locator('#model').inputValue()).toBe('embedded');
     expect(await page.locator('[role=tab][aria-selected=true]').textContent()).toBe('Head view');
@@ -227,7 +235,8 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
           view,
         );
         // The view's top-left corner (its padding), as painted.
-        const png = await root.screenshot({ clip: { x: 0, y: 0, width: 4, height: 4 } });
+        const box = (await root.boundingBox())!;
+        const png = await page.screenshot({ clip: { x: box.x, y: box.y, width: 4, height: 4 } });
         const pixel = await page.evaluate(async (b64) => {
           const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
           const bitmap = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
@@ -272,6 +281,117 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     await page.close();
   });
 
+  test('opens an attention file written elsewhere (picker and drag-and-drop), viewed like a model run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'attnviz-file-'));
+    const { page, errors, foreign } = await open('?view=model&theme=dark');
+    try {
+      await settled(page);
+      // As written from PyTorch's output_attentions: attention and tokens, no q/k.
+      const path = join(dir, 'cat.safetensors');
+      await writeFile(path, encodeAttentionFile(fromPyTorch()));
+      await page.locator('#file-input').setInputFiles(path);
+      await expect
+        .poll(() => page.locator('#status').textContent())
+        .toBe('cat.safetensors: bert-base-uncased (bert) · 5 tokens · 2 layers × 3 heads');
+      // The view, the theme and the URL as for a model run; the texts are the file's, shown but not edited.
+      expect(await page.locator('.attnviz-model-view').getAttribute('data-thumbnails')).toBe('6');
+      expect(await page.locator('.attnviz-model-view').getAttribute('data-theme')).toBe('dark');
+      expect(await page.locator('#text').inputValue()).toBe('The cat sat.');
+      expect(await page.locator('#text').getAttribute('readonly')).not.toBeNull();
+      expect(await page.locator('#model option:checked').textContent()).toBe('Attention file: cat.safetensors');
+      expect(params(page).get('file')).toBe('cat.safetensors');
+      expect(params(page).has('text')).toBe(false);
+      await page.locator('[role=tab][data-view=head]').click();
+      expect(await page.locator('.attnviz-head-view .av-token[data-side=left]').allTextContents()).toEqual(
+        fromPyTorch().tokens,
+      );
+      // The neuron view needs q and k, which this file lacks: it says so.
+      await page.locator('[role=tab][data-view=neuron]').click();
+      await expect
+        .poll(() => page.locator('#view .av-note').allTextContents())
+        .toContainEqual(
+          expect.stringMatching(/^This file has no queries and keys \(q\/k\): the neuron view needs them/),
+        );
+      await page.locator('[role=tab][data-view=head]').click();
+      // The attention file download gives the file back; the HTML page (made by the server) is not offered.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#dl-attention').click()]);
+      expect(download.suggestedFilename()).toBe('cat.safetensors');
+      await download.saveAs(join(dir, 'back.safetensors'));
+      expect(await readFile(join(dir, 'back.safetensors'))).toEqual(await readFile(path));
+      expect(await page.locator('#dl-html').isDisabled()).toBe(true);
+
+      // Drag-and-drop: another file dropped on the page replaces it.
+      const other = { ...fromPyTorch(), text: 'Dropped.', model: { source: 'my/model', modelType: 'gpt2' } };
+      await drop(page, 'dropped.safetensors', encodeAttentionFile(other));
+      await expect
+        .poll(() => page.locator('#status').textContent())
+        .toBe('dropped.safetensors: my/model (gpt2) · 5 tokens · 2 layers × 3 heads');
+      expect(await page.locator('#text').inputValue()).toBe('Dropped.');
+
+      // Not an attention file: a one-line error naming the file; the view shown stays.
+      await drop(page, 'notes.safetensors', Buffer.from('hello'));
+      await page.locator('#error').waitFor({ state: 'visible' });
+      expect(await page.locator('#error').textContent()).toBe(
+        'notes.safetensors: 5 bytes is too short for a safetensors file',
+      );
+      const nan = fromPyTorch();
+      nan.attention.data[40] = Number.NaN;
+      await drop(page, 'nan.safetensors', encodeAttentionFile(nan));
+      await expect
+        .poll(() => page.locator('#error').textContent())
+        .toBe('nan.safetensors: "attention" holds NaN at layer 0, head 1: not a number a view can draw');
+      expect(await page.locator('#status').textContent()).toMatch(/^dropped\.safetensors/);
+      expect(await page.locator('.attnviz-head-view').count()).toBe(1);
+
+      // A shared URL can name the file but not carry it: the page asks for it.
+      const shared = await open(`?file=cat.safetensors`);
+      await expect
+        .poll(() => shared.page.locator('#view .placeholder').textContent())
+        .toMatch(/^This link showed the attention file cat\.safetensors: open it again/);
+      await shared.page.close();
+
+      // Back to a model: its run, editable texts again.
+      await page.locator('#model').selectOption('embedded');
+      expect(await settled(page)).toMatch(/^Universal Sentence Encoder lite/);
+      expect(await page.locator('#text').getAttribute('readonly')).toBeNull();
+      expect(params(page).has('file')).toBe(false);
+      expect(errors).toEqual([]);
+      expect(foreign).toEqual([]);
+    } finally {
+      await page.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.runIf(HAVE_SHARED)(
+    'an encoder-decoder model in a model root is in the picker and runs with a target',
+    async () => {
+      const root = await mkdtemp(join(tmpdir(), 'attnviz-app-root-'));
+      const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
+      await cp(dir, join(root, 'tiny-bart'), { recursive: true });
+      const withRoot = await startServer({ port: 0, modelRoots: [root], env: { HF_HUB_OFFLINE: '1' } });
+      const page = await browser.newPage();
+      try {
+        await page.goto(withRoot.url);
+        await settled(page);
+        const option = page.locator('#model option', { hasText: 'tiny-bart' });
+        expect(await option.count()).toBe(1);
+        await page.locator('#model').selectOption((await option.getAttribute('value'))!);
+        await page.locator('#target-field').waitFor({ state: 'visible', timeout: 30_000 });
+        await page.locator('#target').fill('Le chat.');
+        expect(await settled(page)).toMatch(/^tiny-bart \(bart\) · \d+ tokens · 2 layers × 4 heads/);
+        expect(await page.locator('.attnviz-head-view select').allTextContents()).toContainEqual(
+          expect.stringMatching(/Encoder.*Decoder.*Cross/),
+        );
+      } finally {
+        await page.close();
+        await withRoot.close();
+        await removeTinyModels();
+        await rm(root, { recursive: true, force: true });
+      }
+    },
+  );
+
   test("a text the model refuses (too long for the server) shows the server's message", async () => {
     const { page } = await open();
     await settled(page);
@@ -284,3 +404,35 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     await page.close();
   });
 });
+
+/** A result as a PyTorch script writes it (docs/attention-file.md): attention and tokens, no q/k. */
+function fromPyTorch(): Attention {
+  const [L, H, T] = [2, 3, 5];
+  // Causal rows: each token spreads its weight evenly over itself and the tokens before it.
+  const data = Float32Array.from({ length: L * H * T * T }, (_, i) => {
+    const [row, col] = [Math.floor(i / T) % T, i % T];
+    return col <= row ? 1 / (row + 1) : 0;
+  });
+  return {
+    tokens: ['[CLS]', 'the', 'cat', 'sat', '[SEP]'],
+    text: 'The cat sat.',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'bert-base-uncased', modelType: 'bert' },
+    causal: false,
+    attention: { dims: [L, H, T, T], data },
+  };
+}
+
+/** Drops a file named `name` holding `bytes` on the page, as a drag from the desktop does. */
+async function drop(page: Page, name: string, bytes: Buffer): Promise<void> {
+  await page.evaluate(
+    ([name, b64]) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name));
+      for (const type of ['dragenter', 'dragover', 'drop'])
+        document.body.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    },
+    [name, bytes.toString('base64')] as const,
+  );
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, readGoldenCase } from './shared.js';
 
 const run = promisify(execFile);

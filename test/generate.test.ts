@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { AttnvizError } from '../src/core/errors.js';
-import { readSafetensors } from '../src/core/safetensors.js';
+import { readSafetensors } from '../src/core/files.js';
 
 export const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
 export const HAVE_SHARED = existsSync(join(SHARED, 'golden', 'README.md'));

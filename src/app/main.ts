@@ -4,6 +4,7 @@
  * a newer request aborts an older one; a model load shows its progress; every failure is shown in the page.
  */
 import type { Attention } from '../core/attention.js';
+import { AttnvizError } from '../core/errors.js';
 import { download } from '../views/dom.js';
 import { mountView, type ViewName } from '../views/mount.js';
 import {
@@ -16,9 +17,12 @@ import {
   type ModelList,
   type Progress,
 } from './api.js';
+import { acceptDrops, readAttentionBlob } from './file.js';
 import { parseState, stateQuery, type AppState, type AppTheme, type PinnedToken } from './state.js';
 
 const TYPING_PAUSE_MS = 300;
+/** The model picker's entry for an opened attention file (no model id looks like this). */
+const FILE_OPTION = ':file';
 
 type MountedView = ReturnType<typeof mountView>;
 
@@ -28,6 +32,10 @@ const ui = {
   hubForm: $<HTMLFormElement>('hub-form'),
   hubId: $<HTMLInputElement>('hub-id'),
   theme: $<HTMLSelectElement>('theme'),
+  openFile: $<HTMLButtonElement>('open-file'),
+  fileInput: $<HTMLInputElement>('file-input'),
+  drop: $('drop'),
+  dlHtml: $<HTMLButtonElement>('dl-html'),
   text: $<HTMLTextAreaElement>('text'),
   pair: $<HTMLInputElement>('pair'),
   target: $<HTMLInputElement>('target'),
@@ -46,6 +54,8 @@ let list: ModelList;
 let state: AppState;
 const loaded = new Map<string, ModelInfo>();
 let data: Attention | null = null;
+/** The attention file opened in the page, kept for its download. */
+let opened: { name: string; file: Blob; attention: Attention } | null = null;
 let mounted: MountedView | null = null;
 let controller: AbortController | null = null;
 let generation = 0;
@@ -58,11 +68,21 @@ function writeUrl(): void {
 }
 
 function showInputs(): void {
-  if (![...ui.model.options].some((o) => o.value === state.model)) addModelOption(state.model, state.model);
-  ui.model.value = state.model;
-  ui.text.value = state.text;
-  ui.pair.value = state.pair;
-  ui.target.value = state.target;
+  const file = state.file !== null;
+  const value = file ? FILE_OPTION : state.model;
+  const label = file ? `Attention file: ${state.file}` : state.model;
+  const option = [...ui.model.options].find((o) => o.value === value);
+  if (!option) addModelOption(value, label);
+  else if (file) option.text = label;
+  ui.model.value = value;
+  // A file's texts are the file's: shown, not edited.
+  const texts = file && opened ? { text: opened.attention.text, pair: opened.attention.pair ?? '' } : state;
+  ui.text.value = texts.text;
+  ui.pair.value = texts.pair;
+  ui.target.value = file ? (opened?.attention.encoderDecoder?.target ?? '') : state.target;
+  for (const input of [ui.text, ui.pair, ui.target]) input.readOnly = file;
+  ui.dlHtml.disabled = file;
+  ui.dlHtml.title = file ? 'The HTML page is made by the server from a model run; PNG and SVG work for files' : '';
   ui.theme.value = state.theme;
   for (const tab of ui.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === state.view));
 }
@@ -97,7 +117,10 @@ function setTheme(theme: AppTheme): void {
 // ---- messages ----------------------------------------------------------------------------------------
 
 function showError(e: unknown): void {
-  const message = e instanceof ApiError ? e.message : `Something went wrong: ${(e as Error).message ?? String(e)}`;
+  const message =
+    e instanceof ApiError || e instanceof AttnvizError
+      ? e.message
+      : `Something went wrong: ${(e as Error).message ?? String(e)}`;
   ui.error.textContent = message;
   ui.error.hidden = false;
   if (!mounted) placeholder(`No view: ${message}`);
@@ -138,6 +161,10 @@ async function refresh(): Promise<void> {
   controller = new AbortController();
   const { signal } = controller;
   writeUrl();
+  if (state.file !== null) {
+    showOpened();
+    return;
+  }
   try {
     let info = loaded.get(state.model);
     if (!info) {
@@ -181,14 +208,60 @@ async function refresh(): Promise<void> {
     clearError();
     data = a;
     render(a);
-    const [L, H, T] = a.attention.dims;
-    ui.status.textContent = `${info.modelType} · ${T} tokens · ${L} layers × ${H} heads · ${Math.round(performance.now() - started)} ms`;
+    const ms = Math.round(performance.now() - started);
+    ui.status.textContent = `${modelName(state.model, info.modelType)} · ${shape(a)} · ${ms} ms`;
   } catch (e) {
     if ((e as Error).name === 'AbortError' || mine !== generation) return;
     showProgress(null);
     ui.status.textContent = '';
     showError(e);
   }
+}
+
+/** A model's name for the status line: the picker's label (or the id typed in), then its family. */
+function modelName(id: string, modelType: string): string {
+  const entry = list.models.find((m) => m.id === id);
+  return `${entry?.label ?? id} (${modelType})`;
+}
+
+const shape = (a: Attention) => {
+  const [L, H, T] = a.attention.dims;
+  return `${T} tokens · ${L} layers × ${H} heads`;
+};
+
+/** Shows the opened attention file, or says which file the URL named when this page has none open. */
+function showOpened(): void {
+  showProgress(null);
+  ui.targetField.hidden = !opened?.attention.encoderDecoder;
+  if (!opened || opened.name !== state.file) {
+    data = null;
+    ui.status.textContent = '';
+    placeholder(
+      `This link showed the attention file ${state.file}: open it again (Open attention file…, or drop it here).`,
+    );
+    return;
+  }
+  clearError();
+  data = opened.attention;
+  render(data);
+  const { source, modelType } = data.model;
+  const model = source ? `${source}${modelType ? ` (${modelType})` : ''}` : modelType || 'an unnamed model';
+  ui.status.textContent = `${opened.name}: ${model} · ${shape(data)}`;
+}
+
+/** Reads `file` in the page and shows it (the view, layer and heads of the URL apply when it fits). */
+async function openFile(file: File): Promise<void> {
+  try {
+    const attention = await readAttentionBlob(file, file.name);
+    opened = { name: file.name, file, attention };
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  const fresh = state.file !== file.name;
+  state = { ...state, file: file.name, ...(fresh ? { layer: 0, heads: null, pinned: [] } : {}) };
+  showInputs();
+  void refresh();
 }
 
 function scheduleRefresh(): void {
@@ -262,6 +335,10 @@ function readViewState(): void {
 
 async function downloadExport(format: 'html' | 'attention'): Promise<void> {
   if (!data) return;
+  if (state.file !== null) {
+    if (opened && format === 'attention') download(opened.file, opened.name);
+    return;
+  }
   try {
     const query = {
       model: state.model,
@@ -280,9 +357,19 @@ async function downloadExport(format: 'html' | 'attention'): Promise<void> {
 
 function wire(): void {
   ui.model.addEventListener('change', () => {
-    state = { ...state, model: ui.model.value, layer: 0, heads: null, pinned: [] };
+    if (ui.model.value === FILE_OPTION) {
+      if (opened) state = { ...state, file: opened.name };
+    } else state = { ...state, model: ui.model.value, file: null, layer: 0, heads: null, pinned: [] };
+    showInputs();
     void refresh();
   });
+  ui.openFile.addEventListener('click', () => ui.fileInput.click());
+  ui.fileInput.addEventListener('change', () => {
+    const file = ui.fileInput.files?.[0];
+    ui.fileInput.value = '';
+    if (file) void openFile(file);
+  });
+  acceptDrops(ui.drop, (file) => void openFile(file));
   ui.theme.addEventListener('change', () => setTheme(ui.theme.value as AppTheme));
   darkScheme.addEventListener('change', () => {
     if (state.theme === 'auto') applyTheme();
@@ -292,8 +379,8 @@ function wire(): void {
     const id = ui.hubId.value.trim();
     if (!id) return;
     if (![...ui.model.options].some((o) => o.value === id)) addModelOption(id, `${id} (Hugging Face)`);
-    ui.model.value = id;
-    state = { ...state, model: id, layer: 0, heads: null, pinned: [] };
+    state = { ...state, model: id, file: null, layer: 0, heads: null, pinned: [] };
+    showInputs();
     void refresh();
   });
   const onText = () => {

@@ -1,7 +1,7 @@
 /**
- * The app's state, which lives in the URL (query string) so a view can be shared: model, texts, view,
- * layer, heads, pinned tokens and theme. Parsing is forgiving (a bad value falls back to its default); writing
- * leaves defaults out, so URLs stay short.
+ * The app's state, which lives in the URL (query string) so a view can be shared: model (or the name of an
+ * attention file opened in the page), texts, view, layer, heads, pinned tokens and theme. Parsing is
+ * forgiving (a bad value falls back to its default); writing leaves defaults out, so URLs stay short.
  */
 import { VIEWS, type ViewName } from '../views/mount.js';
 
@@ -16,6 +16,8 @@ export interface PinnedToken {
 
 export interface AppState {
   model: string;
+  /** The name of the attention file shown instead of a model run (opened in the page); null = a model run. */
+  file: string | null;
   text: string;
   pair: string;
   target: string;
@@ -33,6 +35,7 @@ export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
 export function defaultState(model: string): AppState {
   return {
     model,
+    file: null,
     text: DEFAULT_TEXT,
     pair: '',
     target: '',
@@ -53,6 +56,7 @@ const integers = (s: string | null): number[] | null => {
 export function parseState(search: string, fallbackModel: string): AppState {
   const q = new URLSearchParams(search);
   const s = defaultState(q.get('model') || fallbackModel);
+  s.file = q.get('file') || null;
   if (q.has('text')) s.text = q.get('text')!;
   s.pair = q.get('pair') ?? '';
   s.target = q.get('target') ?? '';
@@ -72,10 +76,14 @@ export function parseState(search: string, fallbackModel: string): AppState {
 
 export function stateQuery(s: AppState, defaultModel: string): string {
   const q = new URLSearchParams();
-  if (s.model !== defaultModel) q.set('model', s.model);
-  q.set('text', s.text);
-  if (s.pair) q.set('pair', s.pair);
-  if (s.target) q.set('target', s.target);
+  // A file's texts are in the file, which a URL cannot carry: its name says what to open again.
+  if (s.file !== null) q.set('file', s.file);
+  else {
+    if (s.model !== defaultModel) q.set('model', s.model);
+    q.set('text', s.text);
+    if (s.pair) q.set('pair', s.pair);
+    if (s.target) q.set('target', s.target);
+  }
   if (s.view !== 'head') q.set('view', s.view);
   if (s.layer) q.set('layer', String(s.layer));
   if (s.heads) q.set('heads', s.heads.join(','));
