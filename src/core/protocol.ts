@@ -7,14 +7,78 @@
  *   layer (attention `[1, H, T, T]`, q/k `[1, H, T, d]`), layers in order. The client can draw layer 0
  *   while later layers are still on the wire. A frame length of 0xFFFFFFFF announces an error instead: a
  *   u32 length and that many bytes of JSON `{ status, message }` follow, and the stream ends.
+ * - `avz1-overview`: the same frames, each holding one layer max-pooled to at most OVERVIEW_CELLS × OVERVIEW_CELLS
+ *   per head (attention `[1, H, n, m]`, no q/k; the blob's tokens are all T of them). Long inputs go as this
+ *   overview first and single heads at full resolution on demand (`layers` / `heads` in the request), so the
+ *   page never holds every layer × head × T² at once.
  */
 import type { Attention, Tensor } from './attention.js';
 
 export const FORMAT_HEADER = 'x-attnviz-format';
 export const LAYERS_HEADER = 'x-attnviz-layers';
 export const TOKENS_HEADER = 'x-attnviz-tokens';
-export type PayloadFormat = 'avz1' | 'avz1-layers';
+export type PayloadFormat = 'avz1' | 'avz1-layers' | 'avz1-overview';
 export const ERROR_FRAME = 0xffffffff;
+
+/** `detail` of an attention request: everything, the pooled overview, or the overview past a size. */
+export const DETAILS = ['full', 'overview', 'auto'] as const;
+export type Detail = (typeof DETAILS)[number];
+
+/**
+ * The overview's resolution per head and side: 128 cells keep a thumbnail (≤ 128 device px in the model view)
+ * exact and make the overview of 32 layers × 32 heads 16.8M values (25 MB at 1.5 bytes), whatever T is.
+ */
+export const OVERVIEW_CELLS = 128;
+
+/**
+ * Max-pools a layer's `[H, T, K]` weights to `[H, n, m]`: cell (i, j) is the largest weight from a query r
+ * with ⌊r·n/T⌋ = i to a key c with ⌊c·m/K⌋ = j, so one strong weight is never averaged away. Weights are
+ * ≥ 0, so the cells start at 0.
+ */
+export function maxPoolHeads(w: Float32Array, H: number, T: number, K: number, n: number, m: number): Float32Array {
+  const out = new Float32Array(H * n * m);
+  const colAt = Int32Array.from({ length: K }, (_, c) => Math.floor((c * m) / K));
+  for (let h = 0; h < H; h++)
+    for (let r = 0; r < T; r++) {
+      const o = h * n * m + Math.floor((r * n) / T) * m,
+        i = (h * T + r) * K;
+      for (let c = 0; c < K; c++) {
+        const v = w[i + c],
+          k = o + colAt[c];
+        if (v > out[k]) out[k] = v;
+      }
+    }
+  return out;
+}
+
+/** Layer `l` of `a` max-pooled to at most `cells` × `cells` per head, as one-layer Attention without q/k. */
+export function overviewOf(a: Attention, l: number, cells = OVERVIEW_CELLS): Attention {
+  const [, H, T, K] = a.attention.dims;
+  const n = Math.min(T, cells),
+    m = Math.min(K, cells);
+  const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
+  return { ...layer, attention: { dims: [1, H, n, m], data: maxPoolHeads(layer.attention.data, H, T, K, n, m) } };
+}
+
+/** The heads `heads` of the layers `layers` of `a` (attention, q and k), in the order given. */
+export function selectHeads(a: Attention, layers: readonly number[], heads: readonly number[]): Attention {
+  const pick = (t: Tensor | undefined): Tensor | undefined => {
+    if (!t) return undefined;
+    const [, H, ...rest] = t.dims;
+    const size = rest.reduce((x, y) => x * y, 1);
+    const data = new Float32Array(layers.length * heads.length * size);
+    layers.forEach((l, i) =>
+      heads.forEach((h, j) =>
+        data.set(t.data.subarray((l * H + h) * size, (l * H + h + 1) * size), (i * heads.length + j) * size),
+      ),
+    );
+    return { dims: [layers.length, heads.length, ...rest], data };
+  };
+  const { query, key, hiddenLast: _h, positionBias: _p, ...rest } = a;
+  const q = pick(query),
+    k = pick(key);
+  return { ...rest, attention: pick(a.attention)!, ...(q && k ? { query: q, key: k } : {}) };
+}
 
 /** Layer `l` of `a` as an Attention of one layer. */
 export function layerOf(a: Attention, l: number): Attention {
@@ -131,6 +195,24 @@ export interface LoadedModelInfo {
   weightBytes: number;
   /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
   encoderDecoder: boolean;
+}
+
+/** POST /api/tokens: how many tokens a text (and pair) make for a model, and how many it takes. */
+export interface TokenCount {
+  tokens: number;
+  /** The model's positions: longer inputs are refused unless `truncate`. */
+  maxTokens: number;
+}
+
+/** Every error answer. A text with more tokens than the model takes adds `code` and the figures. */
+export interface ErrorBody {
+  status: number;
+  message: string;
+  code?: 'too-many-tokens';
+  /** Which input: "text" (with its pair) or "target". */
+  field?: 'text' | 'target';
+  tokens?: number;
+  maxTokens?: number;
 }
 
 export interface Progress {
