@@ -8,6 +8,10 @@ import { renderHtml } from '../src/export/html.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 
+interface HeatmapHandle {
+  heatmap(): { cellCenter(r: number, c: number): { x: number; y: number } } | null;
+}
+
 const golden = (name: string) => readAttentionFile(join(SHARED, 'golden/cases', `${name}.safetensors`));
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
@@ -151,13 +155,24 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     expect(H).toBe(4);
   });
 
-  test('heatmap mode draws one cell per weight and pins a row on click', async () => {
+  test('heatmap mode draws one cell per weight; the tooltip names both tokens and gives the value; click pins a row', async () => {
     await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
     expect(await p.page.$eval(root, (e) => (e as HTMLElement).dataset.mode)).toBe('heatmap');
     expect(await drawn()).toBe(17 * 17);
-    const box = (await p.page.locator('.av-body canvas').boundingBox())!;
-    await p.page.mouse.move(box.x + box.width - 3, box.y + box.height - 3);
-    expect(await p.page.locator('.av-tooltip').textContent()).toMatch(/\[SEP\] → \[SEP\]\nhead 0: /);
+    const at = await p.page.$eval(root, (e) =>
+      (e as unknown as { attnvizView: HeatmapHandle }).attnvizView.heatmap()!.cellCenter(16, 3),
+    );
+    await p.page.mouse.move(at.x, at.y);
+    const text = (await p.page.locator('.av-tooltip').textContent())!;
+    const [, H, T] = pair.attention.dims;
+    const weight = (h: number) => pair.attention.data[(h * T + 16) * T + 3];
+    const mean = [0, 1, 2, 3].reduce((s, h) => s + weight(h), 0) / H;
+    expect(text.split('\n')[0]).toBe('[SEP] → sat');
+    // The page carries attention in 12 bits (≤ 2.5e-4 off).
+    expect(Math.abs(Number(text.match(/^mean of 4 heads: ([\d.]+)$/m)![1]) - mean)).toBeLessThan(5e-4);
+    expect(Math.abs(Number(text.match(/^head 2: ([\d.]+)$/m)![1]) - weight(2))).toBeLessThan(5e-4);
+    await p.page.mouse.click(at.x, at.y);
+    expect((await state()).pinned).toEqual([{ side: 'left', index: 16 }]);
   });
 
   test('several views on one page are independent', async () => {

@@ -220,9 +220,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
       await q.page.click(thumb(1, 3));
       expect(await q.page.locator('.av-panel-title').textContent()).toBe('Layer 1, Head 3');
       expect(await q.page.getAttribute('.av-panel', 'data-mode')).toBe('heatmap');
-      // Hovering a heatmap cell names its tokens.
-      const box = (await q.page.locator('.av-panel canvas').boundingBox())!;
-      await q.page.mouse.move(box.x + 1, box.y + 1);
+      // Hovering a heatmap cell names its tokens (the cells start below and right of the 110-px label bands).
+      const box = (await q.page.locator('.av-panel canvas').first().boundingBox())!;
+      await q.page.mouse.move(box.x + 110 + 1, box.y + 110 + 1);
       expect(await q.page.locator('.av-tooltip').textContent()).toMatch(/^Att → Att\n1\.0000$/);
       expect(q.requests).toEqual([]);
       expect(q.errors).toEqual([]);

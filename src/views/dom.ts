@@ -52,6 +52,13 @@ export function numberInput(
   return el('label', { class: 'av-control' }, `${label} `, i);
 }
 
+/** A text field; `onChange` gets its value when the user commits it (Enter or leaving the field). */
+export function textInput(label: string, value: string, attrs: Attrs, onChange: (v: string) => void): HTMLLabelElement {
+  const i = el('input', { type: 'text', value, ...attrs });
+  i.addEventListener('change', () => onChange(i.value));
+  return el('label', { class: 'av-control' }, `${label} `, i);
+}
+
 export function button(label: string, onClick: () => void): HTMLButtonElement {
   const b = el('button', { type: 'button', class: 'av-button', text: label });
   b.addEventListener('click', onClick);
