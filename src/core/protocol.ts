@@ -30,36 +30,6 @@ export type Detail = (typeof DETAILS)[number];
  */
 export const OVERVIEW_CELLS = 128;
 
-/**
- * Max-pools a layer's `[H, T, K]` weights to `[H, n, m]`: cell (i, j) is the largest weight from a query r
- * with ⌊r·n/T⌋ = i to a key c with ⌊c·m/K⌋ = j, so one strong weight is never averaged away. Weights are
- * ≥ 0, so the cells start at 0.
- */
-export function maxPoolHeads(w: Float32Array, H: number, T: number, K: number, n: number, m: number): Float32Array {
-  const out = new Float32Array(H * n * m);
-  const colAt = Int32Array.from({ length: K }, (_, c) => Math.floor((c * m) / K));
-  for (let h = 0; h < H; h++)
-    for (let r = 0; r < T; r++) {
-      const o = h * n * m + Math.floor((r * n) / T) * m,
-        i = (h * T + r) * K;
-      for (let c = 0; c < K; c++) {
-        const v = w[i + c],
-          k = o + colAt[c];
-        if (v > out[k]) out[k] = v;
-      }
-    }
-  return out;
-}
-
-/** Layer `l` of `a` max-pooled to at most `cells` × `cells` per head, as one-layer Attention without q/k. */
-export function overviewOf(a: Attention, l: number, cells = OVERVIEW_CELLS): Attention {
-  const [, H, T, K] = a.attention.dims;
-  const n = Math.min(T, cells),
-    m = Math.min(K, cells);
-  const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
-  return { ...layer, attention: { dims: [1, H, n, m], data: maxPoolHeads(layer.attention.data, H, T, K, n, m) } };
-}
-
 /** The heads `heads` of the layers `layers` of `a` (attention, q and k), in the order given. */
 export function selectHeads(a: Attention, layers: readonly number[], heads: readonly number[]): Attention {
   const pick = (t: Tensor | undefined): Tensor | undefined => {

@@ -8,6 +8,7 @@ import { encodeAttentionFile } from '../core/attention-file.js';
 import { encodeAttention } from '../core/encode.js';
 import { renderHtml } from '../export/html.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
+import { maxPool } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { AttnvizError } from '../core/errors.js';
 import { errorBody, HttpError, messageOf, sendJson, statusOf } from './http-error.js';
@@ -21,7 +22,7 @@ import {
   frame,
   layerOf,
   LAYERS_HEADER,
-  overviewOf,
+  OVERVIEW_CELLS,
   selectHeads,
   TOKENS_HEADER,
   type Detail,
@@ -301,6 +302,28 @@ export const postAttention: Handler = async (ctx, req, res) => {
   }
   res.end();
 };
+
+/**
+ * Layer `l` of `a` with each head max-pooled to at most OVERVIEW_CELLS per side (the views' maxPool: cell
+ * (i, j) is the largest weight of queries r with ⌊r·n/T⌋ = i over keys c with ⌊c·m/K⌋ = j), without q/k.
+ */
+function overviewOf(a: Attention, l: number): Attention {
+  const [, H, T, K] = a.attention.dims;
+  const n = Math.min(T, OVERVIEW_CELLS),
+    m = Math.min(K, OVERVIEW_CELLS);
+  const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
+  const pooled = new Float32Array(H * n * m);
+  for (let h = 0; h < H; h++)
+    maxPool(
+      layer.attention.data.subarray(h * T * K, (h + 1) * T * K),
+      T,
+      K,
+      n,
+      m,
+      pooled.subarray(h * n * m, (h + 1) * n * m),
+    );
+  return { ...layer, attention: { dims: [1, H, n, m], data: pooled } };
+}
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
