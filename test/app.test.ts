@@ -392,15 +392,48 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     },
   );
 
-  test("a text the model refuses (too long for the server) shows the server's message", async () => {
-    const { page } = await open();
+  test('no silent cut: a token counter against the model, a truncate toggle the error names, the text limit', async () => {
+    const { page, errors } = await open('?text=Count+me.');
     await settled(page);
-    // Past the field's maxlength, as a script or a pasted URL could send it.
-    await page.goto(`${server.url}?text=${'word+'.repeat(600)}`);
+    await expect
+      .poll(() => page.locator('#counter').textContent())
+      .toMatch(/^\d+ of 128 tokens · 9 of 40,000 characters \(this server's limit\)$/);
+    // 600 words: past the embedded model's 128 positions. The counter says so as you type.
+    const long = 'word '.repeat(600).trim();
+    await page.locator('#text').fill(long);
+    await expect
+      .poll(() => page.locator('#counter').textContent(), { timeout: 30_000 })
+      .toMatch(/^(\d+) of 128 tokens: over the model's limit · 2,999 of 40,000 characters/);
+    expect(await page.locator('#counter').getAttribute('class')).toContain('over');
+    const tokens = Number(/^(\d+)/.exec((await page.locator('#counter').textContent())!)![1]);
+    expect(tokens).toBeGreaterThan(128);
+    // The run is refused with a message for the page: the toggle by name, no CLI flag.
     await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
-    expect(await page.locator('#error').textContent()).toMatch(
-      /"text" is 3000 characters; this server takes at most 2000/,
+    const message = (await page.locator('#error').textContent())!;
+    expect(message).toBe(
+      `The text is ${tokens} tokens; this model takes at most 128. ` +
+        "Tick “Truncate to the model's limit” to cut it to that, or shorten it.",
     );
+    expect(message).not.toMatch(/--|truncate: true/);
+    // The toggle: the text is cut to the model's 128 positions, and the URL keeps it.
+    await page.getByLabel("Truncate to the model's limit").check();
+    expect(await settled(page, 128)).toMatch(/ 128 tokens · 2 layers/);
+    expect(params(page).get('truncate')).toBe('1');
+    expect(await page.locator('#counter').textContent()).toMatch(
+      new RegExp(`^${tokens} of 128 tokens \\(cut to 128\\)`),
+    );
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    // Nothing cuts the text in the field: past the server's limit it is all there, and the page says why it is refused.
+    await page.locator('#text').fill('x'.repeat(40_001));
+    await expect
+      .poll(() => page.locator('#counter').textContent())
+      .toBe("40,001 of 40,000 characters (this server's limit): too long for this server");
+    expect(await page.locator('#text').inputValue()).toHaveLength(40_001);
+    await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+    await expect
+      .poll(() => page.locator('#error').textContent())
+      .toMatch(/"text" is 40001 characters; this server takes at most 40000/);
+    expect(errors).toEqual([]);
     await page.close();
   });
 });

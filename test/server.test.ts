@@ -441,6 +441,9 @@ describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the m
       400,
       /encoder-decoder results are sent whole/,
     );
+    expect((await attention({ model, text: SOURCE, target: TARGET, detail: 'auto' })).headers['x-attnviz-format']).toBe(
+      'avz1',
+    );
     await expectError(
       attention({ model: 'embedded', text: SOURCE, target: TARGET }),
       400,

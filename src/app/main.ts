@@ -6,21 +6,28 @@
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
 import { download } from '../views/dom.js';
+import { modelView, type ModelView } from '../views/model-view.js';
 import { mountView, type ViewName } from '../views/mount.js';
 import {
   ApiError,
+  type AttentionQuery,
+  countTokens,
   exportFile,
   fetchAttention,
+  fetchHeads,
   listModels,
   loadModel,
   type ModelInfo,
   type ModelList,
+  type Overview,
   type Progress,
 } from './api.js';
 import { acceptDrops, readAttentionBlob } from './file.js';
 import { parseState, stateQuery, type AppState, type AppTheme, type PinnedToken } from './state.js';
 
 const TYPING_PAUSE_MS = 300;
+/** The truncate toggle's label, as error messages name it. */
+const TRUNCATE_LABEL = "Truncate to the model's limit";
 /** The model picker's entry for an opened attention file (no model id looks like this). */
 const FILE_OPTION = ':file';
 
@@ -40,6 +47,9 @@ const ui = {
   pair: $<HTMLInputElement>('pair'),
   target: $<HTMLInputElement>('target'),
   targetField: $('target-field'),
+  counter: $('counter'),
+  truncate: $<HTMLInputElement>('truncate'),
+  truncateField: $('truncate-field'),
   pairField: $('pair-field'),
   progress: $('progress'),
   progressBar: $<HTMLProgressElement>('progress-bar'),
@@ -54,12 +64,18 @@ let list: ModelList;
 let state: AppState;
 const loaded = new Map<string, ModelInfo>();
 let data: Attention | null = null;
+/**
+ * A long input's pooled overview, shown instead of `data` (views draw it with addLayer and fetch heads at full
+ * resolution through loadHead), and the query it answers.
+ */
+let overview: { o: Overview; query: AttentionQuery } | null = null;
 /** The attention file opened in the page, kept for its download. */
 let opened: { name: string; file: Blob; attention: Attention } | null = null;
 let mounted: MountedView | null = null;
 let controller: AbortController | null = null;
 let generation = 0;
 let typingTimer: ReturnType<typeof setTimeout> | undefined;
+let counting: AbortController | null = null;
 
 // ---- state ⇄ URL and inputs ---------------------------------------------------------------------------
 
@@ -81,6 +97,9 @@ function showInputs(): void {
   ui.pair.value = texts.pair;
   ui.target.value = file ? (opened?.attention.encoderDecoder?.target ?? '') : state.target;
   for (const input of [ui.text, ui.pair, ui.target]) input.readOnly = file;
+  ui.truncate.checked = state.truncate;
+  ui.truncateField.hidden = file;
+  ui.counter.hidden = file;
   ui.dlHtml.disabled = file;
   ui.dlHtml.title = file ? 'The HTML page is made by the server from a model run; PNG and SVG work for files' : '';
   ui.theme.value = state.theme;
@@ -104,7 +123,7 @@ function resolvedTheme(): 'light' | 'dark' {
 /** Puts the theme on the page (app.css reads data-theme) and redraws the view in it. */
 function applyTheme(): void {
   document.documentElement.dataset.theme = resolvedTheme();
-  if (data && mounted) render(data);
+  if (mounted) render();
 }
 
 function setTheme(theme: AppTheme): void {
@@ -118,9 +137,12 @@ function setTheme(theme: AppTheme): void {
 
 function showError(e: unknown): void {
   const message =
-    e instanceof ApiError || e instanceof AttnvizError
-      ? e.message
-      : `Something went wrong: ${(e as Error).message ?? String(e)}`;
+    e instanceof ApiError && e.body?.code === 'too-many-tokens'
+      ? `The ${e.body.field === 'target' ? 'target text' : 'text'} is ${e.body.tokens} tokens; this model takes at ` +
+        `most ${e.body.maxTokens}. Tick “${TRUNCATE_LABEL}” to cut it to that, or shorten it.`
+      : e instanceof ApiError || e instanceof AttnvizError
+        ? e.message
+        : `Something went wrong: ${(e as Error).message ?? String(e)}`;
   ui.error.textContent = message;
   ui.error.hidden = false;
   if (!mounted) placeholder(`No view: ${message}`);
@@ -186,35 +208,85 @@ async function refresh(): Promise<void> {
       placeholder('Type a text to see its attention.');
       return;
     }
+    void updateCount(info);
     ui.status.textContent = 'Running the model…';
     ui.view.classList.add('stale');
     const started = performance.now();
-    const query = {
-      model: state.model,
-      text: state.text,
-      pair: state.pair || null,
-      target: info.encoderDecoder ? state.target || null : null,
-    };
+    const query = currentQuery(info);
+    const receiving = (n: number, total: number) => `Receiving layers: ${n} of ${total}…`;
     const a = await fetchAttention(
       query,
-      (partial, total) => {
-        if (mine !== generation) return;
-        render(partial);
-        ui.status.textContent = `Receiving layers: ${partial.attention.dims[0]} of ${total}…`;
+      {
+        partial: (partial, total) => {
+          if (mine !== generation) return;
+          show(partial, null);
+          ui.status.textContent = receiving(partial.attention.dims[0], total);
+        },
+        overview: (o, total) => {
+          if (mine !== generation) return;
+          // The first layer mounts the view; the later ones are painted into it as they come.
+          if (o.layers.length === 1 || overview?.o !== o) show(null, { o, query });
+          else progressive?.addLayer(o.layers.length - 1, ...layerOf(o, o.layers.length - 1));
+          ui.status.textContent = receiving(o.layers.length, total);
+        },
       },
       signal,
     );
     if (mine !== generation) return;
     clearError();
-    data = a;
-    render(a);
+    const pooled = 'shell' in a;
+    if (!pooled) show(a, null);
     const ms = Math.round(performance.now() - started);
-    ui.status.textContent = `${modelName(state.model, info.modelType)} · ${shape(a)} · ${ms} ms`;
+    const what = pooled
+      ? `${shape(a.shell)} · overview: each head max-pooled to ${a.layers[0].size.join(' × ')}, heads at full resolution as you open them`
+      : shape(a);
+    ui.status.textContent = `${modelName(state.model, info.modelType)} · ${what} · ${ms} ms`;
   } catch (e) {
     if ((e as Error).name === 'AbortError' || mine !== generation) return;
     showProgress(null);
     ui.status.textContent = '';
     showError(e);
+  }
+}
+
+/** The request for the current state. */
+function currentQuery(info: ModelInfo): AttentionQuery {
+  return {
+    model: state.model,
+    text: state.text,
+    pair: state.pair || null,
+    target: info.encoderDecoder ? state.target || null : null,
+    truncate: state.truncate,
+  };
+}
+
+const layerOf = (o: Overview, l: number): [Float32Array, [number, number]] => [o.layers[l].weights, o.layers[l].size];
+
+/**
+ * The token counter: the text's (and pair's) tokens against the model's positions, and its characters against
+ * the server's limit, as the user types. Over either limit it says what happens.
+ */
+async function updateCount(info: ModelInfo): Promise<void> {
+  counting?.abort();
+  counting = new AbortController();
+  const maxChars = list.limits.maxTextChars;
+  const chars = Math.max(state.text.length, state.pair.length);
+  const charText = `${chars.toLocaleString('en')} of ${maxChars.toLocaleString('en')} characters (this server's limit)`;
+  if (chars > maxChars) {
+    ui.counter.textContent = `${charText}: too long for this server`;
+    ui.counter.classList.add('over');
+    return;
+  }
+  try {
+    const { tokens, maxTokens } = await countTokens(currentQuery(info), counting.signal);
+    const over = tokens > maxTokens;
+    ui.counter.classList.toggle('over', over && !state.truncate);
+    ui.counter.textContent =
+      `${tokens.toLocaleString('en')} of ${maxTokens.toLocaleString('en')} tokens` +
+      (over ? (state.truncate ? ` (cut to ${maxTokens})` : ": over the model's limit") : '') +
+      ` · ${charText}`;
+  } catch (e) {
+    if ((e as Error).name !== 'AbortError') ui.counter.textContent = '';
   }
 }
 
@@ -235,6 +307,7 @@ function showOpened(): void {
   ui.targetField.hidden = !opened?.attention.encoderDecoder;
   if (!opened || opened.name !== state.file) {
     data = null;
+    overview = null;
     ui.status.textContent = '';
     placeholder(
       `This link showed the attention file ${state.file}: open it again (Open attention file…, or drop it here).`,
@@ -242,11 +315,10 @@ function showOpened(): void {
     return;
   }
   clearError();
-  data = opened.attention;
-  render(data);
-  const { source, modelType } = data.model;
+  show(opened.attention, null);
+  const { source, modelType } = opened.attention.model;
   const model = source ? `${source}${modelType ? ` (${modelType})` : ''}` : modelType || 'an unnamed model';
-  ui.status.textContent = `${opened.name}: ${model} · ${shape(data)}`;
+  ui.status.textContent = `${opened.name}: ${model} · ${shape(opened.attention)}`;
 }
 
 /** Reads `file` in the page and shows it (the view, layer and heads of the URL apply when it fits). */
@@ -288,20 +360,72 @@ function viewOptions(name: ViewName, a: Attention): Record<string, unknown> {
   }
 }
 
-function render(a: Attention): void {
+/** Shows a whole result, or an overview (one of them: the other null). */
+function show(a: Attention | null, o: typeof overview): void {
+  data = a;
+  overview = o;
+  render();
+}
+
+/** The model view being painted from an overview, layer by layer. */
+let progressive: ModelView | null = null;
+
+/** Draws the current view of the data shown (whole, or the overview with heads loaded on demand). */
+function render(): void {
+  const a = data ?? overview?.o.shell;
+  if (!a) return;
   mounted?.destroy();
+  progressive = null;
   ui.view.replaceChildren();
   ui.view.classList.remove('stale');
   try {
-    mounted = mountView(ui.view, state.view, a, viewOptions(state.view, a));
+    if (overview) mounted = mountOverview(overview.o, overview.query);
+    else mounted = mountView(ui.view, state.view, a, viewOptions(state.view, a));
   } catch (e) {
     mounted = null;
     showError(e);
     return;
   }
+  if (!mounted) return;
   const pinned = state.pinned.filter((p) => p.index < a.tokens.length);
   const handle = mounted as MountedView & { update?: (patch: Record<string, unknown>) => void };
   if (state.view === 'head' && pinned.length) handle.update?.({ pinned });
+}
+
+/**
+ * An overview's view. The model view paints the pooled layers; its panel, and the head view, fetch the heads
+ * they show at full resolution. The neuron view needs one head's q and k: that head alone is fetched and
+ * shown (null until it arrives).
+ */
+function mountOverview(o: Overview, query: AttentionQuery): MountedView | null {
+  const loadHead = async (layer: number, head: number) =>
+    (await fetchHeads(query, layer, [head], false)).attention.data;
+  const options = { ...viewOptions(state.view, o.shell), loadHead };
+  if (state.view === 'model') {
+    const view = modelView(ui.view, o.shell, options);
+    o.layers.forEach((_, l) => view.addLayer(l, ...layerOf(o, l)));
+    progressive = view;
+    return view;
+  }
+  if (state.view === 'head') return mountView(ui.view, 'head', o.shell, options);
+  const { layer, head } = { layer: Math.min(state.layer, o.shell.attention.dims[0] - 1), head: state.heads?.[0] ?? 0 };
+  const mine = generation;
+  ui.view.append(Object.assign(document.createElement('p'), { className: 'placeholder', textContent: 'Loading…' }));
+  void fetchHeads(query, layer, [head], true).then(
+    (one) => {
+      if (mine !== generation || state.view !== 'neuron' || overview?.o !== o) return;
+      const note = Object.assign(document.createElement('p'), {
+        className: 'note',
+        textContent:
+          `Layer ${layer}, head ${head} at full resolution: a long input's heads come one at a time ` +
+          '(choose another in the model view).',
+      });
+      ui.view.replaceChildren(note);
+      mounted = mountView(ui.view, 'neuron', one, { ...viewOptions('neuron', one), layer: 0, head: 0 });
+    },
+    (e: unknown) => showError(e),
+  );
+  return null;
 }
 
 /** Reads layer, heads and pins back from the view after the user changed them there. */
@@ -320,13 +444,19 @@ function readViewState(): void {
       setTheme(s.theme as AppTheme);
       return;
     }
-    state.layer = s.layer as number;
-    const head = s.head as number;
-    if (head !== (state.heads?.[0] ?? 0)) state.heads = [head];
+    // Over an overview the neuron view holds one head: its layer and head are not the model's indices.
+    if (!overview) {
+      state.layer = s.layer as number;
+      const head = s.head as number;
+      if (head !== (state.heads?.[0] ?? 0)) state.heads = [head];
+    }
     state.pinned = s.pinned && s.selected !== null ? [{ side: 'left', index: s.selected as number }] : [];
   } else {
     const selected = s.selected as { layer: number; head: number } | null;
-    if (selected) state.layer = selected.layer;
+    if (selected) {
+      state.layer = selected.layer;
+      if (overview) state.heads = [selected.head];
+    }
   }
   writeUrl();
 }
@@ -334,19 +464,16 @@ function readViewState(): void {
 // ---- downloads --------------------------------------------------------------------------------------
 
 async function downloadExport(format: 'html' | 'attention'): Promise<void> {
-  if (!data) return;
+  const shown = data ?? overview?.o.shell;
+  if (!shown) return;
   if (state.file !== null) {
     if (opened && format === 'attention') download(opened.file, opened.name);
     return;
   }
   try {
-    const query = {
-      model: state.model,
-      text: state.text,
-      pair: state.pair || null,
-      target: loaded.get(state.model)?.encoderDecoder ? state.target || null : null,
-    };
-    const blob = await exportFile(query, format, state.view, viewOptions(state.view, data));
+    const info = loaded.get(state.model);
+    if (!info) return;
+    const blob = await exportFile(currentQuery(info), format, state.view, viewOptions(state.view, shown));
     download(blob, format === 'html' ? `attnviz-${state.view}-view.html` : 'attention.safetensors');
   } catch (e) {
     showError(e);
@@ -388,13 +515,17 @@ function wire(): void {
     writeUrl();
     scheduleRefresh();
   };
+  ui.truncate.addEventListener('change', () => {
+    state = { ...state, truncate: ui.truncate.checked };
+    void refresh();
+  });
   for (const input of [ui.text, ui.pair, ui.target]) input.addEventListener('input', onText);
   for (const tab of ui.tabs) {
     tab.addEventListener('click', () => {
       state.view = tab.dataset.view as ViewName;
       showInputs();
       writeUrl();
-      if (data) render(data);
+      render();
     });
   }
   // The views keep their own state; any interaction inside one may have changed what the URL records.
@@ -422,7 +553,6 @@ async function boot(): Promise<void> {
     return;
   }
   for (const m of list.models) addModelOption(m.id, m.label);
-  for (const input of [ui.text, ui.pair, ui.target]) input.maxLength = list.limits.maxTextChars;
   state = parseState(location.search, list.defaultModel);
   showInputs();
   wire();

@@ -21,6 +21,8 @@ export interface AppState {
   text: string;
   pair: string;
   target: string;
+  /** Cut inputs longer than the model's positions instead of refusing them. */
+  truncate: boolean;
   view: ViewName;
   layer: number;
   /** Active heads; null = all. In the neuron view the first one is the head shown. */
@@ -39,6 +41,7 @@ export function defaultState(model: string): AppState {
     text: DEFAULT_TEXT,
     pair: '',
     target: '',
+    truncate: false,
     view: 'head',
     layer: 0,
     heads: null,
@@ -60,6 +63,7 @@ export function parseState(search: string, fallbackModel: string): AppState {
   if (q.has('text')) s.text = q.get('text')!;
   s.pair = q.get('pair') ?? '';
   s.target = q.get('target') ?? '';
+  s.truncate = q.get('truncate') === '1';
   const view = q.get('view');
   if (view && (VIEWS as readonly string[]).includes(view)) s.view = view as ViewName;
   const layer = Number(q.get('layer'));
@@ -83,6 +87,7 @@ export function stateQuery(s: AppState, defaultModel: string): string {
     q.set('text', s.text);
     if (s.pair) q.set('pair', s.pair);
     if (s.target) q.set('target', s.target);
+    if (s.truncate) q.set('truncate', '1');
   }
   if (s.view !== 'head') q.set('view', s.view);
   if (s.layer) q.set('layer', String(s.layer));

@@ -259,8 +259,8 @@ export const postAttention: Handler = async (ctx, req, res) => {
   const queryKey = optionalBoolean(body, 'queryKey', true);
   let { attention: a } = await attentionFor(ctx, body, res);
   const [L, H] = a.attention.dims;
-  if ((selection.some(Boolean) || detail !== 'full') && a.encoderDecoder)
-    throw new HttpError(400, 'encoder-decoder results are sent whole: they take no "detail", "layers" or "heads"');
+  if ((selection.some(Boolean) || detail === 'overview') && a.encoderDecoder)
+    throw new HttpError(400, 'encoder-decoder results are sent whole: they take no overview, "layers" or "heads"');
   if (selection.some(Boolean)) {
     const [layers, heads] = selection;
     for (const [name, list, n] of [
@@ -271,7 +271,9 @@ export const postAttention: Handler = async (ctx, req, res) => {
         throw new HttpError(400, `"${name}" holds an index past this model's ${n} ${name}`);
     a = selectHeads(a, layers ?? range(L), heads ?? range(H));
   }
-  const overview = detail === 'overview' || (detail === 'auto' && a.attention.data.length > ctx.limits.overviewAbove);
+  const overview =
+    detail === 'overview' ||
+    (detail === 'auto' && !a.encoderDecoder && a.attention.data.length > ctx.limits.overviewAbove);
   const layered =
     overview ||
     (!a.encoderDecoder &&
