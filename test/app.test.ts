@@ -12,7 +12,7 @@ import type { Attention } from '../src/core/attention.js';
 import { encodeAttentionFile } from '../src/core/attention-file.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { HAVE_CHROMIUM, launch } from './browser.js';
-import { HAVE_SHARED } from './shared.js';
+import { HAVE_SHARED, SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
 import { BART, bartConfig, bartWeights } from './tiny-seq2seq.js';
 
@@ -391,6 +391,85 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       }
     },
   );
+
+  test.runIf(HAVE_SHARED)('a long input: the pooled overview first, then single heads at full resolution', async () => {
+    const long = await startServer({
+      port: 0,
+      modelRoots: [join(SHARED, 'golden', 'models')],
+      limits: { overviewAbove: 1 },
+    });
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    /** Every attention request's body and its answer's format, layer count and size. */
+    const calls: { body: Record<string, unknown>; format: string; layers: string; bytes: number }[] = [];
+    page.on('response', async (r) => {
+      if (!r.url().endsWith('/api/attention') || r.status() !== 200) return;
+      const h = r.headers();
+      const bytes = (await r.body()).length;
+      calls.push({
+        body: r.request().postDataJSON(),
+        format: h['x-attnviz-format'],
+        layers: h['x-attnviz-layers'],
+        bytes,
+      });
+    });
+    try {
+      // gpt2-tiny: 2 layers × 4 heads; 140 tokens, past the overview's 128 cells.
+      await page.goto(`${long.url}?model=path%3Agpt2-tiny&view=model&text=${'a+'.repeat(140)}`);
+      const status = await settled(page);
+      expect(status).toMatch(
+        /^gpt2-tiny \(gpt2\) · 141 tokens · 2 layers × 4 heads · overview: each head max-pooled to 128 × 128/,
+      );
+      const view = page.locator('.attnviz-model-view');
+      expect(await view.getAttribute('data-layers')).toBe('2');
+      expect(await view.getAttribute('data-thumbnails')).toBe('8');
+      expect(calls).toEqual([
+        expect.objectContaining({
+          body: expect.objectContaining({ detail: 'auto' }),
+          format: 'avz1-overview',
+          layers: '2',
+        }),
+      ]);
+      // The overview's bytes are the pooled cells', not every head × T²: 2 × 4 × 128² × 1.5 B and headers.
+      const [L, H, T, n] = [2, 4, 141, 128];
+      expect(calls[0].bytes).toBeLessThan(L * H * n * n * 1.5 + 8_000);
+      expect(calls[0].bytes).toBeLessThan(L * H * T * T * 1.5);
+
+      // A thumbnail opens its head at full resolution, fetched alone.
+      await page.locator('.av-thumb[data-layer="1"][data-head="2"]').click();
+      await expect.poll(() => view.getAttribute('data-selected')).toBe('1,2');
+      await expect.poll(() => calls.length).toBe(2);
+      expect(calls[1]).toMatchObject({
+        body: { layers: [1], heads: [2], queryKey: false },
+        format: 'avz1',
+        layers: '1',
+      });
+      await expect.poll(() => params(page).get('heads')).toBe('2');
+      expect(params(page).get('layer')).toBe('1');
+
+      // The head view of that layer: its heads come one at a time, as it draws them.
+      await page.locator('[role=tab][data-view=head]').click();
+      await page.locator('.attnviz-head-view').waitFor();
+      await expect.poll(() => calls.length, { timeout: 20_000 }).toBeGreaterThan(2);
+      for (const c of calls.slice(2)) expect(c.body).toMatchObject({ layers: [1], heads: [expect.any(Number)] });
+
+      // The neuron view: that one head with its q and k.
+      const before = calls.length;
+      await page.locator('[role=tab][data-view=neuron]').click();
+      await page.locator('.attnviz-neuron-view').waitFor({ timeout: 20_000 });
+      expect(await page.locator('#view .note').textContent()).toMatch(/^Layer 1, head 2 at full resolution/);
+      expect(calls.slice(before)).toEqual([
+        expect.objectContaining({ body: expect.objectContaining({ layers: [1], heads: [2], queryKey: true }) }),
+      ]);
+      // Never a whole result: each answer after the overview is one head.
+      for (const c of calls.slice(1)) expect(c.body.heads).toHaveLength(1);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      await long.close();
+    }
+  });
 
   test('no silent cut: a token counter against the model, a truncate toggle the error names, the text limit', async () => {
     const { page, errors } = await open('?text=Count+me.');

@@ -293,7 +293,7 @@ async function updateCount(info: ModelInfo): Promise<void> {
 /** A model's name for the status line: the picker's label (or the id typed in), then its family. */
 function modelName(id: string, modelType: string): string {
   const entry = list.models.find((m) => m.id === id);
-  return `${entry?.label ?? id} (${modelType})`;
+  return `${entry?.label ?? id.replace(/^(path|hub):/, '')} (${modelType})`;
 }
 
 const shape = (a: Attention) => {
