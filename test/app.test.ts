@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { encodeAttentionFile } from '../src/core/attention-file.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { HAVE_CHROMIUM, launch } from './browser.js';
+import { compareScreenshot, HAVE_CHROMIUM, launch } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
 import { BART, bartConfig, bartWeights } from './tiny-seq2seq.js';
@@ -391,6 +391,21 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       }
     },
   );
+
+  test('the page in the dark theme matches its reference screenshot (page and view without a seam)', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 640 }, deviceScaleFactor: 1 });
+    try {
+      await page.goto(`${server.url}?text=The+cat+sat+on+the+mat.&theme=dark`);
+      await settled(page);
+      // The status line carries a timing; the URL-dependent picker text is the same on every machine.
+      await page.addStyleTag({ content: '#status { visibility: hidden }' });
+      const png = await page.screenshot();
+      const { differing } = await compareScreenshot(page, png, 'app-dark');
+      expect(differing).toBeLessThan(0.01);
+    } finally {
+      await page.close();
+    }
+  });
 
   test.runIf(HAVE_SHARED)('a long input: the pooled overview first, then single heads at full resolution', async () => {
     const long = await startServer({
