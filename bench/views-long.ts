@@ -8,6 +8,7 @@
  *   the mean of all 32 heads likewise (2048 only: 32 heads at 8192 take minutes to generate);
  * - zoom / pan frames: 60 wheel zooms about the centre and 60 drag steps, each one frame's work: the view
  *   moved, drawn, and the canvas rasterised (getImageData forces it), p50 / p95;
+ * - lines mode at 2048 tokens (one head): a token's mouseenter → the next frame, its lines drawn, p50 / p95;
  * - model view, 16 layers × 32 heads: modelView() with no data, then a layer every task as [32, 128, 128]
  *   max-pooled blocks (what a server would stream): first layer painted, all layers painted (ms);
  * - page memory: the renderer process's peak resident memory (VmHWM) over the run at that size (a new page).
@@ -35,6 +36,7 @@ interface Figures {
   firstPaintMs: number;
   generateMs: number;
   meanPaintMs: number | null;
+  linesHover: number[];
   zoom: number[];
   pan: number[];
   modelFirstMs: number;
@@ -147,7 +149,25 @@ async function inPage(page: Page, T: number): Promise<Figures> {
           meanPaintMs = performance.now() - t0 - generateMs;
           m.destroy();
         }
-        return { firstPaintMs, generateMs: gen, meanPaintMs, zoom, pan };
+
+        // ---- lines mode: only hovered tokens' lines ----
+        const linesHover: number[] = [];
+        if (withMean) {
+          const l = api.headView(host, empty(1), { mode: 'lines', heads: [0], loadHead: async () => head(0) });
+          while (!document.querySelector('.av-token')) await frame();
+          const tokens = [...document.querySelectorAll<HTMLElement>('.av-token[data-side=left]')];
+          for (let k = 0; k < 30; k++) {
+            const t = tokens[(k * 67) % tokens.length];
+            await frame();
+            const t1 = performance.now();
+            t.dispatchEvent(new MouseEvent('mouseenter'));
+            await frame();
+            linesHover.push(performance.now() - t1);
+            t.dispatchEvent(new MouseEvent('mouseleave'));
+          }
+          l.destroy();
+        }
+        return { firstPaintMs, generateMs: gen, meanPaintMs, linesHover, zoom, pan };
       },
       [T, HEADS, T <= 2048] as const,
     )
@@ -265,7 +285,7 @@ async function main(): Promise<void> {
     console.log(`chromium ${context.browser()?.version() ?? ''}; ${HEADS} heads; model view ${LAYERS} × ${HEADS}\n`);
     console.log(
       'tokens  heatmap first paint  (head generated in)  mean of 32  zoom p50/p95     pan p50/p95    ' +
-        '  model first / all layers  page peak MB',
+        '  lines hover p50/p95  model first / all layers  page peak MB',
     );
     for (const T of sizes) {
       const page = await context.newPage();
@@ -275,7 +295,7 @@ async function main(): Promise<void> {
         const r = await inPage(page, T);
         const ms = (x: number) => `${x.toFixed(1)} ms`;
         console.log(
-          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ${ms(r.generateMs).padStart(19)}  ${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ${rendererPeakMb(profile).toFixed(0).padStart(12)}`,
+          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ${ms(r.generateMs).padStart(19)}  ${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ${(r.linesHover.length ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms` : '–').padStart(19)}  ${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ${rendererPeakMb(profile).toFixed(0).padStart(12)}`,
         );
       } finally {
         await page.close();

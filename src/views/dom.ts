@@ -75,7 +75,7 @@ export function download(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp. */
+/** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp; cleared. */
 export function sizeCanvas(
   canvas: HTMLCanvasElement,
   width: number,
@@ -83,11 +83,18 @@ export function sizeCanvas(
   scale?: number,
 ): CanvasRenderingContext2D {
   const dpr = scale ?? (window.devicePixelRatio || 1);
-  canvas.width = Math.ceil(width * dpr);
-  canvas.height = Math.ceil(height * dpr);
+  const w = Math.ceil(width * dpr),
+    h = Math.ceil(height * dpr);
+  const ctx = canvas.getContext('2d')!;
+  // Same size: cleared and reset in place; setting width or height reallocates the bitmap (slow when redrawn
+  // on every hover).
+  if (canvas.width === w && canvas.height === h) ctx.reset();
+  else {
+    canvas.width = w;
+    canvas.height = h;
+  }
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext('2d')!;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   return ctx;
 }

@@ -29,10 +29,10 @@ import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } 
 import { accumulate, COLOR_SCALES, combineHeads, type ColorScale, type Combine } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { TokenColumns } from './token-columns.js';
 import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
 
 export type { Side, TokenRef } from './tooltip.js';
-export { ROW } from './layout.js';
 
 export type HeadViewMode = 'lines' | 'heatmap';
 
@@ -128,7 +128,6 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   const pretty = options.prettifyTokens !== false;
   const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
   const keyLabel = (j: number) => (pretty ? prettifyToken(keyTokens[j]) : keyTokens[j]);
-  const sideLabel = (side: Side, i: number) => (side === 'left' ? label(i) : keyLabel(i));
   const activeInit = options.heads
     ? Array.from({ length: H }, (_, h) => options.heads!.includes(h))
     : Array(H).fill(true);
@@ -306,8 +305,12 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   const rowY = (r: number, top: number) => top + r * ROW + ROW / 2;
   const allLines = () => Math.max(rows.length, cols.length) <= (options.allLinesUpTo ?? 256);
 
-  /** Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). */
-  function drawLines(p: Painter, top: number): number {
+  /**
+   * Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). Rows
+   * outside [from, to) (px from the first row) are not drawn: a 2k-token view is drawn only where it is seen.
+   */
+  function drawLines(p: Painter, top: number, from = -Infinity, to = Infinity): number {
+    const seen = (r: number) => r * ROW + ROW > from && r * ROW < to;
     const { box, gap } = geo;
     const rightX = box + gap;
     const R = rows.length,
@@ -327,13 +330,13 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
         for (let c = 0; c < C; c++) {
           let s = 0;
           for (const r of rowSel) s += w(h, r, c);
-          if (s > 0) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          if (s > 0 && seen(c)) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
       if (colSel.size)
         for (let r = 0; r < R; r++) {
           let s = 0;
           for (const c of colSel) s += w(h, r, c);
-          if (s > 0) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          if (s > 0 && seen(r)) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
     });
 
@@ -342,6 +345,9 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
       const batch = new LineBatch();
       const add = (r: number, c: number) => {
         const weight = w(h, r, c);
+        // A segment between two rows on the same side of the window never crosses it.
+        if ((r + 1) * ROW <= from && (c + 1) * ROW <= from) return;
+        if (r * ROW >= to && c * ROW >= to) return;
         if (kept(h, r, weight)) batch.add(box, rowY(r, top), rightX, rowY(c, top), weight / act.length);
       };
       if (!focused && allLines()) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
@@ -399,7 +405,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     windowBottom = bottom;
     canvas.style.top = `${top}px`;
     const ctx = sizeCanvas(canvas, geo.width, bottom - top);
-    drawnCount = drawLines(new CanvasPainter(ctx), -top);
+    drawnCount = drawLines(new CanvasPainter(ctx), -top, top, bottom);
   }
   const onScroll = () => {
     if (state.mode !== 'lines' || geo.height <= WINDOW_ABOVE) return;
@@ -425,50 +431,38 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   }
 
   /** Token elements (lines mode): rebuilt only when the rows/columns change; classes mark the focus. */
-  let tokenEls: HTMLElement[] = [];
+  let tokenColumns: TokenColumns | null = null;
   let tokensKey = '';
   function renderTokens(): void {
     const key = `${weightsKey}/${geo.box}/${geo.gap}`;
     if (key !== tokensKey) {
       tokensKey = key;
-      for (const t of tokenEls) t.remove();
-      const make = (side: Side, i: number, r: number) => {
-        const t = el('div', {
-          class: 'av-token',
-          'data-side': side,
-          'data-index': i,
-          title: side === 'left' ? data.tokens[i] : keyTokens[i],
-          text: sideLabel(side, i),
-        });
-        Object.assign(t.style, {
-          top: `${r * ROW}px`,
-          left: side === 'left' ? '0' : `${geo.box + geo.gap}px`,
-          width: `${geo.box}px`,
-          textAlign: side === 'left' ? 'right' : 'left',
-        });
-        t.addEventListener('mouseenter', () => {
-          if (!state.pinned.length) update({ hover: { side, index: i } });
-          tokenTooltip(side, i, t);
-        });
-        t.addEventListener('mouseleave', () => {
-          tooltip.hide();
-          if (!state.pinned.length) update({ hover: null });
-        });
-        t.addEventListener('click', (e) => pin({ side, index: i }, e.shiftKey));
-        return t;
-      };
-      tokenEls = [...rows.map((i, r) => make('left', i, r)), ...cols.map((j, c) => make('right', j, c))];
-      body.append(...tokenEls);
+      tokenColumns?.destroy();
+      const column = (tokens: number[], x: number, list: string[], show: (i: number) => string) => ({
+        tokens,
+        x,
+        width: geo.box,
+        label: show,
+        title: (i: number) => list[i],
+      });
+      tokenColumns = new TokenColumns(
+        body,
+        ROW,
+        { left: column(rows, 0, data.tokens, label), right: column(cols, geo.box + geo.gap, keyTokens, keyLabel) },
+        {
+          enter: (t, element) => {
+            if (!state.pinned.length) update({ hover: t });
+            tokenTooltip(t.side, t.index, element);
+          },
+          leave: () => {
+            tooltip.hide();
+            if (!state.pinned.length) update({ hover: null });
+          },
+          click: (t, e) => pin(t, e.shiftKey),
+        },
+      );
     }
-    const f = focusOf(state.pinned, state.hover);
-    const has = (list: TokenRef[], t: HTMLElement) =>
-      list.some((x) => x.side === t.dataset.side && x.index === Number(t.dataset.index));
-    for (const t of tokenEls) {
-      t.classList.toggle('av-focus', has(f, t));
-      t.classList.toggle('av-pinned', has(state.pinned, t));
-      // Right-side tokens sit over the blocks: keep their background see-through.
-      if (t.dataset.side === 'right' || f.some((x) => x.side === 'right')) t.style.background = 'transparent';
-    }
+    tokenColumns!.mark(focusOf(state.pinned, state.hover), state.pinned);
   }
 
   function pin(t: TokenRef, add: boolean): void {
@@ -495,6 +489,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   let combined: Float32Array | null = null;
   let combinedKey = '';
   let combining: string | null = null;
+  /** What the heatmap was last given: the combination, colour scale and excluded columns. */
+  let heatmapLook = '';
 
   const combination = () => `${weightsKey}/${activeHeads().join(',')}/${state.combine}`;
 
@@ -554,8 +550,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
 
   function renderHeatmap(): void {
     canvas.remove();
-    for (const t of tokenEls) t.remove();
-    tokenEls = [];
+    tokenColumns?.destroy();
+    tokenColumns = null;
     tokensKey = '';
     body.style.height = '';
     body.style.width = '';
@@ -591,7 +587,6 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     showNote('');
     drawnCount = rows.length * cols.length;
   }
-  let heatmapLook = '';
   const availableWidth = () => (root.clientWidth || 900) - 16;
 
   // ---- render -----------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@
  * Frames cost the same at 100 and 8,000 tokens: the matrix is painted once, when its data or colour scale
  * changes, into a pyramid of canvases — level 0 one pixel per cell, level i max-pooled by 2^i (so a strong
  * weight survives zooming out) — and a frame copies the visible part of the level whose cells are at least a
- * device pixel with drawImage (no smoothing), then draws at most a screenful of labels.
+ * device pixel with drawImage (no smoothing), then draws at most a screenful of labels. Levels over FINEST
+ * pixels a side are not kept as canvases (8k × 8k would be 256 MB); when one of them is due, the cells on
+ * screen (at most a screenful, since each is a device pixel or more) are painted from the colour positions.
  *
  * The element carries, for tests and embedding pages, data-rows, data-cols, data-zoom (px per cell ÷ the
  * fitted px per cell), data-label-step (1: every token labelled) and data-level (the pyramid level shown).
@@ -15,7 +17,7 @@
 import { el, sizeCanvas } from './dom.js';
 import { CanvasPainter, type Painter, type Rect } from './painter.js';
 import type { Theme } from './palette.js';
-import { maxPool, paint, scaleValues, type ScaleOptions } from './raster.js';
+import { halve, paint, scaleValues, type ScaleOptions } from './raster.js';
 import type { Tooltip } from './tooltip.js';
 
 export interface HeatmapConfig {
@@ -39,15 +41,24 @@ const LABEL_CHARS = 16;
 /** Pyramid levels stop once the coarsest is at most this many pixels a side (the minimap's source). */
 const COARSEST = 256;
 const MINIMAP = 120;
-/** Rows per putImageData when painting level 0, so the RGBA copy stays small at 8k tokens. */
+/** Rows per putImageData when painting a level, so the RGBA copy stays small at 8k tokens. */
 const PAINT_ROWS = 256;
+/** Levels larger than this a side are painted per frame from the colour positions, not kept as canvases. */
+const FINEST = 4096;
 const STEPS = [1, 2, 5];
 
 export class Heatmap {
   readonly element: HTMLDivElement;
   private readonly canvas = el('canvas', { class: 'av-heatmap-canvas' });
   private readonly minimap = el('canvas', { class: 'av-minimap' });
-  private levels: HTMLCanvasElement[] = [];
+  /** Pyramid levels; null where a level is too large to keep (painted per frame from `positions`). */
+  private levels: (HTMLCanvasElement | null)[] = [];
+  /** Colour positions (0…255) of every cell, kept only while some level is null. */
+  private positions: Uint8Array | null = null;
+  private color = '';
+  /** The cells painted into `window` last, as "col,row,cols,rows". */
+  private readonly window = el('canvas');
+  private windowKey = '';
   private rows = 0;
   private cols = 0;
   private width = 0;
@@ -81,7 +92,13 @@ export class Heatmap {
     const same = R === this.rows && C === this.cols;
     this.rows = R;
     this.cols = C;
-    this.buildLevels(scaleValues(w, R, C, scale), color);
+    // User Timing measures let benchmarks split a first paint into scaling and painting the pyramid.
+    performance.mark('attnviz:heatmap-start');
+    const t = scaleValues(w, R, C, scale);
+    performance.measure('attnviz:heatmap-scale', 'attnviz:heatmap-start');
+    performance.mark('attnviz:heatmap-scaled');
+    this.buildLevels(t, color);
+    performance.measure('attnviz:heatmap-levels', 'attnviz:heatmap-scaled');
     const side = Math.max(120, Math.min(available - LABEL_BAND, 900));
     this.k0 = Math.min(FIT_MAX_CELL, side / Math.max(R, C, 1));
     this.width = LABEL_BAND + C * this.k0;
@@ -173,8 +190,14 @@ export class Heatmap {
     const level = this.levelFor(window.devicePixelRatio || 1);
     this.element.dataset.level = String(level);
     const f = 2 ** level;
-    if (this.levels.length)
-      p.raster(this.levels[level], this.x0 / f, this.y0 / f, plotW / this.k / f, plotH / this.k / f, plot);
+    const source = this.levels[level];
+    if (source) p.raster(source, this.x0 / f, this.y0 / f, plotW / this.k / f, plotH / this.k / f, plot);
+    else if (this.positions) {
+      const c0 = Math.floor(this.x0),
+        r0 = Math.floor(this.y0);
+      this.paintWindow(c0, r0, Math.ceil(this.x0 + plotW / this.k) - c0, Math.ceil(this.y0 + plotH / this.k) - r0);
+      p.raster(this.window, this.x0 - c0, this.y0 - r0, plotW / this.k, plotH / this.k, plot);
+    }
 
     const step = this.labelStep();
     const size = Math.min(13, Math.max(9, this.k * 0.75));
@@ -210,6 +233,7 @@ export class Heatmap {
     for (const f of this.cleanup) f();
     this.element.remove();
     this.levels = [];
+    this.positions = null;
   }
 
   // ---- drawing --------------------------------------------------------------------------------------------
@@ -237,6 +261,20 @@ export class Heatmap {
     this.lastFrameMs = performance.now() - t0;
   }
 
+  /** The cells [c0, c0 + w) × [r0, r0 + h) painted one pixel each into `window` (unless already there). */
+  private paintWindow(c0: number, r0: number, w: number, h: number): void {
+    const key = `${c0},${r0},${w},${h}`;
+    if (key === this.windowKey) return;
+    this.windowKey = key;
+    const t = this.positions!;
+    const cells = new Uint8Array(w * h);
+    for (let r = 0; r < h; r++) cells.set(t.subarray((r0 + r) * this.cols + c0, (r0 + r) * this.cols + c0 + w), r * w);
+    this.window.width = w;
+    this.window.height = h;
+    const pixels = paint(cells, this.color, this.config.theme.background);
+    this.window.getContext('2d')!.putImageData(new ImageData(pixels, w, h), 0, 0);
+  }
+
   private drawMinimap(): void {
     const zoomed = this.k > this.k0 * 1.001;
     this.minimap.hidden = !zoomed;
@@ -244,10 +282,14 @@ export class Heatmap {
     const s = MINIMAP / Math.max(this.rows, this.cols);
     const w = this.cols * s,
       h = this.rows * s;
-    const ctx = sizeCanvas(this.minimap, w, h);
-    const top = this.levels[this.levels.length - 1];
+    // Resized only when its size changes: resizing reallocates the canvas, every frame otherwise.
+    const dpr = window.devicePixelRatio || 1;
+    const ctx =
+      this.minimap.width === Math.ceil(w * dpr) && this.minimap.height === Math.ceil(h * dpr)
+        ? this.minimap.getContext('2d')!
+        : sizeCanvas(this.minimap, w, h);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(top, 0, 0, w, h);
+    ctx.drawImage(this.levels[this.levels.length - 1]!, 0, 0, w, h);
     const { plotW, plotH } = this.plot();
     ctx.strokeStyle = this.config.theme.text;
     ctx.lineWidth = 1.5;
@@ -257,9 +299,8 @@ export class Heatmap {
 
   private buildLevels(t: Uint8Array, color: string): void {
     const { theme } = this.config;
-    const R = this.rows,
-      C = this.cols;
     const canvasFor = (pixels: Uint8Array, w: number, h: number) => {
+      if (Math.max(w, h) > FINEST) return null;
       const c = el('canvas', { width: w, height: h });
       const ctx = c.getContext('2d')!;
       for (let y = 0; y < h; y += PAINT_ROWS) {
@@ -268,16 +309,17 @@ export class Heatmap {
       }
       return c;
     };
-    this.levels = [canvasFor(t, C, R)];
+    this.color = color;
+    this.windowKey = '';
+    this.levels = [canvasFor(t, this.cols, this.rows)];
+    this.positions = this.levels[0] ? null : t;
     let level = t,
-      w = C,
-      h = R;
+      w = this.cols,
+      h = this.rows;
     while (Math.max(w, h) > COARSEST) {
-      const nw = Math.ceil(w / 2),
-        nh = Math.ceil(h / 2);
-      level = maxPool(level, h, w, nh, nw, new Uint8Array(nw * nh));
-      w = nw;
-      h = nh;
+      level = halve(level, h, w);
+      w = Math.ceil(w / 2);
+      h = Math.ceil(h / 2);
       this.levels.push(canvasFor(level, w, h));
     }
   }

@@ -34,21 +34,8 @@ import { check } from '../core/errors.js';
 import { button, checkbox, download, el, select, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import type { HeadLoader } from './head-view.js';
-import { Heatmap, LABEL_BAND } from './heatmap.js';
-import {
-  AXIS,
-  GRID_WIDTH,
-  gridLayout,
-  MARGIN,
-  P_GAP,
-  P_PAD,
-  P_ROW,
-  P_TITLE,
-  P_TOKEN,
-  panelLayout,
-  type GridLayout,
-  type PanelLayout,
-} from './layout.js';
+import { HeadPanel, type PanelContent } from './head-panel.js';
+import { AXIS, GRID_WIDTH, gridLayout, MARGIN, P_PAD, P_ROW, P_TITLE, type GridLayout } from './layout.js';
 import { LineBatch } from './lines.js';
 import { filterIndices, PAIR_FILTERS, selectCells, type PairFilter } from './matrix.js';
 import { carryLayer, withParts, type PartOptions } from './parts.js';
@@ -57,7 +44,7 @@ import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './p
 import { COLOR_SCALES, maxPool, paint, scaleValues, type ColorScale } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
-import { sameToken, Tooltip, type Side, type TokenRef } from './tooltip.js';
+import { sameToken, Tooltip, type TokenRef } from './tooltip.js';
 
 export { GRID_WIDTH } from './layout.js';
 
@@ -126,8 +113,6 @@ const LINE_END = 9;
 const LINE_INK = 2.2;
 /** PNG exports are drawn at this scale; their thumbnail lines are 1 / PNG_SCALE px wide (one pixel again). */
 const PNG_SCALE = 2;
-/** Heatmap panel: the cells fit this many px. */
-const P_HEATMAP = 480;
 
 /** A layer's weights as they came: `[H, n, m]`, full resolution when n = T and m = K. */
 interface LayerWeights {
@@ -200,17 +185,22 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   const canvas = el('canvas');
   const axis = el('div', { class: 'av-axes' });
   const targets = el('div', { class: 'av-thumbs' });
-  const panel = el('div', { class: 'av-panel', hidden: true, role: 'dialog' });
-  const panelTitle = el('div', { class: 'av-panel-title' });
-  const panelBody = el('div', { class: 'av-panel-body' });
-  const panelInner = el('div', { class: 'av-panel-inner' });
-  const panelCanvas = el('canvas');
-  panelBody.append(panelInner);
-  panel.append(panelTitle, panelBody);
-  grid.append(canvas, axis, targets, panel);
+  grid.append(canvas, axis, targets);
   body.append(grid);
   root.append(controls, body);
   const tooltip = new Tooltip(root);
+  const panel = new HeadPanel(grid, {
+    theme,
+    tooltip,
+    label: (side, i) => (side === 'left' ? label(i) : keyLabel(i)),
+    title: (side, i) => (side === 'left' ? data.tokens[i] : keyTokens[i]),
+    focus: () => state,
+    hover: (hover) => update({ hover }),
+    click: (t) => {
+      const same = sameToken(state.pinned, t);
+      update({ pinned: same ? null : t, hover: same ? t : null });
+    },
+  });
   container.append(root);
 
   if (data.sentenceBStart !== null) {
@@ -467,228 +457,72 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   }
 
   // ---- panel ----------------------------------------------------------------------------------------------
-  /** The selected head's weights at full resolution (or pooled, when that is all there is). */
-  let pw: Float32Array = new Float32Array(0);
-  let pRows = 0,
-    pCols = 0;
-  let pooledPanel = false;
   let panelKey = '';
-  let pl: PanelLayout | null = null;
-  let panelDrawn = 0;
-  let tokenEls: HTMLElement[] = [];
-  let panelHeatmap: Heatmap | null = null;
   let loadingHead = '';
+  /** Heads fetched with loadHead for the panel (the last few). */
+  const loadedHeads = new Map<string, Float32Array>();
 
-  /** Focused token: the pinned one, else the hovered one. Its row (or column) index in the shown matrix. */
-  function focusAt(): { side: Side; at: number } | null {
-    const f = state.pinned ?? state.hover;
-    if (!f) return null;
-    const at = (f.side === 'left' ? rows : cols).indexOf(f.index);
-    return at < 0 ? null : { side: f.side, at };
-  }
-
-  /** Panel lines (at ox, oy); with `text`, also the token highlight and labels (exports; the page uses DOM). */
-  function panelLines(p: Painter, ox: number, oy: number, color: string, text: boolean): number {
-    const R = rows.length,
-      C = cols.length;
-    const f = focusAt();
-    if (text) {
-      if (f) p.rect(ox + (f.side === 'left' ? 0 : P_TOKEN + P_GAP), oy + f.at * P_ROW, P_TOKEN, P_ROW, theme.highlight);
-      rows.forEach((i, r) =>
-        p.text(ox + P_TOKEN - 4, oy + r * P_ROW + P_ROW / 2, label(i), { color: theme.text, size: 13, anchor: 'end' }),
-      );
-      cols.forEach((j, c) =>
-        p.text(ox + P_TOKEN + P_GAP + 4, oy + c * P_ROW + P_ROW / 2, keyLabel(j), { color: theme.text, size: 13 }),
-      );
-    }
-    const x1 = ox + P_TOKEN + 2,
-      x2 = ox + P_TOKEN + P_GAP - 2,
-      y0 = oy + P_ROW / 2;
-    const batch = new LineBatch();
-    const add = (r: number, c: number) => batch.add(x1, y0 + r * P_ROW, x2, y0 + c * P_ROW, pw[r * C + c]);
-    if (!f) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
-    else if (f.side === 'left') for (let c = 0; c < C; c++) add(f.at, c);
-    else for (let r = 0; r < R; r++) add(r, f.at);
-    batch.draw(p, color, 2);
-    return batch.count;
-  }
-
-  const panelMode = () => (state.mode === 'lines' && !pooledPanel ? 'lines' : 'heatmap');
-
-  function closePanel(): void {
-    panelKey = '';
-    pl = null;
-    panelHeatmap?.destroy();
-    panelHeatmap = null;
-    for (const t of tokenEls) t.remove();
-    tokenEls = [];
-    grid.style.height = `${g.height}px`;
-  }
-
-  /** The selected head's weights: in the page, from loadHead, or pooled. False while loading. */
-  function panelWeights(s: HeadRef): boolean {
+  /** The selected head's weights: in the page, from loadHead, or pooled; null while loading. */
+  function panelWeights(s: HeadRef): Pick<PanelContent, 'weights' | 'pooled'> | null {
     const full = headWeights(s.layer, s.head);
-    if (full) {
-      pw = full;
-      pRows = rows.length;
-      pCols = cols.length;
-      pooledPanel = false;
-      return true;
-    }
-    const key = `${s.layer},${s.head}`;
+    if (full) return { weights: full, pooled: null };
+    const key = `${s.layer},${s.head}/${gridKey}`;
     if (options.loadHead) {
+      const got = loadedHeads.get(key);
+      if (got) return { weights: got, pooled: null };
       if (loadingHead !== key) {
         loadingHead = key;
         void options.loadHead(s.layer, s.head).then((w) => {
           if (loadingHead !== key) return;
-          arrivedHeads.set(key, selectCells(w, K, rows, cols, state.hideSpecial));
+          loadedHeads.set(key, selectCells(w, K, rows, cols, state.hideSpecial));
+          if (loadedHeads.size > 4) loadedHeads.delete(loadedHeads.keys().next().value!);
           panelKey = '';
           render();
         });
       }
-      const got = arrivedHeads.get(key);
-      if (!got) return false;
-      pw = got;
-      pRows = rows.length;
-      pCols = cols.length;
-      pooledPanel = false;
-      return true;
+      return null;
     }
     const a = arrived.get(s.layer);
-    if (!a) return false;
-    pw = a.data.subarray(s.head * a.n * a.m, (s.head + 1) * a.n * a.m);
-    pRows = a.n;
-    pCols = a.m;
-    pooledPanel = true;
-    return true;
+    if (!a) return null;
+    return { weights: a.data.subarray(s.head * a.n * a.m, (s.head + 1) * a.n * a.m), pooled: { R: a.n, C: a.m, T, K } };
   }
-  /** Heads fetched with loadHead for the panel (the last few). */
-  const arrivedHeads = new Map<string, Float32Array>();
 
   function renderPanel(): void {
     const s = state.selected;
-    panel.hidden = s === null;
     tooltip.hide();
-    if (!s) {
-      closePanel();
-      return;
-    }
-    const key = `${s.layer},${s.head}/${gridKey}`;
+    const key = s ? `${s.layer},${s.head}/${gridKey}` : '';
     if (key !== panelKey) {
-      closePanel();
-      panelTitle.textContent = `Layer ${s.layer}, Head ${s.head}`;
-      if (!panelWeights(s)) {
-        panelTitle.textContent += ' (loading…)';
-        return;
+      panelKey = '';
+      panel.hide();
+      if (s) {
+        const title = `Layer ${s.layer}, Head ${s.head}`;
+        const got = panelWeights(s);
+        if (!got) panel.loading(title);
+        else {
+          panelKey = key;
+          const li = layers.indexOf(s.layer),
+            hi = heads.indexOf(s.head);
+          panel.show(
+            {
+              title,
+              color: colors[s.layer],
+              ...got,
+              rows,
+              cols,
+              mode: state.mode === 'lines' && !got.pooled ? 'lines' : 'heatmap',
+              scale: state.scale,
+            },
+            { x: thumbX(hi), y: thumbY(li), w: g.tw },
+            g.height,
+          );
+          panel.element.dataset.layer = String(s.layer);
+          panel.element.dataset.head = String(s.head);
+        }
       }
-      if (arrivedHeads.size > 4) arrivedHeads.delete(arrivedHeads.keys().next().value!);
-      panelKey = key;
-      const lines = panelMode() === 'lines';
-      if (!lines) {
-        panelHeatmap = new Heatmap(panelInner, {
-          theme,
-          tooltip,
-          rowLabel: (r) => (pooledPanel ? pooledLabel(r, pRows, T) : label(rows[r])),
-          colLabel: (c) => (pooledPanel ? pooledLabel(c, pCols, K) : keyLabel(cols[c])),
-          describe: (r, c) => pairText(r, c),
-          click: (r) => {
-            if (pooledPanel) return;
-            const i = rows[r];
-            const same = state.pinned?.side === 'left' && state.pinned.index === i;
-            update({ pinned: same ? null : { side: 'left', index: i }, hover: null });
-          },
-        });
-        panelHeatmap.setData(pw, pRows, pCols, colors[s.layer], { scale: state.scale }, P_HEATMAP + LABEL_BAND);
-      }
-      const size = lines
-        ? { w: 2 * P_TOKEN + P_GAP, h: Math.max(pRows, pCols, 1) * P_ROW }
-        : { w: panelHeatmap!.size().width, h: panelHeatmap!.size().height };
-      const li = layers.indexOf(s.layer),
-        hi = heads.indexOf(s.head);
-      pl = panelLayout({ x: thumbX(hi), y: thumbY(li), w: g.tw }, size, g.height);
-      Object.assign(panel.style, {
-        left: `${pl.x}px`,
-        top: `${pl.y}px`,
-        width: `${pl.width}px`,
-        borderColor: colors[s.layer],
-      });
-      panelBody.style.height = `${pl.bodyH}px`;
-      Object.assign(panelInner.style, { width: `${pl.contentW}px`, height: `${pl.contentH}px` });
-      panel.dataset.layer = String(s.layer);
-      panel.dataset.head = String(s.head);
-      panel.dataset.mode = panelMode();
-      grid.style.height = `${Math.max(g.height, pl.y + pl.height)}px`;
-      if (lines) renderPanelTokens();
     }
-    if (panelMode() === 'lines') {
-      if (panelCanvas.parentNode !== panelInner) panelInner.prepend(panelCanvas);
-      const ctx = sizeCanvas(panelCanvas, pl!.contentW, pl!.contentH);
-      panelDrawn = panelLines(new CanvasPainter(ctx), 0, 0, colors[s.layer], false);
-    } else {
-      panelCanvas.remove();
-      const f = focusAt();
-      panelHeatmap?.setFrames(f?.side === 'left' ? [f.at] : [], f?.side === 'right' ? [f.at] : []);
-      panelDrawn = pRows * pCols;
-    }
-    panel.dataset.drawn = String(panelDrawn);
-    const f = state.pinned ?? state.hover;
-    for (const t of tokenEls) {
-      const same = sameToken(f, { side: t.dataset.side as Side, index: Number(t.dataset.index) });
-      t.classList.toggle('av-focus', same);
-      t.classList.toggle('av-pinned', same && state.pinned !== null);
-    }
-  }
-
-  /** Panel tokens as DOM text on both sides of the lines. */
-  function renderPanelTokens(): void {
-    const make = (side: Side, i: number, r: number) => {
-      const t = el('div', {
-        class: 'av-token',
-        'data-side': side,
-        'data-index': i,
-        title: side === 'left' ? data.tokens[i] : keyTokens[i],
-        text: side === 'left' ? label(i) : keyLabel(i),
-      });
-      Object.assign(t.style, {
-        top: `${r * P_ROW}px`,
-        left: side === 'left' ? '0' : `${P_TOKEN + P_GAP}px`,
-        width: `${P_TOKEN}px`,
-        textAlign: side === 'left' ? 'right' : 'left',
-      });
-      t.addEventListener('mouseenter', () => {
-        if (!state.pinned) update({ hover: { side, index: i } });
-        tokenTooltip(side, i, t);
-      });
-      t.addEventListener('mouseleave', () => {
-        tooltip.hide();
-        if (!state.pinned) update({ hover: null });
-      });
-      t.addEventListener('click', () => {
-        const same = sameToken(state.pinned, { side, index: i });
-        update({ pinned: same ? null : { side, index: i }, hover: same ? { side, index: i } : null });
-      });
-      return t;
-    };
-    tokenEls = [...rows.map((i, r) => make('left', i, r)), ...cols.map((j, c) => make('right', j, c))];
-    panelInner.append(...tokenEls);
-  }
-
-  const pairText = (r: number, c: number) =>
-    pooledPanel
-      ? `${pooledLabel(r, pRows, T)} → ${pooledLabel(c, pCols, K)}\nmax ${pw[r * pCols + c].toFixed(4)}`
-      : `${label(rows[r])} → ${keyLabel(cols[c])}\n${pw[r * pCols + c].toFixed(4)}`;
-
-  /** Tooltip on a panel token opposite to the pinned (or hovered) one: the exact weight between them. */
-  function tokenTooltip(side: Side, i: number, target: HTMLElement): void {
-    const other = state.pinned ?? state.hover;
-    if (!other || other.side === side) return;
-    const q = side === 'right' ? other.index : i,
-      k = side === 'right' ? i : other.index;
-    const r = rows.indexOf(q),
-      c = cols.indexOf(k);
-    if (r < 0 || c < 0) return;
-    const box = target.getBoundingClientRect();
-    tooltip.show(pairText(r, c), box.right, box.top);
+    panel.render();
+    const l = panel.layout;
+    grid.style.height = `${Math.max(g.height, l ? l.y + l.height : 0)}px`;
   }
 
   // ---- render, export, handle -------------------------------------------------------------------------
@@ -706,26 +540,14 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
 
   /** The grid as shown and, when open, the panel with its full content (not the scrolled window). */
   function scene(lineWidth: number): { width: number; height: number; draw: (p: Painter) => void } {
-    const full = pl ? pl.contentH + P_TITLE + 2 * P_PAD : 0;
-    const panelW = pl ? pl.contentW + 2 * P_PAD : 0;
+    const l = panel.layout;
     return {
-      width: Math.max(GRID_WIDTH, pl ? pl.x + panelW : 0),
-      height: Math.max(g.height, pl ? pl.y + full : 0),
+      width: Math.max(GRID_WIDTH, l ? l.x + l.contentW + 2 * P_PAD : 0),
+      height: Math.max(g.height, l ? l.y + panel.fullHeight() : 0),
       draw: (p) => {
         drawAxes(p);
         layers.forEach((_, li) => heads.forEach((__, hi) => drawThumb(p, li, hi, lineWidth)));
-        if (!pl || !state.selected) return;
-        const { layer, head } = state.selected;
-        p.rect(pl.x, pl.y, panelW, full, theme.background, 1, { color: colors[layer], width: 1.5 });
-        p.text(pl.x + P_PAD, pl.y + P_PAD + P_TITLE / 2 - 2, `Layer ${layer}, Head ${head}`, {
-          color: theme.text,
-          size: 13,
-          weight: 'bold',
-        });
-        const ox = pl.x + P_PAD,
-          oy = pl.y + P_PAD + P_TITLE;
-        if (panelHeatmap) panelHeatmap.paint(p, ox, oy);
-        else panelLines(p, ox, oy, colors[layer], true);
+        panel.paint(p);
       },
     };
   }
@@ -772,7 +594,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
       return scenePng(s.width, s.height, theme.background, s.draw, PNG_SCALE);
     },
     destroy: () => {
-      panelHeatmap?.destroy();
+      panel.destroy();
       root.remove();
     },
   };
@@ -783,13 +605,6 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     // User Timing is optional.
   }
   return view;
-}
-
-/** A pooled cell's token range, e.g. "tokens 64–127". */
-function pooledLabel(i: number, n: number, total: number): string {
-  const from = Math.ceil((i * total) / n),
-    to = Math.ceil(((i + 1) * total) / n) - 1;
-  return from === to ? `token ${from}` : `tokens ${from}–${to}`;
 }
 
 /** Validates includeLayers / includeHeads: distinct integer indices of the model, in the given order. */

@@ -80,29 +80,68 @@ export interface ScaleOptions {
  */
 export function scaleValues(w: Float32Array, R: number, C: number, o: ScaleOptions): Uint8Array {
   const t = new Uint8Array(R * C);
-  const ex = o.exclude ?? new Set<number>();
-  const kept = Array.from({ length: C }, (_, c) => !ex.has(c));
+  const ex = [...(o.exclude ?? [])].filter((c) => c >= 0 && c < C);
   const rowMax = (r: number) => {
     let m = 0;
-    for (let c = 0, i = r * C; c < C; c++, i++) if (kept[c] && w[i] > m) m = w[i];
+    for (let i = r * C, end = i + C; i < end; i++) if (w[i] > m) m = w[i];
+    if (ex.length === 0 || !(m > 0)) return m;
+    // Excluded columns are few: recompute without them only when one of them is the maximum.
+    if (!ex.some((c) => w[r * C + c] === m)) return m;
+    const out = new Set(ex);
+    m = 0;
+    for (let c = 0, i = r * C; c < C; c++, i++) if (w[i] > m && !out.has(c)) m = w[i];
     return m;
   };
   let max = 0;
   if (o.scale !== 'row') for (let r = 0; r < R; r++) max = Math.max(max, rowMax(r));
+  const f = positions(o.scale);
   for (let r = 0; r < R; r++) {
     const m = o.scale === 'row' ? rowMax(r) : max;
-    if (!(m > 0)) continue;
-    const inv = 1 / m;
-    for (let c = 0, i = r * C; c < C; c++, i++) t[i] = Math.round(255 * position(w[i] * inv, o.scale));
+    if (m > 0) f(w, t, r * C, (r + 1) * C, 1 / m);
   }
   return t;
 }
 
-/** A weight relative to the scale's maximum (x ≥ 0) → colour position in [0, 1]. */
-export function position(x: number, scale: ColorScale): number {
-  if (!(x > 0)) return 0;
-  const v = scale === 'sqrt' ? Math.sqrt(x) : scale === 'log' ? 1 + Math.log10(x) / LOG_DECADES : x;
-  return Math.min(1, Math.max(0, v));
+/**
+ * The colour scale's inner loop over cells [from, to), one per scale so the hot loop has no branch on it:
+ * t = 255 × (x, √x or 1 + log10(x) / LOG_DECADES) for x = w × inv, rounded (Uint8Array stores truncate, hence the + 0.5; clamped to 0…255).
+ */
+function positions(scale: ColorScale): (w: Float32Array, t: Uint8Array, from: number, to: number, inv: number) => void {
+  const store = (x: number) => (x >= 1 ? 255 : x > 0 ? 255 * x + 0.5 : 0);
+  switch (scale) {
+    case 'sqrt':
+      return (w, t, from, to, inv) => {
+        for (let i = from; i < to; i++) t[i] = store(Math.sqrt(w[i] * inv));
+      };
+    case 'log':
+      return (w, t, from, to, inv) => {
+        for (let i = from; i < to; i++) {
+          const x = w[i] * inv;
+          t[i] = x > 0 ? store(1 + Math.log10(x) / LOG_DECADES) : 0;
+        }
+      };
+    default:
+      return (w, t, from, to, inv) => {
+        for (let i = from; i < to; i++) t[i] = store(w[i] * inv);
+      };
+  }
+}
+
+/** 2 × 2 max-pooling of a `[h × w]` byte image into `[⌈h/2⌉ × ⌈w/2⌉]` (the heatmap's pyramid levels). */
+export function halve(t: Uint8Array, h: number, w: number): Uint8Array {
+  const nw = Math.ceil(w / 2),
+    nh = Math.ceil(h / 2);
+  const out = new Uint8Array(nw * nh);
+  for (let y = 0; y < h; y++) {
+    const o = (y >> 1) * nw,
+      i = y * w;
+    for (let x = 0; x < w; x++) {
+      const v = t[i + x],
+        k = o + (x >> 1);
+      if (v > out[k]) out[k] = v;
+    }
+  }
+  return out;
 }
 
 /** Colour positions (0…255) painted as `color` over `background`: RGBA bytes, one pixel per cell. */
