@@ -113,6 +113,16 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     expect(await root.getAttribute('data-layer')).toBe('1');
     expect(await root.getAttribute('data-head')).toBe('2');
     expect(await root.getAttribute('data-selected')).toBe('1');
+    // Expanding the token's q·k computation goes into the URL, and a URL reopens it expanded.
+    await root.locator('.av-toggle').click();
+    await expect.poll(() => params(page).get('expanded')).toBe('1');
+    expect(await root.getAttribute('data-expanded')).toBe('true');
+    const again = await open(new URL(page.url()).search);
+    await settled(again.page);
+    const reopened = again.page.locator('.attnviz-neuron-view');
+    expect(await reopened.getAttribute('data-selected')).toBe('1');
+    expect(await reopened.getAttribute('data-expanded')).toBe('true');
+    await again.page.close();
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();

@@ -354,7 +354,13 @@ function viewOptions(name: ViewName, a: Attention): Record<string, unknown> {
     case 'head':
       return { layer, theme, ...(heads?.length ? { heads } : {}) };
     case 'neuron':
-      return { layer, theme, head: heads?.[0] ?? 0, selected: pinned[0]?.index ?? null };
+      return {
+        layer,
+        theme,
+        head: heads?.[0] ?? 0,
+        selected: pinned[0]?.index ?? null,
+        expanded: state.expanded && pinned.length > 0,
+      };
     case 'model':
       return { theme };
   }
@@ -451,6 +457,7 @@ function readViewState(): void {
       if (head !== (state.heads?.[0] ?? 0)) state.heads = [head];
     }
     state.pinned = s.pinned && s.selected !== null ? [{ side: 'left', index: s.selected as number }] : [];
+    state.expanded = s.expanded === true && state.pinned.length > 0;
   } else {
     const selected = s.selected as { layer: number; head: number } | null;
     if (selected) {
@@ -528,9 +535,10 @@ function wire(): void {
       render();
     });
   }
-  // The views keep their own state; any interaction inside one may have changed what the URL records.
+  // The views keep their own state; any interaction inside one may have changed what the URL records. Caught
+  // on the way down, since a view may stop an event from bubbling (the neuron view's expand button does).
   for (const type of ['click', 'dblclick', 'change', 'input', 'keyup']) {
-    ui.view.addEventListener(type, () => setTimeout(readViewState, 0));
+    ui.view.addEventListener(type, () => setTimeout(readViewState, 0), { capture: true });
   }
   $('dl-html').addEventListener('click', () => void downloadExport('html'));
   $('dl-attention').addEventListener('click', () => void downloadExport('attention'));

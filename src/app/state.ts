@@ -29,6 +29,8 @@ export interface AppState {
   heads: number[] | null;
   /** Pinned tokens (head view: left = query side, right = key side; neuron view: the first one's index). */
   pinned: PinnedToken[];
+  /** Neuron view: the first pinned token's q·k computation is expanded. */
+  expanded: boolean;
   theme: AppTheme;
 }
 
@@ -46,6 +48,7 @@ export function defaultState(model: string): AppState {
     layer: 0,
     heads: null,
     pinned: [],
+    expanded: false,
     theme: 'auto',
   };
 }
@@ -69,6 +72,7 @@ export function parseState(search: string, fallbackModel: string): AppState {
   const layer = Number(q.get('layer'));
   if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
   s.heads = integers(q.get('heads'));
+  s.expanded = q.get('expanded') === '1';
   const theme = q.get('theme');
   if (theme && (THEMES as readonly string[]).includes(theme)) s.theme = theme as AppTheme;
   s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
@@ -94,6 +98,7 @@ export function stateQuery(s: AppState, defaultModel: string): string {
   if (s.heads) q.set('heads', s.heads.join(','));
   if (s.theme !== 'auto') q.set('theme', s.theme);
   if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
+  if (s.expanded && s.pinned.length) q.set('expanded', '1');
   // Commas are safe in a query and keep lists readable: heads=0,3.
   return `?${q.toString().replace(/%2C/g, ',')}`;
 }
