@@ -388,6 +388,11 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
         expect(await option.count()).toBe(1);
         await page.locator('#model').selectOption((await option.getAttribute('value'))!);
         await page.locator('#target-field').waitFor({ state: 'visible', timeout: 30_000 });
+        // No target yet: the page asks for one (no request the server would refuse).
+        await expect
+          .poll(() => page.locator('#view .placeholder').textContent())
+          .toBe('Type a target text (what the decoder reads) to see its attention.');
+        expect(await page.locator('#error').isHidden()).toBe(true);
         await page.locator('#target').fill('Le chat.');
         expect(await settled(page)).toMatch(/^tiny-bart \(bart\) · \d+ tokens · 2 layers × 4 heads/);
         expect(await page.locator('.attnviz-head-view select').allTextContents()).toContainEqual(

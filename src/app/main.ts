@@ -203,9 +203,16 @@ async function refresh(): Promise<void> {
     if (mine !== generation) return;
     showProgress(null);
     ui.targetField.hidden = !info.encoderDecoder;
-    if (!state.text.trim()) {
+    const missing = !state.text.trim()
+      ? 'Type a text to see its attention.'
+      : info.encoderDecoder && !state.target.trim()
+        ? 'Type a target text (what the decoder reads) to see its attention.'
+        : null;
+    if (missing) {
       clearError();
-      placeholder('Type a text to see its attention.');
+      void updateCount(info);
+      placeholder(missing);
+      ui.status.textContent = '';
       return;
     }
     void updateCount(info);
