@@ -373,39 +373,36 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     }
   });
 
-  test.runIf(HAVE_SHARED)(
-    'an encoder-decoder model in a model root is in the picker and runs with a target',
-    async () => {
-      const root = await mkdtemp(join(tmpdir(), 'attnviz-app-root-'));
-      const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
-      await cp(dir, join(root, 'tiny-bart'), { recursive: true });
-      const withRoot = await startServer({ port: 0, modelRoots: [root], env: { HF_HUB_OFFLINE: '1' } });
-      const page = await browser.newPage();
-      try {
-        await page.goto(withRoot.url);
-        await settled(page);
-        const option = page.locator('#model option', { hasText: 'tiny-bart' });
-        expect(await option.count()).toBe(1);
-        await page.locator('#model').selectOption((await option.getAttribute('value'))!);
-        await page.locator('#target-field').waitFor({ state: 'visible', timeout: 30_000 });
-        // No target yet: the page asks for one (no request the server would refuse).
-        await expect
-          .poll(() => page.locator('#view .placeholder').textContent())
-          .toBe('Type a target text (what the decoder reads) to see its attention.');
-        expect(await page.locator('#error').isHidden()).toBe(true);
-        await page.locator('#target').fill('Le chat.');
-        expect(await settled(page)).toMatch(/^tiny-bart \(bart\) · \d+ tokens · 2 layers × 4 heads/);
-        expect(await page.locator('.attnviz-head-view select').allTextContents()).toContainEqual(
-          expect.stringMatching(/Encoder.*Decoder.*Cross/),
-        );
-      } finally {
-        await page.close();
-        await withRoot.close();
-        await removeTinyModels();
-        await rm(root, { recursive: true, force: true });
-      }
-    },
-  );
+  test('an encoder-decoder model in a model root is in the picker and runs with a target', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'attnviz-app-root-'));
+    const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
+    await cp(dir, join(root, 'tiny-bart'), { recursive: true });
+    const withRoot = await startServer({ port: 0, modelRoots: [root], env: { HF_HUB_OFFLINE: '1' } });
+    const page = await browser.newPage();
+    try {
+      await page.goto(withRoot.url);
+      await settled(page);
+      const option = page.locator('#model option', { hasText: 'tiny-bart' });
+      expect(await option.count()).toBe(1);
+      await page.locator('#model').selectOption((await option.getAttribute('value'))!);
+      await page.locator('#target-field').waitFor({ state: 'visible', timeout: 30_000 });
+      // No target yet: the page asks for one (no request the server would refuse).
+      await expect
+        .poll(() => page.locator('#view .placeholder').textContent())
+        .toBe('Type a target text (what the decoder reads) to see its attention.');
+      expect(await page.locator('#error').isHidden()).toBe(true);
+      await page.locator('#target').fill('Le chat.');
+      expect(await settled(page)).toMatch(/^tiny-bart \(bart\) · \d+ tokens · 2 layers × 4 heads/);
+      expect(await page.locator('.attnviz-head-view select').allTextContents()).toContainEqual(
+        expect.stringMatching(/Encoder.*Decoder.*Cross/),
+      );
+    } finally {
+      await page.close();
+      await withRoot.close();
+      await removeTinyModels();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 
   test('the page in the dark theme matches its reference screenshot (page and view without a seam)', async () => {
     const page = await browser.newPage({ viewport: { width: 1000, height: 640 }, deviceScaleFactor: 1 });

@@ -3,16 +3,16 @@
  * atomically, attention files by path. Everything else in core/ is browser-safe and shared with the app.
  */
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { Attention } from './attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from './attention-file.js';
-import { AttnvizError, check } from './errors.js';
+import { AttnvizError, check, systemReason } from './errors.js';
 import { decodeHeader, headerLength, parseHeader, type SafetensorsHeader } from './safetensors.js';
 
 /** Reads only the header of a safetensors file (weights stay on disk). */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
   const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot open (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   });
   try {
     const stat = await file.stat();
@@ -31,7 +31,7 @@ export async function readHeader(path: string): Promise<SafetensorsHeader> {
 /** Reads a whole safetensors file into memory (for small files such as attention files). */
 export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
   const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot read (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot read (${systemReason(e)})`);
   });
   return { header: decodeHeader(bytes, basename(path)), bytes };
 }
@@ -44,8 +44,13 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   }
+}
+
+/** A missing folder is the usual reason a write fails with ENOENT: name it. */
+function writeReason(e: unknown, path: string): string {
+  return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
 }
 
 export async function writeAttentionFile(path: string, a: Attention): Promise<void> {

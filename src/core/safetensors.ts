@@ -127,28 +127,48 @@ export interface TensorToWrite {
   data: ArrayBufferView;
 }
 
-/** Encodes tensors and string metadata as one safetensors file image (header padded to 8 bytes, like the Python writer). */
+/**
+ * The start of a safetensors file holding `tensors` in this order: the u64 header length, then the JSON header
+ * padded with spaces to a multiple of 8 bytes (like the Python writer). The tensors' bytes follow it,
+ * `dataBytes` in all: writers that stream large files write this first, then each tensor.
+ */
+export function safetensorsHeader(
+  tensors: readonly { name: string; dtype: DType; shape: readonly number[] }[],
+  metadata: Record<string, string> = {},
+): { bytes: Buffer; dataBytes: number } {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const { name, dtype, shape } of tensors) {
+    const size = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  const bytes = Buffer.alloc(8 + padded, 0x20);
+  bytes.writeBigUInt64LE(BigInt(padded), 0);
+  json.copy(bytes, 8);
+  return { bytes, dataBytes: offset };
+}
+
+/** Encodes tensors and string metadata as one safetensors file image. */
 export function encodeSafetensors(
   tensors: Record<string, TensorToWrite>,
   metadata: Record<string, string> = {},
 ): Buffer {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     if (t.data.byteLength !== expected)
       throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
-    offset += expected;
   }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;
-  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const out = Buffer.alloc(8 + json.length + offset);
-  out.writeBigUInt64LE(BigInt(json.length), 0);
-  json.copy(out, 8);
-  let at = 8 + json.length;
+  const header = safetensorsHeader(
+    Object.entries(tensors).map(([name, t]) => ({ name, ...t })),
+    metadata,
+  );
+  const out = Buffer.alloc(header.bytes.length + header.dataBytes);
+  header.bytes.copy(out, 0);
+  let at = header.bytes.length;
   for (const t of Object.values(tensors)) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
     at += t.data.byteLength;

@@ -13,7 +13,7 @@ import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './bod
 import { AttnvizError } from '../core/errors.js';
 import { errorBody, HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
-import { type AnyModel, describeModel, isEncoderDecoder, listModels, modelKey, parseModelSpec } from './models.js';
+import { describeModel, listModels, modelKey, parseModelSpec } from './models.js';
 import type { Progress, TokenCount } from '../core/protocol.js';
 import {
   DETAILS,
@@ -130,18 +130,11 @@ export const postTokens: Handler = async (ctx, req, res) => {
   const key = await modelKey(parseModelSpec(body.model), ctx.roots);
   const m = await withTimeout(ctx.cache.get(key), ctx.limits.requestTimeoutMs, 'loading the model');
   const count: TokenCount = {
-    tokens: tokenCount(m, text, pair === null || pair.trim() === '' ? null : pair),
+    tokens: m.tokenize(text, pair === null || pair.trim() === '' ? null : pair).ids.length,
     maxTokens: m.dims.maxPositions,
   };
   sendJson(res, 200, count);
 };
-
-/** The tokens `m` makes of `text` and `pair`, special tokens included, as its attention() counts them. */
-function tokenCount(m: AnyModel, text: string, pair: string | null): number {
-  // TF.js models tokenize with USE's own tokenizer; the others with their tokenizer.json.
-  if ('tokenize' in m) return m.tokenize(text, pair).ids.length;
-  return m.tokenizer.encode(text, pair).ids.length;
-}
 
 function checkLength(ctx: Context, name: string, value: string | null): void {
   if (value !== null && value.length > ctx.limits.maxTextChars)
@@ -214,7 +207,7 @@ async function attentionFor(
   const run = withTimeout(
     ctx.cache.run(request.key, async (m) => {
       if (gone) throw new HttpError(499, 'the client closed the request before its turn');
-      if (isEncoderDecoder(m)) {
+      if (m.capabilities.target) {
         if (request.target === null)
           throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
         if (request.pair !== null)
