@@ -72,7 +72,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     const { page, foreign, errors } = await open();
     // The status line names the model, then its family.
     expect(await settled(page)).toMatch(
-      /^Universal Sentence Encoder lite \(embedded\) \(use-lite\) · \d+ tokens · 2 layers × 4 heads/,
+      /^Universal Sentence Encoder lite \(embedded\) · use-lite · \d+ tokens · 2 layers × 4 heads/,
     );
     await expect.poll(() => page.locator('.attnviz-head-view').count()).toBe(1);
     expect(await page.locator('#model').inputValue()).toBe('embedded');
@@ -302,7 +302,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       await page.locator('#file-input').setInputFiles(path);
       await expect
         .poll(() => page.locator('#status').textContent())
-        .toBe('cat.safetensors: bert-base-uncased (bert) · 5 tokens · 2 layers × 3 heads');
+        .toBe('cat.safetensors: bert-base-uncased · bert · 5 tokens · 2 layers × 3 heads');
       // The view, the theme and the URL as for a model run; the texts are the file's, shown but not edited.
       expect(await page.locator('.attnviz-model-view').getAttribute('data-thumbnails')).toBe('6');
       expect(await page.locator('.attnviz-model-view').getAttribute('data-theme')).toBe('dark');
@@ -335,7 +335,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       await drop(page, 'dropped.safetensors', encodeAttentionFile(other));
       await expect
         .poll(() => page.locator('#status').textContent())
-        .toBe('dropped.safetensors: my/model (gpt2) · 5 tokens · 2 layers × 3 heads');
+        .toBe('dropped.safetensors: my/model · gpt2 · 5 tokens · 2 layers × 3 heads');
       expect(await page.locator('#text').inputValue()).toBe('Dropped.');
 
       // Not an attention file: a one-line error naming the file; the view shown stays.
@@ -392,7 +392,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
         .toBe('Type a target text (what the decoder reads) to see its attention.');
       expect(await page.locator('#error').isHidden()).toBe(true);
       await page.locator('#target').fill('Le chat.');
-      expect(await settled(page)).toMatch(/^tiny-bart \(bart\) · \d+ tokens · 2 layers × 4 heads/);
+      expect(await settled(page)).toMatch(/^tiny-bart · bart · \d+ tokens · 2 layers × 4 heads/);
       expect(await page.locator('.attnviz-head-view select').allTextContents()).toContainEqual(
         expect.stringMatching(/Encoder.*Decoder.*Cross/),
       );
@@ -446,7 +446,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       await page.goto(`${long.url}?model=path%3Agpt2-tiny&view=model&text=${'a+'.repeat(140)}`);
       const status = await settled(page);
       expect(status).toMatch(
-        /^gpt2-tiny \(gpt2\) · 141 tokens · 2 layers × 4 heads · overview: each head max-pooled to 128 × 128/,
+        /^gpt2-tiny · gpt2 · 141 tokens · 2 layers × 4 heads · overview: each head max-pooled to 128 × 128/,
       );
       const view = page.locator('.attnviz-model-view');
       expect(await view.getAttribute('data-layers')).toBe('2');

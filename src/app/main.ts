@@ -297,10 +297,10 @@ async function updateCount(info: ModelInfo): Promise<void> {
   }
 }
 
-/** A model's name for the status line: the picker's label (or the id typed in), then its family. */
+/** A model's name for the status line: the picker's label (or the id typed in) · its family. */
 function modelName(id: string, modelType: string): string {
   const entry = list.models.find((m) => m.id === id);
-  return `${entry?.label ?? id.replace(/^(path|hub):/, '')} (${modelType})`;
+  return `${entry?.label ?? id.replace(/^(path|hub):/, '')} · ${modelType}`;
 }
 
 const shape = (a: Attention) => {
@@ -324,7 +324,7 @@ function showOpened(): void {
   clearError();
   show(opened.attention, null);
   const { source, modelType } = opened.attention.model;
-  const model = source ? `${source}${modelType ? ` (${modelType})` : ''}` : modelType || 'an unnamed model';
+  const model = [source, modelType].filter(Boolean).join(' · ') || 'an unnamed model';
   ui.status.textContent = `${opened.name}: ${model} · ${shape(opened.attention)}`;
 }
 
