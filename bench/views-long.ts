@@ -23,9 +23,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
-import { CHROMIUM_ARGS, chromiumPath } from '../src/export/image.js';
+import { launchChromium } from '../src/export/image.js';
 import { randomAttention } from './views-model.js';
 
 const HEADS = 32;
@@ -225,8 +225,8 @@ async function modelInPage(page: Page, T: number): Promise<{ modelFirstMs: numbe
   );
 }
 
-/** Peak resident memory (MB) of the largest renderer process under the browser whose profile is `profile`. */
-function rendererPeakMb(profile: string): number {
+/** Peak resident memory (MB) of the largest renderer process under the browser launched with `marker`. */
+function rendererPeakMb(marker: string): number {
   const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
   const info = new Map<number, { ppid: number; cmd: string }>();
   for (const pid of procs) {
@@ -238,7 +238,7 @@ function rendererPeakMb(profile: string): number {
       // The process ended while we read.
     }
   }
-  const root = [...info].find(([, p]) => p.cmd.includes(`--user-data-dir=${profile}`) && !p.cmd.includes('--type='));
+  const root = [...info].find(([, p]) => p.cmd.includes(marker) && !p.cmd.includes('--type='));
   if (!root) return NaN;
   const under = (pid: number): boolean => {
     for (let p = info.get(pid); p; p = info.get(p.ppid)) if (p.ppid === root[0]) return true;
@@ -269,33 +269,28 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
-  const profile = join(dir, 'profile');
+  // A flag Chromium ignores, so this run's browser process can be told from others' in /proc.
+  const marker = `--attnviz-bench=${process.pid}`;
   const file = join(dir, 'page.html');
   // Any exported page carries the views bundle (and exposes attnvizStandalone); its own data is tiny.
   await writeFile(file, renderHtml(randomAttention(2, 1, 1), { view: 'head' }));
-  let context: BrowserContext | undefined;
+  let browser: Browser | undefined;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath(),
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1200, height: 1000 },
-      deviceScaleFactor: 1,
-    });
-    console.log(`chromium ${context.browser()?.version() ?? ''}; ${HEADS} heads; model view ${LAYERS} × ${HEADS}\n`);
+    browser = await launchChromium([marker]);
+    console.log(`chromium ${browser.version()}; ${HEADS} heads; model view ${LAYERS} × ${HEADS}\n`);
     console.log(
       'tokens  heatmap first paint  (head generated in)  mean of 32  zoom p50/p95     pan p50/p95    ' +
         '  lines hover p50/p95  model first / all layers  page peak MB',
     );
     for (const T of sizes) {
-      const page = await context.newPage();
+      const page = await browser.newPage({ viewport: { width: 1200, height: 1000 }, deviceScaleFactor: 1 });
       try {
         await page.goto(pathToFileURL(file).href);
         await page.waitForFunction(() => 'attnvizStandalone' in window);
         const r = await inPage(page, T);
         const ms = (x: number) => `${x.toFixed(1)} ms`;
         console.log(
-          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ${ms(r.generateMs).padStart(19)}  ${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ${(r.linesHover.length ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms` : '–').padStart(19)}  ${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ${rendererPeakMb(profile).toFixed(0).padStart(12)}`,
+          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ${ms(r.generateMs).padStart(19)}  ${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ${(r.linesHover.length ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms` : '–').padStart(19)}  ${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
         );
       } finally {
         await page.close();
@@ -307,7 +302,7 @@ async function main(): Promise<void> {
         .join(' ')}`,
     );
   } finally {
-    await context?.close();
+    await browser?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

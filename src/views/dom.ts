@@ -87,8 +87,8 @@ export function sizeCanvas(
     h = Math.ceil(height * dpr);
   const ctx = canvas.getContext('2d')!;
   // Same size: cleared and reset in place; setting width or height reallocates the bitmap (slow when redrawn
-  // on every hover).
-  if (canvas.width === w && canvas.height === h) ctx.reset();
+  // on every hover). reset() is recent; a browser without it gets the assignment, which clears too.
+  if (canvas.width === w && canvas.height === h && 'reset' in ctx) ctx.reset();
   else {
     canvas.width = w;
     canvas.height = h;

@@ -5,7 +5,7 @@
  * (encoder tokens) for cross-attention, where the matrix is T × Tk.
  */
 import type { Attention } from '../core/attention.js';
-import { isSpecialToken } from './tokens.js';
+import { specialMask } from './tokens.js';
 
 /** BertViz's "Attention:" filter for sentence pairs: which sentence attends to which. */
 export type PairFilter = 'all' | 'aa' | 'bb' | 'ab' | 'ba';
@@ -42,13 +42,17 @@ export function filterIndices(
   sentenceBStart: number | null,
   sel: Selection,
   keyTokens?: readonly string[],
+  special?: readonly boolean[],
 ): { rows: number[]; cols: number[] } {
   const T = tokens.length;
   const b = sentenceBStart ?? T;
-  const range = (from: number, to: number, list = tokens) =>
-    Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(list[i]));
-  if (keyTokens !== undefined && keyTokens !== tokens)
-    return { rows: range(0, T), cols: range(0, keyTokens.length, keyTokens) };
+  // The tokenizer's mask for the query tokens when the data has one; key tokens of cross-attention are guessed.
+  const cross = keyTokens !== undefined && keyTokens !== tokens;
+  const rowSpecial = specialMask(tokens, special);
+  const colSpecial = cross ? specialMask(keyTokens) : rowSpecial;
+  const range = (from: number, to: number, mask = rowSpecial) =>
+    Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !mask[i]);
+  if (cross) return { rows: range(0, T), cols: range(0, keyTokens.length, colSpecial) };
   const A = range(0, b),
     B = range(b, T),
     all = range(0, T);
@@ -69,7 +73,7 @@ export function filterIndices(
 export function layerMatrix(a: Attention, layer: number, sel: Selection): LayerMatrix {
   // T query rows, K key columns (K = T but for cross-attention).
   const [, H, T, K] = a.attention.dims;
-  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens);
+  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens, a.special);
   const n = rows.length * cols.length;
   const src = a.attention.data;
   const layerData = (h: number) => src.subarray((layer * H + h) * T * K, (layer * H + h + 1) * T * K);

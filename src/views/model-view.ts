@@ -247,7 +247,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   const thumbY = (li: number) => AXIS + li * g.th;
 
   function computeLayout(): void {
-    ({ rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state, data.keyTokens));
+    ({ rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state, data.keyTokens, data.special));
     g = gridLayout(state.mode, Math.max(rows.length, cols.length), H, layers.length);
   }
 

@@ -25,6 +25,8 @@ export interface TokenEvents {
 
 export class TokenColumns {
   readonly elements: HTMLElement[];
+  private readonly bySide: Record<Side, Map<number, HTMLElement>> = { left: new Map(), right: new Map() };
+  private marked: HTMLElement[] = [];
 
   constructor(parent: HTMLElement, row: number, columns: Record<Side, TokenColumn>, on: TokenEvents) {
     const make = (side: Side, column: TokenColumn, i: number, r: number) => {
@@ -42,6 +44,7 @@ export class TokenColumns {
         textAlign: side === 'left' ? 'right' : 'left',
       });
       const ref = { side, index: i };
+      this.bySide[side].set(i, t);
       t.addEventListener('mouseenter', () => on.enter(ref, t));
       t.addEventListener('mouseleave', () => on.leave(ref));
       t.addEventListener('click', (e) => on.click(ref, e));
@@ -53,14 +56,21 @@ export class TokenColumns {
     parent.append(...this.elements);
   }
 
-  /** Classes for the tokens in focus (`av-focus`) and the pinned ones (`av-pinned`). */
+  /** Classes for the tokens in focus (`av-focus`) and the pinned ones (`av-pinned`); touches only those. */
   mark(focus: readonly TokenRef[], pinned: readonly TokenRef[]): void {
-    const has = (list: readonly TokenRef[], t: HTMLElement) =>
-      list.some((x) => x.side === t.dataset.side && x.index === Number(t.dataset.index));
-    for (const t of this.elements) {
-      t.classList.toggle('av-focus', has(focus, t));
-      t.classList.toggle('av-pinned', has(pinned, t));
-    }
+    for (const t of this.marked) t.classList.remove('av-focus', 'av-pinned');
+    this.marked = [];
+    const at = (x: TokenRef) => this.bySide[x.side].get(x.index);
+    for (const [list, cls] of [
+      [focus, 'av-focus'],
+      [pinned, 'av-pinned'],
+    ] as const)
+      for (const x of list) {
+        const t = at(x);
+        if (!t) continue;
+        t.classList.add(cls);
+        this.marked.push(t);
+      }
   }
 
   destroy(): void {
