@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core';
 import { AttnvizError } from '../core/errors.js';
 
 /** Flags that keep Chromium off the network: a closed network refuses its background connections. */
-export const CHROMIUM_ARGS = [
+const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
