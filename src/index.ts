@@ -11,9 +11,8 @@ export type {
 export { Model, type LoadOptions } from './models/checkpoint-model.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
+export { readAttentionFile, writeAttentionFile } from './core/files.js';
 export {
-  readAttentionFile,
-  writeAttentionFile,
   encodeAttentionFile,
   decodeAttentionFile,
   FORMAT_VERSION,

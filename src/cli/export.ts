@@ -1,8 +1,7 @@
 /** `attnviz export`: a view as standalone HTML, PNG or SVG, from a model run or an attention file. */
 import { extname } from 'node:path';
-import { readAttentionFile } from '../core/attention-file.js';
+import { readAttentionFile, writeFileAtomic } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/safetensors.js';
 import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';

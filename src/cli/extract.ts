@@ -1,6 +1,6 @@
 /** `attnviz extract`: a model run written to an attention file. */
 import type { Attention } from '../core/attention.js';
-import { writeAttentionFile } from '../core/attention-file.js';
+import { writeAttentionFile } from '../core/files.js';
 import {
   loadForCli,
   MODEL_OPTIONS,

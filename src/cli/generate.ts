@@ -1,5 +1,5 @@
 /** `attnviz generate`: continue a text with a decoder, optionally keeping the attention. */
-import { writeAttentionFile } from '../core/attention-file.js';
+import { writeAttentionFile } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
 import { generateWith } from '../models/model.js';
 import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';

@@ -4,18 +4,11 @@
  * (I32 or I64), and a `__metadata__` key `attnviz` holding JSON metadata (tokens, texts, model, causal, version).
  * Encoder-decoder results keep the encoder's self-attention in those tensors (so any reader shows it) and add
  * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
+ * Browser-safe (the app decodes files dropped on the page); files.ts reads and writes them on disk (Node).
  */
 import { AttnvizError, check } from './errors.js';
 import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
-import {
-  decodeHeader,
-  encodeSafetensors,
-  readSafetensors,
-  writeFileAtomic,
-  type TensorEntry,
-  type TensorToWrite,
-} from './safetensors.js';
-import { basename } from 'node:path';
+import { decodeHeader, encodeSafetensors, type TensorEntry, type TensorToWrite } from './safetensors.js';
 
 export const FORMAT_VERSION = 1;
 
@@ -105,15 +98,6 @@ export function encodeAttentionFile(a: Attention): Buffer {
     if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
   }
   return encodeSafetensors(tensors, { attnviz: JSON.stringify(meta) });
-}
-
-export async function writeAttentionFile(path: string, a: Attention): Promise<void> {
-  await writeFileAtomic(path, encodeAttentionFile(a));
-}
-
-export async function readAttentionFile(path: string): Promise<Attention> {
-  const { bytes } = await readSafetensors(path);
-  return decodeAttentionFile(bytes, basename(path));
 }
 
 /** Decodes an attention file image; `what` names it in errors. */

@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
-import { readHeader, type DType, type TensorEntry } from '../core/safetensors.js';
+import { readHeader } from '../core/files.js';
+import type { DType, TensorEntry } from '../core/safetensors.js';
 
 /** One tensor of the checkpoint: its header entry plus the real path of the file that holds it. */
 export interface WeightRef extends TensorEntry {

@@ -180,6 +180,10 @@ export class Model implements AttentionModel {
   }
 
   /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
+  tokenize(text: string, pair: string | null = null): Encoded {
+    return this.tokenizer.encode(text, pair);
+  }
+
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     checkAttentionOptions(this, options);
     const seq2seq = this.seq2seq();

@@ -7,6 +7,7 @@
 import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import type { ModelDims } from '../graph/family.js';
+import type { Encoded } from '../load/tokenizer.js';
 
 export type { ModelDims };
 
@@ -71,6 +72,8 @@ export interface AttentionModel {
   /** Bytes of weights on disk (the server's memory estimate). */
   readonly weightBytes: number;
   readonly capabilities: ModelCapabilities;
+  /** `text` (and `pair`) as attention() tokenizes it, not cut to the positions (a token counter needs no run). */
+  tokenize(text: string, pair?: string | null): Encoded;
   /** Tokenizes `text` (and `pair` or `target`) and returns every layer's and head's attention, q and k. */
   attention(text: string, options?: AttentionOptions): Promise<Attention>;
   /** Continues `prompt` (null or '': from BOS); present when `capabilities.generate`. */

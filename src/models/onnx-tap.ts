@@ -690,6 +690,10 @@ export class OnnxModel implements AttentionModel {
   }
 
   /** Every layer's and head's attention, q and k for `text` (and `pair`). */
+  tokenize(text: string, pair: string | null = null): Encoded {
+    return this.tokenizer.encode(text, pair);
+  }
+
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     check(!this.released, `${this.source}: the model was released`);
     checkAttentionOptions(this, options);
