@@ -3,15 +3,21 @@
  * The attnviz command line: a thin layer over the library. Bad input prints one line naming the cause and
  * exits 2; `--debug` adds the stack trace.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
+import { aggregate, parseAggregate } from '../analysis/aggregate.js';
 import type { Attention } from '../core/attention.js';
 import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
+import { numberOption, required, type Command, type Options, type Values } from './args.js';
+import { compare } from './compare.js';
+import { heads } from './heads.js';
+import { outputFormats, writeText } from './outputs.js';
 import { writeFileAtomic } from '../core/safetensors.js';
 import { loadModel } from '../models/load-model.js';
 import { renderHtml } from '../export/html.js';
+import { renderReport, reportJson, stepsReport } from '../export/report.js';
 import { renderImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
 
@@ -19,19 +25,27 @@ const USAGE = `usage: attnviz <command> [options]
 
 commands:
   extract --model <folder|hub id> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
-          [--target "<T>" | --max-new-tokens N]
+          [--target "<T>" | --max-new-tokens N] [--aggregate mean|max|rollout]
       Run the model and write every layer's and head's attention, queries and keys to an attention file
       (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
-      --target with the decoder (teacher forcing), or generate N target tokens greedily.
+      --target with the decoder (teacher forcing), or generate N target tokens greedily. --aggregate
+      replaces each layer's heads by one pseudo-head: their mean, their max, or the attention rollout
+      through that layer (docs/analysis.md); q and k are then left out.
   export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
+         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
-      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH).
+      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). --aggregate: the head or model view of
+      the pseudo-layers (as for extract).
   generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
            [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
+           [--report <steps.html|steps.json> [--alternatives K]]
       Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
       print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
-      (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated).
+      (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated). --report: the
+      generation step by step (a step slider; each token's probability and the K most likely tokens,
+      default 5; the attention of the position that produced it over its context).
+${compare.usage}
+${heads.usage}
   serve [--port P] [--model M] [--models-dir D]… [--host H --allow-remote]
       Serve the app (the engine and the three views in the browser) on http://127.0.0.1:P/ (default 8700)
       and print its URL. --model: the model it starts on (default: the embedded Universal Sentence Encoder
@@ -42,8 +56,6 @@ options for every command:
   --debug     print stack traces
   --help      this text`;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
 /** --model, --text, --pair, --truncate, and for encoder-decoder models --target or --max-new-tokens: the options that run a model. */
 const MODEL_OPTIONS: Options = {
   model: { type: 'string' },
@@ -52,12 +64,12 @@ const MODEL_OPTIONS: Options = {
   truncate: { type: 'boolean' },
   target: { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  aggregate: { type: 'string' },
 };
 
-const COMMANDS: Record<
-  string,
-  { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }
-> = {
+const COMMANDS: Record<string, Pick<Command, 'options' | 'run'>> = {
+  compare,
+  heads,
   generate: {
     options: {
       model: { type: 'string' },
@@ -67,6 +79,8 @@ const COMMANDS: Record<
       'top-p': { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string', short: 'o' },
+      report: { type: 'string' },
+      alternatives: { type: 'string' },
     },
     async run(v) {
       const model = required(v, 'model');
@@ -81,10 +95,26 @@ const COMMANDS: Record<
       const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
       const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
       const out = typeof v.out === 'string' ? v.out : null;
-      const m = await loadModel(model, { extract: out !== null });
+      const report = typeof v.report === 'string' ? v.report : null;
+      const reportFormat = report === null ? null : outputFormats([report], ['html', 'json'] as const, '--report')[0];
+      const alternatives =
+        numberOption(v, 'alternatives', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer') ??
+        (report === null ? 0 : 5);
+      const m = await loadModel(model, { extract: out !== null || report !== null });
       try {
-        const g = await m.generate((v.prompt as string | undefined) ?? null, { maxNewTokens, temperature, topP, seed });
+        const prompt = (v.prompt as string | undefined) ?? null;
+        const g = await m.generate(prompt, { maxNewTokens, temperature, topP, seed, alternatives });
         console.log(g.text);
+        if (report !== null && g.attention) {
+          const data = stepsReport(g, model, prompt ?? '', temperature);
+          await writeText(
+            report,
+            reportFormat === 'json'
+              ? reportJson(data)
+              : renderReport(data, { a: g.attention }, `attnviz generate — ${model}`),
+          );
+          console.error(`wrote ${report}: ${g.steps?.length ?? 0} steps`);
+        }
         if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);
         if (out !== null && g.attention) {
           await writeAttentionFile(out, g.attention);
@@ -105,7 +135,7 @@ const COMMANDS: Record<
     },
     async run(v) {
       const out = required(v, 'out');
-      const a = await attentionFrom(v);
+      const a = aggregated(await attentionFrom(v), v);
       await writeAttentionFile(out, a);
       const [layers, heads, T] = a.attention.dims;
       const ed = a.encoderDecoder;
@@ -144,7 +174,9 @@ const COMMANDS: Record<
           throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
         options.theme = v.theme;
       }
-      const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
+      if (v.aggregate !== undefined && view === 'neuron')
+        throw new AttnvizError('--aggregate has no queries or keys to show in the neuron view: use head or model');
+      const a = aggregated(typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v), v);
       if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
         throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
       const html = renderHtml(a, { view, options });
@@ -188,7 +220,12 @@ const COMMANDS: Record<
   },
 };
 
-async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
+/** With --aggregate, the pseudo-layers (analysis/aggregate.ts) in place of the model's layers. */
+function aggregated(a: Attention, v: Values): Attention {
+  return typeof v.aggregate === 'string' ? aggregate(a, parseAggregate(v.aggregate)) : a;
+}
+
+async function attentionFrom(v: Values): Promise<Attention> {
   const model = required(v, 'model');
   const text = required(v, 'text');
   const m = await loadModel(model);
@@ -210,26 +247,6 @@ async function attentionFrom(v: Record<string, string | boolean | undefined>): P
   }
 }
 
-/** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
-function numberOption(
-  v: Record<string, string | boolean | undefined>,
-  name: string,
-  valid: (n: number) => boolean,
-  what: string,
-): number | undefined {
-  const value = v[name];
-  if (value === undefined) return undefined;
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-  if (!Number.isFinite(n) || !valid(n)) throw new AttnvizError(`--${name} must be ${what}, not "${String(value)}"`);
-  return n;
-}
-
-function required(v: Record<string, string | boolean | undefined>, name: string): string {
-  const value = v[name];
-  if (typeof value !== 'string') throw new AttnvizError(`missing --${name}`);
-  return value;
-}
-
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
@@ -241,7 +258,7 @@ async function main(argv: string[]): Promise<number> {
   const command = COMMANDS[name];
   try {
     if (!command) throw new AttnvizError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
-    let values: Record<string, string | boolean | undefined>;
+    let values: Values;
     try {
       ({ values } = parseArgs({
         args: rest,

@@ -14,7 +14,7 @@ import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
 import { openGgufModel } from '../load/gguf-checkpoint.js';
-import { Sampler } from './sampler.js';
+import { Sampler, softmax, topK } from './sampler.js';
 import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
@@ -49,6 +49,20 @@ export interface GenerateOptions {
   topP?: number;
   /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
   seed?: number;
+  /**
+   * Record each generated token's probability and the this many most likely tokens at its step (default 0:
+   * no `steps`). Probabilities are the model's, softmax(logits) at temperature 1, whatever the sampling.
+   */
+  alternatives?: number;
+}
+
+/** One generated token: what was chosen at its step and what else the model considered. */
+export interface GenerationStep {
+  id: number;
+  token: string;
+  probability: number;
+  /** The most likely tokens at this step, most likely first. */
+  top: { id: number; token: string; probability: number }[];
 }
 
 export interface Generation {
@@ -64,6 +78,8 @@ export interface Generation {
   seed: number;
   /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
   attention?: Attention;
+  /** With `alternatives`: one entry per generated token, in order (token n is ids[promptLength + n]). */
+  steps?: GenerationStep[];
 }
 
 /** What a loaded model keeps besides its session. */
@@ -253,6 +269,17 @@ export class Model {
     for (let i = 0; i < this.dims.layers; i++) past[cacheNames(i).pastKey] = past[cacheNames(i).pastValue] = empty;
     let cached = 0;
     let stopped: Generation['stopped'] = 'length';
+    const alternatives = options.alternatives ?? 0;
+    check(
+      Number.isSafeInteger(alternatives) && alternatives >= 0,
+      `alternatives must be a non-negative integer, not ${alternatives}`,
+    );
+    const steps: GenerationStep[] = [];
+    const named = ({ id, probability }: { id: number; probability: number }) => ({
+      id,
+      token: this.tokenizer.idToToken(id),
+      probability,
+    });
     for (let n = 0; n < maxNewTokens; n++) {
       if (ids.length >= this.dims.maxPositions) {
         stopped = 'positions';
@@ -267,7 +294,12 @@ export class Model {
       }
       cached = ids.length;
       const { data, dims } = out[LOGITS];
-      const next = sampler.sample(data.subarray(data.length - dims[dims.length - 1]));
+      const row = data.subarray(data.length - dims[dims.length - 1]);
+      const next = sampler.sample(row);
+      if (alternatives > 0) {
+        const probs = softmax(row);
+        steps.push({ ...named({ id: next, probability: probs[next] }), top: topK(probs, alternatives).map(named) });
+      }
       ids.push(next);
       if (eos.includes(next)) {
         stopped = 'eos';
@@ -286,7 +318,16 @@ export class Model {
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
     const extracts = this.session.outputNames.includes(outputNames(0).probs);
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
-    return { ids, tokens: encoded.tokens, promptLength, text, stopped, seed, ...(attention ? { attention } : {}) };
+    return {
+      ids,
+      tokens: encoded.tokens,
+      promptLength,
+      text,
+      stopped,
+      seed,
+      ...(attention ? { attention } : {}),
+      ...(alternatives > 0 ? { steps } : {}),
+    };
   }
 
   /** The generation session (logits of the last position, KV cache), built once. */

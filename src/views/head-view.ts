@@ -41,6 +41,8 @@ export interface HeadViewOptions extends PartOptions {
   /** Default: lines up to `heatmapAbove` tokens, heatmap beyond. */
   mode?: HeadViewMode;
   heatmapAbove?: number;
+  /** Called after every state change (pages that link views, e.g. the compare report, follow it). */
+  onChange?: (state: Readonly<HeadViewState>) => void;
 }
 
 export type Side = 'left' | 'right';
@@ -561,6 +563,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   function update(patch: Partial<HeadViewState>): void {
     state = { ...state, ...patch };
     render();
+    options.onChange?.(state);
   }
 
   const view: HeadView = {

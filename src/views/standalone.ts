@@ -4,14 +4,8 @@
  * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the view
  * right after it. Nothing is fetched: the page works from file:// with the network off.
  */
-import { decodeBase85 } from '../core/base85.js';
-import { decodeAttention } from '../core/encode.js';
+import { decodePageData } from '../core/page-data.js';
 import { mountView, type ViewName } from './mount.js';
-
-async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
 
 async function boot(): Promise<void> {
   for (const script of document.querySelectorAll<HTMLScriptElement>('script[type="application/x-attnviz"]')) {
@@ -20,9 +14,7 @@ async function boot(): Promise<void> {
     try {
       // User Timing marks let benchmarks split load time into decoding and drawing.
       performance.mark('attnviz:decode-start');
-      let bytes = decodeBase85(script.textContent!.trim(), Number(script.dataset.bytes));
-      if (script.dataset.compression === 'deflate-raw') bytes = await inflate(bytes);
-      const data = decodeAttention(bytes);
+      const data = await decodePageData(script.textContent!, script.dataset);
       performance.measure('attnviz:decode', 'attnviz:decode-start');
       const options = JSON.parse(script.dataset.options ?? '{}') as Record<string, unknown>;
       performance.mark('attnviz:render-start');
