@@ -17,7 +17,7 @@ export const REPORT_CSS = `
 .av-grid .av-axis{color:#555;text-align:center}
 .av-table{border-collapse:collapse;font-size:13px;margin:6px 0}
 .av-table th{cursor:pointer;text-align:right;padding:2px 8px;border-bottom:1px solid #999;user-select:none}
-.av-table td{text-align:right;padding:1px 8px;font-variant-numeric:tabular-nums}
+.av-table td{text-align:right;padding:1px 8px;white-space:nowrap;font-variant-numeric:tabular-nums}
 .av-table tbody tr{cursor:pointer}
 .av-table tbody tr:hover{background:#eef}
 .av-scroll{max-height:420px;overflow:auto;display:inline-block}
