@@ -7,23 +7,18 @@
  * Bad model folders are derived from the golden models (test/checkpoints.ts) under os.tmpdir().
  * The CLI part needs the build (`npm test` runs it first via `pretest`; by hand: `npx tsc -p .`).
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { FAMILIES } from '../src/graph/families.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
+import { cli, expectCliError, HAVE_CLI, MAIN } from './cli-run.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HAVE_CLI = existsSync(MAIN);
 if (!HAVE_CLI) console.warn(`bad-input.test.ts: skipping the CLI tests, ${MAIN} is not built (npx tsc -p .)`);
 
 const BERT = 'bert-tiny';
@@ -101,41 +96,6 @@ async function mutateHeader(dir: string, mutate: (header: HeaderJson, dataSize: 
 
 const tensorOf = (h: HeaderJson, name: string) =>
   h[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
-
-/** Runs the CLI; never rejects. */
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Exit 2, exactly one stderr line `attnviz: …` matching every key, no stack trace, nothing on stdout. */
-function expectCliError(
-  r: { code: number | null; stdout: string; stderr: string },
-  ...keys: (string | RegExp)[]
-): void {
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stdout).toBe('');
-  expect(r.stderr.endsWith('\n'), JSON.stringify(r.stderr)).toBe(true);
-  const lines = r.stderr.slice(0, -1).split('\n');
-  expect(lines, 'one line on stderr').toHaveLength(1);
-  expect(lines[0].startsWith('attnviz: '), lines[0]).toBe(true);
-  expect(r.stderr).not.toContain('    at ');
-  for (const key of keys) expect(lines[0]).toMatch(key);
-}
 
 /**
  * `extract` on `model` with output into a fresh folder: must fail as expectCliError says and leave that
