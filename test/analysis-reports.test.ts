@@ -295,6 +295,27 @@ describe.skipIf(!READY)('attnviz heads over a TinyStories-like corpus', () => {
     const cut = await cli(['heads', '--model', TINY, '--texts', corpus, '--truncate', '-o', json]);
     expect(cut.stderr).toMatch(/: 3 texts scored/);
   });
+
+  test('one run or a pool of two gives the same report', async () => {
+    const corpus = join(dir, 'pool.txt');
+    await writeFile(corpus, CORPUS.join('\n'));
+    const reports: HeadsReport[] = [];
+    for (const jobs of ['1', '2']) {
+      const json = join(dir, `jobs${jobs}.json`);
+      const r = await cli(['heads', '--model', TINY, '--texts', corpus, '--jobs', jobs, '-o', json]);
+      expect(r.code, r.stderr).toBe(0);
+      reports.push(JSON.parse(await readFile(json, 'utf8')) as HeadsReport);
+    }
+    expect(reports[1].texts).toEqual(reports[0].texts);
+    reports[0].summary.forEach((row, m) =>
+      row.forEach((s, lh) => {
+        const t = reports[1].summary[m][lh];
+        expect(t.n).toBe(s.n);
+        expect(t.bestText).toBe(s.bestText);
+        if (s.mean !== null) expect(t.mean).toBeCloseTo(s.mean, 6);
+      }),
+    );
+  });
 });
 
 describe.skipIf(!READY)('attnviz generate --report: greedy generation step by step', () => {

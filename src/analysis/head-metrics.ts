@@ -104,14 +104,26 @@ export function headScores(a: Attention, patterns: readonly TokenPattern[] = [])
   const special = a.tokens.map(isSpecialToken);
   const punctuation = texts.map((t) => PUNCTUATION.test(t));
 
-  // For each mass metric: per row, the keys whose weights it sums (rows with none do not take part).
-  type KeySets = (number[] | null)[];
-  const sets = (keys: (i: number) => number[] | null): KeySets =>
-    Array.from({ length: T }, (_, i) => {
-      if (!rows.includes(i)) return null;
+  // For each mass metric, the rows taking part and, per row, the keys whose weights it sums, flattened
+  // (rows, offsets into keys): the loops over 144 heads then touch only typed arrays.
+  interface KeySets {
+    rows: Int32Array;
+    offsets: Int32Array;
+    keys: Int32Array;
+  }
+  const sets = (keys: (i: number) => number[] | null): KeySets => {
+    const taking: number[] = [],
+      offsets = [0],
+      flat: number[] = [];
+    for (const i of rows) {
       const k = keys(i);
-      return k?.length ? k : null;
-    });
+      if (!k?.length) continue;
+      taking.push(i);
+      flat.push(...k);
+      offsets.push(flat.length);
+    }
+    return { rows: Int32Array.from(taking), offsets: Int32Array.from(offsets), keys: Int32Array.from(flat) };
+  };
   const mass: [string, KeySets][] = [
     ['first', sets(() => [0])],
     ['special', sets((i) => keysWhere(i, (j) => special[j]))],
@@ -130,39 +142,42 @@ export function headScores(a: Attention, patterns: readonly TokenPattern[] = [])
   const metrics = ['entropy', ...mass.slice(0, 5).map((m) => m[0]), 'distance', ...mass.slice(5).map((m) => m[0])];
   const values = metrics.map(() => new Float64Array(L * H).fill(Number.NaN));
   const slot = (name: string) => values[metrics.indexOf(name)];
+  const entropySlot = slot('entropy'),
+    distanceSlot = slot('distance');
+  const massSlots = mass.map(([name]) => slot(name));
+  const logReach = Float64Array.from(rows, (i) => Math.log(reach(i)));
   const p = a.attention.data;
-  for (let l = 0; l < L; l++) {
-    for (let h = 0; h < H; h++) {
-      const lh = l * H + h;
-      const base = lh * T * K;
+  for (let lh = 0; lh < L * H; lh++) {
+    const base = lh * T * K;
+    if (rows.length) {
       let entropy = 0,
         distance = 0;
-      for (const i of rows) {
-        const n = reach(i);
+      for (let r = 0; r < rows.length; r++) {
+        const i = rows[r],
+          n = reach(i),
+          at = base + i * K;
         let e = 0,
           d = 0;
         for (let j = 0; j < n; j++) {
-          const w = p[base + i * K + j];
+          const w = p[at + j];
           if (w > 0) e -= w * Math.log(w);
-          d += w * Math.abs(i - j);
+          d += w * (i > j ? i - j : j - i);
         }
-        entropy += e / Math.log(n);
+        entropy += e / logReach[r];
         distance += d;
       }
-      if (rows.length) {
-        slot('entropy')[lh] = entropy / rows.length;
-        slot('distance')[lh] = distance / rows.length;
+      entropySlot[lh] = entropy / rows.length;
+      distanceSlot[lh] = distance / rows.length;
+    }
+    for (let m = 0; m < mass.length; m++) {
+      const { rows: taking, offsets, keys } = mass[m][1];
+      if (!taking.length) continue;
+      let sum = 0;
+      for (let r = 0; r < taking.length; r++) {
+        const at = base + taking[r] * K;
+        for (let o = offsets[r]; o < offsets[r + 1]; o++) sum += p[at + keys[o]];
       }
-      for (const [name, keySets] of mass) {
-        let sum = 0,
-          count = 0;
-        keySets.forEach((keys, i) => {
-          if (!keys) return;
-          for (const j of keys) sum += p[base + i * K + j];
-          count++;
-        });
-        if (count) slot(name)[lh] = sum / count;
-      }
+      massSlots[m][lh] = sum / taking.length;
     }
   }
   return { metrics, layers: L, heads: H, values };
