@@ -252,7 +252,7 @@ describe.skipIf(!READY)('attnviz heads over a TinyStories-like corpus', () => {
     if (!HAVE_CHROMIUM) return;
     const { page, close } = await openReport(html);
     try {
-      expect(await page.locator('.av-grid .av-cell').count()).toBe(16);
+      expect(await page.locator('.av-headgrid .av-cell').count()).toBe(16);
       expect(await page.locator('.av-table tbody tr').count()).toBe(16);
       const previous = lib.metrics.indexOf('previous');
       await page.locator('.av-meta select').selectOption(String(previous));
@@ -467,10 +467,58 @@ describe.skipIf(!READY)('bad input: one line, exit 2, nothing written', () => {
       /unknown aggregate "median"/,
     );
     expectCliError(
+      await cli(['extract', '--model', TINY, '--text', SHE, '--aggregate', 'all', '--out', out('x.safetensors')]),
+      /--aggregate all is for export/,
+    );
+    expectCliError(
+      await cli([
+        'export',
+        '--view',
+        'neuron',
+        '--model',
+        TINY,
+        '--text',
+        SHE,
+        '--aggregate',
+        'max',
+        '-o',
+        out('n.html'),
+      ]),
+      /no queries or keys to show in the neuron view/,
+    );
+    expectCliError(
       await cli(['generate', '--model', TINY, '--max-new-tokens', '3', '--report', out('r.txt')]),
       /--report must end in \.html, \.json/,
     );
     expect(await readdir(outDir)).toEqual([]);
+  }, 300_000);
+
+  test.skipIf(!HAVE_CHROMIUM)('export --aggregate all: a "Layers:" select switches to the pseudo-layers', async () => {
+    for (const view of ['head', 'model']) {
+      const out = join(dir, `aggregates-${view}.html`);
+      const r = await cli(['export', '--view', view, '--model', TINY, '--text', SHE, '--aggregate', 'all', '-o', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const opened = await openHtml(browser!, await readFile(out, 'utf8'));
+      try {
+        const { page } = opened;
+        expect(opened.errors).toEqual([]);
+        expect(opened.requests).toEqual([]);
+        if (view === 'head') {
+          expect(await page.locator('.av-head').count()).toBe(8);
+          await page.locator('.attnviz-head-view select').first().selectOption('1');
+          await page.selectOption('.av-layers-select select', 'rollout');
+          expect(await page.getAttribute('.av-aggregates', 'data-layers')).toBe('rollout');
+          expect(await page.locator('.av-head').count()).toBe(1);
+          expect(await page.getAttribute('.attnviz-head-view', 'data-layer')).toBe('1');
+        } else {
+          expect(await page.getAttribute('.attnviz-model-view', 'data-thumbnails')).toBe('16');
+          await page.selectOption('.av-layers-select select', 'mean');
+          expect(await page.getAttribute('.attnviz-model-view', 'data-thumbnails')).toBe('2');
+        }
+      } finally {
+        await opened.close();
+      }
+    }
   });
 
   test('extract --aggregate rollout writes the pseudo-layers', async () => {

@@ -32,10 +32,11 @@ commands:
       replaces each layer's heads by one pseudo-head: their mean, their max, or the attention rollout
       through that layer (docs/analysis.md); q and k are then left out.
   export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout]
+         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout|all]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
       (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). --aggregate: the head or model view of
-      the pseudo-layers (as for extract).
+      the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads and
+      each aggregate.
   generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
            [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
            [--report <steps.html|steps.json> [--alternatives K]]
@@ -135,6 +136,8 @@ const COMMANDS: Record<string, Pick<Command, 'options' | 'run'>> = {
     },
     async run(v) {
       const out = required(v, 'out');
+      if (v.aggregate === 'all')
+        throw new AttnvizError('--aggregate all is for export (a select in the page): use mean, max or rollout');
       const a = aggregated(await attentionFrom(v), v);
       await writeAttentionFile(out, a);
       const [layers, heads, T] = a.attention.dims;
@@ -176,6 +179,8 @@ const COMMANDS: Record<string, Pick<Command, 'options' | 'run'>> = {
       }
       if (v.aggregate !== undefined && view === 'neuron')
         throw new AttnvizError('--aggregate has no queries or keys to show in the neuron view: use head or model');
+      // --aggregate all: the page offers the model's heads and each aggregate in a "Layers:" select.
+      if (v.aggregate === 'all') options.aggregates = true;
       const a = aggregated(typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v), v);
       if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
         throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
@@ -220,9 +225,9 @@ const COMMANDS: Record<string, Pick<Command, 'options' | 'run'>> = {
   },
 };
 
-/** With --aggregate, the pseudo-layers (analysis/aggregate.ts) in place of the model's layers. */
+/** With --aggregate, the pseudo-layers (analysis/aggregate.ts) in place of the model's layers ('all' keeps them). */
 function aggregated(a: Attention, v: Values): Attention {
-  return typeof v.aggregate === 'string' ? aggregate(a, parseAggregate(v.aggregate)) : a;
+  return typeof v.aggregate === 'string' && v.aggregate !== 'all' ? aggregate(a, parseAggregate(v.aggregate)) : a;
 }
 
 async function attentionFrom(v: Values): Promise<Attention> {

@@ -5,6 +5,7 @@
  * right after it. Nothing is fetched: the page works from file:// with the network off.
  */
 import { decodePageData } from '../core/page-data.js';
+import { aggregatesView } from './aggregates.js';
 import { mountView, type ViewName } from './mount.js';
 
 async function boot(): Promise<void> {
@@ -18,7 +19,10 @@ async function boot(): Promise<void> {
       performance.measure('attnviz:decode', 'attnviz:decode-start');
       const options = JSON.parse(script.dataset.options ?? '{}') as Record<string, unknown>;
       performance.mark('attnviz:render-start');
-      mountView(host, script.dataset.view as ViewName, data, options);
+      const view = script.dataset.view as ViewName;
+      // `aggregates: true` (export --aggregate all): a select between the heads and the pseudo-layers.
+      if (options.aggregates === true && view !== 'neuron') aggregatesView(host, view, data, options);
+      else mountView(host, view, data, options);
       performance.measure('attnviz:render', 'attnviz:render-start');
     } catch (e) {
       host.textContent = `attnviz: cannot show this view (${(e as Error).message})`;

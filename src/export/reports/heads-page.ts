@@ -30,7 +30,7 @@ export function headsPage(root: HTMLElement, r: HeadsReport, data: Map<string, A
     );
 
   let metric = 0;
-  const gridHost = el('div', { class: 'av-grid-host' });
+  const gridHost = el('div', { class: 'av-headgrid-host' });
   const panel = el('div', { class: 'av-head-panel' });
   const selected = { layer: -1, head: -1 };
   const controls = el(

@@ -11,10 +11,10 @@ export const REPORT_CSS = `
 .attnviz-report h2{font-size:16px;margin:18px 0 6px}
 .attnviz-report .av-meta{color:#555;margin:2px 0}
 .attnviz-report .av-message{background:#fff4e5;border:1px solid #f0b25a;padding:6px 10px;margin:8px 0}
-.av-grid{display:inline-grid;gap:1px;font-size:11px;align-items:center}
-.av-grid .av-cell{width:26px;height:20px;border:0;padding:0;cursor:pointer}
-.av-grid .av-cell.av-selected{outline:2px solid #000;outline-offset:-2px}
-.av-grid .av-axis{color:#555;text-align:center}
+.av-headgrid{display:inline-grid;gap:1px;font-size:11px;align-items:center}
+.av-headgrid .av-cell{width:26px;height:20px;border:0;padding:0;cursor:pointer}
+.av-headgrid .av-cell.av-selected{outline:2px solid #000;outline-offset:-2px}
+.av-headgrid .av-axis{color:#555;text-align:center}
 .av-table{border-collapse:collapse;font-size:13px;margin:6px 0}
 .av-table th{cursor:pointer;text-align:right;padding:2px 8px;border-bottom:1px solid #999;user-select:none}
 .av-table td{text-align:right;padding:1px 8px;white-space:nowrap;font-variant-numeric:tabular-nums}
@@ -57,7 +57,7 @@ export interface GridOptions {
 
 /** Layers as rows, heads as columns; each cell a button with data-layer, data-head, data-value and a title. */
 export function headGrid(o: GridOptions): HTMLElement & { select(layer: number, head: number): void } {
-  const grid = el('div', { class: 'av-grid', role: 'grid' });
+  const grid = el('div', { class: 'av-headgrid', role: 'grid' });
   grid.style.gridTemplateColumns = `auto repeat(${o.heads}, 26px)`;
   grid.append(el('span', { class: 'av-axis', text: 'L \\ H' }));
   for (let h = 0; h < o.heads; h++) grid.append(el('span', { class: 'av-axis', text: String(h) }));
