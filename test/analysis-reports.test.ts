@@ -19,6 +19,7 @@ import type { CompareReport, HeadsReport, StepsReport } from '../src/export/repo
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_CHROMIUM, launch, openHtml } from './browser.js';
+import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
 import { cli, expectCliError, HAVE_CLI } from './cli-run.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
 
@@ -169,6 +170,44 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
       shown.forEach((v, k) => expect(Math.abs(v - expected[k])).toBeLessThan(PAGE_PRECISION * 2));
     } finally {
       await close();
+    }
+  });
+
+  test('one text on two models sharing a tokenizer (TinyStories-656K and a variant with RoPE base 1000)', async () => {
+    const variant = await deriveCheckpoint(TINY, { config: { rope_theta: 1000 } });
+    try {
+      const out = join(dir, 'two-models.json');
+      const r = await cli([
+        'compare',
+        '--model',
+        TINY,
+        '--model',
+        variant,
+        '--text',
+        SHE,
+        '--from',
+        PRONOUN,
+        '--to',
+        '/^lily/i',
+        '-o',
+        out,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(await readFile(out, 'utf8')) as CompareReport;
+      expect(report.b.model).toBe(variant);
+      expect(report.b.tokens).toEqual(report.a.tokens);
+      expect(report.alignment!.rule).toBe('same length');
+      const b = await loadModel(variant);
+      try {
+        const q = askQuestion(await model.attention(SHE), await b.attention(SHE), PRONOUN, '/^lily/i');
+        report.question!.rows.forEach((row, n) => expect(row.diff).toBeCloseTo(q.rows[n].diff, 6));
+        // Another RoPE base moves the attention of some heads.
+        expect(Math.abs(q.rows[0].diff)).toBeGreaterThan(1e-3);
+      } finally {
+        await b.release();
+      }
+    } finally {
+      await removeCheckpoint(variant);
     }
   });
 
