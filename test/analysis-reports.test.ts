@@ -211,6 +211,21 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
     }
   });
 
+  test.skipIf(!HAVE_CHROMIUM)('PNG: the report as drawn; SVG: both head views side by side', async () => {
+    const [png, svg] = [join(dir, 'pronoun.png'), join(dir, 'pronoun.svg')];
+    const r = await cli(['compare', '--model', TINY, '--text', SHE, '--text', HE, '-o', png, '-o', svg]);
+    expect(r.code, r.stderr).toBe(0);
+    const bytes = await readFile(png);
+    expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+    expect(bytes.readUInt32BE(16)).toBe(1300); // the page's width
+    const text = await readFile(svg, 'utf8');
+    const nested = [...text.matchAll(/<svg x="(\d+)" xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="([\d.]+)"/g)];
+    expect(nested).toHaveLength(2);
+    expect(Number(nested[1][1])).toBe(Number(nested[0][2]) + 20);
+    // Every token of both inputs is drawn as text.
+    for (const t of ['. She was ', '. He was ', 'Lily and ']) expect(text).toContain(`>${t}</text>`);
+  });
+
   test.skipIf(!HAVE_CHROMIUM)('tokens that do not align: the report says so in the page', async () => {
     // GPT-2 has no BOS, so these share no first or last token.
     const out = join(dir, 'unaligned.html');

@@ -5,20 +5,22 @@
  */
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
+import { renderReportImage } from '../export/image.js';
 import { compareReport, renderReport, reportJson } from '../export/report.js';
 import { loadModel } from '../models/load-model.js';
 import { list, type Command } from './args.js';
-import { outputFormats, writeText } from './outputs.js';
+import { outputFormats, writeImage } from './outputs.js';
 
 export const compare: Command = {
-  usage: `  compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] -o <report.html|.json|.csv>
+  usage: `  compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] -o <report.html|.json|.csv|.png|.svg>
           [--truncate]
       Compare two inputs: two texts on one model, or one text on two models that share a tokenizer (two of
       each: text A on model A, text B on model B). The report shows both head views linked (layer, heads,
       hover, pins), the difference A − B where the tokens align (same length, else common prefix and
       suffix), and with --from/--to the attention from tokens X to tokens Y per layer × head, ranked by
       A − B (grid and table; .csv writes that table). X and Y: a word (case-insensitive), /regex/flags on
-      the token text, or #i,j (token indices), matched in each input.`,
+      the token text, or #i,j (token indices), matched in each input. .png: the report as drawn; .svg: the
+      two head views side by side. -o repeats.`,
   options: {
     model: { type: 'string', multiple: true },
     text: { type: 'string', multiple: true },
@@ -31,7 +33,7 @@ export const compare: Command = {
     const models = list(v, 'model'),
       texts = list(v, 'text');
     const outs = list(v, 'out');
-    const formats = outputFormats(outs, ['html', 'json', 'csv'] as const);
+    const formats = outputFormats(outs, ['html', 'json', 'csv', 'png', 'svg'] as const);
     if (!models.length) throw new AttnvizError('missing --model');
     if (!texts.length) throw new AttnvizError('missing --text');
     if (models.length > 2 || texts.length > 2 || models.length + texts.length < 3)
@@ -49,18 +51,20 @@ export const compare: Command = {
     }));
     const [a, b] = await attentions(inputs, v.truncate === true);
     const report = compareReport(a, b, question);
-    const written: string[] = [];
-    for (const [i, out] of outs.entries()) {
-      if (formats[i] === 'json') await writeText(out, reportJson(report));
-      else if (formats[i] === 'csv') {
+    // Every output is made before any is written, so a failure (e.g. no Chromium for .png) leaves none.
+    const html = renderReport(report, { a, b }, `attnviz compare — ${a.model.source}`);
+    const made: (string | Uint8Array)[] = [];
+    for (const f of formats) {
+      if (f === 'json') made.push(reportJson(report));
+      else if (f === 'csv') {
         const rows = report.question!.rows.map((r, rank) => [rank + 1, r.layer, r.head, r.a, r.b, r.diff].join(','));
-        await writeText(out, `rank,layer,head,a,b,a_minus_b\n${rows.join('\n')}\n`);
-      } else await writeText(out, renderReport(report, { a, b }, `attnviz compare — ${a.model.source}`));
-      written.push(out);
+        made.push(`rank,layer,head,a,b,a_minus_b\n${rows.join('\n')}\n`);
+      } else made.push(f === 'html' ? html : await renderReportImage(html, f));
     }
+    for (const [i, out] of outs.entries()) await writeImage(out, made[i]);
     const top = report.question?.rows[0];
     console.error(
-      `wrote ${written.join(', ')}: ${a.tokens.length} and ${b.tokens.length} tokens` +
+      `wrote ${outs.join(', ')}: ${a.tokens.length} and ${b.tokens.length} tokens` +
         (report.alignment ? `, aligned by ${report.alignment.rule}` : `; no difference (${report.alignmentError})`) +
         (top ? `; largest |A − B|: layer ${top.layer} head ${top.head} (${top.diff.toFixed(4)})` : ''),
     );

@@ -10,23 +10,24 @@ import { SingleBar } from 'cli-progress';
 import { CorpusScores, type HeadScores, headScores, parsePattern } from '../analysis/head-metrics.js';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
+import { renderReportImage } from '../export/image.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
 import type { HeadsReport } from '../export/report-data.js';
 import type { Model } from '../models/checkpoint-model.js';
 import { loadModel } from '../models/load-model.js';
 import { list, numberOption, required, type Command } from './args.js';
-import { outputFormats, writeText } from './outputs.js';
+import { outputFormats, writeImage } from './outputs.js';
 
 export const heads: Command = {
   usage: `  heads --model <m> --texts <corpus.txt|folder> [--pair] [--pattern "/from/ -> /to/"]… [--truncate]
-        [--jobs N] -o <out.html|.json|.csv>…
+        [--jobs N] -o <out.html|.json|.csv|.png>…
       The head finder: per layer × head, over the corpus (one text per line, or a folder of .txt files, one
       text each; --pair: a tab separates a sentence pair), the mean and spread of: normalised entropy,
       attention to the first token and to special tokens, previous / same / next token, mean distance,
       punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
       tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
-      skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, or an HTML report (grid,
-      sortable table, each head's highest-scoring text in the head view). A progress bar on a terminal.
+      skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
+      sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
       --jobs N: runs at once, each a one-thread session holding its own copy of the weights (default: one
       per core while the copies fit in a quarter of the memory).`,
   options: {
@@ -40,7 +41,7 @@ export const heads: Command = {
   },
   async run(v) {
     const outs = list(v, 'out');
-    const formats = outputFormats(outs, ['html', 'json', 'csv'] as const);
+    const formats = outputFormats(outs, ['html', 'json', 'csv', 'png'] as const);
     const patterns = list(v, 'pattern').map(parsePattern);
     const corpus = await readCorpus(required(v, 'texts'), v.pair === true);
     const jobs = numberOption(v, 'jobs', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
@@ -104,17 +105,21 @@ export const heads: Command = {
         scored.map((t) => (t.pair === null ? t.text : `${t.text}\t${t.pair}`)),
         skips,
       );
-      const outputs: string[] = [];
+      let html: string | undefined;
+      const outputs: (string | Uint8Array)[] = [];
       for (const f of formats) {
-        if (f === 'html') {
-          // Re-run the texts the report opens, keeping only the layers where each is some head's best.
-          const attentions: Record<string, Attention> = {};
-          for (const [text, layers] of bestTexts(report))
-            attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
-          outputs.push(renderReport(report, attentions, `attnviz heads — ${m.source}`));
+        if (f === 'html' || f === 'png') {
+          if (html === undefined) {
+            // Re-run the texts the report opens, keeping only the layers where each is some head's best.
+            const attentions: Record<string, Attention> = {};
+            for (const [text, layers] of bestTexts(report))
+              attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
+            html = renderReport(report, attentions, `attnviz heads — ${m.source}`);
+          }
+          outputs.push(f === 'html' ? html : await renderReportImage(html, 'png'));
         } else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
       }
-      for (const [i, out] of outs.entries()) await writeText(out, outputs[i]);
+      for (const [i, out] of outs.entries()) await writeImage(out, outputs[i]);
       const seconds = (performance.now() - started) / 1000;
       console.error(
         `wrote ${outs.join(', ')}: ${scored.length} texts scored in ${seconds.toFixed(1)} s` +

@@ -13,12 +13,12 @@ import { AttnvizError } from '../core/errors.js';
 import { numberOption, required, type Command, type Options, type Values } from './args.js';
 import { compare } from './compare.js';
 import { heads } from './heads.js';
-import { outputFormats, writeText } from './outputs.js';
+import { outputFormats, writeImage, writeText } from './outputs.js';
 import { writeFileAtomic } from '../core/safetensors.js';
 import { loadModel } from '../models/load-model.js';
 import { renderHtml } from '../export/html.js';
 import { renderReport, reportJson, stepsReport } from '../export/report.js';
-import { renderImage } from '../export/image.js';
+import { renderImage, renderReportImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
 
 const USAGE = `usage: attnviz <command> [options]
@@ -39,7 +39,7 @@ commands:
       each aggregate.
   generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
            [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
-           [--report <steps.html|steps.json> [--alternatives K]]
+           [--report <steps.html|.json|.png> [--alternatives K]]
       Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
       print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
       (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated). --report: the
@@ -97,7 +97,8 @@ const COMMANDS: Record<string, Pick<Command, 'options' | 'run'>> = {
       const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
       const out = typeof v.out === 'string' ? v.out : null;
       const report = typeof v.report === 'string' ? v.report : null;
-      const reportFormat = report === null ? null : outputFormats([report], ['html', 'json'] as const, '--report')[0];
+      const reportFormat =
+        report === null ? null : outputFormats([report], ['html', 'json', 'png'] as const, '--report')[0];
       const alternatives =
         numberOption(v, 'alternatives', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer') ??
         (report === null ? 0 : 5);

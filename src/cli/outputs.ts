@@ -18,3 +18,8 @@ export function outputFormats<F extends string>(paths: string[], formats: readon
 export function writeText(path: string, text: string): Promise<void> {
   return writeFileAtomic(path, Buffer.from(text));
 }
+
+/** Writes text (SVG, HTML, JSON, CSV) or bytes (PNG) atomically. */
+export function writeImage(path: string, image: Uint8Array | string): Promise<void> {
+  return writeFileAtomic(path, typeof image === 'string' ? Buffer.from(image) : image);
+}

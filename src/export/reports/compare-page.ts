@@ -50,6 +50,8 @@ export function comparePage(root: HTMLElement, r: CompareReport, data: Map<strin
   let viewA: HeadView | undefined, viewB: HeadView | undefined;
   viewA = headView(hostA, a, { theme: 'light', onChange: follow(() => viewB, toB) });
   viewB = headView(hostB, b, { theme: 'light', onChange: follow(() => viewA, toA) });
+  // Reachable from their elements, as mountView does, so the SVG export (export/image.ts) finds them.
+  for (const v of [viewA, viewB]) Object.defineProperty(v.element, 'attnvizView', { value: v });
   hostA.prepend(el('h3', { text: 'A' }));
   hostB.prepend(el('h3', { text: 'B' }));
   const views = el('div', { class: 'av-side av-compare-views' }, hostA, hostB);
