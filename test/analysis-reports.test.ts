@@ -30,6 +30,7 @@ if (!READY) console.warn('analysis-reports.test.ts: skipped (needs ../shared/mod
 const SHE = 'Lily and Tom went to the park. She was happy.';
 const HE = 'Lily and Tom went to the park. He was happy.';
 const PRONOUN = '/\\b(she|he)\\b/i';
+const HOSTILE = 'A cat </script><b>sat</b><img src=x onerror="alert(1)"> down';
 
 /** TinyStories-like sentences (written for this test): names, pronouns, repeats, punctuation. */
 const CORPUS = [
@@ -227,7 +228,7 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
   });
 
   test.skipIf(!HAVE_CHROMIUM)('tokens that do not align: the report says so in the page', async () => {
-    // GPT-2 has no BOS, so these share no first or last token.
+    // GPT-2 has no BOS, so these share no first or last token; B's markup must show as text.
     const out = join(dir, 'unaligned.html');
     const r = await cli([
       'compare',
@@ -236,7 +237,7 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
       '--text',
       'Hello there',
       '--text',
-      'A cat sat down',
+      HOSTILE,
       '-o',
       out,
     ]);
@@ -249,6 +250,8 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
       );
       expect(await page.locator('.av-difference-canvas').count()).toBe(0);
       expect(await page.locator('.attnviz-head-view').count()).toBe(2);
+      expect(await page.locator('.av-meta').nth(1).textContent()).toBe(`B: ${HOSTILE} — ${goldenModel('gpt2-tiny')}`);
+      expect(await page.locator('b, img').count()).toBe(0);
     } finally {
       await close();
     }
