@@ -114,7 +114,8 @@ async function main(): Promise<void> {
     console.log('|---|---:|---:|---|');
     for (const f of figures)
       console.log(
-        `| ${f.name} | ${f.textsPerSecond.toFixed(2)} | ${(f.textsPerSecond / first).toFixed(2)}× | ${f.load.map((x) => x.toFixed(2)).join(', ')} |`,
+        `| ${f.name} | ${f.textsPerSecond.toFixed(2)} | ${(f.textsPerSecond / first).toFixed(2)}× | ` +
+          `${f.load.map((x) => x.toFixed(2)).join(', ')} |`,
       );
     console.log(`\nheadScores alone: ${scoreMs.toFixed(1)} ms per text of ${Math.round(meanT)} tokens.`);
   } finally {

@@ -130,7 +130,8 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
         'title',
       );
       expect(title).toBe(
-        `layer ${row.layer} head ${row.head}: A ${row.a.toFixed(4)}, B ${row.b.toFixed(4)}, A − B ${row.diff.toFixed(4)}`,
+        `layer ${row.layer} head ${row.head}: ` +
+          `A ${row.a.toFixed(4)}, B ${row.b.toFixed(4)}, A − B ${row.diff.toFixed(4)}`,
       );
       // The report opens on the top-ranked head; a click on another row opens both views there.
       const views = page.locator('.av-compare-views .attnviz-head-view');

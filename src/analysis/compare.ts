@@ -37,7 +37,8 @@ export function alignTokens(ta: readonly string[], tb: readonly string[]): Align
   while (suffix < short - prefix && ta[ta.length - 1 - suffix] === tb[tb.length - 1 - suffix]) suffix++;
   check(
     prefix + suffix > 0,
-    `the two tokenizations do not align (${ta.length} and ${tb.length} tokens with no common prefix or suffix): no difference`,
+    `the two tokenizations do not align (${ta.length} and ${tb.length} tokens with no common prefix or suffix): ` +
+      'no difference',
   );
   const a = [...range(0, prefix), ...range(ta.length - suffix, ta.length)];
   const b = [...range(0, prefix), ...range(tb.length - suffix, tb.length)];

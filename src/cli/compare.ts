@@ -12,8 +12,8 @@ import { list, type Command } from './args.js';
 import { outputFormats, writeImage } from './outputs.js';
 
 export const compare: Command = {
-  usage: `  compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] -o <report.html|.json|.csv|.png|.svg>
-          [--truncate]
+  usage: `  compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] [--truncate]
+          -o <report.html|.json|.csv|.png|.svg>
       Compare two inputs: two texts on one model, or one text on two models that share a tokenizer (two of
       each: text A on model A, text B on model B). The report shows both head views linked (layer, heads,
       hover, pins), the difference A − B where the tokens align (same length, else common prefix and
@@ -38,7 +38,8 @@ export const compare: Command = {
     if (!texts.length) throw new AttnvizError('missing --text');
     if (models.length > 2 || texts.length > 2 || models.length + texts.length < 3)
       throw new AttnvizError(
-        `compare takes two texts on one model or one text on two models, not ${texts.length} text(s) on ${models.length} model(s)`,
+        'compare takes two texts on one model or one text on two models, ' +
+          `not ${texts.length} text(s) on ${models.length} model(s)`,
       );
     if ((v.from === undefined) !== (v.to === undefined)) throw new AttnvizError('--from and --to go together');
     const question = typeof v.from === 'string' && typeof v.to === 'string' ? { from: v.from, to: v.to } : undefined;

@@ -54,7 +54,9 @@ export const heads: Command = {
       const skipped: HeadsReport['skipped'] = [];
       const bar = process.stderr.isTTY
         ? new SingleBar({
-            format: `heads [{bar}] {value}/{total} texts  {speed} texts/s  {eta_formatted} left  (${models.length} run${models.length > 1 ? 's' : ''} at once)`,
+            format:
+              'heads [{bar}] {value}/{total} texts  {speed} texts/s  {eta_formatted} left  ' +
+              `(${models.length} run${models.length > 1 ? 's' : ''} at once)`,
             etaBuffer: 50,
           })
         : null;

@@ -81,7 +81,9 @@ export function sideBySide(svgs: string[], gap = 20): string {
     return body;
   });
   const width = Math.max(0, x - gap);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">\n${parts.join('\n')}\n</svg>\n`;
+  const size = `width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"`;
+  const open = `<svg xmlns="http://www.w3.org/2000/svg" ${size}>`;
+  return `${open}\n${parts.join('\n')}\n</svg>\n`;
 }
 
 /** Opens `html` from a temporary file in headless Chromium, waits for `ready`, then runs `fn` on the page. */

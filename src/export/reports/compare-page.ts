@@ -91,7 +91,9 @@ export function comparePage(root: HTMLElement, r: CompareReport, data: Map<strin
       el('h2', { text: `Attention from ${q.from} to ${q.to}` }),
       el('p', {
         class: 'av-meta',
-        text: `A: ${tokensOf(r.a.tokens, q.picked.a.from)} → ${tokensOf(r.a.tokens, q.picked.a.to)}; B: ${tokensOf(r.b.tokens, q.picked.b.from)} → ${tokensOf(r.b.tokens, q.picked.b.to)}`,
+        text:
+          `A: ${tokensOf(r.a.tokens, q.picked.a.from)} → ${tokensOf(r.a.tokens, q.picked.a.to)}; ` +
+          `B: ${tokensOf(r.b.tokens, q.picked.b.from)} → ${tokensOf(r.b.tokens, q.picked.b.to)}`,
       }),
       el(
         'div',
@@ -190,7 +192,8 @@ export function comparePage(root: HTMLElement, r: CompareReport, data: Map<strin
         ctx.fillRect(LABEL + c * cell, LABEL + r2 * cell, cell, cell);
       }),
     );
-    caption.textContent = `Layer ${s.layer}, mean over head${heads.length > 1 ? 's' : ''} ${heads.join(', ')}: rows attend to columns.`;
+    const over = `head${heads.length > 1 ? 's' : ''} ${heads.join(', ')}`;
+    caption.textContent = `Layer ${s.layer}, mean over ${over}: rows attend to columns.`;
     canvas.dataset.layer = String(s.layer);
     canvas.dataset.heads = heads.join(',');
   }
@@ -203,7 +206,8 @@ export function comparePage(root: HTMLElement, r: CompareReport, data: Map<strin
       tip.hidden = true;
       return;
     }
-    tip.textContent = `${r.alignment.labels[r2]} → ${r.alignment.labels[c]}\nA ${fmt(v.a)}\nB ${fmt(v.b)}\nA − B ${fmt(v.a - v.b)}`;
+    const cellName = `${r.alignment.labels[r2]} → ${r.alignment.labels[c]}`;
+    tip.textContent = `${cellName}\nA ${fmt(v.a)}\nB ${fmt(v.b)}\nA − B ${fmt(v.a - v.b)}`;
     tip.style.left = `${e.clientX + 12}px`;
     tip.style.top = `${e.clientY + 12}px`;
     tip.hidden = false;

@@ -29,7 +29,9 @@ export function stepsPage(root: HTMLElement, r: StepsReport, data: Map<string, A
     el('h1', { text: 'Generation step by step' }),
     el('p', {
       class: 'av-meta',
-      text: `${r.model} — ${r.promptLength} prompt tokens, ${r.steps.length} generated (${r.temperature === 0 ? 'greedy' : `temperature ${r.temperature}`}; stopped: ${r.stopped})`,
+      text:
+        `${r.model} — ${r.promptLength} prompt tokens, ${r.steps.length} generated ` +
+        `(${r.temperature === 0 ? 'greedy' : `temperature ${r.temperature}`}; stopped: ${r.stopped})`,
     }),
   );
   if (!r.steps.length) {
@@ -121,7 +123,9 @@ export function stepsPage(root: HTMLElement, r: StepsReport, data: Map<string, A
       t.classList.toggle('av-current', i === position);
       t.classList.toggle('av-query', i === q);
     });
-    chosen.textContent = `Token ${position}: “${prettifyToken(s.token)}” with probability ${fmt(s.probability)}, chosen by the output at position ${q} (“${prettifyToken(r.tokens[q])}”).`;
+    chosen.textContent =
+      `Token ${position}: “${prettifyToken(s.token)}” with probability ${fmt(s.probability)}, ` +
+      `chosen by the output at position ${q} (“${prettifyToken(r.tokens[q])}”).`;
     alternatives.replaceChildren(
       el('thead', {}, el('tr', {}, el('th', { text: 'alternative' }), el('th', { text: 'probability' }))),
       el(

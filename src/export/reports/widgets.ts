@@ -25,7 +25,8 @@ export const REPORT_CSS = `
 .av-side>div{flex:1 1 520px;min-width:0}
 .av-legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#555;margin:4px 0}
 .av-legend canvas{border:1px solid #ccc}
-.av-tip{position:fixed;z-index:20;pointer-events:none;background:#fff;border:1px solid #999;padding:3px 6px;font-size:12px;white-space:pre}
+.av-tip{position:fixed;z-index:20;pointer-events:none;background:#fff;border:1px solid #999;padding:3px 6px;
+font-size:12px;white-space:pre}
 `;
 
 /** Fixed precision for tables and tooltips (the JSON keeps full precision). */
