@@ -6,6 +6,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { safetensorsHeader } from '../src/core/safetensors.js';
 
 /** ../shared/golden/models beside the repository (this file runs as dist/bench/checkpoints.js). */
 export const SHARED_MODELS = resolve(
@@ -182,24 +183,16 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 export function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
   const t0 = performance.now();
   const tensors = spec.tensors();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  json = Buffer.concat([json, Buffer.alloc(Math.ceil(json.length / 8) * 8 - json.length, 0x20)]);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
+  const header = safetensorsHeader(
+    tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+    { format: 'pt' },
+  );
 
   const path = join(dir, 'model.safetensors');
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    writeAll(fd, length);
-    writeAll(fd, json);
+    writeAll(fd, header.bytes);
     const fill = normalFiller(spec.key === 'bert' ? 1 : 2);
     const chunk = new Float32Array(1 << 20);
     for (const t of tensors) {
@@ -231,5 +224,5 @@ export function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
   >;
   tokenizerConfig.model_max_length = spec.key === 'bert' ? 512 : 1024;
   writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
-  return { bytes: offset, tensors: tensors.length, seconds: (performance.now() - t0) / 1000 };
+  return { bytes: header.dataBytes, tensors: tensors.length, seconds: (performance.now() - t0) / 1000 };
 }

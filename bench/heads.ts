@@ -18,8 +18,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { headScores } from '../src/analysis/head-metrics.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { BERT, SHARED_MODELS, writeCheckpoint } from './checkpoints.js';
 import { exactText } from './texts.js';
 
@@ -58,7 +57,7 @@ async function main(): Promise<void> {
   try {
     const gen = writeCheckpoint(BERT, dir);
     console.log(`BERT-base checkpoint: ${(gen.bytes / 1e6).toFixed(0)} MB in ${gen.seconds.toFixed(1)} s`);
-    const base = await loadModel(dir);
+    const base = await Model.load(dir);
     // Lengths uniform in [32, 128], from a fixed linear congruential sequence so runs compare.
     let seed = 12345;
     const lengths = Array.from({ length: N }, () => {
@@ -86,19 +85,19 @@ async function main(): Promise<void> {
     await record('sequential (one text per call)', [base], 1);
     await record('two in flight, one session', [base], 2);
     await base.release();
-    const single = await loadModel(dir, { threads: 1 });
+    const single = await Model.load(dir, { threads: 1 });
     await throughput([single], texts.slice(0, 5), 1);
     await record('sequential, 1 thread', [single], 1);
     const pool = [
       single,
-      ...(await Promise.all(Array.from({ length: cores - 1 }, () => loadModel(dir, { threads: 1 })))),
+      ...(await Promise.all(Array.from({ length: cores - 1 }, () => Model.load(dir, { threads: 1 })))),
     ];
     for (const m of pool.slice(1)) await throughput([m], texts.slice(0, 2), 1);
     await record(`pool of ${cores} sessions × 1 thread`, pool, 1);
     await Promise.all(pool.map((m) => m.release()));
 
     // Scoring alone, on one attention of the mean length, to show its share of the time.
-    const m = await loadModel(dir);
+    const m = await Model.load(dir);
     const sample = await m.attention(exactText((s) => m.tokenizer.encode(s).ids.length, Math.round(meanT)));
     await m.release();
     const t0 = performance.now();

@@ -1,14 +1,15 @@
 /** attnviz's public API (Node). */
-export { loadModel, loadAnyModel } from './models/load-model.js';
-export {
-  Model,
-  type LoadOptions,
-  type AttentionOptions,
-  type GenerateOptions,
-  type Generation,
-} from './models/checkpoint-model.js';
-export type { TfjsModel } from './models/tfjs-model.js';
-export type { OnnxModel } from './models/onnx-tap.js';
+export { loadModel } from './models/load-model.js';
+export type {
+  AttentionModel,
+  AttentionOptions,
+  GenerateOptions,
+  Generation,
+  GenerationStep,
+  ModelCapabilities,
+  ModelDims,
+} from './models/model.js';
+export { Model, type LoadOptions } from './models/checkpoint-model.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
 export {
@@ -24,3 +25,25 @@ export { FAMILIES } from './graph/families.js';
 export { renderHtml, type HtmlOptions } from './export/html.js';
 export { renderImage } from './export/image.js';
 export { encodeAttention, decodeAttention } from './core/encode.js';
+export { aggregate, meanHeads, maxHeads, rollout, AGGREGATES, type Aggregate } from './analysis/aggregate.js';
+export {
+  alignTokens,
+  askQuestion,
+  attentionBetween,
+  attentionDifference,
+  selectTokens,
+  type Alignment,
+  type Question,
+} from './analysis/compare.js';
+export {
+  headScores,
+  CorpusScores,
+  parsePattern,
+  BUILTIN_METRICS,
+  type HeadScores,
+  type MetricSummary,
+  type TokenPattern,
+} from './analysis/head-metrics.js';
+export { stepAttention, stepQuery } from './analysis/steps.js';
+export { renderReport, compareReport, headsReport, stepsReport, headsCsv, reportJson } from './export/report.js';
+export type { CompareReport, HeadsReport, StepsReport, ReportData } from './export/report-data.js';

@@ -16,7 +16,7 @@ import { CorpusScores, headScores, parsePattern } from '../src/analysis/head-met
 import { stepAttention } from '../src/analysis/steps.js';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import type { CompareReport, HeadsReport, StepsReport } from '../src/export/report-data.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_CHROMIUM, launch, openHtml } from './browser.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
@@ -53,7 +53,7 @@ let browser: Browser | undefined;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'attnviz-analysis-'));
   if (!READY) return;
-  model = await loadModel(TINY);
+  model = await Model.load(TINY);
   if (HAVE_CHROMIUM) browser = await launch();
 });
 afterAll(async () => {

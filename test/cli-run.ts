@@ -1,13 +1,14 @@
-/** The built CLI (dist/src/cli/main.js) run as a child process, for the tests of commands. */
+/** Running the built CLI (dist/src/cli/main.js) from tests; in CI (CI=true) a missing build fails the run. */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { present } from './shared.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-export const HAVE_CLI = existsSync(MAIN);
+export const HAVE_CLI = present(existsSync(MAIN), `the build ${MAIN} (npm run build)`, 'the CLI tests');
 
 export interface CliResult {
   code: number | null;
@@ -15,11 +16,11 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the CLI; never rejects. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/** Runs `attnviz …args` (in `cwd`, default the repository); never rejects. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd: ROOT,
+      cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -21,7 +21,7 @@
  */
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { isSpecialToken, prettifyToken } from '../core/tokens.js';
+import { prettifyToken, specialMask } from '../core/tokens.js';
 
 export const BUILTIN_METRICS = [
   'entropy',
@@ -101,7 +101,7 @@ export function headScores(a: Attention, patterns: readonly TokenPattern[] = [])
     for (let j = 0; j < reach(i); j++) if (keep(j)) out.push(j);
     return out;
   };
-  const special = a.tokens.map(isSpecialToken);
+  const special = specialMask(a.tokens, a.special);
   const punctuation = texts.map((t) => PUNCTUATION.test(t));
 
   // For each mass metric, the rows taking part and, per row, the keys whose weights it sums, flattened

@@ -8,19 +8,20 @@ import { AttnvizError } from '../core/errors.js';
 import { renderReportImage } from '../export/image.js';
 import { compareReport, renderReport, reportJson } from '../export/report.js';
 import { loadModel } from '../models/load-model.js';
-import { list, type Command } from './args.js';
+import { list, type Command } from './command.js';
 import { outputFormats, writeImage } from './outputs.js';
 
 export const compare: Command = {
-  usage: `  compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] [--truncate]
-          -o <report.html|.json|.csv|.png|.svg>
-      Compare two inputs: two texts on one model, or one text on two models that share a tokenizer (two of
-      each: text A on model A, text B on model B). The report shows both head views linked (layer, heads,
-      hover, pins), the difference A − B where the tokens align (same length, else common prefix and
-      suffix), and with --from/--to the attention from tokens X to tokens Y per layer × head, ranked by
-      A − B (grid and table; .csv writes that table). X and Y: a word (case-insensitive), /regex/flags on
-      the token text, or #i,j (token indices), matched in each input. .png: the report as drawn; .svg: the
-      two head views side by side. -o repeats.`,
+  name: 'compare',
+  synopsis: `compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] [--truncate]
+        -o <report.html|.json|.csv|.png|.svg>`,
+  description: `Compare two inputs: two texts on one model, or one text on two models that share a tokenizer (two of
+each: text A on model A, text B on model B). The report shows both head views linked (layer, heads,
+hover, pins), the difference A − B where the tokens align (same length, else common prefix and
+suffix), and with --from/--to the attention from tokens X to tokens Y per layer × head, ranked by
+A − B (grid and table; .csv writes that table). X and Y: a word (case-insensitive), /regex/flags on
+the token text, or #i,j (token indices), matched in each input. .png: the report as drawn; .svg: the
+two head views side by side. -o repeats.`,
   options: {
     model: { type: 'string', multiple: true },
     text: { type: 'string', multiple: true },

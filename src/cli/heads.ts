@@ -13,23 +13,24 @@ import { AttnvizError } from '../core/errors.js';
 import { renderReportImage } from '../export/image.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
 import type { HeadsReport } from '../export/report-data.js';
-import type { Model } from '../models/checkpoint-model.js';
+import type { AttentionModel as Model } from '../models/model.js';
 import { loadModel } from '../models/load-model.js';
-import { list, numberOption, required, type Command } from './args.js';
+import { list, numberOption, required, type Command } from './command.js';
 import { outputFormats, writeImage } from './outputs.js';
 
 export const heads: Command = {
-  usage: `  heads --model <m> --texts <corpus.txt|folder> [--pair] [--pattern "/from/ -> /to/"]… [--truncate]
-        [--jobs N] -o <out.html|.json|.csv|.png>…
-      The head finder: per layer × head, over the corpus (one text per line, or a folder of .txt files, one
-      text each; --pair: a tab separates a sentence pair), the mean and spread of: normalised entropy,
-      attention to the first token and to special tokens, previous / same / next token, mean distance,
-      punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
-      tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
-      skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
-      sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
-      --jobs N: runs at once, each a one-thread session holding its own copy of the weights (default: one
-      per core while the copies fit in a quarter of the memory).`,
+  name: 'heads',
+  synopsis: `heads --model <m> --texts <corpus.txt|folder> [--pair] [--pattern "/from/ -> /to/"]… [--truncate]
+      [--jobs N] -o <out.html|.json|.csv|.png>…`,
+  description: `The head finder: per layer × head, over the corpus (one text per line, or a folder of .txt files, one
+text each; --pair: a tab separates a sentence pair), the mean and spread of: normalised entropy,
+attention to the first token and to special tokens, previous / same / next token, mean distance,
+punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
+tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
+skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
+sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
+--jobs N: runs at once, each a one-thread session holding its own copy of the weights (default: one
+per core while the copies fit in a quarter of the memory).`,
   options: {
     model: { type: 'string' },
     texts: { type: 'string' },

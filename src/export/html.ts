@@ -19,9 +19,11 @@ export interface HtmlOptions {
   /** View options (layer, heads, theme, …), passed to the view as JSON. */
   options?: Record<string, unknown>;
   title?: string;
+  /** Shown in an iframe (notebooks): the page posts its height to the parent, tagged with this id. */
+  frameId?: string;
 }
 
-export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOptions): string {
+export function renderHtml(a: Attention, { view, options = {}, title, frameId }: HtmlOptions): string {
   if (!VIEWS.includes(view)) throw new AttnvizError(`unknown view "${view}" (views: ${VIEWS.join(', ')})`);
   const heading = title ?? `${a.model.source || 'attention'} — ${view} view`;
   // Only the neuron view reads q and k; leaving them out halves the head and model views' files.
@@ -29,7 +31,7 @@ export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOpti
     queryKey: view === 'neuron',
     attrs: { 'data-view': view, 'data-options': JSON.stringify(options) },
   });
-  return page(heading, block, 'views/attnviz-views.js');
+  return page(heading, block, 'views/attnviz-views.js', frameId);
 }
 
 /**
@@ -61,8 +63,11 @@ export function dataScript(
   return `<script type="${type}"${extra} data-bytes="${bytes.length}"${compression}>${encodeBase85(bytes)}</script>`;
 }
 
-/** A standalone page: `body` (data blocks, markup) then the built bundle `bundlePath` (under dist/) inlined. */
-export function page(title: string, body: string, bundlePath: string): string {
+/**
+ * A standalone page: `body` (data blocks, markup) then the built bundle `bundlePath` (under dist/) inlined;
+ * with `frameId`, it posts its height to the parent window (notebook iframes).
+ */
+export function page(title: string, body: string, bundlePath: string, frameId?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
@@ -70,7 +75,7 @@ export function page(title: string, body: string, bundlePath: string): string {
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
 <body>
 ${body}
-<script>${builtBundle(bundlePath).replace(/<\/script/gi, '<\\/script')}</script>
+<script>${builtBundle(bundlePath).replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}
 </body></html>
 `;
 }
@@ -92,4 +97,10 @@ function builtBundle(path: string): string {
   const text = readFileSync(file, 'utf8');
   bundles.set(path, text);
   return text;
+}
+
+/** A script that tells the parent window the page's height whenever it changes (notebook iframes). */
+function reportHeight(frameId: string): string {
+  const post = `parent.postMessage({ attnvizFrame: ${JSON.stringify(frameId)}, height: document.body.scrollHeight + 8 }, '*')`;
+  return `\n<script>new ResizeObserver(() => ${post}).observe(document.body);</script>`;
 }
