@@ -5,6 +5,7 @@ export type {
   AttentionOptions,
   GenerateOptions,
   Generation,
+  GenerationStep,
   ModelCapabilities,
   ModelDims,
 } from './models/model.js';
@@ -23,3 +24,25 @@ export { FAMILIES } from './graph/families.js';
 export { renderHtml, type HtmlOptions } from './export/html.js';
 export { renderImage } from './export/image.js';
 export { encodeAttention, decodeAttention } from './core/encode.js';
+export { aggregate, meanHeads, maxHeads, rollout, AGGREGATES, type Aggregate } from './analysis/aggregate.js';
+export {
+  alignTokens,
+  askQuestion,
+  attentionBetween,
+  attentionDifference,
+  selectTokens,
+  type Alignment,
+  type Question,
+} from './analysis/compare.js';
+export {
+  headScores,
+  CorpusScores,
+  parsePattern,
+  BUILTIN_METRICS,
+  type HeadScores,
+  type MetricSummary,
+  type TokenPattern,
+} from './analysis/head-metrics.js';
+export { stepAttention, stepQuery } from './analysis/steps.js';
+export { renderReport, compareReport, headsReport, stepsReport, headsCsv, reportJson } from './export/report.js';
+export type { CompareReport, HeadsReport, StepsReport, ReportData } from './export/report-data.js';

@@ -6,15 +6,17 @@ import { renderHtml } from '../export/html.js';
 import { renderImage } from '../export/image.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
 import { MODEL_OPTIONS, optionalString, required, type Command } from './command.js';
-import { attentionFrom } from './extract.js';
+import { aggregated, attentionFrom } from './extract.js';
 
 export const exportCommand: Command = {
   name: 'export',
   synopsis: `export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]`,
+       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout|all]`,
   description: `Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
 (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The data comes from a model run (--model and
---text, as in extract) or from an attention file (--from), not both.`,
+--text, as in extract) or from an attention file (--from), not both. --aggregate: the head or model view of
+the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads and each
+aggregate.`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
@@ -22,6 +24,7 @@ export const exportCommand: Command = {
     out: { type: 'string', short: 'o' },
     layer: { type: 'string' },
     theme: { type: 'string' },
+    aggregate: { type: 'string' },
   },
   async run(v) {
     const view = required(v, 'view') as ViewName;
@@ -51,7 +54,11 @@ export const exportCommand: Command = {
             conflicting.map((n) => `--${n}`).join(', '),
         );
     }
-    const a = from !== undefined ? await readAttentionFile(from) : await attentionFrom(v);
+    if (v.aggregate !== undefined && view === 'neuron')
+      throw new AttnvizError('--aggregate has no queries or keys to show in the neuron view: use head or model');
+    // --aggregate all: the page offers the model's heads and each aggregate in a "Layers:" select.
+    if (v.aggregate === 'all') options.aggregates = true;
+    const a = aggregated(from !== undefined ? await readAttentionFile(from) : await attentionFrom(v), v);
     if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
       throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
     const html = renderHtml(a, { view, options });

@@ -23,7 +23,7 @@ import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
 import { openGgufModel } from '../load/gguf-checkpoint.js';
-import { Sampler } from './sampler.js';
+import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
@@ -35,6 +35,7 @@ import {
   type AttentionOptions,
   type GenerateOptions,
   type Generation,
+  type GenerationStep,
   type ModelCapabilities,
 } from './model.js';
 import { Seq2Seq } from './seq2seq.js';
@@ -281,6 +282,17 @@ export class Model implements AttentionModel {
     for (let i = 0; i < this.dims.layers; i++) past[cacheNames(i).pastKey] = past[cacheNames(i).pastValue] = empty;
     let cached = 0;
     let stopped: Generation['stopped'] = 'length';
+    const alternatives = options.alternatives ?? 0;
+    check(
+      Number.isSafeInteger(alternatives) && alternatives >= 0,
+      `alternatives must be a non-negative integer, not ${alternatives}`,
+    );
+    const steps: GenerationStep[] = [];
+    const named = ({ id, probability }: { id: number; probability: number }) => ({
+      id,
+      token: this.tokenizer.idToToken(id),
+      probability,
+    });
     for (let n = 0; n < maxNewTokens; n++) {
       if (ids.length >= this.dims.maxPositions) {
         stopped = 'positions';
@@ -295,7 +307,12 @@ export class Model implements AttentionModel {
       }
       cached = ids.length;
       const { data, dims } = out[LOGITS];
-      const next = sampler.sample(data.subarray(data.length - dims[dims.length - 1]));
+      const row = data.subarray(data.length - dims[dims.length - 1]);
+      const next = sampler.sample(row);
+      if (alternatives > 0) {
+        const probs = softmax(row);
+        steps.push({ ...named({ id: next, probability: probs[next] }), top: topK(probs, alternatives).map(named) });
+      }
       ids.push(next);
       if (eos.includes(next)) {
         stopped = 'eos';
@@ -314,7 +331,16 @@ export class Model implements AttentionModel {
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
     const extracts = this.session.outputNames.includes(outputNames(0).probs);
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
-    return { ids, tokens: encoded.tokens, promptLength, text, stopped, seed, ...(attention ? { attention } : {}) };
+    return {
+      ids,
+      tokens: encoded.tokens,
+      promptLength,
+      text,
+      stopped,
+      seed,
+      ...(attention ? { attention } : {}),
+      ...(alternatives > 0 ? { steps } : {}),
+    };
   }
 
   /** The generation session (logits of the last position, KV cache), built once. */

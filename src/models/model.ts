@@ -31,6 +31,20 @@ export interface GenerateOptions {
   topP?: number;
   /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
   seed?: number;
+  /**
+   * Record each generated token's probability and the this many most likely tokens at its step (default 0:
+   * no `steps`). Probabilities are the model's, softmax(logits) at temperature 1, whatever the sampling.
+   */
+  alternatives?: number;
+}
+
+/** One generated token: what was chosen at its step and what else the model considered. */
+export interface GenerationStep {
+  id: number;
+  token: string;
+  probability: number;
+  /** The most likely tokens at this step, most likely first. */
+  top: { id: number; token: string; probability: number }[];
 }
 
 export interface Generation {
@@ -46,6 +60,8 @@ export interface Generation {
   seed: number;
   /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
   attention?: Attention;
+  /** With `alternatives`: one entry per generated token, in order (token n is ids[promptLength + n]). */
+  steps?: GenerationStep[];
 }
 
 /** What a model can do beyond `attention(text)`. */
