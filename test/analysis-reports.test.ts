@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { askQuestion } from '../src/analysis/compare.js';
 import { CorpusScores, headScores, parsePattern } from '../src/analysis/head-metrics.js';
 import { stepAttention } from '../src/analysis/steps.js';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import type { CompareReport, HeadsReport, StepsReport } from '../src/export/report-data.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';

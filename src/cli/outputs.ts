@@ -1,7 +1,7 @@
 /** Output files of the analysis commands: the format from the extension, checked before any model runs. */
 import { extname } from 'node:path';
 import { AttnvizError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/safetensors.js';
+import { writeFileAtomic } from '../core/files.js';
 
 /** Each path's format (lower-case extension), refused unless in `formats`. */
 export function outputFormats<F extends string>(paths: string[], formats: readonly F[], flag = '-o'): F[] {
