@@ -4,7 +4,7 @@
  * loaded side by side are independent.
  */
 import { resolve } from 'node:path';
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
@@ -17,12 +17,14 @@ import { openGgufModel } from '../load/gguf-checkpoint.js';
 import { Sampler } from './sampler.js';
 import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
-import { Session, type Feed, type RunOutput } from '../runtime/session.js';
+import { Session, StagedSession, type Feed, type Runner } from '../runtime/session.js';
+import { splitStages } from '../graph/stages.js';
+import { BufferPool, collect, LayerStream, selectIndices, type Selection } from './layer-stream.js';
 import { Seq2Seq } from './seq2seq.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
 export interface LoadOptions {
-  /** onnxruntime intra-op threads (default: its own choice, the physical cores). */
+  /** onnxruntime intra-op threads (default: the cores this process may use, os.availableParallelism()). */
   threads?: number;
   /** Environment for hub-cache lookups (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE); default process.env. */
   env?: NodeJS.ProcessEnv;
@@ -76,7 +78,7 @@ interface Internals {
   cleanup?: () => Promise<void>;
 }
 
-export interface AttentionOptions {
+export interface AttentionOptions extends Selection {
   /** Second text of a sentence pair. */
   pair?: string | null;
   /** Cut inputs longer than the model's positions instead of failing. */
@@ -85,6 +87,12 @@ export interface AttentionOptions {
   target?: string | null;
   /** Encoder-decoder models without a target: generate at most this many decoder tokens, greedily. */
   maxNewTokens?: number;
+  /**
+   * Return tensors that this model keeps and overwrites on its next `reuse` call of the same size, instead of
+   * fresh ones: no fresh output memory to touch, for a caller that is done with a result before asking for the
+   * next (a server encoding it, a benchmark). Default false.
+   */
+  reuse?: boolean;
 }
 
 export class Model {
@@ -96,13 +104,15 @@ export class Model {
     readonly family: Family<ModelDims>,
     readonly dims: ModelDims,
     readonly tokenizer: TextTokenizer,
-    private readonly session: Session,
+    private readonly session: Runner,
     readonly weightBytes: number,
     private readonly internals: Internals,
   ) {}
 
   private generatorSession?: Promise<Session>;
   private seq2seqRunner?: Seq2Seq;
+  /** Output buffers kept across calls (layer-stream.ts). */
+  private readonly pool = new BufferPool();
 
   /** Encoder-decoder families run through seq2seq.ts; undefined for the others. */
   private seq2seq(): Seq2Seq | undefined {
@@ -133,12 +143,25 @@ export class Model {
         Weights.open(dir),
         gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
       ]);
-      const build = (o: DecodingBuildOptions) => {
+      const graph = (o: DecodingBuildOptions) => {
         const g = new GraphBuilder(weights);
         family.build(g, weights, dims, o);
-        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
+        return g.toBytes();
       };
-      const session = await build({ extract: options.extract ?? true, logits: options.logits });
+      const build = (o: DecodingBuildOptions) => Session.create(graph(o), weights.root, { threads: options.threads });
+      const extract = options.extract ?? true;
+      // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
+      const session: Runner =
+        extract && !family.encoderDecoder
+          ? await StagedSession.create(
+              splitStages(
+                graph({ extract, logits: options.logits }),
+                Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+              ),
+              weights.root,
+              { threads: options.threads },
+            )
+          : await build({ extract, logits: options.logits });
       if (options.logits && !session.outputNames.includes(LOGITS)) {
         await session.release();
         throw new AttnvizError(
@@ -156,42 +179,70 @@ export class Model {
     }
   }
 
-  /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
+  /**
+   * Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k (or the layers and
+   * heads selected, without q and k when `qk` is false).
+   */
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
+    this.checkNotSeq2Seq(options);
+    return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
+  }
+
+  /**
+   * The attention of `text` one layer at a time (see AttentionStream): each layer is computed when the
+   * iteration asks for it, in buffers the next layer reuses, so memory holds one layer's outputs at a time.
+   * Not for encoder-decoder models.
+   */
+  stream(text: string, options: AttentionOptions = {}): AttentionStream {
+    check(!this.family.encoderDecoder, `${this.source}: encoder-decoder models have no layer stream; use attention()`);
+    this.checkNotSeq2Seq(options);
+    return this.streamOf(this.encode(text, options), text, options.pair ?? null, options);
+  }
+
+  private checkNotSeq2Seq(options: AttentionOptions): void {
     check(
       (options.target ?? null) === null && options.maxNewTokens === undefined,
       `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`,
     );
-    return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
   }
 
-  private async attentionOf(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
-    check(this.session.outputNames.includes(outputNames(0).probs), 'this model was loaded with extract: false');
-    // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
+  private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection): LayerStream {
+    const { session } = this;
+    check(session instanceof StagedSession, 'this model was loaded with extract: false');
     const { layers, heads, headDim } = this.dims;
-    const T = encoded.ids.length;
-    const stacked = (perLayer: number[]) => ({
-      dims: [layers, ...perLayer],
-      data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)),
-    });
-    const attention = stacked([heads, T, T]),
-      query = stacked([heads, T, headDim]),
-      key = stacked([heads, T, headDim]);
-    const into: Record<string, RunOutput> = {};
-    for (let i = 0; i < layers; i++) {
-      const o = outputNames(i);
-      for (const [name, t] of [
-        [o.probs, attention],
-        [o.q, query],
-        [o.k, key],
-      ] as const) {
-        const size = t.data.length / layers;
-        into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
-      }
-    }
-    const out = await this.session.run(this.feeds(encoded), into);
+    const header = {
+      ...this.info(encoded, text, pair),
+      layers: selectIndices(selection.layers, layers, 'layer'),
+      heads: selectIndices(selection.heads, heads, 'head'),
+      qk: selection.qk ?? true,
+      headDim,
+    };
+    return new LayerStream(session, this.feeds(encoded), header, heads, this.pool);
+  }
+
+  private async attentionOf(
+    encoded: Encoded,
+    text: string,
+    pair: string | null,
+    options: AttentionOptions = {},
+  ): Promise<Attention> {
+    const stream = this.streamOf(encoded, text, pair, options);
+    const { layers, heads } = stream.header;
+    return collect(
+      stream,
+      {
+        ...this.info(encoded, text, pair),
+        ...(layers.length < this.dims.layers ? { layers } : {}),
+        ...(heads.length < this.dims.heads ? { heads } : {}),
+      },
+      options.reuse ? this.pool : undefined,
+    );
+  }
+
+  /** The fields of an Attention that do not come from the graph. */
+  private info(encoded: Encoded, text: string, pair: string | null) {
     return {
       tokens: encoded.tokens,
       text,
@@ -199,10 +250,6 @@ export class Model {
       sentenceBStart: encoded.sentenceBStart,
       model: { source: this.source, modelType: this.family.modelType },
       causal: this.family.causal,
-      attention,
-      query,
-      key,
-      hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       ...rotaryFields(this.dims),
     };
@@ -216,7 +263,7 @@ export class Model {
       this.session.outputNames.includes(LOGITS),
       "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
     );
-    return (await this.session.run(this.feeds(this.encode(text, options))))[LOGITS];
+    return (await this.session.run(this.feeds(this.encode(text, options)), {}, [LOGITS]))[LOGITS];
   }
 
   /**
@@ -284,7 +331,7 @@ export class Model {
       special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
-    const extracts = this.session.outputNames.includes(outputNames(0).probs);
+    const extracts = this.session instanceof StagedSession;
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
     return { ids, tokens: encoded.tokens, promptLength, text, stopped, seed, ...(attention ? { attention } : {}) };
   }
@@ -311,7 +358,7 @@ export class Model {
   async forward(text: string, options: AttentionOptions = {}): Promise<Tensor> {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.forward(text, options);
-    const out = await this.session.run(this.feeds(this.encode(text, options)));
+    const out = await this.session.run(this.feeds(this.encode(text, options)), {}, [HIDDEN_LAST]);
     return out[HIDDEN_LAST];
   }
 
