@@ -7,22 +7,30 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import type { Attention } from '../core/attention.js';
-import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
+import {
+  FLOAT_DTYPES,
+  readAttentionFile,
+  writeAttentionFile,
+  writeAttentionStream,
+  type FloatDType,
+} from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/safetensors.js';
 import { loadModel } from '../models/load-model.js';
-import { renderHtml } from '../export/html.js';
-import { renderImage } from '../export/image.js';
-import { VIEWS, type ViewName } from '../views/mount.js';
+import { Model } from '../models/checkpoint-model.js';
+// The views, the HTML export and the browser driver are imported by the commands that use them (export,
+// serve), so that extract and generate start without loading them.
 
 const USAGE = `usage: attnviz <command> [options]
 
 commands:
   extract --model <folder|hub id> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
-          [--target "<T>" | --max-new-tokens N]
+          [--dtype f32|f16|bf16] [--layers 0,5-7] [--heads 0-3] [--target "<T>" | --max-new-tokens N]
       Run the model and write every layer's and head's attention, queries and keys to an attention file
-      (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
-      --target with the decoder (teacher forcing), or generate N target tokens greedily.
+      (docs/attention-file.md), layer by layer: memory holds the weights and one layer's outputs. --dtype:
+      the file's float type (default f32); --layers, --heads: only these (indices from 0, ranges inclusive).
+      Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and --target with the
+      decoder (teacher forcing), or generate N target tokens greedily.
   export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
          -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
       Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
@@ -102,18 +110,43 @@ const COMMANDS: Record<
     options: {
       ...MODEL_OPTIONS,
       out: { type: 'string', short: 'o' },
+      dtype: { type: 'string' },
+      layers: { type: 'string' },
+      heads: { type: 'string' },
     },
     async run(v) {
-      const out = required(v, 'out');
-      const a = await attentionFrom(v);
-      await writeAttentionFile(out, a);
-      const [layers, heads, T] = a.attention.dims;
-      const ed = a.encoderDecoder;
-      console.error(
-        ed
-          ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
-          : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`,
-      );
+      const [model, text, out] = [required(v, 'model'), required(v, 'text'), required(v, 'out')];
+      const dtype = dtypeOption(v);
+      const selection = { layers: indexList(v, 'layers'), heads: indexList(v, 'heads') };
+      const m = await loadModel(model);
+      try {
+        // Checkpoint models stream layer by layer into the file; the others give their Attention whole.
+        if (m instanceof Model && !m.family.encoderDecoder) {
+          checkNoTarget(v);
+          const stream = m.stream(text, {
+            pair: v.pair as string | undefined,
+            truncate: v.truncate === true,
+            ...selection,
+          });
+          await writeAttentionStream(out, stream, { dtype });
+          const { layers, heads, tokens } = stream.header;
+          console.error(`wrote ${out}: ${layers.length} layers × ${heads.length} heads × ${tokens.length} tokens`);
+          return;
+        }
+        if (selection.layers || selection.heads)
+          throw new AttnvizError(`--layers and --heads work with checkpoint models, not with ${m.source}`);
+        const a = await attentionOf(m, v);
+        await writeAttentionFile(out, a, { dtype });
+        const [layers, heads, T] = a.attention.dims;
+        const ed = a.encoderDecoder;
+        console.error(
+          ed
+            ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
+            : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`,
+        );
+      } finally {
+        await m.release();
+      }
     },
   },
   export: {
@@ -126,8 +159,10 @@ const COMMANDS: Record<
       theme: { type: 'string' },
     },
     async run(v) {
-      const view = required(v, 'view') as ViewName;
-      if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
+      const { VIEWS } = await import('../views/mount.js');
+      const view = VIEWS.find((name) => name === v.view);
+      if (view === undefined)
+        throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${required(v, 'view')}"`);
       const out = required(v, 'out');
       const format = extname(out).slice(1).toLowerCase();
       if (format !== 'html' && format !== 'png' && format !== 'svg')
@@ -147,8 +182,8 @@ const COMMANDS: Record<
       const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
       if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
         throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-      const html = renderHtml(a, { view, options });
-      const bytes = format === 'html' ? html : await renderImage(html, format);
+      const html = (await import('../export/html.js')).renderHtml(a, { view, options });
+      const bytes = format === 'html' ? html : await (await import('../export/image.js')).renderImage(html, format);
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
       console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
     },
@@ -189,25 +224,58 @@ const COMMANDS: Record<
 };
 
 async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
-  const model = required(v, 'model');
-  const text = required(v, 'text');
-  const m = await loadModel(model);
+  const m = await loadModel(required(v, 'model'));
   try {
-    const maxNewTokens = numberOption(
-      v,
-      'max-new-tokens',
-      (n) => Number.isSafeInteger(n) && n > 0,
-      'a positive integer',
-    );
-    return await m.attention(text, {
-      pair: v.pair as string | undefined,
-      truncate: v.truncate === true,
-      target: v.target as string | undefined,
-      ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
-    });
+    return await attentionOf(m, v);
   } finally {
     await m.release();
   }
+}
+
+/** The Attention of --text (--pair, --target, --max-new-tokens, --truncate) on a loaded model. */
+function attentionOf(m: Model, v: Record<string, string | boolean | undefined>): Promise<Attention> {
+  const text = required(v, 'text');
+  const maxNewTokens = numberOption(v, 'max-new-tokens', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+  return m.attention(text, {
+    pair: v.pair as string | undefined,
+    truncate: v.truncate === true,
+    target: v.target as string | undefined,
+    ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
+  });
+}
+
+/** --target and --max-new-tokens are for encoder-decoder models only. */
+function checkNoTarget(v: Record<string, string | boolean | undefined>): void {
+  if (v.target !== undefined || v['max-new-tokens'] !== undefined)
+    throw new AttnvizError(
+      `${String(v.model)} is not an encoder-decoder model: it takes no --target or --max-new-tokens`,
+    );
+}
+
+/** --dtype: the attention file's float type; f32 when absent. */
+function dtypeOption(v: Record<string, string | boolean | undefined>): FloatDType {
+  if (v.dtype === undefined) return 'F32';
+  const dtype = FLOAT_DTYPES.find((d) => d === String(v.dtype).toUpperCase());
+  if (!dtype)
+    throw new AttnvizError(
+      `--dtype must be one of ${FLOAT_DTYPES.map((d) => d.toLowerCase()).join(', ')}, not "${v.dtype}"`,
+    );
+  return dtype;
+}
+
+/** --layers / --heads: comma-separated indices and inclusive ranges ("0,5-7"); undefined when absent. */
+function indexList(v: Record<string, string | boolean | undefined>, name: string): number[] | undefined {
+  const value = v[name];
+  if (value === undefined) return undefined;
+  const out: number[] = [];
+  for (const part of String(value).split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    const [from, to] = m ? [Number(m[1]), Number(m[2] ?? m[1])] : [Number.NaN, Number.NaN];
+    if (!(from <= to) || to - from > 1e6)
+      throw new AttnvizError(`--${name} must be indices and ranges such as 0,5-7, not "${String(value)}"`);
+    for (let i = from; i <= to; i++) out.push(i);
+  }
+  return out;
 }
 
 /** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */

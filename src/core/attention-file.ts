@@ -6,18 +6,30 @@
  * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
  */
 import { AttnvizError, check } from './errors.js';
-import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
+import type { Attention, AttentionHeader, AttentionStream, EncoderDecoderAttention, Tensor } from './attention.js';
+import { fromHalf, toHalf } from './encode.js';
 import {
   decodeHeader,
   encodeSafetensors,
+  encodeSafetensorsHeader,
   readSafetensors,
   writeFileAtomic,
   type TensorEntry,
   type TensorToWrite,
 } from './safetensors.js';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 
 export const FORMAT_VERSION = 1;
+
+/** The float types an attention file's float tensors may have; readers accept all three. */
+export const FLOAT_DTYPES = ['F32', 'F16', 'BF16'] as const;
+export type FloatDType = (typeof FLOAT_DTYPES)[number];
+
+export interface AttentionFileOptions {
+  /** The type the float tensors are written in (default F32; F16 and BF16 halve the file). */
+  dtype?: FloatDType;
+}
 
 /** The JSON stored under `__metadata__.attnviz`. Fields use snake_case, as PyTorch writers will. */
 export interface AttentionFileMetadata {
@@ -42,6 +54,10 @@ export interface AttentionFileMetadata {
   decoder_tokens?: string[];
   /** Encoder-decoder: the target text. */
   target?: string;
+  /** When only some layers were extracted: the model's index of each entry of the layers axis. */
+  layers?: number[];
+  /** When only some heads were extracted: the model's index of each entry of the heads axis. */
+  heads?: number[];
 }
 
 /** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
@@ -56,7 +72,11 @@ const DECODER_TENSORS = {
   decoder_position_bias: 'decoderPositionBias',
 } as const;
 
-export function encodeAttentionFile(a: Attention): Buffer {
+/** The metadata JSON of an Attention (or of a stream's header). */
+function metadataOf(
+  a: Omit<AttentionHeader, 'layers' | 'heads' | 'qk' | 'headDim' | 'hidden'> &
+    Pick<Attention, 'layers' | 'heads' | 'encoderDecoder'>,
+): string {
   const meta: AttentionFileMetadata = {
     version: FORMAT_VERSION,
     tokens: a.tokens,
@@ -69,31 +89,107 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
+    ...(a.layers !== undefined ? { layers: a.layers } : {}),
+    ...(a.heads !== undefined ? { heads: a.heads } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
       : {}),
   };
-  const ids = (xs: number[]): TensorToWrite => ({
-    dtype: 'I64',
-    shape: [xs.length],
-    data: BigInt64Array.from(xs, BigInt),
-  });
-  const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
-  if (a.query) tensors.query = f32(a.query);
-  if (a.key) tensors.key = f32(a.key);
-  if (a.hiddenLast) tensors.hidden_last = f32(a.hiddenLast);
-  if (a.inputIds) tensors.input_ids = ids(a.inputIds);
-  if (a.positionBias) tensors.position_bias = f32(a.positionBias);
-  const ed = a.encoderDecoder;
-  if (ed) {
-    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = f32(ed[field]);
-    if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
-  }
-  return encodeSafetensors(tensors, { attnviz: JSON.stringify(meta) });
+  return JSON.stringify(meta);
 }
 
-export async function writeAttentionFile(path: string, a: Attention): Promise<void> {
-  await writeFileAtomic(path, encodeAttentionFile(a));
+const ids = (xs: number[]): TensorToWrite => ({
+  dtype: 'I64',
+  shape: [xs.length],
+  data: BigInt64Array.from(xs, BigInt),
+});
+
+export function encodeAttentionFile(a: Attention, options: AttentionFileOptions = {}): Buffer {
+  const float = (t: Tensor): TensorToWrite => floatTensor(t, options.dtype ?? 'F32');
+  const tensors: Record<string, TensorToWrite> = { attention: float(a.attention) };
+  if (a.query) tensors.query = float(a.query);
+  if (a.key) tensors.key = float(a.key);
+  if (a.hiddenLast) tensors.hidden_last = float(a.hiddenLast);
+  if (a.inputIds) tensors.input_ids = ids(a.inputIds);
+  if (a.positionBias) tensors.position_bias = float(a.positionBias);
+  const ed = a.encoderDecoder;
+  if (ed) {
+    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = float(ed[field]);
+    if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
+  }
+  return encodeSafetensors(tensors, { attnviz: metadataOf(a) });
+}
+
+export async function writeAttentionFile(
+  path: string,
+  a: Attention,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeAttentionFile(a, options));
+}
+
+/**
+ * Writes an attention file from a stream, layer by layer: the header first (every shape is known from the
+ * stream's header), then each layer's share of `attention`, `query` and `key` at its place as it arrives, then
+ * `hidden_last` and `input_ids`. Memory holds one layer. A temporary sibling renamed at the end, so a failure
+ * leaves no half-written file.
+ */
+export async function writeAttentionStream(
+  path: string,
+  stream: AttentionStream,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  const h = stream.header;
+  const dtype = options.dtype ?? 'F32';
+  const T = h.tokens.length,
+    L = h.layers.length,
+    H = h.heads.length;
+  const shapes: Record<string, { dtype: TensorToWrite['dtype']; shape: number[] }> = {
+    attention: { dtype, shape: [L, H, T, T] },
+    ...(h.qk ? { query: { dtype, shape: [L, H, T, h.headDim] }, key: { dtype, shape: [L, H, T, h.headDim] } } : {}),
+    hidden_last: { dtype, shape: [T, h.hidden] },
+    ...(h.inputIds ? { input_ids: { dtype: 'I64' as const, shape: [T] } } : {}),
+  };
+  const { header, offsets } = encodeSafetensorsHeader(shapes, {
+    attnviz: metadataOf({ ...h, layers: h.layers, heads: h.heads }),
+  });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const file = await open(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`cannot write ${path} (${e.code ?? e.message})`);
+  });
+  let half: Uint16Array<ArrayBuffer> | undefined;
+  const write = async (name: string, t: Tensor, index = 0) => {
+    if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
+    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    await file.write(view, 0, view.length, header.length + offsets[name] + index * view.length);
+  };
+  try {
+    await file.write(header, 0, header.length, 0);
+    let i = 0;
+    for await (const layer of stream) {
+      await write('attention', layer.attention, i);
+      if (h.qk) {
+        await write('query', layer.query!, i);
+        await write('key', layer.key!, i);
+      }
+      i++;
+    }
+    check(i === L && stream.hiddenLast, `${path}: the stream ended after ${i} of ${L} layers`);
+    await write('hidden_last', stream.hiddenLast);
+    if (h.inputIds) {
+      const b = ids(h.inputIds).data;
+      await file.write(new Uint8Array(b.buffer), 0, b.byteLength, header.length + offsets.input_ids);
+    }
+    await file.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await file.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e instanceof AttnvizError
+      ? e
+      : new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 export async function readAttentionFile(path: string): Promise<Attention> {
@@ -128,12 +224,15 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     const name = [names].flat().find((n) => header.tensors.has(n));
     const e = name === undefined ? undefined : header.tensors.get(name);
     if (!e) return undefined;
-    check(e.dtype === 'F32', `${what}: tensor "${name}" must be F32, is ${e.dtype}`);
+    check(
+      (FLOAT_DTYPES as readonly string[]).includes(e.dtype),
+      `${what}: tensor "${name}" must be F32, F16 or BF16, is ${e.dtype}`,
+    );
     check(
       e.shape.length === rank && fits(e.shape),
       `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`,
     );
-    return { dims: e.shape, data: readF32(bytes, e) };
+    return { dims: e.shape, data: readFloats(bytes, e) };
   };
   // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
   const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
@@ -236,7 +335,19 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
     ...(positionBias ? { positionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
+    ...indexList(meta.layers, L, 'layers', what),
+    ...indexList(meta.heads, H, 'heads', what),
   };
+}
+
+/** A `layers` / `heads` metadata list: one model index per entry of that axis. */
+function indexList(list: unknown, n: number, key: 'layers' | 'heads', what: string): { [k in typeof key]?: number[] } {
+  if (list === undefined) return {};
+  check(
+    Array.isArray(list) && list.length === n && list.every((i) => Number.isSafeInteger(i) && i >= 0),
+    `${what}: metadata "${key}" must list ${n} indices, one per entry of the ${key} axis`,
+  );
+  return { [key]: list as number[] };
 }
 
 /**
@@ -264,13 +375,14 @@ function readMetadata(metadata: Record<string, string>, what: string): Partial<A
   };
 }
 
-function f32(t: Tensor): TensorToWrite {
-  return { dtype: 'F32', shape: t.dims, data: t.data };
+function floatTensor(t: Tensor, dtype: FloatDType): TensorToWrite {
+  return { dtype, shape: t.dims, data: dtype === 'F32' ? t.data : toHalf(t.data, dtype) };
 }
 
-/** Copies a tensor out of the file image (its offset need not be 4-byte aligned). */
-function readF32(bytes: Uint8Array, e: TensorEntry): Float32Array {
-  const out = new Float32Array(e.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes.subarray(e.offset, e.offset + e.byteLength));
-  return out;
+/** Copies a float tensor out of the file image as float32 (its offset need not be aligned). */
+function readFloats(bytes: Uint8Array, e: TensorEntry): Float32Array {
+  // A copy (Buffer's slice would be a view into its pool), so the result is aligned and owns its memory.
+  const raw = Uint8Array.prototype.slice.call(bytes, e.offset, e.offset + e.byteLength).buffer;
+  if (e.dtype === 'F32') return new Float32Array(raw);
+  return fromHalf(new Uint16Array(raw), e.dtype as Exclude<FloatDType, 'F32'>);
 }

@@ -125,6 +125,8 @@ export type AttentionHeader = Omit<
   /** Whether each layer comes with `query` and `key`. */
   qk: boolean;
   headDim: number;
+  /** The width of `hiddenLast` (the model's hidden size). */
+  hidden: number;
 };
 
 /**

@@ -153,32 +153,47 @@ export interface TensorToWrite {
   data: ArrayBufferView;
 }
 
-/** Encodes tensors and string metadata as one safetensors file image (header padded to 8 bytes, like the Python writer). */
+/**
+ * The header of a safetensors file (length, then the JSON padded to 8 bytes, like the Python writer) for
+ * tensors of these types and shapes in this order, and each one's data offset from the end of the header.
+ */
+export function encodeSafetensorsHeader(
+  tensors: Record<string, Pick<TensorToWrite, 'dtype' | 'shape'>>,
+  metadata: Record<string, string> = {},
+): { header: Buffer; offsets: Record<string, number>; dataBytes: number } {
+  const json: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) json.__metadata__ = metadata;
+  const offsets: Record<string, number> = {};
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    json[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offsets[name] = offset;
+    offset += bytes;
+  }
+  const text = Buffer.from(JSON.stringify(json), 'utf8');
+  const padded = Math.ceil(text.length / 8) * 8;
+  const header = Buffer.alloc(8 + padded, 0x20);
+  header.writeBigUInt64LE(BigInt(padded), 0);
+  text.copy(header, 8);
+  return { header, offsets, dataBytes: offset };
+}
+
+/** Encodes tensors and string metadata as one safetensors file image. */
 export function encodeSafetensors(
   tensors: Record<string, TensorToWrite>,
   metadata: Record<string, string> = {},
 ): Buffer {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     if (t.data.byteLength !== expected)
       throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
-    offset += expected;
   }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;
-  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const out = Buffer.alloc(8 + json.length + offset);
-  out.writeBigUInt64LE(BigInt(json.length), 0);
-  json.copy(out, 8);
-  let at = 8 + json.length;
-  for (const t of Object.values(tensors)) {
-    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    at += t.data.byteLength;
-  }
+  const { header, offsets, dataBytes } = encodeSafetensorsHeader(tensors, metadata);
+  const out = Buffer.alloc(header.length + dataBytes);
+  header.copy(out, 0);
+  for (const [name, t] of Object.entries(tensors))
+    out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), header.length + offsets[name]);
   return out;
 }
 

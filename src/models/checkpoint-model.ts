@@ -211,13 +211,14 @@ export class Model {
   private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection): LayerStream {
     const { session } = this;
     check(session instanceof StagedSession, 'this model was loaded with extract: false');
-    const { layers, heads, headDim } = this.dims;
+    const { layers, heads, headDim, hidden } = this.dims;
     const header = {
       ...this.info(encoded, text, pair),
       layers: selectIndices(selection.layers, layers, 'layer'),
       heads: selectIndices(selection.heads, heads, 'head'),
       qk: selection.qk ?? true,
       headDim,
+      hidden,
     };
     return new LayerStream(session, this.feeds(encoded), header, heads, this.pool);
   }
