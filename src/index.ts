@@ -9,15 +9,26 @@ export {
 } from './models/checkpoint-model.js';
 export type { TfjsModel } from './models/tfjs-model.js';
 export type { OnnxModel } from './models/onnx-tap.js';
-export type { Attention, Tensor, ModelInfo } from './core/attention.js';
+export type {
+  Attention,
+  Tensor,
+  ModelInfo,
+  AttentionStream,
+  AttentionHeader,
+  LayerAttention,
+} from './core/attention.js';
 export { attentionShape } from './core/attention.js';
 export {
   readAttentionFile,
   writeAttentionFile,
+  writeAttentionStream,
   encodeAttentionFile,
   decodeAttentionFile,
   FORMAT_VERSION,
+  FLOAT_DTYPES,
   type AttentionFileMetadata,
+  type AttentionFileOptions,
+  type FloatDType,
 } from './core/attention-file.js';
 export { AttnvizError } from './core/errors.js';
 export { FAMILIES } from './graph/families.js';

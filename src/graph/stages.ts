@@ -13,7 +13,6 @@
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
-type ModelProto = onnxProto.onnx.IModelProto;
 type NodeProto = onnxProto.onnx.INodeProto;
 type ValueInfo = onnxProto.onnx.IValueInfoProto;
 
