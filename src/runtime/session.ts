@@ -158,6 +158,11 @@ export class StagedSession implements Runner {
         const session = await ort.InferenceSession.create(spec.graph, {
           graphOptimizationLevel: 'all',
           intraOpNumThreads: threadCount(options),
+          // Each session's arena would keep its stage's peak intermediates (a layer's [H, T, T] scores and
+          // probabilities) for good: L arenas, L times the memory one session needs. Without arenas the
+          // intermediates come from malloc, which reuses the freed blocks of the stage before.
+          enableCpuMemArena: false,
+          enableMemPattern: false,
           extra: {
             session: {
               model_external_initializers_file_folder_path: weightsRoot,
