@@ -584,8 +584,8 @@ async function child(args: ChildArgs): Promise<unknown> {
   const peer = args.pytorch ? PytorchPeer.start() : null;
   let peerInfo: PeerInfo | null = null;
   if (peer) {
-    peerInfo = await peer.request<PeerInfo>({ cmd: 'info' });
     await peer.request({ cmd: 'load', kind: spec.key, dir: args.dir, threads: threadCount(options) });
+    peerInfo = await peer.request<PeerInfo>({ cmd: 'info' });
   }
 
   const sizes: SizeResult[] = [];
