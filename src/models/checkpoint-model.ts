@@ -4,7 +4,7 @@
  * loaded side by side are independent.
  */
 import { resolve } from 'node:path';
-import type { Attention, AttentionStream, Tensor } from '../core/attention.js';
+import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
@@ -19,7 +19,15 @@ import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } fro
 import { Weights } from '../load/weights.js';
 import { Session, StagedSession, type Feed, type Runner } from '../runtime/session.js';
 import { splitStages } from '../graph/stages.js';
-import { BufferPool, collect, LayerStream, selectIndices, type Selection } from './layer-stream.js';
+import {
+  BufferPool,
+  collect,
+  LayerStream,
+  selectIndices,
+  stackedFor,
+  type Selection,
+  type Stacked,
+} from './layer-stream.js';
 import { Seq2Seq } from './seq2seq.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
@@ -208,11 +216,22 @@ export class Model {
     );
   }
 
-  private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection): LayerStream {
+  private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
     const { session } = this;
     check(session instanceof StagedSession, 'this model was loaded with extract: false');
+    return new LayerStream(
+      session,
+      this.feeds(encoded),
+      this.header(encoded, text, pair, selection),
+      this.dims.heads,
+      this.pool,
+      target,
+    );
+  }
+
+  private header(encoded: Encoded, text: string, pair: string | null, selection: Selection): AttentionHeader {
     const { layers, heads, headDim, hidden } = this.dims;
-    const header = {
+    return {
       ...this.info(encoded, text, pair),
       layers: selectIndices(selection.layers, layers, 'layer'),
       heads: selectIndices(selection.heads, heads, 'head'),
@@ -220,7 +239,6 @@ export class Model {
       headDim,
       hidden,
     };
-    return new LayerStream(session, this.feeds(encoded), header, heads, this.pool);
   }
 
   private async attentionOf(
@@ -229,17 +247,14 @@ export class Model {
     pair: string | null,
     options: AttentionOptions = {},
   ): Promise<Attention> {
-    const stream = this.streamOf(encoded, text, pair, options);
-    const { layers, heads } = stream.header;
-    return collect(
-      stream,
-      {
-        ...this.info(encoded, text, pair),
-        ...(layers.length < this.dims.layers ? { layers } : {}),
-        ...(heads.length < this.dims.heads ? { heads } : {}),
-      },
-      options.reuse ? this.pool : undefined,
-    );
+    const header = this.header(encoded, text, pair, options);
+    const stacked = stackedFor(header, options.reuse ? this.pool : undefined);
+    const { layers, heads } = header;
+    return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, {
+      ...this.info(encoded, text, pair),
+      ...(layers.length < this.dims.layers ? { layers } : {}),
+      ...(heads.length < this.dims.heads ? { heads } : {}),
+    });
   }
 
   /** The fields of an Attention that do not come from the graph. */

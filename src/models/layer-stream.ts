@@ -57,6 +57,11 @@ export class LayerStream implements AttentionStream {
     /** The model's head count (the buffers onnxruntime writes hold every head). */
     private readonly modelHeads: number,
     private readonly pool: BufferPool,
+    /**
+     * Stacked `[layers, heads, …]` tensors (all heads) to write each layer into in place, instead of the
+     * pool's per-layer buffers: `collect`'s result, which then needs no copy.
+     */
+    private readonly target?: Stacked,
   ) {}
 
   get hiddenLast(): Tensor | undefined {
@@ -74,9 +79,17 @@ export class LayerStream implements AttentionStream {
       dims: [H, T, cols],
       data: this.pool.get(role, H * T * cols),
     });
-    const full = { probs: buffer('probs', T), ...(qk ? { q: buffer('q', d), k: buffer('k', d) } : {}) };
+    let full = { probs: buffer('probs', T), ...(qk ? { q: buffer('q', d), k: buffer('k', d) } : {}) };
+    const target = allHeads ? this.target : undefined;
     const plan = (stage: number) => {
       if (!layers.includes(stage)) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
+      if (target) {
+        const i = layers.indexOf(stage);
+        full = {
+          probs: layerOf(target.attention, i),
+          ...(target.query && target.key ? { q: layerOf(target.query, i), k: layerOf(target.key, i) } : {}),
+        };
+      }
       const o = outputNames(stage);
       const into: Record<string, RunOutput> = { [o.probs]: full.probs };
       if (full.q && full.k) Object.assign(into, { [o.q]: full.q, [o.k]: full.k });
@@ -85,7 +98,7 @@ export class LayerStream implements AttentionStream {
     for await (const { stage, outputs } of this.session.stream(this.feeds, plan)) {
       if (outputs[HIDDEN_LAST]) this.last = outputs[HIDDEN_LAST];
       if (!layers.includes(stage)) continue;
-      checkFinite(full.probs.data, stage);
+      checkFinite(full.probs, stage);
       const pick = (t: RunOutput, role: string): Tensor =>
         allHeads ? t : selectHeads(t, heads, this.pool.get(`${role}.heads`, (heads.length * t.data.length) / H));
       yield {
@@ -97,6 +110,12 @@ export class LayerStream implements AttentionStream {
   }
 }
 
+/** Layer i of a stacked `[L, …]` tensor, as a view. */
+function layerOf(t: Tensor, i: number): RunOutput {
+  const size = t.data.length / t.dims[0];
+  return { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+}
+
 /** The heads `heads` of a `[H, rows, cols]` tensor, copied into `into`. */
 function selectHeads(t: RunOutput, heads: readonly number[], into: Float32Array): Tensor {
   const [, rows, cols] = t.dims;
@@ -105,46 +124,65 @@ function selectHeads(t: RunOutput, heads: readonly number[], into: Float32Array)
   return { dims: [heads.length, rows, cols], data: into };
 }
 
-/** A NaN or infinity in the probabilities means broken weights: say so instead of drawing garbage. */
-function checkFinite(data: Float32Array, layer: number): void {
-  // Rows sum to 1, so a non-finite value anywhere makes its row's sum non-finite: one pass, no branches.
+/**
+ * A NaN or infinity in the probabilities means broken weights: say so instead of drawing garbage. A softmax row
+ * with any NaN or infinite score is NaN throughout (its max or its sum is), so one value per row tells.
+ */
+function checkFinite(t: RunOutput, layer: number): void {
+  const cols = t.dims[2];
   let sum = 0;
-  for (let i = 0; i < data.length; i++) sum += data[i];
+  for (let i = 0; i < t.data.length; i += cols) sum += t.data[i];
   check(Number.isFinite(sum), `layer ${layer}: the attention probabilities are not finite (NaN or infinite weights?)`);
 }
 
+/** The stacked `[layers, heads, …]` tensors of a selection's Attention. */
+export interface Stacked {
+  attention: Tensor;
+  query?: Tensor;
+  key?: Tensor;
+}
+
 /**
- * Reads a whole stream into one Attention (stacked `[layers, heads, …]` tensors), in fresh arrays or, with
- * `pool`, in arrays kept for the next call of the same size (which overwrites them).
+ * Stacked tensors for `header`'s selection: fresh arrays or, with `pool`, arrays kept for the next call of the
+ * same size (which overwrites them).
  */
-export async function collect(
-  stream: AttentionStream,
-  base: Omit<Attention, 'attention' | 'query' | 'key' | 'hiddenLast'>,
-  pool?: BufferPool,
-): Promise<Attention> {
-  const { layers, heads, qk, headDim: d, tokens } = stream.header;
-  const T = tokens.length,
-    L = layers.length,
-    H = heads.length;
+export function stackedFor(header: AttentionHeader, pool?: BufferPool): Stacked {
+  const { layers, heads, qk, headDim: d, tokens } = header;
+  const [T, L, H] = [tokens.length, layers.length, heads.length];
   const stacked = (role: string, perLayer: number[]): Tensor => {
     const length = L * perLayer.reduce((a, b) => a * b, 1);
     return { dims: [L, ...perLayer], data: pool ? pool.get(`stacked.${role}`, length) : new Float32Array(length) };
   };
-  const attention = stacked('probs', [H, T, T]);
-  const query = qk ? stacked('q', [H, T, d]) : undefined;
-  const key = qk ? stacked('k', [H, T, d]) : undefined;
+  return {
+    attention: stacked('probs', [H, T, T]),
+    ...(qk ? { query: stacked('q', [H, T, d]), key: stacked('k', [H, T, d]) } : {}),
+  };
+}
+
+/**
+ * Reads a whole stream into `into` (from stackedFor; a stream built with the same target has written there
+ * already, and nothing is copied) and returns the Attention.
+ */
+export async function collect(
+  stream: AttentionStream,
+  into: Stacked,
+  base: Omit<Attention, 'attention' | 'query' | 'key' | 'hiddenLast'>,
+): Promise<Attention> {
   let i = 0;
+  const put = (to: Tensor | undefined, t: Tensor | undefined) => {
+    if (!to || !t) return;
+    const at = i * t.data.length;
+    if (t.data.buffer !== to.data.buffer || t.data.byteOffset !== to.data.byteOffset + at * 4) to.data.set(t.data, at);
+  };
   for await (const layer of stream) {
-    const put = (into: Tensor | undefined, t: Tensor | undefined) => into?.data.set(t!.data, i * t!.data.length);
-    put(attention, layer.attention);
-    put(query, layer.query);
-    put(key, layer.key);
+    put(into.attention, layer.attention);
+    put(into.query, layer.query);
+    put(into.key, layer.key);
     i++;
   }
   return {
     ...base,
-    attention,
-    ...(query && key ? { query, key } : {}),
+    ...into,
     ...(stream.hiddenLast ? { hiddenLast: stream.hiddenLast } : {}),
   };
 }
