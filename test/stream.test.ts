@@ -5,7 +5,7 @@
  * rounding; `attnviz extract --dtype / --layers / --heads` and their bad values.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,8 @@ import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
 import { loadModel } from '../src/models/load-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
-import { goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
+import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
+import { readSafetensors } from '../src/core/safetensors.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
 const TEXT = 'The cat sat on the mat, and the dog lay on the rug beside it.';
@@ -143,6 +144,25 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     await m.attention(y, { reuse: true });
     expect(sameBits(kept.attention.data, fresh[1].attention.data)).toBe(true);
     expect(sameBits(fresh[0].attention.data, (await m.attention(x)).attention.data)).toBe(true);
+  });
+
+  test('NaN weights: a one-line error naming the first layer they reach, before anything is written', async () => {
+    const dir = await mkdtemp(join(tmp, 'nan-'));
+    const from = goldenModel('bert-tiny');
+    for (const f of await readdir(from)) if (f !== 'model.safetensors') await copyFile(join(from, f), join(dir, f));
+    const { header, bytes } = await readSafetensors(join(from, 'model.safetensors'));
+    const e = [...header.tensors.values()].find((t) => t.name.endsWith('layer.1.attention.self.query.weight'))!;
+    bytes.writeFloatLE(Number.NaN, e.offset);
+    await writeFile(join(dir, 'model.safetensors'), bytes);
+    const m = await loadModel(dir);
+    try {
+      await expectBad(m.attention(TEXT), /^layer 1: the attention probabilities are not finite/);
+      const out = join(dir, 'nan.safetensors');
+      await expectBad(writeAttentionStream(out, m.stream(TEXT)), /^layer 1: /);
+      expect((await readdir(dir)).filter((f) => f.startsWith('nan.'))).toEqual([]);
+    } finally {
+      await m.release();
+    }
   });
 
   test('a stream is read once', async () => {
