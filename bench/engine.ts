@@ -726,7 +726,7 @@ function median(xs: readonly number[]): number {
 }
 
 const min = (xs: readonly number[]) => Math.min(...xs);
-/** Median of run-by-run ratios (extract run i over the plain run beside it): steadier than medians when the load drifts. */
+/** Median of run-by-run ratios (run i of one mode over run i of another): steadier than medians when the load drifts. */
 const paired = (xs: readonly number[], ys: readonly number[]) => median(xs.map((x, i) => x / ys[i]));
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const mb = (x: number) => `${(x / MB).toFixed(0)} MB`;
@@ -835,8 +835,10 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${machine.cpu}, ${machine.cores} cores, ${(machine.memory / 2 ** 30).toFixed(1)} GiB, ${machine.os}`,
   );
+  const threads = threadCount({ threads: options.threads ?? undefined });
+  const why = options.threads ? '--threads' : `os.availableParallelism() = ${os.availableParallelism()}`;
   console.log(
-    `node ${machine.node}, onnxruntime-node ${machine.ort}, intra-op threads per session: ${threadCount({ threads: options.threads ?? undefined })}${options.threads ? ' (--threads)' : ` (os.availableParallelism() = ${os.availableParallelism()})`}`,
+    `node ${machine.node}, onnxruntime-node ${machine.ort}, intra-op threads per session: ${threads} (${why})`,
   );
   const missing = options.pytorch ? peerMissing() : 'turned off (--no-pytorch)';
   if (missing) options.pytorch = false;
@@ -847,7 +849,7 @@ async function main(): Promise<void> {
   );
   console.log(`load average at start: ${machine.load.map((x) => x.toFixed(2)).join(', ')}`);
   console.log(
-    `runs: ${options.warmup} warm-up + ${options.runs} timed per size and mode (extract / plain interleaved)\n`,
+    `runs: ${options.warmup} warm-up + ${options.runs} timed per size and mode (attention / reuse / plain / PyTorch interleaved)\n`,
   );
 
   const startTicks = cpuTicks();
