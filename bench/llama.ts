@@ -5,7 +5,7 @@
  * tokens:
  *
  * - time per layer of `model.attention(text)` (every layer's probabilities, q and k) and of a plain forward
- *   pass over the same weights (`loadModel(dir, { extract: false })` then `forward(text)`), as the median
+ *   pass over the same weights (`Model.load(dir, { extract: false })` then `forward(text)`), as the median
  *   divided by the layer count and as the slope between the 2- and 4-layer models (which cancels the
  *   embedding, final norm and run overhead), and the ratio of the two;
  * - memory per layer of the attention result: probabilities [H, T, T] plus q and k [H, T, d] in float32.
@@ -21,7 +21,8 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/models/load-model.js';
+import { safetensorsHeader } from '../src/core/safetensors.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
@@ -104,15 +105,10 @@ function tensors(layers: number): { name: string; shape: number[]; ones?: boolea
 /** Writes config, tokenizer and model.safetensors (streamed; weights N(0, 0.02) from one random 4 MB block, shifted per tensor). */
 function writeCheckpoint(dir: string, layers: number): number {
   const list = tensors(layers);
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of list) {
-    const n = t.shape.reduce((a, b) => a * b, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n] };
-    offset += n;
-  }
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const header = safetensorsHeader(
+    list.map((t) => ({ ...t, dtype: 'F32' as const })),
+    { format: 'pt' },
+  );
   const block = new Float32Array(1 << 20);
   let seed = 12345;
   for (let i = 0; i < block.length; i++) {
@@ -123,10 +119,7 @@ function writeCheckpoint(dir: string, layers: number): number {
   }
   const fd = openSync(join(dir, 'model.safetensors'), 'w');
   try {
-    const length = Buffer.alloc(8);
-    length.writeBigUInt64LE(BigInt(json.length));
-    writeSync(fd, length);
-    writeSync(fd, json);
+    writeSync(fd, header.bytes);
     const ones = new Float32Array(D).fill(1);
     list.forEach((t, k) => {
       let left = t.shape.reduce((a, b) => a * b, 1);
@@ -144,7 +137,7 @@ function writeCheckpoint(dir: string, layers: number): number {
   }
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config(layers), null, 2));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TOKENIZER, f), join(dir, f));
-  return offset;
+  return header.dataBytes;
 }
 
 // ---- timing -----------------------------------------------------------------------------------------------
@@ -161,8 +154,8 @@ interface Row {
 }
 
 async function measure(dir: string, layers: number): Promise<Row[]> {
-  const extract = await loadModel(dir, { threads: THREADS, progress: false });
-  const plain = await loadModel(dir, { threads: THREADS, extract: false, progress: false });
+  const extract = await Model.load(dir, { threads: THREADS, progress: false });
+  const plain = await Model.load(dir, { threads: THREADS, extract: false, progress: false });
   const rows: Row[] = [];
   try {
     for (const T of SIZES) {

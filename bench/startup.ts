@@ -44,10 +44,10 @@ const median = (xs: number[]) => {
 };
 
 async function inProcess(out: string): Promise<void> {
-  const { loadModel } = await import('../src/models/load-model.js');
+  const { Model } = await import('../src/models/checkpoint-model.js');
   const { writeAttentionStream } = await import('../src/core/attention-file.js');
   const t = performance.now();
-  const m = await loadModel(MODEL);
+  const m = await Model.load(MODEL);
   await writeAttentionStream(out, m.stream(TEXT));
   await m.release();
   console.log(performance.now() - t);

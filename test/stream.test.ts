@@ -23,14 +23,14 @@ import { familyFor } from '../src/graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames } from '../src/graph/family.js';
 import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 import { readSafetensors } from '../src/core/safetensors.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
 const TEXT = 'The cat sat on the mat, and the dog lay on the rug beside it.';
-const model = loadedOnce((name: string) => loadModel(goldenModel(name)));
+const model = loadedOnce((name: string) => Model.load(goldenModel(name)));
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-stream-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
@@ -154,7 +154,7 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     const e = [...header.tensors.values()].find((t) => t.name.endsWith('layer.1.attention.self.query.weight'))!;
     bytes.writeFloatLE(Number.NaN, e.offset);
     await writeFile(join(dir, 'model.safetensors'), bytes);
-    const m = await loadModel(dir);
+    const m = await Model.load(dir);
     try {
       await expectBad(m.attention(TEXT), /^layer 1: the attention probabilities are not finite/);
       const out = join(dir, 'nan.safetensors');

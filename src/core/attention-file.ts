@@ -7,11 +7,12 @@
  */
 import { AttnvizError, check } from './errors.js';
 import type { Attention, AttentionHeader, AttentionStream, EncoderDecoderAttention, Tensor } from './attention.js';
-import { fromHalf, toHalf } from './encode.js';
+import { fromHalf, toHalf } from './half.js';
 import {
+  DTYPE_BYTES,
   decodeHeader,
   encodeSafetensors,
-  encodeSafetensorsHeader,
+  safetensorsHeader,
   readSafetensors,
   writeFileAtomic,
   type TensorEntry,
@@ -58,6 +59,10 @@ export interface AttentionFileMetadata {
   layers?: number[];
   /** When only some heads were extracted: the model's index of each entry of the heads axis. */
   heads?: number[];
+  /** Per token of `tokens`: 1 for a special token, as transformers' special_tokens_mask (true/false also read). */
+  special_tokens_mask?: number[];
+  /** Encoder-decoder: the same for `decoder_tokens`. */
+  decoder_special_tokens_mask?: number[];
 }
 
 /** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
@@ -93,6 +98,10 @@ function metadataOf(
     ...(a.heads !== undefined ? { heads: a.heads } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
+      : {}),
+    ...(a.special ? { special_tokens_mask: a.special.map(Number) } : {}),
+    ...(a.encoderDecoder?.decoderSpecial
+      ? { decoder_special_tokens_mask: a.encoderDecoder.decoderSpecial.map(Number) }
       : {}),
   };
   return JSON.stringify(meta);
@@ -144,15 +153,27 @@ export async function writeAttentionStream(
   const T = h.tokens.length,
     L = h.layers.length,
     H = h.heads.length;
-  const shapes: Record<string, { dtype: TensorToWrite['dtype']; shape: number[] }> = {
-    attention: { dtype, shape: [L, H, T, T] },
-    ...(h.qk ? { query: { dtype, shape: [L, H, T, h.headDim] }, key: { dtype, shape: [L, H, T, h.headDim] } } : {}),
-    hidden_last: { dtype, shape: [T, h.hidden] },
-    ...(h.inputIds ? { input_ids: { dtype: 'I64' as const, shape: [T] } } : {}),
-  };
-  const { header, offsets } = encodeSafetensorsHeader(shapes, {
+  const shapes: { name: string; dtype: TensorToWrite['dtype']; shape: number[] }[] = [
+    { name: 'attention', dtype, shape: [L, H, T, T] },
+    ...(h.qk
+      ? [
+          { name: 'query', dtype, shape: [L, H, T, h.headDim] },
+          { name: 'key', dtype, shape: [L, H, T, h.headDim] },
+        ]
+      : []),
+    { name: 'hidden_last', dtype, shape: [T, h.hidden] },
+    ...(h.inputIds ? [{ name: 'input_ids', dtype: 'I64' as const, shape: [T] }] : []),
+  ];
+  const { bytes: header } = safetensorsHeader(shapes, {
     attnviz: metadataOf({ ...h, layers: h.layers, heads: h.heads }),
   });
+  // Each tensor's place in the file: after the header and the tensors before it.
+  const offsets: Record<string, number> = {};
+  let at = header.length;
+  for (const t of shapes) {
+    offsets[t.name] = at;
+    at += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  }
   const tmp = `${path}.${process.pid}.tmp`;
   const file = await open(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
     throw new AttnvizError(`cannot write ${path} (${e.code ?? e.message})`);
@@ -162,7 +183,7 @@ export async function writeAttentionStream(
     if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
     const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    await file.write(view, 0, view.length, header.length + offsets[name] + index * view.length);
+    await file.write(view, 0, view.length, offsets[name] + index * view.length);
   };
   try {
     await file.write(header, 0, header.length, 0);
@@ -179,7 +200,7 @@ export async function writeAttentionStream(
     await write('hidden_last', stream.hiddenLast);
     if (h.inputIds) {
       const b = ids(h.inputIds).data;
-      await file.write(new Uint8Array(b.buffer), 0, b.byteLength, header.length + offsets.input_ids);
+      await file.write(new Uint8Array(b.buffer), 0, b.byteLength, offsets.input_ids);
     }
     await file.close();
     await rename(tmp, path);
@@ -264,6 +285,17 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     );
   };
   const inputIds = ints('input_ids');
+  /** An optional special-token mask of `n` entries, 0/1 or booleans. */
+  const mask = (name: 'special_tokens_mask' | 'decoder_special_tokens_mask', n: number): boolean[] | undefined => {
+    const v: unknown = meta[name];
+    if (v === undefined) return undefined;
+    check(
+      Array.isArray(v) && v.length === n && v.every((x) => x === 0 || x === 1 || typeof x === 'boolean'),
+      `${what}: metadata "${name}" must be ${n} values, 0/1 or true/false`,
+    );
+    return v.map((x) => x === 1 || x === true);
+  };
+  const special = mask('special_tokens_mask', T);
 
   // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns encoder tokens.
   let encoderDecoder: EncoderDecoderAttention | undefined;
@@ -297,10 +329,12 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     const decoderHiddenLast = tensor('decoder_hidden_last', 2, ([t]) => t === Td, fit);
     const decoderPositionBias = tensor('decoder_position_bias', 3, ([h, q, k]) => h === H && q === Td && k === Td, fit);
     const decoderInputIds = ints('decoder_input_ids', Td);
+    const decoderSpecial = mask('decoder_special_tokens_mask', Td);
     encoderDecoder = {
       decoderTokens,
       target: typeof meta.target === 'string' ? meta.target : '',
       ...(decoderInputIds ? { decoderInputIds } : {}),
+      ...(decoderSpecial ? { decoderSpecial } : {}),
       decoder,
       cross,
       ...(self ? { decoderQuery: self[0], decoderKey: self[1] } : {}),
@@ -327,6 +361,7 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(query && key ? { query, key } : {}),
     ...(hiddenLast ? { hiddenLast } : {}),
     ...(inputIds ? { inputIds } : {}),
+    ...(special ? { special } : {}),
     ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0
       ? { kvHeads: meta.kv_heads }
       : {}),

@@ -15,6 +15,7 @@
  */
 import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
 import { AttnvizError, check } from './errors.js';
+import { f16ToF32, f32BitsToF16 } from './half.js';
 
 const MAGIC = 'AVZ1';
 const Q = 4095;
@@ -67,9 +68,10 @@ interface Header {
   model: { source: string; modelType: string };
   causal: boolean;
   inputIds?: number[];
+  special?: boolean[];
   keyTokens?: string[];
   scoreScale?: number;
-  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
+  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[]; decoderSpecial?: boolean[] };
   sections: Section[];
 }
 
@@ -104,6 +106,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     model: a.model,
     causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
+    ...(a.special ? { special: a.special } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
     ...(ed
@@ -112,6 +115,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
             decoderTokens: ed.decoderTokens,
             target: ed.target,
             ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}),
+            ...(ed.decoderSpecial ? { decoderSpecial: ed.decoderSpecial } : {}),
           },
         }
       : {}),
@@ -181,6 +185,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     attention,
     ...(query && key ? { query, key } : {}),
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
+    ...(header.special ? { special: header.special } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
     ...(positionBias ? { positionBias } : {}),
@@ -216,74 +221,19 @@ function unpackSqrt12(bytes: Uint8Array, count: number): Float32Array {
 }
 
 function packF16(values: Float32Array): Uint8Array {
-  const out = toHalf(values, 'F16');
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1),
+    u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    out[i] = f32BitsToF16(u[0]);
+  }
   return new Uint8Array(out.buffer);
 }
 
-/** The 16-bit float formats: IEEE half, and bfloat16 (float32's top 16 bits). */
-export type HalfType = 'F16' | 'BF16';
-
-/** float32 values → float16 or bfloat16 bits, rounded to nearest even, written into `out`. */
-export function toHalf(values: Float32Array, type: HalfType, out = new Uint16Array(values.length)): Uint16Array {
-  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  if (type === 'F16') for (let i = 0; i < u.length; i++) out[i] = f32BitsToF16(u[i]);
-  else
-    for (let i = 0; i < u.length; i++) {
-      const x = u[i];
-      // NaN stays NaN (rounding could carry its mantissa into the exponent and make it infinite).
-      out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-    }
-  return out;
-}
-
-/** float16 or bfloat16 bits → float32 values (exact: every 16-bit float is a float32). */
-export function fromHalf(bits: Uint16Array, type: HalfType): Float32Array {
-  const out = new Float32Array(bits.length);
-  if (type === 'BF16') {
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
-  } else {
-    const table = (f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => f16ToF32(h)));
-    for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
-  }
-  return out;
-}
-
-let f16Table: Float32Array | undefined;
-
 function unpackF16(bytes: Uint8Array, count: number): Float32Array {
-  return fromHalf(new Uint16Array(bytes.slice().buffer, 0, count), 'F16');
-}
-
-/** float32 bits → float16 bits, round to nearest even; overflow → ±Infinity. */
-export function f32BitsToF16(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    let half = m >> shift;
-    const rem = m & ((1 << shift) - 1),
-      mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  const h = new Uint16Array(bytes.slice().buffer, 0, count);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = f16ToF32(h[i]);
+  return out;
 }

@@ -15,6 +15,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
+import { safetensorsHeader } from '../core/safetensors.js';
 import { ModelConfig } from './config.js';
 import {
   GGML,
@@ -158,20 +159,13 @@ async function writeSafetensors(
   tensors: { t: GgufTensorInfo; name: string }[],
 ): Promise<void> {
   const dtype = (t: GgufTensorInfo) => (t.type === GGML.F16 ? 'F16' : t.type === GGML.BF16 ? 'BF16' : 'F32');
-  const size = (t: GgufTensorInfo) => t.ne.reduce((a, b) => a * b, 1) * (dtype(t) === 'F32' ? 4 : 2);
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt', source: basename(file.path) } };
-  let offset = 0;
-  for (const { t, name } of tensors) {
-    header[name] = { dtype: dtype(t), shape: t.shape, data_offsets: [offset, offset + size(t)] };
-    offset += size(t);
-  }
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
+  const header = safetensorsHeader(
+    tensors.map(({ t, name }) => ({ name, dtype: dtype(t), shape: t.shape })),
+    { format: 'pt', source: basename(file.path) },
+  );
   const out = await open(path, 'w');
   try {
-    await out.write(Buffer.concat([length, json]));
+    await out.write(header.bytes);
     for (const { t } of tensors) {
       const data = dtype(t) === 'F32' && t.type !== GGML.F32 ? readTensorF32(file, t) : readTensorBytes(file, t);
       await out.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));

@@ -14,8 +14,8 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import { f16ToF32 } from '../core/encode.js';
-import { AttnvizError, check } from '../core/errors.js';
+import { bf16ToF32, f16ToF32 } from '../core/half.js';
+import { AttnvizError, check, systemReason } from '../core/errors.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -131,7 +131,7 @@ export function readGguf(path: string): GgufFile {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new AttnvizError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   }
   try {
     return parse(new Cursor(fd, fstatSync(fd).size, basename(path)), path);
@@ -464,9 +464,4 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
 function scaleMinK4(j: number, q: Uint8Array): [number, number] {
   if (j < 4) return [q[j] & 63, q[j + 4] & 63];
   return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
-}
-
-function bf16ToF32(h: number): number {
-  const u = new Uint32Array([h << 16]);
-  return new Float32Array(u.buffer)[0];
 }

@@ -15,10 +15,11 @@ import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
 import { openGgufModel } from '../load/gguf-checkpoint.js';
 import { Sampler } from './sampler.js';
-import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
+import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, StagedSession, type Feed, type Runner } from '../runtime/session.js';
 import { splitStages } from '../graph/stages.js';
+import { causalMask } from './feeds.js';
 import {
   BufferPool,
   collect,
@@ -28,6 +29,15 @@ import {
   type Selection,
   type Stacked,
 } from './layer-stream.js';
+import {
+  cannotGenerate,
+  checkAttentionOptions,
+  type AttentionModel,
+  type AttentionOptions,
+  type GenerateOptions,
+  type Generation,
+  type ModelCapabilities,
+} from './model.js';
 import { Seq2Seq } from './seq2seq.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
@@ -50,32 +60,6 @@ export interface LoadOptions {
   logits?: LogitsMode;
 }
 
-export interface GenerateOptions {
-  /** Tokens to generate at most (fewer when the model ends the text or runs out of positions). */
-  maxNewTokens: number;
-  /** Softmax temperature; 0 = greedy, always the most likely token (default 1). */
-  temperature?: number;
-  /** Nucleus sampling mass in (0, 1] (default 1: the whole distribution). */
-  topP?: number;
-  /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
-  seed?: number;
-}
-
-export interface Generation {
-  /** Prompt and generated token ids (with BOS; with EOS when it ended the text). */
-  ids: number[];
-  tokens: string[];
-  /** How many of `ids` came from the prompt (1 for BOS alone). */
-  promptLength: number;
-  /** Prompt and continuation as text, BOS/EOS left out. */
-  text: string;
-  /** Why generation ended: EOS, maxNewTokens reached, or the model's positions used up. */
-  stopped: 'eos' | 'length' | 'positions';
-  seed: number;
-  /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
-  attention?: Attention;
-}
-
 /** What a loaded model keeps besides its session. */
 interface Internals {
   /** Builds another session over the same weights (generation's lean graph). */
@@ -86,15 +70,8 @@ interface Internals {
   cleanup?: () => Promise<void>;
 }
 
-export interface AttentionOptions extends Selection {
-  /** Second text of a sentence pair. */
-  pair?: string | null;
-  /** Cut inputs longer than the model's positions instead of failing. */
-  truncate?: boolean;
-  /** Encoder-decoder models: the decoder's text, teacher-forced (seq2seq.ts). */
-  target?: string | null;
-  /** Encoder-decoder models without a target: generate at most this many decoder tokens, greedily. */
-  maxNewTokens?: number;
+/** attention() and stream() options of a checkpoint model: AttentionOptions, a selection, buffer reuse. */
+export interface ExtractOptions extends AttentionOptions, Selection {
   /**
    * Return tensors that this model keeps and overwrites on its next `reuse` call of the same size, instead of
    * fresh ones: no fresh output memory to touch, for a caller that is done with a result before asking for the
@@ -103,7 +80,8 @@ export interface AttentionOptions extends Selection {
   reuse?: boolean;
 }
 
-export class Model {
+/** A Hugging Face checkpoint (folder, hub id) or a GGUF file, built into an ONNX graph and run on onnxruntime. */
+export class Model implements AttentionModel {
   private constructor(
     /** What the user passed to loadModel. */
     readonly source: string,
@@ -121,6 +99,24 @@ export class Model {
   private seq2seqRunner?: Seq2Seq;
   /** Output buffers kept across calls (layer-stream.ts). */
   private readonly pool = new BufferPool();
+
+  get modelType(): string {
+    return this.family.modelType;
+  }
+
+  get causal(): boolean {
+    return this.family.causal;
+  }
+
+  get capabilities(): ModelCapabilities {
+    const encoderDecoder = this.family.encoderDecoder === true;
+    return {
+      pair: !encoderDecoder,
+      target: encoderDecoder,
+      generate: this.family.lmHead === true && !encoderDecoder,
+      logits: this.session.outputNames.includes(LOGITS),
+    };
+  }
 
   /** Encoder-decoder families run through seq2seq.ts; undefined for the others. */
   private seq2seq(): Seq2Seq | undefined {
@@ -191,10 +187,10 @@ export class Model {
    * Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k (or the layers and
    * heads selected, without q and k when `qk` is false).
    */
-  async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
+  async attention(text: string, options: ExtractOptions = {}): Promise<Attention> {
+    checkAttentionOptions(this, options);
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
-    this.checkNotSeq2Seq(options);
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
   }
 
@@ -203,17 +199,10 @@ export class Model {
    * iteration asks for it, in buffers the next layer reuses, so memory holds one layer's outputs at a time.
    * Not for encoder-decoder models.
    */
-  stream(text: string, options: AttentionOptions = {}): AttentionStream {
+  stream(text: string, options: ExtractOptions = {}): AttentionStream {
     check(!this.family.encoderDecoder, `${this.source}: encoder-decoder models have no layer stream; use attention()`);
-    this.checkNotSeq2Seq(options);
+    checkAttentionOptions(this, options);
     return this.streamOf(this.encode(text, options), text, options.pair ?? null, options);
-  }
-
-  private checkNotSeq2Seq(options: AttentionOptions): void {
-    check(
-      (options.target ?? null) === null && options.maxNewTokens === undefined,
-      `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`,
-    );
   }
 
   private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
@@ -245,7 +234,7 @@ export class Model {
     encoded: Encoded,
     text: string,
     pair: string | null,
-    options: AttentionOptions = {},
+    options: ExtractOptions = {},
   ): Promise<Attention> {
     const header = this.header(encoded, text, pair, options);
     const stacked = stackedFor(header, options.reuse ? this.pool : undefined);
@@ -267,6 +256,7 @@ export class Model {
       model: { source: this.source, modelType: this.family.modelType },
       causal: this.family.causal,
       inputIds: encoded.ids,
+      special: encoded.special,
       ...rotaryFields(this.dims),
     };
   }
@@ -289,10 +279,7 @@ export class Model {
    * first use over the same weights, which are then held twice in memory until release().
    */
   async generate(prompt: string | null, options: GenerateOptions): Promise<Generation> {
-    check(
-      !this.family.encoderDecoder,
-      `${this.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target`,
-    );
+    if (!this.capabilities.generate) throw cannotGenerate(this);
     const { maxNewTokens } = options;
     check(
       Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0,
@@ -392,14 +379,7 @@ export class Model {
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
-    const encoded = this.tokenizer.encode(text, options.pair ?? null);
-    const max = this.dims.maxPositions;
-    if (encoded.ids.length <= max) return encoded;
-    check(
-      options.truncate,
-      `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
-    );
-    return truncateEncoding(encoded, max);
+    return encodeWithin(this.tokenizer, text, options, { maxPositions: this.dims.maxPositions, source: this.source });
   }
 
   /**
@@ -441,12 +421,4 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
 function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
   const { kvHeads, rope } = dims as Partial<LlamaConfig>;
   return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
-}
-
-/** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */
-function causalMask(T: number, start = 0): Float32Array {
-  const S = start + T;
-  const m = new Float32Array(T * S);
-  for (let i = 0; i < T; i++) m.fill(-Infinity, i * S + start + i + 1, (i + 1) * S);
-  return m;
 }
