@@ -9,15 +9,25 @@ export type {
   ModelCapabilities,
   ModelDims,
 } from './models/model.js';
-export { Model, type LoadOptions } from './models/checkpoint-model.js';
-export type { Attention, Tensor, ModelInfo } from './core/attention.js';
+export { Model, type LoadOptions, type ExtractOptions } from './models/checkpoint-model.js';
+export type {
+  Attention,
+  Tensor,
+  ModelInfo,
+  AttentionStream,
+  AttentionHeader,
+  LayerAttention,
+} from './core/attention.js';
 export { attentionShape } from './core/attention.js';
-export { readAttentionFile, writeAttentionFile } from './core/files.js';
+export { readAttentionFile, writeAttentionFile, writeAttentionStream } from './core/files.js';
 export {
   encodeAttentionFile,
   decodeAttentionFile,
   FORMAT_VERSION,
+  FLOAT_DTYPES,
   type AttentionFileMetadata,
+  type AttentionFileOptions,
+  type FloatDType,
 } from './core/attention-file.js';
 export { AttnvizError } from './core/errors.js';
 export { FAMILIES } from './graph/families.js';

@@ -2,9 +2,8 @@
 import { extname } from 'node:path';
 import { readAttentionFile, writeFileAtomic } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderHtml } from '../export/html.js';
-import { renderImage } from '../export/image.js';
-import { VIEWS, type ViewName } from '../views/mount.js';
+// The views, the HTML export and the browser driver are imported when export runs, so that the other
+// commands start without loading them.
 import { MODEL_OPTIONS, optionalString, required, type Command } from './command.js';
 import { aggregated, attentionFrom } from './extract.js';
 
@@ -27,8 +26,10 @@ aggregate.`,
     aggregate: { type: 'string' },
   },
   async run(v) {
-    const view = required(v, 'view') as ViewName;
-    if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
+    const { VIEWS } = await import('../views/mount.js');
+    const view = VIEWS.find((name) => name === required(v, 'view'));
+    if (view === undefined)
+      throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${String(v.view)}"`);
     const out = required(v, 'out');
     const format = extname(out).slice(1).toLowerCase();
     if (format !== 'html' && format !== 'png' && format !== 'svg')
@@ -61,8 +62,8 @@ aggregate.`,
     const a = aggregated(from !== undefined ? await readAttentionFile(from) : await attentionFrom(v), v);
     if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
       throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-    const html = renderHtml(a, { view, options });
-    const bytes = format === 'html' ? html : await renderImage(html, format);
+    const html = (await import('../export/html.js')).renderHtml(a, { view, options });
+    const bytes = format === 'html' ? html : await (await import('../export/image.js')).renderImage(html, format);
     await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
   },

@@ -4,10 +4,25 @@
  */
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { Attention } from './attention.js';
-import { decodeAttentionFile, encodeAttentionFile } from './attention-file.js';
+import type { Attention, AttentionStream, Tensor } from './attention.js';
+import {
+  type AttentionFileOptions,
+  decodeAttentionFile,
+  encodeAttentionFile,
+  idsTensor,
+  metadataOf,
+} from './attention-file.js';
+import { toHalf } from './half.js';
 import { AttnvizError, check, systemReason } from './errors.js';
-import { decodeHeader, headerLength, parseHeader, type SafetensorsHeader } from './safetensors.js';
+import {
+  DTYPE_BYTES,
+  decodeHeader,
+  headerLength,
+  parseHeader,
+  safetensorsHeader,
+  type SafetensorsHeader,
+  type TensorToWrite,
+} from './safetensors.js';
 
 /** Reads only the header of a safetensors file (weights stay on disk). */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
@@ -53,8 +68,88 @@ function writeReason(e: unknown, path: string): string {
   return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
 }
 
-export async function writeAttentionFile(path: string, a: Attention): Promise<void> {
-  await writeFileAtomic(path, encodeAttentionFile(a));
+export async function writeAttentionFile(
+  path: string,
+  a: Attention,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeAttentionFile(a, options));
+}
+
+/**
+ * Writes an attention file from a stream, layer by layer: the header first (every shape is known from the
+ * stream's header), then each layer's share of `attention`, `query` and `key` at its place as it arrives, then
+ * `hidden_last` and `input_ids`. Memory holds one layer. A temporary sibling renamed at the end, so a failure
+ * leaves no half-written file.
+ */
+export async function writeAttentionStream(
+  path: string,
+  stream: AttentionStream,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  const h = stream.header;
+  const dtype = options.dtype ?? 'F32';
+  const T = h.tokens.length,
+    L = h.layers.length,
+    H = h.heads.length;
+  const shapes: { name: string; dtype: TensorToWrite['dtype']; shape: number[] }[] = [
+    { name: 'attention', dtype, shape: [L, H, T, T] },
+    ...(h.qk
+      ? [
+          { name: 'query', dtype, shape: [L, H, T, h.headDim] },
+          { name: 'key', dtype, shape: [L, H, T, h.headDim] },
+        ]
+      : []),
+    { name: 'hidden_last', dtype, shape: [T, h.hidden] },
+    ...(h.inputIds ? [{ name: 'input_ids', dtype: 'I64' as const, shape: [T] }] : []),
+  ];
+  const { bytes: header } = safetensorsHeader(shapes, {
+    attnviz: metadataOf({ ...h, layers: h.layers, heads: h.heads }),
+  });
+  // Each tensor's place in the file: after the header and the tensors before it.
+  const offsets: Record<string, number> = {};
+  let at = header.length;
+  for (const t of shapes) {
+    offsets[t.name] = at;
+    at += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  }
+  const tmp = `${path}.${process.pid}.tmp`;
+  const file = await open(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`cannot write ${path} (${e.code ?? e.message})`);
+  });
+  let half: Uint16Array<ArrayBuffer> | undefined;
+  const write = async (name: string, t: Tensor, index = 0) => {
+    if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
+    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    await file.write(view, 0, view.length, offsets[name] + index * view.length);
+  };
+  try {
+    await file.write(header, 0, header.length, 0);
+    let i = 0;
+    for await (const layer of stream) {
+      await write('attention', layer.attention, i);
+      if (h.qk) {
+        await write('query', layer.query!, i);
+        await write('key', layer.key!, i);
+      }
+      i++;
+    }
+    check(i === L && stream.hiddenLast, `${path}: the stream ended after ${i} of ${L} layers`);
+    await write('hidden_last', stream.hiddenLast);
+    if (h.inputIds) {
+      const b = idsTensor(h.inputIds).data;
+      await file.write(new Uint8Array(b.buffer), 0, b.byteLength, offsets.input_ids);
+    }
+    await file.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await file.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e instanceof AttnvizError
+      ? e
+      : new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
 }
 
 export async function readAttentionFile(path: string): Promise<Attention> {

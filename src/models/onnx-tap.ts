@@ -72,7 +72,7 @@ export const ONNX_FILES = [
 ] as const;
 
 export interface OnnxLoadOptions {
-  /** onnxruntime intra-op threads (default: its own choice). */
+  /** onnxruntime intra-op threads (default: the cores this process may use, os.availableParallelism()). */
   threads?: number;
   /** A file name in the folder's `onnx/` to load instead of the first of ONNX_FILES present. */
   file?: string;
