@@ -22,7 +22,8 @@ import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-
 import type { Attention } from '../src/core/attention.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
-import { dequantize, GGML, readGguf, readTensorF32 } from '../src/load/gguf.js';
+import { dequantize, GGML, readGguf, readTensorF32, type GgufFile } from '../src/load/gguf.js';
+import { packedBytes, packMatrix } from '../src/load/gguf-quant.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
 import { goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
@@ -425,16 +426,29 @@ describe('bad GGUF files', () => {
     await expectBad(loadModel(await file(big)), /big-endian GGUF is not supported/);
   });
 
-  test('a quantization type attnviz does not read is named', async () => {
-    const q5k = tinyLlama({
+  test('a tensor type with no path is named with the tensor', async () => {
+    const q2k = tinyLlama({
       tensors: (t) =>
         t.map((x) =>
-          x.name === 'blk.0.ffn_down.weight' ? { ...x, ne: [256, 8], type: 13, data: new Uint8Array(176 * 8) } : x,
+          x.name === 'blk.0.ffn_down.weight'
+            ? { ...x, ne: [256, 8], type: GGML.Q2_K, data: new Uint8Array(84 * 8) }
+            : x,
         ),
     });
     await expectBad(
-      loadModel(await file(q5k)),
-      /tensor "blk\.0\.ffn_down\.weight" has type Q5_K, which attnviz cannot read \(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K\)/,
+      loadModel(await file(q2k)),
+      new RegExp(
+        'tensor "blk\\.0\\.ffn_down\\.weight" has type Q2_K, which attnviz cannot run ' +
+          '\\(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; quantized types for matrices\\)',
+      ),
+    );
+    const norm = tinyLlama({
+      tensors: (t) =>
+        t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: GGML.Q8_0, data: new Uint8Array(34) } : x)),
+    });
+    await expectBad(
+      loadModel(await file(norm)),
+      /tensor "output_norm\.weight" has type Q8_0 on a 1-dimensional tensor, which attnviz cannot run/,
     );
     const unknown = tinyLlama({
       tensors: (t) => t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: 99 } : x)),
@@ -462,7 +476,7 @@ describe('bad GGUF files', () => {
       tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
     await expectBad(
       loadModel(await file(set('general.architecture', { str: 'gpt2' }))),
-      /architecture "gpt2" is not supported \(only llama\)/,
+      /architecture "gpt2" is not supported \(only llama, mistral, qwen2\)/,
     );
     await expectBad(
       loadModel(await file(set('tokenizer.ggml.model', { str: 'gpt2' }))),
@@ -508,7 +522,7 @@ describe('bad GGUF files', () => {
     });
     await expectBad(
       loadModel(await file(extra)),
-      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama model/,
+      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama, mistral or qwen2 model/,
     );
     const ropeFreqs = tinyLlama({
       tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 1)) }],
@@ -779,3 +793,215 @@ function expectCausalInvariants(a: Attention, layers: number, heads: number, d: 
   expect(above).toBe(0);
   expect(softmax).toBeLessThan(1e-5);
 }
+
+// ---- quantized matrices run quantized (MatMulNBits) -------------------------------------------------------
+
+/** Every type that runs quantized, with its ggml block geometry and where its f16 scale fields sit. */
+const QUANT_TYPES = [
+  { name: 'Q8_0', type: GGML.Q8_0, values: 32, bytes: 34, halves: [[0, 4e-4]] },
+  { name: 'Q4_0', type: GGML.Q4_0, values: 32, bytes: 18, halves: [[0, 6e-3]] },
+  {
+    name: 'Q4_1',
+    type: GGML.Q4_1,
+    values: 32,
+    bytes: 20,
+    halves: [
+      [0, 6e-3],
+      [2, -0.04],
+    ],
+  },
+  { name: 'Q5_0', type: GGML.Q5_0, values: 32, bytes: 22, halves: [[0, 3e-3]] },
+  {
+    name: 'Q5_1',
+    type: GGML.Q5_1,
+    values: 32,
+    bytes: 24,
+    halves: [
+      [0, 3e-3],
+      [2, -0.04],
+    ],
+  },
+  {
+    name: 'Q4_K',
+    type: GGML.Q4_K,
+    values: 256,
+    bytes: 144,
+    halves: [
+      [0, 2e-4],
+      [2, 1e-3],
+    ],
+  },
+  {
+    name: 'Q5_K',
+    type: GGML.Q5_K,
+    values: 256,
+    bytes: 176,
+    halves: [
+      [0, 1e-4],
+      [2, 1e-3],
+    ],
+  },
+  { name: 'Q6_K', type: GGML.Q6_K, values: 256, bytes: 210, halves: [[208, 5e-5]] },
+] as const;
+
+/** Deterministic pseudo-random bytes (xorshift32). */
+function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/**
+ * `count` values of a quantized type as ggml blocks: every code, packed scale and min random, the f16 fields
+ * (d, dmin, m) set to a random sign-and-size around the given magnitude so the weights stay in a sane range.
+ */
+function randomBlocks(q: (typeof QUANT_TYPES)[number], count: number, seed: number): Uint8Array {
+  const blocks = count / q.values;
+  const b = Buffer.from(randomBytes(blocks * q.bytes, seed));
+  for (let i = 0; i < blocks; i++) {
+    for (const [at, size] of q.halves) {
+      const jitter = 0.5 + ((i * 37 + at) % 11) / 10;
+      b.writeUInt16LE(f32ToF16Bits(size * jitter), i * q.bytes + at);
+    }
+  }
+  return b;
+}
+
+/** GQA llama with every matrix (embedding included) of `type`: hidden 256, 2 layers, 4 heads over 2, MLP 512. */
+function quantizedLlama(type: (typeof QUANT_TYPES)[number] | null, base: GgufFile, context = 256, eos = true): Buffer {
+  const D = 256,
+    F = 512,
+    V = 512;
+  const norm = (name: string) => ({
+    name,
+    ne: [D],
+    type: GGML.F32,
+    data: f32Bytes(range(D, (i) => 1 + 0.1 * Math.sin(i))),
+  });
+  let seed = 1;
+  const matrix = (name: string, ne: number[]): TensorSpec => {
+    const count = ne[0] * ne[1];
+    if (type) return { name, ne, type: type.type, data: randomBlocks(type, count, seed++) };
+    return { name, ne, type: GGML.F32, data: f32Bytes(range(count, (i) => Math.sin(i * 0.37 + seed++) * 0.05)) };
+  };
+  const tensors: TensorSpec[] = [matrix('token_embd.weight', [D, V]), norm('output_norm.weight')];
+  for (let l = 0; l < 2; l++) {
+    tensors.push(
+      norm(`blk.${l}.attn_norm.weight`),
+      matrix(`blk.${l}.attn_q.weight`, [D, D]),
+      matrix(`blk.${l}.attn_k.weight`, [D, D / 2]),
+      matrix(`blk.${l}.attn_v.weight`, [D, D / 2]),
+      matrix(`blk.${l}.attn_output.weight`, [D, D]),
+      norm(`blk.${l}.ffn_norm.weight`),
+      matrix(`blk.${l}.ffn_gate.weight`, [D, F]),
+      matrix(`blk.${l}.ffn_up.weight`, [D, F]),
+      matrix(`blk.${l}.ffn_down.weight`, [F, D]),
+    );
+  }
+  const meta = (key: string) => toMeta(base.metadata.get(key));
+  return gguf({
+    metadata: [
+      ['general.architecture', { str: 'llama' }],
+      ['llama.embedding_length', { u32: D }],
+      ['llama.block_count', { u32: 2 }],
+      ['llama.feed_forward_length', { u32: F }],
+      ['llama.attention.head_count', { u32: 4 }],
+      ['llama.attention.head_count_kv', { u32: 2 }],
+      ['llama.context_length', { u32: context }],
+      ['llama.attention.layer_norm_rms_epsilon', { f32: 1e-5 }],
+      ...(['tokenizer.ggml.model', 'tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type'].map(
+        (k) => [k, meta(k)],
+      ) as [string, MetaValue][]),
+      ['tokenizer.ggml.bos_token_id', { u32: 1 }],
+      ...(eos ? ([['tokenizer.ggml.eos_token_id', { u32: 2 }]] as [string, MetaValue][]) : []),
+    ],
+    tensors,
+  });
+}
+
+/** The same file with every tensor dequantized (gguf.ts `dequantize`, ggml's formulas) and stored as F32. */
+function dequantizedCopy(path: string): Buffer {
+  const g = readGguf(path);
+  return gguf({
+    metadata: [...g.metadata].map(([k, v]) => [k, toMeta(v)] as [string, MetaValue]),
+    tensors: [...g.tensors.values()].map((t) => ({
+      name: t.name,
+      ne: t.ne,
+      type: GGML.F32,
+      data: f32Bytes(readTensorF32(g, t)),
+    })),
+  });
+}
+
+describe("packMatrix: MatMulNBits codes, scales, zero points and offsets give ggml's values exactly", () => {
+  test.each(QUANT_TYPES.map((q) => [q.name, q] as const))('%s', (_, q) => {
+    const rows = 3,
+      cols = 512;
+    const bytes = randomBlocks(q, rows * cols, 7);
+    const p = packMatrix(q.type, bytes, rows, cols);
+    const blocks = cols / p.blockSize;
+    expect(p.codes.length).toBe((rows * cols * p.bits) / 8);
+    const w = new Float32Array(rows * cols);
+    for (let n = 0; n < rows; n++) {
+      for (let k = 0; k < cols; k++) {
+        const b = n * blocks + Math.floor(k / p.blockSize),
+          j = k % p.blockSize;
+        const byte = p.codes[(b * p.blockSize * p.bits) / 8 + (p.bits === 4 ? j >> 1 : j)];
+        const code = p.bits === 8 ? byte : j & 1 ? byte >> 4 : byte & 0xf;
+        let zero = 2 ** (p.bits - 1);
+        if (p.zeroPoints) {
+          const z = p.zeroPoints[n * Math.ceil(blocks / 2) + (Math.floor(k / p.blockSize) >> 1)];
+          zero = Math.floor(k / p.blockSize) & 1 ? z >> 4 : z & 0xf;
+        }
+        w[n * cols + k] = Math.fround((code - zero) * p.scales[b]) + (p.offsets ? p.offsets[b] : 0);
+      }
+    }
+    expect(maxAbsDiff(w, dequantize(q.type, bytes, rows * cols))).toBe(0);
+    // The session holds the codes, scales, zero points and offsets: their bytes against the GGUF's.
+    const held = p.codes.length + 4 * p.scales.length + (p.zeroPoints?.length ?? 0) + 4 * (p.offsets?.length ?? 0);
+    expect(held).toBe(packedBytes(q.type, rows, cols));
+  });
+});
+
+describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values in F32', () => {
+  const text = 'Lily and Tom went to the park to play with a big red ball. The sun was warm.';
+
+  test.each(QUANT_TYPES.map((q) => [q.name, q] as const))(
+    '%s: attention, q, k, hidden state and logits',
+    async (_, q) => {
+      const path = await file(quantizedLlama(q, readGguf(STORIES)));
+      const reference = await file(dequantizedCopy(path));
+      const quantized = await open(path, { logits: 'all' });
+      const plain = await open(reference, { logits: 'all' });
+      const a = await quantized.attention(text),
+        b = await plain.attention(text);
+      expect(a.kvHeads).toBe(2);
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBeLessThan(1e-4);
+      for (const [x, y, name] of [
+        [a.query!, b.query!, 'query'],
+        [a.key!, b.key!, 'key'],
+        [a.hiddenLast!, b.hiddenLast!, 'hidden'],
+        [await quantized.logits(text), await plain.logits(text), 'logits'],
+      ] as const) {
+        expect(maxAbsDiff(x.data, y.data), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(y.data)));
+      }
+      expect(plain.weightBytes).toBeGreaterThan(3.5 * quantized.weightBytes);
+    },
+  );
+
+  test('context_length bounds texts (one-line error, or cut) and generation, like max_position_embeddings', async () => {
+    // No EOS: generation can only stop at the length or the context.
+    const m = await open(await file(quantizedLlama(null, readGguf(STORIES), 16, false)));
+    await expectBad(m.attention(text), /text is \d+ tokens but .* takes at most 16 positions/);
+    expect((await m.attention(text, { truncate: true })).tokens).toHaveLength(16);
+    const g = await m.generate(null, { maxNewTokens: 40, temperature: 0 });
+    expect(g.stopped).toBe('positions');
+    expect(g.ids).toHaveLength(16);
+  });
+});

@@ -7,6 +7,7 @@
  * Weights are external initializers pointing into the checkpoint's safetensors files (see load/weights.ts).
  */
 import onnxProto from 'onnx-proto';
+import type { PackedMatrix } from '../load/gguf-quant.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 
 const { onnx } = onnxProto;
@@ -15,6 +16,8 @@ const { AttributeType } = onnx.AttributeProto;
 
 /** ONNX opset: 17 is the first with LayerNormalization; onnxruntime 1.30 runs it on CPU. */
 export const OPSET = 17;
+/** onnxruntime's contrib operators (MatMulNBits). */
+const MS_DOMAIN = 'com.microsoft';
 
 /** Node attributes: integers, int lists, strings, and floats wrapped as `{ float: x }` (ONNX types them apart). */
 type Attr = number | string | readonly number[] | { float: number };
@@ -25,6 +28,20 @@ export type ActivationName = (typeof ACTIVATIONS)[number];
 
 const WEIGHT_TYPES = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16 } as const;
 
+/** Bytes handed to onnxruntime with the graph as in-memory external data (repacked quantized weights). */
+export interface MemoryFile {
+  path: string;
+  data: Uint8Array;
+}
+
+/** A quantized matrix's initializers (see load/gguf-quant.ts) and its geometry. */
+interface PackedValues extends Omit<PackedMatrix, 'codes' | 'scales' | 'zeroPoints' | 'offsets'> {
+  codes: string;
+  scales: string;
+  zeroPoints?: string;
+  offsets?: string;
+}
+
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -32,9 +49,18 @@ export class GraphBuilder {
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   /** Weight name → graph value (tied embeddings are used twice but stored once). */
   private readonly weightValues = new Map<string, string>();
+  private readonly packedValues = new Map<string, PackedValues>();
+  private readonly memory: MemoryFile[] = [];
+  /**
+   * onnxruntime takes external data either all from files or all from memory: with quantized weights, the
+   * plain ones are read into memory too (GGUF norms, mostly: small).
+   */
+  private readonly inMemory: boolean;
   private counter = 0;
 
-  constructor(private readonly weights: Weights) {}
+  constructor(private readonly weights: Weights) {
+    this.inMemory = weights.hasQuantized();
+  }
 
   // ---- graph plumbing -------------------------------------------------------------------------------
 
@@ -60,11 +86,13 @@ export class GraphBuilder {
     n: number,
     attrs: Record<string, Attr> = {},
     outs?: string[],
+    domain?: string,
   ): string[] {
     const id = this.counter++;
     const output = outs ?? Array.from({ length: n }, (_, i) => `${opType.toLowerCase()}_${id}${n > 1 ? `_${i}` : ''}`);
     this.nodes.push({
       opType,
+      ...(domain ? { domain } : {}),
       name: `${opType}_${id}`,
       input: [...inputs],
       output,
@@ -73,22 +101,34 @@ export class GraphBuilder {
     return output;
   }
 
-  /** A checkpoint tensor as a graph value, in float32 (F16/BF16 are cast once, folded at session creation). */
+  /**
+   * A checkpoint tensor as a graph value, in float32 (F16/BF16 are cast once, folded at session creation;
+   * a quantized matrix is dequantized in the graph, which onnxruntime also folds: `linear` and `embedding`
+   * keep it quantized).
+   */
   weight(ref: WeightRef): string {
     const known = this.weightValues.get(ref.name);
     if (known) return known;
+    if (ref.quantized) {
+      const p = this.packed(ref);
+      const value = this.dequantizeRows(p, p.codes, p.scales, p.offsets);
+      this.weightValues.set(ref.name, value);
+      return value;
+    }
     const type = WEIGHT_TYPES[ref.dtype as keyof typeof WEIGHT_TYPES];
-    this.initializers.push({
-      name: ref.name,
-      dims: ref.shape,
-      dataType: type,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: 'location', value: this.weights.location(ref) },
-        { key: 'offset', value: String(ref.offset) },
-        { key: 'length', value: String(ref.byteLength) },
-      ],
-    });
+    if (this.inMemory) this.external(ref.name, this.weights.read(ref), ref.shape, type);
+    else
+      this.initializers.push({
+        name: ref.name,
+        dims: ref.shape,
+        dataType: type,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: this.weights.location(ref) },
+          { key: 'offset', value: String(ref.offset) },
+          { key: 'length', value: String(ref.byteLength) },
+        ],
+      });
     const value = type === DataType.FLOAT ? ref.name : this.op('Cast', [ref.name], { to: DataType.FLOAT });
     this.weightValues.set(ref.name, value);
     return value;
@@ -120,12 +160,80 @@ export class GraphBuilder {
     return name;
   }
 
-  /** The serialized ModelProto (small: weights stay in the safetensors files). */
+  /**
+   * A quantized matrix's initializers, registered once: codes, scales and the optional zero points and
+   * offsets, each an in-memory external-data file (see `memoryFiles`) named after the tensor.
+   */
+  private packed(ref: WeightRef): PackedValues {
+    const known = this.packedValues.get(ref.name);
+    if (known) return known;
+    const { codes, scales, zeroPoints, offsets, ...geometry } = ref.quantized!.pack();
+    const blocks = geometry.cols / geometry.blockSize;
+    const add = (part: string, data: ArrayBufferView, dims: number[], type: number) =>
+      this.external(`${ref.name}.${part}`, data, dims, type);
+    const values: PackedValues = {
+      ...geometry,
+      codes: add('codes', codes, [geometry.rows, blocks, (geometry.blockSize * geometry.bits) / 8], DataType.UINT8),
+      scales: add('scales', scales, [geometry.rows, blocks], DataType.FLOAT),
+      ...(zeroPoints ? { zeroPoints: add('zero_points', zeroPoints, [zeroPoints.length], DataType.UINT8) } : {}),
+      ...(offsets ? { offsets: add('offsets', offsets, [geometry.rows, blocks], DataType.FLOAT) } : {}),
+    };
+    this.packedValues.set(ref.name, values);
+    return values;
+  }
+
+  /** An initializer whose bytes go to onnxruntime as an in-memory external-data file of its own. */
+  private external(name: string, data: ArrayBufferView, dims: readonly number[], type: number): string {
+    const path = `memory/${name}`;
+    this.memory.push({ path, data: bytes(data) });
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType: type,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: path },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(data.byteLength) },
+      ],
+    });
+    return name;
+  }
+
+  /**
+   * Rows of a quantized matrix as float32 `[R, cols]`, from its codes `[R, blocks, bytes]`, scales and
+   * offsets `[R, blocks]` (whole initializers, or rows gathered from them): (code − zero point)·scale + offset.
+   */
+  private dequantizeRows(p: PackedValues, codes: string, scales: string, offsets?: string): string {
+    let q = this.op('Cast', [codes], { to: DataType.FLOAT });
+    if (p.bits === 4) {
+      // Byte i holds value 2i in its low nibble and 2i + 1 in its high one.
+      const high = this.op('Floor', [this.op('Div', [q, this.scalar(16)])]);
+      const low = this.op('Sub', [q, this.op('Mul', [high, this.scalar(16)])]);
+      const pairs = [low, high].map((v) => this.op('Unsqueeze', [v, this.ints([-1])]));
+      q = this.op('Reshape', [this.op('Concat', pairs, { axis: -1 }), this.ints([0, 0, p.blockSize])]);
+    }
+    // Zero points: 2^(bits − 1) when absent (MatMulNBits' default), 0 when given (they are all 0).
+    const zero = p.zeroPoints ? 0 : 2 ** (p.bits - 1);
+    let w = this.op('Mul', [this.op('Sub', [q, this.scalar(zero)]), this.op('Unsqueeze', [scales, this.ints([-1])])]);
+    if (offsets) w = this.op('Add', [w, this.op('Unsqueeze', [offsets, this.ints([-1])])]);
+    return this.op('Reshape', [w, this.ints([0, p.cols])]);
+  }
+
+  /** Repacked quantized weights, to pass to onnxruntime with the graph (session option `externalData`). */
+  memoryFiles(): MemoryFile[] {
+    return this.memory;
+  }
+
+  /** The serialized ModelProto (small: weights stay in the checkpoint files or in `memoryFiles`). */
   toBytes(): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'attnviz',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [
+        { domain: '', version: OPSET },
+        ...(this.packedValues.size > 0 ? [{ domain: MS_DOMAIN, version: 1 }] : []),
+      ],
       graph: {
         name: 'attnviz',
         node: this.nodes,
@@ -139,9 +247,32 @@ export class GraphBuilder {
 
   // ---- layers ---------------------------------------------------------------------------------------
 
-  /** x·Wᵀ + b for a torch nn.Linear weight `[out, in]`. */
-  linear(x: string, w: WeightRef, b?: WeightRef): string {
-    return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 });
+  /**
+   * x·Wᵀ + b for a torch nn.Linear weight `[out, in]`, written to `out` when given. A quantized W stays
+   * quantized: com.microsoft MatMulNBits (float32 activations and accumulation), plus, for types with a
+   * per-block offset, blocksum(x)·offsetᵀ — Σₖ x_k·(s_b·q_k + o_b) = Σₖ x_k·s_b·q_k + Σ_b o_b·Σ_{k∈b} x_k.
+   */
+  linear(x: string, w: WeightRef, b?: WeightRef, out?: string): string {
+    if (!w.quantized)
+      return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 }, out);
+    const p = this.packed(w);
+    const inputs = [x, p.codes, p.scales, ...(p.zeroPoints ? [p.zeroPoints] : [])];
+    const attrs = { K: p.cols, N: p.rows, bits: p.bits, block_size: p.blockSize };
+    let y = this.opN('MatMulNBits', inputs, 1, attrs, undefined, MS_DOMAIN)[0];
+    if (p.offsets) {
+      const blocks = this.op('Reshape', [x, this.ints([0, p.cols / p.blockSize, p.blockSize])]);
+      const sums = this.op('ReduceSum', [blocks, this.ints([-1])], { keepdims: 0 });
+      y = this.add(y, this.op('Gemm', [sums, p.offsets], { transB: 1 }));
+    }
+    return b ? this.op('Add', [y, this.weight(b)], {}, out) : out ? this.op('Identity', [y], {}, out) : y;
+  }
+
+  /** Rows `ids` of an embedding matrix `[vocab, D]`; a quantized one is dequantized for those rows only. */
+  embedding(w: WeightRef, ids: string): string {
+    if (!w.quantized) return this.op('Gather', [this.weight(w), ids]);
+    const p = this.packed(w);
+    const rows = (v: string) => this.op('Gather', [v, ids]);
+    return this.dequantizeRows(p, rows(p.codes), rows(p.scales), p.offsets && rows(p.offsets));
   }
 
   /** x·W + b for a GPT-2 Conv1D weight `[in, out]`. */

@@ -38,7 +38,7 @@ export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: Logi
   // Slice(h, [-1], [big], axis 0) keeps the last row, as [1, D].
   const rows =
     mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
-  g.output(g.op('Gemm', [rows, g.weight(w)], { transB: 1 }, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
+  g.output(g.linear(rows, w, undefined, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
 }
 
 /**

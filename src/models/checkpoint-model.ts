@@ -9,7 +9,7 @@ import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
-import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
+import { ggufFamily, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -72,8 +72,6 @@ interface Internals {
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
   eos: number[];
-  /** Deletes temporary files (a GGUF's converted weights) on release. */
-  cleanup?: () => Promise<void>;
 }
 
 export interface AttentionOptions {
@@ -121,39 +119,33 @@ export class Model {
   }
 
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
-    // A .gguf file is converted to a temporary checkpoint folder (load/gguf-checkpoint.ts).
-    const gguf = /\.gguf$/i.test(source) ? await openGgufModel(resolve(source)) : null;
-    try {
-      const dir = gguf ? gguf.dir : await resolveSource(source, options);
-      const config = gguf ? gguf.config : await readConfig(dir);
-      // GGUF llama tensors keep Meta's q/k row order: interleaved RoPE.
-      const family = gguf ? llamaInterleaved : familyFor(config);
-      const dims = family.readConfig(config);
-      const [weights, tokenizer] = await Promise.all([
-        Weights.open(dir),
-        gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
-      ]);
-      const build = (o: DecodingBuildOptions) => {
-        const g = new GraphBuilder(weights);
-        family.build(g, weights, dims, o);
-        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
-      };
-      const session = await build({ extract: options.extract ?? true, logits: options.logits });
-      if (options.logits && !session.outputNames.includes(LOGITS)) {
-        await session.release();
-        throw new AttnvizError(
-          `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
-        );
-      }
-      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
-        build,
-        ...specialIds(config),
-        cleanup: gguf?.remove,
-      });
-    } catch (e) {
-      await gguf?.remove();
-      throw e;
+    // A .gguf file is read in place (load/gguf-checkpoint.ts): its tensors are the weights, nothing is written.
+    const gguf = /\.gguf$/i.test(source) ? openGgufModel(resolve(source)) : null;
+    const dir = gguf ? resolve(source) : await resolveSource(source, options);
+    const config = gguf ? gguf.config : await readConfig(dir);
+    const family = gguf ? ggufFamily(gguf.architecture) : familyFor(config);
+    const dims = family.readConfig(config);
+    const [weights, tokenizer] = await Promise.all([
+      gguf ? gguf.weights : Weights.open(dir),
+      gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
+    ]);
+    const build = (o: DecodingBuildOptions) => {
+      const g = new GraphBuilder(weights);
+      family.build(g, weights, dims, o);
+      // Repacked quantized weights (GGUF) go with the graph as bytes; onnxruntime copies them.
+      return Session.create(g.toBytes(), weights.root, { threads: options.threads, memory: g.memoryFiles() });
+    };
+    const session = await build({ extract: options.extract ?? true, logits: options.logits });
+    if (options.logits && !session.outputNames.includes(LOGITS)) {
+      await session.release();
+      throw new AttnvizError(
+        `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
+      );
     }
+    return new Model(source, dir, family, dims, tokenizer, session, weights.byteLength(), {
+      build,
+      ...specialIds(config),
+    });
   }
 
   /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
@@ -325,7 +317,6 @@ export class Model {
         (s) => s.release(),
         () => undefined,
       );
-    await this.internals.cleanup?.();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {

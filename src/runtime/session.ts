@@ -19,10 +19,19 @@ export class Session {
 
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(graph: Uint8Array, weightsRoot: string, options: { threads?: number } = {}): Promise<Session> {
+  /**
+   * `memory`: external-data files given as bytes (repacked quantized weights, graph/builder.ts); onnxruntime
+   * copies them while creating the session, so the caller's buffers can be dropped once this resolves.
+   */
+  static async create(
+    graph: Uint8Array,
+    weightsRoot: string,
+    options: { threads?: number; memory?: readonly { path: string; data: Uint8Array }[] } = {},
+  ): Promise<Session> {
     const session = await ort.InferenceSession.create(graph, {
       graphOptimizationLevel: 'all',
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      ...(options.memory?.length ? { externalData: options.memory } : {}),
       // Resolves external-data locations (the safetensors files) relative to this folder.
       extra: { session: { model_external_initializers_file_folder_path: weightsRoot } },
     });
