@@ -32,6 +32,8 @@ export interface AttentionFileMetadata {
   kv_heads?: number;
   /** Rotary models: 'half' (HF order of q/k dims) or 'interleaved' (Meta / llama2.c / GGUF order). */
   rotary?: 'half' | 'interleaved';
+  /** Sliding windows: per layer [left, right] reach of a query's window, or null (Attention.layerWindows). */
+  layer_windows?: ([number, number] | null)[];
   /** Key-side tokens when they differ from `tokens` (a cross-attention on its own): `attention` is [L,H,T,Tk]. */
   key_tokens?: string[];
   /** The factor q·kᵀ is multiplied by before softmax when it is not 1/√d (T5: 1). */
@@ -67,6 +69,7 @@ export function encodeAttentionFile(a: Attention): Buffer {
     causal: a.causal,
     ...(a.kvHeads !== undefined ? { kv_heads: a.kvHeads } : {}),
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
+    ...(a.layerWindows !== undefined ? { layer_windows: a.layerWindows } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
     ...(a.encoderDecoder
@@ -232,11 +235,24 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
       ? { kvHeads: meta.kv_heads }
       : {}),
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
+    ...(meta.layer_windows !== undefined ? { layerWindows: layerWindows(meta.layer_windows, L, what) } : {}),
     ...(keyTokens ? { keyTokens } : {}),
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
     ...(positionBias ? { positionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
   };
+}
+
+/** `layer_windows`, checked: one entry per layer, null or two non-negative integers. */
+function layerWindows(v: unknown, layers: number, what: string): ([number, number] | null)[] {
+  const reach = (w: unknown) => Number.isInteger(w) && (w as number) >= 0;
+  check(
+    Array.isArray(v) &&
+      v.length === layers &&
+      v.every((w) => w === null || (Array.isArray(w) && w.length === 2 && w.every(reach))),
+    `${what}: metadata "layer_windows" must list, for each of the ${layers} layers, null or [left, right]`,
+  );
+  return v as ([number, number] | null)[];
 }
 
 /**

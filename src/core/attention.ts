@@ -49,6 +49,12 @@ export interface Attention {
    */
   rotary?: 'half' | 'interleaved';
   /**
+   * Sliding-window attention (Mistral, Qwen2): per layer, how far a query's window reaches, [left, right] —
+   * query i attends only to keys i − left … i + right (causal windows: [window − 1, 0]) — or null for a layer
+   * without a window. Absent when no layer has one.
+   */
+  layerWindows?: ([number, number] | null)[];
+  /**
    * The tokens of the key side (columns) when they differ from the query side's `tokens` (rows): then
    * `attention` is `[layers, heads, T, Tk]` and `key` `[layers, heads, Tk, headDim]`. Only cross attention
    * has this (see attentionPart); absent, keys and queries are the same tokens.

@@ -365,10 +365,19 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
   };
 }
 
-/** Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from. */
-function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
-  const { kvHeads, rope } = dims as Partial<LlamaConfig>;
-  return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
+/**
+ * Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from;
+ * sliding windows: each layer's causal window [window − 1, 0].
+ */
+function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary' | 'layerWindows'> {
+  const { kvHeads, rope, windows } = dims as Partial<LlamaConfig>;
+  return {
+    ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}),
+    ...(rope ? { rotary: rope } : {}),
+    ...(windows?.some((w) => w !== null)
+      ? { layerWindows: windows.map((w): [number, number] | null => (w === null ? null : [w - 1, 0])) }
+      : {}),
+  };
 }
 
 /** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */
