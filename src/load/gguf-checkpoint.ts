@@ -97,7 +97,10 @@ export function openGgufModel(path: string): GgufModel {
     };
     if (!float) {
       const [rows, cols] = t.shape;
-      ref.quantized = { type: t.typeName, pack: () => packMatrix(t.type, readTensorBytes(file, t), rows, cols) };
+      ref.quantized = {
+        type: t.typeName,
+        pack: (allocate) => packMatrix(t.type, readTensorBytes(file, t), rows, cols, allocate),
+      };
     }
     tensors.set(name, ref);
   }

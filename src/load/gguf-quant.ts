@@ -24,7 +24,7 @@
  */
 import { f16ToF32 } from '../core/encode.js';
 import { AttnvizError } from '../core/errors.js';
-import { GGML, ggmlTypeName, scaleMinK4 } from './gguf.js';
+import { GGML, ggmlTypeName, minK4, scaleK4 } from './gguf.js';
 
 /** A matrix `[rows, cols]` (nn.Linear `[out, in]`) in MatMulNBits' layout, blocks along `cols`. */
 export interface PackedMatrix {
@@ -68,19 +68,36 @@ export function packedBytes(type: number, rows: number, cols: number): number {
   );
 }
 
-/** Repacks the ggml data of a `[rows, cols]` matrix (`cols` = ne[0]) of one of PACKED_TYPES. */
-export function packMatrix(type: number, bytes: Uint8Array, rows: number, cols: number): PackedMatrix {
+/** Where packMatrix puts its arrays: `bytes` fresh zeroed bytes, 4-byte aligned. */
+export type Allocate = (bytes: number) => Uint8Array;
+
+/**
+ * Repacks the ggml data of a `[rows, cols]` matrix (`cols` = ne[0]) of one of PACKED_TYPES, into memory from
+ * `allocate` (default: a new array each).
+ */
+export function packMatrix(
+  type: number,
+  bytes: Uint8Array,
+  rows: number,
+  cols: number,
+  allocate: Allocate = (n) => new Uint8Array(n),
+): PackedMatrix {
   const l = LAYOUT[type];
   if (!l) throw new AttnvizError(`ggml type ${ggmlTypeName(type)} has no MatMulNBits layout`);
   const blocks = (rows * cols) / l.block;
   const perRow = cols / l.block;
-  const codes = new Uint8Array((blocks * l.block * l.bits) / 8);
-  const scales = new Float32Array(blocks);
-  const offsets = l.offset ? new Float32Array(blocks) : undefined;
+  const floats = (n: number) => {
+    const b = allocate(4 * n);
+    return new Float32Array(b.buffer, b.byteOffset, n);
+  };
+  const codes = allocate((blocks * l.block * l.bits) / 8);
+  const scales = floats(blocks);
+  const offsets = l.offset ? floats(blocks) : undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const f16 = (at: number) => f16ToF32(view.getUint16(at, true));
   // q: the block's values in order as codes (already shifted for the zero point); written by `put`.
   const q = new Uint8Array(l.block);
+  const values = new Uint8Array(256); // Q6_K: one super-block's 6-bit codes
   let b = 0; // MatMulNBits block index (row-major: row n, block j → n·perRow + j)
   const put = (scale: number, offset = 0) => {
     scales[b] = scale;
@@ -98,13 +115,17 @@ export function packMatrix(type: number, bytes: Uint8Array, rows: number, cols: 
         put(f16(at));
         break;
       case GGML.Q4_0: // { f16 d; u8 qs[16] }: values 0..15 low nibbles, 16..31 high nibbles
-        for (let j = 0; j < 16; j++) [q[j], q[j + 16]] = [bytes[at + 2 + j] & 0xf, bytes[at + 2 + j] >> 4];
-        put(f16(at));
+      case GGML.Q4_1: {
+        // Q4_1: { f16 d; f16 m; u8 qs[16] }: x = d·q + m
+        const qs = at + (type === GGML.Q4_1 ? 4 : 2);
+        for (let j = 0; j < 16; j++) {
+          q[j] = bytes[qs + j] & 0xf;
+          q[j + 16] = bytes[qs + j] >> 4;
+        }
+        if (type === GGML.Q4_1) put(f16(at), f16(at + 2));
+        else put(f16(at));
         break;
-      case GGML.Q4_1: // { f16 d; f16 m; u8 qs[16] }: x = d·q + m
-        for (let j = 0; j < 16; j++) [q[j], q[j + 16]] = [bytes[at + 4 + j] & 0xf, bytes[at + 4 + j] >> 4];
-        put(f16(at), f16(at + 2));
-        break;
+      }
       case GGML.Q5_0: // { f16 d; u8 qh[4]; u8 qs[16] }: x = d·(q − 16), q's fifth bit j in qh
       case GGML.Q5_1: {
         // Q5_1: { f16 d; f16 m; u8 qh[4]; u8 qs[16] }: x = d·q + m
@@ -130,21 +151,19 @@ export function packMatrix(type: number, bytes: Uint8Array, rows: number, cols: 
         const qh = at + 16,
           qs = at + (five ? 48 : 16);
         for (let s = 0; s < 8; s++) {
-          const [scale, min] = scaleMinK4(s, sc);
           const ql = qs + (s >> 1) * 32,
-            high = s & 1;
-          for (let l2 = 0; l2 < 32; l2++) {
-            const nibble = high ? bytes[ql + l2] >> 4 : bytes[ql + l2] & 0xf;
-            q[l2] = five ? nibble + (((bytes[qh + l2] >> s) & 1) << 4) + 128 : nibble;
-          }
-          put(Math.fround(d * scale), -Math.fround(dmin * min));
+            shift = (s & 1) * 4;
+          if (five)
+            for (let l2 = 0; l2 < 32; l2++)
+              q[l2] = ((bytes[ql + l2] >> shift) & 0xf) + (((bytes[qh + l2] >> s) & 1) << 4) + 128;
+          else for (let l2 = 0; l2 < 32; l2++) q[l2] = (bytes[ql + l2] >> shift) & 0xf;
+          put(Math.fround(d * scaleK4(s, sc)), -Math.fround(dmin * minK4(s, sc)));
         }
         break;
       }
       case GGML.Q6_K: {
         // { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d }: 16 groups of 16, x = d·sc·(q − 32)
         const d = f16(at + 208);
-        const values = new Uint8Array(256);
         for (let half = 0; half < 2; half++) {
           const ql = at + half * 64,
             qh = at + 128 + half * 32,
@@ -168,6 +187,6 @@ export function packMatrix(type: number, bytes: Uint8Array, rows: number, cols: 
   const packed: PackedMatrix = { bits: l.bits, blockSize: l.block, rows, cols, codes, scales };
   if (!offsets) return packed;
   // With an offset the codes are the plain q: zero point 0 (8-bit: q + 128 against the default 128).
-  const zeroPoints = l.bits === 4 ? new Uint8Array(rows * Math.ceil(perRow / 2)) : undefined;
+  const zeroPoints = l.bits === 4 ? allocate(rows * Math.ceil(perRow / 2)) : undefined;
   return { ...packed, offsets, ...(zeroPoints ? { zeroPoints } : {}) };
 }

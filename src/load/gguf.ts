@@ -460,7 +460,8 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
         let out = b * 256;
         for (let s = 0; s < 8; s++) {
           // Two sub-blocks share 32 bytes of quants: low nibbles, then high nibbles.
-          const [sc, m] = scaleMinK4(s, scales);
+          const sc = scaleK4(s, scales),
+            m = minK4(s, scales);
           const d1 = Math.fround(d * sc),
             m1 = Math.fround(dmin * m);
           const ql = at + (five ? 48 : 16) + (s >> 1) * 32;
@@ -504,10 +505,14 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
   }
 }
 
-/** Q4_K's 6-bit scale and min of sub-block j, packed in 12 bytes (ggml-quants.c get_scale_min_k4). */
-export function scaleMinK4(j: number, q: Uint8Array): [number, number] {
-  if (j < 4) return [q[j] & 63, q[j + 4] & 63];
-  return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
+/** Q4_K's 6-bit scale of sub-block j, packed in 12 bytes with the mins (ggml-quants.c get_scale_min_k4). */
+export function scaleK4(j: number, q: Uint8Array): number {
+  return j < 4 ? q[j] & 63 : (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+}
+
+/** Q4_K's 6-bit min of sub-block j (get_scale_min_k4). */
+export function minK4(j: number, q: Uint8Array): number {
+  return j < 4 ? q[j + 4] & 63 : (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
 }
 
 function bf16ToF32(h: number): number {

@@ -8,7 +8,7 @@ import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
 import { readHeader, type DType, type TensorEntry } from '../core/safetensors.js';
-import type { PackedMatrix } from './gguf-quant.js';
+import type { Allocate, PackedMatrix } from './gguf-quant.js';
 
 /** One tensor of the checkpoint: its header entry plus the real path of the file that holds it. */
 export interface WeightRef extends TensorEntry {
@@ -17,7 +17,7 @@ export interface WeightRef extends TensorEntry {
    * A GGUF block-quantized matrix (dtype U8: its raw blocks), repacked for MatMulNBits when a graph is built
    * (load/gguf-quant.ts).
    */
-  quantized?: { type: string; pack(): PackedMatrix };
+  quantized?: { type: string; pack(allocate?: Allocate): PackedMatrix };
 }
 
 export const FLOAT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
@@ -91,9 +91,9 @@ export class Weights {
     return false;
   }
 
-  /** The bytes of one tensor, read from its file. */
-  read(ref: WeightRef): Buffer {
-    return readBytes(ref.file, ref.offset, ref.byteLength, `tensor "${ref.name}"`);
+  /** The bytes of one tensor, read from its file (into `into` when given). */
+  read(ref: WeightRef, into?: Uint8Array): Uint8Array {
+    return readBytes(ref.file, ref.offset, ref.byteLength, `tensor "${ref.name}"`, into);
   }
 
   /** Path of a weight file relative to `root`, as an ONNX external-data location. */
@@ -110,8 +110,8 @@ export class Weights {
 }
 
 /** `length` bytes of the file at `path` from `offset` (`what` names them if the file is short). */
-export function readBytes(path: string, offset: number, length: number, what: string): Buffer {
-  const out = Buffer.alloc(length);
+export function readBytes(path: string, offset: number, length: number, what: string, into?: Uint8Array): Buffer {
+  const out = into ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.alloc(length);
   const fd = openSync(path, 'r');
   try {
     for (let done = 0; done < length; ) {
