@@ -875,6 +875,15 @@ function randomBlocks(q: (typeof QUANT_TYPES)[number], count: number, seed: numb
 
 /** GQA llama with every matrix (embedding included) of `type`: hidden 256, 2 layers, 4 heads over 2, MLP 512. */
 function quantizedLlama(type: (typeof QUANT_TYPES)[number] | null, base: GgufFile, context = 256, eos = true): Buffer {
+  return gguf(quantizedLlamaSpec(type, base, context, eos));
+}
+
+function quantizedLlamaSpec(
+  type: (typeof QUANT_TYPES)[number] | null,
+  base: GgufFile,
+  context = 256,
+  eos = true,
+): GgufSpec {
   const D = 256,
     F = 512,
     V = 512;
@@ -905,7 +914,7 @@ function quantizedLlama(type: (typeof QUANT_TYPES)[number] | null, base: GgufFil
     );
   }
   const meta = (key: string) => toMeta(base.metadata.get(key));
-  return gguf({
+  return {
     metadata: [
       ['general.architecture', { str: 'llama' }],
       ['llama.embedding_length', { u32: D }],
@@ -922,7 +931,7 @@ function quantizedLlama(type: (typeof QUANT_TYPES)[number] | null, base: GgufFil
       ...(eos ? ([['tokenizer.ggml.eos_token_id', { u32: 2 }]] as [string, MetaValue][]) : []),
     ],
     tensors,
-  });
+  };
 }
 
 /** The same file with every tensor dequantized (gguf.ts `dequantize`, ggml's formulas) and stored as F32. */
@@ -1003,5 +1012,136 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
     const g = await m.generate(null, { maxNewTokens: 40, temperature: 0 });
     expect(g.stopped).toBe('positions');
     expect(g.ids).toHaveLength(16);
+  });
+});
+
+// ---- qwen2 and mistral architectures; byte-level BPE vocabularies ----------------------------------------
+
+/** A byte-level BPE vocabulary ("gpt2" model) of `size` pieces, merges ranked as listed. */
+function bpeMetadata(size: number, pre: string, addBos: boolean): [string, MetaValue][] {
+  const pieces = ['<|endoftext|>', 'H', 'e', 'l', 'o', 'Ġ', 'w', 'r', 'd', 'll', 'He', 'or', 'Ġw', 'Ġwor', 'Hell'];
+  const types: number[] = pieces.map((_, i) => (i === 0 ? 3 : 1));
+  while (pieces.length < size) {
+    pieces.push(`<unused_${pieces.length}>`);
+    types.push(5);
+  }
+  return [
+    ['tokenizer.ggml.model', { str: 'gpt2' }],
+    ['tokenizer.ggml.pre', { str: pre }],
+    ['tokenizer.ggml.tokens', { strs: pieces }],
+    ['tokenizer.ggml.token_type', { i32s: types }],
+    ['tokenizer.ggml.merges', { strs: ['l l', 'H e', 'o r', 'Ġ w', 'Ġw or', 'He ll'] }],
+    ['tokenizer.ggml.bos_token_id', { u32: 0 }],
+    ['tokenizer.ggml.eos_token_id', { u32: 0 }],
+    ['tokenizer.ggml.add_bos_token', { bool: addBos }],
+  ];
+}
+
+/** quantizedLlama's F32 model under another architecture: its keys renamed, metadata and tensors added. */
+function otherArchitecture(arch: string, metadata: [string, MetaValue][], tensors: TensorSpec[] = []): Buffer {
+  const spec = quantizedLlamaSpec(null, readGguf(STORIES));
+  const renamed = spec.metadata.map(([k, v]): [string, MetaValue] => [k.replace(/^llama\./, `${arch}.`), v]);
+  const replaced = new Set(metadata.map(([k]) => k));
+  return gguf({
+    metadata: [
+      ...renamed.map(([k, v]): [string, MetaValue] => [k, k === 'general.architecture' ? { str: arch } : v]),
+      ...metadata,
+    ].filter(([k], i, all) => !replaced.has(k) || all.findLastIndex(([j]) => j === k) === i),
+    tensors: [...spec.tensors, ...tensors],
+  });
+}
+
+describe.skipIf(!HAVE_STORIES)('GGUF architectures mistral and qwen2', () => {
+  const text = 'Lily and Tom went to the park to play with a big red ball. The sun was warm.';
+
+  test('mistral: the llama block, q/k rows in Meta order, a sliding window from attention.sliding_window', async () => {
+    const plain = await (await open(await file(quantizedLlama(null, readGguf(STORIES))))).attention(text);
+    const m = await open(await file(otherArchitecture('mistral', [['mistral.attention.sliding_window', { u32: 6 }]])));
+    const a = await m.attention(text);
+    expect(a.model.modelType).toBe('mistral');
+    expect(a.rotary).toBe('interleaved');
+    expect(a.layerWindows).toEqual([
+      [5, 0],
+      [5, 0],
+    ]);
+    const T = a.tokens.length;
+    // Within the first 6 positions nothing changes; past them, keys further than 5 back get exactly 0.
+    expect(maxAbsDiff(a.attention.data.subarray(0, 6 * T), plain.attention.data.subarray(0, 6 * T))).toBeLessThan(1e-6);
+    const beyond = (p: Float32Array) => {
+      let sum = 0;
+      for (let h = 0; h < 4; h++)
+        for (let i = 6; i < T; i++) for (let j = 0; j < i - 5; j++) sum += p[(h * T + i) * T + j];
+      return sum;
+    };
+    expect(beyond(a.attention.data)).toBe(0);
+    expect(beyond(plain.attention.data)).toBeGreaterThan(0.01);
+  });
+
+  test('qwen2: q/k/v biases, HF (half) RoPE order, a byte-level BPE vocabulary', async () => {
+    const D = 256;
+    const bias = (name: string, n: number, scale: number): TensorSpec => ({
+      name,
+      ne: [n],
+      type: GGML.F32,
+      data: f32Bytes(range(n, (i) => scale * Math.cos(i))),
+    });
+    const biases = (scale: number) =>
+      [0, 1].flatMap((l) => [
+        bias(`blk.${l}.attn_q.bias`, D, scale),
+        bias(`blk.${l}.attn_k.bias`, D / 2, scale),
+        bias(`blk.${l}.attn_v.bias`, D / 2, scale),
+      ]);
+    const qwen = async (scale: number) =>
+      (await open(await file(otherArchitecture('qwen2', bpeMetadata(512, 'qwen2', false), biases(scale))))).attention(
+        'Hello world',
+      );
+    const [a, zero] = [await qwen(0.1), await qwen(0)];
+    expect(a.tokens).toEqual(['Hell', 'o', 'Ġwor', 'l', 'd']);
+    expect(a.model.modelType).toBe('qwen2');
+    expect(a.rotary).toBe('half');
+    expect(a.kvHeads).toBe(2);
+    // Position 0, layer 0 (RoPE is the identity there): q moves by exactly the bias of its head.
+    const T = a.tokens.length,
+      d = 64;
+    for (let h = 0; h < 4; h++) {
+      const at = h * T * d;
+      const shift = a.query!.data.subarray(at, at + d).map((x, i) => x - zero.query!.data[at + i]);
+      expect(
+        maxAbsDiff(
+          shift,
+          range(d, (i) => Math.fround(0.1 * Math.cos(h * d + i))),
+        ),
+      ).toBeLessThan(1e-5);
+    }
+  });
+});
+
+describe('tokenizer.ggml.model "gpt2": byte-level BPE on tokenizers.js', () => {
+  test.each([
+    ['default', false],
+    ['qwen2', false],
+    ['llama-bpe', true],
+  ] as const)('pre-tokenizer %s, BOS %s: merges by rank, control pieces whole, decodes back', async (pre, bos) => {
+    const path = await file(gguf({ metadata: bpeMetadata(32, pre, bos), tensors: [] }));
+    const t = ggufTokenizer(readGguf(path), 'bpe.gguf');
+    const e = t.encode('Hello world');
+    expect(e.tokens).toEqual([...(bos ? ['<|endoftext|>'] : []), 'Hell', 'o', 'Ġwor', 'l', 'd']);
+    expect(e.ids).toEqual([...(bos ? [0] : []), 14, 4, 13, 3, 8]);
+    expect(t.decode(e.ids.slice(bos ? 1 : 0))).toBe('Hello world');
+    expect(t.encode('Hello<|endoftext|>').tokens.slice(-1)).toEqual(['<|endoftext|>']);
+    expect(t.bos).toBe(0);
+  });
+
+  test('an unknown pre-tokenizer or missing merges are named', async () => {
+    await expectBad(
+      async () =>
+        ggufTokenizer(readGguf(await file(gguf({ metadata: bpeMetadata(32, 'tekken', false), tensors: [] }))), 'x'),
+      /pre-tokenizer "tekken" is not supported/,
+    );
+    const noMerges = bpeMetadata(32, 'gpt2', false).filter(([k]) => k !== 'tokenizer.ggml.merges');
+    await expectBad(
+      async () => ggufTokenizer(readGguf(await file(gguf({ metadata: noMerges, tensors: [] }))), 'x'),
+      /missing metadata "tokenizer\.ggml\.merges"/,
+    );
   });
 });
