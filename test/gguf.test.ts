@@ -479,8 +479,8 @@ describe('bad GGUF files', () => {
       /architecture "gpt2" is not supported \(only llama, mistral, qwen2\)/,
     );
     await expectBad(
-      loadModel(await file(set('tokenizer.ggml.model', { str: 'gpt2' }))),
-      /tokenizer model "gpt2" is not supported/,
+      loadModel(await file(set('tokenizer.ggml.model', { str: 'rwkv' }))),
+      /tokenizer model "rwkv" is not supported/,
     );
     await expectBad(
       loadModel(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))),
