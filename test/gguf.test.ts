@@ -408,6 +408,25 @@ describe('bad GGUF files', () => {
     expect(g.attention!.tokens[0]).toBe('<s>');
   });
 
+  test('rope_freqs (Llama 3.1+ scaling as llama.cpp stores it) divides each RoPE frequency', async () => {
+    const halved = tinyLlama({
+      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 2)) }],
+    });
+    const linear = tinyLlama({
+      metadata: (m) => [
+        ...m,
+        ['llama.rope.scaling.type', { str: 'linear' }],
+        ['llama.rope.scaling.factor', { f32: 2 }],
+      ],
+    });
+    const run = async (bytes: Buffer) =>
+      (await (await open(await file(bytes))).generate(null, { maxNewTokens: 6, temperature: 0 })).attention!;
+    const [a, b, plain] = [await run(halved), await run(linear), await run(tinyLlama())];
+    expect(a.tokens).toEqual(b.tokens);
+    expect(maxAbsDiff(a.query!.data, b.query!.data)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(a.query!.data, plain.query!.data)).toBeGreaterThan(1e-4);
+  });
+
   test('truncated anywhere: header, metadata, tensor infos, tensor data', async () => {
     const whole = tinyLlama();
     const dataStart = readGguf(await file(whole)).dataStart;
@@ -525,9 +544,9 @@ describe('bad GGUF files', () => {
       /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama, mistral or qwen2 model/,
     );
     const ropeFreqs = tinyLlama({
-      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 1)) }],
+      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [4], type: GGML.F32, data: f32Bytes(range(4, () => 1)) }],
     });
-    await expectBad(loadModel(await file(ropeFreqs)), /rope_freqs\.weight.*not supported/);
+    await expectBad(loadModel(await file(ropeFreqs)), /tensor "rope_freqs\.weight" must be F32 \[8\]/);
     const wrongShape = tinyLlama({
       tensors: (t) =>
         t.map((x) =>

@@ -19,7 +19,7 @@ import { basename, dirname } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
 import type { DType } from '../core/safetensors.js';
 import { ModelConfig } from './config.js';
-import { GGML, ggmlTypeName, readGguf, readTensorBytes, type GgufFile, type GgufValue } from './gguf.js';
+import { GGML, ggmlTypeName, readGguf, readTensorBytes, readTensorF32, type GgufFile, type GgufValue } from './gguf.js';
 import { PACKED_TYPES, packMatrix } from './gguf-quant.js';
 import { ggufTokenizer, type GgufTokenizer } from './gguf-tokenizer.js';
 import { Weights, type WeightRef } from './weights.js';
@@ -32,6 +32,12 @@ export interface GgufModel {
   weights: Weights;
   tokenizer: GgufTokenizer;
 }
+
+/**
+ * Llama 3.1+ RoPE scaling as llama.cpp stores it: one divisor per frequency, `[head_dim / 2]` F32 (the
+ * 'llama3' rope_scaling of transformers, evaluated).
+ */
+const ROPE_FREQS = 'rope_freqs.weight';
 
 /** GGUF architectures read, and whether their q/k rows are in Meta's (interleaved RoPE) order. */
 export const GGUF_ARCHITECTURES = { llama: 'interleaved', mistral: 'interleaved', qwen2: 'half' } as const;
@@ -64,8 +70,6 @@ export function hfName(name: string, what: string): string {
   if (TOP_NAMES[name]) return TOP_NAMES[name];
   const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
   if (m && BLOCK_NAMES[m[2]]) return `model.layers.${m[1]}.${BLOCK_NAMES[m[2]]}.${m[3]}`;
-  if (name === 'rope_freqs.weight')
-    throw new AttnvizError(`${what}: tensor "rope_freqs.weight" (Llama 3.1 RoPE scaling factors) is not supported`);
   throw new AttnvizError(
     `${what}: tensor "${name}" is not part of a llama, mistral or qwen2 model as attnviz reads it`,
   );
@@ -76,10 +80,12 @@ export function openGgufModel(path: string): GgufModel {
   const file = readGguf(path);
   const tokenizer = ggufTokenizer(file, what);
   const config = new ModelConfig(configOf(file, what), path);
+  const ropeFreqs = file.tensors.get(ROPE_FREQS);
   // onnxruntime resolves external data below one folder, after symlinks: the file's real folder.
   const real = realpathSync(path);
   const tensors = new Map<string, WeightRef>();
   for (const t of file.tensors.values()) {
+    if (t === ropeFreqs) continue; // read into the config (rope_scaling), not a weight
     const name = hfName(t.name, what);
     const float = FLOAT_TYPES[t.type];
     const packed = PACKED_TYPES.includes(t.type);
@@ -147,6 +153,14 @@ function configOf(file: GgufFile, what: string): Record<string, unknown> {
       scaling === undefined || scaling === 'none',
       `${what}: ${arch}.rope.scaling.type "${show(scaling)}" is not supported (only none, linear)`,
     );
+  const freqs = file.tensors.get(ROPE_FREQS);
+  if (freqs) {
+    check(
+      ropeScaling === null && freqs.type === GGML.F32 && freqs.shape.length === 1 && freqs.shape[0] === headDim / 2,
+      `${what}: tensor "${ROPE_FREQS}" must be F32 [${headDim / 2}], without another rope scaling`,
+    );
+    ropeScaling = { rope_type: 'frequency_divisors', divisors: Array.from(readTensorF32(file, freqs)) };
+  }
   const window = meta.get(`${arch}.attention.sliding_window`);
   const tokens = meta.get('tokenizer.ggml.tokens');
   const ids = (key: string) => meta.get(`tokenizer.ggml.${key}`);
