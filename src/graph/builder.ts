@@ -57,11 +57,14 @@ export class GraphBuilder {
    * onnxruntime takes external data either all from files or all from memory: with quantized weights, the
    * plain ones are read into memory too (GGUF norms, mostly: small).
    */
-  private readonly inMemory: boolean;
+  private inMemoryWeights?: boolean;
   private counter = 0;
 
-  constructor(private readonly weights: Weights) {
-    this.inMemory = weights.hasQuantized();
+  constructor(private readonly weights: Weights) {}
+
+  private get inMemory(): boolean {
+    this.inMemoryWeights ??= this.weights.hasQuantized();
+    return this.inMemoryWeights;
   }
 
   // ---- graph plumbing -------------------------------------------------------------------------------
