@@ -390,7 +390,7 @@ async function main(): Promise<void> {
     `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
   );
   console.log(
-    '\n| scenario | load s | resident weights GB (× tensor bytes) | tokens: seconds | peak RSS GB | peak − weights GB |',
+    '\n| scenario | load s | resident weights GB (× tensor bytes) | tokens: seconds | peak RSS GB | peak − tensor bytes GB |',
   );
   console.log('|---|---|---|---|---|---|');
   try {
