@@ -2,10 +2,10 @@
  * Engine benchmark (prints figures; not a test). Generates random BERT-base-size and GPT-2-small-size
  * checkpoints in Hugging Face layout under a fresh temporary folder, then reports for each:
  *
- * - load time: `loadModel` wall time, with the extra outputs (`extract: true`) and without (`extract: false`);
+ * - load time: `Model.load` wall time, with the extra outputs (`extract: true`) and without (`extract: false`);
  * - extraction time (`model.attention(text)`) at exactly 32, 128 and 512 tokens, and in the same process,
  *   interleaved run by run, a plain forward pass of the same weights without the extra outputs
- *   (`loadModel(dir, { extract: false })` then `forward(text)`), and their ratio;
+ *   (`Model.load(dir, { extract: false })` then `forward(text)`), and their ratio;
  * - peak memory during load, measured in a fresh child process that does nothing but load (VmHWM from
  *   /proc/self/status), as a multiple of `model.weightBytes`; and the peak RSS of the timing process during
  *   one extraction at 512 tokens.
@@ -37,7 +37,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Model } from '../src/models/checkpoint-model.js';
+import { safetensorsHeader } from '../src/core/safetensors.js';
+import type { Model as CheckpointModel } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -205,24 +206,16 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
   const t0 = performance.now();
   const tensors = spec.tensors();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const t of tensors) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  json = Buffer.concat([json, Buffer.alloc(Math.ceil(json.length / 8) * 8 - json.length, 0x20)]);
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
+  const header = safetensorsHeader(
+    tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+    { format: 'pt' },
+  );
 
   const path = join(dir, 'model.safetensors');
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
   try {
-    writeAll(fd, length);
-    writeAll(fd, json);
+    writeAll(fd, header.bytes);
     const fill = normalFiller(spec.key === 'bert' ? 1 : 2);
     const chunk = new Float32Array(1 << 20);
     for (const t of tensors) {
@@ -254,7 +247,7 @@ function writeCheckpoint(spec: ModelSpec, dir: string): GenResult {
   >;
   tokenizerConfig.model_max_length = spec.key === 'bert' ? 512 : 1024;
   writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfig, null, 2)}\n`);
-  return { bytes: offset, tensors: tensors.length, seconds: (performance.now() - t0) / 1000 };
+  return { bytes: header.dataBytes, tensors: tensors.length, seconds: (performance.now() - t0) / 1000 };
 }
 
 // ---- memory ----------------------------------------------------------------------------------------------
@@ -462,7 +455,7 @@ async function child(args: ChildArgs): Promise<unknown> {
   if (args.mode === 'gen') return writeCheckpoint(spec, args.dir);
   if (args.mode === 'gemm') return gemmCeiling(args.threads);
 
-  const { loadModel } = await import('../src/models/load-model.js');
+  const { Model } = await import('../src/models/checkpoint-model.js');
   const options = { extract: args.extract, threads: args.threads ?? undefined, progress: false };
 
   if (args.mode === 'mem') {
@@ -470,7 +463,7 @@ async function child(args: ChildArgs): Promise<unknown> {
     const baselineRss = rss();
     resetPeak();
     const t0 = performance.now();
-    const model = await loadModel(args.dir, options);
+    const model = await Model.load(args.dir, options);
     const loadMs = performance.now() - t0;
     const s = procStatus();
     const result: MemResult = {
@@ -489,10 +482,10 @@ async function child(args: ChildArgs): Promise<unknown> {
 
   // Timing: the extracting and the plain model side by side, runs interleaved so that both see the same machine.
   let t0 = performance.now();
-  const extract = await loadModel(args.dir, { ...options, extract: true });
+  const extract = await Model.load(args.dir, { ...options, extract: true });
   const loadExtractMs = performance.now() - t0;
   t0 = performance.now();
-  const plain = await loadModel(args.dir, { ...options, extract: false });
+  const plain = await Model.load(args.dir, { ...options, extract: false });
   const loadPlainMs = performance.now() - t0;
   gc();
   const rssLoaded = rss();
@@ -557,7 +550,7 @@ async function child(args: ChildArgs): Promise<unknown> {
 }
 
 /** The outputs have the expected shapes and an attention row is a distribution (before anything is timed). */
-async function sanityCheck(extract: Model, plain: Model, text: string, T: number): Promise<void> {
+async function sanityCheck(extract: CheckpointModel, plain: CheckpointModel, text: string, T: number): Promise<void> {
   const a = await extract.attention(text);
   const [L, H, T1, T2] = a.attention.dims;
   if (L !== 12 || H !== 12 || T1 !== T || T2 !== T)
@@ -840,7 +833,7 @@ function report(reports: ModelReport[], cores: number, gemm: GemmResult | null):
   }
   out.push('');
 
-  out.push('Load (`loadModel` wall time; warm page cache) and memory');
+  out.push('Load (`Model.load` wall time; warm page cache) and memory');
   const memRows = [
     [
       'model',
@@ -878,7 +871,7 @@ function report(reports: ModelReport[], cores: number, gemm: GemmResult | null):
     'load, fresh process: extract / plain, each alone in a new process (the memory children). peak RSS in load: VmHWM of that',
   );
   out.push(
-    'process after loadModel (extract: true), as a multiple of the weight bytes. peak RSS, extract @512: the timing process',
+    'process after Model.load (extract: true), as a multiple of the weight bytes. peak RSS, extract @512: the timing process',
   );
   out.push(
     `(both models loaded) during one extraction at 512 tokens; it returns ${reports.map((r) => `${mb(r.time.peak512?.outputBytes ?? 0)} (${r.spec.label})`).join(', ')} of outputs.`,

@@ -30,7 +30,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { readGguf } from '../src/load/gguf.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
@@ -303,7 +303,7 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   gc();
   const before = rss();
   let t0 = performance.now();
-  const m = await loadModel(s.source, { threads: THREADS, progress: false, extract: s.mode === 'attention' });
+  const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: s.mode === 'attention' });
   const loadSeconds = (performance.now() - t0) / 1000;
   gc();
   await new Promise((r) => setTimeout(r, 200));

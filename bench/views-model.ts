@@ -16,7 +16,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../src/export/image.js';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 
@@ -104,19 +105,7 @@ async function main(): Promise<void> {
   };
   const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
   const runs = Number(opt('--runs') ?? 1);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     console.log('model view, 12 layers × 12 heads, random softmax; ms from navigation start');
     console.log('tokens  HTML MB  data-drawn  painted  modelView()');

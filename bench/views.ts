@@ -16,9 +16,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
-import { CHROMIUM_ARGS, chromiumPath } from '../src/export/image.js';
+import { launchChromium } from '../src/export/image.js';
 import { measureModelView, randomAttention } from './views-model.js';
 
 interface HeadTiming {
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
   );
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   console.log(
     `chromium ${browser.version()}; 12 layers × 12 heads, random softmax; medians of ${runs} loads, 30 hovers each\n`,
   );

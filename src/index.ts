@@ -1,14 +1,14 @@
 /** attnviz's public API (Node). */
-export { loadModel, loadAnyModel } from './models/load-model.js';
-export {
-  Model,
-  type LoadOptions,
-  type AttentionOptions,
-  type GenerateOptions,
-  type Generation,
-} from './models/checkpoint-model.js';
-export type { TfjsModel } from './models/tfjs-model.js';
-export type { OnnxModel } from './models/onnx-tap.js';
+export { loadModel } from './models/load-model.js';
+export type {
+  AttentionModel,
+  AttentionOptions,
+  GenerateOptions,
+  Generation,
+  ModelCapabilities,
+  ModelDims,
+} from './models/model.js';
+export { Model, type LoadOptions } from './models/checkpoint-model.js';
 export type { Attention, Tensor, ModelInfo } from './core/attention.js';
 export { attentionShape } from './core/attention.js';
 export {

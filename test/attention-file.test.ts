@@ -33,6 +33,7 @@ function sample(): Attention {
     key: { dims: [L, H, T, d], data: seq(L * H * T * d, 3) },
     hiddenLast: { dims: [T, D], data: seq(T * D, 4) },
     inputIds: [101, 7, 99999, 102],
+    special: [true, false, false, true],
   };
 }
 
@@ -59,7 +60,22 @@ describe('attention file', () => {
       sentence_b_start: 2,
       model: { source: 'somewhere/bert', model_type: 'bert' },
       causal: false,
+      special_tokens_mask: [1, 0, 0, 1],
     });
+  });
+
+  test('reads special_tokens_mask as 0/1 or booleans, and rejects one of the wrong length', () => {
+    const file = (mask: unknown) =>
+      encodeSafetensors(
+        { attention: { dtype: 'F32', shape: [1, 1, 3, 3], data: new Float32Array(9) } },
+        { attnviz: JSON.stringify({ tokens: ['<s>', 'a', '</s>'], special_tokens_mask: mask }) },
+      );
+    expect(decodeAttentionFile(file([1, 0, 1]), 'm').special).toEqual([true, false, true]);
+    expect(decodeAttentionFile(file([false, true, false]), 'm').special).toEqual([false, true, false]);
+    expect(() => decodeAttentionFile(file([1, 0]), 'm')).toThrow(
+      'metadata "special_tokens_mask" must be 3 values, 0/1 or true/false',
+    );
+    expect(() => decodeAttentionFile(file([1, 2, 0]), 'm')).toThrow(AttnvizError);
   });
 
   test('reads a file with only attention and tokens (as written from PyTorch output_attentions), I32 ids', () => {
@@ -77,6 +93,7 @@ describe('attention file', () => {
     expect(a.query).toBeUndefined();
     expect(a.inputIds).toEqual([1, 2, 3, 4]);
     expect(a.sentenceBStart).toBeNull();
+    expect(a.special).toBeUndefined();
   });
 
   test.each([

@@ -1,30 +1,14 @@
-/**
- * Every bad input gets a one-line, specific error: through the library (an AttnvizError whose message is
- * one line naming the cause) and, for a representative subset, through the CLI (`node dist/src/cli/main.js
- * extract …`: exit 2, one `attnviz: …` line on stderr, no stack unless --debug, no output file left behind).
- * Afterwards the same process still loads and runs a good model.
- *
- * Bad model folders are derived from the golden models (test/checkpoints.ts) under os.tmpdir().
- * The CLI part needs the build (`npm test` runs it first via `pretest`; by hand: `npx tsc -p .`).
- */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { FAMILIES } from '../src/graph/families.js';
+import { cli, expectCliError, HAVE_CLI } from './cli-run.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HAVE_CLI = existsSync(MAIN);
-if (!HAVE_CLI) console.warn(`bad-input.test.ts: skipping the CLI tests, ${MAIN} is not built (npx tsc -p .)`);
 
 const BERT = 'bert-tiny';
 const GPT2 = 'gpt2-tiny';
@@ -102,41 +86,6 @@ async function mutateHeader(dir: string, mutate: (header: HeaderJson, dataSize: 
 const tensorOf = (h: HeaderJson, name: string) =>
   h[name] as { dtype: string; shape: number[]; data_offsets: [number, number] };
 
-/** Runs the CLI; never rejects. */
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** Exit 2, exactly one stderr line `attnviz: …` matching every key, no stack trace, nothing on stdout. */
-function expectCliError(
-  r: { code: number | null; stdout: string; stderr: string },
-  ...keys: (string | RegExp)[]
-): void {
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stdout).toBe('');
-  expect(r.stderr.endsWith('\n'), JSON.stringify(r.stderr)).toBe(true);
-  const lines = r.stderr.slice(0, -1).split('\n');
-  expect(lines, 'one line on stderr').toHaveLength(1);
-  expect(lines[0].startsWith('attnviz: '), lines[0]).toBe(true);
-  expect(r.stderr).not.toContain('    at ');
-  for (const key of keys) expect(lines[0]).toMatch(key);
-}
-
 /**
  * `extract` on `model` with output into a fresh folder: must fail as expectCliError says and leave that
  * folder empty (no output, no `.tmp`). Returns the result.
@@ -159,7 +108,12 @@ const words = (n: number, word = 'the') => Array.from({ length: n }, () => word)
 describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   test('missing config.json', async () => {
     const dir = await derive(BERT, { omit: ['config.json'] });
-    await expectBad(load(dir), dir, /no config\.json/, /Hugging Face model folder/);
+    await expectBad(
+      load(dir),
+      dir,
+      /no config\.json/,
+      /not a model attnviz reads \(a model is a Hugging Face folder with config\.json/,
+    );
   });
 
   test('config.json is a folder', async () => {
@@ -255,11 +209,14 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   });
 
   test('a nonexistent folder that is also not a hub id', async () => {
-    await expectBad(load('./no/such/dir'), './no/such/dir', /no such folder/, /not a hub id/);
+    await expectBad(load('./no/such/dir'), './no/such/dir', /no such file or folder/, /not a hub id/);
   });
 
   test('a file where a folder is expected', async () => {
-    await expectBad(load(join(goldenModel(BERT), 'config.json')), /not a folder/);
+    await expectBad(
+      load(join(goldenModel(BERT), 'config.json')),
+      /not a model attnviz reads \(a model is a Hugging Face folder/,
+    );
   });
 
   test('no model at all', async () => {
@@ -674,7 +631,7 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
       '--debug',
     ]);
     expect(r.code).toBe(2);
-    expect(r.stderr.startsWith('attnviz: AttnvizError: ./no/such/dir: no such folder')).toBe(true);
+    expect(r.stderr.startsWith('attnviz: AttnvizError: ./no/such/dir: no such file or folder')).toBe(true);
     expect(r.stderr).toContain('    at ');
     const r2 = await cli(['frobnicate', '--debug']);
     expect(r2.code).toBe(2);
@@ -773,7 +730,12 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
   });
 
   test('nonexistent folder; hub id not cached with HF_HUB_OFFLINE=1; empty --model', async () => {
-    await extractFails('./no/such/dir', [], {}, /^attnviz: \.\/no\/such\/dir: no such folder, and not a hub id/);
+    await extractFails(
+      './no/such/dir',
+      [],
+      {},
+      /^attnviz: \.\/no\/such\/dir: no such file or folder, and not a hub id/,
+    );
     const cache = await tempDir('attnviz-empty-cache-');
     await extractFails(
       'nobody/no-such-model',

@@ -7,25 +7,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumLocation, launchChromium } from '../src/export/image.js';
+import { present } from './shared.js';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const HAVE_CHROMIUM = existsSync(CHROMIUM);
-if (!HAVE_CHROMIUM) console.warn(`skipping browser tests: no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+export const CHROMIUM = chromiumLocation();
+export const HAVE_CHROMIUM = present(
+  existsSync(CHROMIUM),
+  `Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`,
+  'the browser tests',
+);
 
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--font-render-hinting=none',
-];
-
+/** Chromium as exports launch it, with hinting off so that screenshots depend less on the font setup. */
 export function launch(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  return launchChromium(['--font-render-hinting=none']);
 }
 
 export interface OpenedPage {
@@ -104,7 +99,8 @@ export async function pixelDiff(page: Page, a: Buffer, b: Buffer): Promise<numbe
 /**
  * Compares a screenshot with the committed reference test/screenshots/<name>.png (pixelDiff; font
  * rasterisation varies slightly between Chromium builds, hence a tolerance). A missing reference is written
- * and reported; a mismatch is saved beside it as <name>-changed.png.
+ * and reported, to be looked at and committed; in CI (CI=true) it fails the test instead, since a reference
+ * made by the run under test checks nothing. A mismatch is saved beside it as <name>-changed.png.
  */
 export async function compareScreenshot(
   page: Page,
@@ -115,6 +111,7 @@ export async function compareScreenshot(
   const { readFile, mkdir } = await import('node:fs/promises');
   const ref = join(fileURLToPath(new URL('./screenshots/', import.meta.url)), `${name}.png`);
   if (!existsSync(ref)) {
+    if (process.env.CI === 'true') throw new Error(`CI=true: reference screenshot ${ref} is missing`);
     await mkdir(dirname(ref), { recursive: true });
     await writeFile(ref, png);
     console.warn(`wrote missing reference screenshot ${ref}`);

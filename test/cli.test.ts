@@ -1,26 +1,28 @@
-/** `attnviz extract` end to end: the built CLI reproduces every BERT and GPT-2 golden case. */
+/**
+ * The built CLI end to end: `attnviz extract` reproduces every BERT and GPT-2 golden case; help, version,
+ * conflicting options, unsupported capabilities and file errors each give one line (exit 2).
+ */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import { cli, expectCliError, HAVE_CLI, ROOT } from './cli-run.js';
 import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, readGoldenCase } from './shared.js';
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-cli-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
-test('npx attnviz runs the package bin', async () => {
+test.skipIf(!HAVE_CLI)('npx attnviz runs the package bin', async () => {
   const { stdout } = await run('npx', ['--no-install', 'attnviz', '--help'], { cwd: ROOT });
   expect(stdout).toMatch(/^usage: attnviz <command>/);
   expect(stdout).toContain('extract --model');
 });
 
-describe.skipIf(!HAVE_SHARED)('attnviz extract reproduces the golden cases', () => {
+describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('attnviz extract reproduces the golden cases', () => {
   test.each(goldenCases(['bert-tiny', 'gpt2-tiny']).map((f) => [f.split('/').pop()!, f]))('%s', async (name, file) => {
     const golden = await readGoldenCase(file);
     const out = join(tmp, name);
@@ -43,5 +45,104 @@ describe.skipIf(!HAVE_SHARED)('attnviz extract reproduces the golden cases', () 
     expect(a.pair).toBe(golden.textPair);
     expect(a.model.modelType).toBe(golden.model.split('-')[0]);
     expect(a.causal).toBe(golden.model.startsWith('gpt2'));
+  });
+});
+
+describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
+  test('--version prints the package version', async () => {
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const r = await cli(['--version']);
+    expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  });
+
+  test.each(['extract', 'export', 'generate', 'serve'])(
+    '%s: --help, -h and help <command> describe that command alone',
+    async (name) => {
+      for (const args of [
+        [name, '--help'],
+        [name, '-h'],
+        ['help', name],
+      ]) {
+        const r = await cli(args);
+        expect(r.code, args.join(' ')).toBe(0);
+        expect(r.stdout.startsWith(`usage: attnviz ${name} `)).toBe(true);
+        const others = ['extract', 'export', 'generate', 'serve'].filter((c) => c !== name);
+        for (const other of others) expect(r.stdout).not.toMatch(new RegExp(`^\\s*${other} --`, 'm'));
+      }
+      const all = await cli(['--help']);
+      expect(all.stdout).toContain(`  ${name} `);
+      expect(all.stdout).toContain('--version');
+    },
+  );
+
+  test('--from with --model or --text is an error, not a silent choice', async () => {
+    const from = join(tmp, 'from.safetensors');
+    await writeAttentionFile(from, {
+      tokens: ['a', 'b'],
+      text: 'a b',
+      pair: null,
+      sentenceBStart: null,
+      model: { source: 'test', modelType: 'test' },
+      causal: false,
+      attention: { dims: [1, 1, 2, 2], data: new Float32Array([1, 0, 0.5, 0.5]) },
+    });
+    const out = join(tmp, 'conflict.html');
+    for (const extra of [
+      ['--model', 'embedded'],
+      ['--text', 'hi'],
+      ['--model', 'embedded', '--text', 'hi'],
+    ]) {
+      const r = await cli(['export', '--view', 'head', '--from', from, ...extra, '-o', out]);
+      expectCliError(r, /--from reads a saved attention file: it cannot be combined with --(model|text)/);
+    }
+    expect((await readdir(tmp)).includes('conflict.html')).toBe(false);
+    const ok = await cli(['export', '--view', 'head', '--from', from, '-o', out]);
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+
+  test('an unsupported capability is one line: generate and --target on the embedded encoder', async () => {
+    expectCliError(
+      await cli(['generate', '--model', 'embedded', '--max-new-tokens', '2']),
+      /^attnviz: embedded: model_type use-lite cannot generate in attnviz \(it generates with Llama/,
+    );
+    const out = join(tmp, 'target.safetensors');
+    expectCliError(
+      await cli(['extract', '--model', 'embedded', '--text', 'The cat sat.', '--target', 'Die Katze.', '--out', out]),
+      /^attnviz: embedded: model_type use-lite is not an encoder-decoder model: it takes no target text$/,
+    );
+    expectCliError(
+      await cli(['extract', '--model', 'embedded', '--text', 'The cat.', '--max-new-tokens', '3', '--out', out]),
+      /not an encoder-decoder model/,
+    );
+    expect((await readdir(tmp)).includes('target.safetensors')).toBe(false);
+  });
+
+  test('file errors are phrased for people, without errno codes', async () => {
+    const missing = await cli(['export', '--view', 'head', '--from', join(tmp, 'nope.safetensors'), '-o', 'x.html']);
+    expectCliError(missing, /nope\.safetensors: cannot read \(no such file or folder\)$/);
+    const noFolder = await cli([
+      'extract',
+      '--model',
+      'embedded',
+      '--text',
+      'hi',
+      '--out',
+      join(tmp, 'no', 'such', 'folder', 'o.safetensors'),
+    ]);
+    expectCliError(noFolder, /cannot write .*o\.safetensors \(no such folder .*folder\)$/);
+    for (const r of [missing, noFolder]) expect(r.stderr).not.toMatch(/\bE[A-Z]{3,}\b/);
+  });
+
+  test('a .bin or another unknown file names the kinds of model attnviz reads', async () => {
+    for (const name of ['pytorch_model.bin', 'notes.txt']) {
+      const file = join(tmp, name);
+      await writeFile(file, 'not a model');
+      const r = await cli(['extract', '--model', file, '--text', 'hi', '--out', join(tmp, 'o.safetensors')]);
+      expectCliError(
+        r,
+        /not a model attnviz reads \(a model is a Hugging Face folder with config\.json, a hub id \(org\/name\), a \.gguf file, an \.onnx file or a TF\.js graph model folder/,
+      );
+      if (name.endsWith('.bin')) expect(r.stderr).toContain('PyTorch weights are not read');
+    }
   });
 });

@@ -9,22 +9,21 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { attentionPart, type Attention, type AttentionPart } from '../src/core/attention.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { renderHtml } from '../src/export/html.js';
 import { prettifyToken } from '../src/views/tokens.js';
 import { HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
-import { HAVE_SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
 import { BART, bartConfig, bartWeights, SOURCE, T5_V11, t5Weights, TARGET, writeT5 } from './tiny-seq2seq.js';
 
-const models: Model[] = [];
+const models: AttentionModel[] = [];
 let browser: Browser;
 let bart: Attention, t5: Attention;
 const pages: OpenedPage[] = [];
 
 beforeAll(async () => {
-  if (!HAVE_CHROMIUM || !HAVE_SHARED) return;
+  if (!HAVE_CHROMIUM) return;
   const open = async (dir: string) => {
     const m = await loadModel(dir);
     models.push(m);
@@ -74,7 +73,7 @@ const tokensOn = (p: OpenedPage, side: 'left' | 'right') =>
     .allTextContents();
 const choose = (p: OpenedPage, part: AttentionPart) => p.page.selectOption('.av-part select', part);
 
-describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('encoder-decoder data in the views', () => {
+describe.skipIf(!HAVE_CHROMIUM)('encoder-decoder data in the views', () => {
   test('head view: the select offers Encoder / Decoder / Cross and switches the token lists; cross puts decoder tokens left, encoder tokens right', async () => {
     const p = await page(bart, 'head');
     expect(await p.page.locator('.av-part select option').allTextContents()).toEqual(['Encoder', 'Decoder', 'Cross']);

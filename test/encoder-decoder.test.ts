@@ -27,10 +27,10 @@ import {
 } from '../src/core/attention-file.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { relativePositionBucket } from '../src/graph/t5.js';
-import { HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
+import { HAVE_CLI } from './cli-run.js';
+import { goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
 import { expectBad, removeTinyModels, type TinyWeights, writeTinyModel } from './tiny-models.js';
 import {
   argmax,
@@ -56,7 +56,7 @@ import {
 
 const loaded: Model[] = [];
 async function open(dir: string): Promise<Model> {
-  const m = await loadModel(dir);
+  const m = await Model.load(dir);
   loaded.push(m);
   return m;
 }
@@ -152,7 +152,7 @@ function expectInvariants(a: Attention, m: Model): void {
 
 // ---- tests -----------------------------------------------------------------------------------------------
 
-describe.skipIf(!HAVE_SHARED).each([BART, MBART, MARIAN, { ...MARIAN, storedPositions: true }])(
+describe.each([BART, MBART, MARIAN, { ...MARIAN, storedPositions: true }])(
   '$variant (stored positions: $storedPositions): tiny random checkpoint',
   (spec) => {
     let w: TinyWeights;
@@ -234,7 +234,7 @@ describe('forward() and logits() of an encoder-decoder model', () => {
   test('forward gives the decoder’s last hidden state (extract: false), logits the LM head’s scores', async () => {
     const w = t5Weights(T5_V11, 22);
     const dir = await writeT5(T5_V11, w);
-    const [plain, withLogits] = [await loadModel(dir, { extract: false }), await loadModel(dir, { logits: 'all' })];
+    const [plain, withLogits] = [await Model.load(dir, { extract: false }), await Model.load(dir, { logits: 'all' })];
     loaded.push(plain, withLogits);
     const a = await withLogits.attention(SOURCE, { target: TARGET });
     const ref = t5Reference(w, T5_V11, a.inputIds!, a.encoderDecoder!.decoderInputIds!);
@@ -321,7 +321,7 @@ describe('T5 relative position buckets', () => {
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('encoder-decoder results in attention files and pages', () => {
+describe('encoder-decoder results in attention files and pages', () => {
   let bart: Attention, t5: Attention;
   beforeAll(async () => {
     bart = await (await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 7), 'roberta-tiny'))).attention(
@@ -465,8 +465,8 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
   test('a BART folder with only the slow vocab.json + merges.txt tokenizes as with tokenizer.json', async () => {
     const w = bartWeights(BART, 9);
     const [fast, slow] = [
-      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny')),
-      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { legacyTokenizer: true })),
+      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { golden: 'json' })),
+      await open(await writeTinyModel(bartConfig(BART), w, 'roberta-tiny', { golden: 'legacy' })),
     ];
     const [a, b] = [await fast.attention(SOURCE, { target: TARGET }), await slow.attention(SOURCE, { target: TARGET })];
     expect(b.tokens).toEqual(a.tokens);
@@ -477,12 +477,15 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
   test('a T5 folder without tokenizer.json is refused by name (SentencePiece files alone are not read)', async () => {
     const dir = await writeT5(T5_V11, t5Weights(T5_V11, 10));
     await rm(join(dir, 'tokenizer.json'));
-    await expectBad(loadModel(dir), /no tokenizer\.json in .*: t5's SentencePiece model files alone are not supported/);
+    await expectBad(
+      Model.load(dir),
+      /no tokenizer\.json in .*: t5's SentencePiece model files alone are not supported/,
+    );
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('encoder-decoder: bad inputs', () => {
-  test('a missing target, a pair, a target for a model that has no decoder', async () => {
+describe('encoder-decoder: bad inputs', () => {
+  test('a missing target, a pair, generate()', async () => {
     const m = await open(await writeTinyModel(bartConfig(BART), bartWeights(BART, 3), 'roberta-tiny'));
     await expectBad(
       m.attention(SOURCE),
@@ -495,7 +498,10 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder: bad inputs', () => {
       m.generate(SOURCE, { maxNewTokens: 2 }),
       /is an encoder-decoder model: attention\(text, \{ maxNewTokens \}\) generates its target/,
     );
-    const bert = await open(join(fileURLToPath(new URL('../../shared/golden/models/', import.meta.url)), 'bert-tiny'));
+  });
+
+  test.skipIf(!HAVE_SHARED)('a target for a model that has no decoder', async () => {
+    const bert = await open(goldenModel('bert-tiny'));
     await expectBad(
       bert.attention(SOURCE, { target: TARGET }),
       /model_type bert is not an encoder-decoder model: it takes no target text/,
@@ -507,63 +513,63 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder: bad inputs', () => {
     const write = (config: Record<string, unknown>, rename?: (n: string) => string | null) =>
       writeTinyModel(config, w, 'roberta-tiny', { rename });
     await expectBad(
-      loadModel(await write({ ...bartConfig(BART), decoder_layers: undefined })),
+      Model.load(await write({ ...bartConfig(BART), decoder_layers: undefined })),
       /config\.json: missing field "decoder_layers"/,
     );
     await expectBad(
-      loadModel(await write({ ...bartConfig(BART), decoder_attention_heads: 2 })),
+      Model.load(await write({ ...bartConfig(BART), decoder_attention_heads: 2 })),
       /encoder_attention_heads 4 and decoder_attention_heads 2 differ/,
     );
     await expectBad(
-      loadModel(await write({ ...bartConfig(BART), activation_function: 'tanh' })),
+      Model.load(await write({ ...bartConfig(BART), activation_function: 'tanh' })),
       /"activation_function" is "tanh"; supported: gelu, gelu_new, gelu_pytorch_tanh, relu, swish, silu/,
     );
     await expectBad(
-      loadModel(await write({ ...bartConfig(BART), decoder_start_token_id: undefined, pad_token_id: undefined })),
+      Model.load(await write({ ...bartConfig(BART), decoder_start_token_id: undefined, pad_token_id: undefined })),
       /missing field "decoder_start_token_id"/,
     );
     await expectBad(
-      loadModel(
+      Model.load(
         await write(bartConfig(BART), (n) => (n === 'model.decoder.layers.1.encoder_attn.k_proj.weight' ? null : n)),
       ),
       /checkpoint is missing tensor "model\.decoder\.layers\.1\.encoder_attn\.k_proj\.weight"/,
     );
     await expectBad(
-      loadModel(await write({ ...bartConfig(BART), decoder_ffn_dim: 48 })),
+      Model.load(await write({ ...bartConfig(BART), decoder_ffn_dim: 48 })),
       /tensor "model\.decoder\.layers\.0\.fc1\.weight" has shape \[40, 16\]; the config implies \[48, 16\]/,
     );
     await expectBad(
-      loadModel(await write(bartConfig(MBART))),
+      Model.load(await write(bartConfig(MBART))),
       /checkpoint is missing tensor "model\.encoder\.layer_norm\.weight"/,
     );
 
     const t5w = t5Weights(T5_V11, 5);
     await expectBad(
-      loadModel(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), d_kv: undefined })),
+      Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), d_kv: undefined })),
       /missing field "d_kv"/,
     );
     await expectBad(
-      loadModel(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), feed_forward_proj: 'gated-tanh' })),
+      Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), feed_forward_proj: 'gated-tanh' })),
       /feed_forward_proj "gated-tanh": activation "tanh" is not supported/,
     );
     await expectBad(
-      loadModel(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), feed_forward_proj: 'very-gated-gelu' })),
+      Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), feed_forward_proj: 'very-gated-gelu' })),
       /feed_forward_proj "very-gated-gelu" is not "\{activation\}" or "gated-\{activation\}"/,
     );
     await expectBad(
-      loadModel(
+      Model.load(
         await writeT5(T5_V11, t5w, (n) => (n.startsWith('decoder.block.0.layer.0.SelfAttention.relative') ? null : n)),
       ),
       /missing tensor "decoder\.block\.0\.layer\.0\.SelfAttention\.relative_attention_bias\.weight"/,
     );
     await expectBad(
-      loadModel(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), relative_attention_num_buckets: 16 })),
+      Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), relative_attention_num_buckets: 16 })),
       /relative_attention_bias\.weight" has shape \[8, 4\]; the config implies \[16, 4\]/,
     );
   });
 });
 
-describe.skipIf(!HAVE_SHARED)('attnviz extract --target', () => {
+describe.skipIf(!HAVE_CLI)('attnviz extract --target', () => {
   test('writes all three attentions; without --target it fails in one line', async () => {
     const run = promisify(execFile);
     const root = fileURLToPath(new URL('..', import.meta.url));

@@ -1,38 +1,20 @@
-/**
- * Generation (Model.generate, `attnviz generate`) on the real models in ../shared/models.
- *
- * Against published references: stories260K.gguf, greedy from BOS for 256 tokens, prints exactly the text
- * of the model's readme (as llama2.c's test_all.py checks it) — through the library and the CLI; and
- * TinyStories-656K, loaded as a folder and as a hub id from a Hugging Face cache laid out on disk, greedily
- * begins with the sentence its readme quotes.
- *
- * Invariants: the KV-cache steps choose the same tokens as recomputing the whole sequence each step; a seed
- * always gives the same text; the attention returned covers prompt + generated tokens; stops at EOS and at
- * the last position; bad options and models without a head fail with one line.
- */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readAttentionFile } from '../src/core/attention-file.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
 import { buildCache } from './hub-cache.js';
-import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
+import { cli, HAVE_CLI } from './cli-run.js';
+import { goldenModel, HAVE_SHARED, present, SHARED } from './shared.js';
 
 const MODELS = join(SHARED, 'models');
 const STORIES = join(MODELS, 'stories260K', 'stories260K.gguf');
 const TINY = join(MODELS, 'tinystories-656k');
-const HAVE_MODELS = existsSync(STORIES) && existsSync(TINY);
-if (!HAVE_MODELS) console.warn(`generate.test.ts: skipping the real-model tests, ${MODELS} is absent`);
-const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const HAVE_CLI = existsSync(MAIN);
-if (!HAVE_CLI) console.warn(`generate.test.ts: skipping the CLI tests, ${MAIN} is not built (npx tsc -p .)`);
+const HAVE_MODELS = present(existsSync(STORIES) && existsSync(TINY), `${STORIES} and ${TINY}`, 'the real-model tests');
 
 const TINY_BEGINS = 'Once upon a time, there was a little girl named Lily. She had a toy car that she loved very much.';
 
@@ -46,8 +28,8 @@ async function publishedText(): Promise<string> {
 
 const opened: Model[] = [];
 const temps: string[] = [];
-async function open(source: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
-  const m = await loadModel(source, options);
+async function open(source: string, options: Parameters<typeof Model.load>[1] = {}): Promise<Model> {
+  const m = await Model.load(source, options);
   opened.push(m);
   return m;
 }
@@ -60,18 +42,6 @@ afterAll(async () => {
   await Promise.all(opened.splice(0).map((m) => m.release()));
   await Promise.all(temps.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '',
-      stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe.skipIf(!HAVE_MODELS)('published texts', () => {
   let stories: Model;
@@ -238,7 +208,7 @@ describe.skipIf(!HAVE_SHARED)('bad generate requests', () => {
   test('a model without a language-model head cannot generate', async () => {
     const m = await open(goldenModel('bert-tiny'));
     await expect(m.generate('hello', { maxNewTokens: 2 })).rejects.toThrow(/model_type bert cannot generate/);
-    await expect(loadModel(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(
+    await expect(Model.load(goldenModel('bert-tiny'), { logits: 'last' })).rejects.toThrow(
       /model_type bert has no language-model head/,
     );
   });

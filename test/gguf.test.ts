@@ -20,16 +20,24 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { Attention } from '../src/core/attention.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { dequantize, GGML, readGguf, readTensorF32, type GgufFile } from '../src/load/gguf.js';
 import { packedBytes, packMatrix } from '../src/load/gguf-quant.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
-import { goldenCases, goldenModel, HAVE_SHARED, maxAbs, maxAbsDiff, readGoldenCase, SHARED } from './shared.js';
+import {
+  goldenCases,
+  goldenModel,
+  HAVE_SHARED,
+  maxAbs,
+  maxAbsDiff,
+  present,
+  readGoldenCase,
+  SHARED,
+} from './shared.js';
 
 const STORIES = join(SHARED, 'models', 'stories260K', 'stories260K.gguf');
-const HAVE_STORIES = existsSync(STORIES);
+const HAVE_STORIES = present(existsSync(STORIES), STORIES, 'the stories260K tests');
 
 // ---- a GGUF writer ----------------------------------------------------------------------------------------
 
@@ -191,8 +199,8 @@ async function file(bytes: Uint8Array, name = `m${fileCount++}.gguf`): Promise<s
   await writeFile(path, bytes);
   return path;
 }
-async function open(path: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
-  const m = await loadModel(path, options);
+async function open(path: string, options: Parameters<typeof Model.load>[1] = {}): Promise<Model> {
+  const m = await Model.load(path, options);
   opened.push(m);
   return m;
 }
@@ -431,18 +439,18 @@ describe('bad GGUF files', () => {
     const whole = tinyLlama();
     const dataStart = readGguf(await file(whole)).dataStart;
     for (const cut of [3, 20, 40, 300, dataStart - 10, dataStart + 100, whole.length - 1]) {
-      await expectBad(loadModel(await file(whole.subarray(0, cut))), /truncated|too short/);
+      await expectBad(Model.load(await file(whole.subarray(0, cut))), /truncated|too short/);
     }
   });
 
   test('not GGUF, version 1, big-endian', async () => {
-    await expectBad(loadModel(await file(Buffer.from('PK\x03\x04 not a gguf file at all...'))), /not a GGUF file/);
+    await expectBad(Model.load(await file(Buffer.from('PK\x03\x04 not a gguf file at all...'))), /not a GGUF file/);
     const v1 = tinyLlama();
     v1.writeUInt32LE(1, 4);
-    await expectBad(loadModel(await file(v1)), /GGUF version 1 is not supported \(only 2 and 3\)/);
+    await expectBad(Model.load(await file(v1)), /GGUF version 1 is not supported \(only 2 and 3\)/);
     const big = tinyLlama();
     big.writeUInt32BE(3, 4);
-    await expectBad(loadModel(await file(big)), /big-endian GGUF is not supported/);
+    await expectBad(Model.load(await file(big)), /big-endian GGUF is not supported/);
   });
 
   test('a tensor type with no path is named with the tensor', async () => {
@@ -455,7 +463,7 @@ describe('bad GGUF files', () => {
         ),
     });
     await expectBad(
-      loadModel(await file(q2k)),
+      Model.load(await file(q2k)),
       new RegExp(
         'tensor "blk\\.0\\.ffn_down\\.weight" has type Q2_K, which attnviz cannot run ' +
           '\\(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; quantized types for matrices\\)',
@@ -466,13 +474,13 @@ describe('bad GGUF files', () => {
         t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: GGML.Q8_0, data: new Uint8Array(34) } : x)),
     });
     await expectBad(
-      loadModel(await file(norm)),
+      Model.load(await file(norm)),
       /tensor "output_norm\.weight" has type Q8_0 on a 1-dimensional tensor, which attnviz cannot run/,
     );
     const unknown = tinyLlama({
       tensors: (t) => t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: 99 } : x)),
     });
-    await expectBad(loadModel(await file(unknown)), /tensor "output_norm\.weight" has type type 99/);
+    await expectBad(Model.load(await file(unknown)), /tensor "output_norm\.weight" has type type 99/);
   });
 
   test.each([
@@ -487,30 +495,30 @@ describe('bad GGUF files', () => {
     'tokenizer.ggml.scores',
   ])('missing metadata %s is named', async (key) => {
     const bad = tinyLlama({ metadata: (m) => m.filter(([k]) => k !== key) });
-    await expectBad(loadModel(await file(bad)), new RegExp(`missing metadata "${key.replaceAll('.', '\\.')}"`));
+    await expectBad(Model.load(await file(bad)), new RegExp(`missing metadata "${key.replaceAll('.', '\\.')}"`));
   });
 
   test('wrong values: architecture, tokenizer model, rope dimensions, a string where a number goes', async () => {
     const set = (key: string, value: MetaValue) =>
       tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
     await expectBad(
-      loadModel(await file(set('general.architecture', { str: 'gpt2' }))),
+      Model.load(await file(set('general.architecture', { str: 'gpt2' }))),
       /architecture "gpt2" is not supported \(only llama, mistral, qwen2\)/,
     );
     await expectBad(
-      loadModel(await file(set('tokenizer.ggml.model', { str: 'rwkv' }))),
+      Model.load(await file(set('tokenizer.ggml.model', { str: 'rwkv' }))),
       /tokenizer model "rwkv" is not supported/,
     );
     await expectBad(
-      loadModel(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))),
+      Model.load(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))),
       /rope\.dimension_count 8 differs from the head size 16/,
     );
     await expectBad(
-      loadModel(await file(set('llama.block_count', { str: 'two' }))),
+      Model.load(await file(set('llama.block_count', { str: 'two' }))),
       /metadata "llama\.block_count" must be a positive number, got "two"/,
     );
     await expectBad(
-      loadModel(await file(set('llama.block_count', { u32: 2 }))),
+      Model.load(await file(set('llama.block_count', { u32: 2 }))),
       /missing tensor "model\.layers\.1\.input_layernorm\.weight"/,
     );
   });
@@ -522,7 +530,7 @@ describe('bad GGUF files', () => {
       offsets: { 0: 4 },
     });
     await expectBad(() => readGguf(join(scratch, 'x')), /cannot open/);
-    await expectBad(loadModel(await file(misaligned)), /data offset 4 is not a multiple of the alignment 32/);
+    await expectBad(Model.load(await file(misaligned)), /data offset 4 is not a multiple of the alignment 32/);
     const two = (offsets: Record<number, number>) =>
       gguf({
         metadata: [],
@@ -532,7 +540,7 @@ describe('bad GGUF files', () => {
           { name: 'b', ne: [16], type: GGML.F32, data: f32Bytes(range(16, (i) => i)) },
         ],
       });
-    await expectBad(loadModel(await file(two({ 1: 32 }))), /tensors "a" and "b" overlap/);
+    await expectBad(Model.load(await file(two({ 1: 32 }))), /tensors "a" and "b" overlap/);
     const extra = tinyLlama({
       tensors: (t) => [
         ...t,
@@ -540,13 +548,13 @@ describe('bad GGUF files', () => {
       ],
     });
     await expectBad(
-      loadModel(await file(extra)),
+      Model.load(await file(extra)),
       /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama, mistral or qwen2 model/,
     );
     const ropeFreqs = tinyLlama({
       tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [4], type: GGML.F32, data: f32Bytes(range(4, () => 1)) }],
     });
-    await expectBad(loadModel(await file(ropeFreqs)), /tensor "rope_freqs\.weight" must be F32 \[8\]/);
+    await expectBad(Model.load(await file(ropeFreqs)), /tensor "rope_freqs\.weight" must be F32 \[8\]/);
     const wrongShape = tinyLlama({
       tensors: (t) =>
         t.map((x) =>
@@ -554,7 +562,7 @@ describe('bad GGUF files', () => {
         ),
     });
     await expectBad(
-      loadModel(await file(wrongShape)),
+      Model.load(await file(wrongShape)),
       /k_proj\.weight" has shape \[16, 32\]; the config implies \[32, 32\]/,
     );
   });
@@ -565,7 +573,7 @@ describe('bad GGUF files', () => {
       (f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-'),
     ).length;
     const bad = tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === 'llama.block_count' ? { u32: 2 } : v]) });
-    await expectBad(loadModel(await file(bad)), /missing tensor/);
+    await expectBad(Model.load(await file(bad)), /missing tensor/);
     const after = (await readdir(tmpdir())).filter(
       (f) => f.startsWith('attnviz-gguf-') && !f.startsWith('attnviz-gguf-test-'),
     ).length;

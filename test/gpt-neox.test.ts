@@ -8,9 +8,8 @@
  * and one-line errors on bad inputs.
  */
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
-import { HAVE_SHARED, maxAbs, maxAbsDiff } from './shared.js';
+import { Model } from '../src/models/checkpoint-model.js';
+import { maxAbs, maxAbsDiff } from './shared.js';
 import {
   activation,
   addRows,
@@ -42,7 +41,7 @@ const V = 50257,
 
 const loaded: Model[] = [];
 async function open(dir: string): Promise<Model> {
-  const m = await loadModel(dir);
+  const m = await Model.load(dir);
   loaded.push(m);
   return m;
 }
@@ -141,7 +140,7 @@ function reference(w: TinyWeights, s: Spec, ids: readonly number[]): Reference {
 
 const dimsOf = (s: Spec) => ({ layers: s.layers, heads: H, headDim: d, hidden: D });
 
-describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
+describe('GPT-NeoX: tiny random checkpoints', () => {
   const variants: [string, Spec][] = [
     ['Pythia-like: parallel residual, rotary on half of each head', PYTHIA_LIKE],
     [
@@ -288,35 +287,35 @@ describe.skipIf(!HAVE_SHARED)('GPT-NeoX: tiny random checkpoints', () => {
     const write = (config: Record<string, unknown>, rename?: (n: string) => string | null) =>
       writeTinyModel(config, w, 'gpt2-tiny', { rename });
     await expectBad(
-      loadModel(await write({ ...base, num_attention_heads: undefined })),
+      Model.load(await write({ ...base, num_attention_heads: undefined })),
       /config\.json: missing field "num_attention_heads"/,
     );
     await expectBad(
-      loadModel(await write({ ...base, hidden_act: 'swish' })),
+      Model.load(await write({ ...base, hidden_act: 'swish' })),
       /"hidden_act" is "swish"; supported: gelu/,
     );
     await expectBad(
-      loadModel(await write({ ...base, rotary_pct: 0.375 })),
+      Model.load(await write({ ...base, rotary_pct: 0.375 })),
       /rotary_pct 0\.375 gives 3 rotary dimensions of 8; they must be an even number/,
     );
     await expectBad(
-      loadModel(await write({ ...base, rope_scaling: { type: 'linear', factor: 2 } })),
+      Model.load(await write({ ...base, rope_scaling: { type: 'linear', factor: 2 } })),
       /rope_scaling .* is not supported/,
     );
     await expectBad(
-      loadModel(await write(base, (n) => (n === 'gpt_neox.layers.1.attention.query_key_value.weight' ? null : n))),
+      Model.load(await write(base, (n) => (n === 'gpt_neox.layers.1.attention.query_key_value.weight' ? null : n))),
       /checkpoint is missing tensor "gpt_neox\.layers\.1\.attention\.query_key_value\.weight"/,
     );
     await expectBad(
-      loadModel(await write(base, (n) => (n === 'gpt_neox.layers.0.attention.dense.bias' ? null : n))),
+      Model.load(await write(base, (n) => (n === 'gpt_neox.layers.0.attention.dense.bias' ? null : n))),
       /checkpoint is missing tensor "gpt_neox\.layers\.0\.attention\.dense\.bias"/,
     );
     await expectBad(
-      loadModel(await write({ ...base, intermediate_size: 80 })),
+      Model.load(await write({ ...base, intermediate_size: 80 })),
       /tensor "gpt_neox\.layers\.0\.mlp\.dense_h_to_4h\.weight" has shape \[64, 32\]; the config implies \[80, 32\]/,
     );
     await expectBad(
-      loadModel(await write({ ...base, vocab_size: 50000 })),
+      Model.load(await write({ ...base, vocab_size: 50000 })),
       /tensor "gpt_neox\.embed_in\.weight" has shape \[50257, 32\]; the config implies \[50000, 32\]/,
     );
   });

@@ -3,16 +3,14 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildCache, sha256, storageOf } from './hub-cache.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AttnvizError } from '../src/core/errors.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../src/load/hub.js';
+import { present, SHARED } from './shared.js';
 
-const shared = new URL('../../shared/', import.meta.url);
-const tinyDir = fileURLToPath(new URL('models/tinystories-656k/', shared));
-const haveTiny = existsSync(tinyDir);
-if (!haveTiny) console.warn(`hub.test.ts: skipping the TinyStories cache tests, ${tinyDir} is absent`);
+const tinyDir = join(SHARED, 'models', 'tinystories-656k');
+const haveTiny = present(existsSync(tinyDir), tinyDir, 'the TinyStories cache tests');
 
 const TINY = 'raincandy-u/TinyStories-656K';
 const TINY_FILES = [

@@ -15,9 +15,8 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { TensorToWrite } from '../src/core/safetensors.js';
-import type { Model } from '../src/models/checkpoint-model.js';
-import { loadModel } from '../src/models/load-model.js';
-import { ropeInvFreq } from '../src/graph/llama.js';
+import { Model } from '../src/models/checkpoint-model.js';
+import { ropeInvFreq } from '../src/graph/rotary.js';
 import { ModelConfig } from '../src/load/config.js';
 import { deriveCheckpoint, readWeights, removeCheckpoint, tensorToF32, type DeriveOptions } from './checkpoints.js';
 import {
@@ -39,8 +38,8 @@ const TEXT = 'The cat sat on the mat.';
 
 const opened: Model[] = [];
 const derived: string[] = [];
-async function open(dir: string, options: Parameters<typeof loadModel>[1] = {}): Promise<Model> {
-  const m = await loadModel(dir, options);
+async function open(dir: string, options: Parameters<typeof Model.load>[1] = {}): Promise<Model> {
+  const m = await Model.load(dir, options);
   opened.push(m);
   return m;
 }
@@ -296,7 +295,7 @@ describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
   test('an untied head without lm_head.weight is an error only when logits are asked for', async () => {
     const dir = await derive({ config: { tie_word_embeddings: false } });
     expect((await (await open(dir)).attention(TEXT)).tokens.length).toBeGreaterThan(0);
-    await expectBad(loadModel(dir, { logits: 'last' }), /lm_head\.weight/);
+    await expectBad(Model.load(dir, { logits: 'last' }), /lm_head\.weight/);
   });
 
   test.each([
@@ -311,7 +310,7 @@ describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
     [{ rope_scaling: { rope_type: 'llama3', factor: 8 } }, /missing field "low_freq_factor"/],
     [{ rope_theta: 'big' }, /field "rope_theta" must be a number/],
   ] as const)('bad config %j', async (patch, pattern) => {
-    await expectBad(loadModel(await derive({ config: patch })), pattern);
+    await expectBad(Model.load(await derive({ config: patch })), pattern);
   });
 });
 

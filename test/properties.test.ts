@@ -5,12 +5,13 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import type { Model } from '../src/models/checkpoint-model.js';
+import { decodeAttention, encodeAttention } from '../src/core/encode.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { goldenModel, HAVE_SHARED } from './shared.js';
 
 const TEXT = 'Attention is all you need, said the paper; the cat, unimpressed, sat on the mat.';
-const loaded: Model[] = [];
+const loaded: AttentionModel[] = [];
 afterAll(async () => Promise.all(loaded.map((m) => m.release())));
 
 describe.skipIf(!HAVE_SHARED).each(['bert-tiny', 'gpt2-tiny'])('%s', (name) => {
@@ -20,6 +21,13 @@ describe.skipIf(!HAVE_SHARED).each(['bert-tiny', 'gpt2-tiny'])('%s', (name) => {
     loaded.push(m);
     a = await m.attention(TEXT, { pair: 'A second sentence.' });
     expect(a.attention.dims.slice(2)).toEqual([a.tokens.length, a.tokens.length]);
+  });
+
+  test("the special-token mask is the tokenizer's: [CLS] and [SEP] for BERT, none for GPT-2", () => {
+    const expected = a.tokens.map((t) => t === '[CLS]' || t === '[SEP]');
+    expect(a.special).toEqual(expected);
+    expect(expected.filter(Boolean).length).toBe(name === 'bert-tiny' ? 3 : 0);
+    expect(decodeAttention(encodeAttention(a)).special, 'the page encoding carries it').toEqual(expected);
   });
 
   test('every attention row sums to 1', () => {

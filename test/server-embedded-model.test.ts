@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { AttnvizError } from '../src/core/errors.js';
-import { loadAnyModel, loadModel } from '../src/models/load-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { findAttentionTaps, TfjsModel } from '../src/models/tfjs-model.js';
 import { embeddedModelDir, isTfjsSource } from '../src/load/tfjs-source.js';
 
@@ -21,7 +21,9 @@ const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as [stri
 let model: TfjsModel;
 
 beforeAll(async () => {
-  model = await loadModel();
+  const m = await loadModel();
+  if (!(m instanceof TfjsModel)) throw new Error('loadModel() did not load the embedded TF.js model');
+  model = m;
 });
 afterAll(async () => {
   await model?.release();
@@ -154,7 +156,7 @@ describe('the embedded model', () => {
     expect(isTfjsSource('embedded')).toBe(true);
     expect(isTfjsSource(dir)).toBe(true);
     expect(isTfjsSource('openai-community/gpt2')).toBe(false);
-    const byDir = await loadAnyModel(dir);
+    const byDir = await loadModel(dir);
     try {
       const [a, b] = await Promise.all([byDir.attention('Same model.'), model.attention('Same model.')]);
       expect(a.attention.data).toEqual(b.attention.data);

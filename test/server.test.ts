@@ -11,7 +11,6 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
@@ -19,9 +18,10 @@ import { decodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention } from '../src/core/encode.js';
 import { loadModel } from '../src/models/load-model.js';
 import { ModelCache } from '../src/server/model-cache.js';
-import type { AnyModel } from '../src/server/models.js';
+import type { AttentionModel } from '../src/models/model.js';
 import { FrameReader, joinLayers } from '../src/core/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
+import { HAVE_CLI, MAIN, ROOT } from './cli-run.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel } from './tiny-models.js';
 import { BART, bartConfig, bartWeights, SOURCE, TARGET } from './tiny-seq2seq.js';
@@ -252,7 +252,7 @@ describe('endpoints', () => {
   });
 });
 
-describe.runIf(HAVE_SHARED)('encoder-decoder models (a tiny random BART in the model root)', () => {
+describe('encoder-decoder models (a tiny random BART in the model root)', () => {
   test('load reports encoderDecoder; attention and export take a target, sent whole; target and pair are checked', async () => {
     const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
     await cp(dir, join(root, 'tiny-bart'), { recursive: true });
@@ -511,7 +511,7 @@ describe('security', () => {
 
 describe('the model cache', () => {
   /** A fake model whose attention() takes `ms` and records overlapping runs. */
-  function fakeModel(bytes: number, log: string[], name: string): AnyModel {
+  function fakeModel(bytes: number, log: string[], name: string): AttentionModel {
     let running = 0;
     return {
       weightBytes: bytes,
@@ -525,7 +525,7 @@ describe('the model cache', () => {
       release: async () => {
         log.push(`${name}: released`);
       },
-    } as unknown as AnyModel;
+    } as unknown as AttentionModel;
   }
 
   test('concurrent requests load a model once and run one at a time', async () => {
@@ -588,11 +588,13 @@ describe('the model cache', () => {
   });
 });
 
-describe('attnviz serve (npm start)', () => {
-  const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+describe.skipIf(!HAVE_CLI)('attnviz serve (npm start)', () => {
+  const cli = MAIN;
 
-  test('prints the URL once the embedded model is loaded, serves the app and the API, stops on SIGTERM', async () => {
-    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--models-dir', root], {
+  /** Runs `attnviz serve --port 0 …args` in `cwd` until `use` is done, then stops it with SIGTERM (exit 0). */
+  async function serving(args: string[], cwd: string, use: (url: string) => Promise<void>): Promise<void> {
+    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...args], {
+      cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
@@ -605,6 +607,16 @@ describe('attnviz serve (npm start)', () => {
         });
         child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
       });
+      await use(url);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+  }
+
+  test('prints the URL once the embedded model is loaded, serves the app and the API, stops on SIGTERM', async () => {
+    await serving(['--models-dir', root], ROOT, async (url) => {
       expect((await fetch(url)).headers.get('content-type')).toMatch(/^text\/html/);
       const models = (await (await fetch(`${url}api/models`)).json()) as {
         models: { id: string }[];
@@ -612,11 +624,24 @@ describe('attnviz serve (npm start)', () => {
       };
       expect(models.models.map((m) => m.id)).toContain(`path:${join(root, 'my-bert')}`);
       expect(models.loaded.map((m) => m.id)).toEqual(['embedded']);
-    } finally {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-    }
+    });
+  });
+
+  test('a relative --models-dir (with "..") is taken from the working directory: its models list and open', async () => {
+    await serving(['--models-dir', '..'], join(root, 'group'), async (url) => {
+      const models = (await (await fetch(`${url}api/models`)).json()) as { models: { id: string }[] };
+      const ids = models.models.map((m) => m.id);
+      expect(ids).toContain(`path:${join(root, 'my-bert')}`);
+      expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
+      // Past the security checks to the model itself: my-bert's config.json lacks its sizes (400, not 403/404).
+      const r = await fetch(`${url}api/attention`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: `path:${join(root, 'my-bert')}`, text: 'a' }),
+      });
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as { message: string }).message).toMatch(/config\.json/);
+    });
   });
 
   test('refuses another address without --allow-remote, and a missing model root, with exit code 2', async () => {

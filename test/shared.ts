@@ -8,9 +8,24 @@ import type { Attention } from '../src/core/attention.js';
 import { AttnvizError } from '../src/core/errors.js';
 import { readSafetensors } from '../src/core/safetensors.js';
 
+/**
+ * Whether something tests need is present. In CI (CI=true) it must be: a missing one throws, which fails the
+ * test file instead of skipping its tests. Elsewhere the tests that need it are skipped, and `skipping` says
+ * why once.
+ */
+export function present(have: boolean, what: string, skipping: string): boolean {
+  if (have) return true;
+  if (process.env.CI === 'true') throw new Error(`CI=true: ${what} is missing, so ${skipping} cannot run`);
+  console.warn(`skipping ${skipping}: ${what} is missing`);
+  return false;
+}
+
 export const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));
-export const HAVE_SHARED = existsSync(join(SHARED, 'golden', 'README.md'));
-if (!HAVE_SHARED) console.warn(`skipping tests that need golden data: ${SHARED} is absent`);
+export const HAVE_SHARED = present(
+  existsSync(join(SHARED, 'golden', 'README.md')),
+  `${SHARED} (golden data and models)`,
+  'the tests that need golden data',
+);
 
 export const goldenModel = (name: string) => join(SHARED, 'golden', 'models', name);
 

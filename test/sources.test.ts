@@ -7,7 +7,7 @@ import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { loadModel } from '../src/models/load-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { bert } from '../src/graph/bert.js';
 import { readConfig } from '../src/load/config.js';
@@ -26,7 +26,7 @@ describe.skipIf(!HAVE_SHARED)('sources', () => {
     );
     const cache = join(tmp, 'hub');
     await buildCache(cache, 'openai-community/gpt2-tiny', 'a'.repeat(40), files);
-    const m = await loadModel('openai-community/gpt2-tiny', { env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' } });
+    const m = await Model.load('openai-community/gpt2-tiny', { env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' } });
     try {
       expect(m.dir).toBe(join(cache, 'models--openai-community--gpt2-tiny', 'snapshots', 'a'.repeat(40)));
       const golden = await readGoldenCase(join(SHARED, 'golden/cases/gpt2-tiny__fox.safetensors'));

@@ -1,6 +1,6 @@
 /**
  * Test helper for families without golden data (DistilBERT, ALBERT, ELECTRA, GPT-NeoX): tiny random-init
- * checkpoints in Hugging Face layout written under os.tmpdir() (a golden model's tokenizer files copied in),
+ * checkpoints in Hugging Face layout written under os.tmpdir() (with a small generated tokenizer),
  * a plain float64 forward pass in JavaScript to compare the graph against (written from the published
  * definitions in transformers' modeling_*.py, sharing no code with src/graph), and the invariants every
  * extraction must satisfy (rows sum to 1, causal zeros, softmax(q·kᵀ/√d + mask) reproduces the attention).
@@ -22,6 +22,7 @@ import { familyFor } from '../src/graph/families.js';
 import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
 import { goldenModel, maxAbs, maxAbsDiff } from './shared.js';
+import { tinyTokenizerFiles, type TinyTokenizer } from './tiny-tokenizers.js';
 
 // ---- random tensors ---------------------------------------------------------------------------------------
 
@@ -89,28 +90,37 @@ export class TinyWeights {
 const made: string[] = [];
 
 /**
- * Writes config.json, model.safetensors (F32) and the tokenizer files of golden model `tokenizerFrom`
- * (tokenizer.json + tokenizer_config.json, or with `legacyTokenizer` only the slow vocabulary files) into a
- * fresh folder under os.tmpdir(); `transform` may rename or drop tensors on the way out.
+ * Writes config.json, model.safetensors (F32) and a tokenizer in the layout of golden model `tokenizerFrom`
+ * into a fresh folder under os.tmpdir(): a small generated one (tiny-tokenizers.ts; no ../shared needed), or
+ * with `golden` the golden model's own files. `rename` may rename or drop tensors.
  */
 export async function writeTinyModel(
   config: Record<string, unknown>,
   weights: TinyWeights,
-  tokenizerFrom: 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny',
+  tokenizerFrom: TinyTokenizer,
   options: {
     rename?: (name: string) => string | null;
-    legacyTokenizer?: boolean;
+    /** The golden model's own tokenizer instead: its tokenizer.json, or ('legacy') only its slow files. */
+    golden?: 'json' | 'legacy';
     extra?: Record<string, TensorToWrite>;
   } = {},
 ): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-tiny-'));
   made.push(dir);
   await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
-  const src = goldenModel(tokenizerFrom);
-  const files = options.legacyTokenizer
-    ? ['tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt']
-    : ['tokenizer.json', 'tokenizer_config.json'];
-  for (const f of files) if (existsSync(join(src, f))) await copyFile(join(src, f), join(dir, f));
+  if (options.golden) {
+    // Golden files, to check the conversion of slow files against the real tokenizer.json (needs ../shared).
+    const src = goldenModel(tokenizerFrom);
+    const files =
+      options.golden === 'legacy'
+        ? ['tokenizer_config.json', 'vocab.txt', 'vocab.json', 'merges.txt']
+        : ['tokenizer.json', 'tokenizer_config.json'];
+    for (const f of files) if (existsSync(join(src, f))) await copyFile(join(src, f), join(dir, f));
+  } else {
+    const vocabSize = typeof config.vocab_size === 'number' ? config.vocab_size : 0;
+    for (const [f, text] of Object.entries(tinyTokenizerFiles(tokenizerFrom, vocabSize)))
+      await writeFile(join(dir, f), text);
+  }
   const out: Record<string, TensorToWrite> = {};
   for (const [name, t] of weights.tensors) {
     const target = options.rename ? options.rename(name) : name;

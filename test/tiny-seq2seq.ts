@@ -20,6 +20,7 @@ import {
   writeTinyModel,
   type Rows,
 } from './tiny-models.js';
+import { addedToken } from './tiny-tokenizers.js';
 
 export const SOURCE = 'The cat sat on the mat.';
 export const TARGET = 'Le chat est assis sur le tapis.';
@@ -323,20 +324,11 @@ export function t5TokenizerJson(): unknown {
     prepend_scheme: 'always',
     split: true,
   };
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')],
+    added_tokens: [addedToken(0, '<pad>'), addedToken(1, '</s>'), addedToken(2, '<unk>')],
     normalizer: null,
     pre_tokenizer: metaspace,
     post_processor: {

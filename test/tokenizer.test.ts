@@ -1,24 +1,12 @@
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttnvizError } from '../src/core/errors.js';
 import { loadTokenizer, type TextTokenizer } from '../src/load/tokenizer.js';
+import { HAVE_SHARED, SHARED } from './shared.js';
 
-const shared = fileURLToPath(new URL('../../shared/', import.meta.url));
-const haveShared = existsSync(shared);
-if (!haveShared) console.warn(`tokenizer tests: skipping the golden tokenizations, ${shared} does not exist`);
-const golden = join(shared, 'golden');
+const golden = join(SHARED, 'golden');
 
 interface GoldenInput {
   key: string;
@@ -73,7 +61,7 @@ function expectGolden(tokenizer: TextTokenizer, input: GoldenInput): void {
   expect(encoded.sentenceBStart === null).toBe(input.text_pair === null);
 }
 
-describe.skipIf(!haveShared)('golden tokenizations', () => {
+describe.skipIf(!HAVE_SHARED)('golden tokenizations', () => {
   const sources = MODELS.flatMap((name) => [
     { name, source: 'tokenizer.json', dir: () => modelDir(name) },
     ...(LEGACY.includes(name) ? [{ name, source: 'slow files only', dir: () => legacyCopy(name) }] : []),
@@ -83,7 +71,7 @@ describe.skipIf(!haveShared)('golden tokenizations', () => {
     beforeAll(async () => {
       tokenizer = await loadTokenizer(dir(), modelType(name));
     });
-    it.each(haveShared ? goldenInputs(name) : [])('$key', (input) => expectGolden(tokenizer, input));
+    it.each(HAVE_SHARED ? goldenInputs(name) : [])('$key', (input) => expectGolden(tokenizer, input));
   });
 
   it.each(['gpt2-tiny', 'llama-tiny-mha'] as const)(

@@ -1,247 +1,60 @@
 #!/usr/bin/env node
 /**
- * The attnviz command line: a thin layer over the library. Bad input prints one line naming the cause and
- * exits 2; `--debug` adds the stack trace.
+ * The attnviz command line: a thin layer over the library, one file per command (commands.ts lists them).
+ * Bad input prints one line naming the cause and exits 2; `--debug` adds the stack trace.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { existsSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
-import type { Attention } from '../core/attention.js';
-import { readAttentionFile, writeAttentionFile } from '../core/attention-file.js';
-import { AttnvizError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/safetensors.js';
-import { loadModel } from '../models/load-model.js';
-import { renderHtml } from '../export/html.js';
-import { renderImage } from '../export/image.js';
-import { VIEWS, type ViewName } from '../views/mount.js';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AttnvizError, systemErrorMessage } from '../core/errors.js';
+import type { Command, Values } from './command.js';
+import { COMMANDS } from './commands.js';
 
-const USAGE = `usage: attnviz <command> [options]
+const indent = (text: string, by: string) => text.replace(/^(?=.)/gm, by);
+
+const COMMON = `options for every command:
+  --debug     print stack traces
+  --help, -h  this command's help`;
+
+function usage(): string {
+  return `usage: attnviz <command> [options]     (attnviz <command> --help for one command)
 
 commands:
-  extract --model <folder|hub id> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
-          [--target "<T>" | --max-new-tokens N]
-      Run the model and write every layer's and head's attention, queries and keys to an attention file
-      (docs/attention-file.md). Encoder-decoder models (BART, Marian, T5, …) read --text with the encoder and
-      --target with the decoder (teacher forcing), or generate N target tokens greedily.
-  export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-         -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark]
-      Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
-      (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH).
-  generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
-           [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
-      Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
-      print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
-      (defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated).
-  serve [--port P] [--model M] [--models-dir D]… [--host H --allow-remote]
-      Serve the app (the engine and the three views in the browser) on http://127.0.0.1:P/ (default 8700)
-      and print its URL. --model: the model it starts on (default: the embedded Universal Sentence Encoder
-      lite, no download); --models-dir (repeatable): folders whose models the app lists and may load.
-      API: docs/server-api.md.
+${COMMANDS.map((c) => `  ${c.synopsis}\n${indent(c.description, '      ')}`).join('\n')}
 
-options for every command:
-  --debug     print stack traces
-  --help      this text`;
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** --model, --text, --pair, --truncate, and for encoder-decoder models --target or --max-new-tokens: the options that run a model. */
-const MODEL_OPTIONS: Options = {
-  model: { type: 'string' },
-  text: { type: 'string' },
-  pair: { type: 'string' },
-  truncate: { type: 'boolean' },
-  target: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-};
-
-const COMMANDS: Record<
-  string,
-  { options: Options; run: (values: Record<string, string | boolean | undefined>) => Promise<void> }
-> = {
-  generate: {
-    options: {
-      model: { type: 'string' },
-      prompt: { type: 'string' },
-      'max-new-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-p': { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-    },
-    async run(v) {
-      const model = required(v, 'model');
-      const maxNewTokens = numberOption(
-        v,
-        'max-new-tokens',
-        (n) => Number.isSafeInteger(n) && n > 0,
-        'a positive integer',
-      );
-      if (maxNewTokens === undefined) throw new AttnvizError('missing --max-new-tokens');
-      const temperature = numberOption(v, 'temperature', (n) => n >= 0, 'a number ≥ 0') ?? 1;
-      const topP = numberOption(v, 'top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]') ?? 0.9;
-      const seed = numberOption(v, 'seed', (n) => Number.isSafeInteger(n) && n >= 0, 'a non-negative integer');
-      const out = typeof v.out === 'string' ? v.out : null;
-      const m = await loadModel(model, { extract: out !== null });
-      try {
-        const g = await m.generate((v.prompt as string | undefined) ?? null, { maxNewTokens, temperature, topP, seed });
-        console.log(g.text);
-        if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);
-        if (out !== null && g.attention) {
-          await writeAttentionFile(out, g.attention);
-          const [layers, heads, T] = g.attention.attention.dims;
-          console.error(
-            `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens (${g.promptLength} from the prompt)`,
-          );
-        }
-      } finally {
-        await m.release();
-      }
-    },
-  },
-  extract: {
-    options: {
-      ...MODEL_OPTIONS,
-      out: { type: 'string', short: 'o' },
-    },
-    async run(v) {
-      const out = required(v, 'out');
-      const a = await attentionFrom(v);
-      await writeAttentionFile(out, a);
-      const [layers, heads, T] = a.attention.dims;
-      const ed = a.encoderDecoder;
-      console.error(
-        ed
-          ? `wrote ${out}: ${layers} encoder layers, ${ed.decoder.dims[0]} decoder layers × ${heads} heads × ${T} source and ${ed.decoderTokens.length} target tokens`
-          : `wrote ${out}: ${layers} layers × ${heads} heads × ${T} tokens`,
-      );
-    },
-  },
-  export: {
-    options: {
-      ...MODEL_OPTIONS,
-      from: { type: 'string' },
-      view: { type: 'string' },
-      out: { type: 'string', short: 'o' },
-      layer: { type: 'string' },
-      theme: { type: 'string' },
-    },
-    async run(v) {
-      const view = required(v, 'view') as ViewName;
-      if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
-      const out = required(v, 'out');
-      const format = extname(out).slice(1).toLowerCase();
-      if (format !== 'html' && format !== 'png' && format !== 'svg')
-        throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
-      const options: Record<string, unknown> = {};
-      if (typeof v.layer === 'string') {
-        const layer = Number(v.layer);
-        if (!Number.isInteger(layer) || layer < 0)
-          throw new AttnvizError(`--layer must be a layer index, not "${v.layer}"`);
-        options.layer = layer;
-      }
-      if (v.theme !== undefined) {
-        if (v.theme !== 'light' && v.theme !== 'dark')
-          throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
-        options.theme = v.theme;
-      }
-      const a = typeof v.from === 'string' ? await readAttentionFile(v.from) : await attentionFrom(v);
-      if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
-        throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-      const html = renderHtml(a, { view, options });
-      const bytes = format === 'html' ? html : await renderImage(html, format);
-      await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
-      console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
-    },
-  },
-  serve: {
-    options: {
-      port: { type: 'string', short: 'p' },
-      model: { type: 'string' },
-      'models-dir': { type: 'string', multiple: true },
-      host: { type: 'string' },
-      'allow-remote': { type: 'boolean' },
-    },
-    async run(v) {
-      const { startServer, DEFAULT_PORT } = await import('../server/server.js');
-      const port =
-        numberOption(v, 'port', (n) => Number.isInteger(n) && n >= 0 && n < 65536, 'a port number') ?? DEFAULT_PORT;
-      const roots = (v['models-dir'] as unknown as string[] | undefined) ?? [];
-      let model = typeof v.model === 'string' ? v.model : undefined;
-      // A local --model is served as a folder in its own root.
-      if (model !== undefined && existsSync(model)) {
-        roots.push(resolve(model));
-        model = `path:${resolve(model)}`;
-      }
-      const server = await startServer({
-        port,
-        host: typeof v.host === 'string' ? v.host : undefined,
-        allowRemote: v['allow-remote'] === true,
-        model,
-        modelRoots: roots,
-        preload: true,
-      });
-      console.log(`attnviz: serving the app at ${server.url}  (Ctrl+C stops)`);
-      const stop = () => void server.close().then(() => process.exit(0));
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    },
-  },
-};
-
-async function attentionFrom(v: Record<string, string | boolean | undefined>): Promise<Attention> {
-  const model = required(v, 'model');
-  const text = required(v, 'text');
-  const m = await loadModel(model);
-  try {
-    const maxNewTokens = numberOption(
-      v,
-      'max-new-tokens',
-      (n) => Number.isSafeInteger(n) && n > 0,
-      'a positive integer',
-    );
-    return await m.attention(text, {
-      pair: v.pair as string | undefined,
-      truncate: v.truncate === true,
-      target: v.target as string | undefined,
-      ...(maxNewTokens !== undefined ? { maxNewTokens } : {}),
-    });
-  } finally {
-    await m.release();
-  }
+${COMMON}
+  --version   the version of attnviz`;
 }
 
-/** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
-function numberOption(
-  v: Record<string, string | boolean | undefined>,
-  name: string,
-  valid: (n: number) => boolean,
-  what: string,
-): number | undefined {
-  const value = v[name];
-  if (value === undefined) return undefined;
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-  if (!Number.isFinite(n) || !valid(n)) throw new AttnvizError(`--${name} must be ${what}, not "${String(value)}"`);
-  return n;
+function commandUsage(c: Command): string {
+  return `usage: attnviz ${c.synopsis}\n\n${c.description}\n\n${COMMON}`;
 }
 
-function required(v: Record<string, string | boolean | undefined>, name: string): string {
-  const value = v[name];
-  if (typeof value !== 'string') throw new AttnvizError(`missing --${name}`);
-  return value;
+/** The version in package.json: main.js runs as dist/src/cli/main.js, three folders below it. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const args = argv.filter((a) => a !== '--debug');
   const [name, ...rest] = args;
+  if (name === '--version' || name === '-v') {
+    console.log(version());
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(USAGE);
+    const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    console.log(topic ? commandUsage(topic) : usage());
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
   try {
-    if (!command) throw new AttnvizError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
-    let values: Record<string, string | boolean | undefined>;
+    const command = COMMANDS.find((c) => c.name === name);
+    if (!command)
+      throw new AttnvizError(`unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    let values: Values;
     try {
       ({ values } = parseArgs({
         args: rest,
@@ -250,18 +63,20 @@ async function main(argv: string[]): Promise<number> {
         allowPositionals: false,
       }));
     } catch (e) {
-      throw new AttnvizError(`${name}: ${(e as Error).message}`);
+      throw new AttnvizError(`${name}: ${(e as Error).message} (attnviz ${name} --help lists its options)`);
     }
     if (values.help) {
-      console.log(USAGE);
+      console.log(commandUsage(command));
       return 0;
     }
     await command.run(values);
     return 0;
   } catch (e) {
+    // A file system error that reached here names a path the user gave: it is their input, phrased for them.
+    const system = systemErrorMessage(e);
     const err = e as Error;
-    console.error(`attnviz: ${debug ? err.stack : err.message.split('\n')[0]}`);
-    return e instanceof AttnvizError ? 2 : 1;
+    console.error(`attnviz: ${debug ? err.stack : (system ?? err.message.split('\n')[0])}`);
+    return e instanceof AttnvizError || system !== null ? 2 : 1;
   }
 }
 

@@ -44,6 +44,10 @@ export interface AttentionFileMetadata {
   decoder_tokens?: string[];
   /** Encoder-decoder: the target text. */
   target?: string;
+  /** Per token of `tokens`: 1 for a special token, as transformers' special_tokens_mask (true/false also read). */
+  special_tokens_mask?: number[];
+  /** Encoder-decoder: the same for `decoder_tokens`. */
+  decoder_special_tokens_mask?: number[];
 }
 
 /** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
@@ -74,6 +78,10 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
+      : {}),
+    ...(a.special ? { special_tokens_mask: a.special.map(Number) } : {}),
+    ...(a.encoderDecoder?.decoderSpecial
+      ? { decoder_special_tokens_mask: a.encoderDecoder.decoderSpecial.map(Number) }
       : {}),
   };
   const ids = (xs: number[]): TensorToWrite => ({
@@ -168,6 +176,17 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     );
   };
   const inputIds = ints('input_ids');
+  /** An optional special-token mask of `n` entries, 0/1 or booleans. */
+  const mask = (name: 'special_tokens_mask' | 'decoder_special_tokens_mask', n: number): boolean[] | undefined => {
+    const v: unknown = meta[name];
+    if (v === undefined) return undefined;
+    check(
+      Array.isArray(v) && v.length === n && v.every((x) => x === 0 || x === 1 || typeof x === 'boolean'),
+      `${what}: metadata "${name}" must be ${n} values, 0/1 or true/false`,
+    );
+    return v.map((x) => x === 1 || x === true);
+  };
+  const special = mask('special_tokens_mask', T);
 
   // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns encoder tokens.
   let encoderDecoder: EncoderDecoderAttention | undefined;
@@ -201,10 +220,12 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     const decoderHiddenLast = tensor('decoder_hidden_last', 2, ([t]) => t === Td, fit);
     const decoderPositionBias = tensor('decoder_position_bias', 3, ([h, q, k]) => h === H && q === Td && k === Td, fit);
     const decoderInputIds = ints('decoder_input_ids', Td);
+    const decoderSpecial = mask('decoder_special_tokens_mask', Td);
     encoderDecoder = {
       decoderTokens,
       target: typeof meta.target === 'string' ? meta.target : '',
       ...(decoderInputIds ? { decoderInputIds } : {}),
+      ...(decoderSpecial ? { decoderSpecial } : {}),
       decoder,
       cross,
       ...(self ? { decoderQuery: self[0], decoderKey: self[1] } : {}),
@@ -231,6 +252,7 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(query && key ? { query, key } : {}),
     ...(hiddenLast ? { hiddenLast } : {}),
     ...(inputIds ? { inputIds } : {}),
+    ...(special ? { special } : {}),
     ...(Number.isInteger(meta.kv_heads) && meta.kv_heads! > 0 && H % meta.kv_heads! === 0
       ? { kvHeads: meta.kv_heads }
       : {}),

@@ -39,6 +39,11 @@ export interface Attention {
   /** Token ids `[T]`, special tokens included. */
   inputIds?: number[];
   /**
+   * Per token: whether the tokenizer added or marks it as special ([CLS], </s>, BOS, …), as transformers'
+   * special_tokens_mask. Absent in data from elsewhere; views then guess from the token text.
+   */
+  special?: boolean[];
+  /**
    * Grouped-query attention: the number of key/value heads, fewer than the query heads. `key` still has one
    * entry per query head h: the key of the kv head it reads, ⌊h / (heads / kvHeads)⌋ (repeated).
    */
@@ -86,6 +91,8 @@ export interface EncoderDecoderAttention {
   target: string;
   /** Decoder input ids `[T]`. */
   decoderInputIds?: number[];
+  /** Per decoder token: special (the start token, EOS, …), like `special`. */
+  decoderSpecial?: boolean[];
   /** Decoder self-attention `[L′, heads, T, T]`, causal: zeros above the diagonal. */
   decoder: Tensor;
   /** Cross-attention `[L′, heads, T, S]`: decoder tokens (queries, rows) attending to encoder tokens (keys, columns). */
@@ -130,6 +137,7 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
       ...(ed.decoderQuery && ed.decoderKey ? { query: ed.decoderQuery, key: ed.decoderKey } : {}),
       ...(ed.decoderHiddenLast ? { hiddenLast: ed.decoderHiddenLast } : {}),
       ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
+      ...(ed.decoderSpecial ? { special: ed.decoderSpecial } : {}),
       ...(ed.decoderPositionBias ? { positionBias: ed.decoderPositionBias } : {}),
     };
   }
@@ -140,6 +148,7 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
     keyTokens: a.tokens,
     ...(ed.crossQuery && ed.crossKey ? { query: ed.crossQuery, key: ed.crossKey } : {}),
     ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
+    ...(ed.decoderSpecial ? { special: ed.decoderSpecial } : {}),
   };
 }
 

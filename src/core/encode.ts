@@ -15,6 +15,7 @@
  */
 import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
 import { AttnvizError, check } from './errors.js';
+import { f16ToF32, f32BitsToF16 } from './half.js';
 
 const MAGIC = 'AVZ1';
 const Q = 4095;
@@ -67,9 +68,10 @@ interface Header {
   model: { source: string; modelType: string };
   causal: boolean;
   inputIds?: number[];
+  special?: boolean[];
   keyTokens?: string[];
   scoreScale?: number;
-  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[] };
+  encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[]; decoderSpecial?: boolean[] };
   sections: Section[];
 }
 
@@ -104,6 +106,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     model: a.model,
     causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
+    ...(a.special ? { special: a.special } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
     ...(ed
@@ -112,6 +115,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
             decoderTokens: ed.decoderTokens,
             target: ed.target,
             ...(ed.decoderInputIds ? { decoderInputIds: ed.decoderInputIds } : {}),
+            ...(ed.decoderSpecial ? { decoderSpecial: ed.decoderSpecial } : {}),
           },
         }
       : {}),
@@ -181,6 +185,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     attention,
     ...(query && key ? { query, key } : {}),
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
+    ...(header.special ? { special: header.special } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
     ...(positionBias ? { positionBias } : {}),
@@ -231,37 +236,4 @@ function unpackF16(bytes: Uint8Array, count: number): Float32Array {
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = f16ToF32(h[i]);
   return out;
-}
-
-/** float32 bits → float16 bits, round to nearest even; overflow → ±Infinity. */
-export function f32BitsToF16(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    let half = m >> shift;
-    const rem = m & ((1 << shift) - 1),
-      mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const mant = h & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
 }

@@ -10,3 +10,36 @@ export class AttnvizError extends Error {
 export function check(condition: unknown, message: string | (() => string)): asserts condition {
   if (!condition) throw new AttnvizError(typeof message === 'string' ? message : message());
 }
+
+/** The fields of a Node file system error read here (core stays free of Node's types). */
+interface SystemError {
+  code?: string;
+  path?: string;
+}
+
+/** Plain words for the file system errors a user's paths cause (Node's errno codes). */
+const SYSTEM_REASONS: Record<string, string> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a folder, not a file',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  ENOSPC: 'the disk is full',
+  EROFS: 'the file system is read-only',
+  EEXIST: 'it already exists',
+  EMFILE: 'too many files are open',
+  ENAMETOOLONG: 'the name is too long',
+};
+
+/** Why a file operation failed, in words (`e.code` phrased, else the error's first line). */
+export function systemReason(e: unknown): string {
+  const code = (e as SystemError | null)?.code;
+  if (code && SYSTEM_REASONS[code]) return SYSTEM_REASONS[code];
+  return String((e as Error)?.message ?? e).split('\n')[0];
+}
+
+/** "path: reason" for a Node file system error that carries a path and a known code; null for any other error. */
+export function systemErrorMessage(e: unknown): string | null {
+  const { code, path } = (e ?? {}) as SystemError;
+  return code && path && SYSTEM_REASONS[code] ? `${path}: ${SYSTEM_REASONS[code]}` : null;
+}

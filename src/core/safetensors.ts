@@ -5,8 +5,8 @@
  * reader exists that bounds-checks hostile headers); every field is checked before anything is trusted.
  */
 import { open, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { AttnvizError, check } from './errors.js';
+import { basename, dirname } from 'node:path';
+import { AttnvizError, check, systemReason } from './errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -102,7 +102,7 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
 /** Reads only the header of a safetensors file (weights stay on disk). */
 export async function readHeader(path: string): Promise<SafetensorsHeader> {
   const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot open (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   });
   try {
     const stat = await file.stat();
@@ -121,7 +121,7 @@ export async function readHeader(path: string): Promise<SafetensorsHeader> {
 /** Reads a whole safetensors file into memory (for small files such as attention files). */
 export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
   const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot read (${e.code ?? e.message})`);
+    throw new AttnvizError(`${path}: cannot read (${systemReason(e)})`);
   });
   return { header: decodeHeader(bytes, basename(path)), bytes };
 }
@@ -153,28 +153,48 @@ export interface TensorToWrite {
   data: ArrayBufferView;
 }
 
-/** Encodes tensors and string metadata as one safetensors file image (header padded to 8 bytes, like the Python writer). */
+/**
+ * The start of a safetensors file holding `tensors` in this order: the u64 header length, then the JSON header
+ * padded with spaces to a multiple of 8 bytes (like the Python writer). The tensors' bytes follow it,
+ * `dataBytes` in all: writers that stream large files write this first, then each tensor.
+ */
+export function safetensorsHeader(
+  tensors: readonly { name: string; dtype: DType; shape: readonly number[] }[],
+  metadata: Record<string, string> = {},
+): { bytes: Buffer; dataBytes: number } {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const { name, dtype, shape } of tensors) {
+    const size = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8;
+  const bytes = Buffer.alloc(8 + padded, 0x20);
+  bytes.writeBigUInt64LE(BigInt(padded), 0);
+  json.copy(bytes, 8);
+  return { bytes, dataBytes: offset };
+}
+
+/** Encodes tensors and string metadata as one safetensors file image. */
 export function encodeSafetensors(
   tensors: Record<string, TensorToWrite>,
   metadata: Record<string, string> = {},
 ): Buffer {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
     if (t.data.byteLength !== expected)
       throw new Error(`tensor ${name}: ${t.data.byteLength} bytes for ${t.dtype}[${t.shape.join(', ')}]`);
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
-    offset += expected;
   }
-  let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const padded = Math.ceil(json.length / 8) * 8;
-  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const out = Buffer.alloc(8 + json.length + offset);
-  out.writeBigUInt64LE(BigInt(json.length), 0);
-  json.copy(out, 8);
-  let at = 8 + json.length;
+  const header = safetensorsHeader(
+    Object.entries(tensors).map(([name, t]) => ({ name, ...t })),
+    metadata,
+  );
+  const out = Buffer.alloc(header.bytes.length + header.dataBytes);
+  header.bytes.copy(out, 0);
+  let at = header.bytes.length;
   for (const t of Object.values(tensors)) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
     at += t.data.byteLength;
@@ -190,8 +210,13 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   }
+}
+
+/** A missing folder is the usual reason a write fails with ENOENT: name it. */
+function writeReason(e: unknown, path: string): string {
+  return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
 }
 
 function isIndex(x: unknown): x is number {

@@ -19,9 +19,11 @@ export interface HtmlOptions {
   /** View options (layer, heads, theme, …), passed to the view as JSON. */
   options?: Record<string, unknown>;
   title?: string;
+  /** Shown in an iframe (notebooks): the page posts its height to the parent, tagged with this id. */
+  frameId?: string;
 }
 
-export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOptions): string {
+export function renderHtml(a: Attention, { view, options = {}, title, frameId }: HtmlOptions): string {
   if (!VIEWS.includes(view)) throw new AttnvizError(`unknown view "${view}" (views: ${VIEWS.join(', ')})`);
   // Only the neuron view reads q and k; leaving them out halves the head and model views' files.
   const raw = encodeAttention(a, { queryKey: view === 'neuron' });
@@ -39,7 +41,7 @@ export function renderHtml(a: Attention, { view, options = {}, title }: HtmlOpti
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
 <body>
 <script type="application/x-attnviz" data-view="${view}" data-bytes="${bytes.length}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
-<script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>
+<script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}
 </body></html>
 `;
 }
@@ -59,4 +61,10 @@ function viewsBundle(): string {
   if (!existsSync(path)) throw new AttnvizError(`${path} is missing: run \`npm run build\``);
   bundle = readFileSync(path, 'utf8');
   return bundle;
+}
+
+/** A script that tells the parent window the page's height whenever it changes (notebook iframes). */
+function reportHeight(frameId: string): string {
+  const post = `parent.postMessage({ attnvizFrame: ${JSON.stringify(frameId)}, height: document.body.scrollHeight + 8 }, '*')`;
+  return `\n<script>new ResizeObserver(() => ${post}).observe(document.body);</script>`;
 }

@@ -7,9 +7,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Browser } from 'playwright-core';
 import { AttnvizError } from '../core/errors.js';
 
-export const CHROMIUM_ARGS = [
+/** Flags that keep Chromium off the network: a closed network refuses its background connections. */
+const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -19,13 +21,22 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
+/** Where Chromium is looked for: CHROMIUM_PATH, else Debian's. */
+export const chromiumLocation = (env: NodeJS.ProcessEnv = process.env) => env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
 export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
-  const path = env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const path = chromiumLocation(env);
   if (!existsSync(path))
     throw new AttnvizError(
       `PNG and SVG export need Chromium, not found at ${path} (install Debian's chromium or set CHROMIUM_PATH)`,
     );
   return path;
+}
+
+/** Headless Chromium (playwright-core, loaded on first use) with the flags above and `extraArgs`. */
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: chromiumPath(), headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /** Renders `html` (from renderHtml) and returns the view as PNG bytes or SVG text. */
@@ -34,8 +45,7 @@ export async function renderImage(
   format: 'png' | 'svg',
   viewport = { width: 1200, height: 900 },
 ): Promise<Uint8Array | string> {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-export-'));
   try {
     const file = join(dir, 'view.html');

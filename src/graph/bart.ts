@@ -29,7 +29,7 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type GraphBuilder } from './builder.js';
-import { LOGITS, type DecodingBuildOptions } from './decoding.js';
+import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import {
   declareSeq2SeqOutputs,
   decoderStartToken,
@@ -209,15 +209,8 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   if (options.logits) {
     // logits = h·Wᵀ + final_logits_bias (a [1, vocab] buffer of …ForConditionalGeneration; zeros when absent).
     const head = c.tied ? decoderTable : w.get('lm_head.weight', [c.decoderVocab, D]);
-    const rows =
-      options.logits === 'last'
-        ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])])
-        : hidden;
-    const bias = w.has('final_logits_bias') ? [g.weight(w.get('final_logits_bias', [1, c.decoderVocab]))] : [];
-    g.output(g.op('Gemm', [rows, g.weight(head), ...bias], { transB: 1 }, LOGITS), [
-      options.logits === 'last' ? 1 : 'T',
-      c.decoderVocab,
-    ]);
+    const bias = w.has('final_logits_bias') ? w.get('final_logits_bias', [1, c.decoderVocab]) : undefined;
+    lmHead(g, hidden, head, options.logits, bias);
   }
   declareSeq2SeqOutputs(g, c, options);
 }
@@ -226,6 +219,7 @@ const family = (variant: Variant): Family<BartConfig> => ({
   modelType: variant,
   causal: false,
   encoderDecoder: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, variant),
   build,
 });

@@ -32,13 +32,16 @@ export const cacheNames = (layer: number) => ({
   presentValue: `present.${layer}.value`,
 });
 
-/** Declares `logits` = h·Wᵀ for the final hidden state h `[T, D]` and the head (or tied embedding) W `[V, D]`. */
-export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode): void {
+/**
+ * Declares `logits` = h·Wᵀ (+ b) for the final hidden state h `[T, D]`, the head (or tied embedding) W
+ * `[V, D]` and an optional bias b `[1, V]` (BART's final_logits_bias).
+ */
+export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode, bias?: WeightRef): void {
   const [vocab] = w.shape;
   // Slice(h, [-1], [big], axis 0) keeps the last row, as [1, D].
   const rows =
     mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
-  g.output(g.linear(rows, w, undefined, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
+  g.output(g.linear(rows, w, bias, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
 }
 
 /**

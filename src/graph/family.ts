@@ -49,6 +49,8 @@ export interface Family<C extends ModelDims = ModelDims> {
   causal: boolean;
   /** Encoder-decoder models (BART, T5): graph inputs and outputs as in encoder-decoder.ts, not the ones above. */
   encoderDecoder?: boolean;
+  /** The graph can end in a language-model head (`logits`, decoding.ts): generation. */
+  lmHead?: boolean;
   readConfig(config: ModelConfig): C;
   build(g: GraphBuilder, weights: Weights, config: C, options: BuildOptions): void;
 }

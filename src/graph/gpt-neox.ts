@@ -25,7 +25,7 @@ import {
   type Family,
   type ModelDims,
 } from './family.js';
-import { rotateHalf, type Rope } from './rotary.js';
+import { rotary, ropeInvFreq } from './rotary.js';
 
 export interface GptNeoxConfig extends ModelDims {
   vocab: number;
@@ -95,7 +95,12 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
   const mask = g.input(INPUTS.causalMask, 'float', ['T', 'T']);
-  const rope: Rope = { positions, dims: c.rotaryDims, headDim: d, base: c.rotaryBase };
+  const rotate = rotary(g, {
+    positions,
+    invFreq: ropeInvFreq(c.rotaryDims, c.rotaryBase, null),
+    headDim: d,
+    layout: 'half',
+  });
   // Token embeddings only: positions are rotary, inside attention.
   let x = g.op('Gather', [g.weight(get('embed_in.weight', [c.vocab, D])), ids]);
 
@@ -113,8 +118,8 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
     const perHead = g.op('Transpose', [g.op('Reshape', [qkv, g.ints([0, H, 3 * d])])], { perm: [1, 0, 2] });
     const [qRaw, kRaw, v] = g.opN('Split', [perHead], 3, { axis: 2 });
     // Rotary embedding on the first rotaryDims dimensions of q and k; the reported q, k are these.
-    const q = rotateHalf(g, qRaw, rope, out.q);
-    const k = rotateHalf(g, kRaw, rope, out.k);
+    const q = rotate(qRaw, out.q);
+    const k = rotate(kRaw, out.k);
     // Causal attention, scores scaled by 1/√d.
     const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(d), out.probs, mask), H, d);
     const attnOut = linear(context, `${l}.attention.dense`, D, D, c.attentionBias);

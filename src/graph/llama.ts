@@ -25,7 +25,7 @@
  * `use_sliding_window`, then layers i ≥ `max_window_layers` (default 28). An explicit `layer_types` list
  * ("sliding_attention" / "full_attention") wins over both rules. Inputs run up to max_position_embeddings.
  */
-import { AttnvizError, check } from '../core/errors.js';
+import { check } from '../core/errors.js';
 import { ModelConfig } from '../load/config.js';
 import { GGUF_ARCHITECTURES, type GgufArchitecture } from '../load/gguf-checkpoint.js';
 import type { WeightRef, Weights } from '../load/weights.js';
@@ -40,9 +40,9 @@ import {
   type ModelDims,
 } from './family.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
+import { rotary, ropeInvFreq, type RopeLayout } from './rotary.js';
 
 /** Which dimensions of a head RoPE rotates together (see above). */
-export type RopeLayout = 'half' | 'interleaved';
 
 export interface LlamaConfig extends ModelDims {
   /** Key/value heads (= heads without GQA). */
@@ -135,57 +135,6 @@ function slidingWindows(c: ModelConfig, variant: Variant, layers: number): (numb
   return full.map((_, i) => (i >= first ? window : null));
 }
 
-/**
- * inv_freq[j] = 1 / θ^(2j/d) in float32, rounded at each step as torch computes
- * `1.0 / (theta ** (torch.arange(0, d, 2).float() / d))`, then rope_scaling: 'linear' divides by `factor`;
- * 'llama3' (Llama 3.1+) divides low frequencies by `factor` and blends the middle band, as transformers'
- * _compute_llama3_parameters; 'frequency_divisors' (GGUF's rope_freqs, the same scaling evaluated by
- * llama.cpp's converter) divides frequency j by divisors[j]. Anything else is refused by name.
- */
-export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
-  const inv = Float32Array.from({ length: d / 2 }, (_, j) =>
-    Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))),
-  );
-  const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
-  switch (type) {
-    case 'default':
-      return inv;
-    case 'linear': {
-      const factor = scaling!.float('factor');
-      return inv.map((f) => f / factor);
-    }
-    case 'llama3': {
-      const s = scaling!;
-      const factor = s.float('factor'),
-        low = s.float('low_freq_factor'),
-        high = s.float('high_freq_factor');
-      const oldContext = s.float('original_max_position_embeddings');
-      const lowWavelen = oldContext / low,
-        highWavelen = oldContext / high;
-      return inv.map((f) => {
-        const wavelen = (2 * Math.PI) / f;
-        if (wavelen < highWavelen) return f;
-        if (wavelen > lowWavelen) return f / factor;
-        const smooth = (oldContext / wavelen - low) / (high - low);
-        return ((1 - smooth) * f) / factor + smooth * f;
-      });
-    }
-    case 'frequency_divisors': {
-      // GGUF's rope_freqs tensor (load/gguf-checkpoint.ts): llama.cpp divides each frequency by its entry.
-      const divisors = scaling!.raw.divisors;
-      check(
-        Array.isArray(divisors) && divisors.length === d / 2 && divisors.every((x) => typeof x === 'number' && x > 0),
-        `${scaling!.path}: divisors must be ${d / 2} positive numbers`,
-      );
-      return inv.map((f, j) => f / (divisors[j] as number));
-    }
-    default:
-      throw new AttnvizError(
-        `${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`,
-      );
-  }
-}
-
 function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
   check(!(options.kvCache && options.extract), 'a KV-cache graph has no attention outputs');
   // LlamaForCausalLM saves the decoder under `model.`, a bare LlamaModel without it; lm_head sits outside.
@@ -209,7 +158,7 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     D,
   ]);
   let x = g.embedding(embedding, ids);
-  const rotate = rotary(g, positions, c);
+  const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
   const windowMasks = new Map<number, string>();
   const maskOf = (window: number | null) =>
     window === null
@@ -268,38 +217,6 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
   return w.get('lm_head.weight', [c.vocab, D]);
 }
 
-/**
- * RoPE for this graph: cos/sin `[T, d/2]` of position·θ_j made once, and a function rotating per-head
- * `[heads, T, d]` values in the configured layout (naming the result `out` when given).
- */
-function rotary(g: GraphBuilder, positions: string, c: LlamaConfig): (x: string, out?: string) => string {
-  const half = c.headDim / 2;
-  const angle = g.op('Mul', [
-    g.op('Unsqueeze', [g.op('Cast', [positions], { to: 1 /* FLOAT */ }), g.ints([1])]),
-    g.floats(c.invFreq, [half]),
-  ]);
-  if (c.rope === 'half') {
-    const cos = g.op('Cos', [angle]),
-      sin = g.op('Sin', [angle]);
-    // (x₁, x₂) = halves of the head: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
-    return (x, out) => {
-      const [x1, x2] = g.opN('Split', [x], 2, { axis: -1 });
-      const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
-      const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
-      return g.op('Concat', [first, second], { axis: -1 }, out);
-    };
-  }
-  // Interleaved: view the head as d/2 pairs [.., d/2, 2] (a, b) → (a·cos − b·sin, a·sin + b·cos), as llama2.c.
-  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]),
-    sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
-  return (x, out) => {
-    const [a, b] = g.opN('Split', [g.op('Reshape', [x, g.ints([0, 0, half, 2])])], 2, { axis: -1 });
-    const re = g.op('Sub', [g.op('Mul', [a, cos]), g.op('Mul', [b, sin])]);
-    const im = g.op('Add', [g.op('Mul', [a, sin]), g.op('Mul', [b, cos])]);
-    return g.op('Reshape', [g.op('Concat', [re, im], { axis: -1 }), g.ints([0, 0, c.headDim])], {}, out);
-  };
-}
-
 /** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
 function repeatKv(g: GraphBuilder, x: string, c: LlamaConfig, out?: string): string {
   const n = c.heads / c.kvHeads;
@@ -315,6 +232,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
   modelType,
   causal: true,
+  lmHead: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
 });

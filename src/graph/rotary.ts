@@ -1,75 +1,121 @@
 /**
- * Rotary position embedding (RoPE, Su et al. 2021) in transformers' `rotate_half` convention, as GPT-NeoX,
- * Llama and most HF checkpoints use it: the first `dims` dimensions of each head are rotated in pairs
- * (x[j], x[j + dims/2]) by the angle position·θ_j, θ_j = base^(−2j/dims); the remaining dimensions (partial
- * rotary: GPT-NeoX/Pythia rotate a quarter) pass through unchanged. Checkpoints converted from Meta's
- * original code or GGUF pair adjacent dimensions instead (see the golden README); that is not this.
+ * Rotary position embedding (RoPE, Su et al. 2021), for every family that uses it (GPT-NeoX, Llama and its
+ * kin). Pairs of dimensions of each head are rotated by the angle position·θ_j, in one of two layouts:
+ * - 'half' (transformers' `rotate_half`, HF checkpoints): pairs (x[j], x[j + dims/2]);
+ * - 'interleaved' (Meta's and llama2.c's checkpoints, GGUF): adjacent pairs (x[2j], x[2j + 1]).
+ * Only the first `dims` = 2·invFreq.length dimensions rotate (partial rotary: GPT-NeoX/Pythia rotate a
+ * quarter); the rest pass through unchanged.
  *
- * cos/sin are computed in the graph, in float32, the way transformers does it:
- * inv_freq = 1 / base^(arange(0, dims, 2) / dims), freqs = position ⊗ inv_freq, emb = [freqs, freqs],
- * then cos(emb), sin(emb) — `[T, dims]`, made once per graph for each (positions, dims, base).
+ * θ_j (inv_freq) is computed here in float32 as torch does; cos/sin are computed in the graph from
+ * `position_ids`, `[T, dims/2]`, once per graph and reused by every layer.
  */
 import onnxProto from 'onnx-proto';
-import { check } from '../core/errors.js';
+import { AttnvizError, check } from '../core/errors.js';
+import type { ModelConfig } from '../load/config.js';
 import type { GraphBuilder } from './builder.js';
 
 const FLOAT = onnxProto.onnx.TensorProto.DataType.FLOAT;
 
+export type RopeLayout = 'half' | 'interleaved';
+
 export interface Rope {
   /** Graph value: int64 `[T]` positions (the `position_ids` input). */
   positions: string;
-  /** Rotated dimensions per head: even, at most headDim (GPT-NeoX: int(headDim · rotary_pct)). */
-  dims: number;
+  /** θ_j of each rotated pair, float32 (ropeInvFreq): dims/2 values. */
+  invFreq: Float32Array;
   /** Per-head width d of the tensors rotated. */
   headDim: number;
-  /** θ base (rotary_emb_base / rope_theta). */
-  base: number;
-}
-
-/** cos/sin tables already made in a graph, by `positions|dims|base`. */
-const made = new WeakMap<GraphBuilder, Map<string, { cos: string; sin: string }>>();
-
-/** cos(position·θ) and sin(position·θ) for the rotated dimensions, `[T, dims]` each (each θ_j twice). */
-export function rotaryTables(g: GraphBuilder, rope: Rope): { cos: string; sin: string } {
-  const key = `${rope.positions}|${rope.dims}|${rope.base}`;
-  const cache = made.get(g) ?? new Map<string, { cos: string; sin: string }>();
-  made.set(g, cache);
-  const known = cache.get(key);
-  if (known) return known;
-  // inv_freq [dims/2] in float32, as torch computes 1.0 / (base ** (arange(0, dims, 2).float() / dims)).
-  const exponents = g.op('Div', [g.op('Range', [g.scalar(0), g.scalar(rope.dims), g.scalar(2)]), g.scalar(rope.dims)]);
-  const invFreq = g.op('Reciprocal', [g.op('Pow', [g.scalar(rope.base), exponents])]);
-  // freqs [T, dims/2] = position ⊗ inv_freq; emb [T, dims] = [freqs, freqs] (rotate_half pairs j with j + dims/2).
-  const position = g.op('Unsqueeze', [g.op('Cast', [rope.positions], { to: FLOAT }), g.ints([1])]);
-  const freqs = g.op('Mul', [position, invFreq]);
-  const emb = g.op('Concat', [freqs, freqs], { axis: -1 });
-  const tables = { cos: g.op('Cos', [emb]), sin: g.op('Sin', [emb]) };
-  cache.set(key, tables);
-  return tables;
+  layout: RopeLayout;
 }
 
 /**
- * Rotates per-head queries or keys `x` `[H, T, headDim]` by their positions: on the first `dims` dimensions
- * x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (x₁, x₂ the two halves), the rest unchanged.
- * Returns `[H, T, headDim]`, written to `out` when given (the q/k graph outputs: after RoPE, as they enter q·kᵀ).
+ * inv_freq[j] = 1 / θ^(2j/d) in float32, rounded at each step as torch computes
+ * `1.0 / (theta ** (torch.arange(0, d, 2).float() / d))`, then rope_scaling: 'linear' divides by `factor`;
+ * 'llama3' (Llama 3.1+) divides low frequencies by `factor` and blends the middle band, as transformers'
+ * _compute_llama3_parameters; 'frequency_divisors' (GGUF's rope_freqs: that scaling as llama.cpp stores it) divides
+ * frequency j by divisors[j]. Anything else is refused by name.
  */
-export function rotateHalf(g: GraphBuilder, x: string, rope: Rope, out?: string): string {
-  const { dims, headDim } = rope;
-  check(
-    dims >= 0 && dims % 2 === 0 && dims <= headDim,
-    `rotary dimensions ${dims} must be even and at most the head size ${headDim}`,
+export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
+  const inv = Float32Array.from({ length: d / 2 }, (_, j) =>
+    Math.fround(1 / Math.fround(theta ** Math.fround((2 * j) / d))),
   );
-  if (dims === 0) return g.op('Identity', [x], {}, out);
-  const { cos, sin } = rotaryTables(g, rope);
-  const slice = (from: number, to: number) => g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([2])]);
-  const half = dims / 2;
-  const rotated = g.op('Concat', [g.op('Neg', [slice(half, dims)]), slice(0, half)], { axis: 2 });
-  const xRot = dims === headDim ? x : slice(0, dims);
-  const y = g.op(
-    'Add',
-    [g.op('Mul', [xRot, cos]), g.op('Mul', [rotated, sin])],
-    {},
-    dims === headDim ? out : undefined,
-  );
-  return dims === headDim ? y : g.op('Concat', [y, slice(dims, headDim)], { axis: 2 }, out);
+  const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
+  switch (type) {
+    case 'default':
+      return inv;
+    case 'linear': {
+      const factor = scaling!.float('factor');
+      return inv.map((f) => f / factor);
+    }
+    case 'llama3': {
+      const s = scaling!;
+      const factor = s.float('factor'),
+        low = s.float('low_freq_factor'),
+        high = s.float('high_freq_factor');
+      const oldContext = s.float('original_max_position_embeddings');
+      const lowWavelen = oldContext / low,
+        highWavelen = oldContext / high;
+      return inv.map((f) => {
+        const wavelen = (2 * Math.PI) / f;
+        if (wavelen < highWavelen) return f;
+        if (wavelen > lowWavelen) return f / factor;
+        const smooth = (oldContext / wavelen - low) / (high - low);
+        return ((1 - smooth) * f) / factor + smooth * f;
+      });
+    }
+    case 'frequency_divisors': {
+      // GGUF's rope_freqs tensor (load/gguf-checkpoint.ts): llama.cpp divides each frequency by its entry.
+      const divisors = scaling!.raw.divisors;
+      check(
+        Array.isArray(divisors) && divisors.length === d / 2 && divisors.every((x) => typeof x === 'number' && x > 0),
+        `${scaling!.path}: divisors must be ${d / 2} positive numbers`,
+      );
+      return inv.map((f, j) => f / (divisors[j] as number));
+    }
+    default:
+      throw new AttnvizError(
+        `${scaling!.path}: rope type "${type}" is not supported (supported: default, linear, llama3)`,
+      );
+  }
+}
+
+/**
+ * A function rotating per-head queries or keys `[H, T, headDim]` by their positions, returning
+ * `[H, T, headDim]` (named `out` when given: the q/k graph outputs, after RoPE, as they enter q·kᵀ).
+ */
+export function rotary(g: GraphBuilder, rope: Rope): (x: string, out?: string) => string {
+  const { headDim } = rope;
+  const half = rope.invFreq.length,
+    dims = 2 * half;
+  check(dims <= headDim, `rotary dimensions ${dims} must be at most the head size ${headDim}`);
+  check(rope.layout === 'half' || dims === headDim, 'interleaved rotary embeddings rotate the whole head');
+  if (dims === 0) return (x, out) => g.op('Identity', [x], {}, out);
+  // angle [T, dims/2] = position ⊗ θ.
+  const angle = g.op('Mul', [
+    g.op('Unsqueeze', [g.op('Cast', [rope.positions], { to: FLOAT }), g.ints([1])]),
+    g.floats(rope.invFreq, [half]),
+  ]);
+  if (rope.layout === 'half') {
+    const cos = g.op('Cos', [angle]),
+      sin = g.op('Sin', [angle]);
+    const slice = (x: string, from: number, to: number) =>
+      g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([2])]);
+    // (x₁, x₂) = halves of the rotated part: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
+    return (x, out) => {
+      const [x1, x2] = g.opN('Split', [dims === headDim ? x : slice(x, 0, dims)], 2, { axis: -1 });
+      const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
+      const second = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
+      const rest = dims === headDim ? [] : [slice(x, dims, headDim)];
+      return g.op('Concat', [first, second, ...rest], { axis: -1 }, out);
+    };
+  }
+  // Interleaved: view the head as d/2 pairs [.., d/2, 2] (a, b) → (a·cos − b·sin, a·sin + b·cos), as llama2.c.
+  const cos = g.op('Unsqueeze', [g.op('Cos', [angle]), g.ints([2])]),
+    sin = g.op('Unsqueeze', [g.op('Sin', [angle]), g.ints([2])]);
+  return (x, out) => {
+    const [a, b] = g.opN('Split', [g.op('Reshape', [x, g.ints([0, 0, half, 2])])], 2, { axis: -1 });
+    const re = g.op('Sub', [g.op('Mul', [a, cos]), g.op('Mul', [b, sin])]);
+    const im = g.op('Add', [g.op('Mul', [a, sin]), g.op('Mul', [b, cos])]);
+    return g.op('Reshape', [g.op('Concat', [re, im], { axis: -1 }), g.ints([0, 0, headDim])], {}, out);
+  };
 }

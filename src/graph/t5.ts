@@ -229,6 +229,7 @@ const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
   modelType,
   causal: false,
   encoderDecoder: true,
+  lmHead: true,
   readConfig,
   build,
 });

@@ -1,7 +1,8 @@
 /** config.json of a Hugging Face model folder, with typed, checked access to its fields. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AttnvizError, check } from '../core/errors.js';
+import { AttnvizError, check, systemReason } from '../core/errors.js';
+import { MODEL_KINDS } from './sources.js';
 
 export class ModelConfig {
   constructor(
@@ -69,7 +70,9 @@ export async function readConfig(dir: string): Promise<ModelConfig> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     throw new AttnvizError(
-      `${dir}: no config.json (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); is this a Hugging Face model folder?`,
+      (e as { code?: string }).code === 'ENOENT'
+        ? `${dir}: no config.json, so not a model attnviz reads (${MODEL_KINDS})`
+        : `${path}: cannot read (${systemReason(e)})`,
     );
   }
   let raw: unknown;

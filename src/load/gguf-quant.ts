@@ -22,7 +22,7 @@
  * 5- and 6-bit codes sit in 8-bit containers (the kernel has no 5- or 6-bit path). Scales and offsets are
  * ggml's own float32 products (ggml-quants.c dequantize_row_*), so each weight is the value ggml computes.
  */
-import { f16ToF32 } from '../core/encode.js';
+import { f16ToF32 } from '../core/half.js';
 import { AttnvizError } from '../core/errors.js';
 import { GGML, ggmlTypeName, minK4, scaleK4 } from './gguf.js';
 

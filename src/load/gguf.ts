@@ -15,8 +15,8 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
-import { f16ToF32 } from '../core/encode.js';
-import { AttnvizError, check } from '../core/errors.js';
+import { bf16ToF32, f16ToF32 } from '../core/half.js';
+import { AttnvizError, check, systemReason } from '../core/errors.js';
 import { readBytes } from './weights.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -150,7 +150,7 @@ export function readGguf(path: string): GgufFile {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new AttnvizError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
   }
   try {
     return parse(new Cursor(fd, fstatSync(fd).size, basename(path)), path);
@@ -513,9 +513,4 @@ export function scaleK4(j: number, q: Uint8Array): number {
 /** Q4_K's 6-bit min of sub-block j (get_scale_min_k4). */
 export function minK4(j: number, q: Uint8Array): number {
   return j < 4 ? q[j + 4] & 63 : (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-}
-
-function bf16ToF32(h: number): number {
-  const u = new Uint32Array([h << 16]);
-  return new Float32Array(u.buffer)[0];
 }

@@ -425,6 +425,29 @@ function isObject(value: unknown): value is JsonObject {
 }
 
 /**
+ * `text` (and `pair`) encoded for a model that takes at most `maxPositions` tokens: an input with no tokens is
+ * an error, a longer one too unless `truncate`, and then it is cut as truncateEncoding does. `source` names
+ * the model in messages.
+ */
+export function encodeWithin(
+  tokenizer: Pick<TextTokenizer, 'encode'>,
+  text: string,
+  options: { pair?: string | null; truncate?: boolean },
+  limit: { maxPositions: number; source: string },
+): Encoded {
+  const encoded = tokenizer.encode(text, options.pair ?? null);
+  check(encoded.ids.length > 0 && encoded.sentenceBStart !== 0, 'the text gives no tokens: nothing to attend to');
+  const max = limit.maxPositions;
+  if (encoded.ids.length <= max) return encoded;
+  check(
+    options.truncate,
+    `text is ${encoded.ids.length} tokens but ${limit.source} takes at most ${max} positions ` +
+      '(pass --truncate / { truncate: true } to cut it)',
+  );
+  return truncateEncoding(encoded, max);
+}
+
+/**
  * Cuts an encoding to `max` tokens as transformers' default `longest_first` does: one token at a time from
  * the end of the longer text (the second on a tie), never a special token, so [CLS]/[SEP] stay in place.
  */

@@ -15,9 +15,19 @@ import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
 import { openGgufModel } from '../load/gguf-checkpoint.js';
 import { Sampler } from './sampler.js';
-import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
+import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
+import { causalMask } from './feeds.js';
+import {
+  cannotGenerate,
+  checkAttentionOptions,
+  type AttentionModel,
+  type AttentionOptions,
+  type GenerateOptions,
+  type Generation,
+  type ModelCapabilities,
+} from './model.js';
 import { Seq2Seq } from './seq2seq.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
@@ -40,32 +50,6 @@ export interface LoadOptions {
   logits?: LogitsMode;
 }
 
-export interface GenerateOptions {
-  /** Tokens to generate at most (fewer when the model ends the text or runs out of positions). */
-  maxNewTokens: number;
-  /** Softmax temperature; 0 = greedy, always the most likely token (default 1). */
-  temperature?: number;
-  /** Nucleus sampling mass in (0, 1] (default 1: the whole distribution). */
-  topP?: number;
-  /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
-  seed?: number;
-}
-
-export interface Generation {
-  /** Prompt and generated token ids (with BOS; with EOS when it ended the text). */
-  ids: number[];
-  tokens: string[];
-  /** How many of `ids` came from the prompt (1 for BOS alone). */
-  promptLength: number;
-  /** Prompt and continuation as text, BOS/EOS left out. */
-  text: string;
-  /** Why generation ended: EOS, maxNewTokens reached, or the model's positions used up. */
-  stopped: 'eos' | 'length' | 'positions';
-  seed: number;
-  /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
-  attention?: Attention;
-}
-
 /** What a loaded model keeps besides its session. */
 interface Internals {
   /** Builds another session over the same weights (generation's lean graph). */
@@ -74,18 +58,8 @@ interface Internals {
   eos: number[];
 }
 
-export interface AttentionOptions {
-  /** Second text of a sentence pair. */
-  pair?: string | null;
-  /** Cut inputs longer than the model's positions instead of failing. */
-  truncate?: boolean;
-  /** Encoder-decoder models: the decoder's text, teacher-forced (seq2seq.ts). */
-  target?: string | null;
-  /** Encoder-decoder models without a target: generate at most this many decoder tokens, greedily. */
-  maxNewTokens?: number;
-}
-
-export class Model {
+/** A Hugging Face checkpoint (folder, hub id) or a GGUF file, built into an ONNX graph and run on onnxruntime. */
+export class Model implements AttentionModel {
   private constructor(
     /** What the user passed to loadModel. */
     readonly source: string,
@@ -101,6 +75,24 @@ export class Model {
 
   private generatorSession?: Promise<Session>;
   private seq2seqRunner?: Seq2Seq;
+
+  get modelType(): string {
+    return this.family.modelType;
+  }
+
+  get causal(): boolean {
+    return this.family.causal;
+  }
+
+  get capabilities(): ModelCapabilities {
+    const encoderDecoder = this.family.encoderDecoder === true;
+    return {
+      pair: !encoderDecoder,
+      target: encoderDecoder,
+      generate: this.family.lmHead === true && !encoderDecoder,
+      logits: this.session.outputNames.includes(LOGITS),
+    };
+  }
 
   /** Encoder-decoder families run through seq2seq.ts; undefined for the others. */
   private seq2seq(): Seq2Seq | undefined {
@@ -150,12 +142,9 @@ export class Model {
 
   /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
+    checkAttentionOptions(this, options);
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
-    check(
-      (options.target ?? null) === null && options.maxNewTokens === undefined,
-      `${this.source}: model_type ${this.family.modelType} is not an encoder-decoder model: it takes no target text`,
-    );
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
   }
 
@@ -196,6 +185,7 @@ export class Model {
       key,
       hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
+      special: encoded.special,
       ...rotaryFields(this.dims),
     };
   }
@@ -218,10 +208,7 @@ export class Model {
    * first use over the same weights, which are then held twice in memory until release().
    */
   async generate(prompt: string | null, options: GenerateOptions): Promise<Generation> {
-    check(
-      !this.family.encoderDecoder,
-      `${this.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target`,
-    );
+    if (!this.capabilities.generate) throw cannotGenerate(this);
     const { maxNewTokens } = options;
     check(
       Number.isSafeInteger(maxNewTokens) && maxNewTokens > 0,
@@ -320,14 +307,7 @@ export class Model {
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
-    const encoded = this.tokenizer.encode(text, options.pair ?? null);
-    const max = this.dims.maxPositions;
-    if (encoded.ids.length <= max) return encoded;
-    check(
-      options.truncate,
-      `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
-    );
-    return truncateEncoding(encoded, max);
+    return encodeWithin(this.tokenizer, text, options, { maxPositions: this.dims.maxPositions, source: this.source });
   }
 
   /**
@@ -378,12 +358,4 @@ function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary' | '
       ? { layerWindows: windows.map((w): [number, number] | null => (w === null ? null : [w - 1, 0])) }
       : {}),
   };
-}
-
-/** Additive mask: 0 on and below the diagonal, -inf above, so softmax gives exact zeros for future tokens. */
-function causalMask(T: number, start = 0): Float32Array {
-  const S = start + T;
-  const m = new Float32Array(T * S);
-  for (let i = 0; i < T; i++) m.fill(-Infinity, i * S + start + i + 1, (i + 1) * S);
-  return m;
 }

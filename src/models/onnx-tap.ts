@@ -38,11 +38,14 @@ import { basename, dirname, join, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
+import { bf16ToF32, f16ToF32 } from '../core/half.js';
 import { familyFor } from '../graph/families.js';
-import { INPUTS } from '../graph/family.js';
+import { INPUTS, type ModelDims } from '../graph/family.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
-import { loadTokenizer, truncateEncoding, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
+import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
+import { causalMask } from './feeds.js';
+import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -500,9 +503,9 @@ function tensorScalar(t: TensorProto): number | null {
     case DataType.DOUBLE:
       return raw ? raw.getFloat64(0, true) : (t.doubleData?.[0] ?? null);
     case DataType.FLOAT16:
-      return halfToFloat(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? NaN));
+      return f16ToF32(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? NaN));
     case DataType.BFLOAT16:
-      return new Float32Array(Uint32Array.of((raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? 0)) << 16).buffer)[0];
+      return bf16ToF32(raw ? raw.getUint16(0, true) : (t.int32Data?.[0] ?? 0));
     case DataType.INT64:
       return raw ? Number(raw.getBigInt64(0, true)) : t.int64Data?.length ? Number(t.int64Data[0]) : null;
     case DataType.INT32:
@@ -510,15 +513,6 @@ function tensorScalar(t: TensorProto): number | null {
     default:
       return null;
   }
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1,
-    exp = (h >> 10) & 0x1f,
-    frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 // ---- the tapped graph ---------------------------------------------------------------------------------
@@ -581,22 +575,6 @@ function tappedBytes(
 
 // ---- the model ----------------------------------------------------------------------------------------
 
-export interface OnnxDims {
-  layers: number;
-  heads: number;
-  headDim: number;
-  hidden: number;
-  maxPositions: number;
-}
-
-export interface OnnxAttentionOptions {
-  pair?: string | null;
-  truncate?: boolean;
-  /** Encoder-decoder options of the engine's AttentionOptions: refused (encoder-decoder graphs are not tapped). */
-  target?: string | null;
-  maxNewTokens?: number;
-}
-
 /** A graph input: its element type and declared dims (numbers, or names of free axes). */
 interface InputInfo {
   name: string;
@@ -609,8 +587,9 @@ const HIDDEN_OUTPUTS = ['last_hidden_state', 'hidden_last'];
 /** Without a position limit in config.json, inputs are bounded here (attention is T² per head). */
 const DEFAULT_MAX_POSITIONS = 512;
 
-export class OnnxModel {
-  readonly kind = 'onnx' as const;
+export class OnnxModel implements AttentionModel {
+  /** A graph read as it is: one text (or pair) in, no generation (that needs a cache loop attnviz builds). */
+  readonly capabilities: ModelCapabilities = { pair: true, target: false, generate: false, logits: false };
 
   private constructor(
     /** What the user passed: a folder or an .onnx file. */
@@ -621,7 +600,7 @@ export class OnnxModel {
     readonly file: string,
     /** config.json's model_type, with the causal flag (the subset of Model.family the app reads). */
     readonly family: { readonly modelType: string; readonly causal: boolean },
-    readonly dims: OnnxDims,
+    readonly dims: ModelDims,
     /** Where each layer's attention is read, with its scale (header). */
     readonly taps: readonly OnnxAttentionTap[],
     readonly tokenizer: TextTokenizer,
@@ -711,23 +690,14 @@ export class OnnxModel {
   }
 
   /** Every layer's and head's attention, q and k for `text` (and `pair`). */
-  async attention(text: string, options: OnnxAttentionOptions = {}): Promise<Attention> {
+  async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     check(!this.released, `${this.source}: the model was released`);
-    check(
-      (options.target ?? null) === null && options.maxNewTokens === undefined,
-      `${this.source}: ONNX-graph models are read as encoders or decoders alone: they take no target text`,
-    );
+    checkAttentionOptions(this, options);
     const pair = options.pair ?? null;
-    let encoded = this.tokenizer.encode(text, pair);
-    check(encoded.ids.length > 0, 'the text gives no tokens: nothing to attend to');
-    const max = this.dims.maxPositions;
-    if (encoded.ids.length > max) {
-      check(
-        options.truncate,
-        `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
-      );
-      encoded = truncateEncoding(encoded, max);
-    }
+    const encoded = encodeWithin(this.tokenizer, text, options, {
+      maxPositions: this.dims.maxPositions,
+      source: this.source,
+    });
     const out = await this.session.run(this.feeds(encoded));
     const T = encoded.ids.length;
     const layers = this.outputs.map((names, i) => this.layer(i, names, out, T));
@@ -763,15 +733,9 @@ export class OnnxModel {
         ? { hiddenLast: { dims: [T, hidden.dims[hidden.dims.length - 1]], data: hidden.data } }
         : {}),
       inputIds: encoded.ids,
+      special: encoded.special,
       ...(kvHeads !== heads ? { kvHeads } : {}),
     };
-  }
-
-  /** Generation needs a language-model head and a cache loop attnviz builds itself; an ONNX graph has neither here. */
-  async generate(): Promise<never> {
-    throw new AttnvizError(
-      `${this.source}: ONNX-graph models cannot generate in attnviz (load the Hugging Face checkpoint instead)`,
-    );
   }
 
   async release(): Promise<void> {
@@ -854,9 +818,7 @@ export class OnnxModel {
       }
       if (kind === 'causalMask') {
         check(input.elemType === DataType.FLOAT, `${where} must be float32`);
-        const m = new Float32Array(T * T);
-        for (let i = 0; i < T; i++) m.fill(-Infinity, i * T + i + 1, (i + 1) * T);
-        feeds[input.name] = { type: 'float32', data: m, dims: [T, T] };
+        feeds[input.name] = { type: 'float32', data: causalMask(T), dims: [T, T] };
         continue;
       }
       const values =

@@ -24,15 +24,8 @@ import {
 import { HIDDEN_LAST } from '../graph/family.js';
 import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
 import type { Feed, RunOutput, Session } from '../runtime/session.js';
-
-export interface Seq2SeqOptions {
-  pair?: string | null;
-  truncate?: boolean;
-  /** The decoder's text (teacher forcing). */
-  target?: string | null;
-  /** Without a target: generate this many tokens at most, greedily. */
-  maxNewTokens?: number;
-}
+import { causalMask } from './feeds.js';
+import type { AttentionOptions } from './model.js';
 
 /** What the engine's Model lends an encoder-decoder run. */
 export interface Seq2SeqContext {
@@ -55,14 +48,14 @@ export class Seq2Seq {
   constructor(private readonly c: Seq2SeqContext) {}
 
   /** Every layer's and head's encoder, decoder and cross attention, with q and k. */
-  async attention(text: string, options: Seq2SeqOptions): Promise<Attention> {
+  async attention(text: string, options: AttentionOptions): Promise<Attention> {
     const { session, dims, tokenizer } = this.c;
     check(
       session.outputNames.includes(seq2seqOutputNames('encoder', 0).probs),
       'this model was loaded with extract: false',
     );
     const encoder = this.encodeSource(text, options);
-    const { ids: decoderIds, target } = await this.decoderInput(encoder.ids, options);
+    const { ids: decoderIds, target, special: decoderSpecial } = await this.decoderInput(encoder.ids, options);
     // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
     const { layers, decoderLayers, heads: H, headDim: d } = dims;
     const S = encoder.ids.length,
@@ -92,6 +85,7 @@ export class Seq2Seq {
       decoderTokens: decoderIds.map((id) => tokenizer.idToToken(id)),
       target,
       decoderInputIds: decoderIds,
+      decoderSpecial,
       decoder: self.probs,
       cross: cross.probs,
       decoderQuery: self.q,
@@ -113,6 +107,7 @@ export class Seq2Seq {
       key: enc.k,
       hiddenLast: out[ENCODER_HIDDEN_LAST],
       inputIds: encoder.ids,
+      special: encoder.special,
       ...(dims.scoreScale !== 1 / Math.sqrt(d) ? { scoreScale: dims.scoreScale } : {}),
       ...(out[POSITION_BIAS.encoder] ? { positionBias: out[POSITION_BIAS.encoder] } : {}),
       encoderDecoder,
@@ -120,14 +115,14 @@ export class Seq2Seq {
   }
 
   /** The forward pass alone: the decoder's last hidden state `[T, hidden]`. */
-  async forward(text: string, options: Seq2SeqOptions): Promise<Tensor> {
+  async forward(text: string, options: AttentionOptions): Promise<Tensor> {
     const encoder = this.encodeSource(text, options);
     const { ids } = await this.decoderInput(encoder.ids, options);
     return (await this.c.session.run(this.feeds(this.c.session, encoder.ids, ids)))[HIDDEN_LAST];
   }
 
   /** Next-token logits of the decoder (`[1, vocab]` or `[T, vocab]`, as loaded with `logits`). */
-  async logits(text: string, options: Seq2SeqOptions): Promise<Tensor> {
+  async logits(text: string, options: AttentionOptions): Promise<Tensor> {
     check(
       this.c.session.outputNames.includes(LOGITS),
       "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
@@ -147,35 +142,35 @@ export class Seq2Seq {
       );
   }
 
-  private encodeSource(text: string, options: Seq2SeqOptions): Encoded {
-    check(
-      options.pair === undefined || options.pair === null || options.pair === '',
-      `${this.c.source} is an encoder-decoder model: it takes a target text, not a sentence pair`,
-    );
+  /** The source text's encoding (a pair was refused by checkAttentionOptions). */
+  private encodeSource(text: string, options: AttentionOptions): Encoded {
     return this.c.encode(text, options.truncate === true);
   }
 
   /** The decoder's input ids: teacher-forced from the target, or generated. */
   private async decoderInput(
     encoderIds: number[],
-    options: Seq2SeqOptions,
-  ): Promise<{ ids: number[]; target: string }> {
+    options: AttentionOptions,
+  ): Promise<{ ids: number[]; target: string; special: boolean[] }> {
     const { target, maxNewTokens } = options;
     const { dims, eos, tokenizer, source } = this.c;
     if (target !== undefined && target !== null) {
       check(maxNewTokens === undefined, 'give either a target text or maxNewTokens, not both');
       check(target.trim() !== '', 'target text is empty');
-      let ids = tokenizer.encode(target).ids;
-      if (ids.length > 0 && eos.includes(ids[ids.length - 1])) ids = ids.slice(0, -1);
-      ids = [dims.decoderStart, ...ids];
+      const encoded = tokenizer.encode(target);
+      // shift_tokens_right: the start token first, the final EOS dropped.
+      const n = encoded.ids.length - (eos.includes(encoded.ids[encoded.ids.length - 1]) ? 1 : 0);
+      let ids = [dims.decoderStart, ...encoded.ids.slice(0, n)];
+      let special = [true, ...encoded.special.slice(0, n)];
       if (ids.length > dims.maxPositions) {
         check(
           options.truncate,
           `target is ${ids.length} decoder tokens but ${source} takes at most ${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`,
         );
         ids = ids.slice(0, dims.maxPositions);
+        special = special.slice(0, dims.maxPositions);
       }
-      return { ids, target };
+      return { ids, target, special };
     }
     if (maxNewTokens === undefined) {
       throw new AttnvizError(
@@ -188,7 +183,7 @@ export class Seq2Seq {
     );
     const ids = await this.greedy(encoderIds, maxNewTokens);
     const skip = new Set([dims.decoderStart, ...eos, ...(this.c.bos === null ? [] : [this.c.bos])]);
-    return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))) };
+    return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))), special: ids.map((id) => skip.has(id)) };
   }
 
   /** Greedy decoding: the start token, then the most likely next token until EOS, maxNewTokens or the positions run out. */
@@ -235,12 +230,7 @@ export class Seq2Seq {
       [SEQ2SEQ_INPUTS.positionIds]: () => range(encoderIds.length),
       [SEQ2SEQ_INPUTS.decoderInputIds]: () => ints(decoderIds),
       [SEQ2SEQ_INPUTS.decoderPositionIds]: () => range(T),
-      // 0 on and below the diagonal, -inf above: exact zeros for future tokens.
-      [SEQ2SEQ_INPUTS.decoderCausalMask]: () => {
-        const m = new Float32Array(T * T);
-        for (let i = 0; i < T; i++) m.fill(-Infinity, i * T + i + 1, (i + 1) * T);
-        return { type: 'float32', data: m, dims: [T, T] };
-      },
+      [SEQ2SEQ_INPUTS.decoderCausalMask]: () => ({ type: 'float32', data: causalMask(T), dims: [T, T] }),
     };
     const feeds: Record<string, Feed> = {};
     for (const name of session.inputNames) {

@@ -26,6 +26,9 @@ import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { loadGraph, runQueued, type GraphModel, type GraphNodeJson, type Tf } from '../runtime/tfjs.js';
 import { EMBEDDED, tfjsModelJson } from '../load/tfjs-source.js';
+import { encodeWithin, type Encoded } from '../load/tokenizer.js';
+import type { ModelDims } from '../graph/family.js';
+import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
 
 /** Where one layer's attention is read in the graph. */
 export interface AttentionTap {
@@ -39,25 +42,6 @@ export interface AttentionTap {
   keyTransposed: boolean;
   /** The factor applied to q·kᵀ before the softmax (scalar multiplications before or after the matmul). */
   scale: number;
-}
-
-export interface TfjsAttentionOptions {
-  pair?: string | null;
-  truncate?: boolean;
-}
-
-export interface TfjsDims {
-  layers: number;
-  heads: number;
-  /** The head size q and k are reported in: the largest of `headDims`. */
-  headDim: number;
-  hidden: number;
-  maxPositions: number;
-}
-
-interface Encoded {
-  ids: number[];
-  sentenceBStart: number | null;
 }
 
 const MATMULS = new Set(['MatMul', 'BatchMatMul', 'BatchMatMulV2', 'BatchMatMulV3']);
@@ -80,9 +64,10 @@ const DEFAULT_MAX_POSITIONS = 512;
 
 type Vocabulary = [string, number][];
 
-export class TfjsModel {
-  readonly kind = 'tfjs' as const;
+export class TfjsModel implements AttentionModel {
   readonly causal = false;
+  /** An encoder: one text or a pair, no generation. */
+  readonly capabilities: ModelCapabilities = { pair: true, target: false, generate: false, logits: false };
 
   private constructor(
     /** What the user passed: 'embedded', a folder or a model.json path. */
@@ -91,7 +76,8 @@ export class TfjsModel {
     readonly dir: string,
     /** 'use-lite' for the Universal Sentence Encoder lite graph, else 'tfjs-graph'. */
     readonly modelType: string,
-    readonly dims: TfjsDims,
+    /** `headDim` is the head size q and k are reported in: the largest of `headDims`. */
+    readonly dims: ModelDims,
     /** Each layer's own head size. */
     readonly headDims: number[],
     /** Each layer's factor on q·kᵀ (USE lite: 1/√headDims[i]). */
@@ -171,32 +157,30 @@ export class TfjsModel {
   }
 
   /** Token ids and strings of `text` (and `pair`, appended: USE has no separator token), uncut. */
-  tokenize(
-    text: string,
-    pair: string | null = null,
-  ): { ids: number[]; tokens: string[]; sentenceBStart: number | null } {
+  tokenize(text: string, pair: string | null = null): Encoded {
     const a = this.tokenizer.encode(text);
     const b = pair === null ? null : this.tokenizer.encode(pair);
     const ids = b ? [...a, ...b] : a;
-    return { ids, tokens: ids.map((id) => this.vocabulary[id][0]), sentenceBStart: b ? a.length : null };
+    return {
+      ids,
+      tokens: ids.map((id) => this.vocabulary[id][0]),
+      typeIds: ids.map(() => 0),
+      sentenceBStart: b ? a.length : null,
+      special: ids.map(() => false),
+    };
   }
 
   /** Every layer's and head's attention, q and k for `text` (and `pair`). */
-  async attention(text: string, options: TfjsAttentionOptions = {}): Promise<Attention> {
+  async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     check(!this.released, `${this.source}: the model was released`);
+    checkAttentionOptions(this, options);
     const pair = options.pair ?? null;
-    let encoded: Encoded = this.tokenize(text, pair);
-    check(encoded.ids.length > 0 && encoded.sentenceBStart !== 0, 'the text is empty: nothing to attend to');
-    check(pair === null || encoded.ids.length > encoded.sentenceBStart!, 'the second text is empty');
-    const max = this.dims.maxPositions;
-    if (encoded.ids.length > max) {
-      check(
-        options.truncate,
-        `text is ${encoded.ids.length} tokens but ${this.source} takes at most ${max} positions (pass --truncate / { truncate: true } to cut it)`,
-      );
-      encoded = truncate(encoded, max);
-    }
-    const { ids, sentenceBStart } = encoded;
+    const tokenizer = { encode: (a: string, b?: string | null) => this.tokenize(a, b) };
+    const { ids, tokens, sentenceBStart, special } = encodeWithin(tokenizer, text, options, {
+      maxPositions: this.dims.maxPositions,
+      source: this.source,
+    });
+    check(pair === null || ids.length > sentenceBStart!, 'the second text is empty');
     const layers = await runGraph(this.tf, this.model, this.taps, this.inputKind, ids);
     const { layers: L, heads: H, headDim: D } = this.dims;
     const T = ids.length;
@@ -219,7 +203,7 @@ export class TfjsModel {
       }
     });
     return {
-      tokens: ids.map((id) => this.vocabulary[id][0]),
+      tokens,
       text,
       pair,
       sentenceBStart,
@@ -229,6 +213,7 @@ export class TfjsModel {
       query: { dims: [L, H, T, D], data: query },
       key: { dims: [L, H, T, D], data: key },
       inputIds: ids,
+      special,
     };
   }
 
@@ -420,20 +405,4 @@ async function readVocabulary(path: string): Promise<Vocabulary> {
     `${path}: not a sentencepiece vocabulary ([[piece, score], …])`,
   );
   return vocab as Vocabulary;
-}
-
-/** Drops tokens from the end of the longer text until `max` remain (longest_first, as the engine). */
-function truncate(e: Encoded, max: number): Encoded {
-  let a = e.sentenceBStart ?? e.ids.length,
-    b = e.ids.length - a;
-  while (a + b > max) {
-    if (a > b || b === 0) a--;
-    else b--; // the second text on a tie, as the engine
-  }
-  check(a > 0, `cannot truncate to ${max} tokens`);
-  const start = e.sentenceBStart ?? e.ids.length;
-  return {
-    ids: [...e.ids.slice(0, a), ...e.ids.slice(start, start + b)],
-    sentenceBStart: e.sentenceBStart === null ? null : a,
-  };
 }

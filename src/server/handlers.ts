@@ -11,7 +11,7 @@ import { VIEWS, type ViewName } from '../views/mount.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
-import { describeModel, isEncoderDecoder, listModels, modelKey, parseModelSpec } from './models.js';
+import { describeModel, listModels, modelKey, parseModelSpec } from './models.js';
 import type { Progress } from '../core/protocol.js';
 import {
   errorFrame,
@@ -162,7 +162,7 @@ async function attentionFor(
   const attention = await withTimeout(
     ctx.cache.run(request.key, async (m) => {
       if (gone) throw new HttpError(499, 'the client closed the request before its turn');
-      if (isEncoderDecoder(m)) {
+      if (m.capabilities.target) {
         if (request.target === null)
           throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
         if (request.pair !== null)

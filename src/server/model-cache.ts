@@ -7,20 +7,20 @@
  */
 import { HttpError } from './http-error.js';
 import type { Progress } from '../core/protocol.js';
-import type { AnyModel } from './models.js';
+import type { AttentionModel } from '../models/model.js';
 
 export interface CacheOptions {
   /** Estimated bytes the loaded models may take together. */
   capBytes: number;
   /** Jobs waiting on one model beyond which new ones are refused (503). */
   maxQueue: number;
-  open(key: string, onProgress: (p: Progress) => void): Promise<AnyModel>;
+  open(key: string, onProgress: (p: Progress) => void): Promise<AttentionModel>;
 }
 
 interface Entry {
   key: string;
-  loading: Promise<AnyModel>;
-  model: AnyModel | null;
+  loading: Promise<AttentionModel>;
+  model: AttentionModel | null;
   /** Progress listeners of a load under way. */
   listeners: Set<(p: Progress) => void>;
   lastUsed: number;
@@ -37,7 +37,7 @@ export interface CacheStatus {
 }
 
 /** Memory a loaded model holds, estimated from its weight bytes (weights dominate; activations are per run). */
-export const estimateBytes = (m: AnyModel) => m.weightBytes;
+export const estimateBytes = (m: AttentionModel) => m.weightBytes;
 
 export class ModelCache {
   private readonly entries = new Map<string, Entry>();
@@ -46,7 +46,7 @@ export class ModelCache {
   constructor(private readonly options: CacheOptions) {}
 
   /** The model under `key`, loading it (once) if needed; `onProgress` hears the load's progress. */
-  async get(key: string, onProgress?: (p: Progress) => void): Promise<AnyModel> {
+  async get(key: string, onProgress?: (p: Progress) => void): Promise<AttentionModel> {
     const entry = this.ensure(key);
     if (onProgress && !entry.model) entry.listeners.add(onProgress);
     try {
@@ -57,7 +57,7 @@ export class ModelCache {
   }
 
   /** Runs `job` on the model under `key` after the jobs queued on it before. */
-  async run<T>(key: string, job: (m: AnyModel) => Promise<T>): Promise<T> {
+  async run<T>(key: string, job: (m: AttentionModel) => Promise<T>): Promise<T> {
     const entry = this.ensure(key);
     if (entry.pending >= this.options.maxQueue)
       throw new HttpError(

@@ -11,17 +11,13 @@ import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { AttnvizError } from '../core/errors.js';
-import type { Model } from '../models/checkpoint-model.js';
-import { loadAnyModel } from '../models/load-model.js';
+import { loadModel } from '../models/load-model.js';
+import type { AttentionModel } from '../models/model.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../load/hub.js';
-import type { OnnxModel } from '../models/onnx-tap.js';
-import type { TfjsModel } from '../models/tfjs-model.js';
 import { EMBEDDED } from '../load/tfjs-source.js';
 import { HttpError } from './http-error.js';
 import { resolveInRoots } from './security.js';
 import type { LoadedModelInfo, ModelEntry, Progress } from '../core/protocol.js';
-
-export type AnyModel = Model | TfjsModel | OnnxModel;
 
 export type ModelSpec = { kind: 'embedded' } | { kind: 'path'; path: string } | { kind: 'hub'; id: string };
 
@@ -57,14 +53,14 @@ export async function openModel(
   key: string,
   env: NodeJS.ProcessEnv,
   onProgress: (p: Progress) => void,
-): Promise<AnyModel> {
+): Promise<AttentionModel> {
   if (key === EMBEDDED) {
     onProgress({ phase: 'load', message: `loading ${EMBEDDED_LABEL}` });
-    return loadAnyModel(EMBEDDED);
+    return loadModel(EMBEDDED);
   }
   if (key.startsWith('path:')) {
     onProgress({ phase: 'load', message: `loading ${basename(key.slice(5))}` });
-    return loadAnyModel(key.slice(5), { env, progress: false });
+    return loadModel(key.slice(5), { env, progress: false });
   }
   const id = key.slice(4).replace(/@main$/, '');
   onProgress({ phase: 'resolve', message: `looking up ${id}` });
@@ -77,31 +73,19 @@ export async function openModel(
     throw e;
   }
   onProgress({ phase: 'load', message: `loading ${id}` });
-  return loadAnyModel(dir, { env, progress: false });
+  return loadModel(dir, { env, progress: false });
 }
 
-/** True for models of an encoder-decoder family (graph/family.ts): they take a target text. */
-export function isEncoderDecoder(m: AnyModel): m is Model {
-  if ('kind' in m && (m.kind === 'tfjs' || m.kind === 'onnx')) return false;
-  return (m as Model).family?.encoderDecoder === true;
-}
-
-export function describeModel(id: string, m: AnyModel): LoadedModelInfo {
-  const common = {
+export function describeModel(id: string, m: AttentionModel): LoadedModelInfo {
+  return {
     id,
+    modelType: m.modelType,
+    layers: m.dims.layers,
+    heads: m.dims.heads,
+    causal: m.causal,
     maxPositions: m.dims.maxPositions,
     weightBytes: m.weightBytes,
-    encoderDecoder: isEncoderDecoder(m),
-  };
-  if ('kind' in m && m.kind === 'tfjs')
-    return { ...common, modelType: m.modelType, layers: m.dims.layers, heads: m.dims.heads, causal: m.causal };
-  const model = m as Model;
-  return {
-    ...common,
-    modelType: model.family.modelType,
-    layers: model.dims.layers,
-    heads: model.dims.heads,
-    causal: model.family.causal,
+    encoderDecoder: m.capabilities.target,
   };
 }
 

@@ -7,8 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AttnvizError } from '../core/errors.js';
 import * as api from './handlers.js';
@@ -63,9 +63,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     );
   const limits = { ...api.DEFAULT_LIMITS, ...options.limits };
   const env = options.env ?? process.env;
+  // Relative roots are taken from the working directory, and symlinks resolved, once: the listed model ids
+  // then name the same real folders as the keys models are loaded under (models.ts modelKey).
   const roots = (options.modelRoots ?? []).map((r) => {
     if (!existsSync(r)) throw new AttnvizError(`model root ${r} does not exist`);
-    return r;
+    return realpathSync(resolve(r));
   });
   const cache = new ModelCache({
     capBytes: limits.memoryCapBytes,

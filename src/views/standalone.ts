@@ -3,10 +3,17 @@
  * `<script type="application/x-attnviz" data-view="head|model|neuron">` (base 85 text of the binary encoding in
  * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the view
  * right after it. Nothing is fetched: the page works from file:// with the network off.
+ *
+ * The bundle (an IIFE) also exposes the view functions as `attnvizStandalone.{headView, modelView, mountView}`,
+ * so a page can mount views on data it builds itself (layers streamed in, tests, benchmarks).
  */
 import { decodeBase85 } from '../core/base85.js';
 import { decodeAttention } from '../core/encode.js';
 import { mountView, type ViewName } from './mount.js';
+
+export { headView } from './head-view.js';
+export { modelView } from './model-view.js';
+export { mountView } from './mount.js';
 
 async function inflate(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream('deflate-raw'));

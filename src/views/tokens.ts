@@ -20,3 +20,8 @@ const SPECIAL = /^(\[(CLS|SEP|PAD|MASK|UNK)\]|<\/?s>|<pad>|<unk>|<mask>|<\|[a-z_
 export function isSpecialToken(token: string): boolean {
   return SPECIAL.test(token);
 }
+
+/** Which tokens are special: the tokenizer's exact mask when the data carries one, else the guess above. */
+export function specialMask(tokens: readonly string[], special?: readonly boolean[]): boolean[] {
+  return special?.length === tokens.length ? [...special] : tokens.map(isSpecialToken);
+}
