@@ -19,7 +19,7 @@ import {
   type Family,
   type ModelDims,
 } from '../graph/family.js';
-import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
+import { ggufFamily, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -83,8 +83,6 @@ interface Internals {
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
   eos: number[];
-  /** Deletes temporary files (a GGUF's converted weights) on release. */
-  cleanup?: () => Promise<void>;
 }
 
 /** attention() and stream() options of a checkpoint model: AttentionOptions, a selection, buffer reuse. */
@@ -154,66 +152,60 @@ export class Model implements AttentionModel {
   }
 
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
-    // A .gguf file is converted to a temporary checkpoint folder (load/gguf-checkpoint.ts).
-    const gguf = /\.gguf$/i.test(source) ? await openGgufModel(resolve(source)) : null;
-    try {
-      const dir = gguf ? gguf.dir : await resolveSource(source, options);
-      const config = gguf ? gguf.config : await readConfig(dir);
-      // GGUF llama tensors keep Meta's q/k row order: interleaved RoPE.
-      const family = gguf ? llamaInterleaved : familyFor(config);
-      const dims = family.readConfig(config);
-      const [weights, tokenizer] = await Promise.all([
-        Weights.open(dir),
-        gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
-      ]);
-      const graph = (o: DecodingBuildOptions) => {
-        const g = new GraphBuilder(weights);
-        family.build(g, weights, dims, o);
-        return g.toBytes();
-      };
-      const build = (o: DecodingBuildOptions) => Session.create(graph(o), weights.root, { threads: options.threads });
-      const extract = options.extract ?? true;
-      const main = graph({ extract, logits: options.logits });
-      // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
-      const unused = checkAllRead(family, weights, options.allowUnused ?? false);
-      // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
-      // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
-      const session: Runner =
-        extract && !family.encoderDecoder && !hasBiasOutputs(main)
-          ? await StagedSession.create(
-              splitStages(
-                main,
-                Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
-              ),
-              weights.root,
-              { threads: options.threads },
-            )
-          : await Session.create(main, weights.root, { threads: options.threads });
-      if (options.logits && !session.outputNames.includes(LOGITS)) {
-        await session.release();
-        throw new AttnvizError(
-          `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
-        );
-      }
-      return new Model(
-        source,
-        gguf ? resolve(source) : dir,
-        family,
-        dims,
-        tokenizer,
-        session,
-        weights.byteLength(),
-        {
-          build,
-          ...specialIds(config),
-          cleanup: gguf?.remove,
-        },
-        unused,
+    // A .gguf file is read in place (load/gguf-checkpoint.ts): its tensors are the weights, nothing is written.
+    const gguf = /\.gguf$/i.test(source) ? openGgufModel(resolve(source)) : null;
+    const dir = gguf ? resolve(source) : await resolveSource(source, options);
+    const config = gguf ? gguf.config : await readConfig(dir);
+    const family = gguf ? ggufFamily(gguf.architecture) : familyFor(config);
+    const dims = family.readConfig(config);
+    const [weights, tokenizer] = await Promise.all([
+      gguf ? gguf.weights : Weights.open(dir),
+      gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
+    ]);
+    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"); onnxruntime copies them.
+    const graph = (o: DecodingBuildOptions) => {
+      const g = new GraphBuilder(weights);
+      family.build(g, weights, dims, o);
+      return { bytes: g.toBytes(), memory: g.memoryFiles() };
+    };
+    const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
+      Session.create(bytes, weights.root, { threads: options.threads, memory });
+    const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
+    const extract = options.extract ?? true;
+    const main = graph({ extract, logits: options.logits });
+    // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
+    const unused = checkAllRead(family, weights, options.allowUnused ?? false);
+    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
+    // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) and graphs with repacked
+    // quantized weights (whose bytes each stage would need) run whole, in one session.
+    const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes) && main.memory.length === 0;
+    const session: Runner = staged
+      ? await StagedSession.create(
+          splitStages(
+            main.bytes,
+            Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+          ),
+          weights.root,
+          { threads: options.threads },
+        )
+      : await sessionOf(main);
+    if (options.logits && !session.outputNames.includes(LOGITS)) {
+      await session.release();
+      throw new AttnvizError(
+        `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
       );
-    } catch (e) {
-      await gguf?.remove();
-      throw e;
     }
+    return new Model(
+      source,
+      dir,
+      family,
+      dims,
+      tokenizer,
+      session,
+      weights.byteLength(),
+      { build, ...specialIds(config) },
+      unused,
+    );
   }
 
   tokenize(text: string, pair: string | null = null): Encoded {
@@ -490,7 +482,6 @@ export class Model implements AttentionModel {
         (s) => s.release(),
         () => undefined,
       );
-    await this.internals.cleanup?.();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
@@ -532,10 +523,19 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
   };
 }
 
-/** Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from. */
-function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
-  const { kvHeads, rope } = dims as Partial<LlamaConfig>;
-  return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
+/**
+ * Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from;
+ * sliding windows: each layer's causal window [window − 1, 0].
+ */
+function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary' | 'layerWindows'> {
+  const { kvHeads, rope, windows } = dims as Partial<LlamaConfig>;
+  return {
+    ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}),
+    ...(rope ? { rotary: rope } : {}),
+    ...(windows?.some((w) => w !== null)
+      ? { layerWindows: windows.map((w) => (w === null ? null : ([w - 1, 0] as const))) }
+      : {}),
+  };
 }
 
 /** Families whose scores are not q·kᵀ/√d + mask: the extras that reproduce the attention (core/attention.ts). */

@@ -21,6 +21,11 @@ export interface SessionOptions {
    * onnxruntime's own default here is one thread (it counts physical cores, and a VM's often report one).
    */
   threads?: number;
+  /**
+   * External-data files given as bytes (repacked quantized weights, graph/builder.ts); onnxruntime copies them
+   * while creating the session, so the caller's buffers can be dropped once it resolves.
+   */
+  memory?: readonly { path: string; data: Uint8Array }[];
 }
 
 /** The intra-op thread count a session gets: the caller's, or the cores the process may use. */
@@ -74,6 +79,7 @@ export class Session implements Runner {
     const session = await ort.InferenceSession.create(graph, {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: threadCount(options),
+      ...(options.memory?.length ? { externalData: options.memory } : {}),
       // Resolves external-data locations (the safetensors files) relative to this folder.
       extra: { session: { model_external_initializers_file_folder_path: weightsRoot } },
     });
