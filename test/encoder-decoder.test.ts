@@ -19,12 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attentionPart, ATTENTION_PARTS, type Attention, type AttentionPart } from '../src/core/attention.js';
-import {
-  decodeAttentionFile,
-  encodeAttentionFile,
-  readAttentionFile,
-  writeAttentionFile,
-} from '../src/core/attention-file.js';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
 import { Model } from '../src/models/checkpoint-model.js';

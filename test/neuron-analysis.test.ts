@@ -13,7 +13,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { keyContributions, rowContributions, TOP_MASS } from '../src/analysis/contributions.js';
 import { headScales, headSize, neuronColumns, SCALE_RMS } from '../src/analysis/neuron.js';
 import type { Attention } from '../src/core/attention.js';
-import { readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 

@@ -9,8 +9,8 @@ import type { Browser, Page } from 'playwright-core';
 import { keyContributions, rowContributions } from '../src/analysis/contributions.js';
 import { neuronReport } from '../src/analysis/neuron-report.js';
 import type { Attention } from '../src/core/attention.js';
-import { readAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import {
   ALL_LINES_MAX,

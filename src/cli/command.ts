@@ -72,3 +72,9 @@ export function optionalString(v: Values, name: string): string | undefined {
   const value = v[name];
   return typeof value === 'string' ? value : undefined;
 }
+
+/** A repeatable string option as a list (absent: empty). */
+export function list(v: Values, name: string): string[] {
+  const value = v[name];
+  return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+}

@@ -8,11 +8,9 @@
 import { extname } from 'node:path';
 import { ATTENTION_PARTS, type Attention, type AttentionPart, attentionPart } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/safetensors.js';
+import { writeFileAtomic } from '../core/files.js';
 import { isMasked } from '../analysis/neuron.js';
 import { type NeuronReport, neuronReport } from '../analysis/neuron-report.js';
-import { renderHtml } from '../export/html.js';
-import { renderImage } from '../export/image.js';
 import { type Command, MODEL_OPTIONS, type Values } from './command.js';
 import { attentionOrFile } from './extract.js';
 
@@ -142,9 +140,15 @@ Prints a summary; -o writes them as JSON, or the neuron view expanded on token i
         ...(v.part !== undefined ? { part: v.part } : {}),
         ...(v.theme !== undefined ? { theme: v.theme } : {}),
       };
-      const html = renderHtml(all, { view: 'neuron', options: view });
+      // The views and the browser driver load only when an image or page is asked for.
+      const html = (await import('../export/html.js')).renderHtml(all, { view: 'neuron', options: view });
       const bytes =
-        format === 'html' ? html : await renderImage(html, format as 'png' | 'svg', { width: 1500, height: 900 });
+        format === 'html'
+          ? html
+          : await (await import('../export/image.js')).renderImage(html, format as 'png' | 'svg', {
+              width: 1500,
+              height: 900,
+            });
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     }
     console.error(

@@ -4,20 +4,23 @@
  * (I32 or I64), and a `__metadata__` key `attnviz` holding JSON metadata (tokens, texts, model, causal, version).
  * Encoder-decoder results keep the encoder's self-attention in those tensors (so any reader shows it) and add
  * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
+ * Browser-safe (the app decodes files dropped on the page); files.ts reads and writes them on disk (Node).
  */
 import { AttnvizError, check } from './errors.js';
-import type { Attention, EncoderDecoderAttention, Tensor } from './attention.js';
-import {
-  decodeHeader,
-  encodeSafetensors,
-  readSafetensors,
-  writeFileAtomic,
-  type TensorEntry,
-  type TensorToWrite,
-} from './safetensors.js';
-import { basename } from 'node:path';
+import type { Attention, AttentionHeader, EncoderDecoderAttention, Tensor } from './attention.js';
+import { fromHalf, toHalf } from './half.js';
+import { decodeHeader, encodeSafetensors, type TensorEntry, type TensorToWrite } from './safetensors.js';
 
 export const FORMAT_VERSION = 1;
+
+/** The float types an attention file's float tensors may have; readers accept all three. */
+export const FLOAT_DTYPES = ['F32', 'F16', 'BF16'] as const;
+export type FloatDType = (typeof FLOAT_DTYPES)[number];
+
+export interface AttentionFileOptions {
+  /** The type the float tensors are written in (default F32; F16 and BF16 halve the file). */
+  dtype?: FloatDType;
+}
 
 /** The JSON stored under `__metadata__.attnviz`. Fields use snake_case, as PyTorch writers will. */
 export interface AttentionFileMetadata {
@@ -46,6 +49,10 @@ export interface AttentionFileMetadata {
   decoder_tokens?: string[];
   /** Encoder-decoder: the target text. */
   target?: string;
+  /** When only some layers were extracted: the model's index of each entry of the layers axis. */
+  layers?: number[];
+  /** When only some heads were extracted: the model's index of each entry of the heads axis. */
+  heads?: number[];
   /** Per token of `tokens`: 1 for a special token, as transformers' special_tokens_mask (true/false also read). */
   special_tokens_mask?: number[];
   /** Encoder-decoder: the same for `decoder_tokens`. */
@@ -64,7 +71,11 @@ const DECODER_TENSORS = {
   decoder_position_bias: 'decoderPositionBias',
 } as const;
 
-export function encodeAttentionFile(a: Attention): Buffer {
+/** The metadata JSON of an Attention (or of a stream's header). */
+export function metadataOf(
+  a: Omit<AttentionHeader, 'layers' | 'heads' | 'qk' | 'headDim' | 'hidden'> &
+    Pick<Attention, 'layers' | 'heads' | 'encoderDecoder'>,
+): string {
   const meta: AttentionFileMetadata = {
     version: FORMAT_VERSION,
     tokens: a.tokens,
@@ -79,6 +90,8 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
     ...(a.attnLogitSoftcapping !== undefined ? { attn_logit_softcapping: a.attnLogitSoftcapping } : {}),
     ...(a.layerWindows !== undefined ? { layer_windows: a.layerWindows.map((w) => (w ? [w[0], w[1]] : null)) } : {}),
+    ...(a.layers !== undefined ? { layers: a.layers } : {}),
+    ...(a.heads !== undefined ? { heads: a.heads } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
       : {}),
@@ -87,33 +100,31 @@ export function encodeAttentionFile(a: Attention): Buffer {
       ? { decoder_special_tokens_mask: a.encoderDecoder.decoderSpecial.map(Number) }
       : {}),
   };
-  const ids = (xs: number[]): TensorToWrite => ({
-    dtype: 'I64',
-    shape: [xs.length],
-    data: BigInt64Array.from(xs, BigInt),
-  });
-  const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
-  if (a.query) tensors.query = f32(a.query);
-  if (a.key) tensors.key = f32(a.key);
-  if (a.hiddenLast) tensors.hidden_last = f32(a.hiddenLast);
-  if (a.inputIds) tensors.input_ids = ids(a.inputIds);
-  if (a.positionBias) tensors.position_bias = f32(a.positionBias);
-  if (a.layerPositionBias) tensors.layer_position_bias = f32(a.layerPositionBias);
+  return JSON.stringify(meta);
+}
+
+/** Token ids as an I64 tensor. */
+export const idsTensor = (xs: number[]): TensorToWrite => ({
+  dtype: 'I64',
+  shape: [xs.length],
+  data: BigInt64Array.from(xs, BigInt),
+});
+
+export function encodeAttentionFile(a: Attention, options: AttentionFileOptions = {}): Buffer {
+  const float = (t: Tensor): TensorToWrite => floatTensor(t, options.dtype ?? 'F32');
+  const tensors: Record<string, TensorToWrite> = { attention: float(a.attention) };
+  if (a.query) tensors.query = float(a.query);
+  if (a.key) tensors.key = float(a.key);
+  if (a.hiddenLast) tensors.hidden_last = float(a.hiddenLast);
+  if (a.inputIds) tensors.input_ids = idsTensor(a.inputIds);
+  if (a.positionBias) tensors.position_bias = float(a.positionBias);
+  if (a.layerPositionBias) tensors.layer_position_bias = float(a.layerPositionBias);
   const ed = a.encoderDecoder;
   if (ed) {
-    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = f32(ed[field]);
-    if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
+    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = float(ed[field]);
+    if (ed.decoderInputIds) tensors.decoder_input_ids = idsTensor(ed.decoderInputIds);
   }
-  return encodeSafetensors(tensors, { attnviz: JSON.stringify(meta) });
-}
-
-export async function writeAttentionFile(path: string, a: Attention): Promise<void> {
-  await writeFileAtomic(path, encodeAttentionFile(a));
-}
-
-export async function readAttentionFile(path: string): Promise<Attention> {
-  const { bytes } = await readSafetensors(path);
-  return decodeAttentionFile(bytes, basename(path));
+  return encodeSafetensors(tensors, { attnviz: metadataOf(a) });
 }
 
 /** Decodes an attention file image; `what` names it in errors. */
@@ -143,12 +154,15 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     const name = [names].flat().find((n) => header.tensors.has(n));
     const e = name === undefined ? undefined : header.tensors.get(name);
     if (!e) return undefined;
-    check(e.dtype === 'F32', `${what}: tensor "${name}" must be F32, is ${e.dtype}`);
+    check(
+      (FLOAT_DTYPES as readonly string[]).includes(e.dtype),
+      `${what}: tensor "${name}" must be F32, F16 or BF16, is ${e.dtype}`,
+    );
     check(
       e.shape.length === rank && fits(e.shape),
       `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`,
     );
-    return { dims: e.shape, data: readF32(bytes, e) };
+    return { dims: e.shape, data: readFloats(bytes, e) };
   };
   // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
   const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
@@ -289,7 +303,19 @@ export function decodeAttentionFile(bytes: Uint8Array, what: string): Attention 
     ...(positionBias ? { positionBias } : {}),
     ...(layerPositionBias ? { layerPositionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
+    ...indexList(meta.layers, L, 'layers', what),
+    ...indexList(meta.heads, H, 'heads', what),
   };
+}
+
+/** A `layers` / `heads` metadata list: one model index per entry of that axis. */
+function indexList(list: unknown, n: number, key: 'layers' | 'heads', what: string): { [k in typeof key]?: number[] } {
+  if (list === undefined) return {};
+  check(
+    Array.isArray(list) && list.length === n && list.every((i) => Number.isSafeInteger(i) && i >= 0),
+    `${what}: metadata "${key}" must list ${n} indices, one per entry of the ${key} axis`,
+  );
+  return { [key]: list as number[] };
 }
 
 /**
@@ -317,13 +343,14 @@ function readMetadata(metadata: Record<string, string>, what: string): Partial<A
   };
 }
 
-function f32(t: Tensor): TensorToWrite {
-  return { dtype: 'F32', shape: t.dims, data: t.data };
+function floatTensor(t: Tensor, dtype: FloatDType): TensorToWrite {
+  return { dtype, shape: t.dims, data: dtype === 'F32' ? t.data : toHalf(t.data, dtype) };
 }
 
-/** Copies a tensor out of the file image (its offset need not be 4-byte aligned). */
-function readF32(bytes: Uint8Array, e: TensorEntry): Float32Array {
-  const out = new Float32Array(e.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes.subarray(e.offset, e.offset + e.byteLength));
-  return out;
+/** Copies a float tensor out of the file image as float32 (its offset need not be aligned). */
+function readFloats(bytes: Uint8Array, e: TensorEntry): Float32Array {
+  // A copy (Buffer's slice would be a view into its pool), so the result is aligned and owns its memory.
+  const raw = Uint8Array.prototype.slice.call(bytes, e.offset, e.offset + e.byteLength).buffer;
+  if (e.dtype === 'F32') return new Float32Array(raw);
+  return fromHalf(new Uint16Array(raw), e.dtype as Exclude<FloatDType, 'F32'>);
 }

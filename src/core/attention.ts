@@ -39,6 +39,13 @@ export interface Attention {
   /** Token ids `[T]`, special tokens included. */
   inputIds?: number[];
   /**
+   * When only some layers were extracted: the model's index of each entry of the first axis of `attention`,
+   * `query` and `key` (absent: all of them, in order).
+   */
+  layers?: number[];
+  /** Likewise the model's index of each entry of the heads axis, when only some heads were extracted. */
+  heads?: number[];
+  /**
    * Per token: whether the tokenizer added or marks it as special ([CLS], </s>, BOS, …), as transformers'
    * special_tokens_mask. Absent in data from elsewhere; views then guess from the token text.
    */
@@ -118,6 +125,42 @@ export interface EncoderDecoderAttention {
   decoderHiddenLast?: Tensor;
   /** The decoder self-attention's position bias `[heads, T, T]` (T5), shared by all decoder layers; the causal mask comes on top. */
   decoderPositionBias?: Tensor;
+}
+
+/** One layer's share of an Attention, as a stream of layers yields it. */
+export interface LayerAttention {
+  /** The model's index of this layer. */
+  layer: number;
+  /** Softmax probabilities `[heads, T, T]` of the selected heads. */
+  attention: Tensor;
+  /** Queries and keys `[heads, T, headDim]`, when asked for. */
+  query?: Tensor;
+  key?: Tensor;
+}
+
+/** An Attention without its per-layer tensors: what is known before the first layer has been computed. */
+export type AttentionHeader = Omit<
+  Attention,
+  'attention' | 'query' | 'key' | 'hiddenLast' | 'positionBias' | 'encoderDecoder' | 'layers' | 'heads'
+> & {
+  /** The model's layers and heads the stream yields, in order. */
+  layers: number[];
+  heads: number[];
+  /** Whether each layer comes with `query` and `key`. */
+  qk: boolean;
+  headDim: number;
+  /** The width of `hiddenLast` (the model's hidden size). */
+  hidden: number;
+};
+
+/**
+ * An Attention one layer at a time: iterating yields each selected layer in order, computed only when it is
+ * asked for, in buffers that the next step may overwrite (copy what you keep). `hiddenLast` is there once the
+ * iteration has ended.
+ */
+export interface AttentionStream extends AsyncIterable<LayerAttention> {
+  readonly header: AttentionHeader;
+  readonly hiddenLast: Tensor | undefined;
 }
 
 /** The three attentions of an encoder-decoder result. */

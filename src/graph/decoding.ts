@@ -50,12 +50,12 @@ export function lmHead(
   const rows =
     mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
   const dims = [mode === 'last' ? 1 : 'T', vocab];
-  const inputs = [rows, g.weight(w), ...(bias ? [g.weight(bias)] : [])];
+  // g.linear: a quantized head (GGUF) runs as MatMulNBits, a float one as Gemm.
   if (softcap === undefined) {
-    g.output(g.op('Gemm', inputs, { transB: 1 }, LOGITS), dims);
+    g.output(g.linear(rows, w, bias, LOGITS), dims);
     return;
   }
-  const scaled = g.op('Div', [g.op('Gemm', inputs, { transB: 1 }), g.scalar(softcap)]);
+  const scaled = g.op('Div', [g.linear(rows, w, bias), g.scalar(softcap)]);
   g.output(g.op('Mul', [g.op('Tanh', [scaled]), g.scalar(softcap)], {}, LOGITS), dims);
 }
 

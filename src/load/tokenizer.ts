@@ -45,7 +45,7 @@ interface HfTokenizer {
   get_added_tokens_decoder(): Map<number, { id: number; special: boolean }>;
 }
 
-type JsonObject = Record<string, unknown>;
+export type JsonObject = Record<string, unknown>;
 type Vocab = Record<string, number>;
 
 type TemplateItem =
@@ -59,7 +59,7 @@ interface PostProcessorJson extends JsonObject {
   processors?: PostProcessorJson[];
 }
 
-interface TokenizerJson extends JsonObject {
+export interface TokenizerJson extends JsonObject {
   model: JsonObject;
   post_processor: PostProcessorJson | null;
 }
@@ -82,13 +82,18 @@ export async function loadTokenizer(dir: string, modelType: string): Promise<Tex
   const tokenizerJson = existsSync(jsonPath)
     ? withDefaults(await readJson(jsonPath), jsonPath)
     : await convertSlowTokenizer(dir, modelType, config);
+  return tokenizerFromJson(tokenizerJson, config, dir);
+}
+
+/** A tokenizer from a tokenizer.json object made in memory (a GGUF file's BPE vocabulary, gguf-tokenizer.ts). */
+export function tokenizerFromJson(json: TokenizerJson, config: JsonObject, what: string): TextTokenizer {
   let tokenizer: HfTokenizer;
   try {
-    tokenizer = new Tokenizer(tokenizerJson, config) as HfTokenizer;
+    tokenizer = new Tokenizer(json, config) as HfTokenizer;
   } catch (e) {
-    throw new AttnvizError(`cannot build the tokenizer of ${dir}: ${(e as Error).message}`);
+    throw new AttnvizError(`cannot build the tokenizer of ${what}: ${(e as Error).message}`);
   }
-  return wrap(tokenizer, pairLayout(tokenizerJson.post_processor));
+  return wrap(tokenizer, pairLayout(json.post_processor));
 }
 
 /**

@@ -24,7 +24,7 @@ import {
 } from '../graph/encoder-decoder.js';
 import { HIDDEN_LAST } from '../graph/family.js';
 import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
-import type { Feed, RunOutput, Session } from '../runtime/session.js';
+import type { Feed, Runner, RunOutput, Session } from '../runtime/session.js';
 import { causalMask } from './feeds.js';
 import type { AttentionOptions } from './model.js';
 
@@ -32,7 +32,7 @@ import type { AttentionOptions } from './model.js';
 export interface Seq2SeqContext {
   source: string;
   modelType: string;
-  session: Session;
+  session: Runner;
   dims: Seq2SeqDims;
   tokenizer: TextTokenizer;
   /** The source text's encoding, checked against (or cut to, with truncate) the model's positions. */
@@ -226,7 +226,7 @@ export class Seq2Seq {
   }
 
   /** The inputs of graph/encoder-decoder.ts that `session`'s graph declares. */
-  private feeds(session: Session, encoderIds: readonly number[], decoderIds: readonly number[]): Record<string, Feed> {
+  private feeds(session: Runner, encoderIds: readonly number[], decoderIds: readonly number[]): Record<string, Feed> {
     const ints = (xs: readonly number[]): Feed => ({
       type: 'int64',
       data: BigInt64Array.from(xs, BigInt),

@@ -68,6 +68,8 @@ export interface HeadViewOptions extends PartOptions {
   exclude?: number[];
   /** Heads on demand when `attention.data` is empty (see the header). */
   loadHead?: HeadLoader;
+  /** Called after every state change (pages that link views, e.g. the compare report, follow it). */
+  onChange?: (state: Readonly<HeadViewState>) => void;
 }
 
 export interface HeadViewState {
@@ -655,6 +657,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   function update(patch: Partial<HeadViewState>): void {
     state = { ...state, ...patch };
     render();
+    options.onChange?.(state);
   }
 
   const view: HeadView = {
