@@ -127,8 +127,11 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
 
 /**
  * The element type of every value, propagated in node order: a graph input's or initializer's own, Cast's
- * `to`, otherwise its first input's (the other ops our families emit keep their data input's type).
+ * `to`, bool for comparisons, int64 for Shape, Where's second input's, otherwise its first input's (the other
+ * ops our families emit keep their data input's type).
  */
+const BOOL_OPS = new Set(['Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor']);
+
 function elementTypes(
   inputs: readonly ValueInfo[],
   initializers: readonly onnxProto.onnx.ITensorProto[],
@@ -139,7 +142,15 @@ function elementTypes(
   for (const t of initializers) types.set(t.name!, t.dataType!);
   for (const n of nodes) {
     const to = n.attribute?.find((a) => a.name === 'to');
-    const type = n.opType === 'Cast' && to ? Number(to.i) : types.get(n.input?.[0] ?? '');
+    const op = n.opType ?? '';
+    const type =
+      op === 'Cast' && to
+        ? Number(to.i)
+        : BOOL_OPS.has(op)
+          ? onnx.TensorProto.DataType.BOOL
+          : op === 'Shape'
+            ? onnx.TensorProto.DataType.INT64
+            : types.get(n.input?.[op === 'Where' ? 1 : 0] ?? '');
     if (type === undefined) throw new Error(`stages: no element type for the inputs of ${n.name} (${n.opType})`);
     for (const o of n.output ?? []) types.set(o, type);
   }

@@ -9,6 +9,7 @@ export {
   type NeuronColumns,
 } from './neuron-view.js';
 export { mountView, VIEWS, type ViewName } from './mount.js';
+export { AttnvizViewElement, defineAttnvizElement } from './element.js';
 export type { MountedView, ViewHandle } from './handle.js';
 export { categoricalColors, THEMES, type Theme, type ThemeName } from './palette.js';
 export { prettifyToken, isSpecialToken } from './tokens.js';

@@ -4,16 +4,18 @@
  * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the view
  * right after it. Nothing is fetched: the page works from file:// with the network off.
  *
- * The bundle (an IIFE) also exposes the view functions as `attnvizStandalone.{headView, modelView, mountView}`,
+ * It also registers the `<attnviz-view src=…>` element (views/element.ts). The bundle (an IIFE) also exposes the view functions as `attnvizStandalone.{headView, modelView, mountView}`,
  * so a page can mount views on data it builds itself (layers streamed in, tests, benchmarks).
  */
 import { decodePageData } from '../core/page-data.js';
 import { aggregatesView } from './aggregates.js';
+import { defineAttnvizElement } from './element.js';
 import { mountView, type ViewName } from './mount.js';
 
 export { headView } from './head-view.js';
 export { modelView } from './model-view.js';
 export { mountView } from './mount.js';
+export { defineAttnvizElement } from './element.js';
 
 async function boot(): Promise<void> {
   for (const script of document.querySelectorAll<HTMLScriptElement>('script[type="application/x-attnviz"]')) {
@@ -37,4 +39,6 @@ async function boot(): Promise<void> {
   }
 }
 
+// <attnviz-view src=…> elements anywhere on the page (views/element.ts).
+defineAttnvizElement();
 void boot();
