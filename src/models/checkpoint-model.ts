@@ -176,9 +176,8 @@ export class Model implements AttentionModel {
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
     // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
-    // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) and graphs with repacked
-    // quantized weights (whose bytes each stage would need) run whole, in one session.
-    const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes) && main.memory.length === 0;
+    // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
+    const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const session: Runner = staged
       ? await StagedSession.create(
           splitStages(
@@ -186,7 +185,7 @@ export class Model implements AttentionModel {
             Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
           ),
           weights.root,
-          { threads: options.threads },
+          { threads: options.threads, memory: main.memory },
         )
       : await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {

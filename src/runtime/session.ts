@@ -169,6 +169,8 @@ export class StagedSession implements Runner {
           // intermediates come from malloc, which reuses the freed blocks of the stage before.
           enableCpuMemArena: false,
           enableMemPattern: false,
+          // Repacked quantized weights: every stage may read its share of them (onnxruntime copies what it uses).
+          ...(options.memory?.length ? { externalData: options.memory } : {}),
           extra: {
             session: {
               model_external_initializers_file_folder_path: weightsRoot,
