@@ -1,66 +1,268 @@
 /**
- * Llama benchmark (prints figures; not a test). A ~1B Llama has 16 layers of Llama-3.2-1B's shapes
- * (hidden 2048, 32 query heads over 8 key/value heads of 64, MLP 8192, llama3 RoPE scaling); this writes
- * random checkpoints with 2 and 4 such layers under a temporary folder and reports, at exactly 128 and 512
- * tokens:
+ * Llama benchmark (prints figures; not a test). Random weights in real model shapes, each scenario in a
+ * child process of its own (so its peak RSS is its own):
  *
- * - time per layer of `model.attention(text)` (every layer's probabilities, q and k) and of a plain forward
- *   pass over the same weights (`Model.load(dir, { extract: false })` then `forward(text)`), as the median
- *   divided by the layer count and as the slope between the 2- and 4-layer models (which cancels the
- *   embedding, final norm and run overhead), and the ratio of the two;
- * - memory per layer of the attention result: probabilities [H, T, T] plus q and k [H, T, d] in float32.
+ * - `1b`: Llama-3.2-1B shapes (16 layers, hidden 2048, 32 query heads over 8 key/value heads of 64, MLP 8192,
+ *   vocabulary 128256, tied embedding), written both as a GGUF with every matrix Q4_K and as a bf16
+ *   safetensors checkpoint. For each: load time and resident weights; the plain forward pass
+ *   (`extract: false`) at 512, 2048 and 4096 tokens; `attention()` (every layer's probabilities, q and k at
+ *   once, float32) at 512 tokens — at 2048 and 4096 it would hold L·H·T²·4 B = 8.6 / 34 GB and needs the
+ *   per-layer streaming API; seconds and peak RSS of each.
+ * - `8b`: Llama-3.1-8B shapes (hidden 4096, 32/8 heads, MLP 14336, vocabulary 128256), first 4 layers, Q4_K:
+ *   resident weights against the file's tensor bytes; seconds per layer at 512 tokens (forward and
+ *   attention(), whole pass / 4, embedding and final norm included).
+ * - `peer`: the same 1B GGUF's prompt processing in llama.cpp (node-llama-cpp, a devDependency imported only
+ *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
- *   npx tsc -p . && node --expose-gc dist/bench/llama.js [--runs N] [--warmup N] [--threads N] [--layers 2,4]
+ *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
+ *     [--threads N] [--dir DIR]
  *
- * The vocabulary is llama-tiny-mha's 512 pieces (../shared/golden/models) instead of Llama 3's 128k: the
- * embedding is not a layer, and a 1 GB random embedding would only slow the set-up.
+ * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir (default: a
+ * temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
+ * pieces to 128256; the safetensors one uses llama-tiny-mha's tokenizer.json. No RoPE scaling (Llama 3's
+ * 'llama3' scaling needs GGUF's rope_freqs tensor, not read; it does not change the cost).
  */
+import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { safetensorsHeader } from '../src/core/safetensors.js';
+import { readGguf } from '../src/load/gguf.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const TOKENIZER = resolve(REPO, '..', 'shared', 'golden', 'models', 'llama-tiny-mha');
-const SIZES = [128, 512] as const;
-const D = 2048,
-  F = 8192,
-  H = 32,
-  KV = 8,
-  HD = 64,
-  VOCAB = 512;
+const SELF = fileURLToPath(import.meta.url);
+const REPO = resolve(dirname(SELF), '..', '..');
+const SHARED = resolve(REPO, '..', 'shared');
+const TOKENIZER = join(SHARED, 'golden', 'models', 'llama-tiny-mha');
+const STORIES = join(SHARED, 'models', 'stories260K', 'stories260K.gguf');
+const VOCAB = 128256;
+
+interface Shape {
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  intermediate: number;
+}
+const LLAMA_1B: Shape = { layers: 16, hidden: 2048, heads: 32, kvHeads: 8, intermediate: 8192 };
+const LLAMA_8B_4: Shape = { layers: 4, hidden: 4096, heads: 32, kvHeads: 8, intermediate: 14336 };
+/** Llama 3's head size: hidden / heads (64 for 1B, 128 for 8B). */
+const headDim = (s: Shape) => s.hidden / s.heads;
 
 const { values: args } = parseArgs({
   options: {
-    runs: { type: 'string', default: '3' },
-    warmup: { type: 'string', default: '1' },
+    parts: { type: 'string', default: '1b,8b,peer' },
+    sizes: { type: 'string', default: '512,2048,4096' },
     threads: { type: 'string' },
-    layers: { type: 'string', default: '2,4' },
+    dir: { type: 'string' },
+    child: { type: 'string' },
   },
 });
-const RUNS = Number(args.runs),
-  WARMUP = Number(args.warmup);
+const SIZES = args.sizes!.split(',').map(Number);
 const THREADS = args.threads ? Number(args.threads) : undefined;
-const LAYER_COUNTS = args.layers!.split(',').map(Number);
 
-// ---- a checkpoint of L Llama-3.2-1B layers ----------------------------------------------------------------
+// ---- random checkpoints --------------------------------------------------------------------------------
 
-function config(layers: number): Record<string, unknown> {
-  return {
+/** Tensors of a Llama in PyTorch shapes; `norm` ones are filled with 1. */
+function tensors(s: Shape): { name: string; shape: number[]; norm?: boolean }[] {
+  const q = s.heads * headDim(s),
+    kv = s.kvHeads * headDim(s);
+  const out = [
+    { name: 'token_embd.weight', shape: [VOCAB, s.hidden] },
+    { name: 'output_norm.weight', shape: [s.hidden], norm: true },
+  ];
+  for (let i = 0; i < s.layers; i++) {
+    out.push(
+      { name: `blk.${i}.attn_norm.weight`, shape: [s.hidden], norm: true },
+      { name: `blk.${i}.attn_q.weight`, shape: [q, s.hidden] },
+      { name: `blk.${i}.attn_k.weight`, shape: [kv, s.hidden] },
+      { name: `blk.${i}.attn_v.weight`, shape: [kv, s.hidden] },
+      { name: `blk.${i}.attn_output.weight`, shape: [s.hidden, q] },
+      { name: `blk.${i}.ffn_norm.weight`, shape: [s.hidden], norm: true },
+      { name: `blk.${i}.ffn_gate.weight`, shape: [s.intermediate, s.hidden] },
+      { name: `blk.${i}.ffn_up.weight`, shape: [s.intermediate, s.hidden] },
+      { name: `blk.${i}.ffn_down.weight`, shape: [s.hidden, s.intermediate] },
+    );
+  }
+  return out;
+}
+
+/** HF names for the safetensors copy. */
+const HF: Record<string, string> = {
+  attn_norm: 'input_layernorm',
+  attn_q: 'self_attn.q_proj',
+  attn_k: 'self_attn.k_proj',
+  attn_v: 'self_attn.v_proj',
+  attn_output: 'self_attn.o_proj',
+  ffn_norm: 'post_attention_layernorm',
+  ffn_gate: 'mlp.gate_proj',
+  ffn_up: 'mlp.up_proj',
+  ffn_down: 'mlp.down_proj',
+};
+const hfName = (n: string) =>
+  n === 'token_embd.weight'
+    ? 'model.embed_tokens.weight'
+    : n === 'output_norm.weight'
+      ? 'model.norm.weight'
+      : n.replace(/^blk\.(\d+)\.(\w+)\.weight$/, (_, i, k) => `model.layers.${i}.${HF[k]}.weight`);
+
+/** A pseudo-random byte stream (xorshift32), refilled as it is read. */
+function randomPattern(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Writes `length` bytes cycling through `pattern` from a tensor-dependent start. */
+function writeCycled(fd: number, pattern: Uint8Array, length: number, start: number, unit: number): void {
+  let at = (start * unit) % pattern.length;
+  for (let left = length; left > 0; ) {
+    const part = pattern.subarray(at, at + Math.min(left, pattern.length - at));
+    writeSync(fd, part);
+    left -= part.length;
+    at = 0;
+  }
+}
+
+/** 4096 Q4_K blocks with random codes and 6-bit scales, d ≈ 2e-4 and dmin ≈ 1e-3 (weights ~ ±0.1). */
+function q4kPattern(): Uint8Array {
+  const b = Buffer.from(randomPattern(4096 * 144, 7));
+  for (let i = 0; i < 4096; i++) {
+    b.writeUInt16LE(0x0a00 + (i % 64), i * 144); // f16 ≈ 1.9e-4
+    b.writeUInt16LE(0x1400 + (i % 64), i * 144 + 2); // f16 ≈ 9.8e-4
+  }
+  return b;
+}
+
+/** bf16 values ~ ±0.05 from random mantissas and a narrow exponent range. */
+function bf16Pattern(): Uint8Array {
+  const r = randomPattern(1 << 22, 11);
+  const out = new Uint16Array(r.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = ((r[2 * i] & 0x80) << 8) | (0x3c80 + (r[2 * i + 1] & 0x7f));
+  return new Uint8Array(out.buffer);
+}
+
+const u32 = (n: number) => Buffer.from(new Uint32Array([n]).buffer);
+const u64 = (n: number) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+};
+const gStr = (s: string) => Buffer.concat([u64(Buffer.byteLength(s)), Buffer.from(s)]);
+
+/** A GGUF (v3) of shape `s`, matrices Q4_K, norms F32; metadata as llama.cpp's converter writes it. */
+function writeGguf(path: string, s: Shape): number {
+  const stories = readGguf(STORIES);
+  const pieces = [...(stories.metadata.get('tokenizer.ggml.tokens') as string[])];
+  const scores = [...(stories.metadata.get('tokenizer.ggml.scores') as number[])];
+  const types = [...(stories.metadata.get('tokenizer.ggml.token_type') as number[])];
+  for (let i = pieces.length; i < VOCAB; i++) {
+    pieces.push(`<unused_${i}>`);
+    scores.push(-1e9);
+    types.push(5);
+  }
+  const kv: Buffer[] = [];
+  const put = (key: string, value: Buffer) => kv.push(gStr(key), value);
+  const num = (v: number) => Buffer.concat([u32(4), u32(v)]);
+  const f32 = (v: number) => Buffer.concat([u32(6), Buffer.from(new Float32Array([v]).buffer)]);
+  put('general.architecture', Buffer.concat([u32(8), gStr('llama')]));
+  put('llama.context_length', num(131072));
+  put('llama.embedding_length', num(s.hidden));
+  put('llama.block_count', num(s.layers));
+  put('llama.feed_forward_length', num(s.intermediate));
+  put('llama.attention.head_count', num(s.heads));
+  put('llama.attention.head_count_kv', num(s.kvHeads));
+  put('llama.rope.dimension_count', num(headDim(s)));
+  put('llama.rope.freq_base', f32(500000));
+  put('llama.attention.layer_norm_rms_epsilon', f32(1e-5));
+  put('llama.vocab_size', num(VOCAB));
+  put('tokenizer.ggml.model', Buffer.concat([u32(8), gStr('llama')]));
+  put('tokenizer.ggml.tokens', Buffer.concat([u32(9), u32(8), u64(VOCAB), ...pieces.map(gStr)]));
+  put(
+    'tokenizer.ggml.scores',
+    Buffer.concat([u32(9), u32(6), u64(VOCAB), Buffer.from(Float32Array.from(scores).buffer)]),
+  );
+  put(
+    'tokenizer.ggml.token_type',
+    Buffer.concat([u32(9), u32(5), u64(VOCAB), Buffer.from(Int32Array.from(types).buffer)]),
+  );
+  put('tokenizer.ggml.bos_token_id', num(1));
+  put('tokenizer.ggml.eos_token_id', num(2));
+  put('tokenizer.ggml.unknown_token_id', num(0));
+  const list = tensors(s);
+  const size = (t: { shape: number[]; norm?: boolean }) =>
+    t.norm ? t.shape[0] * 4 : ((t.shape[0] * t.shape[1]) / 256) * 144;
+  const align = (n: number) => Math.ceil(n / 32) * 32;
+  const infos: Buffer[] = [];
+  let offset = 0;
+  for (const t of list) {
+    const ne = [...t.shape].reverse();
+    infos.push(gStr(t.name), u32(ne.length), ...ne.map(u64), u32(t.norm ? 0 : 12), u64(offset));
+    offset = align(offset + size(t));
+  }
+  const head = Buffer.concat([Buffer.from('GGUF'), u32(3), u64(list.length), u64(kv.length / 2), ...kv, ...infos]);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, head);
+    writeSync(fd, Buffer.alloc(align(head.length) - head.length));
+    const pattern = q4kPattern();
+    const ones = Buffer.from(new Float32Array(16384).fill(1).buffer);
+    list.forEach((t, k) => {
+      if (t.norm) writeSync(fd, ones.subarray(0, size(t)));
+      else writeCycled(fd, pattern, size(t), k * 97, 144);
+      writeSync(fd, Buffer.alloc(align(size(t)) - size(t)));
+    });
+  } finally {
+    closeSync(fd);
+  }
+  return list.reduce((n, t) => n + size(t), 0);
+}
+
+/** The same shapes as a bf16 safetensors checkpoint (config.json, tokenizer.json, model.safetensors). */
+function writeSafetensors(dir: string, s: Shape): number {
+  const list = tensors(s);
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  let offset = 0;
+  for (const t of list) {
+    const n = t.shape.reduce((a, b) => a * b, 1) * 2;
+    header[hfName(t.name)] = { dtype: 'BF16', shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+  const fd = openSync(join(dir, 'model.safetensors'), 'w');
+  try {
+    writeSync(fd, u64(json.length));
+    writeSync(fd, json);
+    const pattern = bf16Pattern();
+    const ones = Buffer.from(new Uint16Array(16384).fill(0x3f80).buffer);
+    list.forEach((t, k) => {
+      const n = t.shape.reduce((a, b) => a * b, 1) * 2;
+      if (t.norm) writeSync(fd, ones.subarray(0, n));
+      else writeCycled(fd, pattern, n, k * 7919, 2);
+    });
+  } finally {
+    closeSync(fd);
+  }
+  const config = {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
-    hidden_size: D,
-    intermediate_size: F,
-    num_hidden_layers: layers,
-    num_attention_heads: H,
-    num_key_value_heads: KV,
-    head_dim: HD,
+    hidden_size: s.hidden,
+    intermediate_size: s.intermediate,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    head_dim: headDim(s),
     hidden_act: 'silu',
     max_position_embeddings: 131072,
     rms_norm_eps: 1e-5,
@@ -69,174 +271,175 @@ function config(layers: number): Record<string, unknown> {
     vocab_size: VOCAB,
     bos_token_id: 1,
     eos_token_id: 2,
-    rope_scaling: {
-      rope_type: 'llama3',
-      factor: 32,
-      low_freq_factor: 1,
-      high_freq_factor: 4,
-      original_max_position_embeddings: 8192,
-    },
-    torch_dtype: 'float32',
+    torch_dtype: 'bfloat16',
   };
-}
-
-function tensors(layers: number): { name: string; shape: number[]; ones?: boolean }[] {
-  const out = [
-    { name: 'model.embed_tokens.weight', shape: [VOCAB, D] },
-    { name: 'model.norm.weight', shape: [D], ones: true },
-  ];
-  for (let i = 0; i < layers; i++) {
-    const l = `model.layers.${i}`;
-    out.push(
-      { name: `${l}.input_layernorm.weight`, shape: [D], ones: true },
-      { name: `${l}.post_attention_layernorm.weight`, shape: [D], ones: true },
-      { name: `${l}.self_attn.q_proj.weight`, shape: [H * HD, D] },
-      { name: `${l}.self_attn.k_proj.weight`, shape: [KV * HD, D] },
-      { name: `${l}.self_attn.v_proj.weight`, shape: [KV * HD, D] },
-      { name: `${l}.self_attn.o_proj.weight`, shape: [D, H * HD] },
-      { name: `${l}.mlp.gate_proj.weight`, shape: [F, D] },
-      { name: `${l}.mlp.up_proj.weight`, shape: [F, D] },
-      { name: `${l}.mlp.down_proj.weight`, shape: [D, F] },
-    );
-  }
-  return out;
-}
-
-/** Writes config, tokenizer and model.safetensors (streamed; weights N(0, 0.02) from one random 4 MB block, shifted per tensor). */
-function writeCheckpoint(dir: string, layers: number): number {
-  const list = tensors(layers);
-  const header = safetensorsHeader(
-    list.map((t) => ({ ...t, dtype: 'F32' as const })),
-    { format: 'pt' },
-  );
-  const block = new Float32Array(1 << 20);
-  let seed = 12345;
-  for (let i = 0; i < block.length; i++) {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    const u1 = (seed + 1) / 4294967297;
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    block[i] = 0.02 * Math.sqrt(-2 * Math.log(u1)) * Math.cos((2 * Math.PI * seed) / 4294967296);
-  }
-  const fd = openSync(join(dir, 'model.safetensors'), 'w');
-  try {
-    writeSync(fd, header.bytes);
-    const ones = new Float32Array(D).fill(1);
-    list.forEach((t, k) => {
-      let left = t.shape.reduce((a, b) => a * b, 1);
-      if (t.ones) return void writeSync(fd, new Uint8Array(ones.buffer, 0, left * 4));
-      let at = (k * 7919) % block.length;
-      while (left > 0) {
-        const part = block.subarray(at, at + Math.min(left, block.length - at));
-        writeSync(fd, new Uint8Array(part.buffer, part.byteOffset, part.byteLength));
-        left -= part.length;
-        at = 0;
-      }
-    });
-  } finally {
-    closeSync(fd);
-  }
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config(layers), null, 2));
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TOKENIZER, f), join(dir, f));
-  return header.dataBytes;
+  return offset;
 }
 
-// ---- timing -----------------------------------------------------------------------------------------------
+// ---- one scenario, in a child process ------------------------------------------------------------------
+
+interface Scenario {
+  kind: 'attnviz' | 'peer';
+  source: string;
+  /** attnviz: 'forward' (extract: false) or 'attention'. */
+  mode: 'forward' | 'attention';
+  sizes: number[];
+}
+
+interface Measured {
+  loadSeconds: number;
+  /** RSS after loading (after GC) minus RSS before. */
+  residentBytes: number;
+  runs: { T: number; seconds: number }[];
+  peakRss: number;
+}
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const rss = () => process.memoryUsage().rss;
 
-interface Row {
-  layers: number;
-  T: number;
-  extractMs: number;
-  plainMs: number;
-  resultBytes: number;
+async function runAttnviz(s: Scenario): Promise<Measured> {
+  gc();
+  const before = rss();
+  let t0 = performance.now();
+  const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: s.mode === 'attention' });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  gc();
+  await new Promise((r) => setTimeout(r, 200));
+  gc();
+  const residentBytes = rss() - before;
+  const runs: Measured['runs'] = [];
+  for (const T of s.sizes) {
+    const text = exactText((x) => m.tokenizer.encode(x).ids.length, T);
+    t0 = performance.now();
+    if (s.mode === 'attention') {
+      const a = await m.attention(text);
+      if (a.attention.dims[2] !== T) throw new Error(`expected ${T} tokens, got ${a.attention.dims[2]}`);
+    } else await m.forward(text);
+    runs.push({ T, seconds: (performance.now() - t0) / 1000 });
+    gc();
+  }
+  await m.release();
+  return { loadSeconds, residentBytes, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
 }
 
-async function measure(dir: string, layers: number): Promise<Row[]> {
-  const extract = await Model.load(dir, { threads: THREADS, progress: false });
-  const plain = await Model.load(dir, { threads: THREADS, extract: false, progress: false });
-  const rows: Row[] = [];
-  try {
-    for (const T of SIZES) {
-      const text = exactText((s) => extract.tokenizer.encode(s).ids.length, T);
-      const check = await extract.attention(text);
-      if (check.attention.dims.join() !== [layers, H, T, T].join() || check.kvHeads !== KV)
-        throw new Error(`unexpected result dims ${check.attention.dims}`);
-      const resultBytes = [check.attention, check.query!, check.key!].reduce((n, t) => n + t.data.byteLength, 0);
-      const time = async (run: () => Promise<unknown>) => {
-        gc();
-        const t0 = performance.now();
-        await run();
-        return performance.now() - t0;
-      };
-      for (let i = 0; i < WARMUP; i++) {
-        await time(() => extract.attention(text));
-        await time(() => plain.forward(text));
-      }
-      const e: number[] = [],
-        p: number[] = [];
-      for (let i = 0; i < RUNS; i++) {
-        // Alternate which goes first.
-        if (i % 2) p.push(await time(() => plain.forward(text)));
-        e.push(await time(() => extract.attention(text)));
-        if (!(i % 2)) p.push(await time(() => plain.forward(text)));
-      }
-      rows.push({ layers, T, extractMs: median(e), plainMs: median(p), resultBytes });
-      console.error(
-        `  ${layers} layers, ${T} tokens: attention ${median(e).toFixed(0)} ms, forward ${median(p).toFixed(0)} ms`,
-      );
-    }
-  } finally {
-    await extract.release();
-    await plain.release();
+async function runPeer(s: Scenario): Promise<Measured> {
+  // An optional import: node-llama-cpp is a devDependency of the benchmark only.
+  const { getLlama } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never' });
+  const before = rss();
+  let t0 = performance.now();
+  const model = await llama.loadModel({ modelPath: s.source, gpuLayers: 0 });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const residentBytes = rss() - before;
+  const runs: Measured['runs'] = [];
+  const words = exactText((x) => model.tokenize(x).length + 1, Math.max(...s.sizes));
+  for (const T of s.sizes) {
+    const context = await model.createContext({ contextSize: T + 16, batchSize: T, threads: THREADS ?? 0 });
+    const tokens = model.tokenize(words).slice(0, T - 1);
+    const sequence = context.getSequence();
+    t0 = performance.now();
+    await sequence.evaluateWithoutGeneratingNewTokens([1 as never, ...tokens]);
+    runs.push({ T, seconds: (performance.now() - t0) / 1000 });
+    await context.dispose();
   }
-  return rows;
+  await model.dispose();
+  return { loadSeconds, residentBytes, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
+}
+
+function inChild(s: Scenario): Measured | { error: string } {
+  try {
+    const out = execFileSync(process.execPath, ['--expose-gc', SELF, '--child', JSON.stringify(s), ...threadArgs()], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 20,
+    });
+    return JSON.parse(out.trim().split('\n').pop()!) as Measured;
+  } catch (e) {
+    return { error: ((e as Error).message.split('\n')[0] ?? String(e)).slice(0, 200) };
+  }
+}
+const threadArgs = () => (THREADS ? ['--threads', String(THREADS)] : []);
+
+// ---- report --------------------------------------------------------------------------------------------
+
+const gb = (n: number) => (n / 1e9).toFixed(2);
+
+function row(label: string, m: Measured | { error: string }, weights: number): string {
+  if ('error' in m) return `| ${label} | failed: ${m.error} |||||`;
+  const runs = m.runs.map((r) => `${r.T}: ${r.seconds.toFixed(1)} s`).join(', ');
+  return `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} (${(m.residentBytes / weights).toFixed(2)}×) | ${runs} | ${gb(m.peakRss)} | ${gb(m.peakRss - weights)} |`;
 }
 
 async function main(): Promise<void> {
-  const root = await mkdtemp(join(os.tmpdir(), 'attnviz-bench-llama-'));
+  if (args.child) {
+    const s = JSON.parse(args.child) as Scenario;
+    console.log(JSON.stringify(s.kind === 'peer' ? await runPeer(s) : await runAttnviz(s)));
+    return;
+  }
+  const parts = args.parts!.split(',');
+  const root = args.dir ? resolve(args.dir) : await mkdtemp(join(os.tmpdir(), 'attnviz-bench-llama-'));
+  await mkdir(root, { recursive: true });
+  const load = () =>
+    os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ');
+  console.log(
+    `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
+  );
+  console.log(
+    '\n| scenario | load s | resident weights GB (× tensor bytes) | tokens: seconds | peak RSS GB | peak − tensor bytes GB |',
+  );
+  console.log('|---|---|---|---|---|---|');
   try {
-    console.error(
-      `Llama-3.2-1B layer shapes; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), threads ${THREADS ?? 'onnxruntime default'}, ${RUNS} runs + ${WARMUP} warm-up`,
-    );
-    const rows: Row[] = [];
-    for (const layers of LAYER_COUNTS) {
-      const dir = join(root, `l${layers}`);
-      await mkdir(dir);
-      const bytes = writeCheckpoint(dir, layers);
-      console.error(`wrote ${layers} layers: ${(bytes / 1e6).toFixed(0)} MB`);
-      rows.push(...(await measure(dir, layers)));
-      await rm(dir, { recursive: true, force: true });
-    }
-    console.log(
-      '\n| layers | tokens | attention() ms/layer | forward ms/layer | ratio | result MB/layer (probs + q + k) |',
-    );
-    console.log('|---|---|---|---|---|---|');
-    for (const r of rows) {
-      console.log(
-        `| ${r.layers} | ${r.T} | ${(r.extractMs / r.layers).toFixed(0)} | ${(r.plainMs / r.layers).toFixed(0)} | ${(r.extractMs / r.plainMs).toFixed(2)} | ${(r.resultBytes / r.layers / 1e6).toFixed(1)} |`,
-      );
-    }
-    const [few, many] = [Math.min(...LAYER_COUNTS), Math.max(...LAYER_COUNTS)];
-    if (few !== many) {
-      console.log(`\nslope between ${few} and ${many} layers (per added layer):`);
-      for (const T of SIZES) {
-        const a = rows.find((r) => r.layers === few && r.T === T)!,
-          b = rows.find((r) => r.layers === many && r.T === T)!;
-        const e = (b.extractMs - a.extractMs) / (many - few),
-          p = (b.plainMs - a.plainMs) / (many - few);
+    const gguf1b = join(root, 'llama-1b-q4k.gguf');
+    let q4kBytes = 0;
+    let forward1b: Measured | { error: string } | undefined;
+    if (parts.includes('1b') || parts.includes('peer')) q4kBytes = writeGguf(gguf1b, LLAMA_1B);
+    if (parts.includes('1b')) {
+      const st = join(root, 'llama-1b-bf16');
+      await mkdir(st, { recursive: true });
+      const bf16Bytes = writeSafetensors(st, LLAMA_1B);
+      for (const [label, source, bytes] of [
+        ['1B Q4_K GGUF', gguf1b, q4kBytes],
+        ['1B bf16 safetensors', st, bf16Bytes],
+      ] as const) {
+        const f = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
+        if (source === gguf1b) forward1b = f;
+        console.log(row(`${label}, forward`, f, bytes));
         console.log(
-          `  ${T} tokens: attention() ${e.toFixed(0)} ms, forward ${p.toFixed(0)} ms, ratio ${(e / p).toFixed(2)}`,
+          row(`${label}, attention()`, inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512] }), bytes),
         );
       }
+      await rm(st, { recursive: true, force: true });
     }
-    console.log(
-      `\nresult per layer in float32: probs H·T·T·4 = ${((H * 128 * 128 * 4) / 1e6).toFixed(1)} / ${((H * 512 * 512 * 4) / 1e6).toFixed(1)} MB, q + k 2·H·T·d·4 = ${((2 * H * 128 * HD * 4) / 1e6).toFixed(1)} / ${((2 * H * 512 * HD * 4) / 1e6).toFixed(1)} MB at 128 / 512 tokens`,
-    );
+    if (parts.includes('peer')) {
+      const peer = inChild({ kind: 'peer', source: gguf1b, mode: 'forward', sizes: SIZES });
+      console.log(row('1B Q4_K GGUF, llama.cpp prompt (node-llama-cpp)', peer, q4kBytes));
+      if (forward1b && !('error' in forward1b) && !('error' in peer)) {
+        const ratios = peer.runs.map((r) => {
+          const ours = (forward1b as Measured).runs.find((o) => o.T === r.T);
+          return ours ? `${r.T}: ${(ours.seconds / r.seconds).toFixed(2)}×` : '';
+        });
+        console.log(`\nattnviz plain forward / llama.cpp prompt time: ${ratios.join(', ')}`);
+      }
+    }
+    if (parts.includes('8b')) {
+      const gguf8b = join(root, 'llama-8b-4layers-q4k.gguf');
+      const bytes = writeGguf(gguf8b, LLAMA_8B_4);
+      for (const mode of ['forward', 'attention'] as const) {
+        const m = inChild({ kind: 'attnviz', source: gguf8b, mode, sizes: [512] });
+        console.log(row(`8B shapes, 4 layers, Q4_K, ${mode}`, m, bytes));
+        if (!('error' in m))
+          console.log(`  seconds per layer at 512 tokens (${mode}): ${(m.runs[0].seconds / 4).toFixed(2)}`);
+      }
+    }
   } finally {
-    await rm(root, { recursive: true, force: true });
+    if (!args.dir) await rm(root, { recursive: true, force: true });
   }
+  console.log(`\nload average at end ${load()}`);
 }
 
 await main();

@@ -4,12 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import {
-  decodeAttentionFile,
-  encodeAttentionFile,
-  readAttentionFile,
-  writeAttentionFile,
-} from '../src/core/attention-file.js';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { AttnvizError } from '../src/core/errors.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
 import { HAVE_SHARED, SHARED } from './shared.js';

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, open, readdir, readFile, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import type { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { FAMILIES } from '../src/graph/families.js';

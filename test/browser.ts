@@ -52,7 +52,10 @@ export async function openHtml(
     if (m.type() === 'error') errors.push(m.text());
   });
   await page.goto(url);
-  await page.waitForSelector('.attnviz, .attnviz-error', { timeout: 10_000 }).catch(() => undefined);
+  // A view, an analysis report (ready when drawn), or an error.
+  await page
+    .waitForSelector('.attnviz, .attnviz-error, #attnviz-report-root[data-ready]', { timeout: 10_000 })
+    .catch(() => undefined);
   return {
     page,
     requests,

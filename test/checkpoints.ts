@@ -11,7 +11,8 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeSafetensors, readSafetensors, type DType, type TensorToWrite } from '../src/core/safetensors.js';
+import { encodeSafetensors, type DType, type TensorToWrite } from '../src/core/safetensors.js';
+import { readSafetensors } from '../src/core/files.js';
 
 /** Tokenizer files copied when the source has them (tokenizer.json unless `dropTokenizerJson`). */
 export const TOKENIZER_FILES = [

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
-import { readAttentionFile, writeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { cli, expectCliError, HAVE_CLI, ROOT } from './cli-run.js';
 import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, readGoldenCase } from './shared.js';
 

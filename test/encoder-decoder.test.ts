@@ -12,19 +12,15 @@
  * attention file round trip, the CLI, and one-line errors on bad inputs.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attentionPart, ATTENTION_PARTS, type Attention, type AttentionPart } from '../src/core/attention.js';
-import {
-  decodeAttentionFile,
-  encodeAttentionFile,
-  readAttentionFile,
-  writeAttentionFile,
-} from '../src/core/attention-file.js';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { encodeSafetensors } from '../src/core/safetensors.js';
 import { Model } from '../src/models/checkpoint-model.js';
@@ -190,6 +186,47 @@ describe.each([BART, MBART, MARIAN, { ...MARIAN, storedPositions: true }])(
     });
   },
 );
+
+describe.skipIf(!HAVE_SHARED)('mBART teacher forcing: shift_tokens_right of the target', () => {
+  test('a tokenizer that closes texts with </s> en_XX: the decoder reads en_XX, the target, </s>', async () => {
+    const w = bartWeights(MBART, 12);
+    const dir = await writeTinyModel(bartConfig(MBART), w, 'roberta-tiny');
+    // mBART-cc25's template, on roberta-tiny's vocabulary with <mask> (id 50260) renamed to a language code.
+    const file = join(dir, 'tokenizer.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    const code = 'en_XX';
+    delete json.model.vocab['<mask>'];
+    json.model.vocab[code] = 50260;
+    json.added_tokens = json.added_tokens.map((t: { content: string }) =>
+      t.content === '<mask>' ? { ...t, content: code, lstrip: false } : t,
+    );
+    const special = (id: string) => ({ SpecialToken: { id, type_id: 0 } });
+    json.post_processor = {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, special('</s>'), special(code)],
+      pair: [
+        { Sequence: { id: 'A', type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 0 } },
+        special('</s>'),
+        special(code),
+      ],
+      special_tokens: {
+        '</s>': { id: '</s>', ids: [2], tokens: ['</s>'] },
+        [code]: { id: code, ids: [50260], tokens: [code] },
+      },
+    };
+    await writeFile(file, JSON.stringify(json));
+    const m = await open(dir);
+    const labels = m.tokenizer.encode(TARGET).tokens;
+    expect(labels.slice(-2)).toEqual(['</s>', code]);
+    const a = await m.attention(SOURCE, { target: TARGET });
+    expect(a.encoderDecoder!.decoderTokens).toEqual([code, ...labels.slice(0, -1)]);
+    expect(a.encoderDecoder!.decoderTokens.slice(0, 2)).toEqual([code, 'Le']);
+    expect(a.encoderDecoder!.decoderTokens.at(-1)).toBe('</s>');
+    expectInvariants(a, m);
+    expectMatchesReference(a, bartReference(w, MBART, a.inputIds!, a.encoderDecoder!.decoderInputIds!));
+  });
+});
 
 describe.each([T5_V11, T5_V10, MT5])('$modelType ($proj, $buckets buckets): tiny random checkpoint', (spec) => {
   let w: TinyWeights;
@@ -474,12 +511,12 @@ describe.skipIf(!HAVE_SHARED)('encoder-decoder tokenizers', () => {
     expect(maxAbsDiff(a.encoderDecoder!.cross.data, b.encoderDecoder!.cross.data)).toBe(0);
   });
 
-  test('a T5 folder without tokenizer.json is refused by name (SentencePiece files alone are not read)', async () => {
+  test('a T5 folder with neither tokenizer.json nor spiece.model is refused by name', async () => {
     const dir = await writeT5(T5_V11, t5Weights(T5_V11, 10));
     await rm(join(dir, 'tokenizer.json'));
     await expectBad(
       Model.load(dir),
-      /no tokenizer\.json in .*: t5's SentencePiece model files alone are not supported/,
+      /no tokenizer in .*: found neither tokenizer\.json nor spiece\.model or sentencepiece\.bpe\.model or spm\.model/,
     );
   });
 });

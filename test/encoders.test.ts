@@ -8,13 +8,17 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { attentionLogit, type Attention } from '../src/core/attention.js';
+import { logBucketPosition } from '../src/graph/deberta-v2.js';
 import { Model } from '../src/models/checkpoint-model.js';
+import { loadModel } from '../src/models/load-model.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import {
   expectMatchesGolden,
   goldenCases,
   goldenModel,
   HAVE_SHARED,
+  maxAbs,
   maxAbsDiff,
   readGoldenCase,
   SHARED,
@@ -32,6 +36,7 @@ import {
   linear,
   removeTinyModels,
   Rng,
+  rope,
   splitHeads,
   TinyWeights,
   writeTinyModel,
@@ -106,10 +111,15 @@ describe.skipIf(!HAVE_SHARED)('RoBERTa: golden cases (roberta-tiny)', () => {
   });
 
   test('bad inputs: a config field missing or invalid, a tensor missing or of the wrong shape', async () => {
+    // An absent field takes RobertaConfig's default (12 heads), as in transformers: 32 is not divisible by it.
     await expectBad(
       Model.load(await derive('roberta-tiny', { config: { num_attention_heads: undefined } })),
       /config\.json/,
-      /missing field "num_attention_heads"/,
+      /hidden size 32 is not divisible by 12 heads/,
+    );
+    await expectBad(
+      loadModel(await derive('roberta-tiny', { config: { num_attention_heads: 'four' } })),
+      /field "num_attention_heads" must be a positive integer/,
     );
     await expectBad(
       Model.load(await derive('roberta-tiny', { config: { pad_token_id: 600 } })),
@@ -607,6 +617,666 @@ describe('ELECTRA', () => {
     await expectBad(
       Model.load(await write({ ...ELECTRA.config, intermediate_size: 40 })),
       /tensor "electra\.encoder\.layer\.0\.intermediate\.dense\.weight" has shape \[32, 16\]; the config implies \[40, 16\]/,
+    );
+  });
+});
+
+// ---- XLM-RoBERTa, CamemBERT (RoBERTa under other names) ------------------------------------------------------
+
+/** roberta-tiny's vocabulary (its tokenizer.json is copied in). */
+const RV = 50261;
+
+/**
+ * A RoBERTa-type config with no layer_norm_eps and no type_vocab_size: transformers' config classes fill in
+ * 1e-12 and 2. The embeddings are tiny (std 0.002, variance ≈ 1e-5) so that eps 1e-12 and 1e-5 differ visibly.
+ */
+const robertaType = (modelType: string) => ({
+  architectures: ['XLMRobertaForMaskedLM'],
+  model_type: modelType,
+  vocab_size: RV,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P + 2,
+  pad_token_id: 1,
+});
+
+function robertaTypeWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  w.add('roberta.embeddings.word_embeddings.weight', [RV, D], 0.002);
+  w.add('roberta.embeddings.position_embeddings.weight', [P + 2, D], 0.002);
+  w.add('roberta.embeddings.token_type_embeddings.weight', [2, D], 0.002);
+  w.layerNorm('roberta.embeddings.LayerNorm', D);
+  for (let i = 0; i < 2; i++) addLayer(w, bertNames(`roberta.encoder.layer.${i}`));
+  w.linear('lm_head.dense', D, D, 0.2);
+  w.layerNorm('lm_head.layer_norm', D);
+  w.add('lm_head.bias', [RV], 0.05);
+  return w;
+}
+
+/** modeling_xlm_roberta.py: positions padding_idx + 1 + i, type 0, LayerNorm; BERT's layers. */
+function robertaTypeReference(w: TinyWeights, ids: readonly number[], eps: number): Reference {
+  const ref = emptyReference();
+  let x = layerNorm(
+    addRows(
+      gather(w.get('roberta.embeddings.word_embeddings.weight'), D, ids),
+      gather(
+        w.get('roberta.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => 2 + i),
+      ),
+      gather(
+        w.get('roberta.embeddings.token_type_embeddings.weight'),
+        D,
+        ids.map(() => 0),
+      ),
+    ),
+    w.get('roberta.embeddings.LayerNorm.weight'),
+    w.get('roberta.embeddings.LayerNorm.bias'),
+    eps,
+  );
+  for (let i = 0; i < 2; i++) x = postNormLayer(w, x, bertNames(`roberta.encoder.layer.${i}`), 'gelu', eps, ref);
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED).each(['xlm-roberta', 'camembert', 'roberta'])(
+  '%s: config defaults (layer_norm_eps 1e-12, type_vocab_size 2)',
+  (modelType) => {
+    test('a pair matches the float64 forward pass with eps 1e-12 — and not with 1e-5', async () => {
+      const w = robertaTypeWeights(12);
+      const m = await open(await writeTinyModel(robertaType(modelType), w, 'roberta-tiny'));
+      const a = await m.attention(TEXT, { pair: PAIR });
+      expect(a.model.modelType).toBe(modelType);
+      expect(a.tokens[a.sentenceBStart! - 1]).toBe('</s>');
+      expectInvariants(a, m.dims);
+      expectMatchesReference(a, robertaTypeReference(w, a.inputIds!, 1e-12));
+      const wrong = robertaTypeReference(w, a.inputIds!, 1e-5);
+      expect(
+        maxAbsDiff(
+          a.hiddenLast!.data,
+          wrong.hidden.flatMap((r) => [...r]),
+        ),
+      ).toBeGreaterThan(1e-3);
+    });
+
+    test('without the roberta. prefix: the same numbers', async () => {
+      const w = robertaTypeWeights(13);
+      const config = robertaType(modelType);
+      const [a, b] = await Promise.all(
+        [(n: string) => n, (n: string) => (n.startsWith('roberta.') ? n.slice(8) : null)].map(async (rename) =>
+          (await open(await writeTinyModel(config, w, 'roberta-tiny', { rename }))).attention(TEXT),
+        ),
+      );
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+    });
+  },
+);
+
+// ---- MPNet ---------------------------------------------------------------------------------------------------
+
+const MPNET_CONFIG = {
+  architectures: ['MPNetForMaskedLM'],
+  model_type: 'mpnet',
+  vocab_size: V,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P + 2,
+  relative_attention_num_buckets: 8,
+  pad_token_id: 1,
+};
+
+/** modeling_mpnet.py's relative_position_bucket (max_distance 128), in float64. */
+function mpnetBucket(relative: number, buckets: number): number {
+  let ret = 0;
+  let n = -relative;
+  const half = Math.floor(buckets / 2);
+  if (n < 0) ret += half;
+  n = Math.abs(n);
+  const maxExact = Math.floor(half / 2);
+  if (n < maxExact) return ret + n;
+  return (
+    ret +
+    Math.min(maxExact + Math.trunc((Math.log(n / maxExact) / Math.log(128 / maxExact)) * (half - maxExact)), half - 1)
+  );
+}
+
+function mpnetWeights(seed: number, prefix = 'mpnet.'): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  w.add(`${prefix}embeddings.word_embeddings.weight`, [V, D], STD.embed);
+  w.add(`${prefix}embeddings.position_embeddings.weight`, [P + 2, D], STD.embed);
+  w.layerNorm(`${prefix}embeddings.LayerNorm`, D);
+  // A strong bias (std 2), so that a wrong bucket moves the attention visibly.
+  w.add(`${prefix}encoder.relative_attention_bias.weight`, [8, H], 2);
+  for (let i = 0; i < 2; i++)
+    addLayer(w, {
+      ...bertNames(`${prefix}encoder.layer.${i}`),
+      q: `${prefix}encoder.layer.${i}.attention.attn.q`,
+      k: `${prefix}encoder.layer.${i}.attention.attn.k`,
+      v: `${prefix}encoder.layer.${i}.attention.attn.v`,
+      o: `${prefix}encoder.layer.${i}.attention.attn.o`,
+      ln1: `${prefix}encoder.layer.${i}.attention.LayerNorm`,
+    });
+  w.linear(`${prefix}pooler.dense`, D, D, 0.2);
+  return w;
+}
+
+/** modeling_mpnet.py in float64: RoBERTa positions, the bias added to every layer's scaled scores. */
+function mpnetReference(w: TinyWeights, ids: readonly number[]): Reference & { bias: Rows[] } {
+  const ref = { ...emptyReference(), bias: [] as Rows[] };
+  const T = ids.length;
+  const table = w.get('mpnet.encoder.relative_attention_bias.weight');
+  ref.bias = Array.from({ length: H }, (_, h) =>
+    Array.from({ length: T }, (_, i) =>
+      Float64Array.from({ length: T }, (_, j) => table[mpnetBucket(j - i, 8) * H + h]),
+    ),
+  );
+  const lin = (y: Rows, name: string, nOut: number) => linear(y, w.get(`${name}.weight`), w.get(`${name}.bias`), nOut);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), w.get(`${name}.bias`), 1e-12);
+  let x = ln(
+    addRows(
+      gather(w.get('mpnet.embeddings.word_embeddings.weight'), D, ids),
+      gather(
+        w.get('mpnet.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => i + 2),
+      ),
+    ),
+    'mpnet.embeddings.LayerNorm',
+  );
+  for (let i = 0; i < 2; i++) {
+    const l = `mpnet.encoder.layer.${i}`;
+    const q = splitHeads(lin(x, `${l}.attention.attn.q`, D), H, d),
+      k = splitHeads(lin(x, `${l}.attention.attn.k`, D), H, d),
+      v = splitHeads(lin(x, `${l}.attention.attn.v`, D), H, d);
+    const probs = q.map((qh, h) =>
+      qh.map((qi, a) => {
+        const s = k[h].map(
+          (kj, b) => qi.reduce((acc, val, c) => acc + val * kj[c], 0) / Math.sqrt(d) + ref.bias[h][a][b],
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    const a = ln(addRows(x, lin(context, `${l}.attention.attn.o`, D)), `${l}.attention.LayerNorm`);
+    x = ln(
+      addRows(lin(activation(lin(a, `${l}.intermediate.dense`, FF), 'gelu'), `${l}.output.dense`, D), a),
+      `${l}.output.LayerNorm`,
+    );
+  }
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('MPNet: tiny random checkpoint', () => {
+  const w = mpnetWeights(81);
+
+  test('relative position bias shared by all layers: the float64 pass, and softmax(q·kᵀ/√d + bias) = attention', async () => {
+    const m = await open(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny'));
+    const a = await m.attention(TEXT);
+    const T = a.tokens.length;
+    expect(T).toBeGreaterThan(16); // distances past max_exact: logarithmic buckets in use
+    const ref = mpnetReference(w, a.inputIds!);
+    expectMatchesReference(a, ref);
+    expect(a.positionBias!.dims).toEqual([H, T, T]);
+    expect(
+      maxAbsDiff(
+        a.positionBias!.data,
+        ref.bias.flatMap((h) => h.flatMap((r) => [...r])),
+      ),
+    ).toBeLessThan(1e-6);
+    expectLogitInvariants(a);
+  });
+
+  test('without the mpnet. prefix (MPNetModel, sentence-transformers): the same numbers', async () => {
+    const bare = mpnetWeights(81, '');
+    const [a, b] = [
+      await (await open(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny'))).attention(TEXT),
+      await (await open(await writeTinyModel(MPNET_CONFIG, bare, 'bert-tiny'))).attention(TEXT),
+    ];
+    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+  });
+
+  test('bad inputs: a bias table of the wrong size, a missing one, a folder with only vocab.txt', async () => {
+    await expectBad(
+      loadModel(await writeTinyModel({ ...MPNET_CONFIG, relative_attention_num_buckets: 32 }, w, 'bert-tiny')),
+      /tensor "mpnet\.encoder\.relative_attention_bias\.weight" has shape \[8, 2\]; the config implies \[32, 2\]/,
+    );
+    await expectBad(
+      loadModel(
+        await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny', {
+          rename: (n) => (n.includes('relative_attention_bias') ? null : n),
+        }),
+      ),
+      /missing tensor "mpnet\.encoder\.relative_attention_bias\.weight"/,
+    );
+    await expectBad(
+      loadModel(await writeTinyModel(MPNET_CONFIG, w, 'bert-tiny', { golden: 'legacy' })),
+      /mpnet's vocab\.txt alone is not supported/,
+    );
+  });
+});
+
+/** Rows sum to 1 and softmax(attentionLogit(q·kᵀ)) — with the reported bias — = the attention. */
+function expectLogitInvariants(a: Attention): void {
+  const [L, HH, T] = a.attention.dims;
+  const dd = a.query!.dims[3];
+  let worst = 0;
+  for (let l = 0; l < L; l++)
+    for (let h = 0; h < HH; h++)
+      for (let i = 0; i < T; i++) {
+        const s = Array.from({ length: T }, (_, j) => {
+          let dot = 0;
+          for (let c = 0; c < dd; c++)
+            dot += a.query!.data[((l * HH + h) * T + i) * dd + c] * a.key!.data[((l * HH + h) * T + j) * dd + c];
+          return attentionLogit(a, l, h, i, j, dot);
+        });
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((x, y) => x + y, 0);
+        for (let j = 0; j < T; j++)
+          worst = Math.max(worst, Math.abs(e[j] / sum - a.attention.data[((l * HH + h) * T + i) * T + j]));
+      }
+  expect(worst, 'softmax(attentionLogit) = attention').toBeLessThan(1e-5);
+}
+
+// ---- DeBERTa-v2 / v3 -----------------------------------------------------------------------------------------
+
+/** v3-like: shared att keys, 8 position buckets over max_relative_positions 12, no absolute positions. */
+const DEBERTA_V3 = {
+  architectures: ['DebertaV2ForMaskedLM'],
+  model_type: 'deberta-v2',
+  vocab_size: V,
+  hidden_size: D,
+  num_hidden_layers: 2,
+  num_attention_heads: H,
+  intermediate_size: FF,
+  max_position_embeddings: P,
+  relative_attention: true,
+  position_buckets: 8,
+  max_relative_positions: 12,
+  pos_att_type: 'p2c|c2p',
+  share_att_key: true,
+  norm_rel_ebd: 'layer_norm',
+  position_biased_input: false,
+  type_vocab_size: 0,
+  layer_norm_eps: 1e-7,
+};
+
+/** v2-like: own pos_key_proj / pos_query_proj, no buckets (span = max_position_embeddings), absolute positions, conv. */
+const DEBERTA_V2 = {
+  ...DEBERTA_V3,
+  position_buckets: undefined,
+  max_relative_positions: -1,
+  share_att_key: false,
+  norm_rel_ebd: 'none',
+  position_biased_input: true,
+  conv_kernel_size: 3,
+  conv_act: 'gelu',
+};
+
+type DebertaConfig = Omit<typeof DEBERTA_V3, 'position_buckets'> & {
+  position_buckets?: number;
+  conv_kernel_size?: number;
+};
+
+function debertaWeights(config: DebertaConfig, seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const span = (config.position_buckets ?? 0) > 0 ? config.position_buckets! : P;
+  w.add('deberta.embeddings.word_embeddings.weight', [V, D], STD.embed);
+  w.add('deberta.embeddings.position_embeddings.weight', [P, D], STD.embed); // saved even when unused (v3)
+  w.layerNorm('deberta.embeddings.LayerNorm', D);
+  w.add('deberta.encoder.rel_embeddings.weight', [2 * span, D], 1);
+  if (config.norm_rel_ebd === 'layer_norm') w.layerNorm('deberta.encoder.LayerNorm', D);
+  for (let i = 0; i < 2; i++) {
+    const l = `deberta.encoder.layer.${i}`;
+    addLayer(w, {
+      ...bertNames(l),
+      q: `${l}.attention.self.query_proj`,
+      k: `${l}.attention.self.key_proj`,
+      v: `${l}.attention.self.value_proj`,
+    });
+    if (!config.share_att_key) {
+      w.linear(`${l}.attention.self.pos_key_proj`, D, D, STD.qk);
+      w.linear(`${l}.attention.self.pos_query_proj`, D, D, STD.qk);
+    }
+  }
+  if (config.conv_kernel_size) {
+    w.add('deberta.encoder.conv.conv.weight', [D, D, 3], 0.3);
+    w.add('deberta.encoder.conv.conv.bias', [D], 0.05);
+    w.layerNorm('deberta.encoder.conv.LayerNorm', D);
+  }
+  w.linear('lm_predictions.lm_head.dense', D, D, 0.2);
+  w.layerNorm('lm_predictions.lm_head.LayerNorm', D);
+  w.add('lm_predictions.lm_head.bias', [V], 0.05);
+  return w;
+}
+
+/** make_log_bucket_position, in float64. */
+function debertaBucket(r: number, bucketSize: number, maxPosition: number): number {
+  const mid = Math.floor(bucketSize / 2);
+  const abs = r < mid && r > -mid ? mid - 1 : Math.abs(r);
+  const log = Math.ceil((Math.log(abs / mid) / Math.log((maxPosition - 1) / mid)) * (mid - 1)) + mid;
+  return abs <= mid ? r : log * Math.sign(r);
+}
+
+/** modeling_deberta_v2.py in float64: disentangled attention, c2p and p2c gathered as transformers does. */
+function debertaReference(
+  w: TinyWeights,
+  config: DebertaConfig,
+  ids: readonly number[],
+): Reference & { bias: Rows[][] } {
+  const ref = { ...emptyReference(), bias: [] as Rows[][] };
+  const T = ids.length,
+    eps = 1e-7;
+  const buckets = config.position_buckets ?? -1;
+  const maxRel = config.max_relative_positions < 1 ? P : config.max_relative_positions;
+  const span = buckets > 0 ? buckets : maxRel;
+  const rel = (r: number) => (buckets > 0 ? debertaBucket(r, buckets, maxRel) : r);
+  const clamp = (v: number) => Math.min(Math.max(v, 0), 2 * span - 1);
+  const lin = (y: Rows, name: string, nOut = D) => linear(y, w.get(`${name}.weight`), w.get(`${name}.bias`), nOut);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), w.get(`${name}.bias`), eps);
+  const rows = [gather(w.get('deberta.embeddings.word_embeddings.weight'), D, ids)];
+  if (config.position_biased_input)
+    rows.push(
+      gather(
+        w.get('deberta.embeddings.position_embeddings.weight'),
+        D,
+        ids.map((_, i) => i),
+      ),
+    );
+  const embeddings = ln(addRows(...rows), 'deberta.embeddings.LayerNorm');
+  let x = embeddings;
+  let R = gather(
+    w.get('deberta.encoder.rel_embeddings.weight'),
+    D,
+    Array.from({ length: 2 * span }, (_, i) => i),
+  );
+  if (config.norm_rel_ebd === 'layer_norm') R = ln(R, 'deberta.encoder.LayerNorm');
+  const scale = Math.sqrt(d * 3);
+  const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, c) => s + v * b[c], 0);
+  for (let i = 0; i < 2; i++) {
+    const a = `deberta.encoder.layer.${i}.attention.self`;
+    const q = splitHeads(lin(x, `${a}.query_proj`), H, d),
+      k = splitHeads(lin(x, `${a}.key_proj`), H, d),
+      v = splitHeads(lin(x, `${a}.value_proj`), H, d);
+    const pk = splitHeads(lin(R, config.share_att_key ? `${a}.key_proj` : `${a}.pos_key_proj`), H, d);
+    const pq = splitHeads(lin(R, config.share_att_key ? `${a}.query_proj` : `${a}.pos_query_proj`), H, d);
+    const bias = q.map((_, h) =>
+      Array.from({ length: T }, (_, qi) =>
+        Float64Array.from({ length: T }, (_, kj) => {
+          const c2p = dot(q[h][qi], pk[h][clamp(rel(qi - kj) + span)]);
+          const p2c = dot(k[h][kj], pq[h][clamp(-rel(kj - qi) + span)]);
+          return (c2p + p2c) / scale;
+        }),
+      ),
+    );
+    const probs = q.map((qh, h) =>
+      qh.map((qv, qi) => {
+        const s = k[h].map((kv, kj) => dot(qv, kv) / scale + bias[h][qi][kj]);
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    ref.bias.push(bias);
+    const l = `deberta.encoder.layer.${i}`;
+    const att = ln(addRows(x, lin(context, `${l}.attention.output.dense`)), `${l}.attention.output.LayerNorm`);
+    x = ln(
+      addRows(lin(activation(lin(att, `${l}.intermediate.dense`, FF), 'gelu'), `${l}.output.dense`), att),
+      `${l}.output.LayerNorm`,
+    );
+    if (i === 0 && config.conv_kernel_size) {
+      const W = w.get('deberta.encoder.conv.conv.weight'),
+        b = w.get('deberta.encoder.conv.conv.bias');
+      const conv = Array.from({ length: T }, (_, t) =>
+        Float64Array.from({ length: D }, (_, o) => {
+          let s = b[o];
+          for (let c = 0; c < D; c++)
+            for (let kk = 0; kk < 3; kk++) {
+              const src = t + kk - 1;
+              if (src >= 0 && src < T) s += W[(o * D + c) * 3 + kk] * embeddings[src][c];
+            }
+          return s;
+        }),
+      );
+      x = ln(addRows(x, activation(conv, 'gelu')), 'deberta.encoder.conv.LayerNorm');
+    }
+  }
+  ref.hidden = x;
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED).each([
+  ['v3 (buckets, shared keys)', DEBERTA_V3],
+  ['v2 (own position projections, conv)', DEBERTA_V2],
+])('DeBERTa %s: tiny random checkpoint', (_, config) => {
+  const w = debertaWeights(config, 91);
+
+  test('disentangled attention: the float64 pass, and softmax(q·kᵀ·scale + layer_position_bias) = attention', async () => {
+    const m = await open(await writeTinyModel(config, w, 'bert-tiny'));
+    const long = `${TEXT} ${PAIR} ${TEXT}`;
+    const a = await m.attention(long);
+    const T = a.tokens.length;
+    expect(T).toBeGreaterThan(2 * 12); // relative distances past max_relative_positions: buckets clamp at the span
+    const ref = debertaReference(w, config, a.inputIds!);
+    expectMatchesReference(a, ref);
+    expect(a.scoreScale).toBeCloseTo(1 / Math.sqrt(8 * 3), 12);
+    expect(a.layerPositionBias!.dims).toEqual([2, H, T, T]);
+    const bias = ref.bias.flatMap((l) => l.flatMap((h) => h.flatMap((r) => [...r])));
+    expect(maxAbsDiff(a.layerPositionBias!.data, bias)).toBeLessThan(1e-5 * Math.max(1, maxAbs(bias)));
+    expectLogitInvariants(a);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('DeBERTa: buckets and bad inputs', () => {
+  test('make_log_bucket_position (float32 as torch) agrees with float64 for every distance of the test configs', () => {
+    for (const [bucketSize, maxPosition] of [
+      [8, 12],
+      [256, 512],
+    ])
+      for (let r = -600; r <= 600; r++)
+        expect(logBucketPosition(r, bucketSize, maxPosition), `r ${r}`).toBe(debertaBucket(r, bucketSize, maxPosition));
+    // Worked by hand (DeBERTa-v3: 256 buckets, 512 positions): exact within ±128, then logarithmic.
+    expect([0, 5, -127, 128, 129, 511, -511, 1000].map((r) => logBucketPosition(r, 256, 512))).toEqual([
+      0, 5, -127, 128, 129, 255, -255, 317,
+    ]);
+  });
+
+  test.each([
+    [{ relative_attention: false }, /relative_attention is false but pos_att_type \["p2c","c2p"\]/],
+    [{ pos_att_type: 'c2p|p2p' }, /pos_att_type "p2p" is not supported \(supported: c2p, p2c\)/],
+    [{ norm_rel_ebd: 'batch_norm' }, /norm_rel_ebd "batch_norm" is not supported/],
+    [
+      { position_buckets: 16 },
+      /tensor "deberta\.encoder\.rel_embeddings\.weight" has shape \[16, 16\]; the config implies \[32, 16\]/,
+    ],
+  ] as const)('bad config %j', async (patch, pattern) => {
+    await expectBad(
+      loadModel(await writeTinyModel({ ...DEBERTA_V3, ...patch }, debertaWeights(DEBERTA_V3, 92), 'bert-tiny')),
+      pattern,
+    );
+  });
+
+  test('v3 with share_att_key false but no pos_key_proj: the missing tensor is named', async () => {
+    await expectBad(
+      loadModel(
+        await writeTinyModel({ ...DEBERTA_V3, share_att_key: false }, debertaWeights(DEBERTA_V3, 93), 'bert-tiny'),
+      ),
+      /missing tensor "deberta\.encoder\.layer\.0\.attention\.self\.pos_key_proj\.weight"/,
+    );
+  });
+});
+
+// ---- ModernBERT ----------------------------------------------------------------------------------------------
+
+const MODERNBERT_CONFIG = {
+  architectures: ['ModernBertForMaskedLM'],
+  model_type: 'modernbert',
+  vocab_size: V,
+  hidden_size: D,
+  intermediate_size: FF,
+  num_hidden_layers: 3,
+  num_attention_heads: H,
+  max_position_embeddings: P,
+  global_attn_every_n_layers: 3,
+  local_attention: 4,
+  global_rope_theta: 160000,
+  local_rope_theta: 10000,
+};
+
+function modernbertWeights(seed: number, normBias = false): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const norm = (name: string) => (normBias ? w.layerNorm(name, D) : w.add(`${name}.weight`, [D], 0.05, 1));
+  w.add('model.embeddings.tok_embeddings.weight', [V, D], STD.embed);
+  norm('model.embeddings.norm');
+  for (let i = 0; i < 3; i++) {
+    const l = `model.layers.${i}`;
+    if (i > 0) norm(`${l}.attn_norm`);
+    w.add(`${l}.attn.Wqkv.weight`, [3 * D, D], STD.qk * 1.5);
+    w.add(`${l}.attn.Wo.weight`, [D, D], STD.out);
+    norm(`${l}.mlp_norm`);
+    w.add(`${l}.mlp.Wi.weight`, [2 * FF, D], STD.ff1);
+    w.add(`${l}.mlp.Wo.weight`, [D, FF], STD.ff2);
+  }
+  norm('model.final_norm');
+  w.add('head.dense.weight', [D, D], 0.2);
+  w.add('head.norm.weight', [D], 0.05, 1);
+  w.add('decoder.bias', [V], 0.05);
+  return w;
+}
+
+/** modeling_modernbert.py in float64 (no biases): pre-norm, RoPE per layer kind, local |i − j| ≤ 2, GeGLU. */
+function modernbertReference(w: TinyWeights, ids: readonly number[]): Reference {
+  const ref = emptyReference();
+  const T = ids.length;
+  const zeros = new Float32Array(D);
+  const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), zeros, 1e-5);
+  const lin = (y: Rows, name: string, nOut: number) => linear(y, w.get(`${name}.weight`), null, nOut);
+  let x = ln(gather(w.get('model.embeddings.tok_embeddings.weight'), D, ids), 'model.embeddings.norm');
+  for (let i = 0; i < 3; i++) {
+    const l = `model.layers.${i}`;
+    const local = i % 3 !== 0;
+    const qkv = lin(i === 0 ? x : ln(x, `${l}.attn_norm`), `${l}.attn.Wqkv`, 3 * D);
+    const theta = local ? 10000 : 160000;
+    const q = rope(
+        splitHeads(
+          qkv.map((r) => r.slice(0, D)),
+          H,
+          d,
+        ),
+        d,
+        theta,
+      ),
+      k = rope(
+        splitHeads(
+          qkv.map((r) => r.slice(D, 2 * D)),
+          H,
+          d,
+        ),
+        d,
+        theta,
+      ),
+      v = splitHeads(
+        qkv.map((r) => r.slice(2 * D)),
+        H,
+        d,
+      );
+    const probs = q.map((qh, h) =>
+      qh.map((qv, a) => {
+        const s = k[h].map((kv, b) =>
+          local && Math.abs(a - b) > 2 ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
+        );
+        const max = Math.max(...s);
+        const e = s.map((z) => Math.exp(z - max));
+        const sum = e.reduce((p, c) => p + c, 0);
+        return Float64Array.from(e, (z) => z / sum);
+      }),
+    );
+    const context = Array.from({ length: T }, (_, t) => {
+      const row = new Float64Array(D);
+      for (let h = 0; h < H; h++)
+        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
+      return row;
+    });
+    ref.q.push(q);
+    ref.k.push(k);
+    ref.probs.push(probs);
+    x = addRows(x, lin(context, `${l}.attn.Wo`, D));
+    const wi = lin(ln(x, `${l}.mlp_norm`), `${l}.mlp.Wi`, 2 * FF);
+    const act = activation(
+      wi.map((r) => r.slice(0, FF)),
+      'gelu',
+    );
+    x = addRows(
+      x,
+      lin(
+        act.map((r, t) => r.map((val, j) => val * wi[t][FF + j])),
+        `${l}.mlp.Wo`,
+        D,
+      ),
+    );
+  }
+  ref.hidden = ln(x, 'model.final_norm');
+  return ref;
+}
+
+describe.skipIf(!HAVE_SHARED)('ModernBERT: tiny random checkpoint', () => {
+  const w = modernbertWeights(101);
+
+  test('global layer 0 (θ 160000), local layers 1–2 with a window of 4 shorter than the text: the float64 pass', async () => {
+    const m = await open(await writeTinyModel(MODERNBERT_CONFIG, w, 'bert-tiny'));
+    const a = await m.attention(TEXT);
+    expect(a.tokens.length).toBeGreaterThan(10);
+    expect(a.layerWindows).toEqual([null, [2, 2], [2, 2]]);
+    expect(a.causal).toBe(false);
+    expectMatchesReference(a, modernbertReference(w, a.inputIds!));
+    expectLogitInvariants(a);
+    // Local rows are exactly zero beyond the window.
+    const T = a.tokens.length;
+    expect(a.attention.data[((1 * H + 0) * T + 0) * T + 3]).toBe(0);
+  });
+
+  test('bad inputs: a bias ModernBERT does not declare, a wrong Wqkv shape, an unknown activation', async () => {
+    const biased = modernbertWeights(102);
+    biased.add('model.layers.1.attn.Wqkv.bias', [3 * D], 0.05);
+    await expectBad(
+      loadModel(await writeTinyModel(MODERNBERT_CONFIG, biased, 'bert-tiny')),
+      /checkpoint tensor "model\.layers\.1\.attn\.Wqkv\.bias"/,
+    );
+    await expectBad(
+      loadModel(
+        await writeTinyModel({ ...MODERNBERT_CONFIG, num_attention_heads: 4, hidden_size: 32 }, w, 'bert-tiny'),
+      ),
+      /tensor "model\.embeddings\.tok_embeddings\.weight" has shape \[30522, 16\]; the config implies \[30522, 32\]/,
+    );
+    await expectBad(
+      loadModel(await writeTinyModel({ ...MODERNBERT_CONFIG, hidden_activation: 'swiglu' }, w, 'bert-tiny')),
+      /"hidden_activation" is "swiglu"/,
     );
   });
 });

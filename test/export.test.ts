@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { decodeBase85, encodeBase85 } from '../src/core/base85.js';
 import { decodeAttention, encodeAttention } from '../src/core/encode.js';
 import { f16ToF32, f32BitsToF16 } from '../src/core/half.js';

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';

@@ -21,7 +21,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { Attention } from '../src/core/attention.js';
 import { Model } from '../src/models/checkpoint-model.js';
-import { dequantize, GGML, readGguf, readTensorF32 } from '../src/load/gguf.js';
+import { dequantize, GGML, readGguf, readTensorF32, type GgufFile } from '../src/load/gguf.js';
+import { packedBytes, packMatrix } from '../src/load/gguf-quant.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
 import {
@@ -415,6 +416,25 @@ describe('bad GGUF files', () => {
     expect(g.attention!.tokens[0]).toBe('<s>');
   });
 
+  test('rope_freqs (Llama 3.1+ scaling as llama.cpp stores it) divides each RoPE frequency', async () => {
+    const halved = tinyLlama({
+      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 2)) }],
+    });
+    const linear = tinyLlama({
+      metadata: (m) => [
+        ...m,
+        ['llama.rope.scaling.type', { str: 'linear' }],
+        ['llama.rope.scaling.factor', { f32: 2 }],
+      ],
+    });
+    const run = async (bytes: Buffer) =>
+      (await (await open(await file(bytes))).generate(null, { maxNewTokens: 6, temperature: 0 })).attention!;
+    const [a, b, plain] = [await run(halved), await run(linear), await run(tinyLlama())];
+    expect(a.tokens).toEqual(b.tokens);
+    expect(maxAbsDiff(a.query!.data, b.query!.data)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(a.query!.data, plain.query!.data)).toBeGreaterThan(1e-4);
+  });
+
   test('truncated anywhere: header, metadata, tensor infos, tensor data', async () => {
     const whole = tinyLlama();
     const dataStart = readGguf(await file(whole)).dataStart;
@@ -433,16 +453,29 @@ describe('bad GGUF files', () => {
     await expectBad(Model.load(await file(big)), /big-endian GGUF is not supported/);
   });
 
-  test('a quantization type attnviz does not read is named', async () => {
-    const q5k = tinyLlama({
+  test('a tensor type with no path is named with the tensor', async () => {
+    const q2k = tinyLlama({
       tensors: (t) =>
         t.map((x) =>
-          x.name === 'blk.0.ffn_down.weight' ? { ...x, ne: [256, 8], type: 13, data: new Uint8Array(176 * 8) } : x,
+          x.name === 'blk.0.ffn_down.weight'
+            ? { ...x, ne: [256, 8], type: GGML.Q2_K, data: new Uint8Array(84 * 8) }
+            : x,
         ),
     });
     await expectBad(
-      Model.load(await file(q5k)),
-      /tensor "blk\.0\.ffn_down\.weight" has type Q5_K, which attnviz cannot read \(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K\)/,
+      Model.load(await file(q2k)),
+      new RegExp(
+        'tensor "blk\\.0\\.ffn_down\\.weight" has type Q2_K, which attnviz cannot run ' +
+          '\\(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; quantized types for matrices\\)',
+      ),
+    );
+    const norm = tinyLlama({
+      tensors: (t) =>
+        t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: GGML.Q8_0, data: new Uint8Array(34) } : x)),
+    });
+    await expectBad(
+      Model.load(await file(norm)),
+      /tensor "output_norm\.weight" has type Q8_0 on a 1-dimensional tensor, which attnviz cannot run/,
     );
     const unknown = tinyLlama({
       tensors: (t) => t.map((x) => (x.name === 'output_norm.weight' ? { ...x, type: 99 } : x)),
@@ -470,11 +503,11 @@ describe('bad GGUF files', () => {
       tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
     await expectBad(
       Model.load(await file(set('general.architecture', { str: 'gpt2' }))),
-      /architecture "gpt2" is not supported \(only llama\)/,
+      /architecture "gpt2" is not supported \(only llama, mistral, qwen2\)/,
     );
     await expectBad(
-      Model.load(await file(set('tokenizer.ggml.model', { str: 'gpt2' }))),
-      /tokenizer model "gpt2" is not supported/,
+      Model.load(await file(set('tokenizer.ggml.model', { str: 'rwkv' }))),
+      /tokenizer model "rwkv" is not supported/,
     );
     await expectBad(
       Model.load(await file(tinyLlama({ metadata: (m) => [...m, ['llama.rope.dimension_count', { u32: 8 }]] }))),
@@ -516,12 +549,12 @@ describe('bad GGUF files', () => {
     });
     await expectBad(
       Model.load(await file(extra)),
-      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama model/,
+      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama, mistral or qwen2 model/,
     );
     const ropeFreqs = tinyLlama({
-      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [8], type: GGML.F32, data: f32Bytes(range(8, () => 1)) }],
+      tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [4], type: GGML.F32, data: f32Bytes(range(4, () => 1)) }],
     });
-    await expectBad(Model.load(await file(ropeFreqs)), /rope_freqs\.weight.*not supported/);
+    await expectBad(Model.load(await file(ropeFreqs)), /tensor "rope_freqs\.weight" must be F32 \[8\]/);
     const wrongShape = tinyLlama({
       tensors: (t) =>
         t.map((x) =>
@@ -787,3 +820,355 @@ function expectCausalInvariants(a: Attention, layers: number, heads: number, d: 
   expect(above).toBe(0);
   expect(softmax).toBeLessThan(1e-5);
 }
+
+// ---- quantized matrices run quantized (MatMulNBits) -------------------------------------------------------
+
+/** Every type that runs quantized, with its ggml block geometry and where its f16 scale fields sit. */
+const QUANT_TYPES = [
+  { name: 'Q8_0', type: GGML.Q8_0, values: 32, bytes: 34, halves: [[0, 4e-4]] },
+  { name: 'Q4_0', type: GGML.Q4_0, values: 32, bytes: 18, halves: [[0, 6e-3]] },
+  {
+    name: 'Q4_1',
+    type: GGML.Q4_1,
+    values: 32,
+    bytes: 20,
+    halves: [
+      [0, 6e-3],
+      [2, -0.04],
+    ],
+  },
+  { name: 'Q5_0', type: GGML.Q5_0, values: 32, bytes: 22, halves: [[0, 3e-3]] },
+  {
+    name: 'Q5_1',
+    type: GGML.Q5_1,
+    values: 32,
+    bytes: 24,
+    halves: [
+      [0, 3e-3],
+      [2, -0.04],
+    ],
+  },
+  {
+    name: 'Q4_K',
+    type: GGML.Q4_K,
+    values: 256,
+    bytes: 144,
+    halves: [
+      [0, 2e-4],
+      [2, 1e-3],
+    ],
+  },
+  {
+    name: 'Q5_K',
+    type: GGML.Q5_K,
+    values: 256,
+    bytes: 176,
+    halves: [
+      [0, 1e-4],
+      [2, 1e-3],
+    ],
+  },
+  { name: 'Q6_K', type: GGML.Q6_K, values: 256, bytes: 210, halves: [[208, 5e-5]] },
+] as const;
+
+/** Deterministic pseudo-random bytes (xorshift32). */
+function randomBytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed | 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/**
+ * `count` values of a quantized type as ggml blocks: every code, packed scale and min random, the f16 fields
+ * (d, dmin, m) set to a random sign-and-size around the given magnitude so the weights stay in a sane range.
+ */
+function randomBlocks(q: (typeof QUANT_TYPES)[number], count: number, seed: number): Uint8Array {
+  const blocks = count / q.values;
+  const b = Buffer.from(randomBytes(blocks * q.bytes, seed));
+  for (let i = 0; i < blocks; i++) {
+    for (const [at, size] of q.halves) {
+      const jitter = 0.5 + ((i * 37 + at) % 11) / 10;
+      b.writeUInt16LE(f32ToF16Bits(size * jitter), i * q.bytes + at);
+    }
+  }
+  return b;
+}
+
+/** GQA llama with every matrix (embedding included) of `type`: hidden 256, 2 layers, 4 heads over 2, MLP 512. */
+function quantizedLlama(type: (typeof QUANT_TYPES)[number] | null, base: GgufFile, context = 256, eos = true): Buffer {
+  return gguf(quantizedLlamaSpec(type, base, context, eos));
+}
+
+function quantizedLlamaSpec(
+  type: (typeof QUANT_TYPES)[number] | null,
+  base: GgufFile,
+  context = 256,
+  eos = true,
+): GgufSpec {
+  const D = 256,
+    F = 512,
+    V = 512;
+  const norm = (name: string) => ({
+    name,
+    ne: [D],
+    type: GGML.F32,
+    data: f32Bytes(range(D, (i) => 1 + 0.1 * Math.sin(i))),
+  });
+  let seed = 1;
+  const matrix = (name: string, ne: number[]): TensorSpec => {
+    const count = ne[0] * ne[1];
+    if (type) return { name, ne, type: type.type, data: randomBlocks(type, count, seed++) };
+    return { name, ne, type: GGML.F32, data: f32Bytes(range(count, (i) => Math.sin(i * 0.37 + seed++) * 0.05)) };
+  };
+  const tensors: TensorSpec[] = [matrix('token_embd.weight', [D, V]), norm('output_norm.weight')];
+  for (let l = 0; l < 2; l++) {
+    tensors.push(
+      norm(`blk.${l}.attn_norm.weight`),
+      matrix(`blk.${l}.attn_q.weight`, [D, D]),
+      matrix(`blk.${l}.attn_k.weight`, [D, D / 2]),
+      matrix(`blk.${l}.attn_v.weight`, [D, D / 2]),
+      matrix(`blk.${l}.attn_output.weight`, [D, D]),
+      norm(`blk.${l}.ffn_norm.weight`),
+      matrix(`blk.${l}.ffn_gate.weight`, [D, F]),
+      matrix(`blk.${l}.ffn_up.weight`, [D, F]),
+      matrix(`blk.${l}.ffn_down.weight`, [F, D]),
+    );
+  }
+  const meta = (key: string) => toMeta(base.metadata.get(key));
+  return {
+    metadata: [
+      ['general.architecture', { str: 'llama' }],
+      ['llama.embedding_length', { u32: D }],
+      ['llama.block_count', { u32: 2 }],
+      ['llama.feed_forward_length', { u32: F }],
+      ['llama.attention.head_count', { u32: 4 }],
+      ['llama.attention.head_count_kv', { u32: 2 }],
+      ['llama.context_length', { u32: context }],
+      ['llama.attention.layer_norm_rms_epsilon', { f32: 1e-5 }],
+      ...(['tokenizer.ggml.model', 'tokenizer.ggml.tokens', 'tokenizer.ggml.scores', 'tokenizer.ggml.token_type'].map(
+        (k) => [k, meta(k)],
+      ) as [string, MetaValue][]),
+      ['tokenizer.ggml.bos_token_id', { u32: 1 }],
+      ...(eos ? ([['tokenizer.ggml.eos_token_id', { u32: 2 }]] as [string, MetaValue][]) : []),
+    ],
+    tensors,
+  };
+}
+
+/** The same file with every tensor dequantized (gguf.ts `dequantize`, ggml's formulas) and stored as F32. */
+function dequantizedCopy(path: string): Buffer {
+  const g = readGguf(path);
+  return gguf({
+    metadata: [...g.metadata].map(([k, v]) => [k, toMeta(v)] as [string, MetaValue]),
+    tensors: [...g.tensors.values()].map((t) => ({
+      name: t.name,
+      ne: t.ne,
+      type: GGML.F32,
+      data: f32Bytes(readTensorF32(g, t)),
+    })),
+  });
+}
+
+describe("packMatrix: MatMulNBits codes, scales, zero points and offsets give ggml's values exactly", () => {
+  test.each(QUANT_TYPES.map((q) => [q.name, q] as const))('%s', (_, q) => {
+    const rows = 3,
+      cols = 512;
+    const bytes = randomBlocks(q, rows * cols, 7);
+    const p = packMatrix(q.type, bytes, rows, cols);
+    const blocks = cols / p.blockSize;
+    expect(p.codes.length).toBe((rows * cols * p.bits) / 8);
+    const w = new Float32Array(rows * cols);
+    for (let n = 0; n < rows; n++) {
+      for (let k = 0; k < cols; k++) {
+        const b = n * blocks + Math.floor(k / p.blockSize),
+          j = k % p.blockSize;
+        const byte = p.codes[(b * p.blockSize * p.bits) / 8 + (p.bits === 4 ? j >> 1 : j)];
+        const code = p.bits === 8 ? byte : j & 1 ? byte >> 4 : byte & 0xf;
+        let zero = 2 ** (p.bits - 1);
+        if (p.zeroPoints) {
+          const z = p.zeroPoints[n * Math.ceil(blocks / 2) + (Math.floor(k / p.blockSize) >> 1)];
+          zero = Math.floor(k / p.blockSize) & 1 ? z >> 4 : z & 0xf;
+        }
+        w[n * cols + k] = Math.fround((code - zero) * p.scales[b]) + (p.offsets ? p.offsets[b] : 0);
+      }
+    }
+    expect(maxAbsDiff(w, dequantize(q.type, bytes, rows * cols))).toBe(0);
+    // The session holds the codes, scales, zero points and offsets: their bytes against the GGUF's.
+    const held = p.codes.length + 4 * p.scales.length + (p.zeroPoints?.length ?? 0) + 4 * (p.offsets?.length ?? 0);
+    expect(held).toBe(packedBytes(q.type, rows, cols));
+  });
+});
+
+describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values in F32', () => {
+  const text = 'Lily and Tom went to the park to play with a big red ball. The sun was warm.';
+
+  test.each(QUANT_TYPES.map((q) => [q.name, q] as const))(
+    '%s: attention, q, k, hidden state and logits',
+    async (_, q) => {
+      const path = await file(quantizedLlama(q, readGguf(STORIES)));
+      const reference = await file(dequantizedCopy(path));
+      const quantized = await open(path, { logits: 'all' });
+      const plain = await open(reference, { logits: 'all' });
+      const a = await quantized.attention(text),
+        b = await plain.attention(text);
+      expect(a.kvHeads).toBe(2);
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBeLessThan(1e-4);
+      for (const [x, y, name] of [
+        [a.query!, b.query!, 'query'],
+        [a.key!, b.key!, 'key'],
+        [a.hiddenLast!, b.hiddenLast!, 'hidden'],
+        [await quantized.logits(text), await plain.logits(text), 'logits'],
+      ] as const) {
+        expect(maxAbsDiff(x.data, y.data), name).toBeLessThan(1e-4 * Math.max(1, maxAbs(y.data)));
+      }
+      expect(plain.weightBytes).toBeGreaterThan(3.5 * quantized.weightBytes);
+    },
+  );
+
+  test('context_length bounds texts (one-line error, or cut) and generation, like max_position_embeddings', async () => {
+    // No EOS: generation can only stop at the length or the context.
+    const m = await open(await file(quantizedLlama(null, readGguf(STORIES), 16, false)));
+    await expectBad(m.attention(text), /text is \d+ tokens but .* takes at most 16 positions/);
+    expect((await m.attention(text, { truncate: true })).tokens).toHaveLength(16);
+    const g = await m.generate(null, { maxNewTokens: 40, temperature: 0 });
+    expect(g.stopped).toBe('positions');
+    expect(g.ids).toHaveLength(16);
+  });
+});
+
+// ---- qwen2 and mistral architectures; byte-level BPE vocabularies ----------------------------------------
+
+/** A byte-level BPE vocabulary ("gpt2" model) of `size` pieces, merges ranked as listed. */
+function bpeMetadata(size: number, pre: string, addBos: boolean): [string, MetaValue][] {
+  const pieces = ['<|endoftext|>', 'H', 'e', 'l', 'o', 'Ġ', 'w', 'r', 'd', 'll', 'He', 'or', 'Ġw', 'Ġwor', 'Hell'];
+  const types: number[] = pieces.map((_, i) => (i === 0 ? 3 : 1));
+  while (pieces.length < size) {
+    pieces.push(`<unused_${pieces.length}>`);
+    types.push(5);
+  }
+  return [
+    ['tokenizer.ggml.model', { str: 'gpt2' }],
+    ['tokenizer.ggml.pre', { str: pre }],
+    ['tokenizer.ggml.tokens', { strs: pieces }],
+    ['tokenizer.ggml.token_type', { i32s: types }],
+    ['tokenizer.ggml.merges', { strs: ['l l', 'H e', 'o r', 'Ġ w', 'Ġw or', 'He ll'] }],
+    ['tokenizer.ggml.bos_token_id', { u32: 0 }],
+    ['tokenizer.ggml.eos_token_id', { u32: 0 }],
+    ['tokenizer.ggml.add_bos_token', { bool: addBos }],
+  ];
+}
+
+/** quantizedLlama's F32 model under another architecture: its keys renamed, metadata and tensors added. */
+function otherArchitecture(arch: string, metadata: [string, MetaValue][], tensors: TensorSpec[] = []): Buffer {
+  const spec = quantizedLlamaSpec(null, readGguf(STORIES));
+  const renamed = spec.metadata.map(([k, v]): [string, MetaValue] => [k.replace(/^llama\./, `${arch}.`), v]);
+  const replaced = new Set(metadata.map(([k]) => k));
+  return gguf({
+    metadata: [
+      ...renamed.map(([k, v]): [string, MetaValue] => [k, k === 'general.architecture' ? { str: arch } : v]),
+      ...metadata,
+    ].filter(([k], i, all) => !replaced.has(k) || all.findLastIndex(([j]) => j === k) === i),
+    tensors: [...spec.tensors, ...tensors],
+  });
+}
+
+describe.skipIf(!HAVE_STORIES)('GGUF architectures mistral and qwen2', () => {
+  const text = 'Lily and Tom went to the park to play with a big red ball. The sun was warm.';
+
+  test('mistral: the llama block, q/k rows in Meta order, a sliding window from attention.sliding_window', async () => {
+    const plain = await (await open(await file(quantizedLlama(null, readGguf(STORIES))))).attention(text);
+    const m = await open(await file(otherArchitecture('mistral', [['mistral.attention.sliding_window', { u32: 6 }]])));
+    const a = await m.attention(text);
+    expect(a.model.modelType).toBe('mistral');
+    expect(a.rotary).toBe('interleaved');
+    expect(a.layerWindows).toEqual([
+      [5, 0],
+      [5, 0],
+    ]);
+    const T = a.tokens.length;
+    // Within the first 6 positions nothing changes; past them, keys further than 5 back get exactly 0.
+    expect(maxAbsDiff(a.attention.data.subarray(0, 6 * T), plain.attention.data.subarray(0, 6 * T))).toBeLessThan(1e-6);
+    const beyond = (p: Float32Array) => {
+      let sum = 0;
+      for (let h = 0; h < 4; h++)
+        for (let i = 6; i < T; i++) for (let j = 0; j < i - 5; j++) sum += p[(h * T + i) * T + j];
+      return sum;
+    };
+    expect(beyond(a.attention.data)).toBe(0);
+    expect(beyond(plain.attention.data)).toBeGreaterThan(0.01);
+  });
+
+  test('qwen2: q/k/v biases, HF (half) RoPE order, a byte-level BPE vocabulary', async () => {
+    const D = 256;
+    const bias = (name: string, n: number, scale: number): TensorSpec => ({
+      name,
+      ne: [n],
+      type: GGML.F32,
+      data: f32Bytes(range(n, (i) => scale * Math.cos(i))),
+    });
+    const biases = (scale: number) =>
+      [0, 1].flatMap((l) => [
+        bias(`blk.${l}.attn_q.bias`, D, scale),
+        bias(`blk.${l}.attn_k.bias`, D / 2, scale),
+        bias(`blk.${l}.attn_v.bias`, D / 2, scale),
+      ]);
+    const qwen = async (scale: number) =>
+      (await open(await file(otherArchitecture('qwen2', bpeMetadata(512, 'qwen2', false), biases(scale))))).attention(
+        'Hello world',
+      );
+    const [a, zero] = [await qwen(0.1), await qwen(0)];
+    expect(a.tokens).toEqual(['Hell', 'o', 'Ġwor', 'l', 'd']);
+    expect(a.model.modelType).toBe('qwen2');
+    expect(a.rotary).toBe('half');
+    expect(a.kvHeads).toBe(2);
+    // Position 0, layer 0 (RoPE is the identity there): q moves by exactly the bias of its head.
+    const T = a.tokens.length,
+      d = 64;
+    for (let h = 0; h < 4; h++) {
+      const at = h * T * d;
+      const shift = a.query!.data.subarray(at, at + d).map((x, i) => x - zero.query!.data[at + i]);
+      expect(
+        maxAbsDiff(
+          shift,
+          range(d, (i) => Math.fround(0.1 * Math.cos(h * d + i))),
+        ),
+      ).toBeLessThan(1e-5);
+    }
+  });
+});
+
+describe('tokenizer.ggml.model "gpt2": byte-level BPE on tokenizers.js', () => {
+  test.each([
+    ['default', false],
+    ['qwen2', false],
+    ['llama-bpe', true],
+  ] as const)('pre-tokenizer %s, BOS %s: merges by rank, control pieces whole, decodes back', async (pre, bos) => {
+    const path = await file(gguf({ metadata: bpeMetadata(32, pre, bos), tensors: [] }));
+    const t = ggufTokenizer(readGguf(path), 'bpe.gguf');
+    const e = t.encode('Hello world');
+    expect(e.tokens).toEqual([...(bos ? ['<|endoftext|>'] : []), 'Hell', 'o', 'Ġwor', 'l', 'd']);
+    expect(e.ids).toEqual([...(bos ? [0] : []), 14, 4, 13, 3, 8]);
+    expect(t.decode(e.ids.slice(bos ? 1 : 0))).toBe('Hello world');
+    expect(t.encode('Hello<|endoftext|>').tokens.slice(-1)).toEqual(['<|endoftext|>']);
+    expect(t.bos).toBe(0);
+  });
+
+  test('an unknown pre-tokenizer or missing merges are named', async () => {
+    await expectBad(
+      async () =>
+        ggufTokenizer(readGguf(await file(gguf({ metadata: bpeMetadata(32, 'tekken', false), tensors: [] }))), 'x'),
+      /pre-tokenizer "tekken" is not supported/,
+    );
+    const noMerges = bpeMetadata(32, 'gpt2', false).filter(([k]) => k !== 'tokenizer.ggml.merges');
+    await expectBad(
+      async () => ggufTokenizer(readGguf(await file(gguf({ metadata: noMerges, tensors: [] }))), 'x'),
+      /missing metadata "tokenizer\.ggml\.merges"/,
+    );
+  });
+});

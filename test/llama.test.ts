@@ -4,7 +4,8 @@
  * Against an independent reference: every llama-tiny-mha golden case (llama2.c's model.py, ../shared/golden)
  * — tokens and ids exactly, attention within 1e-4, q/k (HF layout, after RoPE) and hidden_last within
  * 1e-4 × max(1, max |golden|), full logits within 1e-3 × max(1, max |golden|). Mistral on an input within
- * its sliding window must give the same numbers.
+ * its sliding window must give the same numbers. Sliding windows shorter than the text (Mistral; Qwen2 from
+ * max_window_layers; explicit layer_types) against a float64 forward pass written here.
  *
  * Invariants on checkpoints derived from llama-tiny-mha (test/checkpoints.ts): grouped-query attention gives
  * exactly what multi-head attention with each kv head's rows copied gives (head h reads kv head ⌊h / n⌋);
@@ -12,6 +13,7 @@
  * matrix saved only as lm_head.weight loads; bad configs fail with one line naming the field.
  */
 import { afterAll, describe, expect, test } from 'vitest';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { TensorToWrite } from '../src/core/safetensors.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { ropeInvFreq } from '../src/graph/rotary.js';
@@ -99,14 +101,132 @@ describe.skipIf(!HAVE_SHARED)('Llama golden cases (llama2.c model.py)', () => {
     expect(maxAbsDiff(last.data, all.subarray(all.length - 512))).toBeLessThan(1e-3 * Math.max(1, maxAbs(all)));
   });
 
-  test('Mistral within its sliding window computes the same; beyond it the input is refused or cut', async () => {
-    const dir = await derive({ config: { model_type: 'mistral', sliding_window: 16 } });
-    const m = await open(dir);
+  test('Mistral within its sliding window computes the same as Llama', async () => {
+    const m = await open(await derive({ config: { model_type: 'mistral', sliding_window: 64 } }));
     const golden = await readGoldenCase(files.find((f) => f.includes('__cat_sat'))!);
-    expectMatchesGolden(await m.attention(golden.text), golden);
-    const long = 'The cat sat on the mat and the dog sat on the rug.';
-    await expectBad(m.attention(long), /takes at most 16 positions/);
-    expect((await m.attention(long, { truncate: true })).tokens).toHaveLength(16);
+    const a = await m.attention(golden.text);
+    expectMatchesGolden(a, golden);
+    expect(a.layerWindows).toEqual([
+      [63, 0],
+      [63, 0],
+    ]);
+    expect(decodeAttentionFile(encodeAttentionFile(a), 'a.safetensors').layerWindows).toEqual(a.layerWindows);
+  });
+});
+
+// ---- sliding windows, against a float64 forward pass -------------------------------------------------------
+
+/**
+ * llama-tiny-mha's forward pass in float64, from modeling_llama.py (HF 'half' RoPE, θ 500000, RMSNorm eps
+ * 1e-6, SwiGLU), with transformers' sliding-window rule in the layers given a window: query i attends to
+ * keys j with 0 ≤ i − j < window. Returns each layer's probabilities `[H, T, T]`.
+ */
+async function reference64(ids: number[], windows: (number | null)[]): Promise<Float64Array[]> {
+  const { tensors } = await readWeights(goldenModel(LLAMA));
+  const w = (name: string) => Float64Array.from(tensorToF32(tensors.get(name)!));
+  const T = ids.length,
+    d = HEAD_DIM,
+    F = 128;
+  const emb = w('model.embed_tokens.weight');
+  let x = ids.map((id) => emb.slice(id * D, (id + 1) * D));
+  const rms = (v: Float64Array, g: Float64Array) => {
+    const s = 1 / Math.sqrt(v.reduce((a, b) => a + b * b, 0) / v.length + 1e-6);
+    return v.map((t, i) => t * s * g[i]);
+  };
+  const linear = (v: Float64Array, m: Float64Array, rows: number) =>
+    Float64Array.from({ length: rows }, (_, r) => v.reduce((a, t, c) => a + t * m[r * v.length + c], 0));
+  const inv = Array.from({ length: d / 2 }, (_, j) => 1 / 500000 ** ((2 * j) / d));
+  const rope = (v: Float64Array, t: number) => {
+    const out = v.slice();
+    for (let h = 0; h < HEADS; h++) {
+      for (let j = 0; j < d / 2; j++) {
+        const [a, b] = [v[h * d + j], v[h * d + j + d / 2]],
+          [c, s] = [Math.cos(t * inv[j]), Math.sin(t * inv[j])];
+        out[h * d + j] = a * c - b * s;
+        out[h * d + j + d / 2] = b * c + a * s;
+      }
+    }
+    return out;
+  };
+  const probs: Float64Array[] = [];
+  for (let l = 0; l < LAYERS; l++) {
+    const p = `model.layers.${l}`;
+    const h = x.map((v) => rms(v, w(`${p}.input_layernorm.weight`)));
+    const [wq, wk, wv, wo] = ['q', 'k', 'v', 'o'].map((n) => w(`${p}.self_attn.${n}_proj.weight`));
+    const q = h.map((v, t) => rope(linear(v, wq, D), t)),
+      k = h.map((v, t) => rope(linear(v, wk, D), t)),
+      v = h.map((u) => linear(u, wv, D));
+    const layer = new Float64Array(HEADS * T * T);
+    const context = x.map(() => new Float64Array(D));
+    for (let hd = 0; hd < HEADS; hd++) {
+      for (let i = 0; i < T; i++) {
+        const seen = (j: number) => j <= i && (windows[l] === null || i - j < windows[l]!);
+        const scores = Array.from({ length: T }, (_, j) =>
+          seen(j)
+            ? q[i].slice(hd * d, hd * d + d).reduce((a, t, c) => a + t * k[j][hd * d + c], 0) / Math.sqrt(d)
+            : -Infinity,
+        );
+        const max = Math.max(...scores),
+          e = scores.map((s) => Math.exp(s - max)),
+          sum = e.reduce((a, b) => a + b);
+        for (let j = 0; j < T; j++) {
+          layer[(hd * T + i) * T + j] = e[j] / sum;
+          for (let c = 0; c < d; c++) context[i][hd * d + c] += (e[j] / sum) * v[j][hd * d + c];
+        }
+      }
+    }
+    probs.push(layer);
+    x = x.map((u, t) => u.map((a, i) => a + linear(context[t], wo, D)[i]));
+    const [gate, up, down] = ['gate', 'up', 'down'].map((n) => w(`${p}.mlp.${n}_proj.weight`));
+    x = x.map((u) => {
+      const h2 = rms(u, w(`${p}.post_attention_layernorm.weight`));
+      const g = linear(h2, gate, F),
+        z = linear(h2, up, F);
+      const act = g.map((a, i) => (a / (1 + Math.exp(-a))) * z[i]);
+      const out = linear(act, down, D);
+      return u.map((a, i) => a + out[i]);
+    });
+  }
+  return probs;
+}
+
+describe.skipIf(!HAVE_SHARED)('sliding windows (window < T), against a float64 forward pass', () => {
+  const long = 'The cat sat on the mat and the dog sat on the rug by the door.';
+
+  test.each([
+    ['Mistral: every layer', { model_type: 'mistral', sliding_window: 5 }, [5, 5]],
+    [
+      'Qwen2 use_sliding_window: layers from max_window_layers',
+      { model_type: 'qwen2', use_sliding_window: true, sliding_window: 4, max_window_layers: 1 },
+      [null, 4],
+    ],
+    ['Qwen2 without use_sliding_window: none', { model_type: 'qwen2', sliding_window: 4 }, [null, null]],
+    [
+      'explicit layer_types',
+      { model_type: 'mistral', sliding_window: 3, layer_types: ['sliding_attention', 'full_attention'] },
+      [3, null],
+    ],
+  ] as const)('%s', async (_, config, windows) => {
+    // Qwen2's q/k/v biases, zero: the same weights as the reference.
+    const zero = (n: string) => [n, f32([D], new Float32Array(D))] as const;
+    const biases = Object.fromEntries(
+      [0, 1].flatMap((l) => ['q', 'k', 'v'].map((p) => zero(`model.layers.${l}.self_attn.${p}_proj.bias`))),
+    );
+    const m = await open(await derive({ config, extra: config.model_type === 'qwen2' ? biases : {} }));
+    const a = await m.attention(long);
+    const T = a.tokens.length;
+    expect(T).toBeGreaterThan(8);
+    const ref = await reference64(a.inputIds!, [...windows]);
+    for (let l = 0; l < LAYERS; l++) {
+      const ours = a.attention.data.subarray(l * HEADS * T * T, (l + 1) * HEADS * T * T);
+      expect(maxAbsDiff(ours, ref[l]), `layer ${l}`).toBeLessThan(1e-4);
+      // Outside the window the probabilities are exact zeros.
+      const w = windows[l];
+      if (w !== null) expect(ours[(0 * T + T - 1) * T + (T - 1 - w)]).toBe(0);
+    }
+    expect(a.layerWindows).toEqual(
+      windows.every((w) => w === null) ? undefined : windows.map((w) => (w === null ? null : [w - 1, 0])),
+    );
   });
 });
 

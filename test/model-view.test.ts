@@ -6,10 +6,11 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
+import { bundlePage } from './views-synthetic.js';
 
 const golden = (name: string) => readAttentionFile(join(SHARED, 'golden/cases', `${name}.safetensors`));
 
@@ -220,9 +221,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
       await q.page.click(thumb(1, 3));
       expect(await q.page.locator('.av-panel-title').textContent()).toBe('Layer 1, Head 3');
       expect(await q.page.getAttribute('.av-panel', 'data-mode')).toBe('heatmap');
-      // Hovering a heatmap cell names its tokens.
-      const box = (await q.page.locator('.av-panel canvas').boundingBox())!;
-      await q.page.mouse.move(box.x + 1, box.y + 1);
+      // Hovering a heatmap cell names its tokens (the cells start below and right of the 110-px label bands).
+      const box = (await q.page.locator('.av-panel canvas').first().boundingBox())!;
+      await q.page.mouse.move(box.x + 110 + 1, box.y + 110 + 1);
       expect(await q.page.locator('.av-tooltip').textContent()).toMatch(/^Att → Att\n1\.0000$/);
       expect(q.requests).toEqual([]);
       expect(q.errors).toEqual([]);
@@ -299,3 +300,136 @@ async function openWatched(browser: Browser, text: string): Promise<OpenedPage &
     },
   };
 }
+
+describe.skipIf(!HAVE_CHROMIUM)('model view, layers as they arrive (synthetic data)', () => {
+  let browser: Browser;
+  let p: OpenedPage;
+  beforeAll(async () => {
+    browser = await launch();
+    p = await bundlePage(browser);
+  });
+  afterAll(async () => {
+    await p?.close();
+    await browser?.close();
+  });
+
+  interface Progressive {
+    attnvizView: {
+      addLayer(l: number, w: Float32Array, size?: [number, number]): void;
+      pending(): number[];
+    };
+  }
+  /** Pixels of thumbnail (layer, head) equal to `rgb`, and those that are not the light background. */
+  const thumbPixels = (layer: number, head: number, rgb: number[]) =>
+    p.page.evaluate(
+      ([layer, head, rgb]) => {
+        const canvas = document.querySelector<HTMLCanvasElement>('.av-grid > canvas')!;
+        const t = document.querySelector<HTMLElement>(`.av-thumb[data-layer="${layer}"][data-head="${head}"]`)!;
+        const d = canvas
+          .getContext('2d')!
+          .getImageData(t.offsetLeft + 5, t.offsetTop + 5, t.offsetWidth - 10, t.offsetHeight - 10).data;
+        let same = 0,
+          painted = 0;
+        for (let i = 0; i < d.length; i += 4) {
+          if (d[i] === rgb[0] && d[i + 1] === rgb[1] && d[i + 2] === rgb[2]) same++;
+          if (d[i] !== 255 || d[i + 1] !== 255 || d[i + 2] !== 255) painted++;
+        }
+        return { same, painted };
+      },
+      [layer, head, rgb] as const,
+    );
+
+  test('first paint before all layers have arrived; thumbnails max-pooled to their pixels; click loads the head', async () => {
+    const [L, H, T, P] = [4, 8, 256, 64];
+    // Mounted here rather than with mountSynthetic: loadHead, a function, cannot be passed into the page.
+    await p.page.evaluate(
+      ([L, H, T]) => {
+        const api = (window as unknown as { attnvizStandalone: { mountView: (...a: unknown[]) => unknown } })
+          .attnvizStandalone;
+        for (const e of document.querySelectorAll('.attnviz')) e.remove();
+        const host = document.body.appendChild(document.createElement('div'));
+        const loads: number[][] = [];
+        (window as unknown as { loads: number[][] }).loads = loads;
+        const data = {
+          tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
+          text: '',
+          pair: null,
+          sentenceBStart: null,
+          model: { source: 'synthetic', modelType: 'llama' },
+          causal: true,
+          attention: { dims: [L, H, T, T], data: new Float32Array(0) },
+        };
+        api.mountView(host, 'model', data, {
+          theme: 'light',
+          loadHead: async (l: number, h: number) => {
+            loads.push([l, h]);
+            // Causal, uniform over the keys so far: row r holds 1 / (r + 1).
+            const w = new Float32Array(T * T);
+            for (let r = 0; r < T; r++) w.fill(1 / (r + 1), r * T, r * T + r + 1);
+            return w;
+          },
+        });
+      },
+      [L, H, T] as const,
+    );
+    const root = () => p.page.$eval('.attnviz', (e) => ({ ...(e as HTMLElement).dataset }));
+    const pending = () => p.page.$eval('.attnviz', (e) => (e as unknown as Progressive).attnvizView.pending());
+    expect(await root()).toMatchObject({ mode: 'heatmap', thumbnails: String(L * H), layers: '0' });
+    expect(await pending()).toEqual([0, 1, 2, 3]);
+
+    // Layer 0 pooled to 64 × 64 blocks: 0.9 on the first key block, 0.2 on the diagonal, 0 elsewhere.
+    await p.page.$eval(
+      '.attnviz',
+      (e, [H, P]) => {
+        const w = new Float32Array(H * P * P);
+        for (let h = 0; h < H; h++)
+          for (let i = 0; i < P; i++) {
+            w[(h * P + i) * P] = 0.9;
+            w[(h * P + i) * P + i] = 0.2;
+          }
+        (e as unknown as Progressive).attnvizView.addLayer(0, w, [P, P]);
+      },
+      [H, P] as const,
+    );
+    expect(await root()).toMatchObject({ layers: '1' });
+    expect(await pending()).toEqual([1, 2, 3]);
+    expect((await thumbPixels(0, 3, [0x1f, 0x77, 0xb4])).same).toBeGreaterThan(0); // layer 0's colour, at 0.9/0.9
+    expect((await thumbPixels(2, 3, [0, 0, 0])).painted).toBe(0); // not arrived: background only
+
+    // Layer 1 in full, head 0 with one weight of 1 among 65,536 cells: the ~106-px thumbnail keeps it.
+    await p.page.$eval(
+      '.attnviz',
+      (e, [H, T]) => {
+        const w = new Float32Array(H * T * T);
+        w[200 * T + 37] = 1;
+        (e as unknown as Progressive).attnvizView.addLayer(1, w);
+      },
+      [H, T] as const,
+    );
+    const one = await thumbPixels(1, 0, [0xff, 0x7f, 0x0e]); // schemeCategory10[1]
+    expect(one.same).toBeGreaterThanOrEqual(1);
+    expect(one.painted).toBe(one.same);
+
+    // A bad layer is refused with a one-line error naming it; the view keeps working.
+    const error = await p.page.$eval('.attnviz', (e) => {
+      try {
+        (e as unknown as Progressive).attnvizView.addLayer(9, new Float32Array(1));
+        return '';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    });
+    expect(error).toBe('addLayer: no layer 9 (0–3)');
+
+    // Layer 2 has not arrived; its panel comes from loadHead, as a heatmap with exact values.
+    await p.page.click(thumb(2, 1));
+    await p.page.waitForSelector('.av-panel .av-heatmap[data-level]');
+    expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 1');
+    expect(await p.page.evaluate(() => (window as unknown as { loads: number[][] }).loads)).toEqual([[2, 1]]);
+    const box = (await p.page.locator('.av-panel .av-heatmap-canvas').boundingBox())!;
+    const cell = (box.width - 110) / T;
+    await p.page.mouse.move(box.x + 110 + 3.5 * cell, box.y + 110 + 3.5 * cell);
+    expect(await p.page.locator('.av-tooltip').textContent()).toBe(`tok3 → tok3\n${(1 / 4).toFixed(4)}`);
+    expect(p.errors).toEqual([]);
+  });
+});

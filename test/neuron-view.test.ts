@@ -6,10 +6,14 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import { keyContributions, rowContributions } from '../src/analysis/contributions.js';
+import { neuronReport } from '../src/analysis/neuron-report.js';
 import type { Attention } from '../src/core/attention.js';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { decodeAttention, encodeAttention } from '../src/core/encode.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import {
+  ALL_LINES_MAX,
   HEADINGS,
   NEURON_LAYOUT as G,
   NO_QK_NOTE,
@@ -108,7 +112,7 @@ function expectColumnsMatch(a: Attention, l: number, h: number, c: NeuronColumns
 
 // ---- page helpers ---------------------------------------------------------------------------------------
 
-type Handle = Pick<NeuronView, 'state' | 'update' | 'columns' | 'scales' | 'toSVG'>;
+type Handle = Pick<NeuronView, 'state' | 'update' | 'columns' | 'scales' | 'contributions' | 'toSVG'>;
 
 /** Calls a method of the view handle, which the root element carries as `attnvizView`. */
 function call<R>(page: Page, method: keyof Handle, ...args: unknown[]): Promise<R> {
@@ -249,7 +253,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await call(p.page, 'update', { layer: 0, head: 0, selected: 2, pinned: false });
     });
 
-    test('moving to other tokens updates the columns live; a click pins; (−) collapses', async () => {
+    test('moving to other tokens updates the columns live; a click expands and pins; (−) collapses', async () => {
       await p.page.hover(leftToken(5));
       expect(await dataset(p.page)).toMatchObject({ selected: '5', expanded: 'true' });
       expect((await call<NeuronColumns>(p.page, 'columns')).query).toBe(5);
@@ -269,9 +273,15 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await toggle.click();
       expect(await dataset(p.page)).toMatchObject({ selected: '9', pinned: 'true', expanded: 'false' });
       expect(await p.page.locator('.av-heading:visible').count()).toBe(0);
+      // A click on a collapsed token expands it (and pins it); a click on the expanded, pinned token collapses it.
+      await p.page.click(leftToken(9));
+      expect(await dataset(p.page)).toMatchObject({ selected: '9', pinned: 'true', expanded: 'true' });
       await p.page.click(leftToken(9));
       await p.page.mouse.move(990, 5);
       expect(await dataset(p.page)).toMatchObject({ selected: '', pinned: 'false', expanded: 'false' });
+      await p.page.click(leftToken(4));
+      expect(await dataset(p.page)).toMatchObject({ selected: '4', pinned: 'true', expanded: 'true' });
+      await call(p.page, 'update', { selected: null, expanded: false });
     });
 
     test('changing the layer and head selects updates the values', async () => {
@@ -496,6 +506,295 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(await pixelDiff(page, now, await shot(3))).toBeGreaterThan(0.01);
     } finally {
       await page.close();
+    }
+  });
+  describe('contributions, tooltips and the expanded token in the state (gpt2-tiny cat_sat, causal)', () => {
+    let a: Attention;
+    /** What the page holds: q/k rounded to float16 by the page encoding, decoded the same way here. */
+    let held: Attention;
+    let p: OpenedPage;
+    beforeAll(async () => {
+      a = await gpt2();
+      held = decodeAttention(encodeAttention(a, { queryKey: true }));
+      p = await openHtml(browser, renderHtml(a, { view: 'neuron', options: { layer: 1, head: 2 } }), {
+        width: 1500,
+        height: 800,
+      });
+      await p.page.evaluate(() => {
+        const w = window as unknown as { changes: unknown[] };
+        w.changes = [];
+        document.addEventListener('attnviz-change', (e) => w.changes.push((e as CustomEvent).detail));
+      });
+    });
+    afterAll(async () => {
+      await p?.close();
+    });
+    const changes = () => p.page.evaluate(() => (window as unknown as { changes: unknown[] }).changes);
+    const table = (kind: 'key' | 'row') =>
+      p.page.$$eval(`.av-contrib-${kind} tbody tr`, (trs) =>
+        trs.map((tr) => ({
+          data: { ...(tr as HTMLElement).dataset },
+          cells: [...tr.children].map((td) => td.textContent!),
+          top: tr.classList.contains('av-top'),
+          title: (tr as HTMLElement).title,
+        })),
+      );
+
+    test('a click expands a token; the state and an attnviz-change event carry the token and key', async () => {
+      await p.page.click(leftToken(5));
+      expect(await dataset(p.page)).toMatchObject({ selected: '5', pinned: 'true', expanded: 'true' });
+      expect(await p.page.locator(leftToken(5)).getAttribute('aria-expanded')).toBe('true');
+      expect(await changes()).toContainEqual(
+        expect.objectContaining({ layer: 1, head: 2, selected: 5, pinned: true, expanded: true, key: null }),
+      );
+      // No key chosen: the panel breaks down the key token 5 attends to most.
+      const row = [...held.attention.data.subarray(((1 * 4 + 2) * 7 + 5) * 7, ((1 * 4 + 2) * 7 + 6) * 7)];
+      const strongest = row.indexOf(Math.max(...row));
+      expect((await dataset(p.page)).key).toBe(String(strongest));
+      await p.page.click('.av-token[data-side=right][data-index="2"]');
+      expect(await dataset(p.page)).toMatchObject({ selected: '5', key: '2' });
+      expect((await changes()).at(-1)).toMatchObject({ selected: 5, key: 2, expanded: true });
+      expect(await call<{ key: number | null }>(p.page, 'state')).toMatchObject({ key: 2, expanded: true });
+    });
+
+    test('the panel’s sorted terms and row shares are the library’s numbers; top dimensions marked', async () => {
+      await call(p.page, 'update', { selected: 5, pinned: true, expanded: true, key: 2 });
+      const key = keyContributions(held, 1, 2, 5, 2);
+      const rows = await table('key');
+      expect(rows.map((r) => Number(r.data.dim))).toEqual(key.terms.map((t) => t.dim));
+      rows.forEach((r, n) => {
+        const t = key.terms[n];
+        expect(Number(r.data.product)).toBe(t.product);
+        expect(Number(r.data.share)).toBe(t.share);
+        expect(Number(r.data.q)).toBe(t.q);
+        expect(Number(r.data.k)).toBe(t.k);
+        expect(Math.abs(Number(r.cells[3]) - t.product)).toBeLessThanOrEqual(Math.abs(t.product) * 1e-3);
+        expect(r.cells[4]).toBe(`${(t.share * 100).toFixed(1)} %`);
+        expect(r.top).toBe(key.top.includes(t.dim));
+        expect(r.title).toContain(`dimension ${t.dim}: q ${t.q} × k ${t.k} = ${t.product}`);
+      });
+      const sizes = rows.map((r) => Math.abs(Number(r.data.product)));
+      expect(sizes).toEqual([...sizes].sort((x, y) => y - x));
+      const line = await p.page.locator('.av-contrib-key p').first().textContent();
+      expect(line).toContain(`q · k = ${key.dot.toPrecision(4)}`);
+      const whole = rowContributions(held, 1, 2, 5);
+      const shares = await table('row');
+      expect(shares.map((r) => r.data.dim)).toEqual(whole.dims.map((d) => String(d.dim)));
+      shares.forEach((r, n) => {
+        expect(Number(r.data.share)).toBe(whole.dims[n].share);
+        expect(r.top).toBe(whole.top.includes(whole.dims[n].dim as number));
+      });
+      expect(await p.page.locator('.av-contrib-row h4').textContent()).toContain('6 keys');
+      expect(await p.page.locator('.av-contrib').textContent()).toContain('Score: softmax(q · k / √d).');
+      expect(p.errors).toEqual([]);
+    });
+
+    test('tooltips: exact q, k, q × k and score under the pointer; a click on a key row picks that key', async () => {
+      await call(p.page, 'update', { selected: 5, pinned: true, expanded: true, key: 2 });
+      const box = (await p.page.locator('.attnviz-neuron-view canvas').boundingBox())!;
+      const d = held.query!.dims[3];
+      const at = async (x: number, row: number) => {
+        await p.page.mouse.move(box.x + x, box.y + G.TOP + row * G.ROW + G.ROW / 2);
+        return p.page.locator('.av-tooltip').textContent();
+      };
+      const vec = (t: Float32Array, j: number) => t.subarray(((1 * 4 + 2) * 7 + j) * d, ((1 * 4 + 2) * 7 + j + 1) * d);
+      const q5 = vec(held.query!.data, 5),
+        k3 = vec(held.key!.data, 3);
+      const cellX = (x0: number, n: number) => x0 + ((n + 0.5) * G.VEC_W) / d;
+      expect(await at(cellX(G.Q_X, 6), 5)).toBe(`“mat” (5) q[6] = ${q5[6]}`);
+      expect(await at(cellX(G.K_X, 1), 3)).toBe(`“on” (3) k[1] = ${k3[1]}`);
+      const t = q5[4] * k3[4];
+      const dot = q5.reduce((s, x, n) => s + x * k3[n], 0);
+      expect(await at(cellX(G.P_X, 4), 3)).toBe(`q[4] × k[4] = ${t} (${((t / dot) * 100).toFixed(1)} % of q · k)`);
+      const c = await call<NeuronColumns>(p.page, 'columns');
+      expect(await at(G.D_X + G.DOT / 2, 3)).toBe(
+        `“mat” → “on”\nscore ${c.dots[3]}\nsoftmax ${c.computed[3]}\nattention ${c.softmax[3]}`,
+      );
+      await p.page.mouse.click(box.x + cellX(G.P_X, 4), box.y + G.TOP + 3 * G.ROW + G.ROW / 2);
+      expect(await dataset(p.page)).toMatchObject({ selected: '5', key: '3' });
+      await p.page.mouse.move(box.x + 5, box.y + 5);
+      expect(await p.page.locator('.av-tooltip').isHidden()).toBe(true);
+      expect(p.errors).toEqual([]);
+    });
+
+    test('the JSON button downloads the report attnviz neurons writes, for the token and key shown', async () => {
+      await call(p.page, 'update', { selected: 5, pinned: true, expanded: true, key: 2 });
+      const [download] = await Promise.all([p.page.waitForEvent('download'), p.page.click('.av-contrib .av-json')]);
+      expect(download.suggestedFilename()).toBe('neuron-contributions-l1-h2-t5.json');
+      const { readFile } = await import('node:fs/promises');
+      const report = JSON.parse(await readFile(await download.path(), 'utf8'));
+      expect(report).toEqual(JSON.parse(JSON.stringify(neuronReport(held, 1, 2, 5, 2))));
+      expect(report.key).toMatchObject({ query: 5, key: 2, token: a.tokens[2] });
+    });
+
+    test('options restore the expanded token and key (as from a URL)', async () => {
+      const q = await openHtml(
+        browser,
+        renderHtml(a, { view: 'neuron', options: { layer: 1, head: 2, selected: 4, expanded: true, key: 1 } }),
+      );
+      try {
+        expect(await dataset(q.page)).toMatchObject({ selected: '4', expanded: 'true', key: '1', pinned: 'true' });
+        expect(await q.page.locator('.av-contrib-key h4').textContent()).toBe('“the” (4) → “cat” (1)');
+        expect(q.errors).toEqual([]);
+      } finally {
+        await q.close();
+      }
+    });
+  });
+
+  test('rotary q/k are said to be after RoPE; a position bias is named in the score and the row shares', async () => {
+    const llama: Attention = { ...(await golden('llama-tiny-mha__cat_sat')), causal: true, rotary: 'half' };
+    const p = await openHtml(browser, renderHtml(llama, { view: 'neuron', options: { selected: 4, expanded: true } }), {
+      width: 1500,
+      height: 800,
+    });
+    try {
+      expect(await p.page.locator('.av-scale').textContent()).toContain('q, k after RoPE.');
+      expect(await p.page.locator('.av-contrib').textContent()).toContain(
+        'q and k are after rotary position embedding (RoPE: dims n and n + d/2 rotate together).',
+      );
+      expect(await p.page.locator('.av-check').textContent()).toMatch(/^✓/);
+    } finally {
+      await p.close();
+    }
+    const bert = await bertPair();
+    const [, H, T] = bert.attention.dims;
+    const bias = Float32Array.from({ length: H * T * T }, (_, n) => ((n % T) - (Math.floor(n / T) % T)) * 0.1);
+    const biased: Attention = { ...bert, positionBias: { dims: [H, T, T], data: bias } };
+    const q = await openHtml(
+      browser,
+      renderHtml(biased, { view: 'neuron', options: { selected: 3, expanded: true, key: 5 } }),
+      { width: 1500, height: 800 },
+    );
+    try {
+      const held = decodeAttention(encodeAttention(biased, { queryKey: true }));
+      const key = keyContributions(held, 0, 0, 3, 5);
+      expect(key.positionBias).toBeCloseTo(0.2, 6);
+      expect(await q.page.locator('.av-contrib-key p').first().textContent()).toContain(
+        `+ position bias = ${(key.dot * key.scale).toPrecision(4)} + ${key.positionBias!.toPrecision(4)}`,
+      );
+      const shares = await q.page.$$eval('.av-contrib-row tbody tr', (trs) =>
+        trs.map((t) => (t as HTMLElement).dataset.dim),
+      );
+      const row = rowContributions(held, 0, 0, 3);
+      expect(row.dims.map((d) => String(d.dim))).toContain('position bias');
+      expect(shares).toEqual(row.dims.slice(0, 12).map((d) => String(d.dim)));
+      expect(await q.page.locator('.av-contrib').textContent()).toContain(
+        'Score: softmax(q · k / √d + position bias).',
+      );
+      expect(q.errors).toEqual([]);
+    } finally {
+      await q.close();
+    }
+  });
+
+  test('a head size below the stored (zero-padded) q/k fills the boxes with its own dimensions', async () => {
+    const bert = await bertPair();
+    const [L, H, T, d] = bert.query!.dims;
+    const pad = (t: Float32Array) => {
+      const out = new Float32Array(L * H * T * 2 * d);
+      for (let r = 0; r < L * H * T; r++) out.set(t.subarray(r * d, (r + 1) * d), r * 2 * d);
+      return { dims: [L, H, T, 2 * d], data: out };
+    };
+    // Stored with D = 2d; the score keeps 1/√d, as the embedded model's q/k are scaled to keep it.
+    const padded: Attention = {
+      ...bert,
+      query: pad(bert.query!.data),
+      key: pad(bert.key!.data),
+      scoreScale: 1 / Math.sqrt(d),
+    };
+    const p = await openHtml(browser, renderHtml(padded, { view: 'neuron', options: { selected: 2, expanded: true } }));
+    try {
+      expect(await p.page.locator('.av-scale').textContent()).toContain(
+        `Head size ${d} (q/k stored zero-padded to ${2 * d}).`,
+      );
+      const c = await call<NeuronColumns>(p.page, 'columns');
+      expect(c.products.map((v) => v!.length)).toEqual(Array(T).fill(d));
+      expect(await p.page.locator('.av-check').textContent()).toMatch(/^✓/);
+      // The right half of every q and k box is coloured (it would be empty with the padding drawn).
+      const cellTop = G.TOP + (G.ROW - G.CELL_H) / 2 + 2;
+      for (const x of [G.Q_X, G.K_X]) {
+        const right = await colourfulness(p.page, x + G.VEC_W / 2 + 2, cellTop, G.VEC_W / 2 - 4, G.CELL_H - 4, T);
+        expect(Math.min(...right), `column at ${x}`).toBeGreaterThan(6);
+      }
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('1,024 tokens: only the rows on screen are drawn and have elements; scrolling brings the others', async () => {
+    const T = 1024,
+      d = 16;
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31 - 0.5;
+    };
+    const query = Float32Array.from({ length: T * d }, rand),
+      key = Float32Array.from({ length: T * d }, rand);
+    const attention = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) {
+      let sum = 0;
+      for (let j = 0; j < T; j++) {
+        let z = 0;
+        for (let n = 0; n < d; n++) z += query[i * d + n] * key[j * d + n];
+        sum += attention[i * T + j] = Math.exp(z / Math.sqrt(d));
+      }
+      for (let j = 0; j < T; j++) attention[i * T + j] /= sum;
+    }
+    const long: Attention = {
+      tokens: Array.from({ length: T }, (_, i) => `w${i}`),
+      text: '',
+      pair: null,
+      sentenceBStart: null,
+      model: { source: 'random', modelType: 'bert' },
+      causal: false,
+      attention: { dims: [1, 1, T, T], data: attention },
+      query: { dims: [1, 1, T, d], data: query },
+      key: { dims: [1, 1, T, d], data: key },
+    };
+    const p = await openHtml(browser, renderHtml(long, { view: 'neuron' }));
+    try {
+      const rows = async () => (await dataset(p.page)).rows!.split('-').map(Number);
+      const [first, last] = await rows();
+      expect(first).toBe(0);
+      // 800 px show about 30 rows; with the margin, well under 100 of the 1,024 are drawn.
+      expect(last).toBeLessThan(100);
+      expect(await p.page.locator('.av-token').count()).toBe(2 * last);
+      expect(T * T).toBeGreaterThan(ALL_LINES_MAX);
+      expect(await p.page.locator('.av-lines').textContent()).toBe(
+        'Long input: hover or click a token to see its lines.',
+      );
+      // The body keeps its full height, so the page scrolls to the last token.
+      await p.page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+      await p.page.waitForFunction(
+        () => (document.querySelector('.attnviz-neuron-view') as HTMLElement).dataset.rows?.endsWith('-1024'),
+        undefined,
+        { timeout: 5000 },
+      );
+      const [first2] = await rows();
+      expect(first2).toBeGreaterThan(900);
+      expect(await p.page.locator(leftToken(0)).count()).toBe(0);
+      await p.page.click(leftToken(1020));
+      expect(await dataset(p.page)).toMatchObject({ selected: '1020', expanded: 'true' });
+      const c = await call<NeuronColumns>(p.page, 'columns');
+      expect(c.keys).toHaveLength(T);
+      expect(c.maxDiff).toBeLessThanOrEqual(c.tolerance);
+      expect(await p.page.locator('.av-check').textContent()).toMatch(/^✓/);
+      // The key rows on screen show their products: coloured cells in the q × k column near the bottom.
+      const canvasTop = await p.page.$eval('.attnviz-neuron-view canvas', (e) =>
+        parseFloat((e as HTMLElement).style.top),
+      );
+      const y = G.TOP + 1020 * G.ROW + (G.ROW - G.CELL_H) / 2 + 2 - canvasTop;
+      expect((await colourfulness(p.page, G.P_X + 2, y, G.VEC_W - 4, G.CELL_H - 4, 1))[0]).toBeGreaterThan(6);
+      // Exports draw every row.
+      const svg = await call<string>(p.page, 'toSVG');
+      expect(svg).toContain('>w0<');
+      expect(svg).toContain('>w1023<');
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.close();
     }
   });
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import { HAVE_CHROMIUM, launch, openHtml } from './browser.js';
 import { HAVE_SHARED, SHARED, maxAbsDiff, readGoldenCase } from './shared.js';

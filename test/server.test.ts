@@ -19,7 +19,7 @@ import { decodeAttention } from '../src/core/encode.js';
 import { loadModel } from '../src/models/load-model.js';
 import { ModelCache } from '../src/server/model-cache.js';
 import type { AttentionModel } from '../src/models/model.js';
-import { FrameReader, joinLayers } from '../src/core/protocol.js';
+import { FrameReader, joinLayers, OVERVIEW_CELLS } from '../src/core/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { HAVE_CLI, MAIN, ROOT } from './cli-run.js';
 import { goldenModel, HAVE_SHARED, SHARED } from './shared.js';
@@ -252,6 +252,119 @@ describe('endpoints', () => {
   });
 });
 
+describe('token counts, truncation, the pooled overview and heads on demand', () => {
+  test('POST /api/tokens counts as the model does, against its positions', async () => {
+    const text = 'The cat sat on the mat.';
+    const count = await call('POST', '/api/tokens', { body: { model: 'embedded', text } });
+    expect(count.status).toBe(200);
+    const a = decodePayload(await attention({ text }));
+    expect(count.json()).toEqual({ tokens: a.tokens.length, maxTokens: 128 });
+    const withPair = decodePayload(await attention({ text, pair: 'It was tired.' }));
+    expect((await call('POST', '/api/tokens', { body: { text, pair: 'It was tired.' } })).json()).toEqual({
+      tokens: withPair.tokens.length,
+      maxTokens: 128,
+    });
+    // Past the positions too (that is what the counter is for), and an empty text is 0.
+    const long = 'a '.repeat(150);
+    expect((await call('POST', '/api/tokens', { body: { text: long } })).json().tokens).toBeGreaterThan(128);
+    expect((await call('POST', '/api/tokens', { body: { text: '' } })).json()).toEqual({ tokens: 0, maxTokens: 128 });
+    // Malformed: a one-line error, and the server answers the next request.
+    await expectError(call('POST', '/api/tokens', { raw: '{"text":' }), 400, /malformed JSON body/);
+    await expectError(call('POST', '/api/tokens', { body: { text: 3 } }), 400, /"text" must be a string/);
+    await expectError(call('POST', '/api/tokens', { body: { text: 'a', truncate: true } }), 400, /unknown field/);
+    await expectError(call('POST', '/api/tokens', { body: { text: 'x'.repeat(301) } }), 413, /301 characters/);
+    await expectError(call('POST', '/api/tokens', { body: { text: 'a', model: '???' } }), 400, /is not a model/);
+    await expectError(call('GET', '/api/tokens'), 405, /use POST/);
+    expect((await call('POST', '/api/tokens', { body: { text: 'still here' } })).status).toBe(200);
+  });
+
+  test('a text longer than the positions: a 400 naming "truncate" (not a CLI flag) with the figures; truncate cuts', async () => {
+    const text = 'a '.repeat(150);
+    const r = await attention({ text });
+    await expectError(r, 400, /^"text" is \d+ tokens; embedded takes at most 128 \(send "truncate": true to cut it\)$/);
+    const body = r.json();
+    expect(body).toMatchObject({ code: 'too-many-tokens', field: 'text', maxTokens: 128 });
+    expect(body.tokens).toBe((await call('POST', '/api/tokens', { body: { text } })).json().tokens);
+    expect(body.message).not.toMatch(/--/);
+    const cut = decodePayload(await attention({ text, truncate: true }));
+    expect(cut.tokens.length).toBe(128);
+  });
+
+  test('"layers" and "heads" send those heads at full resolution, with their q and k', async () => {
+    const text = 'The quick brown fox jumps.';
+    const all = decodePayload(await attention({ text }));
+    const [, H, T] = all.attention.dims;
+    const d = all.query!.dims[3];
+    const r = await attention({ text, layers: [1], heads: [3, 0] });
+    expect(r.headers['x-attnviz-format']).toBe('avz1');
+    expect(r.headers['x-attnviz-layers']).toBe('1');
+    const one = decodePayload(r);
+    expect(one.attention.dims).toEqual([1, 2, T, T]);
+    expect(one.query!.dims).toEqual([1, 2, T, d]);
+    const head = (x: Float32Array, l: number, h: number, n: number) => x.subarray((l * H + h) * n, (l * H + h + 1) * n);
+    expect(one.attention.data.subarray(0, T * T)).toEqual(head(all.attention.data, 1, 3, T * T));
+    expect(one.attention.data.subarray(T * T)).toEqual(head(all.attention.data, 1, 0, T * T));
+    expect(one.key!.data.subarray(T * d)).toEqual(head(all.key!.data, 1, 0, T * d));
+    expect(decodePayload(await attention({ text, heads: [2] })).attention.dims).toEqual([2, 1, T, T]);
+
+    await expectError(attention({ text, layers: [2] }), 400, /"layers" holds an index past this model's 2 layers/);
+    await expectError(attention({ text, heads: [4] }), 400, /"heads" holds an index past this model's 4 heads/);
+    for (const bad of [[], [0, 0], [-1], [0.5], '0', [null]])
+      await expectError(attention({ text, layers: bad }), 400, /"layers" must be a non-empty list of distinct indices/);
+    await expectError(attention({ text, heads: [0], detail: 'overview' }), 400, /take no "detail"/);
+    await expectError(attention({ text, detail: 'coarse' }), 400, /"detail" must be "full", "overview", "auto"/);
+    expect((await attention({ text, layers: [0] })).status).toBe(200);
+  });
+
+  test('detail "overview": every layer as a frame, each head max-pooled; "auto" below its threshold is whole', async () => {
+    const text = 'Short enough to stay exact.';
+    const all = decodePayload(await attention({ text }));
+    const r = await attention({ text, detail: 'overview' });
+    expect(r.headers['x-attnviz-format']).toBe('avz1-overview');
+    const frames = new FrameReader().push(new Uint8Array(r.body)).map((f) => decodeAttention(f));
+    expect(frames).toHaveLength(2);
+    const [, H, T] = all.attention.dims;
+    // Fewer tokens than OVERVIEW_CELLS: the overview is the attention itself.
+    expect(frames[1].attention.dims).toEqual([1, H, T, T]);
+    expect(frames[1].attention.data).toEqual(all.attention.data.subarray(H * T * T));
+    expect(frames[1].tokens).toEqual(all.tokens);
+    expect(frames[1].query).toBeUndefined();
+    expect((await attention({ text, detail: 'auto' })).headers['x-attnviz-format']).toBe('avz1');
+  });
+
+  test.runIf(HAVE_SHARED)('the overview of a long input is each head max-pooled to 128 × 128', async () => {
+    // 140 tokens within the test server's 300 characters.
+    const text = 'a '.repeat(140);
+    const model = 'path:gpt2-tiny';
+    const all = decodePayload(await attention({ model, text }));
+    const [L, H, T] = all.attention.dims;
+    expect(T).toBeGreaterThan(OVERVIEW_CELLS);
+    const r = await attention({ model, text, detail: 'overview' });
+    const frames = new FrameReader().push(new Uint8Array(r.body)).map((f) => decodeAttention(f));
+    expect(frames).toHaveLength(L);
+    const n = OVERVIEW_CELLS;
+    for (let l = 0; l < L; l++) {
+      expect(frames[l].attention.dims).toEqual([1, H, n, n]);
+      expect(frames[l].tokens).toHaveLength(T);
+      for (let h = 0; h < H; h++) {
+        // Cell (i, j) = the largest weight of queries r with ⌊r·n/T⌋ = i over keys c with ⌊c·n/T⌋ = j.
+        const w = all.attention.data.subarray((l * H + h) * T * T, (l * H + h + 1) * T * T);
+        const want = new Float64Array(n * n);
+        for (let q = 0; q < T; q++)
+          for (let k = 0; k < T; k++) {
+            const cell = Math.floor((q * n) / T) * n + Math.floor((k * n) / T);
+            want[cell] = Math.max(want[cell], w[q * T + k]);
+          }
+        const got = frames[l].attention.data.subarray(h * n * n, (h + 1) * n * n);
+        // 12-bit √ quantisation on the wire: at most 2.5e-4 off.
+        expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(3e-4);
+      }
+    }
+    // The pooled bytes: 2 layers × 4 heads × 128² cells, not × T².
+    expect(r.body.length).toBeLessThan(L * H * n * n * 1.5 + 10_000);
+  });
+});
+
 describe('encoder-decoder models (a tiny random BART in the model root)', () => {
   test('load reports encoderDecoder; attention and export take a target, sent whole; target and pair are checked', async () => {
     const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
@@ -322,6 +435,14 @@ describe('encoder-decoder models (a tiny random BART in the model root)', () => 
       call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }),
       400,
       /give the decoder's text as "target"/,
+    );
+    await expectError(
+      attention({ model, text: SOURCE, target: TARGET, detail: 'overview' }),
+      400,
+      /encoder-decoder results are sent whole/,
+    );
+    expect((await attention({ model, text: SOURCE, target: TARGET, detail: 'auto' })).headers['x-attnviz-format']).toBe(
+      'avz1',
     );
     await expectError(
       attention({ model: 'embedded', text: SOURCE, target: TARGET }),

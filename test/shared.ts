@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { AttnvizError } from '../src/core/errors.js';
-import { readSafetensors } from '../src/core/safetensors.js';
+import { readSafetensors } from '../src/core/files.js';
 
 /**
  * Whether something tests need is present. In CI (CI=true) it must be: a missing one throws, which fails the

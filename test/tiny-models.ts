@@ -97,7 +97,7 @@ const made: string[] = [];
 export async function writeTinyModel(
   config: Record<string, unknown>,
   weights: TinyWeights,
-  tokenizerFrom: TinyTokenizer,
+  tokenizerFrom: TinyTokenizer | 'llama-tiny-mha',
   options: {
     rename?: (name: string) => string | null;
     /** The golden model's own tokenizer instead: its tokenizer.json, or ('legacy') only its slow files. */
@@ -117,6 +117,8 @@ export async function writeTinyModel(
         : ['tokenizer.json', 'tokenizer_config.json'];
     for (const f of files) if (existsSync(join(src, f))) await copyFile(join(src, f), join(dir, f));
   } else {
+    if (tokenizerFrom === 'llama-tiny-mha')
+      throw new Error('writeTinyModel: llama-tiny-mha has no generated tokenizer (golden only)');
     const vocabSize = typeof config.vocab_size === 'number' ? config.vocab_size : 0;
     for (const [f, text] of Object.entries(tinyTokenizerFiles(tokenizerFrom, vocabSize)))
       await writeFile(join(dir, f), text);

@@ -1,11 +1,18 @@
 /**
  * The app's side of the server API (docs/server-api.md): model list, model loading with progress (Server-
- * Sent Events read from a fetch, since EventSource cannot POST), attention as binary (whole or layer by
- * layer) and exports.
+ * Sent Events read from a fetch, since EventSource cannot POST), token counts, attention as binary (whole,
+ * layer by layer, or for long inputs the pooled overview and then single heads) and exports.
  */
 import type { Attention } from '../core/attention.js';
 import { decodeAttention } from '../core/encode.js';
-import { FORMAT_HEADER, FrameError, FrameReader, joinLayers } from '../core/protocol.js';
+import {
+  type ErrorBody,
+  FORMAT_HEADER,
+  FrameError,
+  FrameReader,
+  joinLayers,
+  type TokenCount,
+} from '../core/protocol.js';
 
 // The API's JSON shapes are shared with the server (core/protocol.ts).
 export type { ModelEntry, Progress, LoadedModelInfo as ModelInfo } from '../core/protocol.js';
@@ -17,19 +24,24 @@ export interface ModelList {
   limits: { maxTextChars: number; maxBodyBytes: number };
 }
 
-/** An error the server answered (status and its message), or a network failure (status 0). */
+/** An error the server answered (status, message and any figures), or a network failure (status 0). */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly body?: ErrorBody,
   ) {
     super(message);
   }
 }
 
 async function failure(res: Response): Promise<ApiError> {
-  const body = (await res.json().catch(() => null)) as { message?: string } | null;
-  return new ApiError(res.status, body?.message ?? `the server answered ${res.status} ${res.statusText}`);
+  const body = (await res.json().catch(() => null)) as ErrorBody | null;
+  return new ApiError(
+    res.status,
+    body?.message ?? `the server answered ${res.status} ${res.statusText}`,
+    body ?? undefined,
+  );
 }
 
 async function post(path: string, body: unknown, signal?: AbortSignal, accept?: string): Promise<Response> {
@@ -87,38 +99,102 @@ export interface AttentionQuery {
   text: string;
   pair?: string | null;
   target?: string | null;
+  truncate?: boolean;
+}
+
+/** How many tokens the model makes of the text and pair, and how many it takes (no model run). */
+export async function countTokens(
+  query: Pick<AttentionQuery, 'model' | 'text' | 'pair'>,
+  signal?: AbortSignal,
+): Promise<TokenCount> {
+  const res = await post('/api/tokens', { model: query.model, text: query.text, pair: query.pair ?? null }, signal);
+  return res.json() as Promise<TokenCount>;
 }
 
 /**
- * Attention for `query`. Layer-by-layer answers call `onPartial` with the layers received so far (each
- * a complete Attention of fewer layers), so the first layer can be drawn before the rest has arrived.
+ * A long input's pooled overview: the result without its attention values (`attention.data` empty, dims
+ * `[L, H, T, K]`, as the views take it with addLayer / loadHead) and each layer's heads max-pooled to `[H, n, m]`.
+ */
+export interface Overview {
+  shell: Attention;
+  layers: { weights: Float32Array; size: [number, number] }[];
+}
+
+export interface Receivers {
+  /** Layer-by-layer answers: the layers received so far, as one Attention of fewer layers. */
+  partial?(a: Attention, layersTotal: number): void;
+  /** Overview answers: each layer as it arrives (the overview so far). */
+  overview?(o: Overview, layersTotal: number): void;
+}
+
+/**
+ * Attention for `query`: the whole Attention, or for long inputs (past the server's `overviewAbove`) the
+ * pooled Overview; heads at full resolution then come from fetchHeads. Both streamed answers report their
+ * layers as they arrive, so the first can be drawn before the rest has come.
  */
 export async function fetchAttention(
   query: AttentionQuery,
-  onPartial: (a: Attention, layersTotal: number) => void,
+  on: Receivers,
   signal?: AbortSignal,
-): Promise<Attention> {
-  const res = await post('/api/attention', { ...query, stream: 'auto' }, signal);
-  if (res.headers.get(FORMAT_HEADER) !== 'avz1-layers') return decodeAttention(new Uint8Array(await res.arrayBuffer()));
+): Promise<Attention | Overview> {
+  const res = await post('/api/attention', { ...query, stream: 'auto', detail: 'auto' }, signal);
+  const format = res.headers.get(FORMAT_HEADER);
+  if (format !== 'avz1-layers' && format !== 'avz1-overview')
+    return decodeAttention(new Uint8Array(await res.arrayBuffer()));
   const total = Number(res.headers.get('x-attnviz-layers'));
-  const frames = new FrameReader();
   const layers: Attention[] = [];
+  if (format === 'avz1-layers') {
+    await readFrames(res, total, (frame) => {
+      layers.push(frame);
+      if (layers.length < total) on.partial?.(joinLayers(layers), total);
+    });
+    return joinLayers(layers);
+  }
+  let overview: Overview | undefined;
+  await readFrames(res, total, (frame) => {
+    const [, H, n, m] = frame.attention.dims;
+    const T = frame.tokens.length,
+      K = frame.keyTokens?.length ?? T;
+    overview ??= { shell: { ...frame, attention: { dims: [total, H, T, K], data: new Float32Array(0) } }, layers: [] };
+    overview.layers.push({ weights: frame.attention.data, size: [n, m] });
+    on.overview?.(overview, total);
+  });
+  if (!overview) throw new ApiError(0, 'the attention stream held no layer');
+  return overview;
+}
+
+/** Calls `each` with every frame of a framed answer; a cut stream or an error frame is an ApiError. */
+async function readFrames(res: Response, total: number, each: (frame: Attention) => void): Promise<void> {
+  const frames = new FrameReader();
   const reader = res.body!.getReader();
+  let count = 0;
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      const complete = frames.push(value);
-      for (const f of complete) layers.push(decodeAttention(f));
-      if (complete.length && layers.length < total) onPartial(joinLayers(layers), total);
+      for (const f of frames.push(value)) {
+        each(decodeAttention(f));
+        count++;
+      }
     }
   } catch (e) {
     if (e instanceof FrameError) throw new ApiError(e.status, e.message);
     throw e;
   }
-  if (!frames.empty || layers.length !== total)
-    throw new ApiError(0, `the attention stream ended after ${layers.length} of ${total} layers`);
-  return joinLayers(layers);
+  if (!frames.empty || count !== total)
+    throw new ApiError(0, `the attention stream ended after ${count} of ${total} layers`);
+}
+
+/** Heads `heads` of layer `layer` at full resolution (attention `[1, heads, T, K]`, with q/k when `queryKey`). */
+export async function fetchHeads(
+  query: AttentionQuery,
+  layer: number,
+  heads: number[],
+  queryKey: boolean,
+  signal?: AbortSignal,
+): Promise<Attention> {
+  const body = { ...query, layers: [layer], heads, queryKey, stream: 'none' };
+  return decodeAttention(new Uint8Array(await (await post('/api/attention', body, signal)).arrayBuffer()));
 }
 
 /** The standalone HTML of a view or the attention file, as the server makes them. */

@@ -1,9 +1,13 @@
 /**
- * The app's state, which lives in the URL (query string) so a view can be shared: model, texts, view,
- * layer, heads and pinned tokens. Parsing is forgiving (a bad value falls back to its default); writing
- * leaves defaults out, so URLs stay short.
+ * The app's state, which lives in the URL (query string) so a view can be shared: model (or the name of an
+ * attention file opened in the page), texts, view, layer, heads, pinned tokens and theme. Parsing is
+ * forgiving (a bad value falls back to its default); writing leaves defaults out, so URLs stay short.
  */
 import { VIEWS, type ViewName } from '../views/mount.js';
+
+/** The page's theme: 'auto' follows the system (prefers-color-scheme). One for the whole page and all views. */
+export const THEMES = ['auto', 'light', 'dark'] as const;
+export type AppTheme = (typeof THEMES)[number];
 
 export interface PinnedToken {
   side: 'left' | 'right';
@@ -12,21 +16,41 @@ export interface PinnedToken {
 
 export interface AppState {
   model: string;
+  /** The name of the attention file shown instead of a model run (opened in the page); null = a model run. */
+  file: string | null;
   text: string;
   pair: string;
   target: string;
+  /** Cut inputs longer than the model's positions instead of refusing them. */
+  truncate: boolean;
   view: ViewName;
   layer: number;
   /** Active heads; null = all. In the neuron view the first one is the head shown. */
   heads: number[] | null;
   /** Pinned tokens (head view: left = query side, right = key side; neuron view: the first one's index). */
   pinned: PinnedToken[];
+  /** Neuron view: the first pinned token's q·k computation is expanded. */
+  expanded: boolean;
+  theme: AppTheme;
 }
 
 export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
 
 export function defaultState(model: string): AppState {
-  return { model, text: DEFAULT_TEXT, pair: '', target: '', view: 'head', layer: 0, heads: null, pinned: [] };
+  return {
+    model,
+    file: null,
+    text: DEFAULT_TEXT,
+    pair: '',
+    target: '',
+    truncate: false,
+    view: 'head',
+    layer: 0,
+    heads: null,
+    pinned: [],
+    expanded: false,
+    theme: 'auto',
+  };
 }
 
 const integers = (s: string | null): number[] | null => {
@@ -38,14 +62,19 @@ const integers = (s: string | null): number[] | null => {
 export function parseState(search: string, fallbackModel: string): AppState {
   const q = new URLSearchParams(search);
   const s = defaultState(q.get('model') || fallbackModel);
+  s.file = q.get('file') || null;
   if (q.has('text')) s.text = q.get('text')!;
   s.pair = q.get('pair') ?? '';
   s.target = q.get('target') ?? '';
+  s.truncate = q.get('truncate') === '1';
   const view = q.get('view');
   if (view && (VIEWS as readonly string[]).includes(view)) s.view = view as ViewName;
   const layer = Number(q.get('layer'));
   if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
   s.heads = integers(q.get('heads'));
+  s.expanded = q.get('expanded') === '1';
+  const theme = q.get('theme');
+  if (theme && (THEMES as readonly string[]).includes(theme)) s.theme = theme as AppTheme;
   s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
     const m = /^([lr])(\d+)$/.exec(p);
     return m ? [{ side: m[1] === 'l' ? 'left' : 'right', index: Number(m[2]) }] : [];
@@ -55,14 +84,21 @@ export function parseState(search: string, fallbackModel: string): AppState {
 
 export function stateQuery(s: AppState, defaultModel: string): string {
   const q = new URLSearchParams();
-  if (s.model !== defaultModel) q.set('model', s.model);
-  q.set('text', s.text);
-  if (s.pair) q.set('pair', s.pair);
-  if (s.target) q.set('target', s.target);
+  // A file's texts are in the file, which a URL cannot carry: its name says what to open again.
+  if (s.file !== null) q.set('file', s.file);
+  else {
+    if (s.model !== defaultModel) q.set('model', s.model);
+    q.set('text', s.text);
+    if (s.pair) q.set('pair', s.pair);
+    if (s.target) q.set('target', s.target);
+    if (s.truncate) q.set('truncate', '1');
+  }
   if (s.view !== 'head') q.set('view', s.view);
   if (s.layer) q.set('layer', String(s.layer));
   if (s.heads) q.set('heads', s.heads.join(','));
+  if (s.theme !== 'auto') q.set('theme', s.theme);
   if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
+  if (s.expanded && s.pinned.length) q.set('expanded', '1');
   // Commas are safe in a query and keep lists readable: heads=0,3.
   return `?${q.toString().replace(/%2C/g, ',')}`;
 }

@@ -4,6 +4,9 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { AttnvizError } from '../core/errors.js';
+import type { LoadOptions } from '../models/checkpoint-model.js';
+import { loadModel } from '../models/load-model.js';
+import type { AttentionModel } from '../models/model.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -18,7 +21,10 @@ export interface Command {
   run(values: Values): Promise<void>;
 }
 
-/** --model, --text, --pair, --truncate, and for encoder-decoder models --target or --max-new-tokens. */
+/**
+ * --model, --text, --pair, --truncate, for encoder-decoder models --target or --max-new-tokens, and
+ * --allow-unused.
+ */
 export const MODEL_OPTIONS: Options = {
   model: { type: 'string' },
   text: { type: 'string' },
@@ -26,7 +32,23 @@ export const MODEL_OPTIONS: Options = {
   truncate: { type: 'boolean' },
   target: { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  'allow-unused': { type: 'boolean' },
 };
+
+/**
+ * loadModel with --allow-unused: checkpoint tensors the graph neither reads nor knowingly skips are then a
+ * warning on stderr (listing them) rather than an error.
+ */
+export async function loadForCli(source: string, v: Values, options: LoadOptions = {}): Promise<AttentionModel> {
+  const m = await loadModel(source, { ...options, allowUnused: v['allow-unused'] === true });
+  // Only checkpoints have tensors to leave unread (ONNX and TF.js models read their own graph).
+  const unused = 'unusedTensors' in m ? (m.unusedTensors as readonly string[]) : [];
+  if (unused.length > 0) {
+    const list = unused.slice(0, 5).join(', ') + (unused.length > 5 ? `, … (${unused.length} in all)` : '');
+    console.error(`warning: --allow-unused: ${unused.length} checkpoint tensors not read: ${list}`);
+  }
+  return m;
+}
 
 /** A numeric option, checked by `valid` (described as `what` in the error); undefined when absent. */
 export function numberOption(v: Values, name: string, valid: (n: number) => boolean, what: string): number | undefined {
@@ -49,4 +71,10 @@ export function required(v: Values, name: string): string {
 export function optionalString(v: Values, name: string): string | undefined {
   const value = v[name];
   return typeof value === 'string' ? value : undefined;
+}
+
+/** A repeatable string option as a list (absent: empty). */
+export function list(v: Values, name: string): string[] {
+  const value = v[name];
+  return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
 }

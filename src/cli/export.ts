@@ -1,34 +1,45 @@
 /** `attnviz export`: a view as standalone HTML, PNG or SVG, from a model run or an attention file. */
 import { extname } from 'node:path';
-import { readAttentionFile } from '../core/attention-file.js';
+import { readAttentionFile, writeFileAtomic } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/safetensors.js';
-import { renderHtml } from '../export/html.js';
-import { renderImage } from '../export/image.js';
-import { VIEWS, type ViewName } from '../views/mount.js';
+// The views, the HTML export and the browser driver are imported when export runs, so that the other
+// commands start without loading them.
 import { MODEL_OPTIONS, optionalString, required, type Command } from './command.js';
-import { attentionFrom } from './extract.js';
+import { aggregated, attentionFrom } from './extract.js';
+import { neuronOptions } from './neurons.js';
 
 export const exportCommand: Command = {
   name: 'export',
   synopsis: `export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
-       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--allow-invalid]`,
+       -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout|all]
+       [--head H --token i [--key j]] [--allow-invalid]`,
   description: `Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
 (images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The data comes from a model run (--model and
---text, as in extract) or from an attention file (--from), not both. An attention file whose values are not
-probabilities (NaN, Inf, rows not summing to 1) is an error; --allow-invalid shows it with a warning banner.`,
+--text, as in extract) or from an attention file (--from), not both. --aggregate: the head or model view of
+the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads and each
+aggregate. The neuron view opens on --head, with token i expanded (q, k, q × k, q · k, softmax and the
+contributions of key j) when --token is given. An attention file whose values are not probabilities (NaN,
+Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warning banner.`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
     view: { type: 'string' },
     out: { type: 'string', short: 'o' },
     layer: { type: 'string' },
+    head: { type: 'string' },
+    token: { type: 'string' },
+    key: { type: 'string' },
     theme: { type: 'string' },
+    aggregate: { type: 'string' },
     'allow-invalid': { type: 'boolean' },
   },
   async run(v) {
-    const view = required(v, 'view') as ViewName;
-    if (!VIEWS.includes(view)) throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${view}"`);
+    const { VIEWS } = await import('../views/mount.js');
+    const view = VIEWS.find((name) => name === required(v, 'view'));
+    if (view === undefined)
+      throw new AttnvizError(`--view must be one of ${VIEWS.join(', ')}, not "${String(v.view)}"`);
+    for (const name of ['head', 'token', 'key'])
+      if (v[name] !== undefined && view !== 'neuron') throw new AttnvizError(`--${name} is for --view neuron`);
     const out = required(v, 'out');
     const format = extname(out).slice(1).toLowerCase();
     if (format !== 'html' && format !== 'png' && format !== 'svg')
@@ -54,14 +65,19 @@ probabilities (NaN, Inf, rows not summing to 1) is an error; --allow-invalid sho
             conflicting.map((n) => `--${n}`).join(', '),
         );
     }
+    if (v.aggregate !== undefined && view === 'neuron')
+      throw new AttnvizError('--aggregate has no queries or keys to show in the neuron view: use head or model');
+    // --aggregate all: the page offers the model's heads and each aggregate in a "Layers:" select.
+    if (v.aggregate === 'all') options.aggregates = true;
     let warning: string | undefined;
     const onInvalid = v['allow-invalid'] === true ? (problem: string) => (warning = problem) : undefined;
-    const a = from !== undefined ? await readAttentionFile(from, { onInvalid }) : await attentionFrom(v);
+    const a = aggregated(from !== undefined ? await readAttentionFile(from, { onInvalid }) : await attentionFrom(v), v);
     if (warning) console.error(`attnviz: warning: ${warning}: shown anyway (--allow-invalid)`);
     if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
       throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
-    const html = renderHtml(a, { view, options, warning });
-    const bytes = format === 'html' ? html : await renderImage(html, format);
+    if (view === 'neuron') Object.assign(options, neuronOptions(v, a));
+    const html = (await import('../export/html.js')).renderHtml(a, { view, options, warning });
+    const bytes = format === 'html' ? html : await (await import('../export/image.js')).renderImage(html, format);
     await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
   },

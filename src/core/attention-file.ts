@@ -4,20 +4,29 @@
  * (I32 or I64), and a `__metadata__` key `attnviz` holding JSON metadata (tokens, texts, model, causal, version).
  * Encoder-decoder results keep the encoder's self-attention in those tensors (so any reader shows it) and add
  * the decoder's: `decoder_attention`, `cross_attention` and their q/k, with `decoder_tokens` in the metadata.
+ * Browser-safe (the app decodes files dropped on the page); files.ts reads and writes them on disk (Node).
  */
 import { AttnvizError, check } from './errors.js';
-import { type Attention, attentionProblem, type EncoderDecoderAttention, type Tensor } from './attention.js';
 import {
-  decodeHeader,
-  encodeSafetensors,
-  readSafetensors,
-  writeFileAtomic,
-  type TensorEntry,
-  type TensorToWrite,
-} from './safetensors.js';
-import { basename } from 'node:path';
+  type Attention,
+  type AttentionHeader,
+  attentionProblem,
+  type EncoderDecoderAttention,
+  type Tensor,
+} from './attention.js';
+import { fromHalf, toHalf } from './half.js';
+import { decodeHeader, encodeSafetensors, type TensorEntry, type TensorToWrite } from './safetensors.js';
 
 export const FORMAT_VERSION = 1;
+
+/** The float types an attention file's float tensors may have; readers accept all three. */
+export const FLOAT_DTYPES = ['F32', 'F16', 'BF16'] as const;
+export type FloatDType = (typeof FLOAT_DTYPES)[number];
+
+export interface AttentionFileOptions {
+  /** The type the float tensors are written in (default F32; F16 and BF16 halve the file). */
+  dtype?: FloatDType;
+}
 
 /** The JSON stored under `__metadata__.attnviz`. Fields use snake_case, as PyTorch writers will. */
 export interface AttentionFileMetadata {
@@ -36,12 +45,20 @@ export interface AttentionFileMetadata {
   key_tokens?: string[];
   /** The factor q·kᵀ is multiplied by before softmax when it is not 1/√d (T5: 1). */
   score_scale?: number;
+  /** Attention logit soft-capping c (Gemma 2): scores become c·tanh(s/c) before the mask. */
+  attn_logit_softcapping?: number;
+  /** Per layer, the [left, right] reach of a sliding window, or null for full attention. */
+  layer_windows?: ([number, number] | null)[];
   /** Encoder-decoder: the encoder's tokens (= `tokens`, which may be left out when this is given). */
   encoder_tokens?: string[];
   /** Encoder-decoder: the decoder's input tokens (start token, then the target). */
   decoder_tokens?: string[];
   /** Encoder-decoder: the target text. */
   target?: string;
+  /** When only some layers were extracted: the model's index of each entry of the layers axis. */
+  layers?: number[];
+  /** When only some heads were extracted: the model's index of each entry of the heads axis. */
+  heads?: number[];
   /** Per token of `tokens`: 1 for a special token, as transformers' special_tokens_mask (true/false also read). */
   special_tokens_mask?: number[];
   /** Encoder-decoder: the same for `decoder_tokens`. */
@@ -60,7 +77,11 @@ const DECODER_TENSORS = {
   decoder_position_bias: 'decoderPositionBias',
 } as const;
 
-export function encodeAttentionFile(a: Attention): Buffer {
+/** The metadata JSON of an Attention (or of a stream's header). */
+export function metadataOf(
+  a: Omit<AttentionHeader, 'layers' | 'heads' | 'qk' | 'headDim' | 'hidden'> &
+    Pick<Attention, 'layers' | 'heads' | 'encoderDecoder'>,
+): string {
   const meta: AttentionFileMetadata = {
     version: FORMAT_VERSION,
     tokens: a.tokens,
@@ -73,6 +94,10 @@ export function encodeAttentionFile(a: Attention): Buffer {
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { score_scale: a.scoreScale } : {}),
+    ...(a.attnLogitSoftcapping !== undefined ? { attn_logit_softcapping: a.attnLogitSoftcapping } : {}),
+    ...(a.layerWindows !== undefined ? { layer_windows: a.layerWindows.map((w) => (w ? [w[0], w[1]] : null)) } : {}),
+    ...(a.layers !== undefined ? { layers: a.layers } : {}),
+    ...(a.heads !== undefined ? { heads: a.heads } : {}),
     ...(a.encoderDecoder
       ? { encoder_tokens: a.tokens, decoder_tokens: a.encoderDecoder.decoderTokens, target: a.encoderDecoder.target }
       : {}),
@@ -81,27 +106,31 @@ export function encodeAttentionFile(a: Attention): Buffer {
       ? { decoder_special_tokens_mask: a.encoderDecoder.decoderSpecial.map(Number) }
       : {}),
   };
-  const ids = (xs: number[]): TensorToWrite => ({
-    dtype: 'I64',
-    shape: [xs.length],
-    data: BigInt64Array.from(xs, BigInt),
-  });
-  const tensors: Record<string, TensorToWrite> = { attention: f32(a.attention) };
-  if (a.query) tensors.query = f32(a.query);
-  if (a.key) tensors.key = f32(a.key);
-  if (a.hiddenLast) tensors.hidden_last = f32(a.hiddenLast);
-  if (a.inputIds) tensors.input_ids = ids(a.inputIds);
-  if (a.positionBias) tensors.position_bias = f32(a.positionBias);
-  const ed = a.encoderDecoder;
-  if (ed) {
-    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = f32(ed[field]);
-    if (ed.decoderInputIds) tensors.decoder_input_ids = ids(ed.decoderInputIds);
-  }
-  return encodeSafetensors(tensors, { attnviz: JSON.stringify(meta) });
+  return JSON.stringify(meta);
 }
 
-export async function writeAttentionFile(path: string, a: Attention): Promise<void> {
-  await writeFileAtomic(path, encodeAttentionFile(a));
+/** Token ids as an I64 tensor. */
+export const idsTensor = (xs: number[]): TensorToWrite => ({
+  dtype: 'I64',
+  shape: [xs.length],
+  data: BigInt64Array.from(xs, BigInt),
+});
+
+export function encodeAttentionFile(a: Attention, options: AttentionFileOptions = {}): Buffer {
+  const float = (t: Tensor): TensorToWrite => floatTensor(t, options.dtype ?? 'F32');
+  const tensors: Record<string, TensorToWrite> = { attention: float(a.attention) };
+  if (a.query) tensors.query = float(a.query);
+  if (a.key) tensors.key = float(a.key);
+  if (a.hiddenLast) tensors.hidden_last = float(a.hiddenLast);
+  if (a.inputIds) tensors.input_ids = idsTensor(a.inputIds);
+  if (a.positionBias) tensors.position_bias = float(a.positionBias);
+  if (a.layerPositionBias) tensors.layer_position_bias = float(a.layerPositionBias);
+  const ed = a.encoderDecoder;
+  if (ed) {
+    for (const [name, field] of Object.entries(DECODER_TENSORS)) if (ed[field]) tensors[name] = float(ed[field]);
+    if (ed.decoderInputIds) tensors.decoder_input_ids = idsTensor(ed.decoderInputIds);
+  }
+  return encodeSafetensors(tensors, { attnviz: metadataOf(a) });
 }
 
 export interface ReadOptions {
@@ -110,11 +139,6 @@ export interface ReadOptions {
    * this is given: then the file is read and `onInvalid` hears the one-line problem, to show as a warning.
    */
   onInvalid?: (problem: string) => void;
-}
-
-export async function readAttentionFile(path: string, options: ReadOptions = {}): Promise<Attention> {
-  const { bytes } = await readSafetensors(path);
-  return decodeAttentionFile(bytes, basename(path), options);
 }
 
 /** Decodes an attention file image; `what` names it in errors. */
@@ -152,12 +176,15 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
     const name = [names].flat().find((n) => header.tensors.has(n));
     const e = name === undefined ? undefined : header.tensors.get(name);
     if (!e) return undefined;
-    check(e.dtype === 'F32', `${what}: tensor "${name}" must be F32, is ${e.dtype}`);
+    check(
+      (FLOAT_DTYPES as readonly string[]).includes(e.dtype),
+      `${what}: tensor "${name}" must be F32, F16 or BF16, is ${e.dtype}`,
+    );
     check(
       e.shape.length === rank && fits(e.shape),
       `${what}: tensor "${name}" has shape [${e.shape.join(', ')}], which does not fit ${fit}`,
     );
-    return { dims: e.shape, data: readF32(bytes, e) };
+    return { dims: e.shape, data: readFloats(bytes, e) };
   };
   // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
   const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
@@ -172,9 +199,30 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
   );
   const hiddenLast = tensor('hidden_last', 2, ([t]) => t === T);
   const positionBias = tensor('position_bias', 3, ([h, q, k]) => h === H && q === T && k === K);
+  const layerPositionBias = tensor(
+    'layer_position_bias',
+    4,
+    ([l, h, q, k]) => l === L && h === H && q === T && k === K,
+  );
+  for (const field of ['score_scale', 'attn_logit_softcapping'] as const) {
+    const v = meta[field];
+    check(
+      v === undefined || (typeof v === 'number' && Number.isFinite(v)),
+      `${what}: metadata "${field}" must be a number`,
+    );
+  }
   check(
-    meta.score_scale === undefined || (typeof meta.score_scale === 'number' && Number.isFinite(meta.score_scale)),
-    `${what}: metadata "score_scale" must be a number`,
+    meta.attn_logit_softcapping === undefined || meta.attn_logit_softcapping > 0,
+    `${what}: metadata "attn_logit_softcapping" must be positive`,
+  );
+  const windows = meta.layer_windows;
+  const reach = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+  check(
+    windows === undefined ||
+      (Array.isArray(windows) &&
+        windows.length === L &&
+        windows.every((w) => w === null || (Array.isArray(w) && w.length === 2 && reach(w[0]) && reach(w[1])))),
+    `${what}: metadata "layer_windows" must be a list of ${L} entries, each null or [left, right] (integers ≥ 0)`,
   );
 
   const ints = (name: string, n = T): number[] | undefined => {
@@ -274,9 +322,24 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
     ...(keyTokens ? { keyTokens } : {}),
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
+    ...(meta.attn_logit_softcapping !== undefined ? { attnLogitSoftcapping: meta.attn_logit_softcapping } : {}),
+    ...(windows !== undefined ? { layerWindows: windows } : {}),
     ...(positionBias ? { positionBias } : {}),
+    ...(layerPositionBias ? { layerPositionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
+    ...indexList(meta.layers, L, 'layers', what),
+    ...indexList(meta.heads, H, 'heads', what),
   };
+}
+
+/** A `layers` / `heads` metadata list: one model index per entry of that axis. */
+function indexList(list: unknown, n: number, key: 'layers' | 'heads', what: string): { [k in typeof key]?: number[] } {
+  if (list === undefined) return {};
+  check(
+    Array.isArray(list) && list.length === n && list.every((i) => Number.isSafeInteger(i) && i >= 0),
+    `${what}: metadata "${key}" must list ${n} indices, one per entry of the ${key} axis`,
+  );
+  return { [key]: list as number[] };
 }
 
 /**
@@ -311,13 +374,14 @@ function readMetadata(metadata: Record<string, string>, what: string): Partial<A
   };
 }
 
-function f32(t: Tensor): TensorToWrite {
-  return { dtype: 'F32', shape: t.dims, data: t.data };
+function floatTensor(t: Tensor, dtype: FloatDType): TensorToWrite {
+  return { dtype, shape: t.dims, data: dtype === 'F32' ? t.data : toHalf(t.data, dtype) };
 }
 
-/** Copies a tensor out of the file image (its offset need not be 4-byte aligned). */
-function readF32(bytes: Uint8Array, e: TensorEntry): Float32Array {
-  const out = new Float32Array(e.byteLength / 4);
-  new Uint8Array(out.buffer).set(bytes.subarray(e.offset, e.offset + e.byteLength));
-  return out;
+/** Copies a float tensor out of the file image as float32 (its offset need not be aligned). */
+function readFloats(bytes: Uint8Array, e: TensorEntry): Float32Array {
+  // A copy (Buffer's slice would be a view into its pool), so the result is aligned and owns its memory.
+  const raw = Uint8Array.prototype.slice.call(bytes, e.offset, e.offset + e.byteLength).buffer;
+  if (e.dtype === 'F32') return new Float32Array(raw);
+  return fromHalf(new Uint16Array(raw), e.dtype as Exclude<FloatDType, 'F32'>);
 }

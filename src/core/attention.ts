@@ -39,6 +39,13 @@ export interface Attention {
   /** Token ids `[T]`, special tokens included. */
   inputIds?: number[];
   /**
+   * When only some layers were extracted: the model's index of each entry of the first axis of `attention`,
+   * `query` and `key` (absent: all of them, in order).
+   */
+  layers?: number[];
+  /** Likewise the model's index of each entry of the heads axis, when only some heads were extracted. */
+  heads?: number[];
+  /**
    * Per token: whether the tokenizer added or marks it as special ([CLS], </s>, BOS, …), as transformers'
    * special_tokens_mask. Absent in data from elsewhere; views then guess from the token text.
    */
@@ -66,6 +73,23 @@ export interface Attention {
    * position bias): attention = softmax(q·kᵀ·scale + positionBias + mask).
    */
   positionBias?: Tensor;
+  /**
+   * A bias `[layers, heads, T, T]` added to the scaled scores before softmax that differs per layer:
+   * attention = softmax(q·kᵀ·scale + layerPositionBias[l] + mask). (No family in attnviz emits one yet.)
+   */
+  layerPositionBias?: Tensor;
+  /**
+   * Attention logit soft-capping c (Gemma 2): the scaled score s becomes c·tanh(s / c) before the mask and any
+   * window are applied: attention = softmax(c·tanh(q·kᵀ·scale / c) + mask).
+   */
+  attnLogitSoftcapping?: number;
+  /**
+   * Sliding-window attention, per layer: `[left, right]`, query i sees only keys i − left … i + right (and, for
+   * causal models, none after i), or null for a layer that sees every key. Keys outside get −inf before
+   * softmax: zeros in `attention`. Gemma 2/3 sliding layers: [window − 1, 0]; ModernBERT local layers:
+   * [window/2, window/2].
+   */
+  layerWindows?: (readonly [number, number] | null)[];
   /**
    * Encoder-decoder models (BART, T5, …): the decoder's side. The encoder's self-attention is the fields
    * above (`tokens` = the source's tokens, `attention`, `query`, `key`, `hiddenLast`, `positionBias`), so
@@ -101,6 +125,42 @@ export interface EncoderDecoderAttention {
   decoderHiddenLast?: Tensor;
   /** The decoder self-attention's position bias `[heads, T, T]` (T5), shared by all decoder layers; the causal mask comes on top. */
   decoderPositionBias?: Tensor;
+}
+
+/** One layer's share of an Attention, as a stream of layers yields it. */
+export interface LayerAttention {
+  /** The model's index of this layer. */
+  layer: number;
+  /** Softmax probabilities `[heads, T, T]` of the selected heads. */
+  attention: Tensor;
+  /** Queries and keys `[heads, T, headDim]`, when asked for. */
+  query?: Tensor;
+  key?: Tensor;
+}
+
+/** An Attention without its per-layer tensors: what is known before the first layer has been computed. */
+export type AttentionHeader = Omit<
+  Attention,
+  'attention' | 'query' | 'key' | 'hiddenLast' | 'positionBias' | 'encoderDecoder' | 'layers' | 'heads'
+> & {
+  /** The model's layers and heads the stream yields, in order. */
+  layers: number[];
+  heads: number[];
+  /** Whether each layer comes with `query` and `key`. */
+  qk: boolean;
+  headDim: number;
+  /** The width of `hiddenLast` (the model's hidden size). */
+  hidden: number;
+};
+
+/**
+ * An Attention one layer at a time: iterating yields each selected layer in order, computed only when it is
+ * asked for, in buffers that the next step may overwrite (copy what you keep). `hiddenLast` is there once the
+ * iteration has ended.
+ */
+export interface AttentionStream extends AsyncIterable<LayerAttention> {
+  readonly header: AttentionHeader;
+  readonly hiddenLast: Tensor | undefined;
 }
 
 /** The three attentions of an encoder-decoder result. */
@@ -144,6 +204,25 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
     ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
     ...(ed.decoderSpecial ? { special: ed.decoderSpecial } : {}),
   };
+}
+
+/**
+ * The score of query i and key j in one layer and head, before softmax, from their product `dot` = q·k: the
+ * documented extras applied in order — × scoreScale (default 1/√headDim), soft-capping, + the position bias
+ * (shared or per layer), and −Infinity for a key the query cannot see (causal mask, sliding window). softmax
+ * over j of these reproduces `attention` for every family attnviz runs; the neuron view shows each term.
+ */
+export function attentionLogit(a: Attention, layer: number, head: number, i: number, j: number, dot: number): number {
+  const window = a.layerWindows?.[layer];
+  if ((a.causal && j > i) || (window && (j < i - window[0] || j > i + window[1]))) return -Infinity;
+  const d = a.query ? a.query.dims[3] : 1;
+  let s = dot * (a.scoreScale ?? 1 / Math.sqrt(d));
+  const c = a.attnLogitSoftcapping;
+  if (c !== undefined) s = c * Math.tanh(s / c);
+  const [, H, T, K] = a.attention.dims;
+  if (a.positionBias) s += a.positionBias.data[(head * T + i) * K + j];
+  if (a.layerPositionBias) s += a.layerPositionBias.data[((layer * H + head) * T + i) * K + j];
+  return s;
 }
 
 /** Shape helpers: `[layers, heads, T, T]` of an Attention. */

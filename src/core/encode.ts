@@ -33,7 +33,8 @@ type SectionName =
   | 'decoder_key'
   | 'cross_query'
   | 'cross_key'
-  | 'decoder_position_bias';
+  | 'decoder_position_bias'
+  | 'layer_position_bias';
 
 /** Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it is q/k data. */
 const DECODER_SECTIONS: [
@@ -71,6 +72,9 @@ interface Header {
   special?: boolean[];
   keyTokens?: string[];
   scoreScale?: number;
+  rotary?: 'half' | 'interleaved';
+  attnLogitSoftcapping?: number;
+  layerWindows?: (readonly [number, number] | null)[];
   encoderDecoder?: { decoderTokens: string[]; target: string; decoderInputIds?: number[]; decoderSpecial?: boolean[] };
   sections: Section[];
 }
@@ -85,6 +89,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
   const tensors: [Section['name'], Tensor, Encoding][] = [['attention', a.attention, 'sqrt12']];
   if (withQK && a.query && a.key) tensors.push(['query', a.query, 'f16'], ['key', a.key, 'f16']);
   if (withQK && a.positionBias) tensors.push(['position_bias', a.positionBias, 'f32']);
+  if (withQK && a.layerPositionBias) tensors.push(['layer_position_bias', a.layerPositionBias, 'f32']);
   const ed = a.encoderDecoder;
   if (ed)
     for (const [name, field, enc, qk] of DECODER_SECTIONS)
@@ -109,6 +114,9 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     ...(a.special ? { special: a.special } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
+    ...(a.rotary ? { rotary: a.rotary } : {}),
+    ...(a.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: a.attnLogitSoftcapping } : {}),
+    ...(a.layerWindows ? { layerWindows: a.layerWindows } : {}),
     ...(ed
       ? {
           encoderDecoder: {
@@ -163,7 +171,8 @@ export function decodeAttention(bytes: Uint8Array): Attention {
   check(attention, 'attnviz binary data has no attention');
   const query = tensor('query'),
     key = tensor('key'),
-    positionBias = tensor('position_bias');
+    positionBias = tensor('position_bias'),
+    layerPositionBias = tensor('layer_position_bias');
   let encoderDecoder: EncoderDecoderAttention | undefined;
   if (header.encoderDecoder) {
     const decoder = tensor('decoder_attention'),
@@ -188,7 +197,11 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     ...(header.special ? { special: header.special } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
+    ...(header.rotary ? { rotary: header.rotary } : {}),
+    ...(header.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: header.attnLogitSoftcapping } : {}),
+    ...(header.layerWindows ? { layerWindows: header.layerWindows } : {}),
     ...(positionBias ? { positionBias } : {}),
+    ...(layerPositionBias ? { layerPositionBias } : {}),
     ...(encoderDecoder ? { encoderDecoder } : {}),
   };
 }

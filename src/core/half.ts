@@ -42,3 +42,34 @@ export function bf16ToF32(h: number): number {
   BITS[0] = h << 16;
   return FLOAT[0];
 }
+
+/** The 16-bit float formats: IEEE half, and bfloat16 (float32's top 16 bits). */
+export type HalfType = 'F16' | 'BF16';
+
+/** float32 values → float16 or bfloat16 bits, rounded to nearest even, written into `out`. */
+export function toHalf(values: Float32Array, type: HalfType, out = new Uint16Array(values.length)): Uint16Array {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  if (type === 'F16') for (let i = 0; i < u.length; i++) out[i] = f32BitsToF16(u[i]);
+  else
+    for (let i = 0; i < u.length; i++) {
+      const x = u[i];
+      // NaN stays NaN (rounding could carry its mantissa into the exponent and make it infinite).
+      out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+    }
+  return out;
+}
+
+/** float16 or bfloat16 bits → float32 values (exact: every 16-bit float is a float32). */
+export function fromHalf(bits: Uint16Array, type: HalfType): Float32Array {
+  const out = new Float32Array(bits.length);
+  if (type === 'BF16') {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  } else {
+    const table = (f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => f16ToF32(h)));
+    for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  }
+  return out;
+}
+
+let f16Table: Float32Array | undefined;

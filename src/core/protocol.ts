@@ -7,14 +7,48 @@
  *   layer (attention `[1, H, T, T]`, q/k `[1, H, T, d]`), layers in order. The client can draw layer 0
  *   while later layers are still on the wire. A frame length of 0xFFFFFFFF announces an error instead: a
  *   u32 length and that many bytes of JSON `{ status, message }` follow, and the stream ends.
+ * - `avz1-overview`: the same frames, each holding one layer max-pooled to at most OVERVIEW_CELLS × OVERVIEW_CELLS
+ *   per head (attention `[1, H, n, m]`, no q/k; the blob's tokens are all T of them). Long inputs go as this
+ *   overview first and single heads at full resolution on demand (`layers` / `heads` in the request), so the
+ *   page never holds every layer × head × T² at once.
  */
 import type { Attention, Tensor } from './attention.js';
 
 export const FORMAT_HEADER = 'x-attnviz-format';
 export const LAYERS_HEADER = 'x-attnviz-layers';
 export const TOKENS_HEADER = 'x-attnviz-tokens';
-export type PayloadFormat = 'avz1' | 'avz1-layers';
+export type PayloadFormat = 'avz1' | 'avz1-layers' | 'avz1-overview';
 export const ERROR_FRAME = 0xffffffff;
+
+/** `detail` of an attention request: everything, the pooled overview, or the overview past a size. */
+export const DETAILS = ['full', 'overview', 'auto'] as const;
+export type Detail = (typeof DETAILS)[number];
+
+/**
+ * The overview's resolution per head and side: 128 cells keep a thumbnail (≤ 128 device px in the model view)
+ * exact and make the overview of 32 layers × 32 heads 16.8M values (25 MB at 1.5 bytes), whatever T is.
+ */
+export const OVERVIEW_CELLS = 128;
+
+/** The heads `heads` of the layers `layers` of `a` (attention, q and k), in the order given. */
+export function selectHeads(a: Attention, layers: readonly number[], heads: readonly number[]): Attention {
+  const pick = (t: Tensor | undefined): Tensor | undefined => {
+    if (!t) return undefined;
+    const [, H, ...rest] = t.dims;
+    const size = rest.reduce((x, y) => x * y, 1);
+    const data = new Float32Array(layers.length * heads.length * size);
+    layers.forEach((l, i) =>
+      heads.forEach((h, j) =>
+        data.set(t.data.subarray((l * H + h) * size, (l * H + h + 1) * size), (i * heads.length + j) * size),
+      ),
+    );
+    return { dims: [layers.length, heads.length, ...rest], data };
+  };
+  const { query, key, hiddenLast: _h, positionBias: _p, ...rest } = a;
+  const q = pick(query),
+    k = pick(key);
+  return { ...rest, attention: pick(a.attention)!, ...(q && k ? { query: q, key: k } : {}) };
+}
 
 /** Layer `l` of `a` as an Attention of one layer. */
 export function layerOf(a: Attention, l: number): Attention {
@@ -131,6 +165,24 @@ export interface LoadedModelInfo {
   weightBytes: number;
   /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
   encoderDecoder: boolean;
+}
+
+/** POST /api/tokens: how many tokens a text (and pair) make for a model, and how many it takes. */
+export interface TokenCount {
+  tokens: number;
+  /** The model's positions: longer inputs are refused unless `truncate`. */
+  maxTokens: number;
+}
+
+/** Every error answer. A text with more tokens than the model takes adds `code` and the figures. */
+export interface ErrorBody {
+  status: number;
+  message: string;
+  code?: 'too-many-tokens';
+  /** Which input: "text" (with its pair) or "target". */
+  field?: 'text' | 'target';
+  tokens?: number;
+  maxTokens?: number;
 }
 
 export interface Progress {

@@ -3,10 +3,11 @@
  * `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {string: string}}`, then the tensor bytes,
  * offsets relative to the end of the header. Hand-written (the format is this small and no maintained JS
  * reader exists that bounds-checks hostile headers); every field is checked before anything is trusted.
+ *
+ * Decoding is browser-safe (the app reads attention files in the page); reading and writing files is in
+ * files.ts (Node).
  */
-import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { AttnvizError, check, shorten, systemReason } from './errors.js';
+import { AttnvizError, check, shorten } from './errors.js';
 
 export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -117,33 +118,6 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
   return { tensors, metadata, dataStart };
 }
 
-/** Reads only the header of a safetensors file (weights stay on disk). */
-export async function readHeader(path: string): Promise<SafetensorsHeader> {
-  const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
-  });
-  try {
-    const stat = await file.stat();
-    check(stat.isFile(), `${path}: not a file`);
-    const { size } = stat;
-    const lengthBytes = Buffer.alloc(8);
-    await file.read(lengthBytes, 0, 8, 0);
-    const header = Buffer.alloc(headerLength(lengthBytes, size, basename(path)));
-    await file.read(header, 0, header.length, 8);
-    return parseHeader(header, size, basename(path));
-  } finally {
-    await file.close();
-  }
-}
-
-/** Reads a whole safetensors file into memory (for small files such as attention files). */
-export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
-  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`${path}: cannot read (${systemReason(e)})`);
-  });
-  return { header: decodeHeader(bytes, basename(path)), bytes };
-}
-
 /** Parses the header of a safetensors file image held in memory. */
 export function decodeHeader(bytes: Uint8Array, what: string): SafetensorsHeader {
   const length = headerLength(bytes.subarray(0, 8), bytes.length, what);
@@ -151,9 +125,9 @@ export function decodeHeader(bytes: Uint8Array, what: string): SafetensorsHeader
 }
 
 /** The header length stored in the first 8 bytes, checked against the file size and MAX_HEADER_BYTES. */
-function headerLength(first8: Uint8Array, fileSize: number, what: string): number {
+export function headerLength(first8: Uint8Array, fileSize: number, what: string): number {
   check(fileSize >= 8, `${what}: ${fileSize} bytes is too short for a safetensors file`);
-  const length = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
+  const length = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   check(
     length <= BigInt(fileSize - 8),
     `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file (truncated or not safetensors)`,
@@ -218,52 +192,6 @@ export function encodeSafetensors(
     at += t.data.byteLength;
   }
   return out;
-}
-
-/**
- * Writes a file atomically: a temporary sibling `name.<pid>.tmp`, then rename, so a failure never leaves half a
- * file behind. A process killed mid-write leaves its temporary file; the next write to that folder removes such
- * files whose process is gone.
- */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await removeStaleTemporaries(dirname(path));
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    // The cleanup fails too when the folder is missing or is a file (ENOTDIR): the write's error is the one to tell.
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
-  }
-}
-
-/** Temporary files writeFileAtomic names: `<name>.<pid>.tmp`. */
-const TEMPORARY = /^.+\.(\d+)\.tmp$/;
-
-/** Removes `<name>.<pid>.tmp` files in `dir` whose process no longer runs (a write killed midway). */
-async function removeStaleTemporaries(dir: string): Promise<void> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  for (const name of names) {
-    const pid = Number(TEMPORARY.exec(name)?.[1]);
-    if (!pid || pid === process.pid || processRuns(pid)) continue;
-    await rm(join(dir, name), { force: true }).catch(() => undefined);
-  }
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it runs, under another user.
-    return (e as { code?: string }).code === 'EPERM';
-  }
-}
-
-/** A missing folder is the usual reason a write fails with ENOENT: name it. */
-function writeReason(e: unknown, path: string): string {
-  return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
 }
 
 function isIndex(x: unknown): x is number {

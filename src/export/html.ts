@@ -27,42 +27,81 @@ export interface HtmlOptions {
 
 export function renderHtml(a: Attention, { view, options = {}, title, warning, frameId }: HtmlOptions): string {
   if (!VIEWS.includes(view)) throw new AttnvizError(`unknown view "${view}" (views: ${VIEWS.join(', ')})`);
+  const heading = title ?? `${a.model.source || 'attention'} — ${view} view`;
   // Only the neuron view reads q and k; leaving them out halves the head and model views' files.
-  const raw = encodeAttention(a, { queryKey: view === 'neuron' });
+  const block = dataScript(a, {
+    queryKey: view === 'neuron',
+    attrs: { 'data-view': view, 'data-options': JSON.stringify(options) },
+  });
+  const banner = warning
+    ? `<p role="alert" style="margin:0;padding:8px;background:#fde68a;color:#000">warning: ${escapeXml(warning)}</p>\n`
+    : '';
+  return page(heading, banner + block, 'views/attnviz-views.js', frameId);
+}
+
+/**
+ * A `<script type="application/x-attnviz">` data block holding `a` (read back by core/page-data.ts), with
+ * extra attributes (escaped). `type` names other kinds of block (reports use their own).
+ */
+export function dataScript(
+  a: Attention,
+  {
+    queryKey = false,
+    attrs = {},
+    type = 'application/x-attnviz',
+  }: {
+    queryKey?: boolean;
+    attrs?: Record<string, string>;
+    type?: string;
+  } = {},
+): string {
+  const raw = encodeAttention(a, { queryKey });
   // Decompressing in the page runs at tens of MB/s, so deflate only when it pays: real attention (peaked,
   // many near-zero weights) often shrinks by half; random-like data by ~15 %, not worth seconds at 512 tokens.
   const deflated = deflateRawSync(raw, { level: 6 });
   const compressed = deflated.length < raw.length * 0.8;
   const bytes = compressed ? deflated : raw;
-  const data = encodeBase85(bytes);
-  const heading = title ?? `${a.model.source || 'attention'} — ${view} view`;
+  const extra = Object.entries(attrs)
+    .map(([k, v]) => ` ${k}="${escapeXml(v)}"`)
+    .join('');
+  const compression = compressed ? ' data-compression="deflate-raw"' : '';
+  return `<script type="${type}"${extra} data-bytes="${bytes.length}"${compression}>${encodeBase85(bytes)}</script>`;
+}
+
+/**
+ * A standalone page: `body` (data blocks, markup) then the built bundle `bundlePath` (under dist/) inlined;
+ * with `frameId`, it posts its height to the parent window (notebook iframes).
+ */
+export function page(title: string, body: string, bundlePath: string, frameId?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
-<title>${escapeXml(heading)}</title>
+<title>${escapeXml(title)}</title>
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
-<body>${warning ? `\n<p role="alert" style="margin:0;padding:8px;background:#fde68a;color:#000">warning: ${escapeXml(warning)}</p>` : ''}
-<script type="application/x-attnviz" data-view="${view}" data-bytes="${bytes.length}"${compressed ? ' data-compression="deflate-raw"' : ''} data-options="${escapeXml(JSON.stringify(options))}">${data}</script>
-<script>${viewsBundle().replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}
+<body>
+${body}
+<script>${builtBundle(bundlePath).replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}
 </body></html>
 `;
 }
 
-let bundle: string | undefined;
+const bundles = new Map<string, string>();
 
-/** The Vite-built views bundle (dist/views/attnviz-views.js), read once. */
-function viewsBundle(): string {
-  if (bundle) return bundle;
+/** A Vite-built bundle under dist/ (dist/views/attnviz-views.js, dist/reports/attnviz-reports.js), read once. */
+function builtBundle(path: string): string {
+  const cached = bundles.get(path);
+  if (cached) return cached;
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
     if (up === dir) throw new Error('attnviz package root not found');
     dir = up;
   }
-  const path = join(dir, 'dist', 'views', 'attnviz-views.js');
-  if (!existsSync(path)) throw new AttnvizError(`${path} is missing: run \`npm run build\``);
-  bundle = readFileSync(path, 'utf8');
-  return bundle;
+  const file = join(dir, 'dist', path);
+  if (!existsSync(file)) throw new AttnvizError(`${file} is missing: run \`npm run build\``);
+  const text = readFileSync(file, 'utf8');
+  bundles.set(path, text);
+  return text;
 }
 
 /** A script that tells the parent window the page's height whenever it changes (notebook iframes). */

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { AttnvizError } from '../core/errors.js';
 
 /** Flags that keep Chromium off the network: a closed network refuses its background connections. */
@@ -40,23 +40,12 @@ export async function launchChromium(extraArgs: readonly string[] = []): Promise
 }
 
 /** Renders `html` (from renderHtml) and returns the view as PNG bytes or SVG text. */
-export async function renderImage(
+export function renderImage(
   html: string,
   format: 'png' | 'svg',
   viewport = { width: 1200, height: 900 },
 ): Promise<Uint8Array | string> {
-  const browser = await launchChromium();
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-export-'));
-  try {
-    const file = join(dir, 'view.html');
-    await writeFile(file, html);
-    const page = await browser.newPage({ viewport });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).href);
-    await page.waitForSelector('.attnviz', { timeout: 30_000 }).catch(() => {
-      throw new AttnvizError(`the view did not render${errors.length ? `: ${errors[0]}` : ''}`);
-    });
+  return withPage(html, viewport, '.attnviz', async (page) => {
     type Handle = { toSVG(): string; toPNG(): Promise<Blob> };
     if (format === 'svg')
       return await page.$eval('.attnviz', (e) => (e as unknown as { attnvizView: Handle }).attnvizView.toSVG());
@@ -68,6 +57,66 @@ export async function renderImage(
       return btoa(s);
     });
     return Buffer.from(base64, 'base64');
+  });
+}
+
+/**
+ * An analysis report (export/report.ts) as an image: PNG, a screenshot of the whole page as drawn; SVG, the
+ * views it shows (each view's own toSVG, e.g. compare's two head views) side by side. A report without views
+ * has no SVG.
+ */
+export function renderReportImage(html: string, format: 'png' | 'svg'): Promise<Uint8Array | string> {
+  return withPage(html, { width: 1300, height: 900 }, '#attnviz-report-root[data-ready]', async (page) => {
+    if (format === 'png') return await page.screenshot({ fullPage: true, type: 'png' });
+    const svgs = await page.$$eval('.attnviz', (els) =>
+      els.flatMap((e) => {
+        const view = (e as unknown as { attnvizView?: { toSVG(): string } }).attnvizView;
+        return view ? [view.toSVG()] : [];
+      }),
+    );
+    if (!svgs.length) throw new AttnvizError('this report shows no view to write as SVG: write .png or .html');
+    return sideBySide(svgs);
+  });
+}
+
+/** SVG documents placed left to right in one SVG (each nested as an <svg> at its x offset). */
+export function sideBySide(svgs: string[], gap = 20): string {
+  let x = 0,
+    height = 0;
+  const parts = svgs.map((svg) => {
+    const size = (name: string) => Number(new RegExp(`<svg[^>]*\\s${name}="([\\d.]+)"`).exec(svg)?.[1] ?? 0);
+    const [w, h] = [size('width'), size('height')];
+    const body = svg.replace(/^<\?xml[^>]*>\s*/, '').replace(/^<svg/, `<svg x="${x}"`);
+    x += w + gap;
+    height = Math.max(height, h);
+    return body;
+  });
+  const width = Math.max(0, x - gap);
+  const size = `width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"`;
+  const open = `<svg xmlns="http://www.w3.org/2000/svg" ${size}>`;
+  return `${open}\n${parts.join('\n')}\n</svg>\n`;
+}
+
+/** Opens `html` from a temporary file in headless Chromium, waits for `ready`, then runs `fn` on the page. */
+async function withPage<T>(
+  html: string,
+  viewport: { width: number; height: number },
+  ready: string,
+  fn: (page: Page) => Promise<T>,
+): Promise<T> {
+  const browser = await launchChromium();
+  const dir = await mkdtemp(join(tmpdir(), 'attnviz-export-'));
+  try {
+    const file = join(dir, 'view.html');
+    await writeFile(file, html);
+    const page = await browser.newPage({ viewport });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(file).href);
+    await page.waitForSelector(ready, { timeout: 30_000 }).catch(() => {
+      throw new AttnvizError(`the view did not render${errors.length ? `: ${errors[0]}` : ''}`);
+    });
+    return await fn(page);
   } finally {
     await browser.close();
     await rm(dir, { recursive: true, force: true });

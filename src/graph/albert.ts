@@ -17,6 +17,8 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  ID_BUFFERS,
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -107,4 +109,11 @@ function build(g: GraphBuilder, w: Weights, c: AlbertConfig, options: BuildOptio
   declareLayerOutputs(g, c, options);
 }
 
-export const albert: Family<AlbertConfig> = { modelType: 'albert', causal: false, readConfig, build };
+export const albert: Family<AlbertConfig> = {
+  modelType: 'albert',
+  causal: false,
+  readConfig,
+  build,
+  // Masked-LM and sentence-order heads, pooler.
+  skipped: [ID_BUFFERS, TASK_HEADS, /^predictions\./, /^sop_classifier\./, /^(albert\.)?pooler\./],
+};

@@ -38,7 +38,7 @@ import {
   seq2seqOutputNames,
   type Seq2SeqDims,
 } from './encoder-decoder.js';
-import { headDim, HIDDEN_LAST, type Family } from './family.js';
+import { TASK_HEADS, headDim, HIDDEN_LAST, type Family } from './family.js';
 
 type Variant = 'bart' | 'mbart' | 'marian';
 
@@ -87,6 +87,7 @@ function readConfig(c: ModelConfig, variant: Variant): BartConfig {
     hidden,
     maxPositions: c.size('max_position_embeddings'),
     decoderStart: decoderStartToken(c),
+    shift: variant === 'mbart' ? 'last' : 'start',
     scoreScale: 1 / Math.sqrt(d),
     positionBias: false,
     variant,
@@ -222,6 +223,14 @@ const family = (variant: Variant): Family<BartConfig> => ({
   lmHead: true,
   readConfig: (c) => readConfig(c, variant),
   build,
+  // The LM head and its bias (read only for logits), tied copies of the word embedding, task heads.
+  skipped: [
+    TASK_HEADS,
+    /^lm_head\.weight$/,
+    /^final_logits_bias$/,
+    /^(model\.)?(shared|encoder\.embed_tokens|decoder\.embed_tokens)\.weight$/,
+    /^classification_head\./,
+  ],
 });
 
 export const bart = family('bart');

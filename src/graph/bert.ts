@@ -8,6 +8,8 @@ import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.j
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  ID_BUFFERS,
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -26,20 +28,53 @@ export interface BertConfig extends ModelDims {
   act: ActivationName;
 }
 
-/** BERT's config fields, also RoBERTa's and ELECTRA's (which differ only in defaults). */
-export function readBertConfig(c: ModelConfig, defaults: { eps: number; typeVocab: number }): BertConfig {
-  const hidden = c.size('hidden_size');
-  const heads = c.size('num_attention_heads');
+/**
+ * Defaults of a config class for fields config.json leaves out (transformers fills them in from the class's
+ * __init__ signature, so a missing field means that value, not an error).
+ */
+export interface BertDefaults {
+  vocab: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  maxPositions: number;
+  typeVocab: number;
+  eps: number;
+}
+
+/**
+ * BertConfig's defaults, which RobertaConfig, XLMRobertaConfig and CamembertConfig repeat (RoBERTa's vocabulary
+ * aside). BERT itself takes only eps and typeVocab from here and still requires the sizes (its tests name them).
+ */
+export const BERT_DEFAULTS: BertDefaults = {
+  vocab: 30522,
+  hidden: 768,
+  layers: 12,
+  heads: 12,
+  intermediate: 3072,
+  maxPositions: 512,
+  typeVocab: 2,
+  eps: 1e-12,
+};
+
+/** BERT's config fields, also RoBERTa's, XLM-R's, CamemBERT's and ELECTRA's (which differ only in defaults). */
+export function readBertConfig(
+  c: ModelConfig,
+  defaults: Partial<BertDefaults> & Pick<BertDefaults, 'eps' | 'typeVocab'>,
+): BertConfig {
+  const hidden = c.size('hidden_size', defaults.hidden);
+  const heads = c.size('num_attention_heads', defaults.heads);
   oneOf(c, 'position_embedding_type', ['absolute'], 'absolute');
   return {
-    layers: c.size('num_hidden_layers'),
+    layers: c.size('num_hidden_layers', defaults.layers),
     heads,
     headDim: headDim(c, hidden, heads),
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
-    vocab: c.size('vocab_size'),
+    maxPositions: c.size('max_position_embeddings', defaults.maxPositions),
+    vocab: c.size('vocab_size', defaults.vocab),
     typeVocab: c.size('type_vocab_size', defaults.typeVocab),
-    intermediate: c.size('intermediate_size'),
+    intermediate: c.size('intermediate_size', defaults.intermediate),
     eps: c.float('layer_norm_eps', defaults.eps),
     act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu'),
   };
@@ -120,6 +155,7 @@ export function bertEncoder(
 export const bert: Family<BertConfig> = {
   modelType: 'bert',
   causal: false,
-  readConfig: (c) => readBertConfig(c, { eps: 1e-12, typeVocab: 2 }),
+  readConfig: (c) => readBertConfig(c, { eps: BERT_DEFAULTS.eps, typeVocab: BERT_DEFAULTS.typeVocab }),
   build,
+  skipped: [ID_BUFFERS, TASK_HEADS, /^cls\./, /^(bert\.)?pooler\./],
 };

@@ -7,6 +7,7 @@
  * Weights are external initializers pointing into the checkpoint's safetensors files (see load/weights.ts).
  */
 import onnxProto from 'onnx-proto';
+import type { PackedMatrix } from '../load/gguf-quant.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 
 const { onnx } = onnxProto;
@@ -15,6 +16,8 @@ const { AttributeType } = onnx.AttributeProto;
 
 /** ONNX opset: 17 is the first with LayerNormalization; onnxruntime 1.30 runs it on CPU. */
 export const OPSET = 17;
+/** onnxruntime's contrib operators (MatMulNBits). */
+const MS_DOMAIN = 'com.microsoft';
 
 /** Node attributes: integers, int lists, strings, and floats wrapped as `{ float: x }` (ONNX types them apart). */
 type Attr = number | string | readonly number[] | { float: number };
@@ -25,6 +28,21 @@ export type ActivationName = (typeof ACTIVATIONS)[number];
 
 const WEIGHT_TYPES = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16 } as const;
 
+/** Bytes handed to onnxruntime with the graph as in-memory external data (repacked quantized weights). */
+export interface MemoryFile {
+  path: string;
+  data: Uint8Array;
+}
+
+/** A quantized matrix's initializers (see load/gguf-quant.ts) and its geometry. */
+interface PackedValues extends Omit<PackedMatrix, 'codes' | 'scales' | 'zeroPoints' | 'offsets'> {
+  codes: string;
+  scales: string;
+  /** The zero points (all 0), registered when a MatMulNBits first reads them (gathered rows do not). */
+  zeroPoints?: () => string;
+  offsets?: string;
+}
+
 export class GraphBuilder {
   private readonly nodes: onnxProto.onnx.INodeProto[] = [];
   private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
@@ -32,9 +50,22 @@ export class GraphBuilder {
   private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
   /** Weight name → graph value (tied embeddings are used twice but stored once). */
   private readonly weightValues = new Map<string, string>();
+  private readonly packedValues = new Map<string, PackedValues>();
+  private readonly memory: MemoryFile[] = [];
+  private readonly arena = new Arena();
+  /**
+   * onnxruntime takes external data either all from files or all from memory: with quantized weights, the
+   * plain ones are read into memory too (GGUF norms, mostly: small).
+   */
+  private inMemoryWeights?: boolean;
   private counter = 0;
 
   constructor(private readonly weights: Weights) {}
+
+  private get inMemory(): boolean {
+    this.inMemoryWeights ??= this.weights.hasQuantized();
+    return this.inMemoryWeights;
+  }
 
   // ---- graph plumbing -------------------------------------------------------------------------------
 
@@ -60,11 +91,13 @@ export class GraphBuilder {
     n: number,
     attrs: Record<string, Attr> = {},
     outs?: string[],
+    domain?: string,
   ): string[] {
     const id = this.counter++;
     const output = outs ?? Array.from({ length: n }, (_, i) => `${opType.toLowerCase()}_${id}${n > 1 ? `_${i}` : ''}`);
     this.nodes.push({
       opType,
+      ...(domain ? { domain } : {}),
       name: `${opType}_${id}`,
       input: [...inputs],
       output,
@@ -73,22 +106,35 @@ export class GraphBuilder {
     return output;
   }
 
-  /** A checkpoint tensor as a graph value, in float32 (F16/BF16 are cast once, folded at session creation). */
+  /**
+   * A checkpoint tensor as a graph value, in float32 (F16/BF16 are cast once, folded at session creation;
+   * a quantized matrix is dequantized in the graph, which onnxruntime also folds: `linear` and `embedding`
+   * keep it quantized).
+   */
   weight(ref: WeightRef): string {
     const known = this.weightValues.get(ref.name);
     if (known) return known;
+    if (ref.quantized) {
+      const p = this.packed(ref);
+      const value = this.dequantizeRows(p, p.codes, p.scales, p.offsets);
+      this.weightValues.set(ref.name, value);
+      return value;
+    }
     const type = WEIGHT_TYPES[ref.dtype as keyof typeof WEIGHT_TYPES];
-    this.initializers.push({
-      name: ref.name,
-      dims: ref.shape,
-      dataType: type,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: 'location', value: this.weights.location(ref) },
-        { key: 'offset', value: String(ref.offset) },
-        { key: 'length', value: String(ref.byteLength) },
-      ],
-    });
+    if (this.inMemory)
+      this.external(ref.name, this.weights.read(ref, this.arena.take(ref.byteLength)), ref.shape, type);
+    else
+      this.initializers.push({
+        name: ref.name,
+        dims: ref.shape,
+        dataType: type,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: this.weights.location(ref) },
+          { key: 'offset', value: String(ref.offset) },
+          { key: 'length', value: String(ref.byteLength) },
+        ],
+      });
     const value = type === DataType.FLOAT ? ref.name : this.op('Cast', [ref.name], { to: DataType.FLOAT });
     this.weightValues.set(ref.name, value);
     return value;
@@ -120,12 +166,82 @@ export class GraphBuilder {
     return name;
   }
 
-  /** The serialized ModelProto (small: weights stay in the safetensors files). */
+  /**
+   * A quantized matrix's initializers, registered once: codes, scales and the optional zero points and
+   * offsets, each an in-memory external-data file (see `memoryFiles`) named after the tensor.
+   */
+  private packed(ref: WeightRef): PackedValues {
+    const known = this.packedValues.get(ref.name);
+    if (known) return known;
+    const { codes, scales, zeroPoints, offsets, ...geometry } = ref.quantized!.pack((n) => this.arena.take(n));
+    const blocks = geometry.cols / geometry.blockSize;
+    const add = (part: string, data: ArrayBufferView, dims: number[], type: number) =>
+      this.external(`${ref.name}.${part}`, data, dims, type);
+    const values: PackedValues = {
+      ...geometry,
+      codes: add('codes', codes, [geometry.rows, blocks, (geometry.blockSize * geometry.bits) / 8], DataType.UINT8),
+      scales: add('scales', scales, [geometry.rows, blocks], DataType.FLOAT),
+      ...(zeroPoints
+        ? { zeroPoints: once(() => add('zero_points', zeroPoints, [zeroPoints.length], DataType.UINT8)) }
+        : {}),
+      ...(offsets ? { offsets: add('offsets', offsets, [geometry.rows, blocks], DataType.FLOAT) } : {}),
+    };
+    this.packedValues.set(ref.name, values);
+    return values;
+  }
+
+  /** An initializer whose bytes go to onnxruntime as an in-memory external-data file of its own. */
+  private external(name: string, data: ArrayBufferView, dims: readonly number[], type: number): string {
+    const path = `memory/${name}`;
+    this.memory.push({ path, data: bytes(data) });
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType: type,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: path },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(data.byteLength) },
+      ],
+    });
+    return name;
+  }
+
+  /**
+   * Rows of a quantized matrix as float32 `[R, cols]`, from its codes `[R, blocks, bytes]`, scales and
+   * offsets `[R, blocks]` (whole initializers, or rows gathered from them): (code − zero point)·scale + offset.
+   */
+  private dequantizeRows(p: PackedValues, codes: string, scales: string, offsets?: string): string {
+    let q = this.op('Cast', [codes], { to: DataType.FLOAT });
+    if (p.bits === 4) {
+      // Byte i holds value 2i in its low nibble and 2i + 1 in its high one.
+      const high = this.op('Floor', [this.op('Div', [q, this.scalar(16)])]);
+      const low = this.op('Sub', [q, this.op('Mul', [high, this.scalar(16)])]);
+      const pairs = [low, high].map((v) => this.op('Unsqueeze', [v, this.ints([-1])]));
+      q = this.op('Reshape', [this.op('Concat', pairs, { axis: -1 }), this.ints([0, 0, p.blockSize])]);
+    }
+    // Zero points: 2^(bits − 1) when absent (MatMulNBits' default), 0 when given (they are all 0).
+    const zero = p.zeroPoints ? 0 : 2 ** (p.bits - 1);
+    let w = this.op('Mul', [this.op('Sub', [q, this.scalar(zero)]), this.op('Unsqueeze', [scales, this.ints([-1])])]);
+    if (offsets) w = this.op('Add', [w, this.op('Unsqueeze', [offsets, this.ints([-1])])]);
+    return this.op('Reshape', [w, this.ints([0, p.cols])]);
+  }
+
+  /** Repacked quantized weights, to pass to onnxruntime with the graph (session option `externalData`). */
+  memoryFiles(): MemoryFile[] {
+    return this.memory;
+  }
+
+  /** The serialized ModelProto (small: weights stay in the checkpoint files or in `memoryFiles`). */
   toBytes(): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'attnviz',
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [
+        { domain: '', version: OPSET },
+        ...(this.packedValues.size > 0 ? [{ domain: MS_DOMAIN, version: 1 }] : []),
+      ],
       graph: {
         name: 'attnviz',
         node: this.nodes,
@@ -139,9 +255,32 @@ export class GraphBuilder {
 
   // ---- layers ---------------------------------------------------------------------------------------
 
-  /** x·Wᵀ + b for a torch nn.Linear weight `[out, in]`. */
-  linear(x: string, w: WeightRef, b?: WeightRef): string {
-    return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 });
+  /**
+   * x·Wᵀ + b for a torch nn.Linear weight `[out, in]`, written to `out` when given. A quantized W stays
+   * quantized: com.microsoft MatMulNBits (float32 activations and accumulation), plus, for types with a
+   * per-block offset, blocksum(x)·offsetᵀ — Σₖ x_k·(s_b·q_k + o_b) = Σₖ x_k·s_b·q_k + Σ_b o_b·Σ_{k∈b} x_k.
+   */
+  linear(x: string, w: WeightRef, b?: WeightRef, out?: string): string {
+    if (!w.quantized)
+      return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 }, out);
+    const p = this.packed(w);
+    const inputs = [x, p.codes, p.scales, ...(p.zeroPoints ? [p.zeroPoints()] : [])];
+    const attrs = { K: p.cols, N: p.rows, bits: p.bits, block_size: p.blockSize };
+    let y = this.opN('MatMulNBits', inputs, 1, attrs, undefined, MS_DOMAIN)[0];
+    if (p.offsets) {
+      const blocks = this.op('Reshape', [x, this.ints([0, p.cols / p.blockSize, p.blockSize])]);
+      const sums = this.op('ReduceSum', [blocks, this.ints([-1])], { keepdims: 0 });
+      y = this.add(y, this.op('Gemm', [sums, p.offsets], { transB: 1 }));
+    }
+    return b ? this.op('Add', [y, this.weight(b)], {}, out) : out ? this.op('Identity', [y], {}, out) : y;
+  }
+
+  /** Rows `ids` of an embedding matrix `[vocab, D]`; a quantized one is dequantized for those rows only. */
+  embedding(w: WeightRef, ids: string): string {
+    if (!w.quantized) return this.op('Gather', [this.weight(w), ids]);
+    const p = this.packed(w);
+    const rows = (v: string) => this.op('Gather', [v, ids]);
+    return this.dequantizeRows(p, rows(p.codes), rows(p.scales), p.offsets && rows(p.offsets));
   }
 
   /** x·W + b for a GPT-2 Conv1D weight `[in, out]`. */
@@ -253,6 +392,32 @@ function attribute(name: string, v: Attr): onnxProto.onnx.IAttributeProto {
   if (typeof v === 'number') return { name, type: AttributeType.INT, i: v };
   if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };
   return { name, type: AttributeType.INTS, ints: [...v] };
+}
+
+/**
+ * Memory for the bytes handed to onnxruntime, in 64 MB blocks. onnxruntime copies them, and attnviz drops
+ * them once the session exists; glibc returns such large blocks to the system when they are freed, where
+ * thousands of tensor-sized arrays would stay in its heap (measured: resident memory 2.4× the weights
+ * instead of 1.4× for Llama-8B-shaped Q4_K layers).
+ */
+class Arena {
+  private block = new Uint8Array(0);
+  private used = 0;
+
+  take(bytes: number): Uint8Array {
+    const size = Math.ceil(bytes / 16) * 16;
+    if (this.used + size > this.block.length) {
+      this.block = new Uint8Array(Math.max(size, 64 << 20));
+      this.used = 0;
+    }
+    this.used += size;
+    return this.block.subarray(this.used - size, this.used - size + bytes);
+  }
+}
+
+function once<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
 }
 
 function bytes(a: ArrayBufferView): Uint8Array {

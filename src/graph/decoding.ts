@@ -34,15 +34,29 @@ export const cacheNames = (layer: number) => ({
 
 /**
  * Declares `logits` = h·Wᵀ (+ b) for the final hidden state h `[T, D]`, the head (or tied embedding) W
- * `[V, D]` and an optional bias b `[1, V]` (BART's final_logits_bias).
+ * `[V, D]` and an optional bias b `[1, V]` (BART's final_logits_bias); with `softcap` c (Gemma 2's
+ * final_logit_softcapping), c·tanh(h·Wᵀ / c).
  */
-export function lmHead(g: GraphBuilder, hidden: string, w: WeightRef, mode: LogitsMode, bias?: WeightRef): void {
+export function lmHead(
+  g: GraphBuilder,
+  hidden: string,
+  w: WeightRef,
+  mode: LogitsMode,
+  bias?: WeightRef,
+  softcap?: number,
+): void {
   const [vocab] = w.shape;
   // Slice(h, [-1], [big], axis 0) keeps the last row, as [1, D].
   const rows =
     mode === 'last' ? g.op('Slice', [hidden, g.ints([-1]), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([0])]) : hidden;
-  const inputs = [rows, g.weight(w), ...(bias ? [g.weight(bias)] : [])];
-  g.output(g.op('Gemm', inputs, { transB: 1 }, LOGITS), [mode === 'last' ? 1 : 'T', vocab]);
+  const dims = [mode === 'last' ? 1 : 'T', vocab];
+  // g.linear: a quantized head (GGUF) runs as MatMulNBits, a float one as Gemm.
+  if (softcap === undefined) {
+    g.output(g.linear(rows, w, bias, LOGITS), dims);
+    return;
+  }
+  const scaled = g.op('Div', [g.linear(rows, w, bias), g.scalar(softcap)]);
+  g.output(g.op('Mul', [g.op('Tanh', [scaled]), g.scalar(softcap)], {}, LOGITS), dims);
 }
 
 /**

@@ -11,6 +11,8 @@ import type { GraphBuilder } from './builder.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  ID_BUFFERS,
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -88,4 +90,11 @@ function build(g: GraphBuilder, w: Weights, c: DistilbertConfig, options: BuildO
   declareLayerOutputs(g, c, options);
 }
 
-export const distilbert: Family<DistilbertConfig> = { modelType: 'distilbert', causal: false, readConfig, build };
+export const distilbert: Family<DistilbertConfig> = {
+  modelType: 'distilbert',
+  causal: false,
+  readConfig,
+  build,
+  // The masked-LM head.
+  skipped: [ID_BUFFERS, TASK_HEADS, /^vocab_(transform|layer_norm|projector)\./],
+};

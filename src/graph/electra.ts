@@ -9,7 +9,7 @@ import type { GraphBuilder } from './builder.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
-import { INPUTS, type BuildOptions, type Family } from './family.js';
+import { ID_BUFFERS, TASK_HEADS, INPUTS, type BuildOptions, type Family } from './family.js';
 
 export interface ElectraConfig extends BertConfig {
   /** E, the width of the embeddings; projected to the hidden size when they differ. */
@@ -40,4 +40,10 @@ function build(g: GraphBuilder, w: Weights, c: ElectraConfig, options: BuildOpti
   bertEncoder(g, w, p, c, x, options);
 }
 
-export const electra: Family<ElectraConfig> = { modelType: 'electra', causal: false, readConfig, build };
+export const electra: Family<ElectraConfig> = {
+  modelType: 'electra',
+  causal: false,
+  readConfig,
+  build,
+  skipped: [ID_BUFFERS, TASK_HEADS, /^discriminator_predictions\./, /^generator_(predictions|lm_head)\./],
+};

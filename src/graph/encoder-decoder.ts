@@ -44,6 +44,12 @@ export interface Seq2SeqDims extends ModelDims {
   decoderLayers: number;
   /** config.json `decoder_start_token_id` (else `pad_token_id`): the decoder's first input token. */
   decoderStart: number;
+  /**
+   * How a target becomes the decoder's input (teacher forcing). 'start': the start token, then the target's
+   * tokens without their final EOS (BART's, T5's shift_tokens_right). 'last': mBART's shift_tokens_right,
+   * which wraps the target's last token (the language code, e.g. `… </s> en_XX` → `en_XX … </s>`) to the front.
+   */
+  shift: 'start' | 'last';
   /** The factor q·kᵀ is multiplied by: 1/√d (BART), 1 (T5). */
   scoreScale: number;
   /** The graph emits POSITION_BIAS outputs (T5). */

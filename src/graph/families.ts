@@ -10,20 +10,43 @@ import type { Family, ModelDims } from './family.js';
 import { gptNeox } from './gpt-neox.js';
 import { gpt2 } from './gpt2.js';
 import { llama, mistral, qwen2 } from './llama.js';
-import { roberta } from './roberta.js';
+import { camembert, roberta, xlmRoberta } from './roberta.js';
 import { mt5, t5 } from './t5.js';
+import { qwen3 } from './qwen3.js';
+import { gemma2, gemma3Text } from './gemma.js';
+import { olmo2 } from './olmo2.js';
+import { phi3 } from './phi3.js';
+import { mpnet } from './mpnet.js';
+import { debertaV2 } from './deberta-v2.js';
+import { modernbert } from './modernbert.js';
+import { bloom } from './bloom.js';
+import { gptj } from './gptj.js';
+import { falcon } from './falcon.js';
 
 export const FAMILIES: readonly Family<ModelDims>[] = [
   bert,
   gpt2,
   roberta,
+  xlmRoberta,
+  camembert,
   distilbert,
+  mpnet,
+  debertaV2,
+  modernbert,
   albert,
   electra,
   gptNeox,
   llama,
   mistral,
   qwen2,
+  qwen3,
+  gemma2,
+  gemma3Text,
+  phi3,
+  olmo2,
+  bloom,
+  falcon,
+  gptj,
   bart,
   mbart,
   marian,

@@ -4,7 +4,7 @@
  * outputs `layers.i.attn.q`, `layers.i.attn.k` ([H, T, d], as they enter q·kᵀ, before scaling) and
  * `layers.i.attn.probs` ([H, T, T]), plus `hidden_last` ([T, D], the model's last hidden state).
  */
-import { check } from '../core/errors.js';
+import { AttnvizError, check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
@@ -27,6 +27,10 @@ export const outputNames = (layer: number) => ({
   probs: `layers.${layer}.attn.probs`,
 });
 export const HIDDEN_LAST = 'hidden_last';
+/** `[H, T, T]`: layer N's own bias on the scaled scores (DeBERTa's position terms), when extracting. */
+export const layerBiasName = (layer: number) => `layers.${layer}.attn.position_bias`;
+/** `[H, T, T]`: a bias on the scores shared by every layer (MPNet's relative position bias), when extracting. */
+export const POSITION_BIAS_OUTPUT = 'position_bias';
 
 /** Sizes every family shares, read from its config. */
 export interface ModelDims {
@@ -36,6 +40,12 @@ export interface ModelDims {
   hidden: number;
   /** Longest input the position embeddings allow. */
   maxPositions: number;
+  /** The factor q·kᵀ is multiplied by, when it is not 1/√headDim (reported as Attention.scoreScale). */
+  scoreScale?: number;
+  /** Attention logit soft-capping c: scores c·tanh(s/c) before the mask (Attention.attnLogitSoftcapping). */
+  attnLogitSoftcapping?: number;
+  /** Per layer, a sliding window's [left, right] reach or null (Attention.layerWindows). */
+  layerWindows?: (readonly [number, number] | null)[];
 }
 
 export interface BuildOptions {
@@ -52,7 +62,35 @@ export interface Family<C extends ModelDims = ModelDims> {
   /** The graph can end in a language-model head (`logits`, decoding.ts): generation. */
   lmHead?: boolean;
   readConfig(config: ModelConfig): C;
+  /** Builds the forward pass; every checkpoint tensor it reads goes through `weights.get`. */
   build(g: GraphBuilder, weights: Weights, config: C, options: BuildOptions): void;
+  /**
+   * The checkpoint tensors the family knowingly leaves unread: heads, poolers, buffers older saves persisted,
+   * tied copies. What `build` reads (weights.get) and these must cover the whole checkpoint; any other tensor
+   * is an error naming it (checkAllRead), so a variant the graph does not understand cannot load quietly.
+   */
+  skipped: readonly RegExp[];
+}
+
+/** Buffers older saves persisted beside the embeddings: the position and token-type id ranges (int64). */
+export const ID_BUFFERS = /(^|\.)embeddings\.(position_ids|token_type_ids)$/;
+/** Task heads of the …ForSequenceClassification / …ForTokenClassification / …ForQuestionAnswering classes. */
+export const TASK_HEADS = /^(classifier|pre_classifier|qa_outputs|score)\./;
+
+/**
+ * The checkpoint tensors `build` did not read and `family` does not list as skipped: an error naming them,
+ * or with `allowUnused` the list (the caller warns). Call after building a graph.
+ */
+export function checkAllRead(family: Family<ModelDims>, weights: Weights, allowUnused: boolean): string[] {
+  const unknown = weights.unread().filter((name) => !family.skipped.some((re) => re.test(name)));
+  if (unknown.length === 0 || allowUnused) return unknown;
+  const more =
+    unknown.length > 1
+      ? ` (and ${unknown.length - 1} more: ${unknown.slice(1, 4).join(', ')}${unknown.length > 4 ? ', …' : ''})`
+      : '';
+  throw new AttnvizError(
+    `checkpoint tensor "${unknown[0]}"${more} is neither read by the ${family.modelType} graph nor a tensor it knowingly skips; a variant attnviz does not understand would give wrong attention (--allow-unused / { allowUnused: true } loads it anyway)`,
+  );
 }
 
 /** Declares the per-layer q, k, probs outputs when extracting (the nodes that make them are named so). */

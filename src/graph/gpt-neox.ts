@@ -16,6 +16,7 @@ import { check } from '../core/errors.js';
 import { ModelConfig, oneOf } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -143,4 +144,11 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
   declareLayerOutputs(g, c, options);
 }
 
-export const gptNeox: Family<GptNeoxConfig> = { modelType: 'gpt_neox', causal: true, readConfig, build };
+export const gptNeox: Family<GptNeoxConfig> = {
+  modelType: 'gpt_neox',
+  causal: true,
+  readConfig,
+  build,
+  // The output head and the buffers older saves persisted.
+  skipped: [TASK_HEADS, /^embed_out\./, /\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/],
+};

@@ -9,6 +9,7 @@ import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.j
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
+  TASK_HEADS,
   declareLayerOutputs,
   headDim,
   HIDDEN_LAST,
@@ -85,4 +86,11 @@ function build(g: GraphBuilder, w: Weights, c: Gpt2Config, options: BuildOptions
   declareLayerOutputs(g, c, options);
 }
 
-export const gpt2: Family<Gpt2Config> = { modelType: 'gpt2', causal: true, readConfig, build };
+export const gpt2: Family<Gpt2Config> = {
+  modelType: 'gpt2',
+  causal: true,
+  readConfig,
+  build,
+  // Causal-mask buffers and the head tied to wte.
+  skipped: [TASK_HEADS, /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/, /^lm_head\.weight$/],
+};

@@ -20,30 +20,22 @@
  *
  * cos/sin are computed in the graph from `position_ids`, in float32, from inv_freq = 1 / θ^(arange(0, d, 2)/d)
  * computed here in float32 as torch does (then adjusted for `rope_scaling` 'linear' or 'llama3').
- * Mistral's sliding window and Qwen2's `use_sliding_window` only change attention beyond the window, so
- * inputs are limited to the window (longer ones are refused, or cut with truncate).
+ * Sliding windows (as transformers' masking_utils): in a windowed layer, query i attends only to keys j with
+ * 0 ≤ i − j < window. Mistral: every layer when `sliding_window` is set. Qwen2: only with
+ * `use_sliding_window`, then layers i ≥ `max_window_layers` (default 28). An explicit `layer_types` list
+ * ("sliding_attention" / "full_attention") wins over both rules. Inputs run up to max_position_embeddings.
  */
 import { check } from '../core/errors.js';
-import { ModelConfig } from '../load/config.js';
+import type { ModelConfig } from '../load/config.js';
+import { GGUF_ARCHITECTURES, type GgufArchitecture } from '../load/gguf-checkpoint.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import {
-  declareLayerOutputs,
-  headDim,
-  HIDDEN_LAST,
-  INPUTS,
-  outputNames,
-  type Family,
-  type ModelDims,
-} from './family.js';
-import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { rotary, ropeInvFreq, type RopeLayout } from './rotary.js';
+import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, type Family } from './family.js';
+import { lmHead, type DecodingBuildOptions } from './decoding.js';
+import { isObject, ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
+import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
 
-/** Which dimensions of a head RoPE rotates together (see above). */
-
-export interface LlamaConfig extends ModelDims {
-  /** Key/value heads (= heads without GQA). */
-  kvHeads: number;
+export interface LlamaConfig extends DecoderDims {
   vocab: number;
   /** MLP width. */
   intermediate: number;
@@ -51,7 +43,6 @@ export interface LlamaConfig extends ModelDims {
   eps: number;
   /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
   invFreq: Float32Array;
-  rope: RopeLayout;
   /** q, k, v projections carry biases (Qwen2; Llama with attention_bias). */
   qkvBias: boolean;
   /** o_proj carries a bias (Llama with attention_bias). */
@@ -60,6 +51,8 @@ export interface LlamaConfig extends ModelDims {
   mlpBias: boolean;
   /** The language-model head is the embedding matrix (tie_word_embeddings). */
   tied: boolean;
+  /** Per layer, the sliding window (keys j with i − j < window), or null for full causal attention. */
+  windows: (number | null)[];
 }
 
 type Variant = 'llama' | 'mistral' | 'qwen2';
@@ -75,31 +68,22 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
   const act = c.string(['hidden_act', 'hidden_activation'], 'silu');
   check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
 
-  // transformers ≥ 5 nests rope_theta and the scaling in rope_parameters.
-  const params = isObject(c.raw.rope_parameters)
-    ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`)
-    : null;
-  const theta = params?.float('rope_theta', 10000) ?? c.float('rope_theta', 10000);
-  const partial = params?.raw.partial_rotary_factor ?? c.raw.partial_rotary_factor;
+  const { theta, scaling } = ropeSettings(c, 10000);
+  const params = isObject(c.raw.rope_parameters) ? c.raw.rope_parameters : null;
+  const partial = params?.partial_rotary_factor ?? c.raw.partial_rotary_factor;
   check(
     partial === undefined || partial === null || partial === 1,
     `${c.path}: partial_rotary_factor ${String(partial)} is not supported`,
   );
-  const scaling =
-    params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
 
-  let maxPositions = c.size('max_position_embeddings');
-  const window =
-    variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false)) ? c.raw.sliding_window : null;
-  if (window !== null && window !== undefined) maxPositions = Math.min(maxPositions, c.size('sliding_window'));
-
+  const layers = c.size('num_hidden_layers');
   const attentionBias = variant === 'llama' && c.bool('attention_bias', false);
   return {
-    layers: c.size('num_hidden_layers'),
+    layers,
     heads,
     headDim: d,
     hidden,
-    maxPositions,
+    maxPositions: c.size('max_position_embeddings'),
     kvHeads,
     vocab: c.size('vocab_size'),
     intermediate: c.size('intermediate_size'),
@@ -110,7 +94,28 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
     oBias: attentionBias,
     mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
     tied: c.bool('tie_word_embeddings', false),
+    windows: slidingWindows(c, variant, layers),
   };
+}
+
+/** Each layer's sliding window, by transformers' rules (see the header). */
+function slidingWindows(c: ModelConfig, variant: Variant, layers: number): (number | null)[] {
+  const full = Array.from({ length: layers }, () => null);
+  const windowed = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false));
+  if (!windowed || c.raw.sliding_window === null || c.raw.sliding_window === undefined) return full;
+  const window = c.size('sliding_window');
+  const types = c.raw.layer_types;
+  if (types !== undefined && types !== null) {
+    check(
+      Array.isArray(types) &&
+        types.length === layers &&
+        types.every((t) => t === 'sliding_attention' || t === 'full_attention'),
+      `${c.path}: layer_types must list "sliding_attention" or "full_attention" for each of the ${layers} layers`,
+    );
+    return types.map((t) => (t === 'sliding_attention' ? window : null));
+  }
+  const first = variant === 'qwen2' ? c.size('max_window_layers', 28) : 0;
+  return full.map((_, i) => (i >= first ? window : null));
 }
 
 function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
@@ -135,25 +140,29 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     c.vocab,
     D,
   ]);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
+  const windowMasks = new Map<number, string>();
+  const maskOf = (window: number | null) =>
+    window === null
+      ? mask
+      : (windowMasks.get(window) ??
+        windowMasks.set(window, slidingWindowMask(g, positions, mask, window)).get(window)!);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
-    const out = outputNames(i);
     // Attention on the RMS-normed input: per-head projections, RoPE on q and k, kv heads shared by groups.
     const h = rmsNorm(x, `${l}.input_layernorm`);
-    const q = rotate(g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d), out.q);
-    let k = g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d);
-    let v = g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d);
-    if (options.kvCache) {
-      const n = cacheNames(i);
-      k = extendCache(g, rotate(k), n.pastKey, n.presentKey, K, d);
-      v = extendCache(g, v, n.pastValue, n.presentValue, K, d);
-    }
-    const kAll = options.kvCache ? repeatKv(g, k, c) : K === H ? rotate(k, out.k) : repeatKv(g, rotate(k), c, out.k);
-    const context = g.attention(q, kAll, repeatKv(g, v, c), 1 / Math.sqrt(d), out.probs, mask);
-    x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.self_attn.o_proj`, D, H * d, c.oBias));
+    const proj = {
+      q: g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d),
+      k: g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d),
+      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d),
+    };
+    const context = selfAttention(g, c, i, proj, rotate, options, {
+      scale: 1 / Math.sqrt(d),
+      mask: maskOf(c.windows[i]),
+    });
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d, c.oBias));
     // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
     const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
     const gated = g.op('Mul', [
@@ -177,28 +186,20 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
   return w.get('lm_head.weight', [c.vocab, D]);
 }
 
-/** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
-function repeatKv(g: GraphBuilder, x: string, c: LlamaConfig, out?: string): string {
-  const n = c.heads / c.kvHeads;
-  if (n === 1) return out ? g.op('Identity', [x], {}, out) : x;
-  const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.ints([1])]), g.ints([1, n, 1, 1])]);
-  return g.op('Reshape', [expanded, g.ints([c.heads, -1, c.headDim])], {}, out);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
 const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
   modelType,
   causal: true,
   lmHead: true,
   readConfig: (c) => readConfig(c, modelType, rope),
   build,
+  // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
+  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
 });
 
 export const llama = family('llama');
 export const mistral = family('mistral');
 export const qwen2 = family('qwen2');
-/** Llama read from a GGUF file (or any Meta-layout checkpoint): interleaved RoPE, q/k in that order. */
-export const llamaInterleaved = family('llama', 'interleaved');
+/** The family of a GGUF file's architecture, in the RoPE layout of its q/k rows (load/gguf-checkpoint.ts). */
+export function ggufFamily(architecture: GgufArchitecture): Family<LlamaConfig> {
+  return family(architecture, GGUF_ARCHITECTURES[architecture]);
+}

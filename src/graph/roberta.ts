@@ -1,17 +1,23 @@
 /**
- * RoBERTa (Liu et al. 2019), as in transformers' modeling_roberta.py: BERT's post-norm encoder unchanged,
- * with two differences in the embeddings. Positions are counted from padding_idx + 1 (row 0 … padding_idx of
- * the position table are never used, so roberta-base's 514 rows give 512 usable positions), and there is a
- * single token type (type_vocab_size 1: every token adds row 0). Sentence pairs are `<s> A </s></s> B </s>`,
- * which the tokenizer's RobertaProcessing produces. Reads checkpoints with or without the `roberta.` prefix;
- * the masked-LM head (`lm_head.*`) and the pooler are not part of the encoder and are ignored.
+ * RoBERTa (Liu et al. 2019), as in transformers' modeling_roberta.py, and the two families that are the same
+ * model under other names: XLM-RoBERTa (Conneau et al. 2020; modeling_xlm_roberta.py) and CamemBERT (Martin et
+ * al. 2020; modeling_camembert.py). BERT's post-norm encoder unchanged, with two differences in the
+ * embeddings. Positions are counted from padding_idx + 1 (row 0 … padding_idx of the position table are never
+ * used, so roberta-base's 514 rows give 512 usable positions), and every token has type 0 (released
+ * checkpoints have type_vocab_size 1). Sentence pairs are `<s> A </s></s> B </s>`, which the tokenizer's
+ * RobertaProcessing produces. All three save the encoder under `roberta.` (their base_model_prefix) or with no
+ * prefix; the masked-LM head (`lm_head.*`), the pooler and classifier heads are not part of the encoder.
+ *
+ * Config defaults are each config class's own (RobertaConfig, XLMRobertaConfig, CamembertConfig: BertConfig's
+ * values, layer_norm_eps 1e-12 and type_vocab_size 2 included, pad_token_id 1; vocab_size 50265 for RoBERTa,
+ * 30522 for the other two), as transformers fills in fields config.json leaves out.
  */
 import type { GraphBuilder } from './builder.js';
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
-import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
-import { INPUTS, type BuildOptions, type Family } from './family.js';
+import { BERT_DEFAULTS, bertEncoder, readBertConfig, type BertConfig, type BertDefaults } from './bert.js';
+import { ID_BUFFERS, TASK_HEADS, INPUTS, type BuildOptions, type Family } from './family.js';
 
 export interface RobertaConfig extends BertConfig {
   /** Rows of the position table (max_position_embeddings); maxPositions = rows - padding_idx - 1. */
@@ -20,8 +26,8 @@ export interface RobertaConfig extends BertConfig {
   padIdx: number;
 }
 
-function readConfig(c: ModelConfig): RobertaConfig {
-  const bert = readBertConfig(c, { eps: 1e-5, typeVocab: 1 });
+function readConfig(c: ModelConfig, defaults: BertDefaults): RobertaConfig {
+  const bert = readBertConfig(c, defaults);
   const positionRows = bert.maxPositions;
   const padIdx = c.float('pad_token_id', 1);
   check(
@@ -59,4 +65,14 @@ function build(g: GraphBuilder, w: Weights, c: RobertaConfig, options: BuildOpti
   bertEncoder(g, w, p, c, norm, options);
 }
 
-export const roberta: Family<RobertaConfig> = { modelType: 'roberta', causal: false, readConfig, build };
+const family = (modelType: string, defaults: BertDefaults): Family<RobertaConfig> => ({
+  modelType,
+  causal: false,
+  readConfig: (c) => readConfig(c, defaults),
+  build,
+  skipped: [ID_BUFFERS, TASK_HEADS, /^lm_head\./, /^(roberta\.)?pooler\./],
+});
+
+export const roberta = family('roberta', { ...BERT_DEFAULTS, vocab: 50265 });
+export const xlmRoberta = family('xlm-roberta', BERT_DEFAULTS);
+export const camembert = family('camembert', BERT_DEFAULTS);

@@ -32,7 +32,8 @@ export interface Rope {
  * inv_freq[j] = 1 / θ^(2j/d) in float32, rounded at each step as torch computes
  * `1.0 / (theta ** (torch.arange(0, d, 2).float() / d))`, then rope_scaling: 'linear' divides by `factor`;
  * 'llama3' (Llama 3.1+) divides low frequencies by `factor` and blends the middle band, as transformers'
- * _compute_llama3_parameters. Anything else is refused by name.
+ * _compute_llama3_parameters; 'frequency_divisors' (GGUF's rope_freqs: that scaling as llama.cpp stores it) divides
+ * frequency j by divisors[j]. Anything else is refused by name.
  */
 export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | null): Float32Array {
   // θ ≤ 0 (or 1) gives NaN or constant angles: every attention value would be wrong.
@@ -63,6 +64,15 @@ export function ropeInvFreq(d: number, theta: number, scaling: ModelConfig | nul
         const smooth = (oldContext / wavelen - low) / (high - low);
         return ((1 - smooth) * f) / factor + smooth * f;
       });
+    }
+    case 'frequency_divisors': {
+      // GGUF's rope_freqs tensor (load/gguf-checkpoint.ts): llama.cpp divides each frequency by its entry.
+      const divisors = scaling!.raw.divisors;
+      check(
+        Array.isArray(divisors) && divisors.length === d / 2 && divisors.every((x) => typeof x === 'number' && x > 0),
+        `${scaling!.path}: divisors must be ${d / 2} positive numbers`,
+      );
+      return inv.map((f, j) => f / (divisors[j] as number));
     }
     default:
       throw new AttnvizError(

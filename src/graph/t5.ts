@@ -25,7 +25,7 @@
  */
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
-import type { Weights } from '../load/weights.js';
+import type { WeightRef, Weights } from '../load/weights.js';
 import type { ActivationName, GraphBuilder } from './builder.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import {
@@ -80,6 +80,7 @@ function readConfig(c: ModelConfig): T5Config {
     // Relative positions have no table to run out of; n_positions (512) is what T5 was trained to.
     maxPositions: c.size('n_positions', 512),
     decoderStart: decoderStartToken(c),
+    shift: 'start',
     scoreScale: 1,
     positionBias: true,
     vocab: c.size('vocab_size'),
@@ -123,10 +124,34 @@ export function relativePositionBucket(
 }
 
 /**
- * The bias `[H, n, n]` for positions `[n]`: bias[h, i, j] = table[bucket(pos_j − pos_i), h]. Beyond
- * ±maxDistance every bucket is the last one, so relative positions are clipped to that range and looked up in
- * a precomputed table of relativePositionBucket (2·maxDistance + 1 entries).
+ * The bias `[H, n, n]` for positions `[n]`: bias[h, i, j] = table[bucket(pos_j − pos_i), h], with `table` the
+ * relative attention bias `[numBuckets, H]` (T5; MPNet's, whose bucket function is T5's bidirectional one).
+ * Beyond ±maxDistance every bucket is the last one, so relative positions are clipped to that range and looked
+ * up in a precomputed table of relativePositionBucket (2·maxDistance + 1 entries).
  */
+export function relativePositionBias(
+  g: GraphBuilder,
+  table: WeightRef,
+  positions: string,
+  bidirectional: boolean,
+  numBuckets: number,
+  maxDistance: number,
+  out?: string,
+): string {
+  const M = maxDistance;
+  const buckets = Array.from({ length: 2 * M + 1 }, (_, r) =>
+    relativePositionBucket(r - M, bidirectional, numBuckets, M),
+  );
+  const relative = g.op('Sub', [
+    g.op('Unsqueeze', [positions, g.ints([0])]),
+    g.op('Unsqueeze', [positions, g.ints([1])]),
+  ]);
+  const index = g.op('Add', [g.op('Min', [g.op('Max', [relative, g.ints([-M])]), g.ints([M])]), g.ints([M])]);
+  const bias = g.op('Gather', [g.weight(table), g.op('Gather', [g.ints(buckets), index])]);
+  return g.op('Transpose', [bias], { perm: [2, 0, 1] }, out);
+}
+
+/** A T5 stack's bias, from its first block's table (bidirectional for the encoder). */
 function positionBias(
   g: GraphBuilder,
   w: Weights,
@@ -135,18 +160,8 @@ function positionBias(
   stack: 'encoder' | 'decoder',
   out: string,
 ): string {
-  const M = c.maxDistance;
-  const buckets = Array.from({ length: 2 * M + 1 }, (_, r) =>
-    relativePositionBucket(r - M, stack === 'encoder', c.numBuckets, M),
-  );
-  const relative = g.op('Sub', [
-    g.op('Unsqueeze', [positions, g.ints([0])]),
-    g.op('Unsqueeze', [positions, g.ints([1])]),
-  ]);
-  const index = g.op('Add', [g.op('Min', [g.op('Max', [relative, g.ints([-M])]), g.ints([M])]), g.ints([M])]);
   const table = w.get(`${stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight`, [c.numBuckets, c.heads]);
-  const bias = g.op('Gather', [g.weight(table), g.op('Gather', [g.ints(buckets), index])]);
-  return g.op('Transpose', [bias], { perm: [2, 0, 1] }, out);
+  return relativePositionBias(g, table, positions, stack === 'encoder', c.numBuckets, c.maxDistance, out);
 }
 
 function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildOptions): void {
@@ -232,6 +247,13 @@ const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
   lmHead: true,
   readConfig,
   build,
+  // The LM head (read only for logits), tied copies of `shared`, and the cross-attention bias the original
+  // checkpoints carry but T5 never uses (transformers ignores it on load).
+  skipped: [
+    /^lm_head\.weight$/,
+    /^(encoder|decoder)\.embed_tokens\.weight$/,
+    /^decoder\.block\.0\.layer\.1\.EncDecAttention\.relative_attention_bias\.weight$/,
+  ],
 });
 
 export const t5 = family('t5');

@@ -1,5 +1,10 @@
 /**
- * The tokenizer stored inside a GGUF file whose `tokenizer.ggml.model` is "llama": SentencePiece-style BPE
+ * The tokenizer stored inside a GGUF file. `tokenizer.ggml.model` "gpt2" (byte-level BPE: Llama 3, Qwen2, …)
+ * becomes the tokenizer.json those models ship with — BPE over the file's vocabulary and merges, after the
+ * pre-tokenizer regex named by `tokenizer.ggml.pre` (llama.cpp's names), control and user-defined pieces as
+ * added tokens, BOS prepended when `tokenizer.ggml.add_bos_token` — and runs on tokenizers.js.
+ *
+ * "llama" (Llama 2, Mistral, TinyLlama, llama2.c) is SentencePiece-style BPE
  * driven by the piece scores, with byte fallback — llama2.c's encode()/decode():
  *
  * - encode: BOS, then (unless `tokenizer.ggml.add_space_prefix` is false) a dummy "▁" prefix, then the text
@@ -11,7 +16,7 @@
  */
 import { check } from '../core/errors.js';
 import type { GgufFile } from './gguf.js';
-import type { Encoded, TextTokenizer } from './tokenizer.js';
+import { tokenizerFromJson, type Encoded, type TextTokenizer } from './tokenizer.js';
 
 /** tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -26,9 +31,10 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
   const model = meta.get('tokenizer.ggml.model');
   check(model !== undefined, `${what}: missing metadata "tokenizer.ggml.model" (no tokenizer in the file)`);
   check(
-    model === 'llama',
-    `${what}: tokenizer model "${String(model)}" is not supported (only "llama": SentencePiece with scores)`,
+    model === 'llama' || model === 'gpt2',
+    `${what}: tokenizer model "${String(model)}" is not supported (only "llama": SentencePiece with scores, "gpt2": byte-level BPE)`,
   );
+  if (model === 'gpt2') return byteLevelBpe(file, what);
   const pieces = meta.get('tokenizer.ggml.tokens');
   check(
     Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
@@ -140,4 +146,110 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
       return vocab[i];
     },
   };
+}
+
+/** Pre-tokenizer regexes by `tokenizer.ggml.pre` (as in the models' own tokenizer.json files). */
+const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+const PRE_TOKENIZERS: Record<string, string> = {
+  default: GPT2_PATTERN,
+  gpt2: GPT2_PATTERN,
+  'llama-bpe':
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  qwen2:
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+};
+
+/** tokenizer.ggml.model "gpt2": the tokenizer.json of a byte-level BPE model, built from the file. */
+function byteLevelBpe(file: GgufFile, what: string): GgufTokenizer {
+  const meta = file.metadata;
+  const pieces = meta.get('tokenizer.ggml.tokens');
+  check(
+    Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
+    `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`,
+  );
+  const merges = meta.get('tokenizer.ggml.merges');
+  check(
+    Array.isArray(merges) && merges.every((m) => typeof m === 'string' && m.includes(' ')),
+    `${what}: missing metadata "tokenizer.ggml.merges" (a list of "a b" strings)`,
+  );
+  const pre = String(meta.get('tokenizer.ggml.pre') ?? 'default');
+  const pattern = PRE_TOKENIZERS[pre];
+  check(
+    pattern !== undefined,
+    `${what}: pre-tokenizer "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+  );
+  const vocab = pieces as string[];
+  const types = meta.get('tokenizer.ggml.token_type');
+  const typeOf = (i: number) => (Array.isArray(types) ? (types[i] as number) : TOKEN_TYPE.normal);
+  const id = (key: string): number | null => {
+    const v = meta.get(key);
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab.length ? v : null;
+  };
+  const bos = id('tokenizer.ggml.bos_token_id');
+  const eos = id('tokenizer.ggml.eos_token_id');
+  const addBos = meta.get('tokenizer.ggml.add_bos_token') === true && bos !== null;
+  const ids: Record<string, number> = {};
+  vocab.forEach((piece, i) => {
+    if (!Object.hasOwn(ids, piece)) ids[piece] = i;
+  });
+  const added = vocab.flatMap((content, i) =>
+    typeOf(i) === TOKEN_TYPE.control || typeOf(i) === TOKEN_TYPE.userDefined
+      ? [
+          {
+            id: i,
+            content,
+            single_word: false,
+            lstrip: false,
+            rstrip: false,
+            normalized: false,
+            special: typeOf(i) === TOKEN_TYPE.control,
+          },
+        ]
+      : [],
+  );
+  const bosPiece = bos === null ? '' : vocab[bos];
+  const withBos = (sequence: 'A' | 'B') => [
+    { SpecialToken: { id: bosPiece, type_id: 0 } },
+    { Sequence: { id: sequence, type_id: 0 } },
+  ];
+  const tokenizer = tokenizerFromJson(
+    {
+      version: '1.0',
+      truncation: null,
+      padding: null,
+      added_tokens: added,
+      normalizer: null,
+      pre_tokenizer: {
+        type: 'Sequence',
+        pretokenizers: [
+          { type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false },
+          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+        ],
+      },
+      post_processor: addBos
+        ? {
+            type: 'TemplateProcessing',
+            single: withBos('A'),
+            pair: [...withBos('A'), { Sequence: { id: 'B', type_id: 0 } }],
+            special_tokens: { [bosPiece]: { id: bosPiece, ids: [bos], tokens: [bosPiece] } },
+          }
+        : null,
+      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+      model: {
+        type: 'BPE',
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: '',
+        end_of_word_suffix: '',
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
+        vocab: ids,
+        merges,
+      },
+    },
+    {},
+    what,
+  );
+  return { ...tokenizer, bos, eos };
 }

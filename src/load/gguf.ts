@@ -8,7 +8,8 @@
  *
  * Dimensions are ggml's `ne`, fastest-varying first: a PyTorch `[out, in]` matrix is stored with
  * ne = [in, out]. `shape` below is the PyTorch order (ne reversed). Quantized types pack `ne[0]` in blocks
- * (32 or 256 values); `dequantize` turns F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K data into float32 with
+ * (32 or 256 values); `dequantize` turns F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K data
+ * into float32 with
  * ggml's own formulas (ggml-quants.c dequantize_row_*), rounding in float32 as the C code does. Every other
  * type is named in an error. Little-endian files only (big-endian GGUF exists but is rare).
  */
@@ -16,6 +17,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { bf16ToF32, f16ToF32 } from '../core/half.js';
 import { AttnvizError, check, systemReason } from '../core/errors.js';
+import { readBytes } from './weights.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -88,7 +90,20 @@ const GGML_TYPES: Record<number, TypeInfo> = {
   39: { name: 'MXFP4', block: [32, 17] },
 };
 
-export const GGML = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8, Q4_K: 12, Q6_K: 14, BF16: 30 } as const;
+export const GGML = {
+  F32: 0,
+  F16: 1,
+  Q4_0: 2,
+  Q4_1: 3,
+  Q5_0: 6,
+  Q5_1: 7,
+  Q8_0: 8,
+  Q2_K: 10,
+  Q4_K: 12,
+  Q5_K: 13,
+  Q6_K: 14,
+  BF16: 30,
+} as const;
 
 /** The types `dequantize` reads. */
 export const READABLE_TYPES: readonly number[] = [
@@ -97,7 +112,11 @@ export const READABLE_TYPES: readonly number[] = [
   GGML.BF16,
   GGML.Q8_0,
   GGML.Q4_0,
+  GGML.Q4_1,
+  GGML.Q5_0,
+  GGML.Q5_1,
   GGML.Q4_K,
+  GGML.Q5_K,
   GGML.Q6_K,
 ];
 
@@ -350,19 +369,7 @@ function asNumber(n: bigint): number | bigint {
 /** The raw bytes of one tensor. */
 export function readTensorBytes(file: GgufFile, t: GgufTensorInfo): Buffer {
   check(t.byteLength !== null, () => unreadable(file, t));
-  const out = Buffer.alloc(t.byteLength);
-  const fd = openSync(file.path, 'r');
-  try {
-    let done = 0;
-    while (done < out.length) {
-      const n = readSync(fd, out, done, Math.min(out.length - done, 1 << 30), t.offset + done);
-      check(n > 0, `${basename(file.path)}: truncated while reading tensor "${t.name}"`);
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return out;
+  return readBytes(file.path, t.offset, t.byteLength, `tensor "${t.name}"`);
 }
 
 function unreadable(file: GgufFile, t: GgufTensorInfo): string {
@@ -412,28 +419,66 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
         }
       }
       return y;
-    case GGML.Q4_K: // { f16 d, dmin; u8 scales[12]; u8 qs[128] }: 8 sub-blocks of 32, x = d·sc·q − dmin·m
-      for (let b = 0; b < count / 256; b++) {
-        const at = b * 144,
+    case GGML.Q4_1: // { f16 d, m; u8 qs[16] }: nibbles as Q4_0, x = q·d + m
+      for (let b = 0; b < count / 32; b++) {
+        const at = b * 20,
           d = f16(at),
-          dmin = f16(at + 2);
-        const scales = bytes.subarray(at + 4, at + 16);
-        let q = at + 16,
-          out = b * 256;
-        for (let j = 0; j < 4; j++) {
-          // Two sub-blocks share 32 bytes of quants: low nibbles, then high nibbles.
-          const [sc1, m1] = scaleMinK4(2 * j, scales),
-            [sc2, m2] = scaleMinK4(2 * j + 1, scales);
-          const d1 = Math.fround(d * sc1),
-            mm1 = Math.fround(dmin * m1);
-          const d2 = Math.fround(d * sc2),
-            mm2 = Math.fround(dmin * m2);
-          for (let l = 0; l < 32; l++) y[out++] = Math.fround(d1 * (bytes[q + l] & 0xf)) - mm1;
-          for (let l = 0; l < 32; l++) y[out++] = Math.fround(d2 * (bytes[q + l] >> 4)) - mm2;
-          q += 32;
+          m = f16(at + 2);
+        for (let j = 0; j < 16; j++) {
+          const q = bytes[at + 4 + j];
+          y[b * 32 + j] = Math.fround((q & 0xf) * d) + m;
+          y[b * 32 + j + 16] = Math.fround((q >> 4) * d) + m;
         }
       }
       return y;
+    // { f16 d; u8 qh[4]; u8 qs[16] }: Q4_0's nibbles plus a fifth bit (value j: bit j of qh), x = (q − 16)·d
+    case GGML.Q5_0:
+    case GGML.Q5_1: {
+      // { f16 d, m; u8 qh[4]; u8 qs[16] }: q·d + m
+      const one = type === GGML.Q5_1,
+        size = one ? 24 : 22;
+      for (let b = 0; b < count / 32; b++) {
+        const at = b * size,
+          d = f16(at),
+          m = one ? f16(at + 2) : 0;
+        const qh = view.getUint32(at + (one ? 4 : 2), true),
+          qs = at + (one ? 8 : 6);
+        for (let j = 0; j < 16; j++) {
+          const q0 = (bytes[qs + j] & 0xf) | (((qh >>> j) & 1) << 4),
+            q1 = (bytes[qs + j] >> 4) | (((qh >>> (j + 16)) & 1) << 4);
+          y[b * 32 + j] = one ? Math.fround(q0 * d) + m : (q0 - 16) * d;
+          y[b * 32 + j + 16] = one ? Math.fround(q1 * d) + m : (q1 - 16) * d;
+        }
+      }
+      return y;
+    }
+    case GGML.Q4_K: // { f16 d, dmin; u8 scales[12]; u8 qs[128] }: 8 sub-blocks of 32, x = d·sc·q − dmin·m
+    case GGML.Q5_K: {
+      // { f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128] }: Q4_K plus a fifth bit (sub-block s: bit s of qh[l])
+      const five = type === GGML.Q5_K,
+        size = five ? 176 : 144;
+      for (let b = 0; b < count / 256; b++) {
+        const at = b * size,
+          d = f16(at),
+          dmin = f16(at + 2);
+        const scales = bytes.subarray(at + 4, at + 16);
+        let out = b * 256;
+        for (let s = 0; s < 8; s++) {
+          // Two sub-blocks share 32 bytes of quants: low nibbles, then high nibbles.
+          const sc = scaleK4(s, scales),
+            m = minK4(s, scales);
+          const d1 = Math.fround(d * sc),
+            m1 = Math.fround(dmin * m);
+          const ql = at + (five ? 48 : 16) + (s >> 1) * 32;
+          for (let l = 0; l < 32; l++) {
+            const nibble = s & 1 ? bytes[ql + l] >> 4 : bytes[ql + l] & 0xf;
+            const q = five ? nibble + (((bytes[at + 16 + l] >> s) & 1) << 4) : nibble;
+            y[out++] = Math.fround(d1 * q) - m1;
+          }
+        }
+      }
+      return y;
+    }
     case GGML.Q6_K: // { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d }: 16 groups of 16, x = d·sc·(q − 32), q 6 bits
       for (let b = 0; b < count / 256; b++) {
         const at = b * 210,
@@ -465,8 +510,12 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
   }
 }
 
-/** Q4_K's 6-bit scale and min of sub-block j, packed in 12 bytes (ggml-quants.c get_scale_min_k4). */
-function scaleMinK4(j: number, q: Uint8Array): [number, number] {
-  if (j < 4) return [q[j] & 63, q[j + 4] & 63];
-  return [(q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)];
+/** Q4_K's 6-bit scale of sub-block j, packed in 12 bytes with the mins (ggml-quants.c get_scale_min_k4). */
+export function scaleK4(j: number, q: Uint8Array): number {
+  return j < 4 ? q[j] & 63 : (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+}
+
+/** Q4_K's 6-bit min of sub-block j (get_scale_min_k4). */
+export function minK4(j: number, q: Uint8Array): number {
+  return j < 4 ? q[j + 4] & 63 : (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
 }

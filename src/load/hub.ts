@@ -20,8 +20,11 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import { downloadFile, modelInfo, pathsInfo, type PathInfo } from '@huggingface/hub';
+import type { PathInfo } from '@huggingface/hub';
 import { AttnvizError, check } from '../core/errors.js';
+
+/** @huggingface/hub (and its hashing WebAssembly) is loaded only when something is downloaded. */
+const hubClient = () => import('@huggingface/hub');
 
 export interface HubSource {
   /** `name` or `org/name`. */
@@ -191,6 +194,7 @@ interface Hub {
 }
 
 async function download(hub: Hub, revision: string): Promise<string> {
+  const { modelInfo, pathsInfo } = await hubClient();
   const http = { hubUrl: hub.hubUrl, accessToken: hub.accessToken, fetch: hub.fetch };
   // Files are fetched at the commit, not the branch, so a push during the download cannot mix two commits.
   const commit = COMMIT_HASH.test(revision)
@@ -244,7 +248,7 @@ async function downloadToCache(hub: Hub, commit: string, info: PathInfo): Promis
   const blobPath = join(hub.storage, 'blobs', etag);
   if (!(await isFile(blobPath))) {
     await mkdir(dirname(blobPath), { recursive: true });
-    const blob = await downloadFile({
+    const blob = await (await hubClient()).downloadFile({
       repo: hub.repo,
       path: info.path,
       revision: commit,

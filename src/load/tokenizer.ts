@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AttnvizError, check, shorten } from '../core/errors.js';
+import { readSentencePiece, sentencePieceJson } from './sentencepiece.js';
 
 export interface Encoded {
   /** Token ids, including special tokens. */
@@ -44,7 +45,7 @@ interface HfTokenizer {
   get_added_tokens_decoder(): Map<number, { id: number; special: boolean }>;
 }
 
-type JsonObject = Record<string, unknown>;
+export type JsonObject = Record<string, unknown>;
 type Vocab = Record<string, number>;
 
 type TemplateItem =
@@ -58,7 +59,7 @@ interface PostProcessorJson extends JsonObject {
   processors?: PostProcessorJson[];
 }
 
-interface TokenizerJson extends JsonObject {
+export interface TokenizerJson extends JsonObject {
   model: JsonObject;
   post_processor: PostProcessorJson | null;
 }
@@ -81,13 +82,18 @@ export async function loadTokenizer(dir: string, modelType: string): Promise<Tex
   const tokenizerJson = existsSync(jsonPath)
     ? withDefaults(await readJson(jsonPath), jsonPath)
     : await convertSlowTokenizer(dir, modelType, config);
+  return tokenizerFromJson(tokenizerJson, config, dir);
+}
+
+/** A tokenizer from a tokenizer.json object made in memory (a GGUF file's BPE vocabulary, gguf-tokenizer.ts). */
+export function tokenizerFromJson(json: TokenizerJson, config: JsonObject, what: string): TextTokenizer {
   let tokenizer: HfTokenizer;
   try {
-    tokenizer = new Tokenizer(tokenizerJson, config) as HfTokenizer;
+    tokenizer = new Tokenizer(json, config) as HfTokenizer;
   } catch (e) {
-    throw new AttnvizError(`cannot build the tokenizer of ${dir}: ${(e as Error).message}`);
+    throw new AttnvizError(`cannot build the tokenizer of ${what}: ${(e as Error).message}`);
   }
-  return wrap(tokenizer, pairLayout(tokenizerJson.post_processor));
+  return wrap(tokenizer, pairLayout(json.post_processor));
 }
 
 /**
@@ -267,11 +273,26 @@ function checkLength(v: unknown, where: string): void {
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
-  // SentencePiece models (T5's spiece.model, Marian's source.spm, mBART's sentencepiece.bpe.model) need their tokenizer.json.
+  // SentencePiece models: converted as transformers does for the families sentencepiece.ts knows.
+  if (SENTENCEPIECE_CONVERTED.includes(modelType) && (modelType !== 'albert' || !has('vocab.txt'))) {
+    const spm = SENTENCEPIECE_FILES.find(has);
+    check(spm, () => missing(SENTENCEPIECE_FILES.join(' or ')));
+    const file = join(dir, spm);
+    return withDefaults(
+      sentencePieceJson(readSentencePiece(await readFile(file), file), modelType, config, file),
+      file,
+    );
+  }
+  // Marian's source.spm and mBART's and CamemBERT's sentencepiece.bpe.model need their tokenizer.json.
   check(
     !SENTENCEPIECE_FAMILIES.includes(modelType),
     () =>
       `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`,
+  );
+  // MPNet's slow vocab.txt is WordPiece with RoBERTa-style specials (<s> A </s></s> B </s>): not converted.
+  check(
+    modelType !== 'mpnet',
+    () => `no tokenizer.json in ${dir}: mpnet's vocab.txt alone is not supported (use a folder with a tokenizer.json)`,
   );
   // BART's slow tokenizer is RoBERTa's (transformers converts both with RobertaConverter).
   if (modelType === 'gpt2' || modelType === 'roberta' || modelType === 'bart') {
@@ -293,7 +314,11 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   return bertJson(parseVocabTxt(await readFile(vocabFile, 'utf8')), config, vocabFile);
 }
 
-const SENTENCEPIECE_FAMILIES = ['t5', 'mt5', 'marian', 'mbart'];
+const SENTENCEPIECE_FAMILIES = ['marian', 'mbart', 'camembert'];
+/** SentencePiece model files, by the names transformers' slow tokenizers give them. */
+const SENTENCEPIECE_FILES = ['spiece.model', 'sentencepiece.bpe.model', 'spm.model'];
+/** Families whose SentencePiece model alone is converted (sentencepiece.ts). */
+const SENTENCEPIECE_CONVERTED = ['t5', 'mt5', 'xlm-roberta', 'albert', 'deberta-v2'];
 
 /** One token per line, id = line number (as transformers' load_vocab: only the "\n" is stripped). */
 function parseVocabTxt(text: string): Vocab {

@@ -3,15 +3,22 @@
  * external data), so onnxruntime reads each weight once, straight from the safetensors file, and the weights
  * never pass through JavaScript memory. Single files and sharded checkpoints (an index + shards) both load.
  */
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
-import { readHeader, type DType, type TensorEntry } from '../core/safetensors.js';
+import { readHeader } from '../core/files.js';
+import type { DType, TensorEntry } from '../core/safetensors.js';
+import type { Allocate, PackedMatrix } from './gguf-quant.js';
 
 /** One tensor of the checkpoint: its header entry plus the real path of the file that holds it. */
 export interface WeightRef extends TensorEntry {
   file: string;
+  /**
+   * A GGUF block-quantized matrix (dtype U8: its raw blocks), repacked for MatMulNBits when a graph is built
+   * (load/gguf-quant.ts).
+   */
+  quantized?: { type: string; pack(allocate?: Allocate): PackedMatrix };
 }
 
 export const FLOAT_DTYPES: readonly DType[] = ['F32', 'F16', 'BF16'];
@@ -20,6 +27,8 @@ export class Weights {
   /** Directory that contains every weight file (after resolving symlinks, e.g. hub-cache blobs). */
   readonly root: string;
   private readonly tensors: Map<string, WeightRef>;
+  /** Names `get` has returned: what the graphs built so far read. */
+  private readonly readNames = new Set<string>();
 
   private constructor(root: string, tensors: Map<string, WeightRef>) {
     this.root = root;
@@ -47,6 +56,11 @@ export class Weights {
     return new Weights(commonDir(real), tensors);
   }
 
+  /** Tensors located by another reader (a GGUF file's, load/gguf-checkpoint.ts), all under `root`. */
+  static of(root: string, tensors: Map<string, WeightRef>): Weights {
+    return new Weights(root, tensors);
+  }
+
   has(name: string): boolean {
     return this.tensors.has(name);
   }
@@ -64,14 +78,31 @@ export class Weights {
     const found = candidates.map((n) => this.tensors.get(n)).find((t) => t !== undefined);
     check(found, `checkpoint is missing tensor ${candidates.map((n) => `"${n}"`).join(' or ')}`);
     check(
-      FLOAT_DTYPES.includes(found.dtype),
+      found.quantized || FLOAT_DTYPES.includes(found.dtype),
       `tensor "${found.name}" has dtype ${found.dtype}; expected F32, F16 or BF16`,
     );
     check(
       found.shape.length === shape.length && found.shape.every((d, i) => d === shape[i]),
       `tensor "${found.name}" has shape [${found.shape.join(', ')}]; the config implies [${shape.join(', ')}]`,
     );
+    this.readNames.add(found.name);
     return found;
+  }
+
+  /** The checkpoint's tensors that no `get` has returned (in file order). */
+  unread(): string[] {
+    return [...this.tensors.keys()].filter((name) => !this.readNames.has(name));
+  }
+
+  /** Whether some tensors are quantized (GGUF): repacked, so handed to onnxruntime as bytes. */
+  hasQuantized(): boolean {
+    for (const t of this.tensors.values()) if (t.quantized) return true;
+    return false;
+  }
+
+  /** The bytes of one tensor, read from its file (into `into` when given). */
+  read(ref: WeightRef, into?: Uint8Array): Uint8Array {
+    return readBytes(ref.file, ref.offset, ref.byteLength, `tensor "${ref.name}"`, into);
   }
 
   /** Path of a weight file relative to `root`, as an ONNX external-data location. */
@@ -85,6 +116,22 @@ export class Weights {
     for (const t of this.tensors.values()) total += t.byteLength;
     return total;
   }
+}
+
+/** `length` bytes of the file at `path` from `offset` (`what` names them if the file is short). */
+export function readBytes(path: string, offset: number, length: number, what: string, into?: Uint8Array): Buffer {
+  const out = into ? Buffer.from(into.buffer, into.byteOffset, length) : Buffer.alloc(length);
+  const fd = openSync(path, 'r');
+  try {
+    for (let done = 0; done < length; ) {
+      const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+      check(n > 0, `${basename(path)}: truncated while reading ${what}`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
 }
 
 async function shardFiles(dir: string, indexPath: string): Promise<string[]> {

@@ -4,21 +4,41 @@
  * loaded side by side are independent.
  */
 import { resolve } from 'node:path';
-import type { Attention, Tensor } from '../core/attention.js';
+import onnxProto from 'onnx-proto';
+import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { familyFor } from '../graph/families.js';
-import { HIDDEN_LAST, INPUTS, outputNames, type Family, type ModelDims } from '../graph/family.js';
-import { llamaInterleaved, type LlamaConfig } from '../graph/llama.js';
+import {
+  checkAllRead,
+  HIDDEN_LAST,
+  INPUTS,
+  layerBiasName,
+  outputNames,
+  POSITION_BIAS_OUTPUT,
+  type Family,
+  type ModelDims,
+} from '../graph/family.js';
+import { ggufFamily, type LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
 import { openGgufModel } from '../load/gguf-checkpoint.js';
-import { Sampler } from './sampler.js';
+import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
-import { Session, type Feed, type RunOutput } from '../runtime/session.js';
+import { Session, StagedSession, type Feed, type Runner, type RunOutput } from '../runtime/session.js';
+import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
+import {
+  BufferPool,
+  collect,
+  LayerStream,
+  selectIndices,
+  stackedFor,
+  type Selection,
+  type Stacked,
+} from './layer-stream.js';
 import {
   cannotGenerate,
   checkAttentionOptions,
@@ -26,13 +46,14 @@ import {
   type AttentionOptions,
   type GenerateOptions,
   type Generation,
+  type GenerationStep,
   type ModelCapabilities,
 } from './model.js';
 import { Seq2Seq } from './seq2seq.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
 export interface LoadOptions {
-  /** onnxruntime intra-op threads (default: its own choice, the physical cores). */
+  /** onnxruntime intra-op threads (default: the cores this process may use, os.availableParallelism()). */
   threads?: number;
   /** Environment for hub-cache lookups (HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE); default process.env. */
   env?: NodeJS.ProcessEnv;
@@ -48,6 +69,12 @@ export interface LoadOptions {
    * or 'all', `[T, vocab]`; read them with `logits()`. Off by default: `attention()` does not pay for them.
    */
   logits?: LogitsMode;
+  /**
+   * Load even when the checkpoint holds tensors the family's graph neither reads nor knowingly skips (a
+   * variant attnviz may not understand: its attention could be wrong). They are listed in
+   * `model.unusedTensors`; the CLI prints them as a warning. Off by default: such a checkpoint is an error.
+   */
+  allowUnused?: boolean;
 }
 
 /** What a loaded model keeps besides its session. */
@@ -58,8 +85,16 @@ interface Internals {
   eos: number[];
   /** Rows of the embedding (config.json vocab_size, checked against the weights by the build): ids must be below. */
   vocab: number;
-  /** Deletes temporary files (a GGUF's converted weights) on release. */
-  cleanup?: () => Promise<void>;
+}
+
+/** attention() and stream() options of a checkpoint model: AttentionOptions, a selection, buffer reuse. */
+export interface ExtractOptions extends AttentionOptions, Selection {
+  /**
+   * Return tensors that this model keeps and overwrites on its next `reuse` call of the same size, instead of
+   * fresh ones: no fresh output memory to touch, for a caller that is done with a result before asking for the
+   * next (a server encoding it, a benchmark). Default false.
+   */
+  reuse?: boolean;
 }
 
 /** A Hugging Face checkpoint (folder, hub id) or a GGUF file, built into an ONNX graph and run on onnxruntime. */
@@ -72,13 +107,17 @@ export class Model implements AttentionModel {
     readonly family: Family<ModelDims>,
     readonly dims: ModelDims,
     readonly tokenizer: TextTokenizer,
-    private readonly session: Session,
+    private readonly session: Runner,
     readonly weightBytes: number,
     private readonly internals: Internals,
+    /** Checkpoint tensors loaded with allowUnused that nothing reads (see LoadOptions.allowUnused). */
+    readonly unusedTensors: readonly string[] = [],
   ) {}
 
   private generatorSession?: Promise<Session>;
   private seq2seqRunner?: Seq2Seq;
+  /** Output buffers kept across calls (layer-stream.ts). */
+  private readonly pool = new BufferPool();
 
   get modelType(): string {
     return this.family.modelType;
@@ -115,53 +154,148 @@ export class Model implements AttentionModel {
   }
 
   static async load(source: string, options: LoadOptions = {}): Promise<Model> {
-    // A .gguf file is converted to a temporary checkpoint folder (load/gguf-checkpoint.ts).
-    const gguf = /\.gguf$/i.test(source) ? await openGgufModel(resolve(source)) : null;
-    try {
-      const dir = gguf ? gguf.dir : await resolveSource(source, options);
-      const config = gguf ? gguf.config : await readConfig(dir);
-      // GGUF llama tensors keep Meta's q/k row order: interleaved RoPE.
-      const family = gguf ? llamaInterleaved : familyFor(config);
-      const dims = family.readConfig(config);
-      const [weights, tokenizer] = await Promise.all([
-        Weights.open(dir),
-        gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
-      ]);
-      const build = (o: DecodingBuildOptions) => {
-        const g = new GraphBuilder(weights);
-        family.build(g, weights, dims, o);
-        return Session.create(g.toBytes(), weights.root, { threads: options.threads });
-      };
-      const session = await build({ extract: options.extract ?? true, logits: options.logits });
-      if (options.logits && !session.outputNames.includes(LOGITS)) {
-        await session.release();
-        throw new AttnvizError(
-          `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
-        );
-      }
-      return new Model(source, gguf ? resolve(source) : dir, family, dims, tokenizer, session, weights.byteLength(), {
+    // A .gguf file is read in place (load/gguf-checkpoint.ts): its tensors are the weights, nothing is written.
+    const gguf = /\.gguf$/i.test(source) ? openGgufModel(resolve(source)) : null;
+    const dir = gguf ? resolve(source) : await resolveSource(source, options);
+    const config = gguf ? gguf.config : await readConfig(dir);
+    const family = gguf ? ggufFamily(gguf.architecture) : familyFor(config);
+    const dims = family.readConfig(config);
+    const [weights, tokenizer] = await Promise.all([
+      gguf ? gguf.weights : Weights.open(dir),
+      gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
+    ]);
+    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"); onnxruntime copies them.
+    const graph = (o: DecodingBuildOptions) => {
+      const g = new GraphBuilder(weights);
+      family.build(g, weights, dims, o);
+      return { bytes: g.toBytes(), memory: g.memoryFiles() };
+    };
+    const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
+      Session.create(bytes, weights.root, { threads: options.threads, memory });
+    const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
+    const extract = options.extract ?? true;
+    const main = graph({ extract, logits: options.logits });
+    // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
+    const unused = checkAllRead(family, weights, options.allowUnused ?? false);
+    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
+    // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
+    const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
+    const session: Runner = staged
+      ? await StagedSession.create(
+          splitStages(
+            main.bytes,
+            Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+          ),
+          weights.root,
+          { threads: options.threads, memory: main.memory },
+        )
+      : await sessionOf(main);
+    if (options.logits && !session.outputNames.includes(LOGITS)) {
+      await session.release();
+      throw new AttnvizError(
+        `${source}: model_type ${family.modelType} has no language-model head in attnviz, so no logits`,
+      );
+    }
+    return new Model(
+      source,
+      dir,
+      family,
+      dims,
+      tokenizer,
+      session,
+      weights.byteLength(),
+      {
         build,
         ...specialIds(config),
-        vocab: config.size('vocab_size', Number.MAX_SAFE_INTEGER),
-        cleanup: gguf?.remove,
-      });
-    } catch (e) {
-      await gguf?.remove();
-      throw e;
-    }
+        vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
+      },
+      unused,
+    );
   }
 
-  /** Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k. */
-  async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
+  tokenize(text: string, pair: string | null = null): Encoded {
+    return this.tokenizer.encode(text, pair);
+  }
+
+  /**
+   * Tokenizes `text` (and `pair`) and returns every layer's and head's attention, q and k (or the layers and
+   * heads selected, without q and k when `qk` is false).
+   */
+  async attention(text: string, options: ExtractOptions = {}): Promise<Attention> {
     checkAttentionOptions(this, options);
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
-    return this.attentionOf(this.encode(text, options), text, options.pair ?? null);
+    return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
   }
 
-  private async attentionOf(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
-    check(this.session.outputNames.includes(outputNames(0).probs), 'this model was loaded with extract: false');
-    // onnxruntime writes each layer's probs, q and k straight into its slice of the stacked [L, H, …] arrays.
+  /** Whether `stream()` works: extraction staged layer by layer (not encoder-decoders, not score-bias families). */
+  get streams(): boolean {
+    return this.session instanceof StagedSession;
+  }
+
+  /**
+   * The attention of `text` one layer at a time (see AttentionStream): each layer is computed when the
+   * iteration asks for it, in buffers the next layer reuses, so memory holds one layer's outputs at a time.
+   * Not for encoder-decoder models.
+   */
+  stream(text: string, options: ExtractOptions = {}): AttentionStream {
+    check(!this.family.encoderDecoder, `${this.source}: encoder-decoder models have no layer stream; use attention()`);
+    checkAttentionOptions(this, options);
+    return this.streamOf(this.encode(text, options), text, options.pair ?? null, options);
+  }
+
+  private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
+    const { session } = this;
+    check(session instanceof StagedSession, 'this model was loaded with extract: false');
+    return new LayerStream(
+      session,
+      this.feeds(encoded),
+      this.header(encoded, text, pair, selection),
+      this.dims.heads,
+      this.pool,
+      target,
+    );
+  }
+
+  private header(encoded: Encoded, text: string, pair: string | null, selection: Selection): AttentionHeader {
+    const { layers, heads, headDim, hidden } = this.dims;
+    return {
+      ...this.info(encoded, text, pair),
+      layers: selectIndices(selection.layers, layers, 'layer'),
+      heads: selectIndices(selection.heads, heads, 'head'),
+      qk: selection.qk ?? true,
+      headDim,
+      hidden,
+    };
+  }
+
+  private async attentionOf(
+    encoded: Encoded,
+    text: string,
+    pair: string | null,
+    options: ExtractOptions = {},
+  ): Promise<Attention> {
+    if (this.session instanceof Session && this.session.outputNames.includes(outputNames(0).probs)) {
+      check(
+        !options.layers && !options.heads && options.qk !== false,
+        `${this.source}: model_type ${this.family.modelType} extracts every layer and head at once (no selection)`,
+      );
+      return this.attentionWhole(encoded, text, pair);
+    }
+    const header = this.header(encoded, text, pair, options);
+    const stacked = stackedFor(header, options.reuse ? this.pool : undefined);
+    const { layers, heads } = header;
+    return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, {
+      ...this.info(encoded, text, pair),
+      ...(layers.length < this.dims.layers ? { layers } : {}),
+      ...(heads.length < this.dims.heads ? { heads } : {}),
+    });
+  }
+
+  /**
+   * One run of the whole graph (families with score-bias outputs): every layer, head and q/k, with the biases.
+   */
+  private async attentionWhole(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
     const stacked = (perLayer: number[]) => ({
@@ -171,6 +305,8 @@ export class Model implements AttentionModel {
     const attention = stacked([heads, T, T]),
       query = stacked([heads, T, headDim]),
       key = stacked([heads, T, headDim]);
+    // Families with a bias of their own in every layer (DeBERTa) output it too.
+    const layerBias = this.session.outputNames.includes(layerBiasName(0)) ? stacked([heads, T, T]) : null;
     const into: Record<string, RunOutput> = {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
@@ -178,6 +314,7 @@ export class Model implements AttentionModel {
         [o.probs, attention],
         [o.q, query],
         [o.k, key],
+        ...(layerBias ? [[layerBiasName(i), layerBias] as const] : []),
       ] as const) {
         const size = t.data.length / layers;
         into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
@@ -185,19 +322,29 @@ export class Model implements AttentionModel {
     }
     const out = await this.session.run(this.feeds(encoded), into);
     return {
+      ...this.info(encoded, text, pair),
+      attention,
+      query,
+      key,
+      hiddenLast: out[HIDDEN_LAST],
+      ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
+      ...(layerBias ? { layerPositionBias: layerBias } : {}),
+    };
+  }
+
+  /** The fields of an Attention that do not come from the graph. */
+  private info(encoded: Encoded, text: string, pair: string | null) {
+    return {
       tokens: encoded.tokens,
       text,
       pair,
       sentenceBStart: encoded.sentenceBStart,
       model: { source: this.source, modelType: this.family.modelType },
       causal: this.family.causal,
-      attention,
-      query,
-      key,
-      hiddenLast: out[HIDDEN_LAST],
       inputIds: encoded.ids,
       special: encoded.special,
       ...rotaryFields(this.dims),
+      ...scoreFields(this.dims),
     };
   }
 
@@ -209,7 +356,7 @@ export class Model implements AttentionModel {
       this.session.outputNames.includes(LOGITS),
       "this model was loaded without logits (loadModel(source, { logits: 'last' | 'all' }))",
     );
-    return (await this.session.run(this.feeds(this.encode(text, options))))[LOGITS];
+    return (await this.session.run(this.feeds(this.encode(text, options)), {}, [LOGITS]))[LOGITS];
   }
 
   /**
@@ -243,6 +390,17 @@ export class Model implements AttentionModel {
     for (let i = 0; i < this.dims.layers; i++) past[cacheNames(i).pastKey] = past[cacheNames(i).pastValue] = empty;
     let cached = 0;
     let stopped: Generation['stopped'] = 'length';
+    const alternatives = options.alternatives ?? 0;
+    check(
+      Number.isSafeInteger(alternatives) && alternatives >= 0,
+      `alternatives must be a non-negative integer, not ${alternatives}`,
+    );
+    const steps: GenerationStep[] = [];
+    const named = ({ id, probability }: { id: number; probability: number }) => ({
+      id,
+      token: this.tokenizer.idToToken(id),
+      probability,
+    });
     for (let n = 0; n < maxNewTokens; n++) {
       if (ids.length >= this.dims.maxPositions) {
         stopped = 'positions';
@@ -257,7 +415,12 @@ export class Model implements AttentionModel {
       }
       cached = ids.length;
       const { data, dims } = out[LOGITS];
-      const next = sampler.sample(data.subarray(data.length - dims[dims.length - 1]));
+      const row = data.subarray(data.length - dims[dims.length - 1]);
+      const next = sampler.sample(row);
+      if (alternatives > 0) {
+        const probs = softmax(row);
+        steps.push({ ...named({ id: next, probability: probs[next] }), top: topK(probs, alternatives).map(named) });
+      }
       ids.push(next);
       if (eos.includes(next)) {
         stopped = 'eos';
@@ -274,9 +437,18 @@ export class Model implements AttentionModel {
       special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
-    const extracts = this.session.outputNames.includes(outputNames(0).probs);
+    const extracts = this.session instanceof StagedSession;
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
-    return { ids, tokens: encoded.tokens, promptLength, text, stopped, seed, ...(attention ? { attention } : {}) };
+    return {
+      ids,
+      tokens: encoded.tokens,
+      promptLength,
+      text,
+      stopped,
+      seed,
+      ...(attention ? { attention } : {}),
+      ...(alternatives > 0 ? { steps } : {}),
+    };
   }
 
   /** The generation session (logits of the last position, KV cache), built once. */
@@ -301,7 +473,7 @@ export class Model implements AttentionModel {
   async forward(text: string, options: AttentionOptions = {}): Promise<Tensor> {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.forward(text, options);
-    const out = await this.session.run(this.feeds(this.encode(text, options)));
+    const out = await this.session.run(this.feeds(this.encode(text, options)), {}, [HIDDEN_LAST]);
     return out[HIDDEN_LAST];
   }
 
@@ -315,7 +487,6 @@ export class Model implements AttentionModel {
         (s) => s.release(),
         () => undefined,
       );
-    await this.internals.cleanup?.();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
@@ -361,8 +532,33 @@ function specialIds(config: ModelConfig): { bos: number | null; eos: number[] } 
   };
 }
 
-/** Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from. */
-function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary'> {
-  const { kvHeads, rope } = dims as Partial<LlamaConfig>;
-  return { ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}), ...(rope ? { rotary: rope } : {}) };
+/**
+ * Rotary models: the order of q/k's head dimensions; grouped-query attention: the kv heads keys come from;
+ * sliding windows: each layer's causal window [window − 1, 0].
+ */
+function rotaryFields(dims: ModelDims): Pick<Attention, 'kvHeads' | 'rotary' | 'layerWindows'> {
+  const { kvHeads, rope, windows } = dims as Partial<LlamaConfig>;
+  return {
+    ...(kvHeads !== undefined && kvHeads !== dims.heads ? { kvHeads } : {}),
+    ...(rope ? { rotary: rope } : {}),
+    ...(windows?.some((w) => w !== null)
+      ? { layerWindows: windows.map((w) => (w === null ? null : ([w - 1, 0] as const))) }
+      : {}),
+  };
+}
+
+/** Families whose scores are not q·kᵀ/√d + mask: the extras that reproduce the attention (core/attention.ts). */
+function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogitSoftcapping' | 'layerWindows'> {
+  const { scoreScale, attnLogitSoftcapping, layerWindows } = dims;
+  return {
+    ...(scoreScale !== undefined && scoreScale !== 1 / Math.sqrt(dims.headDim) ? { scoreScale } : {}),
+    ...(attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping } : {}),
+    ...(layerWindows?.some((w) => w !== null) ? { layerWindows: [...layerWindows] } : {}),
+  };
+}
+
+/** Whether a built graph outputs score biases (position_bias, per-layer biases) besides probs, q and k. */
+function hasBiasOutputs(graph: Uint8Array): boolean {
+  const outputs = onnxProto.onnx.ModelProto.decode(graph).graph?.output ?? [];
+  return outputs.some((o) => o.name === POSITION_BIAS_OUTPUT || o.name === layerBiasName(0));
 }

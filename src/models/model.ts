@@ -7,6 +7,7 @@
 import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import type { ModelDims } from '../graph/family.js';
+import type { Encoded } from '../load/tokenizer.js';
 
 export type { ModelDims };
 
@@ -30,6 +31,20 @@ export interface GenerateOptions {
   topP?: number;
   /** Random seed; the same seed gives the same text (default: a random one, returned in the result). */
   seed?: number;
+  /**
+   * Record each generated token's probability and the this many most likely tokens at its step (default 0:
+   * no `steps`). Probabilities are the model's, softmax(logits) at temperature 1, whatever the sampling.
+   */
+  alternatives?: number;
+}
+
+/** One generated token: what was chosen at its step and what else the model considered. */
+export interface GenerationStep {
+  id: number;
+  token: string;
+  probability: number;
+  /** The most likely tokens at this step, most likely first. */
+  top: { id: number; token: string; probability: number }[];
 }
 
 export interface Generation {
@@ -45,6 +60,8 @@ export interface Generation {
   seed: number;
   /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
   attention?: Attention;
+  /** With `alternatives`: one entry per generated token, in order (token n is ids[promptLength + n]). */
+  steps?: GenerationStep[];
 }
 
 /** What a model can do beyond `attention(text)`. */
@@ -71,6 +88,8 @@ export interface AttentionModel {
   /** Bytes of weights on disk (the server's memory estimate). */
   readonly weightBytes: number;
   readonly capabilities: ModelCapabilities;
+  /** `text` (and `pair`) as attention() tokenizes it, not cut to the positions (a token counter needs no run). */
+  tokenize(text: string, pair?: string | null): Encoded;
   /** Tokenizes `text` (and `pair` or `target`) and returns every layer's and head's attention, q and k. */
   attention(text: string, options?: AttentionOptions): Promise<Attention>;
   /** Continues `prompt` (null or '': from BOS); present when `capabilities.generate`. */

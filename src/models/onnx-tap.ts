@@ -72,7 +72,7 @@ export const ONNX_FILES = [
 ] as const;
 
 export interface OnnxLoadOptions {
-  /** onnxruntime intra-op threads (default: its own choice). */
+  /** onnxruntime intra-op threads (default: the cores this process may use, os.availableParallelism()). */
   threads?: number;
   /** A file name in the folder's `onnx/` to load instead of the first of ONNX_FILES present. */
   file?: string;
@@ -690,6 +690,10 @@ export class OnnxModel implements AttentionModel {
   }
 
   /** Every layer's and head's attention, q and k for `text` (and `pair`). */
+  tokenize(text: string, pair: string | null = null): Encoded {
+    return this.tokenizer.encode(text, pair);
+  }
+
   async attention(text: string, options: AttentionOptions = {}): Promise<Attention> {
     check(!this.released, `${this.source}: the model was released`);
     checkAttentionOptions(this, options);

@@ -54,7 +54,8 @@ export function argmax(x: ArrayLike<number>): number {
   return best;
 }
 
-function softmax(logits: ArrayLike<number>, temperature: number): Float64Array {
+/** softmax(logits / temperature) in float64. */
+export function softmax(logits: ArrayLike<number>, temperature = 1): Float64Array {
   const p = Float64Array.from(logits, (v) => v / temperature);
   let max = -Infinity;
   for (const v of p) max = Math.max(max, v);
@@ -62,6 +63,19 @@ function softmax(logits: ArrayLike<number>, temperature: number): Float64Array {
   for (let i = 0; i < p.length; i++) sum += p[i] = Math.exp(p[i] - max);
   for (let i = 0; i < p.length; i++) p[i] /= sum;
   return p;
+}
+
+/** The k most likely ids of a distribution with their probabilities, most likely first (ties: lower id). */
+export function topK(probs: Float64Array, k: number): { id: number; probability: number }[] {
+  const best: number[] = [];
+  for (let i = 0; i < probs.length; i++) {
+    if (best.length === k && probs[i] <= probs[best[k - 1]]) continue;
+    let at = best.length;
+    while (at > 0 && probs[best[at - 1]] < probs[i]) at--;
+    best.splice(at, 0, i);
+    if (best.length > k) best.pop();
+  }
+  return best.map((id) => ({ id, probability: probs[id] }));
 }
 
 function sampleMultinomial(probs: Float64Array, coin: number): number {

@@ -6,7 +6,8 @@
  *
  * Teacher forcing feeds what transformers trains on: the decoder start token (config.json
  * `decoder_start_token_id`), then the target's tokens as the tokenizer makes them (with its special tokens,
- * e.g. BART's `<s>`) without the final EOS, i.e. shift_tokens_right of the target's labels. Generation is
+ * e.g. BART's `<s>`) without the final EOS, i.e. shift_tokens_right of the target's labels; for mBART, its
+ * own shift_tokens_right: the labels' last token (the language code) first, then the others. Generation is
  * greedy (argmax) from the start token until EOS, `maxNewTokens` or the model's positions; each step reruns
  * the whole decoder on a second, lean session (no KV cache: seq2seq targets are short).
  */
@@ -23,7 +24,7 @@ import {
 } from '../graph/encoder-decoder.js';
 import { HIDDEN_LAST } from '../graph/family.js';
 import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
-import type { Feed, RunOutput, Session } from '../runtime/session.js';
+import type { Feed, Runner, RunOutput, Session } from '../runtime/session.js';
 import { causalMask } from './feeds.js';
 import type { AttentionOptions } from './model.js';
 
@@ -31,7 +32,7 @@ import type { AttentionOptions } from './model.js';
 export interface Seq2SeqContext {
   source: string;
   modelType: string;
-  session: Session;
+  session: Runner;
   dims: Seq2SeqDims;
   tokenizer: TextTokenizer;
   /** The source text's encoding, checked against (or cut to, with truncate) the model's positions. */
@@ -158,10 +159,18 @@ export class Seq2Seq {
       check(maxNewTokens === undefined, 'give either a target text or maxNewTokens, not both');
       check(target.trim() !== '', 'target text is empty');
       const encoded = tokenizer.encode(target);
-      // shift_tokens_right: the start token first, the final EOS dropped.
-      const n = encoded.ids.length - (eos.includes(encoded.ids[encoded.ids.length - 1]) ? 1 : 0);
-      let ids = [dims.decoderStart, ...encoded.ids.slice(0, n)];
-      let special = [true, ...encoded.special.slice(0, n)];
+      const labels = encoded.ids;
+      let ids: number[], special: boolean[];
+      if (dims.shift === 'last') {
+        // mBART's shift_tokens_right: the labels' last token (the language code) first.
+        ids = [labels[labels.length - 1], ...labels.slice(0, -1)];
+        special = [encoded.special[labels.length - 1], ...encoded.special.slice(0, -1)];
+      } else {
+        // shift_tokens_right: the start token first, the final EOS dropped.
+        const n = labels.length - (eos.includes(labels[labels.length - 1]) ? 1 : 0);
+        ids = [dims.decoderStart, ...labels.slice(0, n)];
+        special = [true, ...encoded.special.slice(0, n)];
+      }
       if (ids.length > dims.maxPositions) {
         check(
           options.truncate,
@@ -217,7 +226,7 @@ export class Seq2Seq {
   }
 
   /** The inputs of graph/encoder-decoder.ts that `session`'s graph declares. */
-  private feeds(session: Session, encoderIds: readonly number[], decoderIds: readonly number[]): Record<string, Feed> {
+  private feeds(session: Runner, encoderIds: readonly number[], decoderIds: readonly number[]): Record<string, Feed> {
     const ints = (xs: readonly number[]): Feed => ({
       type: 'int64',
       data: BigInt64Array.from(xs, BigInt),

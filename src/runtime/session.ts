@@ -3,6 +3,7 @@
  * the weights are external data read by onnxruntime from the checkpoint files under `weightsRoot`.
  * Runs on one session are queued: a second text waits for the first instead of doubling peak memory.
  */
+import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 
 export type Feed =
@@ -14,15 +15,71 @@ export interface RunOutput {
   dims: readonly number[];
 }
 
-export class Session {
-  private queue: Promise<unknown> = Promise.resolve();
+export interface SessionOptions {
+  /**
+   * onnxruntime intra-op threads. Default: the cores this process may use (os.availableParallelism()), since
+   * onnxruntime's own default here is one thread (it counts physical cores, and a VM's often report one).
+   */
+  threads?: number;
+  /**
+   * External-data files given as bytes (repacked quantized weights, graph/builder.ts); onnxruntime copies them
+   * while creating the session, so the caller's buffers can be dropped once it resolves.
+   */
+  memory?: readonly { path: string; data: Uint8Array }[];
+}
+
+/** The intra-op thread count a session gets: the caller's, or the cores the process may use. */
+export function threadCount(options: SessionOptions = {}): number {
+  return options.threads ?? availableParallelism();
+}
+
+/** A promise chain that runs one task at a time. */
+class Queue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  /** Waits for the tasks before; the returned function lets the next one start. */
+  async acquire(): Promise<() => void> {
+    const before = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => {
+      release = r;
+    });
+    await before;
+    return release;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  }
+}
+
+/** What Session and StagedSession both offer: run the whole graph. */
+export interface Runner {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(
+    feeds: Record<string, Feed>,
+    into?: Record<string, RunOutput>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, RunOutput>>;
+  release(): Promise<void>;
+}
+
+export class Session implements Runner {
+  private readonly queue = new Queue();
 
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(graph: Uint8Array, weightsRoot: string, options: { threads?: number } = {}): Promise<Session> {
+  static async create(graph: Uint8Array, weightsRoot: string, options: SessionOptions = {}): Promise<Session> {
     const session = await ort.InferenceSession.create(graph, {
       graphOptimizationLevel: 'all',
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+      intraOpNumThreads: threadCount(options),
+      ...(options.memory?.length ? { externalData: options.memory } : {}),
       // Resolves external-data locations (the safetensors files) relative to this folder.
       extra: { session: { model_external_initializers_file_folder_path: weightsRoot } },
     });
@@ -38,27 +95,174 @@ export class Session {
   }
 
   /**
-   * Runs the graph. Outputs named in `into` are written by onnxruntime straight into those buffers (views
-   * into the caller's stacked [L, H, …] arrays), which saves a copy of every per-layer output.
+   * Runs the graph and returns the outputs named in `fetch` (default: all). Outputs named in `into` are
+   * written by onnxruntime straight into those buffers (views into the caller's stacked [L, H, …] arrays, or
+   * buffers kept from an earlier run), which saves a copy of every per-layer output.
    */
-  run(feeds: Record<string, Feed>, into: Record<string, RunOutput> = {}): Promise<Record<string, RunOutput>> {
-    const result = this.queue.then(async () => {
-      const tensors: Record<string, ort.Tensor> = {};
-      for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
-      const fetches: Record<string, ort.Tensor | null> = {};
-      for (const name of this.session.outputNames)
-        fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
-      const out = await this.session.run(tensors, fetches);
-      const outputs: Record<string, RunOutput> = {};
-      for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };
-      return outputs;
-    });
-    this.queue = result.catch(() => undefined);
-    return result;
+  run(
+    feeds: Record<string, Feed>,
+    into: Record<string, RunOutput> = {},
+    fetch: readonly string[] = this.session.outputNames,
+  ): Promise<Record<string, RunOutput>> {
+    return this.queue.run(() => this.runNow(feeds, into, fetch));
+  }
+
+  private async runNow(
+    feeds: Record<string, Feed>,
+    into: Record<string, RunOutput>,
+    fetch: readonly string[],
+  ): Promise<Record<string, RunOutput>> {
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const name of fetch)
+      fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
+    const out = await this.session.run(tensors, fetches);
+    const outputs: Record<string, RunOutput> = {};
+    for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };
+    return outputs;
   }
 
   async release(): Promise<void> {
-    await this.queue;
-    await this.session.release();
+    await this.queue.run(() => this.session.release());
+  }
+}
+
+/** One stage of a graph split by graph/stages.ts. */
+export interface StageSpec {
+  graph: Uint8Array;
+  inputs: readonly string[];
+  outputs: readonly string[];
+  /** Of `outputs`, those only later stages read. */
+  carried: readonly string[];
+}
+
+/** What a stage's run gives back: the outputs asked for (carried values stay inside). */
+export interface StageOutput {
+  stage: number;
+  outputs: Record<string, RunOutput>;
+}
+
+/**
+ * A graph run as a chain of sessions, one per stage (graph/stages.ts), over the same external weights: each
+ * weight is loaded by the stage that uses it, so the chain holds the weights once. `stream` yields each
+ * stage's outputs before the next stage runs, so a caller can consume a layer's outputs and let go of them.
+ */
+export class StagedSession implements Runner {
+  private readonly queue = new Queue();
+
+  private constructor(
+    private readonly stages: readonly { spec: StageSpec; session: ort.InferenceSession }[],
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  static async create(specs: readonly StageSpec[], weightsRoot: string, options: SessionOptions = {}) {
+    const stages: { spec: StageSpec; session: ort.InferenceSession }[] = [];
+    try {
+      for (const spec of specs) {
+        const session = await ort.InferenceSession.create(spec.graph, {
+          graphOptimizationLevel: 'all',
+          intraOpNumThreads: threadCount(options),
+          // Each session's arena would keep its stage's peak intermediates (a layer's [H, T, T] scores and
+          // probabilities) for good: L arenas, L times the memory one session needs. Without arenas the
+          // intermediates come from malloc, which reuses the freed blocks of the stage before.
+          enableCpuMemArena: false,
+          enableMemPattern: false,
+          // Repacked quantized weights: every stage may read its share of them (onnxruntime copies what it uses).
+          ...(options.memory?.length ? { externalData: options.memory } : {}),
+          extra: {
+            session: {
+              model_external_initializers_file_folder_path: weightsRoot,
+              // Stages run one after another: a finished stage's threads must not spin while the next one works.
+              'intra_op.allow_spinning': '0',
+            },
+          },
+        });
+        stages.push({ spec, session });
+      }
+    } catch (e) {
+      await Promise.all(stages.map((s) => s.session.release()));
+      throw e;
+    }
+    const carried = new Set(specs.flatMap((s) => s.carried));
+    const unique = (names: string[]) => [...new Set(names)].filter((n) => !carried.has(n));
+    return new StagedSession(
+      stages,
+      unique(specs.flatMap((s) => [...s.inputs])),
+      unique(specs.flatMap((s) => [...s.outputs])),
+    );
+  }
+
+  get stageCount(): number {
+    return this.stages.length;
+  }
+
+  /** The caller's outputs of stage `s` (its share of outputNames). */
+  stageOutputs(s: number): readonly string[] {
+    const { outputs, carried } = this.stages[s].spec;
+    return outputs.filter((o) => !carried.includes(o));
+  }
+
+  /** Runs every stage and returns the outputs named in `fetch` (default: all), as Session.run. */
+  async run(
+    feeds: Record<string, Feed>,
+    into: Record<string, RunOutput> = {},
+    fetch: readonly string[] = this.outputNames,
+  ): Promise<Record<string, RunOutput>> {
+    const all: Record<string, RunOutput> = {};
+    for await (const { outputs } of this.stream(feeds, (s) => ({
+      fetch: this.stageOutputs(s).filter((o) => fetch.includes(o)),
+      into,
+    })))
+      Object.assign(all, outputs);
+    return all;
+  }
+
+  /**
+   * Runs the stages in order, yielding after each the outputs `plan(stage).fetch` names (written into
+   * `plan(stage).into` where given). The session is held until the iteration ends (or is broken off).
+   */
+  async *stream(
+    feeds: Record<string, Feed>,
+    plan: (stage: number) => { fetch: readonly string[]; into?: Record<string, RunOutput> },
+  ): AsyncGenerator<StageOutput> {
+    const release = await this.queue.acquire();
+    try {
+      const values = new Map<string, ort.Tensor>();
+      for (const [name, f] of Object.entries(feeds)) values.set(name, new ort.Tensor(f.type, f.data, f.dims));
+      for (let s = 0; s < this.stages.length; s++) {
+        const { spec, session } = this.stages[s];
+        const { fetch, into = {} } = plan(s);
+        const inputs: Record<string, ort.Tensor> = {};
+        for (const name of spec.inputs) {
+          const value = values.get(name);
+          if (!value) throw new Error(`stage ${s}: no value for its input ${name}`);
+          inputs[name] = value;
+        }
+        const fetches: Record<string, ort.Tensor | null> = {};
+        for (const name of [...fetch, ...spec.carried])
+          fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
+        const out = await session.run(inputs, fetches);
+        for (const name of spec.carried) values.set(name, out[name]);
+        // A carried value no later stage reads is dropped here, so that it can be collected.
+        for (const name of spec.inputs)
+          if (!this.stages.slice(s + 1).some((later) => later.spec.inputs.includes(name))) values.delete(name);
+        const outputs: Record<string, RunOutput> = {};
+        for (const name of fetch) outputs[name] = { data: out[name].data as Float32Array, dims: out[name].dims };
+        yield { stage: s, outputs };
+      }
+    } finally {
+      release();
+    }
+  }
+
+  async release(): Promise<void> {
+    const release = await this.queue.acquire();
+    try {
+      await Promise.all(this.stages.map((s) => s.session.release()));
+    } finally {
+      release();
+    }
   }
 }

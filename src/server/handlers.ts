@@ -8,25 +8,31 @@ import { encodeAttentionFile } from '../core/attention-file.js';
 import { encodeAttention } from '../core/encode.js';
 import { renderHtml } from '../export/html.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
+import { maxPool } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
-import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
+import { AttnvizError } from '../core/errors.js';
+import { errorBody, HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
 import { describeModel, listModels, modelKey, parseModelSpec } from './models.js';
-import type { Progress } from '../core/protocol.js';
+import type { Progress, TokenCount } from '../core/protocol.js';
 import {
+  DETAILS,
   errorFrame,
   FORMAT_HEADER,
   frame,
   layerOf,
   LAYERS_HEADER,
+  OVERVIEW_CELLS,
+  selectHeads,
   TOKENS_HEADER,
+  type Detail,
   type PayloadFormat,
 } from '../core/protocol.js';
 
 export interface Limits {
-  /** Longest text, pair or target, in characters (default 2000). */
+  /** Longest text, pair or target, in characters (default 40 000: about 8k tokens of English). */
   maxTextChars: number;
-  /** Largest request body, in bytes (default 64 KiB). */
+  /** Largest request body, in bytes (default 1 MiB: three texts at the limit, JSON-escaped). */
   maxBodyBytes: number;
   /** Longest a request may wait for its model and its run, in ms (default 60 s); then 503. */
   requestTimeoutMs: number;
@@ -36,15 +42,21 @@ export interface Limits {
   maxQueue: number;
   /** Attention values (layers × heads × T²) above which `stream: "auto"` sends layer by layer (default 200k). */
   streamAbove: number;
+  /**
+   * Attention values above which `detail: "auto"` sends the pooled overview instead (default 2^23: 32 MB of
+   * float32 in the page, e.g. BERT-base's 12 × 12 heads at 241 tokens).
+   */
+  overviewAbove: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
-  maxTextChars: 2000,
-  maxBodyBytes: 64 * 1024,
+  maxTextChars: 40_000,
+  maxBodyBytes: 2 ** 20,
   requestTimeoutMs: 60_000,
   memoryCapBytes: 4 * 2 ** 30,
   maxQueue: 256,
   streamAbove: 200_000,
+  overviewAbove: 2 ** 23,
 };
 
 export interface Context {
@@ -102,10 +114,52 @@ export const postLoad: Handler = async (ctx, req, res) => {
     const model = await ctx.cache.get(key, (p: Progress) => send('progress', p));
     send('ready', { model: describeModel(key, model) });
   } catch (e) {
-    send('error', { status: statusOf(e), message: messageOf(e) });
+    send('error', errorBody(e));
   }
   res.end();
 };
+
+/** How many tokens a text (and pair) make for a model, against its positions: no model run, only its tokenizer. */
+export const postTokens: Handler = async (ctx, req, res) => {
+  const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
+  onlyFields(body, ['model', 'text', 'pair']);
+  const text = optionalString(body, 'text') ?? '';
+  const pair = optionalString(body, 'pair');
+  checkLength(ctx, 'text', text);
+  checkLength(ctx, 'pair', pair);
+  const key = await modelKey(parseModelSpec(body.model), ctx.roots);
+  const m = await withTimeout(ctx.cache.get(key), ctx.limits.requestTimeoutMs, 'loading the model');
+  const count: TokenCount = {
+    tokens: m.tokenize(text, pair === null || pair.trim() === '' ? null : pair).ids.length,
+    maxTokens: m.dims.maxPositions,
+  };
+  sendJson(res, 200, count);
+};
+
+function checkLength(ctx: Context, name: string, value: string | null): void {
+  if (value !== null && value.length > ctx.limits.maxTextChars)
+    throw new HttpError(
+      413,
+      `"${name}" is ${value.length} characters; this server takes at most ${ctx.limits.maxTextChars}`,
+    );
+}
+
+/**
+ * A model's refusal of a text longer than its positions, as an answer that names the API's "truncate" (the
+ * model's own message names the CLI's flag) and carries the figures, so the app can phrase it for its page.
+ */
+function tooLong(e: unknown, key: string): unknown {
+  const m =
+    e instanceof AttnvizError &&
+    /^(text|target) is (\d+) (?:decoder )?tokens but .* at most (\d+) positions/.exec(e.message);
+  if (!m) return e;
+  const [field, tokens, maxTokens] = [m[1] as 'text' | 'target', Number(m[2]), Number(m[3])];
+  return new HttpError(
+    400,
+    `"${field}" is ${tokens} tokens; ${key} takes at most ${maxTokens} (send "truncate": true to cut it)`,
+    { code: 'too-many-tokens', field, tokens, maxTokens },
+  );
+}
 
 interface AttentionRequest {
   key: string;
@@ -132,18 +186,9 @@ async function attentionFor(
   if (text === null || text.trim() === '') throw new HttpError(400, '"text" is missing or empty');
   const pair = optionalString(body, 'pair');
   const target = optionalString(body, 'target');
-  for (const [name, value] of [
-    ['text', text],
-    ['pair', pair],
-    ['target', target],
-  ] as const) {
-    if (value !== null && value.length > ctx.limits.maxTextChars) {
-      throw new HttpError(
-        413,
-        `"${name}" is ${value.length} characters; this server takes at most ${ctx.limits.maxTextChars}`,
-      );
-    }
-  }
+  checkLength(ctx, 'text', text);
+  checkLength(ctx, 'pair', pair);
+  checkLength(ctx, 'target', target);
   const request: AttentionRequest = {
     key: await modelKey(parseModelSpec(body.model), ctx.roots),
     text,
@@ -159,7 +204,7 @@ async function attentionFor(
   res.once('close', () => {
     gone = !res.writableFinished;
   });
-  const attention = await withTimeout(
+  const run = withTimeout(
     ctx.cache.run(request.key, async (m) => {
       if (gone) throw new HttpError(499, 'the client closed the request before its turn');
       if (m.capabilities.target) {
@@ -179,6 +224,9 @@ async function attentionFor(
     ctx.limits.requestTimeoutMs,
     'computing attention',
   );
+  const attention = await run.catch((e: unknown) => {
+    throw tooLong(e, request.key);
+  });
   const named: Attention = { ...attention, model: { ...attention.model, source: request.key } };
   ctx.results.set(cacheKey, named);
   return { request, attention: named };
@@ -191,22 +239,44 @@ async function attentionFor(
  */
 export const postAttention: Handler = async (ctx, req, res) => {
   const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
-  onlyFields(body, [...ATTENTION_FIELDS, 'queryKey', 'stream']);
+  onlyFields(body, [...ATTENTION_FIELDS, 'queryKey', 'stream', 'detail', 'layers', 'heads']);
   const stream = body.stream ?? 'auto';
   if (stream !== 'auto' && stream !== 'layers' && stream !== 'none')
     throw new HttpError(400, '"stream" must be "auto", "layers" or "none"');
+  const detail = (body.detail ?? 'full') as Detail;
+  if (!DETAILS.includes(detail))
+    throw new HttpError(400, `"detail" must be ${DETAILS.map((d) => `"${d}"`).join(', ')}`);
+  const selection = [indexList(body, 'layers'), indexList(body, 'heads')] as const;
+  if (selection.some(Boolean) && detail !== 'full')
+    throw new HttpError(400, '"layers" and "heads" choose heads at full resolution: they take no "detail"');
   const queryKey = optionalBoolean(body, 'queryKey', true);
-  const { attention: a } = await attentionFor(ctx, body, res);
-  const [L] = a.attention.dims;
+  let { attention: a } = await attentionFor(ctx, body, res);
+  const [L, H] = a.attention.dims;
+  if ((selection.some(Boolean) || detail === 'overview') && a.encoderDecoder)
+    throw new HttpError(400, 'encoder-decoder results are sent whole: they take no overview, "layers" or "heads"');
+  if (selection.some(Boolean)) {
+    const [layers, heads] = selection;
+    for (const [name, list, n] of [
+      ['layers', layers, L],
+      ['heads', heads, H],
+    ] as const)
+      if (list?.some((i) => i >= n))
+        throw new HttpError(400, `"${name}" holds an index past this model's ${n} ${name}`);
+    a = selectHeads(a, layers ?? range(L), heads ?? range(H));
+  }
+  const overview =
+    detail === 'overview' ||
+    (detail === 'auto' && !a.encoderDecoder && a.attention.data.length > ctx.limits.overviewAbove);
   const layered =
-    !a.encoderDecoder &&
-    (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove));
-  const format: PayloadFormat = layered ? 'avz1-layers' : 'avz1';
+    overview ||
+    (!a.encoderDecoder &&
+      (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove)));
+  const format: PayloadFormat = overview ? 'avz1-overview' : layered ? 'avz1-layers' : 'avz1';
   const headers = {
     'content-type': 'application/octet-stream',
     'cache-control': 'no-store',
     [FORMAT_HEADER]: format,
-    [LAYERS_HEADER]: String(L),
+    [LAYERS_HEADER]: String(a.attention.dims[0]),
     [TOKENS_HEADER]: String(a.tokens.length),
   };
   if (!layered) {
@@ -217,9 +287,9 @@ export const postAttention: Handler = async (ctx, req, res) => {
   }
   res.writeHead(200, headers);
   try {
-    for (let l = 0; l < L && !res.destroyed; l++) {
-      if (!res.write(frame(encodeAttention(layerOf(a, l), { queryKey }))))
-        await new Promise((resolve) => res.once('drain', resolve));
+    for (let l = 0; l < a.attention.dims[0] && !res.destroyed; l++) {
+      const blob = encodeAttention(overview ? overviewOf(a, l) : layerOf(a, l), { queryKey });
+      if (!res.write(frame(blob))) await new Promise((resolve) => res.once('drain', resolve));
     }
   } catch (e) {
     // The status went out with the first frame: the error travels as an error frame instead.
@@ -227,6 +297,45 @@ export const postAttention: Handler = async (ctx, req, res) => {
   }
   res.end();
 };
+
+/**
+ * Layer `l` of `a` with each head max-pooled to at most OVERVIEW_CELLS per side (the views' maxPool: cell
+ * (i, j) is the largest weight of queries r with ⌊r·n/T⌋ = i over keys c with ⌊c·m/K⌋ = j), without q/k.
+ */
+function overviewOf(a: Attention, l: number): Attention {
+  const [, H, T, K] = a.attention.dims;
+  const n = Math.min(T, OVERVIEW_CELLS),
+    m = Math.min(K, OVERVIEW_CELLS);
+  const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
+  const pooled = new Float32Array(H * n * m);
+  for (let h = 0; h < H; h++)
+    maxPool(
+      layer.attention.data.subarray(h * T * K, (h + 1) * T * K),
+      T,
+      K,
+      n,
+      m,
+      pooled.subarray(h * n * m, (h + 1) * n * m),
+    );
+  return { ...layer, attention: { dims: [1, H, n, m], data: pooled } };
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** An optional list of distinct indices (`layers`, `heads`); null when absent. */
+function indexList(body: Record<string, unknown>, name: string): number[] | null {
+  const v = body[name];
+  if (v === undefined || v === null) return null;
+  if (
+    !Array.isArray(v) ||
+    v.length === 0 ||
+    v.length > 4096 ||
+    !v.every((i) => Number.isSafeInteger(i) && i >= 0) ||
+    new Set(v).size !== v.length
+  )
+    throw new HttpError(400, `"${name}" must be a non-empty list of distinct indices, e.g. [0, 3]`);
+  return v as number[];
+}
 
 /** The standalone HTML of a view, or the attention file (safetensors), as a download. */
 export const postExport: Handler = async (ctx, req, res) => {
@@ -266,7 +375,11 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A small LRU of recent results, bounded in count and in attention bytes. */
+/**
+ * A small LRU of recent results, bounded in count and in attention bytes. The newest result stays even when
+ * it alone is over the bound: it is in memory anyway, and the heads a page asks for at full resolution after
+ * an overview come from it instead of another run.
+ */
 export class ResultCache {
   private readonly map = new Map<string, { a: Attention; bytes: number }>();
   private bytes = 0;
@@ -298,14 +411,13 @@ export class ResultCache {
       ed?.crossKey,
     ].reduce((n, t) => n + (t?.data.length ?? 0), 0);
     const bytes = values * 4;
-    if (bytes > this.capBytes) return;
     const old = this.map.get(key);
     if (old) this.bytes -= old.bytes;
     this.map.delete(key);
     this.map.set(key, { a, bytes });
     this.bytes += bytes;
     for (const [k, v] of this.map) {
-      if (this.bytes <= this.capBytes && this.map.size <= this.capEntries) break;
+      if (k === key || (this.bytes <= this.capBytes && this.map.size <= this.capEntries)) break;
       this.map.delete(k);
       this.bytes -= v.bytes;
     }

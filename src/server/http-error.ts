@@ -5,12 +5,15 @@
  */
 import type { ServerResponse } from 'node:http';
 import { AttnvizError } from '../core/errors.js';
+import type { ErrorBody } from '../core/protocol.js';
 
 export class HttpError extends Error {
   override name = 'HttpError';
   constructor(
     readonly status: number,
     message: string,
+    /** Fields the answer carries besides status and message, for clients that phrase errors themselves. */
+    readonly details: Omit<ErrorBody, 'status' | 'message'> = {},
   ) {
     super(message);
   }
@@ -49,6 +52,12 @@ export function sendJson(
 
 /** Answers `e` as JSON (or ends a response already under way: its headers went out, its status cannot change). */
 export function sendError(res: ServerResponse, e: unknown): void {
+  sendJson(res, statusOf(e), errorBody(e));
+}
+
+/** The JSON answer of `e` (also sent as an SSE error event or an error frame). */
+export function errorBody(e: unknown): ErrorBody {
   const status = statusOf(e);
-  sendJson(res, status, { status, message: status === 500 && !(e instanceof Error) ? 'internal error' : messageOf(e) });
+  const message = status === 500 && !(e instanceof Error) ? 'internal error' : messageOf(e);
+  return { status, message, ...(e instanceof HttpError ? e.details : {}) };
 }

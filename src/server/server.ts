@@ -89,6 +89,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     '/api/models': { GET: (q, s) => api.getModels(ctx, q, s) },
     '/api/models/load': { POST: (q, s) => api.postLoad(ctx, q, s) },
     '/api/attention': { POST: (q, s) => api.postAttention(ctx, q, s) },
+    '/api/tokens': { POST: (q, s) => api.postTokens(ctx, q, s) },
     '/api/export': { POST: (q, s) => api.postExport(ctx, q, s) },
     '/api/status': { GET: (q, s) => api.getStatus(ctx, q, s) },
   };

@@ -52,6 +52,13 @@ export function numberInput(
   return el('label', { class: 'av-control' }, `${label} `, i);
 }
 
+/** A text field; `onChange` gets its value when the user commits it (Enter or leaving the field). */
+export function textInput(label: string, value: string, attrs: Attrs, onChange: (v: string) => void): HTMLLabelElement {
+  const i = el('input', { type: 'text', value, ...attrs });
+  i.addEventListener('change', () => onChange(i.value));
+  return el('label', { class: 'av-control' }, `${label} `, i);
+}
+
 export function button(label: string, onClick: () => void): HTMLButtonElement {
   const b = el('button', { type: 'button', class: 'av-button', text: label });
   b.addEventListener('click', onClick);
@@ -68,7 +75,7 @@ export function download(blob: Blob, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp. */
+/** A canvas sized in CSS pixels, backed at the device pixel ratio (or `scale`) so lines stay sharp; cleared. */
 export function sizeCanvas(
   canvas: HTMLCanvasElement,
   width: number,
@@ -76,11 +83,18 @@ export function sizeCanvas(
   scale?: number,
 ): CanvasRenderingContext2D {
   const dpr = scale ?? (window.devicePixelRatio || 1);
-  canvas.width = Math.ceil(width * dpr);
-  canvas.height = Math.ceil(height * dpr);
+  const w = Math.ceil(width * dpr),
+    h = Math.ceil(height * dpr);
+  const ctx = canvas.getContext('2d')!;
+  // Same size: cleared and reset in place; setting width or height reallocates the bitmap (slow when redrawn
+  // on every hover). reset() is recent; a browser without it gets the assignment, which clears too.
+  if (canvas.width === w && canvas.height === h && 'reset' in ctx) ctx.reset();
+  else {
+    canvas.width = w;
+    canvas.height = h;
+  }
   canvas.style.width = `${width}px`;
   canvas.style.height = `${height}px`;
-  const ctx = canvas.getContext('2d')!;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   return ctx;
 }

@@ -2,25 +2,42 @@
  * Head view (Vig 2019 §3.1; BertViz head_view): the attention of one layer as lines from each query token
  * (left) to each key token (right), one colour per head, opacity = weight / active heads. Hovering a token
  * keeps only its lines and shows, on the other side, one block per active head with opacity = that head's
- * weight. Click pins a token, shift-click adds to the pinned set. Long inputs switch to a heatmap.
+ * weight. Click pins a token, shift-click adds to the pinned set. Past `allLinesUpTo` tokens only the lines of
+ * hovered or pinned tokens are drawn (a 2k-token layer has millions of weights); past `heatmapAbove` tokens the
+ * view starts as a heatmap: one head, or the active heads combined by mean or max, zoomable (heatmap.ts).
  *
- * Lines are drawn on a canvas (BertViz's one SVG <line> per weight stalls past ~100 tokens); tokens are DOM
- * elements holding plain text. All state lives in the returned object: several views on a page are independent.
- * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts); for cross-attention
- * the left tokens are the decoder's (queries) and the right ones the encoder's (keys).
+ * Built from shared marks: lines (lines.ts), the heatmap (heatmap.ts, raster.ts), tokens as DOM text with the
+ * hover lock and tooltip (tooltip.ts), geometry from layout.ts. The line area widens with the token count and
+ * the token columns with the longest label; the view grows with its content and scrolls with the page (for
+ * long inputs the lines canvas covers only the part of the view on screen).
+ *
+ * Long inputs whose attention is not in the page: pass an Attention whose `attention.data` is empty (dims
+ * still `[L, H, T, K]`) and `loadHead(layer, head)` resolving to that head's `[T × K]` weights; heads are then
+ * fetched as the view needs them (heatmap combinations accumulate one head at a time).
+ * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts).
  */
-import { rgb } from 'd3-color';
 import type { Attention, AttentionPart } from '../core/attention.js';
+import { button, checkbox, download, el, numberInput, select, sizeCanvas, textInput } from './dom.js';
 import type { ViewHandle } from './handle.js';
-import { button, checkbox, download, el, numberInput, select, sizeCanvas } from './dom.js';
-import { layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
-import { carryLayer, partsView, type PartOptions } from './parts.js';
-import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
+import { Heatmap } from './heatmap.js';
+import { linesLayout, PAD, ROW, type LinesLayout } from './layout.js';
+import { LineBatch } from './lines.js';
+import { layerMatrix, PAIR_FILTERS, filterIndices, selectCells, type PairFilter } from './matrix.js';
+import { carryLayer, withParts, type PartOptions } from './parts.js';
+import { CanvasPainter, FONT, sceneSvg, scenePng, type Painter } from './painter.js';
 import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } from './palette.js';
+import { accumulate, COLOR_SCALES, combineHeads, type ColorScale, type Combine } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { TokenColumns } from './token-columns.js';
+import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
+
+export type { Side, TokenRef } from './tooltip.js';
 
 export type HeadViewMode = 'lines' | 'heatmap';
+
+/** Resolves to one head's `[T × K]` weights (row-major, rows = queries). */
+export type HeadLoader = (layer: number, head: number) => Promise<Float32Array>;
 
 export interface HeadViewOptions extends PartOptions {
   /** Initially selected layer (an index into the model's layers); default the first of includeLayers. */
@@ -38,17 +55,21 @@ export interface HeadViewOptions extends PartOptions {
   threshold?: number;
   /** Keep only each query token's k strongest lines per head (default all). */
   topK?: number | null;
-  /** Default: lines up to `heatmapAbove` tokens, heatmap beyond. */
+  /** Default: lines up to `heatmapAbove` tokens (default 96), heatmap beyond. */
   mode?: HeadViewMode;
   heatmapAbove?: number;
-}
-
-export type Side = 'left' | 'right';
-
-export interface TokenRef {
-  side: Side;
-  /** Token index in the data (not the display row). */
-  index: number;
+  /** Lines mode: above this many tokens (default 256) only hovered or pinned tokens' lines are drawn. */
+  allLinesUpTo?: number;
+  /** Heatmap: how several active heads combine, 'mean' (default) or 'max'. */
+  combine?: Combine;
+  /** Heatmap colour scale (raster.ts): 'linear' (default), 'sqrt', 'log', 'row'. */
+  scale?: ColorScale;
+  /** Heatmap: key token indices left out of the colour scale's maximum, e.g. `[0]` for BOS. */
+  exclude?: number[];
+  /** Heads on demand when `attention.data` is empty (see the header). */
+  loadHead?: HeadLoader;
+  /** Called after every state change (pages that link views, e.g. the compare report, follow it). */
+  onChange?: (state: Readonly<HeadViewState>) => void;
 }
 
 export interface HeadViewState {
@@ -61,6 +82,9 @@ export interface HeadViewState {
   mode: HeadViewMode;
   pinned: TokenRef[];
   hover: TokenRef | null;
+  combine: Combine;
+  scale: ColorScale;
+  exclude: number[];
   /** Encoder-decoder data: the attention shown. */
   part?: AttentionPart;
 }
@@ -68,45 +92,44 @@ export interface HeadViewState {
 export interface HeadView extends ViewHandle<HeadViewState> {
   /** Number of lines (or heatmap cells) drawn in the last render. */
   drawn(): number;
+  /** The heatmap (heatmap mode), for zooming from code and reading its viewport. */
+  heatmap(): Heatmap | null;
 }
 
-/** BertViz's geometry (px). */
-export const ROW = 22.5;
-export const BOX = 110;
-export const GAP = 115;
-const PAD = 7;
 const HEAD_SQUARE = 20;
-/** Below this opacity a line is invisible at 8-bit colour depth; skipping it changes no pixel. */
-const MIN_ALPHA = 1 / 255;
-/** Line opacities are quantised to this many levels so each head strokes a handful of paths, not one per line. */
-const ALPHA_LEVELS = 64;
+/** Lines canvases taller than this cover only the part of the view on screen (plus a margin). */
+const WINDOW_ABOVE = 4096;
+const WINDOW_MARGIN = 600;
+/** The heatmap tooltip lists heads one by one up to this many. */
+const TOOLTIP_HEADS = 16;
 
-export function headView(container: HTMLElement, data: Attention, options: HeadViewOptions = {}): HeadView {
-  if (data.encoderDecoder) {
-    return partsView<HeadViewState, HeadView, HeadViewOptions>(
-      container,
-      data,
-      options,
-      headView,
-      (s, _from, to, o) => ({
-        ...carryLayer(s.layer, o.includeLayers, to),
-        heads: s.active.flatMap((a, h) => (a ? [h] : [])),
-        hideSpecial: s.hideSpecial,
-        threshold: s.threshold,
-        topK: s.topK,
-        mode: s.mode,
-      }),
-    );
-  }
+export const headView = withParts<HeadViewState, HeadView, HeadViewOptions>({
+  create: singleHeadView,
+  carry: (s, _from, to, o) => ({
+    ...carryLayer(s.layer, o.includeLayers, to),
+    heads: s.active.flatMap((a, h) => (a ? [h] : [])),
+    hideSpecial: s.hideSpecial,
+    threshold: s.threshold,
+    topK: s.topK,
+    mode: s.mode,
+    combine: s.combine,
+    scale: s.scale,
+  }),
+  forward: (current) => ({ drawn: () => current().drawn(), heatmap: () => current().heatmap() }),
+});
+
+function singleHeadView(container: HTMLElement, data: Attention, options: HeadViewOptions = {}): HeadView {
   // T query tokens (left); the key tokens (right) are the same but for cross-attention.
   const [L, H, T, K] = data.attention.dims;
+  const inMemory = data.attention.data.length > 0;
+  if (!inMemory && !options.loadHead) throw new Error('attention.data is empty and no loadHead was given');
   const layers = options.includeLayers ?? Array.from({ length: L }, (_, i) => i);
   const theme: Theme = resolveTheme(options.theme, window);
   const colors = categoricalColors(H);
   const keyTokens = data.keyTokens ?? data.tokens;
-  const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
-  const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
-  const sideLabel = (side: Side, i: number) => (side === 'left' ? label(i) : keyLabel(i));
+  const pretty = options.prettifyTokens !== false;
+  const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
+  const keyLabel = (j: number) => (pretty ? prettifyToken(keyTokens[j]) : keyTokens[j]);
   const activeInit = options.heads
     ? Array.from({ length: H }, (_, h) => options.heads!.includes(h))
     : Array(H).fill(true);
@@ -120,21 +143,23 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     mode: options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 96) ? 'heatmap' : 'lines'),
     pinned: [],
     hover: null,
+    combine: options.combine ?? 'mean',
+    scale: options.scale ?? 'linear',
+    exclude: options.exclude ?? [],
   };
-  let matrix: LayerMatrix;
-  let kth: Float32Array | null = null;
   let drawnCount = 0;
 
-  // ---- static DOM: root, controls, head squares, body (canvas + token columns), tooltip ----------------
+  // ---- static DOM: root, controls, head squares, body, tooltip ------------------------------------------
   const root = el('div', { class: 'attnviz attnviz-head-view', 'data-theme': theme.name });
   root.append(el('style', { text: css(theme) }));
   const controls = el('div', { class: 'av-controls' });
+  const heatmapControls = el('span', { class: 'av-group' });
   const heads = el('div', { class: 'av-heads', role: 'group', 'aria-label': 'heads' });
+  const note = el('div', { class: 'av-note', hidden: true });
   const body = el('div', { class: 'av-body' });
   const canvas = el('canvas');
-  const tooltip = el('div', { class: 'av-tooltip', hidden: true });
-  body.append(canvas);
-  root.append(controls, heads, body, tooltip);
+  root.append(controls, heads, note, body);
+  const tooltip = new Tooltip(root);
   container.append(root);
 
   controls.append(
@@ -155,6 +180,29 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       ),
     );
   }
+  heatmapControls.append(
+    select(
+      'Heads:',
+      [
+        { value: 'mean' as const, label: 'Mean' },
+        { value: 'max' as const, label: 'Max' },
+      ],
+      state.combine,
+      (combine) => update({ combine }),
+    ),
+    select(
+      'Colour:',
+      (Object.keys(COLOR_SCALES) as ColorScale[]).map((s) => ({ value: s, label: COLOR_SCALES[s] })),
+      state.scale,
+      (scale) => update({ scale }),
+    ),
+    textInput(
+      'Leave out of scale:',
+      state.exclude.join(', '),
+      { class: 'av-exclude', size: 8, placeholder: 'e.g. 0' },
+      (v) => update({ exclude: [...new Set(v.match(/\d+/g)?.map(Number) ?? [])].filter((j) => j < K) }),
+    ),
+  );
   controls.append(
     select(
       'Show:',
@@ -165,6 +213,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       state.mode,
       (mode) => update({ mode }),
     ),
+    heatmapControls,
     numberInput('Min weight:', state.threshold || null, { min: 0, max: 1, step: 0.01, class: 'av-threshold' }, (v) =>
       update({ threshold: v ?? 0 }),
     ),
@@ -178,344 +227,392 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-head-view.svg')),
   );
 
-  const squares = colors.map((_color, h) => {
+  const squares = colors.map((_, h) => {
     const b = el('button', {
-      class: 'av-head',
       type: 'button',
-      title: `head ${h}`,
+      class: 'av-head',
       'data-head': h,
-      'aria-label': `head ${h}`,
+      title: `Head ${h}`,
+      'aria-label': `Head ${h}`,
     });
     b.addEventListener('click', () => {
+      // BertViz: a click toggles the head, but the last active head stays on.
       const active = [...state.active];
       active[h] = !active[h];
-      if (active.some(Boolean)) update({ active }); // the last active head cannot be switched off
+      if (active.some(Boolean)) update({ active });
     });
     b.addEventListener('dblclick', () => {
-      const only = state.active.filter(Boolean).length === 1 && state.active[h];
-      update({ active: state.active.map((_, i) => only || i === h) });
+      // Double-click solos the head; double-clicking the only active head turns all back on.
+      const solo = state.active.every((a, k) => a === (k === h));
+      update({ active: state.active.map((_, k) => solo || k === h) });
     });
     heads.append(b);
     return b;
   });
 
-  // ---- derived data ---------------------------------------------------------------------------------
-  let matrixKey = '';
+  // ---- data: the shown rows/columns and each head's [R × C] weights -------------------------------------
+  let rows: number[] = [];
+  let cols: number[] = [];
+  /** Per head, the shown weights (filled for the heads the current render needs). */
+  let weights: (Float32Array | undefined)[] = [];
+  let weightsKey = '';
+  let kth: Float32Array[] | null = null;
+  let kthKey = '';
+  const activeHeads = () => state.active.flatMap((a, h) => (a ? [h] : []));
+
+  /** Rows/columns and, for in-memory data, every head's weights; with a loader, the heads loaded so far. */
   function refreshMatrix(): void {
-    const key = `${state.layer}/${state.filter}/${state.hideSpecial}/${state.topK}`;
-    if (key === matrixKey) return;
-    matrixKey = key;
-    matrix = layerMatrix(data, state.layer, state);
-    kth = state.topK === null ? null : kthLargest(matrix, state.topK);
+    const key = `${state.layer}/${state.filter}/${state.hideSpecial}`;
+    if (key === weightsKey) return;
+    weightsKey = key;
+    kthKey = '';
+    const sel = { filter: state.filter, hideSpecial: state.hideSpecial };
+    if (inMemory) {
+      const m = layerMatrix(data, state.layer, sel);
+      const n = m.rows.length * m.cols.length;
+      ({ rows, cols } = m);
+      weights = Array.from({ length: H }, (_, h) => m.data.subarray(h * n, (h + 1) * n));
+    } else {
+      ({ rows, cols } = filterIndices(data.tokens, data.sentenceBStart, sel, data.keyTokens, data.special));
+      weights = [];
+    }
   }
 
-  /** Focused tokens: the pinned set, else the hovered token (hover previews, a click locks). */
-  const focus = (): TokenRef[] => (state.pinned.length ? state.pinned : state.hover ? [state.hover] : []);
-  const activeHeads = () => state.active.flatMap((a, h) => (a ? [h] : []));
-  const kept = (h: number, r: number, w: number) =>
-    w >= state.threshold && (kth === null || w >= kth[h * matrix.rows.length + r]) && w > 0;
+  /** Loads the active heads missing from `weights` (lines mode with a loader), then renders again. */
+  let loading: Promise<void> | null = null;
+  function loadActive(): boolean {
+    const missing = activeHeads().filter((h) => !weights[h]);
+    if (!missing.length) return true;
+    if (!loading) {
+      const key = weightsKey;
+      loading = (async () => {
+        for (const h of missing) {
+          const w = await options.loadHead!(state.layer, h);
+          if (key === weightsKey) weights[h] = selectCells(w, K, rows, cols, state.hideSpecial);
+        }
+      })().finally(() => {
+        loading = null;
+        render();
+      });
+    }
+    return false;
+  }
+
+  const w = (h: number, r: number, c: number) => weights[h]![r * cols.length + c];
+  const kept = (h: number, r: number, weight: number) =>
+    weight >= state.threshold && (kth === null || weight >= kth[h][r]) && weight > 0;
 
   // ---- lines mode -------------------------------------------------------------------------------------
-  const leftX = BOX,
-    rightX = BOX + GAP;
+  let geo: LinesLayout = linesLayout(0, 0);
   const rowY = (r: number, top: number) => top + r * ROW + ROW / 2;
+  const allLines = () => Math.max(rows.length, cols.length) <= (options.allLinesUpTo ?? 256);
 
-  /** Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). */
-  function drawLines(p: Painter, top: number): number {
-    const { rows, cols, data: w } = matrix;
+  /**
+   * Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). Rows
+   * outside [from, to) (px from the first row) are not drawn: a 2k-token view is drawn only where it is seen.
+   */
+  function drawLines(p: Painter, top: number, from = -Infinity, to = Infinity): number {
+    const seen = (r: number) => r * ROW + ROW > from && r * ROW < to;
+    const { box, gap } = geo;
+    const rightX = box + gap;
     const R = rows.length,
       C = cols.length;
     const act = activeHeads();
-    const f = focus();
-    const rowSel = new Set(
-      f
-        .filter((t) => t.side === 'left')
-        .map((t) => rows.indexOf(t.index))
-        .filter((r) => r >= 0),
-    );
-    const colSel = new Set(
-      f
-        .filter((t) => t.side === 'right')
-        .map((t) => cols.indexOf(t.index))
-        .filter((c) => c >= 0),
-    );
+    const f = focusOf(state.pinned, state.hover);
+    const rowSel = new Set(f.filter((t) => t.side === 'left').flatMap((t) => at(rows, t.index)));
+    const colSel = new Set(f.filter((t) => t.side === 'right').flatMap((t) => at(cols, t.index)));
     const focused = rowSel.size + colSel.size > 0;
 
     // Focus background, then per-head blocks on the opposite side (opacity = weight, not divided).
-    for (const r of rowSel) p.rect(0, top + r * ROW, BOX, ROW, theme.highlight);
-    for (const c of colSel) p.rect(rightX, top + c * ROW, BOX, ROW, theme.highlight);
-    const blockW = BOX / act.length;
-    if (rowSel.size) {
-      act.forEach((h, k) => {
+    for (const r of rowSel) p.rect(0, top + r * ROW, box, ROW, theme.highlight);
+    for (const c of colSel) p.rect(rightX, top + c * ROW, box, ROW, theme.highlight);
+    const blockW = box / act.length;
+    act.forEach((h, k) => {
+      if (rowSel.size)
         for (let c = 0; c < C; c++) {
           let s = 0;
-          for (const r of rowSel) s += w[(h * R + r) * C + c];
-          if (s > 0) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          for (const r of rowSel) s += w(h, r, c);
+          if (s > 0 && seen(c)) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
-      });
-    }
-    if (colSel.size) {
-      act.forEach((h, k) => {
+      if (colSel.size)
         for (let r = 0; r < R; r++) {
           let s = 0;
-          for (const c of colSel) s += w[(h * R + r) * C + c];
-          if (s > 0) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
+          for (const c of colSel) s += w(h, r, c);
+          if (s > 0 && seen(r)) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
         }
-      });
-    }
+    });
 
     let count = 0;
     for (const h of act) {
-      const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
+      const batch = new LineBatch();
       const add = (r: number, c: number) => {
-        const weight = w[(h * R + r) * C + c];
-        const alpha = weight / act.length;
-        if (alpha < MIN_ALPHA || !kept(h, r, weight)) return;
-        buckets[Math.round(alpha * ALPHA_LEVELS)].push(leftX, rowY(r, top), rightX, rowY(c, top));
-        count++;
+        const weight = w(h, r, c);
+        // A segment between two rows on the same side of the window never crosses it.
+        if ((r + 1) * ROW <= from && (c + 1) * ROW <= from) return;
+        if (r * ROW >= to && c * ROW >= to) return;
+        if (kept(h, r, weight)) batch.add(box, rowY(r, top), rightX, rowY(c, top), weight / act.length);
       };
-      if (!focused) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
+      if (!focused && allLines()) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
       for (const r of rowSel) for (let c = 0; c < C; c++) add(r, c);
       for (const c of colSel) for (let r = 0; r < R; r++) if (!rowSel.has(r)) add(r, c);
-      buckets.forEach((segments, level) => p.lines(segments, colors[h], Math.max(level, 0.5) / ALPHA_LEVELS, 2));
+      batch.draw(p, colors[h], 2);
+      count += batch.count;
     }
     return count;
   }
 
-  // ---- heatmap mode: rows = queries, columns = keys; colour = mix of active heads' colours -------------
-  function heatmapPixels(): ImageData {
-    const { rows, cols, data: w } = matrix;
-    const R = rows.length,
-      C = cols.length;
+  /** Top-k cut-offs, per active head and query row, for the current matrix. */
+  function refreshKth(): void {
+    const key = `${weightsKey}/${state.topK}/${activeHeads().join(',')}`;
+    if (key === kthKey) return;
+    kthKey = key;
+    const k = state.topK;
+    kth = k === null ? null : weights.map((m) => (m ? kthLargest(m, rows.length, cols.length, k) : new Float32Array()));
+  }
+
+  function renderLines(): void {
+    if (!inMemory && !loadActive()) {
+      showNote('Loading heads…');
+      return;
+    }
+    refreshKth();
+    const n = Math.max(rows.length, cols.length);
+    geo = linesLayout(n, labelWidth());
+    body.style.height = `${geo.height}px`;
+    body.style.width = `${geo.width}px`;
+    if (canvas.parentNode !== body) body.prepend(canvas);
+    drawWindow();
+    renderTokens();
+    showNote(
+      allLines() || state.pinned.length || state.hover
+        ? ''
+        : `${n} tokens: hover or click a token to draw its lines (all lines up to ${options.allLinesUpTo ?? 256}).`,
+    );
+    root.dataset.lines = allLines() ? 'all' : 'focus';
+  }
+
+  /** The lines canvas over the whole view, or over the part on screen when the view is very tall. */
+  let windowTop = 0,
+    windowBottom = 0;
+  function drawWindow(): void {
+    let top = 0,
+      bottom = geo.height;
+    if (geo.height > WINDOW_ABOVE) {
+      const box = body.getBoundingClientRect();
+      top = Math.max(0, Math.floor(-box.top - WINDOW_MARGIN));
+      bottom = Math.min(geo.height, Math.ceil(window.innerHeight - box.top + WINDOW_MARGIN));
+      if (bottom <= top) bottom = Math.min(geo.height, top + 1);
+    }
+    windowTop = top;
+    windowBottom = bottom;
+    canvas.style.top = `${top}px`;
+    const ctx = sizeCanvas(canvas, geo.width, bottom - top);
+    drawnCount = drawLines(new CanvasPainter(ctx), -top, top, bottom);
+  }
+  const onScroll = () => {
+    if (state.mode !== 'lines' || geo.height <= WINDOW_ABOVE) return;
+    const box = body.getBoundingClientRect();
+    if (-box.top < windowTop || window.innerHeight - box.top > windowBottom) requestAnimationFrame(drawWindow);
+  };
+  window.addEventListener('scroll', onScroll, { passive: true, capture: true });
+
+  /** The widest label at the token font (15 px), measured once per set of rows and columns. */
+  let widthKey = '';
+  let widest = 0;
+  function labelWidth(): number {
+    const key = `${rows.length}/${cols.length}/${weightsKey}`;
+    if (key !== widthKey) {
+      widthKey = key;
+      const ctx = document.createElement('canvas').getContext('2d')!;
+      ctx.font = `15px ${FONT}`;
+      widest = 0;
+      for (const i of rows) widest = Math.max(widest, ctx.measureText(label(i)).width);
+      for (const j of cols) widest = Math.max(widest, ctx.measureText(keyLabel(j)).width);
+    }
+    return widest;
+  }
+
+  /** Token elements (lines mode): rebuilt only when the rows/columns change; classes mark the focus. */
+  let tokenColumns: TokenColumns | null = null;
+  let tokensKey = '';
+  function renderTokens(): void {
+    const key = `${weightsKey}/${geo.box}/${geo.gap}`;
+    if (key !== tokensKey) {
+      tokensKey = key;
+      tokenColumns?.destroy();
+      const column = (tokens: number[], x: number, list: string[], show: (i: number) => string) => ({
+        tokens,
+        x,
+        width: geo.box,
+        label: show,
+        title: (i: number) => list[i],
+      });
+      tokenColumns = new TokenColumns(
+        body,
+        ROW,
+        { left: column(rows, 0, data.tokens, label), right: column(cols, geo.box + geo.gap, keyTokens, keyLabel) },
+        {
+          enter: (t, element) => {
+            if (!state.pinned.length) update({ hover: t });
+            tokenTooltip(t.side, t.index, element);
+          },
+          leave: () => {
+            tooltip.hide();
+            if (!state.pinned.length) update({ hover: null });
+          },
+          click: (t, e) => pin(t, e.shiftKey),
+        },
+      );
+    }
+    tokenColumns!.mark(focusOf(state.pinned, state.hover), state.pinned);
+  }
+
+  function pin(t: TokenRef, add: boolean): void {
+    const pinned = togglePinned(state.pinned, t, add);
+    update({ pinned, hover: pinned.length ? null : t });
+  }
+
+  /** Tooltip on a token of the side opposite to the focus: the exact weights between them. */
+  function tokenTooltip(side: Side, i: number, target: HTMLElement): void {
+    const other = focusOf(state.pinned, state.hover).filter((f) => f.side !== side);
+    if (other.length !== 1) return;
+    const q = side === 'right' ? other[0].index : i,
+      k = side === 'right' ? i : other[0].index;
+    const r = rows.indexOf(q),
+      c = cols.indexOf(k);
+    if (r < 0 || c < 0) return;
+    const box = target.getBoundingClientRect();
+    const lines = activeHeads().map((h) => `head ${h}: ${w(h, r, c).toFixed(4)}`);
+    tooltip.show(`${label(q)} → ${keyLabel(k)}\n${lines.join('\n')}`, box.right, box.top);
+  }
+
+  // ---- heatmap mode: rows = queries, columns = keys; one head or the active heads combined ----------------
+  let heatmap: Heatmap | null = null;
+  let combined: Float32Array | null = null;
+  let combinedKey = '';
+  let combining: string | null = null;
+  /** What the heatmap was last given: the combination, colour scale and excluded columns. */
+  let heatmapLook = '';
+
+  const combination = () => `${weightsKey}/${activeHeads().join(',')}/${state.combine}`;
+
+  /** The shown matrix: one head's weights, or the active heads' mean or max. Null while heads load. */
+  function heatmapValues(): Float32Array | null {
+    const key = combination();
+    if (key === combinedKey) return combined;
     const act = activeHeads();
-    const rgb = act.map((h) => hexRgb(colors[h]));
-    const bg = hexRgb(theme.background);
-    const img = new ImageData(C, R);
-    for (let r = 0; r < R; r++) {
-      for (let c = 0; c < C; c++) {
-        // Each head contributes weight / active heads of its colour over the background (sums to ≤ 1).
-        let a = 0,
-          red = 0,
-          green = 0,
-          blue = 0;
-        act.forEach((h, k) => {
-          const v = w[(h * R + r) * C + c];
-          if (!kept(h, r, v)) return;
-          const x = v / act.length;
-          a += x;
-          red += x * rgb[k][0];
-          green += x * rgb[k][1];
-          blue += x * rgb[k][2];
-        });
-        const o = (r * C + c) * 4;
-        img.data[o] = red + (1 - a) * bg[0];
-        img.data[o + 1] = green + (1 - a) * bg[1];
-        img.data[o + 2] = blue + (1 - a) * bg[2];
-        img.data[o + 3] = 255;
-      }
+    const n = rows.length * cols.length;
+    if (inMemory) {
+      combined =
+        act.length === 1
+          ? weights[act[0]]!
+          : combineHeads(
+              act.map((h) => weights[h]!),
+              n,
+              state.combine,
+            );
+      combinedKey = key;
+      return combined;
     }
-    return img;
+    if (combining !== key) {
+      // Heads arrive one at a time and are folded in, so a mean of 32 heads at 8k tokens holds two matrices.
+      combining = key;
+      const { layer, combine, hideSpecial } = state;
+      void (async () => {
+        const acc = new Float32Array(n);
+        for (const [k, h] of act.entries()) {
+          if (combining !== key) return;
+          accumulate(
+            acc,
+            [selectCells(await options.loadHead!(layer, h), K, rows, cols, hideSpecial)],
+            combine,
+            k === 0,
+          );
+        }
+        if (combine === 'mean') for (let i = 0; i < n; i++) acc[i] /= act.length;
+        if (combining !== key) return;
+        combining = null;
+        combined = acc;
+        combinedKey = key;
+        render();
+      })();
+    }
+    return null;
   }
 
-  /** Heatmap cell size: fit the columns in the available width, between 2 and the row height. */
-  function cellSize(): number {
-    const width = (root.clientWidth || 900) - BOX - 30;
-    return Math.max(2, Math.min(ROW, Math.floor((width / matrix.cols.length) * 4) / 4));
+  function describeCell(r: number, c: number): string {
+    const act = activeHeads();
+    const head = `${label(rows[r])} → ${keyLabel(cols[c])}`;
+    const value = combined ? combined[r * cols.length + c].toFixed(4) : '';
+    if (act.length === 1) return `${head}\nhead ${act[0]}: ${value}`;
+    const each =
+      inMemory && act.length <= TOOLTIP_HEADS ? act.map((h) => `\nhead ${h}: ${w(h, r, c).toFixed(4)}`).join('') : '';
+    return `${head}\n${state.combine} of ${act.length} heads: ${value}${each}`;
   }
-  const LABEL_MIN = 8;
 
-  function drawHeatmap(p: Painter, top: number, cell: number): number {
-    const { rows, cols } = matrix;
-    const labelH = cell >= LABEL_MIN ? BOX : 0;
-    p.image(BOX, top + labelH, cols.length * cell, rows.length * cell, heatmapPixels());
-    if (cell >= LABEL_MIN) {
-      const size = Math.min(15, cell * 0.75);
-      rows.forEach((i, r) =>
-        p.text(BOX - PAD, top + labelH + r * cell + cell / 2, label(i), { color: theme.text, size, anchor: 'end' }),
-      );
-      cols.forEach((j, c) =>
-        p.text(BOX + c * cell + cell / 2, top + labelH - PAD, keyLabel(j), {
-          color: theme.text,
-          size,
-          anchor: 'start',
-          rotate: -90,
-        }),
-      );
+  function renderHeatmap(): void {
+    canvas.remove();
+    tokenColumns?.destroy();
+    tokenColumns = null;
+    tokensKey = '';
+    body.style.height = '';
+    body.style.width = '';
+    if (!heatmap) {
+      heatmap = new Heatmap(body, {
+        theme,
+        tooltip,
+        rowLabel: (r) => label(rows[r]),
+        colLabel: (c) => keyLabel(cols[c]),
+        describe: describeCell,
+        click: (r, _c, e) => pin({ side: 'left', index: rows[r] }, e.shiftKey),
+      });
     }
-    for (const t of focus()) {
-      const r = (t.side === 'left' ? rows : cols).indexOf(t.index);
-      if (r < 0) continue;
-      if (t.side === 'left')
-        p.rect(BOX, top + labelH + r * cell, cols.length * cell, cell, 'none', 1, { color: theme.text, width: 1 });
-      else p.rect(BOX + r * cell, top + labelH, cell, rows.length * cell, 'none', 1, { color: theme.text, width: 1 });
+    const values = heatmapValues();
+    if (!values) {
+      showNote('Loading heads…');
+      return;
     }
-    return rows.length * cols.length;
+    const act = activeHeads();
+    const look = `${combinedKey}/${state.scale}/${state.exclude.join(',')}`;
+    if (look !== heatmapLook) {
+      heatmapLook = look;
+      const exclude = new Set(state.exclude.flatMap((j) => at(cols, j)));
+      // One head in its colour; a combination in the text colour, so no blend of hues washes out.
+      const color = act.length === 1 ? colors[act[0]] : theme.text;
+      heatmap.setData(values, rows.length, cols.length, color, { scale: state.scale, exclude }, availableWidth());
+    }
+    const f = focusOf(state.pinned, state.hover);
+    heatmap.setFrames(
+      f.filter((t) => t.side === 'left').flatMap((t) => at(rows, t.index)),
+      f.filter((t) => t.side === 'right').flatMap((t) => at(cols, t.index)),
+    );
+    showNote('');
+    drawnCount = rows.length * cols.length;
   }
+  const availableWidth = () => (root.clientWidth || 900) - 16;
 
   // ---- render -----------------------------------------------------------------------------------------
-  let tokenEls: { left: HTMLElement[]; right: HTMLElement[] } = { left: [], right: [] };
+  function showNote(text: string): void {
+    note.textContent = text;
+    note.hidden = text === '';
+  }
 
   function render(): void {
     refreshMatrix();
     root.dataset.mode = state.mode;
     root.dataset.layer = String(state.layer);
+    heatmapControls.hidden = state.mode !== 'heatmap';
     squares.forEach((b, h) => {
       b.style.background = state.active[h] ? colors[h] : lighten(colors[h]);
       b.setAttribute('aria-pressed', String(state.active[h]));
     });
-    const { rows, cols } = matrix;
     if (state.mode === 'lines') {
-      const height = Math.max(rows.length, cols.length) * ROW;
-      body.style.height = `${Math.min(height, 900) + 2}px`;
-      const ctx = sizeCanvas(canvas, BOX * 2 + GAP, height);
-      drawnCount = drawLines(new CanvasPainter(ctx), 0);
-      renderTokens();
-    } else {
-      const cell = cellSize();
-      const labelH = cell >= LABEL_MIN ? BOX : 0;
-      const height = labelH + rows.length * cell;
-      body.style.height = `${Math.min(height, 900) + 2}px`;
-      const ctx = sizeCanvas(canvas, BOX + cols.length * cell, height);
-      drawnCount = drawHeatmap(new CanvasPainter(ctx), 0, cell);
-      renderHeatmapTargets(cell, labelH);
-    }
+      heatmap?.destroy();
+      heatmap = null;
+      heatmapLook = '';
+      renderLines();
+    } else renderHeatmap();
     root.dataset.drawn = String(drawnCount);
-  }
-
-  /** Token elements (lines mode): rebuilt only when the rows/columns change; classes mark the focus. */
-  let tokensKey = '';
-  function renderTokens(): void {
-    const key = `lines/${matrix.rows.join(',')}/${matrix.cols.join(',')}`;
-    if (key !== tokensKey) {
-      tokensKey = key;
-      body.querySelectorAll('.av-token, .av-hit').forEach((n) => n.remove());
-      const make = (side: Side, i: number, r: number) => {
-        const t = el('div', {
-          class: 'av-token',
-          'data-side': side,
-          'data-index': i,
-          title: side === 'left' ? data.tokens[i] : keyTokens[i],
-          text: sideLabel(side, i),
-        });
-        Object.assign(
-          t.style,
-          side === 'left'
-            ? { top: `${r * ROW}px`, left: '0', width: `${BOX}px`, textAlign: 'right' }
-            : { top: `${r * ROW}px`, left: `${rightX}px`, width: `${BOX}px`, background: 'transparent' },
-        );
-        t.addEventListener('mouseenter', () => {
-          if (!state.pinned.length) update({ hover: { side, index: i } });
-          showTooltip(side, i, t);
-        });
-        t.addEventListener('mouseleave', () => {
-          tooltip.hidden = true;
-          if (!state.pinned.length) update({ hover: null });
-        });
-        t.addEventListener('click', (e) => togglePin({ side, index: i }, e.shiftKey));
-        body.append(t);
-        return t;
-      };
-      tokenEls = {
-        left: matrix.rows.map((i, r) => make('left', i, r)),
-        right: matrix.cols.map((j, c) => make('right', j, c)),
-      };
-    }
-    const f = focus();
-    for (const side of ['left', 'right'] as const) {
-      for (const t of tokenEls[side]) {
-        const i = Number(t.dataset.index);
-        t.classList.toggle(
-          'av-focus',
-          f.some((x) => x.side === side && x.index === i),
-        );
-        t.classList.toggle(
-          'av-pinned',
-          state.pinned.some((x) => x.side === side && x.index === i),
-        );
-        // Right-side tokens sit over the blocks: keep their background see-through.
-        if (side === 'right' || f.some((x) => x.side === 'right')) t.style.background = 'transparent';
-      }
-    }
-  }
-
-  /** Heatmap mode: the canvas itself takes hover (tooltip per cell) and clicks (pin a query row). */
-  let heatmapHandlers: (() => void) | null = null;
-  function renderHeatmapTargets(cell: number, labelH: number): void {
-    body.querySelectorAll('.av-token').forEach((n) => n.remove());
-    tokensKey = '';
-    heatmapHandlers?.();
-    const at = (e: MouseEvent) => {
-      const rect = canvas.getBoundingClientRect();
-      const c = Math.floor((e.clientX - rect.left - BOX) / cell);
-      const r = Math.floor((e.clientY - rect.top - labelH) / cell);
-      return r >= 0 && c >= 0 && r < matrix.rows.length && c < matrix.cols.length ? { r, c } : null;
-    };
-    const move = (e: MouseEvent) => {
-      const hit = at(e);
-      if (!hit) {
-        tooltip.hidden = true;
-        return;
-      }
-      const i = matrix.rows[hit.r],
-        j = matrix.cols[hit.c];
-      setTooltip(`${label(i)} → ${keyLabel(j)}\n${weightsText(hit.r, hit.c)}`, e.clientX, e.clientY);
-    };
-    const leave = () => {
-      tooltip.hidden = true;
-    };
-    const click = (e: MouseEvent) => {
-      const hit = at(e);
-      if (hit) togglePin({ side: 'left', index: matrix.rows[hit.r] }, e.shiftKey);
-    };
-    canvas.addEventListener('mousemove', move);
-    canvas.addEventListener('mouseleave', leave);
-    canvas.addEventListener('click', click);
-    heatmapHandlers = () => {
-      canvas.removeEventListener('mousemove', move);
-      canvas.removeEventListener('mouseleave', leave);
-      canvas.removeEventListener('click', click);
-      heatmapHandlers = null;
-    };
-  }
-
-  function togglePin(t: TokenRef, add: boolean): void {
-    const same = (x: TokenRef) => x.side === t.side && x.index === t.index;
-    const was = state.pinned.some(same);
-    let pinned: TokenRef[];
-    if (add && state.pinned.every((x) => x.side === t.side))
-      pinned = was ? state.pinned.filter((x) => !same(x)) : [...state.pinned, t];
-    else pinned = was && state.pinned.length === 1 ? [] : [t];
-    update({ pinned, hover: pinned.length ? null : t });
-  }
-
-  /** Exact per-head weights for one cell, as tooltip text. */
-  function weightsText(r: number, c: number): string {
-    const R = matrix.rows.length,
-      C = matrix.cols.length;
-    return activeHeads()
-      .map((h) => `head ${h}: ${matrix.data[(h * R + r) * C + c].toFixed(4)}`)
-      .join('\n');
-  }
-
-  /** Tooltip on a token of the side opposite to the focus: the exact weights between them. */
-  function showTooltip(side: Side, i: number, target: HTMLElement): void {
-    const other = focus().filter((f) => f.side !== side);
-    if (other.length !== 1) return;
-    const q = side === 'right' ? other[0].index : i,
-      k = side === 'right' ? i : other[0].index;
-    const r = matrix.rows.indexOf(q),
-      c = matrix.cols.indexOf(k);
-    if (r < 0 || c < 0) return;
-    const box = target.getBoundingClientRect();
-    setTooltip(`${label(q)} → ${keyLabel(k)}\n${weightsText(r, c)}`, box.right, box.top);
-  }
-
-  function setTooltip(text: string, clientX: number, clientY: number): void {
-    const base = root.getBoundingClientRect();
-    tooltip.textContent = text;
-    tooltip.style.left = `${clientX - base.left + 12}px`;
-    tooltip.style.top = `${clientY - base.top + 12}px`;
-    tooltip.hidden = false;
   }
 
   // ---- export: the view as shown, header and tokens included ---------------------------------------
@@ -532,28 +629,27 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
         p.rect(h * HEAD_SQUARE, 30, HEAD_SQUARE, HEAD_SQUARE, a ? colors[h] : lighten(colors[h])),
       );
     };
-    if (state.mode === 'heatmap') {
-      const cell = cellSize();
-      const labelH = cell >= LABEL_MIN ? BOX : 0;
+    if (state.mode === 'heatmap' && heatmap) {
+      const hm = heatmap;
+      const { width, height } = hm.size();
       return {
-        width: Math.max(BOX + matrix.cols.length * cell, H * HEAD_SQUARE) + 10,
-        height: header + labelH + matrix.rows.length * cell + 10,
+        width: Math.max(width, H * HEAD_SQUARE) + 10,
+        height: header + height + 10,
         draw: (p) => {
           drawHeader(p);
-          drawHeatmap(p, header, cell);
+          hm.paint(p, 0, header);
         },
       };
     }
-    const rowsN = Math.max(matrix.rows.length, matrix.cols.length);
     return {
-      width: Math.max(BOX * 2 + GAP + 10, H * HEAD_SQUARE) + 10,
-      height: header + rowsN * ROW + 10,
+      width: Math.max(geo.width + 10, H * HEAD_SQUARE) + 10,
+      height: header + Math.max(rows.length, cols.length) * ROW + 10,
       draw: (p) => {
         drawHeader(p);
         drawLines(p, header);
         const style = { color: theme.text, size: 15 };
-        matrix.rows.forEach((i, r) => p.text(BOX - PAD, rowY(r, header), label(i), { ...style, anchor: 'end' }));
-        matrix.cols.forEach((j, c) => p.text(rightX + PAD, rowY(c, header), keyLabel(j), style));
+        rows.forEach((i, r) => p.text(geo.box - PAD, rowY(r, header), label(i), { ...style, anchor: 'end' }));
+        cols.forEach((j, c) => p.text(geo.box + geo.gap + PAD, rowY(c, header), keyLabel(j), style));
       },
     };
   }
@@ -561,6 +657,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   function update(patch: Partial<HeadViewState>): void {
     state = { ...state, ...patch };
     render();
+    options.onChange?.(state);
   }
 
   const view: HeadView = {
@@ -568,6 +665,7 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
     state: () => state,
     update,
     drawn: () => drawnCount,
+    heatmap: () => heatmap,
     toSVG: () => {
       const s = scene();
       return sceneSvg(s.width, s.height, theme.background, s.draw);
@@ -577,7 +675,8 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
       return scenePng(s.width, s.height, theme.background, s.draw);
     },
     destroy: () => {
-      heatmapHandlers?.();
+      window.removeEventListener('scroll', onScroll, { capture: true });
+      heatmap?.destroy();
       root.remove();
     },
   };
@@ -585,19 +684,15 @@ export function headView(container: HTMLElement, data: Attention, options: HeadV
   return view;
 }
 
-/** Per head and query row, the k-th largest weight: the top-k cut-off. */
-function kthLargest(m: LayerMatrix, k: number): Float32Array {
-  const R = m.rows.length,
-    C = m.cols.length;
-  const out = new Float32Array(m.heads * R);
-  for (let hr = 0; hr < m.heads * R; hr++) {
-    const row = m.data.slice(hr * C, (hr + 1) * C).sort();
-    out[hr] = k >= C ? -Infinity : row[C - k];
-  }
-  return out;
+/** The position of token `index` in a list of shown tokens, as a 0- or 1-element list. */
+function at(list: readonly number[], index: number): number[] {
+  const i = list.indexOf(index);
+  return i < 0 ? [] : [i];
 }
 
-function hexRgb(color: string): [number, number, number] {
-  const c = rgb(color);
-  return [c.r, c.g, c.b];
+/** Per query row of an `[R × C]` matrix, the k-th largest weight: the top-k cut-off. */
+function kthLargest(m: Float32Array, R: number, C: number, k: number): Float32Array {
+  const out = new Float32Array(R);
+  for (let r = 0; r < R; r++) out[r] = k >= C ? -Infinity : m.slice(r * C, (r + 1) * C).sort()[C - k];
+  return out;
 }

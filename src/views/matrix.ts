@@ -5,7 +5,7 @@
  * (encoder tokens) for cross-attention, where the matrix is T × Tk.
  */
 import type { Attention } from '../core/attention.js';
-import { isSpecialToken } from './tokens.js';
+import { specialMask } from './tokens.js';
 
 /** BertViz's "Attention:" filter for sentence pairs: which sentence attends to which. */
 export type PairFilter = 'all' | 'aa' | 'bb' | 'ab' | 'ba';
@@ -42,13 +42,17 @@ export function filterIndices(
   sentenceBStart: number | null,
   sel: Selection,
   keyTokens?: readonly string[],
+  special?: readonly boolean[],
 ): { rows: number[]; cols: number[] } {
   const T = tokens.length;
   const b = sentenceBStart ?? T;
-  const range = (from: number, to: number, list = tokens) =>
-    Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !isSpecialToken(list[i]));
-  if (keyTokens !== undefined && keyTokens !== tokens)
-    return { rows: range(0, T), cols: range(0, keyTokens.length, keyTokens) };
+  // The tokenizer's mask for the query tokens when the data has one; key tokens of cross-attention are guessed.
+  const cross = keyTokens !== undefined && keyTokens !== tokens;
+  const rowSpecial = specialMask(tokens, special);
+  const colSpecial = cross ? specialMask(keyTokens) : rowSpecial;
+  const range = (from: number, to: number, mask = rowSpecial) =>
+    Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !mask[i]);
+  if (cross) return { rows: range(0, T), cols: range(0, keyTokens.length, colSpecial) };
   const A = range(0, b),
     B = range(b, T),
     all = range(0, T);
@@ -69,30 +73,39 @@ export function filterIndices(
 export function layerMatrix(a: Attention, layer: number, sel: Selection): LayerMatrix {
   // T query rows, K key columns (K = T but for cross-attention).
   const [, H, T, K] = a.attention.dims;
-  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens);
-  const R = rows.length,
-    C = cols.length;
-  const data = new Float32Array(H * R * C);
+  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens, a.special);
+  const n = rows.length * cols.length;
   const src = a.attention.data;
-  for (let h = 0; h < H; h++) {
-    const base = (layer * H + h) * T * K;
-    for (let r = 0; r < R; r++) {
-      const rowBase = base + rows[r] * K;
-      const out = (h * R + r) * C;
-      let sum = 0;
-      for (let c = 0; c < C; c++) sum += data[out + c] = src[rowBase + cols[c]];
-      // Renormalise only when tokens were hidden; the pair filter shows raw weights, as BertViz does.
-      if (sel.hideSpecial && sum > 0) for (let c = 0; c < C; c++) data[out + c] /= sum;
-    }
-  }
+  const layerData = (h: number) => src.subarray((layer * H + h) * T * K, (layer * H + h + 1) * T * K);
+  // Nothing cut: the layer's own slice of the data, not a copy.
+  if (rows.length === T && cols.length === K && !sel.hideSpecial)
+    return { rows, cols, heads: H, data: src.subarray(layer * H * T * K, (layer + 1) * H * T * K) };
+  const data = new Float32Array(H * n);
+  // Renormalise only when tokens were hidden; the pair filter shows raw weights, as BertViz does.
+  for (let h = 0; h < H; h++) data.set(selectCells(layerData(h), K, rows, cols, sel.hideSpecial), h * n);
   return { rows, cols, heads: H, data };
 }
 
-/** Which of a row's weights pass a threshold and a top-k cut (the "hide weak lines" control). */
-export function keepMask(row: Float32Array, threshold: number, topK: number | null): Uint8Array {
-  const keep = new Uint8Array(row.length);
-  let kth = -Infinity;
-  if (topK !== null && topK < row.length) kth = [...row].sort((x, y) => y - x)[Math.max(0, topK - 1)];
-  for (let i = 0; i < row.length; i++) keep[i] = row[i] >= threshold && row[i] >= kth ? 1 : 0;
-  return keep;
+/**
+ * One head's `[T × K]` weights cut to `rows` × `cols` (a new `[R × C]` array, or `w` itself when nothing is
+ * cut), rows renormalised over the kept columns when `renormalise` (hidden special tokens).
+ */
+export function selectCells(
+  w: Float32Array,
+  K: number,
+  rows: readonly number[],
+  cols: readonly number[],
+  renormalise: boolean,
+): Float32Array {
+  const R = rows.length,
+    C = cols.length;
+  if (R * K === w.length && C === K && !renormalise) return w;
+  const out = new Float32Array(R * C);
+  for (let r = 0; r < R; r++) {
+    const base = rows[r] * K;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += out[r * C + c] = w[base + cols[c]];
+    if (renormalise && sum > 0) for (let c = 0; c < C; c++) out[r * C + c] /= sum;
+  }
+  return out;
 }

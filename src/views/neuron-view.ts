@@ -2,8 +2,9 @@
  * Neuron view (Vig 2019 §3.3; BertViz neuron_view): how one query token's attention comes about.
  *
  * Collapsed, it is a one-head head view: left tokens, lines with opacity = weight, right tokens. Hovering a
- * left token keeps its lines and puts a bar (opacity = weight) behind each right token; click pins the token.
- * The (+) button on the hovered or pinned token expands to five columns for that query token i:
+ * left token keeps its lines and puts a bar (opacity = weight) behind each right token. Clicking a token
+ * expands it (and pins it: hovering no longer moves the selection); clicking it again collapses. The (+)/(−)
+ * button on the token does the same without pinning. Expanded, five columns show query token i:
  *
  *   Query q            q_r for every query row r (the selected row framed)
  *   Key k              k_j for every key j (framed with opacity tanh(1.8 · a_ij), joined to q_i by elbows)
@@ -11,45 +12,64 @@
  *   q · k              q_i · k_j / √d, one square per key
  *   Softmax            the attention weights a_ij from the data, as bars behind the key tokens
  *
- * Causal models (`data.causal`) show products and dots only for j ≤ i; masked rows say so. BertViz gets q and
- * k from a vendored fork of 2019 transformers for three model types; here they come with the Attention data,
- * so every family the engine runs works. A file without q/k gets the collapsed view and a note.
+ * and a panel beside them breaks the score down by dimension (analysis/contributions.ts): for one key (click
+ * a key row or token; by default the key i attends to most) the terms q_n k_n by size and their share of q·k,
+ * the top ones framed in the q, k and q × k rows; for the whole row, the dimensions that drive the pattern
+ * (marked ▲ above the q column). Rotary models say that q/k are after RoPE; a position bias and a score
+ * scale are named in the score. Hovering a cell gives its exact value.
  *
- * Colour: theme.positive (blue) for v ≥ 0, theme.negative (orange) for v < 0, opacity tanh(|v| / s). BertViz
- * fixes s = 4 for every column. Here s = 3 × RMS of that column's values over the shown layer and head (q and
- * k share one s; products and dots over all unmasked pairs): for the golden models (q, k RMS ≈ 1.4) that is
- * s ≈ 4.3, BertViz's look, and models with much larger or smaller activations neither saturate nor fade out.
- * A value of one RMS gets opacity 0.32, two 0.58, three 0.76. The scales are printed under the controls.
+ * The maths (products, scores, softmax, causal mask, the check that softmax(q·k·scale + bias) reproduces the
+ * data's attention row, colour scales) is analysis/neuron.ts. Causal models show products and dots only for
+ * j ≤ i. A file without q/k gets the collapsed view and a note. Layers with a smaller head size than the
+ * stored q/k (zero-padded: the embedded model's 64 and 128) draw only their own dimensions across the column.
  *
- * Consistency check: softmax over the unmasked keys of the displayed q_i·k_j/√d must reproduce the data's
- * attention row; the view computes it, prints the largest difference and warns when it exceeds what the
- * storage precision explains (q/k as float16 in pages, attention in 12 bits) — e.g. keys taken before RoPE.
- * Models that scale otherwise or add a position bias say so in the data (`scoreScale`, `positionBias`: T5
- * has softmax(q·k + bias)); the q · k column then shows q_i·k_j·scale and the check adds the bias.
+ * Colour: theme.positive (blue) for v ≥ 0, theme.negative (orange) for v < 0, opacity tanh(|v| / s), with
+ * s = 3 × RMS of that column's values in the shown layer and head (BertViz fixes s = 4; for the golden models
+ * 3 × RMS ≈ 4.3). The scales are printed under the controls.
  *
- * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts). For cross-attention
- * queries are decoder tokens (left) and keys encoder tokens (right), with no causal mask; only the decoder's
- * self-attention is causal.
+ * Long inputs: only the rows on screen (plus a margin) are drawn and have token elements (virtual-rows.ts),
+ * so the view opens in the same time at 50 and at 8k tokens; past ALL_LINES_MAX line pairs the collapsed view
+ * draws only the hovered or pinned token's lines. Exports (toSVG, toPNG) draw every row.
  *
- * Everything is drawn on a canvas through painter.ts, so the SVG and PNG exports draw the same scene. The
- * vector cells (d × T rows × 3 columns: thousands) go as one raster per column, one pixel per value scaled
- * without smoothing (as Plot's raster), which keeps a hover redraw at a few milliseconds for d = 64 and
- * 128 tokens. Tokens and headings are DOM text, set through textContent only.
- *
- * Mounted through mount.ts, the root element carries the handle as `attnvizView` (no globals):
- *   document.querySelector('.attnviz-neuron-view').attnvizView.columns()
- * The root also has data-layer, data-head, data-filter, data-expanded, data-selected ('' when none).
+ * Everything is drawn on a canvas through painter.ts, so the SVG and PNG exports draw the same scene; the
+ * vector cells go as one raster per column (one pixel per value, scaled without smoothing, as Plot's raster).
+ * Tokens and headings are DOM text, set through textContent only. The root carries the handle as
+ * `attnvizView` (mount.ts) and data-layer, data-head, data-filter, data-expanded, data-selected, data-key
+ * ('' when none) and data-rows (the drawn rows, "first-last").
  */
-import { rgb } from 'd3-color';
-import type { Attention, AttentionPart, Tensor } from '../core/attention.js';
+import {
+  keyContributions,
+  rowContributions,
+  type KeyContributions,
+  type RowContributions,
+} from '../analysis/contributions.js';
+import {
+  attentionRow,
+  headScales,
+  headSize,
+  headVector,
+  isMasked,
+  neuronColumns,
+  scoreFormula,
+  scoreScale,
+  type NeuronColumns,
+  type NeuronScales,
+} from '../analysis/neuron.js';
+import { neuronReport } from '../analysis/neuron-report.js';
+import type { Attention, AttentionPart } from '../core/attention.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
-import { filterIndices, layerMatrix, PAIR_FILTERS, type LayerMatrix, type PairFilter } from './matrix.js';
 import type { ViewHandle } from './handle.js';
-import { carryLayer, partsView, type PartOptions } from './parts.js';
-import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
+import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
+import { contributionTables, drawPanel, PANEL_W, renderPanel, type PanelTable } from './neuron-panel.js';
+import { CanvasPainter, type Painter, scenePng, sceneSvg } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
+import { carryLayer, type PartOptions, withParts } from './parts.js';
+import { LineBatch, MIN_ALPHA } from './lines.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
+import { Tooltip } from './tooltip.js';
+import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
+import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
 export interface NeuronViewOptions extends PartOptions {
   /** Initially selected layer; default 0. */
@@ -66,6 +86,13 @@ export interface NeuronViewOptions extends PartOptions {
   selected?: number | null;
   /** Start expanded (needs q/k and a selected token); default false. */
   expanded?: boolean;
+  /** The key token whose score the panel breaks down, e.g. 2; default null (the key i attends to most). */
+  key?: number | null;
+  /**
+   * Called after every change of the state (the user's or update()'s), e.g. to keep it in a URL. The root also
+   * dispatches an `attnviz-change` event (bubbling; `detail` = the state) for pages that did not create the view.
+   */
+  onChange?: (state: Readonly<NeuronViewState>) => void;
 }
 
 export interface NeuronViewState {
@@ -77,44 +104,23 @@ export interface NeuronViewState {
   selected: number | null;
   /** True when a click locked `selected`; hovering then changes nothing. */
   pinned: boolean;
+  /** The expanded token is `selected`. */
   expanded: boolean;
+  /** The key token the panel breaks down (index in the data); null: the key `selected` attends to most. */
+  key: number | null;
   /** Encoder-decoder data: the attention shown. */
   part?: AttentionPart;
 }
 
-/** The expanded columns for the selected query token i, one entry per key the filter shows. */
-export interface NeuronColumns {
-  /** The query token i. */
-  query: number;
-  /** Key token indices j, top to bottom. */
-  keys: number[];
-  /** True where the causal mask hides key j (j > i): no product, no dot. */
-  masked: boolean[];
-  /** q_i ⊙ k_j, d values each; null where masked. */
-  products: (number[] | null)[];
-  /** q_i · k_j / √d (× the data's scoreScale instead, when it has one); null where masked. */
-  dots: (number | null)[];
-  /** The data's attention weights a_ij (what the Softmax column draws). */
-  softmax: number[];
-  /** softmax of the dots over all unmasked keys of the row (the whole row, not only the filter's keys); null where masked. */
-  computed: (number | null)[];
-  /** max_j |computed − a_ij| over the whole row, and the limit the view accepts (storage precision). */
-  maxDiff: number;
-  tolerance: number;
-}
-
-/** Colour scales s in opacity = tanh(|v| / s) for the shown layer and head. */
-export interface NeuronScales {
-  vector: number;
-  product: number;
-  dot: number;
-}
+export type { NeuronColumns, NeuronScales };
 
 export interface NeuronView extends ViewHandle<NeuronViewState> {
   /** Column values for the selected token (computed whether or not expanded); null without selection or q/k. */
   columns(): NeuronColumns | null;
   /** Null without q/k. */
   scales(): NeuronScales | null;
+  /** The panel's numbers for the selected token and key (key null when masked or none); null without q/k. */
+  contributions(): { key: KeyContributions | null; row: RowContributions } | null;
 }
 
 export const NO_QK_NOTE =
@@ -154,78 +160,79 @@ const HEADING_BOX: [number, number][] = [
   [S_X, S_W],
 ];
 
-/** s = SCALE_RMS × RMS (see the header). */
-const SCALE_RMS = 3;
 /** BertViz: key frames and connectors at opacity tanh(LINK · a). */
 const LINK = 1.8;
-/** Below this opacity nothing shows at 8-bit colour depth. */
-const MIN_ALPHA = 1 / 255;
-/** Collapsed lines are grouped into this many opacity levels (one stroke per level, not per line). */
-const ALPHA_LEVELS = 64;
-/** Relative error of a product of two float16-rounded values (2u, u = 2⁻¹¹). */
-const F16_PRODUCT = 2 ** -10;
-/** Attention is stored in 12 bits (≤ 2.5e-4 off); 1e-3 is the accepted agreement, widened by the q/k bound. */
-const ATTENTION_TOL = 1e-3;
+/** Above this many (query, key) pairs the collapsed view draws only the focused token's lines. */
+export const ALL_LINES_MAX = 256 * 256;
 
-export function neuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
-  if (data.encoderDecoder) {
-    return partsView<NeuronViewState, NeuronView, NeuronViewOptions>(
-      container,
-      data,
-      options,
-      neuronView,
-      (s, from, to) => {
-        // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
-        const same = from.tokens === to.tokens;
-        return {
-          layer: carryLayer(s.layer, undefined, to).layer,
-          head: s.head,
-          theme: s.theme,
-          selected: same ? s.selected : null,
-          expanded: same && s.selected !== null && s.expanded,
-        };
-      },
-    );
-  }
-  const [L, H] = data.attention.dims;
+export const neuronView = withParts<NeuronViewState, NeuronView, NeuronViewOptions>({
+  create: singleNeuronView,
+  carry: (s, from, to) => {
+    // Decoder and cross-attention share their query tokens (the decoder's): the selected token stays.
+    const same = from.tokens === to.tokens;
+    return {
+      layer: carryLayer(s.layer, undefined, to).layer,
+      head: s.head,
+      theme: s.theme,
+      selected: same ? s.selected : null,
+      expanded: same && s.selected !== null && s.expanded,
+      key: null,
+    };
+  },
+  forward: (current) => ({
+    columns: () => current().columns(),
+    scales: () => current().scales(),
+    contributions: () => current().contributions(),
+  }),
+});
+
+/** The neuron view of one attention (an encoder-decoder's part, or plain data). */
+function singleNeuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
+  const [L, H, T, K] = data.attention.dims;
   const hasQK = data.query !== undefined && data.key !== undefined;
   const keyTokens = data.keyTokens ?? data.tokens;
   const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
   const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
-  const index = (name: string, v: number | undefined, n: number, fallback: number) => {
-    if (v === undefined) return fallback;
+  const index = (name: string, v: number | null | undefined, n: number, fallback: number | null) => {
+    if (v === undefined || v === null) return fallback;
     if (!Number.isInteger(v) || v < 0 || v >= n)
       throw new RangeError(`neuron view: ${name} ${v} is out of range (0–${n - 1})`);
     return v;
   };
   let state: NeuronViewState = {
-    layer: index('layer', options.layer, L, 0),
-    head: index('head', options.head, H, 0),
+    layer: index('layer', options.layer, L, 0)!,
+    head: index('head', options.head, H, 0)!,
     filter: data.sentenceBStart === null ? 'all' : (options.filter ?? 'all'),
     theme: options.theme ?? 'dark',
-    selected: options.selected ?? null,
+    selected: index('token', options.selected, T, null),
     pinned: options.selected != null,
     expanded: options.expanded ?? false,
+    key: index('key', options.key, K, null),
   };
   let theme: Theme = resolveTheme(state.theme, window);
 
-  // ---- static DOM: root, controls, notes, body (canvas, headings, token columns) -----------------------
+  // ---- static DOM: root, controls, notes, body (canvas, headings, token columns) beside the panel ---------
   const root = el('div', { class: 'attnviz attnviz-neuron-view' });
   const style = el('style');
   const controls = el('div', { class: 'av-controls' });
   // The notes keep their lines when empty (visibility, not display), so showing them never moves the tokens.
   const scaleNote = el('div', { class: 'av-note av-scale' });
   const checkNote = el('div', { class: 'av-note av-check' });
+  const linesNote = el('div', { class: 'av-note av-lines' });
   const show = (e: HTMLElement, on: boolean) => {
     e.style.visibility = on ? 'visible' : 'hidden';
   };
+  const main = el('div', { class: 'av-main' });
   const body = el('div', { class: 'av-body' });
   const canvas = el('canvas');
+  const panel = el('div', { class: 'av-contrib', hidden: true });
   body.append(canvas);
+  main.append(body, panel);
   const notes = hasQK
     ? [scaleNote, checkNote]
     : [el('div', { class: 'av-note av-no-qk', role: 'note', text: NO_QK_NOTE })];
-  root.append(style, controls, ...notes, body);
+  root.append(style, controls, ...notes, linesNote, main);
+  const tooltip = new Tooltip(root);
   container.append(root);
 
   const range = (n: number) => Array.from({ length: n }, (_, i) => ({ value: i, label: String(i) }));
@@ -266,6 +273,14 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     return h;
   });
 
+  /** The panel's numbers (analysis/neuron-report.ts, as `attnviz neurons -o x.json` writes them). */
+  const jsonButton = button('JSON', () => {
+    const report = neuronReport(data, state.layer, state.head, state.selected!, panelKey() ?? undefined);
+    const name = `neuron-contributions-l${state.layer}-h${state.head}-t${state.selected}.json`;
+    download(new Blob([JSON.stringify(report, null, 1)], { type: 'application/json' }), name);
+  });
+  jsonButton.classList.add('av-json');
+
   /** (+) / (−): one button, moved into the focused token so reaching it does not leave the token. */
   const toggle = el('button', { type: 'button', class: 'av-toggle' });
   toggle.addEventListener('click', (e) => {
@@ -281,39 +296,115 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   media?.addEventListener?.('change', onScheme);
 
   // ---- derived data, cached by what they depend on ------------------------------------------------------
-  let matrix!: LayerMatrix;
-  let matrixKey = '';
-  const refreshMatrix = () => {
-    const key = `${state.layer}/${state.filter}`;
-    if (key !== matrixKey) {
-      matrixKey = key;
-      matrix = layerMatrix(data, state.layer, { filter: state.filter, hideSpecial: false });
-    }
+  let rows: number[] = [],
+    cols: number[] = [];
+  let indicesKey = '';
+  const refreshIndices = () => {
+    const key = state.filter;
+    if (key === indicesKey) return;
+    indicesKey = key;
+    ({ rows, cols } = filterIndices(
+      data.tokens,
+      data.sentenceBStart,
+      { filter: state.filter, hideSpecial: false },
+      data.keyTokens,
+    ));
   };
-  let scaleCache: { key: string; value: NeuronScales } | null = null;
-  const scales = (): NeuronScales | null => {
-    if (!hasQK) return null;
-    const key = `${state.layer}/${state.head}`;
-    if (scaleCache?.key !== key) scaleCache = { key, value: headScales(data, state.layer, state.head) };
-    return scaleCache.value;
+  const cached = <V>(compute: () => V): ((key: string) => V) => {
+    let last: { key: string; value: V } | null = null;
+    return (key) => {
+      if (last?.key !== key) last = { key, value: compute() };
+      return last.value;
+    };
   };
-  let colCache: { key: string; value: NeuronColumns | null } | null = null;
+  const sizes = new Map<number, number>();
+  /** The head size drawn in the current layer (headSize: the stored q/k may be zero-padded past it). */
+  const size = () => {
+    if (!sizes.has(state.layer)) sizes.set(state.layer, headSize(data, state.layer));
+    return sizes.get(state.layer)!;
+  };
+  const scaleOf = cached(() => headScales(data, state.layer, state.head, size()));
+  const scales = (): NeuronScales | null => (hasQK ? scaleOf(`${state.layer}/${state.head}`) : null);
+  const shown = () => hasQK && state.selected !== null && rows.includes(state.selected);
   const columns = (): NeuronColumns | null => {
-    refreshMatrix();
-    const key = `${state.layer}/${state.head}/${state.filter}/${state.selected}`;
-    if (colCache?.key !== key) {
-      colCache = {
-        key,
-        value:
-          hasQK && state.selected !== null && matrix.rows.includes(state.selected)
-            ? neuronColumns(data, state.layer, state.head, state.selected, matrix.cols)
-            : null,
-      };
-    }
-    return colCache.value;
+    refreshIndices();
+    return shown() ? neuronColumns(data, state.layer, state.head, state.selected!, cols, size()) : null;
   };
-  /** Attention weight for matrix row r, column c of the current head. */
-  const weight = (r: number, c: number) => matrix.data[(state.head * matrix.rows.length + r) * matrix.cols.length + c];
+  let windowCols: RowWindow = { first: 0, last: 0, y0: 0, y1: 0 };
+  const windowColumnsOf = cached(() =>
+    neuronColumns(
+      data,
+      state.layer,
+      state.head,
+      state.selected!,
+      cols.slice(windowCols.first, windowCols.last),
+      size(),
+    ),
+  );
+  /** The columns of the keys in window `w` only (what is drawn; the check still covers the whole row). */
+  const windowColumns = (w: RowWindow): NeuronColumns | null => {
+    refreshIndices();
+    windowCols = w;
+    const key = `${state.layer}/${state.head}/${state.filter}/${state.selected}/${w.first}-${w.last}`;
+    return shown() ? windowColumnsOf(key) : null;
+  };
+  /** The key the panel breaks down: state.key when shown and unmasked, else the shown key i attends to most. */
+  const panelKey = (): number | null => {
+    refreshIndices();
+    if (!shown()) return null;
+    const i = state.selected!;
+    if (state.key !== null && cols.includes(state.key) && !isMasked(data, state.layer, i, state.key)) return state.key;
+    const row = attentionRow(data, state.layer, state.head, i);
+    let best: number | null = null;
+    for (const j of cols) if (!isMasked(data, state.layer, i, j) && (best === null || row[j] > row[best])) best = j;
+    return best;
+  };
+  const rowContribOf = cached(() => rowContributions(data, state.layer, state.head, state.selected!, size()));
+  let contribKey: number | null = null;
+  const keyContribOf = cached(() =>
+    contribKey === null ? null : keyContributions(data, state.layer, state.head, state.selected!, contribKey, size()),
+  );
+  const contributions = (): { key: KeyContributions | null; row: RowContributions } | null => {
+    if (!shown()) return null;
+    contribKey = panelKey();
+    return {
+      key: keyContribOf(`${state.layer}/${state.head}/${state.selected}/${contribKey}`),
+      row: rowContribOf(`${state.layer}/${state.head}/${state.selected}`),
+    };
+  };
+  const rotaryNote = () =>
+    data.rotary
+      ? 'q and k are after rotary position embedding (RoPE: ' +
+        `${data.rotary === 'half' ? 'dims n and n + d/2' : 'dims 2n and 2n + 1'} rotate together).`
+      : null;
+  const panelTables = (): PanelTable[] => {
+    const c = contributions();
+    if (!c) return [];
+    return contributionTables(
+      c.key,
+      c.row,
+      { query: label(c.row.query), key: keyLabel },
+      { rotary: rotaryNote(), formula: `Score: ${scoreFormula(data)}.` },
+    );
+  };
+  /** Attention weight of display row r, column c in the current layer and head. */
+  const weight = (r: number, c: number) =>
+    data.attention.data[((state.layer * H + state.head) * T + rows[r]) * K + cols[c]];
+  const expandedNow = () => state.expanded && hasQK;
+  const bodyHeight = () => TOP + Math.max(rows.length, cols.length) * ROW + 4;
+  const geometry = () => ({ top: TOP, row: ROW, count: Math.max(rows.length, cols.length), height: bodyHeight() });
+  /** The rows to draw now: those on screen, with a margin. */
+  /**
+   * The rows on screen. Until the first frame the view is taken to start at the viewport's top or below (it was
+   * just added, and reading its position would force the page's layout now); the first frame checks.
+   */
+  let laidOut = false;
+  const screenWindow = (overscan?: number) =>
+    rowWindow(geometry(), laidOut ? body.getBoundingClientRect().top : 0, window.innerHeight, overscan);
+  const everything = (): RowWindow => {
+    const count = Math.max(rows.length, cols.length);
+    return { first: 0, last: count, y0: 0, y1: bodyHeight() };
+  };
 
   // ---- drawing: one scene for the canvas and the exports ------------------------------------------------
   const rowTop = (r: number, top: number) => top + TOP + r * ROW;
@@ -322,103 +413,60 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   const signColor = (v: number) => (v >= 0 ? theme.positive : theme.negative);
   const focusColors = () =>
     theme.name === 'dark' ? { bg: theme.positive, text: '#ffffff' } : { bg: theme.highlight, text: theme.text };
+  const inWindow = (n: number, w: RowWindow) => n >= w.first && n < w.last;
 
-  /**
-   * A column of vectors (one per row, null = empty row) as one RGBA raster: d pixels wide, ROW pixels per row
-   * with the cells CELL_H tall in the middle. Drawn scaled to VEC_W without smoothing, it is the same picture
-   * as d × rows rectangles, at the cost of one image (a hover redraws in milliseconds, the SVG stays small).
-   */
-  function vectorRaster(vectors: readonly (ArrayLike<number> | null)[], d: number, s: number): ImageData {
-    const img = new ImageData(d, Math.max(1, vectors.length * ROW));
-    const pos = rgbOf(theme.positive),
-      neg = rgbOf(theme.negative);
-    const y0 = (ROW - CELL_H) / 2;
-    vectors.forEach((v, r) => {
-      if (!v) return;
-      for (let k = 0; k < d; k++) {
-        const [red, green, blue] = v[k] >= 0 ? pos : neg;
-        const alpha = Math.round(Math.tanh(Math.abs(v[k]) / s) * 255);
-        for (let y = 0, o = ((r * ROW + y0) * d + k) * 4; y < CELL_H; y++, o += d * 4) {
-          img.data[o] = red;
-          img.data[o + 1] = green;
-          img.data[o + 2] = blue;
-          img.data[o + 3] = alpha;
-        }
-      }
-    });
-    return img;
-  }
-
-  /** A column of vectors at x: the raster (cached by `key` when given), then a 1-px frame around each row's cells. */
+  /** A column of vectors at x for display rows `first`…, the raster cached by `key` when given. */
   const rasters = new Map<string, ImageData>();
-  function drawVectors(
+  function vectorColumn(
     p: Painter,
     x: number,
     top: number,
+    first: number,
     vectors: readonly (ArrayLike<number> | null)[],
-    s: number,
+    scale: number,
     key?: string,
   ): void {
-    if (vectors.length === 0) return;
-    const make = () => vectorRaster(vectors, vectors.find((v) => v)?.length ?? 1, s);
+    const column: VectorColumn = {
+      x,
+      width: VEC_W,
+      y: rowTop(first, top),
+      row: ROW,
+      cell: CELL_H,
+      size: size(),
+      scale,
+      colors: { positive: theme.positive, negative: theme.negative, frame: theme.border },
+    };
     let img = key ? rasters.get(key) : undefined;
     if (!img) {
-      img = make();
+      img = vectorRaster(vectors, column);
       if (key) {
         if (rasters.size > 16) rasters.clear();
         rasters.set(key, img);
       }
     }
-    p.image(x, rowTop(0, top), VEC_W, vectors.length * ROW, img);
-    // All frames as one path: horizontal edges run half a line width past the corners so these are filled.
-    const segments: number[] = [];
-    vectors.forEach((v, r) => {
-      if (!v) return;
-      const y = cellTop(r, top),
-        x0 = x - 0.5,
-        x1 = x + VEC_W + 0.5,
-        y0 = y - 0.5,
-        y1 = y + CELL_H + 0.5;
-      segments.push(x0 - 0.5, y0, x1 + 0.5, y0, x0 - 0.5, y1, x1 + 0.5, y1, x0, y0, x0, y1, x1, y0, x1, y1);
-    });
-    p.lines(segments, theme.border, 1, 1);
+    drawVectors(p, vectors, column, img);
   }
 
-  function frame(
-    p: Painter,
-    x: number,
-    y: number,
-    w: number,
-    h: number,
-    color: string,
-    width: number,
-    opacity: number,
-  ): void {
-    const o = width / 2;
-    p.rect(x - o, y - o, w + width, h + width, 'none', opacity, { color, width });
-  }
-
-  /** The body: tokens (text only in exports, where there is no DOM), lines or the five columns. */
-  function drawBody(p: Painter, top: number, text: boolean): void {
-    refreshMatrix();
-    const { rows, cols } = matrix;
+  /** The body's rows in window `w`: tokens (text only in exports, where there is no DOM), lines or columns. */
+  function drawBody(p: Painter, top: number, w: RowWindow, text: boolean): void {
+    refreshIndices();
     const r = state.selected === null ? -1 : rows.indexOf(state.selected);
     const focus = focusColors();
     if (r >= 0) p.rect(0, rowTop(r, top), TOKEN_W, ROW, focus.bg);
-    if (state.expanded && hasQK) drawExpanded(p, top, r);
+    if (expandedNow()) drawExpanded(p, top, w, r);
     else drawCollapsed(p, top, r);
     if (!text) return;
     const style = { color: theme.text, size: 15 };
-    rows.forEach((i, k) =>
-      p.text(TOKEN_W - PAD, rowMid(k, top), label(i), {
+    for (let n = w.first; n < Math.min(w.last, rows.length); n++)
+      p.text(TOKEN_W - PAD, rowMid(n, top), label(rows[n]), {
         ...style,
-        color: k === r ? focus.text : theme.text,
+        color: n === r ? focus.text : theme.text,
         anchor: 'end',
-      }),
-    );
-    const rightX = (state.expanded && hasQK ? S_X : RIGHT_X) + PAD;
-    cols.forEach((j, c) => p.text(rightX, rowMid(c, top), keyLabel(j), style));
-    if (state.expanded && hasQK) {
+      });
+    const rightX = (expandedNow() ? S_X : RIGHT_X) + PAD;
+    for (let n = w.first; n < Math.min(w.last, cols.length); n++)
+      p.text(rightX, rowMid(n, top), keyLabel(cols[n]), style);
+    if (expandedNow())
       HEADINGS.forEach((h, k) =>
         p.text(HEADING_BOX[k][0] + HEADING_BOX[k][1] / 2, top + TOP / 2, h, {
           color: theme.text,
@@ -426,60 +474,58 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
           anchor: 'middle',
         }),
       );
-    }
   }
 
+  /** Lines from every row (or the focused row r) to every key, clipped by the painter to what is shown. */
   function drawCollapsed(p: Painter, top: number, r: number): void {
-    const R = matrix.rows.length,
-      C = matrix.cols.length;
+    const R = rows.length,
+      C = cols.length;
     if (r >= 0)
       for (let c = 0; c < C; c++) {
         const w = weight(r, c);
         if (w >= MIN_ALPHA) p.rect(RIGHT_X, rowTop(c, top), RIGHT_W, ROW, theme.positive, w);
       }
-    // All rows' lines, or only the focused row's.
+    if (r < 0 && R * C > ALL_LINES_MAX) return;
     const from = Math.max(r, 0),
       to = r >= 0 ? r + 1 : R;
-    const buckets: number[][] = Array.from({ length: ALPHA_LEVELS + 1 }, () => []);
-    for (let k = from; k < to; k++) {
-      for (let c = 0; c < C; c++) {
-        const w = weight(k, c);
-        if (w >= MIN_ALPHA)
-          buckets[Math.round(w * ALPHA_LEVELS)].push(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top));
-      }
-    }
-    buckets.forEach((segments, level) => p.lines(segments, theme.positive, Math.max(level, 0.5) / ALPHA_LEVELS, 2));
+    const lines = new LineBatch();
+    for (let k = from; k < to; k++)
+      for (let c = 0; c < C; c++) lines.add(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top), weight(k, c));
+    lines.draw(p, theme.positive, 2);
   }
 
-  function drawExpanded(p: Painter, top: number, r: number): void {
-    const { rows, cols } = matrix;
+  function drawExpanded(p: Painter, top: number, w: RowWindow, r: number): void {
     const s = scales()!;
-    const q = data.query!,
-      k = data.key!;
-    const cs = columns();
-    // Query and key vectors: every row, whatever the selection.
-    const key = `${state.layer}/${state.head}/${state.filter}/${theme.name}`;
-    drawVectors(
+    const d = size();
+    const cs = windowColumns(w);
+    const vector = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i).subarray(0, d);
+    const shownRows = rows.slice(w.first, w.last),
+      shownCols = cols.slice(w.first, w.last);
+    // Query and key vectors: every row in the window, whatever the selection.
+    const key = `${state.layer}/${state.head}/${state.filter}/${theme.name}/${w.first}-${w.last}`;
+    vectorColumn(
       p,
       Q_X,
       top,
-      rows.map((i) => headVector(q, state.layer, state.head, i)),
+      w.first,
+      shownRows.map((i) => vector(data.query, i)),
       s.vector,
       `q/${key}`,
     );
-    drawVectors(
+    vectorColumn(
       p,
       K_X,
       top,
-      cols.map((j) => headVector(k, state.layer, state.head, j)),
+      w.first,
+      shownCols.map((j) => vector(data.key, j)),
       s.vector,
       `k/${key}`,
     );
     // Softmax: the data's weights as bars behind the key tokens.
     if (r >= 0)
-      cols.forEach((_, c) => {
-        const w = weight(r, c);
-        if (w >= MIN_ALPHA) p.rect(S_X, rowTop(c, top), S_W, ROW, theme.positive, w);
+      shownCols.forEach((_, n) => {
+        const a = weight(r, w.first + n);
+        if (a >= MIN_ALPHA) p.rect(S_X, rowTop(w.first + n, top), S_W, ROW, theme.positive, a);
       });
     if (!cs || r < 0) {
       p.text(P_X + VEC_W / 2, rowMid(0, top), 'No token selected', {
@@ -490,24 +536,24 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       return;
     }
     frame(p, Q_X, cellTop(r, top), VEC_W, CELL_H, theme.positive, 2, 1);
-    drawVectors(p, P_X, top, cs.products, s.product);
+    vectorColumn(p, P_X, top, w.first, cs.products, s.product);
     const elbow = (Q_X + VEC_W + K_X) / 2;
-    cols.forEach((_, c) => {
+    for (let c = w.first; c < Math.min(w.last, cols.length); c++) {
       const y = cellTop(c, top),
         mid = rowMid(c, top);
-      if (cs.masked[c]) {
+      if (cs.masked[c - w.first]) {
         frame(p, P_X, y, VEC_W, CELL_H, theme.border, 1, 1);
         p.text(P_X + VEC_W / 2, mid, 'masked (j > i)', { color: theme.mutedText, size: 11, anchor: 'middle' });
         frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
-        return;
+        continue;
       }
-      const dot = cs.dots[c]!;
+      const dot = cs.dots[c - w.first]!;
       const a = Math.tanh(Math.abs(dot) / s.dot);
       if (a >= MIN_ALPHA) p.rect(D_X, y - 1, DOT, DOT, signColor(dot), a);
       frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
       // Key frame, elbow from q_i to k_j, and the k → q×k → q·k → softmax connectors, all at tanh(1.8 a).
       const link = Math.tanh(LINK * weight(r, c));
-      if (link < MIN_ALPHA) return;
+      if (link < MIN_ALPHA) continue;
       frame(p, K_X, y, VEC_W, CELL_H, theme.positive, 2, link);
       p.path(
         [Q_X + VEC_W + 1, rowMid(r, top), elbow, rowMid(r, top), elbow, mid, K_X - 1, mid],
@@ -521,57 +567,110 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
         link,
         2,
       );
-    });
+    }
+    drawTopDimensions(p, top, r);
   }
 
-  // ---- DOM tokens -------------------------------------------------------------------------------------
-  let tokenEls: { left: HTMLElement[]; right: HTMLElement[] } = { left: [], right: [] };
+  /**
+   * The panel's top dimensions on the vectors: for the key broken down, a frame (text colour) around each top
+   * cell in q_i, k_j and q_i ⊙ k_j; for the whole row, a ▲ above each top dimension of the q column.
+   */
+  function drawTopDimensions(p: Painter, top: number, r: number): void {
+    const c = contributions();
+    if (!c) return;
+    const cell = VEC_W / size();
+    const j = c.key ? cols.indexOf(c.key.key) : -1;
+    if (c.key && j >= 0)
+      for (const n of c.key.top)
+        for (const [x, row] of [
+          [Q_X, r],
+          [K_X, j],
+          [P_X, j],
+        ] as const)
+          frame(p, x + n * cell, cellTop(row, top), cell, CELL_H, theme.text, 1.5, 1);
+    for (const n of c.row.top) {
+      const x = Q_X + (n + 0.5) * cell;
+      p.path([x - 4, top + TOP - 2, x, top + TOP - 8, x + 4, top + TOP - 2, x - 4, top + TOP - 2], theme.text, 1, 1.5);
+    }
+  }
+
+  // ---- DOM tokens: only those of the drawn rows exist ---------------------------------------------------
+  const tokenEls = { left: new Map<number, HTMLElement>(), right: new Map<number, HTMLElement>() };
   let tokensKey = '';
-  function renderTokens(): void {
-    const key = `${matrix.rows.join(',')}/${matrix.cols.join(',')}`;
+  function makeToken(side: 'left' | 'right', n: number): HTMLElement {
+    const i = side === 'left' ? rows[n] : cols[n];
+    const t = el(
+      'div',
+      {
+        class: `av-token av-${side}`,
+        'data-side': side,
+        'data-index': i,
+        title: side === 'left' ? data.tokens[i] : keyTokens[i],
+      },
+      el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }),
+    );
+    t.style.top = `${TOP + n * ROW}px`;
+    if (side === 'left') {
+      Object.assign(t.style, { left: '0', width: `${TOKEN_W}px`, textAlign: 'right' });
+      t.tabIndex = 0;
+      t.setAttribute('role', 'button');
+      t.addEventListener('mouseenter', () => {
+        if (!state.pinned) update({ selected: i });
+      });
+      t.addEventListener('mouseleave', () => {
+        if (!state.pinned && !state.expanded) update({ selected: null });
+      });
+      t.addEventListener('click', () => clickToken(i));
+      t.addEventListener('keydown', (e) => {
+        if (e.key !== 'Enter' && e.key !== ' ') return;
+        e.preventDefault();
+        clickToken(i);
+      });
+    } else t.addEventListener('click', () => update({ key: i }));
+    body.append(t);
+    return t;
+  }
+
+  /** A click expands the token and pins it; on the pinned, expanded token it collapses and unpins. */
+  function clickToken(i: number): void {
+    if (!hasQK) update(state.pinned && state.selected === i ? { pinned: false } : { selected: i, pinned: true });
+    else if (state.pinned && state.selected === i && state.expanded) update({ expanded: false, pinned: false });
+    else update({ selected: i, pinned: true, expanded: true });
+  }
+
+  function renderTokens(w: RowWindow): void {
+    const key = `${indicesKey}`;
     if (key !== tokensKey) {
       tokensKey = key;
-      body.querySelectorAll('.av-token').forEach((n) => n.remove());
-      const make = (side: 'left' | 'right', i: number, n: number) => {
-        const t = el(
-          'div',
-          {
-            class: `av-token av-${side}`,
-            'data-side': side,
-            'data-index': i,
-            title: side === 'left' ? data.tokens[i] : keyTokens[i],
-          },
-          el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }),
-        );
-        t.style.top = `${TOP + n * ROW}px`;
-        if (side === 'left') {
-          Object.assign(t.style, { left: '0', width: `${TOKEN_W}px`, textAlign: 'right' });
-          t.addEventListener('mouseenter', () => {
-            if (!state.pinned) update({ selected: i });
-          });
-          t.addEventListener('mouseleave', () => {
-            if (!state.pinned && !state.expanded) update({ selected: null });
-          });
-          t.addEventListener('click', () =>
-            update(state.pinned && state.selected === i ? { pinned: false } : { selected: i, pinned: true }),
-          );
-        }
-        body.append(t);
-        return t;
-      };
-      tokenEls = {
-        left: matrix.rows.map((i, n) => make('left', i, n)),
-        right: matrix.cols.map((j, c) => make('right', j, c)),
-      };
+      for (const m of Object.values(tokenEls)) {
+        for (const t of m.values()) t.remove();
+        m.clear();
+      }
     }
-    const expanded = state.expanded && hasQK;
-    for (const t of tokenEls.right)
+    const expanded = expandedNow();
+    for (const [side, list] of [
+      ['left', rows],
+      ['right', cols],
+    ] as const) {
+      const m = tokenEls[side];
+      for (const [n, t] of m)
+        if (!inWindow(n, w)) {
+          t.remove();
+          m.delete(n);
+        }
+      for (let n = w.first; n < Math.min(w.last, list.length); n++) if (!m.has(n)) m.set(n, makeToken(side, n));
+    }
+    const panelKeyNow = expanded ? panelKey() : null;
+    for (const t of tokenEls.right.values()) {
       Object.assign(t.style, { left: `${expanded ? S_X : RIGHT_X}px`, width: `${expanded ? S_W : RIGHT_W}px` });
+      t.classList.toggle('av-key', Number(t.dataset.index) === panelKeyNow);
+    }
     let focused: HTMLElement | null = null;
-    for (const t of tokenEls.left) {
+    for (const t of tokenEls.left.values()) {
       const on = Number(t.dataset.index) === state.selected;
       t.classList.toggle('av-focus', on);
       t.classList.toggle('av-pinned', on && state.pinned);
+      t.setAttribute('aria-expanded', String(on && expanded));
       if (on) focused = t;
     }
     if (focused && hasQK) {
@@ -583,12 +682,17 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   }
 
   // ---- render -----------------------------------------------------------------------------------------
+  let drawn: RowWindow | null = null;
   function render(): void {
     theme = resolveTheme(state.theme, window);
     const cssText = css(theme) + neuronCss(theme, focusColors());
     if (style.textContent !== cssText) style.textContent = cssText; // unchanged CSS would still restyle the page
-    refreshMatrix();
-    const expanded = state.expanded && hasQK;
+    refreshIndices();
+    // Read the layout before writing to the DOM: reading after would force a synchronous layout.
+    body.style.height = `${bodyHeight()}px`;
+    const w = screenWindow();
+    const expanded = expandedNow();
+    const key = panelKey();
     Object.assign(root.dataset, {
       theme: theme.name,
       layer: String(state.layer),
@@ -597,22 +701,42 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
       expanded: String(expanded),
       selected: state.selected === null ? '' : String(state.selected),
       pinned: String(state.pinned),
+      key: key === null ? '' : String(key),
     });
     syncSelect(layerSelect, state.layer);
     syncSelect(headSelect, state.head);
     syncSelect(filterSelect, state.filter);
     syncSelect(themeSelect, state.theme);
-    const width = expanded ? EXPANDED_W : COLLAPSED_W;
-    const height = TOP + Math.max(matrix.rows.length, matrix.cols.length) * ROW + 4;
-    body.style.height = `${height}px`;
-    const ctx = canvasContext(width, height);
-    drawBody(new CanvasPainter(ctx), 0, false);
+    body.style.width = `${expanded ? EXPANDED_W : COLLAPSED_W}px`;
     headings.forEach((h) => {
       h.hidden = !expanded;
     });
-    renderTokens();
+    drawWindow(w);
     renderNotes(expanded);
+    const tables = expanded ? panelTables() : [];
+    panel.hidden = tables.length === 0;
+    renderPanel(panel, tables);
+    if (tables.length) panel.prepend(jsonButton);
   }
+
+  /** Draws the canvas and the token elements for rows in `w`. */
+  function drawWindow(w: RowWindow): void {
+    drawn = w;
+    const width = expandedNow() ? EXPANDED_W : COLLAPSED_W;
+    canvas.style.top = `${w.y0}px`;
+    const ctx = canvasContext(width, Math.max(1, w.y1 - w.y0));
+    drawBody(new CanvasPainter(ctx), -w.y0, w, false);
+    renderTokens(w);
+    root.dataset.rows = `${w.first}-${w.last}`;
+  }
+
+  /** On scroll (and in the first frame): redraw only when rows outside the drawn window came on screen. */
+  const checkWindow = () => {
+    laidOut = true;
+    if (!drawn || !covers(drawn, screenWindow(0))) drawWindow(screenWindow());
+  };
+  const stopWatching = watchViewport(checkWindow);
+  const firstFrame = requestAnimationFrame(checkWindow);
 
   /** The canvas context, resized only when the size changes (resizing reallocates), else cleared. */
   let canvasKey = '';
@@ -631,11 +755,22 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
   }
 
   function renderNotes(expanded: boolean): void {
-    const s = scales();
-    show(scaleNote, expanded && s !== null);
-    if (s)
-      scaleNote.textContent = `Colour: blue ≥ 0, orange < 0, opacity tanh(|v| / s) with s = 3 × RMS in this head: ${s.vector.toFixed(2)} (q, k), ${s.product.toFixed(2)} (q × k), ${s.dot.toFixed(2)} (q · k)`;
-    const cs = columns();
+    const manyLines = !expanded && state.selected === null && rows.length * cols.length > ALL_LINES_MAX;
+    linesNote.textContent = manyLines ? 'Long input: hover or click a token to see its lines.' : '';
+    linesNote.hidden = !manyLines;
+    const s = expanded ? scales() : null;
+    show(scaleNote, s !== null);
+    if (s) {
+      const d = size(),
+        stored = data.query!.dims[3];
+      scaleNote.textContent =
+        'Colour: blue ≥ 0, orange < 0, opacity tanh(|v| / s), s = 3 × RMS in this head: ' +
+        `${s.vector.toFixed(2)} (q, k), ` +
+        `${s.product.toFixed(2)} (q × k), ${s.dot.toFixed(2)} (q · k). Head size ${d}` +
+        `${d < stored ? ` (q/k stored zero-padded to ${stored})` : ''}.${data.rotary ? ' q, k after RoPE.' : ''}`;
+      scaleNote.title = scaleNote.textContent;
+    }
+    const cs = drawn && windowColumns(drawn);
     show(checkNote, cs !== null);
     if (!cs) return;
     const ok = cs.maxDiff <= cs.tolerance;
@@ -643,48 +778,121 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     checkNote.dataset.ok = String(ok);
     const formula = scoreFormula(data);
     checkNote.textContent = ok
-      ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” (max |Δ| ${cs.maxDiff.toExponential(1)})`
-      : `⚠ ${formula} differs from the attention row of “${label(cs.query)}” by up to ${cs.maxDiff.toFixed(4)}: these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or causal mask).`;
+      ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” ` +
+        `(max |Δ| ${cs.maxDiff.toExponential(1)})`
+      : `⚠ ${formula} differs from the attention row of “${label(cs.query)}” ` +
+        `by up to ${cs.maxDiff.toFixed(4)}: ` +
+        'these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or ' +
+        'causal mask).';
     checkNote.title = checkNote.textContent;
   }
 
-  // ---- export: the view as shown (header line, columns and tokens as text) --------------------------------
+  // ---- tooltips on the expanded columns -------------------------------------------------------------------
+  /** The exact value under (x, y) of the body, as tooltip text, and the key row it is on; null off the cells. */
+  function hit(x: number, y: number): { text: string; key: number | null } | null {
+    if (!expandedNow() || !drawn) return null;
+    const n = Math.floor((y - TOP) / ROW);
+    const d = size(),
+      cell = Math.floor(((x - (x >= P_X ? P_X : x >= K_X ? K_X : Q_X)) / VEC_W) * d);
+    const vec = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i);
+    if (x >= Q_X && x < Q_X + VEC_W && n >= 0 && n < rows.length) {
+      const i = rows[n];
+      return { text: `“${label(i)}” (${i}) q[${cell}] = ${vec(data.query, i)[cell]}`, key: null };
+    }
+    if (n < 0 || n >= cols.length) return null;
+    const j = cols[n];
+    if (x >= K_X && x < K_X + VEC_W)
+      return { text: `“${keyLabel(j)}” (${j}) k[${cell}] = ${vec(data.key, j)[cell]}`, key: j };
+    // The pointer is over a drawn row, so its key is in the drawn window's columns.
+    const cs = windowColumns(drawn),
+      c = n - drawn.first;
+    if (!cs || c < 0 || c >= cs.keys.length || cs.masked[c]) return null;
+    if (x >= P_X && x < P_X + VEC_W) {
+      const t = cs.products[c]![cell],
+        share = (t / (cs.dots[c]! / scoreScale(data))) * 100;
+      return { text: `q[${cell}] × k[${cell}] = ${t} (${share.toFixed(1)} % of q · k)`, key: j };
+    }
+    if (x >= D_X && x < D_X + DOT)
+      return {
+        text:
+          `“${label(cs.query)}” → “${keyLabel(j)}”\nscore ${cs.dots[c]}\n` +
+          `softmax ${cs.computed[c]}\nattention ${cs.softmax[c]}`,
+        key: j,
+      };
+    return null;
+  }
+  const bodyPoint = (e: MouseEvent) => {
+    const box = canvas.getBoundingClientRect();
+    return { x: e.clientX - box.left, y: e.clientY - box.top + (drawn?.y0 ?? 0) };
+  };
+  canvas.addEventListener('mousemove', (e) => {
+    const { x, y } = bodyPoint(e);
+    const h = hit(x, y);
+    if (h) tooltip.show(h.text, e.clientX, e.clientY);
+    else tooltip.hide();
+  });
+  canvas.addEventListener('mouseleave', () => tooltip.hide());
+  canvas.addEventListener('click', (e) => {
+    const { x, y } = bodyPoint(e);
+    const h = hit(x, y);
+    if (h?.key !== null && h?.key !== undefined) update({ key: h.key });
+  });
+
+  // ---- export: the view as shown (header line, every row, tokens as text, the panel) ----------------------
   function scene(): { width: number; height: number; draw: (p: Painter) => void } {
-    refreshMatrix();
+    refreshIndices();
     const header = hasQK ? 24 : 44;
-    const width = (state.expanded && hasQK ? EXPANDED_W : COLLAPSED_W) + 10;
+    const tables = expandedNow() ? panelTables() : [];
+    const panelX = EXPANDED_W + 24;
+    const width = (expandedNow() ? EXPANDED_W : COLLAPSED_W) + 10 + (tables.length ? PANEL_W + 24 : 0);
+    // Measure the panel by drawing it to a painter that only counts.
+    const panelHeight = tables.length ? drawPanel(countingPainter, 0, 0, tables, theme) : 0;
     return {
       width: Math.max(width, hasQK ? 0 : 780),
-      height: header + TOP + Math.max(matrix.rows.length, matrix.cols.length) * ROW + 10,
+      height: header + Math.max(bodyHeight(), TOP + panelHeight) + 10,
       draw: (p) => {
         p.text(
           0,
           10,
-          `Layer ${state.layer} · Head ${state.head}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`,
+          `Layer ${state.layer} · Head ${state.head}` +
+            (state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''),
           { color: theme.text, size: 13, weight: 'bold' },
         );
         if (!hasQK) p.text(0, 30, NO_QK_NOTE, { color: theme.mutedText, size: 12 });
-        drawBody(p, header, true);
+        drawBody(p, header, everything(), true);
+        if (tables.length) drawPanel(p, panelX, header + TOP, tables, theme);
       },
     };
   }
 
+  let notifying = false;
   function update(patch: Partial<NeuronViewState>): void {
     const next = { ...state, ...patch };
-    next.layer = index('layer', next.layer, L, 0);
-    next.head = index('head', next.head, H, 0);
+    next.layer = index('layer', next.layer, L, 0)!;
+    next.head = index('head', next.head, H, 0)!;
     if (data.sentenceBStart === null) next.filter = 'all';
-    const { rows } = filterIndices(
+    const allowed = filterIndices(
       data.tokens,
       data.sentenceBStart,
       { filter: next.filter, hideSpecial: false },
       data.keyTokens,
     );
-    if (next.selected !== null && !rows.includes(next.selected)) next.selected = null;
+    if (next.selected !== null && !allowed.rows.includes(next.selected)) next.selected = null;
+    if (next.key !== null && !allowed.cols.includes(next.key)) next.key = null;
     if (next.selected === null) next.pinned = false;
     if (!hasQK) next.expanded = false;
+    const changed = (Object.keys(next) as (keyof NeuronViewState)[]).some((k) => next[k] !== state[k]);
     state = next;
     render();
+    if (!changed || notifying) return;
+    // A listener that calls update() again does not recurse into itself.
+    notifying = true;
+    try {
+      options.onChange?.(state);
+      root.dispatchEvent(new CustomEvent('attnviz-change', { detail: state, bubbles: true }));
+    } finally {
+      notifying = false;
+    }
   }
 
   const view: NeuronView = {
@@ -693,6 +901,7 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     update,
     columns,
     scales,
+    contributions,
     toSVG: () => {
       const s = scene();
       return sceneSvg(s.width, s.height, theme.background, s.draw);
@@ -703,169 +912,52 @@ export function neuronView(container: HTMLElement, data: Attention, options: Neu
     },
     destroy: () => {
       media?.removeEventListener?.('change', onScheme);
+      stopWatching();
+      cancelAnimationFrame(firstFrame);
       root.remove();
     },
   };
-  update({});
+  render();
   return view;
 }
 
-// ---- math: everything the columns show, from q and k [L, H, T, d] ---------------------------------------
-
-/** q or k of token i in one layer and head: d values (a view into the tensor, not a copy). */
-function headVector(t: Tensor, layer: number, head: number, i: number): Float32Array {
-  const [, H, T, d] = t.dims;
-  const o = ((layer * H + head) * T + i) * d;
-  return t.data.subarray(o, o + d);
-}
-
-/** Key j is visible to query i: always, or j ≤ i under a causal mask. */
-const unmasked = (a: Attention, i: number, j: number) => !a.causal || j <= i;
-
-/** The factor q·k is multiplied by: the data's scoreScale (T5: 1), else 1/√d. */
-const scoreScale = (a: Attention, d: number) => a.scoreScale ?? 1 / Math.sqrt(d);
-
-/** The score formula the check applies, as the note prints it. */
-function scoreFormula(a: Attention): string {
-  const scaled =
-    a.scoreScale === undefined ? 'q · k / √d' : a.scoreScale === 1 ? 'q · k' : `q · k × ${a.scoreScale.toPrecision(4)}`;
-  return `softmax(${scaled}${a.positionBias ? ' + position bias' : ''})`;
-}
-
-/**
- * The computation of query row i over all keys: the dots z_j = q_i·k_j·scale, p = softmax(z + bias) over
- * unmasked j (the model's own softmax, whatever the filter shows), and the largest float16 error of any z_j:
- * a product of two f16-rounded values is off by ≤ 2⁻¹⁰ relative, so |Δz_j| ≤ 2⁻¹⁰ Σ_k |q_k k_k| · scale
- * (the bias travels in float32).
- */
-function scoreRow(
-  a: Attention,
-  layer: number,
-  head: number,
-  i: number,
-): { z: Float64Array; p: Float64Array; zError: number } {
-  const T = a.tokens.length,
-    K = (a.keyTokens ?? a.tokens).length;
-  const q = headVector(a.query!, layer, head, i);
-  const d = q.length,
-    scale = scoreScale(a, d);
-  const bias = a.positionBias?.data.subarray((head * T + i) * K, (head * T + i + 1) * K);
-  const z = new Float64Array(K).fill(-Infinity),
-    p = new Float64Array(K);
-  let max = -Infinity,
-    zError = 0;
-  for (let j = 0; j < K; j++) {
-    if (!unmasked(a, i, j)) continue;
-    const k = headVector(a.key!, layer, head, j);
-    let s = 0,
-      abs = 0;
-    for (let n = 0; n < d; n++) {
-      const x = q[n] * k[n];
-      s += x;
-      abs += Math.abs(x);
-    }
-    z[j] = s * scale;
-    zError = Math.max(zError, F16_PRODUCT * abs * scale + 1e-6);
-    max = Math.max(max, z[j] + (bias ? bias[j] : 0));
-  }
-  let sum = 0;
-  for (let j = 0; j < K; j++) if (z[j] > -Infinity) sum += p[j] = Math.exp(z[j] + (bias ? bias[j] : 0) - max);
-  for (let j = 0; j < K; j++) p[j] /= sum;
-  return { z, p, zError };
-}
-
-/** The five columns for query token i over the keys `cols`, and the consistency check over the whole row. */
-export function neuronColumns(
-  a: Attention,
-  layer: number,
-  head: number,
-  i: number,
-  cols: readonly number[],
-): NeuronColumns {
-  const [, H, T, K] = a.attention.dims;
-  const { z, p, zError } = scoreRow(a, layer, head, i);
-  const row = a.attention.data.subarray(((layer * H + head) * T + i) * K, ((layer * H + head) * T + i + 1) * K);
-  // softmax moves by dp_j = p_j (Δz_j − Σ p_k Δz_k), so |dp_j| ≤ 2 p_j max|Δz|.
-  let maxDiff = 0,
-    pMax = 0;
-  for (let j = 0; j < K; j++) {
-    maxDiff = Math.max(maxDiff, Math.abs(p[j] - row[j]));
-    pMax = Math.max(pMax, p[j]);
-  }
-  const q = headVector(a.query!, layer, head, i);
-  const masked = cols.map((j) => !unmasked(a, i, j));
-  return {
-    query: i,
-    keys: [...cols],
-    masked,
-    products: cols.map((j, c) =>
-      masked[c] ? null : Array.from(headVector(a.key!, layer, head, j), (k, n) => q[n] * k),
-    ),
-    dots: cols.map((j, c) => (masked[c] ? null : z[j])),
-    softmax: cols.map((j) => row[j]),
-    computed: cols.map((j, c) => (masked[c] ? null : p[j])),
-    maxDiff,
-    tolerance: ATTENTION_TOL + 2 * pMax * zError,
-  };
-}
-
-/** s = 3 × RMS of q and k (together), of q_i ⊙ k_j and of q_i·k_j·scale over the unmasked pairs of one head. */
-export function headScales(a: Attention, layer: number, head: number): NeuronScales {
-  // T queries, K keys (K = T but for cross-attention).
-  const T = a.tokens.length,
-    K = (a.keyTokens ?? a.tokens).length;
-  const q = (i: number) => headVector(a.query!, layer, head, i),
-    k = (j: number) => headVector(a.key!, layer, head, j);
-  const d = q(0).length,
-    scale = scoreScale(a, d);
-  let vec = 0,
-    prod = 0,
-    dot = 0,
-    pairs = 0;
-  for (let j = T; j < K; j++) {
-    const kj = k(j);
-    for (let n = 0; n < d; n++) vec += kj[n] * kj[n];
-  }
-  for (let i = 0; i < T; i++) {
-    const qi = q(i),
-      ki = i < K ? k(i) : null;
-    for (let n = 0; n < d; n++) vec += qi[n] * qi[n] + (ki ? ki[n] * ki[n] : 0);
-    for (let j = 0; j < K; j++) {
-      if (!unmasked(a, i, j)) continue;
-      const kj = k(j);
-      let s = 0;
-      for (let n = 0; n < d; n++) {
-        const x = qi[n] * kj[n];
-        prod += x * x;
-        s += x;
-      }
-      dot += (s * scale) ** 2;
-      pairs++;
-    }
-  }
-  const s = (sumSq: number, n: number) => Math.max(1e-6, SCALE_RMS * Math.sqrt(sumSq / Math.max(1, n)));
-  return { vector: s(vec, (T + K) * d), product: s(prod, pairs * d), dot: s(dot, pairs) };
-}
-
-function rgbOf(color: string): [number, number, number] {
-  const c = rgb(color);
-  return [c.r, c.g, c.b];
-}
+/** A painter that draws nothing (measuring the panel's height). */
+const countingPainter: Painter = {
+  rect: () => undefined,
+  lines: () => undefined,
+  path: () => undefined,
+  text: () => undefined,
+  image: () => undefined,
+  raster: () => undefined,
+};
 
 // ---- styles -------------------------------------------------------------------------------------------
 
-/** The neuron view's additions to styles.ts: 26-px rows, BertViz's focus colours, the (+)/(−) button. */
+/** The neuron view's additions to styles.ts: 26-px rows, BertViz's focus colours, the (+)/(−) button, panel. */
 function neuronCss(t: Theme, focus: { bg: string; text: string }): string {
+  const v = '.attnviz.attnviz-neuron-view';
   return `
-.attnviz.attnviz-neuron-view .av-body{overflow-x:auto;overflow-y:hidden}
-.attnviz.attnviz-neuron-view .av-heading{position:absolute;top:0;height:${TOP}px;line-height:${TOP}px;font-size:16px;text-align:center;white-space:nowrap;pointer-events:none}
-.attnviz.attnviz-neuron-view .av-token{height:${ROW}px;line-height:${ROW}px;padding:0 ${PAD}px;background:transparent}
-.attnviz.attnviz-neuron-view .av-token.av-right{cursor:default}
-.attnviz.attnviz-neuron-view .av-token.av-focus{background:transparent;color:${focus.text}}
-.attnviz.attnviz-neuron-view .av-toggle{position:absolute;left:4px;top:${(ROW - 16) / 2}px;width:16px;height:16px;border:0;border-radius:50%;padding:0;margin:0;cursor:pointer;background:${focus.text};color:${focus.bg};font:bold 14px/16px sans-serif;text-align:center}
-.attnviz.attnviz-neuron-view .av-toggle[data-action=expand]::before{content:'+'}
-.attnviz.attnviz-neuron-view .av-toggle[data-action=collapse]::before{content:'\\2212'}
-.attnviz.attnviz-neuron-view .av-scale,.attnviz.attnviz-neuron-view .av-check{min-height:1.3em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
-.attnviz.attnviz-neuron-view .av-check.av-warn{color:${t.negative}}
+${v} .av-main{display:flex;flex-wrap:wrap;gap:12px 24px;align-items:flex-start}
+${v} .av-body{overflow:visible;flex:none}
+${v} .av-heading{position:absolute;top:0;height:${TOP}px;line-height:${TOP}px;font-size:16px;text-align:center;
+  white-space:nowrap;pointer-events:none}
+${v} .av-token{height:${ROW}px;line-height:${ROW}px;padding:0 ${PAD}px;background:transparent}
+${v} .av-token.av-right{cursor:pointer}
+${v} .av-token.av-right.av-key{outline:1px solid ${t.text}}
+${v} .av-token.av-focus{background:transparent;color:${focus.text}}
+${v} .av-toggle{position:absolute;left:4px;top:${(ROW - 16) / 2}px;width:16px;height:16px;border:0;border-radius:50%;
+  padding:0;margin:0;cursor:pointer;background:${focus.text};color:${focus.bg};font:bold 14px/16px sans-serif;
+  text-align:center}
+${v} .av-toggle[data-action=expand]::before{content:'+'}
+${v} .av-toggle[data-action=collapse]::before{content:'\\2212'}
+${v} .av-scale,${v} .av-check{min-height:1.3em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+${v} .av-check.av-warn{color:${t.negative}}
+${v} .av-contrib{position:sticky;top:0;max-height:100vh;overflow:auto;width:${PANEL_W + 40}px;font-size:12px}
+${v} .av-contrib h4{margin:4px 0;font-size:13px}
+${v} .av-contrib .av-json{float:right}
+${v} .av-contrib p{margin:2px 0;color:${t.mutedText}}
+${v} .av-terms{border-collapse:collapse;margin:4px 0 10px}
+${v} .av-terms th,${v} .av-terms td{padding:1px 6px;text-align:right;font-variant-numeric:tabular-nums}
+${v} .av-terms tr.av-top td{background:${t.highlight}}
 `;
 }

@@ -30,6 +30,15 @@ export interface Painter {
   text(x: number, y: number, text: string, style: TextStyle): void;
   /** An RGBA raster (one pixel per cell) scaled to the rectangle without smoothing. */
   image(x: number, y: number, w: number, h: number, pixels: ImageData): void;
+  /** The part (sx, sy, sw, sh) of a pre-rendered raster, scaled to the rectangle without smoothing. */
+  raster(source: HTMLCanvasElement, sx: number, sy: number, sw: number, sh: number, rect: Rect): void;
+}
+
+export interface Rect {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
 }
 
 export const FONT = "'Helvetica Neue', Helvetica, Arial, sans-serif";
@@ -93,12 +102,13 @@ export class CanvasPainter implements Painter {
   }
 
   image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
-    const tile = document.createElement('canvas');
-    tile.width = pixels.width;
-    tile.height = pixels.height;
-    tile.getContext('2d')!.putImageData(pixels, 0, 0);
+    const tile = canvasOf(pixels);
+    this.raster(tile, 0, 0, tile.width, tile.height, { x, y, w, h });
+  }
+
+  raster(source: HTMLCanvasElement, sx: number, sy: number, sw: number, sh: number, r: Rect): void {
     this.ctx.imageSmoothingEnabled = false;
-    this.ctx.drawImage(tile, x, y, w, h);
+    this.ctx.drawImage(source, sx, sy, sw, sh, r.x, r.y, r.w, r.h);
   }
 
   private stroke(color: string, opacity: number, width: number): void {
@@ -163,12 +173,31 @@ export class SvgPainter implements Painter {
   }
 
   image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
-    const tile = document.createElement('canvas');
-    tile.width = pixels.width;
-    tile.height = pixels.height;
-    tile.getContext('2d')!.putImageData(pixels, 0, 0);
+    const tile = canvasOf(pixels);
     this.parts.push(
       `<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
+    );
+  }
+
+  raster(source: HTMLCanvasElement, sx: number, sy: number, sw: number, sh: number, rect: Rect): void {
+    // Whole source pixels around the part, placed so the part lands on the rectangle; clipped to it.
+    const x0 = Math.max(0, Math.floor(sx)),
+      y0 = Math.max(0, Math.floor(sy));
+    const x1 = Math.min(source.width, Math.ceil(sx + sw)),
+      y1 = Math.min(source.height, Math.ceil(sy + sh));
+    if (x1 <= x0 || y1 <= y0) return;
+    const tile = document.createElement('canvas');
+    tile.width = x1 - x0;
+    tile.height = y1 - y0;
+    tile.getContext('2d')!.drawImage(source, x0, y0, tile.width, tile.height, 0, 0, tile.width, tile.height);
+    const kx = rect.w / sw,
+      ky = rect.h / sh;
+    const id = `av-clip-${this.parts.length}`;
+    this.parts.push(
+      `<clipPath id="${id}"><rect x="${r(rect.x)}" y="${r(rect.y)}" width="${r(rect.w)}" height="${r(rect.h)}"/></clipPath>` +
+        `<image clip-path="url(#${id})" x="${r(rect.x + (x0 - sx) * kx)}" y="${r(rect.y + (y0 - sy) * ky)}" ` +
+        `width="${r(tile.width * kx)}" height="${r(tile.height * ky)}" preserveAspectRatio="none" ` +
+        `style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
     );
   }
 
@@ -193,6 +222,14 @@ export function escapeXml(s: string): string {
   return s
     .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!)
     .replace(NOT_XML, '\ufffd');
+}
+
+function canvasOf(pixels: ImageData): HTMLCanvasElement {
+  const tile = document.createElement('canvas');
+  tile.width = pixels.width;
+  tile.height = pixels.height;
+  tile.getContext('2d')!.putImageData(pixels, 0, 0);
+  return tile;
 }
 
 function r(v: number, digits = 2): number {

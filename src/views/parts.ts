@@ -6,9 +6,9 @@
  *
  * Switching remounts the view on the chosen part inside the same host, carrying over what still applies
  * (layer, heads, theme, …: the view's own `carry`), and puts the select first in the view's controls. The
- * returned handle is the view's, with `part` in its state and update(); view-specific methods (drawn,
- * columns, scales) always reach the view currently shown. The host (`.attnviz-parts`, `data-part`) and each
- * mounted root carry the handle as `attnvizView`, as mount.ts does for the other views.
+ * returned handle is the view's, with `part` in its state and update(); the view's own methods (drawn(),
+ * addLayer(), …), which it lists in its spec's `forward`, reach the view currently shown. The host
+ * (`.attnviz-parts`, `data-part`) and each mounted root carry the handle as `attnvizView`, as mount.ts does.
  */
 import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
 import { check } from '../core/errors.js';
@@ -28,31 +28,51 @@ export interface PartOptions {
  */
 export type Carry<S, O> = (state: Readonly<S>, from: Attention, to: Attention, options: O) => Partial<O>;
 
-export function partsView<S extends object, V extends ViewHandle<S>, O extends PartOptions>(
+/** How a view is made for one part, and what carries over and what is forwarded when the part changes. */
+export interface PartsSpec<S extends object, V extends ViewHandle<S>, O extends PartOptions> {
+  create: (host: HTMLElement, data: Attention, options: O) => V;
+  carry: Carry<S, O>;
+  /** The view's methods beyond ViewHandle, each calling the view currently shown (`current()`). */
+  forward: (current: () => V) => Omit<V, keyof ViewHandle<S>>;
+}
+
+/**
+ * A view's public entry: its single-part `create` for plain data, the part select around it for
+ * encoder-decoder data. The one place where views are wrapped.
+ */
+export function withParts<S extends object, V extends ViewHandle<S>, O extends PartOptions>(
+  spec: PartsSpec<S, V, O>,
+): (container: HTMLElement, data: Attention, options?: O) => V {
+  return (container, data, options = {} as O) =>
+    data.encoderDecoder ? mountParts(container, data, options, spec) : spec.create(container, data, options);
+}
+
+function mountParts<S extends object, V extends ViewHandle<S>, O extends PartOptions>(
   container: HTMLElement,
   data: Attention,
   options: O,
-  create: (host: HTMLElement, data: Attention, options: O) => V,
-  carry: Carry<S, O>,
+  { create, carry, forward }: PartsSpec<S, V, O>,
 ): V {
   const host = el('div', { class: 'attnviz-parts' });
   container.append(host);
   let part: AttentionPart = options.part && ATTENTION_PARTS.includes(options.part) ? options.part : 'encoder';
-  let inner: V;
+  let inner: V | null = null;
+  const current = () => inner!;
 
   const mount = (o: O) => {
-    inner = create(host, attentionPart(data, part), { ...o, part: undefined });
+    const view = create(host, attentionPart(data, part), { ...o, part: undefined });
+    inner = view;
     host.dataset.part = part;
-    inner.element.dataset.part = part;
+    view.element.dataset.part = part;
     const control = select(
       'Attention:',
       ATTENTION_PARTS.map((p) => ({ value: p, label: PART_LABELS[p] })),
       part,
-      (p) => handle.update({ part: p } as unknown as Partial<S>),
+      (p) => base.update({ part: p } as Partial<S & PartOptions>),
     );
     control.classList.add('av-part');
-    (inner.element.querySelector('.av-controls') ?? inner.element).prepend(control);
-    Object.defineProperty(inner.element, 'attnvizView', { value: handle });
+    (view.element.querySelector('.av-controls') ?? view.element).prepend(control);
+    Object.defineProperty(view.element, 'attnvizView', { value: handle });
   };
 
   const switchTo = (next: AttentionPart) => {
@@ -61,35 +81,31 @@ export function partsView<S extends object, V extends ViewHandle<S>, O extends P
       ATTENTION_PARTS.includes(next),
       `part must be one of ${ATTENTION_PARTS.join(', ')}, not ${JSON.stringify(next)}`,
     );
-    const carried = carry(inner.state(), attentionPart(data, part), attentionPart(data, next), options);
-    inner.destroy();
+    const carried = carry(current().state(), attentionPart(data, part), attentionPart(data, next), options);
+    current().destroy();
     part = next;
     mount({ ...options, ...carried });
   };
 
-  const handle = {
+  const base: ViewHandle<S & PartOptions> = {
     element: host,
-    state: () => ({ ...inner.state(), part }),
-    update: (patch: Partial<S> & PartOptions) => {
+    state: () => ({ ...current().state(), part }),
+    update: (patch) => {
       const { part: next, ...rest } = patch;
       if (next !== undefined) switchTo(next);
-      if (Object.keys(rest).length > 0) inner.update(rest as Partial<S>);
+      if (Object.keys(rest).length > 0) current().update(rest as Partial<S>);
     },
-    toSVG: () => inner.toSVG(),
-    toPNG: () => inner.toPNG(),
+    toSVG: () => current().toSVG(),
+    toPNG: () => current().toPNG(),
     destroy: () => {
-      inner.destroy();
+      current().destroy();
       host.remove();
     },
-  } as unknown as V;
+  };
+  // The base handle plus forward()'s methods is V; TypeScript cannot see through the Omit.
+  const handle = { ...base } as unknown as V;
   mount(options);
-  // The view's own methods (drawn(), columns(), …), forwarded to whichever view is mounted.
-  for (const [name, value] of Object.entries(inner!)) {
-    if (typeof value === 'function' && !(name in handle)) {
-      (handle as unknown as Record<string, unknown>)[name] = (...args: unknown[]) =>
-        (inner as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
-    }
-  }
+  Object.assign(handle, forward(current));
   return handle;
 }
 

@@ -1,0 +1,196 @@
+/**
+ * `attnviz heads`: the head finder over a corpus (analysis/head-metrics.ts). The texts run on a pool of
+ * one-thread sessions (bench/heads.ts measured the alternatives: see bench/RESULTS.md); each text's scores
+ * are kept and its attention dropped; the HTML report then re-runs only the texts it opens in the head view.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { CorpusScores, type HeadScores, headScores, parsePattern } from '../analysis/head-metrics.js';
+import type { Attention } from '../core/attention.js';
+import { AttnvizError } from '../core/errors.js';
+import { renderReportImage } from '../export/image.js';
+import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
+import type { HeadsReport } from '../export/report-data.js';
+import type { AttentionModel as Model } from '../models/model.js';
+import { loadModel } from '../models/load-model.js';
+import { list, numberOption, required, type Command } from './command.js';
+import { outputFormats, writeImage } from './outputs.js';
+
+export const heads: Command = {
+  name: 'heads',
+  synopsis: `heads --model <m> --texts <corpus.txt|folder> [--pair] [--pattern "/from/ -> /to/"]… [--truncate]
+      [--jobs N] -o <out.html|.json|.csv|.png>…`,
+  description: `The head finder: per layer × head, over the corpus (one text per line, or a folder of .txt files, one
+text each; --pair: a tab separates a sentence pair), the mean and spread of: normalised entropy,
+attention to the first token and to special tokens, previous / same / next token, mean distance,
+punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
+tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
+skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
+sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
+--jobs N: runs at once, each a one-thread session holding its own copy of the weights (default: one
+per core while the copies fit in a quarter of the memory).`,
+  options: {
+    model: { type: 'string' },
+    texts: { type: 'string' },
+    pair: { type: 'boolean' },
+    pattern: { type: 'string', multiple: true },
+    truncate: { type: 'boolean' },
+    jobs: { type: 'string' },
+    out: { type: 'string', short: 'o', multiple: true },
+  },
+  async run(v) {
+    const outs = list(v, 'out');
+    const formats = outputFormats(outs, ['html', 'json', 'csv', 'png'] as const);
+    const patterns = list(v, 'pattern').map(parsePattern);
+    const corpus = await readCorpus(required(v, 'texts'), v.pair === true);
+    const jobs = numberOption(v, 'jobs', (n) => Number.isSafeInteger(n) && n > 0, 'a positive integer');
+    const models = await pool(required(v, 'model'), jobs);
+    const m = models[0];
+    try {
+      const truncate = v.truncate === true;
+      const run = (model: Model, t: CorpusText) => model.attention(t.text, { pair: t.pair, truncate });
+      const perText: (HeadScores | null)[] = [];
+      const skipped: HeadsReport['skipped'] = [];
+      const bar = process.stderr.isTTY
+        ? new SingleBar({
+            format:
+              'heads [{bar}] {value}/{total} texts  {speed} texts/s  {eta_formatted} left  ' +
+              `(${models.length} run${models.length > 1 ? 's' : ''} at once)`,
+            etaBuffer: 50,
+          })
+        : null;
+      const started = performance.now();
+      bar?.start(corpus.length, 0, { speed: '–' });
+      let next = 0,
+        done = 0;
+      // Each model takes the next text when its run ends; scores are kept by corpus index, so the result does
+      // not depend on which run finished first.
+      const worker = async (model: Model) => {
+        while (next < corpus.length) {
+          const n = next++;
+          try {
+            perText[n] = headScores(await run(model, corpus[n]), patterns);
+          } catch (e) {
+            // A text the model refuses (too long without --truncate, …) is skipped and reported, not fatal.
+            if (!(e instanceof AttnvizError)) {
+              next = corpus.length; // the other runs stop after their current text
+              throw e;
+            }
+            perText[n] = null;
+            skipped[n] = { where: corpus[n].where, reason: e.message };
+          } finally {
+            done++;
+            bar?.update(done, { speed: (done / ((performance.now() - started) / 1000)).toFixed(1) });
+          }
+        }
+      };
+      // Every run settles before the models are released, even when one fails.
+      const settled = await Promise.allSettled(models.map(worker));
+      bar?.stop();
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      const scores = new CorpusScores();
+      const scored: CorpusText[] = [];
+      perText.forEach((s, n) => {
+        if (!s) return;
+        scores.add(scored.length, s);
+        scored.push(corpus[n]);
+      });
+      const skips = skipped.filter(Boolean);
+      if (!scored.length)
+        throw new AttnvizError(
+          `no text of ${corpus.length} could be scored (first: ${skips[0].where}: ${skips[0].reason})`,
+        );
+      const report = headsReport(
+        scores.result(),
+        m.source,
+        scored.map((t) => (t.pair === null ? t.text : `${t.text}\t${t.pair}`)),
+        skips,
+      );
+      let html: string | undefined;
+      const outputs: (string | Uint8Array)[] = [];
+      for (const f of formats) {
+        if (f === 'html' || f === 'png') {
+          if (html === undefined) {
+            // Re-run the texts the report opens, keeping only the layers where each is some head's best.
+            const attentions: Record<string, Attention> = {};
+            for (const [text, layers] of bestTexts(report))
+              attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
+            html = renderReport(report, attentions, `attnviz heads — ${m.source}`);
+          }
+          outputs.push(f === 'html' ? html : await renderReportImage(html, 'png'));
+        } else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
+      }
+      for (const [i, out] of outs.entries()) await writeImage(out, outputs[i]);
+      const seconds = (performance.now() - started) / 1000;
+      console.error(
+        `wrote ${outs.join(', ')}: ${scored.length} texts scored in ${seconds.toFixed(1)} s` +
+          (skips.length ? `, ${skips.length} skipped (${skips[0].where}: ${skips[0].reason})` : ''),
+      );
+    } finally {
+      await Promise.all(models.map((x) => x.release()));
+    }
+  },
+};
+
+/**
+ * The models the corpus runs on: `jobs` sessions of one thread each, one call in flight on each (bench/heads.ts:
+ * more texts per second than one multi-threaded session). By default one per core, as long as the copies fit
+ * in a quarter of the memory (each session holds the weights); otherwise one session with onnxruntime's own
+ * thread count.
+ */
+async function pool(source: string, jobs: number | undefined): Promise<Model[]> {
+  const wanted = jobs ?? availableParallelism();
+  if (wanted === 1) return [await loadModel(source)];
+  const first = await loadModel(source, { threads: 1 });
+  const fits = Math.max(1, Math.floor(totalmem() / 4 / Math.max(1, first.weightBytes)));
+  const n = jobs ?? Math.min(wanted, fits);
+  if (n === 1) {
+    await first.release();
+    return [await loadModel(source)];
+  }
+  const models = [first];
+  try {
+    for (let i = 1; i < n; i++) models.push(await loadModel(source, { threads: 1 }));
+  } catch (e) {
+    await Promise.all(models.map((x) => x.release()));
+    throw e;
+  }
+  return models;
+}
+
+export interface CorpusText {
+  text: string;
+  pair: string | null;
+  /** "line N" or the file name, for messages. */
+  where: string;
+}
+
+/**
+ * A corpus: a file with one text per line (blank lines skipped) or a folder whose .txt files are one text
+ * each. With `pair`, a tab splits each text into a sentence pair (a text without one is an error).
+ */
+export async function readCorpus(path: string, pair: boolean): Promise<CorpusText[]> {
+  const info = await stat(path).catch(() => {
+    throw new AttnvizError(`--texts ${path}: no such file or folder`);
+  });
+  let entries: { text: string; where: string }[];
+  if (info.isDirectory()) {
+    const files = (await readdir(path)).filter((f) => f.toLowerCase().endsWith('.txt')).sort();
+    entries = await Promise.all(
+      files.map(async (f) => ({ text: (await readFile(join(path, f), 'utf8')).trim(), where: f })),
+    );
+  } else {
+    const lines = (await readFile(path, 'utf8')).split(/\r?\n/);
+    entries = lines.map((text, i) => ({ text: text.trim(), where: `line ${i + 1}` }));
+  }
+  entries = entries.filter((e) => e.text !== '');
+  if (!entries.length) throw new AttnvizError(`--texts ${path}: the corpus is empty (no non-blank text)`);
+  return entries.map(({ text, where }) => {
+    if (!pair) return { text, pair: null, where };
+    const tab = text.indexOf('\t');
+    if (tab < 0) throw new AttnvizError(`--texts ${path}: ${where} has no tab (--pair needs "A<tab>B" on each line)`);
+    return { text: text.slice(0, tab).trim(), pair: text.slice(tab + 1).trim(), where };
+  });
+}

@@ -1,0 +1,188 @@
+/**
+ * Node only: the formats of this folder on disk. Reading safetensors headers and files, writing files
+ * atomically, attention files by path. Everything else in core/ is browser-safe and shared with the app.
+ */
+import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Attention, AttentionStream, Tensor } from './attention.js';
+import {
+  type AttentionFileOptions,
+  decodeAttentionFile,
+  encodeAttentionFile,
+  idsTensor,
+  metadataOf,
+  type ReadOptions,
+} from './attention-file.js';
+import { toHalf } from './half.js';
+import { AttnvizError, check, systemReason } from './errors.js';
+import {
+  DTYPE_BYTES,
+  decodeHeader,
+  headerLength,
+  parseHeader,
+  safetensorsHeader,
+  type SafetensorsHeader,
+  type TensorToWrite,
+} from './safetensors.js';
+
+/** Reads only the header of a safetensors file (weights stay on disk). */
+export async function readHeader(path: string): Promise<SafetensorsHeader> {
+  const file = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`${path}: cannot open (${systemReason(e)})`);
+  });
+  try {
+    const stat = await file.stat();
+    check(stat.isFile(), `${path}: not a file`);
+    const { size } = stat;
+    const lengthBytes = Buffer.alloc(8);
+    await file.read(lengthBytes, 0, 8, 0);
+    const header = Buffer.alloc(headerLength(lengthBytes, size, basename(path)));
+    await file.read(header, 0, header.length, 8);
+    return parseHeader(header, size, basename(path));
+  } finally {
+    await file.close();
+  }
+}
+
+/** Reads a whole safetensors file into memory (for small files such as attention files). */
+export async function readSafetensors(path: string): Promise<{ header: SafetensorsHeader; bytes: Buffer }> {
+  const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`${path}: cannot read (${systemReason(e)})`);
+  });
+  return { header: decodeHeader(bytes, basename(path)), bytes };
+}
+
+/**
+ * Writes a file atomically: a temporary sibling `name.<pid>.tmp`, then rename, so a failure never leaves half a
+ * file behind. A process killed mid-write leaves its temporary file; the next write to that folder removes such
+ * files whose process is gone.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await removeStaleTemporaries(dirname(path));
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (e) {
+    // The cleanup fails too when the folder is missing or is a file (ENOTDIR): the write's error is the one to tell.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
+  }
+}
+
+/** Temporary files writeFileAtomic names: `<name>.<pid>.tmp`. */
+const TEMPORARY = /^.+\.(\d+)\.tmp$/;
+
+/** Removes `<name>.<pid>.tmp` files in `dir` whose process no longer runs (a write killed midway). */
+async function removeStaleTemporaries(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(TEMPORARY.exec(name)?.[1]);
+    if (!pid || pid === process.pid || processRuns(pid)) continue;
+    await rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, under another user.
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** A missing folder is the usual reason a write fails with ENOENT: name it. */
+function writeReason(e: unknown, path: string): string {
+  return (e as { code?: string }).code === 'ENOENT' ? `no such folder ${dirname(path)}` : systemReason(e);
+}
+
+export async function writeAttentionFile(
+  path: string,
+  a: Attention,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeAttentionFile(a, options));
+}
+
+/**
+ * Writes an attention file from a stream, layer by layer: the header first (every shape is known from the
+ * stream's header), then each layer's share of `attention`, `query` and `key` at its place as it arrives, then
+ * `hidden_last` and `input_ids`. Memory holds one layer. A temporary sibling renamed at the end, so a failure
+ * leaves no half-written file.
+ */
+export async function writeAttentionStream(
+  path: string,
+  stream: AttentionStream,
+  options: AttentionFileOptions = {},
+): Promise<void> {
+  const h = stream.header;
+  const dtype = options.dtype ?? 'F32';
+  const T = h.tokens.length,
+    L = h.layers.length,
+    H = h.heads.length;
+  const shapes: { name: string; dtype: TensorToWrite['dtype']; shape: number[] }[] = [
+    { name: 'attention', dtype, shape: [L, H, T, T] },
+    ...(h.qk
+      ? [
+          { name: 'query', dtype, shape: [L, H, T, h.headDim] },
+          { name: 'key', dtype, shape: [L, H, T, h.headDim] },
+        ]
+      : []),
+    { name: 'hidden_last', dtype, shape: [T, h.hidden] },
+    ...(h.inputIds ? [{ name: 'input_ids', dtype: 'I64' as const, shape: [T] }] : []),
+  ];
+  const { bytes: header } = safetensorsHeader(shapes, {
+    attnviz: metadataOf({ ...h, layers: h.layers, heads: h.heads }),
+  });
+  // Each tensor's place in the file: after the header and the tensors before it.
+  const offsets: Record<string, number> = {};
+  let at = header.length;
+  for (const t of shapes) {
+    offsets[t.name] = at;
+    at += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  }
+  const tmp = `${path}.${process.pid}.tmp`;
+  const file = await open(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
+    throw new AttnvizError(`cannot write ${path} (${e.code ?? e.message})`);
+  });
+  let half: Uint16Array<ArrayBuffer> | undefined;
+  const write = async (name: string, t: Tensor, index = 0) => {
+    if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
+    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
+    const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    await file.write(view, 0, view.length, offsets[name] + index * view.length);
+  };
+  try {
+    await file.write(header, 0, header.length, 0);
+    let i = 0;
+    for await (const layer of stream) {
+      await write('attention', layer.attention, i);
+      if (h.qk) {
+        await write('query', layer.query!, i);
+        await write('key', layer.key!, i);
+      }
+      i++;
+    }
+    check(i === L && stream.hiddenLast, `${path}: the stream ended after ${i} of ${L} layers`);
+    await write('hidden_last', stream.hiddenLast);
+    if (h.inputIds) {
+      const b = idsTensor(h.inputIds).data;
+      await file.write(new Uint8Array(b.buffer), 0, b.byteLength, offsets.input_ids);
+    }
+    await file.close();
+    await rename(tmp, path);
+  } catch (e) {
+    await file.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw e instanceof AttnvizError
+      ? e
+      : new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+export async function readAttentionFile(path: string, options: ReadOptions = {}): Promise<Attention> {
+  const { bytes } = await readSafetensors(path);
+  return decodeAttentionFile(bytes, basename(path), options);
+}

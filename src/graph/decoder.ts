@@ -1,0 +1,128 @@
+/**
+ * What the Llama-style decoders share (llama.ts, qwen3.ts, gemma.ts, phi3.ts, olmo2.ts, falcon.ts): the
+ * rotation of per-head q and k (rotary.ts), grouped-query key/value heads, the KV cache, sliding-window masks, and the attention
+ * itself with the extras some families put on the scores. Each family file keeps its own forward order
+ * (norms, projections, MLP) and calls `selfAttention` for the part between the projections and o_proj.
+ *
+ * The scores of layer l, head h, query i, key j are, with q and k as reported (after norms and RoPE):
+ *   s = q·k · scale                       (scale = 1/√d unless the family says otherwise: Gemma's
+ *                                          query_pre_attn_scalar^−½)
+ *   s = c · tanh(s / c)                   (attention logit soft-capping c, Gemma 2)
+ *   s = s + mask                          (−inf for j > i, and for j ≤ i − window on sliding-window layers)
+ * and the attention is softmax over j. The engine reports scale, c and each layer's window (Attention's
+ * scoreScale, attnLogitSoftcapping, layerWindows), so that a reader reproduces the attention from q and k.
+ */
+import { check } from '../core/errors.js';
+import { ModelConfig } from '../load/config.js';
+import type { GraphBuilder } from './builder.js';
+import { cacheNames, extendCache, type DecodingBuildOptions } from './decoding.js';
+import { outputNames, type ModelDims } from './family.js';
+import type { RopeLayout } from './rotary.js';
+
+export interface DecoderDims extends ModelDims {
+  /** Key/value heads (= heads without GQA). */
+  kvHeads: number;
+  rope: RopeLayout;
+}
+
+/** The extras on one layer's scores (see the header). */
+export interface ScoreExtras {
+  /** The factor q·kᵀ is multiplied by. */
+  scale: number;
+  /** Attention logit soft-capping: c·tanh(s/c) before the mask. */
+  softcap?: number;
+  /** The additive mask of this layer, `[T, S]`: causal, or causal and sliding-window. */
+  mask: string;
+}
+
+/** θ and the rope_scaling / rope_parameters object of a config (transformers ≥ 5 nests both in rope_parameters). */
+export function ropeSettings(c: ModelConfig, defaultTheta: number): { theta: number; scaling: ModelConfig | null } {
+  const params = isObject(c.raw.rope_parameters)
+    ? new ModelConfig(c.raw.rope_parameters, `${c.path} rope_parameters`)
+    : null;
+  const theta = params?.float('rope_theta', defaultTheta) ?? c.float('rope_theta', defaultTheta);
+  const scaling =
+    params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
+  return { theta, scaling };
+}
+
+/** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
+export function repeatKv(g: GraphBuilder, x: string, c: DecoderDims, out?: string): string {
+  const n = c.heads / c.kvHeads;
+  if (n === 1) return out ? g.op('Identity', [x], {}, out) : x;
+  const expanded = g.op('Expand', [g.op('Unsqueeze', [x, g.ints([1])]), g.ints([1, n, 1, 1])]);
+  return g.op('Reshape', [expanded, g.ints([c.heads, -1, c.headDim])], {}, out);
+}
+
+/**
+ * The causal mask `[T, S]` (graph input) further limited to a sliding window: query i (at `positions[i]`)
+ * sees keys j with i − window < j ≤ i, as transformers' sliding_window_causal mask. Key positions are
+ * 0 … S − 1 (with a KV cache, the cached ones first).
+ */
+export function slidingWindowMask(g: GraphBuilder, positions: string, causal: string, window: number): string {
+  const scalar = (x: string) => g.op('Squeeze', [x, g.ints([0])]);
+  const S = scalar(g.op('Gather', [g.op('Shape', [causal]), g.ints([1])]));
+  const keys = g.op('Range', [scalar(g.ints([0])), S, scalar(g.ints([1]))]);
+  const distance = g.op('Sub', [g.op('Unsqueeze', [positions, g.ints([1])]), g.op('Unsqueeze', [keys, g.ints([0])])]);
+  const far = g.op('GreaterOrEqual', [distance, g.ints([window])]);
+  return g.op('Where', [far, g.scalar(-Infinity), causal]);
+}
+
+/**
+ * One layer's self-attention from per-head projections `q` `[H, T, d]`, `k`, `v` `[K, T, d]` (before RoPE):
+ * rotates q and k with `rotate`, extends the KV cache when building one, repeats kv heads, and returns the
+ * context `[T, H·d]` for o_proj. Emits the layer's q, k (after RoPE, kv heads repeated) and probs.
+ */
+export function selfAttention(
+  g: GraphBuilder,
+  c: DecoderDims,
+  layer: number,
+  proj: { q: string; k: string; v: string },
+  rotate: (x: string, out?: string) => string,
+  options: DecodingBuildOptions,
+  extras: ScoreExtras,
+): string {
+  const out = outputNames(layer);
+  const K = c.kvHeads,
+    d = c.headDim;
+  const q = rotate(proj.q, out.q);
+  let k = proj.k,
+    v = proj.v;
+  if (options.kvCache) {
+    const n = cacheNames(layer);
+    k = extendCache(g, rotate(k), n.pastKey, n.presentKey, K, d);
+    v = extendCache(g, v, n.pastValue, n.presentValue, K, d);
+  }
+  const kAll = options.kvCache
+    ? repeatKv(g, k, c)
+    : K === c.heads
+      ? rotate(k, out.k)
+      : repeatKv(g, rotate(k), c, out.k);
+  const context = scoredAttention(g, q, kAll, repeatKv(g, v, c), extras, out.probs);
+  return g.mergeHeads(context, c.heads, d);
+}
+
+/** softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v; probabilities to `probsOut`. */
+export function scoredAttention(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  v: string,
+  extras: ScoreExtras,
+  probsOut: string,
+): string {
+  if (extras.softcap === undefined) return g.attention(q, k, v, extras.scale, probsOut, extras.mask);
+  const c = extras.softcap;
+  check(c > 0, `attention logit soft-capping ${c} must be positive`);
+  const scores = g.op('Mul', [
+    g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 2, 1] })]),
+    g.scalar(extras.scale),
+  ]);
+  const capped = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, g.scalar(c)])]), g.scalar(c)]);
+  const probs = g.op('Softmax', [g.op('Add', [capped, extras.mask])], { axis: -1 }, probsOut);
+  return g.op('MatMul', [probs, v]);
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,137 @@
+/**
+ * Phi-3 and Phi-4-mini (Abdin et al. 2024), as in transformers' modeling_phi3.py: Llama's pre-norm decoder
+ * with fused projections — `self_attn.qkv_proj` `[(H + 2K)·d, D]` holds q's rows, then k's, then v's;
+ * `mlp.gate_up_proj` `[2·I, D]` holds the gate's rows, then up's: down(up · silu(gate)) — rotary embedding on
+ * the first `partial_rotary_factor · d` dimensions of each head (all of them in Phi-3, ¾ in Phi-4-mini), and,
+ * when the config sets `sliding_window`, every layer limited to the last `sliding_window` keys
+ * (Attention.layerWindows [sliding_window − 1, 0] for each layer).
+ *
+ * Reported q, k: after RoPE (kv heads repeated), as they enter softmax(q·kᵀ/√d + mask).
+ *
+ * Only default RoPE is supported: the 128k-context checkpoints' rope_scaling ("longrope", formerly "su",
+ * and "yarn") rescales frequencies by position range and is refused by name.
+ *
+ * Config defaults are Phi3Config's: vocab_size 32064, hidden_size 3072, intermediate_size 8192,
+ * num_hidden_layers 32, num_attention_heads 32, num_key_value_heads = heads, max_position_embeddings 4096,
+ * rms_norm_eps 1e-5, rope_theta 10000, partial_rotary_factor 1, tie_word_embeddings false, sliding_window none.
+ */
+import { AttnvizError, check } from '../core/errors.js';
+import { oneOf, type ModelConfig } from '../load/config.js';
+import type { Weights } from '../load/weights.js';
+import type { GraphBuilder } from './builder.js';
+import { lmHead, type DecodingBuildOptions } from './decoding.js';
+import { ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import { ropeInvFreq, rotary } from './rotary.js';
+
+export interface Phi3Config extends DecoderDims {
+  vocab: number;
+  intermediate: number;
+  eps: number;
+  theta: number;
+  /** Rotated dimensions per head: int(d · partial_rotary_factor). */
+  rotaryDims: number;
+  tied: boolean;
+  /** The sliding window of every layer, or null. */
+  window: number | null;
+}
+
+function readConfig(c: ModelConfig): Phi3Config {
+  const hidden = c.size('hidden_size', 3072);
+  const heads = c.size('num_attention_heads', 32);
+  const kvHeads = c.size('num_key_value_heads', heads);
+  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
+  oneOf(c, 'hidden_act', ['silu'], 'silu');
+  const { theta, scaling } = ropeSettings(c, 10000);
+  const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
+  if (type !== 'default')
+    throw new AttnvizError(`${scaling!.path}: rope type "${type}" is not supported for phi3 (only default RoPE)`);
+  const partial = c.float('partial_rotary_factor', scaling?.float('partial_rotary_factor', 1) ?? 1);
+  const rotaryDims = Math.trunc(d * partial);
+  check(
+    partial > 0 && partial <= 1 && rotaryDims % 2 === 0,
+    `${c.path}: partial_rotary_factor ${partial} gives ${rotaryDims} rotary dimensions of ${d}; they must be even`,
+  );
+  const window = c.raw.sliding_window === undefined || c.raw.sliding_window === null ? null : c.size('sliding_window');
+  const layers = c.size('num_hidden_layers', 32);
+  return {
+    layers,
+    heads,
+    headDim: d,
+    hidden,
+    maxPositions: c.size('max_position_embeddings', 4096),
+    kvHeads,
+    rope: 'half',
+    vocab: c.size('vocab_size', 32064),
+    intermediate: c.size('intermediate_size', 8192),
+    eps: c.float('rms_norm_eps', 1e-5),
+    theta,
+    rotaryDims,
+    tied: c.bool('tie_word_embeddings', false),
+    window,
+    layerWindows: Array.from({ length: layers }, () => (window === null ? null : ([window - 1, 0] as const))),
+  };
+}
+
+function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuildOptions): void {
+  const p = w.has('model.norm.weight') ? 'model.' : '';
+  const D = c.hidden,
+    H = c.heads,
+    K = c.kvHeads,
+    d = c.headDim,
+    I = c.intermediate;
+  const get = (name: string, shape: number[]) => w.get(p + name, shape);
+  const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, get(`${name}.weight`, [D]), c.eps, out);
+  const linear = (x: string, name: string, nOut: number, nIn: number) =>
+    g.linear(x, get(`${name}.weight`, [nOut, nIn]));
+  /** Columns [from, to) of a `[T, n]` value. */
+  const columns = (x: string, from: number, to: number) =>
+    g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([1])]);
+
+  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
+  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
+  const causal = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
+  const mask = c.window === null ? causal : slidingWindowMask(g, positions, causal, c.window);
+  const rotate = rotary(g, {
+    positions,
+    invFreq: ropeInvFreq(c.rotaryDims, c.theta, null),
+    headDim: d,
+    layout: 'half',
+  });
+  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
+    c.vocab,
+    D,
+  ]);
+  let x = g.op('Gather', [g.weight(embedding), ids]);
+
+  for (let i = 0; i < c.layers; i++) {
+    const l = `layers.${i}`;
+    // Fused q | k | v projection of the RMS-normed input, cut by columns.
+    const qkv = linear(rmsNorm(x, `${l}.input_layernorm`), `${l}.self_attn.qkv_proj`, (H + 2 * K) * d, D);
+    const proj = {
+      q: g.splitHeads(columns(qkv, 0, H * d), H, d),
+      k: g.splitHeads(columns(qkv, H * d, (H + K) * d), K, d),
+      v: g.splitHeads(columns(qkv, (H + K) * d, (H + 2 * K) * d), K, d),
+    };
+    const context = selfAttention(g, c, i, proj, rotate, options, { scale: 1 / Math.sqrt(d), mask });
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d));
+    // Fused gate | up projection: down(up · silu(gate)).
+    const gateUp = linear(rmsNorm(x, `${l}.post_attention_layernorm`), `${l}.mlp.gate_up_proj`, 2 * I, D);
+    const gated = g.op('Mul', [columns(gateUp, I, 2 * I), g.silu(columns(gateUp, 0, I))]);
+    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, I));
+  }
+
+  const hidden = g.output(rmsNorm(x, 'norm', HIDDEN_LAST), ['T', D]);
+  if (options.logits) lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, D]), options.logits);
+  declareLayerOutputs(g, c, options);
+}
+
+export const phi3: Family<Phi3Config> = {
+  modelType: 'phi3',
+  causal: true,
+  lmHead: true,
+  readConfig,
+  build,
+  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+};

@@ -1,0 +1,256 @@
+/**
+ * Extraction layer by layer (models/layer-stream.ts, graph/stages.ts): the stream equals one run of the whole
+ * extracting graph on one onnxruntime session bit for bit; selections are slices of the full run; reused
+ * buffers never carry one call's values into the next; F16 / BF16 attention files read back within their
+ * rounding; `attnviz extract --dtype / --layers / --heads` and their bad values.
+ */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, test } from 'vitest';
+import type { Attention, Tensor } from '../src/core/attention.js';
+import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile, readSafetensors, writeAttentionStream } from '../src/core/files.js';
+import { GraphBuilder } from '../src/graph/builder.js';
+import { familyFor } from '../src/graph/families.js';
+import { HIDDEN_LAST, INPUTS, outputNames } from '../src/graph/family.js';
+import { readConfig } from '../src/load/config.js';
+import { Weights } from '../src/load/weights.js';
+import { Model } from '../src/models/checkpoint-model.js';
+import { Session, type Feed } from '../src/runtime/session.js';
+import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
+
+const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
+const TEXT = 'The cat sat on the mat, and the dog lay on the rug beside it.';
+const model = loadedOnce((name: string) => Model.load(goldenModel(name)));
+const tmp = await mkdtemp(join(tmpdir(), 'attnviz-stream-'));
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+/** Bit-for-bit equality of two float arrays (NaN-safe, -0 ≠ +0), as bytes. */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Layer `l`, heads `heads` of a stacked [L, H, rows, cols] tensor, as a fresh array. */
+function slice(t: Tensor, l: number, heads: readonly number[]): Float32Array {
+  const [, H, rows, cols] = t.dims;
+  const size = rows * cols;
+  const out = new Float32Array(heads.length * size);
+  heads.forEach((h, i) => out.set(t.data.subarray((l * H + h) * size, (l * H + h + 1) * size), i * size));
+  return out;
+}
+
+/** The whole extracting graph on a single session, as attnviz ran it before it ran layer by layer. */
+async function oneSessionRun(name: string, a: Attention) {
+  const dir = goldenModel(name);
+  const config = await readConfig(dir);
+  const family = familyFor(config);
+  const dims = family.readConfig(config);
+  const weights = await Weights.open(dir);
+  const g = new GraphBuilder(weights);
+  family.build(g, weights, dims, { extract: true });
+  const session = await Session.create(g.toBytes(), weights.root);
+  const ids = a.inputIds!;
+  const T = ids.length;
+  const all: Record<string, Feed> = {
+    [INPUTS.inputIds]: { type: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [T] },
+    [INPUTS.positionIds]: { type: 'int64', data: BigInt64Array.from({ length: T }, (_, i) => BigInt(i)), dims: [T] },
+    [INPUTS.tokenTypeIds]: { type: 'int64', data: new BigInt64Array(T), dims: [T] },
+    [INPUTS.causalMask]: {
+      type: 'float32',
+      data: Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -Infinity : 0)),
+      dims: [T, T],
+    },
+  };
+  try {
+    return { out: await session.run(Object.fromEntries(session.inputNames.map((n) => [n, all[n]]))), dims };
+  } finally {
+    await session.release();
+  }
+}
+
+describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
+  test.each(MODELS)('%s: stream = one run of the whole graph on one session, bit for bit', async (name) => {
+    const m = await model(name);
+    const stream = m.stream(TEXT);
+    const a = await m.attention(TEXT);
+    const { out, dims } = await oneSessionRun(name, a);
+    let n = 0;
+    for await (const layer of stream) {
+      const o = outputNames(layer.layer);
+      expect(layer.layer).toBe(n++);
+      expect(layer.attention.dims).toEqual([dims.heads, a.tokens.length, a.tokens.length]);
+      expect(sameBits(layer.attention.data, out[o.probs].data), `layer ${layer.layer} probs`).toBe(true);
+      expect(sameBits(layer.query!.data, out[o.q].data), `layer ${layer.layer} q`).toBe(true);
+      expect(sameBits(layer.key!.data, out[o.k].data), `layer ${layer.layer} k`).toBe(true);
+    }
+    expect(n).toBe(dims.layers);
+    expect(sameBits(stream.hiddenLast!.data, out[HIDDEN_LAST].data)).toBe(true);
+    // attention() stacks the same values.
+    for (let l = 0; l < dims.layers; l++)
+      expect(sameBits(slice(a.attention, l, [...Array(dims.heads).keys()]), out[outputNames(l).probs].data)).toBe(true);
+  });
+
+  test.each(MODELS)('%s: selected layers and heads are the slices of the full run', async (name) => {
+    const m = await model(name);
+    const full = await m.attention(TEXT);
+    const [L, H] = full.attention.dims;
+    const layers = [L - 1, 0];
+    const heads = [H - 1, 1];
+    const picked = await m.attention(TEXT, { layers, heads });
+    // All layers or heads, in any order, is no selection.
+    expect(picked.layers).toEqual(L > 2 ? [0, L - 1] : undefined);
+    expect(picked.heads).toEqual(H > 2 ? [1, H - 1] : undefined);
+    expect(picked.attention.dims).toEqual([2, 2, ...full.attention.dims.slice(2)]);
+    [0, L - 1].forEach((l, i) => {
+      expect(sameBits(slice(picked.attention, i, [0, 1]), slice(full.attention, l, [1, H - 1]))).toBe(true);
+      expect(sameBits(slice(picked.query!, i, [0, 1]), slice(full.query!, l, [1, H - 1]))).toBe(true);
+      expect(sameBits(slice(picked.key!, i, [0, 1]), slice(full.key!, l, [1, H - 1]))).toBe(true);
+    });
+    const noQk = await m.attention(TEXT, { layers: [1], qk: false });
+    expect(noQk.query).toBeUndefined();
+    expect(sameBits(noQk.attention.data, slice(full.attention, 1, [...Array(H).keys()]))).toBe(true);
+  });
+
+  test('reused buffers: two texts of the same length, alternated, equal their fresh runs', async () => {
+    const m = await model('gpt2-tiny');
+    const [x, y] = ['The cat sat on the mat.', 'A dog lay by the door.'];
+    const length = (t: string) => m.tokenizer.encode(t, null).ids.length;
+    expect(length(x)).toBe(length(y));
+    const fresh = [await m.attention(x), await m.attention(y)];
+    expect(sameBits(fresh[0].attention.data, fresh[1].attention.data)).toBe(false);
+    for (const [i, text] of [x, y, x, y].entries()) {
+      const reused = await m.attention(text, { reuse: true });
+      const f = fresh[i % 2];
+      expect(sameBits(reused.attention.data, f.attention.data), `call ${i}`).toBe(true);
+      expect(sameBits(reused.query!.data, f.query!.data)).toBe(true);
+      expect(sameBits(reused.key!.data, f.key!.data)).toBe(true);
+      expect(sameBits(reused.hiddenLast!.data, f.hiddenLast!.data)).toBe(true);
+      // The stream's per-layer buffers are reused too.
+      const heads = [...Array(f.attention.dims[1]).keys()];
+      for await (const layer of m.stream(text))
+        expect(sameBits(layer.attention.data, slice(f.attention, layer.layer, heads))).toBe(true);
+    }
+    // A reused result is overwritten by the next reused call; a fresh one is not.
+    const kept = await m.attention(x, { reuse: true });
+    await m.attention(y, { reuse: true });
+    expect(sameBits(kept.attention.data, fresh[1].attention.data)).toBe(true);
+    expect(sameBits(fresh[0].attention.data, (await m.attention(x)).attention.data)).toBe(true);
+  });
+
+  test('NaN weights: a one-line error naming the first layer they reach, before anything is written', async () => {
+    const dir = await mkdtemp(join(tmp, 'nan-'));
+    const from = goldenModel('bert-tiny');
+    for (const f of await readdir(from)) if (f !== 'model.safetensors') await copyFile(join(from, f), join(dir, f));
+    const { header, bytes } = await readSafetensors(join(from, 'model.safetensors'));
+    const e = [...header.tensors.values()].find((t) => t.name.endsWith('layer.1.attention.self.query.weight'))!;
+    bytes.writeFloatLE(Number.NaN, e.offset);
+    await writeFile(join(dir, 'model.safetensors'), bytes);
+    const m = await Model.load(dir);
+    try {
+      await expectBad(m.attention(TEXT), /^layer 1: the attention probabilities are not finite/);
+      const out = join(dir, 'nan.safetensors');
+      await expectBad(writeAttentionStream(out, m.stream(TEXT)), /^layer 1: /);
+      expect((await readdir(dir)).filter((f) => f.startsWith('nan.'))).toEqual([]);
+    } finally {
+      await m.release();
+    }
+  });
+
+  test('a stream is read once', async () => {
+    const m = await model('bert-tiny');
+    const stream = m.stream('hi');
+    for await (const _ of stream);
+    await expect(async () => {
+      for await (const _ of stream);
+    }).rejects.toThrow(/read only once/);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('attention files in F16 and BF16, written layer by layer', () => {
+  test.each(MODELS)(
+    '%s: the streamed F32 file is the attention() result; F16 and BF16 within rounding',
+    async (name) => {
+      const m = await model(name);
+      const a = await m.attention(TEXT);
+      const f32 = join(tmp, `${name}.f32.safetensors`);
+      await writeAttentionStream(f32, m.stream(TEXT));
+      const back = await readAttentionFile(f32);
+      for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const)
+        expect(sameBits(back[key]!.data, a[key]!.data), key).toBe(true);
+      expect(back.tokens).toEqual(a.tokens);
+      expect(back.inputIds).toEqual(a.inputIds);
+      // Same bytes as the whole-Attention writer, but for the layers/heads lists the stream always records.
+      expect(back.layers).toEqual([...Array(a.attention.dims[0]).keys()]);
+
+      // Round to nearest: |x − half(x)| ≤ half an ulp, 2^-11 |x| for F16 (2^-25 in its subnormal range), 2^-8 |x|
+      // for BF16.
+      for (const [dtype, rel, abs] of [
+        ['F16', 2 ** -11, 2 ** -25],
+        ['BF16', 2 ** -8, 0],
+      ] as const) {
+        const path = join(tmp, `${name}.${dtype}.safetensors`);
+        await writeAttentionStream(path, m.stream(TEXT), { dtype });
+        const half = await readAttentionFile(path);
+        for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const) {
+          const [x, y] = [a[key]!.data, half[key]!.data];
+          let worst = 0;
+          for (let i = 0; i < x.length; i++)
+            worst = Math.max(worst, Math.abs(x[i] - y[i]) - rel * Math.abs(x[i]) - abs);
+          expect(worst, `${dtype} ${key}`).toBeLessThanOrEqual(0);
+          expect(sameBits(x, y), `${dtype} ${key} is rounded`).toBe(false);
+        }
+        // The whole-Attention writer rounds the same way.
+        const whole = decodeAttentionFile(encodeAttentionFile(a, { dtype }), 'whole');
+        for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const)
+          expect(sameBits(whole[key]!.data, half[key]!.data), `${dtype} ${key}`).toBe(true);
+      }
+    },
+  );
+});
+
+describe.skipIf(!HAVE_SHARED)('attnviz extract --dtype --layers --heads', () => {
+  const run = promisify(execFile);
+  const ROOT = fileURLToPath(new URL('..', import.meta.url));
+  const extract = (out: string, ...extra: string[]) =>
+    run(
+      process.execPath,
+      ['dist/src/cli/main.js', 'extract', '--model', goldenModel('bert-tiny'), '--text', TEXT, '--out', out, ...extra],
+      { cwd: ROOT },
+    );
+
+  test('a selection in F16 reads back as those slices of the full run', async () => {
+    const out = join(tmp, 'cli-f16.safetensors');
+    const { stderr } = await extract(out, '--dtype', 'f16', '--layers', '0,2', '--heads', '1-2');
+    expect(stderr).toBe(`wrote ${out}: 2 layers × 2 heads × 19 tokens\n`);
+    const a = await readAttentionFile(out);
+    const full = await (await model('bert-tiny')).attention(TEXT);
+    expect(a.layers).toEqual([0, 2]);
+    expect(a.heads).toEqual([1, 2]);
+    [0, 2].forEach((l, i) => {
+      const [x, y] = [slice(full.attention, l, [1, 2]), slice(a.attention, i, [0, 1])];
+      for (let j = 0; j < x.length; j++) expect(Math.abs(x[j] - y[j])).toBeLessThanOrEqual(2 ** -11 * x[j] + 2 ** -25);
+    });
+  });
+
+  test.each([
+    [['--dtype', 'f64'], /^attnviz: --dtype must be one of f32, f16, bf16, not "f64"$/],
+    [['--layers', '0,x'], /^attnviz: --layers must be indices and ranges such as 0,5-7, not "0,x"$/],
+    [['--heads', '3-1'], /^attnviz: --heads must be indices and ranges such as 0,5-7, not "3-1"$/],
+    [['--layers', ''], /^attnviz: --layers must be indices and ranges/],
+    [['--layers', '0,7'], /^attnviz: layer 7 is out of range: the model has 3 layers \(0–2\)$/],
+  ])('%j: exit 2, one line, nothing written', async (extra, message) => {
+    const dir = await mkdtemp(join(tmp, 'bad-'));
+    const error = await extract(join(dir, 'x.safetensors'), ...extra).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(error?.code).toBe(2);
+    expect(error?.stderr.trimEnd()).toMatch(message);
+    expect(error?.stderr.trimEnd()).not.toMatch(/\n/);
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
