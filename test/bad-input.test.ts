@@ -195,16 +195,16 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
   });
 
   test('unknown model_type lists the supported ones', async () => {
-    const supported = `(supported: ${FAMILIES.map((f) => f.modelType).join(', ')})`;
-    expect(supported).toContain('bert, gpt2');
+    // Messages are capped at 300 characters (core/errors.ts oneLine): a long list keeps its start and its end.
     await expectBad(
       load(await withConfig(GPT2, { model_type: 'xlnet' })),
-      /model_type "xlnet" is not supported/,
-      supported,
+      /model_type "xlnet" is not supported \(supported: bert, gpt2, .*….*\)$/,
     );
+    const last = FAMILIES[FAMILIES.length - 1].modelType;
     await expectBad(
       load(await withConfig(BERT, { model_type: 'reformer' })),
-      `model_type "reformer" is not supported ${supported}`,
+      `model_type "reformer" is not supported (supported: bert, gpt2`,
+      `${last})`,
     );
   });
 
