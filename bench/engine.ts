@@ -487,7 +487,8 @@ function runChild<T>(args: ChildArgs): Promise<T> {
       else
         reject(
           new Error(
-            `${args.mode} ${args.model}: ${result && !result.ok ? result.error : `child exited with ${signal ?? code}`}`,
+            `${args.mode} ${args.model}: ` +
+              `${result && !result.ok ? result.error : `child exited with ${signal ?? code}`}`,
           ),
         );
     });
@@ -503,7 +504,9 @@ function median(xs: readonly number[]): number {
 }
 
 const min = (xs: readonly number[]) => Math.min(...xs);
-/** Median of run-by-run ratios (run i of one mode over run i of another): steadier than medians when the load drifts. */
+/**
+ * Median of run-by-run ratios (run i of one mode over run i of another): steadier than medians when the load drifts.
+ */
 const paired = (xs: readonly number[], ys: readonly number[]) => median(xs.map((x, i) => x / ys[i]));
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const mb = (x: number) => `${(x / MB).toFixed(0)} MB`;
@@ -589,7 +592,9 @@ async function main(): Promise<void> {
   }
   if (!SPECS.every((s) => existsSync(join(SHARED_MODELS, s.tokenizerFrom, 'tokenizer.json')))) {
     console.log(
-      `bench/engine: skipped: the tokenizers come from ${SHARED_MODELS}/{bert,gpt2}-tiny, which is absent (clone ../shared beside the repository).`,
+      'bench/engine: skipped: the tokenizers come from ' +
+        `${SHARED_MODELS}/{bert,gpt2}-tiny, which is absent (clone ../shared beside ` +
+        'the repository).',
     );
     return;
   }
@@ -626,7 +631,8 @@ async function main(): Promise<void> {
   );
   console.log(`load average at start: ${machine.load.map((x) => x.toFixed(2)).join(', ')}`);
   console.log(
-    `runs: ${options.warmup} warm-up + ${options.runs} timed per size and mode (attention / reuse / plain / PyTorch interleaved)\n`,
+    `runs: ${options.warmup} warm-up + ${options.runs} timed per size and ` +
+      `mode (attention / reuse / plain / PyTorch interleaved)\n`,
   );
 
   const startTicks = cpuTicks();
@@ -654,7 +660,8 @@ async function main(): Promise<void> {
       pytorch: false,
     });
     console.log(
-      `onnxruntime float32 Gemm ${gemm.M}×${gemm.K}·(${gemm.N}×${gemm.K})ᵀ: ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best\n`,
+      `onnxruntime float32 Gemm ${gemm.M}×${gemm.K}·(${gemm.N}×${gemm.K})ᵀ: ` +
+        `${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best\n`,
     );
     for (const spec of options.models) {
       const dir = join(tmp, spec.key);
@@ -669,7 +676,9 @@ async function main(): Promise<void> {
       };
       process.stdout.write(`${spec.label}: writing checkpoint… `);
       const gen = await runChild<GenResult>({ ...base, mode: 'gen', extract: true });
-      process.stdout.write(`${mb(gen.bytes)}, ${gen.tensors} tensors, ${gen.seconds.toFixed(1)} s; loading (memory)… `);
+      process.stdout.write(
+        `${mb(gen.bytes)}, ${gen.tensors} tensors, ` + `${gen.seconds.toFixed(1)} s; loading (memory)… `,
+      );
       const memExtract = await runChild<MemResult>({ ...base, mode: 'mem', extract: true });
       const memPlain = await runChild<MemResult>({ ...base, mode: 'mem', extract: false });
       process.stdout.write('timing… ');
@@ -693,7 +702,8 @@ async function main(): Promise<void> {
     console.log(`other processes used ${(100 * others).toFixed(0)}% of the machine's CPU time during the run`);
   if ((others !== null && others > 0.1) || (gemm && gemm.medianGflops < 0.7 * gemm.bestGflops)) {
     console.log(
-      'warning: the machine was busy with other work (others above 10% of the CPU, or the Gemm median far below its best): the times are noisy; rerun on an idle machine.',
+      'warning: the machine was busy with other work (others above 10% of the CPU, or the Gemm ' +
+        'median far below its best): the times are noisy; rerun on an idle machine.',
     );
   }
   if (options.json) {
@@ -713,7 +723,8 @@ function report(reports: ModelReport[], gemm: GemmResult | null): string {
   const out: string[] = [];
 
   out.push(
-    'Extraction (`attention`; with { reuse: true }) vs plain forward pass (`forward`, loaded with extract: false) and PyTorch eager, same weights and ids, interleaved, ms',
+    'Extraction (`attention`; with { reuse: true }) vs plain forward pass (`forward`, loaded ' +
+      'with extract: false) and PyTorch eager, same weights and ids, interleaved, ms',
   );
   const rows = [
     [
@@ -751,22 +762,34 @@ function report(reports: ModelReport[], gemm: GemmResult | null): string {
   }
   out.push(table(rows));
   out.push(
-    "paired: the median of the run-by-run ratios of adjacent runs. PyTorch: its forward with every layer's probabilities kept, timed inside the peer.",
+    'paired: the median of the run-by-run ratios of adjacent runs. PyTorch: its ' +
+      "forward with every layer's probabilities kept, timed inside the peer.",
   );
   const t0 = reports[0]?.time;
   if (t0) {
     out.push(
-      `Threads: ${t0.sessionThreads} intra-op threads per onnxruntime session; the timing process had ${t0.processThreads ?? '?'} threads with both models loaded.`,
+      `Threads: ${t0.sessionThreads} intra-op threads per onnxruntime session; the timing ` +
+        `process had ${t0.processThreads ?? '?'} threads with both models loaded.`,
     );
     const peer = t0.peer;
+    const blas = peer?.openblas;
+    const blasText = blas
+      ? `${blas.core} kernel (${blas.parallel}; ${blas.library}; ${blas.config})`
+      : 'not found in the process';
     if (peer)
       out.push(
-        `PyTorch ${peer.torch}, ${peer.threads} threads (set to match), OpenBLAS: ${peer.openblas ? `${peer.openblas.core} kernel (${peer.openblas.parallel}; ${peer.openblas.library}; ${peer.openblas.config})` : 'not found in the process'}; OPENBLAS_CORETYPE=${peer.env.OPENBLAS_CORETYPE ?? 'unset'}, OPENBLAS_L2_SIZE=${peer.env.OPENBLAS_L2_SIZE ?? 'unset'}.`,
+        `PyTorch ${peer.torch}, ${peer.threads} threads (set to match), OpenBLAS: ` +
+          `${blasText}; ` +
+          `OPENBLAS_CORETYPE=${peer.env.OPENBLAS_CORETYPE ?? 'unset'}, ` +
+          `OPENBLAS_L2_SIZE=${peer.env.OPENBLAS_L2_SIZE ?? 'unset'}.`,
       );
   }
   if (gemm) {
     out.push(
-      `onnxruntime's float32 Gemm alone: ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ${gemm.bestGflops.toFixed(0)} best (${forwardFlops(128) / 1e9 > 0 ? (forwardFlops(128) / 1e9).toFixed(1) : '?'} GFLOP per pass at 128 tokens).`,
+      `onnxruntime's float32 Gemm alone: ${gemm.medianGflops.toFixed(0)} GFLOP/s median, ` +
+        `${gemm.bestGflops.toFixed(0)} best ` +
+        `(${forwardFlops(128) / 1e9 > 0 ? (forwardFlops(128) / 1e9).toFixed(1) : '?'} GFLOP ` +
+        'per pass at 128 tokens).',
     );
   }
   out.push('');
@@ -804,21 +827,28 @@ function report(reports: ModelReport[], gemm: GemmResult | null): string {
       `${mb(m.rssAfter)} (${m.rssAnon === null ? '?' : mb(m.rssAnon)} + ${m.rssFile === null ? '?' : mb(m.rssFile)})`,
       p?.peak == null
         ? 'n/a'
-        : `${mb(p.peak)} (+${mb(p.peak - p.rssBefore)} over ${mb(p.rssBefore)})${p.peakIsLifetime ? ' lifetime peak' : ''}`,
+        : `${mb(p.peak)} (+${mb(p.peak - p.rssBefore)} over ` +
+          `${mb(p.rssBefore)})${p.peakIsLifetime ? ' lifetime peak' : ''}`,
       time.stream512.peak === null
         ? 'n/a'
-        : `${ms(time.stream512.ms)} ms, +${mb(time.stream512.peak - time.stream512.rssBefore)} peak, ${mb(time.stream512.fileBytes)} file`,
+        : `${ms(time.stream512.ms)} ms, ` +
+          `+${mb(time.stream512.peak - time.stream512.rssBefore)} peak, ` +
+          `${mb(time.stream512.fileBytes)} file`,
     ]);
   }
   out.push(table(memRows));
   out.push(
-    'load, fresh process: extract / plain, each alone in a new process (the memory children). peak RSS in load: VmHWM of that',
+    'load, fresh process: extract / plain, each alone in a new process ' +
+      '(the memory children). peak RSS in load: VmHWM of that',
   );
   out.push(
-    'process after Model.load (extract: true), as a multiple of the weight bytes. peak RSS, extract @512: the timing process',
+    'process after Model.load (extract: true), as a multiple of the ' +
+      'weight bytes. peak RSS, extract @512: the timing process',
   );
   out.push(
-    `(both models loaded) during one extraction at 512 tokens; it returns ${reports.map((r) => `${mb(r.time.peak512?.outputBytes ?? 0)} (${r.spec.label})`).join(', ')} of outputs.`,
+    '(both models loaded) during one extraction at 512 tokens; it returns ' +
+      `${reports.map((r) => `${mb(r.time.peak512?.outputBytes ?? 0)} (${r.spec.label})`).join(', ')} ` +
+      'of outputs.',
     '',
   );
 
@@ -830,21 +860,30 @@ function report(reports: ModelReport[], gemm: GemmResult | null): string {
       const ratio = median(at512.extractMs) / median(at512.plainMs);
       const reuse = median(at512.reuseMs) / median(at512.plainMs);
       out.push(
-        `- ${spec.label}: attention() ≤ 1.15× the plain pass at 512 tokens: ${times(ratio)} (paired ${times(paired(at512.extractMs, at512.plainMs))}) — ${check(ratio <= 1.15)}; with reuse: ${times(reuse)} — ${check(reuse <= 1.15)}`,
+        `- ${spec.label}: attention() ≤ 1.15× the plain pass at 512 tokens: ` +
+          `${times(ratio)} (paired ${times(paired(at512.extractMs, at512.plainMs))}) — ` +
+          `${check(ratio <= 1.15)}; with reuse: ${times(reuse)} — ${check(reuse <= 1.15)}`,
       );
     }
     const slower = time.sizes.filter((s) => s.pytorchMs && median(s.extractMs) > median(s.pytorchMs));
     if (time.sizes.every((s) => s.pytorchMs))
       out.push(
-        `- ${spec.label}: attention() ≤ PyTorch eager at every length: ${slower.length === 0 ? 'met' : `NOT met at ${slower.map((s) => s.T).join(', ')} tokens`}`,
+        `- ${spec.label}: attention() ≤ PyTorch eager at every length: ` +
+          `${slower.length === 0 ? 'met' : `NOT met at ${slower.map((s) => s.T).join(', ')} tokens`}`,
       );
     out.push(
-      `- ${spec.label}: loadModel ≤ 1.2× reading the weights from a warm page cache: ${ms(memExtract.loadMs)} / ${ms(memExtract.readMs)} ms = ${times(memExtract.loadMs / memExtract.readMs)} — ${check(memExtract.loadMs <= 1.2 * memExtract.readMs)}`,
+      `- ${spec.label}: loadModel ≤ 1.2× reading the weights from a warm page cache: ` +
+        `${ms(memExtract.loadMs)} / ${ms(memExtract.readMs)} ms = ` +
+        `${times(memExtract.loadMs / memExtract.readMs)} — ` +
+        `${check(memExtract.loadMs <= 1.2 * memExtract.readMs)}`,
     );
     if (memExtract.peakRss !== null) {
       const r = memExtract.peakRss / memExtract.weightBytes;
       out.push(
-        `- ${spec.label}: peak memory during load ≤ 2.5× the weight bytes: ${times(r)} (${times((memExtract.peakRss - memExtract.baselineRss) / memExtract.weightBytes)} above the baseline) — ${check(r <= 2.5)}`,
+        `- ${spec.label}: peak memory during load ≤ 2.5× the weight bytes: ` +
+          `${times(r)} ` +
+          `(${times((memExtract.peakRss - memExtract.baselineRss) / memExtract.weightBytes)} ` +
+          `above the baseline) — ${check(r <= 2.5)}`,
       );
     } else {
       out.push(`- ${spec.label}: peak memory during load: not measured (no /proc/self/status)`);

@@ -140,7 +140,8 @@ async function main(): Promise<void> {
       }
       const ratio = median(a) / median(f);
       console.log(
-        `| ${modelType} | ${median(a).toFixed(1)} | ${median(f).toFixed(1)} | ${ratio.toFixed(2)} | ${ratio <= 1.3 ? 'met' : 'not met'} |`,
+        `| ${modelType} | ${median(a).toFixed(1)} | ${median(f).toFixed(1)} | ` +
+          `${ratio.toFixed(2)} | ${ratio <= 1.3 ? 'met' : 'not met'} |`,
       );
       await Promise.all([extract.release(), plain.release()]);
     } finally {

@@ -369,7 +369,11 @@ const gb = (n: number) => (n / 1e9).toFixed(2);
 function row(label: string, m: Measured | { error: string }, weights: number): string {
   if ('error' in m) return `| ${label} | failed: ${m.error} |||||`;
   const runs = m.runs.map((r) => `${r.T}: ${r.seconds.toFixed(1)} s`).join(', ');
-  return `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} (${(m.residentBytes / weights).toFixed(2)}×) | ${runs} | ${gb(m.peakRss)} | ${gb(m.peakRss - weights)} |`;
+  return (
+    `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
+    `(${(m.residentBytes / weights).toFixed(2)}×) | ${runs} | ${gb(m.peakRss)} | ` +
+    `${gb(m.peakRss - weights)} |`
+  );
 }
 
 async function main(): Promise<void> {
@@ -387,10 +391,12 @@ async function main(): Promise<void> {
       .map((x) => x.toFixed(2))
       .join(' ');
   console.log(
-    `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
+    `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
+      `${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
   );
   console.log(
-    '\n| scenario | load s | resident weights GB (× tensor bytes) | tokens: seconds | peak RSS GB | peak − tensor bytes GB |',
+    '\n| scenario | load s | resident weights GB (× tensor bytes) | ' +
+      'tokens: seconds | peak RSS GB | peak − tensor bytes GB |',
   );
   console.log('|---|---|---|---|---|---|');
   try {

@@ -193,18 +193,26 @@ async function main(): Promise<void> {
     const third = (i: number) =>
       during.slice(Math.floor((i * during.length) / 3), Math.floor(((i + 1) * during.length) / 3));
     const maxOf = (xs: number[]) => (xs.length ? mb(Math.max(...xs)) : '–');
+    const loadCell =
+      `${connections} connections × ${duration} s, POST /api/attention, ` +
+      'a different 6–10-token text each, embedded model';
+    const perSecond = `${result.requests.average.toFixed(1)} (${result.requests.min}–${result.requests.max})`;
+    const { p50, p90, p99, max } = result.latency;
+    const machine =
+      `${report.machine.cpus} × ${report.machine.cpu}, ` +
+      `load average ${report.machine.loadavg.join(' ')}, Node ${process.version}`;
     console.log(`| figure | value |
 | --- | --- |
-| load | ${connections} connections × ${duration} s, POST /api/attention, a different 6–10-token text each, embedded model |
+| load | ${loadCell} |
 | one request alone (warm, sequential) | ${report.singleRequestMs} ms |
-| requests/s (mean, min–max per second) | ${result.requests.average.toFixed(1)} (${result.requests.min}–${result.requests.max}) |
+| requests/s (mean, min–max per second) | ${perSecond} |
 | requests answered 200 / total | ${result['2xx']} / ${result.requests.total} |
 | errors, timeouts, non-2xx | ${result.errors}, ${result.timeouts}, ${result.non2xx} |
-| latency p50 / p90 / p99 / max | ${result.latency.p50} / ${result.latency.p90} / ${result.latency.p99} / ${result.latency.max} ms |
+| latency p50 / p90 / p99 / max | ${p50} / ${p90} / ${p99} / ${max} ms |
 | server RSS after warm-up (20 sequential + ${warmupSeconds} s of the same load) | ${mb(afterWarmup.rss)} |
 | server RSS, max in each third of the run | ${maxOf(third(0))} / ${maxOf(third(1))} / ${maxOf(third(2))} |
 | server RSS at the end; peak RSS (VmHWM) | ${mb(end.rss)}; ${mb(end.hwm)} |
-| machine | ${report.machine.cpus} × ${report.machine.cpu}, load average ${report.machine.loadavg.join(' ')}, Node ${process.version} |`);
+| machine | ${machine} |`);
   } finally {
     child.kill('SIGTERM');
   }

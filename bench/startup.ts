@@ -96,7 +96,8 @@ function main(): void {
     console.log(`  … the run itself (after imports)   ${run.toFixed(0)}`);
     const ok = cli <= 2 * empty + run;
     console.log(
-      `target: CLI ≤ 2 × node -e '' + the run: ${cli.toFixed(0)} ≤ ${(2 * empty + run).toFixed(0)} ms — ${ok ? 'met' : 'NOT met'}`,
+      `target: CLI ≤ 2 × node -e '' + the run: ${cli.toFixed(0)} ≤ ` +
+        `${(2 * empty + run).toFixed(0)} ms — ${ok ? 'met' : 'NOT met'}`,
     );
     console.log(
       `load average at the end: ${os

@@ -261,7 +261,8 @@ async function main(): Promise<void> {
   const i = args.indexOf('--sizes');
   const sizes = (i >= 0 ? args[i + 1] : '2048,8192').split(',').map(Number);
   console.log(
-    `machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+    `machine: ${cpus()[0].model}, ${cpus().length} cores, ` +
+      `${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
   );
   console.log(
     `load average at start: ${loadavg()
@@ -289,8 +290,18 @@ async function main(): Promise<void> {
         await page.waitForFunction(() => 'attnvizStandalone' in window);
         const r = await inPage(page, T);
         const ms = (x: number) => `${x.toFixed(1)} ms`;
+        const hover = r.linesHover.length
+          ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms`
+          : '–';
         console.log(
-          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ${ms(r.generateMs).padStart(19)}  ${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ${(r.linesHover.length ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms` : '–').padStart(19)}  ${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
+          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ` +
+            `${ms(r.generateMs).padStart(19)}  ` +
+            `${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ` +
+            `${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+            `${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+            `${hover.padStart(19)}  ` +
+            `${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ` +
+            `${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
         );
       } finally {
         await page.close();

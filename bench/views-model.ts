@@ -113,7 +113,9 @@ async function main(): Promise<void> {
       for (let run = 0; run < runs; run++) {
         const r = await measureModelView(browser, T);
         console.log(
-          `${String(T).padStart(6)}  ${(r.htmlBytes / 1e6).toFixed(1).padStart(7)}  ${r.firstRenderMs.toFixed(0).padStart(10)}  ${r.paintedMs.toFixed(0).padStart(7)}  ${r.renderMs.toFixed(0).padStart(11)}`,
+          `${String(T).padStart(6)}  ${(r.htmlBytes / 1e6).toFixed(1).padStart(7)}  ` +
+            `${r.firstRenderMs.toFixed(0).padStart(10)}  ${r.paintedMs.toFixed(0).padStart(7)}  ` +
+            `${r.renderMs.toFixed(0).padStart(11)}`,
         );
       }
     }

@@ -100,7 +100,8 @@ async function main(): Promise<void> {
   const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
   const runs = Number(opt('--runs') ?? 3);
   console.log(
-    `machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
+    `machine: ${cpus()[0].model}, ${cpus().length} cores, ` +
+      `${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
   );
   const browser = await launchChromium();
   console.log(
@@ -117,14 +118,12 @@ async function main(): Promise<void> {
         const rs: HeadTiming[] = [];
         for (let i = 0; i < runs; i++) rs.push(await measureHeadView(browser, T, options, 30));
         const hovers = rs.flatMap((r) => r.hoverMs);
+        const first = median(rs.map((r) => r.firstRenderMs))
+          .toFixed(0)
+          .padStart(9);
         console.log(
-          `  ${name.padEnd(22)}  ${String(T).padStart(6)}  ${rs[0].mode.padEnd(7)}  ${median(
-            rs.map((r) => r.firstRenderMs),
-          )
-            .toFixed(0)
-            .padStart(
-              9,
-            )} ms  ${median(hovers).toFixed(1).padStart(9)} ms  ${p95(hovers).toFixed(1).padStart(6)} ms  ${rs[0].drawn}`,
+          `  ${name.padEnd(22)}  ${String(T).padStart(6)}  ${rs[0].mode.padEnd(7)}  ${first} ms  ` +
+            `${median(hovers).toFixed(1).padStart(9)} ms  ${p95(hovers).toFixed(1).padStart(6)} ms  ${rs[0].drawn}`,
         );
       }
     }
@@ -146,7 +145,9 @@ async function main(): Promise<void> {
       for (const view of ['head', 'model'] as const) {
         const bytes = renderHtml(randomAttention(T), { view }).length;
         console.log(
-          `  ${view.padEnd(22)}  ${String(T).padStart(6)}  ${String(bytes).padStart(9)}  ${((bytes - empty) / (144 * T * T)).toFixed(3)} (whole file: ${(bytes / (144 * T * T)).toFixed(3)})`,
+          `  ${view.padEnd(22)}  ${String(T).padStart(6)}  ${String(bytes).padStart(9)}  ` +
+            `${((bytes - empty) / (144 * T * T)).toFixed(3)} (whole file: ` +
+            `${(bytes / (144 * T * T)).toFixed(3)})`,
         );
       }
     }

@@ -185,7 +185,9 @@ describe('loadModel', () => {
     vi.stubGlobal(
       'fetch',
       sse(
-        'event: progress\ndata: {"phase":"download","message":"downloading","loaded":5,"total":10}\n\nevent: ready\ndata: {"model":{"id":"m","layers":2}}\n\n',
+        'event: progress\ndata: ' +
+          '{"phase":"download","message":"downloading","loaded":5,"total":10}\n\nevent: ' +
+          'ready\ndata: {"model":{"id":"m","layers":2}}\n\n',
       ),
     );
     const seen: unknown[] = [];

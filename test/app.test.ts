@@ -84,49 +84,52 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     await page.close();
   });
 
-  test('typing updates the view (debounced) and the URL; views switch as tabs; layer and pins go into the URL', async () => {
-    const { page, foreign, errors } = await open();
-    await settled(page);
-    await page.locator('#text').fill('Dogs chase cats.');
-    await expect.poll(() => params(page).get('text')).toBe('Dogs chase cats.');
-    const tokens = () => page.locator('.attnviz-head-view .av-token[data-side=left]').allTextContents();
-    await expect.poll(async () => (await tokens()).join(' '), { timeout: 30_000 }).toMatch(/Dog.*chase.*cat/);
-    expect(await settled(page)).toContain(` ${(await tokens()).length} tokens`);
+  test(
+    'typing updates the view (debounced) and the URL; views ' + 'switch as tabs; layer and pins go into the URL',
+    async () => {
+      const { page, foreign, errors } = await open();
+      await settled(page);
+      await page.locator('#text').fill('Dogs chase cats.');
+      await expect.poll(() => params(page).get('text')).toBe('Dogs chase cats.');
+      const tokens = () => page.locator('.attnviz-head-view .av-token[data-side=left]').allTextContents();
+      await expect.poll(async () => (await tokens()).join(' '), { timeout: 30_000 }).toMatch(/Dog.*chase.*cat/);
+      expect(await settled(page)).toContain(` ${(await tokens()).length} tokens`);
 
-    // Layer 1 in the head view's own control.
-    await page.locator('.attnviz-head-view select').first().selectOption('1');
-    await expect.poll(() => params(page).get('layer')).toBe('1');
-    // Head 2 alone (double-click solos it).
-    await page.locator('.attnviz-head-view .av-head[data-head="2"]').dblclick();
-    await expect.poll(() => params(page).get('heads')).toBe('2');
-    // Pin the second query token.
-    await page.locator('.attnviz-head-view .av-token[data-side=left][data-index="1"]').click();
-    await expect.poll(() => params(page).get('pinned')).toBe('l1');
+      // Layer 1 in the head view's own control.
+      await page.locator('.attnviz-head-view select').first().selectOption('1');
+      await expect.poll(() => params(page).get('layer')).toBe('1');
+      // Head 2 alone (double-click solos it).
+      await page.locator('.attnviz-head-view .av-head[data-head="2"]').dblclick();
+      await expect.poll(() => params(page).get('heads')).toBe('2');
+      // Pin the second query token.
+      await page.locator('.attnviz-head-view .av-token[data-side=left][data-index="1"]').click();
+      await expect.poll(() => params(page).get('pinned')).toBe('l1');
 
-    await page.locator('[role=tab][data-view=model]').click();
-    await expect.poll(() => page.locator('.attnviz-model-view').count()).toBe(1);
-    expect(params(page).get('view')).toBe('model');
-    await page.locator('[role=tab][data-view=neuron]').click();
-    await expect.poll(() => page.locator('.attnviz-neuron-view').count()).toBe(1);
-    // The neuron view opens on the state: layer 1, head 2, token 1 selected.
-    const root = page.locator('.attnviz-neuron-view');
-    expect(await root.getAttribute('data-layer')).toBe('1');
-    expect(await root.getAttribute('data-head')).toBe('2');
-    expect(await root.getAttribute('data-selected')).toBe('1');
-    // Expanding the token's q·k computation goes into the URL, and a URL reopens it expanded.
-    await root.locator('.av-toggle').click();
-    await expect.poll(() => params(page).get('expanded')).toBe('1');
-    expect(await root.getAttribute('data-expanded')).toBe('true');
-    const again = await open(new URL(page.url()).search);
-    await settled(again.page);
-    const reopened = again.page.locator('.attnviz-neuron-view');
-    expect(await reopened.getAttribute('data-selected')).toBe('1');
-    expect(await reopened.getAttribute('data-expanded')).toBe('true');
-    await again.page.close();
-    expect(foreign).toEqual([]);
-    expect(errors).toEqual([]);
-    await page.close();
-  });
+      await page.locator('[role=tab][data-view=model]').click();
+      await expect.poll(() => page.locator('.attnviz-model-view').count()).toBe(1);
+      expect(params(page).get('view')).toBe('model');
+      await page.locator('[role=tab][data-view=neuron]').click();
+      await expect.poll(() => page.locator('.attnviz-neuron-view').count()).toBe(1);
+      // The neuron view opens on the state: layer 1, head 2, token 1 selected.
+      const root = page.locator('.attnviz-neuron-view');
+      expect(await root.getAttribute('data-layer')).toBe('1');
+      expect(await root.getAttribute('data-head')).toBe('2');
+      expect(await root.getAttribute('data-selected')).toBe('1');
+      // Expanding the token's q·k computation goes into the URL, and a URL reopens it expanded.
+      await root.locator('.av-toggle').click();
+      await expect.poll(() => params(page).get('expanded')).toBe('1');
+      expect(await root.getAttribute('data-expanded')).toBe('true');
+      const again = await open(new URL(page.url()).search);
+      await settled(again.page);
+      const reopened = again.page.locator('.attnviz-neuron-view');
+      expect(await reopened.getAttribute('data-selected')).toBe('1');
+      expect(await reopened.getAttribute('data-expanded')).toBe('true');
+      await again.page.close();
+      expect(foreign).toEqual([]);
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
 
   test('a shared URL restores model, text, view, layer, heads and pinned tokens', async () => {
     const query = '?text=The+quick+brown+fox.&layer=1&heads=0,3&pinned=l2';
@@ -498,50 +501,54 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     }
   });
 
-  test('no silent cut: a token counter against the model, a truncate toggle the error names, the text limit', async () => {
-    const { page, errors } = await open('?text=Count+me.');
-    await settled(page);
-    await expect
-      .poll(() => page.locator('#counter').textContent())
-      .toMatch(/^\d+ of 128 tokens · 9 of 40,000 characters \(this server's limit\)$/);
-    // 600 words: past the embedded model's 128 positions. The counter says so as you type.
-    const long = 'word '.repeat(600).trim();
-    await page.locator('#text').fill(long);
-    await expect
-      .poll(() => page.locator('#counter').textContent(), { timeout: 30_000 })
-      .toMatch(/^(\d+) of 128 tokens: over the model's limit · 2,999 of 40,000 characters/);
-    expect(await page.locator('#counter').getAttribute('class')).toContain('over');
-    const tokens = Number(/^(\d+)/.exec((await page.locator('#counter').textContent())!)![1]);
-    expect(tokens).toBeGreaterThan(128);
-    // The run is refused with a message for the page: the toggle by name, no CLI flag.
-    await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
-    const message = (await page.locator('#error').textContent())!;
-    expect(message).toBe(
-      `The text is ${tokens} tokens; this model takes at most 128. ` +
-        "Tick “Truncate to the model's limit” to cut it to that, or shorten it.",
-    );
-    expect(message).not.toMatch(/--|truncate: true/);
-    // The toggle: the text is cut to the model's 128 positions, and the URL keeps it.
-    await page.getByLabel("Truncate to the model's limit").check();
-    expect(await settled(page, 128)).toMatch(/ 128 tokens · 2 layers/);
-    expect(params(page).get('truncate')).toBe('1');
-    expect(await page.locator('#counter').textContent()).toMatch(
-      new RegExp(`^${tokens} of 128 tokens \\(cut to 128\\)`),
-    );
-    expect(await page.locator('#error').isHidden()).toBe(true);
-    // Nothing cuts the text in the field: past the server's limit it is all there, and the page says why it is refused.
-    await page.locator('#text').fill('x'.repeat(40_001));
-    await expect
-      .poll(() => page.locator('#counter').textContent())
-      .toBe("40,001 of 40,000 characters (this server's limit): too long for this server");
-    expect(await page.locator('#text').inputValue()).toHaveLength(40_001);
-    await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
-    await expect
-      .poll(() => page.locator('#error').textContent())
-      .toMatch(/"text" is 40001 characters; this server takes at most 40000/);
-    expect(errors).toEqual([]);
-    await page.close();
-  });
+  test(
+    'no silent cut: a token counter against the model, a ' + 'truncate toggle the error names, the text limit',
+    async () => {
+      const { page, errors } = await open('?text=Count+me.');
+      await settled(page);
+      await expect
+        .poll(() => page.locator('#counter').textContent())
+        .toMatch(/^\d+ of 128 tokens · 9 of 40,000 characters \(this server's limit\)$/);
+      // 600 words: past the embedded model's 128 positions. The counter says so as you type.
+      const long = 'word '.repeat(600).trim();
+      await page.locator('#text').fill(long);
+      await expect
+        .poll(() => page.locator('#counter').textContent(), { timeout: 30_000 })
+        .toMatch(/^(\d+) of 128 tokens: over the model's limit · 2,999 of 40,000 characters/);
+      expect(await page.locator('#counter').getAttribute('class')).toContain('over');
+      const tokens = Number(/^(\d+)/.exec((await page.locator('#counter').textContent())!)![1]);
+      expect(tokens).toBeGreaterThan(128);
+      // The run is refused with a message for the page: the toggle by name, no CLI flag.
+      await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+      const message = (await page.locator('#error').textContent())!;
+      expect(message).toBe(
+        `The text is ${tokens} tokens; this model takes at most 128. ` +
+          "Tick “Truncate to the model's limit” to cut it to that, or shorten it.",
+      );
+      expect(message).not.toMatch(/--|truncate: true/);
+      // The toggle: the text is cut to the model's 128 positions, and the URL keeps it.
+      await page.getByLabel("Truncate to the model's limit").check();
+      expect(await settled(page, 128)).toMatch(/ 128 tokens · 2 layers/);
+      expect(params(page).get('truncate')).toBe('1');
+      expect(await page.locator('#counter').textContent()).toMatch(
+        new RegExp(`^${tokens} of 128 tokens \\(cut to 128\\)`),
+      );
+      expect(await page.locator('#error').isHidden()).toBe(true);
+      // Nothing cuts the text in the field: past the server's limit it is all there, and the page says why it is
+      // refused.
+      await page.locator('#text').fill('x'.repeat(40_001));
+      await expect
+        .poll(() => page.locator('#counter').textContent())
+        .toBe("40,001 of 40,000 characters (this server's limit): too long for this server");
+      expect(await page.locator('#text').inputValue()).toHaveLength(40_001);
+      await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
+      await expect
+        .poll(() => page.locator('#error').textContent())
+        .toMatch(/"text" is 40001 characters; this server takes at most 40000/);
+      expect(errors).toEqual([]);
+      await page.close();
+    },
+  );
 });
 
 /** A result as a PyTorch script writes it (docs/attention-file.md): attention and tokens, no q/k. */

@@ -140,7 +140,10 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
       const r = await cli(['extract', '--model', file, '--text', 'hi', '--out', join(tmp, 'o.safetensors')]);
       expectCliError(
         r,
-        /not a model attnviz reads \(a model is a Hugging Face folder with config\.json, a hub id \(org\/name\), a \.gguf file, an \.onnx file or a TF\.js graph model folder/,
+        new RegExp(
+          /not a model attnviz reads \(a model is a Hugging Face folder with config\.json, /.source +
+            /a hub id \(org\/name\), a \.gguf file, an \.onnx file or a TF\.js graph model folder/.source,
+        ),
       );
       if (name.endsWith('.bin')) expect(r.stderr).toContain('PyTorch weights are not read');
     }

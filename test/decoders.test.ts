@@ -250,28 +250,31 @@ const gemmaConfig = (modelType: 'gemma2' | 'gemma3_text', extra: Record<string, 
 describe.skipIf(!HAVE_SHARED)('Gemma 2: tiny random checkpoint', () => {
   const w = decoderWeights(GEMMA2, 41);
 
-  test('soft-capping active, sliding layers shorter than the text, √D embeddings, (1 + w) norms: the float64 pass', async () => {
-    const m = await open(await write(gemmaConfig('gemma2'), w));
-    const a = await m.attention(TEXT);
-    expect(a.tokens.length).toBeGreaterThan(10);
-    expect(a.scoreScale).toBe(0.25);
-    expect(a.attnLogitSoftcapping).toBe(2);
-    expect(a.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
-    expectDecoderInvariants(a);
-    const ref = decoderReference(w, GEMMA2, a.inputIds!);
-    expectMatchesReference(a, ref);
-    // The cap is active: some scaled score lies well beyond ±2, where tanh bends it.
-    const uncapped = decoderReference(w, { ...GEMMA2, softcap: undefined }, a.inputIds!);
-    let most = 0;
-    for (let i = 0; i < a.tokens.length; i++)
-      for (let j = 0; j <= i; j++) {
-        let dot = 0;
-        for (let c = 0; c < 8; c++) dot += ref.q[1][0][i][c] * ref.k[1][0][j][c];
-        most = Math.max(most, Math.abs(dot * 0.25));
-      }
-    expect(most).toBeGreaterThan(3);
-    expect(Math.abs(uncapped.probs[1][0].at(-1)![0] - ref.probs[1][0].at(-1)![0])).toBeGreaterThan(1e-4);
-  });
+  test(
+    'soft-capping active, sliding layers shorter than the text, ' + '√D embeddings, (1 + w) norms: the float64 pass',
+    async () => {
+      const m = await open(await write(gemmaConfig('gemma2'), w));
+      const a = await m.attention(TEXT);
+      expect(a.tokens.length).toBeGreaterThan(10);
+      expect(a.scoreScale).toBe(0.25);
+      expect(a.attnLogitSoftcapping).toBe(2);
+      expect(a.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
+      expectDecoderInvariants(a);
+      const ref = decoderReference(w, GEMMA2, a.inputIds!);
+      expectMatchesReference(a, ref);
+      // The cap is active: some scaled score lies well beyond ±2, where tanh bends it.
+      const uncapped = decoderReference(w, { ...GEMMA2, softcap: undefined }, a.inputIds!);
+      let most = 0;
+      for (let i = 0; i < a.tokens.length; i++)
+        for (let j = 0; j <= i; j++) {
+          let dot = 0;
+          for (let c = 0; c < 8; c++) dot += ref.q[1][0][i][c] * ref.k[1][0][j][c];
+          most = Math.max(most, Math.abs(dot * 0.25));
+        }
+      expect(most).toBeGreaterThan(3);
+      expect(Math.abs(uncapped.probs[1][0].at(-1)![0] - ref.probs[1][0].at(-1)![0])).toBeGreaterThan(1e-4);
+    },
+  );
 
   test('generation with the KV cache follows the reference argmax (final soft-capping keeps it)', async () => {
     await expectGenerationMatchesReference(await write(gemmaConfig('gemma2'), w), w, GEMMA2);
@@ -512,20 +515,28 @@ describe.skipIf(!HAVE_SHARED)('OLMo 2: tiny random checkpoint', () => {
 // ---- the score extras in files and pages -----------------------------------------------------------------
 
 describe.skipIf(!HAVE_SHARED)('score extras in the attention file and the page encoding', () => {
-  test('score_scale, attn_logit_softcapping and layer_windows round-trip; the invariants hold on what is read', async () => {
-    const a = await (await open(await write(gemmaConfig('gemma2'), decoderWeights(GEMMA2, 41)))).attention(TEXT);
-    const T = a.tokens.length;
-    const layerPositionBias = { dims: [4, 4, T, T], data: new Float32Array(16 * T * T) };
-    for (const b of [decodeAttentionFile(encodeAttentionFile(a), 'gemma'), decodeAttention(encodeAttention(a))]) {
-      expect(b.scoreScale).toBe(0.25);
-      expect(b.attnLogitSoftcapping).toBe(2);
-      expect(b.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
-    }
-    expectDecoderInvariants(decodeAttentionFile(encodeAttentionFile(a), 'gemma'));
-    const withBias = decodeAttentionFile(encodeAttentionFile({ ...a, layerPositionBias }), 'bias');
-    expect(withBias.layerPositionBias!.dims).toEqual([4, 4, T, T]);
-    expect(decodeAttention(encodeAttention({ ...a, layerPositionBias })).layerPositionBias!.dims).toEqual([4, 4, T, T]);
-  });
+  test(
+    'score_scale, attn_logit_softcapping and layer_windows ' + 'round-trip; the invariants hold on what is read',
+    async () => {
+      const a = await (await open(await write(gemmaConfig('gemma2'), decoderWeights(GEMMA2, 41)))).attention(TEXT);
+      const T = a.tokens.length;
+      const layerPositionBias = { dims: [4, 4, T, T], data: new Float32Array(16 * T * T) };
+      for (const b of [decodeAttentionFile(encodeAttentionFile(a), 'gemma'), decodeAttention(encodeAttention(a))]) {
+        expect(b.scoreScale).toBe(0.25);
+        expect(b.attnLogitSoftcapping).toBe(2);
+        expect(b.layerWindows).toEqual([[3, 0], null, [3, 0], null]);
+      }
+      expectDecoderInvariants(decodeAttentionFile(encodeAttentionFile(a), 'gemma'));
+      const withBias = decodeAttentionFile(encodeAttentionFile({ ...a, layerPositionBias }), 'bias');
+      expect(withBias.layerPositionBias!.dims).toEqual([4, 4, T, T]);
+      expect(decodeAttention(encodeAttention({ ...a, layerPositionBias })).layerPositionBias!.dims).toEqual([
+        4,
+        4,
+        T,
+        T,
+      ]);
+    },
+  );
 
   test('malformed extras are rejected by name', async () => {
     const a = await (await open(await write(gemmaConfig('gemma2'), decoderWeights(GEMMA2, 41)))).attention(TEXT);
@@ -665,19 +676,25 @@ describe.skipIf(!HAVE_SHARED)('BLOOM: tiny random checkpoint', () => {
     expectDecoderInvariants(a);
   });
 
-  test('without the transformer. prefix (bigscience saves BloomModel): the same numbers; bad shapes named', async () => {
-    const w = bloomWeights(112);
-    const [a, b] = [
-      await (await open(await write(BLOOM_CONFIG, w))).attention(TEXT),
-      await (await open(await write(BLOOM_CONFIG, w, (n) => n.replace(/^transformer\./, '')))).attention(TEXT),
-    ];
-    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
-    await expectBad(loadModel(await write({ ...BLOOM_CONFIG, n_layer: 3 }, w)), /missing tensor "transformer\.h\.2\./);
-    await expectBad(
-      loadModel(await write({ ...BLOOM_CONFIG, hidden_size: undefined, n_embed: 32, n_head: 8 }, w)),
-      /tensor "transformer\.word_embeddings\.weight" has shape \[512, 24\]; the config implies \[512, 32\]/,
-    );
-  });
+  test(
+    'without the transformer. prefix (bigscience saves ' + 'BloomModel): the same numbers; bad shapes named',
+    async () => {
+      const w = bloomWeights(112);
+      const [a, b] = [
+        await (await open(await write(BLOOM_CONFIG, w))).attention(TEXT),
+        await (await open(await write(BLOOM_CONFIG, w, (n) => n.replace(/^transformer\./, '')))).attention(TEXT),
+      ];
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+      await expectBad(
+        loadModel(await write({ ...BLOOM_CONFIG, n_layer: 3 }, w)),
+        /missing tensor "transformer\.h\.2\./,
+      );
+      await expectBad(
+        loadModel(await write({ ...BLOOM_CONFIG, hidden_size: undefined, n_embed: 32, n_head: 8 }, w)),
+        /tensor "transformer\.word_embeddings\.weight" has shape \[512, 24\]; the config implies \[512, 32\]/,
+      );
+    },
+  );
 });
 
 // ---- GPT-J -----------------------------------------------------------------------------------------------
@@ -787,13 +804,16 @@ function gptjReference(w: TinyWeights, ids: readonly number[]): Reference {
 }
 
 describe.skipIf(!HAVE_SHARED)('GPT-J: tiny random checkpoint', () => {
-  test('rotate_every_two on rotary_dim 4 of 8, parallel residual: the float64 pass; rotary reported interleaved', async () => {
-    const w = gptjWeights(121);
-    const a = await (await open(await write(GPTJ_CONFIG, w))).attention(TEXT);
-    expect(a.rotary).toBe('interleaved');
-    expectMatchesReference(a, gptjReference(w, a.inputIds!));
-    expectDecoderInvariants(a);
-  });
+  test(
+    'rotate_every_two on rotary_dim 4 of 8, parallel residual: ' + 'the float64 pass; rotary reported interleaved',
+    async () => {
+      const w = gptjWeights(121);
+      const a = await (await open(await write(GPTJ_CONFIG, w))).attention(TEXT);
+      expect(a.rotary).toBe('interleaved');
+      expectMatchesReference(a, gptjReference(w, a.inputIds!));
+      expectDecoderInvariants(a);
+    },
+  );
 
   test('bad inputs: odd rotary_dim, a bias GPT-J does not have, an unknown activation', async () => {
     const w = gptjWeights(122);

@@ -74,60 +74,68 @@ const tokensOn = (p: OpenedPage, side: 'left' | 'right') =>
 const choose = (p: OpenedPage, part: AttentionPart) => p.page.selectOption('.av-part select', part);
 
 describe.skipIf(!HAVE_CHROMIUM)('encoder-decoder data in the views', () => {
-  test('head view: the select offers Encoder / Decoder / Cross and switches the token lists; cross puts decoder tokens left, encoder tokens right', async () => {
-    const p = await page(bart, 'head');
-    expect(await p.page.locator('.av-part select option').allTextContents()).toEqual(['Encoder', 'Decoder', 'Cross']);
-    const encoder = pretty(bart.tokens),
-      decoder = pretty(bart.encoderDecoder!.decoderTokens);
-    expect(await tokensOn(p, 'left')).toEqual(encoder);
-    expect(await tokensOn(p, 'right')).toEqual(encoder);
-    // Two encoder layers, three decoder layers: the layer select follows.
-    const layerOptions = () => p.page.locator('.av-controls label:has-text("Layer") select option').count();
-    expect(await layerOptions()).toBe(2);
+  test(
+    'head view: the select offers Encoder / Decoder / Cross and switches the ' +
+      'token lists; cross puts decoder tokens left, encoder tokens right',
+    async () => {
+      const p = await page(bart, 'head');
+      expect(await p.page.locator('.av-part select option').allTextContents()).toEqual(['Encoder', 'Decoder', 'Cross']);
+      const encoder = pretty(bart.tokens),
+        decoder = pretty(bart.encoderDecoder!.decoderTokens);
+      expect(await tokensOn(p, 'left')).toEqual(encoder);
+      expect(await tokensOn(p, 'right')).toEqual(encoder);
+      // Two encoder layers, three decoder layers: the layer select follows.
+      const layerOptions = () => p.page.locator('.av-controls label:has-text("Layer") select option').count();
+      expect(await layerOptions()).toBe(2);
 
-    await choose(p, 'decoder');
-    expect(await tokensOn(p, 'left')).toEqual(decoder);
-    expect(await tokensOn(p, 'right')).toEqual(decoder);
-    expect(await layerOptions()).toBe(3);
-    expect(await p.page.$eval('.attnviz-parts', (e) => (e as HTMLElement).dataset.part)).toBe('decoder');
+      await choose(p, 'decoder');
+      expect(await tokensOn(p, 'left')).toEqual(decoder);
+      expect(await tokensOn(p, 'right')).toEqual(decoder);
+      expect(await layerOptions()).toBe(3);
+      expect(await p.page.$eval('.attnviz-parts', (e) => (e as HTMLElement).dataset.part)).toBe('decoder');
 
-    await choose(p, 'cross');
-    expect(await tokensOn(p, 'left')).toEqual(decoder);
-    expect(await tokensOn(p, 'right')).toEqual(encoder);
-    expect((await state(p)).part).toBe('cross');
-    expect(await p.page.$eval('.av-part select', (s) => (s as HTMLSelectElement).value)).toBe('cross');
+      await choose(p, 'cross');
+      expect(await tokensOn(p, 'left')).toEqual(decoder);
+      expect(await tokensOn(p, 'right')).toEqual(encoder);
+      expect((await state(p)).part).toBe('cross');
+      expect(await p.page.$eval('.av-part select', (s) => (s as HTMLSelectElement).value)).toBe('cross');
 
-    // Lines drawn = the cross weights of layer 0 at opacity ≥ 1/255 (4 heads active).
-    const cross = attentionPart(bart, 'cross');
-    const [, H, T, S] = cross.attention.dims;
-    let expected = 0;
-    for (let h = 0; h < H; h++)
-      for (let i = 0; i < T; i++)
-        for (let j = 0; j < S; j++)
-          if (cross.attention.data[((0 * H + h) * T + i) * S + j] / H >= 1 / 255 - 1e-6) expected++;
-    expect(Math.abs((await drawn(p)) - expected)).toBeLessThanOrEqual(4);
-    expect(p.errors).toEqual([]);
-    expect(p.requests).toEqual([]);
-  });
+      // Lines drawn = the cross weights of layer 0 at opacity ≥ 1/255 (4 heads active).
+      const cross = attentionPart(bart, 'cross');
+      const [, H, T, S] = cross.attention.dims;
+      let expected = 0;
+      for (let h = 0; h < H; h++)
+        for (let i = 0; i < T; i++)
+          for (let j = 0; j < S; j++)
+            if (cross.attention.data[((0 * H + h) * T + i) * S + j] / H >= 1 / 255 - 1e-6) expected++;
+      expect(Math.abs((await drawn(p)) - expected)).toBeLessThanOrEqual(4);
+      expect(p.errors).toEqual([]);
+      expect(p.requests).toEqual([]);
+    },
+  );
 
-  test('head view, cross: the tooltip gives decoder token → encoder token and the exact weights; the heatmap is T × S', async () => {
-    const p = await page(bart, 'head', { part: 'cross' });
-    await p.page.click('.av-token[data-side=left][data-index="2"]');
-    await p.page.hover('.av-token[data-side=right][data-index="3"]');
-    const text = await p.page.locator('.av-tooltip').textContent();
-    const cross = attentionPart(bart, 'cross');
-    const [, H, T, S] = cross.attention.dims;
-    expect(text).toContain(`${prettifyToken(cross.tokens[2])} → ${prettifyToken(bart.tokens[3])}`);
-    // Pages carry attention in 12 bits (≤ 2.5e-4 off), so compare the printed values, not their last digit.
-    const shown = [...text!.matchAll(/head (\d): ([\d.]+)/g)].map((m) => Number(m[2]));
-    expect(shown).toHaveLength(H);
-    shown.forEach((v, h) =>
-      expect(Math.abs(v - cross.attention.data[((0 * H + h) * T + 2) * S + 3])).toBeLessThan(4e-4),
-    );
-    await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
-    expect(await drawn(p)).toBe(T * S);
-    expect(p.errors).toEqual([]);
-  });
+  test(
+    'head view, cross: the tooltip gives decoder token → encoder ' +
+      'token and the exact weights; the heatmap is T × S',
+    async () => {
+      const p = await page(bart, 'head', { part: 'cross' });
+      await p.page.click('.av-token[data-side=left][data-index="2"]');
+      await p.page.hover('.av-token[data-side=right][data-index="3"]');
+      const text = await p.page.locator('.av-tooltip').textContent();
+      const cross = attentionPart(bart, 'cross');
+      const [, H, T, S] = cross.attention.dims;
+      expect(text).toContain(`${prettifyToken(cross.tokens[2])} → ${prettifyToken(bart.tokens[3])}`);
+      // Pages carry attention in 12 bits (≤ 2.5e-4 off), so compare the printed values, not their last digit.
+      const shown = [...text!.matchAll(/head (\d): ([\d.]+)/g)].map((m) => Number(m[2]));
+      expect(shown).toHaveLength(H);
+      shown.forEach((v, h) =>
+        expect(Math.abs(v - cross.attention.data[((0 * H + h) * T + 2) * S + 3])).toBeLessThan(4e-4),
+      );
+      await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
+      expect(await drawn(p)).toBe(T * S);
+      expect(p.errors).toEqual([]);
+    },
+  );
 
   test('head view: switching keeps the heads and the layer where the part has it', async () => {
     const p = await page(bart, 'head', { part: 'decoder', layer: 2 });
@@ -139,73 +147,84 @@ describe.skipIf(!HAVE_CHROMIUM)('encoder-decoder data in the views', () => {
     expect(p.errors).toEqual([]);
   });
 
-  test('model view: thumbnails follow the part’s layers; a cross panel has decoder tokens left, encoder tokens right', async () => {
-    const p = await page(bart, 'model');
-    const thumbnails = () => p.page.$eval('.attnviz', (e) => Number((e as HTMLElement).dataset.thumbnails));
-    expect(await thumbnails()).toBe(2 * 4);
-    await choose(p, 'decoder');
-    expect(await thumbnails()).toBe(3 * 4);
-    await choose(p, 'cross');
-    expect(await thumbnails()).toBe(3 * 4);
-    await p.page.click('.av-thumb[data-layer="2"][data-head="1"]');
-    expect(await p.page.locator('.av-panel .av-token[data-side=left]').allTextContents()).toEqual(
-      pretty(bart.encoderDecoder!.decoderTokens),
-    );
-    expect(await p.page.locator('.av-panel .av-token[data-side=right]').allTextContents()).toEqual(pretty(bart.tokens));
-    expect(await p.page.$eval('.attnviz', (e) => (e as HTMLElement).dataset.selected)).toBe('2,1');
-    // Back to the encoder: its two layers, and the selection (layer 2) no longer exists there.
-    await choose(p, 'encoder');
-    expect(await thumbnails()).toBe(2 * 4);
-    expect((await state(p)).selected).toBeNull();
-    expect(p.errors).toEqual([]);
-  });
+  test(
+    'model view: thumbnails follow the ' +
+      'part’s layers; a cross ' +
+      'panel has decoder tokens left, encoder tokens right',
+    async () => {
+      const p = await page(bart, 'model');
+      const thumbnails = () => p.page.$eval('.attnviz', (e) => Number((e as HTMLElement).dataset.thumbnails));
+      expect(await thumbnails()).toBe(2 * 4);
+      await choose(p, 'decoder');
+      expect(await thumbnails()).toBe(3 * 4);
+      await choose(p, 'cross');
+      expect(await thumbnails()).toBe(3 * 4);
+      await p.page.click('.av-thumb[data-layer="2"][data-head="1"]');
+      expect(await p.page.locator('.av-panel .av-token[data-side=left]').allTextContents()).toEqual(
+        pretty(bart.encoderDecoder!.decoderTokens),
+      );
+      expect(await p.page.locator('.av-panel .av-token[data-side=right]').allTextContents()).toEqual(
+        pretty(bart.tokens),
+      );
+      expect(await p.page.$eval('.attnviz', (e) => (e as HTMLElement).dataset.selected)).toBe('2,1');
+      // Back to the encoder: its two layers, and the selection (layer 2) no longer exists there.
+      await choose(p, 'encoder');
+      expect(await thumbnails()).toBe(2 * 4);
+      expect((await state(p)).selected).toBeNull();
+      expect(p.errors).toEqual([]);
+    },
+  );
 
   const checkNote = (p: OpenedPage) =>
     p.page.$eval('.av-check', (e) => ({ ok: (e as HTMLElement).dataset.ok, text: e.textContent }));
 
-  test('neuron view (T5): the check holds on all three attentions, with the position bias where T5 has one', async () => {
-    const p = await page(t5, 'neuron');
-    const S = t5.tokens.length,
-      T = t5.encoderDecoder!.decoderTokens.length;
-    // Encoder: bidirectional bias, no scaling.
-    // A click on a token expands it.
-    await p.page.click('.av-token.av-left[data-index="3"]');
-    expect(await checkNote(p)).toMatchObject({
-      ok: 'true',
-      text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
-    });
-    let cols = await columns(p);
-    expect(cols.keys).toHaveLength(S);
-    expect(cols.masked.some(Boolean)).toBe(false);
+  test(
+    'neuron view (T5): the check holds on all three ' + 'attentions, with the position bias where T5 has one',
+    async () => {
+      const p = await page(t5, 'neuron');
+      const S = t5.tokens.length,
+        T = t5.encoderDecoder!.decoderTokens.length;
+      // Encoder: bidirectional bias, no scaling.
+      // A click on a token expands it.
+      await p.page.click('.av-token.av-left[data-index="3"]');
+      expect(await checkNote(p)).toMatchObject({
+        ok: 'true',
+        text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
+      });
+      let cols = await columns(p);
+      expect(cols.keys).toHaveLength(S);
+      expect(cols.masked.some(Boolean)).toBe(false);
 
-    // Decoder: causal, with the unidirectional bias.
-    await choose(p, 'decoder');
-    await p.page.click('.av-token.av-left[data-index="4"]');
-    expect(await checkNote(p)).toMatchObject({
-      ok: 'true',
-      text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
-    });
-    cols = await columns(p);
-    expect(cols.keys).toHaveLength(T);
-    expect(cols.masked).toEqual(Array.from({ length: T }, (_, j) => j > 4));
+      // Decoder: causal, with the unidirectional bias.
+      await choose(p, 'decoder');
+      await p.page.click('.av-token.av-left[data-index="4"]');
+      expect(await checkNote(p)).toMatchObject({
+        ok: 'true',
+        text: expect.stringContaining('softmax(q · k + position bias) reproduces'),
+      });
+      cols = await columns(p);
+      expect(cols.keys).toHaveLength(T);
+      expect(cols.masked).toEqual(Array.from({ length: T }, (_, j) => j > 4));
 
-    // Cross: the same query token stays selected (decoder tokens on the left in both); keys are the encoder's, none masked, no bias.
-    await choose(p, 'cross');
-    expect(await state(p)).toMatchObject({ part: 'cross', selected: 4, expanded: true });
-    expect(await checkNote(p)).toMatchObject({
-      ok: 'true',
-      text: expect.stringContaining('softmax(q · k) reproduces'),
-    });
-    cols = await columns(p);
-    expect(cols.keys).toEqual(Array.from({ length: S }, (_, j) => j));
-    expect(cols.masked.some(Boolean)).toBe(false);
-    expect(cols.maxDiff).toBeLessThanOrEqual(cols.tolerance);
-    expect(await p.page.locator('.av-token.av-right').allTextContents()).toEqual(pretty(t5.tokens));
-    expect(await p.page.locator('.av-token.av-left').allTextContents()).toEqual(
-      pretty(t5.encoderDecoder!.decoderTokens),
-    );
-    expect(p.errors).toEqual([]);
-  });
+      // Cross: the same query token stays selected (decoder tokens on the left in both); keys are the encoder's, none
+      // masked, no bias.
+      await choose(p, 'cross');
+      expect(await state(p)).toMatchObject({ part: 'cross', selected: 4, expanded: true });
+      expect(await checkNote(p)).toMatchObject({
+        ok: 'true',
+        text: expect.stringContaining('softmax(q · k) reproduces'),
+      });
+      cols = await columns(p);
+      expect(cols.keys).toEqual(Array.from({ length: S }, (_, j) => j));
+      expect(cols.masked.some(Boolean)).toBe(false);
+      expect(cols.maxDiff).toBeLessThanOrEqual(cols.tolerance);
+      expect(await p.page.locator('.av-token.av-right').allTextContents()).toEqual(pretty(t5.tokens));
+      expect(await p.page.locator('.av-token.av-left').allTextContents()).toEqual(
+        pretty(t5.encoderDecoder!.decoderTokens),
+      );
+      expect(p.errors).toEqual([]);
+    },
+  );
 
   test('neuron view (BART): softmax(q · k / √d) on the cross-attention', async () => {
     const p = await page(bart, 'neuron', { part: 'cross', layer: 2, head: 3, selected: 1, expanded: true });

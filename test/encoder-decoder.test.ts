@@ -295,10 +295,12 @@ describe('T5 relative position buckets', () => {
    * n < 8 is its own bucket. Otherwise 8 + ⌊log(n/8) / log(128/8) · 8⌋ = 8 + ⌊2·log₂(n/8)⌋, capped at 15:
    *   n = 8: 8 + ⌊0⌋ = 8;       n = 11: 2·log₂ 1.375 = 0.919 → 8;   n = 12: 2·log₂ 1.5 = 1.170 → 9;
    *   n = 16: 2·log₂ 2 = 2 → 10; n = 22: 2·log₂ 2.75 = 2.919 → 10;  n = 23: 2·log₂ 2.875 = 3.047 → 11;
-   *   n = 32: 4 → 12;           n = 64: 6 → 14;   n = 127: 2·log₂ 15.875 = 7.977 → 15;   n = 128: 8 → 16, capped 15.
-   * Unidirectional (decoder self-attention): n = max(−r, 0) (keys after the query all land in bucket 0), all
-   * 32 buckets, max_exact = 16: n < 16 its own; else 16 + ⌊log(n/16) / log(128/16) · 16⌋ = 16 + ⌊16·log₈(n/16)⌋:
-   *   n = 16: 16;   n = 20: 16·log₈ 1.25 = 1.717 → 17;   n = 32: 16/3 = 5.333 → 21;   n = 64: 32/3 = 10.667 → 26;
+   *   n = 32: 4 → 12;           n = 64: 6 → 14;   n = 127: 2·log₂ 15.875 = 7.977 → 15;   n = 128: 8 → 16,
+   *   capped 15. Unidirectional (decoder self-attention): n = max(−r, 0) (keys after the query all land in bucket 0),
+   *   all 32 buckets, max_exact = 16: n < 16 its own; else 16 + ⌊log(n/16) / log(128/16) · 16⌋ = 16 +
+   *   ⌊16·log₈(n/16)⌋:
+   *   n = 16: 16;   n = 20: 16·log₈ 1.25 = 1.717 → 17;   n = 32: 16/3 = 5.333 → 21;   n = 64: 32/3 = 10.667 →
+   *   26;
    *   n = 127: 16·log₈ 7.9375 = 15.94 → 31;   n = 128: 16 → 32, capped 31.
    */
   test.each([
@@ -379,48 +381,52 @@ describe('encoder-decoder results in attention files and pages', () => {
     }
   });
 
-  test('the documented layout: encoder in the plain tensors, decoder and cross tensors, encoder/decoder tokens in the metadata', () => {
-    const bytes = encodeAttentionFile(t5);
-    const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
-    const [S, T, Le, Ld] = [
-      t5.tokens.length,
-      t5.encoderDecoder!.decoderTokens.length,
-      T5_V11.layers,
-      T5_V11.decoderLayers,
-    ];
-    const shapes = Object.fromEntries(
-      Object.entries(header)
-        .filter(([k]) => k !== '__metadata__')
-        .map(([k, v]) => [k, (v as { shape: number[] }).shape]),
-    );
-    expect(shapes).toEqual({
-      attention: [Le, T5_H, S, S],
-      query: [Le, T5_H, S, 6],
-      key: [Le, T5_H, S, 6],
-      hidden_last: [S, 16],
-      input_ids: [S],
-      position_bias: [T5_H, S, S],
-      decoder_attention: [Ld, T5_H, T, T],
-      cross_attention: [Ld, T5_H, T, S],
-      decoder_query: [Ld, T5_H, T, 6],
-      decoder_key: [Ld, T5_H, T, 6],
-      cross_query: [Ld, T5_H, T, 6],
-      cross_key: [Ld, T5_H, S, 6],
-      decoder_hidden_last: [T, 16],
-      decoder_position_bias: [T5_H, T, T],
-      decoder_input_ids: [T],
-    });
-    const meta = JSON.parse(header.__metadata__.attnviz);
-    expect(meta).toMatchObject({
-      version: 1,
-      tokens: t5.tokens,
-      encoder_tokens: t5.tokens,
-      decoder_tokens: t5.encoderDecoder!.decoderTokens,
-      target: TARGET,
-      score_scale: 1,
-      causal: false,
-    });
-  });
+  test(
+    'the documented layout: encoder in the plain tensors, decoder and ' +
+      'cross tensors, encoder/decoder tokens in the metadata',
+    () => {
+      const bytes = encodeAttentionFile(t5);
+      const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'));
+      const [S, T, Le, Ld] = [
+        t5.tokens.length,
+        t5.encoderDecoder!.decoderTokens.length,
+        T5_V11.layers,
+        T5_V11.decoderLayers,
+      ];
+      const shapes = Object.fromEntries(
+        Object.entries(header)
+          .filter(([k]) => k !== '__metadata__')
+          .map(([k, v]) => [k, (v as { shape: number[] }).shape]),
+      );
+      expect(shapes).toEqual({
+        attention: [Le, T5_H, S, S],
+        query: [Le, T5_H, S, 6],
+        key: [Le, T5_H, S, 6],
+        hidden_last: [S, 16],
+        input_ids: [S],
+        position_bias: [T5_H, S, S],
+        decoder_attention: [Ld, T5_H, T, T],
+        cross_attention: [Ld, T5_H, T, S],
+        decoder_query: [Ld, T5_H, T, 6],
+        decoder_key: [Ld, T5_H, T, 6],
+        cross_query: [Ld, T5_H, T, 6],
+        cross_key: [Ld, T5_H, S, 6],
+        decoder_hidden_last: [T, 16],
+        decoder_position_bias: [T5_H, T, T],
+        decoder_input_ids: [T],
+      });
+      const meta = JSON.parse(header.__metadata__.attnviz);
+      expect(meta).toMatchObject({
+        version: 1,
+        tokens: t5.tokens,
+        encoder_tokens: t5.tokens,
+        decoder_tokens: t5.encoderDecoder!.decoderTokens,
+        target: TARGET,
+        score_scale: 1,
+        causal: false,
+      });
+    },
+  );
 
   test('a file written with BertViz-style names (encoder_attention, encoder_tokens) and no q/k reads', () => {
     const [L, H, S, T] = [1, 2, 3, 2];

@@ -147,23 +147,27 @@ describe.skipIf(!HAVE_MODELS)('generation invariants', () => {
     expect(tokens).toEqual(g.ids);
   });
 
-  test('the same seed gives the same text; other seeds give others; the attention covers prompt + continuation', async () => {
-    const m = await open(TINY);
-    const run = (seed: number) => m.generate('Once upon a time', { maxNewTokens: 24, temperature: 1, topP: 0.9, seed });
-    const [a, b] = [await run(42), await run(42)];
-    expect(b.text).toBe(a.text);
-    expect(b.ids).toEqual(a.ids);
-    expect(a.seed).toBe(42);
-    const others = new Set([a.text, ...(await Promise.all([1, 2, 3].map(async (s) => (await run(s)).text)))]);
-    expect(others.size).toBeGreaterThan(1);
-    const prompt = m.tokenizer.encode('Once upon a time');
-    expect(a.tokens.slice(0, a.promptLength)).toEqual(prompt.tokens);
-    const T = a.ids.length;
-    expect(a.attention!.attention.dims).toEqual([2, 8, T, T]);
-    expect(a.attention!.inputIds).toEqual(a.ids);
-    const attention = a.attention!.attention.data;
-    expect(attention[T - 1]).toBe(0); // row 0, last column: causal
-  });
+  test(
+    'the same seed gives the same text; other seeds give ' + 'others; the attention covers prompt + continuation',
+    async () => {
+      const m = await open(TINY);
+      const run = (seed: number) =>
+        m.generate('Once upon a time', { maxNewTokens: 24, temperature: 1, topP: 0.9, seed });
+      const [a, b] = [await run(42), await run(42)];
+      expect(b.text).toBe(a.text);
+      expect(b.ids).toEqual(a.ids);
+      expect(a.seed).toBe(42);
+      const others = new Set([a.text, ...(await Promise.all([1, 2, 3].map(async (s) => (await run(s)).text)))]);
+      expect(others.size).toBeGreaterThan(1);
+      const prompt = m.tokenizer.encode('Once upon a time');
+      expect(a.tokens.slice(0, a.promptLength)).toEqual(prompt.tokens);
+      const T = a.ids.length;
+      expect(a.attention!.attention.dims).toEqual([2, 8, T, T]);
+      expect(a.attention!.inputIds).toEqual(a.ids);
+      const attention = a.attention!.attention.data;
+      expect(attention[T - 1]).toBe(0); // row 0, last column: causal
+    },
+  );
 
   test('stops at the last position the model has', async () => {
     const dir = await deriveCheckpoint(goldenModel('llama-tiny-mha'), { config: { max_position_embeddings: 12 } });

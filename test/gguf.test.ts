@@ -139,7 +139,10 @@ function q4_0Block(d: number, codes: number[]): Uint8Array {
   return b;
 }
 
-/** Q4_K super-block of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins (quantize_row_q4_K_ref's packing), 128 bytes of nibbles. */
+/**
+ * Q4_K super-block of 256: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins (quantize_row_q4_K_ref's packing), 128 bytes
+ * of nibbles.
+ */
 function q4_KBlock(d: number, dmin: number, scales: number[], mins: number[], codes: number[]): Uint8Array {
   const b = Buffer.alloc(144);
   b.writeUInt16LE(f32ToF16Bits(d), 0);
@@ -162,7 +165,9 @@ function q4_KBlock(d: number, dmin: number, scales: number[], mins: number[], co
   return b;
 }
 
-/** Q6_K super-block of 256: ql[128], qh[64], int8 scales[16], f16 d (quantize_row_q6_K_ref's packing of 6-bit codes). */
+/**
+ * Q6_K super-block of 256: ql[128], qh[64], int8 scales[16], f16 d (quantize_row_q6_K_ref's packing of 6-bit codes).
+ */
 function q6_KBlock(d: number, scales: number[], codes: number[]): Uint8Array {
   const b = Buffer.alloc(210);
   for (let half = 0; half < 2; half++) {
@@ -250,31 +255,34 @@ describe('dequantize', () => {
     expect([...dequantize(GGML.Q4_0, q4_0Block(0.25, codes), 32)]).toEqual(codes.map((c) => (c - 8) * 0.25));
   });
 
-  test('Q4_K: d·scale·code − dmin·min per sub-block of 32, scales and mins up to 63 (high bits packed apart)', () => {
-    const scales = [1, 2, 3, 63, 17, 33, 48, 5],
-      mins = [0, 1, 2, 3, 40, 63, 21, 9];
-    const codes = range(256, (i) => (i * 7 + (i >> 5)) % 16);
-    const codes2 = range(256, (i) => 15 - (i % 16));
-    const y = dequantize(
-      GGML.Q4_K,
-      Buffer.concat([
-        q4_KBlock(0.5, 0.25, scales, mins, codes),
-        q4_KBlock(
-          2,
-          1,
-          mins.map((m) => 63 - m),
-          scales,
-          codes2,
-        ),
-      ]),
-      512,
-    );
-    const expected = [
-      ...codes.map((c, i) => 0.5 * scales[i >> 5] * c - 0.25 * mins[i >> 5]),
-      ...codes2.map((c, i) => 2 * (63 - mins[i >> 5]) * c - 1 * scales[i >> 5]),
-    ];
-    expect(maxAbsDiff(y, expected)).toBe(0);
-  });
+  test(
+    'Q4_K: d·scale·code − dmin·min per sub-block of 32, ' + 'scales and mins up to 63 (high bits packed apart)',
+    () => {
+      const scales = [1, 2, 3, 63, 17, 33, 48, 5],
+        mins = [0, 1, 2, 3, 40, 63, 21, 9];
+      const codes = range(256, (i) => (i * 7 + (i >> 5)) % 16);
+      const codes2 = range(256, (i) => 15 - (i % 16));
+      const y = dequantize(
+        GGML.Q4_K,
+        Buffer.concat([
+          q4_KBlock(0.5, 0.25, scales, mins, codes),
+          q4_KBlock(
+            2,
+            1,
+            mins.map((m) => 63 - m),
+            scales,
+            codes2,
+          ),
+        ]),
+        512,
+      );
+      const expected = [
+        ...codes.map((c, i) => 0.5 * scales[i >> 5] * c - 0.25 * mins[i >> 5]),
+        ...codes2.map((c, i) => 2 * (63 - mins[i >> 5]) * c - 1 * scales[i >> 5]),
+      ];
+      expect(maxAbsDiff(y, expected)).toBe(0);
+    },
+  );
 
   test('Q6_K: d·scale·(code − 32) per group of 16, int8 scales', () => {
     const scales = [-128, -3, 1, 2, 5, 7, 11, 13, 17, 19, 23, 29, 31, 64, 100, 127];
@@ -466,7 +474,8 @@ describe('bad GGUF files', () => {
       Model.load(await file(q2k)),
       new RegExp(
         'tensor "blk\\.0\\.ffn_down\\.weight" has type Q2_K, which attnviz cannot run ' +
-          '\\(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; quantized types for matrices\\)',
+          '\\(supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, ' +
+          'Q4_K, Q5_K, Q6_K; quantized types for matrices\\)',
       ),
     );
     const norm = tinyLlama({
@@ -614,7 +623,10 @@ function quantizeQ8_0(x: Float32Array): { bytes: Uint8Array; values: Float32Arra
 
 type TensorDType = 'F32' | 'F16' | 'Q8_0';
 
-/** llama-tiny-mha as a GGUF file; `types` picks the storage of some tensors. Returns the file and the weights it holds, as F32. */
+/**
+ * llama-tiny-mha as a GGUF file; `types` picks the storage of some tensors. Returns the file and the weights it holds,
+ * as F32.
+ */
 async function llamaTinyGguf(
   types: (ggufName: string) => TensorDType = () => 'F32',
 ): Promise<{ path: string; holds: Map<string, Float32Array> }> {
@@ -686,21 +698,26 @@ async function llamaTinyGguf(
 describe.skipIf(!HAVE_SHARED || !HAVE_STORIES)('GGUF llama against the golden cases (llama2.c model.py)', () => {
   const files = goldenCases(['llama-tiny-mha']);
 
-  test('the stories260K tokenizer reproduces every golden tokenization (llama2.c encode) and decodes back', async () => {
-    const tokenizer = ggufTokenizer(readGguf(STORIES), 'stories260K.gguf');
-    const { inputs } = JSON.parse(
-      await readFile(join(SHARED, 'golden', 'cases', 'tokenization', 'llama-tiny-mha.json'), 'utf8'),
-    ) as {
-      inputs: { text: string; text_pair: string | null; ids: number[]; tokens: string[] }[];
-    };
-    expect(inputs.length).toBeGreaterThanOrEqual(9);
-    for (const input of inputs) {
-      const e = tokenizer.encode(input.text, input.text_pair);
-      expect(e.tokens).toEqual(input.tokens);
-      expect(e.ids).toEqual(input.ids);
-      expect(tokenizer.decode(e.ids)).toBe(input.text_pair === null ? input.text : `${input.text} ${input.text_pair}`);
-    }
-  });
+  test(
+    'the stories260K tokenizer reproduces every golden ' + 'tokenization (llama2.c encode) and decodes back',
+    async () => {
+      const tokenizer = ggufTokenizer(readGguf(STORIES), 'stories260K.gguf');
+      const { inputs } = JSON.parse(
+        await readFile(join(SHARED, 'golden', 'cases', 'tokenization', 'llama-tiny-mha.json'), 'utf8'),
+      ) as {
+        inputs: { text: string; text_pair: string | null; ids: number[]; tokens: string[] }[];
+      };
+      expect(inputs.length).toBeGreaterThanOrEqual(9);
+      for (const input of inputs) {
+        const e = tokenizer.encode(input.text, input.text_pair);
+        expect(e.tokens).toEqual(input.tokens);
+        expect(e.ids).toEqual(input.ids);
+        expect(tokenizer.decode(e.ids)).toBe(
+          input.text_pair === null ? input.text : `${input.text} ${input.text_pair}`,
+        );
+      }
+    },
+  );
 
   test.each(files.map((f) => [f.split('/').pop()!, f]))(
     'F32 GGUF: %s, q/k in the interleaved layout',
@@ -774,20 +791,24 @@ describe.skipIf(!HAVE_STORIES)('stories260K.gguf', () => {
     expect(g.metadata.get('llama.attention.head_count_kv')).toBe(4);
   });
 
-  test('attention: GQA noted, interleaved q/k, causal rows summing to 1, softmax(q·kᵀ/√d) reproducing it; survives a file round trip', async () => {
-    const m = await open(STORIES);
-    const a = await m.attention('Lily and Tom went to the park to play with a big red ball.');
-    expect(a.kvHeads).toBe(4);
-    expect(a.rotary).toBe('interleaved');
-    expectCausalInvariants(a, 5, 8, 8);
-    // Query heads 2h and 2h + 1 read kv head h: the same keys.
-    const T = a.tokens.length,
-      size = T * 8;
-    expect(maxAbsDiff(a.key!.data.subarray(2 * size, 3 * size), a.key!.data.subarray(3 * size, 4 * size))).toBe(0);
-    const back = decodeAttentionFile(encodeAttentionFile(a), 'a.safetensors');
-    expect(back.kvHeads).toBe(4);
-    expect(back.rotary).toBe('interleaved');
-  });
+  test(
+    'attention: GQA noted, interleaved q/k, causal rows summing to 1, ' +
+      'softmax(q·kᵀ/√d) reproducing it; survives a file round trip',
+    async () => {
+      const m = await open(STORIES);
+      const a = await m.attention('Lily and Tom went to the park to play with a big red ball.');
+      expect(a.kvHeads).toBe(4);
+      expect(a.rotary).toBe('interleaved');
+      expectCausalInvariants(a, 5, 8, 8);
+      // Query heads 2h and 2h + 1 read kv head h: the same keys.
+      const T = a.tokens.length,
+        size = T * 8;
+      expect(maxAbsDiff(a.key!.data.subarray(2 * size, 3 * size), a.key!.data.subarray(3 * size, 4 * size))).toBe(0);
+      const back = decodeAttentionFile(encodeAttentionFile(a), 'a.safetensors');
+      expect(back.kvHeads).toBe(4);
+      expect(back.rotary).toBe('interleaved');
+    },
+  );
 });
 
 function expectCausalInvariants(a: Attention, layers: number, heads: number, d: number): void {
@@ -1031,15 +1052,18 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
     },
   );
 
-  test('context_length bounds texts (one-line error, or cut) and generation, like max_position_embeddings', async () => {
-    // No EOS: generation can only stop at the length or the context.
-    const m = await open(await file(quantizedLlama(null, readGguf(STORIES), 16, false)));
-    await expectBad(m.attention(text), /text is \d+ tokens but .* takes at most 16 positions/);
-    expect((await m.attention(text, { truncate: true })).tokens).toHaveLength(16);
-    const g = await m.generate(null, { maxNewTokens: 40, temperature: 0 });
-    expect(g.stopped).toBe('positions');
-    expect(g.ids).toHaveLength(16);
-  });
+  test(
+    'context_length bounds texts (one-line error, or cut) and ' + 'generation, like max_position_embeddings',
+    async () => {
+      // No EOS: generation can only stop at the length or the context.
+      const m = await open(await file(quantizedLlama(null, readGguf(STORIES), 16, false)));
+      await expectBad(m.attention(text), /text is \d+ tokens but .* takes at most 16 positions/);
+      expect((await m.attention(text, { truncate: true })).tokens).toHaveLength(16);
+      const g = await m.generate(null, { maxNewTokens: 40, temperature: 0 });
+      expect(g.stopped).toBe('positions');
+      expect(g.ids).toHaveLength(16);
+    },
+  );
 });
 
 // ---- qwen2 and mistral architectures; byte-level BPE vocabularies ----------------------------------------

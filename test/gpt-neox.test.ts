@@ -179,78 +179,86 @@ describe('GPT-NeoX: tiny random checkpoints', () => {
     expect(worst).toBeLessThan(1e-6);
   });
 
-  test('query_key_value is interleaved per head: an identity q projection for head 1 gives LN(x), rotated by hand', async () => {
-    const spec = PYTHIA_LIKE;
-    const w = weightsOf(spec, 13);
-    // Layer 0: plain LayerNorm, and head 1's q rows = the identity on input dims 0..d-1 with no bias.
-    w.set('gpt_neox.layers.0.input_layernorm.weight', [D], new Float32Array(D).fill(1));
-    w.set('gpt_neox.layers.0.input_layernorm.bias', [D], new Float32Array(D));
-    const qkv = w.get('gpt_neox.layers.0.attention.query_key_value.weight'),
-      bias = w.get('gpt_neox.layers.0.attention.query_key_value.bias');
-    for (let j = 0; j < d; j++) {
-      qkv.fill(0, qkvRow(1, 0, j) * D, (qkvRow(1, 0, j) + 1) * D);
-      qkv[qkvRow(1, 0, j) * D + j] = 1;
-      bias[qkvRow(1, 0, j)] = 0;
-    }
-    const m = await open(await writeTinyModel(configOf(spec), w, 'gpt2-tiny'));
-    const a = await m.attention(TEXT);
-    const T = a.tokens.length,
-      r = d * spec.rotaryPct,
-      half = r / 2;
-    const embed = w.get('gpt_neox.embed_in.weight');
-    let worst = 0;
-    for (let t = 0; t < T; t++) {
-      // u = LayerNorm(embedding) without affine, its first d dimensions.
-      const x = Array.from(embed.subarray(a.inputIds![t] * D, (a.inputIds![t] + 1) * D));
-      const mean = x.reduce((s, v) => s + v, 0) / D;
-      const sd = Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / D + EPS);
-      const u = x.map((v) => (v - mean) / sd);
+  test(
+    'query_key_value is interleaved per head: an identity q ' + 'projection for head 1 gives LN(x), rotated by hand',
+    async () => {
+      const spec = PYTHIA_LIKE;
+      const w = weightsOf(spec, 13);
+      // Layer 0: plain LayerNorm, and head 1's q rows = the identity on input dims 0..d-1 with no bias.
+      w.set('gpt_neox.layers.0.input_layernorm.weight', [D], new Float32Array(D).fill(1));
+      w.set('gpt_neox.layers.0.input_layernorm.bias', [D], new Float32Array(D));
+      const qkv = w.get('gpt_neox.layers.0.attention.query_key_value.weight'),
+        bias = w.get('gpt_neox.layers.0.attention.query_key_value.bias');
       for (let j = 0; j < d; j++) {
-        let expected = u[j]; // dimensions r..d-1 pass through unrotated
-        if (j < r) {
-          const theta = t / spec.base ** ((2 * (j % half)) / r);
-          // rotate_half: (u_j, u_{j+r/2}) turns by t·θ_j.
-          expected =
-            j < half
-              ? u[j] * Math.cos(theta) - u[j + half] * Math.sin(theta)
-              : u[j] * Math.cos(theta) + u[j - half] * Math.sin(theta);
-        }
-        worst = Math.max(worst, Math.abs(a.query!.data[(1 * T + t) * d + j] - expected)); // layer 0, head 1
+        qkv.fill(0, qkvRow(1, 0, j) * D, (qkvRow(1, 0, j) + 1) * D);
+        qkv[qkvRow(1, 0, j) * D + j] = 1;
+        bias[qkvRow(1, 0, j)] = 0;
       }
-    }
-    expect(worst).toBeLessThan(1e-5);
-  });
+      const m = await open(await writeTinyModel(configOf(spec), w, 'gpt2-tiny'));
+      const a = await m.attention(TEXT);
+      const T = a.tokens.length,
+        r = d * spec.rotaryPct,
+        half = r / 2;
+      const embed = w.get('gpt_neox.embed_in.weight');
+      let worst = 0;
+      for (let t = 0; t < T; t++) {
+        // u = LayerNorm(embedding) without affine, its first d dimensions.
+        const x = Array.from(embed.subarray(a.inputIds![t] * D, (a.inputIds![t] + 1) * D));
+        const mean = x.reduce((s, v) => s + v, 0) / D;
+        const sd = Math.sqrt(x.reduce((s, v) => s + (v - mean) ** 2, 0) / D + EPS);
+        const u = x.map((v) => (v - mean) / sd);
+        for (let j = 0; j < d; j++) {
+          let expected = u[j]; // dimensions r..d-1 pass through unrotated
+          if (j < r) {
+            const theta = t / spec.base ** ((2 * (j % half)) / r);
+            // rotate_half: (u_j, u_{j+r/2}) turns by t·θ_j.
+            expected =
+              j < half
+                ? u[j] * Math.cos(theta) - u[j + half] * Math.sin(theta)
+                : u[j] * Math.cos(theta) + u[j - half] * Math.sin(theta);
+          }
+          worst = Math.max(worst, Math.abs(a.query!.data[(1 * T + t) * d + j] - expected)); // layer 0, head 1
+        }
+      }
+      expect(worst).toBeLessThan(1e-5);
+    },
+  );
 
-  test('without the gpt_neox. prefix, with embed_out and the buffers older saves persisted: the same numbers, buffers unread', async () => {
-    const w = weightsOf(PYTHIA_LIKE, 14);
-    const m = await open(await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny'));
-    const extra = {
-      'embed_out.weight': { dtype: 'F32' as const, shape: [8, D], data: new Float32Array(8 * D) }, // (really [V, D]; unread)
-      ...Object.fromEntries(
-        Array.from({ length: PYTHIA_LIKE.layers }, (_, i) => [
-          [
-            `layers.${i}.attention.bias`,
-            { dtype: 'BOOL' as const, shape: [1, 1, P, P], data: new Uint8Array(P * P).fill(1) },
-          ],
-          [`layers.${i}.attention.masked_bias`, { dtype: 'F32' as const, shape: [], data: Float32Array.of(-1e9) }],
-          [
-            `layers.${i}.attention.rotary_emb.inv_freq`,
-            { dtype: 'F32' as const, shape: [2], data: Float32Array.of(1, 0.01) },
-          ],
-        ]).flat(),
-      ),
-    };
-    const dir = await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny', {
-      rename: (n) => n.replace(/^gpt_neox\./, ''),
-      extra,
-    });
-    const bare = await open(dir);
-    const [a, b] = [await m.attention(TEXT), await bare.attention(TEXT)];
-    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
-    expect(maxAbsDiff(a.key!.data, b.key!.data)).toBe(0);
-    const initializers = (await graphOf(dir)).graph!.initializer!.map((t) => t.name!);
-    expect(initializers.filter((n) => /attention\.(bias|masked_bias|rotary_emb)|embed_out/.test(n))).toEqual([]);
-  });
+  test(
+    'without the gpt_neox. prefix, with embed_out and the buffers ' +
+      'older saves persisted: the same numbers, buffers unread',
+    async () => {
+      const w = weightsOf(PYTHIA_LIKE, 14);
+      const m = await open(await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny'));
+      const extra = {
+        // (really [V, D]; unread)
+        'embed_out.weight': { dtype: 'F32' as const, shape: [8, D], data: new Float32Array(8 * D) },
+        ...Object.fromEntries(
+          Array.from({ length: PYTHIA_LIKE.layers }, (_, i) => [
+            [
+              `layers.${i}.attention.bias`,
+              { dtype: 'BOOL' as const, shape: [1, 1, P, P], data: new Uint8Array(P * P).fill(1) },
+            ],
+            [`layers.${i}.attention.masked_bias`, { dtype: 'F32' as const, shape: [], data: Float32Array.of(-1e9) }],
+            [
+              `layers.${i}.attention.rotary_emb.inv_freq`,
+              { dtype: 'F32' as const, shape: [2], data: Float32Array.of(1, 0.01) },
+            ],
+          ]).flat(),
+        ),
+      };
+      const dir = await writeTinyModel(configOf(PYTHIA_LIKE), w, 'gpt2-tiny', {
+        rename: (n) => n.replace(/^gpt_neox\./, ''),
+        extra,
+      });
+      const bare = await open(dir);
+      const [a, b] = [await m.attention(TEXT), await bare.attention(TEXT)];
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBe(0);
+      expect(maxAbsDiff(a.key!.data, b.key!.data)).toBe(0);
+      const initializers = (await graphOf(dir)).graph!.initializer!.map((t) => t.name!);
+      expect(initializers.filter((n) => /attention\.(bias|masked_bias|rotary_emb)|embed_out/.test(n))).toEqual([]);
+    },
+  );
 
   test('newer config spellings: partial_rotary_factor / rope_theta, or nested rope_parameters', async () => {
     const w = weightsOf(PYTHIA_LIKE, 15);

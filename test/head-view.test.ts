@@ -68,28 +68,34 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     expect(p.errors).toEqual([]);
   });
 
-  test('lines are the weights of all active heads; hovering a token keeps only its lines; leaving restores', async () => {
-    const all = await drawn();
-    expect(Math.abs(all - linesFor(0, [0, 1, 2, 3], null))).toBeLessThanOrEqual(4);
-    await p.page.hover(token('left', 2));
-    expect(Math.abs((await drawn()) - linesFor(0, [0, 1, 2, 3], [2]))).toBeLessThanOrEqual(2);
-    expect(await p.page.locator('.av-token.av-focus').count()).toBe(1);
-    await p.page.mouse.move(900, 790);
-    expect(await drawn()).toBe(all);
-  });
+  test(
+    'lines are the weights of all active heads; hovering a ' + 'token keeps only its lines; leaving restores',
+    async () => {
+      const all = await drawn();
+      expect(Math.abs(all - linesFor(0, [0, 1, 2, 3], null))).toBeLessThanOrEqual(4);
+      await p.page.hover(token('left', 2));
+      expect(Math.abs((await drawn()) - linesFor(0, [0, 1, 2, 3], [2]))).toBeLessThanOrEqual(2);
+      expect(await p.page.locator('.av-token.av-focus').count()).toBe(1);
+      await p.page.mouse.move(900, 790);
+      expect(await drawn()).toBe(all);
+    },
+  );
 
-  test('click toggles a head, the last head cannot be switched off; double-click solos, again restores all', async () => {
-    await p.page.click('.av-head[data-head="1"]');
-    expect((await state()).active).toEqual([true, false, true, true]);
-    expect(await p.page.getAttribute('.av-head[data-head="1"]', 'aria-pressed')).toBe('false');
-    await p.page.dblclick('.av-head[data-head="2"]');
-    expect((await state()).active).toEqual([false, false, true, false]);
-    expect(Math.abs((await drawn()) - linesFor(0, [2], null))).toBeLessThanOrEqual(2);
-    await p.page.click('.av-head[data-head="2"]');
-    expect((await state()).active).toEqual([false, false, true, false]);
-    await p.page.dblclick('.av-head[data-head="2"]');
-    expect((await state()).active).toEqual([true, true, true, true]);
-  });
+  test(
+    'click toggles a head, the last head cannot be switched ' + 'off; double-click solos, again restores all',
+    async () => {
+      await p.page.click('.av-head[data-head="1"]');
+      expect((await state()).active).toEqual([true, false, true, true]);
+      expect(await p.page.getAttribute('.av-head[data-head="1"]', 'aria-pressed')).toBe('false');
+      await p.page.dblclick('.av-head[data-head="2"]');
+      expect((await state()).active).toEqual([false, false, true, false]);
+      expect(Math.abs((await drawn()) - linesFor(0, [2], null))).toBeLessThanOrEqual(2);
+      await p.page.click('.av-head[data-head="2"]');
+      expect((await state()).active).toEqual([false, false, true, false]);
+      await p.page.dblclick('.av-head[data-head="2"]');
+      expect((await state()).active).toEqual([true, true, true, true]);
+    },
+  );
 
   test('layer selector redraws from that layer', async () => {
     await p.page.selectOption('.av-controls select >> nth=0', '2');
@@ -158,25 +164,28 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('head view', () => {
     expect(H).toBe(4);
   });
 
-  test('heatmap mode draws one cell per weight; the tooltip names both tokens and gives the value; click pins a row', async () => {
-    await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
-    expect(await p.page.$eval(root, (e) => (e as HTMLElement).dataset.mode)).toBe('heatmap');
-    expect(await drawn()).toBe(17 * 17);
-    const at = await p.page.$eval(root, (e) =>
-      (e as unknown as { attnvizView: HeatmapHandle }).attnvizView.heatmap()!.cellCenter(16, 3),
-    );
-    await p.page.mouse.move(at.x, at.y);
-    const text = (await p.page.locator('.av-tooltip').textContent())!;
-    const [, H, T] = pair.attention.dims;
-    const weight = (h: number) => pair.attention.data[(h * T + 16) * T + 3];
-    const mean = [0, 1, 2, 3].reduce((s, h) => s + weight(h), 0) / H;
-    expect(text.split('\n')[0]).toBe('[SEP] → sat');
-    // The page carries attention in 12 bits (≤ 2.5e-4 off).
-    expect(Math.abs(Number(text.match(/^mean of 4 heads: ([\d.]+)$/m)![1]) - mean)).toBeLessThan(5e-4);
-    expect(Math.abs(Number(text.match(/^head 2: ([\d.]+)$/m)![1]) - weight(2))).toBeLessThan(5e-4);
-    await p.page.mouse.click(at.x, at.y);
-    expect((await state()).pinned).toEqual([{ side: 'left', index: 16 }]);
-  });
+  test(
+    'heatmap mode draws one cell per weight; the tooltip names ' + 'both tokens and gives the value; click pins a row',
+    async () => {
+      await p.page.selectOption('.av-controls label:has-text("Show") select', 'heatmap');
+      expect(await p.page.$eval(root, (e) => (e as HTMLElement).dataset.mode)).toBe('heatmap');
+      expect(await drawn()).toBe(17 * 17);
+      const at = await p.page.$eval(root, (e) =>
+        (e as unknown as { attnvizView: HeatmapHandle }).attnvizView.heatmap()!.cellCenter(16, 3),
+      );
+      await p.page.mouse.move(at.x, at.y);
+      const text = (await p.page.locator('.av-tooltip').textContent())!;
+      const [, H, T] = pair.attention.dims;
+      const weight = (h: number) => pair.attention.data[(h * T + 16) * T + 3];
+      const mean = [0, 1, 2, 3].reduce((s, h) => s + weight(h), 0) / H;
+      expect(text.split('\n')[0]).toBe('[SEP] → sat');
+      // The page carries attention in 12 bits (≤ 2.5e-4 off).
+      expect(Math.abs(Number(text.match(/^mean of 4 heads: ([\d.]+)$/m)![1]) - mean)).toBeLessThan(5e-4);
+      expect(Math.abs(Number(text.match(/^head 2: ([\d.]+)$/m)![1]) - weight(2))).toBeLessThan(5e-4);
+      await p.page.mouse.click(at.x, at.y);
+      expect((await state()).pinned).toEqual([{ side: 'left', index: 16 }]);
+    },
+  );
 
   test('several views on one page are independent', async () => {
     const html = renderHtml(pair, { view: 'head' });
@@ -285,46 +294,50 @@ describe.skipIf(!HAVE_CHROMIUM)('head view, long inputs (synthetic data)', () =>
   };
   const dataset = (sel: string) => p.page.$eval(sel, (e) => ({ ...(e as HTMLElement).dataset }));
 
-  test('heatmap at 300 tokens: every n-th label, all of them once zoomed in; wheel zooms, drag pans, minimap while zoomed', async () => {
-    const T = 300;
-    await mountSynthetic(p, 'head', [1, 2, T], synth(T, 2));
-    expect((await dataset('.attnviz')).mode).toBe('heatmap');
-    const fit = await viewport();
-    expect(fit.labelStep).toBeGreaterThan(1);
-    expect(fit.rows).toBeCloseTo(T, 5);
-    expect(await p.page.locator('.av-minimap').isVisible()).toBe(false);
-    // Zoom in about the plot's middle with the wheel until every token is labelled.
-    const mid = await center(150, 150);
-    await p.page.mouse.move(mid.x, mid.y);
-    for (let i = 0; i < 8 && (await viewport()).labelStep > 1; i++) {
-      await p.page.mouse.wheel(0, -400);
+  test(
+    'heatmap at 300 tokens: every n-th label, all of them once zoomed ' +
+      'in; wheel zooms, drag pans, minimap while zoomed',
+    async () => {
+      const T = 300;
+      await mountSynthetic(p, 'head', [1, 2, T], synth(T, 2));
+      expect((await dataset('.attnviz')).mode).toBe('heatmap');
+      const fit = await viewport();
+      expect(fit.labelStep).toBeGreaterThan(1);
+      expect(fit.rows).toBeCloseTo(T, 5);
+      expect(await p.page.locator('.av-minimap').isVisible()).toBe(false);
+      // Zoom in about the plot's middle with the wheel until every token is labelled.
+      const mid = await center(150, 150);
+      await p.page.mouse.move(mid.x, mid.y);
+      for (let i = 0; i < 8 && (await viewport()).labelStep > 1; i++) {
+        await p.page.mouse.wheel(0, -400);
+        await p.page.waitForTimeout(50);
+      }
+      const zoomed = await viewport();
+      expect(zoomed.labelStep).toBe(1);
+      expect(zoomed.cell).toBeGreaterThan(fit.cell * 3);
+      expect(await p.page.locator('.av-minimap').isVisible()).toBe(true);
+      expect((await dataset('.av-heatmap')).labelStep).toBe('1');
+      // The view as shown, exported: every visible row's label is there, and no label outside it.
+      const svg = await p.page.$eval('.attnviz', (e) => (e as unknown as LongHandle).attnvizView.toSVG());
+      const texts = new Set([...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]));
+      const first = Math.ceil(zoomed.row),
+        last = Math.floor(zoomed.row + zoomed.rows) - 1;
+      for (let r = first; r <= last; r++) expect(texts.has(`tok${r}`)).toBe(true);
+      expect(texts.has(`tok${last + 40}`)).toBe(false);
+      // Drag 120 px to the left: the view moves 120 / cell columns to the right.
+      const from = await center(Math.ceil(zoomed.row) + 2, Math.ceil(zoomed.col) + 8);
+      await p.page.mouse.move(from.x, from.y);
+      await p.page.mouse.down();
+      await p.page.mouse.move(from.x - 60, from.y, { steps: 3 });
+      await p.page.mouse.move(from.x - 120, from.y, { steps: 3 });
+      await p.page.mouse.up();
       await p.page.waitForTimeout(50);
-    }
-    const zoomed = await viewport();
-    expect(zoomed.labelStep).toBe(1);
-    expect(zoomed.cell).toBeGreaterThan(fit.cell * 3);
-    expect(await p.page.locator('.av-minimap').isVisible()).toBe(true);
-    expect((await dataset('.av-heatmap')).labelStep).toBe('1');
-    // The view as shown, exported: every visible row's label is there, and no label outside it.
-    const svg = await p.page.$eval('.attnviz', (e) => (e as unknown as LongHandle).attnvizView.toSVG());
-    const texts = new Set([...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]));
-    const first = Math.ceil(zoomed.row),
-      last = Math.floor(zoomed.row + zoomed.rows) - 1;
-    for (let r = first; r <= last; r++) expect(texts.has(`tok${r}`)).toBe(true);
-    expect(texts.has(`tok${last + 40}`)).toBe(false);
-    // Drag 120 px to the left: the view moves 120 / cell columns to the right.
-    const from = await center(Math.ceil(zoomed.row) + 2, Math.ceil(zoomed.col) + 8);
-    await p.page.mouse.move(from.x, from.y);
-    await p.page.mouse.down();
-    await p.page.mouse.move(from.x - 60, from.y, { steps: 3 });
-    await p.page.mouse.move(from.x - 120, from.y, { steps: 3 });
-    await p.page.mouse.up();
-    await p.page.waitForTimeout(50);
-    const panned = await viewport();
-    expect(panned.col - zoomed.col).toBeCloseTo(120 / zoomed.cell, 1);
-    expect(panned.row).toBeCloseTo(zoomed.row, 5);
-    expect(p.errors).toEqual([]);
-  });
+      const panned = await viewport();
+      expect(panned.col - zoomed.col).toBeCloseTo(120 / zoomed.cell, 1);
+      expect(panned.row).toBeCloseTo(zoomed.row, 5);
+      expect(p.errors).toEqual([]);
+    },
+  );
 
   test('tooltips give both tokens and the exact value; heads combine by mean or max; one head alone', async () => {
     const T = 40,
@@ -396,58 +409,66 @@ describe.skipIf(!HAVE_CHROMIUM)('head view, long inputs (synthetic data)', () =>
     expect(Math.abs((await red(3, 3)) - expected(0.1 / 0.3))).toBeLessThanOrEqual(1);
   });
 
-  test('lines mode at 600 tokens draws only the hovered or pinned tokens’ lines, and scrolls with the page', async () => {
-    const T = 600;
-    const w = synth(T, 1);
-    await mountSynthetic(p, 'head', [1, 1, T], w, { mode: 'lines' });
-    expect(await dataset('.attnviz')).toMatchObject({ mode: 'lines', lines: 'focus', drawn: '0' });
-    expect(await p.page.locator('.av-note').textContent()).toContain('hover or click a token');
-    const visible = (r: number) => Array.from({ length: T }, (_, c) => w[r * T + c]).filter((x) => x >= 1 / 255).length;
-    await p.page.hover('.av-token[data-side=left][data-index="5"]');
-    expect(Number((await dataset('.attnviz')).drawn)).toBe(visible(5));
-    await p.page.mouse.move(990, 5);
-    expect((await dataset('.attnviz')).drawn).toBe('0');
-    await p.page.click('.av-token[data-side=left][data-index="400"]');
-    await p.page.mouse.move(990, 5);
-    expect(Number((await dataset('.attnviz')).drawn)).toBe(visible(400));
-    // No inner scroll box: the body is as tall as its rows; its canvas covers only the part near the screen.
-    const sizes = await p.page.$eval('.av-body', (b) => ({
-      height: b.getBoundingClientRect().height,
-      scrolls: b.scrollHeight > b.clientHeight,
-      canvas: b.querySelector('canvas')!.getBoundingClientRect().height,
-    }));
-    expect(sizes).toMatchObject({ height: T * 22.5, scrolls: false });
-    expect(sizes.canvas).toBeLessThan(4096);
-    expect(p.errors).toEqual([]);
-  });
-
-  test('geometry: the line area widens with the token count, token columns fit long labels, hover shows the whole token', async () => {
-    const T = 60;
-    const tokens = Array.from({ length: T }, (_, i) => (i === 7 ? 'internationalization' : `t${i}`));
-    await mountSynthetic(p, 'head', [1, 1, T], synth(T, 1), { mode: 'lines' }, tokens);
-    const token = (i: number) =>
-      p.page.$eval(`.av-token[data-side=left][data-index="${i}"]`, (e) => ({
-        cut: e.scrollWidth > e.clientWidth,
-        title: e.getAttribute('title'),
-        width: e.getBoundingClientRect().width,
-        right: e.getBoundingClientRect().right,
+  test(
+    'lines mode at 600 tokens draws only the hovered or pinned ' + 'tokens’ lines, and scrolls with the page',
+    async () => {
+      const T = 600;
+      const w = synth(T, 1);
+      await mountSynthetic(p, 'head', [1, 1, T], w, { mode: 'lines' });
+      expect(await dataset('.attnviz')).toMatchObject({ mode: 'lines', lines: 'focus', drawn: '0' });
+      expect(await p.page.locator('.av-note').textContent()).toContain('hover or click a token');
+      const visible = (r: number) =>
+        Array.from({ length: T }, (_, c) => w[r * T + c]).filter((x) => x >= 1 / 255).length;
+      await p.page.hover('.av-token[data-side=left][data-index="5"]');
+      expect(Number((await dataset('.attnviz')).drawn)).toBe(visible(5));
+      await p.page.mouse.move(990, 5);
+      expect((await dataset('.attnviz')).drawn).toBe('0');
+      await p.page.click('.av-token[data-side=left][data-index="400"]');
+      await p.page.mouse.move(990, 5);
+      expect(Number((await dataset('.attnviz')).drawn)).toBe(visible(400));
+      // No inner scroll box: the body is as tall as its rows; its canvas covers only the part near the screen.
+      const sizes = await p.page.$eval('.av-body', (b) => ({
+        height: b.getBoundingClientRect().height,
+        scrolls: b.scrollHeight > b.clientHeight,
+        canvas: b.querySelector('canvas')!.getBoundingClientRect().height,
       }));
-    const long = await token(7);
-    expect(long.cut).toBe(false);
-    expect(long.width).toBeGreaterThan(110);
-    const gap =
-      (await p.page.$eval('.av-token[data-side=right][data-index="0"]', (e) => e.getBoundingClientRect().left)) -
-      long.right;
-    // 60 rows × 22.5 px / 4 = 337.5 px of lines (185 px at BertViz's sizes, up to 33 tokens).
-    expect(gap).toBeCloseTo(338, 0);
-    // Token columns stop growing at 240 px: a longer token is cut, and its tooltip has it whole.
-    tokens[9] = 'x'.repeat(80);
-    await mountSynthetic(p, 'head', [1, 1, T], synth(T, 1), { mode: 'lines' }, tokens);
-    const huge = await token(9);
-    expect(huge.cut).toBe(true);
-    expect(huge.title).toBe(tokens[9]);
-    expect(huge.width).toBe(240);
-  });
+      expect(sizes).toMatchObject({ height: T * 22.5, scrolls: false });
+      expect(sizes.canvas).toBeLessThan(4096);
+      expect(p.errors).toEqual([]);
+    },
+  );
+
+  test(
+    'geometry: the line area widens with the token count, token ' +
+      'columns fit long labels, hover shows the whole token',
+    async () => {
+      const T = 60;
+      const tokens = Array.from({ length: T }, (_, i) => (i === 7 ? 'internationalization' : `t${i}`));
+      await mountSynthetic(p, 'head', [1, 1, T], synth(T, 1), { mode: 'lines' }, tokens);
+      const token = (i: number) =>
+        p.page.$eval(`.av-token[data-side=left][data-index="${i}"]`, (e) => ({
+          cut: e.scrollWidth > e.clientWidth,
+          title: e.getAttribute('title'),
+          width: e.getBoundingClientRect().width,
+          right: e.getBoundingClientRect().right,
+        }));
+      const long = await token(7);
+      expect(long.cut).toBe(false);
+      expect(long.width).toBeGreaterThan(110);
+      const gap =
+        (await p.page.$eval('.av-token[data-side=right][data-index="0"]', (e) => e.getBoundingClientRect().left)) -
+        long.right;
+      // 60 rows × 22.5 px / 4 = 337.5 px of lines (185 px at BertViz's sizes, up to 33 tokens).
+      expect(gap).toBeCloseTo(338, 0);
+      // Token columns stop growing at 240 px: a longer token is cut, and its tooltip has it whole.
+      tokens[9] = 'x'.repeat(80);
+      await mountSynthetic(p, 'head', [1, 1, T], synth(T, 1), { mode: 'lines' }, tokens);
+      const huge = await token(9);
+      expect(huge.cut).toBe(true);
+      expect(huge.title).toBe(tokens[9]);
+      expect(huge.width).toBe(240);
+    },
+  );
 });
 
 describe('raster and layout: the views’ pure functions against references written here', () => {
@@ -504,12 +525,15 @@ describe('raster and layout: the views’ pure functions against references writ
     expect(cell('row', [0])[13]).toBe(255);
   });
 
-  test('linesLayout: BertViz’s look for short inputs, wider lines for more tokens, columns fit labels up to 240 px', () => {
-    expect(linesLayout(17, 40)).toEqual({ box: 110, gap: 185, height: 17 * 22.5, width: 405 });
-    expect(linesLayout(60, 140)).toMatchObject({ box: 154, gap: 338 });
-    expect(linesLayout(2000, 60)).toMatchObject({ box: 110, gap: 480 });
-    expect(linesLayout(10, 600)).toMatchObject({ box: 240, gap: 360 });
-  });
+  test(
+    'linesLayout: BertViz’s look for short inputs, wider lines ' + 'for more tokens, columns fit labels up to 240 px',
+    () => {
+      expect(linesLayout(17, 40)).toEqual({ box: 110, gap: 185, height: 17 * 22.5, width: 405 });
+      expect(linesLayout(60, 140)).toMatchObject({ box: 154, gap: 338 });
+      expect(linesLayout(2000, 60)).toMatchObject({ box: 110, gap: 480 });
+      expect(linesLayout(10, 600)).toMatchObject({ box: 240, gap: 360 });
+    },
+  );
 
   test('panelLayout: right of the thumbnail, flipped left at the grid’s edge, kept below the heads axis', () => {
     const right = panelLayout({ x: 100, y: 300, w: 80 }, { w: 300, h: 200 }, 600);

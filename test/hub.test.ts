@@ -169,12 +169,15 @@ describe('parseHubId', () => {
 });
 
 describe('hubCacheDir', () => {
-  it('prefers HF_HUB_CACHE, then HF_HOME/hub, then XDG_CACHE_HOME/huggingface/hub, then ~/.cache/huggingface/hub', () => {
-    expect(hubCacheDir({ HF_HUB_CACHE: '/c/hub', HF_HOME: '/h' })).toBe('/c/hub');
-    expect(hubCacheDir({ HF_HOME: '/h', XDG_CACHE_HOME: '/x' })).toBe('/h/hub');
-    expect(hubCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/huggingface/hub');
-    expect(hubCacheDir({})).toBe(join(homedir(), '.cache', 'huggingface', 'hub'));
-  });
+  it(
+    'prefers HF_HUB_CACHE, then HF_HOME/hub, then ' + 'XDG_CACHE_HOME/huggingface/hub, then ~/.cache/huggingface/hub',
+    () => {
+      expect(hubCacheDir({ HF_HUB_CACHE: '/c/hub', HF_HOME: '/h' })).toBe('/c/hub');
+      expect(hubCacheDir({ HF_HOME: '/h', XDG_CACHE_HOME: '/x' })).toBe('/h/hub');
+      expect(hubCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/huggingface/hub');
+      expect(hubCacheDir({})).toBe(join(homedir(), '.cache', 'huggingface', 'hub'));
+    },
+  );
 
   it('honours the legacy HUGGINGFACE_HUB_CACHE, expands ~ and returns absolute paths', () => {
     expect(hubCacheDir({ HUGGINGFACE_HUB_CACHE: '/legacy' })).toBe('/legacy');
@@ -302,36 +305,39 @@ describe('resolveHubModel offline', () => {
 });
 
 describe.skipIf(!haveTiny)('resolveHubModel downloading from a fake Hub', () => {
-  it('lays files out as blobs + refs + relative snapshot symlinks, then serves the cache without fetching', async () => {
-    const tiny = await readTiny();
-    const hub = fakeHub(TINY, COMMIT, tiny);
-    const env = { HF_HUB_CACHE: tmp };
-    const dir = await resolveHubModel(TINY, { env, fetch: hub.fetch, progress: false });
-    const storage = storageOf(tmp, TINY);
-    expect(dir).toBe(join(storage, 'snapshots', COMMIT));
-    expect(await readFile(join(storage, 'refs', 'main'), 'utf8')).toBe(COMMIT);
-    // generation_config.json is not something attnviz needs.
-    expect((await readdir(dir)).sort()).toEqual([
-      'config.json',
-      'model.safetensors',
-      'special_tokens_map.json',
-      'tokenizer.json',
-      'tokenizer_config.json',
-    ]);
-    for (const name of await readdir(dir)) {
-      const data = tiny.get(name)!;
-      // Blob names as huggingface_hub gives them: LFS files by sha256, the rest by git blob id.
-      const etag = name.endsWith('.safetensors') ? sha256(data) : gitBlobId(data);
-      expect((await lstat(join(dir, name))).isSymbolicLink()).toBe(true);
-      expect(await readlink(join(dir, name))).toBe(`../../blobs/${etag}`);
-      expect(Buffer.compare(await readFile(join(storage, 'blobs', etag)), data)).toBe(0);
-    }
-    expect((await readdir(join(storage, 'blobs'))).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
+  it(
+    'lays files out as blobs + refs + relative snapshot ' + 'symlinks, then serves the cache without fetching',
+    async () => {
+      const tiny = await readTiny();
+      const hub = fakeHub(TINY, COMMIT, tiny);
+      const env = { HF_HUB_CACHE: tmp };
+      const dir = await resolveHubModel(TINY, { env, fetch: hub.fetch, progress: false });
+      const storage = storageOf(tmp, TINY);
+      expect(dir).toBe(join(storage, 'snapshots', COMMIT));
+      expect(await readFile(join(storage, 'refs', 'main'), 'utf8')).toBe(COMMIT);
+      // generation_config.json is not something attnviz needs.
+      expect((await readdir(dir)).sort()).toEqual([
+        'config.json',
+        'model.safetensors',
+        'special_tokens_map.json',
+        'tokenizer.json',
+        'tokenizer_config.json',
+      ]);
+      for (const name of await readdir(dir)) {
+        const data = tiny.get(name)!;
+        // Blob names as huggingface_hub gives them: LFS files by sha256, the rest by git blob id.
+        const etag = name.endsWith('.safetensors') ? sha256(data) : gitBlobId(data);
+        expect((await lstat(join(dir, name))).isSymbolicLink()).toBe(true);
+        expect(await readlink(join(dir, name))).toBe(`../../blobs/${etag}`);
+        expect(Buffer.compare(await readFile(join(storage, 'blobs', etag)), data)).toBe(0);
+      }
+      expect((await readdir(join(storage, 'blobs'))).filter((f) => f.endsWith('.incomplete'))).toEqual([]);
 
-    const fetch = noNetwork();
-    expect(await resolveHubModel(TINY, { env, fetch })).toBe(dir);
-    expect(fetch).not.toHaveBeenCalled();
-  });
+      const fetch = noNetwork();
+      expect(await resolveHubModel(TINY, { env, fetch })).toBe(dir);
+      expect(fetch).not.toHaveBeenCalled();
+    },
+  );
 
   it('downloads a commit hash without asking for the branch and without writing a ref', async () => {
     const hub = fakeHub(TINY, COMMIT, await readTiny());
@@ -412,7 +418,10 @@ describe('resolveHubModel download errors', () => {
     expect(error).toBeInstanceOf(AttnvizError);
     const message = (error as Error).message;
     expect(message).toMatch(
-      /^cannot download model "org\/name" from the Hugging Face Hub \(fetch failed: getaddrinfo ENOTFOUND huggingface\.co\)/,
+      new RegExp(
+        /^cannot download model "org\/name" from the Hugging Face Hub /.source +
+          /\(fetch failed: getaddrinfo ENOTFOUND huggingface\.co\)/.source,
+      ),
     );
     expect(message).toContain('HF_HUB_OFFLINE=1');
     expect(message).toContain('local model folder');

@@ -231,35 +231,38 @@ describe.skipIf(!HAVE_SHARED)('sliding windows (window < T), against a float64 f
 });
 
 describe.skipIf(!HAVE_SHARED)('Llama invariants on derived checkpoints', () => {
-  test('grouped-query attention = multi-head attention with the kv rows copied (head h reads kv head ⌊h/2⌋)', async () => {
-    const { tensors } = await readWeights(goldenModel(LLAMA));
-    const kvRows = (name: string) => tensorToF32(tensors.get(name)!);
-    const gqa: Record<string, TensorToWrite> = {},
-      copied: Record<string, TensorToWrite> = {};
-    for (let l = 0; l < LAYERS; l++) {
-      for (const proj of ['k_proj', 'v_proj']) {
-        const name = `model.layers.${l}.self_attn.${proj}.weight`;
-        const w = kvRows(name);
-        // kv head 0 = original head 0, kv head 1 = original head 2.
-        const head = (h: number) => rows(w, D, h * HEAD_DIM, (h + 1) * HEAD_DIM);
-        gqa[name] = f32([2 * HEAD_DIM, D], Float32Array.from([...head(0), ...head(2)]));
-        copied[name] = f32([4 * HEAD_DIM, D], Float32Array.from([...head(0), ...head(0), ...head(2), ...head(2)]));
+  test(
+    'grouped-query attention = multi-head attention with the kv ' + 'rows copied (head h reads kv head ⌊h/2⌋)',
+    async () => {
+      const { tensors } = await readWeights(goldenModel(LLAMA));
+      const kvRows = (name: string) => tensorToF32(tensors.get(name)!);
+      const gqa: Record<string, TensorToWrite> = {},
+        copied: Record<string, TensorToWrite> = {};
+      for (let l = 0; l < LAYERS; l++) {
+        for (const proj of ['k_proj', 'v_proj']) {
+          const name = `model.layers.${l}.self_attn.${proj}.weight`;
+          const w = kvRows(name);
+          // kv head 0 = original head 0, kv head 1 = original head 2.
+          const head = (h: number) => rows(w, D, h * HEAD_DIM, (h + 1) * HEAD_DIM);
+          gqa[name] = f32([2 * HEAD_DIM, D], Float32Array.from([...head(0), ...head(2)]));
+          copied[name] = f32([4 * HEAD_DIM, D], Float32Array.from([...head(0), ...head(0), ...head(2), ...head(2)]));
+        }
       }
-    }
-    const a = await (await open(await derive({ extra: gqa, config: { num_key_value_heads: 2 } }))).attention(TEXT);
-    const b = await (await open(await derive({ extra: copied }))).attention(TEXT);
-    expect(a.kvHeads).toBe(2);
-    expect(b.kvHeads).toBeUndefined();
-    expect(a.key!.dims).toEqual([LAYERS, HEADS, a.tokens.length, HEAD_DIM]);
-    expect(maxAbsDiff(a.attention.data, b.attention.data)).toBeLessThan(1e-6);
-    expect(maxAbsDiff(a.query!.data, b.query!.data)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(a.key!.data, b.key!.data)).toBeLessThan(1e-5);
-    expect(maxAbsDiff(a.hiddenLast!.data, b.hiddenLast!.data)).toBeLessThan(1e-5);
-    // Query heads 0 and 1 read the same key.
-    const T = a.tokens.length,
-      size = T * HEAD_DIM;
-    expect(maxAbsDiff(a.key!.data.subarray(0, size), a.key!.data.subarray(size, 2 * size))).toBe(0);
-  });
+      const a = await (await open(await derive({ extra: gqa, config: { num_key_value_heads: 2 } }))).attention(TEXT);
+      const b = await (await open(await derive({ extra: copied }))).attention(TEXT);
+      expect(a.kvHeads).toBe(2);
+      expect(b.kvHeads).toBeUndefined();
+      expect(a.key!.dims).toEqual([LAYERS, HEADS, a.tokens.length, HEAD_DIM]);
+      expect(maxAbsDiff(a.attention.data, b.attention.data)).toBeLessThan(1e-6);
+      expect(maxAbsDiff(a.query!.data, b.query!.data)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(a.key!.data, b.key!.data)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(a.hiddenLast!.data, b.hiddenLast!.data)).toBeLessThan(1e-5);
+      // Query heads 0 and 1 read the same key.
+      const T = a.tokens.length,
+        size = T * HEAD_DIM;
+      expect(maxAbsDiff(a.key!.data.subarray(0, size), a.key!.data.subarray(size, 2 * size))).toBe(0);
+    },
+  );
 
   test('Qwen2: q/k/v biases shift q and k at position 0 (RoPE is the identity there) by exactly the bias', async () => {
     const bias = (n: number, seed: number) =>

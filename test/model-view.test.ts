@@ -1,4 +1,7 @@
-/** The model view in Chromium, from golden data: grid layout facts, the detail panel, filters, exports, safety, a screenshot. */
+/**
+ * The model view in Chromium, from golden data: grid layout facts, the detail panel, filters, exports, safety, a
+ * screenshot.
+ */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,44 +66,50 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
     await browser?.close();
   });
 
-  test('one thumbnail per layer × head, axis titles and indices in the theme colour, no network, no errors', async () => {
-    expect(await root(p.page)).toMatchObject({ mode: 'lines', thumbnails: '12', selected: '', theme: 'dark' });
-    expect(Number((await root(p.page)).drawn)).toBeGreaterThan(12 * 17);
-    expect(await p.page.locator('.av-thumb').count()).toBe(12);
-    expect(await axisText(p.page, '-title')).toEqual(['Heads', 'Layers']);
-    expect(await axisText(p.page, '[data-head]')).toEqual(['0', '1', '2', '3']);
-    expect(await axisText(p.page, '[data-layer]')).toEqual(['0', '1', '2']);
-    // BertViz hard-codes black axis text; on the dark theme ours must be light.
-    for (const sel of ['.av-axis-title', '.av-axis-index']) {
-      const color = await p.page
-        .locator(sel)
-        .first()
-        .evaluate((e) => getComputedStyle(e).color);
-      expect(luminance(color)).toBeGreaterThan(0.7);
-    }
-    expect(p.requests).toEqual([]);
-    expect(p.errors).toEqual([]);
-  });
+  test(
+    'one thumbnail per layer × head, axis titles and indices ' + 'in the theme colour, no network, no errors',
+    async () => {
+      expect(await root(p.page)).toMatchObject({ mode: 'lines', thumbnails: '12', selected: '', theme: 'dark' });
+      expect(Number((await root(p.page)).drawn)).toBeGreaterThan(12 * 17);
+      expect(await p.page.locator('.av-thumb').count()).toBe(12);
+      expect(await axisText(p.page, '-title')).toEqual(['Heads', 'Layers']);
+      expect(await axisText(p.page, '[data-head]')).toEqual(['0', '1', '2', '3']);
+      expect(await axisText(p.page, '[data-layer]')).toEqual(['0', '1', '2']);
+      // BertViz hard-codes black axis text; on the dark theme ours must be light.
+      for (const sel of ['.av-axis-title', '.av-axis-index']) {
+        const color = await p.page
+          .locator(sel)
+          .first()
+          .evaluate((e) => getComputedStyle(e).color);
+        expect(luminance(color)).toBeGreaterThan(0.7);
+      }
+      expect(p.requests).toEqual([]);
+      expect(p.errors).toEqual([]);
+    },
+  );
 
-  test('click a thumbnail: panel with heading and every token on each side; click again closes; another moves it', async () => {
-    await p.page.click(thumb(1, 2));
-    expect((await root(p.page)).selected).toBe('1,2');
-    expect(await p.page.locator('.av-panel').isVisible()).toBe(true);
-    expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 1, Head 2');
-    expect(await panelTokens(p.page, 'left')).toEqual(pair.tokens);
-    expect(await panelTokens(p.page, 'right')).toEqual(pair.tokens);
-    expect(await p.page.getAttribute(thumb(1, 2), 'aria-pressed')).toBe('true');
+  test(
+    'click a thumbnail: panel with heading and every token on ' + 'each side; click again closes; another moves it',
+    async () => {
+      await p.page.click(thumb(1, 2));
+      expect((await root(p.page)).selected).toBe('1,2');
+      expect(await p.page.locator('.av-panel').isVisible()).toBe(true);
+      expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 1, Head 2');
+      expect(await panelTokens(p.page, 'left')).toEqual(pair.tokens);
+      expect(await panelTokens(p.page, 'right')).toEqual(pair.tokens);
+      expect(await p.page.getAttribute(thumb(1, 2), 'aria-pressed')).toBe('true');
 
-    await p.page.click(thumb(1, 2));
-    expect((await root(p.page)).selected).toBe('');
-    expect(await p.page.locator('.av-panel').isVisible()).toBe(false);
+      await p.page.click(thumb(1, 2));
+      expect((await root(p.page)).selected).toBe('');
+      expect(await p.page.locator('.av-panel').isVisible()).toBe(false);
 
-    await p.page.click(thumb(1, 2));
-    await p.page.click(thumb(2, 0));
-    expect((await root(p.page)).selected).toBe('2,0');
-    expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 0');
-    expect(await p.page.getAttribute(thumb(1, 2), 'aria-pressed')).toBe('false');
-  });
+      await p.page.click(thumb(1, 2));
+      await p.page.click(thumb(2, 0));
+      expect((await root(p.page)).selected).toBe('2,0');
+      expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 0');
+      expect(await p.page.getAttribute(thumb(1, 2), 'aria-pressed')).toBe('false');
+    },
+  );
 
   test('hovering a panel token keeps only its lines; pinning it gives exact weights on the other side', async () => {
     const panelDrawn = () => p.page.$eval('.av-panel', (e) => Number((e as HTMLElement).dataset.drawn));
@@ -339,97 +348,100 @@ describe.skipIf(!HAVE_CHROMIUM)('model view, layers as they arrive (synthetic da
       [layer, head, rgb] as const,
     );
 
-  test('first paint before all layers have arrived; thumbnails max-pooled to their pixels; click loads the head', async () => {
-    const [L, H, T, P] = [4, 8, 256, 64];
-    // Mounted here rather than with mountSynthetic: loadHead, a function, cannot be passed into the page.
-    await p.page.evaluate(
-      ([L, H, T]) => {
-        const api = (window as unknown as { attnvizStandalone: { mountView: (...a: unknown[]) => unknown } })
-          .attnvizStandalone;
-        for (const e of document.querySelectorAll('.attnviz')) e.remove();
-        const host = document.body.appendChild(document.createElement('div'));
-        const loads: number[][] = [];
-        (window as unknown as { loads: number[][] }).loads = loads;
-        const data = {
-          tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-          text: '',
-          pair: null,
-          sentenceBStart: null,
-          model: { source: 'synthetic', modelType: 'llama' },
-          causal: true,
-          attention: { dims: [L, H, T, T], data: new Float32Array(0) },
-        };
-        api.mountView(host, 'model', data, {
-          theme: 'light',
-          loadHead: async (l: number, h: number) => {
-            loads.push([l, h]);
-            // Causal, uniform over the keys so far: row r holds 1 / (r + 1).
-            const w = new Float32Array(T * T);
-            for (let r = 0; r < T; r++) w.fill(1 / (r + 1), r * T, r * T + r + 1);
-            return w;
-          },
-        });
-      },
-      [L, H, T] as const,
-    );
-    const root = () => p.page.$eval('.attnviz', (e) => ({ ...(e as HTMLElement).dataset }));
-    const pending = () => p.page.$eval('.attnviz', (e) => (e as unknown as Progressive).attnvizView.pending());
-    expect(await root()).toMatchObject({ mode: 'heatmap', thumbnails: String(L * H), layers: '0' });
-    expect(await pending()).toEqual([0, 1, 2, 3]);
+  test(
+    'first paint before all layers have arrived; thumbnails ' + 'max-pooled to their pixels; click loads the head',
+    async () => {
+      const [L, H, T, P] = [4, 8, 256, 64];
+      // Mounted here rather than with mountSynthetic: loadHead, a function, cannot be passed into the page.
+      await p.page.evaluate(
+        ([L, H, T]) => {
+          const api = (window as unknown as { attnvizStandalone: { mountView: (...a: unknown[]) => unknown } })
+            .attnvizStandalone;
+          for (const e of document.querySelectorAll('.attnviz')) e.remove();
+          const host = document.body.appendChild(document.createElement('div'));
+          const loads: number[][] = [];
+          (window as unknown as { loads: number[][] }).loads = loads;
+          const data = {
+            tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
+            text: '',
+            pair: null,
+            sentenceBStart: null,
+            model: { source: 'synthetic', modelType: 'llama' },
+            causal: true,
+            attention: { dims: [L, H, T, T], data: new Float32Array(0) },
+          };
+          api.mountView(host, 'model', data, {
+            theme: 'light',
+            loadHead: async (l: number, h: number) => {
+              loads.push([l, h]);
+              // Causal, uniform over the keys so far: row r holds 1 / (r + 1).
+              const w = new Float32Array(T * T);
+              for (let r = 0; r < T; r++) w.fill(1 / (r + 1), r * T, r * T + r + 1);
+              return w;
+            },
+          });
+        },
+        [L, H, T] as const,
+      );
+      const root = () => p.page.$eval('.attnviz', (e) => ({ ...(e as HTMLElement).dataset }));
+      const pending = () => p.page.$eval('.attnviz', (e) => (e as unknown as Progressive).attnvizView.pending());
+      expect(await root()).toMatchObject({ mode: 'heatmap', thumbnails: String(L * H), layers: '0' });
+      expect(await pending()).toEqual([0, 1, 2, 3]);
 
-    // Layer 0 pooled to 64 × 64 blocks: 0.9 on the first key block, 0.2 on the diagonal, 0 elsewhere.
-    await p.page.$eval(
-      '.attnviz',
-      (e, [H, P]) => {
-        const w = new Float32Array(H * P * P);
-        for (let h = 0; h < H; h++)
-          for (let i = 0; i < P; i++) {
-            w[(h * P + i) * P] = 0.9;
-            w[(h * P + i) * P + i] = 0.2;
-          }
-        (e as unknown as Progressive).attnvizView.addLayer(0, w, [P, P]);
-      },
-      [H, P] as const,
-    );
-    expect(await root()).toMatchObject({ layers: '1' });
-    expect(await pending()).toEqual([1, 2, 3]);
-    expect((await thumbPixels(0, 3, [0x1f, 0x77, 0xb4])).same).toBeGreaterThan(0); // layer 0's colour, at 0.9/0.9
-    expect((await thumbPixels(2, 3, [0, 0, 0])).painted).toBe(0); // not arrived: background only
+      // Layer 0 pooled to 64 × 64 blocks: 0.9 on the first key block, 0.2 on the diagonal, 0 elsewhere.
+      await p.page.$eval(
+        '.attnviz',
+        (e, [H, P]) => {
+          const w = new Float32Array(H * P * P);
+          for (let h = 0; h < H; h++)
+            for (let i = 0; i < P; i++) {
+              w[(h * P + i) * P] = 0.9;
+              w[(h * P + i) * P + i] = 0.2;
+            }
+          (e as unknown as Progressive).attnvizView.addLayer(0, w, [P, P]);
+        },
+        [H, P] as const,
+      );
+      expect(await root()).toMatchObject({ layers: '1' });
+      expect(await pending()).toEqual([1, 2, 3]);
+      expect((await thumbPixels(0, 3, [0x1f, 0x77, 0xb4])).same).toBeGreaterThan(0); // layer 0's colour, at 0.9/0.9
+      expect((await thumbPixels(2, 3, [0, 0, 0])).painted).toBe(0); // not arrived: background only
 
-    // Layer 1 in full, head 0 with one weight of 1 among 65,536 cells: the ~106-px thumbnail keeps it.
-    await p.page.$eval(
-      '.attnviz',
-      (e, [H, T]) => {
-        const w = new Float32Array(H * T * T);
-        w[200 * T + 37] = 1;
-        (e as unknown as Progressive).attnvizView.addLayer(1, w);
-      },
-      [H, T] as const,
-    );
-    const one = await thumbPixels(1, 0, [0xff, 0x7f, 0x0e]); // schemeCategory10[1]
-    expect(one.same).toBeGreaterThanOrEqual(1);
-    expect(one.painted).toBe(one.same);
+      // Layer 1 in full, head 0 with one weight of 1 among 65,536 cells: the ~106-px thumbnail keeps it.
+      await p.page.$eval(
+        '.attnviz',
+        (e, [H, T]) => {
+          const w = new Float32Array(H * T * T);
+          w[200 * T + 37] = 1;
+          (e as unknown as Progressive).attnvizView.addLayer(1, w);
+        },
+        [H, T] as const,
+      );
+      const one = await thumbPixels(1, 0, [0xff, 0x7f, 0x0e]); // schemeCategory10[1]
+      expect(one.same).toBeGreaterThanOrEqual(1);
+      expect(one.painted).toBe(one.same);
 
-    // A bad layer is refused with a one-line error naming it; the view keeps working.
-    const error = await p.page.$eval('.attnviz', (e) => {
-      try {
-        (e as unknown as Progressive).attnvizView.addLayer(9, new Float32Array(1));
-        return '';
-      } catch (err) {
-        return (err as Error).message;
-      }
-    });
-    expect(error).toBe('addLayer: no layer 9 (0–3)');
+      // A bad layer is refused with a one-line error naming it; the view keeps working.
+      const error = await p.page.$eval('.attnviz', (e) => {
+        try {
+          (e as unknown as Progressive).attnvizView.addLayer(9, new Float32Array(1));
+          return '';
+        } catch (err) {
+          return (err as Error).message;
+        }
+      });
+      expect(error).toBe('addLayer: no layer 9 (0–3)');
 
-    // Layer 2 has not arrived; its panel comes from loadHead, as a heatmap with exact values.
-    await p.page.click(thumb(2, 1));
-    await p.page.waitForSelector('.av-panel .av-heatmap[data-level]');
-    expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 1');
-    expect(await p.page.evaluate(() => (window as unknown as { loads: number[][] }).loads)).toEqual([[2, 1]]);
-    const box = (await p.page.locator('.av-panel .av-heatmap-canvas').boundingBox())!;
-    const cell = (box.width - 110) / T;
-    await p.page.mouse.move(box.x + 110 + 3.5 * cell, box.y + 110 + 3.5 * cell);
-    expect(await p.page.locator('.av-tooltip').textContent()).toBe(`tok3 → tok3\n${(1 / 4).toFixed(4)}`);
-    expect(p.errors).toEqual([]);
-  });
+      // Layer 2 has not arrived; its panel comes from loadHead, as a heatmap with exact values.
+      await p.page.click(thumb(2, 1));
+      await p.page.waitForSelector('.av-panel .av-heatmap[data-level]');
+      expect(await p.page.locator('.av-panel-title').textContent()).toBe('Layer 2, Head 1');
+      expect(await p.page.evaluate(() => (window as unknown as { loads: number[][] }).loads)).toEqual([[2, 1]]);
+      const box = (await p.page.locator('.av-panel .av-heatmap-canvas').boundingBox())!;
+      const cell = (box.width - 110) / T;
+      await p.page.mouse.move(box.x + 110 + 3.5 * cell, box.y + 110 + 3.5 * cell);
+      expect(await p.page.locator('.av-tooltip').textContent()).toBe(`tok3 → tok3\n${(1 / 4).toFixed(4)}`);
+      expect(p.errors).toEqual([]);
+    },
+  );
 });

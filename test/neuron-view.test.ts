@@ -36,7 +36,8 @@ const gpt2 = async (): Promise<Attention> => ({ ...(await golden('gpt2-tiny__cat
 /**
  * renderHtml stores q and k as IEEE float16: each value is rounded to 11 significant bits (relative error
  * ≤ u = 2⁻¹¹), so a product q_n·k_n is off by ≤ (1+u)² − 1 ≈ 2⁻¹⁰ of |q_n·k_n|, and q·k/√d by
- * ≤ 2⁻¹⁰ Σ|q_n k_n| / √d. ABS covers float16 subnormals (|x| < 6.1e-5, absolute error ≤ 2⁻²⁵) and float32 sums.
+ * ≤ 2⁻¹⁰ Σ|q_n k_n| / √d. ABS covers float16 subnormals (|x| < 6.1e-5, absolute error ≤ 2⁻²⁵) and
+ * float32 sums.
  */
 const F16_REL = 2 ** -10 * 1.001;
 const ABS = 1e-6;
@@ -183,30 +184,34 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       await p?.close();
     });
 
-    test('layer, head, pair-filter and theme selects list the right options; collapsed at first; no network, no errors', async () => {
-      expect(await optionTexts(p.page, 'Layer:')).toEqual(['0', '1', '2']);
-      expect(await optionTexts(p.page, 'Head:')).toEqual(['0', '1', '2', '3']);
-      expect(await optionTexts(p.page, 'Attention:')).toEqual([
-        'All',
-        'Sentence A → Sentence A',
-        'Sentence B → Sentence B',
-        'Sentence A → Sentence B',
-        'Sentence B → Sentence A',
-      ]);
-      expect(await optionTexts(p.page, 'Theme:')).toEqual(['Dark', 'Light', 'Auto']);
-      expect(await dataset(p.page)).toMatchObject({
-        layer: '0',
-        head: '0',
-        expanded: 'false',
-        selected: '',
-        theme: 'dark',
-      });
-      expect(await p.page.locator('.av-token[data-side=left]').allTextContents()).toEqual(a.tokens);
-      expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17);
-      expect(await p.page.locator('.av-heading:visible').count()).toBe(0);
-      expect(p.requests).toEqual([]);
-      expect(p.errors).toEqual([]);
-    });
+    test(
+      'layer, head, pair-filter and theme selects list the right ' +
+        'options; collapsed at first; no network, no errors',
+      async () => {
+        expect(await optionTexts(p.page, 'Layer:')).toEqual(['0', '1', '2']);
+        expect(await optionTexts(p.page, 'Head:')).toEqual(['0', '1', '2', '3']);
+        expect(await optionTexts(p.page, 'Attention:')).toEqual([
+          'All',
+          'Sentence A → Sentence A',
+          'Sentence B → Sentence B',
+          'Sentence A → Sentence B',
+          'Sentence B → Sentence A',
+        ]);
+        expect(await optionTexts(p.page, 'Theme:')).toEqual(['Dark', 'Light', 'Auto']);
+        expect(await dataset(p.page)).toMatchObject({
+          layer: '0',
+          head: '0',
+          expanded: 'false',
+          selected: '',
+          theme: 'dark',
+        });
+        expect(await p.page.locator('.av-token[data-side=left]').allTextContents()).toEqual(a.tokens);
+        expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17);
+        expect(await p.page.locator('.av-heading:visible').count()).toBe(0);
+        expect(p.requests).toEqual([]);
+        expect(p.errors).toEqual([]);
+      },
+    );
 
     test('hovering a token shows a (+) button; clicking it expands to the five columns', async () => {
       await p.page.hover(leftToken(2));
@@ -227,31 +232,35 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(p.errors).toEqual([]);
     });
 
-    test('q·k equals q_i·k_j/√d from the golden q/k (float16 bound) and its softmax the golden attention, every layer, head and token', async () => {
-      const [L, H, T] = a.attention.dims;
-      const all = await p.page.evaluate(
-        ({ L, H, T }) => {
-          const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView })
-            .attnvizView;
-          const out = [];
-          for (let l = 0; l < L; l++)
-            for (let h = 0; h < H; h++)
-              for (let i = 0; i < T; i++) {
-                view.update({ layer: l, head: h, selected: i, pinned: true, expanded: true });
-                out.push({ l, h, i, c: view.columns()! });
-              }
-          return out;
-        },
-        { L, H, T },
-      );
-      expect(all).toHaveLength(L * H * T);
-      for (const { l, h, i, c } of all) {
-        expect(c.query).toBe(i);
-        expect(c.masked.every((m) => !m)).toBe(true);
-        expectColumnsMatch(a, l, h, c, `layer ${l} head ${h} token ${i}`);
-      }
-      await call(p.page, 'update', { layer: 0, head: 0, selected: 2, pinned: false });
-    });
+    test(
+      'q·k equals q_i·k_j/√d from the golden q/k (float16 bound) and its ' +
+        'softmax the golden attention, every layer, head and token',
+      async () => {
+        const [L, H, T] = a.attention.dims;
+        const all = await p.page.evaluate(
+          ({ L, H, T }) => {
+            const view = (document.querySelector('.attnviz-neuron-view') as unknown as { attnvizView: NeuronView })
+              .attnvizView;
+            const out = [];
+            for (let l = 0; l < L; l++)
+              for (let h = 0; h < H; h++)
+                for (let i = 0; i < T; i++) {
+                  view.update({ layer: l, head: h, selected: i, pinned: true, expanded: true });
+                  out.push({ l, h, i, c: view.columns()! });
+                }
+            return out;
+          },
+          { L, H, T },
+        );
+        expect(all).toHaveLength(L * H * T);
+        for (const { l, h, i, c } of all) {
+          expect(c.query).toBe(i);
+          expect(c.masked.every((m) => !m)).toBe(true);
+          expectColumnsMatch(a, l, h, c, `layer ${l} head ${h} token ${i}`);
+        }
+        await call(p.page, 'update', { layer: 0, head: 0, selected: 2, pinned: false });
+      },
+    );
 
     test('moving to other tokens updates the columns live; a click expands and pins; (−) collapses', async () => {
       await p.page.hover(leftToken(5));
@@ -298,26 +307,29 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('neuron view', () => {
       expect(await call<NeuronColumns>(p.page, 'columns')).toEqual(before);
     });
 
-    test('pair filter A → B: sentence A queries against sentence B keys, softmax column = those attention weights', async () => {
-      const b = a.sentenceBStart!;
-      await selectOf(p.page, 'Attention:').selectOption('ab');
-      expect(await p.page.locator('.av-token[data-side=left]').count()).toBe(b);
-      expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17 - b);
-      await call(p.page, 'update', { selected: 3, pinned: true, expanded: true });
-      const c = await call<NeuronColumns>(p.page, 'columns');
-      expect(c.keys).toEqual(Array.from({ length: 17 - b }, (_, k) => b + k));
-      const e = expected(a, 0, 0, 3);
-      c.keys.forEach((j, k) => {
-        expect(Math.abs(c.dots[k]! - e.dots[j]!)).toBeLessThanOrEqual(e.dotTol[j]);
-        expect(Math.abs(c.softmax[k] - e.attention[j])).toBeLessThan(1e-3);
-        // The model's softmax runs over the whole row, whatever the filter shows.
-        expect(Math.abs(c.computed[k]! - e.attention[j])).toBeLessThan(1e-3);
-      });
-      // A sentence-B token is not a query under A → B: the selection goes.
-      await call(p.page, 'update', { selected: 12 });
-      expect(await dataset(p.page)).toMatchObject({ selected: '', filter: 'ab' });
-      await selectOf(p.page, 'Attention:').selectOption('all');
-    });
+    test(
+      'pair filter A → B: sentence A queries against sentence B ' + 'keys, softmax column = those attention weights',
+      async () => {
+        const b = a.sentenceBStart!;
+        await selectOf(p.page, 'Attention:').selectOption('ab');
+        expect(await p.page.locator('.av-token[data-side=left]').count()).toBe(b);
+        expect(await p.page.locator('.av-token[data-side=right]').count()).toBe(17 - b);
+        await call(p.page, 'update', { selected: 3, pinned: true, expanded: true });
+        const c = await call<NeuronColumns>(p.page, 'columns');
+        expect(c.keys).toEqual(Array.from({ length: 17 - b }, (_, k) => b + k));
+        const e = expected(a, 0, 0, 3);
+        c.keys.forEach((j, k) => {
+          expect(Math.abs(c.dots[k]! - e.dots[j]!)).toBeLessThanOrEqual(e.dotTol[j]);
+          expect(Math.abs(c.softmax[k] - e.attention[j])).toBeLessThan(1e-3);
+          // The model's softmax runs over the whole row, whatever the filter shows.
+          expect(Math.abs(c.computed[k]! - e.attention[j])).toBeLessThan(1e-3);
+        });
+        // A sentence-B token is not a query under A → B: the selection goes.
+        await call(p.page, 'update', { selected: 12 });
+        expect(await dataset(p.page)).toMatchObject({ selected: '', filter: 'ab' });
+        await selectOf(p.page, 'Attention:').selectOption('all');
+      },
+    );
 
     test('the theme select switches palettes; Auto follows prefers-color-scheme as it changes', async () => {
       const background = () => p.page.$eval('.attnviz-neuron-view', (e) => getComputedStyle(e).backgroundColor);

@@ -276,7 +276,8 @@ function encoderGraph(w: RandomWeights, variant: Variant, layerNames: number[] =
         scores = g.op('MatMul', [g.op('Div', [q, g.scalar(Math.sqrt(HD))]), kT()]);
         break;
       case 'sdpa': {
-        // torch's scaled_dot_product_attention export: scale = 1/√(q.shape[-1]) computed in the graph, √scale on q and kᵀ.
+        // torch's scaled_dot_product_attention export: scale = 1/√(q.shape[-1]) computed in the graph, √scale on q
+        // and kᵀ.
         const last = g.op('Cast', [g.op('Slice', [g.op('Shape', [q]), g.ints([-1]), g.ints([2 ** 31])])], { to: 1 });
         const root = g.op('Sqrt', [g.op('Div', [g.scalar(1), g.op('Sqrt', [last])])]);
         scores = g.op('MatMul', [g.op('Mul', [q, root]), g.op('Mul', [kT(), root])]);
@@ -307,7 +308,8 @@ function encoderGraph(w: RandomWeights, variant: Variant, layerNames: number[] =
 /**
  * A GPT-2-style decoder as exported with a KV cache: input_ids, attention_mask `[B, past + T]`,
  * position_ids, past_key_values.N.key/value `[B, H, past, d]`; k and v concatenated after the past;
- * MatMul(q, Transpose(k)) → Div(√d) → Where(causal, ·, -1e9) → Add(mask) → Softmax; logits and present.* out.
+ * MatMul(q, Transpose(k)) → Div(√d) → Where(causal, ·, -1e9) → Add(mask) → Softmax; logits and present.*
+ * out.
  */
 function decoderGraph(w: RandomWeights): Uint8Array {
   const g = new GraphBuilder(null as unknown as Weights);

@@ -115,7 +115,8 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
         cwd: project,
       },
     );
-    const check = `import { readAttentionFile } from 'attnviz'; const a = await readAttentionFile(${JSON.stringify(out)});
+    const file = JSON.stringify(out);
+    const check = `import { readAttentionFile } from 'attnviz'; const a = await readAttentionFile(${file});
       console.log(JSON.stringify({ tokens: a.tokens, dims: a.attention.dims }));`;
     const read = await run(process.execPath, ['--input-type=module', '-e', check], { cwd: project });
     expect(JSON.parse(read.stdout)).toEqual({
@@ -211,7 +212,8 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
           ),
           // BertViz's call shape, from nested arrays: two layers, one head, three tokens.
           cell(
-            `headView({ attention: [[[[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]]], [[[0, 0, 1], [0, 1, 0], [1, 0, 0]]]],\n` +
+            'headView({ attention: [[[[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, ' +
+              `0.5]]], [[[0, 0, 1], [0, 1, 0], [1, 0, 0]]]],\n` +
               `  tokens: ['<s>', 'x<script>', 'y'], layer: 1 })`,
           ),
           cell('modelView(a)'),

@@ -34,7 +34,10 @@ const stringField = (field: number, s: string) => bytesField(field, [...new Text
 const intField = (field: number, n: number) => [...key(field, 0), ...varint(n)];
 const floatField = (field: number, x: number) => [...key(field, 5), ...new Uint8Array(Float32Array.of(x).buffer)];
 
-/** A ModelProto: pieces (1: piece, 2: score, 3: type), trainer_spec (3: model_type, 40: unk_id), normalizer_spec (3: add_dummy_prefix). */
+/**
+ * A ModelProto: pieces (1: piece, 2: score, 3: type), trainer_spec (3: model_type, 40: unk_id), normalizer_spec (3:
+ * add_dummy_prefix).
+ */
 function modelProto(pieces: [string, number, number][], options: { modelType?: number; unkId: number }): Uint8Array {
   const out: number[] = [];
   for (const [piece, score, type] of pieces)

@@ -60,23 +60,28 @@ function invariants(a: Attention): { softmaxError: number; rowError: number } {
 }
 
 describe('the embedded model', () => {
-  test('loadModel() with no source loads it: USE lite, 2 layers × 4 heads, 8k vocabulary, from the npm package', () => {
-    expect(model).toBeInstanceOf(TfjsModel);
-    expect(model.source).toBe('embedded');
-    expect(model.modelType).toBe('use-lite');
-    expect(model.causal).toBe(false);
-    expect(model.dims).toMatchObject({ layers: 2, heads: 4, headDim: 128, maxPositions: 128 });
-    expect(vocab).toHaveLength(8000);
-    expect(dir).toMatch(/@energetic-ai[\\/]model-embeddings-en[\\/]dist$/);
-    expect(model.weightBytes).toBeGreaterThan(20e6);
-  });
+  test(
+    'loadModel() with no source loads it: USE lite, 2 layers × ' + '4 heads, 8k vocabulary, from the npm package',
+    () => {
+      expect(model).toBeInstanceOf(TfjsModel);
+      expect(model.source).toBe('embedded');
+      expect(model.modelType).toBe('use-lite');
+      expect(model.causal).toBe(false);
+      expect(model.dims).toMatchObject({ layers: 2, heads: 4, headDim: 128, maxPositions: 128 });
+      expect(vocab).toHaveLength(8000);
+      expect(dir).toMatch(/@energetic-ai[\\/]model-embeddings-en[\\/]dist$/);
+      expect(model.weightBytes).toBeGreaterThan(20e6);
+    },
+  );
 
   test("the graph walk finds each layer's Softmax and the q and k entering its matmul", () => {
     const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
     const taps = findAttentionTaps(json.modelTopology.node, () => 0.5);
     expect(taps).toHaveLength(2);
     taps.forEach((t, l) => {
-      const prefix = `module_apply_default/Encoder_en/KonaTransformer/Encode/TransformerStack/Layer_${l}/TransformerLayer/MultiheadAttention/`;
+      const prefix =
+        `module_apply_default/Encoder_en/KonaTransformer/Encode/TransformerStack/Layer_${l}/` +
+        'TransformerLayer/MultiheadAttention/';
       expect(t.probs).toBe(`${prefix}DotProductAttention/BaseDotProductAttention/Softmax`);
       expect(t.query).toBe(`${prefix}split_heads/transpose`);
       expect(t.key).toBe(`${prefix}split_heads_1/transpose`);
@@ -92,27 +97,31 @@ describe('the embedded model', () => {
     model.scales.forEach((s, l) => expect(s).toBeCloseTo(1 / Math.sqrt(model.headDims[l]), 7));
   });
 
-  test('tokens are those of the USE tokenizer with the package vocab.json; rows sum to 1; softmax(q·kᵀ/√d) reproduces the attention', async () => {
-    const text = 'The cat sat on the mat because it was tired.';
-    const a = await model.attention(text);
-    const ids = new Tokenizer(vocab).encode(text);
-    expect(a.inputIds).toEqual(ids);
-    expect(a.tokens).toEqual(ids.map((id) => vocab[id][0]));
-    expect(a.tokens.slice(0, 3)).toEqual(['▁The', '▁cat', '▁sat']);
-    const T = ids.length;
-    expect(a.attention.dims).toEqual([2, 4, T, T]);
-    expect(a.query!.dims).toEqual([2, 4, T, 128]);
-    expect(a.key!.dims).toEqual([2, 4, T, 128]);
-    expect(a.model).toEqual({ source: 'embedded', modelType: 'use-lite' });
-    expect(a.causal).toBe(false);
-    const { softmaxError, rowError } = invariants(a);
-    expect(rowError).toBeLessThan(1e-5);
-    expect(softmaxError).toBeLessThan(1e-5);
-    // Layer 0's 64-dim heads are zero-padded to 128.
-    const D = 128;
-    for (let n = 64; n < D; n++) expect(a.query!.data[n]).toBe(0);
-    expect(a.attention.data.some((v) => v > 0.2 && v < 0.99)).toBe(true);
-  });
+  test(
+    'tokens are those of the USE tokenizer with the package vocab.json; rows ' +
+      'sum to 1; softmax(q·kᵀ/√d) reproduces the attention',
+    async () => {
+      const text = 'The cat sat on the mat because it was tired.';
+      const a = await model.attention(text);
+      const ids = new Tokenizer(vocab).encode(text);
+      expect(a.inputIds).toEqual(ids);
+      expect(a.tokens).toEqual(ids.map((id) => vocab[id][0]));
+      expect(a.tokens.slice(0, 3)).toEqual(['▁The', '▁cat', '▁sat']);
+      const T = ids.length;
+      expect(a.attention.dims).toEqual([2, 4, T, T]);
+      expect(a.query!.dims).toEqual([2, 4, T, 128]);
+      expect(a.key!.dims).toEqual([2, 4, T, 128]);
+      expect(a.model).toEqual({ source: 'embedded', modelType: 'use-lite' });
+      expect(a.causal).toBe(false);
+      const { softmaxError, rowError } = invariants(a);
+      expect(rowError).toBeLessThan(1e-5);
+      expect(softmaxError).toBeLessThan(1e-5);
+      // Layer 0's 64-dim heads are zero-padded to 128.
+      const D = 128;
+      for (let n = 64; n < D; n++) expect(a.query!.data[n]).toBe(0);
+      expect(a.attention.data.some((v) => v > 0.2 && v < 0.99)).toBe(true);
+    },
+  );
 
   test('the same text gives the same attention; heads differ from one another', async () => {
     const a = await model.attention('Attention is all you need.');
@@ -166,7 +175,8 @@ describe('the embedded model', () => {
   });
 
   test('the ONNX path does not load TF.js: importing the engine leaves no TF.js engine behind', async () => {
-    const script = `const e = await import(${JSON.stringify(new URL('../dist/src/models/load-model.js', import.meta.url).href)});
+    const engine = new URL('../dist/src/models/load-model.js', import.meta.url).href;
+    const script = `const e = await import(${JSON.stringify(engine)});
       const before = typeof globalThis._tfengine; const m = await e.loadModel(); await m.release();
       console.log(before, typeof globalThis._tfengine);`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);

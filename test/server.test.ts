@@ -278,17 +278,24 @@ describe('token counts, truncation, the pooled overview and heads on demand', ()
     expect((await call('POST', '/api/tokens', { body: { text: 'still here' } })).status).toBe(200);
   });
 
-  test('a text longer than the positions: a 400 naming "truncate" (not a CLI flag) with the figures; truncate cuts', async () => {
-    const text = 'a '.repeat(150);
-    const r = await attention({ text });
-    await expectError(r, 400, /^"text" is \d+ tokens; embedded takes at most 128 \(send "truncate": true to cut it\)$/);
-    const body = r.json();
-    expect(body).toMatchObject({ code: 'too-many-tokens', field: 'text', maxTokens: 128 });
-    expect(body.tokens).toBe((await call('POST', '/api/tokens', { body: { text } })).json().tokens);
-    expect(body.message).not.toMatch(/--/);
-    const cut = decodePayload(await attention({ text, truncate: true }));
-    expect(cut.tokens.length).toBe(128);
-  });
+  test(
+    'a text longer than the positions: a 400 naming "truncate" ' + '(not a CLI flag) with the figures; truncate cuts',
+    async () => {
+      const text = 'a '.repeat(150);
+      const r = await attention({ text });
+      await expectError(
+        r,
+        400,
+        /^"text" is \d+ tokens; embedded takes at most 128 \(send "truncate": true to cut it\)$/,
+      );
+      const body = r.json();
+      expect(body).toMatchObject({ code: 'too-many-tokens', field: 'text', maxTokens: 128 });
+      expect(body.tokens).toBe((await call('POST', '/api/tokens', { body: { text } })).json().tokens);
+      expect(body.message).not.toMatch(/--/);
+      const cut = decodePayload(await attention({ text, truncate: true }));
+      expect(cut.tokens.length).toBe(128);
+    },
+  );
 
   test('"layers" and "heads" send those heads at full resolution, with their q and k', async () => {
     const text = 'The quick brown fox jumps.';
@@ -316,21 +323,24 @@ describe('token counts, truncation, the pooled overview and heads on demand', ()
     expect((await attention({ text, layers: [0] })).status).toBe(200);
   });
 
-  test('detail "overview": every layer as a frame, each head max-pooled; "auto" below its threshold is whole', async () => {
-    const text = 'Short enough to stay exact.';
-    const all = decodePayload(await attention({ text }));
-    const r = await attention({ text, detail: 'overview' });
-    expect(r.headers['x-attnviz-format']).toBe('avz1-overview');
-    const frames = new FrameReader().push(new Uint8Array(r.body)).map((f) => decodeAttention(f));
-    expect(frames).toHaveLength(2);
-    const [, H, T] = all.attention.dims;
-    // Fewer tokens than OVERVIEW_CELLS: the overview is the attention itself.
-    expect(frames[1].attention.dims).toEqual([1, H, T, T]);
-    expect(frames[1].attention.data).toEqual(all.attention.data.subarray(H * T * T));
-    expect(frames[1].tokens).toEqual(all.tokens);
-    expect(frames[1].query).toBeUndefined();
-    expect((await attention({ text, detail: 'auto' })).headers['x-attnviz-format']).toBe('avz1');
-  });
+  test(
+    'detail "overview": every layer as a frame, each head ' + 'max-pooled; "auto" below its threshold is whole',
+    async () => {
+      const text = 'Short enough to stay exact.';
+      const all = decodePayload(await attention({ text }));
+      const r = await attention({ text, detail: 'overview' });
+      expect(r.headers['x-attnviz-format']).toBe('avz1-overview');
+      const frames = new FrameReader().push(new Uint8Array(r.body)).map((f) => decodeAttention(f));
+      expect(frames).toHaveLength(2);
+      const [, H, T] = all.attention.dims;
+      // Fewer tokens than OVERVIEW_CELLS: the overview is the attention itself.
+      expect(frames[1].attention.dims).toEqual([1, H, T, T]);
+      expect(frames[1].attention.data).toEqual(all.attention.data.subarray(H * T * T));
+      expect(frames[1].tokens).toEqual(all.tokens);
+      expect(frames[1].query).toBeUndefined();
+      expect((await attention({ text, detail: 'auto' })).headers['x-attnviz-format']).toBe('avz1');
+    },
+  );
 
   test.runIf(HAVE_SHARED)('the overview of a long input is each head max-pooled to 128 × 128', async () => {
     // 140 tokens within the test server's 300 characters.
@@ -366,95 +376,98 @@ describe('token counts, truncation, the pooled overview and heads on demand', ()
 });
 
 describe('encoder-decoder models (a tiny random BART in the model root)', () => {
-  test('load reports encoderDecoder; attention and export take a target, sent whole; target and pair are checked', async () => {
-    const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
-    await cp(dir, join(root, 'tiny-bart'), { recursive: true });
-    const reference = await loadModel(dir);
-    const expected = await reference.attention(SOURCE, { target: TARGET }).finally(() => reference.release());
-    const ed0 = expected.encoderDecoder!;
-    const model = 'path:tiny-bart';
+  test(
+    'load reports encoderDecoder; attention and export take a ' + 'target, sent whole; target and pair are checked',
+    async () => {
+      const dir = await writeTinyModel(bartConfig(BART), bartWeights(BART, 41), 'roberta-tiny');
+      await cp(dir, join(root, 'tiny-bart'), { recursive: true });
+      const reference = await loadModel(dir);
+      const expected = await reference.attention(SOURCE, { target: TARGET }).finally(() => reference.release());
+      const ed0 = expected.encoderDecoder!;
+      const model = 'path:tiny-bart';
 
-    const load = await call('POST', '/api/models/load', { body: { model } });
-    expect(load.status).toBe(200);
-    expect(load.json().model).toMatchObject({
-      id: `path:${realpathSync(join(root, 'tiny-bart'))}`,
-      modelType: 'bart',
-      layers: BART.encoderLayers,
-      encoderDecoder: true,
-    });
+      const load = await call('POST', '/api/models/load', { body: { model } });
+      expect(load.status).toBe(200);
+      expect(load.json().model).toMatchObject({
+        id: `path:${realpathSync(join(root, 'tiny-bart'))}`,
+        modelType: 'bart',
+        layers: BART.encoderLayers,
+        encoderDecoder: true,
+      });
 
-    // stream: "layers" is ignored: the per-layer frames carry self-attention only.
-    const r = await attention({ model, text: SOURCE, target: TARGET, stream: 'layers' });
-    expect(r.status).toBe(200);
-    expect(r.headers['x-attnviz-format']).toBe('avz1');
-    const a = decodePayload(r);
-    const S = expected.tokens.length,
-      T = ed0.decoderTokens.length;
-    expect(a.tokens).toEqual(expected.tokens);
-    expect(a.encoderDecoder).toBeDefined();
-    const ed = a.encoderDecoder!;
-    expect(ed.decoderTokens).toEqual(ed0.decoderTokens);
-    expect(ed.decoderTokens.length).toBeGreaterThan(2);
-    expect(ed.target).toBe(TARGET);
-    expect(ed.decoder.dims).toEqual([BART.decoderLayers, 4, T, T]);
-    expect(ed.cross.dims).toEqual([BART.decoderLayers, 4, T, S]);
-    expect(ed.crossQuery!.dims).toEqual(ed0.crossQuery!.dims);
-    for (const [got, want] of [
-      [ed.decoder, ed0.decoder],
-      [ed.cross, ed0.cross],
-    ] as const) {
-      expect(Math.max(...got.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-3);
-    }
-    // The target is part of the result cache's key: another target is another result.
-    const other = decodePayload(await attention({ model, text: SOURCE, target: 'Hello.' }));
-    expect(other.encoderDecoder!.target).toBe('Hello.');
-    expect(other.encoderDecoder!.decoderTokens).not.toEqual(ed.decoderTokens);
+      // stream: "layers" is ignored: the per-layer frames carry self-attention only.
+      const r = await attention({ model, text: SOURCE, target: TARGET, stream: 'layers' });
+      expect(r.status).toBe(200);
+      expect(r.headers['x-attnviz-format']).toBe('avz1');
+      const a = decodePayload(r);
+      const S = expected.tokens.length,
+        T = ed0.decoderTokens.length;
+      expect(a.tokens).toEqual(expected.tokens);
+      expect(a.encoderDecoder).toBeDefined();
+      const ed = a.encoderDecoder!;
+      expect(ed.decoderTokens).toEqual(ed0.decoderTokens);
+      expect(ed.decoderTokens.length).toBeGreaterThan(2);
+      expect(ed.target).toBe(TARGET);
+      expect(ed.decoder.dims).toEqual([BART.decoderLayers, 4, T, T]);
+      expect(ed.cross.dims).toEqual([BART.decoderLayers, 4, T, S]);
+      expect(ed.crossQuery!.dims).toEqual(ed0.crossQuery!.dims);
+      for (const [got, want] of [
+        [ed.decoder, ed0.decoder],
+        [ed.cross, ed0.cross],
+      ] as const) {
+        expect(Math.max(...got.data.map((v, i) => Math.abs(v - want.data[i])))).toBeLessThan(1e-3);
+      }
+      // The target is part of the result cache's key: another target is another result.
+      const other = decodePayload(await attention({ model, text: SOURCE, target: 'Hello.' }));
+      expect(other.encoderDecoder!.target).toBe('Hello.');
+      expect(other.encoderDecoder!.decoderTokens).not.toEqual(ed.decoderTokens);
 
-    const file = await call('POST', '/api/export', {
-      body: { model, text: SOURCE, target: TARGET, format: 'attention' },
-    });
-    expect(file.status).toBe(200);
-    expect(decodeAttentionFile(file.body, 'response').encoderDecoder!.decoderTokens).toEqual(ed0.decoderTokens);
-    const html = await call('POST', '/api/export', {
-      body: { model, text: SOURCE, target: TARGET, format: 'html', view: 'head' },
-    });
-    expect(html.status).toBe(200);
+      const file = await call('POST', '/api/export', {
+        body: { model, text: SOURCE, target: TARGET, format: 'attention' },
+      });
+      expect(file.status).toBe(200);
+      expect(decodeAttentionFile(file.body, 'response').encoderDecoder!.decoderTokens).toEqual(ed0.decoderTokens);
+      const html = await call('POST', '/api/export', {
+        body: { model, text: SOURCE, target: TARGET, format: 'html', view: 'head' },
+      });
+      expect(html.status).toBe(200);
 
-    await expectError(
-      attention({ model, text: SOURCE }),
-      400,
-      /is an encoder-decoder model: give the decoder's text as "target"/,
-    );
-    await expectError(attention({ model, text: SOURCE, target: '  ' }), 400, /give the decoder's text as "target"/);
-    await expectError(
-      attention({ model, text: SOURCE, target: TARGET, pair: 'A pair.' }),
-      400,
-      /takes a "target" text, not a "pair"/,
-    );
-    await expectError(
-      call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }),
-      400,
-      /give the decoder's text as "target"/,
-    );
-    await expectError(
-      attention({ model, text: SOURCE, target: TARGET, detail: 'overview' }),
-      400,
-      /encoder-decoder results are sent whole/,
-    );
-    expect((await attention({ model, text: SOURCE, target: TARGET, detail: 'auto' })).headers['x-attnviz-format']).toBe(
-      'avz1',
-    );
-    await expectError(
-      attention({ model: 'embedded', text: SOURCE, target: TARGET }),
-      400,
-      /^embedded is not an encoder-decoder model: it takes no target text/,
-    );
-    await expectError(
-      call('POST', '/api/export', { body: { text: SOURCE, target: TARGET, format: 'html' } }),
-      400,
-      /not an encoder-decoder model/,
-    );
-  });
+      await expectError(
+        attention({ model, text: SOURCE }),
+        400,
+        /is an encoder-decoder model: give the decoder's text as "target"/,
+      );
+      await expectError(attention({ model, text: SOURCE, target: '  ' }), 400, /give the decoder's text as "target"/);
+      await expectError(
+        attention({ model, text: SOURCE, target: TARGET, pair: 'A pair.' }),
+        400,
+        /takes a "target" text, not a "pair"/,
+      );
+      await expectError(
+        call('POST', '/api/export', { body: { model, text: SOURCE, format: 'attention' } }),
+        400,
+        /give the decoder's text as "target"/,
+      );
+      await expectError(
+        attention({ model, text: SOURCE, target: TARGET, detail: 'overview' }),
+        400,
+        /encoder-decoder results are sent whole/,
+      );
+      expect(
+        (await attention({ model, text: SOURCE, target: TARGET, detail: 'auto' })).headers['x-attnviz-format'],
+      ).toBe('avz1');
+      await expectError(
+        attention({ model: 'embedded', text: SOURCE, target: TARGET }),
+        400,
+        /^embedded is not an encoder-decoder model: it takes no target text/,
+      );
+      await expectError(
+        call('POST', '/api/export', { body: { text: SOURCE, target: TARGET, format: 'html' } }),
+        400,
+        /not an encoder-decoder model/,
+      );
+    },
+  );
 });
 
 describe('limits and errors: a JSON body with the right status, and the server serves on', () => {
@@ -539,19 +552,26 @@ describe('limits and errors: a JSON body with the right status, and the server s
     });
     expect(sse.status).toBe(200);
     expect(sse.body.toString()).toMatch(
-      /event: progress\ndata: \{"phase":"resolve"[\s\S]*event: error\ndata: \{"status":404,"message":"model \\"nobody\/unknown-model\\" is not in the Hugging Face cache/,
+      new RegExp(
+        /event: progress\ndata: \{"phase":"resolve"[\s\S]*/.source +
+          /event: error\ndata: \{"status":404,/.source +
+          /"message":"model \\"nobody\/unknown-model\\" is not in the Hugging Face cache/.source,
+      ),
     );
   });
 
-  test('malformed HTTP and oversized headers get a JSON error; the connection closes, the server does not', async () => {
-    const garbage = await raw('THIS IS NOT HTTP\r\n\r\n');
-    expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request/);
-    expect(garbage).toMatch(/\{"status":400,"message":"malformed HTTP request"\}$/);
-    const huge = await raw(
-      `GET /api/models HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
-    );
-    expect(huge).toMatch(/^HTTP\/1\.1 431 /);
-  });
+  test(
+    'malformed HTTP and oversized headers get a JSON error; ' + 'the connection closes, the server does not',
+    async () => {
+      const garbage = await raw('THIS IS NOT HTTP\r\n\r\n');
+      expect(garbage).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+      expect(garbage).toMatch(/\{"status":400,"message":"malformed HTTP request"\}$/);
+      const huge = await raw(
+        `GET /api/models HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+      );
+      expect(huge).toMatch(/^HTTP\/1\.1 431 /);
+    },
+  );
 });
 
 describe('security', () => {
@@ -747,22 +767,25 @@ describe.skipIf(!HAVE_CLI)('attnviz serve (npm start)', () => {
     });
   });
 
-  test('a relative --models-dir (with "..") is taken from the working directory: its models list and open', async () => {
-    await serving(['--models-dir', '..'], join(root, 'group'), async (url) => {
-      const models = (await (await fetch(`${url}api/models`)).json()) as { models: { id: string }[] };
-      const ids = models.models.map((m) => m.id);
-      expect(ids).toContain(`path:${join(root, 'my-bert')}`);
-      expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
-      // Past the security checks to the model itself: my-bert's config.json lacks its sizes (400, not 403/404).
-      const r = await fetch(`${url}api/attention`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: `path:${join(root, 'my-bert')}`, text: 'a' }),
+  test(
+    'a relative --models-dir (with "..") is taken from the ' + 'working directory: its models list and open',
+    async () => {
+      await serving(['--models-dir', '..'], join(root, 'group'), async (url) => {
+        const models = (await (await fetch(`${url}api/models`)).json()) as { models: { id: string }[] };
+        const ids = models.models.map((m) => m.id);
+        expect(ids).toContain(`path:${join(root, 'my-bert')}`);
+        expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
+        // Past the security checks to the model itself: my-bert's config.json lacks its sizes (400, not 403/404).
+        const r = await fetch(`${url}api/attention`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: `path:${join(root, 'my-bert')}`, text: 'a' }),
+        });
+        expect(r.status).toBe(400);
+        expect(((await r.json()) as { message: string }).message).toMatch(/config\.json/);
       });
-      expect(r.status).toBe(400);
-      expect(((await r.json()) as { message: string }).message).toMatch(/config\.json/);
-    });
-  });
+    },
+  );
 
   test('refuses another address without --allow-remote, and a missing model root, with exit code 2', async () => {
     const run = (args: string[]) =>

@@ -91,7 +91,10 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** The golden README's acceptance: tokens and ids exact, attention within 1e-4, q/k/hidden within 1e-4 × max(1, max |golden|). */
+/**
+ * The golden README's acceptance: tokens and ids exact, attention within 1e-4, q/k/hidden within 1e-4 × max(1, max
+ * |golden|).
+ */
 export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
   expect(a.tokens).toEqual(golden.tokens);
   expect(a.inputIds).toEqual(golden.inputIds);
@@ -108,7 +111,10 @@ export function expectMatchesGolden(a: Attention, golden: GoldenCase): void {
   }
 }
 
-/** Awaits `p`, which must reject with a one-line AttnvizError matching every key (a model that loads is released); returns the message. */
+/**
+ * Awaits `p`, which must reject with a one-line AttnvizError matching every key (a model that loads is released);
+ * returns the message.
+ */
 export async function expectBad(p: Promise<unknown>, ...keys: (string | RegExp)[]): Promise<string> {
   const outcome = await p.then(
     async (value) => {

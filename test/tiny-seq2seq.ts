@@ -47,7 +47,10 @@ export interface Reference {
 }
 export const emptyPart = (): PartRef => ({ q: [], k: [], probs: [] });
 
-/** softmax(q·kᵀ·scale + bias (+ causal mask))·v per head, for any numbers of query and key rows; context merged to `[T, H·d]`. */
+/**
+ * softmax(q·kᵀ·scale + bias (+ causal mask))·v per head, for any numbers of query and key rows; context merged to
+ * `[T, H·d]`.
+ */
 export function attend(
   q: Rows[],
   k: Rows[],
@@ -315,7 +318,10 @@ export const PIECES: [string, number][] = [
 ];
 export const T5_VOCAB = PIECES.length;
 
-/** A T5-like tokenizer.json: Unigram model, Metaspace pre-tokenizer, `A </s>` template (as t5-small's, without its normalizer). */
+/**
+ * A T5-like tokenizer.json: Unigram model, Metaspace pre-tokenizer, `A </s>` template (as t5-small's, without its
+ * normalizer).
+ */
 export function t5TokenizerJson(): unknown {
   const metaspace = {
     type: 'Metaspace',

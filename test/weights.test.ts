@@ -178,23 +178,26 @@ describe.skipIf(!HAVE_SHARED)('BERT naming variants (bert-tiny__cat_pair)', () =
     );
   });
 
-  test('with pooler, NSP head (cls.seq_relationship.*) and MLM head (cls.predictions.*) tensors, which are ignored', async () => {
-    const golden = await theCase();
-    const dir = await derive(NAME, {
-      extra: {
-        'bert.pooler.dense.weight': f32Tensor([40, 40], noise(1)),
-        'bert.pooler.dense.bias': f32Tensor([40], noise(2)),
-        'cls.seq_relationship.weight': f32Tensor([2, 40], noise(3)),
-        'cls.seq_relationship.bias': f32Tensor([2], noise(4)),
-        'cls.predictions.decoder.weight': f32Tensor([30522, 40], noise(5)),
-        'cls.predictions.decoder.bias': f32Tensor([30522], noise(6)),
-      },
-    });
-    const { tensors } = await readWeights(dir);
-    expect(tensors.has('cls.predictions.transform.dense.weight')).toBe(true);
-    expect(tensors.has('cls.seq_relationship.weight')).toBe(true);
-    expectGolden(await run(dir, golden), golden);
-  });
+  test(
+    'with pooler, NSP head (cls.seq_relationship.*) and MLM head ' + '(cls.predictions.*) tensors, which are ignored',
+    async () => {
+      const golden = await theCase();
+      const dir = await derive(NAME, {
+        extra: {
+          'bert.pooler.dense.weight': f32Tensor([40, 40], noise(1)),
+          'bert.pooler.dense.bias': f32Tensor([40], noise(2)),
+          'cls.seq_relationship.weight': f32Tensor([2, 40], noise(3)),
+          'cls.seq_relationship.bias': f32Tensor([2], noise(4)),
+          'cls.predictions.decoder.weight': f32Tensor([30522, 40], noise(5)),
+          'cls.predictions.decoder.bias': f32Tensor([30522], noise(6)),
+        },
+      });
+      const { tensors } = await readWeights(dir);
+      expect(tensors.has('cls.predictions.transform.dense.weight')).toBe(true);
+      expect(tensors.has('cls.seq_relationship.weight')).toBe(true);
+      expectGolden(await run(dir, golden), golden);
+    },
+  );
 
   test('sharded into 3 files with model.safetensors.index.json', async () => {
     const golden = await theCase();
@@ -264,17 +267,20 @@ describe.skipIf(!HAVE_SHARED)('GPT-2 naming variants (gpt2-tiny__cat_sat)', () =
     );
   });
 
-  test('all at once: transformer. prefix, no mask buffers, lm_head, 3 shards, legacy vocab.json + merges.txt only', async () => {
-    const golden = await theCase();
-    const wte = (await readWeights(goldenModel(NAME))).tensors.get('wte.weight')!;
-    const dir = await derive(NAME, {
-      rename: (n) => (isMaskBuffer(n) ? null : `transformer.${n}`),
-      extra: { 'lm_head.weight': wte },
-      shards: 3,
-      dropTokenizerJson: true,
-    });
-    expectGolden(await run(dir, golden), golden);
-  });
+  test(
+    'all at once: transformer. prefix, no mask buffers, lm_head, ' + '3 shards, legacy vocab.json + merges.txt only',
+    async () => {
+      const golden = await theCase();
+      const wte = (await readWeights(goldenModel(NAME))).tensors.get('wte.weight')!;
+      const dir = await derive(NAME, {
+        rename: (n) => (isMaskBuffer(n) ? null : `transformer.${n}`),
+        extra: { 'lm_head.weight': wte },
+        shards: 3,
+        dropTokenizerJson: true,
+      });
+      expectGolden(await run(dir, golden), golden);
+    },
+  );
 });
 
 /**

@@ -245,7 +245,9 @@ async function refresh(): Promise<void> {
     if (!pooled) show(a, null);
     const ms = Math.round(performance.now() - started);
     const what = pooled
-      ? `${shape(a.shell)} · overview: each head max-pooled to ${a.layers[0].size.join(' × ')}, heads at full resolution as you open them`
+      ? `${shape(a.shell)} · overview: each head max-pooled to ` +
+        `${a.layers[0].size.join(' × ')}, heads at full resolution as you open ` +
+        'them'
       : shape(a);
     ui.status.textContent = `${modelName(state.model, info.modelType)} · ${what} · ${ms} ms`;
   } catch (e) {

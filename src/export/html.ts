@@ -1,7 +1,8 @@
 /**
  * Standalone HTML: one file holding the views bundle and the data once, in the compact binary encoding
- * (core/encode.ts, deflate-raw compressed when that pays, as base 85 text: core/base85.ts). It loads no external resource, so it
- * works from file:// with the network off. `renderHtml` is the programmatic API (notebooks, other apps).
+ * (core/encode.ts, deflate-raw compressed when that pays, as base 85 text: core/base85.ts). It loads no external
+ * resource, so it works from file:// with the network off. `renderHtml` is the programmatic API (notebooks, other
+ * apps).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -68,6 +69,9 @@ export function dataScript(
   return `<script type="${type}"${extra} data-bytes="${bytes.length}"${compression}>${encodeBase85(bytes)}</script>`;
 }
 
+/** The page's Content-Security-Policy: no network, inline script and style, images from data: and blob: URLs. */
+const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:";
+
 /**
  * A standalone page: `body` (data blocks, markup) then the built bundle `bundlePath` (under dist/) inlined;
  * with `frameId`, it posts its height to the parent window (notebook iframes).
@@ -75,7 +79,7 @@ export function dataScript(
 export function page(title: string, body: string, bundlePath: string, frameId?: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <title>${escapeXml(title)}</title>
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
 <body>
@@ -106,6 +110,8 @@ function builtBundle(path: string): string {
 
 /** A script that tells the parent window the page's height whenever it changes (notebook iframes). */
 function reportHeight(frameId: string): string {
-  const post = `parent.postMessage({ attnvizFrame: ${JSON.stringify(frameId)}, height: document.body.scrollHeight + 8 }, '*')`;
+  const post =
+    `parent.postMessage({ attnvizFrame: ${JSON.stringify(frameId)}, ` +
+    `height: document.body.scrollHeight + 8 }, '*')`;
   return `\n<script>new ResizeObserver(() => ${post}).observe(document.body);</script>`;
 }

@@ -5,12 +5,12 @@
  *
  * One block for all three; they differ in four places:
  *
- * |                      | BART                 | mBART                                   | Marian                                  |
- * |----------------------|----------------------|-----------------------------------------|-----------------------------------------|
- * | residual blocks      | post-norm LN(x+f(x)) | pre-norm x+f(LN(x)), then a final LN per stack (`encoder.layer_norm`, `decoder.layer_norm`) | post-norm |
- * | positions            | learned, row = position + 2 (fairseq's offset) | learned, + 2                 | sinusoidal, row = position: `embed_positions.weight` when stored, else computed as transformers does |
- * | `layernorm_embedding`| yes                  | yes                                     | no                                      |
- * | word embeddings      | × √D when `scale_embedding` (all three; Marian's and mBART's configs set it) |     |                                         |
+ * - residual blocks: BART post-norm LN(x+f(x)); mBART pre-norm x+f(LN(x)), then a final LN per stack
+ *   (`encoder.layer_norm`, `decoder.layer_norm`); Marian post-norm.
+ * - positions: BART learned, row = position + 2 (fairseq's offset); mBART learned, + 2; Marian sinusoidal,
+ *   row = position: `embed_positions.weight` when stored, else computed as transformers does.
+ * - `layernorm_embedding`: BART yes, mBART yes, Marian no.
+ * - word embeddings: × √D when `scale_embedding` (all three; Marian's and mBART's configs set it).
  *
  * Attention (every kind): per-head q, k, v projections with biases, softmax(q·kᵀ/√d + mask)·v, out_proj.
  * transformers multiplies q by 1/√d before q·kᵀ; q is reported unscaled (attnviz's convention) and the
@@ -57,7 +57,9 @@ export interface BartConfig extends Seq2SeqDims {
   vocab: number;
   /** Rows of the decoder's embedding and of the LM head (= vocab unless Marian's are separate). */
   decoderVocab: number;
-  /** Encoder and decoder read one embedding matrix (false only for Marian's share_encoder_decoder_embeddings: false). */
+  /**
+   * Encoder and decoder read one embedding matrix (false only for Marian's share_encoder_decoder_embeddings: false).
+   */
   sharedEmbeddings: boolean;
   encoderFfn: number;
   decoderFfn: number;
@@ -74,7 +76,8 @@ function readConfig(c: ModelConfig, variant: Variant): BartConfig {
   const decoderHeads = c.size('decoder_attention_heads', heads);
   check(
     decoderHeads === heads,
-    `${c.path}: encoder_attention_heads ${heads} and decoder_attention_heads ${decoderHeads} differ; attnviz needs one head count for both stacks`,
+    `${c.path}: encoder_attention_heads ${heads} and decoder_attention_heads ` +
+      `${decoderHeads} differ; attnviz needs one head count for both stacks`,
   );
   const d = headDim(c, hidden, heads);
   const vocab = c.size('vocab_size');

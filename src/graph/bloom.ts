@@ -6,8 +6,8 @@
  * dense_4h_to_h(gelu_tanh(dense_h_to_4h(x))).
  *
  * ALiBi as build_alibi_tensor: with n = the largest power of two ≤ heads, slopes b^1 … b^n for
- * b = 2^(−8/n), then, when heads is not a power of two, the odd powers b′^1, b′^3, … of b′ = 2^(−4/n) for the
- * remaining heads (float32, as torch). transformers adds slope_h · j for key position j (the same attention as
+ * b = 2^(−8/n), then, when heads is not a power of two, the odd powers b′^1, b′^3, … of b′ = 2^(−4/n) for
+ * the remaining heads (float32, as torch). transformers adds slope_h · j for key position j (the same attention as
  * slope_h · (j − i): softmax does not see a per-row constant), so scores = q·kᵀ/√d + slope_h · j + mask.
  *
  * What is reported: q and k as they enter q·kᵀ, and that bias `[H, T, T]` (the same in every layer) as

@@ -258,7 +258,8 @@ export class GraphBuilder {
   /**
    * x·Wᵀ + b for a torch nn.Linear weight `[out, in]`, written to `out` when given. A quantized W stays
    * quantized: com.microsoft MatMulNBits (float32 activations and accumulation), plus, for types with a
-   * per-block offset, blocksum(x)·offsetᵀ — Σₖ x_k·(s_b·q_k + o_b) = Σₖ x_k·s_b·q_k + Σ_b o_b·Σ_{k∈b} x_k.
+   * per-block offset, blocksum(x)·offsetᵀ — Σₖ x_k·(s_b·q_k + o_b) = Σₖ x_k·s_b·q_k + Σ_b
+   * o_b·Σ_{k∈b} x_k.
    */
   linear(x: string, w: WeightRef, b?: WeightRef, out?: string): string {
     if (!w.quantized)

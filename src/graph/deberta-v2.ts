@@ -87,7 +87,8 @@ function readConfig(c: ModelConfig): DebertaV2Config {
   const buckets = c.float('position_buckets', -1);
   check(
     relative || (types.length === 0 && buckets <= 0),
-    `${c.path}: relative_attention is false but pos_att_type ${JSON.stringify(types)} / position_buckets ${buckets} ask for relative positions; this combination is not supported`,
+    `${c.path}: relative_attention is false but pos_att_type ${JSON.stringify(types)} / ` +
+      `position_buckets ${buckets} ask for relative positions; this combination is not supported`,
   );
   check(
     Number.isSafeInteger(maxRelative) && Number.isSafeInteger(buckets),

@@ -1,7 +1,7 @@
 /**
  * What the Llama-style decoders share (llama.ts, qwen3.ts, gemma.ts, phi3.ts, olmo2.ts, falcon.ts): the
- * rotation of per-head q and k (rotary.ts), grouped-query key/value heads, the KV cache, sliding-window masks, and the attention
- * itself with the extras some families put on the scores. Each family file keeps its own forward order
+ * rotation of per-head q and k (rotary.ts), grouped-query key/value heads, the KV cache, sliding-window masks, and the
+ * attention itself with the extras some families put on the scores. Each family file keeps its own forward order
  * (norms, projections, MLP) and calls `selfAttention` for the part between the projections and o_proj.
  *
  * The scores of layer l, head h, query i, key j are, with q and k as reported (after norms and RoPE):
@@ -46,7 +46,10 @@ export function ropeSettings(c: ModelConfig, defaultTheta: number): { theta: num
   return { theta, scaling };
 }
 
-/** `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads / kvHeads). */
+/**
+ * `[kvHeads, T, d]` → `[heads, T, d]`, kv head j repeated for query heads j·n … j·n + n − 1 (n = heads /
+ * kvHeads).
+ */
 export function repeatKv(g: GraphBuilder, x: string, c: DecoderDims, out?: string): string {
   const n = c.heads / c.kvHeads;
   if (n === 1) return out ? g.op('Identity', [x], {}, out) : x;

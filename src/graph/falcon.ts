@@ -95,7 +95,10 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
   const slice = (x: string, from: number, to: number, axis: number) =>
     g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([axis])]);
 
-  /** The fused projection `[T, (H + 2K)·d]` → per-head q `[H, T, d]`, k and v `[K, T, d]`, as the variant lays it out. */
+  /**
+   * The fused projection `[T, (H + 2K)·d]` → per-head q `[H, T, d]`, k and v `[K, T, d]`, as the variant lays it
+   * out.
+   */
   const split = (qkv: string) => {
     if (c.layout === 'per-head') {
       const perHead = g.op('Transpose', [g.op('Reshape', [qkv, g.ints([0, H, 3 * d])])], { perm: [1, 0, 2] });

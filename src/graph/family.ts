@@ -89,7 +89,9 @@ export function checkAllRead(family: Family<ModelDims>, weights: Weights, allowU
       ? ` (and ${unknown.length - 1} more: ${unknown.slice(1, 4).join(', ')}${unknown.length > 4 ? ', …' : ''})`
       : '';
   throw new AttnvizError(
-    `checkpoint tensor "${unknown[0]}"${more} is neither read by the ${family.modelType} graph nor a tensor it knowingly skips; a variant attnviz does not understand would give wrong attention (--allow-unused / { allowUnused: true } loads it anyway)`,
+    `checkpoint tensor "${unknown[0]}"${more} is neither read by the ${family.modelType} graph ` +
+      'nor a tensor it knowingly skips; a variant attnviz does not understand would give wrong ' +
+      'attention (--allow-unused / { allowUnused: true } loads it anyway)',
   );
 }
 

@@ -63,7 +63,8 @@ function readConfig(c: ModelConfig): GptNeoxConfig {
   const rotaryDims = Math.trunc(d * pct);
   check(
     pct >= 0 && pct <= 1 && rotaryDims % 2 === 0,
-    `${c.path}: rotary_pct ${pct} gives ${rotaryDims} rotary dimensions of ${d}; they must be an even number, at most the head size`,
+    `${c.path}: rotary_pct ${pct} gives ${rotaryDims} rotary dimensions of ` +
+      `${d}; they must be an even number, at most the head size`,
   );
   return {
     layers: c.size('num_hidden_layers'),

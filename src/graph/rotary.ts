@@ -102,7 +102,8 @@ export function rotary(g: GraphBuilder, rope: Rope): (x: string, out?: string) =
       sin = g.op('Sin', [angle]);
     const slice = (x: string, from: number, to: number) =>
       g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([2])]);
-    // (x₁, x₂) = halves of the rotated part: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos + rotate_half(x)·sin.
+    // (x₁, x₂) = halves of the rotated part: [x₁·cos − x₂·sin, x₂·cos + x₁·sin] = x·cos +
+    // rotate_half(x)·sin.
     return (x, out) => {
       const [x1, x2] = g.opN('Split', [dims === headDim ? x : slice(x, 0, dims)], 2, { axis: -1 });
       const first = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);

@@ -18,7 +18,8 @@
  * - Feed-forward per `feed_forward_proj`: "relu" (T5 v1.0: wo(relu(wi(x)))) or "gated-gelu" (v1.1, mT5:
  *   wo(gelu_new(wi_0(x)) · wi_1(x))); any "{act}" or "gated-{act}" with act relu, gelu, gelu_new, silu.
  *
- * Checkpoint names carry no prefix (`shared.weight`, `encoder.block.N.layer.{0,1}.…`, `decoder.block.N.layer.{0,1,2}.…`,
+ * Checkpoint names carry no prefix (`shared.weight`, `encoder.block.N.layer.{0,1}.…`,
+ * `decoder.block.N.layer.{0,1,2}.…`,
  * `{encoder,decoder}.final_layer_norm.weight`). The word embedding is `shared` (or one of its tied names);
  * the LM head, read only for generation's logits, is `lm_head.weight`, or with tie_word_embeddings (T5 v1.0)
  * the embedding applied to h · d_model^−½.
@@ -69,7 +70,8 @@ function readConfig(c: ModelConfig): T5Config {
   const act = proj === 'gated-gelu' ? 'gelu_new' : parts[parts.length - 1];
   check(
     (T5_ACTIVATIONS as readonly string[]).includes(act),
-    `${c.path}: feed_forward_proj "${proj}": activation "${act}" is not supported (supported: ${T5_ACTIVATIONS.join(', ')})`,
+    `${c.path}: feed_forward_proj "${proj}": activation "${act}" is not ` +
+      `supported (supported: ${T5_ACTIVATIONS.join(', ')})`,
   );
   return {
     layers,

@@ -113,7 +113,8 @@ export async function onnxModelFiles(source: string, file?: string): Promise<{ d
   const onnxDir = join(path, 'onnx');
   check(
     isDir(onnxDir),
-    `${source}: no onnx/ folder (an ONNX model folder in transformers.js layout holds onnx/model.onnx, config.json and tokenizer.json)`,
+    `${source}: no onnx/ folder (an ONNX model folder in transformers.js ` +
+      'layout holds onnx/model.onnx, config.json and tokenizer.json)',
   );
   if (file !== undefined) {
     check(/^[^/\\]+\.onnx$/i.test(file), `${file}: not the name of an .onnx file in onnx/`);
@@ -187,8 +188,11 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
     check(
       !FUSED.test(n.opType ?? ''),
       () =>
-        `${where}: node "${n.name || n.output?.[0]}" is a fused ${n.domain || 'ai.onnx'} ${n.opType} operator${sub ? ' (in a subgraph)' : ''}: ` +
-        'its attention probabilities are never a tensor of the graph, so attnviz cannot read them (export the model without fused attention)',
+        `${where}: node "${n.name || n.output?.[0]}" is a fused ` +
+        `${n.domain || 'ai.onnx'} ${n.opType} ` +
+        `operator${sub ? ' (in a subgraph)' : ''}: ` +
+        'its attention probabilities are never a tensor of the graph, so attnviz ' +
+        'cannot read them (export the model without fused attention)',
     );
   });
   const g = new GraphIndex(graph);
@@ -198,7 +202,8 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
     forEachNode(graph, (n, sub) => void (nested += sub && n.opType === 'Softmax' ? 1 : 0));
     check(
       nested === 0,
-      `${where}: its Softmax nodes are inside If/Loop subgraphs (a merged decoder?), which attnviz cannot tap; load a graph without them (e.g. decoder_model.onnx)`,
+      `${where}: its Softmax nodes are inside If/Loop subgraphs (a merged decoder?), which ` +
+        'attnviz cannot tap; load a graph without them (e.g. decoder_model.onnx)',
     );
     throw new AttnvizError(`${where}: no Softmax node in the graph, so no attention to read`);
   }
@@ -212,7 +217,8 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
       paths.length === 1,
       () =>
         `${where}: the input of Softmax "${name}" is a sum of ${paths.length} products ` +
-        `(${paths.map((p) => p.matmul.name || p.matmul.opType).join(', ')}; e.g. DeBERTa's disentangled attention): not supported`,
+        `(${paths.map((p) => p.matmul.name || p.matmul.opType).join(', ')}; ` +
+        `e.g. DeBERTa's disentangled attention): not supported`,
     );
     const { matmul, factors } = paths[0];
     const tap = g.tapOf(matmul, factors, where);
@@ -228,7 +234,8 @@ export function findOnnxAttention(model: onnxProto.onnx.IModelProto, where: stri
   }
   check(
     taps.length > 0,
-    `${where}: ${softmaxes.length} Softmax node(s), none fed by a product of two activations (q·kᵀ): no attention found`,
+    `${where}: ${softmaxes.length} Softmax node(s), none fed by a ` +
+      'product of two activations (q·kᵀ): no attention found',
   );
   const named = taps.every((t) => t.nameLayer !== null) && new Set(taps.map((t) => t.nameLayer)).size === taps.length;
   taps.sort((a, b) => (named ? a.nameLayer! - b.nameLayer! : a.index - b.index));
@@ -289,7 +296,9 @@ class GraphIndex {
     return this.constant.has(value);
   }
 
-  /** The MatMuls of two activations that `value` is computed from through PASS ops and scalings, with the factors met. */
+  /**
+   * The MatMuls of two activations that `value` is computed from through PASS ops and scalings, with the factors met.
+   */
   scorePaths(value: string, depth: number, factors: Factor[]): { matmul: Node; factors: Factor[] }[] {
     const node = this.producer.get(value);
     if (!node || this.isConstant(value)) return [];
@@ -776,7 +785,8 @@ export class OnnxModel implements AttentionModel {
     check(
       kT === T,
       () =>
-        `${where}: keys span ${kT} positions for ${T} tokens: not self-attention over the text (cross-attention is not supported)`,
+        `${where}: keys span ${kT} positions for ${T} tokens: not ` +
+        'self-attention over the text (cross-attention is not supported)',
     );
     const kvHeads = headsOf(k.dims);
     check(kvHeads > 0 && heads % kvHeads === 0, () => `${where}: ${heads} query heads but ${kvHeads} key heads`);
@@ -853,14 +863,16 @@ function checkFeedable(input: InputInfo, file: string): void {
   const where = `${file}: graph input "${input.name}"`;
   check(
     kind,
-    `${where} is none that attnviz can feed (input_ids, attention_mask, token_type_ids, position_ids, cache_position, past_key_values.*)`,
+    `${where} is none that attnviz can feed (input_ids, attention_mask, ` +
+      'token_type_ids, position_ids, cache_position, past_key_values.*)',
   );
   if (kind === 'past') emptyPast(input, where);
   else {
     const types: number[] = kind === 'causalMask' ? [DataType.FLOAT] : [DataType.INT64, DataType.FLOAT];
     check(
       types.includes(input.elemType),
-      `${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz feeds it as ${kind === 'causalMask' ? 'float32' : 'int64 or float32'}`,
+      `${where} has element type ${DataType[input.elemType] ?? input.elemType}; attnviz ` +
+        `feeds it as ${kind === 'causalMask' ? 'float32' : 'int64 or float32'}`,
     );
   }
 }
@@ -883,7 +895,8 @@ function emptyPast(input: InputInfo, where: string): Feed {
   check(
     input.elemType === DataType.FLOAT,
     () =>
-      `${where} is a ${DataType[input.elemType] ?? input.elemType} cache; attnviz feeds a float32 one only (load the float32 model.onnx)`,
+      `${where} is a ${DataType[input.elemType] ?? input.elemType} cache; ` +
+      'attnviz feeds a float32 one only (load the float32 model.onnx)',
   );
   const dims = input.dims;
   check(dims && dims.length >= 3, `${where} has no declared shape to make an empty cache from`);
@@ -909,7 +922,10 @@ function inputInfo(v: onnxProto.onnx.IValueInfoProto): InputInfo {
   return { name: v.name!, elemType: t?.elemType ?? DataType.UNDEFINED, dims };
 }
 
-/** Decoders attend only backwards: config.json's is_decoder, a causal-LM architecture, or a decoder family attnviz knows. */
+/**
+ * Decoders attend only backwards: config.json's is_decoder, a causal-LM architecture, or a decoder family attnviz
+ * knows.
+ */
 function isCausal(config: ModelConfig): boolean {
   if (config.raw.is_decoder === true) return true;
   const architectures = config.raw.architectures;

@@ -174,7 +174,8 @@ export class Seq2Seq {
       if (ids.length > dims.maxPositions) {
         check(
           options.truncate,
-          `target is ${ids.length} decoder tokens but ${source} takes at most ${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`,
+          `target is ${ids.length} decoder tokens but ${source} takes at most ` +
+            `${dims.maxPositions} positions (pass --truncate / { truncate: true } to cut it)`,
         );
         ids = ids.slice(0, dims.maxPositions);
         special = special.slice(0, dims.maxPositions);
@@ -183,7 +184,8 @@ export class Seq2Seq {
     }
     if (maxNewTokens === undefined) {
       throw new AttnvizError(
-        `${source} is an encoder-decoder model: give a target text (--target / { target }) or a number of tokens to generate (--max-new-tokens / { maxNewTokens })`,
+        `${source} is an encoder-decoder model: give a target text (--target / { target }) or ` +
+          'a number of tokens to generate (--max-new-tokens / { maxNewTokens })',
       );
     }
     check(
@@ -195,7 +197,9 @@ export class Seq2Seq {
     return { ids, target: tokenizer.decode(ids.filter((id) => !skip.has(id))), special: ids.map((id) => skip.has(id)) };
   }
 
-  /** Greedy decoding: the start token, then the most likely next token until EOS, maxNewTokens or the positions run out. */
+  /**
+   * Greedy decoding: the start token, then the most likely next token until EOS, maxNewTokens or the positions run out.
+   */
   private async greedy(encoderIds: number[], maxNewTokens: number): Promise<number[]> {
     const session = await this.generator();
     const ids = [this.c.dims.decoderStart];

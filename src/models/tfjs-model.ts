@@ -118,7 +118,8 @@ export class TfjsModel implements AttentionModel {
             : null;
       check(
         inputKind,
-        `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ids (one ids input, or USE's sparse indices + values)`,
+        `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ` +
+          `ids (one ids input, or USE's sparse indices + values)`,
       );
       const maxLength = Object.keys(model.weights).find((n) => /ClipToMaxLength\/Less\/y$/.test(n));
       const maxPositions = (maxLength && constant(maxLength)) || DEFAULT_MAX_POSITIONS;

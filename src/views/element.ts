@@ -3,7 +3,8 @@
  * element fetches its attention file (docs/attention-file.md) when it first comes near the viewport — pages
  * with many views load only what is read — decodes it in the page and mounts the view inside itself. No
  * globals: each element holds its own data and view; changing `src` fetches again, changing `view` or an
- * option (`layer`, `head`, `selected`, `theme`) remounts on the data it has. Registered by the standalone bundle and by `defineAttnvizElement()`.
+ * option (`layer`, `head`, `selected`, `theme`) remounts on the data it has. Registered by the standalone bundle and by
+ * `defineAttnvizElement()`.
  */
 import type { Attention } from '../core/attention.js';
 import { decodeAttentionFile } from '../core/attention-file.js';

@@ -263,7 +263,10 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     state.selected !== null && state.selected.layer === l && state.selected.head === h;
   let images = new Map<number, ImageData>();
 
-  /** Lines from query row r (left) to key row c (right), `width` px wide, with the ink of a 2.2 px line at opacity = weight. */
+  /**
+   * Lines from query row r (left) to key row c (right), `width` px wide, with the ink of a 2.2 px line at opacity =
+   * weight.
+   */
   function thumbLines(p: Painter, x: number, y: number, w: Float32Array, color: string, width: number): number {
     const ink = LINE_INK / width;
     const R = rows.length,
@@ -628,14 +631,16 @@ function modelCss(t: Theme): string {
   return `
 .attnviz-model-view .av-body{overflow-x:auto}
 .attnviz-model-view .av-grid{position:relative;width:${GRID_WIDTH}px}
-.attnviz-model-view .av-axis{position:absolute;transform:translate(-50%,-50%);white-space:nowrap;line-height:1;pointer-events:none;user-select:none;color:${t.text}}
+.attnviz-model-view .av-axis{position:absolute;transform:translate(-50%,-50%);white-space:nowrap;line-height:1;\
+pointer-events:none;user-select:none;color:${t.text}}
 .attnviz-model-view .av-axis-title{font-size:15px;font-weight:bold}
 .attnviz-model-view .av-axis-index{font-size:13px}
 .attnviz-model-view .av-axis-layer{transform:translate(-100%,-50%)}
 .attnviz-model-view .av-axis-layers{transform:translate(-50%,-50%) rotate(-90deg)}
 .attnviz-model-view .av-thumb{position:absolute;margin:0;padding:0;border:0;background:transparent;cursor:pointer}
 .attnviz-model-view .av-thumb:focus-visible{outline:2px solid ${t.text};outline-offset:-2px}
-.attnviz-model-view .av-panel{position:absolute;z-index:5;background:${t.background};color:${t.text};border:1.5px solid ${t.border};padding:${P_PAD - 1.5}px;box-shadow:0 2px 8px rgba(0,0,0,.35)}
+.attnviz-model-view .av-panel{position:absolute;z-index:5;background:${t.background};color:${t.text};\
+border:1.5px solid ${t.border};padding:${P_PAD - 1.5}px;box-shadow:0 2px 8px rgba(0,0,0,.35)}
 .attnviz-model-view .av-panel-title{height:${P_TITLE}px;font-size:13px;font-weight:bold;white-space:nowrap}
 .attnviz-model-view .av-panel-body{position:relative;overflow:auto}
 .attnviz-model-view .av-panel-inner{position:relative}

@@ -104,7 +104,8 @@ export function scaleValues(w: Float32Array, R: number, C: number, o: ScaleOptio
 
 /**
  * The colour scale's inner loop over cells [from, to), one per scale so the hot loop has no branch on it:
- * t = 255 × (x, √x or 1 + log10(x) / LOG_DECADES) for x = w × inv, rounded (Uint8Array stores truncate, hence the + 0.5; clamped to 0…255).
+ * t = 255 × (x, √x or 1 + log10(x) / LOG_DECADES) for x = w × inv, rounded (Uint8Array stores truncate, hence the +
+ * 0.5; clamped to 0…255).
  */
 function positions(scale: ColorScale): (w: Float32Array, t: Uint8Array, from: number, to: number, inv: number) => void {
   const store = (x: number) => (x >= 1 ? 255 : x > 0 ? 255 * x + 0.5 : 0);

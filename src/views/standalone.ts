@@ -1,11 +1,12 @@
 /**
  * Entry point of the standalone bundle inlined into exported HTML. It finds each data block
  * `<script type="application/x-attnviz" data-view="head|model|neuron">` (base 85 text of the binary encoding in
- * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the view
- * right after it. Nothing is fetched: the page works from file:// with the network off.
+ * core/encode.ts, data-bytes long, deflate-raw compressed when data-compression says so), decodes it and mounts the
+ * view right after it. Nothing is fetched: the page works from file:// with the network off.
  *
- * It also registers the `<attnviz-view src=…>` element (views/element.ts). The bundle (an IIFE) also exposes the view functions as `attnvizStandalone.{headView, modelView, mountView}`,
- * so a page can mount views on data it builds itself (layers streamed in, tests, benchmarks).
+ * It also registers the `<attnviz-view src=…>` element (views/element.ts). The bundle (an IIFE) also exposes the view
+ * functions as `attnvizStandalone.{headView, modelView, mountView}`, so a page can mount views on data it builds itself
+ * (layers streamed in, tests, benchmarks).
  */
 import { decodePageData } from '../core/page-data.js';
 import { aggregatesView } from './aggregates.js';
