@@ -251,8 +251,10 @@ export function probabilityProblem(t: Tensor, name: string): string | null {
         let sum = 0;
         for (let c = 0; c < C; c++, i++) {
           const v = d[i];
-          if (!(v >= -ROW_TOLERANCE) || v === Infinity)
-            return `${name} layer ${l} head ${h}: row ${r} holds ${Number.isFinite(v) ? v.toPrecision(4) : v} (column ${c}), not a probability`;
+          if (!(v >= -ROW_TOLERANCE) || v === Infinity) {
+            const shown = Number.isFinite(v) ? v.toPrecision(4) : v;
+            return `${name} layer ${l} head ${h}: row ${r} holds ${shown} (column ${c}), not a probability`;
+          }
           sum += v;
         }
         if (Math.abs(sum - 1) > ROW_TOLERANCE)
