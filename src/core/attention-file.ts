@@ -186,7 +186,8 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
     );
     return { dims: e.shape, data: readFloats(bytes, e) };
   };
-  // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query, encoder_key).
+  // BertViz-style writers may name the encoder's self-attention encoder_attention (and its q/k encoder_query,
+  // encoder_key).
   const attention = tensor(['attention', 'encoder_attention'], 4, ([, , q, k]) => q === T && k === K);
   check(attention, `${what}: no "attention" tensor`);
   const [L, H] = attention.dims;
@@ -250,7 +251,8 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
   };
   const special = mask('special_tokens_mask', T);
 
-  // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns encoder tokens.
+  // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns
+  // encoder tokens.
   let encoderDecoder: EncoderDecoderAttention | undefined;
   if (meta.decoder_tokens !== undefined || header.tensors.has('decoder_attention')) {
     check(

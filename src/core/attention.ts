@@ -113,17 +113,25 @@ export interface EncoderDecoderAttention {
   decoderSpecial?: boolean[];
   /** Decoder self-attention `[L′, heads, T, T]`, causal: zeros above the diagonal. */
   decoder: Tensor;
-  /** Cross-attention `[L′, heads, T, S]`: decoder tokens (queries, rows) attending to encoder tokens (keys, columns). */
+  /**
+   * Cross-attention `[L′, heads, T, S]`: decoder tokens (queries, rows) attending to encoder tokens (keys, columns).
+   */
   cross: Tensor;
   /** Decoder self-attention queries and keys `[L′, heads, T, headDim]`, as they enter q·kᵀ. */
   decoderQuery?: Tensor;
   decoderKey?: Tensor;
-  /** Cross-attention queries `[L′, heads, T, headDim]` (from the decoder) and keys `[L′, heads, S, headDim]` (from the encoder's output). */
+  /**
+   * Cross-attention queries `[L′, heads, T, headDim]` (from the decoder) and keys `[L′, heads, S, headDim]` (from the
+   * encoder's output).
+   */
   crossQuery?: Tensor;
   crossKey?: Tensor;
   /** The decoder's last hidden state `[T, hidden]` (Hugging Face's `last_hidden_state` of a seq2seq model). */
   decoderHiddenLast?: Tensor;
-  /** The decoder self-attention's position bias `[heads, T, T]` (T5), shared by all decoder layers; the causal mask comes on top. */
+  /**
+   * The decoder self-attention's position bias `[heads, T, T]` (T5), shared by all decoder layers; the causal mask
+   * comes on top.
+   */
   decoderPositionBias?: Tensor;
 }
 

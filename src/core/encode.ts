@@ -36,7 +36,10 @@ type SectionName =
   | 'decoder_position_bias'
   | 'layer_position_bias';
 
-/** Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it is q/k data. */
+/**
+ * Sections of an encoder-decoder result's decoder side: name → EncoderDecoderAttention field, encoding, and whether it
+ * is q/k data.
+ */
 const DECODER_SECTIONS: [
   SectionName,
   keyof EncoderDecoderAttention &
@@ -80,7 +83,10 @@ interface Header {
 }
 
 export interface EncodeOptions {
-  /** Include q and k and position biases (the neuron view needs them; head and model views do not). Default true when present. */
+  /**
+   * Include q and k and position biases (the neuron view needs them; head and model views do not). Default true when
+   * present.
+   */
   queryKey?: boolean;
 }
 

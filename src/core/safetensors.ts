@@ -90,12 +90,14 @@ export function parseHeader(headerBytes: Uint8Array, fileSize: number, what: str
     const [begin, end] = v.data_offsets as [number, number];
     check(
       begin <= end && end <= dataSize,
-      `${where} has data_offsets [${begin}, ${end}] outside the file's ${dataSize} data bytes (truncated or corrupt file)`,
+      `${where} has data_offsets [${begin}, ${end}] outside the file's ${dataSize} data bytes ` +
+        `(truncated or corrupt file)`,
     );
     const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     check(
       end - begin === expected,
-      `${where}: dtype ${dtype} and shape [${shape.join(', ')}] need ${expected} bytes but data_offsets span ${end - begin}`,
+      `${where}: dtype ${dtype} and shape [${shape.join(', ')}] need ${expected} bytes ` +
+        `but data_offsets span ${end - begin}`,
     );
     tensors.set(name, { name, dtype, shape, offset: dataStart + begin, byteLength: end - begin });
   }
@@ -130,7 +132,8 @@ export function headerLength(first8: Uint8Array, fileSize: number, what: string)
   const length = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
   check(
     length <= BigInt(fileSize - 8),
-    `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file (truncated or not safetensors)`,
+    `${what}: safetensors header length ${length} runs past the end of the ${fileSize}-byte file ` +
+      `(truncated or not safetensors)`,
   );
   check(
     length <= BigInt(MAX_HEADER_BYTES),

@@ -91,7 +91,10 @@ export function openGgufModel(path: string): GgufModel {
     const packed = PACKED_TYPES.includes(t.type);
     check(t.byteLength !== null && (float !== undefined || (packed && t.shape.length === 2)), () => {
       const where = packed ? ` on a ${t.shape.length}-dimensional tensor` : '';
-      return `${what}: tensor "${t.name}" has type ${t.typeName}${where}, which attnviz cannot run (supported: ${RUNNABLE}; quantized types for matrices)`;
+      return (
+        `${what}: tensor "${t.name}" has type ${t.typeName}${where}, which attnviz cannot run ` +
+        `(supported: ${RUNNABLE}; quantized types for matrices)`
+      );
     });
     const ref: WeightRef = {
       name,
@@ -143,7 +146,8 @@ function configOf(file: GgufFile, what: string): Record<string, unknown> {
   const ropeDims = num('rope.dimension_count', headDim);
   check(
     ropeDims === headDim,
-    `${what}: ${arch}.rope.dimension_count ${ropeDims} differs from the head size ${headDim} (partial rotary is not supported)`,
+    `${what}: ${arch}.rope.dimension_count ${ropeDims} differs from the head size ${headDim} ` +
+      `(partial rotary is not supported)`,
   );
   const scaling = meta.get(`${arch}.rope.scaling.type`);
   let ropeScaling: Record<string, unknown> | null = null;

@@ -32,7 +32,8 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
   check(model !== undefined, `${what}: missing metadata "tokenizer.ggml.model" (no tokenizer in the file)`);
   check(
     model === 'llama' || model === 'gpt2',
-    `${what}: tokenizer model "${String(model)}" is not supported (only "llama": SentencePiece with scores, "gpt2": byte-level BPE)`,
+    `${what}: tokenizer model "${String(model)}" is not supported ` +
+      `(only "llama": SentencePiece with scores, "gpt2": byte-level BPE)`,
   );
   if (model === 'gpt2') return byteLevelBpe(file, what);
   const pieces = meta.get('tokenizer.ggml.tokens');
@@ -82,7 +83,8 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
         check(
           b !== undefined,
           () =>
-            `${what}: the vocabulary has no piece for ${JSON.stringify(ch)} and no byte piece <0x${byte.toString(16).toUpperCase()}>`,
+            `${what}: the vocabulary has no piece for ${JSON.stringify(ch)} ` +
+            `and no byte piece <0x${byte.toString(16).toUpperCase()}>`,
         );
         ids.push(b);
       }
@@ -154,9 +156,11 @@ const PRE_TOKENIZERS: Record<string, string> = {
   default: GPT2_PATTERN,
   gpt2: GPT2_PATTERN,
   'llama-bpe':
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|" +
+    ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+',
   qwen2:
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" +
+    ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+',
 };
 
 /** tokenizer.ggml.model "gpt2": the tokenizer.json of a byte-level BPE model, built from the file. */

@@ -223,7 +223,8 @@ function parse(c: Cursor, path: string): GgufFile {
     if (block) {
       check(
         ne[0] % block[0] === 0,
-        `${what}: tensor "${name}" (${ggmlTypeName(type)}) has a row of ${ne[0]} values, not a multiple of the block size ${block[0]}`,
+        `${what}: tensor "${name}" (${ggmlTypeName(type)}) has a row of ${ne[0]} values, ` +
+          `not a multiple of the block size ${block[0]}`,
       );
       byteLength = (count / block[0]) * block[1];
       const end = dataStart + relative + byteLength;
@@ -353,7 +354,8 @@ class Cursor {
         return this.take(8, key).readDoubleLE(0);
       default:
         throw new AttnvizError(
-          `${this.what}: metadata ${key} has value type ${type}, which GGUF does not define (${VALUE_TYPES.join(', ')})`,
+          `${this.what}: metadata ${key} has value type ${type}, ` +
+            `which GGUF does not define (${VALUE_TYPES.join(', ')})`,
         );
     }
   }
@@ -373,7 +375,10 @@ export function readTensorBytes(file: GgufFile, t: GgufTensorInfo): Buffer {
 }
 
 function unreadable(file: GgufFile, t: GgufTensorInfo): string {
-  return `${basename(file.path)}: tensor "${t.name}" has type ${t.typeName}, which attnviz cannot read (supported: ${READABLE_TYPES.map(ggmlTypeName).join(', ')})`;
+  return (
+    `${basename(file.path)}: tensor "${t.name}" has type ${t.typeName}, which attnviz cannot read ` +
+    `(supported: ${READABLE_TYPES.map(ggmlTypeName).join(', ')})`
+  );
 }
 
 /** A tensor's values in float32 (row-major in PyTorch order, i.e. ggml's memory order). */

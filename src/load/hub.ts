@@ -213,7 +213,8 @@ async function download(hub: Hub, revision: string): Promise<string> {
   const sharded = !found.has(SINGLE_WEIGHTS);
   check(
     !sharded || found.has(WEIGHTS_INDEX),
-    `model "${hub.id}" has no ${SINGLE_WEIGHTS} or ${WEIGHTS_INDEX} on the Hugging Face Hub; only safetensors weights are supported`,
+    `model "${hub.id}" has no ${SINGLE_WEIGHTS} or ${WEIGHTS_INDEX} on the Hugging Face Hub; ` +
+      `only safetensors weights are supported`,
   );
 
   const snapshot = join(hub.storage, 'snapshots', commit);

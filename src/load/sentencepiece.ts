@@ -104,7 +104,9 @@ type TemplateItem =
 export function sentencePieceJson(sp: SentencePieceModel, modelType: string, config: Json, file: string): Json {
   check(
     sp.modelType === 1,
-    `${file}: SentencePiece model type ${({ 2: 'BPE', 3: 'word', 4: 'char' } as Record<number, string>)[sp.modelType] ?? sp.modelType} is not supported (only Unigram models are converted; use a folder with a tokenizer.json)`,
+    `${file}: SentencePiece model type ` +
+      `${({ 2: 'BPE', 3: 'word', 4: 'char' } as Record<number, string>)[sp.modelType] ?? sp.modelType} ` +
+      `is not supported (only Unigram models are converted; use a folder with a tokenizer.json)`,
   );
   const text = (key: string, fallback: string) =>
     typeof config[key] === 'string' ? (config[key] as string) : fallback;
@@ -149,7 +151,8 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
     }
     default:
       throw new AttnvizError(
-        `${file}: ${modelType}'s SentencePiece model alone is not supported (supported: t5, mt5, xlm-roberta, albert, deberta-v2; use a folder with a tokenizer.json)`,
+        `${file}: ${modelType}'s SentencePiece model alone is not supported ` +
+          `(supported: t5, mt5, xlm-roberta, albert, deberta-v2; use a folder with a tokenizer.json)`,
       );
   }
   const ids = new Map(vocab.map(([piece], i) => [piece, i]));

@@ -287,7 +287,8 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   check(
     !SENTENCEPIECE_FAMILIES.includes(modelType),
     () =>
-      `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported (use a folder with a tokenizer.json)`,
+      `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported ` +
+      `(use a folder with a tokenizer.json)`,
   );
   // MPNet's slow vocab.txt is WordPiece with RoBERTa-style specials (<s> A </s></s> B </s>): not converted.
   check(

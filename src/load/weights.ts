@@ -44,7 +44,8 @@ export class Weights {
     else if (existsSync(index)) files = await shardFiles(dir, index);
     else
       throw new AttnvizError(
-        `${dir}: no weights (looked for model.safetensors and model.safetensors.index.json; only safetensors checkpoints are supported)`,
+        `${dir}: no weights (looked for model.safetensors and model.safetensors.index.json; ` +
+          `only safetensors checkpoints are supported)`,
       );
 
     const tensors = new Map<string, WeightRef>();

@@ -46,7 +46,8 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
   if (unknown.length)
     throw new HttpError(
       400,
-      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k.slice(0, 50)}"`).join(', ')} (expected ${allowed.join(', ')})`,
+      `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k.slice(0, 50)}"`).join(', ')} ` +
+        `(expected ${allowed.join(', ')})`,
     );
 }
 

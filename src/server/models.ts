@@ -48,7 +48,10 @@ export async function modelKey(spec: ModelSpec, roots: readonly string[]): Promi
   }
 }
 
-/** Opens the model a key names (a folder's files checked against `roots` first); hub downloads report their bytes through `onProgress`. */
+/**
+ * Opens the model a key names (a folder's files checked against `roots` first); hub downloads report their bytes
+ * through `onProgress`.
+ */
 export async function openModel(
   key: string,
   roots: readonly string[],

@@ -45,7 +45,8 @@ export function checkHostAndOrigin(req: IncomingMessage, allowed: Set<string>): 
   if (!allowed.has(host)) {
     throw new HttpError(
       403,
-      `Host "${host.slice(0, 100)}" is not this server: requests under another name are refused (DNS rebinding protection)`,
+      `Host "${host.slice(0, 100)}" is not this server: requests under another name are refused ` +
+        `(DNS rebinding protection)`,
     );
   }
   const origin = req.headers.origin;

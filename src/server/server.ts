@@ -60,7 +60,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   }
   if (!isLoopback(host))
     (options.warn ?? console.warn)(
-      `attnviz: warning: listening on ${host}: anyone who can reach this address can use the models and read files under the model roots`,
+      `attnviz: warning: listening on ${host}: anyone who can reach this address can use the models ` +
+        `and read files under the model roots`,
     );
   const limits = { ...api.DEFAULT_LIMITS, ...options.limits };
   const env = options.env ?? process.env;
@@ -146,8 +147,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
             : 'malformed HTTP request',
     });
     socket.end(
-      `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ` +
+        `${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}` +
+        `\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `connection: close\r\n\r\n${body}`,
     );
   });
 

@@ -141,7 +141,9 @@ export class SvgPainter implements Painter {
     stroke?: { color: string; width: number },
   ): void {
     this.parts.push(
-      `<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" fill="${fill}"${opacity !== 1 ? ` fill-opacity="${r(opacity, 3)}"` : ''}${stroke ? ` stroke="${stroke.color}" stroke-width="${stroke.width}"` : ''}/>`,
+      `<rect x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" fill="${fill}"` +
+        `${opacity !== 1 ? ` fill-opacity="${r(opacity, 3)}"` : ''}` +
+        `${stroke ? ` stroke="${stroke.color}" stroke-width="${stroke.width}"` : ''}/>`,
     );
   }
 
@@ -168,14 +170,16 @@ export class SvgPainter implements Painter {
     const rotate = s.rotate ? ` transform="rotate(${s.rotate} ${r(x)} ${r(y)})"` : '';
     const weight = s.weight === 'bold' ? ' font-weight="bold"' : '';
     this.parts.push(
-      `<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"${anchor}${weight}${rotate}>${escapeXml(text)}</text>`,
+      `<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"` +
+        `${anchor}${weight}${rotate}>${escapeXml(text)}</text>`,
     );
   }
 
   image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
     const tile = canvasOf(pixels);
     this.parts.push(
-      `<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
+      `<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" ` +
+        `style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
     );
   }
 
@@ -194,7 +198,8 @@ export class SvgPainter implements Painter {
       ky = rect.h / sh;
     const id = `av-clip-${this.parts.length}`;
     this.parts.push(
-      `<clipPath id="${id}"><rect x="${r(rect.x)}" y="${r(rect.y)}" width="${r(rect.w)}" height="${r(rect.h)}"/></clipPath>` +
+      `<clipPath id="${id}"><rect x="${r(rect.x)}" y="${r(rect.y)}" ` +
+        `width="${r(rect.w)}" height="${r(rect.h)}"/></clipPath>` +
         `<image clip-path="url(#${id})" x="${r(rect.x + (x0 - sx) * kx)}" y="${r(rect.y + (y0 - sy) * ky)}" ` +
         `width="${r(tile.width * kx)}" height="${r(tile.height * ky)}" preserveAspectRatio="none" ` +
         `style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
@@ -203,7 +208,8 @@ export class SvgPainter implements Painter {
 
   toString(): string {
     return (
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">` +
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" ` +
+      `viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">` +
       `<rect width="100%" height="100%" fill="${this.background}"/>${this.parts.join('')}</svg>`
     );
   }
@@ -213,9 +219,12 @@ export class SvgPainter implements Painter {
  * Characters XML 1.0 forbids even escaped (C0 controls but tab/LF/CR, U+FFFE/U+FFFF, lone surrogates): a
  * token holding one would make the SVG unreadable, so each becomes U+FFFD.
  */
-const NOT_XML =
+const NOT_XML = new RegExp(
   // biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters replaced
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|/.source +
+    /(?<![\ud800-\udbff])[\udc00-\udfff]/.source,
+  'g',
+);
 
 /** Escapes text for XML/HTML content and attribute values (tokens may contain `<script>` or quotes). */
 export function escapeXml(s: string): string {
