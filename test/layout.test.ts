@@ -60,4 +60,15 @@ describe('layout', () => {
     }
     expect(wrong).toEqual([]);
   });
+
+  test('lines are at most 120 characters (strings and comments included)', () => {
+    const root = resolve(SRC, '..');
+    const files = ['src', 'test', 'bench'].flatMap((d) => sources(join(root, d)));
+    const long = files.flatMap((file) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .flatMap((line, i) => ([...line].length > 120 ? [`${relative(root, file)}:${i + 1}`] : [])),
+    );
+    expect(long).toEqual([]);
+  });
 });
