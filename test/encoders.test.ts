@@ -119,7 +119,7 @@ describe.skipIf(!HAVE_SHARED)('RoBERTa: golden cases (roberta-tiny)', () => {
     );
     await expectBad(
       loadModel(await derive('roberta-tiny', { config: { num_attention_heads: 'four' } })),
-      /field "num_attention_heads" must be a positive integer/,
+      /field "num_attention_heads" must be an integer from 1 to 16777216, got "four"/,
     );
     await expectBad(
       Model.load(await derive('roberta-tiny', { config: { pad_token_id: 600 } })),
