@@ -352,7 +352,10 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       await drop(page, 'nan.safetensors', encodeAttentionFile(nan));
       await expect
         .poll(() => page.locator('#error').textContent())
-        .toBe('nan.safetensors: "attention" holds NaN at layer 0, head 1: not a number a view can draw');
+        .toBe(
+          'nan.safetensors: attention layer 0 head 1: row 3 holds NaN (column 0), not a probability ' +
+            '(not attention probabilities)',
+        );
       expect(await page.locator('#status').textContent()).toMatch(/^dropped\.safetensors/);
       expect(await page.locator('.attnviz-head-view').count()).toBe(1);
 

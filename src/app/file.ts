@@ -3,7 +3,7 @@
  * (PyTorch, another attnviz) is viewed like a model run. The file is read here, in the browser, by core's
  * decoder (docs/attention-file.md): nothing is uploaded.
  */
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention } from '../core/attention.js';
 import { decodeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 
@@ -22,31 +22,8 @@ export async function readAttentionBlob(file: Blob, name: string): Promise<Atten
   } catch (e) {
     throw new AttnvizError(`cannot read ${name} (${(e as Error).message})`);
   }
-  const a = decodeAttentionFile(bytes, name);
-  const ed = a.encoderDecoder;
-  for (const [label, t] of [
-    ['attention', a.attention],
-    ['query', a.query],
-    ['key', a.key],
-    ['decoder_attention', ed?.decoder],
-    ['cross_attention', ed?.cross],
-  ] as const)
-    if (t) checkFinite(t, label, name);
-  return a;
-}
-
-/** Views cannot draw NaN or ±Infinity: name the first one's layer and head. */
-function checkFinite(t: Tensor, label: string, name: string): void {
-  const [, heads] = t.dims;
-  const perHead = t.data.length / (t.dims[0] * heads);
-  for (let i = 0; i < t.data.length; i++) {
-    if (Number.isFinite(t.data[i])) continue;
-    const head = Math.floor(i / perHead);
-    throw new AttnvizError(
-      `${name}: "${label}" holds ${t.data[i]} at layer ${Math.floor(head / heads)}, head ${head % heads}: ` +
-        'not a number a view can draw',
-    );
-  }
+  // core's decoder refuses non-finite values and rows that are not probabilities, naming layer and head.
+  return decodeAttentionFile(bytes, name);
 }
 
 /**
