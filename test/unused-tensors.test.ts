@@ -62,6 +62,7 @@ describe.skipIf(!HAVE_SHARED)('checkpoint tensors neither read nor skipped', () 
     expect(maxAbsDiff((await m.attention(TEXT)).attention.data, (await plain.attention(TEXT)).attention.data)).toBe(0);
   });
 
+  // Messages are capped at 300 characters (core/errors.ts): the list is cut in the middle, the advice kept.
   test('several unknown tensors: the first named, the count and a few more given, in one line', async () => {
     const extra: Record<string, TensorToWrite> = {};
     for (let i = 0; i < 6; i++) extra[`bert.encoder.layer.0.attention.self.relative_${i}`] = f32(4);
@@ -69,8 +70,9 @@ describe.skipIf(!HAVE_SHARED)('checkpoint tensors neither read nor skipped', () 
       loadModel(await derive('bert-tiny', { extra })),
       new RegExp(
         /tensor "bert\.encoder\.layer\.0\.attention\.self\.relative_0" /.source +
-          /\(and 5 more: .*relative_1, .*relative_2, .*relative_3, …\)/.source,
+          /\(and 5 more: .*relative_1, .*relative_2/.source,
       ),
+      /--allow-unused/,
     );
   });
 
