@@ -457,6 +457,8 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       const view = page.locator('.attnviz-model-view');
       expect(await view.getAttribute('data-layers')).toBe('2');
       expect(await view.getAttribute('data-thumbnails')).toBe('8');
+      // The response handler reads each body asynchronously: wait for it to have recorded the answer.
+      await expect.poll(() => calls.length).toBe(1);
       expect(calls).toEqual([
         expect.objectContaining({
           body: expect.objectContaining({ detail: 'auto' }),
@@ -492,6 +494,7 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       await page.locator('[role=tab][data-view=neuron]').click();
       await page.locator('.attnviz-neuron-view').waitFor({ timeout: 20_000 });
       expect(await page.locator('#view .note').textContent()).toMatch(/^Layer 1, head 2 at full resolution/);
+      await expect.poll(() => calls.length).toBe(before + 1);
       expect(calls.slice(before)).toEqual([
         expect.objectContaining({ body: expect.objectContaining({ layers: [1], heads: [2], queryKey: true }) }),
       ]);
