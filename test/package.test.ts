@@ -223,7 +223,11 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
         nbformat_minor: 5,
       };
       await writeFile(join(project, 'views.ipynb'), JSON.stringify(notebook));
-      await run('jupyter', ['nbconvert', '--to', 'notebook', '--execute', 'views.ipynb', '--output', 'executed'], {
+      // nbclient waits only 4 s for a cell's outputs after the kernel's reply, then drops them silently: on a
+      // loaded CI machine that lost a cell's view. Wait as long as the test may, and fail loudly if it expires.
+      const waits = ['--ExecutePreprocessor.iopub_timeout=100', '--ExecutePreprocessor.raise_on_iopub_timeout=True'];
+      const convert = ['nbconvert', '--to', 'notebook', '--execute', 'views.ipynb', '--output', 'executed', ...waits];
+      await run('jupyter', convert, {
         cwd: project,
         env: { ...process.env, JUPYTER_PATH: jupyter, DENO_DIR: join(dir, 'deno'), DENO_NO_UPDATE_CHECK: '1' },
         timeout: 120_000,
@@ -232,10 +236,10 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
       const executed = JSON.parse(await readFile(join(project, 'executed.ipynb'), 'utf8')) as {
         cells: { outputs: Output[] }[];
       };
-      const html = executed.cells.map((c) => {
+      const html = executed.cells.map((c, i) => {
         const shown = c.outputs.find((o) => o.output_type === 'execute_result' || o.output_type === 'display_data');
         const value = shown?.data?.['text/html'];
-        expect(value, JSON.stringify(c.outputs).slice(0, 300)).toBeDefined();
+        expect(value, `cell ${i}: ${JSON.stringify(c.outputs).slice(0, 300)}`).toBeDefined();
         return Array.isArray(value) ? value.join('') : (value as string);
       });
       // The outputs as a notebook front end shows them: one page, one after the other.
