@@ -35,26 +35,34 @@ import { button, checkbox, download, el, select, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import type { HeadLoader } from './head-view.js';
 import { HeadPanel, type PanelContent } from './head-panel.js';
-import { AXIS, GRID_WIDTH, gridLayout, MARGIN, P_PAD, P_ROW, P_TITLE, type GridLayout } from './layout.js';
-import { LineBatch } from './lines.js';
-import { filterIndices, PAIR_FILTERS, selectCells, type PairFilter } from './matrix.js';
+import { GRID_WIDTH, P_PAD, P_ROW, P_TITLE, type GridLayout } from './layout.js';
+import { PAIR_FILTERS, selectCells, type PairFilter } from './matrix.js';
+import {
+  drawGrid,
+  drawThumb,
+  fullLayers,
+  gridAxes,
+  headWeights as gridHeadWeights,
+  type HeadRef,
+  type LayerWeights,
+  type ModelGrid,
+  modelGrid,
+  type ModelViewMode,
+  PNG_SCALE,
+  thumbPixels,
+  thumbX as gridThumbX,
+  thumbY as gridThumbY,
+} from './model-grid.js';
 import { carryLayer, withParts, type PartOptions } from './parts.js';
-import { CanvasPainter, sceneSvg, scenePng, type Painter } from './painter.js';
+import { CanvasPainter, sceneSvg, scenePng, type Painter, type Pixels } from './painter.js';
 import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './palette.js';
-import { COLOR_SCALES, maxPool, paint, scaleValues, type ColorScale } from './raster.js';
+import { COLOR_SCALES, type ColorScale } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
 import { sameToken, Tooltip, type TokenRef } from './tooltip.js';
 
 export { GRID_WIDTH } from './layout.js';
-
-export type ModelViewMode = 'lines' | 'heatmap';
-
-/** A thumbnail: indices into the model's layers and heads. */
-export interface HeadRef {
-  layer: number;
-  head: number;
-}
+export type { HeadRef, ModelViewMode } from './model-grid.js';
 
 export interface ModelViewOptions extends PartOptions {
   /** Layers shown as grid rows, in this order; labels keep the model's indices. Default all. Example `[0, 6, 11]`. */
@@ -103,24 +111,6 @@ export interface ModelView extends ViewHandle<ModelViewState> {
   pending(): number[];
 }
 
-/**
- * Thumbnail lines run from x + 5 to x + width − 9 (BertViz: width − 14 long). BertViz strokes them 2.2 px
- * wide at opacity = weight; here they are 1 px hairlines on a 1× canvas, because Chromium's Skia rasterises
- * wider strokes of a many-segment path ~10× slower (144 thumbnails at 32 tokens: ~4 s against ~0.35 s). The
- * opacity 1 − (1 − w)^2.2 keeps the ink per unit length of a 2.2 px line at opacity w (equal for small w).
- */
-const LINE_END = 9;
-const LINE_INK = 2.2;
-/** PNG exports are drawn at this scale; their thumbnail lines are 1 / PNG_SCALE px wide (one pixel again). */
-const PNG_SCALE = 2;
-
-/** A layer's weights as they came: `[H, n, m]`, full resolution when n = T and m = K. */
-interface LayerWeights {
-  data: Float32Array;
-  n: number;
-  m: number;
-}
-
 export const modelView = withParts<ModelViewState, ModelView, ModelViewOptions>({
   create: singleModelView,
   carry: (s, _from, to, o) => {
@@ -151,12 +141,9 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   const heads = indexList('includeHeads', options.includeHeads, H, 'head');
   const theme: Theme = resolveTheme(options.theme ?? 'dark', window);
   const colors = categoricalColors(L);
-  const src = data.attention.data;
-  const progressive = src.length === 0;
+  const progressive = data.attention.data.length === 0;
   /** Layers that have arrived (all at once for data given in full). */
-  const arrived = new Map<number, LayerWeights>();
-  if (!progressive)
-    for (const l of layers) arrived.set(l, { data: src.subarray(l * H * T * K, (l + 1) * H * T * K), n: T, m: K });
+  const arrived: Map<number, LayerWeights> = progressive ? new Map() : fullLayers(data, layers);
   const mode = options.mode ?? (progressive || Math.max(T, K) > (options.heatmapAbove ?? 48) ? 'heatmap' : 'lines');
   check(mode === 'lines' || mode === 'heatmap', `mode must be "lines" or "heatmap", not ${JSON.stringify(mode)}`);
   const filter = data.sentenceBStart === null ? 'all' : (options.filter ?? 'all');
@@ -240,150 +227,37 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   });
 
   // ---- geometry and data ----------------------------------------------------------------------------------
+  let shown: ModelGrid;
   let g: GridLayout;
   let rows: number[] = [];
   let cols: number[] = [];
-  const thumbX = (hi: number) => AXIS + hi * g.tw;
-  const thumbY = (li: number) => AXIS + li * g.th;
+  const thumbX = (hi: number) => gridThumbX(shown, hi);
+  const thumbY = (li: number) => gridThumbY(shown, li);
 
   function computeLayout(): void {
-    ({ rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state, data.keyTokens, data.special));
-    g = gridLayout(state.mode, Math.max(rows.length, cols.length), H, layers.length);
+    shown = modelGrid(data, { layers, heads, arrived }, state, theme, window.devicePixelRatio || 1);
+    ({ g, rows, cols } = shown);
   }
 
   /** One head's shown weights `[R × C]` at full resolution, if the page has them. */
-  function headWeights(layer: number, head: number): Float32Array | null {
-    const a = arrived.get(layer);
-    if (!a || a.n !== T || a.m !== K) return null;
-    return selectCells(a.data.subarray(head * T * K, (head + 1) * T * K), K, rows, cols, state.hideSpecial);
-  }
+  const headWeights = (layer: number, head: number) => gridHeadWeights(shown, layer, head);
 
   // ---- thumbnails -----------------------------------------------------------------------------------------
   const isSelected = (l: number, h: number) =>
     state.selected !== null && state.selected.layer === l && state.selected.head === h;
-  let images = new Map<number, ImageData>();
-
-  /**
-   * Lines from query row r (left) to key row c (right), `width` px wide, with the ink of a 2.2 px line at opacity =
-   * weight.
-   */
-  function thumbLines(p: Painter, x: number, y: number, w: Float32Array, color: string, width: number): number {
-    const ink = LINE_INK / width;
-    const R = rows.length,
-      C = cols.length;
-    const x1 = x + MARGIN,
-      x2 = x + g.tw - LINE_END,
-      y0 = y + MARGIN + g.rh / 2;
-    const batch = new LineBatch();
-    for (let r = 0; r < R; r++)
-      for (let c = 0; c < C; c++)
-        batch.add(x1, y0 + r * g.rh, x2, y0 + c * g.rh, 1 - (1 - Math.min(w[r * C + c], 1)) ** ink);
-    batch.draw(p, color, width);
-    return batch.count;
-  }
-
-  /** The thumbnail image: the head max-pooled to the thumbnail's device pixels. */
-  function thumbImage(l: number, h: number): ImageData | null {
+  let images = new Map<number, Pixels>();
+  /** Thumbnail rasters, painted once per layout (the selection redraws two thumbnails). */
+  function thumbImage(l: number, h: number): Pixels | null {
     const key = l * H + h;
-    let img = images.get(key);
-    if (img) return img;
-    const a = arrived.get(l);
-    if (!a) return null;
-    const full = a.n === T && a.m === K;
-    const w = full ? headWeights(l, h)! : a.data.subarray(h * a.n * a.m, (h + 1) * a.n * a.m);
-    const R = full ? rows.length : a.n,
-      C = full ? cols.length : a.m;
-    const side = Math.max(1, Math.round((g.tw - 2 * MARGIN) * (window.devicePixelRatio || 1)));
-    const k = Math.min(1, side / Math.max(R, C, 1));
-    const pr = Math.max(1, Math.ceil(R * k)),
-      pc = Math.max(1, Math.ceil(C * k));
-    const pooled = k === 1 ? w : maxPool(w, R, C, pr, pc, new Float32Array(pr * pc));
-    const t = scaleValues(pooled, pr, pc, { scale: state.scale });
-    img = new ImageData(paint(t, colors[l], theme.background), pc, pr);
-    images.set(key, img);
+    const img = images.get(key) ?? thumbPixels(shown, l, h);
+    if (img) images.set(key, img);
     return img;
   }
 
-  function drawThumb(p: Painter, li: number, hi: number, lineWidth = 1): number {
-    const l = layers[li],
-      h = heads[hi];
-    const x = thumbX(hi),
-      y = thumbY(li);
-    p.rect(x, y, g.tw, g.th, isSelected(l, h) ? theme.highlight : theme.background);
-    let count = 0;
-    const R = rows.length,
-      C = cols.length;
-    if (R && C && arrived.has(l)) {
-      if (state.mode === 'lines' && headWeights(l, h))
-        count = thumbLines(p, x, y, headWeights(l, h)!, colors[l], lineWidth);
-      else {
-        const img = thumbImage(l, h)!;
-        const side = g.tw - 2 * MARGIN,
-          n = Math.max(img.width, img.height);
-        p.image(x + MARGIN, y + MARGIN, (side * img.width) / n, (side * img.height) / n, img);
-        count = R * C;
-      }
-    }
-    // Inset by half the stroke so the frame never paints over a neighbour.
-    if (isSelected(l, h)) p.rect(x + 1, y + 1, g.tw - 2, g.th - 2, 'none', 0.8, { color: colors[l], width: 2 });
-    return count;
-  }
-
-  function drawAxes(p: Painter): void {
-    for (const a of axes()) p.text(a.x, a.y, a.text, { color: theme.text, ...a.style });
-  }
-
-  /** Axis titles and indices: drawn into exports, DOM on the page, at the same places. */
-  function axes(): {
-    cls: string;
-    text: string;
-    x: number;
-    y: number;
-    attrs: Record<string, number>;
-    style: { size: number; weight?: 'bold'; anchor: 'middle' | 'end'; rotate?: number };
-  }[] {
-    const gridW = AXIS + heads.length * g.tw;
-    const title = { size: 15, weight: 'bold' as const, anchor: 'middle' as const };
-    return [
-      {
-        cls: 'av-axis-title av-axis-heads',
-        text: 'Heads',
-        x: AXIS + (gridW - AXIS) / 2,
-        y: 7.5,
-        attrs: {},
-        style: title,
-      },
-      ...heads.map((h, hi) => ({
-        cls: 'av-axis-index',
-        text: String(h),
-        x: thumbX(hi) + g.tw / 2,
-        y: 26.5,
-        attrs: { 'data-head': h },
-        style: { size: 13, anchor: 'middle' as const },
-      })),
-      {
-        cls: 'av-axis-title av-axis-layers',
-        text: 'Layers',
-        x: 7.5,
-        y: AXIS + (g.height - AXIS) / 2,
-        attrs: {},
-        style: { ...title, rotate: -90 },
-      },
-      ...layers.map((l, li) => ({
-        cls: 'av-axis-index av-axis-layer',
-        text: String(l),
-        x: AXIS - 5,
-        y: thumbY(li) + g.th / 2,
-        attrs: { 'data-layer': l },
-        style: { size: 13, anchor: 'end' as const },
-      })),
-    ];
-  }
-
-  /** Axis labels and hit targets as DOM, at the positions drawAxes uses for exports. */
+  /** Axis labels and hit targets as DOM, at the positions drawGrid uses for exports. */
   function renderAxesAndTargets(): void {
     axis.replaceChildren(
-      ...axes().map((a) => {
+      ...gridAxes(shown).map((a) => {
         const d = el('div', { class: `av-axis ${a.cls}`, text: a.text, ...a.attrs });
         d.style.left = `${a.x}px`;
         d.style.top = `${a.y}px`;
@@ -429,7 +303,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     const li = layers.indexOf(l);
     if (li < 0) return;
     heads.forEach((_, hi) => {
-      counts[li * heads.length + hi] = drawThumb(gridPainter, li, hi);
+      counts[li * heads.length + hi] = drawThumb(gridPainter, shown, li, hi, state.selected, 1, thumbImage);
     });
   }
 
@@ -449,7 +323,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
         if (!s) continue;
         const li = layers.indexOf(s.layer),
           hi = heads.indexOf(s.head);
-        counts[li * heads.length + hi] = drawThumb(gridPainter, li, hi);
+        counts[li * heads.length + hi] = drawThumb(gridPainter, shown, li, hi, state.selected, 1, thumbImage);
       }
     }
     drawnSelection = state.selected;
@@ -548,8 +422,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
       width: Math.max(GRID_WIDTH, l ? l.x + l.contentW + 2 * P_PAD : 0),
       height: Math.max(g.height, l ? l.y + panel.fullHeight() : 0),
       draw: (p) => {
-        drawAxes(p);
-        layers.forEach((_, li) => heads.forEach((__, hi) => drawThumb(p, li, hi, lineWidth)));
+        drawGrid(p, shown, state.selected, lineWidth, thumbImage);
         panel.paint(p);
       },
     };

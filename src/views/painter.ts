@@ -1,8 +1,16 @@
 /**
  * Drawing primitives with two back ends: a canvas (what the page shows, fast for thousands of lines) and an
  * SVG string (the SVG export). Views draw a scene once against this interface, as d3-shape's line() draws to
- * either a path string or a canvas context; the PNG export is the canvas back end on an offscreen canvas.
+ * either a path string or a canvas context; the page's PNG button is the canvas back end on an offscreen canvas.
+ * Node writes the SVG back end's output (export/image.ts), with its own PNG encoder for raster cells.
  */
+
+/** RGBA pixels, row-major: ImageData has this shape, and Node builds it without a DOM. */
+export interface Pixels {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8ClampedArray<ArrayBuffer>;
+}
 
 export interface TextStyle {
   color: string;
@@ -29,7 +37,7 @@ export interface Painter {
   path(points: readonly number[], stroke: string, opacity: number, width: number): void;
   text(x: number, y: number, text: string, style: TextStyle): void;
   /** An RGBA raster (one pixel per cell) scaled to the rectangle without smoothing. */
-  image(x: number, y: number, w: number, h: number, pixels: ImageData): void;
+  image(x: number, y: number, w: number, h: number, pixels: Pixels): void;
   /** The part (sx, sy, sw, sh) of a pre-rendered raster, scaled to the rectangle without smoothing. */
   raster(source: HTMLCanvasElement, sx: number, sy: number, sw: number, sh: number, rect: Rect): void;
 }
@@ -101,7 +109,7 @@ export class CanvasPainter implements Painter {
     c.restore();
   }
 
-  image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
+  image(x: number, y: number, w: number, h: number, pixels: Pixels): void {
     const tile = canvasOf(pixels);
     this.raster(tile, 0, 0, tile.width, tile.height, { x, y, w, h });
   }
@@ -125,10 +133,12 @@ export class CanvasPainter implements Painter {
 export class SvgPainter implements Painter {
   private readonly parts: string[] = [];
 
+  /** `pngUri` encodes a raster as a data: URI; by default through a canvas (the page), Node passes its own. */
   constructor(
     readonly width: number,
     readonly height: number,
     readonly background: string,
+    private readonly pngUri: (pixels: Pixels) => string = (pixels) => canvasOf(pixels).toDataURL('image/png'),
   ) {}
 
   rect(
@@ -175,11 +185,10 @@ export class SvgPainter implements Painter {
     );
   }
 
-  image(x: number, y: number, w: number, h: number, pixels: ImageData): void {
-    const tile = canvasOf(pixels);
+  image(x: number, y: number, w: number, h: number, pixels: Pixels): void {
     this.parts.push(
       `<image x="${r(x)}" y="${r(y)}" width="${r(w)}" height="${r(h)}" preserveAspectRatio="none" ` +
-        `style="image-rendering:pixelated" href="${tile.toDataURL('image/png')}"/>`,
+        `style="image-rendering:pixelated" href="${this.pngUri(pixels)}"/>`,
     );
   }
 
@@ -233,11 +242,12 @@ export function escapeXml(s: string): string {
     .replace(NOT_XML, '\ufffd');
 }
 
-function canvasOf(pixels: ImageData): HTMLCanvasElement {
+function canvasOf(pixels: Pixels): HTMLCanvasElement {
   const tile = document.createElement('canvas');
   tile.width = pixels.width;
   tile.height = pixels.height;
-  tile.getContext('2d')!.putImageData(pixels, 0, 0);
+  const image = pixels instanceof ImageData ? pixels : new ImageData(pixels.data, pixels.width, pixels.height);
+  tile.getContext('2d')!.putImageData(image, 0, 0);
   return tile;
 }
 
