@@ -20,15 +20,26 @@ import type { Attention, AttentionPart } from '../core/attention.js';
 import { button, checkbox, download, el, numberInput, select, sizeCanvas, textInput } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import { Heatmap } from './heatmap.js';
-import { linesLayout, PAD, ROW, type LinesLayout } from './layout.js';
-import { LineBatch } from './lines.js';
+import {
+  at,
+  drawHeader,
+  drawLines,
+  HEAD_SQUARE,
+  HEADER,
+  kthLargest,
+  type LinesScene,
+  linesScene,
+  openingState,
+  type Scene,
+  tokenLabels,
+} from './head-lines.js';
+import { linesLayout, ROW, type LinesLayout } from './layout.js';
 import { layerMatrix, PAIR_FILTERS, filterIndices, selectCells, type PairFilter } from './matrix.js';
 import { carryLayer, withParts, type PartOptions } from './parts.js';
-import { CanvasPainter, FONT, sceneSvg, scenePng, type Painter } from './painter.js';
+import { CanvasPainter, FONT, sceneSvg, scenePng } from './painter.js';
 import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { accumulate, COLOR_SCALES, combineHeads, type ColorScale, type Combine } from './raster.js';
 import { css } from './styles.js';
-import { prettifyToken } from './tokens.js';
 import { TokenColumns } from './token-columns.js';
 import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
 
@@ -96,7 +107,6 @@ export interface HeadView extends ViewHandle<HeadViewState> {
   heatmap(): Heatmap | null;
 }
 
-const HEAD_SQUARE = 20;
 /** Lines canvases taller than this cover only the part of the view on screen (plus a margin). */
 const WINDOW_ABOVE = 4096;
 const WINDOW_MARGIN = 600;
@@ -127,19 +137,9 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   const theme: Theme = resolveTheme(options.theme, window);
   const colors = categoricalColors(H);
   const keyTokens = data.keyTokens ?? data.tokens;
-  const pretty = options.prettifyTokens !== false;
-  const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
-  const keyLabel = (j: number) => (pretty ? prettifyToken(keyTokens[j]) : keyTokens[j]);
-  const activeInit = options.heads
-    ? Array.from({ length: H }, (_, h) => options.heads!.includes(h))
-    : Array(H).fill(true);
+  const { label, keyLabel } = tokenLabels(data, options.prettifyTokens !== false);
   let state: HeadViewState = {
-    layer: options.layer ?? layers[0],
-    active: activeInit.some(Boolean) ? activeInit : Array(H).fill(true),
-    filter: data.sentenceBStart === null ? 'all' : (options.filter ?? 'all'),
-    hideSpecial: options.hideSpecial ?? false,
-    threshold: options.threshold ?? 0,
-    topK: options.topK ?? null,
+    ...openingState(data, options),
     mode: options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 96) ? 'heatmap' : 'lines'),
     pinned: [],
     hover: null,
@@ -299,67 +299,25 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   }
 
   const w = (h: number, r: number, c: number) => weights[h]![r * cols.length + c];
-  const kept = (h: number, r: number, weight: number) =>
-    weight >= state.threshold && (kth === null || weight >= kth[h][r]) && weight > 0;
 
   // ---- lines mode -------------------------------------------------------------------------------------
   let geo: LinesLayout = linesLayout(0, 0);
-  const rowY = (r: number, top: number) => top + r * ROW + ROW / 2;
   const allLines = () => Math.max(rows.length, cols.length) <= (options.allLinesUpTo ?? 256);
-
-  /**
-   * Lines and attention blocks; `top` offsets the rows (0 on the page, below the header in exports). Rows
-   * outside [from, to) (px from the first row) are not drawn: a 2k-token view is drawn only where it is seen.
-   */
-  function drawLines(p: Painter, top: number, from = -Infinity, to = Infinity): number {
-    const seen = (r: number) => r * ROW + ROW > from && r * ROW < to;
-    const { box, gap } = geo;
-    const rightX = box + gap;
-    const R = rows.length,
-      C = cols.length;
-    const act = activeHeads();
-    const f = focusOf(state.pinned, state.hover);
-    const rowSel = new Set(f.filter((t) => t.side === 'left').flatMap((t) => at(rows, t.index)));
-    const colSel = new Set(f.filter((t) => t.side === 'right').flatMap((t) => at(cols, t.index)));
-    const focused = rowSel.size + colSel.size > 0;
-
-    // Focus background, then per-head blocks on the opposite side (opacity = weight, not divided).
-    for (const r of rowSel) p.rect(0, top + r * ROW, box, ROW, theme.highlight);
-    for (const c of colSel) p.rect(rightX, top + c * ROW, box, ROW, theme.highlight);
-    const blockW = box / act.length;
-    act.forEach((h, k) => {
-      if (rowSel.size)
-        for (let c = 0; c < C; c++) {
-          let s = 0;
-          for (const r of rowSel) s += w(h, r, c);
-          if (s > 0 && seen(c)) p.rect(rightX + k * blockW, top + c * ROW, blockW, ROW, colors[h], Math.min(1, s));
-        }
-      if (colSel.size)
-        for (let r = 0; r < R; r++) {
-          let s = 0;
-          for (const c of colSel) s += w(h, r, c);
-          if (s > 0 && seen(r)) p.rect(k * blockW, top + r * ROW, blockW, ROW, colors[h], Math.min(1, s));
-        }
-    });
-
-    let count = 0;
-    for (const h of act) {
-      const batch = new LineBatch();
-      const add = (r: number, c: number) => {
-        const weight = w(h, r, c);
-        // A segment between two rows on the same side of the window never crosses it.
-        if ((r + 1) * ROW <= from && (c + 1) * ROW <= from) return;
-        if (r * ROW >= to && c * ROW >= to) return;
-        if (kept(h, r, weight)) batch.add(box, rowY(r, top), rightX, rowY(c, top), weight / act.length);
-      };
-      if (!focused && allLines()) for (let r = 0; r < R; r++) for (let c = 0; c < C; c++) add(r, c);
-      for (const r of rowSel) for (let c = 0; c < C; c++) add(r, c);
-      for (const c of colSel) for (let r = 0; r < R; r++) if (!rowSel.has(r)) add(r, c);
-      batch.draw(p, colors[h], 2);
-      count += batch.count;
-    }
-    return count;
-  }
+  /** The lines mode's scene for the current state (head-lines.ts draws it). */
+  const lines = (): LinesScene => ({
+    ...state,
+    rows,
+    cols,
+    weights,
+    kth,
+    focus: focusOf(state.pinned, state.hover),
+    geo,
+    allLines: allLines(),
+    theme,
+    colors,
+    label,
+    keyLabel,
+  });
 
   /** Top-k cut-offs, per active head and query row, for the current matrix. */
   function refreshKth(): void {
@@ -407,7 +365,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     windowBottom = bottom;
     canvas.style.top = `${top}px`;
     const ctx = sizeCanvas(canvas, geo.width, bottom - top);
-    drawnCount = drawLines(new CanvasPainter(ctx), -top, top, bottom);
+    drawnCount = drawLines(new CanvasPainter(ctx), lines(), -top, top, bottom);
   }
   const onScroll = () => {
     if (state.mode !== 'lines' || geo.height <= WINDOW_ABOVE) return;
@@ -482,8 +440,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
       c = cols.indexOf(k);
     if (r < 0 || c < 0) return;
     const box = target.getBoundingClientRect();
-    const lines = activeHeads().map((h) => `head ${h}: ${w(h, r, c).toFixed(4)}`);
-    tooltip.show(`${label(q)} → ${keyLabel(k)}\n${lines.join('\n')}`, box.right, box.top);
+    const each = activeHeads().map((h) => `head ${h}: ${w(h, r, c).toFixed(4)}`);
+    tooltip.show(`${label(q)} → ${keyLabel(k)}\n${each.join('\n')}`, box.right, box.top);
   }
 
   // ---- heatmap mode: rows = queries, columns = keys; one head or the active heads combined ----------------
@@ -616,42 +574,21 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   }
 
   // ---- export: the view as shown, header and tokens included ---------------------------------------
-  function scene(): { width: number; height: number; draw: (p: Painter) => void } {
+  function scene(): Scene {
     refreshMatrix();
-    const header = 30 + HEAD_SQUARE + 10;
-    const drawHeader = (p: Painter) => {
-      p.text(0, 12, `Layer ${state.layer}${state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''}`, {
-        color: theme.text,
-        size: 13,
-        weight: 'bold',
-      });
-      state.active.forEach((a, h) =>
-        p.rect(h * HEAD_SQUARE, 30, HEAD_SQUARE, HEAD_SQUARE, a ? colors[h] : lighten(colors[h])),
-      );
-    };
     if (state.mode === 'heatmap' && heatmap) {
       const hm = heatmap;
       const { width, height } = hm.size();
       return {
         width: Math.max(width, H * HEAD_SQUARE) + 10,
-        height: header + height + 10,
+        height: HEADER + height + 10,
         draw: (p) => {
-          drawHeader(p);
-          hm.paint(p, 0, header);
+          drawHeader(p, { ...state, theme, colors });
+          hm.paint(p, 0, HEADER);
         },
       };
     }
-    return {
-      width: Math.max(geo.width + 10, H * HEAD_SQUARE) + 10,
-      height: header + Math.max(rows.length, cols.length) * ROW + 10,
-      draw: (p) => {
-        drawHeader(p);
-        drawLines(p, header);
-        const style = { color: theme.text, size: 15 };
-        rows.forEach((i, r) => p.text(geo.box - PAD, rowY(r, header), label(i), { ...style, anchor: 'end' }));
-        cols.forEach((j, c) => p.text(geo.box + geo.gap + PAD, rowY(c, header), keyLabel(j), style));
-      },
-    };
+    return linesScene(lines());
   }
 
   function update(patch: Partial<HeadViewState>): void {
@@ -682,17 +619,4 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
   };
   render();
   return view;
-}
-
-/** The position of token `index` in a list of shown tokens, as a 0- or 1-element list. */
-function at(list: readonly number[], index: number): number[] {
-  const i = list.indexOf(index);
-  return i < 0 ? [] : [i];
-}
-
-/** Per query row of an `[R × C]` matrix, the k-th largest weight: the top-k cut-off. */
-function kthLargest(m: Float32Array, R: number, C: number, k: number): Float32Array {
-  const out = new Float32Array(R);
-  for (let r = 0; r < R; r++) out[r] = k >= C ? -Infinity : m.slice(r * C, (r + 1) * C).sort()[C - k];
-  return out;
 }
