@@ -37,38 +37,44 @@
  * `attnvizView` (mount.ts) and data-layer, data-head, data-filter, data-expanded, data-selected, data-key
  * ('' when none) and data-rows (the drawn rows, "first-last").
  */
-import {
-  keyContributions,
-  rowContributions,
-  type KeyContributions,
-  type RowContributions,
-} from '../analysis/contributions.js';
-import {
-  attentionRow,
-  headScales,
-  headSize,
-  headVector,
-  isMasked,
-  neuronColumns,
-  scoreFormula,
-  scoreScale,
-  type NeuronColumns,
-  type NeuronScales,
-} from '../analysis/neuron.js';
+import type { KeyContributions, RowContributions } from '../analysis/contributions.js';
+import { headVector, scoreFormula, scoreScale, type NeuronColumns, type NeuronScales } from '../analysis/neuron.js';
 import { neuronReport } from '../analysis/neuron-report.js';
 import type { Attention, AttentionPart } from '../core/attention.js';
 import { button, download, el, select, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
-import { contributionTables, drawPanel, PANEL_W, renderPanel, type PanelTable } from './neuron-panel.js';
-import { CanvasPainter, type Painter, scenePng, sceneSvg } from './painter.js';
+import { PANEL_W, renderPanel } from './neuron-panel.js';
+import { CanvasPainter, scenePng, sceneSvg } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { carryLayer, type PartOptions, withParts } from './parts.js';
-import { LineBatch, MIN_ALPHA } from './lines.js';
 import { css } from './styles.js';
-import { prettifyToken } from './tokens.js';
 import { Tooltip } from './tooltip.js';
-import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
+import {
+  ALL_LINES_MAX,
+  COLLAPSED_W,
+  D_X,
+  DOT,
+  EXPANDED_W,
+  HEADING_BOX,
+  HEADINGS,
+  K_X,
+  neuronDrawing,
+  neuronIndex,
+  NO_QK_NOTE,
+  openingNeuronState,
+  P_X,
+  PAD,
+  Q_X,
+  RIGHT_W,
+  RIGHT_X,
+  ROW,
+  S_W,
+  S_X,
+  TOKEN_W,
+  TOP,
+  VEC_W,
+} from './neuron-scene.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
 export interface NeuronViewOptions extends PartOptions {
@@ -123,47 +129,7 @@ export interface NeuronView extends ViewHandle<NeuronViewState> {
   contributions(): { key: KeyContributions | null; row: RowContributions } | null;
 }
 
-export const NO_QK_NOTE =
-  'This file has no queries and keys (q/k): the neuron view needs them. Extract with attnviz to include them.';
-export const HEADINGS = ['Query q', 'Key k', 'q × k (elementwise)', 'q · k', 'Softmax'] as const;
-
-// ---- geometry (px), after BertViz: rows of 26 with 20-px vector cells under a 42-px heading band --------
-export const ROW = 26;
-const CELL_H = 20;
-const TOP = 42;
-const TOKEN_W = 120;
-const PAD = 6;
-/** Collapsed: lines span 170 px from the left tokens to the right tokens. */
-const LINE_X0 = TOKEN_W + 4,
-  LINE_X1 = 291,
-  RIGHT_X = 295,
-  RIGHT_W = 120;
-/** Expanded: left edges of the columns (integers, so 1-px frames at x − 0.5 are crisp). */
-const Q_X = 145,
-  K_X = 383,
-  P_X = 608,
-  D_X = 833,
-  S_X = 884;
-const VEC_W = 200,
-  DOT = 22,
-  S_W = 96;
-const COLLAPSED_W = RIGHT_X + RIGHT_W,
-  EXPANDED_W = S_X + S_W;
-/** The geometry, for tests that read pixels. */
-export const NEURON_LAYOUT = { ROW, CELL_H, TOP, TOKEN_W, Q_X, K_X, P_X, D_X, S_X, VEC_W, DOT, S_W } as const;
-/** Heading boxes (x, width), in HEADINGS order. */
-const HEADING_BOX: [number, number][] = [
-  [Q_X, VEC_W],
-  [K_X, VEC_W],
-  [P_X, VEC_W],
-  [D_X - 24, DOT + 48],
-  [S_X, S_W],
-];
-
-/** BertViz: key frames and connectors at opacity tanh(LINK · a). */
-const LINK = 1.8;
-/** Above this many (query, key) pairs the collapsed view draws only the focused token's lines. */
-export const ALL_LINES_MAX = 256 * 256;
+export { ALL_LINES_MAX, HEADINGS, NEURON_LAYOUT, NO_QK_NOTE, ROW } from './neuron-scene.js';
 
 export const neuronView = withParts<NeuronViewState, NeuronView, NeuronViewOptions>({
   create: singleNeuronView,
@@ -188,28 +154,18 @@ export const neuronView = withParts<NeuronViewState, NeuronView, NeuronViewOptio
 
 /** The neuron view of one attention (an encoder-decoder's part, or plain data). */
 function singleNeuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
-  const [L, H, T, K] = data.attention.dims;
-  const hasQK = data.query !== undefined && data.key !== undefined;
+  const [L, H] = data.attention.dims;
   const keyTokens = data.keyTokens ?? data.tokens;
-  const label = (i: number) => (options.prettifyTokens === false ? data.tokens[i] : prettifyToken(data.tokens[i]));
-  const keyLabel = (j: number) => (options.prettifyTokens === false ? keyTokens[j] : prettifyToken(keyTokens[j]));
-  const index = (name: string, v: number | null | undefined, n: number, fallback: number | null) => {
-    if (v === undefined || v === null) return fallback;
-    if (!Number.isInteger(v) || v < 0 || v >= n)
-      throw new RangeError(`neuron view: ${name} ${v} is out of range (0–${n - 1})`);
-    return v;
-  };
   let state: NeuronViewState = {
-    layer: index('layer', options.layer, L, 0)!,
-    head: index('head', options.head, H, 0)!,
-    filter: data.sentenceBStart === null ? 'all' : (options.filter ?? 'all'),
+    ...openingNeuronState(data, options),
     theme: options.theme ?? 'dark',
-    selected: index('token', options.selected, T, null),
     pinned: options.selected != null,
-    expanded: options.expanded ?? false,
-    key: index('key', options.key, K, null),
   };
   let theme: Theme = resolveTheme(state.theme, window);
+  /** What the drawing reads: the state and the resolved theme, kept current by update() and render(). */
+  const live = { state, theme };
+  const drawing = neuronDrawing(data, options.prettifyTokens !== false, live);
+  const { hasQK, label, keyLabel } = drawing;
 
   // ---- static DOM: root, controls, notes, body (canvas, headings, token columns) beside the panel ---------
   const root = el('div', { class: 'attnviz attnviz-neuron-view' });
@@ -295,105 +251,28 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   };
   media?.addEventListener?.('change', onScheme);
 
-  // ---- derived data, cached by what they depend on ------------------------------------------------------
+  // ---- derived data and drawing (neuron-scene.ts); the rows and columns shown, as it last computed them -------
   let rows: number[] = [],
-    cols: number[] = [];
-  let indicesKey = '';
+    cols: number[] = [],
+    indicesKey = '';
   const refreshIndices = () => {
-    const key = state.filter;
-    if (key === indicesKey) return;
-    indicesKey = key;
-    ({ rows, cols } = filterIndices(
-      data.tokens,
-      data.sentenceBStart,
-      { filter: state.filter, hideSpecial: false },
-      data.keyTokens,
-    ));
+    ({ rows, cols, key: indicesKey } = drawing.indices());
   };
-  const cached = <V>(compute: () => V): ((key: string) => V) => {
-    let last: { key: string; value: V } | null = null;
-    return (key) => {
-      if (last?.key !== key) last = { key, value: compute() };
-      return last.value;
-    };
-  };
-  const sizes = new Map<number, number>();
-  /** The head size drawn in the current layer (headSize: the stored q/k may be zero-padded past it). */
-  const size = () => {
-    if (!sizes.has(state.layer)) sizes.set(state.layer, headSize(data, state.layer));
-    return sizes.get(state.layer)!;
-  };
-  const scaleOf = cached(() => headScales(data, state.layer, state.head, size()));
-  const scales = (): NeuronScales | null => (hasQK ? scaleOf(`${state.layer}/${state.head}`) : null);
-  const shown = () => hasQK && state.selected !== null && rows.includes(state.selected);
-  const columns = (): NeuronColumns | null => {
-    refreshIndices();
-    return shown() ? neuronColumns(data, state.layer, state.head, state.selected!, cols, size()) : null;
-  };
-  let windowCols: RowWindow = { first: 0, last: 0, y0: 0, y1: 0 };
-  const windowColumnsOf = cached(() =>
-    neuronColumns(
-      data,
-      state.layer,
-      state.head,
-      state.selected!,
-      cols.slice(windowCols.first, windowCols.last),
-      size(),
-    ),
-  );
-  /** The columns of the keys in window `w` only (what is drawn; the check still covers the whole row). */
-  const windowColumns = (w: RowWindow): NeuronColumns | null => {
-    refreshIndices();
-    windowCols = w;
-    const key = `${state.layer}/${state.head}/${state.filter}/${state.selected}/${w.first}-${w.last}`;
-    return shown() ? windowColumnsOf(key) : null;
-  };
-  /** The key the panel breaks down: state.key when shown and unmasked, else the shown key i attends to most. */
-  const panelKey = (): number | null => {
-    refreshIndices();
-    if (!shown()) return null;
-    const i = state.selected!;
-    if (state.key !== null && cols.includes(state.key) && !isMasked(data, state.layer, i, state.key)) return state.key;
-    const row = attentionRow(data, state.layer, state.head, i);
-    let best: number | null = null;
-    for (const j of cols) if (!isMasked(data, state.layer, i, j) && (best === null || row[j] > row[best])) best = j;
-    return best;
-  };
-  const rowContribOf = cached(() => rowContributions(data, state.layer, state.head, state.selected!, size()));
-  let contribKey: number | null = null;
-  const keyContribOf = cached(() =>
-    contribKey === null ? null : keyContributions(data, state.layer, state.head, state.selected!, contribKey, size()),
-  );
-  const contributions = (): { key: KeyContributions | null; row: RowContributions } | null => {
-    if (!shown()) return null;
-    contribKey = panelKey();
-    return {
-      key: keyContribOf(`${state.layer}/${state.head}/${state.selected}/${contribKey}`),
-      row: rowContribOf(`${state.layer}/${state.head}/${state.selected}`),
-    };
-  };
-  const rotaryNote = () =>
-    data.rotary
-      ? 'q and k are after rotary position embedding (RoPE: ' +
-        `${data.rotary === 'half' ? 'dims n and n + d/2' : 'dims 2n and 2n + 1'} rotate together).`
-      : null;
-  const panelTables = (): PanelTable[] => {
-    const c = contributions();
-    if (!c) return [];
-    return contributionTables(
-      c.key,
-      c.row,
-      { query: label(c.row.query), key: keyLabel },
-      { rotary: rotaryNote(), formula: `Score: ${scoreFormula(data)}.` },
-    );
-  };
-  /** Attention weight of display row r, column c in the current layer and head. */
-  const weight = (r: number, c: number) =>
-    data.attention.data[((state.layer * H + state.head) * T + rows[r]) * K + cols[c]];
-  const expandedNow = () => state.expanded && hasQK;
-  const bodyHeight = () => TOP + Math.max(rows.length, cols.length) * ROW + 4;
-  const geometry = () => ({ top: TOP, row: ROW, count: Math.max(rows.length, cols.length), height: bodyHeight() });
-  /** The rows to draw now: those on screen, with a margin. */
+  const {
+    size,
+    scales,
+    columns,
+    windowColumns,
+    panelKey,
+    contributions,
+    panelTables,
+    expandedNow,
+    bodyHeight,
+    geometry,
+    focusColors,
+    drawBody,
+    scene,
+  } = drawing;
   /**
    * The rows on screen. Until the first frame the view is taken to start at the viewport's top or below (it was
    * just added, and reading its position would force the page's layout now); the first frame checks.
@@ -401,199 +280,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   let laidOut = false;
   const screenWindow = (overscan?: number) =>
     rowWindow(geometry(), laidOut ? body.getBoundingClientRect().top : 0, window.innerHeight, overscan);
-  const everything = (): RowWindow => {
-    const count = Math.max(rows.length, cols.length);
-    return { first: 0, last: count, y0: 0, y1: bodyHeight() };
-  };
-
-  // ---- drawing: one scene for the canvas and the exports ------------------------------------------------
-  const rowTop = (r: number, top: number) => top + TOP + r * ROW;
-  const rowMid = (r: number, top: number) => rowTop(r, top) + ROW / 2;
-  const cellTop = (r: number, top: number) => rowTop(r, top) + (ROW - CELL_H) / 2;
-  const signColor = (v: number) => (v >= 0 ? theme.positive : theme.negative);
-  const focusColors = () =>
-    theme.name === 'dark' ? { bg: theme.positive, text: '#ffffff' } : { bg: theme.highlight, text: theme.text };
   const inWindow = (n: number, w: RowWindow) => n >= w.first && n < w.last;
-
-  /** A column of vectors at x for display rows `first`…, the raster cached by `key` when given. */
-  const rasters = new Map<string, ImageData>();
-  function vectorColumn(
-    p: Painter,
-    x: number,
-    top: number,
-    first: number,
-    vectors: readonly (ArrayLike<number> | null)[],
-    scale: number,
-    key?: string,
-  ): void {
-    const column: VectorColumn = {
-      x,
-      width: VEC_W,
-      y: rowTop(first, top),
-      row: ROW,
-      cell: CELL_H,
-      size: size(),
-      scale,
-      colors: { positive: theme.positive, negative: theme.negative, frame: theme.border },
-    };
-    let img = key ? rasters.get(key) : undefined;
-    if (!img) {
-      img = vectorRaster(vectors, column);
-      if (key) {
-        if (rasters.size > 16) rasters.clear();
-        rasters.set(key, img);
-      }
-    }
-    drawVectors(p, vectors, column, img);
-  }
-
-  /** The body's rows in window `w`: tokens (text only in exports, where there is no DOM), lines or columns. */
-  function drawBody(p: Painter, top: number, w: RowWindow, text: boolean): void {
-    refreshIndices();
-    const r = state.selected === null ? -1 : rows.indexOf(state.selected);
-    const focus = focusColors();
-    if (r >= 0) p.rect(0, rowTop(r, top), TOKEN_W, ROW, focus.bg);
-    if (expandedNow()) drawExpanded(p, top, w, r);
-    else drawCollapsed(p, top, r);
-    if (!text) return;
-    const style = { color: theme.text, size: 15 };
-    for (let n = w.first; n < Math.min(w.last, rows.length); n++)
-      p.text(TOKEN_W - PAD, rowMid(n, top), label(rows[n]), {
-        ...style,
-        color: n === r ? focus.text : theme.text,
-        anchor: 'end',
-      });
-    const rightX = (expandedNow() ? S_X : RIGHT_X) + PAD;
-    for (let n = w.first; n < Math.min(w.last, cols.length); n++)
-      p.text(rightX, rowMid(n, top), keyLabel(cols[n]), style);
-    if (expandedNow())
-      HEADINGS.forEach((h, k) =>
-        p.text(HEADING_BOX[k][0] + HEADING_BOX[k][1] / 2, top + TOP / 2, h, {
-          color: theme.text,
-          size: 16,
-          anchor: 'middle',
-        }),
-      );
-  }
-
-  /** Lines from every row (or the focused row r) to every key, clipped by the painter to what is shown. */
-  function drawCollapsed(p: Painter, top: number, r: number): void {
-    const R = rows.length,
-      C = cols.length;
-    if (r >= 0)
-      for (let c = 0; c < C; c++) {
-        const w = weight(r, c);
-        if (w >= MIN_ALPHA) p.rect(RIGHT_X, rowTop(c, top), RIGHT_W, ROW, theme.positive, w);
-      }
-    if (r < 0 && R * C > ALL_LINES_MAX) return;
-    const from = Math.max(r, 0),
-      to = r >= 0 ? r + 1 : R;
-    const lines = new LineBatch();
-    for (let k = from; k < to; k++)
-      for (let c = 0; c < C; c++) lines.add(LINE_X0, rowMid(k, top), LINE_X1, rowMid(c, top), weight(k, c));
-    lines.draw(p, theme.positive, 2);
-  }
-
-  function drawExpanded(p: Painter, top: number, w: RowWindow, r: number): void {
-    const s = scales()!;
-    const d = size();
-    const cs = windowColumns(w);
-    const vector = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i).subarray(0, d);
-    const shownRows = rows.slice(w.first, w.last),
-      shownCols = cols.slice(w.first, w.last);
-    // Query and key vectors: every row in the window, whatever the selection.
-    const key = `${state.layer}/${state.head}/${state.filter}/${theme.name}/${w.first}-${w.last}`;
-    vectorColumn(
-      p,
-      Q_X,
-      top,
-      w.first,
-      shownRows.map((i) => vector(data.query, i)),
-      s.vector,
-      `q/${key}`,
-    );
-    vectorColumn(
-      p,
-      K_X,
-      top,
-      w.first,
-      shownCols.map((j) => vector(data.key, j)),
-      s.vector,
-      `k/${key}`,
-    );
-    // Softmax: the data's weights as bars behind the key tokens.
-    if (r >= 0)
-      shownCols.forEach((_, n) => {
-        const a = weight(r, w.first + n);
-        if (a >= MIN_ALPHA) p.rect(S_X, rowTop(w.first + n, top), S_W, ROW, theme.positive, a);
-      });
-    if (!cs || r < 0) {
-      p.text(P_X + VEC_W / 2, rowMid(0, top), 'No token selected', {
-        color: theme.mutedText,
-        size: 18,
-        anchor: 'middle',
-      });
-      return;
-    }
-    frame(p, Q_X, cellTop(r, top), VEC_W, CELL_H, theme.positive, 2, 1);
-    vectorColumn(p, P_X, top, w.first, cs.products, s.product);
-    const elbow = (Q_X + VEC_W + K_X) / 2;
-    for (let c = w.first; c < Math.min(w.last, cols.length); c++) {
-      const y = cellTop(c, top),
-        mid = rowMid(c, top);
-      if (cs.masked[c - w.first]) {
-        frame(p, P_X, y, VEC_W, CELL_H, theme.border, 1, 1);
-        p.text(P_X + VEC_W / 2, mid, 'masked (j > i)', { color: theme.mutedText, size: 11, anchor: 'middle' });
-        frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
-        continue;
-      }
-      const dot = cs.dots[c - w.first]!;
-      const a = Math.tanh(Math.abs(dot) / s.dot);
-      if (a >= MIN_ALPHA) p.rect(D_X, y - 1, DOT, DOT, signColor(dot), a);
-      frame(p, D_X, y - 1, DOT, DOT, theme.border, 1, 1);
-      // Key frame, elbow from q_i to k_j, and the k → q×k → q·k → softmax connectors, all at tanh(1.8 a).
-      const link = Math.tanh(LINK * weight(r, c));
-      if (link < MIN_ALPHA) continue;
-      frame(p, K_X, y, VEC_W, CELL_H, theme.positive, 2, link);
-      p.path(
-        [Q_X + VEC_W + 1, rowMid(r, top), elbow, rowMid(r, top), elbow, mid, K_X - 1, mid],
-        theme.positive,
-        link,
-        2,
-      );
-      p.lines(
-        [K_X + VEC_W + 1, mid, P_X - 1, mid, P_X + VEC_W + 1, mid, D_X - 1, mid, D_X + DOT + 1, mid, S_X, mid],
-        theme.positive,
-        link,
-        2,
-      );
-    }
-    drawTopDimensions(p, top, r);
-  }
-
-  /**
-   * The panel's top dimensions on the vectors: for the key broken down, a frame (text colour) around each top
-   * cell in q_i, k_j and q_i ⊙ k_j; for the whole row, a ▲ above each top dimension of the q column.
-   */
-  function drawTopDimensions(p: Painter, top: number, r: number): void {
-    const c = contributions();
-    if (!c) return;
-    const cell = VEC_W / size();
-    const j = c.key ? cols.indexOf(c.key.key) : -1;
-    if (c.key && j >= 0)
-      for (const n of c.key.top)
-        for (const [x, row] of [
-          [Q_X, r],
-          [K_X, j],
-          [P_X, j],
-        ] as const)
-          frame(p, x + n * cell, cellTop(row, top), cell, CELL_H, theme.text, 1.5, 1);
-    for (const n of c.row.top) {
-      const x = Q_X + (n + 0.5) * cell;
-      p.path([x - 4, top + TOP - 2, x, top + TOP - 8, x + 4, top + TOP - 2, x - 4, top + TOP - 2], theme.text, 1, 1.5);
-    }
-  }
-
   // ---- DOM tokens: only those of the drawn rows exist ---------------------------------------------------
   const tokenEls = { left: new Map<number, HTMLElement>(), right: new Map<number, HTMLElement>() };
   let tokensKey = '';
@@ -685,6 +372,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   let drawn: RowWindow | null = null;
   function render(): void {
     theme = resolveTheme(state.theme, window);
+    live.theme = theme;
     const cssText = css(theme) + neuronCss(theme, focusColors());
     if (style.textContent !== cssText) style.textContent = cssText; // unchanged CSS would still restyle the page
     refreshIndices();
@@ -839,37 +527,11 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   });
 
   // ---- export: the view as shown (header line, every row, tokens as text, the panel) ----------------------
-  function scene(): { width: number; height: number; draw: (p: Painter) => void } {
-    refreshIndices();
-    const header = hasQK ? 24 : 44;
-    const tables = expandedNow() ? panelTables() : [];
-    const panelX = EXPANDED_W + 24;
-    const width = (expandedNow() ? EXPANDED_W : COLLAPSED_W) + 10 + (tables.length ? PANEL_W + 24 : 0);
-    // Measure the panel by drawing it to a painter that only counts.
-    const panelHeight = tables.length ? drawPanel(countingPainter, 0, 0, tables, theme) : 0;
-    return {
-      width: Math.max(width, hasQK ? 0 : 780),
-      height: header + Math.max(bodyHeight(), TOP + panelHeight) + 10,
-      draw: (p) => {
-        p.text(
-          0,
-          10,
-          `Layer ${state.layer} · Head ${state.head}` +
-            (state.filter !== 'all' ? ` · ${PAIR_FILTERS[state.filter]}` : ''),
-          { color: theme.text, size: 13, weight: 'bold' },
-        );
-        if (!hasQK) p.text(0, 30, NO_QK_NOTE, { color: theme.mutedText, size: 12 });
-        drawBody(p, header, everything(), true);
-        if (tables.length) drawPanel(p, panelX, header + TOP, tables, theme);
-      },
-    };
-  }
-
   let notifying = false;
   function update(patch: Partial<NeuronViewState>): void {
     const next = { ...state, ...patch };
-    next.layer = index('layer', next.layer, L, 0)!;
-    next.head = index('head', next.head, H, 0)!;
+    next.layer = neuronIndex('layer', next.layer, L, 0)!;
+    next.head = neuronIndex('head', next.head, H, 0)!;
     if (data.sentenceBStart === null) next.filter = 'all';
     const allowed = filterIndices(
       data.tokens,
@@ -883,6 +545,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     if (!hasQK) next.expanded = false;
     const changed = (Object.keys(next) as (keyof NeuronViewState)[]).some((k) => next[k] !== state[k]);
     state = next;
+    live.state = state;
     render();
     if (!changed || notifying) return;
     // A listener that calls update() again does not recurse into itself.
@@ -920,16 +583,6 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   render();
   return view;
 }
-
-/** A painter that draws nothing (measuring the panel's height). */
-const countingPainter: Painter = {
-  rect: () => undefined,
-  lines: () => undefined,
-  path: () => undefined,
-  text: () => undefined,
-  image: () => undefined,
-  raster: () => undefined,
-};
 
 // ---- styles -------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@
  * milliseconds and the SVG stays small. Used by the neuron view's q, k and q × k columns.
  */
 import { rgb } from 'd3-color';
-import type { Painter } from './painter.js';
+import type { Painter, Pixels } from './painter.js';
 
 export interface VectorColumn {
   /** Left edge and width of the column; y of the first row's top. */
@@ -24,9 +24,10 @@ export interface VectorColumn {
 }
 
 /** The vectors (null: an empty row) as an RGBA raster `size` wide, `row` pixels per row. */
-export function vectorRaster(vectors: readonly (ArrayLike<number> | null)[], c: VectorColumn): ImageData {
+export function vectorRaster(vectors: readonly (ArrayLike<number> | null)[], c: VectorColumn): Pixels {
   const d = c.size;
-  const img = new ImageData(d, Math.max(1, vectors.length * c.row));
+  const height = Math.max(1, vectors.length * c.row);
+  const img = { width: d, height, data: new Uint8ClampedArray(d * height * 4) };
   const pos = rgbOf(c.colors.positive),
     neg = rgbOf(c.colors.negative);
   const y0 = Math.floor((c.row - c.cell) / 2);
@@ -51,7 +52,7 @@ export function drawVectors(
   p: Painter,
   vectors: readonly (ArrayLike<number> | null)[],
   c: VectorColumn,
-  img: ImageData = vectorRaster(vectors, c),
+  img: Pixels = vectorRaster(vectors, c),
 ): void {
   if (vectors.length === 0) return;
   p.image(c.x, c.y, c.width, vectors.length * c.row, img);
