@@ -22,7 +22,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
-import { launchChromium } from '../src/export/image.js';
+import { launchChromium } from '../src/export/chromium.js';
 
 /** Random q, k `[L, H, T, d]` and their attention softmax(q·kᵀ/√d), reproducible (mulberry32 + Box–Muller). */
 export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, seed = 1): Attention {

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
-import { launchChromium } from '../src/export/image.js';
+import { launchChromium } from '../src/export/chromium.js';
 import { randomAttention } from './views-model.js';
 
 const HEADS = 32;

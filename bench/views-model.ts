@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
-import { launchChromium } from '../src/export/image.js';
+import { launchChromium } from '../src/export/chromium.js';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
-import { launchChromium } from '../src/export/image.js';
+import { launchChromium } from '../src/export/chromium.js';
 import { measureModelView, randomAttention } from './views-model.js';
 
 interface HeadTiming {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
-import { chromiumLocation, launchChromium } from '../src/export/image.js';
+import { chromiumLocation, launchChromium } from '../src/export/chromium.js';
 import { present } from './shared.js';
 
 export const CHROMIUM = chromiumLocation();

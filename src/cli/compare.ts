@@ -5,7 +5,7 @@
  */
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderReportImage } from '../export/image.js';
+import { renderReportImage } from '../export/chromium.js';
 import { compareReport, renderReport, reportJson } from '../export/report.js';
 import { loadModel } from '../models/load-model.js';
 import { list, type Command } from './command.js';

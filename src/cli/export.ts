@@ -2,22 +2,23 @@
 import { extname } from 'node:path';
 import { readAttentionFile, writeFileAtomic } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
-// The views, the HTML export and the browser driver are imported when export runs, so that the other
+// The views, the HTML export and the image renderer are imported when export runs, so that the other
 // commands start without loading them.
 import { MODEL_OPTIONS, optionalString, required, type Command } from './command.js';
 import { aggregated, attentionFrom } from './extract.js';
 import { neuronOptions } from './neurons.js';
+import { scaleOption } from './outputs.js';
 
 export const exportCommand: Command = {
   name: 'export',
   synopsis: `export --view head|model|neuron (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
        -o <out.html|out.png|out.svg> [--layer N] [--theme light|dark] [--aggregate mean|max|rollout|all]
-       [--head H --token i [--key j]] [--allow-invalid]`,
+       [--head H --token i [--key j]] [--scale S] [--allow-invalid]`,
   description: `Write a view as one self-contained HTML file (works offline, from file://) or as a PNG or SVG image
-(images need Chromium: /usr/bin/chromium or CHROMIUM_PATH). The data comes from a model run (--model and
---text, as in extract) or from an attention file (--from), not both. --aggregate: the head or model view of
-the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads and each
-aggregate. The neuron view opens on --head, with token i expanded (q, k, q × k, q · k, softmax and the
+(drawn in Node, no browser; --scale: PNG pixels per CSS px, default 1, at most 8). The data comes from a model
+run (--model and --text, as in extract) or from an attention file (--from), not both. --aggregate: the head or
+model view of the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads
+and each aggregate (an image shows the heads). The neuron view opens on --head, with token i expanded (q, k, q × k, q · k, softmax and the
 contributions of key j) when --token is given. An attention file whose values are not probabilities (NaN,
 Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warning banner.`,
   options: {
@@ -31,6 +32,7 @@ Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warnin
     key: { type: 'string' },
     theme: { type: 'string' },
     aggregate: { type: 'string' },
+    scale: { type: 'string' },
     'allow-invalid': { type: 'boolean' },
   },
   async run(v) {
@@ -44,6 +46,7 @@ Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warnin
     const format = extname(out).slice(1).toLowerCase();
     if (format !== 'html' && format !== 'png' && format !== 'svg')
       throw new AttnvizError(`--out must end in .html, .png or .svg, not "${out}"`);
+    const scale = await scaleOption(v.scale, format);
     const options: Record<string, unknown> = {};
     if (typeof v.layer === 'string') {
       const layer = Number(v.layer);
@@ -76,8 +79,10 @@ Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warnin
     if (typeof options.layer === 'number' && options.layer >= a.attention.dims[0])
       throw new AttnvizError(`--layer ${options.layer} is out of range: the data has ${a.attention.dims[0]} layers`);
     if (view === 'neuron') Object.assign(options, neuronOptions(v, a));
-    const html = (await import('../export/html.js')).renderHtml(a, { view, options, warning });
-    const bytes = format === 'html' ? html : await (await import('../export/image.js')).renderImage(html, format);
+    const bytes =
+      format === 'html'
+        ? (await import('../export/html.js')).renderHtml(a, { view, options, warning })
+        : (await import('../export/image.js')).viewImage(a, view, options, format, scale);
     await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     console.error(`wrote ${out}: ${view} view of ${a.tokens.length} tokens`);
   },

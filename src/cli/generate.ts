@@ -2,7 +2,7 @@
 import { writeAttentionFile } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
 import { generateWith } from '../models/model.js';
-import { renderReportImage } from '../export/image.js';
+import { renderReportImage } from '../export/chromium.js';
 import { renderReport, reportJson, stepsReport } from '../export/report.js';
 import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 import { outputFormats, writeImage, writeText } from './outputs.js';

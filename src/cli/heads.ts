@@ -10,7 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { CorpusScores, type HeadScores, headScores, parsePattern } from '../analysis/head-metrics.js';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderReportImage } from '../export/image.js';
+import { renderReportImage } from '../export/chromium.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
 import type { HeadsReport } from '../export/report-data.js';
 import type { AttentionModel as Model } from '../models/model.js';

@@ -13,6 +13,7 @@ import { isMasked } from '../analysis/neuron.js';
 import { type NeuronReport, neuronReport } from '../analysis/neuron-report.js';
 import { type Command, MODEL_OPTIONS, type Values } from './command.js';
 import { attentionOrFile } from './extract.js';
+import { scaleOption } from './outputs.js';
 
 /** A non-negative integer option below `limit` (what it counts: `of`), or undefined when absent. */
 function indexOption(v: Values, name: string, limit: number, of: string): number | undefined {
@@ -95,10 +96,11 @@ export const neurons: Command = {
   name: 'neurons',
   synopsis: `neurons (--model <m> --text "<A>" [--pair "<B>"] | --from <file.safetensors>)
         --layer L --head H --token i [--key j] [--part encoder|decoder|cross]
-        [-o <out.json|out.html|out.png|out.svg>] [--theme light|dark]`,
+        [-o <out.json|out.html|out.png|out.svg>] [--theme light|dark] [--scale S]`,
   description: `Which head dimensions make query token i's scores: the q ⊙ k terms for key j (default: the key
 i attends to most) by size with their share of q · k, and the dimensions that drive the whole row's pattern.
-Prints a summary; -o writes them as JSON, or the neuron view expanded on token i.`,
+Prints a summary; -o writes them as JSON, or the neuron view expanded on token i (PNG: --scale pixels per CSS px,
+default 1).`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
@@ -108,6 +110,7 @@ Prints a summary; -o writes them as JSON, or the neuron view expanded on token i
     token: { type: 'string' },
     key: { type: 'string' },
     theme: { type: 'string' },
+    scale: { type: 'string' },
     out: { type: 'string', short: 'o' },
   },
   async run(v) {
@@ -117,6 +120,7 @@ Prints a summary; -o writes them as JSON, or the neuron view expanded on token i
     const format = out === null ? null : extname(out).slice(1).toLowerCase();
     if (format !== null && !['json', 'html', 'png', 'svg'].includes(format))
       throw new AttnvizError(`--out must end in .json, .html, .png or .svg, not "${out}"`);
+    const scale = await scaleOption(v.scale, format);
     if (v.theme !== undefined && v.theme !== 'light' && v.theme !== 'dark')
       throw new AttnvizError(`--theme must be light or dark, not "${String(v.theme)}"`);
     const all = await attentionOrFile(v);
@@ -137,18 +141,15 @@ Prints a summary; -o writes them as JSON, or the neuron view expanded on token i
       const view = {
         ...options,
         key: report.key.key,
-        ...(v.part !== undefined ? { part: v.part } : {}),
-        ...(v.theme !== undefined ? { theme: v.theme } : {}),
+        // Both checked above: --part by partOf, --theme light or dark.
+        ...(v.part !== undefined ? { part: v.part as AttentionPart } : {}),
+        ...(v.theme !== undefined ? { theme: v.theme as 'light' | 'dark' } : {}),
       };
-      // The views and the browser driver load only when an image or page is asked for.
-      const html = (await import('../export/html.js')).renderHtml(all, { view: 'neuron', options: view });
+      // The views and the image renderer load only when an image or page is asked for.
       const bytes =
         format === 'html'
-          ? html
-          : await (await import('../export/image.js')).renderImage(html, format as 'png' | 'svg', {
-              width: 1500,
-              height: 900,
-            });
+          ? (await import('../export/html.js')).renderHtml(all, { view: 'neuron', options: view })
+          : (await import('../export/image.js')).viewImage(all, 'neuron', view, format as 'png' | 'svg', scale);
       await writeFileAtomic(out, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
     }
     console.error(

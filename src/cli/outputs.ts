@@ -23,3 +23,11 @@ export function writeText(path: string, text: string): Promise<void> {
 export function writeImage(path: string, image: Uint8Array | string): Promise<void> {
   return writeFileAtomic(path, typeof image === 'string' ? Buffer.from(image) : image);
 }
+
+/** --scale, for PNG outputs only: checked by the image module (loaded only when an image is asked for). */
+export async function scaleOption(given: unknown, format: string | null): Promise<number | undefined> {
+  if (given === undefined) return undefined;
+  if (format !== 'png') throw new AttnvizError('--scale is for .png outputs');
+  const { checkScale } = await import('../export/image.js');
+  return checkScale(Number(given));
+}

@@ -1,6 +1,8 @@
 /**
- * PNG and SVG export from Node: the standalone HTML opened in headless Chromium (Debian's, driven by
- * playwright-core), and the view's own toPNG()/toSVG() called there, so images match what the page shows.
+ * Headless Chromium (Debian's, driven by playwright-core), for tests and benchmarks: they open the standalone HTML
+ * and call the views there. `renderImage` gives the page's own toPNG()/toSVG(), which the tests and the image
+ * benchmark compare with Node's browserless export (image.ts); the analysis reports' page screenshots still
+ * use `renderReportImage`.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -75,6 +75,21 @@ export function fullLayers(data: Attention, layers: readonly number[]): Map<numb
   return new Map(layers.map((l) => [l, { data: src.subarray(l * H * T * K, (l + 1) * H * T * K), n: T, m: K }]));
 }
 
+/** The grid's opening state for view options `o`: lines up to `heatmapAbove` tokens (48), heatmaps beyond. */
+export function openingGrid(
+  data: Attention,
+  o: { filter?: PairFilter; hideSpecial?: boolean; mode?: ModelViewMode; heatmapAbove?: number; scale?: ColorScale },
+  progressive: boolean,
+): GridState {
+  const [, , T, K] = data.attention.dims;
+  return {
+    filter: data.sentenceBStart === null ? 'all' : (o.filter ?? 'all'),
+    hideSpecial: o.hideSpecial ?? false,
+    mode: o.mode ?? (progressive || Math.max(T, K) > (o.heatmapAbove ?? 48) ? 'heatmap' : 'lines'),
+    scale: o.scale ?? 'linear',
+  };
+}
+
 export function modelGrid(
   data: Attention,
   shown: { layers: number[]; heads: number[]; arrived: ReadonlyMap<number, LayerWeights> },

@@ -48,6 +48,7 @@ import {
   type ModelGrid,
   modelGrid,
   type ModelViewMode,
+  openingGrid,
   PNG_SCALE,
   thumbPixels,
   thumbX as gridThumbX,
@@ -144,21 +145,18 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   const progressive = data.attention.data.length === 0;
   /** Layers that have arrived (all at once for data given in full). */
   const arrived: Map<number, LayerWeights> = progressive ? new Map() : fullLayers(data, layers);
-  const mode = options.mode ?? (progressive || Math.max(T, K) > (options.heatmapAbove ?? 48) ? 'heatmap' : 'lines');
+  const opening = openingGrid(data, options, progressive);
+  const { mode, filter } = opening;
   check(mode === 'lines' || mode === 'heatmap', `mode must be "lines" or "heatmap", not ${JSON.stringify(mode)}`);
-  const filter = data.sentenceBStart === null ? 'all' : (options.filter ?? 'all');
   check(
     filter in PAIR_FILTERS,
     `filter must be one of ${Object.keys(PAIR_FILTERS).join(', ')}, not ${JSON.stringify(filter)}`,
   );
   const sel0 = options.selected;
   let state: ModelViewState = {
+    ...opening,
     selected:
       sel0 && layers.includes(sel0.layer) && heads.includes(sel0.head) ? { layer: sel0.layer, head: sel0.head } : null,
-    filter,
-    hideSpecial: options.hideSpecial ?? false,
-    mode,
-    scale: options.scale ?? 'linear',
     hover: null,
     pinned: null,
   };

@@ -1,0 +1,155 @@
+/**
+ * PNG and SVG export without a browser. A view's scene, drawn by the same pure functions the page draws with
+ * (views/model-grid.ts, views/head-lines.ts, views/neuron-scene.ts), goes to the SVG painter; a PNG is that SVG
+ * rasterised in-process by resvg (@resvg/resvg-js: prebuilt binaries in the npm registry, no install script).
+ *
+ * Text is set in Arimo, the font files shipped in @expo-google-fonts/arimo (SIL OFL 1.1): it has Arial's metrics,
+ * as the Liberation Sans that Chromium picks for the views' Helvetica/Arial stack on Debian, and resvg loads
+ * only it (system fonts off), so an image is the same on every machine. Characters Arimo lacks (CJK, most
+ * symbols) are drawn as its missing-glyph box. The head view's token columns are sized by measuring labels
+ * in the same font (opentype.js), as the page measures them on a canvas.
+ *
+ * Raster cells (the model view's heatmap thumbnails) are SVG <image>s with PNG data URIs (fast-png): a rect per
+ * cell would be 30 × larger at 12 × 12 thumbnails of 64² cells (bench/images.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Resvg } from '@resvg/resvg-js';
+import { encode } from 'fast-png';
+import opentype from 'opentype.js';
+import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
+import { AttnvizError } from '../core/errors.js';
+import { type LinesOptions, openingLines, type Scene } from '../views/head-lines.js';
+import { GRID_WIDTH } from '../views/layout.js';
+import { drawGrid, fullLayers, type GridState, modelGrid, openingGrid } from '../views/model-grid.js';
+import type { ViewName } from '../views/mount.js';
+import { neuronScene, type NeuronSceneOptions } from '../views/neuron-scene.js';
+import { type Pixels, SvgPainter } from '../views/painter.js';
+import { resolveTheme, type ThemeName } from '../views/palette.js';
+
+const require = createRequire(import.meta.url);
+/** Arimo regular and bold: the only fonts the rasteriser sees. */
+export const FONT_FILES = ['400Regular/Arimo_400Regular.ttf', '700Bold/Arimo_700Bold.ttf'].map((f) =>
+  require.resolve(`@expo-google-fonts/arimo/${f}`),
+);
+
+/**
+ * PNG pixels per CSS px by default: 1, the view as a page shows it on a 1× screen. The page's PNG button draws at
+ * 2 (sharp on HiDPI screens); --scale 2 does the same here, at about three times the bytes: a model view's
+ * anti-aliased hairlines hardly compress (bench/RESULTS.md).
+ */
+export const DEFAULT_SCALE = 1;
+/** The largest --scale: a 12-layer model view at 8 is already 7760 × 22 800 px. */
+export const MAX_SCALE = 8;
+
+export type ImageFormat = 'png' | 'svg';
+
+/** View options the images honour (the views' own options; the CLI passes these). */
+export interface ImageViewOptions extends LinesOptions, Omit<NeuronSceneOptions, 'theme'> {
+  theme?: ThemeName;
+  part?: AttentionPart;
+  includeHeads?: number[];
+  filter?: GridState['filter'];
+  mode?: GridState['mode'];
+  heatmapAbove?: number;
+  scale?: GridState['scale'];
+}
+
+/** `scale` checked: a finite number in (0, MAX_SCALE]. */
+export function checkScale(scale: number): number {
+  if (!(Number.isFinite(scale) && scale > 0 && scale <= MAX_SCALE))
+    throw new AttnvizError(`--scale must be a number above 0 and at most ${MAX_SCALE}, not "${scale}"`);
+  return scale;
+}
+
+/** A view of `a` as an image: SVG text, or PNG bytes at `scale` PNG pixels per CSS px. */
+export function viewImage(
+  a: Attention,
+  view: ViewName,
+  options: ImageViewOptions,
+  format: ImageFormat,
+  scale = DEFAULT_SCALE,
+): string | Uint8Array {
+  if (format === 'svg') return viewSvg(a, view, options);
+  checkScale(scale);
+  return svgToPng(viewSvg(a, view, options, scale), scale);
+}
+
+/**
+ * The view as SVG. `pixelScale` is the scale it will be rasterised at: the model view's thumbnail lines are one
+ * device pixel wide, as on the page.
+ */
+export function viewSvg(a: Attention, view: ViewName, options: ImageViewOptions, pixelScale = 1): string {
+  const part = options.part ?? 'encoder';
+  if (!ATTENTION_PARTS.includes(part)) throw new AttnvizError(`part must be one of ${ATTENTION_PARTS.join(', ')}`);
+  const data = a.encoderDecoder ? attentionPart(a, part) : a;
+  const s = scene(data, view, options, pixelScale);
+  const theme = resolveTheme(options.theme ?? (view === 'head' ? 'light' : 'dark'));
+  const p = new SvgPainter(s.width, s.height, theme.background, pngDataUri);
+  s.draw(p);
+  return p.toString();
+}
+
+function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale: number): Scene {
+  switch (view) {
+    case 'head':
+      return headScene(data, o);
+    case 'model':
+      return modelScene(data, o, pixelScale);
+    case 'neuron':
+      return neuronScene(data, { ...o, theme: o.theme ?? 'dark' });
+    default:
+      throw new AttnvizError(`unknown view "${String(view)}"`);
+  }
+}
+
+function headScene(data: Attention, o: ImageViewOptions): Scene {
+  const [, , T, K] = data.attention.dims;
+  const mode = o.mode ?? (Math.max(T, K) > (o.heatmapAbove ?? 96) ? 'heatmap' : 'lines');
+  if (mode === 'heatmap')
+    throw new AttnvizError(
+      `the head view of ${Math.max(T, K)} tokens is a heatmap, which images do not draw yet: export .html`,
+    );
+  return openingLines(data, o, resolveTheme(o.theme ?? 'light'), measureLabel);
+}
+
+function modelScene(data: Attention, o: ImageViewOptions, pixelScale: number): Scene {
+  const [L, H] = data.attention.dims;
+  const layers = o.includeLayers ?? Array.from({ length: L }, (_, l) => l);
+  const heads = o.includeHeads ?? Array.from({ length: H }, (_, h) => h);
+  const grid = modelGrid(
+    data,
+    { layers, heads, arrived: fullLayers(data, layers) },
+    openingGrid(data, o, false),
+    resolveTheme(o.theme ?? 'dark'),
+    pixelScale,
+  );
+  return { width: GRID_WIDTH, height: grid.g.height, draw: (p) => drawGrid(p, grid, null, 1 / pixelScale) };
+}
+
+/** An SVG rasterised by resvg at `scale`, with Arimo only (see the header). */
+export function svgToPng(svg: string, scale = DEFAULT_SCALE): Uint8Array {
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
+    font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
+  });
+  return resvg.render().asPng();
+}
+
+/** RGBA pixels as a PNG data: URI. */
+export function pngDataUri(pixels: Pixels): string {
+  const png = encode({ width: pixels.width, height: pixels.height, data: pixels.data, channels: 4, depth: 8 });
+  return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
+}
+
+let font: opentype.Font | null = null;
+
+/** Width in px of `text` at the head view's 15 px token font, measured in Arimo. */
+export function measureLabel(text: string): number {
+  if (!font) {
+    const bytes = readFileSync(FONT_FILES[0]);
+    font = opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  }
+  return font.getAdvanceWidth(text, 15);
+}
