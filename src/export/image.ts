@@ -133,6 +133,8 @@ export function svgToPng(svg: string, scale = DEFAULT_SCALE): Uint8Array {
     fitTo: { mode: 'zoom', value: scale },
     // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
     font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
+    // Raster cells scaled without smoothing, as the page draws them (resvg reads no image-rendering: pixelated).
+    imageRendering: 1,
   });
   return resvg.render().asPng();
 }
