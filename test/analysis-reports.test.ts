@@ -213,14 +213,17 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
     }
   });
 
-  test.skipIf(!HAVE_CHROMIUM)('PNG: the report as drawn; SVG: both head views side by side', async () => {
+  test('PNG and SVG: both head views side by side, drawn without a browser', async () => {
     const [png, svg] = [join(dir, 'pronoun.png'), join(dir, 'pronoun.svg')];
-    const r = await cli(['compare', '--model', TINY, '--text', SHE, '--text', HE, '-o', png, '-o', svg]);
+    const r = await cli(['compare', '--model', TINY, '--text', SHE, '--text', HE, '-o', png, '-o', svg], {
+      CHROMIUM_PATH: join(dir, 'no-chromium'),
+    });
     expect(r.code, r.stderr).toBe(0);
     const bytes = await readFile(png);
     expect(bytes.subarray(1, 4).toString()).toBe('PNG');
-    expect(bytes.readUInt32BE(16)).toBe(1300); // the page's width
     const text = await readFile(svg, 'utf8');
+    // The PNG is the SVG at scale 1: as wide.
+    expect(bytes.readUInt32BE(16)).toBe(Math.ceil(Number(/^<svg [^>]*width="([\d.]+)"/.exec(text)![1])));
     const nested = [...text.matchAll(/<svg x="(\d+)" xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="([\d.]+)"/g)];
     expect(nested).toHaveLength(2);
     expect(Number(nested[1][1])).toBe(Number(nested[0][2]) + 20);

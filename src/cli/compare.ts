@@ -5,23 +5,22 @@
  */
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderReportImage } from '../export/chromium.js';
 import { compareReport, renderReport, reportJson } from '../export/report.js';
 import { loadModel } from '../models/load-model.js';
 import { list, type Command } from './command.js';
-import { outputFormats, writeImage } from './outputs.js';
+import { outputFormats, scaleOption, writeImage } from './outputs.js';
 
 export const compare: Command = {
   name: 'compare',
   synopsis: `compare --model <m> [--model <m2>] --text "<A>" [--text "<B>"] [--from X --to Y] [--truncate]
-        -o <report.html|.json|.csv|.png|.svg>`,
+        -o <report.html|.json|.csv|.png|.svg> [--scale S]`,
   description: `Compare two inputs: two texts on one model, or one text on two models that share a tokenizer (two of
 each: text A on model A, text B on model B). The report shows both head views linked (layer, heads,
 hover, pins), the difference A − B where the tokens align (same length, else common prefix and
 suffix), and with --from/--to the attention from tokens X to tokens Y per layer × head, ranked by
 A − B (grid and table; .csv writes that table). X and Y: a word (case-insensitive), /regex/flags on
-the token text, or #i,j (token indices), matched in each input. .png: the report as drawn; .svg: the
-two head views side by side. -o repeats.`,
+the token text, or #i,j (token indices), matched in each input. .svg and .png: the two head views side by
+side, drawn without a browser (--scale: PNG pixels per CSS px, default 1). -o repeats.`,
   options: {
     model: { type: 'string', multiple: true },
     text: { type: 'string', multiple: true },
@@ -29,12 +28,14 @@ two head views side by side. -o repeats.`,
     to: { type: 'string' },
     truncate: { type: 'boolean' },
     out: { type: 'string', short: 'o', multiple: true },
+    scale: { type: 'string' },
   },
   async run(v) {
     const models = list(v, 'model'),
       texts = list(v, 'text');
     const outs = list(v, 'out');
     const formats = outputFormats(outs, ['html', 'json', 'csv', 'png', 'svg'] as const);
+    const scale = await scaleOption(v.scale, formats.includes('png') ? 'png' : null);
     if (!models.length) throw new AttnvizError('missing --model');
     if (!texts.length) throw new AttnvizError('missing --text');
     if (models.length > 2 || texts.length > 2 || models.length + texts.length < 3)
@@ -53,7 +54,7 @@ two head views side by side. -o repeats.`,
     }));
     const [a, b] = await attentions(inputs, v.truncate === true);
     const report = compareReport(a, b, question);
-    // Every output is made before any is written, so a failure (e.g. no Chromium for .png) leaves none.
+    // Every output is made before any is written, so a failure leaves none.
     const html = renderReport(report, { a, b }, `attnviz compare — ${a.model.source}`);
     const made: (string | Uint8Array)[] = [];
     for (const f of formats) {
@@ -61,7 +62,13 @@ two head views side by side. -o repeats.`,
       else if (f === 'csv') {
         const rows = report.question!.rows.map((r, rank) => [rank + 1, r.layer, r.head, r.a, r.b, r.diff].join(','));
         made.push(`rank,layer,head,a,b,a_minus_b\n${rows.join('\n')}\n`);
-      } else made.push(f === 'html' ? html : await renderReportImage(html, f));
+      } else if (f === 'html') made.push(html);
+      else {
+        // The two head views side by side, drawn in Node (export/image.ts), loaded only for an image.
+        const { sideBySide, svgToPng, viewSvg } = await import('../export/image.js');
+        const svg = sideBySide([a, b].map((x) => viewSvg(x, 'head', { theme: 'light' })));
+        made.push(f === 'svg' ? svg : svgToPng(svg, scale));
+      }
     }
     for (const [i, out] of outs.entries()) await writeImage(out, made[i]);
     const top = report.question?.rows[0];

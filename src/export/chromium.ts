@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { AttnvizError } from '../core/errors.js';
+import { sideBySide } from './image.js';
 
 /** Flags that keep Chromium off the network: a closed network refuses its background connections. */
 const CHROMIUM_ARGS = [
@@ -79,24 +80,6 @@ export function renderReportImage(html: string, format: 'png' | 'svg'): Promise<
     if (!svgs.length) throw new AttnvizError('this report shows no view to write as SVG: write .png or .html');
     return sideBySide(svgs);
   });
-}
-
-/** SVG documents placed left to right in one SVG (each nested as an <svg> at its x offset). */
-export function sideBySide(svgs: string[], gap = 20): string {
-  let x = 0,
-    height = 0;
-  const parts = svgs.map((svg) => {
-    const size = (name: string) => Number(new RegExp(`<svg[^>]*\\s${name}="([\\d.]+)"`).exec(svg)?.[1] ?? 0);
-    const [w, h] = [size('width'), size('height')];
-    const body = svg.replace(/^<\?xml[^>]*>\s*/, '').replace(/^<svg/, `<svg x="${x}"`);
-    x += w + gap;
-    height = Math.max(height, h);
-    return body;
-  });
-  const width = Math.max(0, x - gap);
-  const size = `width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"`;
-  const open = `<svg xmlns="http://www.w3.org/2000/svg" ${size}>`;
-  return `${open}\n${parts.join('\n')}\n</svg>\n`;
 }
 
 /** Opens `html` from a temporary file in headless Chromium, waits for `ready`, then runs `fn` on the page. */

@@ -155,3 +155,21 @@ export function measureLabel(text: string): number {
   }
   return font.getAdvanceWidth(text, 15);
 }
+
+/** SVG documents placed left to right in one SVG (each nested as an <svg> at its x offset). */
+export function sideBySide(svgs: string[], gap = 20): string {
+  let x = 0,
+    height = 0;
+  const parts = svgs.map((svg) => {
+    const size = (name: string) => Number(new RegExp(`<svg[^>]*\\s${name}="([\\d.]+)"`).exec(svg)?.[1] ?? 0);
+    const [w, h] = [size('width'), size('height')];
+    const body = svg.replace(/^<\?xml[^>]*>\s*/, '').replace(/^<svg/, `<svg x="${x}"`);
+    x += w + gap;
+    height = Math.max(height, h);
+    return body;
+  });
+  const width = Math.max(0, x - gap);
+  const size = `width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"`;
+  const open = `<svg xmlns="http://www.w3.org/2000/svg" ${size}>`;
+  return `${open}\n${parts.join('\n')}\n</svg>\n`;
+}
