@@ -152,7 +152,7 @@ describe.skipIf(!HAVE_CLI)('attnviz export and neurons without Chromium', () => 
       noBrowser,
     );
     expect(n.code, n.stderr).toBe(0);
-  });
+  }, 300_000);
 
   test('a bad --scale, or --scale on an SVG: exit 2, one line', async () => {
     const from = join(tmp, 'sample.safetensors');
@@ -167,5 +167,5 @@ describe.skipIf(!HAVE_CLI)('attnviz export and neurons without Chromium', () => 
       '--scale is for .png outputs',
     );
     expect(existsSync(join(tmp, 'bad.png'))).toBe(false);
-  });
+  }, 300_000);
 });

@@ -18,9 +18,10 @@ export const exportCommand: Command = {
 (drawn in Node, no browser; --scale: PNG pixels per CSS px, default 1, at most 8). The data comes from a model
 run (--model and --text, as in extract) or from an attention file (--from), not both. --aggregate: the head or
 model view of the pseudo-layers (as for extract); all: a "Layers:" select in the page switches between the heads
-and each aggregate (an image shows the heads). The neuron view opens on --head, with token i expanded (q, k, q × k, q · k, softmax and the
-contributions of key j) when --token is given. An attention file whose values are not probabilities (NaN,
-Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warning banner.`,
+and each aggregate (an image shows the heads). The neuron view opens on --head, with token i expanded (q, k,
+q × k, q · k, softmax and the contributions of key j) when --token is given. An attention file whose values
+are not probabilities (NaN, Inf, rows not summing to 1) is an error; --allow-invalid shows it under a warning
+banner.`,
   options: {
     ...MODEL_OPTIONS,
     from: { type: 'string' },
