@@ -109,8 +109,9 @@ async function main(): Promise<void> {
     const html = renderHtml(a, { view: 'model' });
     const csvg = await time(runs, () => renderImage(html, 'svg'));
     const cpng = await time(runs, () => renderImage(html, 'png'));
-    console.log(`  Chromium SVG        ${csvg.ms.toFixed(0).padStart(6)} ms  ${kb(size(csvg.out))}  (launch included)`);
-    console.log(`  Chromium PNG (2×)   ${cpng.ms.toFixed(0).padStart(6)} ms  ${kb(size(cpng.out))}  (launch included)`);
+    const launched = '  (launch included)';
+    console.log(`  Chromium SVG        ${csvg.ms.toFixed(0).padStart(6)} ms  ${kb(size(csvg.out))}${launched}`);
+    console.log(`  Chromium PNG (2×)   ${cpng.ms.toFixed(0).padStart(6)} ms  ${kb(size(cpng.out))}${launched}`);
   }
 
   // BERT-tiny, the golden cat/pair case.
