@@ -271,7 +271,8 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
         num_ln_in_parallel_attn: twoNorms ? 2 : 1,
         parallel_attn: true,
         bias: m.tensor('blk.0.attn_qkv.bias'),
-        ffn_hidden_size: m.num('feed_forward_length'),
+        // The converter writes 4 × hidden whatever ffn_hidden_size was; the tensor has the real width.
+        ffn_hidden_size: m.rows('blk.0.ffn_up.weight'),
         layer_norm_epsilon: m.num('attention.layer_norm_epsilon'),
         max_position_embeddings: m.num('context_length'),
         rope_theta: m.num('rope.freq_base', 10000),
@@ -300,7 +301,8 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
         n_layer: m.num('block_count'),
         n_head: heads,
         n_positions: m.num('context_length'),
-        n_inner: m.num('feed_forward_length'),
+        // As for Falcon: feed_forward_length is written as 4 × n_embd, n_inner may differ.
+        n_inner: m.rows('blk.0.ffn_up.weight'),
         rotary_dim: m.num('rope.dimension_count', hidden / heads),
         layer_norm_epsilon: m.num('attention.layer_norm_epsilon'),
         activation_function: 'gelu_new',
@@ -401,6 +403,13 @@ class Metadata {
 
   tensor(name: string): boolean {
     return this.file.tensors.has(name);
+  }
+
+  /** The rows (PyTorch's first dimension) of a tensor, for sizes the converter writes wrongly or not at all. */
+  rows(name: string): number {
+    const t = this.file.tensors.get(name);
+    check(t !== undefined, `${this.what}: missing tensor "${name}"`);
+    return t.shape[0];
   }
 }
 
