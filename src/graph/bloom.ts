@@ -98,10 +98,7 @@ function build(g: GraphBuilder, w: Weights, c: BloomConfig, options: BuildOption
   const bias = g.op('Expand', [alibi, g.op('Shape', [causal])], {}, POSITION_BIAS_OUTPUT);
   const mask = g.add(bias, causal);
 
-  let x = layerNorm(
-    g.op('Gather', [g.weight(get('word_embeddings.weight', [c.vocab, D])), ids]),
-    'word_embeddings_layernorm',
-  );
+  let x = layerNorm(g.embedding(get('word_embeddings.weight', [c.vocab, D]), ids), 'word_embeddings_layernorm');
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;
     const out = outputNames(i);

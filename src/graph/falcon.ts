@@ -130,7 +130,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     c.vocab,
     D,
   ]);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;

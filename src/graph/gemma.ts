@@ -157,7 +157,7 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
 
   // Embeddings × √D (float32).
   const embedding: WeightRef = w.get([`${p}embed_tokens.weight`, 'lm_head.weight'], [c.vocab, D]);
-  let x = g.op('Mul', [g.op('Gather', [g.weight(embedding), ids]), g.scalar(Math.fround(Math.sqrt(D)))]);
+  let x = g.op('Mul', [g.embedding(embedding, ids), g.scalar(Math.fround(Math.sqrt(D)))]);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
