@@ -1,6 +1,6 @@
 /**
- * GGUF files (src/load/gguf.ts, gguf-tokenizer.ts, gguf-checkpoint.ts), written by a small GGUF writer in this
- * file.
+ * GGUF files (src/load/gguf.ts, gguf-tokenizer.ts, gguf-checkpoint.ts), written by the small GGUF writer in
+ * gguf-writer.ts (the second-wave architectures: gguf-families.test.ts).
  *
  * - Dequantization: F32, F16, Q8_0, Q4_0, Q4_K and Q6_K blocks packed here from chosen integer codes and
  *   scales (Q4_K / Q6_K with the bit packing of ggml's quantize_row_*_ref, the encoder side), compared with
@@ -1088,6 +1088,33 @@ describe('tokenizer.ggml.model "gpt2": byte-level BPE on tokenizers.js', () => {
     expect(t.decode(e.ids.slice(bos ? 1 : 0))).toBe('Hello world');
     expect(t.encode('Hello<|endoftext|>').tokens.slice(-1)).toEqual(['<|endoftext|>']);
     expect(t.bos).toBe(0);
+  });
+
+  /** A vocabulary of `pieces` (byte-level symbols) and `merges`, under pre-tokenizer `pre`. */
+  const tokenize = async (pre: string, pieces: string[], merges: string[], text: string) => {
+    const metadata: [string, MetaValue][] = [
+      ['tokenizer.ggml.model', { str: 'gpt2' }],
+      ['tokenizer.ggml.pre', { str: pre }],
+      ['tokenizer.ggml.tokens', { strs: pieces }],
+      ['tokenizer.ggml.merges', { strs: merges }],
+    ];
+    return ggufTokenizer(readGguf(await file(gguf({ metadata, tensors: [] }))), 'x').encode(text).tokens;
+  };
+
+  test("falcon (llama.cpp's three regexes in turn): digits cut in threes before merging", async () => {
+    const pieces = ['1', '2', '3', '4', '5', '12', '34', '123', '45'];
+    // Merged whole, "12345" would be 12 · 34 · 5 (rank 0 is "3 4"); cut as "123" "45" it is 123 · 45.
+    const merges = ['3 4', '1 2', '12 3', '4 5'];
+    expect(await tokenize('gpt2', pieces, merges, '12345')).toEqual(['12', '34', '5']);
+    expect(await tokenize('falcon', pieces, merges, '12345')).toEqual(['123', '45']);
+  });
+
+  test('bloom: one rule, runs of anything but spaces and .,!?… (so "a;b" is one piece)', async () => {
+    const pieces = ['a', ';', 'b', 'a;', 'a;b', '.'];
+    const merges = ['a ;', 'a; b'];
+    expect(await tokenize('gpt2', pieces, merges, 'a;b')).toEqual(['a', ';', 'b']);
+    expect(await tokenize('bloom', pieces, merges, 'a;b')).toEqual(['a;b']);
+    expect(await tokenize('bloom', pieces, merges, 'a;b.')).toEqual(['a;b', '.']);
   });
 
   test('an unknown pre-tokenizer or missing merges are named', async () => {
