@@ -1,7 +1,8 @@
 /**
  * A GGUF file (architectures llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, bloom, falcon, gptj) as
- * a model the engine can build: its metadata becomes a Hugging Face style config, its vocabulary the tokenizer (gguf-tokenizer.ts), and its tensors, renamed to
- * transformers' names, the checkpoint's weights — read in place, nothing is written to disk:
+ * a model the engine can build: its metadata becomes a Hugging Face style config, its vocabulary the tokenizer
+ * (gguf-tokenizer.ts), and its tensors, renamed to transformers' names, the checkpoint's weights — read in
+ * place, nothing is written to disk:
  *
  * - F32, F16 and BF16 tensors are ONNX external data pointing into the .gguf file at the tensor's offset
  *   (onnxruntime reads them from there, like a safetensors checkpoint's);
