@@ -103,8 +103,8 @@ const FUSED_BLOCK = {
 };
 
 /** Llama, Mistral, Qwen2: LlamaConfig / MistralConfig / Qwen2Config fields; a window in every layer if given. */
-const llamaLike: Architecture = {
-  modelType: '',
+const llamaLike = (modelType: string): Architecture => ({
+  modelType,
   layers: 'model.layers',
   top: LLAMA_TOP,
   block: () => LLAMA_BLOCK,
@@ -115,7 +115,7 @@ const llamaLike: Architecture = {
       ? { sliding_window: m.num('attention.sliding_window'), use_sliding_window: true }
       : {}),
   }),
-};
+});
 
 /**
  * llama.cpp scales Gemma's scores by head_dim^−½, except in the 27B models (46 layers for Gemma 2, 62 for
@@ -137,9 +137,9 @@ const GEMMA_BLOCK = {
 };
 
 const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
-  llama: { ...llamaLike, modelType: 'llama' },
-  mistral: { ...llamaLike, modelType: 'mistral' },
-  qwen2: { ...llamaLike, modelType: 'qwen2' },
+  llama: llamaLike('llama'),
+  mistral: llamaLike('mistral'),
+  qwen2: llamaLike('qwen2'),
   qwen3: {
     modelType: 'qwen3',
     layers: 'model.layers',
@@ -312,7 +312,7 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
   },
 };
 
-export function hfName(name: string, architecture: GgufArchitecture, file: GgufFile, what: string): string {
+function hfName(name: string, architecture: GgufArchitecture, file: GgufFile, what: string): string {
   const arch = ARCHITECTURES[architecture];
   const top = /^([a-z_]+)\.(weight|bias)$/.exec(name);
   if (top && Object.hasOwn(arch.top, top[1])) return `${arch.top[top[1]]}.${top[2]}`;
