@@ -28,7 +28,7 @@ import { Weights, type WeightRef } from './weights.js';
 
 export interface GgufModel {
   architecture: GgufArchitecture;
-  /** HF-style config (model_type = the architecture) made from the GGUF metadata. */
+  /** HF-style config (model_type: the family the architecture runs on) made from the GGUF metadata. */
   config: ModelConfig;
   /** The tensors under transformers' names, located in the .gguf file. */
   weights: Weights;
