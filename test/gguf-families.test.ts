@@ -122,13 +122,9 @@ function falconQkv(data: Float32Array, H: number, K: number, d: number, cols: nu
 }
 
 /** Every checkpoint tensor renamed, then `transform`ed (the converter's modify_tensors). */
-function convert(
-  w: TinyWeights,
-  names: Names,
-  transform: (t: Converted, hfName: string) => Converted[] = (t) => [t],
-): Converted[] {
+function convert(w: TinyWeights, names: Names, transform: (t: Converted) => Converted[] = (t) => [t]): Converted[] {
   return [...w.tensors].flatMap(([name, t]) =>
-    transform({ name: convertName(name, names), shape: t.shape, data: t.data }, name),
+    transform({ name: convertName(name, names), shape: t.shape, data: t.data }),
   );
 }
 
