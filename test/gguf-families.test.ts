@@ -4,8 +4,9 @@
  * llama.cpp's convert_hf_to_gguf.py writes it — its tensor names (gguf-py's tensor map), its metadata keys and
  * its transforms (Gemma's norm weights + 1, BLOOM's per-head qkv regrouped as q | k | v, Falcon's kv groups
  * regrouped likewise, a duplicated BLOOM output matrix) — and run against the same checkpoint as a safetensors
- * folder: the same tokens, attention, q, k and last hidden state within 1e-4. The same file with its matrices
- * quantized to Q8_0 (ggml's quantize_row_q8_0_ref) runs quantized and matches its dequantized F32 copy.
+ * folder: the same tokens, attention, q, k and last hidden state within 1e-4, the same greedy generation. The
+ * same file with its matrices quantized to Q8_0 (ggml's quantize_row_q8_0_ref) runs quantized and matches its
+ * dequantized F32 copy.
  *
  * The converter's layout is our own reading of convert_hf_to_gguf.py and gguf-py (no real Hub GGUF is
  * reachable here): this checks that the loader undoes what that reading says the converter does.
@@ -500,11 +501,10 @@ describe.each(CASES)('GGUF %s', (_, make, sentencePiece) => {
       sentencePiece ? 'llama-tiny-mha' : 'gpt2-tiny',
       sentencePiece ? { golden: 'json' } : {},
     );
-    const [a, b] = await Promise.all([
-      open(folder).then((m) => m.attention(TEXT)),
-      // Without the dummy prefix (Gemma), the text's own leading space makes the first word's "▁".
-      open(ggufOf(c, false)).then((m) => m.attention(c.vocabulary === 'spm-no-prefix' ? ` ${TEXT}` : TEXT)),
-    ]);
+    const [hf, file] = await Promise.all([open(folder), open(ggufOf(c, false))]);
+    // Without the dummy prefix (Gemma), the text's own leading space makes the first word's "▁".
+    const text = c.vocabulary === 'spm-no-prefix' ? ` ${TEXT}` : TEXT;
+    const [a, b] = await Promise.all([hf.attention(TEXT), file.attention(text)]);
     expect(b.inputIds).toEqual(a.inputIds);
     expect(b.tokens).toEqual(a.tokens);
     expect(b.model.modelType).toBe(a.model.modelType);
@@ -513,6 +513,14 @@ describe.each(CASES)('GGUF %s', (_, make, sentencePiece) => {
     expectClose(b.query!.data, a.query!.data, 'query');
     expectClose(b.key!.data, a.key!.data, 'key');
     expectClose(b.hiddenLast!.data, a.hiddenLast!.data, 'hidden_last');
+    // Greedy generation (the KV-cache graph, on the same layout) picks the same tokens (BLOOM, GPT-J: no head).
+    expect(file.capabilities.generate).toBe(hf.capabilities.generate);
+    if (hf.capabilities.generate) {
+      const options = { maxNewTokens: 6, temperature: 0 };
+      const [x, y] = await Promise.all([hf.generate(TEXT, options), file.generate(text, options)]);
+      expect(y.ids).toEqual(x.ids);
+      expect(x.ids.length).toBeGreaterThan(a.inputIds!.length);
+    }
   });
 
   test.skipIf(skip)('Q8_0 matrices run quantized and match the same values in F32', async () => {
