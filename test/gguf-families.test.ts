@@ -539,6 +539,18 @@ describe.each(CASES)('GGUF %s', (_, make, sentencePiece) => {
   });
 });
 
+describe('GGUF metadata read as llama.cpp reads it', () => {
+  test.skipIf(!HAVE_STORIES)('gemma3 without attention.sliding_window: every layer global', async () => {
+    const c = gemma('gemma3');
+    c.metadata = c.metadata.filter(([k]) => k !== 'attention.sliding_window');
+    const a = await (await open(ggufOf(c, false))).attention(` ${TEXT}`);
+    expect(a.layerWindows ?? [], 'no windowed layer').toEqual([]);
+    // Layer 0, head 0, the last query: keys further back than the window of 4 are attended to.
+    const T = a.tokens.length;
+    expect(a.attention.data[(T - 1) * T]).toBeGreaterThan(0);
+  });
+});
+
 describe('GGUF layouts attnviz refuses by name', () => {
   test('phi3 with longrope factors (rope_factors_long / _short, the 128k-context models)', async () => {
     const c = phi3();

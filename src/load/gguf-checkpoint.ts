@@ -175,10 +175,11 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
       rope_theta: m.num('rope.freq_base', 1e6),
       // llama.cpp rotates sliding layers with θ 10000 unless the file says otherwise.
       rope_local_base_freq: m.num('rope.freq_base_swa', 1e4),
-      sliding_window: m.num('attention.sliding_window'),
+      // No window (or 0): every layer global, as llama.cpp reads such a file.
+      ...(m.get('attention.sliding_window') ? { sliding_window: m.num('attention.sliding_window') } : {}),
       ...slidingPattern(m),
       attn_logit_softcapping: null,
-      final_logit_softcapping: null,
+      final_logit_softcapping: m.has('final_logit_softcapping') ? m.num('final_logit_softcapping') : null,
     }),
   },
   phi3: {
@@ -469,11 +470,13 @@ function ropeScaling(m: Metadata, headDim: number): Record<string, unknown> | nu
 }
 
 /**
- * Gemma 3's sliding layers: `attention.sliding_window_pattern` as a period n (all but every n-th layer slide) or
- * one boolean per layer (true: sliding); absent, Gemma 3's period 6, which llama.cpp assumes.
+ * Gemma 3's sliding layers: none without `attention.sliding_window` (or with 0), as llama.cpp reads it;
+ * else `attention.sliding_window_pattern` as a period n (all but every n-th layer slide) or one boolean per
+ * layer (true: sliding); absent, Gemma 3's period 6, which llama.cpp assumes.
  */
 function slidingPattern(m: Metadata): Record<string, unknown> {
   const pattern = m.get('attention.sliding_window_pattern');
+  if (!m.get('attention.sliding_window')) return { layer_types: Array(m.num('block_count')).fill('full_attention') };
   if (pattern === undefined) return {};
   if (Array.isArray(pattern)) {
     check(
