@@ -570,6 +570,12 @@ describe('GGUF layouts attnviz refuses by name', () => {
     );
   });
 
+  test('olmo2 with a sliding window (OLMo 3, which llama.cpp writes as olmo2)', async () => {
+    const c = olmo2();
+    c.metadata = [...c.metadata, ['attention.sliding_window', u32(4)]];
+    await expectBad(Model.load(await fileOf(ggufOf(c, false))), /olmo2\.attention\.sliding_window is set \(OLMo 3/);
+  });
+
   test('a q/k norm in a gemma2 file (Gemma 2 has none): the unread tensor is named', async () => {
     const c = gemma('gemma2');
     const qNorm: Converted = { name: 'blk.0.attn_q_norm.weight', shape: [8], data: new Float32Array(8) };

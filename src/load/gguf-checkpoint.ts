@@ -222,7 +222,15 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
       ...SWIGLU,
     }),
     ropeFreqs: true,
-    config: (m) => decoder(m, true),
+    config: (m) => {
+      // llama.cpp writes OLMo 3 as olmo2 with a window (every 4th layer global); transformers' Olmo2 has none.
+      check(
+        !m.get('attention.sliding_window'),
+        `${m.what}: olmo2.attention.sliding_window is set (OLMo 3's sliding layers), which the olmo2 family ` +
+          'does not have',
+      );
+      return decoder(m, true);
+    },
   },
   bloom: {
     modelType: 'bloom',
