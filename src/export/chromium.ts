@@ -31,7 +31,8 @@ export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
   const path = chromiumLocation(env);
   if (!existsSync(path))
     throw new AttnvizError(
-      `PNG and SVG export need Chromium, not found at ${path} (install Debian's chromium or set CHROMIUM_PATH)`,
+      `the heads and generate reports' PNG need Chromium, not found at ${path} ` +
+        "(install Debian's chromium or set CHROMIUM_PATH)",
     );
   return path;
 }
