@@ -13,8 +13,13 @@ import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { encodeAttentionFile } from '../src/core/attention-file.js';
+import { readAttentionFile } from '../src/core/files.js';
+import { renderImage } from '../src/export/chromium.js';
+import { renderHtml } from '../src/export/html.js';
 import { viewImage, viewSvg } from '../src/export/image.js';
+import { HAVE_CHROMIUM } from './browser.js';
 import { cli, expectCliError, HAVE_CLI } from './cli-run.js';
+import { HAVE_SHARED, SHARED } from './shared.js';
 import { synth } from './views-synthetic.js';
 
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-images-'));
@@ -168,4 +173,35 @@ describe.skipIf(!HAVE_CLI)('attnviz export and neurons without Chromium', () => 
     );
     expect(existsSync(join(tmp, 'bad.png'))).toBe(false);
   }, 300_000);
+});
+
+/** Each line segment of an SVG's paths, keyed by colour and coordinates, with its opacity. */
+function segments(svg: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [, d, color, opacity] of svg.matchAll(/<path d="([^"]*)" stroke="([^"]+)" stroke-opacity="([\d.]+)"/g))
+    for (const seg of d.split('M').slice(1)) out.set(`${color} ${seg}`, Number(opacity));
+  return out;
+}
+
+describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('the same scene as the page', () => {
+  test("Node's head view SVG draws what the page's own toSVG() draws (bert-tiny cat/pair)", async () => {
+    const a = await readAttentionFile(join(SHARED, 'golden/cases/bert-tiny__cat_pair.safetensors'));
+    for (const layer of [0, 1]) {
+      const page = String(await renderImage(renderHtml(a, { view: 'head', options: { layer } }), 'svg'));
+      const node = viewSvg(a, 'head', { layer });
+      // Size, header and token labels: identical.
+      const fixed = (svg: string) => [/^<svg[^>]*>/.exec(svg)![0], ...svg.matchAll(/<(text|rect)[^>]*>/g)].join('');
+      expect(fixed(node)).toBe(fixed(page));
+      // Lines: the page holds the attention in 12 bits (core/encode.ts), Node the file's float32, so a segment may
+      // fall in the next opacity level, or under the 1/255 cut, but no further.
+      const [n, p] = [segments(node), segments(page)];
+      let missing = 0;
+      for (const [key, opacity] of n) {
+        const other = p.get(key);
+        if (other === undefined) missing++;
+        else expect(Math.abs(other - opacity), key).toBeLessThanOrEqual(1 / 64 + 1e-3);
+      }
+      expect(missing + Math.max(0, p.size - (n.size - missing))).toBeLessThanOrEqual(0.02 * n.size);
+    }
+  }, 180_000);
 });
