@@ -116,6 +116,7 @@ const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
  * iframes).
  */
 export function page(title: string, body: string, bundlePath: string, frameId?: string, after = ''): string {
+  const bundle = builtBundle(bundlePath).replace(/<\/script/gi, '<\\/script');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="${CSP}">
@@ -123,7 +124,7 @@ export function page(title: string, body: string, bundlePath: string, frameId?: 
 <style>body{margin:0;font-family:'Helvetica Neue',Helvetica,Arial,sans-serif}</style></head>
 <body>
 ${body}
-<script>${builtBundle(bundlePath).replace(/<\/script/gi, '<\\/script')}</script>${frameId ? reportHeight(frameId) : ''}${after}
+<script>${bundle}</script>${frameId ? reportHeight(frameId) : ''}${after}
 </body></html>
 `;
 }
