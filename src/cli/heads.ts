@@ -12,7 +12,7 @@ import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
 import { renderReportImage } from '../export/image.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
-import type { HeadsReport } from '../export/report-data.js';
+import type { HeadsReport } from '../analysis/report-data.js';
 import type { AttentionModel as Model } from '../models/model.js';
 import { loadModel } from '../models/load-model.js';
 import { list, numberOption, required, type Command } from './command.js';

@@ -1,8 +1,8 @@
 /**
  * What the analysis reports hold besides attention: the JSON written by `-o report.json` and embedded in the
- * HTML reports, read back by the report pages (src/export/reports/). Numbers that are not defined are null.
+ * HTML reports, read back by the report pages (src/views/reports/). Numbers that are not defined are null.
  */
-import type { Alignment, Question } from '../analysis/compare.js';
+import type { Alignment, Question } from './compare.js';
 
 export interface InputInfo {
   text: string;
