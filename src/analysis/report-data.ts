@@ -63,3 +63,33 @@ export interface StepsReport {
 }
 
 export type ReportData = CompareReport | HeadsReport | StepsReport;
+
+/** An attention a report shows, as the server sends it to the app: its binary encoding (core/encode.ts) in base 85. */
+export interface EncodedAttention {
+  bytes: number;
+  base85: string;
+}
+
+/**
+ * A report as the server's tool endpoints answer it (docs/server-api.md): the report and the attentions it
+ * shows, by name (as the HTML report's data blocks); `seed` for a generation.
+ */
+export interface ToolResult {
+  report: ReportData;
+  data: Record<string, EncodedAttention>;
+  seed?: number;
+}
+
+/** The head finder's progress: texts run so far (skipped ones included) of `total`. */
+export interface CorpusProgress {
+  done: number;
+  total: number;
+  skipped: number;
+}
+
+/** A token as generation chooses it (`index`: its position in prompt + generated tokens). */
+export interface GeneratedToken {
+  index: number;
+  id: number;
+  token: string;
+}
