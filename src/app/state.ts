@@ -5,6 +5,11 @@
  */
 import { VIEWS, type ViewName } from '../views/mount.js';
 
+/** The analysis tabs beside the views (tools.ts). */
+export const TOOLS = ['compare', 'heads', 'steps'] as const;
+export type ToolName = (typeof TOOLS)[number];
+export const isTool = (view: string): view is ToolName => (TOOLS as readonly string[]).includes(view);
+
 /** The page's theme: 'auto' follows the system (prefers-color-scheme). One for the whole page and all views. */
 export const THEMES = ['auto', 'light', 'dark'] as const;
 export type AppTheme = (typeof THEMES)[number];
@@ -23,7 +28,8 @@ export interface AppState {
   target: string;
   /** Cut inputs longer than the model's positions instead of refusing them. */
   truncate: boolean;
-  view: ViewName;
+  /** A view, or one of the analysis tabs (tools.ts). */
+  view: ViewName | ToolName;
   layer: number;
   /** Active heads; null = all. In the neuron view the first one is the head shown. */
   heads: number[] | null;
@@ -68,7 +74,7 @@ export function parseState(search: string, fallbackModel: string): AppState {
   s.target = q.get('target') ?? '';
   s.truncate = q.get('truncate') === '1';
   const view = q.get('view');
-  if (view && (VIEWS as readonly string[]).includes(view)) s.view = view as ViewName;
+  if (view && ([...VIEWS, ...TOOLS] as readonly string[]).includes(view)) s.view = view as ViewName | ToolName;
   const layer = Number(q.get('layer'));
   if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
   s.heads = integers(q.get('heads'));

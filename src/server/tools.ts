@@ -34,8 +34,15 @@ export const MAX_NEW_TOKENS = 1024;
 
 type Handler = (ctx: Context, req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-/** The attentions a report shows, encoded for the page (attention only: the report pages need no q/k). */
-function encoded(ctx: Context, attentions: Record<string, Attention>): Record<string, EncodedAttention> {
+/**
+ * The attentions a report shows, encoded for the page: attention only (the report pages need no q/k), or with
+ * q/k for a generation, which the app also opens in the neuron view.
+ */
+function encoded(
+  ctx: Context,
+  attentions: Record<string, Attention>,
+  queryKey = false,
+): Record<string, EncodedAttention> {
   const values = Object.values(attentions).reduce((n, a) => n + a.attention.data.length, 0);
   if (values > ctx.limits.overviewAbove)
     throw new HttpError(
@@ -45,7 +52,7 @@ function encoded(ctx: Context, attentions: Record<string, Attention>): Record<st
     );
   return Object.fromEntries(
     Object.entries(attentions).map(([name, a]) => {
-      const bytes = encodeAttention(a, { queryKey: false });
+      const bytes = encodeAttention(a, { queryKey });
       return [name, { bytes: bytes.length, base85: encodeBase85(bytes) }];
     }),
   );
@@ -219,7 +226,7 @@ export const postGenerate: Handler = async (ctx, req, res) => {
     );
     if (!g.attention) throw new HttpError(500, `${key} gave no attention for the generated text`);
     const report = stepsReport(g, key, prompt, options.temperature ?? 1);
-    const result: ToolResult = { report, data: encoded(ctx, { a: g.attention }), seed: g.seed };
+    const result: ToolResult = { report, data: encoded(ctx, { a: g.attention }, true), seed: g.seed };
     events.send('result', result);
   } catch (e) {
     events.fail(e);
