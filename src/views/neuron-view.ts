@@ -68,6 +68,7 @@ import { LineBatch, MIN_ALPHA } from './lines.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
 import { Tooltip } from './tooltip.js';
+import { generationClass } from './generation.js';
 import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
@@ -602,7 +603,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     const t = el(
       'div',
       {
-        class: `av-token av-${side}`,
+        class: `av-token av-${side}${generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i)}`,
         'data-side': side,
         'data-index': i,
         title: side === 'left' ? data.tokens[i] : keyTokens[i],
