@@ -4,7 +4,6 @@
  * a newer request aborts an older one; a model load shows its progress; every failure is shown in the page.
  */
 import type { Attention } from '../core/attention.js';
-import { encodeAttentionFile } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { download } from '../views/dom.js';
 import { modelView, type ModelView } from '../views/model-view.js';
@@ -45,6 +44,7 @@ const ui = {
   fileInput: $<HTMLInputElement>('file-input'),
   drop: $('drop'),
   dlHtml: $<HTMLButtonElement>('dl-html'),
+  dlAttention: $<HTMLButtonElement>('dl-attention'),
   text: $<HTMLTextAreaElement>('text'),
   pair: $<HTMLInputElement>('pair'),
   target: $<HTMLInputElement>('target'),
@@ -74,8 +74,11 @@ let data: Attention | null = null;
  * resolution through loadHead), and the query it answers.
  */
 let overview: { o: Overview; query: AttentionQuery } | null = null;
-/** The attention file opened in the page, kept for its download. */
-let opened: { name: string; file: Blob; attention: Attention } | null = null;
+/**
+ * The attention file opened in the page, kept for its download; or a text generated in the Generate tab
+ * (no file: `attnviz generate --out` writes one).
+ */
+let opened: { name: string; file: Blob | null; attention: Attention } | null = null;
 let mounted: MountedView | null = null;
 let controller: AbortController | null = null;
 let generation = 0;
@@ -106,6 +109,7 @@ function showInputs(): void {
   ui.truncateField.hidden = file;
   ui.counter.hidden = file;
   ui.dlHtml.disabled = file;
+  ui.dlAttention.disabled = file && !opened?.file;
   ui.dlHtml.title = file ? 'The HTML page is made by the server from a model run; PNG and SVG work for files' : '';
   ui.theme.value = state.theme;
   for (const tab of ui.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === state.view));
@@ -516,7 +520,7 @@ function showTab(): void {
     showError,
     clearError,
     openInViews: (attention, name) => {
-      opened = { name, file: new Blob([encodeAttentionFile(attention) as BlobPart]), attention };
+      opened = { name, file: null, attention };
       state = { ...state, file: name, view: 'head', layer: 0, heads: null, pinned: [] };
       showInputs();
       showTab();
@@ -534,7 +538,7 @@ async function downloadExport(format: 'html' | 'attention'): Promise<void> {
   const view = state.view;
   if (!shown || isTool(view)) return;
   if (state.file !== null) {
-    if (opened && format === 'attention') download(opened.file, opened.name);
+    if (opened?.file && format === 'attention') download(opened.file, opened.name);
     return;
   }
   try {
