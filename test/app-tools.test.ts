@@ -26,9 +26,9 @@ let server: RunningServer;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!HAVE_CHROMIUM || !HAVE_SHARED) return;
+  if (!HAVE_SHARED) return;
   server = await startServer({ port: 0, modelRoots: [join(SHARED, 'models'), join(SHARED, 'golden', 'models')] });
-  browser = await launch();
+  if (HAVE_CHROMIUM) browser = await launch();
 }, 60_000);
 
 afterAll(async () => {
@@ -67,6 +67,62 @@ async function errorText(page: Page): Promise<string> {
   await page.locator('#error').waitFor({ state: 'visible', timeout: 30_000 });
   return (await page.locator('#error').textContent()) ?? '';
 }
+
+const post = (path: string, body: unknown) =>
+  fetch(`${server.url}api/${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+
+/** The events of a Server-Sent Events answer, as [event, data]. */
+const eventsOf = async (res: Response) =>
+  [...(await res.text()).matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((e) => [e[1], JSON.parse(e[2])] as const);
+
+describe.runIf(HAVE_SHARED)('the tool endpoints', () => {
+  test('/api/heads streams progress, one event per text, before the result; a too-long text is skipped', async () => {
+    const long = 'word '.repeat(600);
+    const res = await post('heads', { model: `path:${BERT}`, corpus: `One text.\n${long}\nThree.` });
+    const events = await eventsOf(res);
+    expect(events.map((e) => e[0])).toEqual(['progress', 'progress', 'progress', 'result']);
+    expect(events[2][1]).toEqual({ done: 3, total: 3, skipped: 1 });
+    expect(events[3][1].report.skipped).toEqual([{ where: 'line 2', reason: expect.stringMatching(/tokens/) }]);
+  }, 60_000);
+
+  test('/api/generate streams each token before the result, which has the prompt length and the seed', async () => {
+    const res = await post('generate', {
+      model: `path:${STORIES}`,
+      prompt: 'Once upon a time',
+      maxNewTokens: 4,
+      seed: 7,
+    });
+    const events = await eventsOf(res);
+    expect(events.map((e) => e[0])).toEqual(['token', 'token', 'token', 'token', 'result']);
+    const result = events[4][1];
+    expect(result.seed).toBe(7);
+    expect(events.slice(0, 4).map((e) => e[1].index)).toEqual([0, 1, 2, 3].map((n) => result.report.promptLength + n));
+    expect(events.slice(0, 4).map((e) => e[1].token)).toEqual(result.report.tokens.slice(result.report.promptLength));
+  }, 60_000);
+
+  test('bad requests are one-line 400s', async () => {
+    const cases: [string, unknown, RegExp][] = [
+      ['compare', { model: 'embedded', text: 'a', textB: 'a' }, /^A and B are the same input/],
+      ['compare', { model: 'embedded', text: 'a', textB: 'b', from: 'a' }, /needs both "from"/],
+      ['compare', { model: 'embedded', text: 'a', colour: 1 }, /^unknown field "colour"/],
+      ['heads', { model: 'embedded', corpus: 'a', patterns: ['/(/ -> /a/'] }, /invalid regular expression/],
+      ['heads', { model: 'embedded', corpus: 'a\n'.repeat(2001) }, /at most 2000/],
+      ['generate', { model: 'embedded', prompt: 'a' }, /cannot generate in attnviz/],
+      ['generate', { model: `path:${STORIES}`, maxNewTokens: 0 }, /"maxNewTokens" must be an integer from 1/],
+      ['generate', { model: `path:${STORIES}`, topP: 2 }, /"topP" must be a number in \(0, 1\]/],
+    ];
+    for (const [path, body, message] of cases) {
+      const res = await post(path, body);
+      const answer = (await res.json()) as { message: string };
+      expect([res.status, answer.message]).toEqual([expect.any(Number), expect.stringMatching(message)]);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+    }
+  }, 60_000);
+});
 
 describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => {
   test('Compare: the pronoun question on tinystories-656k, grid and table = the library, linked head views', async () => {
@@ -178,17 +234,6 @@ describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => 
     await page.close();
   }, 90_000);
 
-  test('Heads: the server streams progress, one event per text, before the result', async () => {
-    const res = await fetch(`${server.url}api/heads`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: `path:${BERT}`, corpus: 'One text.\nTwo texts here.\nThree.' }),
-    });
-    const events = [...(await res.text()).matchAll(/^event: (\w+)\ndata: (.*)$/gm)].map((e) => [e[1], e[2]]);
-    expect(events.map((e) => e[0])).toEqual(['progress', 'progress', 'progress', 'result']);
-    expect(JSON.parse(events[2][1])).toEqual({ done: 3, total: 3, skipped: 0 });
-  }, 60_000);
-
   test('Generate: tokens stream in, then the step slider shows the library’s probabilities and attention', async () => {
     const prompt = 'Once upon a time';
     const m = await loadModel(STORIES);
@@ -232,6 +277,17 @@ describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => 
     await view.waitFor();
     expect(await view.locator('.av-token[data-side=left].av-generated').count()).toBe(generated.length);
     expect(await view.locator('.av-token[data-side=left].av-generated-first').count()).toBe(1);
+    expect(await view.locator('.av-token[data-side=left].av-generated-first').getAttribute('data-index')).toBe(
+      String(g.promptLength),
+    );
+    // The same mark in the neuron view (it has the generation's q and k).
+    await page.locator('[role=tab][data-view=neuron]').click();
+    const neuron = page.locator('.attnviz-neuron-view');
+    await neuron.waitFor();
+    expect(await neuron.locator('.av-token.av-left.av-generated').count()).toBe(generated.length);
+    expect(await neuron.locator('.av-token.av-left.av-generated-first').getAttribute('data-index')).toBe(
+      String(g.promptLength),
+    );
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();
