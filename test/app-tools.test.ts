@@ -288,6 +288,14 @@ describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => 
     expect(await neuron.locator('.av-token.av-left.av-generated-first').getAttribute('data-index')).toBe(
       String(g.promptLength),
     );
+    // And in the model view's panel of a head.
+    await page.locator('[role=tab][data-view=model]').click();
+    await page.locator('.attnviz-model-view .av-thumb[data-layer="1"][data-head="2"]').click();
+    const panel = page.locator('.attnviz-model-view .av-panel');
+    expect(await panel.locator('.av-token[data-side=right].av-generated').count()).toBe(generated.length);
+    expect(await panel.locator('.av-token[data-side=right].av-generated-first').getAttribute('data-index')).toBe(
+      String(g.promptLength),
+    );
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();

@@ -10,7 +10,10 @@ export interface EventStream {
   send(event: string, data: unknown): void;
   /** Sends `e` as an `error` event. */
   fail(e: unknown): void;
-  /** True once the client has closed the connection: work for it can stop. */
+  /**
+   * True once the client has closed the connection, or the stream has ended (e.g. after a time-out while the
+   * work goes on): work for it can stop.
+   */
   readonly gone: boolean;
   end(): void;
 }
@@ -26,13 +29,13 @@ export function eventStream(res: ServerResponse): EventStream {
     gone = !res.writableFinished;
   });
   const send = (event: string, data: unknown) => {
-    if (!res.destroyed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    if (!res.destroyed && !res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
   return {
     send,
     fail: (e) => send('error', errorBody(e)),
     get gone() {
-      return gone;
+      return gone || res.writableEnded;
     },
     end: () => res.end(),
   };
