@@ -125,7 +125,7 @@ describe.runIf(HAVE_SHARED)('the tool endpoints', () => {
 });
 
 describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => {
-  test('Compare: the pronoun question on tinystories-656k, grid and table = the library, linked head views', async () => {
+  test('Compare: the pronoun question on tinystories-656k; grid, table = the library; linked head views', async () => {
     const m = await loadModel(STORIES);
     const from = '/\\b(she|he)\\b/i',
       to = '/^lily/i';

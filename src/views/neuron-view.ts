@@ -600,10 +600,11 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   let tokensKey = '';
   function makeToken(side: 'left' | 'right', n: number): HTMLElement {
     const i = side === 'left' ? rows[n] : cols[n];
+    const generated = generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i);
     const t = el(
       'div',
       {
-        class: `av-token av-${side}${generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i)}`,
+        class: `av-token av-${side}${generated}`,
         'data-side': side,
         'data-index': i,
         title: side === 'left' ? data.tokens[i] : keyTokens[i],
