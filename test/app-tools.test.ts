@@ -168,6 +168,15 @@ describe.runIf(HAVE_CHROMIUM && HAVE_SHARED)('the app’s analysis tabs', () => 
     expect(await page.locator('.av-difference-canvas').count()).toBe(1);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
+
+    // The comparison is in the URL: opened again, it runs again.
+    const url = new URL(page.url());
+    expect([...['text', 'textB', 'from', 'to'].map((k) => url.searchParams.get(k))]).toEqual([A, B, from, to]);
+    const again = await browser.newPage();
+    await again.goto(url.href);
+    await report(again).waitFor({ timeout: 30_000 });
+    expect(await again.locator('.av-question-row').first().getAttribute('data-layer')).toBe(String(top.layer));
+    await again.close();
     await page.close();
   }, 90_000);
 

@@ -517,6 +517,11 @@ function showTab(): void {
     info: modelInfo,
     models: () => list.models,
     text: () => state.text,
+    compareInputs: () => state.compare,
+    setCompare: (text, compare) => {
+      state = { ...state, text, compare };
+      writeUrl();
+    },
     showError,
     clearError,
     openInViews: (attention, name) => {

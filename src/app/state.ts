@@ -38,7 +38,19 @@ export interface AppState {
   /** Neuron view: the first pinned token's q·k computation is expanded. */
   expanded: boolean;
   theme: AppTheme;
+  /** The Compare tab's inputs besides text A (`text`): empty when unused. */
+  compare: CompareInputs;
 }
+
+export interface CompareInputs {
+  textB: string;
+  /** Model B's id; '' = the page's model. */
+  modelB: string;
+  from: string;
+  to: string;
+}
+
+const COMPARE_FIELDS = ['textB', 'modelB', 'from', 'to'] as const;
 
 export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
 
@@ -56,6 +68,7 @@ export function defaultState(model: string): AppState {
     pinned: [],
     expanded: false,
     theme: 'auto',
+    compare: { textB: '', modelB: '', from: '', to: '' },
   };
 }
 
@@ -81,6 +94,7 @@ export function parseState(search: string, fallbackModel: string): AppState {
   s.expanded = q.get('expanded') === '1';
   const theme = q.get('theme');
   if (theme && (THEMES as readonly string[]).includes(theme)) s.theme = theme as AppTheme;
+  for (const f of COMPARE_FIELDS) s.compare[f] = q.get(f) ?? '';
   s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
     const m = /^([lr])(\d+)$/.exec(p);
     return m ? [{ side: m[1] === 'l' ? 'left' : 'right', index: Number(m[2]) }] : [];
@@ -105,6 +119,7 @@ export function stateQuery(s: AppState, defaultModel: string): string {
   if (s.theme !== 'auto') q.set('theme', s.theme);
   if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
   if (s.expanded && s.pinned.length) q.set('expanded', '1');
+  for (const f of COMPARE_FIELDS) if (s.compare[f]) q.set(f, s.compare[f]);
   // Commas are safe in a query and keep lists readable: heads=0,3.
   return `?${q.toString().replace(/%2C/g, ',')}`;
 }

@@ -11,7 +11,7 @@ import { comparePage } from '../views/reports/compare-page.js';
 import { headsPage } from '../views/reports/heads-page.js';
 import { stepsPage } from '../views/reports/steps-page.js';
 import { REPORT_CSS } from '../views/reports/widgets.js';
-import type { ToolName } from './state.js';
+import type { CompareInputs, ToolName } from './state.js';
 import { compare, findHeads, generate, type ModelEntry, type ModelInfo, type Report } from './api.js';
 
 /** What the tabs need from the page. */
@@ -23,6 +23,9 @@ export interface ToolHost {
   models(): readonly ModelEntry[];
   /** The page's main text (the first input of Compare, the prompt of Steps, until edited). */
   text(): string;
+  /** The Compare tab's inputs in the URL, read when the tab opens and written when it runs. */
+  compareInputs(): CompareInputs;
+  setCompare(text: string, inputs: CompareInputs): void;
   showError(e: unknown): void;
   clearError(): void;
   /** Shows a generated text's attention in the head, model and neuron views. */
@@ -122,6 +125,7 @@ function comparePanel(host: ToolHost): Panel {
   const run = runner(host, go, result);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
+    host.setCompare(textA.value, { textB: textB.value, modelB: modelB.value, from: from.value, to: to.value });
     void run(async (signal) => {
       await host.info();
       const r = await compare(
@@ -139,18 +143,24 @@ function comparePanel(host: ToolHost): Panel {
       if (report.kind === 'compare') drawReport(result, (root) => comparePage(root, report, r.data));
     });
   });
-  return {
-    element: el('section', { class: 'tool', 'data-tool': 'compare' }, form, result),
-    refresh() {
-      if (!textA.value) textA.value = host.text();
-      const chosen = modelB.value;
-      modelB.replaceChildren(
-        el('option', { value: '', text: 'the same model' }),
-        ...host.models().map((m) => el('option', { value: m.id, text: m.label })),
-      );
-      modelB.value = chosen;
-    },
+  const fillModels = () => {
+    const chosen = modelB.value;
+    modelB.replaceChildren(
+      el('option', { value: '', text: 'the same model' }),
+      ...host.models().map((m) => el('option', { value: m.id, text: m.label })),
+    );
+    modelB.value = chosen;
   };
+  // A shared URL's comparison is filled in and run.
+  const inputs = host.compareInputs();
+  textA.value = host.text();
+  fillModels();
+  textB.value = inputs.textB;
+  from.value = inputs.from;
+  to.value = inputs.to;
+  modelB.value = inputs.modelB;
+  if (inputs.textB || inputs.modelB) queueMicrotask(() => form.requestSubmit());
+  return { element: el('section', { class: 'tool', 'data-tool': 'compare' }, form, result), refresh: fillModels };
 }
 
 // ---- Heads ------------------------------------------------------------------------------------------------
