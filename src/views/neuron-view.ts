@@ -75,6 +75,7 @@ import {
   TOP,
   VEC_W,
 } from './neuron-scene.js';
+import { generationClass } from './generation.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
 export interface NeuronViewOptions extends PartOptions {
@@ -286,10 +287,11 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   let tokensKey = '';
   function makeToken(side: 'left' | 'right', n: number): HTMLElement {
     const i = side === 'left' ? rows[n] : cols[n];
+    const generated = generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i);
     const t = el(
       'div',
       {
-        class: `av-token av-${side}`,
+        class: `av-token av-${side}${generated}`,
         'data-side': side,
         'data-index': i,
         title: side === 'left' ? data.tokens[i] : keyTokens[i],

@@ -6,9 +6,9 @@
 import { interpolateRdBu } from 'd3-scale-chromatic';
 import type { Attention } from '../../core/attention.js';
 import { prettifyToken } from '../../core/tokens.js';
-import { el } from '../../views/dom.js';
-import { headView, type HeadView, type HeadViewState, type TokenRef } from '../../views/head-view.js';
-import type { CompareReport } from '../report-data.js';
+import { el } from '../dom.js';
+import { headView, type HeadView, type HeadViewState, type TokenRef } from '../head-view.js';
+import type { CompareReport } from '../../analysis/report-data.js';
 import { colorScale, fmt, headGrid, legend, sortableTable } from './widgets.js';
 
 export function comparePage(root: HTMLElement, r: CompareReport, data: Map<string, Attention>): void {
@@ -50,7 +50,7 @@ export function comparePage(root: HTMLElement, r: CompareReport, data: Map<strin
   let viewA: HeadView | undefined, viewB: HeadView | undefined;
   viewA = headView(hostA, a, { theme: 'light', onChange: follow(() => viewB, toB) });
   viewB = headView(hostB, b, { theme: 'light', onChange: follow(() => viewA, toA) });
-  // Reachable from their elements, as mountView does, so the SVG export (export/image.ts) finds them.
+  // Reachable from their elements, as mountView does, so code driving the page (export/chromium.ts) finds them.
   for (const v of [viewA, viewB]) Object.defineProperty(v.element, 'attnvizView', { value: v });
   hostA.prepend(el('h3', { text: 'A' }));
   hostB.prepend(el('h3', { text: 'B' }));
