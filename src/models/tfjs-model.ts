@@ -20,13 +20,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Tokenizer } from '@tensorflow-models/universal-sentence-encoder';
 import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { EMBEDDED, tfjsModelJson } from '../load/tfjs-source.js';
 import { readTfjsGraph, scalarWeight, type GraphNodeJson, type TfjsGraphFiles } from '../load/tfjs-weights.js';
 import { encodeWithin, type Encoded } from '../load/tokenizer.js';
+import { UseTokenizer, type Vocabulary } from '../load/use-tokenizer.js';
 import { GraphBuilder } from '../graph/builder.js';
 import { INPUTS, outputNames, type ModelDims } from '../graph/family.js';
 import type { GraphModel, Tf } from '../runtime/tfjs.js';
@@ -67,8 +67,6 @@ const PASS = new Set([
 /** Without a max-length clip in the graph, inputs are bounded here (attention is T² per head). */
 const DEFAULT_MAX_POSITIONS = 512;
 
-type Vocabulary = [string, number][];
-
 export class TfjsModel implements AttentionModel {
   readonly causal = false;
   /** An encoder: one text or a pair, no generation. */
@@ -92,7 +90,7 @@ export class TfjsModel implements AttentionModel {
     readonly runtime: 'onnxruntime' | 'tfjs',
     private readonly runner: GraphRunner,
     private readonly vocabulary: Vocabulary,
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: UseTokenizer,
   ) {}
 
   private released = false;
@@ -143,7 +141,7 @@ export class TfjsModel implements AttentionModel {
         runner.runtime,
         runner,
         vocabulary,
-        new Tokenizer(vocabulary),
+        new UseTokenizer(vocabulary),
       );
     } catch (e) {
       await runner.release();
