@@ -1,6 +1,7 @@
 /**
  * The embedded model (USE lite) on three backends, side by side in one process (prints figures; not a test):
- * onnxruntime (the encoder rebuilt as an ONNX graph, graph/use-lite.ts: what attnviz runs), and the TF.js graph
+ * onnxruntime (the encoder rebuilt as an ONNX graph, graph/use-lite.ts: what attnviz runs; with its default
+ * threads, the cores this process may use, and with one), and the TF.js graph
  * on TF.js's pure-JavaScript cpu backend (before) and on its WebAssembly backend (the other option of issue 13
  * item 4). `attention()` end to end — tokenizer, run, the padded q/k — at 8 and 128 tokens; targets ≤ 20 ms and
  * ≤ 60 ms. Each round runs every backend `--runs` times in turn (TF.js moves the weights when its backend
@@ -11,18 +12,24 @@
  * and load from node_modules) has a kernel for every op of the graph but SparseToDense, registered here from
  * tfjs-backend-cpu's own scatter (the op builds the [1, T] id matrix: nothing to speed up).
  *
- *   node dist/bench/embedded.js [--runs N] [--rounds R]
+ * Then the start-up the switch changes: a fresh Node process that loads the model and answers one 8-token text
+ * (what `attnviz serve` does before its first answer), on onnxruntime (no TF.js imported) and on TF.js (cpu),
+ * `--cold N` rounds interleaved, wall and CPU time (user + system of that process).
+ *
+ *   node dist/bench/embedded.js [--runs N] [--rounds R] [--cold N]
  */
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { Attention } from '../src/core/attention.js';
 import { TfjsModel } from '../src/models/tfjs-model.js';
 import { exactText } from './texts.js';
 
-type Backend = 'onnxruntime' | 'tfjs-cpu' | 'tfjs-wasm';
-const BACKENDS: Backend[] = ['onnxruntime', 'tfjs-cpu', 'tfjs-wasm'];
+type Backend = 'onnxruntime' | 'onnxruntime 1 thread' | 'tfjs-cpu' | 'tfjs-wasm';
+const BACKENDS: Backend[] = ['onnxruntime', 'onnxruntime 1 thread', 'tfjs-cpu', 'tfjs-wasm'];
 const LENGTHS = [8, 128];
 const TARGET_MS: Record<number, number> = { 8: 20, 128: 60 };
 
@@ -91,6 +98,35 @@ function maxDiff(a: Attention, b: Attention): { attention: number; qk: number } 
   };
 }
 
+/** In a fresh process: load the model, answer one text, print this process's CPU milliseconds. */
+async function cold(runtime: string): Promise<void> {
+  const text = 'The cat sat on the mat today.';
+  if (runtime === 'tfjs') await (await TfjsModel.load('embedded', { runtime: 'tfjs' })).attention(text);
+  else await (await (await import('../src/models/load-model.js')).loadModel()).attention(text);
+  const { user, system } = process.cpuUsage();
+  console.log((user + system) / 1000);
+  process.exit(0);
+}
+
+/** Wall and CPU ms of `--cold` runs in fresh processes, rounds interleaved. */
+function coldStarts(rounds: number): void {
+  const rows: Record<string, number[][]> = { onnxruntime: [], tfjs: [] };
+  for (let r = 0; r <= rounds; r++)
+    for (const runtime of Object.keys(rows)) {
+      const t = performance.now();
+      const cpu = Number(
+        execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--cold', runtime]).toString(),
+      );
+      if (r > 0) rows[runtime].push([performance.now() - t, cpu]); // round 0 warms the page cache
+    }
+  console.log(`\nfresh process, load + one 8-token answer, median of ${rounds} (wall / CPU ms):`);
+  for (const [runtime, xs] of Object.entries(rows))
+    console.log(
+      `  ${runtime.padEnd(12)} ${median(xs.map((x) => x[0])).toFixed(0)} / ${median(xs.map((x) => x[1])).toFixed(0)}`,
+    );
+  console.log(`load average: ${load()}`);
+}
+
 async function main(): Promise<void> {
   const runs = arg('--runs', 10),
     rounds = arg('--rounds', 3);
@@ -102,6 +138,7 @@ async function main(): Promise<void> {
   let t = performance.now();
   const onnx = await TfjsModel.load('embedded');
   const onnxLoad = performance.now() - t;
+  const onnx1 = await TfjsModel.load('embedded', { threads: 1 });
   t = performance.now();
   const tfjs = await TfjsModel.load('embedded', { runtime: 'tfjs' });
   const tfjsLoad = performance.now() - t;
@@ -115,7 +152,7 @@ async function main(): Promise<void> {
   const diffs = new Map<string, { attention: number; qk: number }>();
 
   const block = async (backend: Backend, text: string, n: number) => {
-    const model = backend === 'onnxruntime' ? onnx : tfjs;
+    const model = backend === 'onnxruntime' ? onnx : backend === 'onnxruntime 1 thread' ? onnx1 : tfjs;
     const first = await model.attention(text); // unmeasured: a moved backend's first run, a new shape's
     if (backend === 'tfjs-cpu') reference.set(n, first);
     else if (reference.has(n)) diffs.set(key(backend, n), maxDiff(first, reference.get(n)!));
@@ -129,13 +166,17 @@ async function main(): Promise<void> {
   };
   for (let round = 0; round < rounds; round++) {
     for (const backend of round % 2 ? [...BACKENDS].reverse() : BACKENDS) {
-      if (backend !== 'onnxruntime') await useBackend(backend === 'tfjs-cpu' ? 'cpu' : 'wasm');
+      if (backend.startsWith('tfjs')) await useBackend(backend === 'tfjs-cpu' ? 'cpu' : 'wasm');
       for (let i = 0; i < texts.length; i++) await block(backend, texts[i], LENGTHS[i]);
     }
   }
-  // The onnxruntime values once more against the cpu reference (its first block may have preceded it).
+  // The onnxruntime values once more against the cpu reference (their first blocks may have preceded it).
   for (let i = 0; i < texts.length; i++)
-    diffs.set(key('onnxruntime', LENGTHS[i]), maxDiff(await onnx.attention(texts[i]), reference.get(LENGTHS[i])!));
+    for (const [backend, model] of [
+      ['onnxruntime', onnx],
+      ['onnxruntime 1 thread', onnx1],
+    ] as const)
+      diffs.set(key(backend, LENGTHS[i]), maxDiff(await model.attention(texts[i]), reference.get(LENGTHS[i])!));
 
   console.log(`load average at end: ${load()}; ${rounds} rounds × ${runs} runs per backend and length\n`);
   console.log('| backend | tokens | median ms | min ms | target | max |Δ attention| | max |Δ q, k| |');
@@ -151,7 +192,10 @@ async function main(): Promise<void> {
       );
     }
   await onnx.release();
+  await onnx1.release();
   await tfjs.release();
+  coldStarts(arg('--cold', 3));
 }
 
-await main();
+if (process.argv[2] === '--cold') await cold(process.argv[3]);
+else await main();
