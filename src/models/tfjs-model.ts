@@ -1,7 +1,9 @@
 /**
- * TF.js graph models as an attention source, beside the ONNX engine: the embedded default model (Universal
- * Sentence Encoder lite: 2 layers of 4 heads, sentencepiece vocabulary of 8k) or another TF.js graph model
- * with explicit Softmax attention and a USE-style vocab.json. Same Attention as the engine returns.
+ * TF.js graph models as an attention source: the embedded default model (Universal Sentence Encoder lite: 2
+ * layers of 4 heads, sentencepiece vocabulary of 8k) or another TF.js graph model with explicit Softmax
+ * attention and a USE-style vocab.json. Same Attention as the engine returns. USE lite runs on onnxruntime, its
+ * encoder rebuilt as an ONNX graph from the TF.js weights (graph/use-lite.ts: ~100× faster than TF.js's
+ * JavaScript cpu backend, and no TF.js to import); other graphs run on TF.js (runtime/tfjs.ts), imported then.
  *
  * Where attention lives in the graph is found by walking it, not by hard-coded names: every Softmax node
  * whose input is reached from a MatMul/BatchMatMul through reshapes, additions (the padding bias) and scalar

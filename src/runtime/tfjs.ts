@@ -1,8 +1,9 @@
 /**
- * The one module that talks to TensorFlow.js (Node), the runtime of TF.js graph models such as the embedded
- * default model. Pure JavaScript on the 'cpu' backend: no native addon (tfjs-node is not used), nothing
- * downloaded. TF.js is imported on first use only, so the ONNX path (Hugging Face folders, hub ids) never
- * loads it.
+ * The one module that talks to TensorFlow.js (Node), the runtime of TF.js graph models other than the embedded
+ * one (USE lite runs on onnxruntime: graph/use-lite.ts), and of USE lite when asked for (the reference the tests
+ * and bench/embedded.ts compare with). Pure JavaScript on the 'cpu' backend: no native addon (tfjs-node is not
+ * used), nothing downloaded. TF.js is imported on first use only, so neither the ONNX path nor the embedded
+ * model loads it.
  *
  * TF.js keeps one engine per process whose scope bookkeeping is global, so graph runs from every model are
  * queued here: one at a time, never interleaved across awaits.
