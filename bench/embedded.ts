@@ -187,7 +187,8 @@ async function main(): Promise<void> {
       const d = diffs.get(key(backend, n));
       const met = median(ts) <= TARGET_MS[n] ? 'met' : 'not met';
       console.log(
-        `| ${backend} | ${n} | ${median(ts).toFixed(1)} | ${Math.min(...ts).toFixed(1)} | ≤ ${TARGET_MS[n]} ms: ${met} | ` +
+        `| ${backend} | ${n} | ${median(ts).toFixed(1)} | ${Math.min(...ts).toFixed(1)} | ` +
+          `≤ ${TARGET_MS[n]} ms: ${met} | ` +
           `${d ? d.attention.toExponential(1) : 'reference'} | ${d ? d.qk.toExponential(1) : 'reference'} |`,
       );
     }

@@ -177,7 +177,7 @@ describe('the embedded model', () => {
     }
   });
 
-  test('TF.js is not loaded: neither importing the engine nor running the embedded model starts a TF.js engine', async () => {
+  test('no TF.js engine: neither importing the engine nor running the embedded model starts one', async () => {
     const engine = new URL('../dist/src/models/load-model.js', import.meta.url).href;
     const script = `const e = await import(${JSON.stringify(engine)});
       const before = typeof globalThis._tfengine; const m = await e.loadModel(); await m.attention('Hi there.');

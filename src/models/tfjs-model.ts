@@ -22,7 +22,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
+import type { Tensor as TfTensor, io } from '@tensorflow/tfjs-core';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { EMBEDDED, tfjsModelJson } from '../load/tfjs-source.js';
@@ -267,7 +267,13 @@ async function onnxRunner(
 /** Any TF.js graph on TF.js (imported now), its attention read at the taps. */
 async function tfjsRunner(files: TfjsGraphFiles, taps: AttentionTap[], source: string): Promise<GraphRunner> {
   const { loadGraph, runQueued } = await import('../runtime/tfjs.js');
-  const { tf, model } = await loadGraph(files);
+  const { json, weightData } = files;
+  const { tf, model } = await loadGraph({
+    modelTopology: json.modelTopology,
+    weightSpecs: json.weightsManifest.flatMap((g) => g.weights) as io.WeightsManifestEntry[],
+    weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+    format: json.format,
+  });
   const inputNames = model.inputs.map((i) => i.name);
   const inputKind =
     inputNames.length === 2 && inputNames.includes('indices') && inputNames.includes('values')

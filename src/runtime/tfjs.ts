@@ -10,7 +10,6 @@
  */
 import type * as TfCore from '@tensorflow/tfjs-core';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
-import type { TfjsGraphFiles } from '../load/tfjs-weights.js';
 
 export type Tf = typeof TfCore;
 export type { GraphModel };
@@ -35,19 +34,10 @@ function tfjs() {
   return runtime;
 }
 
-/** The graph model whose files (load/tfjs-weights.ts) were read from disk: nothing is fetched. */
-export async function loadGraph(files: TfjsGraphFiles): Promise<{ tf: Tf; model: GraphModel }> {
+/** The graph model of `artifacts` (model.json's topology and the weights, read from disk: nothing is fetched). */
+export async function loadGraph(artifacts: TfCore.io.ModelArtifacts): Promise<{ tf: Tf; model: GraphModel }> {
   const { tf, loadGraphModel } = await tfjs();
-  const { json, weightData } = files;
-  const handler: TfCore.io.IOHandler = {
-    load: async () => ({
-      modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest.flatMap((g) => g.weights) as TfCore.io.WeightsManifestEntry[],
-      weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
-      format: json.format,
-    }),
-  };
-  return { tf, model: await loadGraphModel(handler) };
+  return { tf, model: await loadGraphModel({ load: async () => artifacts }) };
 }
 
 let queue: Promise<unknown> = Promise.resolve();
