@@ -5,9 +5,10 @@
  * Both runtimes read them from here: onnxruntime (graph/use-lite.ts, as graph constants) and TF.js
  * (runtime/tfjs.ts, through an IO handler).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AttnvizError, check } from '../core/errors.js';
+import { readBytes } from './weights.js';
 
 /** One entry of the weights manifest. */
 export interface TfjsWeightSpec {
@@ -59,19 +60,27 @@ export async function readTfjsGraph(modelJson: string): Promise<TfjsGraphFiles> 
     `${modelJson}: not a TF.js graph model (no modelTopology.node / weightsManifest)`,
   );
   const dir = dirname(modelJson);
-  const shards: Buffer[] = [];
-  for (const group of json.weightsManifest) {
-    for (const path of group.paths) {
-      check(!path.includes('..') && !path.startsWith('/'), `${modelJson}: weight path ${path} leaves the model folder`);
-      shards.push(
-        await readFile(join(dir, path)).catch((e: Error) => {
+  const paths = json.weightsManifest.flatMap((g) => g.paths);
+  for (const path of paths)
+    check(!path.includes('..') && !path.startsWith('/'), `${modelJson}: weight path ${path} leaves the model folder`);
+  const sizes = await Promise.all(
+    paths.map((path) =>
+      stat(join(dir, path)).then(
+        (s) => s.size,
+        (e: Error) => {
           throw new AttnvizError(`${modelJson}: weight shard ${path} missing (${e.message})`);
-        }),
-      );
-    }
+        },
+      ),
+    ),
+  );
+  // Read straight into one buffer: fresh memory is costly to touch on these VMs (a concatenation of what
+  // readFile returns touched three times as much: 0.45 s of CPU for this 28 MB model, measured).
+  const weightData = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  let at = 0;
+  for (const [i, path] of paths.entries()) {
+    readBytes(join(dir, path), 0, sizes[i], `weight shard ${path}`, weightData.subarray(at, at + sizes[i]));
+    at += sizes[i];
   }
-  // A fresh, 4-byte aligned copy: the typed-array views below need the alignment.
-  const weightData = new Uint8Array(Buffer.concat(shards));
   const weights = new Map<string, TfjsTensor>();
   let offset = 0;
   for (const spec of json.weightsManifest.flatMap((g) => g.weights)) {
