@@ -83,7 +83,8 @@ async function removeStaleTemporaries(dir: string): Promise<void> {
   }
 }
 
-function processRuns(pid: number): boolean {
+/** Whether process `pid` runs (temporary files named after a pid are stale once it is gone). */
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

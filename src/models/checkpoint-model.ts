@@ -50,6 +50,7 @@ import {
   type ModelCapabilities,
 } from './model.js';
 import { Seq2Seq } from './seq2seq.js';
+import { withPrivateWeights } from './private-weights.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
 export interface LoadOptions {
@@ -75,6 +76,14 @@ export interface LoadOptions {
    * `model.unusedTensors`; the CLI prints them as a warning. Off by default: such a checkpoint is an error.
    */
   allowUnused?: boolean;
+  /**
+   * How onnxruntime gets the weights. 'copy' (default): it maps private copies of the weight files, made in
+   * TMPDIR (reflinks where the file system can) and removed once the sessions exist (private-weights.ts).
+   * 'memory': they are read and handed over as bytes (onnxruntime copies them). 'map': it maps the files
+   * themselves, which kills the process (SIGBUS) when one is truncated while the model is loaded and silently
+   * changes its results when one is overwritten in place. Costs compared by bench/weights-source.ts.
+   */
+  weights?: 'copy' | 'memory' | 'map';
 }
 
 /** What a loaded model keeps besides its session. */
@@ -164,14 +173,20 @@ export class Model implements AttentionModel {
       gguf ? gguf.weights : Weights.open(dir),
       gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
     ]);
-    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"); onnxruntime copies them.
+    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"; onnxruntime copies them),
+    // and all weights do with LoadOptions.weights 'memory'.
     const graph = (o: DecodingBuildOptions) => {
-      const g = new GraphBuilder(weights);
+      const g = new GraphBuilder(weights, { inMemory: options.weights === 'memory' });
       family.build(g, weights, dims, o);
       return { bytes: g.toBytes(), memory: g.memoryFiles() };
     };
+    // Sessions map the files themselves only when asked to; by default private copies of them.
+    const over = <T>(create: (root: string) => Promise<T>): Promise<T> =>
+      (options.weights ?? 'copy') === 'copy' && !weights.hasQuantized()
+        ? withPrivateWeights(weights, create)
+        : create(weights.root);
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
-      Session.create(bytes, weights.root, { threads: options.threads, memory });
+      over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const main = graph({ extract, logits: options.logits });
@@ -181,13 +196,15 @@ export class Model implements AttentionModel {
     // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
     const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const session: Runner = staged
-      ? await StagedSession.create(
-          splitStages(
-            main.bytes,
-            Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+      ? await over((root) =>
+          StagedSession.create(
+            splitStages(
+              main.bytes,
+              Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+            ),
+            root,
+            { threads: options.threads, memory: main.memory },
           ),
-          weights.root,
-          { threads: options.threads, memory: main.memory },
         )
       : await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
