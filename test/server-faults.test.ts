@@ -156,3 +156,28 @@ describe.skipIf(!ready)('issue 11 item 1: model files changed under a loaded mod
     expect((await attention()).status).toBe(200);
   });
 });
+
+describe.skipIf(!HAVE_SHARED)('issue 11 item 1: a loaded model runs on private copies of its weights', () => {
+  test('truncated or overwritten after loading, the loaded model still gives its own attention', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'attnviz-faults-lib-'));
+    await cp(goldenModel('bert-tiny'), dir, { recursive: true });
+    const weights = join(dir, 'model.safetensors');
+    const m = await loadModel(dir);
+    try {
+      const before = (await m.attention(TEXT)).attention.data;
+      // Mapped, this was SIGBUS (exit 135) at the next run.
+      await truncate(weights, 4096);
+      expect((await m.attention(TEXT)).attention.data).toEqual(before);
+      await copyFile(join(goldenModel('bert-tiny'), 'model.safetensors'), weights);
+      // Layer 0's query weight overwritten in place (mapped, the next run read it).
+      const query = (await readHeader(weights)).tensors.get(QUERY)!;
+      const file = await open(weights, 'r+');
+      await file.write(Buffer.alloc(query.byteLength, 0x3f), 0, query.byteLength, query.offset);
+      await file.close();
+      expect((await m.attention(TEXT)).attention.data).toEqual(before);
+    } finally {
+      await m.release();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
