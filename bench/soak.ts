@@ -181,7 +181,9 @@ async function main(): Promise<void> {
         if (!req.ok.includes(r.status) && req.abortMs === undefined)
           unexpected.push(`${req.kind} ${r.status} ${req.body.slice(0, 80)}`);
       } catch (e) {
-        if (req.abortMs === undefined) unexpected.push(`${req.kind}: ${(e as Error).message}`);
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        if (req.abortMs === undefined)
+          unexpected.push(`${req.kind}: ${(e as Error).message} (${cause?.code ?? cause?.message ?? 'no cause'})`);
       } finally {
         if (timer) clearTimeout(timer);
       }

@@ -125,11 +125,16 @@ if (values.child) {
       .map((l) => l.toFixed(2))
       .join(' ')}; weights ${weights.toFixed(0)} MB (BERT-base shape, f32), run: 128 tokens`,
   );
-  console.log('| way    | load (s) | first run (s) | RSS after load | RSS after run | peak RSS | same attention |');
-  console.log('| ------ | -------- | ------------- | -------------- | ------------- | -------- | -------------- |');
+  console.log(
+    '| way    | load (s) | load CPU (s) | first run (s) | RSS after load | RSS after run | peak RSS | same attention |',
+  );
+  console.log(
+    '| ------ | -------- | ------------ | ------------- | -------------- | ------------- | -------- | -------------- |',
+  );
   for (const r of results)
     console.log(
-      `| ${r.mode.padEnd(6)} | ${r.loadSeconds.toFixed(2).padStart(8)} | ${r.runSeconds.toFixed(3).padStart(13)} | ` +
+      `| ${r.mode.padEnd(6)} | ${r.loadSeconds.toFixed(2).padStart(8)} | ${r.loadCpuSeconds.toFixed(2).padStart(12)} | ` +
+        `${r.runSeconds.toFixed(3).padStart(13)} | ` +
         `${r.rssAfterLoadMB.toFixed(0).padStart(11)} MB | ${r.rssAfterRunMB.toFixed(0).padStart(10)} MB | ` +
         `${r.peakMB.toFixed(0).padStart(5)} MB | ${(r.checksum === base ? 'yes' : 'NO').padEnd(14)} |`,
     );
