@@ -133,8 +133,8 @@ if (values.child) {
   );
   for (const r of results)
     console.log(
-      `| ${r.mode.padEnd(6)} | ${r.loadSeconds.toFixed(2).padStart(8)} | ${r.loadCpuSeconds.toFixed(2).padStart(12)} | ` +
-        `${r.runSeconds.toFixed(3).padStart(13)} | ` +
+      `| ${r.mode.padEnd(6)} | ${r.loadSeconds.toFixed(2).padStart(8)} | ` +
+        `${r.loadCpuSeconds.toFixed(2).padStart(12)} | ${r.runSeconds.toFixed(3).padStart(13)} | ` +
         `${r.rssAfterLoadMB.toFixed(0).padStart(11)} MB | ${r.rssAfterRunMB.toFixed(0).padStart(10)} MB | ` +
         `${r.peakMB.toFixed(0).padStart(5)} MB | ${(r.checksum === base ? 'yes' : 'NO').padEnd(14)} |`,
     );

@@ -692,7 +692,11 @@ describe('the model cache', () => {
 
   test('past the memory cap the least recently used idle model is released', async () => {
     const log: string[] = [];
-    const cache = new ModelCache({ capBytes: 25, maxQueue: 50, open: async (key) => unchanging(fakeModel(10, log, key)) });
+    const cache = new ModelCache({
+      capBytes: 25,
+      maxQueue: 50,
+      open: async (key) => unchanging(fakeModel(10, log, key)),
+    });
     await cache.run('a', async () => undefined);
     await cache.run('b', async () => undefined);
     await cache.run('a', async () => undefined); // a is now more recent than b

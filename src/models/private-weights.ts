@@ -3,8 +3,9 @@
  * default). onnxruntime maps external-data files: one truncated while mapped is SIGBUS for the whole process,
  * one overwritten in place silently changes the weights under a loaded model. A copy in a private temporary
  * folder, checked against the bytes the tensors need, and removed as soon as the sessions exist (their
- * mappings keep the data, and its disk space, until the model is released), is a file nobody else can change. bench/weights-source.ts compares it with mapping
- * the files themselves and with reading the weights into memory (bench/RESULTS.md).
+ * mappings keep the data, and its disk space, until the model is released), is a file nobody else can
+ * change. bench/weights-source.ts compares it with mapping the files themselves and with reading the weights
+ * into memory (bench/RESULTS.md).
  */
 import { constants } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
