@@ -8,7 +8,8 @@
  * switches (consecutive requests name different models); and requests the client aborts mid-way.
  * Bounded in time and in count (`--max-requests`), traffic to 127.0.0.1 only.
  *
- * Reports requests, unexpected answers, latency p50/p99, and the server's RSS (from /proc/<pid>/status): at
+ * Reports requests, unexpected answers, latency p50/p99, the server's JS heap and external memory after warm-up
+ * and at the end (GET /api/status), and its RSS (from /proc/<pid>/status): at
  * the start, after warm-up (the first fifth of the run, at most 3 minutes: every model loaded, every kind of
  * request answered), the largest after it, and at the end; target: the end within 100 MB of the warm-up.
  *
@@ -152,10 +153,19 @@ async function main(): Promise<void> {
   const warmupEnd = t0 + Math.min(minutes * 12_000, 180_000);
   const samples: [number, number][] = [];
   let afterWarmup = 0;
+  /** The server's own view (GET /api/status): JS heap, external and array-buffer memory tell JS from native. */
+  const heapOf = async () => {
+    const { memory } = (await (await fetch(`${url}api/status`)).json()) as { memory: Record<string, number> };
+    return Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / MB)]));
+  };
+  let heapAfterWarmup: Promise<Record<string, number>> | null = null;
   const sampler = setInterval(() => {
     const rss = rssOf(pid);
     samples.push([Math.round((performance.now() - t0) / 1000), Math.round(rss / MB)]);
-    if (!afterWarmup && performance.now() >= warmupEnd) afterWarmup = rss;
+    if (!afterWarmup && performance.now() >= warmupEnd) {
+      afterWarmup = rss;
+      heapAfterWarmup = heapOf();
+    }
   }, 1000);
 
   const latencies: number[] = [];
@@ -195,6 +205,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 2000));
   clearInterval(sampler);
   const endRss = rssOf(pid);
+  const heap = { afterWarmup: await heapAfterWarmup, end: await heapOf() };
   const alive = child.exitCode === null;
   child.kill('SIGTERM');
   const seconds = (performance.now() - t0) / 1000;
@@ -217,6 +228,7 @@ async function main(): Promise<void> {
     rssMaxAfterWarmupMB: Math.max(...afterWarmupSamples, endRss / MB),
     rssEndMB: endRss / MB,
     targetMet: endRss - afterWarmup <= 100 * MB,
+    heapMB: heap,
     samples,
   };
   console.log(
@@ -231,6 +243,8 @@ async function main(): Promise<void> {
       `end − warm-up ${((endRss - afterWarmup) / MB).toFixed(0)} MB (target ≤ 100 MB: ` +
       `${result.targetMet ? 'met' : 'NOT met'})`,
   );
+  console.log(`server memory (MB, process.memoryUsage): after warm-up ${JSON.stringify(heap.afterWarmup)}`);
+  console.log(`                                         end ${JSON.stringify(heap.end)}`);
   for (const u of result.unexpectedExamples) console.log(`  unexpected: ${u}`);
   if (values.json) writeFileSync(values.json, `${JSON.stringify(result, null, 1)}\n`);
 }
