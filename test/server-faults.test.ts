@@ -162,7 +162,7 @@ describe.skipIf(!HAVE_SHARED)('issue 11 item 1: a loaded model runs on private c
     const dir = await mkdtemp(join(tmpdir(), 'attnviz-faults-lib-'));
     await cp(goldenModel('bert-tiny'), dir, { recursive: true });
     const weights = join(dir, 'model.safetensors');
-    const m = await loadModel(dir);
+    const m = await loadModel(dir, { weights: 'copy' });
     try {
       const before = (await m.attention(TEXT)).attention.data;
       // Mapped, this was SIGBUS (exit 135) at the next run.

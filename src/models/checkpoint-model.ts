@@ -77,11 +77,13 @@ export interface LoadOptions {
    */
   allowUnused?: boolean;
   /**
-   * How onnxruntime gets the weights. 'copy' (default): it maps private copies of the weight files, made in
-   * TMPDIR (reflinks where the file system can) and removed once the sessions exist (private-weights.ts).
-   * 'memory': they are read and handed over as bytes (onnxruntime copies them). 'map': it maps the files
-   * themselves, which kills the process (SIGBUS) when one is truncated while the model is loaded and silently
-   * changes its results when one is overwritten in place. Costs compared by bench/weights-source.ts.
+   * How onnxruntime gets the weights. 'map' (default): it maps the files themselves — no copy, no extra disk
+   * or memory (an 8B checkpoint is 16 GB), but a file truncated while the model is loaded kills the process
+   * (SIGBUS) and one overwritten in place silently changes its results. 'copy': it maps private copies of the
+   * weight files, made in TMPDIR (reflinks where the file system can) and removed once the sessions exist
+   * (private-weights.ts): what the server uses, a long-lived process over files that others may change.
+   * 'memory': they are read and handed over as bytes (onnxruntime copies them). Costs compared by
+   * bench/weights-source.ts.
    */
   weights?: 'copy' | 'memory' | 'map';
 }
@@ -180,9 +182,9 @@ export class Model implements AttentionModel {
       family.build(g, weights, dims, o);
       return { bytes: g.toBytes(), memory: g.memoryFiles() };
     };
-    // Sessions map the files themselves only when asked to; by default private copies of them.
+    // Sessions map the files themselves unless asked to map private copies of them (the server does).
     const over = <T>(create: (root: string) => Promise<T>): Promise<T> =>
-      (options.weights ?? 'copy') === 'copy' && !weights.hasQuantized()
+      options.weights === 'copy' && !weights.hasQuantized()
         ? withPrivateWeights(weights, create)
         : create(weights.root);
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>

@@ -86,7 +86,8 @@ export async function openModel(
 /** Loads the model at `path`, its files' state taken before it reads them (a change during the load shows). */
 async function opened(path: string, files: () => Promise<string>, env: NodeJS.ProcessEnv): Promise<OpenedModel> {
   const state = await files();
-  return { model: await loadModel(path, { env, progress: false }), state, files };
+  // Private copies of the weights: files changed or truncated under a loaded model must not reach it (SIGBUS).
+  return { model: await loadModel(path, { env, progress: false, weights: 'copy' }), state, files };
 }
 
 export function describeModel(id: string, m: AttentionModel): LoadedModelInfo {
