@@ -20,12 +20,13 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
 import { launchChromium } from '../src/export/image.js';
+import { loadLine, machineLine, option, quantile } from './harness.js';
 import { randomAttention } from './views-model.js';
 
 const HEADS = 32;
@@ -253,22 +254,10 @@ function rendererPeakMb(marker: string): number {
   return kb / 1024;
 }
 
-const pct = (xs: number[], q: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
-
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const i = args.indexOf('--sizes');
-  const sizes = (i >= 0 ? args[i + 1] : '2048,8192').split(',').map(Number);
-  console.log(
-    `machine: ${cpus()[0].model}, ${cpus().length} cores, ` +
-      `${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
-  );
-  console.log(
-    `load average at start: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  const sizes = (option('--sizes') ?? '2048,8192').split(',').map(Number);
+  console.log(machineLine());
+  console.log(loadLine('at start'));
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
   // A flag Chromium ignores, so this run's browser process can be told from others' in /proc.
   const marker = `--attnviz-bench=${process.pid}`;
@@ -291,14 +280,14 @@ async function main(): Promise<void> {
         const r = await inPage(page, T);
         const ms = (x: number) => `${x.toFixed(1)} ms`;
         const hover = r.linesHover.length
-          ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms`
+          ? `${quantile(r.linesHover, 0.5).toFixed(1)} / ${quantile(r.linesHover, 0.95).toFixed(1)} ms`
           : '–';
         console.log(
           `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ` +
             `${ms(r.generateMs).padStart(19)}  ` +
             `${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ` +
-            `${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
-            `${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+            `${`${quantile(r.zoom, 0.5).toFixed(1)} / ${quantile(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+            `${`${quantile(r.pan, 0.5).toFixed(1)} / ${quantile(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
             `${hover.padStart(19)}  ` +
             `${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ` +
             `${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
@@ -307,11 +296,7 @@ async function main(): Promise<void> {
         await page.close();
       }
     }
-    console.log(
-      `\nload average at end: ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}`,
-    );
+    console.log(`\n${loadLine('at end')}`);
   } finally {
     await browser?.close();
     await rm(dir, { recursive: true, force: true });

@@ -12,12 +12,11 @@
  *
  * BertViz's model view, for comparison (docs study §4.2): 1.8 s at 32 tokens, 38 s at 128, unfinished at 256.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../src/export/image.js';
+import { mulberry32, option, withHtmlPage } from './harness.js';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 
@@ -30,15 +29,7 @@ export interface ModelViewTiming {
 
 /** `layers × heads` rows of softmax(4·U(0,1)) logits over T keys: dense, mildly peaked, reproducible. */
 export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): Attention {
-  let s = seed >>> 0;
-  const rand = () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   const data = new Float32Array(layers * heads * T * T);
   for (let row = 0; row < layers * heads * T; row++) {
     const o = row * T;
@@ -60,11 +51,7 @@ export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): A
 /** One cold page load of the model view at T tokens (a fresh page each call). */
 export async function measureModelView(browser: Browser, T: number): Promise<ModelViewTiming> {
   const html = renderHtml(randomAttention(T), { view: 'model' });
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
-  const file = join(dir, 'model.html');
-  await writeFile(file, html);
-  const page = await browser.newPage({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1 });
-  try {
+  return withHtmlPage(browser, html, { width: 1000, height: 800 }, async (page, url) => {
     await page.addInitScript(() => {
       const w = window as unknown as Record<string, number>;
       new MutationObserver((_, observer) => {
@@ -78,7 +65,7 @@ export async function measureModelView(browser: Browser, T: number): Promise<Mod
     });
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(pathToFileURL(file).href, { timeout: 300_000 });
+    await page.goto(url, { timeout: 300_000 });
     await page.waitForFunction(
       () => (window as unknown as Record<string, number>).__paintedAt !== undefined,
       undefined,
@@ -91,20 +78,12 @@ export async function measureModelView(browser: Browser, T: number): Promise<Mod
       return { drawn: w.__drawnAt, painted: w.__paintedAt, render: m ? m.duration : NaN };
     });
     return { firstRenderMs: t.drawn, paintedMs: t.painted, renderMs: t.render, htmlBytes: Buffer.byteLength(html) };
-  } finally {
-    await page.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
-  const runs = Number(opt('--runs') ?? 1);
+  const sizes = (option('--sizes') ?? '32,128,512').split(',').map(Number);
+  const runs = Number(option('--runs') ?? 1);
   const browser = await launchChromium();
   try {
     console.log('model view, 12 layers × 12 heads, random softmax; ms from navigation start');
