@@ -6,6 +6,7 @@
  * mistakes in a graph (a missed bias, a residual in the wrong place, a wrong qkv layout), not a misreading
  * shared by both.
  */
+import type { Attention } from '../src/core/attention.js';
 
 /** Rows of a `[T, n]` activation. */
 export type Rows = Float64Array[];
@@ -160,4 +161,34 @@ export function rope(x: Rows[], dims: number, theta: number, factor = 1): Rows[]
       return y;
     }),
   );
+}
+
+/** The score of query i and key j in layer l, head h of an Attention, from the dot product of its own q and k. */
+export type AttentionLogit = (l: number, h: number, i: number, j: number, dot: number) => number;
+
+/**
+ * The largest |softmax(scores) − attention| over every row of `a`, the scores `logit(q·k)` from its own q and k
+ * (by default q·k/√d, −∞ after the query in a causal model): whether they are what made the attention.
+ */
+export function softmaxError(a: Attention, logit?: AttentionLogit): number {
+  const [L, H, T, d] = a.query!.dims;
+  const q = a.query!.data,
+    k = a.key!.data,
+    p = a.attention.data;
+  const score = logit ?? ((_l, _h, i, j, dot) => (a.causal && j > i ? -Infinity : dot / Math.sqrt(d)));
+  let worst = 0;
+  for (let l = 0; l < L; l++)
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < T; i++) {
+        const row = (l * H + h) * T + i;
+        const expected = softmaxRow(
+          Array.from({ length: T }, (_, j) => {
+            let dot = 0;
+            for (let c = 0; c < d; c++) dot += q[row * d + c] * k[((l * H + h) * T + j) * d + c];
+            return score(l, h, i, j, dot);
+          }),
+        );
+        for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(expected[j] - p[row * T + j]));
+      }
+  return worst;
 }
