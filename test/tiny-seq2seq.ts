@@ -50,6 +50,14 @@ export interface Reference {
   logits: Float64Array;
 }
 export const emptyPart = (): PartRef => ({ q: [], k: [], probs: [] });
+const emptyReference = (): Reference => ({
+  encoder: emptyPart(),
+  decoder: emptyPart(),
+  cross: emptyPart(),
+  encoderHidden: [],
+  decoderHidden: [],
+  logits: new Float64Array(),
+});
 
 /** h·Wᵀ (+ bias) for the last row only. */
 export function lastLogits(hidden: Rows, table: Float32Array, bias: Float32Array | null, V: number): Float64Array {
@@ -188,14 +196,7 @@ export function bartReference(
     s.variant === 'mbart' ? addRows(x, f(ln(x, norm))) : ln(addRows(x, f(x)), norm);
   const ffn = (x: Rows, l: string, width: number) => lin(activation(lin(x, `${l}.fc1`, width), s.act), `${l}.fc2`, D);
 
-  const ref: Reference = {
-    encoder: emptyPart(),
-    decoder: emptyPart(),
-    cross: emptyPart(),
-    encoderHidden: [],
-    decoderHidden: [],
-    logits: new Float64Array(),
-  };
+  const ref = emptyReference();
   let x = embed('encoder', encIds);
   for (let i = 0; i < s.encoderLayers; i++) {
     const l = `encoder.layers.${i}`;
@@ -430,12 +431,7 @@ export function t5Reference(
   };
 
   const ref: Reference = {
-    encoder: emptyPart(),
-    decoder: emptyPart(),
-    cross: emptyPart(),
-    encoderHidden: [],
-    decoderHidden: [],
-    logits: new Float64Array(),
+    ...emptyReference(),
     encoderBias: bias('encoder', encIds.length, true),
     decoderBias: bias('decoder', decIds.length, false),
   };
