@@ -45,6 +45,14 @@ export interface HeadDims {
   tied: boolean;
 }
 
+/** What the Llama-style decoders with a gated MLP and RMSNorm share (llama, qwen3, olmo2, phi3). */
+export interface GatedDecoderDims extends DecoderDims, HeadDims {
+  /** MLP width. */
+  intermediate: number;
+  /** RMSNorm epsilon. */
+  eps: number;
+}
+
 /** Key/value heads must divide the attention heads evenly: each serves heads / kvHeads query heads. */
 export function checkKvHeads(c: ModelConfig, heads: number, kvHeads: number): void {
   check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);

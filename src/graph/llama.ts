@@ -44,16 +44,11 @@ import {
   selfAttention,
   tokenEmbedding,
   windowMasks,
-  type DecoderDims,
+  type GatedDecoderDims,
 } from './decoder.js';
 import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
 
-export interface LlamaConfig extends DecoderDims {
-  vocab: number;
-  /** MLP width. */
-  intermediate: number;
-  /** RMSNorm epsilon. */
-  eps: number;
+export interface LlamaConfig extends GatedDecoderDims {
   /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
   invFreq: Float32Array;
   /** q, k, v projections carry biases (Qwen2; Llama with attention_bias). */
@@ -62,8 +57,6 @@ export interface LlamaConfig extends DecoderDims {
   oBias: boolean;
   /** gate/up/down projections carry biases (Llama mlp_bias). */
   mlpBias: boolean;
-  /** The language-model head is the embedding matrix (tie_word_embeddings). */
-  tied: boolean;
   /** Per layer, the sliding window (keys j with i − j < window), or null for full causal attention. */
   windows: (number | null)[];
 }

@@ -26,19 +26,15 @@ import {
   ropeSettings,
   selfAttention,
   tokenEmbedding,
-  type DecoderDims,
+  type GatedDecoderDims,
 } from './decoder.js';
 import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Olmo2Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Olmo2Config extends GatedDecoderDims {
   invFreq: Float32Array;
   /** q, k, v and o projections carry biases (attention_bias). */
   bias: boolean;
-  tied: boolean;
 }
 
 function readConfig(c: ModelConfig): Olmo2Config {

@@ -29,19 +29,15 @@ import {
   selfAttention,
   slidingWindowMask,
   tokenEmbedding,
-  type DecoderDims,
+  type GatedDecoderDims,
 } from './decoder.js';
 import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Phi3Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Phi3Config extends GatedDecoderDims {
   theta: number;
   /** Rotated dimensions per head: int(d · partial_rotary_factor). */
   rotaryDims: number;
-  tied: boolean;
   /** The sliding window of every layer, or null. */
   window: number | null;
 }

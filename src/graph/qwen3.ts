@@ -31,19 +31,15 @@ import {
   selfAttention,
   tokenEmbedding,
   windowMasks,
-  type DecoderDims,
+  type GatedDecoderDims,
 } from './decoder.js';
 import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Qwen3Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Qwen3Config extends GatedDecoderDims {
   invFreq: Float32Array;
   /** q, k, v and o projections carry biases (attention_bias). */
   bias: boolean;
-  tied: boolean;
   /** Per layer: the sliding window (keys i − window + 1 … i) or null. */
   windows: (number | null)[];
 }
