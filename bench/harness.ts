@@ -8,6 +8,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import type { Attention } from '../src/core/attention.js';
 
 /** The value after `--name` on the command line, if given. */
 export function option(name: string): string | undefined {
@@ -34,6 +35,19 @@ export function loadLine(when: string): string {
   return `load average ${when}: ${loadavg()
     .map((x) => x.toFixed(2))
     .join(' ')}`;
+}
+
+/** A non-causal Attention of tokens tok0 … over `data` `[layers, heads, T, T]`: a benchmark's random input. */
+export function syntheticAttention(T: number, layers: number, heads: number, data: Float32Array): Attention {
+  return {
+    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
+    text: '',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'random', modelType: 'bert' },
+    causal: false,
+    attention: { dims: [layers, heads, T, T], data },
+  };
 }
 
 /** mulberry32: uniform numbers in [0, 1), the same sequence for the same seed. */

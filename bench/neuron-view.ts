@@ -19,7 +19,7 @@ import type { Browser } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 import { launchChromium } from '../src/export/image.js';
-import { loadLine, machineLine, median, mulberry32, option, p95, withHtmlPage } from './harness.js';
+import { loadLine, machineLine, median, mulberry32, option, p95, syntheticAttention, withHtmlPage } from './harness.js';
 
 /** Random q, k `[L, H, T, d]` and their attention softmax(q·kᵀ/√d), reproducible (mulberry32 + Box–Muller). */
 export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, seed = 1): Attention {
@@ -46,13 +46,7 @@ export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, 
       for (let j = 0; j < T; j++) attention[o + j] /= sum;
     }
   return {
-    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-    text: '',
-    pair: null,
-    sentenceBStart: null,
-    model: { source: 'random', modelType: 'bert' },
-    causal: false,
-    attention: { dims: [layers, heads, T, T], data: attention },
+    ...syntheticAttention(T, layers, heads, attention),
     query: { dims: [layers, heads, T, d], data: query },
     key: { dims: [layers, heads, T, d], data: key },
   };

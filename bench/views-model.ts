@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../src/export/image.js';
-import { mulberry32, option, withHtmlPage } from './harness.js';
+import { mulberry32, option, syntheticAttention, withHtmlPage } from './harness.js';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 
@@ -37,15 +37,7 @@ export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): A
     for (let k = 0; k < T; k++) sum += data[o + k] = Math.exp(4 * rand());
     for (let k = 0; k < T; k++) data[o + k] /= sum;
   }
-  return {
-    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-    text: '',
-    pair: null,
-    sentenceBStart: null,
-    model: { source: 'random', modelType: 'bert' },
-    causal: false,
-    attention: { dims: [layers, heads, T, T], data },
-  };
+  return syntheticAttention(T, layers, heads, data);
 }
 
 /** One cold page load of the model view at T tokens (a fresh page each call). */
