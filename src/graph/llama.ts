@@ -27,7 +27,6 @@
  */
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
-import { GGUF_ARCHITECTURES, type GgufArchitecture } from '../load/gguf-checkpoint.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
@@ -46,7 +45,7 @@ import {
   windowMasks,
   type GatedDecoderDims,
 } from './decoder.js';
-import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface LlamaConfig extends GatedDecoderDims {
   /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
@@ -63,7 +62,7 @@ export interface LlamaConfig extends GatedDecoderDims {
 
 type Variant = 'llama' | 'mistral' | 'qwen2';
 
-function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaConfig {
+function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
   const hidden = c.size('hidden_size');
   const heads = c.size('num_attention_heads');
   const kvHeads = c.size('num_key_value_heads', heads);
@@ -95,7 +94,7 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
     intermediate: c.size('intermediate_size'),
     eps: c.float('rms_norm_eps', 1e-6),
     invFreq: ropeInvFreq(d, theta, scaling),
-    rope,
+    rope: 'half', // GGUF files: 'interleaved' (graph/families.ts ggufFamily)
     qkvBias: variant === 'qwen2' || attentionBias,
     oBias: attentionBias,
     mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
@@ -164,11 +163,11 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
   declareLayerOutputs(g, c, options);
 }
 
-const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
+const family = (modelType: Variant): Family<LlamaConfig> => ({
   modelType,
   causal: true,
   lmHead: true,
-  readConfig: (c) => readConfig(c, modelType, rope),
+  readConfig: (c) => readConfig(c, modelType),
   build,
   // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
   skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
@@ -177,7 +176,3 @@ const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConf
 export const llama = family('llama');
 export const mistral = family('mistral');
 export const qwen2 = family('qwen2');
-/** The family of a GGUF file's architecture, in the RoPE layout of its q/k rows (load/gguf-checkpoint.ts). */
-export function ggufFamily(architecture: GgufArchitecture): Family<LlamaConfig> {
-  return family(architecture, GGUF_ARCHITECTURES[architecture]);
-}

@@ -73,7 +73,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
 
   const { ids, positions, mask } = decoderInputs(g, options);
   const embedding = tokenEmbedding(w, `${p}embed_tokens.weight`, c);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
   const mlp = { hidden: D, intermediate: c.intermediate, bias: false };
 

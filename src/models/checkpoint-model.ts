@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto';
 import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
-import { familyFor } from '../graph/families.js';
+import { familyFor, ggufFamily } from '../graph/families.js';
 import {
   checkAllRead,
   HIDDEN_LAST,
@@ -19,7 +19,7 @@ import {
   type Family,
   type ModelDims,
 } from '../graph/family.js';
-import { ggufFamily, type LlamaConfig } from '../graph/llama.js';
+import type { LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
