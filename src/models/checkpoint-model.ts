@@ -432,6 +432,7 @@ export class Model implements AttentionModel {
         steps.push({ ...named({ id: next, probability: probs[next] }), top: topK(probs, alternatives).map(named) });
       }
       ids.push(next);
+      options.onToken?.({ id: next, token: this.tokenizer.idToToken(next), index: ids.length - 1 });
       if (eos.includes(next)) {
         stopped = 'eos';
         break;
@@ -456,7 +457,7 @@ export class Model implements AttentionModel {
       text,
       stopped,
       seed,
-      ...(attention ? { attention } : {}),
+      ...(attention ? { attention: { ...attention, promptLength } } : {}),
       ...(alternatives > 0 ? { steps } : {}),
     };
   }
