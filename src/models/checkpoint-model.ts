@@ -28,6 +28,7 @@ import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, StagedSession, type Feed, type Runner, type RunOutput } from '../runtime/session.js';
+import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -125,7 +126,16 @@ export class Model implements AttentionModel {
     readonly unusedTensors: readonly string[] = [],
   ) {}
 
-  private generatorSession?: Promise<Session>;
+  /** The generation session (logits of the last position, KV cache), built once. */
+  private readonly generatorSession = new LazySession(() =>
+    this.internals.build({ extract: false, logits: 'last', kvCache: true }).then(async (s) => {
+      if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
+      await s.release();
+      throw new AttnvizError(
+        `${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`,
+      );
+    }),
+  );
   private seq2seqRunner?: Seq2Seq;
   /** Output buffers kept across calls (layer-stream.ts). */
   private readonly pool = new BufferPool();
@@ -401,7 +411,7 @@ export class Model implements AttentionModel {
     } else ids = this.encode(prompt, {}).ids;
     const promptLength = ids.length;
 
-    const session = await this.generator();
+    const session = await this.generatorSession.get();
     // The cache starts empty ([kvHeads, 0, d] per layer); each run feeds the tokens not yet in it.
     const kvHeads = (this.dims as Partial<LlamaConfig>).kvHeads ?? this.dims.heads;
     const empty: Feed = { type: 'float32', data: new Float32Array(0), dims: [kvHeads, 0, this.dims.headDim] };
@@ -471,24 +481,6 @@ export class Model implements AttentionModel {
     };
   }
 
-  /** The generation session (logits of the last position, KV cache), built once. */
-  private generator(): Promise<Session> {
-    this.generatorSession ??= this.internals
-      .build({ extract: false, logits: 'last', kvCache: true })
-      .then(async (s) => {
-        if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
-        await s.release();
-        throw new AttnvizError(
-          `${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`,
-        );
-      });
-    const pending = this.generatorSession;
-    pending.catch(() => {
-      if (this.generatorSession === pending) this.generatorSession = undefined;
-    });
-    return pending;
-  }
-
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
   async forward(text: string, options: AttentionOptions = {}): Promise<Tensor> {
     const seq2seq = this.seq2seq();
@@ -500,13 +492,7 @@ export class Model implements AttentionModel {
   async release(): Promise<void> {
     await this.seq2seqRunner?.release();
     await this.session.release();
-    const generator = this.generatorSession;
-    this.generatorSession = undefined;
-    if (generator)
-      await generator.then(
-        (s) => s.release(),
-        () => undefined,
-      );
+    await this.generatorSession.release();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {
