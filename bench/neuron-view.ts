@@ -15,25 +15,15 @@
  * Target (issue 9): the view opens in ≤ 300 ms at 1k tokens (before: 2.5–12 s at 185–369 tokens).
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 import { launchChromium } from '../src/export/chromium.js';
+import { loadLine, machineLine, median, mulberry32, option, p95, syntheticAttention, withHtmlPage } from './harness.js';
 
 /** Random q, k `[L, H, T, d]` and their attention softmax(q·kᵀ/√d), reproducible (mulberry32 + Box–Muller). */
 export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, seed = 1): Attention {
-  let s = seed >>> 0;
-  const rand = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   const normal = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
   const n = layers * heads * T;
   const query = Float32Array.from({ length: n * d }, normal),
@@ -56,13 +46,7 @@ export function randomNeuronAttention(T: number, layers = 4, heads = 4, d = 64, 
       for (let j = 0; j < T; j++) attention[o + j] /= sum;
     }
   return {
-    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-    text: '',
-    pair: null,
-    sentenceBStart: null,
-    model: { source: 'random', modelType: 'bert' },
-    causal: false,
-    attention: { dims: [layers, heads, T, T], data: attention },
+    ...syntheticAttention(T, layers, heads, attention),
     query: { dims: [layers, heads, T, d], data: query },
     key: { dims: [layers, heads, T, d], data: key },
   };
@@ -88,14 +72,10 @@ function withBundle(html: string, bundle: string | null): string {
 }
 
 async function measure(browser: Browser, html: string, T: number): Promise<Timing> {
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
-  const file = join(dir, 'neuron.html');
-  await writeFile(file, html);
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, deviceScaleFactor: 1 });
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  try {
-    await page.goto(pathToFileURL(file).href, { timeout: 600_000 });
+  return withHtmlPage(browser, html, { width: 1400, height: 900 }, async (page, url) => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url, { timeout: 600_000 });
     await page.waitForSelector('.attnviz-neuron-view', { timeout: 600_000 });
     const r = await page.evaluate(
       async ({ T }) => {
@@ -161,35 +141,18 @@ async function measure(browser: Browser, html: string, T: number): Promise<Timin
       rows: r.rows,
       tokens: r.tokens,
     };
-  } finally {
-    await page.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))];
 const ms = (x: number, w: number) => x.toFixed(0).padStart(w);
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const sizes = (opt('--sizes') ?? '185,369,1024,2048').split(',').map(Number);
-  const runs = Number(opt('--runs') ?? 3);
-  const bundlePath = opt('--bundle');
+  const sizes = (option('--sizes') ?? '185,369,1024,2048').split(',').map(Number);
+  const runs = Number(option('--runs') ?? 3);
+  const bundlePath = option('--bundle');
   const bundle = bundlePath ? readFileSync(bundlePath, 'utf8') : null;
-  console.log(
-    `machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
-      `node ${process.version}`,
-  );
-  console.log(
-    `load average at start: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(machineLine());
+  console.log(loadLine('at start'));
   const browser = await launchChromium();
   console.log(
     `chromium ${browser.version()}; views ${bundlePath ?? 'of this build'}; 4 layers × 4 heads, d = 64; ` +
@@ -213,11 +176,7 @@ async function main(): Promise<void> {
   } finally {
     await browser.close();
   }
-  console.log(
-    `\nload average at end: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`\n${loadLine('at end')}`);
 }
 
 if (process.argv[1]?.endsWith('neuron-view.js'))

@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../src/export/chromium.js';
+import { mulberry32, syntheticAttention } from './harness.js';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
 
@@ -36,15 +37,7 @@ export interface ModelViewTiming {
 
 /** `layers × heads` rows of softmax(4·U(0,1)) logits over T keys: dense, mildly peaked, reproducible. */
 export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): Attention {
-  let s = seed >>> 0;
-  const rand = () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   const data = new Float32Array(layers * heads * T * T);
   for (let row = 0; row < layers * heads * T; row++) {
     const o = row * T;
@@ -52,15 +45,7 @@ export function randomAttention(T: number, layers = 12, heads = 12, seed = 1): A
     for (let k = 0; k < T; k++) sum += data[o + k] = Math.exp(4 * rand());
     for (let k = 0; k < T; k++) data[o + k] /= sum;
   }
-  return {
-    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
-    text: '',
-    pair: null,
-    sentenceBStart: null,
-    model: { source: 'random', modelType: 'bert' },
-    causal: false,
-    attention: { dims: [layers, heads, T, T], data },
-  };
+  return syntheticAttention(T, layers, heads, data);
 }
 
 /** One cold page load of the model view at T tokens (a fresh page each call); `split` false: one data block. */

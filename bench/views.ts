@@ -12,13 +12,10 @@
  * BertViz on this machine kind (study §4): head-view hover 1.1 s at 128 tokens, model view 38 s at 128 and
  * no finish at 256, 46 bytes per value. Targets: hover < 30 ms at 512; model view < 1.5 s at 512; ≤ 2 B/value.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { renderHtml } from '../src/export/html.js';
 import { launchChromium } from '../src/export/chromium.js';
+import { machineLine, median, option, p95, withHtmlPage } from './harness.js';
 import { measureModelView, randomAttention } from './views-model.js';
 
 interface HeadTiming {
@@ -35,11 +32,7 @@ async function measureHeadView(
   hovers: number,
 ): Promise<HeadTiming> {
   const html = renderHtml(randomAttention(T), { view: 'head', options });
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
-  const file = join(dir, 'head.html');
-  await writeFile(file, html);
-  const page = await browser.newPage({ viewport: { width: 1200, height: 900 }, deviceScaleFactor: 1 });
-  try {
+  return withHtmlPage(browser, html, { width: 1200, height: 900 }, async (page, url) => {
     await page.addInitScript(() => {
       const w = window as unknown as Record<string, number>;
       new MutationObserver((_, o) => {
@@ -48,7 +41,7 @@ async function measureHeadView(
         w.__drawnAt = performance.now();
       }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-drawn'] });
     });
-    await page.goto(pathToFileURL(file).href, { timeout: 300_000 });
+    await page.goto(url, { timeout: 300_000 });
     await page.waitForFunction(() => (window as unknown as Record<string, number>).__drawnAt !== undefined, undefined, {
       timeout: 300_000,
     });
@@ -82,27 +75,13 @@ async function measureHeadView(
       return { times, mode: root.dataset.mode!, drawn: Number(root.dataset.drawn) };
     }, hovers);
     return { firstRenderMs, hoverMs: r.times, mode: r.mode, drawn: r.drawn };
-  } finally {
-    await page.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))];
-
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const opt = (name: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 ? args[i + 1] : undefined;
-  };
-  const sizes = (opt('--sizes') ?? '32,128,512').split(',').map(Number);
-  const runs = Number(opt('--runs') ?? 3);
-  console.log(
-    `machine: ${cpus()[0].model}, ${cpus().length} cores, ` +
-      `${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
-  );
+  const sizes = (option('--sizes') ?? '32,128,512').split(',').map(Number);
+  const runs = Number(option('--runs') ?? 3);
+  console.log(machineLine());
   const browser = await launchChromium();
   console.log(
     `chromium ${browser.version()}; 12 layers × 12 heads, random softmax; medians of ${runs} loads, 30 hovers each\n`,

@@ -62,6 +62,14 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** `attnviz compare` of "She" and "He" on TinyStories, asking how the pronoun attends to "Lily". */
+const pronounArgs = ['compare', '--model', TINY, '--text', SHE, '--text', HE, '--from', PRONOUN, '--to', '/^lily/i'];
+/** `attnviz generate`: 12 greedy tokens after "Once upon a time", the step report to the file that follows. */
+const greedySteps = [
+  ...['generate', '--model', TINY, '--prompt', 'Once upon a time'],
+  ...['--max-new-tokens', '12', '--temperature', '0', '--report'],
+];
+
 /** Opens a report and checks what every report must: drawn, no error, no request beyond the file. */
 async function openReport(file: string) {
   const opened = await openHtml(browser!, await readFile(file, 'utf8'), { width: 1300, height: 1000 });
@@ -74,12 +82,7 @@ async function openReport(file: string) {
 describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-656K', () => {
   test('JSON: the question per layer × head equals the library, ranked by |A − B|', async () => {
     const out = join(dir, 'pronoun.json');
-    const r = await cli(
-      ['compare', '--model', TINY, '--text', SHE, '--text', HE, '--from', PRONOUN, '--to', '/^lily/i'].concat([
-        '-o',
-        out,
-      ]),
-    );
+    const r = await cli([...pronounArgs, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(
       /^wrote .*pronoun\.json: 8 and 8 tokens, aligned by same length; largest \|A − B\|: layer \d head \d/,
@@ -101,21 +104,7 @@ describe.skipIf(!READY)('attnviz compare: "Lily … She" vs "He" on TinyStories-
 
   test.skipIf(!HAVE_CHROMIUM)('HTML: grid, table, linked head views, difference tooltip = the library', async () => {
     const out = join(dir, 'pronoun.html');
-    const r = await cli([
-      'compare',
-      '--model',
-      TINY,
-      '--text',
-      SHE,
-      '--text',
-      HE,
-      '--from',
-      PRONOUN,
-      '--to',
-      '/^lily/i',
-      '-o',
-      out,
-    ]);
+    const r = await cli([...pronounArgs, '-o', out]);
     expect(r.code, r.stderr).toBe(0);
     const [a, b] = [await model.attention(SHE), await model.attention(HE)];
     const q = askQuestion(a, b, PRONOUN, '/^lily/i');
@@ -382,19 +371,7 @@ describe.skipIf(!READY)('attnviz heads over a TinyStories-like corpus', () => {
 describe.skipIf(!READY)('attnviz generate --report: greedy generation step by step', () => {
   test("JSON: each greedy token is the most likely one; a step's attention is that of the shorter text", async () => {
     const json = join(dir, 'steps.json');
-    const r = await cli([
-      'generate',
-      '--model',
-      TINY,
-      '--prompt',
-      'Once upon a time',
-      '--max-new-tokens',
-      '12',
-      '--temperature',
-      '0',
-      '--report',
-      json,
-    ]);
+    const r = await cli([...greedySteps, json]);
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(await readFile(json, 'utf8')) as StepsReport;
     expect(report.steps).toHaveLength(12);
@@ -424,19 +401,7 @@ describe.skipIf(!READY)('attnviz generate --report: greedy generation step by st
     'HTML: marked tokens, a slider, probabilities and context weights = the library',
     async () => {
       const html = join(dir, 'steps.html');
-      const r = await cli([
-        'generate',
-        '--model',
-        TINY,
-        '--prompt',
-        'Once upon a time',
-        '--max-new-tokens',
-        '12',
-        '--temperature',
-        '0',
-        '--report',
-        html,
-      ]);
+      const r = await cli([...greedySteps, html]);
       expect(r.code, r.stderr).toBe(0);
       const g = await model.generate('Once upon a time', { maxNewTokens: 12, temperature: 0, alternatives: 5 });
       const { page, close } = await openReport(html);

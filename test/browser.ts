@@ -28,6 +28,8 @@ export interface OpenedPage {
   /** URLs the page asked for beyond its own file. */
   requests: string[];
   errors: string[];
+  /** Messages of the dialogs (alert, confirm) the page opened, each dismissed; heard from before its scripts run. */
+  dialogs: string[];
   close(): Promise<void>;
 }
 
@@ -42,8 +44,13 @@ export async function openHtml(
   await writeFile(file, html);
   const page = await browser.newPage({ viewport, deviceScaleFactor: 1 });
   const url = pathToFileURL(file).href;
-  const requests: string[] = [];
-  const errors: string[] = [];
+  const requests: string[] = [],
+    errors: string[] = [],
+    dialogs: string[] = [];
+  page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    void d.dismiss();
+  });
   page.on('request', (r) => {
     if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url());
   });
@@ -60,6 +67,7 @@ export async function openHtml(
     page,
     requests,
     errors,
+    dialogs,
     close: async () => {
       await page.close();
       await rm(dir, { recursive: true, force: true });

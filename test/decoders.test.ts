@@ -28,19 +28,14 @@ import {
   gptjWeights,
   type FalconSpec,
 } from './tiny-decoders.js';
+import { activation, addRows, attend, causal, gather, layerNorm, linear, rope, type Rows } from './reference.js';
 import {
-  activation,
   expectBad,
   expectMatchesReference,
-  gather,
-  layerNorm,
-  linear,
   removeTinyModels,
-  rope,
   type TinyWeights,
   writeTinyModel,
   type Reference,
-  type Rows,
 } from './tiny-models.js';
 
 const TEXT = 'The cat sat on the mat; the dog watched it.';
@@ -586,14 +581,12 @@ describe.skipIf(!HAVE_SHARED)('score extras in the attention file and the page e
 function bloomReference(w: TinyWeights, ids: readonly number[], slopes: readonly number[]): Reference {
   const D = 24,
     H = 6,
-    d = 4,
-    T = ids.length;
+    d = 4;
   const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
   const lin = (y: Rows, name: string, nOut: number) =>
     linear(y, w.get(`transformer.${name}.weight`), w.get(`transformer.${name}.bias`), nOut);
   const ln = (y: Rows, name: string) =>
     layerNorm(y, w.get(`transformer.${name}.weight`), w.get(`transformer.${name}.bias`), 1e-5);
-  const add = (a: Rows, b: Rows) => a.map((r, t) => r.map((v, j) => v + b[t][j]));
   let x = ln(gather(w.get('transformer.word_embeddings.weight'), D, ids), 'word_embeddings_layernorm');
   for (let i = 0; i < 2; i++) {
     const l = `h.${i}`;
@@ -601,29 +594,15 @@ function bloomReference(w: TinyWeights, ids: readonly number[], slopes: readonly
     const part = (which: number) =>
       Array.from({ length: H }, (_, h) => qkv.map((r) => r.slice((3 * h + which) * d, (3 * h + which + 1) * d)));
     const [q, k, v] = [part(0), part(1), part(2)];
-    const probs = q.map((qh, h) =>
-      qh.map((qv, a) => {
-        const s = k[h].map((kv, b) =>
-          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d) + slopes[h] * b,
-        );
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), (z, h, a, b) =>
+      b > a ? -Infinity : z + slopes[h] * b,
     );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
-      return row;
-    });
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);
-    const attn = add(lin(context, `${l}.self_attention.dense`, D), x);
+    const attn = addRows(lin(context, `${l}.self_attention.dense`, D), x);
     const h4 = activation(lin(ln(attn, `${l}.post_attention_layernorm`), `${l}.mlp.dense_h_to_4h`, 4 * D), 'gelu_new');
-    x = add(lin(h4, `${l}.mlp.dense_4h_to_h`, D), attn);
+    x = addRows(lin(h4, `${l}.mlp.dense_4h_to_h`, D), attn);
   }
   ref.hidden = ln(x, 'ln_f');
   return ref;
@@ -677,8 +656,7 @@ function gptjReference(w: TinyWeights, ids: readonly number[]): Reference {
   const D = 32,
     H = 4,
     d = 8,
-    r = 4,
-    T = ids.length;
+    r = 4;
   const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
   const get = (name: string) => w.get(`transformer.${name}`);
   const ln = (y: Rows, name: string) => layerNorm(y, get(`${name}.weight`), get(`${name}.bias`), 1e-5);
@@ -705,23 +683,7 @@ function gptjReference(w: TinyWeights, ids: readonly number[]): Reference {
     const q = rotate(heads('q_proj')),
       k = rotate(heads('k_proj')),
       v = heads('v_proj');
-    const probs = q.map((qh, hh) =>
-      qh.map((qv, a) => {
-        const s = k[hh].map((kv, b) =>
-          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
-        );
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
-    );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let hh = 0; hh < H; hh++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[hh * d + c] += probs[hh][t][j] * v[hh][j][c];
-      return row;
-    });
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), causal);
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);
@@ -772,14 +734,12 @@ function falconReference(w: TinyWeights, s: FalconSpec, ids: readonly number[]):
   const D = 32,
     H = 4,
     d = 8,
-    K = s.kv,
-    T = ids.length;
+    K = s.kv;
   const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
   const get = (name: string) => w.get(`transformer.${name}`);
   const lin = (y: Rows, name: string, nOut: number) =>
     linear(y, get(`${name}.weight`), s.bias ? get(`${name}.bias`) : null, nOut);
   const ln = (y: Rows, name: string) => layerNorm(y, get(`${name}.weight`), get(`${name}.bias`), 1e-5);
-  const add = (...xs: Rows[]) => xs[0].map((r, t) => r.map((v, j) => xs.slice(1).reduce((a, x) => a + x[t][j], v)));
   const vec = (row: Float64Array, block: number) => row.slice(block * d, (block + 1) * d);
   let x = gather(get('word_embeddings.weight'), D, ids);
   for (let i = 0; i < 2; i++) {
@@ -801,23 +761,7 @@ function falconReference(w: TinyWeights, s: FalconSpec, ids: readonly number[]):
     const q = rope(heads('q'), d, 10000),
       k = rope(heads('k'), d, 10000),
       v = heads('v');
-    const probs = q.map((qh, h) =>
-      qh.map((qv, a) => {
-        const sc = k[h].map((kv, b) =>
-          b > a ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
-        );
-        const max = Math.max(...sc);
-        const e = sc.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
-    );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
-      return row;
-    });
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), causal);
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);
@@ -825,9 +769,9 @@ function falconReference(w: TinyWeights, s: FalconSpec, ids: readonly number[]):
     const mlp = (h: Rows) =>
       lin(activation(lin(h, `${l}.mlp.dense_h_to_4h`, 4 * D), 'gelu'), `${l}.mlp.dense_4h_to_h`, D);
     if (s.norms === 'sequential') {
-      const a = add(attn, x);
-      x = add(mlp(ln(a, `${l}.post_attention_layernorm`)), a);
-    } else x = add(mlp(s.norms === 'two' ? ln(x, `${l}.ln_mlp`) : attnIn), attn, x);
+      const a = addRows(attn, x);
+      x = addRows(mlp(ln(a, `${l}.post_attention_layernorm`)), a);
+    } else x = addRows(mlp(s.norms === 'two' ? ln(x, `${l}.ln_mlp`) : attnIn), attn, x);
   }
   ref.hidden = ln(x, 'ln_f');
   return ref;

@@ -27,21 +27,24 @@ import {
   activation,
   addRows,
   attend,
+  gather,
+  layerNorm,
+  linear,
+  rope,
+  softmaxError,
+  splitHeads,
+  type Rows,
+} from './reference.js';
+import {
   expectBad,
   expectInvariants,
   expectMatchesReference,
-  gather,
   graphOf,
-  layerNorm,
-  linear,
   removeTinyModels,
   Rng,
-  rope,
-  splitHeads,
   TinyWeights,
   writeTinyModel,
   type Reference,
-  type Rows,
 } from './tiny-models.js';
 
 const TEXT = 'The cat sat on the mat; the dog, unimpressed, watched it.';
@@ -187,7 +190,7 @@ function postNormLayer(w: TinyWeights, x: Rows, n: LayerNames, act: string, eps:
   const q = splitHeads(lin(x, n.q, D), H, d),
     k = splitHeads(lin(x, n.k, D), H, d),
     v = splitHeads(lin(x, n.v, D), H, d);
-  const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), false);
+  const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d));
   ref.q.push(q);
   ref.k.push(k);
   ref.probs.push(probs);
@@ -801,23 +804,7 @@ function mpnetReference(w: TinyWeights, ids: readonly number[]): Reference & { b
     const q = splitHeads(lin(x, `${l}.attention.attn.q`, D), H, d),
       k = splitHeads(lin(x, `${l}.attention.attn.k`, D), H, d),
       v = splitHeads(lin(x, `${l}.attention.attn.v`, D), H, d);
-    const probs = q.map((qh, h) =>
-      qh.map((qi, a) => {
-        const s = k[h].map(
-          (kj, b) => qi.reduce((acc, val, c) => acc + val * kj[c], 0) / Math.sqrt(d) + ref.bias[h][a][b],
-        );
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
-    );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
-      return row;
-    });
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), (z, h, a, b) => z + ref.bias[h][a][b]);
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);
@@ -885,25 +872,8 @@ describe.skipIf(!HAVE_SHARED)('MPNet: tiny random checkpoint', () => {
 
 /** Rows sum to 1 and softmax(attentionLogit(q·kᵀ)) — with the reported bias — = the attention. */
 function expectLogitInvariants(a: Attention): void {
-  const [L, HH, T] = a.attention.dims;
-  const dd = a.query!.dims[3];
-  let worst = 0;
-  for (let l = 0; l < L; l++)
-    for (let h = 0; h < HH; h++)
-      for (let i = 0; i < T; i++) {
-        const s = Array.from({ length: T }, (_, j) => {
-          let dot = 0;
-          for (let c = 0; c < dd; c++)
-            dot += a.query!.data[((l * HH + h) * T + i) * dd + c] * a.key!.data[((l * HH + h) * T + j) * dd + c];
-          return attentionLogit(a, l, h, i, j, dot);
-        });
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((x, y) => x + y, 0);
-        for (let j = 0; j < T; j++)
-          worst = Math.max(worst, Math.abs(e[j] / sum - a.attention.data[((l * HH + h) * T + i) * T + j]));
-      }
-  expect(worst, 'softmax(attentionLogit) = attention').toBeLessThan(1e-5);
+  const logit = (l: number, h: number, i: number, j: number, dot: number) => attentionLogit(a, l, h, i, j, dot);
+  expect(softmaxError(a, logit), 'softmax(attentionLogit) = attention').toBeLessThan(1e-5);
 }
 
 // ---- DeBERTa-v2 / v3 -----------------------------------------------------------------------------------------
@@ -1039,21 +1009,7 @@ function debertaReference(
         }),
       ),
     );
-    const probs = q.map((qh, h) =>
-      qh.map((qv, qi) => {
-        const s = k[h].map((kv, kj) => dot(qv, kv) / scale + bias[h][qi][kj]);
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
-    );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
-      return row;
-    });
+    const { probs, context } = attend(q, k, v, 1 / scale, (z, h, qi, kj) => z + bias[h][qi][kj]);
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);
@@ -1190,7 +1146,6 @@ function modernbertWeights(seed: number, normBias = false): TinyWeights {
 /** modeling_modernbert.py in float64 (no biases): pre-norm, RoPE per layer kind, local |i − j| ≤ 2, GeGLU. */
 function modernbertReference(w: TinyWeights, ids: readonly number[]): Reference {
   const ref = emptyReference();
-  const T = ids.length;
   const zeros = new Float32Array(D);
   const ln = (y: Rows, name: string) => layerNorm(y, w.get(`${name}.weight`), zeros, 1e-5);
   const lin = (y: Rows, name: string, nOut: number) => linear(y, w.get(`${name}.weight`), null, nOut);
@@ -1223,23 +1178,9 @@ function modernbertReference(w: TinyWeights, ids: readonly number[]): Reference 
         H,
         d,
       );
-    const probs = q.map((qh, h) =>
-      qh.map((qv, a) => {
-        const s = k[h].map((kv, b) =>
-          local && Math.abs(a - b) > 2 ? -Infinity : qv.reduce((acc, val, c) => acc + val * kv[c], 0) / Math.sqrt(d),
-        );
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(d), (z, _h, a, b) =>
+      local && Math.abs(a - b) > 2 ? -Infinity : z,
     );
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(D);
-      for (let h = 0; h < H; h++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][t][j] * v[h][j][c];
-      return row;
-    });
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);

@@ -7,7 +7,7 @@ import { readAttentionFile } from '../src/core/files.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { argmax, Sampler } from '../src/models/sampler.js';
 import { deriveCheckpoint, removeCheckpoint } from './checkpoints.js';
-import { buildCache } from './hub-cache.js';
+import { buildCache, readFiles } from './hub-cache.js';
 import { cli, HAVE_CLI } from './cli-run.js';
 import { goldenModel, HAVE_SHARED, present, SHARED } from './shared.js';
 
@@ -102,15 +102,7 @@ describe.skipIf(!HAVE_MODELS)('published texts', () => {
 
   test('TinyStories-656K as a hub id from a Hugging Face cache on disk', async () => {
     const cache = await temp();
-    const names = [
-      'config.json',
-      'model.safetensors',
-      'tokenizer.json',
-      'tokenizer_config.json',
-      'special_tokens_map.json',
-      'generation_config.json',
-    ];
-    const files = new Map(await Promise.all(names.map(async (f) => [f, await readFile(join(TINY, f))] as const)));
+    const files = await readFiles(TINY);
     await buildCache(cache, 'raincandy-u/TinyStories-656K', 'c'.repeat(40), files);
     const m = await open('raincandy-u/TinyStories-656K', {
       env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' },

@@ -10,24 +10,17 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { Model } from '../src/models/checkpoint-model.js';
 import { maxAbs, maxAbsDiff } from './shared.js';
+import { activation, addRows, attend, causal, gather, layerNorm, linear, rope, type Rows } from './reference.js';
 import {
-  activation,
-  addRows,
-  attend,
   expectBad,
   expectInvariants,
   expectMatchesReference,
-  gather,
   graphOf,
-  layerNorm,
-  linear,
   removeTinyModels,
-  rope,
   Rng,
   TinyWeights,
   writeTinyModel,
   type Reference,
-  type Rows,
 } from './tiny-models.js';
 
 const TEXT = 'The cat sat on the mat; the dog, unimpressed, watched it.';
@@ -121,7 +114,7 @@ function reference(w: TinyWeights, s: Spec, ids: readonly number[]): Reference {
       Array.from({ length: H }, (_, h) => qkv.map((row) => row.slice(qkvRow(h, p, 0), qkvRow(h, p, 0) + d)));
     const q = rope(part(0), r, s.base),
       k = rope(part(1), r, s.base);
-    const { probs, context } = attend(q, k, part(2), 1 / Math.sqrt(d), true);
+    const { probs, context } = attend(q, k, part(2), 1 / Math.sqrt(d), causal);
     ref.q.push(q);
     ref.k.push(k);
     ref.probs.push(probs);

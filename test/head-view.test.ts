@@ -9,7 +9,7 @@ import { linesLayout, panelLayout } from '../src/views/layout.js';
 import { accumulate, combineHeads, halve, maxPool, scaleValues, type ColorScale } from '../src/views/raster.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
-import { bundlePage, mountSynthetic, synth } from './views-synthetic.js';
+import { mountSynthetic, synth, useBundlePage } from './views-synthetic.js';
 
 interface HeatmapHandle {
   heatmap(): { cellCenter(r: number, c: number): { x: number; y: number } } | null;
@@ -268,16 +268,7 @@ interface LongHandle {
 }
 
 describe.skipIf(!HAVE_CHROMIUM)('head view, long inputs (synthetic data)', () => {
-  let browser: Browser;
-  let p: OpenedPage;
-  beforeAll(async () => {
-    browser = await launch();
-    p = await bundlePage(browser);
-  });
-  afterAll(async () => {
-    await p?.close();
-    await browser?.close();
-  });
+  const p = useBundlePage();
   const viewport = () =>
     p.page.$eval('.attnviz', (e) => (e as unknown as LongHandle).attnvizView.heatmap()!.viewport());
   const center = (r: number, c: number) =>

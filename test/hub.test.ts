@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCache, sha256, storageOf } from './hub-cache.js';
+import { buildCache, readFiles, sha256, storageOf } from './hub-cache.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AttnvizError } from '../src/core/errors.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../src/load/hub.js';
@@ -13,23 +13,13 @@ const tinyDir = join(SHARED, 'models', 'tinystories-656k');
 const haveTiny = present(existsSync(tinyDir), tinyDir, 'the TinyStories cache tests');
 
 const TINY = 'raincandy-u/TinyStories-656K';
-const TINY_FILES = [
-  'config.json',
-  'model.safetensors',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'generation_config.json',
-];
 const COMMIT = `${'a'.repeat(8)}0123456789abcdef0123456789abcdef`;
 const OTHER_COMMIT = 'b'.repeat(40);
 
 /** The id git (and so the Hub, for non-LFS files) gives a file's contents. */
 const gitBlobId = (data: Uint8Array) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 
-async function readTiny(): Promise<Map<string, Buffer>> {
-  return new Map(await Promise.all(TINY_FILES.map(async (f) => [f, await readFile(join(tinyDir, f))] as const)));
-}
+const readTiny = () => readFiles(tinyDir);
 
 interface Call {
   method: string;

@@ -2,10 +2,8 @@
  * The model view in Chromium, from golden data: grid layout facts, the detail panel, filters, exports, safety, a
  * screenshot.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { Attention } from '../src/core/attention.js';
@@ -13,7 +11,7 @@ import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
-import { bundlePage, synth } from './views-synthetic.js';
+import { synth, useBundlePage } from './views-synthetic.js';
 
 const golden = (name: string) => readAttentionFile(join(SHARED, 'golden/cases', `${name}.safetensors`));
 
@@ -246,8 +244,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
     const evil = ['<script>alert(1)</script>', '<img src=x onerror=alert(2)>'];
     const tokens = [...a.tokens];
     tokens.splice(1, 2, ...evil);
-    const q = await openWatched(browser, html({ ...a, tokens }));
+    const q = await openHtml(browser, html({ ...a, tokens }));
     try {
+      await q.page.waitForSelector('.attnviz[data-drawn]', { timeout: 10_000 });
       await q.page.click(thumb(0, 0));
       const left = await panelTokens(q.page, 'left');
       expect(left.slice(1, 3)).toEqual(evil);
@@ -275,52 +274,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_SHARED)('model view', () => {
   });
 });
 
-/** Like openHtml, with a dialog listener in place before the page's scripts run (an alert() would be caught). */
-async function openWatched(browser: Browser, text: string): Promise<OpenedPage & { dialogs: string[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'attnviz-page-'));
-  const file = join(dir, 'view.html');
-  await writeFile(file, text);
-  const page = await browser.newPage({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1 });
-  const url = pathToFileURL(file).href;
-  const dialogs: string[] = [],
-    requests: string[] = [],
-    errors: string[] = [];
-  page.on('dialog', (d) => {
-    dialogs.push(d.message());
-    void d.dismiss();
-  });
-  page.on('request', (r) => {
-    if (r.url() !== url && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) requests.push(r.url());
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  await page.goto(url);
-  await page.waitForSelector('.attnviz[data-drawn]', { timeout: 10_000 });
-  return {
-    page,
-    dialogs,
-    requests,
-    errors,
-    close: async () => {
-      await page.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 describe.skipIf(!HAVE_CHROMIUM)('model view, layers as they arrive (synthetic data)', () => {
-  let browser: Browser;
-  let p: OpenedPage;
-  beforeAll(async () => {
-    browser = await launch();
-    p = await bundlePage(browser);
-  });
-  afterAll(async () => {
-    await p?.close();
-    await browser?.close();
-  });
+  const p = useBundlePage();
 
   interface Progressive {
     attnvizView: {

@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Attention } from '../src/core/attention.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { generateWith } from '../src/models/model.js';
@@ -37,6 +36,7 @@ import {
   maxAbsDiff,
   readGoldenCase,
 } from './shared.js';
+import { attend, causal as causalLogit, softmaxError, splitHeads } from './reference.js';
 import { Rng } from './tiny-models.js';
 
 const { onnx } = onnxProto;
@@ -93,30 +93,6 @@ async function withModel<T>(source: string, f: (m: OnnxModel) => Promise<T>): Pr
   }
 }
 
-/** softmax(q·kᵀ/√d + causal mask) from the reported q and k, against the reported attention. */
-function softmaxReproduction(a: Attention): number {
-  const [L, H, T, d] = a.query!.dims;
-  const q = a.query!.data,
-    k = a.key!.data,
-    p = a.attention.data;
-  let worst = 0;
-  for (let lh = 0; lh < L * H; lh++) {
-    for (let i = 0; i < T; i++) {
-      const s = Array.from({ length: T }, (_, j) => {
-        if (a.causal && j > i) return -Infinity;
-        let dot = 0;
-        for (let c = 0; c < d; c++) dot += q[(lh * T + i) * d + c] * k[(lh * T + j) * d + c];
-        return dot / Math.sqrt(d);
-      });
-      const max = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - max));
-      const sum = e.reduce((x, y) => x + y, 0);
-      for (let j = 0; j < T; j++) worst = Math.max(worst, Math.abs(e[j] / sum - p[(lh * T + i) * T + j]));
-    }
-  }
-  return worst;
-}
-
 // ---- golden models as ONNX folders ------------------------------------------------------------------------
 
 describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async () => {
@@ -156,7 +132,7 @@ describe.skipIf(!HAVE_SHARED)('golden graphs written as onnx/model.onnx', async 
       source: folders![golden.model as 'bert-tiny'],
       modelType: golden.model === 'bert-tiny' ? 'bert' : 'gpt2',
     });
-    expect(softmaxReproduction(a)).toBeLessThan(1e-5);
+    expect(softmaxError(a)).toBeLessThan(1e-5);
   });
 
   test('the app describes an ONNX model like a checkpoint', async () => {
@@ -385,26 +361,14 @@ function reference(w: RandomWeights, ids: number[], typeIds: number[], causal: b
         return s;
       }),
     );
-  const split = (a: Float64Array[]) =>
-    Array.from({ length: H }, (_, h) => a.map((row) => row.slice(h * HD, (h + 1) * HD)));
   const out = { q: [] as number[], k: [] as number[], probs: [] as number[] };
   for (const l of w.layers) {
-    const q = split(matmul(x, l.wq, l.bq)),
-      k = split(matmul(x, l.wk, l.bk)),
-      v = split(matmul(x, l.wv, l.bv));
-    const context = Array.from({ length: T }, () => new Float64Array(D));
+    const q = splitHeads(matmul(x, l.wq, l.bq), H, HD),
+      k = splitHeads(matmul(x, l.wk, l.bk), H, HD),
+      v = splitHeads(matmul(x, l.wv, l.bv), H, HD);
+    const { probs, context } = attend(q, k, v, 1 / Math.sqrt(HD), causal ? causalLogit : undefined);
     for (let h = 0; h < H; h++) {
-      for (let i = 0; i < T; i++) {
-        const s = k[h].map((kj, j) =>
-          causal && j > i ? -Infinity : q[h][i].reduce((a, qc, c) => a + qc * kj[c], 0) / Math.sqrt(HD),
-        );
-        const max = Math.max(...s);
-        const e = s.map((z) => Math.exp(z - max));
-        const sum = e.reduce((a, b) => a + b, 0);
-        const p = e.map((z) => z / sum);
-        out.probs.push(...p);
-        for (let j = 0; j < T; j++) for (let c = 0; c < HD; c++) context[i][h * HD + c] += p[j] * v[h][j][c];
-      }
+      for (const row of probs[h]) out.probs.push(...row);
       for (let t = 0; t < T; t++) {
         out.q.push(...q[h][t]);
         out.k.push(...k[h][t]);
@@ -470,7 +434,7 @@ describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
         expect(maxAbsDiff(a.query!.data, ref.q)).toBeLessThan(1e-5);
         expect(maxAbsDiff(a.key!.data, ref.k)).toBeLessThan(1e-5);
         expect(maxAbsDiff(a.hiddenLast!.data, ref.hidden)).toBeLessThan(1e-4);
-        expect(softmaxReproduction(a)).toBeLessThan(1e-5);
+        expect(softmaxError(a)).toBeLessThan(1e-5);
       });
     },
   );
@@ -506,7 +470,7 @@ describe.skipIf(!HAVE_SHARED)('exporter patterns with a batch axis', () => {
       for (let lh = 0; lh < 4; lh++)
         for (let i = 0; i < T; i++)
           for (let j = i + 1; j < T; j++) expect(a.attention.data[(lh * T + i) * T + j]).toBe(0);
-      expect(softmaxReproduction(a)).toBeLessThan(1e-5);
+      expect(softmaxError(a)).toBeLessThan(1e-5);
     });
   });
 

@@ -14,6 +14,7 @@ import { loadModel } from '../src/models/load-model.js';
 import { expectBad, HAVE_SHARED, maxAbsDiff } from './shared.js';
 import { removeTinyModels, writeTinyModel, TinyWeights, Rng } from './tiny-models.js';
 import { PIECES, t5TokenizerJson, t5Weights, T5_V11, writeT5 } from './tiny-seq2seq.js';
+import { addedToken } from './tiny-tokenizers.js';
 
 afterAll(removeTinyModels);
 
@@ -154,24 +155,15 @@ describe.skipIf(!HAVE_SHARED)('a folder with only a SentencePiece model tokenize
       ...pieces.slice(3).map(([p, s]): [string, number] => [p, s]),
       ['<mask>', 0],
     ];
-    const special = (id: number, content: string) => ({
-      id,
-      content,
-      single_word: false,
-      lstrip: false,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    });
     const metaspace = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
     const tokenizerJson = {
       version: '1.0',
       added_tokens: [
-        special(0, '<s>'),
-        special(1, '<pad>'),
-        special(2, '</s>'),
-        special(3, '<unk>'),
-        special(fairseq.length - 1, '<mask>'),
+        addedToken(0, '<s>'),
+        addedToken(1, '<pad>'),
+        addedToken(2, '</s>'),
+        addedToken(3, '<unk>'),
+        addedToken(fairseq.length - 1, '<mask>'),
       ],
       normalizer: SPM_NORMALIZER,
       pre_tokenizer: metaspace,

@@ -17,7 +17,7 @@ import type { Attention } from '../src/core/attention.js';
 import { decodeAttentionFile } from '../src/core/attention-file.js';
 import { decodeAttention } from '../src/core/encode.js';
 import { loadModel } from '../src/models/load-model.js';
-import { ModelCache } from '../src/server/model-cache.js';
+import { ModelCache, type OpenedModel } from '../src/server/model-cache.js';
 import type { AttentionModel } from '../src/models/model.js';
 import { FrameReader, joinLayers, OVERVIEW_CELLS } from '../src/core/protocol.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
@@ -650,6 +650,9 @@ describe('security', () => {
 });
 
 describe('the model cache', () => {
+  /** A model whose files never change. */
+  const unchanging = (model: AttentionModel): OpenedModel => ({ model, state: '', files: async () => '' });
+
   /** A fake model whose attention() takes `ms` and records overlapping runs. */
   function fakeModel(bytes: number, log: string[], name: string): AttentionModel {
     let running = 0;
@@ -677,7 +680,7 @@ describe('the model cache', () => {
       open: async (key) => {
         opened++;
         await new Promise((r) => setTimeout(r, 20));
-        return fakeModel(10, log, key);
+        return unchanging(fakeModel(10, log, key));
       },
     });
     await Promise.all(Array.from({ length: 8 }, () => cache.run('a', (m) => m.attention('x'))));
@@ -689,7 +692,11 @@ describe('the model cache', () => {
 
   test('past the memory cap the least recently used idle model is released', async () => {
     const log: string[] = [];
-    const cache = new ModelCache({ capBytes: 25, maxQueue: 50, open: async (key) => fakeModel(10, log, key) });
+    const cache = new ModelCache({
+      capBytes: 25,
+      maxQueue: 50,
+      open: async (key) => unchanging(fakeModel(10, log, key)),
+    });
     await cache.run('a', async () => undefined);
     await cache.run('b', async () => undefined);
     await cache.run('a', async () => undefined); // a is now more recent than b
@@ -716,7 +723,7 @@ describe('the model cache', () => {
       maxQueue: 1,
       open: async (key) => {
         if (++attempts === 1) throw new Error('first load fails');
-        return fakeModel(1, [], key);
+        return unchanging(fakeModel(1, [], key));
       },
     });
     await expect(cache.run('a', async () => 1)).rejects.toThrow('first load fails');

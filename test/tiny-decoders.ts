@@ -18,7 +18,21 @@
 import { expect } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { attentionLogit } from '../src/core/attention.js';
-import { gather, linear, Rng, splitHeads, TinyWeights, type Reference, type Rows } from './tiny-models.js';
+import {
+  activation,
+  addRows,
+  attend,
+  columns,
+  gather,
+  linear,
+  mulRows,
+  rmsNorm,
+  rope,
+  softmaxRow,
+  splitHeads,
+  type Rows,
+} from './reference.js';
+import { Rng, TinyWeights, type Reference } from './tiny-models.js';
 
 export const V = 512;
 
@@ -92,49 +106,18 @@ export function decoderWeights(s: DecoderSpec, seed: number): TinyWeights {
   return w;
 }
 
-const rms = (x: Rows, g: Float32Array, eps: number, onePlus: boolean): Rows =>
-  x.map((row) => {
-    const inv = 1 / Math.sqrt(row.reduce((a, v) => a + v * v, 0) / row.length + eps);
-    return row.map((v, j) => v * inv * (onePlus ? 1 + g[j] : g[j]));
-  });
-
-const acts = {
-  silu: (v: number) => v / (1 + Math.exp(-v)),
-  gelu_tanh: (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))),
-};
-
-/** rotate_half RoPE on the first `dims` of each head, θ_j = theta^(−2j/dims), position of row t = t. */
-function rope(x: Rows[], dims: number, theta: number, factor = 1): Rows[] {
-  const half = dims / 2;
-  return x.map((head) =>
-    head.map((row, t) => {
-      const y = Float64Array.from(row);
-      for (let j = 0; j < half; j++) {
-        const angle = t / theta ** ((2 * j) / dims) / factor;
-        const [c, s] = [Math.cos(angle), Math.sin(angle)];
-        y[j] = row[j] * c - row[j + half] * s;
-        y[j + half] = row[j + half] * c + row[j] * s;
-      }
-      return y;
-    }),
-  );
-}
-
 /** The float64 forward pass of the spec over `ids` (positions 0…T−1), q/k as they enter q·kᵀ. */
 export function decoderReference(w: TinyWeights, s: DecoderSpec, ids: readonly number[]): Reference {
   const D = s.hidden,
     H = s.heads,
     K = s.kvHeads,
     d = s.headDim,
-    F = s.intermediate,
-    T = ids.length;
+    F = s.intermediate;
   const g = (name: string) => w.get(`model.${name}.weight`);
-  const norm = (x: Rows, name: string) => rms(x, g(name), s.eps, s.norm === 'onePlus');
+  const norm = (x: Rows, name: string) => rmsNorm(x, g(name), s.eps, s.norm === 'onePlus');
   // attention_bias: q, k, v and o projections only.
   const lin = (x: Rows, name: string, nOut: number) =>
     linear(x, g(name), s.bias && name.includes('self_attn') ? w.get(`model.${name}.bias`) : null, nOut);
-  const add = (a: Rows, b: Rows) => a.map((r, t) => r.map((v, j) => v + b[t][j]));
-  const cols = (x: Rows, from: number, to: number) => x.map((r) => r.slice(from, to));
   const ref: Reference = { q: [], k: [], probs: [], hidden: [] };
   let x = gather(w.get('model.embed_tokens.weight'), D, ids);
   if (s.embedScale) x = x.map((r) => r.map((v) => v * Math.fround(Math.sqrt(D))));
@@ -144,7 +127,11 @@ export function decoderReference(w: TinyWeights, s: DecoderSpec, ids: readonly n
     let qp: Rows, kp: Rows, vp: Rows;
     if (s.fused) {
       const qkv = linear(h, g(`${l}.self_attn.qkv_proj`), null, (H + 2 * K) * d);
-      [qp, kp, vp] = [cols(qkv, 0, H * d), cols(qkv, H * d, (H + K) * d), cols(qkv, (H + K) * d, (H + 2 * K) * d)];
+      [qp, kp, vp] = [
+        columns(qkv, 0, H * d),
+        columns(qkv, H * d, (H + K) * d),
+        columns(qkv, (H + K) * d, (H + 2 * K) * d),
+      ];
     } else {
       [qp, kp, vp] = [
         lin(h, `${l}.self_attn.q_proj`, H * d),
@@ -166,32 +153,16 @@ export function decoderReference(w: TinyWeights, s: DecoderSpec, ids: readonly n
     const kRep = q.map((_, hh) => k[Math.floor(hh / (H / K))]);
     const vRep = q.map((_, hh) => v[Math.floor(hh / (H / K))]);
     const window = s.windows[i];
-    const probs = q.map((qh, hh) =>
-      qh.map((qi, a) => {
-        const sc = kRep[hh].map((kj, b) => {
-          if (b > a || (window !== null && a - b >= window)) return -Infinity;
-          let z = qi.reduce((acc, val, c) => acc + val * kj[c], 0) * s.scale;
-          if (s.softcap !== undefined) z = s.softcap * Math.tanh(z / s.softcap);
-          return z;
-        });
-        const max = Math.max(...sc);
-        const e = sc.map((z) => Math.exp(z - max));
-        const sum = e.reduce((p, c) => p + c, 0);
-        return Float64Array.from(e, (z) => z / sum);
-      }),
-    );
+    const { probs, context } = attend(q, kRep, vRep, s.scale, (z, _h, a, b) => {
+      if (b > a || (window !== null && a - b >= window)) return -Infinity;
+      return s.softcap === undefined ? z : s.softcap * Math.tanh(z / s.softcap);
+    });
     ref.q.push(q);
     ref.k.push(kRep);
     ref.probs.push(probs);
-    const context = Array.from({ length: T }, (_, t) => {
-      const row = new Float64Array(H * d);
-      for (let hh = 0; hh < H; hh++)
-        for (let j = 0; j < T; j++) for (let c = 0; c < d; c++) row[hh * d + c] += probs[hh][t][j] * vRep[hh][j][c];
-      return row;
-    });
     let a = lin(context, `${l}.self_attn.o_proj`, D);
     if (s.placement !== 'pre') a = norm(a, `${l}.post_attention_layernorm`);
-    x = add(x, a);
+    x = addRows(x, a);
     const h2 =
       s.placement === 'pre'
         ? norm(x, `${l}.post_attention_layernorm`)
@@ -201,17 +172,11 @@ export function decoderReference(w: TinyWeights, s: DecoderSpec, ids: readonly n
     let gate: Rows, up: Rows;
     if (s.fused) {
       const gu = linear(h2, g(`${l}.mlp.gate_up_proj`), null, 2 * F);
-      [gate, up] = [cols(gu, 0, F), cols(gu, F, 2 * F)];
+      [gate, up] = [columns(gu, 0, F), columns(gu, F, 2 * F)];
     } else [gate, up] = [lin(h2, `${l}.mlp.gate_proj`, F), lin(h2, `${l}.mlp.up_proj`, F)];
-    const f = acts[s.act];
-    let m = linear(
-      gate.map((r, t) => r.map((val, j) => f(val) * up[t][j])),
-      g(`${l}.mlp.down_proj`),
-      null,
-      D,
-    );
+    let m = linear(mulRows(activation(gate, s.act), up), g(`${l}.mlp.down_proj`), null, D);
     if (s.placement !== 'pre') m = norm(m, `${l}.post_feedforward_layernorm`);
-    x = add(x, m);
+    x = addRows(x, m);
   }
   ref.hidden = norm(x, 'norm');
   return ref;
@@ -239,14 +204,12 @@ export function expectDecoderInvariants(a: Attention): void {
           for (let c = 0; c < d; c++) dot += q[((l * H + h) * T + i) * d + c] * k[((l * H + h) * T + j) * d + c];
           return attentionLogit(a, l, h, i, j, dot);
         });
-        const max = Math.max(...scores);
-        const e = scores.map((z) => Math.exp(z - max));
-        const sum = e.reduce((x, y) => x + y, 0);
+        const expected = softmaxRow(scores);
         let row = 0;
         for (let j = 0; j < T; j++) {
           row += p[base + j];
           if (scores[j] === -Infinity) masked = Math.max(masked, p[base + j]);
-          softmax = Math.max(softmax, Math.abs(e[j] / sum - p[base + j]));
+          softmax = Math.max(softmax, Math.abs(expected[j] - p[base + j]));
         }
         rowSum = Math.max(rowSum, Math.abs(row - 1));
       }

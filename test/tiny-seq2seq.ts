@@ -11,15 +11,19 @@ import { join } from 'node:path';
 import {
   activation,
   addRows,
+  attend,
+  causal,
   gather,
   layerNorm,
   linear,
-  Rng,
+  mulRows,
+  rmsNorm,
+  scaleRows,
   splitHeads,
-  TinyWeights,
-  writeTinyModel,
+  type Logit,
   type Rows,
-} from './tiny-models.js';
+} from './reference.js';
+import { Rng, TinyWeights, writeTinyModel } from './tiny-models.js';
 import { addedToken } from './tiny-tokenizers.js';
 
 export const SOURCE = 'The cat sat on the mat.';
@@ -46,55 +50,14 @@ export interface Reference {
   logits: Float64Array;
 }
 export const emptyPart = (): PartRef => ({ q: [], k: [], probs: [] });
-
-/**
- * softmax(q·kᵀ·scale + bias (+ causal mask))·v per head, for any numbers of query and key rows; context merged to
- * `[T, H·d]`.
- */
-export function attend(
-  q: Rows[],
-  k: Rows[],
-  v: Rows[],
-  scale: number,
-  bias: Rows[] | null,
-  causal: boolean,
-): { probs: Rows[]; context: Rows } {
-  const H = q.length,
-    d = v[0][0].length;
-  const probs = q.map((qh, h) =>
-    qh.map((qi, i) => {
-      const s = k[h].map((kj, j) =>
-        causal && j > i ? -Infinity : qi.reduce((a, x, c) => a + x * kj[c], 0) * scale + (bias ? bias[h][i][j] : 0),
-      );
-      const max = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - max));
-      const sum = e.reduce((a, b) => a + b, 0);
-      return Float64Array.from(e, (x) => x / sum);
-    }),
-  );
-  const context = q[0].map((_, i) => {
-    const row = new Float64Array(H * d);
-    for (let h = 0; h < H; h++)
-      for (let j = 0; j < k[h].length; j++) for (let c = 0; c < d; c++) row[h * d + c] += probs[h][i][j] * v[h][j][c];
-    return row;
-  });
-  return { probs, context };
-}
-
-export const silu = (x: Rows): Rows => x.map((row) => row.map((v) => v / (1 + Math.exp(-v))));
-export const act = (x: Rows, name: string): Rows =>
-  name === 'swish' || name === 'silu' ? silu(x) : activation(x, name);
-export const add = (a: Rows, b: Rows): Rows => addRows(a, b);
-export const scaleRows = (x: Rows, s: number): Rows => x.map((row) => row.map((v) => v * s));
-export const mul = (a: Rows, b: Rows): Rows => a.map((row, t) => row.map((v, j) => v * b[t][j]));
-
-/** T5LayerNorm: x / √(mean(x²) + eps) · w. */
-export function rmsNorm(x: Rows, w: Float32Array, eps: number): Rows {
-  return x.map((row) => {
-    const ms = row.reduce((a, v) => a + v * v, 0) / row.length;
-    return row.map((v, j) => (v / Math.sqrt(ms + eps)) * w[j]);
-  });
-}
+const emptyReference = (): Reference => ({
+  encoder: emptyPart(),
+  decoder: emptyPart(),
+  cross: emptyPart(),
+  encoderHidden: [],
+  decoderHidden: [],
+  logits: new Float64Array(),
+});
 
 /** h·Wᵀ (+ bias) for the last row only. */
 export function lastLogits(hidden: Rows, table: Float32Array, bias: Float32Array | null, V: number): Float64Array {
@@ -216,31 +179,24 @@ export function bartReference(
   const embed = (stack: string, ids: readonly number[]) => {
     const tokens = scaleRows(gather(get('shared.weight'), D, ids), s.scale ? Math.sqrt(D) : 1);
     const positions = ids.map((_, i) => (table ? i : i + 2));
-    const x = add(tokens, gather(table ?? get(`${stack}.embed_positions.weight`), D, positions));
+    const x = addRows(tokens, gather(table ?? get(`${stack}.embed_positions.weight`), D, positions));
     return s.variant === 'marian' ? x : ln(x, `${stack}.layernorm_embedding`);
   };
-  const attention = (xq: Rows, xkv: Rows, n: string, causal: boolean, into: PartRef) => {
+  const attention = (xq: Rows, xkv: Rows, n: string, masked: boolean, into: PartRef) => {
     const q = splitHeads(lin(xq, `${n}.q_proj`, D), H, d),
       k = splitHeads(lin(xkv, `${n}.k_proj`, D), H, d),
       v = splitHeads(lin(xkv, `${n}.v_proj`, D), H, d);
-    const { probs, context } = attend(q, k, v, scale, null, causal);
+    const { probs, context } = attend(q, k, v, scale, masked ? causal : undefined);
     into.q.push(q);
     into.k.push(k);
     into.probs.push(probs);
     return lin(context, `${n}.out_proj`, D);
   };
   const block = (x: Rows, norm: string, f: (h: Rows) => Rows) =>
-    s.variant === 'mbart' ? add(x, f(ln(x, norm))) : ln(add(x, f(x)), norm);
-  const ffn = (x: Rows, l: string, width: number) => lin(act(lin(x, `${l}.fc1`, width), s.act), `${l}.fc2`, D);
+    s.variant === 'mbart' ? addRows(x, f(ln(x, norm))) : ln(addRows(x, f(x)), norm);
+  const ffn = (x: Rows, l: string, width: number) => lin(activation(lin(x, `${l}.fc1`, width), s.act), `${l}.fc2`, D);
 
-  const ref: Reference = {
-    encoder: emptyPart(),
-    decoder: emptyPart(),
-    cross: emptyPart(),
-    encoderHidden: [],
-    decoderHidden: [],
-    logits: new Float64Array(),
-  };
+  const ref = emptyReference();
   let x = embed('encoder', encIds);
   for (let i = 0; i < s.encoderLayers; i++) {
     const l = `encoder.layers.${i}`;
@@ -452,11 +408,16 @@ export function t5Reference(
       ),
     );
   };
-  const attention = (xq: Rows, xkv: Rows, n: string, b: Rows[] | null, causal: boolean, into: PartRef) => {
+  // The scores plus the relative position bias b[h][i][j] (cross-attention: none), causal in the decoder.
+  const t5Logit =
+    (b: Rows[] | null, masked: boolean): Logit =>
+    (z, h, i, j) =>
+      masked && j > i ? -Infinity : z + (b ? b[h][i][j] : 0);
+  const attention = (xq: Rows, xkv: Rows, n: string, b: Rows[] | null, masked: boolean, into: PartRef) => {
     const q = splitHeads(lin(xq, `${n}.q`, inner), T5_H, dk),
       k = splitHeads(lin(xkv, `${n}.k`, inner), T5_H, dk),
       v = splitHeads(lin(xkv, `${n}.v`, inner), T5_H, dk);
-    const { probs, context } = attend(q, k, v, 1, b, causal);
+    const { probs, context } = attend(q, k, v, 1, t5Logit(b, masked));
     into.q.push(q);
     into.k.push(k);
     into.probs.push(probs);
@@ -464,18 +425,13 @@ export function t5Reference(
   };
   const ff = (x: Rows, n: string) => {
     const h = s.proj.startsWith('gated')
-      ? mul(act(lin(x, `${n}.wi_0`, s.dFf), actName), lin(x, `${n}.wi_1`, s.dFf))
-      : act(lin(x, `${n}.wi`, s.dFf), actName);
+      ? mulRows(activation(lin(x, `${n}.wi_0`, s.dFf), actName), lin(x, `${n}.wi_1`, s.dFf))
+      : activation(lin(x, `${n}.wi`, s.dFf), actName);
     return lin(h, `${n}.wo`, D);
   };
 
   const ref: Reference = {
-    encoder: emptyPart(),
-    decoder: emptyPart(),
-    cross: emptyPart(),
-    encoderHidden: [],
-    decoderHidden: [],
-    logits: new Float64Array(),
+    ...emptyReference(),
     encoderBias: bias('encoder', encIds.length, true),
     decoderBias: bias('decoder', decIds.length, false),
   };
@@ -483,17 +439,17 @@ export function t5Reference(
   for (let i = 0; i < s.layers; i++) {
     const l = `encoder.block.${i}.layer`;
     const h = rms(x, `${l}.0.layer_norm`);
-    x = add(x, attention(h, h, `${l}.0.SelfAttention`, ref.encoderBias!, false, ref.encoder));
-    x = add(x, ff(rms(x, `${l}.1.layer_norm`), `${l}.1.DenseReluDense`));
+    x = addRows(x, attention(h, h, `${l}.0.SelfAttention`, ref.encoderBias!, false, ref.encoder));
+    x = addRows(x, ff(rms(x, `${l}.1.layer_norm`), `${l}.1.DenseReluDense`));
   }
   x = rms(x, 'encoder.final_layer_norm');
   let y = gather(w.get('shared.weight'), D, decIds);
   for (let i = 0; i < s.decoderLayers; i++) {
     const l = `decoder.block.${i}.layer`;
     const h = rms(y, `${l}.0.layer_norm`);
-    y = add(y, attention(h, h, `${l}.0.SelfAttention`, ref.decoderBias!, true, ref.decoder));
-    y = add(y, attention(rms(y, `${l}.1.layer_norm`), x, `${l}.1.EncDecAttention`, null, false, ref.cross));
-    y = add(y, ff(rms(y, `${l}.2.layer_norm`), `${l}.2.DenseReluDense`));
+    y = addRows(y, attention(h, h, `${l}.0.SelfAttention`, ref.decoderBias!, true, ref.decoder));
+    y = addRows(y, attention(rms(y, `${l}.1.layer_norm`), x, `${l}.1.EncDecAttention`, null, false, ref.cross));
+    y = addRows(y, ff(rms(y, `${l}.2.layer_norm`), `${l}.2.DenseReluDense`));
   }
   y = rms(y, 'decoder.final_layer_norm');
   ref.encoderHidden = x;

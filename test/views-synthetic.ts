@@ -1,8 +1,9 @@
 /** Views on synthetic data built in the page: for tests of long inputs and of layers that arrive over time. */
 import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import type { Attention } from '../src/core/attention.js';
 import { renderHtml } from '../src/export/html.js';
-import { openHtml, type OpenedPage } from './browser.js';
+import { launch, openHtml, type OpenedPage } from './browser.js';
 
 /**
  * H heads of T × T row-stochastic weights: a sink on token 0 (most of each row's weight), a pattern that differs
@@ -25,7 +26,7 @@ export function synth(T: number, H: number): Float32Array {
  * an Attention built in the page from `weights` (`[L, H, T, T]`; empty: layers to come) and `tokens`.
  */
 export async function mountSynthetic(
-  opened: OpenedPage,
+  opened: Pick<OpenedPage, 'page'>,
   view: 'head' | 'model',
   dims: [number, number, number],
   weights: Float32Array,
@@ -66,4 +67,26 @@ export async function bundlePage(browser: Browser): Promise<OpenedPage> {
     attention: { dims: [1, 1, 2, 2], data: new Float32Array([1, 0, 0.5, 0.5]) },
   };
   return openHtml(browser, renderHtml(tiny, { view: 'head' }), { width: 1000, height: 800 });
+}
+
+/** For a describe block: Chromium and a bundlePage opened before its tests and closed after them. */
+export function useBundlePage(): Pick<OpenedPage, 'page' | 'errors'> {
+  let browser: Browser | undefined;
+  let opened: OpenedPage | undefined;
+  beforeAll(async () => {
+    browser = await launch();
+    opened = await bundlePage(browser);
+  });
+  afterAll(async () => {
+    await opened?.close();
+    await browser?.close();
+  });
+  return {
+    get page() {
+      return opened!.page;
+    },
+    get errors() {
+      return opened!.errors;
+    },
+  };
 }

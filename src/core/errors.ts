@@ -49,6 +49,8 @@ const SYSTEM_REASONS: Record<string, string> = {
   EISDIR: 'it is a folder, not a file',
   ENOTDIR: 'a part of the path is a file, not a folder',
   ENOSPC: 'the disk is full',
+  EDQUOT: 'the disk quota is used up',
+  EFBIG: 'the file would be larger than this process may write (ulimit -f)',
   EROFS: 'the file system is read-only',
   EEXIST: 'it already exists',
   EMFILE: 'too many files are open',

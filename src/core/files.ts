@@ -83,7 +83,8 @@ async function removeStaleTemporaries(dir: string): Promise<void> {
   }
 }
 
-function processRuns(pid: number): boolean {
+/** Whether process `pid` runs (temporary files named after a pid are stale once it is gone). */
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -144,8 +145,9 @@ export async function writeAttentionStream(
     at += t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
   }
   const tmp = `${path}.${process.pid}.tmp`;
-  const file = await open(tmp, 'w').catch((e: NodeJS.ErrnoException) => {
-    throw new AttnvizError(`cannot write ${path} (${e.code ?? e.message})`);
+  await removeStaleTemporaries(dirname(path));
+  const file = await open(tmp, 'w').catch((e: unknown) => {
+    throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   });
   let half: Uint16Array<ArrayBuffer> | undefined;
   const write = async (name: string, t: Tensor, index = 0) => {
@@ -175,10 +177,8 @@ export async function writeAttentionStream(
     await rename(tmp, path);
   } catch (e) {
     await file.close().catch(() => undefined);
-    await rm(tmp, { force: true });
-    throw e instanceof AttnvizError
-      ? e
-      : new AttnvizError(`cannot write ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e instanceof AttnvizError ? e : new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   }
 }
 

@@ -13,6 +13,7 @@
  * layers inside one group, none released) is rejected.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
@@ -70,11 +71,7 @@ function build(g: GraphBuilder, w: Weights, c: AlbertConfig, options: BuildOptio
   const p = w.has('albert.embeddings.word_embeddings.weight') ? 'albert.' : '';
   const D = c.hidden,
     E = c.embedding;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string, width: number) =>
-    g.layerNorm(x, get(`${name}.weight`, [width]), get(`${name}.bias`, [width]), c.eps);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   // Embeddings in E: word + position + token type, LayerNorm, then the one map E → D.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);

@@ -29,6 +29,7 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import {
   declareSeq2SeqOutputs,
@@ -126,11 +127,7 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
   const D = c.hidden,
     H = c.heads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS, out);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: EPS });
   const act = (x: string) => (c.act === 'swish' || c.act === 'silu' ? g.silu(x) : g.activation(x, c.act));
   const preNorm = c.variant === 'mbart';
 
@@ -178,7 +175,7 @@ function build(g: GraphBuilder, w: Weights, c: BartConfig, options: DecodingBuil
     linear(act(linear(x, `${l}.fc1`, D, width)), `${l}.fc2`, width, D);
   /** The stack's output: mBART's final layer norm, or the last layer's output as it is. */
   const finish = (x: string, norm: string, out: string) =>
-    preNorm ? layerNorm(x, norm, out) : g.op('Identity', [x], {}, out);
+    preNorm ? layerNorm(x, norm, D, out) : g.op('Identity', [x], {}, out);
 
   // Encoder: bidirectional self-attention over the S source tokens.
   const ids = g.input(SEQ2SEQ_INPUTS.inputIds, 'int64', ['S']);

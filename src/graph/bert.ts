@@ -5,6 +5,7 @@
  * not part of the encoder and are ignored.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
@@ -119,8 +120,7 @@ export function bertEncoder(
   options: BuildOptions,
 ): void {
   const D = c.hidden;
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, w.get(`${prefix}${name}.weight`, [nOut, nIn]), w.get(`${prefix}${name}.bias`, [nOut]));
+  const { linear } = namedLayers(g, w, prefix, { hidden: D, eps: c.eps });
   for (let i = 0; i < c.layers; i++) {
     const l = `encoder.layer.${i}`;
     const out = outputNames(i);

@@ -23,6 +23,7 @@
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import {
   declareLayerOutputs,
   headDim,
@@ -83,11 +84,7 @@ function build(g: GraphBuilder, w: Weights, c: BloomConfig, options: BuildOption
   const D = c.hidden,
     H = c.heads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
@@ -120,7 +117,7 @@ function build(g: GraphBuilder, w: Weights, c: BloomConfig, options: BuildOption
     x = g.add(linear(h, `${l}.mlp.dense_4h_to_h`, 4 * D, D), c.residualPostNorm ? ln2 : attn);
   }
 
-  g.output(layerNorm(x, 'ln_f', HIDDEN_LAST), ['T', D]);
+  g.output(layerNorm(x, 'ln_f', D, HIDDEN_LAST), ['T', D]);
   if (options.extract) g.output(bias, [H, 'T', 'T']);
   declareLayerOutputs(g, c, options);
 }

@@ -60,7 +60,16 @@ export class GraphBuilder {
   private inMemoryWeights?: boolean;
   private counter = 0;
 
-  constructor(private readonly weights: Weights) {}
+  /**
+   * `inMemory`: every weight read into memory and handed over as bytes, never mapped from its file by
+   * onnxruntime (a mapped file truncated under a loaded model is SIGBUS; see LoadOptions.weights).
+   */
+  constructor(
+    private readonly weights: Weights,
+    options: { inMemory?: boolean } = {},
+  ) {
+    if (options.inMemory) this.inMemoryWeights = true;
+  }
 
   private get inMemory(): boolean {
     this.inMemoryWeights ??= this.weights.hasQuantized();

@@ -31,6 +31,7 @@ import { check } from '../core/errors.js';
 import { type ModelConfig, oneOf } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import {
   declareLayerOutputs,
   HIDDEN_LAST,
@@ -158,11 +159,7 @@ function build(g: GraphBuilder, w: Weights, c: DebertaV2Config, options: BuildOp
     H = c.heads,
     d = c.headDim,
     E = c.embedding;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   // Embeddings: word (+ position, + token type) in E, projected to D when they differ, LayerNorm.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);

@@ -14,9 +14,11 @@
  */
 import { check } from '../core/errors.js';
 import { ModelConfig } from '../load/config.js';
+import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { cacheNames, extendCache, type DecodingBuildOptions } from './decoding.js';
-import { outputNames, type ModelDims } from './family.js';
+import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
+import { INPUTS, outputNames, type ModelDims } from './family.js';
+import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
 export interface DecoderDims extends ModelDims {
@@ -35,6 +37,32 @@ export interface ScoreExtras {
   mask: string;
 }
 
+/** What a decoder's embedding and language-model head are read with. */
+export interface HeadDims {
+  vocab: number;
+  hidden: number;
+  /** The language-model head is the embedding matrix (tie_word_embeddings). */
+  tied: boolean;
+}
+
+/** What the Llama-style decoders with a gated MLP and RMSNorm share (llama, qwen3, olmo2, phi3). */
+export interface GatedDecoderDims extends DecoderDims, HeadDims {
+  /** MLP width. */
+  intermediate: number;
+  /** RMSNorm epsilon. */
+  eps: number;
+}
+
+/** Key/value heads must divide the attention heads evenly: each serves heads / kvHeads query heads. */
+export function checkKvHeads(c: ModelConfig, heads: number, kvHeads: number): void {
+  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+}
+
+/** RoPE rotates pairs of dimensions: the head size must be even. */
+export function checkRotaryHeadDim(c: ModelConfig, d: number): void {
+  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+}
+
 /** θ and the rope_scaling / rope_parameters object of a config (transformers ≥ 5 nests both in rope_parameters). */
 export function ropeSettings(c: ModelConfig, defaultTheta: number): { theta: number; scaling: ModelConfig | null } {
   const params = isObject(c.raw.rope_parameters)
@@ -44,6 +72,81 @@ export function ropeSettings(c: ModelConfig, defaultTheta: number): { theta: num
   const scaling =
     params ?? (isObject(c.raw.rope_scaling) ? new ModelConfig(c.raw.rope_scaling, `${c.path} rope_scaling`) : null);
   return { theta, scaling };
+}
+
+/**
+ * A decoder's graph inputs: token ids and positions `[T]`, and the causal mask `[T, S]`: S = T, or with a KV
+ * cache S = P + T, the P cached positions and the T new ones.
+ */
+export function decoderInputs(
+  g: GraphBuilder,
+  options: DecodingBuildOptions,
+): { ids: string; positions: string; mask: string } {
+  return {
+    ids: g.input(INPUTS.inputIds, 'int64', ['T']),
+    positions: g.input(INPUTS.positionIds, 'int64', ['T']),
+    mask: g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']),
+  };
+}
+
+/**
+ * The token embedding `[vocab, D]` (`name`, with the checkpoint's prefix): a tied matrix saved once may be
+ * stored as `lm_head.weight` instead (safetensors drops shared duplicates).
+ */
+export function tokenEmbedding(w: Weights, name: string, c: HeadDims): WeightRef {
+  return w.get(c.tied ? [name, 'lm_head.weight'] : name, [c.vocab, c.hidden]);
+}
+
+/**
+ * With `options.logits`, declares the logits of the final hidden state: over the embedding when tied, else
+ * over `lm_head.weight` `[vocab, D]` (read only then).
+ */
+export function decoderLogits(
+  g: GraphBuilder,
+  w: Weights,
+  hidden: string,
+  embedding: WeightRef,
+  c: HeadDims,
+  options: DecodingBuildOptions,
+): void {
+  if (!options.logits) return;
+  check(
+    c.tied || w.has('lm_head.weight'),
+    'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+  );
+  lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, c.hidden]), options.logits);
+}
+
+/**
+ * The mask of each layer's sliding window, made once per window: the causal `mask` itself for null, else it
+ * limited to the window (slidingWindowMask).
+ */
+export function windowMasks(g: GraphBuilder, positions: string, mask: string): (window: number | null) => string {
+  const masks = new Map<number | null, string>([[null, mask]]);
+  return (window) => {
+    if (!masks.has(window)) masks.set(window, slidingWindowMask(g, positions, mask, window!));
+    return masks.get(window)!;
+  };
+}
+
+/**
+ * The gated MLP down(act(gate(h)) · up(h)) of `<layer>.mlp.{gate,up,down}_proj` (SwiGLU: act = SiLU, the
+ * default), from width D through `intermediate` and back.
+ */
+export function gatedMlp(
+  g: GraphBuilder,
+  linear: NamedLayers['linear'],
+  h: string,
+  layer: string,
+  dims: { hidden: number; intermediate: number; bias: boolean },
+  act: (x: string) => string = (x) => g.silu(x),
+): string {
+  const { hidden: D, intermediate: I, bias } = dims;
+  const gated = g.op('Mul', [
+    act(linear(h, `${layer}.mlp.gate_proj`, D, I, bias)),
+    linear(h, `${layer}.mlp.up_proj`, D, I, bias),
+  ]);
+  return linear(gated, `${layer}.mlp.down_proj`, I, D, bias);
 }
 
 /**

@@ -8,6 +8,7 @@
  * checkpoint like learned ones and read the same way.
  */
 import type { GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
@@ -54,11 +55,7 @@ function readConfig(c: ModelConfig): DistilbertConfig {
 function build(g: GraphBuilder, w: Weights, c: DistilbertConfig, options: BuildOptions): void {
   const p = w.has('distilbert.embeddings.word_embeddings.weight') ? 'distilbert.' : '';
   const D = c.hidden;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), EPS);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: EPS });
 
   // Embeddings: word + position, then LayerNorm (no token types).
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);

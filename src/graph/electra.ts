@@ -6,6 +6,7 @@
  * (`discriminator_predictions.*`, `generator_predictions.*`, `generator_lm_head.*`) are ignored.
  */
 import type { GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
@@ -34,9 +35,9 @@ function build(g: GraphBuilder, w: Weights, c: ElectraConfig, options: BuildOpti
     g.add(embed('word_embeddings', c.vocab, ids), embed('position_embeddings', c.maxPositions, positions)),
     embed('token_type_embeddings', c.typeVocab, types),
   );
-  x = g.layerNorm(x, w.get(`${p}embeddings.LayerNorm.weight`, [E]), w.get(`${p}embeddings.LayerNorm.bias`, [E]), c.eps);
-  if (E !== D)
-    x = g.linear(x, w.get(`${p}embeddings_project.weight`, [D, E]), w.get(`${p}embeddings_project.bias`, [D]));
+  const { linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
+  x = layerNorm(x, 'embeddings.LayerNorm', E);
+  if (E !== D) x = linear(x, 'embeddings_project', E, D);
   bertEncoder(g, w, p, c, x, options);
 }
 

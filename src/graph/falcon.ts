@@ -26,9 +26,18 @@ import { AttnvizError, check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
-import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import { namedLayers } from './layers.js';
+import type { DecodingBuildOptions } from './decoding.js';
+import {
+  checkKvHeads,
+  decoderInputs,
+  decoderLogits,
+  ropeSettings,
+  selfAttention,
+  tokenEmbedding,
+  type DecoderDims,
+} from './decoder.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface FalconConfig extends DecoderDims {
@@ -54,7 +63,7 @@ function readConfig(c: ModelConfig): FalconConfig {
   const newArch = c.bool('new_decoder_architecture', false);
   const multiQuery = c.bool('multi_query', true);
   const kvHeads = newArch ? c.size(['num_kv_heads', 'n_head_kv'], heads) : multiQuery ? 1 : heads;
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   // The new architecture is always parallel (its MLP reads ln_mlp(x) or the attention's norm, never x + attn).
   const parallel = newArch || c.bool('parallel_attn', true);
   const norms = c.raw.num_ln_in_parallel_attn ?? (newArch ? 2 : 1);
@@ -87,11 +96,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     H = c.heads,
     K = c.kvHeads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), c.bias ? get(`${name}.bias`, [nOut]) : undefined);
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const { linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
   /** Entries [from, to) of `axis`. */
   const slice = (x: string, from: number, to: number, axis: number) =>
     g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([axis])]);
@@ -122,24 +127,25 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     };
   };
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
+  const { ids, positions, mask } = decoderInputs(g, options);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
-  const embedding = w.get(c.tied ? [`${p}word_embeddings.weight`, 'lm_head.weight'] : `${p}word_embeddings.weight`, [
-    c.vocab,
-    D,
-  ]);
+  const embedding = tokenEmbedding(w, `${p}word_embeddings.weight`, c);
   let x = g.embedding(embedding, ids);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;
     const attnIn = layerNorm(x, c.parallelNorms === 2 ? `${l}.ln_attn` : `${l}.input_layernorm`);
-    const qkv = linear(attnIn, `${l}.self_attention.query_key_value`, D, (H + 2 * K) * d);
+    const qkv = linear(attnIn, `${l}.self_attention.query_key_value`, D, (H + 2 * K) * d, c.bias);
     const context = selfAttention(g, c, i, split(qkv), rotate, options, { scale: 1 / Math.sqrt(d), mask });
-    const attn = linear(context, `${l}.self_attention.dense`, D, D);
+    const attn = linear(context, `${l}.self_attention.dense`, D, D, c.bias);
     const mlp = (h: string) =>
-      linear(g.activation(linear(h, `${l}.mlp.dense_h_to_4h`, D, c.ffn), c.act), `${l}.mlp.dense_4h_to_h`, c.ffn, D);
+      linear(
+        g.activation(linear(h, `${l}.mlp.dense_h_to_4h`, D, c.ffn, c.bias), c.act),
+        `${l}.mlp.dense_4h_to_h`,
+        c.ffn,
+        D,
+        c.bias,
+      );
     if (c.parallel) {
       // x + attn(ln(x)) + mlp(ln(x)) (Falcon-40B: the MLP's own norm ln_mlp).
       const mlpIn = c.parallelNorms === 2 ? layerNorm(x, `${l}.ln_mlp`) : attnIn;
@@ -150,8 +156,8 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     }
   }
 
-  const hidden = g.output(layerNorm(x, 'ln_f', HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, D]), options.logits);
+  const hidden = g.output(layerNorm(x, 'ln_f', D, HIDDEN_LAST), ['T', D]);
+  decoderLogits(g, w, hidden, embedding, c, options);
   declareLayerOutputs(g, c, options);
 }
 

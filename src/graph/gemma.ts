@@ -29,9 +29,20 @@ import { check } from '../core/errors.js';
 import { ModelConfig, oneOf } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { ActivationName, GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { isObject, ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
-import { declareLayerOutputs, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import {
+  checkKvHeads,
+  checkRotaryHeadDim,
+  decoderInputs,
+  gatedMlp,
+  isObject,
+  ropeSettings,
+  selfAttention,
+  windowMasks,
+  type DecoderDims,
+} from './decoder.js';
+import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 import { layerTypes } from './qwen3.js';
 
@@ -70,9 +81,9 @@ function readConfig(c: ModelConfig, variant: Variant): GemmaConfig {
   const hidden = c.size('hidden_size', 2304);
   const heads = c.size('num_attention_heads', 8);
   const kvHeads = c.size('num_key_value_heads', 4);
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   const d = c.size('head_dim', 256);
-  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+  checkRotaryHeadDim(c, d);
   const layers = c.size('num_hidden_layers', 26);
   const window = c.size('sliding_window', 4096);
   // Gemma 2: even layers slide; Gemma 3: all but every sliding_window_pattern-th (6).
@@ -129,9 +140,7 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
     H = c.heads,
     K = c.kvHeads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nOut: number, nIn: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]));
+  const { get, linear } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
   // Gemma's RMSNorm: x / √(mean(x²) + eps) · (1 + w), over the last axis.
   const norm = (x: string, name: string, width = D, out?: string) => {
     const meanSquare = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
@@ -141,14 +150,8 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
     return g.op('Mul', [normed, gain], {}, out);
   };
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  const causal = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
-  const masks = new Map<number | null, string>([[null, causal]]);
-  const maskOf = (window: number | null) => {
-    if (!masks.has(window)) masks.set(window, slidingWindowMask(g, positions, causal, window!));
-    return masks.get(window)!;
-  };
+  const { ids, positions, mask } = decoderInputs(g, options);
+  const maskOf = windowMasks(g, positions, mask);
   const rotateGlobal = rotary(g, { positions, invFreq: c.invFreq.global, headDim: d, layout: c.rope });
   const rotateLocal =
     c.invFreq.local === c.invFreq.global
@@ -159,31 +162,29 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
   const embedding: WeightRef = w.get([`${p}embed_tokens.weight`, 'lm_head.weight'], [c.vocab, D]);
   let x = g.op('Mul', [g.embedding(embedding, ids), g.scalar(Math.fround(Math.sqrt(D)))]);
 
+  const mlpDims = { hidden: D, intermediate: c.intermediate, bias: false };
+  const act = (y: string) => g.activation(y, c.act);
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     const window = c.windows[i];
     // Attention between sandwich norms; Gemma 3 normalises each head's q and k before RoPE.
     const h = norm(x, `${l}.input_layernorm`);
-    let q = g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D), H, d);
-    let k = g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D), K, d);
+    let q = g.splitHeads(linear(h, `${l}.self_attn.q_proj`, D, H * d, false), H, d);
+    let k = g.splitHeads(linear(h, `${l}.self_attn.k_proj`, D, K * d, false), K, d);
     if (c.variant === 'gemma3_text') {
       q = norm(q, `${l}.self_attn.q_norm`, d);
       k = norm(k, `${l}.self_attn.k_norm`, d);
     }
-    const v = g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D), K, d);
+    const v = g.splitHeads(linear(h, `${l}.self_attn.v_proj`, D, K * d, false), K, d);
     const context = selfAttention(g, c, i, { q, k, v }, window === null ? rotateGlobal : rotateLocal, options, {
       scale: c.scoreScale,
       softcap: c.attnLogitSoftcapping,
       mask: maskOf(window),
     });
-    x = g.add(x, norm(linear(context, `${l}.self_attn.o_proj`, D, H * d), `${l}.post_attention_layernorm`));
+    x = g.add(x, norm(linear(context, `${l}.self_attn.o_proj`, H * d, D, false), `${l}.post_attention_layernorm`));
     // Gated MLP between sandwich norms: down(gelu_tanh(gate(h)) · up(h)).
-    const h2 = norm(x, `${l}.pre_feedforward_layernorm`);
-    const gated = g.op('Mul', [
-      g.activation(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D), c.act),
-      linear(h2, `${l}.mlp.up_proj`, c.intermediate, D),
-    ]);
-    x = g.add(x, norm(linear(gated, `${l}.mlp.down_proj`, D, c.intermediate), `${l}.post_feedforward_layernorm`));
+    const mlp = gatedMlp(g, linear, norm(x, `${l}.pre_feedforward_layernorm`), l, mlpDims, act);
+    x = g.add(x, norm(mlp, `${l}.post_feedforward_layernorm`));
   }
 
   const hidden = g.output(norm(x, 'norm', D, HIDDEN_LAST), ['T', D]);

@@ -12,6 +12,7 @@
  * (rope_scaling) are rejected.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { check } from '../core/errors.js';
 import { ModelConfig, oneOf } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
@@ -88,11 +89,7 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
   const D = c.hidden,
     H = c.heads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number, bias = true) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
@@ -141,7 +138,7 @@ function build(g: GraphBuilder, w: Weights, c: GptNeoxConfig, options: BuildOpti
     }
   }
 
-  g.output(layerNorm(x, 'final_layer_norm', HIDDEN_LAST), ['T', D]);
+  g.output(layerNorm(x, 'final_layer_norm', D, HIDDEN_LAST), ['T', D]);
   declareLayerOutputs(g, c, options);
 }
 

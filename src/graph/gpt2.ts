@@ -6,6 +6,7 @@
  * and are never read (the mask is an input); `lm_head` is tied to `wte` and not needed for attention.
  */
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import {
@@ -49,9 +50,7 @@ function readConfig(c: ModelConfig): Gpt2Config {
 function build(g: GraphBuilder, w: Weights, c: Gpt2Config, options: BuildOptions): void {
   const p = w.has('transformer.wte.weight') ? 'transformer.' : '';
   const D = c.hidden;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const { get, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
   const conv1d = (x: string, name: string, nIn: number, nOut: number) =>
     g.conv1d(x, get(`${name}.weight`, [nIn, nOut]), get(`${name}.bias`, [nOut]));
 
@@ -82,7 +81,7 @@ function build(g: GraphBuilder, w: Weights, c: Gpt2Config, options: BuildOptions
     x = g.add(x, conv1d(h, `${l}.mlp.c_proj`, c.inner, D));
   }
 
-  g.output(layerNorm(x, 'ln_f', HIDDEN_LAST), ['T', D]);
+  g.output(layerNorm(x, 'ln_f', D, HIDDEN_LAST), ['T', D]);
   declareLayerOutputs(g, c, options);
 }
 

@@ -18,6 +18,7 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import {
   declareLayerOutputs,
   headDim,
@@ -71,11 +72,7 @@ function build(g: GraphBuilder, w: Weights, c: GptjConfig, options: BuildOptions
     H = c.heads,
     d = c.headDim,
     r = c.rotaryDims;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number, bias: boolean) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
-  const layerNorm = (x: string, name: string, out?: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps, out);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
@@ -109,7 +106,7 @@ function build(g: GraphBuilder, w: Weights, c: GptjConfig, options: BuildOptions
     x = g.add(g.add(attn, mlp), x);
   }
 
-  g.output(layerNorm(x, 'ln_f', HIDDEN_LAST), ['T', D]);
+  g.output(layerNorm(x, 'ln_f', D, HIDDEN_LAST), ['T', D]);
   declareLayerOutputs(g, c, options);
 }
 

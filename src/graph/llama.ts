@@ -27,19 +27,27 @@
  */
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
-import type { WeightRef, Weights } from '../load/weights.js';
+import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, type Family } from './family.js';
-import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { isObject, ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
+import { namedLayers } from './layers.js';
+import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, type Family } from './family.js';
+import type { DecodingBuildOptions } from './decoding.js';
+import {
+  checkKvHeads,
+  checkRotaryHeadDim,
+  decoderInputs,
+  decoderLogits,
+  gatedMlp,
+  isObject,
+  ropeSettings,
+  selfAttention,
+  tokenEmbedding,
+  windowMasks,
+  type GatedDecoderDims,
+} from './decoder.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface LlamaConfig extends DecoderDims {
-  vocab: number;
-  /** MLP width. */
-  intermediate: number;
-  /** RMSNorm epsilon. */
-  eps: number;
+export interface LlamaConfig extends GatedDecoderDims {
   /** RoPE inv_freq θ_j, d/2 values in float32, rope_scaling applied. */
   invFreq: Float32Array;
   /** q, k, v projections carry biases (Qwen2; Llama with attention_bias). */
@@ -48,8 +56,6 @@ export interface LlamaConfig extends DecoderDims {
   oBias: boolean;
   /** gate/up/down projections carry biases (Llama mlp_bias). */
   mlpBias: boolean;
-  /** The language-model head is the embedding matrix (tie_word_embeddings). */
-  tied: boolean;
   /** Per layer, the sliding window (keys j with i − j < window), or null for full causal attention. */
   windows: (number | null)[];
 }
@@ -60,10 +66,10 @@ function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
   const hidden = c.size('hidden_size');
   const heads = c.size('num_attention_heads');
   const kvHeads = c.size('num_key_value_heads', heads);
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
   const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
-  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+  checkRotaryHeadDim(c, d);
   const act = c.string(['hidden_act', 'hidden_activation'], 'silu');
   check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
 
@@ -125,64 +131,36 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     H = c.heads,
     K = c.kvHeads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, get(`${name}.weight`, [D]), c.eps, out);
-  const linear = (x: string, name: string, nOut: number, nIn: number, bias: boolean) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
+  const { linear, rmsNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  // With a KV cache the T new positions attend to S = P + T: the P cached ones and themselves.
-  const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
-  // A tied matrix saved once may be stored under either name (safetensors drops shared duplicates).
-  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
-    c.vocab,
-    D,
-  ]);
+  const { ids, positions, mask } = decoderInputs(g, options);
+  const embedding = tokenEmbedding(w, `${p}embed_tokens.weight`, c);
   let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
-  const windowMasks = new Map<number, string>();
-  const maskOf = (window: number | null) =>
-    window === null
-      ? mask
-      : (windowMasks.get(window) ??
-        windowMasks.set(window, slidingWindowMask(g, positions, mask, window)).get(window)!);
+  const maskOf = windowMasks(g, positions, mask);
+  const mlp = { hidden: D, intermediate: c.intermediate, bias: c.mlpBias };
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     // Attention on the RMS-normed input: per-head projections, RoPE on q and k, kv heads shared by groups.
     const h = rmsNorm(x, `${l}.input_layernorm`);
     const proj = {
-      q: g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.qkvBias), H, d),
-      k: g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.qkvBias), K, d),
-      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.qkvBias), K, d),
+      q: g.splitHeads(linear(h, `${l}.self_attn.q_proj`, D, H * d, c.qkvBias), H, d),
+      k: g.splitHeads(linear(h, `${l}.self_attn.k_proj`, D, K * d, c.qkvBias), K, d),
+      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, D, K * d, c.qkvBias), K, d),
     };
     const context = selfAttention(g, c, i, proj, rotate, options, {
       scale: 1 / Math.sqrt(d),
       mask: maskOf(c.windows[i]),
     });
-    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d, c.oBias));
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, H * d, D, c.oBias));
     // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
-    const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
-    const gated = g.op('Mul', [
-      g.silu(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D, c.mlpBias)),
-      linear(h2, `${l}.mlp.up_proj`, c.intermediate, D, c.mlpBias),
-    ]);
-    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, c.intermediate, c.mlpBias));
+    x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, c.tied ? embedding : head(w, c, D), options.logits);
+  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
+  decoderLogits(g, w, hidden, embedding, c, options);
   declareLayerOutputs(g, c, options);
-}
-
-/** The untied head: `lm_head.weight` [vocab, D]. */
-function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
-  check(
-    w.has('lm_head.weight'),
-    'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
-  );
-  return w.get('lm_head.weight', [c.vocab, D]);
 }
 
 const family = (modelType: Variant): Family<LlamaConfig> => ({

@@ -23,6 +23,7 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import {
   declareLayerOutputs,
   headDim,
@@ -87,9 +88,7 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
     H = c.heads,
     d = c.headDim,
     I = c.intermediate;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number, bias: boolean) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
+  const { get, linear } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
   // LayerNorm with the bias only when norm_bias (ONNX LayerNormalization's bias input is optional).
   const norm = (x: string, name: string, out?: string) =>
     g.op(

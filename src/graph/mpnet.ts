@@ -22,6 +22,7 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import { ACTIVATIONS, type ActivationName, type GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import {
   declareLayerOutputs,
   headDim,
@@ -81,11 +82,7 @@ function build(g: GraphBuilder, w: Weights, c: MpnetConfig, options: BuildOption
   const D = c.hidden,
     H = c.heads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), get(`${name}.bias`, [nOut]));
-  const layerNorm = (x: string, name: string) =>
-    g.layerNorm(x, get(`${name}.weight`, [D]), get(`${name}.bias`, [D]), c.eps);
+  const { get, linear, layerNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
   // Embeddings: word + position (row padding_idx + 1 + i), LayerNorm; no token types.
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);

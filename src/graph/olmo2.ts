@@ -12,32 +12,38 @@
  * rms_norm_eps 1e-5, rope_theta 10000, attention_bias false, tie_word_embeddings false. rope_scaling:
  * 'default', 'linear', 'llama3' (ropeInvFreq), others refused by name.
  */
-import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, selfAttention, type DecoderDims } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import { namedLayers } from './layers.js';
+import type { DecodingBuildOptions } from './decoding.js';
+import {
+  checkKvHeads,
+  checkRotaryHeadDim,
+  decoderInputs,
+  decoderLogits,
+  gatedMlp,
+  ropeSettings,
+  selfAttention,
+  tokenEmbedding,
+  type GatedDecoderDims,
+} from './decoder.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Olmo2Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Olmo2Config extends GatedDecoderDims {
   invFreq: Float32Array;
   /** q, k, v and o projections carry biases (attention_bias). */
   bias: boolean;
-  tied: boolean;
 }
 
 function readConfig(c: ModelConfig): Olmo2Config {
   const hidden = c.size('hidden_size', 4096);
   const heads = c.size('num_attention_heads', 32);
   const kvHeads = c.size('num_key_value_heads', heads);
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
-  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+  checkRotaryHeadDim(c, d);
   oneOf(c, 'hidden_act', ['silu'], 'silu');
   const { theta, scaling } = ropeSettings(c, 10000);
   return {
@@ -63,44 +69,32 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
     H = c.heads,
     K = c.kvHeads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const rmsNorm = (x: string, name: string, width = D, out?: string) =>
-    g.rmsNorm(x, get(`${name}.weight`, [width]), c.eps, out);
-  const linear = (x: string, name: string, nOut: number, nIn: number, bias = false) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
+  const { linear, rmsNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
-  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
-    c.vocab,
-    D,
-  ]);
+  const { ids, positions, mask } = decoderInputs(g, options);
+  const embedding = tokenEmbedding(w, `${p}embed_tokens.weight`, c);
   let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
+  const mlp = { hidden: D, intermediate: c.intermediate, bias: false };
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     // Attention on x itself; q and k RMS-normed over the whole projection, then split and rotated.
-    const q = rmsNorm(linear(x, `${l}.self_attn.q_proj`, H * d, D, c.bias), `${l}.self_attn.q_norm`, H * d);
-    const k = rmsNorm(linear(x, `${l}.self_attn.k_proj`, K * d, D, c.bias), `${l}.self_attn.k_norm`, K * d);
+    const q = rmsNorm(linear(x, `${l}.self_attn.q_proj`, D, H * d, c.bias), `${l}.self_attn.q_norm`, H * d);
+    const k = rmsNorm(linear(x, `${l}.self_attn.k_proj`, D, K * d, c.bias), `${l}.self_attn.k_norm`, K * d);
     const proj = {
       q: g.splitHeads(q, H, d),
       k: g.splitHeads(k, K, d),
-      v: g.splitHeads(linear(x, `${l}.self_attn.v_proj`, K * d, D, c.bias), K, d),
+      v: g.splitHeads(linear(x, `${l}.self_attn.v_proj`, D, K * d, c.bias), K, d),
     };
     const context = selfAttention(g, c, i, proj, rotate, options, { scale: 1 / Math.sqrt(d), mask });
-    x = g.add(x, rmsNorm(linear(context, `${l}.self_attn.o_proj`, D, H * d, c.bias), `${l}.post_attention_layernorm`));
+    x = g.add(x, rmsNorm(linear(context, `${l}.self_attn.o_proj`, H * d, D, c.bias), `${l}.post_attention_layernorm`));
     // SwiGLU MLP on x, normed after: x + norm(down(silu(gate(x)) · up(x))).
-    const gated = g.op('Mul', [
-      g.silu(linear(x, `${l}.mlp.gate_proj`, c.intermediate, D)),
-      linear(x, `${l}.mlp.up_proj`, c.intermediate, D),
-    ]);
-    x = g.add(x, rmsNorm(linear(gated, `${l}.mlp.down_proj`, D, c.intermediate), `${l}.post_feedforward_layernorm`));
+    x = g.add(x, rmsNorm(gatedMlp(g, linear, x, l, mlp), `${l}.post_feedforward_layernorm`));
   }
 
   const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, D]), options.logits);
+  decoderLogits(g, w, hidden, embedding, c, options);
   declareLayerOutputs(g, c, options);
 }
 

@@ -19,19 +19,25 @@ import { AttnvizError, check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import { namedLayers } from './layers.js';
+import type { DecodingBuildOptions } from './decoding.js';
+import {
+  checkKvHeads,
+  decoderInputs,
+  decoderLogits,
+  ropeSettings,
+  selfAttention,
+  slidingWindowMask,
+  tokenEmbedding,
+  type GatedDecoderDims,
+} from './decoder.js';
+import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Phi3Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Phi3Config extends GatedDecoderDims {
   theta: number;
   /** Rotated dimensions per head: int(d · partial_rotary_factor). */
   rotaryDims: number;
-  tied: boolean;
   /** The sliding window of every layer, or null. */
   window: number | null;
 }
@@ -40,7 +46,7 @@ function readConfig(c: ModelConfig): Phi3Config {
   const hidden = c.size('hidden_size', 3072);
   const heads = c.size('num_attention_heads', 32);
   const kvHeads = c.size('num_key_value_heads', heads);
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
   oneOf(c, 'hidden_act', ['silu'], 'silu');
   const { theta, scaling } = ropeSettings(c, 10000);
@@ -81,17 +87,12 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
     K = c.kvHeads,
     d = c.headDim,
     I = c.intermediate;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, get(`${name}.weight`, [D]), c.eps, out);
-  const linear = (x: string, name: string, nOut: number, nIn: number) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]));
+  const { linear, rmsNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
   /** Columns [from, to) of a `[T, n]` value. */
   const columns = (x: string, from: number, to: number) =>
     g.op('Slice', [x, g.ints([from]), g.ints([to]), g.ints([1])]);
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  const causal = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
+  const { ids, positions, mask: causal } = decoderInputs(g, options);
   const mask = c.window === null ? causal : slidingWindowMask(g, positions, causal, c.window);
   const rotate = rotary(g, {
     positions,
@@ -99,31 +100,28 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
     headDim: d,
     layout: 'half',
   });
-  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
-    c.vocab,
-    D,
-  ]);
+  const embedding = tokenEmbedding(w, `${p}embed_tokens.weight`, c);
   let x = g.embedding(embedding, ids);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     // Fused q | k | v projection of the RMS-normed input, cut by columns.
-    const qkv = linear(rmsNorm(x, `${l}.input_layernorm`), `${l}.self_attn.qkv_proj`, (H + 2 * K) * d, D);
+    const qkv = linear(rmsNorm(x, `${l}.input_layernorm`), `${l}.self_attn.qkv_proj`, D, (H + 2 * K) * d, false);
     const proj = {
       q: g.splitHeads(columns(qkv, 0, H * d), H, d),
       k: g.splitHeads(columns(qkv, H * d, (H + K) * d), K, d),
       v: g.splitHeads(columns(qkv, (H + K) * d, (H + 2 * K) * d), K, d),
     };
     const context = selfAttention(g, c, i, proj, rotate, options, { scale: 1 / Math.sqrt(d), mask });
-    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d));
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, H * d, D, false));
     // Fused gate | up projection: down(up · silu(gate)).
-    const gateUp = linear(rmsNorm(x, `${l}.post_attention_layernorm`), `${l}.mlp.gate_up_proj`, 2 * I, D);
+    const gateUp = linear(rmsNorm(x, `${l}.post_attention_layernorm`), `${l}.mlp.gate_up_proj`, D, 2 * I, false);
     const gated = g.op('Mul', [columns(gateUp, I, 2 * I), g.silu(columns(gateUp, 0, I))]);
-    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, I));
+    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, I, D, false));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, D]), options.logits);
+  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
+  decoderLogits(g, w, hidden, embedding, c, options);
   declareLayerOutputs(g, c, options);
 }
 

@@ -19,19 +19,27 @@ import { check } from '../core/errors.js';
 import { oneOf, type ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
-import { lmHead, type DecodingBuildOptions } from './decoding.js';
-import { ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
-import { declareLayerOutputs, HIDDEN_LAST, INPUTS, TASK_HEADS, type Family } from './family.js';
+import { namedLayers } from './layers.js';
+import type { DecodingBuildOptions } from './decoding.js';
+import {
+  checkKvHeads,
+  checkRotaryHeadDim,
+  decoderInputs,
+  decoderLogits,
+  gatedMlp,
+  ropeSettings,
+  selfAttention,
+  tokenEmbedding,
+  windowMasks,
+  type GatedDecoderDims,
+} from './decoder.js';
+import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
-export interface Qwen3Config extends DecoderDims {
-  vocab: number;
-  intermediate: number;
-  eps: number;
+export interface Qwen3Config extends GatedDecoderDims {
   invFreq: Float32Array;
   /** q, k, v and o projections carry biases (attention_bias). */
   bias: boolean;
-  tied: boolean;
   /** Per layer: the sliding window (keys i − window + 1 … i) or null. */
   windows: (number | null)[];
 }
@@ -58,9 +66,9 @@ function readConfig(c: ModelConfig): Qwen3Config {
   const heads = c.size('num_attention_heads', 32);
   // Qwen3Config: num_key_value_heads defaults to 32; an explicit null means one per attention head.
   const kvHeads = c.raw.num_key_value_heads === null ? heads : c.size('num_key_value_heads', 32);
-  check(heads % kvHeads === 0, `${c.path}: ${heads} attention heads cannot share ${kvHeads} key/value heads evenly`);
+  checkKvHeads(c, heads, kvHeads);
   const d = c.size('head_dim', 128);
-  check(d % 2 === 0, `${c.path}: head_dim ${d} must be even for rotary embeddings`);
+  checkRotaryHeadDim(c, d);
   oneOf(c, 'hidden_act', ['silu'], 'silu');
   const layers = c.size('num_hidden_layers', 32);
   const { theta, scaling } = ropeSettings(c, 10000);
@@ -98,53 +106,35 @@ function build(g: GraphBuilder, w: Weights, c: Qwen3Config, options: DecodingBui
     H = c.heads,
     K = c.kvHeads,
     d = c.headDim;
-  const get = (name: string, shape: number[]) => w.get(p + name, shape);
-  const rmsNorm = (x: string, name: string, width = D, out?: string) =>
-    g.rmsNorm(x, get(`${name}.weight`, [width]), c.eps, out);
-  const linear = (x: string, name: string, nOut: number, nIn: number, bias: boolean) =>
-    g.linear(x, get(`${name}.weight`, [nOut, nIn]), bias ? get(`${name}.bias`, [nOut]) : undefined);
+  const { linear, rmsNorm } = namedLayers(g, w, p, { hidden: D, eps: c.eps });
 
-  const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
-  const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  const mask = g.input(INPUTS.causalMask, 'float', ['T', options.kvCache ? 'S' : 'T']);
-  const windowMasks = new Map<number, string>();
-  const maskOf = (window: number | null) => {
-    if (window === null) return mask;
-    if (!windowMasks.has(window)) windowMasks.set(window, slidingWindowMask(g, positions, mask, window));
-    return windowMasks.get(window)!;
-  };
-  const embedding = w.get(c.tied ? [`${p}embed_tokens.weight`, 'lm_head.weight'] : `${p}embed_tokens.weight`, [
-    c.vocab,
-    D,
-  ]);
+  const { ids, positions, mask } = decoderInputs(g, options);
+  const maskOf = windowMasks(g, positions, mask);
+  const embedding = tokenEmbedding(w, `${p}embed_tokens.weight`, c);
   let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
+  const mlp = { hidden: D, intermediate: c.intermediate, bias: false };
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;
     const h = rmsNorm(x, `${l}.input_layernorm`);
     // Projections, then per-head RMSNorm of q and k (over d) before RoPE.
     const proj = {
-      q: rmsNorm(g.splitHeads(linear(h, `${l}.self_attn.q_proj`, H * d, D, c.bias), H, d), `${l}.self_attn.q_norm`, d),
-      k: rmsNorm(g.splitHeads(linear(h, `${l}.self_attn.k_proj`, K * d, D, c.bias), K, d), `${l}.self_attn.k_norm`, d),
-      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, K * d, D, c.bias), K, d),
+      q: rmsNorm(g.splitHeads(linear(h, `${l}.self_attn.q_proj`, D, H * d, c.bias), H, d), `${l}.self_attn.q_norm`, d),
+      k: rmsNorm(g.splitHeads(linear(h, `${l}.self_attn.k_proj`, D, K * d, c.bias), K, d), `${l}.self_attn.k_norm`, d),
+      v: g.splitHeads(linear(h, `${l}.self_attn.v_proj`, D, K * d, c.bias), K, d),
     };
     const context = selfAttention(g, c, i, proj, rotate, options, {
       scale: 1 / Math.sqrt(d),
       mask: maskOf(c.windows[i]),
     });
-    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, D, H * d, c.bias));
+    x = g.add(x, linear(context, `${l}.self_attn.o_proj`, H * d, D, c.bias));
     // SwiGLU MLP on the RMS-normed input: down(silu(gate(h)) · up(h)).
-    const h2 = rmsNorm(x, `${l}.post_attention_layernorm`);
-    const gated = g.op('Mul', [
-      g.silu(linear(h2, `${l}.mlp.gate_proj`, c.intermediate, D, false)),
-      linear(h2, `${l}.mlp.up_proj`, c.intermediate, D, false),
-    ]);
-    x = g.add(x, linear(gated, `${l}.mlp.down_proj`, D, c.intermediate, false));
+    x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
   const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  if (options.logits) lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, D]), options.logits);
+  decoderLogits(g, w, hidden, embedding, c, options);
   declareLayerOutputs(g, c, options);
 }
 

@@ -13,6 +13,7 @@
  * 30522 for the other two), as transformers fills in fields config.json leaves out.
  */
 import type { GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
@@ -55,12 +56,7 @@ function build(g: GraphBuilder, w: Weights, c: RobertaConfig, options: BuildOpti
     ),
     typeRow,
   );
-  const norm = g.layerNorm(
-    x,
-    w.get(`${p}embeddings.LayerNorm.weight`, [D]),
-    w.get(`${p}embeddings.LayerNorm.bias`, [D]),
-    c.eps,
-  );
+  const norm = namedLayers(g, w, p, { hidden: D, eps: c.eps }).layerNorm(x, 'embeddings.LayerNorm');
   // The encoder is BERT's, name for name (modeling_roberta.py copies it from modeling_bert.py).
   bertEncoder(g, w, p, c, norm, options);
 }

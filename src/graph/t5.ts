@@ -28,6 +28,7 @@ import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { ActivationName, GraphBuilder } from './builder.js';
+import { namedLayers } from './layers.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import {
   declareSeq2SeqOutputs,
@@ -172,9 +173,7 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
     H = c.heads,
     d = c.headDim,
     inner = H * d;
-  const rmsNorm = (x: string, name: string, out?: string) => g.rmsNorm(x, w.get(`${name}.weight`, [D]), c.eps, out);
-  const linear = (x: string, name: string, nIn: number, nOut: number) =>
-    g.linear(x, w.get(`${name}.weight`, [nOut, nIn]));
+  const { linear, rmsNorm } = namedLayers(g, w, '', { hidden: D, eps: c.eps });
   const act = (x: string) =>
     c.act === 'silu' || c.act === 'swish' ? g.silu(x) : g.activation(x, c.act as ActivationName);
   const embedding = w.get(
@@ -190,16 +189,22 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
     out: { q: string; k: string; probs: string },
     bias?: string,
   ): string => {
-    const q = g.splitHeads(linear(xq, `${name}.q`, D, inner), H, d, out.q);
-    const k = g.splitHeads(linear(xkv, `${name}.k`, D, inner), H, d, out.k);
-    const v = g.splitHeads(linear(xkv, `${name}.v`, D, inner), H, d);
-    return linear(g.mergeHeads(g.attention(q, k, v, c.scoreScale, out.probs, bias), H, d), `${name}.o`, inner, D);
+    const q = g.splitHeads(linear(xq, `${name}.q`, D, inner, false), H, d, out.q);
+    const k = g.splitHeads(linear(xkv, `${name}.k`, D, inner, false), H, d, out.k);
+    const v = g.splitHeads(linear(xkv, `${name}.v`, D, inner, false), H, d);
+    return linear(
+      g.mergeHeads(g.attention(q, k, v, c.scoreScale, out.probs, bias), H, d),
+      `${name}.o`,
+      inner,
+      D,
+      false,
+    );
   };
   const feedForward = (x: string, name: string): string => {
     const h = c.gated
-      ? g.op('Mul', [act(linear(x, `${name}.wi_0`, D, c.ff)), linear(x, `${name}.wi_1`, D, c.ff)])
-      : act(linear(x, `${name}.wi`, D, c.ff));
-    return linear(h, `${name}.wo`, c.ff, D);
+      ? g.op('Mul', [act(linear(x, `${name}.wi_0`, D, c.ff, false)), linear(x, `${name}.wi_1`, D, c.ff, false)])
+      : act(linear(x, `${name}.wi`, D, c.ff, false));
+    return linear(h, `${name}.wo`, c.ff, D, false);
   };
 
   // Encoder: pre-norm blocks of self-attention (bidirectional bias) and feed-forward, then a final RMS norm.
@@ -213,7 +218,7 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
     x = g.add(x, attention(h, h, `${l}.0.SelfAttention`, seq2seqOutputNames('encoder', i), encoderBias));
     x = g.add(x, feedForward(rmsNorm(x, `${l}.1.layer_norm`), `${l}.1.DenseReluDense`));
   }
-  const memory = g.output(rmsNorm(x, 'encoder.final_layer_norm', ENCODER_HIDDEN_LAST), ['S', D]);
+  const memory = g.output(rmsNorm(x, 'encoder.final_layer_norm', D, ENCODER_HIDDEN_LAST), ['S', D]);
 
   // Decoder: causal self-attention (unidirectional bias + mask), cross-attention over the encoder's output
   // (no bias), feed-forward; then a final RMS norm.
@@ -232,7 +237,7 @@ function build(g: GraphBuilder, w: Weights, c: T5Config, options: DecodingBuildO
     );
     y = g.add(y, feedForward(rmsNorm(y, `${l}.2.layer_norm`), `${l}.2.DenseReluDense`));
   }
-  const hidden = g.output(rmsNorm(y, 'decoder.final_layer_norm', HIDDEN_LAST), ['T', D]);
+  const hidden = g.output(rmsNorm(y, 'decoder.final_layer_norm', D, HIDDEN_LAST), ['T', D]);
 
   if (options.logits) {
     // Tied (T5 v1.0): the embedding applied to h · d_model^−½, as T5ForConditionalGeneration rescales.

@@ -111,6 +111,17 @@ export class Weights {
     return relative(this.root, ref.file).split(sep).join('/');
   }
 
+  /** Each weight file (by its external-data location) with the bytes its tensors take from its start. */
+  extents(): Map<string, { file: string; bytes: number }> {
+    const out = new Map<string, { file: string; bytes: number }>();
+    for (const t of this.tensors.values()) {
+      const location = this.location(t);
+      const end = t.offset + t.byteLength;
+      if (end > (out.get(location)?.bytes ?? -1)) out.set(location, { file: t.file, bytes: end });
+    }
+    return out;
+  }
+
   /** Total bytes of all tensors (what loading costs in memory). */
   byteLength(): number {
     let total = 0;

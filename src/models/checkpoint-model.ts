@@ -28,6 +28,7 @@ import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import { Session, StagedSession, type Feed, type Runner, type RunOutput } from '../runtime/session.js';
+import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -50,6 +51,7 @@ import {
   type ModelCapabilities,
 } from './model.js';
 import { Seq2Seq } from './seq2seq.js';
+import { withPrivateWeights } from './private-weights.js';
 import type { Seq2SeqDims } from '../graph/encoder-decoder.js';
 
 export interface LoadOptions {
@@ -75,6 +77,16 @@ export interface LoadOptions {
    * `model.unusedTensors`; the CLI prints them as a warning. Off by default: such a checkpoint is an error.
    */
   allowUnused?: boolean;
+  /**
+   * How onnxruntime gets the weights. 'map' (default): it maps the files themselves — no copy, no extra disk
+   * or memory (an 8B checkpoint is 16 GB), but a file truncated while the model is loaded kills the process
+   * (SIGBUS) and one overwritten in place silently changes its results. 'copy': it maps private copies of the
+   * weight files, made in TMPDIR (reflinks where the file system can) and removed once the sessions exist
+   * (private-weights.ts): what the server uses, a long-lived process over files that others may change.
+   * 'memory': they are read and handed over as bytes (onnxruntime copies them). Costs compared by
+   * bench/weights-source.ts.
+   */
+  weights?: 'copy' | 'memory' | 'map';
 }
 
 /** What a loaded model keeps besides its session. */
@@ -114,7 +126,16 @@ export class Model implements AttentionModel {
     readonly unusedTensors: readonly string[] = [],
   ) {}
 
-  private generatorSession?: Promise<Session>;
+  /** The generation session (logits of the last position, KV cache), built once. */
+  private readonly generatorSession = new LazySession(() =>
+    this.internals.build({ extract: false, logits: 'last', kvCache: true }).then(async (s) => {
+      if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
+      await s.release();
+      throw new AttnvizError(
+        `${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`,
+      );
+    }),
+  );
   private seq2seqRunner?: Seq2Seq;
   /** Output buffers kept across calls (layer-stream.ts). */
   private readonly pool = new BufferPool();
@@ -164,14 +185,20 @@ export class Model implements AttentionModel {
       gguf ? gguf.weights : Weights.open(dir),
       gguf ? gguf.tokenizer : loadTokenizer(dir, family.modelType),
     ]);
-    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"); onnxruntime copies them.
+    // Repacked quantized weights (GGUF) go with the graph as bytes ("memory files"; onnxruntime copies them),
+    // and all weights do with LoadOptions.weights 'memory'.
     const graph = (o: DecodingBuildOptions) => {
-      const g = new GraphBuilder(weights);
+      const g = new GraphBuilder(weights, { inMemory: options.weights === 'memory' });
       family.build(g, weights, dims, o);
       return { bytes: g.toBytes(), memory: g.memoryFiles() };
     };
+    // Sessions map the files themselves unless asked to map private copies of them (the server does).
+    const over = <T>(create: (root: string) => Promise<T>): Promise<T> =>
+      options.weights === 'copy' && !weights.hasQuantized()
+        ? withPrivateWeights(weights, create)
+        : create(weights.root);
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
-      Session.create(bytes, weights.root, { threads: options.threads, memory });
+      over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const main = graph({ extract, logits: options.logits });
@@ -181,13 +208,15 @@ export class Model implements AttentionModel {
     // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
     const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const session: Runner = staged
-      ? await StagedSession.create(
-          splitStages(
-            main.bytes,
-            Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+      ? await over((root) =>
+          StagedSession.create(
+            splitStages(
+              main.bytes,
+              Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
+            ),
+            root,
+            { threads: options.threads, memory: main.memory },
           ),
-          weights.root,
-          { threads: options.threads, memory: main.memory },
         )
       : await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
@@ -382,7 +411,7 @@ export class Model implements AttentionModel {
     } else ids = this.encode(prompt, {}).ids;
     const promptLength = ids.length;
 
-    const session = await this.generator();
+    const session = await this.generatorSession.get();
     // The cache starts empty ([kvHeads, 0, d] per layer); each run feeds the tokens not yet in it.
     const kvHeads = (this.dims as Partial<LlamaConfig>).kvHeads ?? this.dims.heads;
     const empty: Feed = { type: 'float32', data: new Float32Array(0), dims: [kvHeads, 0, this.dims.headDim] };
@@ -452,24 +481,6 @@ export class Model implements AttentionModel {
     };
   }
 
-  /** The generation session (logits of the last position, KV cache), built once. */
-  private generator(): Promise<Session> {
-    this.generatorSession ??= this.internals
-      .build({ extract: false, logits: 'last', kvCache: true })
-      .then(async (s) => {
-        if (s.outputNames.includes(LOGITS) && s.inputNames.includes(cacheNames(0).pastKey)) return s;
-        await s.release();
-        throw new AttnvizError(
-          `${this.source}: model_type ${this.family.modelType} cannot generate in attnviz (no language-model head)`,
-        );
-      });
-    const pending = this.generatorSession;
-    pending.catch(() => {
-      if (this.generatorSession === pending) this.generatorSession = undefined;
-    });
-    return pending;
-  }
-
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
   async forward(text: string, options: AttentionOptions = {}): Promise<Tensor> {
     const seq2seq = this.seq2seq();
@@ -481,13 +492,7 @@ export class Model implements AttentionModel {
   async release(): Promise<void> {
     await this.seq2seqRunner?.release();
     await this.session.release();
-    const generator = this.generatorSession;
-    this.generatorSession = undefined;
-    if (generator)
-      await generator.then(
-        (s) => s.release(),
-        () => undefined,
-      );
+    await this.generatorSession.release();
   }
 
   private encode(text: string, options: AttentionOptions): Encoded {

@@ -25,6 +25,7 @@ import {
 import { HIDDEN_LAST } from '../graph/family.js';
 import type { Encoded, TextTokenizer } from '../load/tokenizer.js';
 import type { Feed, Runner, RunOutput, Session } from '../runtime/session.js';
+import { LazySession } from './lazy-session.js';
 import { causalMask } from './feeds.js';
 import type { AttentionOptions } from './model.js';
 
@@ -44,7 +45,16 @@ export interface Seq2SeqContext {
 }
 
 export class Seq2Seq {
-  private generatorSession?: Promise<Session>;
+  /** The generation session (logits of the last decoder position, no attention outputs), built once. */
+  private readonly generatorSession = new LazySession(() =>
+    this.c.build({ extract: false, logits: 'last' }).then(async (s) => {
+      if (s.outputNames.includes(LOGITS)) return s;
+      await s.release();
+      throw new AttnvizError(
+        `${this.c.source}: model_type ${this.c.modelType} cannot generate in attnviz (no language-model head)`,
+      );
+    }),
+  );
 
   constructor(private readonly c: Seq2SeqContext) {}
 
@@ -134,13 +144,7 @@ export class Seq2Seq {
   }
 
   async release(): Promise<void> {
-    const generator = this.generatorSession;
-    this.generatorSession = undefined;
-    if (generator)
-      await generator.then(
-        (s) => s.release(),
-        () => undefined,
-      );
+    await this.generatorSession.release();
   }
 
   /** The source text's encoding (a pair was refused by checkAttentionOptions). */
@@ -201,7 +205,7 @@ export class Seq2Seq {
    * Greedy decoding: the start token, then the most likely next token until EOS, maxNewTokens or the positions run out.
    */
   private async greedy(encoderIds: number[], maxNewTokens: number): Promise<number[]> {
-    const session = await this.generator();
+    const session = await this.generatorSession.get();
     const ids = [this.c.dims.decoderStart];
     for (let n = 0; n < maxNewTokens && ids.length < this.c.dims.maxPositions; n++) {
       const { data } = (await session.run(this.feeds(session, encoderIds, ids)))[LOGITS];
@@ -211,22 +215,6 @@ export class Seq2Seq {
       if (this.c.eos.includes(next)) break;
     }
     return ids;
-  }
-
-  /** The generation session (logits of the last decoder position, no attention outputs), built once. */
-  private generator(): Promise<Session> {
-    this.generatorSession ??= this.c.build({ extract: false, logits: 'last' }).then(async (s) => {
-      if (s.outputNames.includes(LOGITS)) return s;
-      await s.release();
-      throw new AttnvizError(
-        `${this.c.source}: model_type ${this.c.modelType} cannot generate in attnviz (no language-model head)`,
-      );
-    });
-    const pending = this.generatorSession;
-    pending.catch(() => {
-      if (this.generatorSession === pending) this.generatorSession = undefined;
-    });
-    return pending;
   }
 
   /** The inputs of graph/encoder-decoder.ts that `session`'s graph declares. */

@@ -192,8 +192,21 @@ export async function attentionFor(
     target: target === null || target.trim() === '' ? null : target,
     truncate: optionalBoolean(body, 'truncate', false),
   };
-  // Only a valid request is ever cached, so a hit needs no model check.
-  const cacheKey = JSON.stringify([request.key, request.text, request.pair, request.target, request.truncate]);
+  // Only a valid request is ever cached, so a hit needs no model check; a result of the model before its files
+  // changed is not one of the model now (another load, another generation).
+  const generation = await withTimeout(
+    ctx.cache.generation(request.key),
+    ctx.limits.requestTimeoutMs,
+    'loading the model',
+  );
+  const cacheKey = JSON.stringify([
+    request.key,
+    generation,
+    request.text,
+    request.pair,
+    request.target,
+    request.truncate,
+  ]);
   const recent = ctx.results.get(cacheKey);
   if (recent) return { request, attention: recent };
   let gone = false;

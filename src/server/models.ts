@@ -16,7 +16,8 @@ import type { AttentionModel } from '../models/model.js';
 import { hubCacheDir, parseHubId, resolveHubModel } from '../load/hub.js';
 import { EMBEDDED } from '../load/tfjs-source.js';
 import { HttpError } from './http-error.js';
-import { checkFilesInRoots, resolveInRoots } from './security.js';
+import type { OpenedModel } from './model-cache.js';
+import { modelFiles, resolveInRoots } from './security.js';
 import type { LoadedModelInfo, ModelEntry, Progress } from '../core/protocol.js';
 
 export type ModelSpec = { kind: 'embedded' } | { kind: 'path'; path: string } | { kind: 'hub'; id: string };
@@ -49,23 +50,24 @@ export async function modelKey(spec: ModelSpec, roots: readonly string[]): Promi
 }
 
 /**
- * Opens the model a key names (a folder's files checked against `roots` first); hub downloads report their bytes
- * through `onProgress`.
+ * Opens the model a key names, with the state of its files taken first (a folder's files checked against
+ * `roots`; a hub model's snapshot folder as it is); hub downloads report their bytes through `onProgress`.
  */
 export async function openModel(
   key: string,
   roots: readonly string[],
   env: NodeJS.ProcessEnv,
   onProgress: (p: Progress) => void,
-): Promise<AttentionModel> {
+): Promise<OpenedModel> {
   if (key === EMBEDDED) {
     onProgress({ phase: 'load', message: `loading ${EMBEDDED_LABEL}` });
-    return loadModel(EMBEDDED);
+    // Part of this package: nothing to watch.
+    return { model: await loadModel(EMBEDDED), state: '', files: async () => '' };
   }
   if (key.startsWith('path:')) {
-    onProgress({ phase: 'load', message: `loading ${basename(key.slice(5))}` });
-    await checkFilesInRoots(key.slice(5), roots);
-    return loadModel(key.slice(5), { env, progress: false });
+    const real = key.slice(5);
+    onProgress({ phase: 'load', message: `loading ${basename(real)}` });
+    return opened(real, () => modelFiles(real, roots), env);
   }
   const id = key.slice(4).replace(/@main$/, '');
   onProgress({ phase: 'resolve', message: `looking up ${id}` });
@@ -78,7 +80,14 @@ export async function openModel(
     throw e;
   }
   onProgress({ phase: 'load', message: `loading ${id}` });
-  return loadModel(dir, { env, progress: false });
+  return opened(dir, () => modelFiles(dir, null), env);
+}
+
+/** Loads the model at `path`, its files' state taken before it reads them (a change during the load shows). */
+async function opened(path: string, files: () => Promise<string>, env: NodeJS.ProcessEnv): Promise<OpenedModel> {
+  const state = await files();
+  // Private copies of the weights: files changed or truncated under a loaded model must not reach it (SIGBUS).
+  return { model: await loadModel(path, { env, progress: false, weights: 'copy' }), state, files };
 }
 
 export function describeModel(id: string, m: AttentionModel): LoadedModelInfo {

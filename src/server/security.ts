@@ -7,7 +7,7 @@
  *   request carrying an Origin must come from one of those too.
  * - Model paths: a folder named in a request is accepted only inside a configured model root, after
  *   resolving symlinks (realpath), so neither `..` nor a symlink leads out; and so must every file in it
- *   (checkFilesInRoots), checked before each load.
+ *   (modelFiles), checked before each load and again on every request to a loaded model.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -95,32 +95,46 @@ const WALK_DEPTH = 4;
 const WALK_FILES = 10_000;
 
 /**
- * Checks that every file under model folder (or file) `real` resolves, symlinks followed, inside the roots:
- * a folder inside a root whose config.json, tokenizer or weights link to files elsewhere is refused before
- * any of them is read (so no error can echo their content). 403, naming only the file inside the folder.
+ * The state of the files of model folder (or file) `real`: each file's name, real path, device, inode, size,
+ * modification and change times, one line each. Cheap enough for every request (a stat per file), and any
+ * truncation, overwrite (even of the same size), rename over it or swap for a symlink changes it. With `roots`,
+ * every file must also resolve, symlinks followed, inside them: a file that links elsewhere is refused (403,
+ * naming only the file inside the folder) before anything reads it, so no error can echo its content; after a
+ * load, such a swap makes the next request fail the same way.
  */
-export async function checkFilesInRoots(real: string, roots: readonly string[]): Promise<void> {
-  const realRoots = await Promise.all(roots.map((r) => realpath(r).catch(() => null)));
+export async function modelFiles(real: string, roots: readonly string[] | null): Promise<string> {
+  const realRoots = roots && (await Promise.all(roots.map((r) => realpath(r).catch(() => null))));
+  const lines: string[] = [];
   let seen = 0;
+  const add = async (path: string, base: string): Promise<string | null> => {
+    // A dangling link resolves nowhere: nothing can be read through it, so it is left to the loader.
+    const target = await realpath(path).catch(() => null);
+    if (target === null) return null;
+    if (realRoots && !insideRoots(target, realRoots))
+      throw new HttpError(
+        403,
+        `model file ${relative(base, path).slice(0, 200)} links outside the model roots: it is not served`,
+      );
+    const s = await stat(target, { bigint: true });
+    if (s.isFile()) lines.push(`${path}\0${target}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`);
+    return s.isDirectory() ? target : null;
+  };
   const walk = async (dir: string, depth: number): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => null);
+    const entries = await readdir(dir).catch(() => null);
     if (entries === null) return;
-    for (const e of entries) {
+    for (const name of entries.sort()) {
       if (++seen > WALK_FILES)
         throw new HttpError(403, `model folder ${basename(real)} holds more than ${WALK_FILES} files`);
-      const path = join(dir, e.name);
-      // A dangling link resolves nowhere: nothing can be read through it, so it is left to the loader.
-      const target = await realpath(path).catch(() => null);
-      if (target === null) continue;
-      if (!insideRoots(target, realRoots))
-        throw new HttpError(
-          403,
-          `model file ${relative(real, path).slice(0, 200)} links outside the model roots: it is not served`,
-        );
-      if (depth < WALK_DEPTH && (await stat(target)).isDirectory()) await walk(path, depth + 1);
+      const path = join(dir, name);
+      if ((await add(path, real)) !== null && depth < WALK_DEPTH) await walk(path, depth + 1);
     }
   };
   // A .gguf file holds everything; an .onnx file may name external weights beside it.
-  if ((await stat(real)).isDirectory()) await walk(real, 0);
-  else if (!real.toLowerCase().endsWith('.gguf')) await walk(dirname(real), 0);
+  const top = await stat(real).catch(() => {
+    throw new HttpError(404, `model ${basename(real).slice(0, 200)} is no longer in the model roots`);
+  });
+  if (top.isDirectory()) await walk(real, 0);
+  else if (real.toLowerCase().endsWith('.gguf')) await add(real, dirname(real));
+  else await walk(dirname(real), 0);
+  return lines.join('\n');
 }
