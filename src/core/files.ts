@@ -151,8 +151,9 @@ export async function writeAttentionStream(
   // Each tensor is written front to back: a stream's parts, appended, are the [L, H, …] tensor.
   const end = { ...offsets };
   const write = async (name: string, t: Tensor) => {
-    if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
-    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
+    // One buffer for every conversion, grown to the largest part (parts and q/k alternate in size).
+    if (dtype !== 'F32' && (half?.length ?? 0) < t.data.length) half = new Uint16Array(t.data.length);
+    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half!.subarray(0, t.data.length));
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     await file.write(view, 0, view.length, end[name]);
     end[name] += view.length;
