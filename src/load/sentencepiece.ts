@@ -59,12 +59,13 @@ export interface SentencePieceModel {
   unkId: number;
   precompiledCharsmap: Uint8Array;
   addDummyPrefix: boolean;
+  removeExtraWhitespaces: boolean;
 }
 
 interface Decoded {
   pieces?: { piece?: string; score?: number; type?: number }[];
   trainerSpec?: { modelType?: number; byteFallback?: boolean; unkId?: number };
-  normalizerSpec?: { precompiledCharsmap?: Uint8Array; addDummyPrefix?: boolean };
+  normalizerSpec?: { precompiledCharsmap?: Uint8Array; addDummyPrefix?: boolean; removeExtraWhitespaces?: boolean };
 }
 
 /** Decodes a `.model` file; `file` names it in errors. */
@@ -90,6 +91,7 @@ export function readSentencePiece(bytes: Uint8Array, file: string): SentencePiec
     unkId,
     precompiledCharsmap: m.normalizerSpec?.precompiledCharsmap ?? new Uint8Array(0),
     addDummyPrefix: m.normalizerSpec?.addDummyPrefix ?? true,
+    removeExtraWhitespaces: m.normalizerSpec?.removeExtraWhitespaces ?? true,
   };
 }
 
@@ -263,7 +265,7 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
     truncation: null,
     padding: null,
     added_tokens: addedTokens(sp, vocab, unkId, config, lstripped, modelType === 'marian'),
-    ...(llama ? llamaPipeline(sp, config) : spmPipeline(sp, normalizers)),
+    ...(llama ? llamaPipeline(sp, config, file) : spmPipeline(sp, normalizers)),
     post_processor: {
       type: 'TemplateProcessing',
       single,
@@ -383,13 +385,19 @@ function spmPipeline(sp: SentencePieceModel, before: Json[]): Json {
 }
 
 /**
- * LlamaConverter's pipeline, as LlamaTokenizer tokenizes. Legacy (tokenizer_config `legacy` absent or true, the
+ * LlamaConverter's pipeline, as LlamaTokenizer tokenizes (models with SentencePiece's identity normalizer). Legacy (tokenizer_config `legacy` absent or true, the
  * slow tokenizer's default): every text between special tokens is encoded by SentencePiece alone — spaces as ▁,
  * and ▁ prefixed when the model's add_dummy_prefix is on. `legacy: false`: ▁ prefixed to the text's start only
  * (add_prefix_space, default true), not after a special token. Decoding: ▁ as spaces, byte pieces as bytes, the
  * prefix space dropped.
  */
-function llamaPipeline(sp: SentencePieceModel, config: Json): Json {
+function llamaPipeline(sp: SentencePieceModel, config: Json, file: string): Json {
+  // LlamaConverter ignores the model's normalizer; LlamaTokenizer (SentencePiece) applies it. Llama's is identity.
+  check(
+    sp.precompiledCharsmap.length === 0 && !sp.removeExtraWhitespaces,
+    `${file}: a normalizer (a character map or remove_extra_whitespaces) is not supported in a Llama-type ` +
+      `tokenizer.model (use a folder with a tokenizer.json)`,
+  );
   const legacy = config.legacy !== false;
   const prefix = legacy ? sp.addDummyPrefix : config.add_prefix_space !== false;
   const spaces = { type: 'Replace', pattern: { String: ' ' }, content: '▁' };
