@@ -585,8 +585,9 @@ describe('encoder-decoder: bad inputs', () => {
 
     const t5w = t5Weights(T5_V11, 5);
     await expectBad(
+      // Absent: T5Config's d_kv 64, which the checkpoint's projections contradict.
       Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), d_kv: undefined })),
-      /missing field "d_kv"/,
+      /SelfAttention\.[qkvo]\.weight" has shape \[\d+, \d+\]; the config implies/,
     );
     await expectBad(
       Model.load(await writeT5(T5_V11, t5w, undefined, { ...t5Config(T5_V11), feed_forward_proj: 'gated-tanh' })),

@@ -378,7 +378,12 @@ describe('Marian (source.spm, target.spm, vocab.json)', () => {
 
   test.skipIf(!HAVE_SHARED)('a Marian model teacher-forced on a target tokenized by target.spm', async () => {
     // OPUS-MT's ids: </s> 0 (EOS), <pad> last (the decoder's start).
-    const config = { ...bartConfig(MARIAN), eos_token_id: 0, pad_token_id: vocab['<pad>'] };
+    const config = {
+      ...bartConfig(MARIAN),
+      eos_token_id: 0,
+      pad_token_id: vocab['<pad>'],
+      decoder_start_token_id: vocab['<pad>'],
+    };
     const dir = await writeTinyModel(config, bartWeights(MARIAN, 5), 'roberta-tiny');
     for (const f of ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json'])
       await rm(join(dir, f), { force: true });
