@@ -6,8 +6,9 @@
  *   vocabulary 128256, tied embedding), written both as a GGUF with every matrix Q4_K and as a bf16
  *   safetensors checkpoint. For each: load time and resident weights; the plain forward pass
  *   (`extract: false`) at 512, 2048 and 4096 tokens; `attention()` (every layer's probabilities, q and k at
- *   once, float32) at 512 tokens — at 2048 and 4096 it would hold L·H·T²·4 B = 8.6 / 34 GB and needs the
- *   per-layer streaming API; seconds and peak RSS of each.
+ *   once, float32) at 512 tokens — at 2048 and 4096 it would hold L·H·T²·4 B = 8.6 / 34 GB; extraction layer
+ *   by layer into an F16 attention file (`stream`, one child per length) at each length; seconds, peak RSS
+ *   and file bytes of each.
  * - `8b`: Llama-3.1-8B shapes (hidden 4096, 32/8 heads, MLP 14336, vocabulary 128256), first 4 layers, Q4_K:
  *   resident weights against the file's tensor bytes; seconds per layer at 512 tokens (forward and
  *   attention(), whole pass / 4, embedding and final norm included).
@@ -15,7 +16,7 @@
  *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
- *     [--threads N] [--dir DIR]
+ *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--dir DIR]
  *
  * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir (default: a
  * temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
@@ -23,12 +24,13 @@
  * 'llama3' scaling needs GGUF's rope_freqs tensor, not read; it does not change the cost).
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { writeAttentionStream } from '../src/core/files.js';
 import { readGguf } from '../src/load/gguf.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
@@ -57,12 +59,16 @@ const { values: args } = parseArgs({
   options: {
     parts: { type: 'string', default: '1b,8b,peer' },
     sizes: { type: 'string', default: '512,2048,4096' },
+    modes: { type: 'string', default: 'forward,attention,stream' },
+    formats: { type: 'string', default: 'gguf,bf16' },
     threads: { type: 'string' },
     dir: { type: 'string' },
     child: { type: 'string' },
   },
 });
 const SIZES = args.sizes!.split(',').map(Number);
+const MODES = args.modes!.split(',');
+const FORMATS = args.formats!.split(',');
 const THREADS = args.threads ? Number(args.threads) : undefined;
 
 // ---- random checkpoints --------------------------------------------------------------------------------
@@ -283,8 +289,11 @@ function writeSafetensors(dir: string, s: Shape): number {
 interface Scenario {
   kind: 'attnviz' | 'peer';
   source: string;
-  /** attnviz: 'forward' (extract: false) or 'attention'. */
-  mode: 'forward' | 'attention';
+  /**
+   * attnviz: 'forward' (extract: false), 'attention' (every layer at once, float32) or 'stream' (extraction
+   * layer by layer into an F16 attention file, as `attnviz extract --dtype f16` does).
+   */
+  mode: 'forward' | 'attention' | 'stream';
   sizes: number[];
 }
 
@@ -292,7 +301,7 @@ interface Measured {
   loadSeconds: number;
   /** RSS after loading (after GC) minus RSS before. */
   residentBytes: number;
-  runs: { T: number; seconds: number }[];
+  runs: { T: number; seconds: number; fileBytes?: number }[];
   peakRss: number;
 }
 
@@ -303,7 +312,7 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   gc();
   const before = rss();
   let t0 = performance.now();
-  const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: s.mode === 'attention' });
+  const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: s.mode !== 'forward' });
   const loadSeconds = (performance.now() - t0) / 1000;
   gc();
   await new Promise((r) => setTimeout(r, 200));
@@ -312,12 +321,18 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   const runs: Measured['runs'] = [];
   for (const T of s.sizes) {
     const text = exactText((x) => m.tokenizer.encode(x).ids.length, T);
+    const file = join(os.tmpdir(), `attnviz-bench-llama-${process.pid}-${T}.safetensors`);
     t0 = performance.now();
     if (s.mode === 'attention') {
       const a = await m.attention(text);
       if (a.attention.dims[2] !== T) throw new Error(`expected ${T} tokens, got ${a.attention.dims[2]}`);
-    } else await m.forward(text);
-    runs.push({ T, seconds: (performance.now() - t0) / 1000 });
+    } else if (s.mode === 'stream') await writeAttentionStream(file, m.stream(text), { dtype: 'F16' });
+    else await m.forward(text);
+    const seconds = (performance.now() - t0) / 1000;
+    if (s.mode === 'stream') {
+      runs.push({ T, seconds, fileBytes: statSync(file).size });
+      rmSync(file);
+    } else runs.push({ T, seconds });
     gc();
   }
   await m.release();
@@ -368,7 +383,9 @@ const gb = (n: number) => (n / 1e9).toFixed(2);
 
 function row(label: string, m: Measured | { error: string }, weights: number): string {
   if ('error' in m) return `| ${label} | failed: ${m.error} |||||`;
-  const runs = m.runs.map((r) => `${r.T}: ${r.seconds.toFixed(1)} s`).join(', ');
+  const runs = m.runs
+    .map((r) => `${r.T}: ${r.seconds.toFixed(1)} s${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}`)
+    .join(', ');
   return (
     `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
     `(${(m.residentBytes / weights).toFixed(2)}×) | ${runs} | ${gb(m.peakRss)} | ` +
@@ -407,17 +424,26 @@ async function main(): Promise<void> {
     if (parts.includes('1b')) {
       const st = join(root, 'llama-1b-bf16');
       await mkdir(st, { recursive: true });
-      const bf16Bytes = writeSafetensors(st, LLAMA_1B);
-      for (const [label, source, bytes] of [
-        ['1B Q4_K GGUF', gguf1b, q4kBytes],
-        ['1B bf16 safetensors', st, bf16Bytes],
-      ] as const) {
-        const f = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
-        if (source === gguf1b) forward1b = f;
-        console.log(row(`${label}, forward`, f, bytes));
-        console.log(
-          row(`${label}, attention()`, inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512] }), bytes),
-        );
+      const bf16Bytes = FORMATS.includes('bf16') ? writeSafetensors(st, LLAMA_1B) : 0;
+      const formats = [
+        ['gguf', '1B Q4_K GGUF', gguf1b, q4kBytes],
+        ['bf16', '1B bf16 safetensors', st, bf16Bytes],
+      ] as const;
+      for (const [, label, source, bytes] of formats.filter(([f]) => FORMATS.includes(f))) {
+        if (MODES.includes('forward')) {
+          const f = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
+          if (source === gguf1b) forward1b = f;
+          console.log(row(`${label}, forward`, f, bytes));
+        }
+        if (MODES.includes('attention')) {
+          const a = inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512] });
+          console.log(row(`${label}, attention()`, a, bytes));
+        }
+        // One child per length: each length's peak RSS is its own.
+        for (const T of MODES.includes('stream') ? SIZES : []) {
+          const e = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T] });
+          console.log(row(`${label}, extract to F16 file`, e, bytes));
+        }
       }
       await rm(st, { recursive: true, force: true });
     }

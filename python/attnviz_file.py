@@ -89,6 +89,7 @@ def write_attention_file(
     causal=None,
     input_ids=None,
     rotary=None,
+    prompt_length=None,
     batch=0,
 ):
     """Writes an attention file at `path` (atomically: a temporary file renamed into place).
@@ -97,7 +98,8 @@ def write_attention_file(
     array [L, H, T, T]. tokens: T token strings. queries / keys: [L, H, T, d] arrays, or per-layer tuples of
     [batch, H, T, d] (both or neither); taken from the cache when `attentions` is an ActivationCache.
     causal: None infers it from the attention (all zeros above the diagonal). rotary: 'half' or 'interleaved'
-    when q/k are after RoPE (see docs/attention-file.md). batch: which batch element to write.
+    when q/k are after RoPE (see docs/attention-file.md). prompt_length: for a generated text, how many of the
+    tokens came from the prompt (the views mark the rest as generated). batch: which batch element to write.
     """
     if _is_cache(attentions):
         cache = attentions
@@ -160,6 +162,10 @@ def write_attention_file(
         if rotary not in ("half", "interleaved"):
             raise ValueError(f"rotary must be 'half' or 'interleaved', not {rotary!r}")
         meta["rotary"] = rotary
+    if prompt_length is not None:
+        if not isinstance(prompt_length, int) or not 0 <= prompt_length <= T:
+            raise ValueError(f"prompt_length must be a token count from 0 to {T}, not {prompt_length!r}")
+        meta["prompt_length"] = prompt_length
     _write_safetensors(path, tensors, {"attnviz": json.dumps(meta, ensure_ascii=False)})
 
 

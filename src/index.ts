@@ -55,4 +55,4 @@ export {
 } from './analysis/head-metrics.js';
 export { stepAttention, stepQuery } from './analysis/steps.js';
 export { renderReport, compareReport, headsReport, stepsReport, headsCsv, reportJson } from './export/report.js';
-export type { CompareReport, HeadsReport, StepsReport, ReportData } from './export/report-data.js';
+export type { CompareReport, HeadsReport, StepsReport, ReportData } from './analysis/report-data.js';

@@ -15,7 +15,7 @@ import { askQuestion } from '../src/analysis/compare.js';
 import { CorpusScores, headScores, parsePattern } from '../src/analysis/head-metrics.js';
 import { stepAttention } from '../src/analysis/steps.js';
 import { readAttentionFile } from '../src/core/files.js';
-import type { CompareReport, HeadsReport, StepsReport } from '../src/export/report-data.js';
+import type { CompareReport, HeadsReport, StepsReport } from '../src/analysis/report-data.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { HAVE_CHROMIUM, launch, openHtml } from './browser.js';

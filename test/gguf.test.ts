@@ -1,6 +1,6 @@
 /**
- * GGUF files (src/load/gguf.ts, gguf-tokenizer.ts, gguf-checkpoint.ts), written by a small GGUF writer in this
- * file.
+ * GGUF files (src/load/gguf.ts, gguf-tokenizer.ts, gguf-checkpoint.ts), written by the small GGUF writer in
+ * gguf-writer.ts (the second-wave architectures: gguf-families.test.ts).
  *
  * - Dequantization: F32, F16, Q8_0, Q4_0, Q4_K and Q6_K blocks packed here from chosen integer codes and
  *   scales (Q4_K / Q6_K with the bit packing of ggml's quantize_row_*_ref, the encoder side), compared with
@@ -26,6 +26,17 @@ import { packedBytes, packMatrix } from '../src/load/gguf-quant.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
 import {
+  bytesOf,
+  dequantizedCopy,
+  f16Bytes,
+  f32Bytes,
+  gguf,
+  toMeta,
+  type GgufSpec,
+  type MetaValue,
+  type TensorSpec,
+} from './gguf-writer.js';
+import {
   goldenCases,
   goldenModel,
   HAVE_SHARED,
@@ -38,88 +49,6 @@ import {
 
 const STORIES = join(SHARED, 'models', 'stories260K', 'stories260K.gguf');
 const HAVE_STORIES = present(existsSync(STORIES), STORIES, 'the stories260K tests');
-
-// ---- a GGUF writer ----------------------------------------------------------------------------------------
-
-type MetaValue =
-  | { u32: number }
-  | { i32: number }
-  | { u64: number }
-  | { f32: number }
-  | { bool: boolean }
-  | { str: string }
-  | { strs: string[] }
-  | { f32s: number[] }
-  | { i32s: number[] }
-  | { rawType: number; bytes: Uint8Array };
-
-interface TensorSpec {
-  name: string;
-  /** ggml order: ne[0] fastest. */
-  ne: number[];
-  type: number;
-  data: Uint8Array;
-}
-
-interface GgufSpec {
-  version?: number;
-  metadata: [string, MetaValue][];
-  tensors: TensorSpec[];
-  alignment?: number;
-  /** Replaces the computed data offset of tensor i (relative to the data section). */
-  offsets?: Record<number, number>;
-}
-
-const u32 = (n: number) => Buffer.from(new Uint32Array([n]).buffer);
-const u64 = (n: number | bigint) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-};
-const str = (s: string) => Buffer.concat([u64(Buffer.byteLength(s)), Buffer.from(s)]);
-
-function encodeValue(v: MetaValue): Buffer {
-  if ('u32' in v) return Buffer.concat([u32(4), u32(v.u32)]);
-  if ('i32' in v) return Buffer.concat([u32(5), Buffer.from(new Int32Array([v.i32]).buffer)]);
-  if ('u64' in v) return Buffer.concat([u32(10), u64(v.u64)]);
-  if ('f32' in v) return Buffer.concat([u32(6), Buffer.from(new Float32Array([v.f32]).buffer)]);
-  if ('bool' in v) return Buffer.concat([u32(7), Buffer.from([v.bool ? 1 : 0])]);
-  if ('str' in v) return Buffer.concat([u32(8), str(v.str)]);
-  if ('strs' in v) return Buffer.concat([u32(9), u32(8), u64(v.strs.length), ...v.strs.map(str)]);
-  if ('f32s' in v)
-    return Buffer.concat([u32(9), u32(6), u64(v.f32s.length), Buffer.from(Float32Array.from(v.f32s).buffer)]);
-  if ('i32s' in v)
-    return Buffer.concat([u32(9), u32(5), u64(v.i32s.length), Buffer.from(Int32Array.from(v.i32s).buffer)]);
-  return Buffer.concat([u32(v.rawType), Buffer.from(v.bytes)]);
-}
-
-function gguf(spec: GgufSpec): Buffer {
-  const alignment = spec.alignment ?? 32;
-  const align = (n: number) => Math.ceil(n / alignment) * alignment;
-  const parts: Buffer[] = [
-    Buffer.from('GGUF'),
-    u32(spec.version ?? 3),
-    u64(spec.tensors.length),
-    u64(spec.metadata.length),
-  ];
-  for (const [key, value] of spec.metadata) parts.push(str(key), encodeValue(value));
-  let offset = 0;
-  const offsets: number[] = [];
-  spec.tensors.forEach((t, i) => {
-    offsets.push(spec.offsets?.[i] ?? offset);
-    parts.push(str(t.name), u32(t.ne.length), ...t.ne.map((n) => u64(n)), u32(t.type), u64(offsets[i]));
-    offset = align(offset + t.data.length);
-  });
-  const head = Buffer.concat(parts);
-  const out = Buffer.alloc(align(head.length) + offset);
-  head.copy(out);
-  spec.tensors.forEach((t, i) => out.set(t.data, align(head.length) + offsets[i]));
-  return out;
-}
-
-const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-const f32Bytes = (values: ArrayLike<number>) => bytesOf(Float32Array.from(values));
-const f16Bytes = (values: ArrayLike<number>) => bytesOf(Uint16Array.from(Array.from(values, f32ToF16Bits)));
 
 // ---- quantized blocks, packed from integer codes ----------------------------------------------------------
 
@@ -512,7 +441,7 @@ describe('bad GGUF files', () => {
       tinyLlama({ metadata: (m) => m.map(([k, v]) => [k, k === key ? value : v]) });
     await expectBad(
       Model.load(await file(set('general.architecture', { str: 'gpt2' }))),
-      /architecture "gpt2" is not supported \(only llama, mistral, qwen2\)/,
+      /architecture "gpt2" is not supported \(only llama, mistral, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, bl/,
     );
     await expectBad(
       Model.load(await file(set('tokenizer.ggml.model', { str: 'rwkv' }))),
@@ -558,7 +487,7 @@ describe('bad GGUF files', () => {
     });
     await expectBad(
       Model.load(await file(extra)),
-      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama, mistral or qwen2 model/,
+      /tensor "blk\.0\.ffn_gate_exps\.weight" is not part of a llama model as attnviz reads it/,
     );
     const ropeFreqs = tinyLlama({
       tensors: (t) => [...t, { name: 'rope_freqs.weight', ne: [4], type: GGML.F32, data: f32Bytes(range(4, () => 1)) }],
@@ -770,14 +699,6 @@ describe.skipIf(!HAVE_SHARED || !HAVE_STORIES)('GGUF llama against the golden ca
 });
 
 /** A parsed metadata value back to the writer's form (numbers as f32 or u32, lists by element type). */
-function toMeta(v: unknown): MetaValue {
-  if (typeof v === 'string') return { str: v };
-  if (typeof v === 'boolean') return { bool: v };
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? { u32: v } : { f32: v };
-  const list = v as unknown[];
-  if (typeof list[0] === 'string') return { strs: list as string[] };
-  return list.every((x) => Number.isInteger(x)) ? { i32s: list as number[] } : { f32s: list as number[] };
-}
 
 // ---- stories260K.gguf -------------------------------------------------------------------------------------
 
@@ -982,20 +903,6 @@ function quantizedLlamaSpec(
   };
 }
 
-/** The same file with every tensor dequantized (gguf.ts `dequantize`, ggml's formulas) and stored as F32. */
-function dequantizedCopy(path: string): Buffer {
-  const g = readGguf(path);
-  return gguf({
-    metadata: [...g.metadata].map(([k, v]) => [k, toMeta(v)] as [string, MetaValue]),
-    tensors: [...g.tensors.values()].map((t) => ({
-      name: t.name,
-      ne: t.ne,
-      type: GGML.F32,
-      data: f32Bytes(readTensorF32(g, t)),
-    })),
-  });
-}
-
 describe("packMatrix: MatMulNBits codes, scales, zero points and offsets give ggml's values exactly", () => {
   test.each(QUANT_TYPES.map((q) => [q.name, q] as const))('%s', (_, q) => {
     const rows = 3,
@@ -1181,6 +1088,33 @@ describe('tokenizer.ggml.model "gpt2": byte-level BPE on tokenizers.js', () => {
     expect(t.decode(e.ids.slice(bos ? 1 : 0))).toBe('Hello world');
     expect(t.encode('Hello<|endoftext|>').tokens.slice(-1)).toEqual(['<|endoftext|>']);
     expect(t.bos).toBe(0);
+  });
+
+  /** A vocabulary of `pieces` (byte-level symbols) and `merges`, under pre-tokenizer `pre`. */
+  const tokenize = async (pre: string, pieces: string[], merges: string[], text: string) => {
+    const metadata: [string, MetaValue][] = [
+      ['tokenizer.ggml.model', { str: 'gpt2' }],
+      ['tokenizer.ggml.pre', { str: pre }],
+      ['tokenizer.ggml.tokens', { strs: pieces }],
+      ['tokenizer.ggml.merges', { strs: merges }],
+    ];
+    return ggufTokenizer(readGguf(await file(gguf({ metadata, tensors: [] }))), 'x').encode(text).tokens;
+  };
+
+  test("falcon (llama.cpp's three regexes in turn): digits cut in threes before merging", async () => {
+    const pieces = ['1', '2', '3', '4', '5', '12', '34', '123', '45'];
+    // Merged whole, "12345" would be 12 · 34 · 5 (rank 0 is "3 4"); cut as "123" "45" it is 123 · 45.
+    const merges = ['3 4', '1 2', '12 3', '4 5'];
+    expect(await tokenize('gpt2', pieces, merges, '12345')).toEqual(['12', '34', '5']);
+    expect(await tokenize('falcon', pieces, merges, '12345')).toEqual(['123', '45']);
+  });
+
+  test('bloom: one rule, runs of anything but spaces and .,!?… (so "a;b" is one piece)', async () => {
+    const pieces = ['a', ';', 'b', 'a;', 'a;b', '.'];
+    const merges = ['a ;', 'a; b'];
+    expect(await tokenize('gpt2', pieces, merges, 'a;b')).toEqual(['a', ';', 'b']);
+    expect(await tokenize('bloom', pieces, merges, 'a;b')).toEqual(['a;b']);
+    expect(await tokenize('bloom', pieces, merges, 'a;b.')).toEqual(['a;b', '.']);
   });
 
   test('an unknown pre-tokenizer or missing merges are named', async () => {

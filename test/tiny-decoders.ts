@@ -266,3 +266,151 @@ export function lastLogits(w: TinyWeights, ref: Reference, finalSoftcap?: number
     return finalSoftcap === undefined ? z : finalSoftcap * Math.tanh(z / finalSoftcap);
   });
 }
+
+// ---- BLOOM, GPT-J, Falcon: checkpoints in HF layout (their float64 passes are in decoders.test.ts) ----------
+
+export const BLOOM_CONFIG = {
+  architectures: ['BloomForCausalLM'],
+  model_type: 'bloom',
+  vocab_size: 512,
+  hidden_size: 24,
+  n_layer: 2,
+  n_head: 6,
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+export function bloomWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 24;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.word_embeddings.weight', [512, D], 1);
+  ln('transformer.word_embeddings_layernorm');
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    ln(`${l}.input_layernorm`);
+    w.linear(`${l}.self_attention.query_key_value`, D, 3 * D, 0.5);
+    w.linear(`${l}.self_attention.dense`, D, D, 0.3);
+    ln(`${l}.post_attention_layernorm`);
+    w.linear(`${l}.mlp.dense_h_to_4h`, D, 4 * D, 0.3);
+    w.linear(`${l}.mlp.dense_4h_to_h`, 4 * D, D, 0.2);
+  }
+  ln('transformer.ln_f');
+  return w;
+}
+
+export const GPTJ_CONFIG = {
+  architectures: ['GPTJForCausalLM'],
+  model_type: 'gptj',
+  vocab_size: 512,
+  n_embd: 32,
+  n_layer: 2,
+  n_head: 4,
+  rotary_dim: 4,
+  n_inner: 48,
+  n_positions: 128,
+  activation_function: 'gelu_new',
+  layer_norm_epsilon: 1e-5,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+export function gptjWeights(seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 32;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.wte.weight', [512, D], 1);
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    ln(`${l}.ln_1`);
+    for (const proj of ['q_proj', 'k_proj']) w.linear(`${l}.attn.${proj}`, D, D, 0.4, false);
+    w.linear(`${l}.attn.v_proj`, D, D, 0.3, false);
+    w.linear(`${l}.attn.out_proj`, D, D, 0.3, false);
+    w.linear(`${l}.mlp.fc_in`, D, 48, 0.3);
+    w.linear(`${l}.mlp.fc_out`, 48, D, 0.2);
+  }
+  ln('transformer.ln_f');
+  w.linear('lm_head', D, 512, 0.2);
+  return w;
+}
+
+export interface FalconSpec {
+  name: string;
+  config: Record<string, unknown>;
+  layout: 'grouped' | 'multi-query' | 'per-head';
+  kv: number;
+  norms: 'one' | 'two' | 'sequential';
+  bias: boolean;
+}
+
+export const FALCON_BASE = {
+  architectures: ['FalconForCausalLM'],
+  model_type: 'falcon',
+  vocab_size: 512,
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  layer_norm_epsilon: 1e-5,
+  rope_theta: 10000,
+  bos_token_id: 1,
+  eos_token_id: 2,
+};
+
+export const FALCONS: FalconSpec[] = [
+  {
+    name: 'Falcon-7B (multi-query, parallel, one norm)',
+    config: FALCON_BASE,
+    layout: 'multi-query',
+    kv: 1,
+    norms: 'one',
+    bias: false,
+  },
+  {
+    name: 'Falcon-40B (new architecture, 2 kv groups, ln_attn + ln_mlp)',
+    config: { ...FALCON_BASE, new_decoder_architecture: true, num_kv_heads: 2 },
+    layout: 'grouped',
+    kv: 2,
+    norms: 'two',
+    bias: false,
+  },
+  {
+    name: 'per-head qkv, sequential, biases',
+    config: { ...FALCON_BASE, multi_query: false, parallel_attn: false, bias: true },
+    layout: 'per-head',
+    kv: 4,
+    norms: 'sequential',
+    bias: true,
+  },
+];
+
+export function falconWeights(s: FalconSpec, seed: number): TinyWeights {
+  const w = new TinyWeights(new Rng(seed));
+  const D = 32,
+    d = 8;
+  const ln = (name: string) => {
+    w.add(`${name}.weight`, [D], 0.1, 1);
+    w.add(`${name}.bias`, [D], 0.05);
+  };
+  w.add('transformer.word_embeddings.weight', [512, D], 1);
+  for (let i = 0; i < 2; i++) {
+    const l = `transformer.h.${i}`;
+    if (s.norms === 'two') {
+      ln(`${l}.ln_attn`);
+      ln(`${l}.ln_mlp`);
+    } else ln(`${l}.input_layernorm`);
+    w.linear(`${l}.self_attention.query_key_value`, D, (4 + 2 * s.kv) * d, 0.4, s.bias);
+    w.linear(`${l}.self_attention.dense`, D, D, 0.3, s.bias);
+    if (s.norms === 'sequential') ln(`${l}.post_attention_layernorm`);
+    w.linear(`${l}.mlp.dense_h_to_4h`, D, 4 * D, 0.3, s.bias);
+    w.linear(`${l}.mlp.dense_4h_to_h`, 4 * D, D, 0.2, s.bias);
+  }
+  ln('transformer.ln_f');
+  return w;
+}

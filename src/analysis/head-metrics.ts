@@ -241,3 +241,28 @@ export class CorpusScores {
     return { ...this.shape, summary };
   }
 }
+
+export interface CorpusText {
+  text: string;
+  pair: string | null;
+  /** "line N" or the file name, for messages. */
+  where: string;
+}
+
+/** A corpus given as text (the CLI's file, the app's pasted or opened one): one text per line, blanks skipped. */
+export const corpusLines = (text: string) => text.split(/\r?\n/).map((t, i) => ({ text: t, where: `line ${i + 1}` }));
+
+/**
+ * The texts of a corpus: blank ones dropped (none left is an error naming `name`); with `pair`, a tab splits
+ * each into a sentence pair (a text without one is an error).
+ */
+export function corpusTexts(entries: { text: string; where: string }[], pair: boolean, name: string): CorpusText[] {
+  const kept = entries.map((e) => ({ ...e, text: e.text.trim() })).filter((e) => e.text !== '');
+  check(kept.length > 0, `${name}: the corpus is empty (no non-blank text)`);
+  return kept.map(({ text, where }) => {
+    if (!pair) return { text, pair: null, where };
+    const tab = text.indexOf('\t');
+    check(tab >= 0, `${name}: ${where} has no tab (a sentence pair needs "A<tab>B" on each line)`);
+    return { text: text.slice(0, tab).trim(), pair: text.slice(tab + 1).trim(), where };
+  });
+}

@@ -3,8 +3,10 @@
  * Sent Events read from a fetch, since EventSource cannot POST), token counts, attention as binary (whole,
  * layer by layer, or for long inputs the pooled overview and then single heads) and exports.
  */
+import type { CorpusProgress, GeneratedToken, ReportData, ToolResult } from '../analysis/report-data.js';
 import type { Attention } from '../core/attention.js';
 import { decodeAttention } from '../core/encode.js';
+import { decodePageData } from '../core/page-data.js';
 import {
   type ErrorBody,
   FORMAT_HEADER,
@@ -67,13 +69,16 @@ export async function listModels(): Promise<ModelList> {
   return res.json() as Promise<ModelList>;
 }
 
-/** Loads `model` on the server, reporting progress events until it is ready. */
-export async function loadModel(
-  model: string,
-  onProgress: (p: Progress) => void,
-  signal?: AbortSignal,
-): Promise<ModelInfo> {
-  const res = await post('/api/models/load', { model }, signal, 'text/event-stream');
+/**
+ * Reads a Server-Sent Events answer: `on[event]` hears each event's data until `final` arrives, whose data is
+ * returned; an `error` event is an ApiError. `what` names the request for a stream that ends early.
+ */
+async function readEvents<T>(
+  res: Response,
+  final: string,
+  on: Record<string, (data: never) => void>,
+  what: string,
+): Promise<T> {
   const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   for (;;) {
@@ -84,14 +89,92 @@ export async function loadModel(
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const event = /^event: (.*)$/m.exec(block)?.[1] ?? '';
       const data = JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? 'null');
-      if (event === 'progress') onProgress(data as Progress);
-      else if (event === 'ready') return (data as { model: ModelInfo }).model;
-      else if (event === 'error') throw new ApiError(data.status, data.message);
+      if (event === final) return data as T;
+      if (event === 'error') throw new ApiError(data.status, data.message);
+      on[event]?.(data as never);
     }
   }
-  throw new ApiError(0, 'the server ended the model load without an answer');
+  throw new ApiError(0, `the server ended ${what} without an answer`);
+}
+
+/** Loads `model` on the server, reporting progress events until it is ready. */
+export async function loadModel(
+  model: string,
+  onProgress: (p: Progress) => void,
+  signal?: AbortSignal,
+): Promise<ModelInfo> {
+  const res = await post('/api/models/load', { model }, signal, 'text/event-stream');
+  const ready = await readEvents<{ model: ModelInfo }>(res, 'ready', { progress: onProgress }, 'the model load');
+  return ready.model;
+}
+
+// ---- the analysis tools (compare, head finder, generation) -----------------------------------------------
+
+/** A tool's report with the attentions it shows, decoded. */
+export interface Report {
+  report: ReportData;
+  data: Map<string, Attention>;
+  seed?: number;
+}
+
+async function decodeResult(r: ToolResult): Promise<Report> {
+  const data = new Map<string, Attention>();
+  for (const [name, e] of Object.entries(r.data))
+    data.set(name, await decodePageData(e.base85, { bytes: String(e.bytes) }));
+  return { report: r.report, data, ...(r.seed !== undefined ? { seed: r.seed } : {}) };
+}
+
+export interface CompareQuery {
+  model: string;
+  /** Model B; absent: the same model. */
+  modelB?: string;
+  text: string;
+  textB: string;
+  from?: string;
+  to?: string;
+  truncate?: boolean;
+}
+
+export async function compare(query: CompareQuery, signal?: AbortSignal): Promise<Report> {
+  return decodeResult((await (await post('/api/compare', query, signal)).json()) as ToolResult);
+}
+
+export interface HeadsQuery {
+  model: string;
+  /** One text per line (with `pair`, a tab between the two texts of a pair). */
+  corpus: string;
+  pair?: boolean;
+  patterns?: string[];
+  truncate?: boolean;
+}
+
+export async function findHeads(
+  query: HeadsQuery,
+  onProgress: (p: CorpusProgress) => void,
+  signal?: AbortSignal,
+): Promise<Report> {
+  const res = await post('/api/heads', query, signal, 'text/event-stream');
+  return decodeResult(await readEvents<ToolResult>(res, 'result', { progress: onProgress }, 'the head finder'));
+}
+
+export interface GenerateQuery {
+  model: string;
+  prompt: string;
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  seed?: number;
+}
+
+export async function generate(
+  query: GenerateQuery,
+  onToken: (t: GeneratedToken) => void,
+  signal?: AbortSignal,
+): Promise<Report> {
+  const res = await post('/api/generate', query, signal, 'text/event-stream');
+  return decodeResult(await readEvents<ToolResult>(res, 'result', { token: onToken }, 'the generation'));
 }
 
 export interface AttentionQuery {

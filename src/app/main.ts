@@ -23,7 +23,8 @@ import {
   type Progress,
 } from './api.js';
 import { acceptDrops, readAttentionBlob } from './file.js';
-import { parseState, stateQuery, type AppState, type AppTheme, type PinnedToken } from './state.js';
+import { isTool, parseState, stateQuery, type AppState, type AppTheme, type PinnedToken } from './state.js';
+import { toolPanels } from './tools.js';
 
 const TYPING_PAUSE_MS = 300;
 /** The truncate toggle's label, as error messages name it. */
@@ -43,6 +44,7 @@ const ui = {
   fileInput: $<HTMLInputElement>('file-input'),
   drop: $('drop'),
   dlHtml: $<HTMLButtonElement>('dl-html'),
+  dlAttention: $<HTMLButtonElement>('dl-attention'),
   text: $<HTMLTextAreaElement>('text'),
   pair: $<HTMLInputElement>('pair'),
   target: $<HTMLInputElement>('target'),
@@ -58,6 +60,9 @@ const ui = {
   status: $('status'),
   view: $('view'),
   tabs: [...document.querySelectorAll<HTMLButtonElement>('[role=tab]')],
+  texts: $('texts'),
+  downloads: $('downloads'),
+  tools: $('tools'),
 };
 
 let list: ModelList;
@@ -69,8 +74,11 @@ let data: Attention | null = null;
  * resolution through loadHead), and the query it answers.
  */
 let overview: { o: Overview; query: AttentionQuery } | null = null;
-/** The attention file opened in the page, kept for its download. */
-let opened: { name: string; file: Blob; attention: Attention } | null = null;
+/**
+ * The attention file opened in the page, kept for its download; or a text generated in the Generate tab
+ * (no file: `attnviz generate --out` writes one).
+ */
+let opened: { name: string; file: Blob | null; attention: Attention } | null = null;
 let mounted: MountedView | null = null;
 let controller: AbortController | null = null;
 let generation = 0;
@@ -101,6 +109,7 @@ function showInputs(): void {
   ui.truncateField.hidden = file;
   ui.counter.hidden = file;
   ui.dlHtml.disabled = file;
+  ui.dlAttention.disabled = file && !opened?.file;
   ui.dlHtml.title = file ? 'The HTML page is made by the server from a model run; PNG and SVG work for files' : '';
   ui.theme.value = state.theme;
   for (const tab of ui.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === state.view));
@@ -183,6 +192,8 @@ async function refresh(): Promise<void> {
   controller = new AbortController();
   const { signal } = controller;
   writeUrl();
+  // An analysis tab follows the page's model (the Generate button: enabled for decoders only).
+  if (isTool(state.view)) tools?.show(state.view);
   if (state.file !== null) {
     showOpened();
     return;
@@ -388,14 +399,15 @@ let progressive: ModelView | null = null;
 /** Draws the current view of the data shown (whole, or the overview with heads loaded on demand). */
 function render(): void {
   const a = data ?? overview?.o.shell;
-  if (!a) return;
+  const view = state.view;
+  if (!a || isTool(view)) return;
   mounted?.destroy();
   progressive = null;
   ui.view.replaceChildren();
   ui.view.classList.remove('stale');
   try {
-    if (overview) mounted = mountOverview(overview.o, overview.query);
-    else mounted = mountView(ui.view, state.view, a, viewOptions(state.view, a));
+    if (overview) mounted = mountOverview(view, overview.o, overview.query);
+    else mounted = mountView(ui.view, view, a, viewOptions(view, a));
   } catch (e) {
     mounted = null;
     showError(e);
@@ -412,17 +424,17 @@ function render(): void {
  * they show at full resolution. The neuron view needs one head's q and k: that head alone is fetched and
  * shown (null until it arrives).
  */
-function mountOverview(o: Overview, query: AttentionQuery): MountedView | null {
+function mountOverview(view: ViewName, o: Overview, query: AttentionQuery): MountedView | null {
   const loadHead = async (layer: number, head: number) =>
     (await fetchHeads(query, layer, [head], false)).attention.data;
-  const options = { ...viewOptions(state.view, o.shell), loadHead };
-  if (state.view === 'model') {
+  const options = { ...viewOptions(view, o.shell), loadHead };
+  if (view === 'model') {
     const view = modelView(ui.view, o.shell, options);
     o.layers.forEach((_, l) => view.addLayer(l, ...layerOf(o, l)));
     progressive = view;
     return view;
   }
-  if (state.view === 'head') return mountView(ui.view, 'head', o.shell, options);
+  if (view === 'head') return mountView(ui.view, 'head', o.shell, options);
   const { layer, head } = { layer: Math.min(state.layer, o.shell.attention.dims[0] - 1), head: state.heads?.[0] ?? 0 };
   const mine = generation;
   ui.view.append(Object.assign(document.createElement('p'), { className: 'placeholder', textContent: 'Loading…' }));
@@ -477,19 +489,67 @@ function readViewState(): void {
   writeUrl();
 }
 
+// ---- analysis tabs ----------------------------------------------------------------------------------
+
+/** The loaded model's description, loading it first (with the progress bar) when this page has not yet. */
+async function modelInfo(): Promise<ModelInfo> {
+  const id = state.model;
+  const known = loaded.get(id);
+  if (known) return known;
+  showProgress({ phase: 'load', message: 'loading the model' });
+  try {
+    const info = await loadModel(id, (p) => showProgress(p));
+    loaded.set(id, info);
+    return info;
+  } finally {
+    showProgress(null);
+  }
+}
+
+let tools: ReturnType<typeof toolPanels> | null = null;
+
+/** Shows the chosen tab: a view (the texts, the view and its downloads), or an analysis tab's panel. */
+function showTab(): void {
+  const tool = isTool(state.view) ? state.view : null;
+  for (const part of [ui.texts, ui.downloads, ui.view, ui.status]) part.hidden = tool !== null;
+  tools ??= toolPanels(ui.tools, {
+    model: () => state.model,
+    info: modelInfo,
+    models: () => list.models,
+    text: () => state.text,
+    compareInputs: () => state.compare,
+    setCompare: (text, compare) => {
+      state = { ...state, text, compare };
+      writeUrl();
+    },
+    showError,
+    clearError,
+    openInViews: (attention, name) => {
+      opened = { name, file: null, attention };
+      state = { ...state, file: name, view: 'head', layer: 0, heads: null, pinned: [] };
+      showInputs();
+      showTab();
+      void refresh();
+    },
+  });
+  tools.show(tool);
+  if (!tool) render();
+}
+
 // ---- downloads --------------------------------------------------------------------------------------
 
 async function downloadExport(format: 'html' | 'attention'): Promise<void> {
   const shown = data ?? overview?.o.shell;
-  if (!shown) return;
+  const view = state.view;
+  if (!shown || isTool(view)) return;
   if (state.file !== null) {
-    if (opened && format === 'attention') download(opened.file, opened.name);
+    if (opened?.file && format === 'attention') download(opened.file, opened.name);
     return;
   }
   try {
     const info = loaded.get(state.model);
     if (!info) return;
-    const blob = await exportFile(currentQuery(info), format, state.view, viewOptions(state.view, shown));
+    const blob = await exportFile(currentQuery(info), format, view, viewOptions(view, shown));
     download(blob, format === 'html' ? `attnviz-${state.view}-view.html` : 'attention.safetensors');
   } catch (e) {
     showError(e);
@@ -538,10 +598,10 @@ function wire(): void {
   for (const input of [ui.text, ui.pair, ui.target]) input.addEventListener('input', onText);
   for (const tab of ui.tabs) {
     tab.addEventListener('click', () => {
-      state.view = tab.dataset.view as ViewName;
+      state.view = tab.dataset.view as AppState['view'];
       showInputs();
       writeUrl();
-      render();
+      showTab();
     });
   }
   // The views keep their own state; any interaction inside one may have changed what the URL records. Caught
@@ -573,6 +633,7 @@ async function boot(): Promise<void> {
   state = parseState(location.search, list.defaultModel);
   showInputs();
   wire();
+  showTab();
   await refresh();
 }
 

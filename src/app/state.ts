@@ -5,6 +5,11 @@
  */
 import { VIEWS, type ViewName } from '../views/mount.js';
 
+/** The analysis tabs beside the views (tools.ts). */
+export const TOOLS = ['compare', 'heads', 'steps'] as const;
+export type ToolName = (typeof TOOLS)[number];
+export const isTool = (view: string): view is ToolName => (TOOLS as readonly string[]).includes(view);
+
 /** The page's theme: 'auto' follows the system (prefers-color-scheme). One for the whole page and all views. */
 export const THEMES = ['auto', 'light', 'dark'] as const;
 export type AppTheme = (typeof THEMES)[number];
@@ -23,7 +28,8 @@ export interface AppState {
   target: string;
   /** Cut inputs longer than the model's positions instead of refusing them. */
   truncate: boolean;
-  view: ViewName;
+  /** A view, or one of the analysis tabs (tools.ts). */
+  view: ViewName | ToolName;
   layer: number;
   /** Active heads; null = all. In the neuron view the first one is the head shown. */
   heads: number[] | null;
@@ -32,7 +38,19 @@ export interface AppState {
   /** Neuron view: the first pinned token's q·k computation is expanded. */
   expanded: boolean;
   theme: AppTheme;
+  /** The Compare tab's inputs besides text A (`text`): empty when unused. */
+  compare: CompareInputs;
 }
+
+export interface CompareInputs {
+  textB: string;
+  /** Model B's id; '' = the page's model. */
+  modelB: string;
+  from: string;
+  to: string;
+}
+
+const COMPARE_FIELDS = ['textB', 'modelB', 'from', 'to'] as const;
 
 export const DEFAULT_TEXT = 'The cat sat on the mat because it was tired.';
 
@@ -50,6 +68,7 @@ export function defaultState(model: string): AppState {
     pinned: [],
     expanded: false,
     theme: 'auto',
+    compare: { textB: '', modelB: '', from: '', to: '' },
   };
 }
 
@@ -68,13 +87,14 @@ export function parseState(search: string, fallbackModel: string): AppState {
   s.target = q.get('target') ?? '';
   s.truncate = q.get('truncate') === '1';
   const view = q.get('view');
-  if (view && (VIEWS as readonly string[]).includes(view)) s.view = view as ViewName;
+  if (view && ([...VIEWS, ...TOOLS] as readonly string[]).includes(view)) s.view = view as ViewName | ToolName;
   const layer = Number(q.get('layer'));
   if (Number.isInteger(layer) && layer >= 0) s.layer = layer;
   s.heads = integers(q.get('heads'));
   s.expanded = q.get('expanded') === '1';
   const theme = q.get('theme');
   if (theme && (THEMES as readonly string[]).includes(theme)) s.theme = theme as AppTheme;
+  for (const f of COMPARE_FIELDS) s.compare[f] = q.get(f) ?? '';
   s.pinned = (q.get('pinned') ?? '').split(',').flatMap((p): PinnedToken[] => {
     const m = /^([lr])(\d+)$/.exec(p);
     return m ? [{ side: m[1] === 'l' ? 'left' : 'right', index: Number(m[2]) }] : [];
@@ -99,6 +119,7 @@ export function stateQuery(s: AppState, defaultModel: string): string {
   if (s.theme !== 'auto') q.set('theme', s.theme);
   if (s.pinned.length) q.set('pinned', s.pinned.map((p) => `${p.side[0]}${p.index}`).join(','));
   if (s.expanded && s.pinned.length) q.set('expanded', '1');
+  for (const f of COMPARE_FIELDS) if (s.compare[f]) q.set(f, s.compare[f]);
   // Commas are safe in a query and keep lists readable: heads=0,3.
   return `?${q.toString().replace(/%2C/g, ',')}`;
 }

@@ -7,12 +7,20 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { CorpusScores, type HeadScores, headScores, parsePattern } from '../analysis/head-metrics.js';
+import {
+  type CorpusText,
+  CorpusScores,
+  corpusLines,
+  corpusTexts,
+  type HeadScores,
+  headScores,
+  parsePattern,
+} from '../analysis/head-metrics.js';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
 import { renderReportImage } from '../export/image.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
-import type { HeadsReport } from '../export/report-data.js';
+import type { HeadsReport } from '../analysis/report-data.js';
 import type { AttentionModel as Model } from '../models/model.js';
 import { loadModel } from '../models/load-model.js';
 import { list, numberOption, required, type Command } from './command.js';
@@ -160,17 +168,7 @@ async function pool(source: string, jobs: number | undefined): Promise<Model[]> 
   return models;
 }
 
-export interface CorpusText {
-  text: string;
-  pair: string | null;
-  /** "line N" or the file name, for messages. */
-  where: string;
-}
-
-/**
- * A corpus: a file with one text per line (blank lines skipped) or a folder whose .txt files are one text
- * each. With `pair`, a tab splits each text into a sentence pair (a text without one is an error).
- */
+/** A corpus on disk: a file with one text per line, or a folder whose .txt files are one text each. */
 export async function readCorpus(path: string, pair: boolean): Promise<CorpusText[]> {
   const info = await stat(path).catch(() => {
     throw new AttnvizError(`--texts ${path}: no such file or folder`);
@@ -178,19 +176,7 @@ export async function readCorpus(path: string, pair: boolean): Promise<CorpusTex
   let entries: { text: string; where: string }[];
   if (info.isDirectory()) {
     const files = (await readdir(path)).filter((f) => f.toLowerCase().endsWith('.txt')).sort();
-    entries = await Promise.all(
-      files.map(async (f) => ({ text: (await readFile(join(path, f), 'utf8')).trim(), where: f })),
-    );
-  } else {
-    const lines = (await readFile(path, 'utf8')).split(/\r?\n/);
-    entries = lines.map((text, i) => ({ text: text.trim(), where: `line ${i + 1}` }));
-  }
-  entries = entries.filter((e) => e.text !== '');
-  if (!entries.length) throw new AttnvizError(`--texts ${path}: the corpus is empty (no non-blank text)`);
-  return entries.map(({ text, where }) => {
-    if (!pair) return { text, pair: null, where };
-    const tab = text.indexOf('\t');
-    if (tab < 0) throw new AttnvizError(`--texts ${path}: ${where} has no tab (--pair needs "A<tab>B" on each line)`);
-    return { text: text.slice(0, tab).trim(), pair: text.slice(tab + 1).trim(), where };
-  });
+    entries = await Promise.all(files.map(async (f) => ({ text: await readFile(join(path, f), 'utf8'), where: f })));
+  } else entries = corpusLines(await readFile(path, 'utf8'));
+  return corpusTexts(entries, pair, `--texts ${path}`);
 }

@@ -37,6 +37,8 @@ export interface AttentionFileMetadata {
   sentence_b_start: number | null;
   model: { source: string; model_type: string };
   causal: boolean;
+  /** Generated text: how many of `tokens` came from the prompt (BOS included); the rest were generated. */
+  prompt_length?: number;
   /** Grouped-query attention: key/value heads; `key` holds per query head h the key of kv head ⌊h·kv_heads/heads⌋. */
   kv_heads?: number;
   /** Rotary models: 'half' (HF order of q/k dims) or 'interleaved' (Meta / llama2.c / GGUF order). */
@@ -90,6 +92,7 @@ export function metadataOf(
     sentence_b_start: a.sentenceBStart,
     model: { source: a.model.source, model_type: a.model.modelType },
     causal: a.causal,
+    ...(a.promptLength !== undefined ? { prompt_length: a.promptLength } : {}),
     ...(a.kvHeads !== undefined ? { kv_heads: a.kvHeads } : {}),
     ...(a.rotary !== undefined ? { rotary: a.rotary } : {}),
     ...(a.keyTokens !== undefined ? { key_tokens: a.keyTokens } : {}),
@@ -306,11 +309,17 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
     sentenceBStart === null || (Number.isInteger(sentenceBStart) && sentenceBStart >= 0 && sentenceBStart <= T),
     `${what}: metadata "sentence_b_start" must be null or a token index`,
   );
+  const promptLength = meta.prompt_length;
+  check(
+    promptLength === undefined || (Number.isInteger(promptLength) && promptLength >= 0 && promptLength <= T),
+    `${what}: metadata "prompt_length" must be a token count of at most ${T}`,
+  );
   return {
     tokens,
     text: typeof meta.text === 'string' ? meta.text : '',
     pair: typeof meta.pair === 'string' ? meta.pair : null,
     sentenceBStart,
+    ...(promptLength !== undefined ? { promptLength } : {}),
     model: { source: meta.model?.source ?? '', modelType: meta.model?.model_type ?? '' },
     causal: meta.causal === true,
     attention,

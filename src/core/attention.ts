@@ -25,6 +25,11 @@ export interface Attention {
   pair: string | null;
   /** Index of the first token of `pair`, null for a single text. */
   sentenceBStart: number | null;
+  /**
+   * Generated text: how many of `tokens` came from the prompt (BOS included); the rest were generated. Views
+   * mark the boundary. Absent for a text that was not generated.
+   */
+  promptLength?: number;
   model: ModelInfo;
   /** True when each token attends only to itself and earlier tokens. */
   causal: boolean;

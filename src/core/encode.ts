@@ -69,6 +69,7 @@ interface Header {
   text: string;
   pair: string | null;
   sentenceBStart: number | null;
+  promptLength?: number;
   model: { source: string; modelType: string };
   causal: boolean;
   inputIds?: number[];
@@ -114,6 +115,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     text: a.text,
     pair: a.pair,
     sentenceBStart: a.sentenceBStart,
+    ...(a.promptLength !== undefined ? { promptLength: a.promptLength } : {}),
     model: a.model,
     causal: a.causal,
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
@@ -195,6 +197,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     text: header.text,
     pair: header.pair,
     sentenceBStart: header.sentenceBStart,
+    ...(header.promptLength !== undefined ? { promptLength: header.promptLength } : {}),
     model: header.model,
     causal: header.causal,
     attention,

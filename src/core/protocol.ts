@@ -165,6 +165,8 @@ export interface LoadedModelInfo {
   weightBytes: number;
   /** Encoder-decoder models (BART, T5, …): attention requests must give a target text, and none other may. */
   encoderDecoder: boolean;
+  /** A decoder with a language-model head: POST /api/generate continues a text with it. */
+  generate: boolean;
 }
 
 /** POST /api/tokens: how many tokens a text (and pair) make for a model, and how many it takes. */

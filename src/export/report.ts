@@ -16,7 +16,7 @@ import type {
   MetricSummaryJson,
   ReportData,
   StepsReport,
-} from './report-data.js';
+} from '../analysis/report-data.js';
 
 export const REPORT_DATA_TYPE = 'application/x-attnviz-data';
 

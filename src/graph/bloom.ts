@@ -2,8 +2,9 @@
  * BLOOM (BigScience 2022), as in transformers' modeling_bloom.py: a pre-norm causal decoder with no position
  * embeddings — positions enter as ALiBi (Press et al. 2022), a per-head linear bias on the scores — and a
  * LayerNorm right after the word embeddings (`word_embeddings_layernorm`). q, k, v come out of one projection,
- * `self_attention.query_key_value`, laid out per head ([heads, 3, head_dim], as GPT-NeoX); the MLP is
- * dense_4h_to_h(gelu_tanh(dense_h_to_4h(x))).
+ * `self_attention.query_key_value`, laid out per head ([heads, 3, head_dim], as GPT-NeoX) — or, as llama.cpp's
+ * converter reorders it, in three blocks [q of every head | k | v] (`qkvLayout` 'blocks', GGUF files); the MLP
+ * is dense_4h_to_h(gelu_tanh(dense_h_to_4h(x))).
  *
  * ALiBi as build_alibi_tensor: with n = the largest power of two ≤ heads, slopes b^1 … b^n for
  * b = 2^(−8/n), then, when heads is not a power of two, the odd powers b′^1, b′^3, … of b′ = 2^(−4/n) for
@@ -41,6 +42,8 @@ export interface BloomConfig extends ModelDims {
   /** apply_residual_connection_post_layernorm: the residual is the normed input, not the input. */
   residualPostNorm: boolean;
   slopes: Float32Array;
+  /** Rows of query_key_value: per head [q, k, v] (transformers), or [all q | all k | all v] (GGUF). */
+  qkvLayout: 'per-head' | 'blocks';
 }
 
 /** build_alibi_tensor's slopes, in float32. */
@@ -71,6 +74,7 @@ function readConfig(c: ModelConfig): BloomConfig {
     eps: c.float('layer_norm_epsilon', 1e-5),
     residualPostNorm: c.bool('apply_residual_connection_post_layernorm', false),
     slopes: alibiSlopes(heads),
+    qkvLayout: 'per-head',
   };
 }
 
@@ -94,18 +98,19 @@ function build(g: GraphBuilder, w: Weights, c: BloomConfig, options: BuildOption
   const bias = g.op('Expand', [alibi, g.op('Shape', [causal])], {}, POSITION_BIAS_OUTPUT);
   const mask = g.add(bias, causal);
 
-  let x = layerNorm(
-    g.op('Gather', [g.weight(get('word_embeddings.weight', [c.vocab, D])), ids]),
-    'word_embeddings_layernorm',
-  );
+  let x = layerNorm(g.embedding(get('word_embeddings.weight', [c.vocab, D]), ids), 'word_embeddings_layernorm');
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;
     const out = outputNames(i);
     const ln1 = layerNorm(x, `${l}.input_layernorm`);
-    // Fused projection read per head: [T, H, 3d] → [H, T, 3d] → q | k | v.
     const qkv = linear(ln1, `${l}.self_attention.query_key_value`, D, 3 * D);
-    const perHead = g.op('Transpose', [g.op('Reshape', [qkv, g.ints([0, H, 3 * d])])], { perm: [1, 0, 2] });
-    const [qRaw, kRaw, v] = g.opN('Split', [perHead], 3, { axis: 2 });
+    const split = (shape: number[], perm: number[], axis: number) =>
+      g.opN('Split', [g.op('Transpose', [g.op('Reshape', [qkv, g.ints(shape)])], { perm })], 3, { axis });
+    // Per head: [T, H, 3d] → [H, T, 3d], cut along d; blocks: [T, 3, H, d] → [3, H, T, d], cut along the 3.
+    const [qRaw, kRaw, v] =
+      c.qkvLayout === 'per-head'
+        ? split([0, H, 3 * d], [1, 0, 2], 2)
+        : split([0, 3, H, d], [1, 2, 0, 3], 0).map((x) => g.op('Squeeze', [x, g.ints([0])]));
     const q = g.op('Identity', [qRaw], {}, out.q),
       k = g.op('Identity', [kRaw], {}, out.k);
     const context = g.mergeHeads(g.attention(q, k, v, 1 / Math.sqrt(d), out.probs, mask), H, d);

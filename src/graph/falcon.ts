@@ -4,7 +4,8 @@
  * on the variant:
  * - new_decoder_architecture (Falcon-40B/180B, Falcon 2): `num_kv_heads` groups, each [n query heads, 1 key,
  *   1 value] with n = heads / num_kv_heads (query head h reads group ⌊h / n⌋);
- * - multi_query (Falcon-7B): [all query heads, 1 key, 1 value];
+ * - multi_query (Falcon-7B): [all query heads, 1 key, 1 value] — the 'blocks' layout [H queries, K keys, K values]
+ *   with K = 1, which is also how llama.cpp's converter stores every variant (load/gguf-checkpoint.ts);
  * - otherwise: per head [q, k, v] (as GPT-NeoX).
  * Blocks are parallel — x + attn(ln(x)) + mlp(ln(x)), with one norm (`input_layernorm`) or, in the new
  * architecture, two (`ln_attn`, `ln_mlp`; num_ln_in_parallel_attn) — or sequential with
@@ -35,7 +36,7 @@ export interface FalconConfig extends DecoderDims {
   ffn: number;
   eps: number;
   act: ActivationName;
-  layout: 'grouped' | 'multi-query' | 'per-head';
+  layout: 'grouped' | 'blocks' | 'per-head';
   parallel: boolean;
   /** Norms before the parallel branches: 1 (input_layernorm) or 2 (ln_attn, ln_mlp). */
   parallelNorms: 1 | 2;
@@ -71,7 +72,7 @@ function readConfig(c: ModelConfig): FalconConfig {
     ffn: c.size('ffn_hidden_size', 4 * hidden),
     eps: c.float('layer_norm_epsilon', 1e-5),
     act: oneOf(c, 'activation', ACTIVATIONS, 'gelu'),
-    layout: newArch ? 'grouped' : multiQuery ? 'multi-query' : 'per-head',
+    layout: newArch ? 'grouped' : multiQuery ? 'blocks' : 'per-head',
     parallel,
     parallelNorms: newArch ? (norms as 1 | 2) : 1,
     bias: c.bool('bias', false),
@@ -105,11 +106,11 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
       const [q, k, v] = g.opN('Split', [perHead], 3, { axis: 2 });
       return { q, k, v };
     }
-    if (c.layout === 'multi-query')
+    if (c.layout === 'blocks')
       return {
         q: g.splitHeads(slice(qkv, 0, H * d, 1), H, d),
-        k: g.splitHeads(slice(qkv, H * d, (H + 1) * d, 1), 1, d),
-        v: g.splitHeads(slice(qkv, (H + 1) * d, (H + 2) * d, 1), 1, d),
+        k: g.splitHeads(slice(qkv, H * d, (H + K) * d, 1), K, d),
+        v: g.splitHeads(slice(qkv, (H + K) * d, (H + 2 * K) * d, 1), K, d),
       };
     const n = H / K;
     const groups = g.op('Reshape', [qkv, g.ints([0, K, n + 2, d])]); // [T, K, n + 2, d]
@@ -129,7 +130,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     c.vocab,
     D,
   ]);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;

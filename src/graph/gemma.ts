@@ -5,7 +5,8 @@
  *
  * - the token embeddings are multiplied by √hidden_size (rounded to float32, as the modeling code makes it a
  *   tensor of the embedding's dtype);
- * - RMSNorm multiplies by (1 + w), not w (the weights are stored as offsets from 1);
+ * - RMSNorm multiplies by (1 + w), not w (the weights are stored as offsets from 1; llama.cpp's converter
+ *   stores 1 + w itself, so GGUF files run with `normOffset` 0);
  * - "sandwich" norms: x + post_attention_layernorm(attn(input_layernorm(x))), then
  *   x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
  * - head_dim is explicit (256 by default) and the scores are scaled by query_pre_attn_scalar^−½, not 1/√d;
@@ -49,6 +50,8 @@ export interface GemmaConfig extends DecoderDims {
   /** final_logit_softcapping (logits only). */
   finalSoftcap?: number;
   scoreScale: number;
+  /** Added to every RMSNorm weight: 1 (transformers' offsets from 1), 0 (GGUF: the converter added it). */
+  normOffset: 0 | 1;
 }
 
 /** Gemma's configs say gelu_pytorch_tanh; the other names map onto the builder's activations. */
@@ -114,6 +117,7 @@ function readConfig(c: ModelConfig, variant: Variant): GemmaConfig {
     invFreq: { global, local },
     finalSoftcap: optionalPositive(c, 'final_logit_softcapping', g3 ? null : 30),
     scoreScale: c.float('query_pre_attn_scalar', 256) ** -0.5,
+    normOffset: 1,
     ...(attnSoftcap !== undefined ? { attnLogitSoftcapping: attnSoftcap } : {}),
     layerWindows: windows.map((w) => (w === null ? null : ([w - 1, 0] as const))),
   };
@@ -132,7 +136,8 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
   const norm = (x: string, name: string, width = D, out?: string) => {
     const meanSquare = g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
     const normed = g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, g.scalar(c.eps)])])]);
-    const gain = g.op('Add', [g.weight(get(`${name}.weight`, [width])), g.scalar(1)]);
+    const weight = g.weight(get(`${name}.weight`, [width]));
+    const gain = c.normOffset === 0 ? weight : g.op('Add', [weight, g.scalar(1)]);
     return g.op('Mul', [normed, gain], {}, out);
   };
 
@@ -152,7 +157,7 @@ function build(g: GraphBuilder, w: Weights, c: GemmaConfig, options: DecodingBui
 
   // Embeddings × √D (float32).
   const embedding: WeightRef = w.get([`${p}embed_tokens.weight`, 'lm_head.weight'], [c.vocab, D]);
-  let x = g.op('Mul', [g.op('Gather', [g.weight(embedding), ids]), g.scalar(Math.fround(Math.sqrt(D)))]);
+  let x = g.op('Mul', [g.embedding(embedding, ids), g.scalar(Math.fround(Math.sqrt(D)))]);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;

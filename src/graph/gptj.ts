@@ -88,7 +88,7 @@ function build(g: GraphBuilder, w: Weights, c: GptjConfig, options: BuildOptions
     return g.op('Concat', [rotatePairs(slice(0, r)), slice(r, d)], { axis: 2 }, out);
   };
 
-  let x = g.op('Gather', [g.weight(get('wte.weight', [c.vocab, D])), ids]);
+  let x = g.embedding(get('wte.weight', [c.vocab, D]), ids);
   for (let i = 0; i < c.layers; i++) {
     const l = `h.${i}`;
     const out = outputNames(i);

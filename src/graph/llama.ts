@@ -27,13 +27,12 @@
  */
 import { check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
-import { GGUF_ARCHITECTURES, type GgufArchitecture } from '../load/gguf-checkpoint.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, INPUTS, type Family } from './family.js';
 import { lmHead, type DecodingBuildOptions } from './decoding.js';
 import { isObject, ropeSettings, selfAttention, slidingWindowMask, type DecoderDims } from './decoder.js';
-import { ropeInvFreq, rotary, type RopeLayout } from './rotary.js';
+import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface LlamaConfig extends DecoderDims {
   vocab: number;
@@ -70,7 +69,7 @@ const DEFAULTS: Record<
   qwen2: { hidden: 4096, intermediate: 22016, kvHeads: 32, positions: 32768, vocab: 151936 },
 };
 
-function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaConfig {
+function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
   const defaults = DEFAULTS[variant];
   const hidden = c.size('hidden_size', defaults.hidden);
   const heads = c.size('num_attention_heads', 32);
@@ -103,7 +102,7 @@ function readConfig(c: ModelConfig, variant: Variant, rope: RopeLayout): LlamaCo
     intermediate: c.size('intermediate_size', defaults.intermediate),
     eps: c.float('rms_norm_eps', 1e-6),
     invFreq: ropeInvFreq(d, theta, scaling),
-    rope,
+    rope: 'half', // GGUF files: 'interleaved' (graph/families.ts ggufFamily)
     qkvBias: variant === 'qwen2' || attentionBias,
     oBias: attentionBias,
     mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
@@ -200,11 +199,11 @@ function head(w: Weights, c: LlamaConfig, D: number): WeightRef {
   return w.get('lm_head.weight', [c.vocab, D]);
 }
 
-const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConfig> => ({
+const family = (modelType: Variant): Family<LlamaConfig> => ({
   modelType,
   causal: true,
   lmHead: true,
-  readConfig: (c) => readConfig(c, modelType, rope),
+  readConfig: (c) => readConfig(c, modelType),
   build,
   // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
   skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
@@ -213,7 +212,3 @@ const family = (modelType: Variant, rope: RopeLayout = 'half'): Family<LlamaConf
 export const llama = family('llama');
 export const mistral = family('mistral');
 export const qwen2 = family('qwen2');
-/** The family of a GGUF file's architecture, in the RoPE layout of its q/k rows (load/gguf-checkpoint.ts). */
-export function ggufFamily(architecture: GgufArchitecture): Family<LlamaConfig> {
-  return family(architecture, GGUF_ARCHITECTURES[architecture]);
-}

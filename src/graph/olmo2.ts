@@ -76,7 +76,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
     c.vocab,
     D,
   ]);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
   const rotate = rotary(g, { positions, invFreq: c.invFreq, headDim: d, layout: c.rope });
 
   for (let i = 0; i < c.layers; i++) {

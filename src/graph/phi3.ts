@@ -103,7 +103,7 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
     c.vocab,
     D,
   ]);
-  let x = g.op('Gather', [g.weight(embedding), ids]);
+  let x = g.embedding(embedding, ids);
 
   for (let i = 0; i < c.layers; i++) {
     const l = `layers.${i}`;

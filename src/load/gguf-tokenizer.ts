@@ -150,17 +150,31 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
   };
 }
 
-/** Pre-tokenizer regexes by `tokenizer.ggml.pre` (as in the models' own tokenizer.json files). */
+/**
+ * Pre-tokenizer regexes by `tokenizer.ggml.pre` (llama.cpp's names; as in the models' own tokenizer.json files,
+ * or, for bloom and falcon, llama.cpp's llama-vocab.cpp): each splits the pieces the previous one left.
+ */
 const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-const PRE_TOKENIZERS: Record<string, string> = {
-  default: GPT2_PATTERN,
-  gpt2: GPT2_PATTERN,
-  'llama-bpe':
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|" +
-    ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+',
-  qwen2:
+const LLAMA3_PATTERN =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|" +
+  ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+';
+const PRE_TOKENIZERS: Record<string, string[]> = {
+  default: [GPT2_PATTERN],
+  gpt2: [GPT2_PATTERN],
+  'gpt-2': [GPT2_PATTERN], // GPT-2 and GPT-J
+  olmo: [GPT2_PATTERN],
+  'llama-bpe': [LLAMA3_PATTERN],
+  dbrx: [LLAMA3_PATTERN], // cl100k-style vocabularies (OLMo 2)
+  qwen2: [
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" +
-    ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+',
+      ' ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+',
+  ],
+  bloom: [' ?[^(\\s|.,!?…。，、।۔،)]+'],
+  falcon: [
+    '[\\p{P}\\$\\+<=>\\^~\\|`]+',
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
+    '[0-9][0-9][0-9]',
+  ],
 };
 
 /** tokenizer.ggml.model "gpt2": the tokenizer.json of a byte-level BPE model, built from the file. */
@@ -177,9 +191,9 @@ function byteLevelBpe(file: GgufFile, what: string): GgufTokenizer {
     `${what}: missing metadata "tokenizer.ggml.merges" (a list of "a b" strings)`,
   );
   const pre = String(meta.get('tokenizer.ggml.pre') ?? 'default');
-  const pattern = PRE_TOKENIZERS[pre];
+  const patterns = Object.hasOwn(PRE_TOKENIZERS, pre) ? PRE_TOKENIZERS[pre] : undefined;
   check(
-    pattern !== undefined,
+    patterns !== undefined,
     `${what}: pre-tokenizer "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
   );
   const vocab = pieces as string[];
@@ -226,7 +240,7 @@ function byteLevelBpe(file: GgufFile, what: string): GgufTokenizer {
       pre_tokenizer: {
         type: 'Sequence',
         pretokenizers: [
-          { type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false },
+          ...patterns.map((p) => ({ type: 'Split', pattern: { Regex: p }, behavior: 'Isolated', invert: false })),
           { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
         ],
       },

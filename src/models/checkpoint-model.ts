@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto';
 import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
-import { familyFor } from '../graph/families.js';
+import { familyFor, ggufFamily } from '../graph/families.js';
 import {
   checkAllRead,
   HIDDEN_LAST,
@@ -19,7 +19,7 @@ import {
   type Family,
   type ModelDims,
 } from '../graph/family.js';
-import { ggufFamily, type LlamaConfig } from '../graph/llama.js';
+import type { LlamaConfig } from '../graph/llama.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -422,6 +422,7 @@ export class Model implements AttentionModel {
         steps.push({ ...named({ id: next, probability: probs[next] }), top: topK(probs, alternatives).map(named) });
       }
       ids.push(next);
+      options.onToken?.({ id: next, token: this.tokenizer.idToToken(next), index: ids.length - 1 });
       if (eos.includes(next)) {
         stopped = 'eos';
         break;
@@ -446,7 +447,7 @@ export class Model implements AttentionModel {
       text,
       stopped,
       seed,
-      ...(attention ? { attention } : {}),
+      ...(attention ? { attention: { ...attention, promptLength } } : {}),
       ...(alternatives > 0 ? { steps } : {}),
     };
   }

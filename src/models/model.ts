@@ -36,6 +36,11 @@ export interface GenerateOptions {
    * no `steps`). Probabilities are the model's, softmax(logits) at temperature 1, whatever the sampling.
    */
   alternatives?: number;
+  /**
+   * Called with each token as it is chosen, before the next step runs (the server streams them); throwing
+   * stops the generation with that error.
+   */
+  onToken?: (token: { id: number; token: string; index: number }) => void;
 }
 
 /** One generated token: what was chosen at its step and what else the model considered. */
@@ -58,7 +63,10 @@ export interface Generation {
   /** Why generation ended: EOS, maxNewTokens reached, or the model's positions used up. */
   stopped: 'eos' | 'length' | 'positions';
   seed: number;
-  /** Attention over the whole final sequence (causal), unless the model was loaded with extract: false. */
+  /**
+   * Attention over the whole final sequence (causal; its `promptLength` set), unless the model was loaded with
+   * extract: false.
+   */
   attention?: Attention;
   /** With `alternatives`: one entry per generated token, in order (token n is ids[promptLength + n]). */
   steps?: GenerationStep[];

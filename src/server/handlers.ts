@@ -11,7 +11,8 @@ import { VIEWS, type ViewName } from '../views/mount.js';
 import { maxPool } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { AttnvizError } from '../core/errors.js';
-import { errorBody, HttpError, messageOf, sendJson, statusOf } from './http-error.js';
+import { eventStream } from './events.js';
+import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
 import { describeModel, listModels, modelKey, parseModelSpec } from './models.js';
 import type { Progress, TokenCount } from '../core/protocol.js';
@@ -104,19 +105,14 @@ export const postLoad: Handler = async (ctx, req, res) => {
     sendJson(res, 200, { model: describeModel(key, model) });
     return;
   }
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    'x-accel-buffering': 'no',
-  });
-  const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const events = eventStream(res);
   try {
-    const model = await ctx.cache.get(key, (p: Progress) => send('progress', p));
-    send('ready', { model: describeModel(key, model) });
+    const model = await ctx.cache.get(key, (p: Progress) => events.send('progress', p));
+    events.send('ready', { model: describeModel(key, model) });
   } catch (e) {
-    send('error', errorBody(e));
+    events.fail(e);
   }
-  res.end();
+  events.end();
 };
 
 /** How many tokens a text (and pair) make for a model, against its positions: no model run, only its tokenizer. */
@@ -136,7 +132,7 @@ export const postTokens: Handler = async (ctx, req, res) => {
   sendJson(res, 200, count);
 };
 
-function checkLength(ctx: Context, name: string, value: string | null): void {
+export function checkLength(ctx: Context, name: string, value: string | null): void {
   if (value !== null && value.length > ctx.limits.maxTextChars)
     throw new HttpError(
       413,
@@ -177,7 +173,7 @@ const ATTENTION_FIELDS = ['model', 'text', 'pair', 'target', 'truncate'];
  * whose client has gone by the time its turn comes is dropped instead of run. Encoder-decoder models need a
  * `target` (the decoder's text, teacher-forced) and take no `pair`; other models take no `target`.
  */
-async function attentionFor(
+export async function attentionFor(
   ctx: Context,
   body: Record<string, unknown>,
   res: ServerResponse,

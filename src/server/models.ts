@@ -91,6 +91,7 @@ export function describeModel(id: string, m: AttentionModel): LoadedModelInfo {
     maxPositions: m.dims.maxPositions,
     weightBytes: m.weightBytes,
     encoderDecoder: m.capabilities.target,
+    generate: m.capabilities.generate,
   };
 }
 

@@ -18,6 +18,7 @@ import { ModelCache } from './model-cache.js';
 import { modelKey, openModel, parseModelSpec } from './models.js';
 import { allowedHosts, checkHostAndOrigin, isLoopback } from './security.js';
 import { StaticFiles } from './static.js';
+import * as tools from './tools.js';
 
 export interface ServerOptions {
   /** Address to bind (default 127.0.0.1). Anything but loopback needs `allowRemote`. */
@@ -92,6 +93,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     '/api/attention': { POST: (q, s) => api.postAttention(ctx, q, s) },
     '/api/tokens': { POST: (q, s) => api.postTokens(ctx, q, s) },
     '/api/export': { POST: (q, s) => api.postExport(ctx, q, s) },
+    '/api/compare': { POST: (q, s) => tools.postCompare(ctx, q, s) },
+    '/api/heads': { POST: (q, s) => tools.postHeads(ctx, q, s) },
+    '/api/generate': { POST: (q, s) => tools.postGenerate(ctx, q, s) },
     '/api/status': { GET: (q, s) => api.getStatus(ctx, q, s) },
   };
 

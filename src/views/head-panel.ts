@@ -21,6 +21,8 @@ export interface PanelTokens {
   /** Query tokens (left), key tokens (right): display text and the token as written (title). */
   label(side: Side, i: number): string;
   title(side: Side, i: number): string;
+  /** Generated text: the prompt's length, on both sides (self-attention). */
+  promptLength?: number;
 }
 
 export interface PanelConfig extends PanelTokens {
@@ -225,6 +227,7 @@ export class HeadPanel {
       width: P_TOKEN,
       label: (i: number) => label(side, i),
       title: (i: number) => title(side, i),
+      promptLength: this.config.promptLength,
     });
     return new TokenColumns(
       this.inner,

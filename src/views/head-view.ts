@@ -446,6 +446,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
         width: geo.box,
         label: show,
         title: (i: number) => list[i],
+        promptLength: list === data.tokens ? data.promptLength : undefined,
       });
       tokenColumns = new TokenColumns(
         body,

@@ -194,6 +194,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     tooltip,
     label: (side, i) => (side === 'left' ? label(i) : keyLabel(i)),
     title: (side, i) => (side === 'left' ? data.tokens[i] : keyTokens[i]),
+    promptLength: data.keyTokens ? undefined : data.promptLength,
     focus: () => state,
     hover: (hover) => update({ hover }),
     click: (t) => {

@@ -68,6 +68,7 @@ import { LineBatch, MIN_ALPHA } from './lines.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
 import { Tooltip } from './tooltip.js';
+import { generationClass } from './generation.js';
 import { drawVectors, frame, type VectorColumn, vectorRaster } from './vectors.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
@@ -599,10 +600,11 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   let tokensKey = '';
   function makeToken(side: 'left' | 'right', n: number): HTMLElement {
     const i = side === 'left' ? rows[n] : cols[n];
+    const generated = generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i);
     const t = el(
       'div',
       {
-        class: `av-token av-${side}`,
+        class: `av-token av-${side}${generated}`,
         'data-side': side,
         'data-index': i,
         title: side === 'left' ? data.tokens[i] : keyTokens[i],

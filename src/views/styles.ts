@@ -26,6 +26,8 @@ background:${t.background};border:1px solid ${t.border};border-radius:3px}
 text-overflow:ellipsis;cursor:pointer;user-select:none;padding:0 3px}
 .attnviz .av-token.av-focus{background:${t.highlight}}
 .attnviz .av-token.av-pinned{outline:1px solid ${t.mutedText}}
+.attnviz .av-token.av-generated{font-style:italic}
+.attnviz .av-token.av-generated-first{border-top:1px dashed ${t.mutedText}}
 .attnviz .av-tooltip{position:absolute;z-index:10;pointer-events:none;background:${t.background};color:${t.text};\
 border:1px solid ${t.border};padding:4px 6px;font-size:12px;white-space:pre;box-shadow:0 1px 4px rgba(0,0,0,.3)}
 .attnviz .av-note{color:${t.mutedText};font-size:13px;margin:4px 0}

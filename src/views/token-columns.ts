@@ -5,6 +5,7 @@
  * pinned classes. Used by the head view and the model view's panel.
  */
 import { el } from './dom.js';
+import { generationClass } from './generation.js';
 import type { Side, TokenRef } from './tooltip.js';
 
 export interface TokenColumn {
@@ -15,6 +16,8 @@ export interface TokenColumn {
   label(i: number): string;
   /** The token as the tokenizer wrote it (the title). */
   title(i: number): string;
+  /** Generated text: tokens from here on are marked as generated (generation.ts). */
+  promptLength?: number;
 }
 
 export interface TokenEvents {
@@ -31,7 +34,7 @@ export class TokenColumns {
   constructor(parent: HTMLElement, row: number, columns: Record<Side, TokenColumn>, on: TokenEvents) {
     const make = (side: Side, column: TokenColumn, i: number, r: number) => {
       const t = el('div', {
-        class: 'av-token',
+        class: `av-token${generationClass(column.promptLength, i)}`,
         'data-side': side,
         'data-index': i,
         title: column.title(i),

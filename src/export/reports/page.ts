@@ -6,11 +6,11 @@
 import type { Attention } from '../../core/attention.js';
 import { decodePageData } from '../../core/page-data.js';
 import { el } from '../../views/dom.js';
-import type { ReportData } from '../report-data.js';
-import { comparePage } from './compare-page.js';
-import { headsPage } from './heads-page.js';
-import { stepsPage } from './steps-page.js';
-import { REPORT_CSS } from './widgets.js';
+import type { ReportData } from '../../analysis/report-data.js';
+import { comparePage } from '../../views/reports/compare-page.js';
+import { headsPage } from '../../views/reports/heads-page.js';
+import { stepsPage } from '../../views/reports/steps-page.js';
+import { REPORT_CSS } from '../../views/reports/widgets.js';
 
 async function boot(): Promise<void> {
   const root = document.getElementById('attnviz-report-root')!;

@@ -1,8 +1,8 @@
 /**
  * What the analysis reports hold besides attention: the JSON written by `-o report.json` and embedded in the
- * HTML reports, read back by the report pages (src/export/reports/). Numbers that are not defined are null.
+ * HTML reports, read back by the report pages (src/views/reports/). Numbers that are not defined are null.
  */
-import type { Alignment, Question } from '../analysis/compare.js';
+import type { Alignment, Question } from './compare.js';
 
 export interface InputInfo {
   text: string;
@@ -63,3 +63,33 @@ export interface StepsReport {
 }
 
 export type ReportData = CompareReport | HeadsReport | StepsReport;
+
+/** An attention a report shows, as the server sends it to the app: its binary encoding (core/encode.ts) in base 85. */
+export interface EncodedAttention {
+  bytes: number;
+  base85: string;
+}
+
+/**
+ * A report as the server's tool endpoints answer it (docs/server-api.md): the report and the attentions it
+ * shows, by name (as the HTML report's data blocks); `seed` for a generation.
+ */
+export interface ToolResult {
+  report: ReportData;
+  data: Record<string, EncodedAttention>;
+  seed?: number;
+}
+
+/** The head finder's progress: texts run so far (skipped ones included) of `total`. */
+export interface CorpusProgress {
+  done: number;
+  total: number;
+  skipped: number;
+}
+
+/** A token as generation chooses it (`index`: its position in prompt + generated tokens). */
+export interface GeneratedToken {
+  index: number;
+  id: number;
+  token: string;
+}

@@ -4,9 +4,9 @@
  * highest, opened in the head view at that layer with only that head active.
  */
 import type { Attention } from '../../core/attention.js';
-import { el, select } from '../../views/dom.js';
-import { headView } from '../../views/head-view.js';
-import type { HeadsReport } from '../report-data.js';
+import { el, select } from '../dom.js';
+import { headView } from '../head-view.js';
+import type { HeadsReport } from '../../analysis/report-data.js';
 import { colorScale, fmt, headGrid, legend, sortableTable } from './widgets.js';
 
 export function headsPage(root: HTMLElement, r: HeadsReport, data: Map<string, Attention>): void {

@@ -3,7 +3,7 @@
  * cells, a sortable table and number formatting. Text goes in as textContent (views/dom.ts el), never markup.
  */
 import { interpolateRdBu, interpolateViridis } from 'd3-scale-chromatic';
-import { el } from '../../views/dom.js';
+import { el } from '../dom.js';
 
 export const REPORT_CSS = `
 .attnviz-report{padding:12px 16px;color:#222;font-size:14px;max-width:1400px}

@@ -6,9 +6,9 @@
 import { interpolateRdBu } from 'd3-scale-chromatic';
 import type { Attention } from '../../core/attention.js';
 import { prettifyToken } from '../../core/tokens.js';
-import { el } from '../../views/dom.js';
-import { headView, type HeadView, type HeadViewState, type TokenRef } from '../../views/head-view.js';
-import type { CompareReport } from '../report-data.js';
+import { el } from '../dom.js';
+import { headView, type HeadView, type HeadViewState, type TokenRef } from '../head-view.js';
+import type { CompareReport } from '../../analysis/report-data.js';
 import { colorScale, fmt, headGrid, legend, sortableTable } from './widgets.js';
 
 export function comparePage(root: HTMLElement, r: CompareReport, data: Map<string, Attention>): void {

@@ -6,8 +6,8 @@
 import { stepAttention, stepQuery } from '../../analysis/steps.js';
 import type { Attention } from '../../core/attention.js';
 import { prettifyToken } from '../../core/tokens.js';
-import { el, select } from '../../views/dom.js';
-import type { StepsReport } from '../report-data.js';
+import { el, select } from '../dom.js';
+import type { StepsReport } from '../../analysis/report-data.js';
 import { fmt } from './widgets.js';
 
 export const STEPS_CSS = `
