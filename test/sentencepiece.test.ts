@@ -241,7 +241,7 @@ describe.skipIf(!HAVE_SHARED)('a folder with only a SentencePiece model tokenize
     expect(b.encode('The cat').ids.slice(0, 2)).toEqual([0, 4]); // <s>, then ▁The: SentencePiece id 3 + 1
   });
 
-  test('a word-type model, a model missing a template piece, Marian without vocab.json: errors naming them', async () => {
+  test('errors naming them: a word-type model, a missing template piece, Marian without vocab.json', async () => {
     const dir = await writeTinyModel({ model_type: 't5' }, new TinyWeights(new Rng(2)), 'bert-tiny');
     await rm(join(dir, 'tokenizer.json'));
     await writeFile(
@@ -296,7 +296,7 @@ describe('fairseq id layouts from the .model alone (CamemBERT, mBART, mBART-50)'
   // The SentencePiece ids of "The cat sat 東京": ▁The 3, ▁cat 4, ▁sat 5, then ▁ 17 and the unknown 東京.
   const text = 'The cat sat 東京';
 
-  test("CamemBERT: five ids of its own, SentencePiece's id + 4, <unk> 3, <mask> last; <s> A </s></s> B </s>", async () => {
+  test("CamemBERT: five ids of its own, SentencePiece's + 4, <unk> 3, <mask> last, <s> A </s></s> B </s>", async () => {
     const t = await loadTokenizer(await spmFolder('camembert', { 'sentencepiece.bpe.model': model }), 'camembert');
     const e = t.encode(text);
     // The unknown characters keep their text as the token (as tokenizers' Unigram and the slow tokenizer's
@@ -361,7 +361,7 @@ describe('Marian (source.spm, target.spm, vocab.json)', () => {
   );
   const files = { 'source.spm': modelProto(FAIRSEQ_PIECES, { unkId: 0 }), 'target.spm': target, 'vocab.json': vocab };
 
-  test('the language code kept whole, pieces as vocab.json ids (<unk> when absent), </s> last; targets by target.spm', async () => {
+  test('language code whole, vocab.json ids (<unk> when absent), </s> last; targets by target.spm', async () => {
     const t = await loadTokenizer(await spmFolder('marian', files), 'marian');
     const e = t.encode('>>fr<< The dog sat 東京.');
     expect(e.tokens).toEqual(['>>fr<<', '▁The', '<unk>', '▁sat', '▁', '<unk>', '.', '</s>']);
@@ -506,7 +506,7 @@ describe('BPE SentencePiece models (tokenizer.model) tokenize as SentencePiece B
     expect(hf.encode(LLAMA_TEXTS[1]).tokens.slice(0, 3)).toEqual(['<s>', '▁', '▁']);
   });
 
-  test('legacy (default) and legacy: false around special tokens, add_bos_token / add_eos_token, decoding', async () => {
+  test('legacy (default) and legacy: false around special tokens, add_bos_token / add_eos_token, decode', async () => {
     const pieces: [string, number, number][] = [
       ...LLAMA_SPECIALS,
       ...BYTES,

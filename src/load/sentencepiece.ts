@@ -385,11 +385,11 @@ function spmPipeline(sp: SentencePieceModel, before: Json[]): Json {
 }
 
 /**
- * LlamaConverter's pipeline, as LlamaTokenizer tokenizes (models with SentencePiece's identity normalizer). Legacy (tokenizer_config `legacy` absent or true, the
- * slow tokenizer's default): every text between special tokens is encoded by SentencePiece alone — spaces as ▁,
- * and ▁ prefixed when the model's add_dummy_prefix is on. `legacy: false`: ▁ prefixed to the text's start only
- * (add_prefix_space, default true), not after a special token. Decoding: ▁ as spaces, byte pieces as bytes, the
- * prefix space dropped.
+ * LlamaConverter's pipeline, as LlamaTokenizer tokenizes (models with SentencePiece's identity normalizer).
+ * Legacy (tokenizer_config `legacy` absent or true, the slow tokenizer's default): every text between special
+ * tokens is encoded by SentencePiece alone — spaces as ▁, and ▁ prefixed when the model's add_dummy_prefix is
+ * on. `legacy: false`: ▁ prefixed to the text's start only (add_prefix_space, default true), not after a special
+ * token. Decoding: ▁ as spaces, byte pieces as bytes, the prefix space dropped.
  */
 function llamaPipeline(sp: SentencePieceModel, config: Json, file: string): Json {
   // LlamaConverter ignores the model's normalizer; LlamaTokenizer (SentencePiece) applies it. Llama's is identity.
