@@ -166,17 +166,20 @@ describe.skipIf(!HAVE_SHARED)('library: model folder', () => {
     await expectBad(load(await withFile(BERT, 'config.json', '[1, 2]')), /config\.json: must be a JSON object/);
   });
 
-  test('config missing a required field', async () => {
+  test('config: a required field missing, absent sizes taking defaults the checkpoint contradicts', async () => {
     await expectBad(
       load(await withConfig(BERT, { num_attention_heads: undefined })),
       /config\.json/,
-      /missing field "num_attention_heads"/,
+      /hidden size 40 is not divisible by 12 heads/, // BertConfig's default
     );
-    await expectBad(load(await withConfig(BERT, { hidden_size: undefined })), /missing field "hidden_size"/);
-    // GPT-2 accepts either spelling and names both.
+    await expectBad(
+      load(await withConfig(BERT, { hidden_size: undefined })),
+      /word_embeddings\.weight" has shape \[30522, 40\]; the config implies \[30522, 768\]/,
+    );
+    // Absent, a size takes the config class's default (GPT2Config: 12 heads), which this width contradicts.
     await expectBad(
       load(await withConfig(GPT2, { n_head: undefined })),
-      /missing field "n_head" or "num_attention_heads"/,
+      /config\.json: hidden size 32 is not divisible by 12 heads/,
     );
     await expectBad(load(await withConfig(GPT2, { model_type: undefined })), /missing field "model_type"/);
   });
@@ -676,12 +679,7 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('CLI: bad inputs exit 2 with one line
         /vocab\.txt/,
       );
       await extractFails(await withFile(GPT2, 'config.json', '{not json'), [], {}, /config\.json: not valid JSON/);
-      await extractFails(
-        await withConfig(BERT, { num_attention_heads: undefined }),
-        [],
-        {},
-        /missing field "num_attention_heads"/,
-      );
+      await extractFails(await withConfig(BERT, { model_type: undefined }), [], {}, /missing field "model_type"/);
       await extractFails(
         await withConfig(GPT2, { model_type: 'xlnet' }),
         [],

@@ -9,11 +9,22 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { loadTokenizer } from '../src/load/tokenizer.js';
+import { readGguf, type GgufFile, type GgufValue } from '../src/load/gguf.js';
+import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { readSentencePiece } from '../src/load/sentencepiece.js';
 import { loadModel } from '../src/models/load-model.js';
-import { expectBad, HAVE_SHARED, maxAbsDiff } from './shared.js';
+import { expectBad, HAVE_SHARED, maxAbsDiff, SHARED } from './shared.js';
 import { removeTinyModels, writeTinyModel, TinyWeights, Rng } from './tiny-models.js';
-import { PIECES, t5TokenizerJson, t5Weights, T5_V11, writeT5 } from './tiny-seq2seq.js';
+import {
+  bartConfig,
+  bartWeights,
+  MARIAN,
+  PIECES,
+  t5TokenizerJson,
+  t5Weights,
+  T5_V11,
+  writeT5,
+} from './tiny-seq2seq.js';
 import { addedToken } from './tiny-tokenizers.js';
 
 afterAll(removeTinyModels);
@@ -36,10 +47,13 @@ const intField = (field: number, n: number) => [...key(field, 0), ...varint(n)];
 const floatField = (field: number, x: number) => [...key(field, 5), ...new Uint8Array(Float32Array.of(x).buffer)];
 
 /**
- * A ModelProto: pieces (1: piece, 2: score, 3: type), trainer_spec (3: model_type, 40: unk_id), normalizer_spec (3:
- * add_dummy_prefix).
+ * A ModelProto: pieces (1: piece, 2: score, 3: type), trainer_spec (3: model_type, 35: byte_fallback, 40: unk_id),
+ * normalizer_spec (3: add_dummy_prefix, 4: remove_extra_whitespaces).
  */
-function modelProto(pieces: [string, number, number][], options: { modelType?: number; unkId: number }): Uint8Array {
+function modelProto(
+  pieces: [string, number, number][],
+  options: { modelType?: number; unkId: number; byteFallback?: boolean; identity?: boolean },
+): Uint8Array {
   const out: number[] = [];
   for (const [piece, score, type] of pieces)
     out.push(...bytesField(1, [...stringField(1, piece), ...floatField(2, score), ...intField(3, type)]));
@@ -47,10 +61,14 @@ function modelProto(pieces: [string, number, number][], options: { modelType?: n
     ...bytesField(2, [
       ...intField(3, options.modelType ?? 1),
       ...intField(4, pieces.length),
+      ...intField(35, options.byteFallback ? 1 : 0),
       ...intField(40, options.unkId),
     ]),
   );
-  out.push(...bytesField(3, [...stringField(1, 'identity'), ...intField(3, 1), ...intField(4, 1)]));
+  // Llama's tokenizer.model: the identity normalizer keeps runs of spaces (remove_extra_whitespaces false).
+  out.push(
+    ...bytesField(3, [...stringField(1, 'identity'), ...intField(3, 1), ...intField(4, options.identity ? 0 : 1)]),
+  );
   return Uint8Array.from(out);
 }
 
@@ -93,6 +111,12 @@ describe('readSentencePiece: the protobuf layout', () => {
     expect(sp.unkId).toBe(2);
     expect(sp.addDummyPrefix).toBe(true);
     expect(sp.byteFallback).toBe(false);
+    expect(sp.removeExtraWhitespaces).toBe(true);
+    const llama = readSentencePiece(
+      modelProto([['<unk>', 0, 2]], { unkId: 0, byteFallback: true, identity: true }),
+      'x',
+    );
+    expect([llama.byteFallback, llama.removeExtraWhitespaces]).toEqual([true, false]);
   });
 
   test('not a model, no pieces, an unk id past the pieces: one-line errors', () => {
@@ -209,19 +233,19 @@ describe.skipIf(!HAVE_SHARED)('a folder with only a SentencePiece model tokenize
     expect(b.encode('The cat').ids.slice(0, 2)).toEqual([0, 4]); // <s>, then ▁The: SentencePiece id 3 + 1
   });
 
-  test('a BPE-type model, an unsupported family, a model missing a template piece: errors naming them', async () => {
+  test('errors naming them: a word-type model, a missing template piece, Marian without vocab.json', async () => {
     const dir = await writeTinyModel({ model_type: 't5' }, new TinyWeights(new Rng(2)), 'bert-tiny');
     await rm(join(dir, 'tokenizer.json'));
     await writeFile(
       join(dir, 'spiece.model'),
       modelProto(
         PIECES.map(([p, s]) => [p, s, TYPES[p] ?? 1]),
-        { unkId: 2, modelType: 2 },
+        { unkId: 2, modelType: 3 },
       ),
     );
     await expectBad(
       loadTokenizer(dir, 't5'),
-      /spiece\.model: SentencePiece model type BPE is not supported \(only Unigram/,
+      /spiece\.model: SentencePiece model type word is not supported \(only Unigram and BPE/,
     );
     await writeFile(
       join(dir, 'spiece.model'),
@@ -234,7 +258,279 @@ describe.skipIf(!HAVE_SHARED)('a folder with only a SentencePiece model tokenize
       ),
     );
     await expectBad(loadTokenizer(dir, 't5'), /spiece\.model has no piece <\/s>, which t5's template needs/);
-    await writeFile(join(dir, 'sentencepiece.bpe.model'), T5_MODEL);
-    await expectBad(loadTokenizer(dir, 'marian'), /marian's SentencePiece model files alone are not supported/);
+    await writeFile(join(dir, 'source.spm'), T5_MODEL);
+    await expectBad(
+      loadTokenizer(dir, 'marian'),
+      /found neither tokenizer\.json nor Marian's source\.spm \+ vocab\.json/,
+    );
+  });
+});
+
+/** A fairseq-trained .model (XLM-R, CamemBERT, mBART): <unk> <s> </s> (SentencePiece's ids 0–2), then T5's pieces. */
+const FAIRSEQ_PIECES: [string, number, number][] = [
+  ['<unk>', 0, 2],
+  ['<s>', 0, 3],
+  ['</s>', 0, 3],
+  ...PIECES.slice(3).map(([p, s]): [string, number, number] => [p, s, 1]),
+];
+const N = FAIRSEQ_PIECES.length;
+
+async function spmFolder(modelType: string, files: Record<string, Uint8Array | object>): Promise<string> {
+  const dir = await writeTinyModel({ model_type: modelType }, new TinyWeights(new Rng(4)), 'bert-tiny');
+  await rm(join(dir, 'tokenizer.json'));
+  for (const [name, data] of Object.entries({ 'tokenizer_config.json': {}, ...files }))
+    await writeFile(join(dir, name), data instanceof Uint8Array ? data : JSON.stringify(data));
+  return dir;
+}
+
+describe('fairseq id layouts from the .model alone (CamemBERT, mBART, mBART-50)', () => {
+  const model = modelProto(FAIRSEQ_PIECES, { unkId: 0 });
+  // The SentencePiece ids of "The cat sat 東京": ▁The 3, ▁cat 4, ▁sat 5, then ▁ 17 and the unknown 東京.
+  const text = 'The cat sat 東京';
+
+  test("CamemBERT: five ids of its own, SentencePiece's + 4, <unk> 3, <mask> last, <s> A </s></s> B </s>", async () => {
+    const t = await loadTokenizer(await spmFolder('camembert', { 'sentencepiece.bpe.model': model }), 'camembert');
+    const e = t.encode(text);
+    // The unknown characters keep their text as the token (as tokenizers' Unigram and the slow tokenizer's
+    // tokenize() give it), with <unk>'s id.
+    expect(e.tokens).toEqual(['<s>', '▁The', '▁cat', '▁sat', '▁', '東京', '</s>']);
+    expect(e.ids).toEqual([5, 7, 8, 9, 21, 3, 6]);
+    expect(e.special).toEqual([true, false, false, false, false, true, true]);
+    expect(t.encode('The <mask>').ids).toEqual([5, 7, N + 4, 6]);
+    const pair = t.encode('The cat', 'sat');
+    expect(pair.tokens).toEqual(['<s>', '▁The', '▁cat', '</s>', '</s>', '▁sat', '</s>']);
+    expect(pair.sentenceBStart).toBe(5);
+  });
+
+  test('mBART: A </s> src_lang, codes after the pieces; mBART-50: src_lang A </s> over its 52 codes', async () => {
+    const codeId = (index: number) => 4 + (N - 3) + index;
+    const t = await loadTokenizer(await spmFolder('mbart', { 'sentencepiece.bpe.model': model }), 'mbart');
+    const e = t.encode(text);
+    expect(e.tokens).toEqual(['▁The', '▁cat', '▁sat', '▁', '東京', '</s>', 'en_XX']);
+    expect(e.ids).toEqual([4, 5, 6, 18, 3, 2, codeId(3)]);
+    expect(t.encode('The <mask>').ids).toEqual([4, codeId(25), 2, codeId(3)]);
+    const ro = await spmFolder('mbart', {
+      'sentencepiece.bpe.model': model,
+      'tokenizer_config.json': { src_lang: 'ro_RO' },
+    });
+    expect((await loadTokenizer(ro, 'mbart')).encode('The').ids).toEqual([4, 2, codeId(19)]);
+    const fifty = await spmFolder('mbart', {
+      'sentencepiece.bpe.model': model,
+      'tokenizer_config.json': { tokenizer_class: 'MBart50Tokenizer', src_lang: 'sl_SI' },
+    });
+    const f = await loadTokenizer(fifty, 'mbart');
+    expect(f.encode('The cat').tokens).toEqual(['sl_SI', '▁The', '▁cat', '</s>']);
+    expect(f.encode('The <mask>').ids).toEqual([codeId(51), 4, codeId(52), 2]);
+    const bad = await spmFolder('mbart', {
+      'sentencepiece.bpe.model': model,
+      'tokenizer_config.json': { src_lang: 'xx_XX' },
+    });
+    await expectBad(loadTokenizer(bad, 'mbart'), /src_lang xx_XX is not one of mBART's language codes/);
+  });
+});
+
+describe('Marian (source.spm, target.spm, vocab.json)', () => {
+  // vocab.json as OPUS-MT's: </s> 0, <unk> 1, the pieces in an order of its own, <pad> last; ▁dog left out.
+  const words = PIECES.slice(3)
+    .map(([p]) => p)
+    .filter((p) => p !== '▁dog')
+    .reverse();
+  const vocab = Object.fromEntries(
+    ['</s>', '<unk>', '>>fr<<', ...words, '<pad>'].map((token, id): [string, number] => [token, id]),
+  );
+  // target.spm knows whole French words only (and the characters): "chat" is one piece there, not in source.spm.
+  const target = modelProto(
+    [
+      ['<unk>', 0, 2],
+      ['<s>', 0, 3],
+      ['</s>', 0, 3],
+      ['▁Le', -2, 1],
+      ['▁chat', -2, 1],
+      ['▁', -4, 1],
+      ...[...'abcdefghijklmnopqrstuvwxyzL'].map((ch): [string, number, number] => [ch, -6, 1]),
+    ],
+    { unkId: 0 },
+  );
+  const files = { 'source.spm': modelProto(FAIRSEQ_PIECES, { unkId: 0 }), 'target.spm': target, 'vocab.json': vocab };
+
+  test('language code whole, vocab.json ids (<unk> when absent), </s> last; targets by target.spm', async () => {
+    const t = await loadTokenizer(await spmFolder('marian', files), 'marian');
+    const e = t.encode('>>fr<< The dog sat 東京.');
+    expect(e.tokens).toEqual(['>>fr<<', '▁The', '<unk>', '▁sat', '▁', '<unk>', '.', '</s>']);
+    expect(e.ids).toEqual([2, vocab['▁The'], 1, vocab['▁sat'], vocab['▁'], 1, vocab['.'], 0]);
+    // transformers' special-tokens mask leaves <unk> out.
+    expect(e.special).toEqual([false, false, false, false, false, false, false, true]);
+    expect(t.encode('The </s> cat').tokens).toEqual(['▁The', '</s>', '▁cat', '</s>']);
+    expect(t.encodeTarget!('Le chat').tokens).toEqual(['▁Le', '▁chat', '</s>']);
+    expect(t.encode('Le chat').tokens).toEqual(['▁Le', '▁chat', '</s>']);
+    expect(t.encodeTarget!('Le chats').tokens).toEqual(['▁Le', '▁chat', 's', '</s>']);
+    expect(t.decode(t.encode('The cat sat.').ids)).toBe('The cat sat.</s>');
+    expect(t.idToToken(vocab['<pad>'])).toBe('<pad>');
+  });
+
+  test.skipIf(!HAVE_SHARED)('a Marian model teacher-forced on a target tokenized by target.spm', async () => {
+    // OPUS-MT's ids: </s> 0 (EOS), <pad> last (the decoder's start).
+    const config = {
+      ...bartConfig(MARIAN),
+      eos_token_id: 0,
+      pad_token_id: vocab['<pad>'],
+      decoder_start_token_id: vocab['<pad>'],
+    };
+    const dir = await writeTinyModel(config, bartWeights(MARIAN, 5), 'roberta-tiny');
+    for (const f of ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json'])
+      await rm(join(dir, f), { force: true });
+    for (const [name, data] of Object.entries(files))
+      await writeFile(join(dir, name), data instanceof Uint8Array ? data : JSON.stringify(data));
+    const m = await loadModel(dir);
+    const r = await m.attention('>>fr<< The cat sat.', { target: 'Le chats' });
+    expect(r.tokens).toEqual(['>>fr<<', '▁The', '▁cat', '▁sat', '.', '</s>']);
+    expect(r.encoderDecoder!.decoderTokens).toEqual(['<pad>', '▁Le', '▁chat', 's']);
+    await m.release();
+  });
+});
+
+// ---- BPE models (Llama's tokenizer.model) against llama2.c's score-driven encoder (src/load/gguf-tokenizer.ts) ----
+
+/** A GGUF file holding only a SentencePiece-style vocabulary: what ggufTokenizer reads. */
+function ggufVocab(pieces: [string, number, number][]): GgufFile {
+  const metadata = new Map<string, GgufValue>([
+    ['tokenizer.ggml.model', 'llama'],
+    ['tokenizer.ggml.tokens', pieces.map(([p]) => p)],
+    ['tokenizer.ggml.scores', pieces.map(([, s]) => s)],
+    ['tokenizer.ggml.token_type', pieces.map(([, , t]) => t)],
+    ['tokenizer.ggml.bos_token_id', 1],
+    ['tokenizer.ggml.eos_token_id', 2],
+  ]);
+  return { path: 'vocab.gguf', version: 3, metadata, tensors: new Map(), dataStart: 0, fileSize: 0 };
+}
+
+const BYTES: [string, number, number][] = Array.from({ length: 256 }, (_, b) => [
+  `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`,
+  0,
+  6,
+]);
+const LLAMA_SPECIALS: [string, number, number][] = [
+  ['<unk>', 0, 2],
+  ['<s>', 0, 3],
+  ['</s>', 0, 3],
+];
+
+async function llamaFolder(model: Uint8Array, tokenizerConfig: object = {}): Promise<string> {
+  const dir = await writeTinyModel({ model_type: 'llama' }, new TinyWeights(new Rng(3)), 'bert-tiny');
+  await rm(join(dir, 'tokenizer.json'));
+  await writeFile(join(dir, 'tokenizer.model'), model);
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+  return dir;
+}
+
+const LLAMA_TEXTS = [
+  'Once upon a time, there was a little girl named Lily. She loved to play outside.',
+  '  two  spaces,   three   and trailing  ',
+  'Digits 0123456789, 3.14159 and 1,000,000.',
+  'Zürich, naïve, façade, Ærø — “quotes” … 東京 and 🙂🙂',
+  'tabs\tand\nnew lines\r\n',
+  'a',
+  '▁literal▁underline',
+];
+
+describe('BPE SentencePiece models (tokenizer.model) tokenize as SentencePiece BPE', () => {
+  test('random vocabularies: merges by piece score, not by id; byte fallback; tokens and ids as llama2.c', async () => {
+    const rng = new Rng(11);
+    for (let trial = 0; trial < 6; trial++) {
+      // Pieces grown as BPE training does (each the concatenation of two earlier ones), their scores shuffled so
+      // that the order of merges differs from the order of ids.
+      const chars = [...'▁abcdeé'];
+      const grown = [...chars];
+      while (grown.length < 60) {
+        const piece = grown[Math.floor(rng.uniform() * grown.length)] + grown[Math.floor(rng.uniform() * grown.length)];
+        if (!grown.includes(piece) && [...piece].length <= 6) grown.push(piece);
+      }
+      const scores = grown.map((_, i) => -i - 1);
+      for (let i = scores.length - 1; i > 0; i--) {
+        const j = Math.floor(rng.uniform() * (i + 1));
+        [scores[i], scores[j]] = [scores[j], scores[i]];
+      }
+      const pieces: [string, number, number][] = [
+        ...LLAMA_SPECIALS,
+        ...BYTES,
+        ...grown.map((p, i): [string, number, number] => [p, scores[i], 1]),
+      ];
+      const hf = await loadTokenizer(
+        await llamaFolder(modelProto(pieces, { unkId: 0, modelType: 2, byteFallback: true, identity: true })),
+        'llama',
+      );
+      const ref = ggufTokenizer(ggufVocab(pieces), 'vocab.gguf');
+      for (let t = 0; t < 40; t++) {
+        const alphabet = [...'abcdeé  zü'];
+        const text = Array.from(
+          { length: 1 + Math.floor(rng.uniform() * 24) },
+          () => alphabet[Math.floor(rng.uniform() * alphabet.length)],
+        ).join('');
+        if (text.trim() === '') continue;
+        const [a, b] = [hf.encode(text), ref.encode(text)];
+        expect(a.tokens, JSON.stringify(text)).toEqual(b.tokens);
+        expect(a.ids, JSON.stringify(text)).toEqual(b.ids);
+        expect(hf.decode(a.ids.slice(1))).toBe(ref.decode(b.ids.slice(1)));
+      }
+    }
+  });
+
+  test.skipIf(!HAVE_SHARED)('stories260K (a real SentencePiece BPE vocabulary of 512, byte fallback)', async () => {
+    const gguf = readGguf(join(SHARED, 'models/stories260K/stories260K.gguf'));
+    const meta = gguf.metadata;
+    const tokens = meta.get('tokenizer.ggml.tokens') as string[];
+    const scores = meta.get('tokenizer.ggml.scores') as number[];
+    const types = meta.get('tokenizer.ggml.token_type') as number[];
+    const pieces = tokens.map((p, i): [string, number, number] => [p, scores[i], types[i]]);
+    const hf = await loadTokenizer(
+      await llamaFolder(modelProto(pieces, { unkId: 0, modelType: 2, byteFallback: true, identity: true })),
+      'llama',
+    );
+    const ref = ggufTokenizer(gguf, 'stories260K.gguf');
+    for (const text of LLAMA_TEXTS) {
+      const [a, b] = [hf.encode(text), ref.encode(text)];
+      expect(a.tokens, text).toEqual(b.tokens);
+      expect(a.ids, text).toEqual(b.ids);
+      expect(hf.decode(a.ids.slice(1)), text).toBe(ref.decode(b.ids.slice(1)));
+    }
+    // Byte fallback and runs of spaces really happened (the texts are not all covered by whole pieces).
+    expect(hf.encode(LLAMA_TEXTS[3]).tokens).toContain('<0xE6>');
+    expect(hf.encode(LLAMA_TEXTS[1]).tokens.slice(0, 3)).toEqual(['<s>', '▁', '▁']);
+  });
+
+  test('legacy (default) and legacy: false around special tokens, add_bos_token / add_eos_token, decode', async () => {
+    const pieces: [string, number, number][] = [
+      ...LLAMA_SPECIALS,
+      ...BYTES,
+      ['▁Hi', -1, 1],
+      ['Hi', -2, 1],
+      ['▁', -3, 1],
+      ['H', -4, 1],
+      ['i', -5, 1],
+    ];
+    const model = modelProto(pieces, { unkId: 0, modelType: 2, byteFallback: true, identity: true });
+    const text = 'Hi </s> Hi';
+    // Legacy: SentencePiece encodes each text between special tokens with its ▁ prefix (" Hi" → "▁▁Hi").
+    const legacy = await loadTokenizer(await llamaFolder(model), 'llama');
+    expect(legacy.encode(text).tokens).toEqual(['<s>', '▁Hi', '▁', '</s>', '▁', '▁Hi']);
+    // legacy: false — the prefix only at the start (LlamaTokenizer's add_dummy_prefix off, "▁" prepended once).
+    const modern = await loadTokenizer(await llamaFolder(model, { legacy: false }), 'llama');
+    expect(modern.encode(text).tokens).toEqual(['<s>', '▁Hi', '▁', '</s>', '▁Hi']);
+    const both = await loadTokenizer(await llamaFolder(model, { add_bos_token: false, add_eos_token: true }), 'llama');
+    expect(both.encode('Hi').ids).toEqual([259, 2]);
+    expect(legacy.decode(legacy.encode('Hi Hi é').ids.slice(1))).toBe('Hi Hi é');
+    expect(legacy.encode('Hi é').special).toEqual([true, false, false, false, false]);
+  });
+
+  test('a BPE model with a normalizer, an unknown tokenizer class: errors naming them', async () => {
+    const pieces = [...LLAMA_SPECIALS, ['▁', -1, 1] as [string, number, number]];
+    await expectBad(
+      loadTokenizer(await llamaFolder(modelProto(pieces, { unkId: 0, modelType: 2 })), 'llama'),
+      /tokenizer\.model: a normalizer .* is not supported in a Llama-type tokenizer\.model/,
+    );
+    const dir = await llamaFolder(modelProto(pieces, { unkId: 0, modelType: 2, identity: true }), {
+      tokenizer_class: 'GemmaTokenizer',
+    });
+    await expectBad(loadTokenizer(dir, 'llama'), /a GemmaTokenizer tokenizer\.model alone is not supported/);
   });
 });

@@ -19,7 +19,7 @@ import { familyFor } from '../src/graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames } from '../src/graph/family.js';
 import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
-import { Model } from '../src/models/checkpoint-model.js';
+import { defaultHeadChunk, Model } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
@@ -167,6 +167,70 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     await expect(async () => {
       for await (const _ of stream);
     }).rejects.toThrow(/read only once/);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', () => {
+  const whole = () => model('llama-tiny-mha');
+  const chunked = loadedOnce((chunk: number) => Model.load(goldenModel('llama-tiny-mha'), { headChunk: chunk }));
+
+  test.each([1, 3])('runs of %i heads: attention, q, k and hidden state equal whole layers bit for bit', async (n) => {
+    const [a, b] = [await (await whole()).attention(TEXT), await (await chunked(n)).attention(TEXT)];
+    for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const)
+      expect(sameBits(b[key]!.data, a[key]!.data), key).toBe(true);
+  });
+
+  test('the stream yields each layer in runs of heads, q and k with the first; the file is the same', async () => {
+    const m = await chunked(3);
+    const a = await (await whole()).attention(TEXT);
+    const T = a.tokens.length;
+    const seen: [number, readonly number[], boolean][] = [];
+    for await (const part of m.stream(TEXT)) {
+      seen.push([part.layer, part.heads, part.query !== undefined]);
+      expect(part.attention.dims).toEqual([part.heads.length, T, T]);
+      expect(sameBits(part.attention.data, slice(a.attention, part.layer, part.heads))).toBe(true);
+    }
+    const L = a.attention.dims[0];
+    expect(seen).toEqual(
+      Array.from({ length: L }, (_, l) => [
+        [l, [0, 1, 2], true],
+        [l, [3], false],
+      ]).flat(),
+    );
+    const path = join(tmp, 'chunked.safetensors');
+    await writeAttentionStream(path, m.stream(TEXT));
+    const back = await readAttentionFile(path);
+    for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const)
+      expect(sameBits(back[key]!.data, a[key]!.data), key).toBe(true);
+  });
+
+  test('a selection across runs of one head: the slices of the full run', async () => {
+    const m = await chunked(1);
+    const full = await (await whole()).attention(TEXT);
+    const picked = await m.attention(TEXT, { layers: [1], heads: [3, 1] });
+    expect(picked.heads).toEqual([1, 3]);
+    expect(sameBits(slice(picked.attention, 0, [0, 1]), slice(full.attention, 1, [1, 3]))).toBe(true);
+    expect(sameBits(slice(picked.query!, 0, [0, 1]), slice(full.query!, 1, [1, 3]))).toBe(true);
+    const parts: (readonly number[])[] = [];
+    for await (const part of m.stream(TEXT, { layers: [1], heads: [3, 1] })) parts.push(part.heads);
+    // The first run (head 0) brings q and k with no selected head; heads 1 and 3 follow, head 2 is skipped.
+    expect(parts).toEqual([[], [1], [3]]);
+  });
+
+  test('by default, runs of up to 4 heads only where a layer at the longest input passes 1 GB', () => {
+    const dims = (heads: number, maxPositions: number) => ({
+      layers: 16,
+      heads,
+      headDim: 64,
+      hidden: 2048,
+      maxPositions,
+    });
+    expect(defaultHeadChunk(dims(4, 512))).toBeUndefined();
+    expect(defaultHeadChunk(dims(12, 4096))).toBeUndefined(); // 0.8 GB
+    expect(defaultHeadChunk(dims(32, 131072))).toBe(4); // Llama 3
+    expect(defaultHeadChunk(dims(14, 32768))).toBe(2); // Qwen2-0.5B
+    expect(defaultHeadChunk(dims(7, 32768))).toBe(1); // no divisor of 7 between 2 and 4
+    expect(defaultHeadChunk(dims(3, 32768))).toBeUndefined(); // runs of 3 heads would be the whole layer
   });
 });
 

@@ -119,8 +119,8 @@ export function bartConfig(s: BartSpec): Record<string, unknown> {
     pad_token_id: 1,
     bos_token_id: 0,
     eos_token_id: 2,
-    // Marian starts the decoder from the pad token: left out here, so that the pad fallback is what is read.
-    ...(s.variant === 'marian' ? {} : { decoder_start_token_id: 2 }),
+    // Marian starts the decoder from the pad token (OPUS-MT configs say so; MarianConfig's default is 58100).
+    decoder_start_token_id: s.variant === 'marian' ? 1 : 2,
   };
 }
 

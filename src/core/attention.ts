@@ -140,13 +140,20 @@ export interface EncoderDecoderAttention {
   decoderPositionBias?: Tensor;
 }
 
-/** One layer's share of an Attention, as a stream of layers yields it. */
+/**
+ * One layer's share of an Attention, as a stream of layers yields it: the layer's selected heads, or a run of
+ * them. A model that computes long inputs a few heads at a time (LoadOptions.headChunk) yields a layer in
+ * consecutive parts, in head order, so that no more than a part is held; its queries and keys come with the
+ * layer's first part.
+ */
 export interface LayerAttention {
   /** The model's index of this layer. */
   layer: number;
-  /** Softmax probabilities `[heads, T, T]` of the selected heads. */
+  /** The model's indices of the heads in `attention` (selected heads, in order). */
+  heads: readonly number[];
+  /** Softmax probabilities `[heads, T, T]` of those heads. */
   attention: Tensor;
-  /** Queries and keys `[heads, T, headDim]`, when asked for. */
+  /** Queries and keys `[selected heads, T, headDim]` of the layer, when asked for, with its first part. */
   query?: Tensor;
   key?: Tensor;
 }
@@ -167,9 +174,10 @@ export type AttentionHeader = Omit<
 };
 
 /**
- * An Attention one layer at a time: iterating yields each selected layer in order, computed only when it is
- * asked for, in buffers that the next step may overwrite (copy what you keep). `hiddenLast` is there once the
- * iteration has ended.
+ * An Attention one layer at a time: iterating yields each selected layer (or its parts) in order, computed
+ * only when it is asked for, in buffers that the next step may overwrite (copy what you keep). Appending the
+ * yields' tensors one after another gives the `[layers, heads, …]` tensors of the Attention. `hiddenLast` is
+ * there once the iteration has ended.
  */
 export interface AttentionStream extends AsyncIterable<LayerAttention> {
   readonly header: AttentionHeader;

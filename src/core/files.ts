@@ -150,24 +150,30 @@ export async function writeAttentionStream(
     throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   });
   let half: Uint16Array<ArrayBuffer> | undefined;
-  const write = async (name: string, t: Tensor, index = 0) => {
-    if (dtype !== 'F32' && half?.length !== t.data.length) half = new Uint16Array(t.data.length);
-    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half);
+  // Each tensor is written front to back: a stream's parts, appended, are the [L, H, …] tensor.
+  const end = { ...offsets };
+  const write = async (name: string, t: Tensor) => {
+    // One buffer for every conversion, grown to the largest part (parts and q/k alternate in size).
+    if (dtype !== 'F32' && (half?.length ?? 0) < t.data.length) half = new Uint16Array(t.data.length);
+    const bytes = dtype === 'F32' ? t.data : toHalf(t.data, dtype, half!.subarray(0, t.data.length));
     const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    await file.write(view, 0, view.length, offsets[name] + index * view.length);
+    await file.write(view, 0, view.length, end[name]);
+    end[name] += view.length;
   };
   try {
     await file.write(header, 0, header.length, 0);
-    let i = 0;
     for await (const layer of stream) {
-      await write('attention', layer.attention, i);
-      if (h.qk) {
-        await write('query', layer.query!, i);
-        await write('key', layer.key!, i);
+      await write('attention', layer.attention);
+      if (h.qk && layer.query && layer.key) {
+        await write('query', layer.query);
+        await write('key', layer.key);
       }
-      i++;
     }
-    check(i === L && stream.hiddenLast, `${path}: the stream ended after ${i} of ${L} layers`);
+    const layersDone = (end.attention - offsets.attention) / (H * T * T * DTYPE_BYTES[dtype]);
+    check(
+      layersDone === L && stream.hiddenLast,
+      `${path}: the stream ended after ${Math.floor(layersDone)} of ${L} layers`,
+    );
     await write('hidden_last', stream.hiddenLast);
     if (h.inputIds) {
       const b = idsTensor(h.inputIds).data;

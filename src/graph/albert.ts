@@ -43,9 +43,10 @@ export interface AlbertConfig extends ModelDims {
 }
 
 function readConfig(c: ModelConfig): AlbertConfig {
-  const hidden = c.size('hidden_size');
-  const heads = c.size('num_attention_heads');
-  const layers = c.size('num_hidden_layers');
+  // AlbertConfig's defaults are albert-xxlarge's sizes.
+  const hidden = c.size('hidden_size', 4096);
+  const heads = c.size('num_attention_heads', 64);
+  const layers = c.size('num_hidden_layers', 12);
   const groups = c.size('num_hidden_groups', 1);
   check(groups <= layers, `${c.path}: num_hidden_groups ${groups} is more than num_hidden_layers ${layers}`);
   const inner = c.size('inner_group_num', 1);
@@ -56,12 +57,12 @@ function readConfig(c: ModelConfig): AlbertConfig {
     heads,
     headDim: headDim(c, hidden, heads),
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
-    vocab: c.size('vocab_size'),
+    maxPositions: c.size('max_position_embeddings', 512),
+    vocab: c.size('vocab_size', 30000),
     typeVocab: c.size('type_vocab_size', 2),
     embedding: c.size('embedding_size', 128),
     groups,
-    intermediate: c.size('intermediate_size'),
+    intermediate: c.size('intermediate_size', 16384),
     eps: c.float('layer_norm_eps', 1e-12),
     act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu_new'),
   };

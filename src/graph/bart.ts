@@ -71,26 +71,42 @@ export interface BartConfig extends Seq2SeqDims {
   tied: boolean;
 }
 
+/**
+ * BartConfig's, MBartConfig's and MarianConfig's defaults: 12 + 12 layers of width 1024, 16 heads, FFN 4096,
+ * 1024 positions; the vocabularies and the decoder's first token differ (mBART has none: generate() then starts
+ * from bos_token_id, 0).
+ */
+const DEFAULTS: Record<Variant, { vocab: number; decoderStart: number }> = {
+  bart: { vocab: 50265, decoderStart: 2 },
+  mbart: { vocab: 50265, decoderStart: 0 },
+  marian: { vocab: 58101, decoderStart: 58100 },
+};
+
 function readConfig(c: ModelConfig, variant: Variant): BartConfig {
-  const hidden = c.size(['d_model', 'hidden_size']);
-  const heads = c.size(['encoder_attention_heads', 'num_attention_heads']);
-  const decoderHeads = c.size('decoder_attention_heads', heads);
+  const hidden = c.size(['d_model', 'hidden_size'], 1024);
+  const heads = c.size(['encoder_attention_heads', 'num_attention_heads'], 16);
+  const decoderHeads = c.size('decoder_attention_heads', 16);
   check(
     decoderHeads === heads,
     `${c.path}: encoder_attention_heads ${heads} and decoder_attention_heads ` +
       `${decoderHeads} differ; attnviz needs one head count for both stacks`,
   );
   const d = headDim(c, hidden, heads);
-  const vocab = c.size('vocab_size');
+  const vocab = c.size('vocab_size', DEFAULTS[variant].vocab);
   const shared = variant !== 'marian' || c.bool('share_encoder_decoder_embeddings', true);
   return {
-    layers: c.size(['encoder_layers', 'num_hidden_layers']),
-    decoderLayers: c.size('decoder_layers'),
+    layers: c.size(['encoder_layers', 'num_hidden_layers'], 12),
+    decoderLayers: c.size('decoder_layers', 12),
     heads,
     headDim: d,
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
-    decoderStart: decoderStartToken(c),
+    maxPositions: c.size('max_position_embeddings', 1024),
+    decoderStart: decoderStartToken(
+      c,
+      variant === 'mbart' && Number.isSafeInteger(c.raw.bos_token_id)
+        ? (c.raw.bos_token_id as number)
+        : DEFAULTS[variant].decoderStart,
+    ),
     shift: variant === 'mbart' ? 'last' : 'start',
     scoreScale: 1 / Math.sqrt(d),
     positionBias: false,
@@ -98,8 +114,8 @@ function readConfig(c: ModelConfig, variant: Variant): BartConfig {
     vocab,
     decoderVocab: shared ? vocab : c.size('decoder_vocab_size', vocab),
     sharedEmbeddings: shared,
-    encoderFfn: c.size('encoder_ffn_dim'),
-    decoderFfn: c.size('decoder_ffn_dim'),
+    encoderFfn: c.size('encoder_ffn_dim', 4096),
+    decoderFfn: c.size('decoder_ffn_dim', 4096),
     act: oneOf(c, 'activation_function', BART_ACTIVATIONS, 'gelu'),
     embedScale: c.bool('scale_embedding', false) ? Math.sqrt(hidden) : 1,
     tied: c.bool('tie_word_embeddings', true),

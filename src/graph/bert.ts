@@ -155,7 +155,7 @@ export function bertEncoder(
 export const bert: Family<BertConfig> = {
   modelType: 'bert',
   causal: false,
-  readConfig: (c) => readBertConfig(c, { eps: BERT_DEFAULTS.eps, typeVocab: BERT_DEFAULTS.typeVocab }),
+  readConfig: (c) => readBertConfig(c, BERT_DEFAULTS),
   build,
   skipped: [ID_BUFFERS, TASK_HEADS, /^cls\./, /^(bert\.)?pooler\./],
 };

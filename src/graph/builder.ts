@@ -83,6 +83,11 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Whether a node of the graph so far makes `value`. */
+  produces(value: string): boolean {
+    return this.nodes.some((n) => n.output?.includes(value));
+  }
+
   /** Declares `value` a float graph output (values are named by the node that makes them: see `op`'s `out`). */
   output(value: string, dims: readonly Dim[]): string {
     this.outputs.push(valueInfo(value, DataType.FLOAT, dims));

@@ -17,7 +17,7 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { INPUTS, outputNames, type ModelDims } from './family.js';
+import { headChunks, INPUTS, outputNames, probsChunkName, type ModelDims } from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -204,8 +204,24 @@ export function selfAttention(
     : K === c.heads
       ? rotate(k, out.k)
       : repeatKv(g, rotate(k), c, out.k);
-  const context = scoredAttention(g, q, kAll, repeatKv(g, v, c), extras, out.probs);
-  return g.mergeHeads(context, c.heads, d);
+  const vAll = repeatKv(g, v, c);
+  if (!options.extract || options.headChunk === undefined || options.headChunk >= c.heads)
+    return g.mergeHeads(scoredAttention(g, q, kAll, vAll, extras, out.probs), c.heads, d);
+  // Run by run of heads, each run's probabilities an output of its own: a layer's [H, T, S] scores are never
+  // all in memory at once (nodes in this order, so a run's scores are freed before the next run's are made).
+  const heads = (x: string, start: number, n: number) =>
+    g.op('Slice', [x, g.ints([start]), g.ints([start + n]), g.ints([0])]);
+  const contexts = headChunks(c.heads, options.headChunk).map(([start, n]) =>
+    scoredAttention(
+      g,
+      heads(q, start, n),
+      heads(kAll, start, n),
+      heads(vAll, start, n),
+      extras,
+      probsChunkName(layer, start),
+    ),
+  );
+  return g.mergeHeads(g.op('Concat', contexts, { axis: 0 }), c.heads, d);
 }
 
 /** softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v; probabilities to `probsOut`. */

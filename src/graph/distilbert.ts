@@ -38,16 +38,17 @@ export interface DistilbertConfig extends ModelDims {
 const EPS = 1e-12;
 
 function readConfig(c: ModelConfig): DistilbertConfig {
-  const hidden = c.size('dim');
-  const heads = c.size('n_heads');
+  // DistilBertConfig's defaults.
+  const hidden = c.size('dim', 768);
+  const heads = c.size('n_heads', 12);
   return {
-    layers: c.size('n_layers'),
+    layers: c.size('n_layers', 6),
     heads,
     headDim: headDim(c, hidden, heads),
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
-    vocab: c.size('vocab_size'),
-    ffn: c.size('hidden_dim'),
+    maxPositions: c.size('max_position_embeddings', 512),
+    vocab: c.size('vocab_size', 30522),
+    ffn: c.size('hidden_dim', 3072),
     act: oneOf(c, 'activation', DISTILBERT_ACTIVATIONS, 'gelu'),
   };
 }

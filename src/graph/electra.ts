@@ -9,7 +9,7 @@ import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
 import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
-import { bertEncoder, readBertConfig, type BertConfig } from './bert.js';
+import { BERT_DEFAULTS, bertEncoder, readBertConfig, type BertConfig } from './bert.js';
 import { ID_BUFFERS, TASK_HEADS, INPUTS, type BuildOptions, type Family } from './family.js';
 
 export interface ElectraConfig extends BertConfig {
@@ -18,7 +18,9 @@ export interface ElectraConfig extends BertConfig {
 }
 
 function readConfig(c: ModelConfig): ElectraConfig {
-  return { ...readBertConfig(c, { eps: 1e-12, typeVocab: 2 }), embedding: c.size('embedding_size', 128) };
+  // ElectraConfig's defaults (the small discriminator's sizes).
+  const defaults = { ...BERT_DEFAULTS, hidden: 256, heads: 4, intermediate: 1024 };
+  return { ...readBertConfig(c, defaults), embedding: c.size('embedding_size', 128) };
 }
 
 function build(g: GraphBuilder, w: Weights, c: ElectraConfig, options: BuildOptions): void {

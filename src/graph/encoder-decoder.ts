@@ -14,7 +14,6 @@
  * `encoder.position_bias` `[H, S, S]` and `decoder.position_bias` `[H, T, T]` (before the causal mask).
  * With `logits` (decoding.ts) the graph also emits the LM head's scores for the last decoder position.
  */
-import { AttnvizError } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { GraphBuilder } from './builder.js';
 import { INPUTS, type BuildOptions, type ModelDims } from './family.js';
@@ -77,11 +76,11 @@ export function declareSeq2SeqOutputs(g: GraphBuilder, dims: Seq2SeqDims, option
   }
 }
 
-/** config.json `decoder_start_token_id`, else `pad_token_id` (Marian and T5 start from the pad token); 0 is valid. */
-export function decoderStartToken(c: ModelConfig): number {
-  for (const key of ['decoder_start_token_id', 'pad_token_id']) {
-    const v = c.raw[key];
-    if (Number.isSafeInteger(v) && (v as number) >= 0) return v as number;
-  }
-  throw new AttnvizError(`${c.path}: missing field "decoder_start_token_id" (the decoder's first token)`);
+/**
+ * config.json `decoder_start_token_id` (0 is valid), else `fallback`: the config class's default, or the token
+ * transformers' generate() falls back to.
+ */
+export function decoderStartToken(c: ModelConfig, fallback: number): number {
+  const v = c.raw.decoder_start_token_id;
+  return Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : fallback;
 }

@@ -26,6 +26,21 @@ export const outputNames = (layer: number) => ({
   k: `layers.${layer}.attn.k`,
   probs: `layers.${layer}.attn.probs`,
 });
+/**
+ * Layer `layer`'s probabilities of heads `start` … `start + n − 1`, `[n, T, T]`, in a graph built with
+ * `headChunk` (decoder.ts): each run of heads is an output of its own, so that a run can be computed, taken and
+ * dropped before the next (graph/stages.ts puts each in a stage of its own).
+ */
+export const probsChunkName = (layer: number, start: number) => `layers.${layer}.attn.probs.${start}`;
+
+/**
+ * The runs of heads `[start, n]` of a layer with `heads` heads, `chunk` heads at a time (the last run
+ * shorter when `chunk` does not divide `heads`).
+ */
+export function headChunks(heads: number, chunk: number): [start: number, n: number][] {
+  check(Number.isInteger(chunk) && chunk > 0, `a head chunk of ${chunk} heads is not a positive whole number`);
+  return Array.from({ length: Math.ceil(heads / chunk) }, (_, i) => [i * chunk, Math.min(chunk, heads - i * chunk)]);
+}
 export const HIDDEN_LAST = 'hidden_last';
 /** `[H, T, T]`: layer N's own bias on the scaled scores (DeBERTa's position terms), when extracting. */
 export const layerBiasName = (layer: number) => `layers.${layer}.attn.position_bias`;
@@ -51,6 +66,12 @@ export interface ModelDims {
 export interface BuildOptions {
   /** false builds the plain forward pass (only `hidden_last` is an output), the benchmark's baseline. */
   extract: boolean;
+  /**
+   * When extracting, compute each layer's attention this many heads at a time, each run's probabilities an
+   * output of its own (probsChunkName): a layer's scores are then never all in memory at once. Families
+   * built on decoder.ts's selfAttention honour it; the others emit whole layers (declareLayerOutputs tells).
+   */
+  headChunk?: number;
 }
 
 export interface Family<C extends ModelDims = ModelDims> {
@@ -95,14 +116,20 @@ export function checkAllRead(family: Family<ModelDims>, weights: Weights, allowU
   );
 }
 
-/** Declares the per-layer q, k, probs outputs when extracting (the nodes that make them are named so). */
+/**
+ * Declares the per-layer q, k, probs outputs when extracting (the nodes that make them are named so): the
+ * probabilities in runs of heads where the family computed them so (options.headChunk), else whole layers.
+ */
 export function declareLayerOutputs(g: GraphBuilder, dims: ModelDims, options: BuildOptions): void {
   if (!options.extract) return;
   for (let i = 0; i < dims.layers; i++) {
     const o = outputNames(i);
     g.output(o.q, [dims.heads, 'T', dims.headDim]);
     g.output(o.k, [dims.heads, 'T', dims.headDim]);
-    g.output(o.probs, [dims.heads, 'T', 'T']);
+    if (options.headChunk !== undefined && g.produces(probsChunkName(i, 0)))
+      for (const [start, n] of headChunks(dims.heads, options.headChunk))
+        g.output(probsChunkName(i, start), [n, 'T', 'T']);
+    else g.output(o.probs, [dims.heads, 'T', 'T']);
   }
 }
 

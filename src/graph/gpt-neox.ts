@@ -45,8 +45,9 @@ export interface GptNeoxConfig extends ModelDims {
 }
 
 function readConfig(c: ModelConfig): GptNeoxConfig {
-  const hidden = c.size('hidden_size');
-  const heads = c.size('num_attention_heads');
+  // GPTNeoXConfig's defaults are GPT-NeoX-20B's sizes.
+  const hidden = c.size('hidden_size', 6144);
+  const heads = c.size('num_attention_heads', 64);
   const d = headDim(c, hidden, heads);
   // Older configs spell the rotary fields rotary_pct / rotary_emb_base; newer ones add partial_rotary_factor /
   // rope_theta, and the newest nest them in rope_parameters.
@@ -68,13 +69,13 @@ function readConfig(c: ModelConfig): GptNeoxConfig {
       `${d}; they must be an even number, at most the head size`,
   );
   return {
-    layers: c.size('num_hidden_layers'),
+    layers: c.size('num_hidden_layers', 44),
     heads,
     headDim: d,
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
-    vocab: c.size('vocab_size'),
-    intermediate: c.size('intermediate_size'),
+    maxPositions: c.size('max_position_embeddings', 2048),
+    vocab: c.size('vocab_size', 50432),
+    intermediate: c.size('intermediate_size', 24576),
     eps: c.float('layer_norm_eps', 1e-5),
     act: oneOf(c, 'hidden_act', ACTIVATIONS, 'gelu'),
     rotaryDims,

@@ -30,16 +30,22 @@ export interface Gpt2Config extends ModelDims {
   scaleByInverseLayer: boolean;
 }
 
+/** GPT2Config's defaults (GPT-2 small). */
+const DEFAULTS = { hidden: 768, heads: 12, layers: 12, positions: 1024, vocab: 50257 };
+
 function readConfig(c: ModelConfig): Gpt2Config {
-  const hidden = c.size(['n_embd', 'hidden_size']);
-  const heads = c.size(['n_head', 'num_attention_heads']);
+  const hidden = c.size(['n_embd', 'hidden_size'], DEFAULTS.hidden);
+  const heads = c.size(['n_head', 'num_attention_heads'], DEFAULTS.heads);
+  const d = headDim(c, hidden, heads);
   return {
-    layers: c.size(['n_layer', 'num_hidden_layers']),
+    layers: c.size(['n_layer', 'num_hidden_layers'], DEFAULTS.layers),
     heads,
-    headDim: headDim(c, hidden, heads),
+    headDim: d,
     hidden,
-    maxPositions: c.size(['n_positions', 'max_position_embeddings']),
-    vocab: c.size('vocab_size'),
+    maxPositions: c.size(['n_positions', 'max_position_embeddings'], DEFAULTS.positions),
+    vocab: c.size('vocab_size', DEFAULTS.vocab),
+    // scale_attn_weights false: q·kᵀ unscaled.
+    ...(c.bool('scale_attn_weights', true) ? {} : { scoreScale: 1 }),
     inner: c.size('n_inner', 4 * hidden),
     eps: c.float('layer_norm_epsilon', 1e-5),
     act: oneOf(c, 'activation_function', ACTIVATIONS, 'gelu_new'),
@@ -73,7 +79,7 @@ function build(g: GraphBuilder, w: Weights, c: Gpt2Config, options: BuildOptions
     const q = g.splitHeads(qAll, c.heads, c.headDim, out.q);
     const k = g.splitHeads(kAll, c.heads, c.headDim, out.k);
     const v = g.splitHeads(vAll, c.heads, c.headDim);
-    const scale = 1 / Math.sqrt(c.headDim) / (c.scaleByInverseLayer ? i + 1 : 1);
+    const scale = (c.scoreScale ?? 1 / Math.sqrt(c.headDim)) / (c.scaleByInverseLayer ? i + 1 : 1);
     const context = g.mergeHeads(g.attention(q, k, v, scale, out.probs, mask), c.heads, c.headDim);
     x = g.add(x, conv1d(context, `${l}.attn.c_proj`, D, D));
     // MLP on the pre-normed input: D → inner → D.

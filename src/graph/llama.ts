@@ -21,7 +21,7 @@
  * cos/sin are computed in the graph from `position_ids`, in float32, from inv_freq = 1 / θ^(arange(0, d, 2)/d)
  * computed here in float32 as torch does (then adjusted for `rope_scaling` 'linear' or 'llama3').
  * Sliding windows (as transformers' masking_utils): in a windowed layer, query i attends only to keys j with
- * 0 ≤ i − j < window. Mistral: every layer when `sliding_window` is set. Qwen2: only with
+ * 0 ≤ i − j < window. Mistral: every layer unless `sliding_window` is null (absent: 4096). Qwen2: only with
  * `use_sliding_window`, then layers i ≥ `max_window_layers` (default 28). An explicit `layer_types` list
  * ("sliding_attention" / "full_attention") wins over both rules. Inputs run up to max_position_embeddings.
  */
@@ -62,10 +62,24 @@ export interface LlamaConfig extends GatedDecoderDims {
 
 type Variant = 'llama' | 'mistral' | 'qwen2';
 
+/**
+ * LlamaConfig's, MistralConfig's and Qwen2Config's defaults (Llama-7B's, Mistral-7B's, Qwen's sizes); kvHeads
+ * null: num_attention_heads. Sliding windows (Mistral; Qwen2 with use_sliding_window) default to 4096.
+ */
+const DEFAULTS: Record<
+  Variant,
+  { hidden: number; intermediate: number; kvHeads: number | null; positions: number; vocab: number }
+> = {
+  llama: { hidden: 4096, intermediate: 11008, kvHeads: null, positions: 2048, vocab: 32000 },
+  mistral: { hidden: 4096, intermediate: 14336, kvHeads: 8, positions: 131072, vocab: 32000 },
+  qwen2: { hidden: 4096, intermediate: 22016, kvHeads: 32, positions: 32768, vocab: 151936 },
+};
+
 function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
-  const hidden = c.size('hidden_size');
-  const heads = c.size('num_attention_heads');
-  const kvHeads = c.size('num_key_value_heads', heads);
+  const defaults = DEFAULTS[variant];
+  const hidden = c.size('hidden_size', defaults.hidden);
+  const heads = c.size('num_attention_heads', 32);
+  const kvHeads = c.size('num_key_value_heads', defaults.kvHeads ?? heads);
   checkKvHeads(c, heads, kvHeads);
   // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
   const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
@@ -81,17 +95,17 @@ function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
     `${c.path}: partial_rotary_factor ${String(partial)} is not supported`,
   );
 
-  const layers = c.size('num_hidden_layers');
+  const layers = c.size('num_hidden_layers', 32);
   const attentionBias = variant === 'llama' && c.bool('attention_bias', false);
   return {
     layers,
     heads,
     headDim: d,
     hidden,
-    maxPositions: c.size('max_position_embeddings'),
+    maxPositions: c.size('max_position_embeddings', defaults.positions),
     kvHeads,
-    vocab: c.size('vocab_size'),
-    intermediate: c.size('intermediate_size'),
+    vocab: c.size('vocab_size', defaults.vocab),
+    intermediate: c.size('intermediate_size', defaults.intermediate),
     eps: c.float('rms_norm_eps', 1e-6),
     invFreq: ropeInvFreq(d, theta, scaling),
     rope: 'half', // GGUF files: 'interleaved' (graph/families.ts ggufFamily)
@@ -107,8 +121,8 @@ function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
 function slidingWindows(c: ModelConfig, variant: Variant, layers: number): (number | null)[] {
   const full = Array.from({ length: layers }, () => null);
   const windowed = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false));
-  if (!windowed || c.raw.sliding_window === null || c.raw.sliding_window === undefined) return full;
-  const window = c.size('sliding_window');
+  if (!windowed || c.raw.sliding_window === null) return full;
+  const window = c.size('sliding_window', 4096);
   const types = c.raw.layer_types;
   if (types !== undefined && types !== null) {
     check(

@@ -57,11 +57,19 @@ export interface T5Config extends Seq2SeqDims {
   tied: boolean;
 }
 
-function readConfig(c: ModelConfig): T5Config {
-  const heads = c.size(['num_heads', 'num_attention_heads']);
-  const layers = c.size(['num_layers', 'num_hidden_layers']);
+/** T5Config's and MT5Config's defaults (t5-small's and mt5-small's sizes). */
+const DEFAULTS = {
+  t5: { vocab: 32128, hidden: 512, headDim: 64, ff: 2048, layers: 6, heads: 8, proj: 'relu', tied: true },
+  // MT5Config: the LM head is its own matrix (tie_word_embeddings false in transformers 4).
+  mt5: { vocab: 250112, hidden: 512, headDim: 64, ff: 1024, layers: 8, heads: 6, proj: 'gated-gelu', tied: false },
+};
+
+function readConfig(c: ModelConfig, modelType: 't5' | 'mt5'): T5Config {
+  const defaults = DEFAULTS[modelType];
+  const heads = c.size(['num_heads', 'num_attention_heads'], defaults.heads);
+  const layers = c.size(['num_layers', 'num_hidden_layers'], defaults.layers);
   // "{act}" or "gated-{act}"; "gated-gelu" means the tanh GELU (transformers' T5Config says so).
-  const proj = c.string('feed_forward_proj', 'relu');
+  const proj = c.string('feed_forward_proj', defaults.proj);
   const parts = proj.split('-');
   const gated = parts[0] === 'gated';
   check(
@@ -78,22 +86,23 @@ function readConfig(c: ModelConfig): T5Config {
     layers,
     decoderLayers: c.size('num_decoder_layers', layers),
     heads,
-    headDim: c.size('d_kv'),
-    hidden: c.size(['d_model', 'hidden_size']),
+    headDim: c.size('d_kv', defaults.headDim),
+    hidden: c.size(['d_model', 'hidden_size'], defaults.hidden),
     // Relative positions have no table to run out of; n_positions (512) is what T5 was trained to.
     maxPositions: c.size('n_positions', 512),
-    decoderStart: decoderStartToken(c),
+    // MT5Config's default is 0; T5Config has none (configs carry it): the pad token, 0 by default.
+    decoderStart: decoderStartToken(c, Number.isSafeInteger(c.raw.pad_token_id) ? (c.raw.pad_token_id as number) : 0),
     shift: 'start',
     scoreScale: 1,
     positionBias: true,
-    vocab: c.size('vocab_size'),
-    ff: c.size('d_ff'),
+    vocab: c.size('vocab_size', defaults.vocab),
+    ff: c.size('d_ff', defaults.ff),
     act: act as T5Activation,
     gated,
     eps: c.float('layer_norm_epsilon', 1e-6),
     numBuckets: c.size('relative_attention_num_buckets', 32),
     maxDistance: c.size('relative_attention_max_distance', 128),
-    tied: c.bool('tie_word_embeddings', true),
+    tied: c.bool('tie_word_embeddings', defaults.tied),
   };
 }
 
@@ -252,7 +261,7 @@ const family = (modelType: 't5' | 'mt5'): Family<T5Config> => ({
   causal: false,
   encoderDecoder: true,
   lmHead: true,
-  readConfig,
+  readConfig: (c) => readConfig(c, modelType),
   build,
   // The LM head (read only for logits), tied copies of `shared`, and the cross-attention bias the original
   // checkpoints carry but T5 never uses (transformers ignores it on load).

@@ -111,9 +111,10 @@ const llamaLike = (modelType: string): Architecture => ({
   ropeFreqs: true,
   config: (m) => ({
     ...decoder(m, true),
+    // No key, no window, as llama.cpp runs it (MistralConfig's absent-field default would be 4096).
     ...(m.has('attention.sliding_window')
       ? { sliding_window: m.num('attention.sliding_window'), use_sliding_window: true }
-      : {}),
+      : { sliding_window: null }),
   }),
 });
 

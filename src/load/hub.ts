@@ -54,6 +54,15 @@ const TOKENIZER_FILES = [
   'vocab.json',
   'merges.txt',
 ];
+/** SentencePiece models (sentencepiece.ts), fetched only from a repo without tokenizer.json. */
+const SENTENCEPIECE_FILES = [
+  'spiece.model',
+  'sentencepiece.bpe.model',
+  'spm.model',
+  'tokenizer.model',
+  'source.spm',
+  'target.spm',
+];
 
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
 /** A repo id part, as the Hub's own validator has it: word characters, '-' and '.', not at either end. */
@@ -208,7 +217,7 @@ async function download(hub: Hub, revision: string): Promise<string> {
     return new Map(infos.filter((f) => f.type === 'file').map((f) => [f.path, f]));
   };
 
-  const found = await filesAt([CONFIG, ...TOKENIZER_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX]);
+  const found = await filesAt([CONFIG, ...TOKENIZER_FILES, ...SENTENCEPIECE_FILES, SINGLE_WEIGHTS, WEIGHTS_INDEX]);
   check(found.has(CONFIG), `model "${hub.id}" has no ${CONFIG} on the Hugging Face Hub`);
   const sharded = !found.has(SINGLE_WEIGHTS);
   check(
@@ -218,7 +227,12 @@ async function download(hub: Hub, revision: string): Promise<string> {
   );
 
   const snapshot = join(hub.storage, 'snapshots', commit);
-  const wanted = [CONFIG, ...TOKENIZER_FILES, sharded ? WEIGHTS_INDEX : SINGLE_WEIGHTS];
+  const wanted = [
+    CONFIG,
+    ...TOKENIZER_FILES,
+    ...(found.has('tokenizer.json') ? [] : SENTENCEPIECE_FILES),
+    sharded ? WEIGHTS_INDEX : SINGLE_WEIGHTS,
+  ];
   for (const name of wanted) {
     const info = found.get(name);
     if (info) await downloadToCache(hub, commit, info);

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AttnvizError, check, shorten } from '../core/errors.js';
-import { readSentencePiece, sentencePieceJson } from './sentencepiece.js';
+import { readSentencePiece, SENTENCEPIECE_FAMILIES, sentencePieceJson } from './sentencepiece.js';
 
 export interface Encoded {
   /** Token ids, including special tokens. */
@@ -29,6 +29,8 @@ export interface TextTokenizer {
   decode(ids: number[]): string;
   /** The vocabulary string of one id (as in Encoded.tokens), e.g. for generated tokens. */
   idToToken(id: number): string;
+  /** An encoder-decoder's target text, when the tokenizer encodes it differently (Marian's target.spm). */
+  encodeTarget?(text: string): Encoded;
 }
 
 /**
@@ -77,6 +79,7 @@ interface AddedTokenJson {
 export async function loadTokenizer(dir: string, modelType: string): Promise<TextTokenizer> {
   const config = await readTokenizerConfig(dir);
   const jsonPath = join(dir, 'tokenizer.json');
+  if (modelType === 'marian' && !existsSync(jsonPath)) return marianTokenizer(dir, config);
   // tokenizers.js reads BPE merges in both layouts ("Ġ t" strings and newer ["Ġ", "t"] pairs), so
   // tokenizer.json needs no rewriting (the tests load both forms).
   const tokenizerJson = existsSync(jsonPath)
@@ -87,13 +90,15 @@ export async function loadTokenizer(dir: string, modelType: string): Promise<Tex
 
 /** A tokenizer from a tokenizer.json object made in memory (a GGUF file's BPE vocabulary, gguf-tokenizer.ts). */
 export function tokenizerFromJson(json: TokenizerJson, config: JsonObject, what: string): TextTokenizer {
-  let tokenizer: HfTokenizer;
+  return wrap(hfTokenizer(json, config, what), pairLayout(json.post_processor));
+}
+
+function hfTokenizer(json: TokenizerJson, config: JsonObject, what: string): HfTokenizer {
   try {
-    tokenizer = new Tokenizer(json, config) as HfTokenizer;
+    return new Tokenizer(json, config) as HfTokenizer;
   } catch (e) {
     throw new AttnvizError(`cannot build the tokenizer of ${what}: ${(e as Error).message}`);
   }
-  return wrap(tokenizer, pairLayout(json.post_processor));
 }
 
 /**
@@ -274,7 +279,7 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
   // SentencePiece models: converted as transformers does for the families sentencepiece.ts knows.
-  if (SENTENCEPIECE_CONVERTED.includes(modelType) && (modelType !== 'albert' || !has('vocab.txt'))) {
+  if (SENTENCEPIECE_FAMILIES.includes(modelType) && (modelType !== 'albert' || !has('vocab.txt'))) {
     const spm = SENTENCEPIECE_FILES.find(has);
     check(spm, () => missing(SENTENCEPIECE_FILES.join(' or ')));
     const file = join(dir, spm);
@@ -283,13 +288,6 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
       file,
     );
   }
-  // Marian's source.spm and mBART's and CamemBERT's sentencepiece.bpe.model need their tokenizer.json.
-  check(
-    !SENTENCEPIECE_FAMILIES.includes(modelType),
-    () =>
-      `no tokenizer.json in ${dir}: ${modelType}'s SentencePiece model files alone are not supported ` +
-      `(use a folder with a tokenizer.json)`,
-  );
   // MPNet's slow vocab.txt is WordPiece with RoBERTa-style specials (<s> A </s></s> B </s>): not converted.
   check(
     modelType !== 'mpnet',
@@ -315,11 +313,104 @@ async function convertSlowTokenizer(dir: string, modelType: string, config: Json
   return bertJson(parseVocabTxt(await readFile(vocabFile, 'utf8')), config, vocabFile);
 }
 
-const SENTENCEPIECE_FAMILIES = ['marian', 'mbart', 'camembert'];
 /** SentencePiece model files, by the names transformers' slow tokenizers give them. */
-const SENTENCEPIECE_FILES = ['spiece.model', 'sentencepiece.bpe.model', 'spm.model'];
-/** Families whose SentencePiece model alone is converted (sentencepiece.ts). */
-const SENTENCEPIECE_CONVERTED = ['t5', 'mt5', 'xlm-roberta', 'albert', 'deberta-v2'];
+const SENTENCEPIECE_FILES = ['spiece.model', 'sentencepiece.bpe.model', 'spm.model', 'tokenizer.model'];
+
+/**
+ * MarianTokenizer (OPUS-MT folders ship no tokenizer.json, and transformers has no fast Marian tokenizer): a
+ * language code opening the text (`>>fr<<`) kept whole, the rest cut into pieces by source.spm (targets by
+ * target.spm), each piece given its vocab.json id — a piece vocab.json lacks is <unk> — then </s>. Tokens are
+ * vocab.json's strings of the ids (convert_ids_to_tokens), so an unknown piece shows as <unk>.
+ */
+async function marianTokenizer(dir: string, config: JsonObject): Promise<TextTokenizer> {
+  check(
+    config.separate_vocabs !== true,
+    `${dir}: a Marian tokenizer with separate_vocabs (target_vocab.json) is not supported (use a tokenizer.json)`,
+  );
+  const vocabFile = join(dir, 'vocab.json');
+  check(
+    existsSync(vocabFile) && existsSync(join(dir, 'source.spm')),
+    () => `no tokenizer in ${dir}: found neither tokenizer.json nor Marian's source.spm + vocab.json`,
+  );
+  const vocab = await readJson(vocabFile);
+  check(
+    isObject(vocab) && Object.values(vocab).every(Number.isSafeInteger),
+    `${vocabFile} does not map tokens to integer ids`,
+  );
+  const ids = vocab as Vocab;
+  const unkName = tokenString(config, 'unk_token') ?? '<unk>';
+  const eosName = tokenString(config, 'eos_token') ?? '</s>';
+  const unk = vocabId(ids, unkName, vocabFile);
+  const eos = vocabId(ids, eosName, vocabFile);
+  const names = new Map(Object.entries(ids).map(([token, id]) => [id, token]));
+  const specialNames = new Set([
+    unkName,
+    eosName,
+    tokenString(config, 'pad_token') ?? '<pad>',
+    ...additionalSpecialTokens(config),
+  ]);
+  // transformers' special-tokens mask: the special tokens but <unk>.
+  const special = new Set([...specialNames].flatMap((t) => (Object.hasOwn(ids, t) && ids[t] !== unk ? [ids[t]] : [])));
+  const spm = async (name: string): Promise<HfTokenizer> => {
+    const file = join(dir, name);
+    const json = sentencePieceJson(readSentencePiece(await readFile(file), file), 'marian', config, file);
+    return hfTokenizer(withDefaults(json, file), config, file);
+  };
+  const source = await spm('source.spm');
+  const target = existsSync(join(dir, 'target.spm')) ? await spm('target.spm') : source;
+  const pieces = (tokenizer: HfTokenizer, text: string): number[] => {
+    const end = text.startsWith('>>') ? text.indexOf('<<') : -1;
+    const rest = end < 0 ? text : text.slice(end + 2);
+    const tokens = rest === '' ? [] : tokenizer.encode(rest, { add_special_tokens: false }).tokens;
+    return [...(end < 0 ? [] : [text.slice(0, end + 2)]), ...tokens].map((t) => (Object.hasOwn(ids, t) ? ids[t] : unk));
+  };
+  const idToToken = (id: number): string => {
+    const token = names.get(id);
+    check(token !== undefined, `token id ${id} is not in ${vocabFile}`);
+    return token;
+  };
+  const encoded = (a: number[], b: number[] | null): Encoded => {
+    const all = [...a, ...(b ?? []), eos];
+    return {
+      ids: all,
+      tokens: all.map(idToToken),
+      typeIds: zeros(all.length),
+      sentenceBStart: b === null ? null : a.length,
+      special: all.map((id) => special.has(id)),
+    };
+  };
+  return {
+    encode(text, pair = null) {
+      check(text.trim() !== '', 'text is empty');
+      check(pair === null || pair.trim() !== '', 'second text of the pair is empty');
+      return encoded(pieces(source, text), pair === null ? null : pieces(source, pair));
+    },
+    encodeTarget(text) {
+      check(text.trim() !== '', 'text is empty');
+      return encoded(pieces(target, text), null);
+    },
+    decode(ids) {
+      // convert_tokens_to_string: the pieces between special tokens decoded (▁ as spaces, the prefix dropped),
+      // each special token as it is and a space.
+      let out = '';
+      let run: string[] = [];
+      const flush = () => {
+        out += run.join('').replaceAll('▁', ' ').replace(/^ /, '');
+        run = [];
+      };
+      for (const id of ids) {
+        const token = names.get(id) ?? unkName;
+        if (specialNames.has(token)) {
+          flush();
+          out += `${token} `;
+        } else run.push(token);
+      }
+      flush();
+      return out.trim();
+    },
+    idToToken,
+  };
+}
 
 /** One token per line, id = line number (as transformers' load_vocab: only the "\n" is stripped). */
 function parseVocabTxt(text: string): Vocab {

@@ -37,8 +37,10 @@ import {
   LayerStream,
   selectIndices,
   stackedFor,
+  stageParts,
   type Selection,
   type Stacked,
+  type StagePart,
 } from './layer-stream.js';
 import {
   cannotGenerate,
@@ -87,10 +89,31 @@ export interface LoadOptions {
    * bench/weights-source.ts.
    */
   weights?: 'copy' | 'memory' | 'map';
+  /**
+   * Extract each layer's attention this many heads at a time (decoder families built on graph/decoder.ts):
+   * a layer's scores and probabilities are then held a run of heads at a time, not all at once, and
+   * `stream()` yields layers in parts. Default: runs of up to 4 heads when one layer's float32 probabilities at
+   * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
+   */
+  headChunk?: number;
+}
+
+/**
+ * Whole layers, unless one layer's probabilities at the longest input the model takes, `heads · T² · 4` bytes,
+ * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 4 (Llama's
+ * 32 query heads over 8 key/value heads: 4, one key/value head's queries), which at 8,192 tokens hold 1 GB.
+ */
+export function defaultHeadChunk(dims: ModelDims): number | undefined {
+  if (dims.heads * dims.maxPositions ** 2 * 4 <= 1e9) return undefined;
+  let n = Math.min(4, dims.heads);
+  while (dims.heads % n !== 0) n--;
+  return n < dims.heads ? n : undefined;
 }
 
 /** What a loaded model keeps besides its session. */
 interface Internals {
+  /** What each stage of a staged extracting session computes (stageParts); empty when not staged. */
+  parts: readonly (StagePart | null)[];
   /** Builds another session over the same weights (generation's lean graph). */
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
@@ -201,7 +224,8 @@ export class Model implements AttentionModel {
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
-    const main = graph({ extract, logits: options.logits });
+    const headChunk = options.headChunk ?? defaultHeadChunk(dims);
+    const main = graph({ extract, logits: options.logits, headChunk });
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
     // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
@@ -209,14 +233,10 @@ export class Model implements AttentionModel {
     const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const session: Runner = staged
       ? await over((root) =>
-          StagedSession.create(
-            splitStages(
-              main.bytes,
-              Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i))),
-            ),
-            root,
-            { threads: options.threads, memory: main.memory },
-          ),
+          StagedSession.create(splitStages(main.bytes, layerGroups(main.bytes, dims)), root, {
+            threads: options.threads,
+            memory: main.memory,
+          }),
         )
       : await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
@@ -235,6 +255,7 @@ export class Model implements AttentionModel {
       weights.byteLength(),
       {
         build,
+        parts: session instanceof StagedSession ? stageParts(session, dims.layers, dims.heads, headChunk) : [],
         ...specialIds(config),
         vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
       },
@@ -278,6 +299,7 @@ export class Model implements AttentionModel {
     check(session instanceof StagedSession, 'this model was loaded with extract: false');
     return new LayerStream(
       session,
+      this.internals.parts,
       this.feeds(encoded),
       this.header(encoded, text, pair, selection),
       this.dims.heads,
@@ -564,6 +586,20 @@ function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogit
 }
 
 /** Whether a built graph outputs score biases (position_bias, per-layer biases) besides probs, q and k. */
+/**
+ * The stages of an extracting graph (graph/stages.ts): per layer its q, k and probabilities, or, where the
+ * graph computes a layer in runs of heads (probsChunkName), q, k and the first run, then each other run alone.
+ */
+function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
+  const outputs = (onnxProto.onnx.ModelProto.decode(graph).graph?.output ?? []).map((o) => o.name ?? '');
+  return Array.from({ length: dims.layers }, (_, i) => {
+    const o = outputNames(i);
+    const runs = outputs.filter((name) => name.startsWith(`${o.probs}.`));
+    if (runs.length === 0) return [[o.q, o.k, o.probs]];
+    return runs.map((run, r) => (r === 0 ? [o.q, o.k, run] : [run]));
+  }).flat();
+}
+
 function hasBiasOutputs(graph: Uint8Array): boolean {
   const outputs = onnxProto.onnx.ModelProto.decode(graph).graph?.output ?? [];
   return outputs.some((o) => o.name === POSITION_BIAS_OUTPUT || o.name === layerBiasName(0));

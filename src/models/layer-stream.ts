@@ -7,7 +7,7 @@
  */
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { HIDDEN_LAST, outputNames } from '../graph/family.js';
+import { HIDDEN_LAST, headChunks, outputNames, probsChunkName } from '../graph/family.js';
 import type { Feed, RunOutput, StagedSession } from '../runtime/session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
@@ -46,15 +46,47 @@ export class BufferPool {
   }
 }
 
+/** What a stage of an extracting StagedSession computes: one layer's probabilities of a run of heads. */
+export interface StagePart {
+  layer: number;
+  /** The run of heads `start` … `start + n − 1`, output as `probs`. */
+  start: number;
+  n: number;
+  probs: string;
+  /** The stage also outputs the layer's q and k (its first part). */
+  qk: boolean;
+}
+
+/**
+ * Per stage of `session`, the part of a layer it computes (null: a stage of no layer's, the rest of the graph):
+ * read off the stage's outputs, whole layers (`layers.N.attn.probs`) or runs of heads (probsChunkName).
+ */
+export function stageParts(session: StagedSession, layers: number, heads: number, headChunk?: number) {
+  const parts = new Map<string, Omit<StagePart, 'qk'>>();
+  for (let layer = 0; layer < layers; layer++) {
+    const probs = outputNames(layer).probs;
+    parts.set(probs, { layer, start: 0, n: heads, probs });
+    for (const [start, n] of headChunk === undefined ? [] : headChunks(heads, headChunk))
+      parts.set(probsChunkName(layer, start), { layer, start, n, probs: probsChunkName(layer, start) });
+  }
+  return Array.from({ length: session.stageCount }, (_, s): StagePart | null => {
+    const outputs = session.stageOutputs(s);
+    const part = outputs.map((o) => parts.get(o)).find((p) => p !== undefined);
+    return part ? { ...part, qk: outputs.includes(outputNames(part.layer).q) } : null;
+  });
+}
+
 export class LayerStream implements AttentionStream {
   private started = false;
   private last: Tensor | undefined;
 
   constructor(
     private readonly session: StagedSession,
+    /** What each stage computes (stageParts). */
+    private readonly parts: readonly (StagePart | null)[],
     private readonly feeds: Record<string, Feed>,
     readonly header: AttentionHeader,
-    /** The model's head count (the buffers onnxruntime writes hold every head). */
+    /** The model's head count (the q and k onnxruntime writes hold every head). */
     private readonly modelHeads: number,
     private readonly pool: BufferPool,
     /**
@@ -75,36 +107,53 @@ export class LayerStream implements AttentionStream {
     const T = tokens.length,
       H = this.modelHeads;
     const allHeads = heads.length === H;
-    const buffer = (role: string, cols: number): RunOutput => ({
-      dims: [H, T, cols],
-      data: this.pool.get(role, H * T * cols),
-    });
-    let full = { probs: buffer('probs', T), ...(qk ? { q: buffer('q', d), k: buffer('k', d) } : {}) };
     const target = allHeads ? this.target : undefined;
+    // Where onnxruntime writes a stage's outputs: the target's place for them, or a pool buffer per size.
+    const buffers = (part: StagePart) => {
+      const at = layers.indexOf(part.layer);
+      const into = (stacked: Tensor | undefined, role: string, rows: number, cols: number, start: number) => {
+        const size = rows * T * cols;
+        if (!stacked) return { dims: [rows, T, cols], data: this.pool.get(`${role}.${rows}`, size) };
+        const layer = layerOf(stacked, at);
+        return { dims: [rows, T, cols], data: layer.data.subarray(start * T * cols, start * T * cols + size) };
+      };
+      const probs = into(target?.attention, 'probs', part.n, T, part.start);
+      if (!(qk && part.qk)) return { probs };
+      return { probs, q: into(target?.query, 'q', H, d, 0), k: into(target?.key, 'k', H, d, 0) };
+    };
+    let current: ReturnType<typeof buffers> | undefined;
     const plan = (stage: number) => {
-      if (!layers.includes(stage)) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
-      if (target) {
-        const i = layers.indexOf(stage);
-        full = {
-          probs: layerOf(target.attention, i),
-          ...(target.query && target.key ? { q: layerOf(target.query, i), k: layerOf(target.key, i) } : {}),
-        };
-      }
-      const o = outputNames(stage);
-      const into: Record<string, RunOutput> = { [o.probs]: full.probs };
-      if (full.q && full.k) Object.assign(into, { [o.q]: full.q, [o.k]: full.k });
+      const part = this.parts[stage];
+      current = part && layers.includes(part.layer) ? buffers(part) : undefined;
+      if (!part || !current) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
+      const o = outputNames(part.layer);
+      const into: Record<string, RunOutput> = { [part.probs]: current.probs };
+      if (current.q && current.k) Object.assign(into, { [o.q]: current.q, [o.k]: current.k });
       return { fetch: Object.keys(into), into };
     };
     for await (const { stage, outputs } of this.session.stream(this.feeds, plan)) {
       if (outputs[HIDDEN_LAST]) this.last = outputs[HIDDEN_LAST];
-      if (!layers.includes(stage)) continue;
-      checkFinite(full.probs, stage);
-      const pick = (t: RunOutput, role: string): Tensor =>
-        allHeads ? t : selectHeads(t, heads, this.pool.get(`${role}.heads`, (heads.length * t.data.length) / H));
+      const part = this.parts[stage];
+      if (!part || !current) continue;
+      checkFinite(current.probs, part.layer);
+      // The selected heads of this run, as indices into it.
+      const mine = heads.filter((h) => h >= part.start && h < part.start + part.n);
+      if (mine.length === 0 && !current.q) continue;
+      const pick = (t: RunOutput, role: string, offset: number, chosen: readonly number[]): Tensor =>
+        chosen.length === t.dims[0] && offset === 0
+          ? t
+          : selectHeads(
+              t,
+              chosen.map((h) => h - offset),
+              this.pool.get(`${role}.heads`, (chosen.length * t.data.length) / t.dims[0]),
+            );
       yield {
-        layer: stage,
-        attention: pick(full.probs, 'probs'),
-        ...(full.q && full.k ? { query: pick(full.q, 'q'), key: pick(full.k, 'k') } : {}),
+        layer: part.layer,
+        heads: mine,
+        attention: pick(current.probs, 'probs', part.start, mine),
+        ...(current.q && current.k
+          ? { query: pick(current.q, 'q', 0, heads), key: pick(current.k, 'k', 0, heads) }
+          : {}),
       };
     }
   }
@@ -168,17 +217,18 @@ export async function collect(
   into: Stacked,
   base: Omit<Attention, 'attention' | 'query' | 'key' | 'hiddenLast'>,
 ): Promise<Attention> {
-  let i = 0;
-  const put = (to: Tensor | undefined, t: Tensor | undefined) => {
+  // The yields appended one after another (a layer may come in runs of heads).
+  const end = { attention: 0, query: 0, key: 0 };
+  const put = (role: keyof typeof end, to: Tensor | undefined, t: Tensor | undefined) => {
     if (!to || !t) return;
-    const at = i * t.data.length;
+    const at = end[role];
     if (t.data.buffer !== to.data.buffer || t.data.byteOffset !== to.data.byteOffset + at * 4) to.data.set(t.data, at);
+    end[role] += t.data.length;
   };
   for await (const layer of stream) {
-    put(into.attention, layer.attention);
-    put(into.query, layer.query);
-    put(into.key, layer.key);
-    i++;
+    put('attention', into.attention, layer.attention);
+    put('query', into.query, layer.query);
+    put('key', into.key, layer.key);
   }
   return {
     ...base,

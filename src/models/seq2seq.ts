@@ -162,7 +162,8 @@ export class Seq2Seq {
     if (target !== undefined && target !== null) {
       check(maxNewTokens === undefined, 'give either a target text or maxNewTokens, not both');
       check(target.trim() !== '', 'target text is empty');
-      const encoded = tokenizer.encode(target);
+      // Marian's targets go through target.spm.
+      const encoded = tokenizer.encodeTarget ? tokenizer.encodeTarget(target) : tokenizer.encode(target);
       const labels = encoded.ids;
       let ids: number[], special: boolean[];
       if (dims.shift === 'last') {
