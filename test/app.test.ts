@@ -436,16 +436,20 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     /** Every attention request's body and its answer's format, layer count and size. */
     const calls: { body: Record<string, unknown>; format: string; layers: string; bytes: number }[] = [];
-    page.on('response', async (r) => {
-      if (!r.url().endsWith('/api/attention') || r.status() !== 200) return;
-      const h = r.headers();
-      const bytes = (await r.body()).length;
-      calls.push({
-        body: r.request().postDataJSON(),
-        format: h['x-attnviz-format'],
-        layers: h['x-attnviz-layers'],
-        bytes,
-      });
+    // Answers pass through the test (route.fetch), which records them before the page gets them: Chromium may
+    // drop a response body from its DevTools buffer before a `response` handler reads it.
+    await page.route('**/api/attention', async (route) => {
+      const response = await route.fetch();
+      const body = await response.body();
+      const h = response.headers();
+      if (response.status() === 200)
+        calls.push({
+          body: route.request().postDataJSON(),
+          format: h['x-attnviz-format'],
+          layers: h['x-attnviz-layers'],
+          bytes: body.length,
+        });
+      await route.fulfill({ response, body });
     });
     try {
       // gpt2-tiny: 2 layers × 4 heads; 140 tokens, past the overview's 128 cells.
@@ -457,7 +461,6 @@ describe.runIf(HAVE_CHROMIUM)('the app', () => {
       const view = page.locator('.attnviz-model-view');
       expect(await view.getAttribute('data-layers')).toBe('2');
       expect(await view.getAttribute('data-thumbnails')).toBe('8');
-      // The response handler reads each body asynchronously: wait for it to have recorded the answer.
       await expect.poll(() => calls.length).toBe(1);
       expect(calls).toEqual([
         expect.objectContaining({

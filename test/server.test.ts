@@ -782,14 +782,14 @@ describe.skipIf(!HAVE_CLI)('attnviz serve (npm start)', () => {
         const ids = models.models.map((m) => m.id);
         expect(ids).toContain(`path:${join(root, 'my-bert')}`);
         expect(ids).toContain(`path:${join(root, 'group', 'gpt')}`);
-        // Past the security checks to the model itself: my-bert's config.json lacks its sizes (400, not 403/404).
+        // Past the security checks to the model itself: my-bert has a config.json and no weights (400, not 403/404).
         const r = await fetch(`${url}api/attention`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ model: `path:${join(root, 'my-bert')}`, text: 'a' }),
         });
         expect(r.status).toBe(400);
-        expect(((await r.json()) as { message: string }).message).toMatch(/config\.json/);
+        expect(((await r.json()) as { message: string }).message).toMatch(/my-bert: no weights/);
       });
     },
   );
