@@ -87,14 +87,23 @@ export interface NeuronDrawState {
   key: number | null;
 }
 
+/** What the view opens with (NeuronViewOptions adds the page's callbacks). */
 export interface NeuronSceneOptions {
+  /** Initially selected layer; default 0. */
   layer?: number;
+  /** Initially selected head; default 0. */
   head?: number;
+  /** Sentence-pair filter (only with a pair); default 'all'. */
   filter?: PairFilter;
+  /** Default 'dark', as BertViz's neuron view. */
   theme?: ThemeName | 'auto';
+  /** Show `Ġthe` as `the` etc. (default true). */
   prettifyTokens?: boolean;
+  /** Initially selected (and pinned) query token, e.g. 3; default none. */
   selected?: number | null;
+  /** Start expanded (needs q/k and a selected token); default false. */
   expanded?: boolean;
+  /** The key token whose score the panel breaks down, e.g. 2; default null (the key i attends to most). */
   key?: number | null;
 }
 

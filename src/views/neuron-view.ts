@@ -74,27 +74,12 @@ import {
   TOKEN_W,
   TOP,
   VEC_W,
+  type NeuronSceneOptions,
 } from './neuron-scene.js';
 import { generationClass } from './generation.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
-export interface NeuronViewOptions extends PartOptions {
-  /** Initially selected layer; default 0. */
-  layer?: number;
-  /** Initially selected head; default 0. */
-  head?: number;
-  /** Sentence-pair filter (only with a pair); default 'all'. */
-  filter?: PairFilter;
-  /** Default 'dark', as BertViz's neuron view. */
-  theme?: ThemeName | 'auto';
-  /** Show `Ġthe` as `the` etc. (default true). */
-  prettifyTokens?: boolean;
-  /** Initially selected (and pinned) query token, e.g. 3; default none. */
-  selected?: number | null;
-  /** Start expanded (needs q/k and a selected token); default false. */
-  expanded?: boolean;
-  /** The key token whose score the panel breaks down, e.g. 2; default null (the key i attends to most). */
-  key?: number | null;
+export interface NeuronViewOptions extends PartOptions, NeuronSceneOptions {
   /**
    * Called after every change of the state (the user's or update()'s), e.g. to keep it in a URL. The root also
    * dispatches an `attnviz-change` event (bubbling; `detail` = the state) for pages that did not create the view.
