@@ -285,6 +285,20 @@ describe.skipIf(!HAVE_CHROMIUM)('head view, long inputs (synthetic data)', () =>
   };
   const dataset = (sel: string) => p.page.$eval(sel, (e) => ({ ...(e as HTMLElement).dataset }));
 
+  test("heatmap mode marks generated tokens: their labels in italics, the prompt's upright", async () => {
+    const T = 120;
+    await mountSynthetic(p, 'head', [1, 2, T], synth(T, 2), {}, undefined, { promptLength: 100 });
+    expect((await dataset('.attnviz')).mode).toBe('heatmap');
+    const svg = await p.page.$eval('.attnviz', (e) => (e as unknown as LongHandle).attnvizView.toSVG());
+    const labels = [...svg.matchAll(/<text([^>]*)>tok(\d+)<\/text>/g)].map((m) => ({
+      italic: m[1].includes('font-style="italic"'),
+      token: Number(m[2]),
+    }));
+    expect(labels.some((l) => l.token >= 100)).toBe(true);
+    for (const l of labels) expect(l.italic, `tok${l.token}`).toBe(l.token >= 100);
+    expect(p.errors).toEqual([]);
+  });
+
   test(
     'heatmap at 300 tokens: every n-th label, all of them once zoomed ' +
       'in; wheel zooms, drag pans, minimap while zoomed',

@@ -32,9 +32,11 @@ export async function mountSynthetic(
   weights: Float32Array,
   options: Record<string, unknown> = {},
   tokens?: string[],
+  /** More Attention fields (e.g. promptLength). */
+  extra: Record<string, unknown> = {},
 ): Promise<void> {
   await opened.page.evaluate(
-    ([view, [L, H, T], weights, options, tokens]) => {
+    ([view, [L, H, T], weights, options, tokens, extra]) => {
       const api = (window as unknown as { attnvizStandalone: { mountView: (...a: unknown[]) => unknown } })
         .attnvizStandalone;
       for (const e of document.querySelectorAll('.attnviz')) e.remove();
@@ -48,10 +50,11 @@ export async function mountSynthetic(
         model: { source: 'synthetic', modelType: 'llama' },
         causal: false,
         attention: { dims: [L, H, T, T], data: Float32Array.from(weights) },
+        ...extra,
       };
       api.mountView(host, view, data, options);
     },
-    [view, dims, Array.from(weights), options, tokens ?? null] as const,
+    [view, dims, Array.from(weights), options, tokens ?? null, extra] as const,
   );
 }
 

@@ -96,6 +96,11 @@ export class HeadPanel {
         rowLabel: (r) => this.cellLabel('left', r),
         colLabel: (c) => this.cellLabel('right', c),
         describe: (r, c) => this.pairText(r, c),
+        generated: (axis, i) => {
+          const { promptLength } = this.config;
+          const tokens = axis === 'row' ? content.rows : content.cols;
+          return !content.pooled && promptLength !== undefined && tokens[i] >= promptLength;
+        },
         click: (r) => {
           if (!content.pooled) this.config.click({ side: 'left', index: content.rows[r] });
         },

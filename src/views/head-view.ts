@@ -523,6 +523,10 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
         rowLabel: (r) => label(rows[r]),
         colLabel: (c) => keyLabel(cols[c]),
         describe: describeCell,
+        generated: (axis, i) => {
+          const { promptLength } = data;
+          return promptLength !== undefined && (axis === 'row' ? rows : cols)[i] >= promptLength;
+        },
         click: (r, _c, e) => pin({ side: 'left', index: rows[r] }, e.shiftKey),
       });
     }

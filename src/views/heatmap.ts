@@ -30,6 +30,8 @@ export interface HeatmapConfig {
   colLabel(c: number): string;
   /** Tooltip text of a cell. */
   describe(r: number, c: number): string;
+  /** Whether row or column `i` is a generated token: its label then in italics, as generation.ts marks labels. */
+  generated?(axis: 'row' | 'col', i: number): boolean;
   click?(r: number, c: number, e: MouseEvent): void;
 }
 
@@ -219,12 +221,18 @@ export class Heatmap {
     for (const r of ticks(Math.floor(this.y0), Math.ceil(plotH / this.k) + 1)) {
       const y = plot.y + (r + 0.5 - this.y0) * this.k;
       if (r < this.rows && y >= plot.y && y <= plot.y + plotH)
-        p.text(plot.x - 4, y, (this.rowLabels[r] ??= cut(this.config.rowLabel(r))), rowStyle);
+        p.text(plot.x - 4, y, (this.rowLabels[r] ??= cut(this.config.rowLabel(r))), {
+          ...rowStyle,
+          italic: this.config.generated?.('row', r),
+        });
     }
     for (const c of ticks(Math.floor(this.x0), Math.ceil(plotW / this.k) + 1)) {
       const x = plot.x + (c + 0.5 - this.x0) * this.k;
       if (c < this.cols && x >= plot.x && x <= plot.x + plotW)
-        p.text(x, plot.y - 4, (this.colLabels[c] ??= cut(this.config.colLabel(c))), colStyle);
+        p.text(x, plot.y - 4, (this.colLabels[c] ??= cut(this.config.colLabel(c))), {
+          ...colStyle,
+          italic: this.config.generated?.('col', c),
+        });
     }
     const frame = { color: theme.text, width: 1 };
     for (const r of this.frames.rows) {

@@ -17,6 +17,8 @@ export interface TextStyle {
   size: number;
   anchor?: 'start' | 'middle' | 'end';
   weight?: 'normal' | 'bold';
+  /** Generated text's labels (generation.ts). */
+  italic?: boolean;
   /** Degrees, about (x, y). */
   rotate?: number;
 }
@@ -100,7 +102,7 @@ export class CanvasPainter implements Painter {
     const c = this.ctx;
     c.save();
     c.fillStyle = s.color;
-    c.font = `${s.weight ?? 'normal'} ${s.size}px ${FONT}`;
+    c.font = `${s.italic ? 'italic ' : ''}${s.weight ?? 'normal'} ${s.size}px ${FONT}`;
     c.textAlign = s.anchor === 'middle' ? 'center' : s.anchor === 'end' ? 'right' : 'left';
     c.textBaseline = 'middle';
     c.translate(x, y);
@@ -179,9 +181,10 @@ export class SvgPainter implements Painter {
     const anchor = s.anchor && s.anchor !== 'start' ? ` text-anchor="${s.anchor}"` : '';
     const rotate = s.rotate ? ` transform="rotate(${s.rotate} ${r(x)} ${r(y)})"` : '';
     const weight = s.weight === 'bold' ? ' font-weight="bold"' : '';
+    const italic = s.italic ? ' font-style="italic"' : '';
     this.parts.push(
       `<text x="${r(x)}" y="${r(y)}" fill="${s.color}" font-size="${s.size}" dominant-baseline="central"` +
-        `${anchor}${weight}${rotate}>${escapeXml(text)}</text>`,
+        `${anchor}${weight}${italic}${rotate}>${escapeXml(text)}</text>`,
     );
   }
 
