@@ -70,6 +70,7 @@ function tensorsOf(config: ModelConfig): Map<string, number[]> {
   const seen = new Map<string, number[]>();
   const recorder = {
     has: () => false,
+    hasQuantized: () => false,
     get(names: string | readonly string[], shape: readonly number[]): WeightRef {
       const name = typeof names === 'string' ? names : names[0];
       seen.set(name, [...shape]);
