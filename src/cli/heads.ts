@@ -4,7 +4,6 @@
  * are kept and its attention dropped; the HTML report then re-runs only the texts it opens in the head view.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import {
@@ -37,8 +36,8 @@ punctuation, the same word elsewhere, induction, and each --pattern (from tokens
 tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
 skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
 sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
---jobs N: runs at once, each a one-thread session holding its own copy of the weights (default: one
-per core while the copies fit in a quarter of the memory).`,
+--jobs N: N runs at once, each a one-thread session holding its own copy of the weights (default: one
+session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
   options: {
     model: { type: 'string' },
     texts: { type: 'string' },
@@ -143,24 +142,15 @@ per core while the copies fit in a quarter of the memory).`,
 };
 
 /**
- * The models the corpus runs on: `jobs` sessions of one thread each, one call in flight on each (bench/heads.ts:
- * more texts per second than one multi-threaded session). By default one per core, as long as the copies fit
- * in a quarter of the memory (each session holds the weights); otherwise one session with onnxruntime's own
- * thread count.
+ * The models the corpus runs on: by default one session with onnxruntime's threads (one per core), one text
+ * per call — on a quiet machine 1.39× the texts per second of a pool of one-thread sessions (bench/heads.ts,
+ * bench/RESULTS.md); with `--jobs N`, N one-thread sessions, each holding its own copy of the weights.
  */
 async function pool(source: string, jobs: number | undefined): Promise<Model[]> {
-  const wanted = jobs ?? availableParallelism();
-  if (wanted === 1) return [await loadModel(source)];
-  const first = await loadModel(source, { threads: 1 });
-  const fits = Math.max(1, Math.floor(totalmem() / 4 / Math.max(1, first.weightBytes)));
-  const n = jobs ?? Math.min(wanted, fits);
-  if (n === 1) {
-    await first.release();
-    return [await loadModel(source)];
-  }
-  const models = [first];
+  if (jobs === undefined || jobs === 1) return [await loadModel(source)];
+  const models: Model[] = [];
   try {
-    for (let i = 1; i < n; i++) models.push(await loadModel(source, { threads: 1 }));
+    for (let i = 0; i < jobs; i++) models.push(await loadModel(source, { threads: 1 }));
   } catch (e) {
     await Promise.all(models.map((x) => x.release()));
     throw e;
