@@ -209,15 +209,16 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
             `import { headView, modelView } from 'attnviz/notebook';\nimport { loadModel } from 'attnviz';\n` +
               `const m = await loadModel(${JSON.stringify(goldenModel('bert-tiny'))});\n` +
               `const a = await m.attention('The cat sat on the mat.');\nawait m.release();\n` +
-              // Awaited display: the kernel's reply to a cell whose last expression is a large view could
-              // reach nbclient before the view itself (seen twice in CI: that cell's outputs empty).
+              // Awaited display: the kernel's reply to a cell whose last expression is a view could reach
+              // nbclient before the view itself, which it then drops (CI and fresh clones: a cell's outputs
+              // empty, the large model view's and the 3-token head view's alike).
               'await Deno.jupyter.display(headView(a, { layer: 1 }))',
           ),
           // BertViz's call shape, from nested arrays: two layers, one head, three tokens.
           cell(
-            'headView({ attention: [[[[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, ' +
+            'await Deno.jupyter.display(headView({ attention: [[[[1, 0, 0], [0.5, 0.5, 0], [0.2, 0.3, ' +
               `0.5]]], [[[0, 0, 1], [0, 1, 0], [1, 0, 0]]]],\n` +
-              `  tokens: ['<s>', 'x<script>', 'y'], layer: 1 })`,
+              `  tokens: ['<s>', 'x<script>', 'y'], layer: 1 }))`,
           ),
           cell('await Deno.jupyter.display(modelView(a))'),
         ],
