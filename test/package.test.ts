@@ -231,18 +231,28 @@ describe.skipIf(!HAVE_DIST)('the npm package', () => {
       // loaded CI machine that lost a cell's view. Wait as long as the test may, and fail loudly if it expires.
       const waits = ['--ExecutePreprocessor.iopub_timeout=100', '--ExecutePreprocessor.raise_on_iopub_timeout=True'];
       const convert = ['nbconvert', '--to', 'notebook', '--execute', 'views.ipynb', '--output', 'executed', ...waits];
-      await run('jupyter', convert, {
-        cwd: project,
-        env: { ...process.env, JUPYTER_PATH: jupyter, DENO_DIR: join(dir, 'deno'), DENO_NO_UPDATE_CHECK: '1' },
-        timeout: 120_000,
-      });
       type Output = { output_type: string; data?: Record<string, string | string[]> };
-      const executed = JSON.parse(await readFile(join(project, 'executed.ipynb'), 'utf8')) as {
-        cells: { outputs: Output[] }[];
-      };
+      const htmlOf = (c: { outputs: Output[] }) =>
+        c.outputs.find((o) => o.output_type === 'execute_result' || o.output_type === 'display_data')?.data?.[
+          'text/html'
+        ];
+      // Under load the Deno kernel's outputs can still miss a cell in nbclient's collection (seen in fresh
+      // clones' .ci/run, each time a different cell, none locally when idle): the notebook runs again, at most
+      // three times in all, and every run says which cell came back empty.
+      let executed: { cells: { outputs: Output[] }[] } = { cells: [] };
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await run('jupyter', convert, {
+          cwd: project,
+          env: { ...process.env, JUPYTER_PATH: jupyter, DENO_DIR: join(dir, 'deno'), DENO_NO_UPDATE_CHECK: '1' },
+          timeout: 120_000,
+        });
+        executed = JSON.parse(await readFile(join(project, 'executed.ipynb'), 'utf8'));
+        const empty = executed.cells.findIndex((c) => htmlOf(c) === undefined);
+        if (empty === -1) break;
+        console.warn(`notebook run ${attempt}: cell ${empty} came back without its view`);
+      }
       const html = executed.cells.map((c, i) => {
-        const shown = c.outputs.find((o) => o.output_type === 'execute_result' || o.output_type === 'display_data');
-        const value = shown?.data?.['text/html'];
+        const value = htmlOf(c);
         expect(value, `cell ${i}: ${JSON.stringify(c.outputs).slice(0, 300)}`).toBeDefined();
         return Array.isArray(value) ? value.join('') : (value as string);
       });
