@@ -6,6 +6,7 @@
  */
 import type { Attention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
+import { FAMILIES } from '../graph/families.js';
 import type { ModelDims } from '../graph/family.js';
 import type { Encoded } from '../load/tokenizer.js';
 
@@ -138,7 +139,10 @@ export function cannotGenerate(m: AttentionModel): AttnvizError {
     m.capabilities.target
       ? `${m.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target ` +
           '(extract --max-new-tokens)'
-      : `${m.source}: model_type ${m.modelType} cannot generate in attnviz ` +
-          '(it generates with Llama, Mistral and Qwen2 checkpoints and GGUF llama files)',
+      : `${m.source}: model_type ${m.modelType} cannot generate in attnviz (it generates with the decoders ` +
+          `${GENERATING.join(', ')}: their checkpoints and GGUF files)`,
   );
 }
+
+/** The model_types `generate` runs: decoders whose graph ends in a language-model head. */
+export const GENERATING = FAMILIES.filter((f) => f.lmHead && !f.encoderDecoder).map((f) => f.modelType);
