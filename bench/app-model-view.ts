@@ -84,9 +84,14 @@ async function main(): Promise<void> {
           }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-layers'] });
         });
         await page.goto(url + query(n));
-        await page.waitForFunction(() => ((window as unknown as Record<string, number>).__all ?? -1) > 0, undefined, {
-          timeout: 300_000,
-        });
+        // The last layer can be painted before the response has ended (its timing entry comes at the end).
+        await page.waitForFunction(
+          () =>
+            ((window as unknown as Record<string, number>).__all ?? -1) > 0 &&
+            performance.getEntriesByType('resource').some((e) => e.name.endsWith('/api/attention')),
+          undefined,
+          { timeout: 300_000 },
+        );
         return await page.evaluate(() => {
           const w = window as unknown as Record<string, number>;
           const req = performance
