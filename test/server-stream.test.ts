@@ -62,6 +62,8 @@ function gated(model: Model): Model {
 let model: Model;
 let server: Server;
 let port: number;
+// Past 1 000 values the overview, as the app asks for it (detail "auto"); a test shortens the time limit.
+const limits = { ...DEFAULT_LIMITS, overviewAbove: 1000, streamAbove: 1000 };
 
 beforeAll(async () => {
   if (!HAVE_SHARED) return;
@@ -72,8 +74,6 @@ beforeAll(async () => {
     maxQueue: 16,
     open: async () => ({ model: m, state: 'same', files: async () => 'same' }),
   });
-  // Past 1 000 values the overview, as the app asks for it (detail "auto").
-  const limits = { ...DEFAULT_LIMITS, overviewAbove: 1000, streamAbove: 1000 };
   const ctx: Context = {
     cache,
     roots: [],
@@ -267,5 +267,28 @@ describe.runIf(HAVE_SHARED)('POST /api/attention streamed as the model computes'
     expect(error).toMatchObject({ status: 500, message: 'layer 1 of the gated model failed' });
     const again = await frames(await post({ model: 'embedded', text, detail: 'overview' }), new FrameReader());
     expect(again).toHaveLength(3);
+  });
+
+  test('a run past the time limit ends its stream with a 503 error frame, and stops', async () => {
+    limits.requestTimeoutMs = 300;
+    close();
+    const before = runs.length;
+    const res = await post({ model: 'embedded', text: textOf('hat'), detail: 'overview' });
+    const reader = new FrameReader();
+    expect(await frames(res, reader, 1)).toHaveLength(1);
+    const error = await frames(res, reader).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({
+      status: 503,
+      message: "computing attention took longer than this server's limit of 0.3 s",
+    });
+    limits.requestTimeoutMs = DEFAULT_LIMITS.requestTimeoutMs;
+    open();
+    expect(
+      await frames(await post({ model: 'embedded', text: textOf('hat'), detail: 'overview' }), new FrameReader()),
+    ).toHaveLength(3);
+    expect(runs.slice(before)).toEqual([2, 3]);
   });
 });
