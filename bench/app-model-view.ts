@@ -142,6 +142,7 @@ async function main(): Promise<void> {
       const ms = (f: (t: AppTiming) => number) => `${median(rs[k].map(f)).toFixed(0)} ms`;
       console.log(`${label}:`);
       console.log(`  attention request (server computes + streams the pooled overview): ${ms((t) => t.requestMs)}`);
+      console.log(`  navigation → attention request sent: ${ms((t) => t.requestStartMs)}`);
       console.log(`  navigation → first layer painted: ${ms((t) => t.firstLayerMs)}`);
       console.log(`  attention request sent → first layer painted: ${ms((t) => t.firstLayerMs - t.requestStartMs)}`);
       console.log(`  navigation → all ${rs[k][0].layers} layers painted: ${ms((t) => t.allLayersMs)}`);
