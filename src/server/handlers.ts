@@ -328,14 +328,16 @@ export const postAttention: Handler = async (ctx, req, res) => {
     if (detail === 'overview' || (detail === 'auto' && values > ctx.limits.overviewAbove)) return 'avz1-overview';
     return stream === 'layers' || (stream === 'auto' && values > ctx.limits.streamAbove) ? 'avz1-layers' : 'avz1';
   };
+  const headers = (format: PayloadFormat, layers: number, tokens: number) => ({
+    'content-type': 'application/octet-stream',
+    'cache-control': 'no-store',
+    [FORMAT_HEADER]: format,
+    [LAYERS_HEADER]: String(layers),
+    [TOKENS_HEADER]: String(tokens),
+  });
+  /** Sends the headers of a framed answer; returns the writer of a layer's frame. */
   const start = (format: PayloadFormat, layers: number, tokens: number) => {
-    res.writeHead(200, {
-      'content-type': 'application/octet-stream',
-      'cache-control': 'no-store',
-      [FORMAT_HEADER]: format,
-      [LAYERS_HEADER]: String(layers),
-      [TOKENS_HEADER]: String(tokens),
-    });
+    res.writeHead(200, headers(format, layers, tokens));
     return (layer: Attention) =>
       res.write(frame(encodeAttention(format === 'avz1-overview' ? overviewOf(layer) : layer, { queryKey })));
   };
@@ -372,14 +374,7 @@ export const postAttention: Handler = async (ctx, req, res) => {
   const format = formatOf(a.attention.data.length, Boolean(a.encoderDecoder));
   if (format === 'avz1') {
     const bytes = encodeAttention(a, { queryKey });
-    res.writeHead(200, {
-      'content-type': 'application/octet-stream',
-      'cache-control': 'no-store',
-      [FORMAT_HEADER]: format,
-      [LAYERS_HEADER]: String(a.attention.dims[0]),
-      [TOKENS_HEADER]: String(a.tokens.length),
-      'content-length': bytes.length,
-    });
+    res.writeHead(200, { ...headers(format, a.attention.dims[0], a.tokens.length), 'content-length': bytes.length });
     res.end(bytes);
     return;
   }
