@@ -61,6 +61,8 @@ function gated(model: Model): Model {
 
 let model: Model;
 let server: Server;
+/** Responses closed (ended, or their connection gone). */
+let closes = 0;
 let port: number;
 // Past 1 000 values the overview, as the app asks for it (detail "auto"); a test shortens the time limit.
 const limits = { ...DEFAULT_LIMITS, overviewAbove: 1000, streamAbove: 1000 };
@@ -82,7 +84,10 @@ beforeAll(async () => {
     defaultModel: 'embedded',
     results: new ResultCache(2 ** 26),
   };
-  server = createServer((req, res) => void postAttention(ctx, req, res).catch((e: unknown) => sendError(res, e)));
+  server = createServer((req, res) => {
+    res.once('close', () => closes++);
+    void postAttention(ctx, req, res).catch((e: unknown) => sendError(res, e));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 });
@@ -238,9 +243,10 @@ describe.runIf(HAVE_SHARED)('POST /api/attention streamed as the model computes'
     const before = runs.length;
     const res = await post({ model: 'embedded', text, detail: 'overview' });
     expect(await frames(res, new FrameReader(), 1)).toHaveLength(1);
+    const closed = closes;
     res.destroy();
     // The server sees the connection close before the model goes on.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    while (closes === closed) await new Promise((resolve) => setTimeout(resolve, 10));
     open();
     // The same text again: a complete answer (the cut run's result was not kept), from a run of its own, which
     // starts only after the cut run has ended (one run at a time per model).
