@@ -87,7 +87,7 @@ describe('attention file', () => {
     expect(() => decodeAttentionFile(file([1, 2, 0]), 'm')).toThrow(AttnvizError);
   });
 
-  test("cross attention's keys keep the encoder's special mask: the part, the file, the page encoding, the views", () => {
+  test("cross attention's keys keep the encoder's special mask: part, file, page encoding, views", () => {
     // mBART-style: the language code is special, and no token-text guess knows it.
     const [T, S] = [2, 3];
     const cross = Float32Array.of(0.5, 0.25, 0.25, 0.2, 0.6, 0.2);

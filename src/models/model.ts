@@ -4,11 +4,12 @@
  * (tfjs-model.ts). `loadModel()` returns this for every source; callers read `capabilities` (or call and get
  * a one-line AttnvizError) instead of telling the kinds apart.
  */
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { FAMILIES } from '../graph/families.js';
 import type { ModelDims } from '../graph/family.js';
 import type { Encoded } from '../load/tokenizer.js';
+import type { Selection } from './layer-stream.js';
 
 export type { ModelDims };
 
@@ -83,6 +84,8 @@ export interface ModelCapabilities {
   generate: boolean;
   /** `logits()` gives next-token scores (loaded with `logits`). */
   logits: boolean;
+  /** `stream()` gives the attention layer by layer as it is computed (extraction staged at layer boundaries). */
+  stream: boolean;
 }
 
 export interface AttentionModel {
@@ -103,6 +106,11 @@ export interface AttentionModel {
   attention(text: string, options?: AttentionOptions): Promise<Attention>;
   /** Continues `prompt` (null or '': from BOS); present when `capabilities.generate`. */
   generate?(prompt: string | null, options: GenerateOptions): Promise<Generation>;
+  /**
+   * `attention()` one layer at a time, each computed when the iteration asks for it, of the selected layers and
+   * heads (model indices; default all); present when `capabilities.stream`.
+   */
+  stream?(text: string, options?: AttentionOptions & Selection): AttentionStream;
   /** Next-token logits `[1, vocab]` or `[T, vocab]`; present when `capabilities.logits`. */
   logits?(text: string, options?: AttentionOptions): Promise<Tensor>;
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
