@@ -16,11 +16,10 @@
  * DIR: a BERT-base-shaped checkpoint, e.g. the one bench/checkpoints.ts writes (bench/engine.ts leaves it in
  * $TMPDIR/attnviz-bench-bert-base). Target (issue 13): the model view painted ≤ 1 s at 512 tokens, 12 × 12.
  */
-import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchChromium } from '../src/export/chromium.js';
+import { startServer } from './serve.js';
 
 interface AppTiming {
   requestMs: number;
@@ -39,21 +38,9 @@ async function main(): Promise<void> {
   console.log(
     `machine: ${cpus()[0].model}, ${cpus().length} cores; load average ${loadavg().map((x) => x.toFixed(1))}`,
   );
-  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--model', values.model], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const { url, child } = await startServer(['--model', values.model]);
   const browser = await launchChromium();
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`the server exited (${code}) before it was ready`)));
-    });
     // "the" is one token in BERT's vocabulary: 600 of them are cut to the model's 512 positions.
     const text = Array.from({ length: 600 }, (_, i) => (i % 7 === 6 ? 'cat' : 'the')).join(' ');
     const query = `?view=model&truncate=1&theme=dark&text=${encodeURIComponent(text)}`;

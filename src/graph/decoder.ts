@@ -17,7 +17,15 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { headChunks, INPUTS, outputNames, probsChunkName, type ModelDims } from './family.js';
+import {
+  declareLayerOutputs,
+  headChunks,
+  INPUTS,
+  outputNames,
+  probsChunkName,
+  TASK_HEADS,
+  type ModelDims,
+} from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -98,23 +106,47 @@ export function tokenEmbedding(w: Weights, name: string, c: HeadDims): WeightRef
 }
 
 /**
- * With `options.logits`, declares the logits of the final hidden state: over the embedding when tied, else
- * over `lm_head.weight` `[vocab, D]` (read only then).
+ * A decoder's outputs: the final hidden state `hidden` (the final norm's output, named HIDDEN_LAST) `[T, D]`;
+ * with `options.logits`, its logits over the embedding when tied, else over `lm_head.weight` `[vocab, D]` (read
+ * only then); and, when extracting, each layer's q, k and probabilities.
  */
-export function decoderLogits(
+export function decoderOutputs(
   g: GraphBuilder,
   w: Weights,
   hidden: string,
   embedding: WeightRef,
-  c: HeadDims,
+  c: HeadDims & ModelDims,
   options: DecodingBuildOptions,
 ): void {
-  if (!options.logits) return;
+  g.output(hidden, ['T', c.hidden]);
+  if (options.logits) {
+    check(
+      c.tied || w.has('lm_head.weight'),
+      'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+    );
+    lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, c.hidden]), options.logits);
+  }
+  declareLayerOutputs(g, c, options);
+}
+
+/** What a Llama-style checkpoint holds that no graph reads: task heads, a saved copy of the tied head, inv_freq. */
+export const DECODER_SKIPPED: readonly RegExp[] = [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/];
+
+/** Which layers slide, from `layer_types` or, as Qwen3Config derives it, use_sliding_window + max_window_layers. */
+export function layerTypes(c: ModelConfig, layers: number, derived: (i: number) => boolean): boolean[] {
+  const given = c.raw.layer_types;
+  if (given === undefined || given === null) return Array.from({ length: layers }, (_, i) => derived(i));
   check(
-    c.tied || w.has('lm_head.weight'),
-    'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+    Array.isArray(given) && given.length === layers,
+    `${c.path}: field "layer_types" must list one type per layer (${layers})`,
   );
-  lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, c.hidden]), options.logits);
+  return given.map((t, i) => {
+    check(
+      t === 'full_attention' || t === 'sliding_attention',
+      `${c.path}: layer_types[${i}] is ${JSON.stringify(t)}; supported: full_attention, sliding_attention`,
+    );
+    return t === 'sliding_attention';
+  });
 }
 
 /**

@@ -30,15 +30,17 @@ import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
-import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, type Family } from './family.js';
+import { headDim, HIDDEN_LAST, type Family } from './family.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
   checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
   gatedMlp,
   isObject,
+  layerTypes,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
@@ -119,22 +121,11 @@ function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
 
 /** Each layer's sliding window, by transformers' rules (see the header). */
 function slidingWindows(c: ModelConfig, variant: Variant, layers: number): (number | null)[] {
-  const full = Array.from({ length: layers }, () => null);
   const windowed = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false));
-  if (!windowed || c.raw.sliding_window === null) return full;
+  if (!windowed || c.raw.sliding_window === null) return Array.from({ length: layers }, () => null);
   const window = c.size('sliding_window', 4096);
-  const types = c.raw.layer_types;
-  if (types !== undefined && types !== null) {
-    check(
-      Array.isArray(types) &&
-        types.length === layers &&
-        types.every((t) => t === 'sliding_attention' || t === 'full_attention'),
-      `${c.path}: layer_types must list "sliding_attention" or "full_attention" for each of the ${layers} layers`,
-    );
-    return types.map((t) => (t === 'sliding_attention' ? window : null));
-  }
-  const first = variant === 'qwen2' ? c.size('max_window_layers', 28) : 0;
-  return full.map((_, i) => (i >= first ? window : null));
+  const first = () => (variant === 'qwen2' ? c.size('max_window_layers', 28) : 0);
+  return layerTypes(c, layers, (i) => i >= first()).map((s) => (s ? window : null));
 }
 
 function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
@@ -172,9 +163,7 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 const family = (modelType: Variant): Family<LlamaConfig> => ({
@@ -184,7 +173,7 @@ const family = (modelType: Variant): Family<LlamaConfig> => ({
   readConfig: (c) => readConfig(c, modelType),
   build,
   // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 });
 
 export const llama = family('llama');

@@ -21,14 +21,15 @@ import {
   checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
   gatedMlp,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { headDim, HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Olmo2Config extends GatedDecoderDims {
@@ -93,9 +94,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
     x = g.add(x, rmsNorm(gatedMlp(g, linear, x, l, mlp), `${l}.post_feedforward_layernorm`));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const olmo2: Family<Olmo2Config> = {
@@ -104,5 +103,5 @@ export const olmo2: Family<Olmo2Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

@@ -24,14 +24,15 @@ import type { DecodingBuildOptions } from './decoding.js';
 import {
   checkKvHeads,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
   ropeSettings,
   selfAttention,
   slidingWindowMask,
   tokenEmbedding,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { headDim, HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Phi3Config extends GatedDecoderDims {
@@ -120,9 +121,7 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
     x = g.add(x, linear(gated, `${l}.mlp.down_proj`, I, D, false));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const phi3: Family<Phi3Config> = {
@@ -131,5 +130,5 @@ export const phi3: Family<Phi3Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

@@ -25,15 +25,17 @@ import {
   checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
   gatedMlp,
+  layerTypes,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   windowMasks,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Qwen3Config extends GatedDecoderDims {
@@ -42,23 +44,6 @@ export interface Qwen3Config extends GatedDecoderDims {
   bias: boolean;
   /** Per layer: the sliding window (keys i − window + 1 … i) or null. */
   windows: (number | null)[];
-}
-
-/** Which layers slide, from `layer_types` or, as Qwen3Config derives it, use_sliding_window + max_window_layers. */
-export function layerTypes(c: ModelConfig, layers: number, derived: (i: number) => boolean): boolean[] {
-  const given = c.raw.layer_types;
-  if (given === undefined || given === null) return Array.from({ length: layers }, (_, i) => derived(i));
-  check(
-    Array.isArray(given) && given.length === layers,
-    `${c.path}: field "layer_types" must list one type per layer (${layers})`,
-  );
-  return given.map((t, i) => {
-    check(
-      t === 'full_attention' || t === 'sliding_attention',
-      `${c.path}: layer_types[${i}] is ${JSON.stringify(t)}; supported: full_attention, sliding_attention`,
-    );
-    return t === 'sliding_attention';
-  });
 }
 
 function readConfig(c: ModelConfig): Qwen3Config {
@@ -133,9 +118,7 @@ function build(g: GraphBuilder, w: Weights, c: Qwen3Config, options: DecodingBui
     x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const qwen3: Family<Qwen3Config> = {
@@ -144,5 +127,5 @@ export const qwen3: Family<Qwen3Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };
