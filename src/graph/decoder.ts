@@ -20,6 +20,7 @@ import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './de
 import {
   declareLayerOutputs,
   headChunks,
+  headDim,
   INPUTS,
   outputNames,
   probsChunkName,
@@ -59,6 +60,47 @@ export interface GatedDecoderDims extends DecoderDims, HeadDims {
   intermediate: number;
   /** RMSNorm epsilon. */
   eps: number;
+}
+
+/** A family's defaults for gatedDecoderDims: those of its transformers config class. */
+export interface GatedDecoderDefaults {
+  hidden: number;
+  heads: number;
+  /** null: one per attention head. */
+  kvHeads: number | null;
+  /** head_dim when the config has none; without it, an absent head_dim is hidden / heads. */
+  headDim?: number;
+  layers: number;
+  positions: number;
+  vocab: number;
+  intermediate: number;
+  eps: number;
+}
+
+/**
+ * The sizes of a Llama-style config, by transformers' field names, with the family's `defaults`; the key/value
+ * heads must divide the heads. RoPE's layout is rotate_half's (GGUF files: graph/families.ts ggufFamily).
+ */
+export function gatedDecoderDims(c: ModelConfig, defaults: GatedDecoderDefaults): GatedDecoderDims {
+  const hidden = c.size('hidden_size', defaults.hidden);
+  const heads = c.size('num_attention_heads', defaults.heads);
+  const kvHeads = c.size('num_key_value_heads', defaults.kvHeads ?? heads);
+  checkKvHeads(c, heads, kvHeads);
+  // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
+  const implied = defaults.headDim === undefined && (c.raw.head_dim === undefined || c.raw.head_dim === null);
+  return {
+    layers: c.size('num_hidden_layers', defaults.layers),
+    heads,
+    headDim: implied ? headDim(c, hidden, heads) : c.size('head_dim', defaults.headDim),
+    hidden,
+    maxPositions: c.size('max_position_embeddings', defaults.positions),
+    kvHeads,
+    rope: 'half',
+    vocab: c.size('vocab_size', defaults.vocab),
+    intermediate: c.size('intermediate_size', defaults.intermediate),
+    eps: c.float('rms_norm_eps', defaults.eps),
+    tied: c.bool('tie_word_embeddings', false),
+  };
 }
 
 /** Key/value heads must divide the attention heads evenly: each serves heads / kvHeads query heads. */

@@ -22,11 +22,11 @@ import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
-  checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
   decoderOutputs,
   DECODER_SKIPPED,
+  gatedDecoderDims,
   gatedMlp,
   layerTypes,
   ropeSettings,
@@ -47,15 +47,21 @@ export interface Qwen3Config extends GatedDecoderDims {
 }
 
 function readConfig(c: ModelConfig): Qwen3Config {
-  const hidden = c.size('hidden_size', 4096);
-  const heads = c.size('num_attention_heads', 32);
-  // Qwen3Config: num_key_value_heads defaults to 32; an explicit null means one per attention head.
-  const kvHeads = c.raw.num_key_value_heads === null ? heads : c.size('num_key_value_heads', 32);
-  checkKvHeads(c, heads, kvHeads);
-  const d = c.size('head_dim', 128);
+  const dims = gatedDecoderDims(c, {
+    hidden: 4096,
+    heads: 32,
+    // Qwen3Config: num_key_value_heads defaults to 32; an explicit null means one per attention head.
+    kvHeads: c.raw.num_key_value_heads === null ? null : 32,
+    headDim: 128,
+    layers: 32,
+    positions: 32768,
+    vocab: 151936,
+    intermediate: 22016,
+    eps: 1e-6,
+  });
+  const { layers, headDim: d } = dims;
   checkRotaryHeadDim(c, d);
   oneOf(c, 'hidden_act', ['silu'], 'silu');
-  const layers = c.size('num_hidden_layers', 32);
   const { theta, scaling } = ropeSettings(c, 10000);
   const sliding = c.bool('use_sliding_window', false);
   const window = sliding ? c.size('sliding_window', 4096) : null;
@@ -67,19 +73,9 @@ function readConfig(c: ModelConfig): Qwen3Config {
   );
   const windows = slides.map((s) => (s ? window : null));
   return {
-    layers,
-    heads,
-    headDim: d,
-    hidden,
-    maxPositions: c.size('max_position_embeddings', 32768),
-    kvHeads,
-    rope: 'half',
-    vocab: c.size('vocab_size', 151936),
-    intermediate: c.size('intermediate_size', 22016),
-    eps: c.float('rms_norm_eps', 1e-6),
+    ...dims,
     invFreq: ropeInvFreq(d, theta, scaling),
     bias: c.bool('attention_bias', false),
-    tied: c.bool('tie_word_embeddings', false),
     windows,
     layerWindows: windows.map((w) => (w === null ? null : ([w - 1, 0] as const))),
   };
