@@ -16,11 +16,15 @@ export interface Server {
 }
 
 /**
- * Starts `attnviz serve --port 0 ...args` and resolves once it prints its URL. Its stderr is passed on to ours
- * (with `quiet`, not) and its end kept for the error if it exits before it is ready.
+ * Starts `attnviz serve --port 0 ...args` and resolves once it prints its URL: this checkout's build, or `cli`
+ * (another build's dist/src/cli/main.js). Its stderr is passed on to ours (with `quiet`, not) and its end kept
+ * for the error if it exits before it is ready.
  */
-export async function startServer(args: readonly string[], options: { quiet?: boolean } = {}): Promise<Server> {
-  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+export async function startServer(
+  args: readonly string[],
+  options: { quiet?: boolean; cli?: string } = {},
+): Promise<Server> {
+  const cli = options.cli ?? fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
   const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => {
@@ -35,7 +39,7 @@ export async function startServer(args: readonly string[], options: { quiet?: bo
       if (m) resolve(m[1]);
     });
     child.once('exit', (code) =>
-      reject(new Error(`the server exited (${code}) before it was ready${stderr ? `: ${stderr}` : ''}`)),
+      reject(new Error(`${cli}: the server exited (${code}) before it was ready${stderr ? `: ${stderr}` : ''}`)),
     );
   });
   return { url, pid: child.pid!, child };
