@@ -22,13 +22,12 @@
  * DIR: a BERT-base-shaped checkpoint, e.g. the one bench/checkpoints.ts writes (bench/engine.ts leaves it in
  * $TMPDIR/attnviz-bench-bert-base). Target (issue 13): the model view painted ≤ 1 s at 512 tokens, 12 × 12.
  */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchChromium } from '../src/export/chromium.js';
+import { type Server, startServer } from './serve.js';
 
 interface AppTiming {
   requestMs: number;
@@ -40,26 +39,6 @@ interface AppTiming {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** `attnviz serve --model DIR` from the CLI `cli` (a built dist/src/cli/main.js), once it prints its URL. */
-async function serve(
-  cli: string,
-  model: string,
-): Promise<{ url: string; child: ChildProcessByStdio<null, Readable, null> }> {
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--model', model], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`${cli}: the server exited (${code}) before it was ready`)));
-  });
-  return { url, child };
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -76,10 +55,10 @@ async function main(): Promise<void> {
       ? [{ label: resolve(values.against), cli: join(resolve(values.against), 'dist', 'src', 'cli', 'main.js') }]
       : []),
   ];
-  const servers: Awaited<ReturnType<typeof serve>>[] = [];
+  const servers: Server[] = [];
   const browser = await launchChromium();
   try {
-    for (const { cli } of clis) servers.push(await serve(cli, values.model));
+    for (const { cli } of clis) servers.push(await startServer(['--model', values.model], { cli }));
     // "the" and "cat" are one token each in BERT's vocabulary: 600 words are cut to the model's 512 positions.
     // Load `n` puts "cat" at every 7th word from word n mod 7, so two loads in a row never share a text.
     const query = (n: number) => {
