@@ -17,31 +17,22 @@
  * Encoder-decoder data gets an "Attention: Encoder / Decoder / Cross" select (parts.ts).
  */
 import type { Attention, AttentionPart } from '../core/attention.js';
-import { button, checkbox, download, el, numberInput, select, sizeCanvas, textInput } from './dom.js';
+import { el } from './dom.js';
 import type { ViewHandle } from './handle.js';
-import { Heatmap } from './heatmap.js';
-import {
-  at,
-  drawHeader,
-  drawLines,
-  HEAD_SQUARE,
-  HEADER,
-  kthLargest,
-  type LinesScene,
-  linesScene,
-  openingState,
-  type Scene,
-  tokenLabels,
-} from './head-lines.js';
-import { linesLayout, ROW, type LinesLayout } from './layout.js';
-import { layerMatrix, PAIR_FILTERS, filterIndices, selectCells, type PairFilter } from './matrix.js';
+import type { Heatmap } from './heatmap.js';
+import { drawHeader, HEAD_SQUARE, HEADER, linesScene, type Scene, tokenLabels } from './head-lines.js';
+import { headControls, headSquares } from './head-view-controls.js';
+import { HeadHeatmap } from './head-view-heatmap.js';
+import { HeadLines } from './head-view-lines.js';
+import { activeHeads, openingHeadState } from './head-view-state.js';
+import { HeadWeights } from './head-view-weights.js';
+import type { PairFilter } from './matrix.js';
 import { carryLayer, withParts, type PartOptions } from './parts.js';
-import { CanvasPainter, FONT, sceneSvg, scenePng } from './painter.js';
-import { categoricalColors, lighten, resolveTheme, type Theme, type ThemeName } from './palette.js';
-import { accumulate, COLOR_SCALES, combineHeads, type ColorScale, type Combine } from './raster.js';
+import { sceneSvg, scenePng } from './painter.js';
+import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './palette.js';
+import type { ColorScale, Combine } from './raster.js';
 import { css } from './styles.js';
-import { TokenColumns } from './token-columns.js';
-import { focusOf, togglePinned, Tooltip, type Side, type TokenRef } from './tooltip.js';
+import { Tooltip, type TokenRef } from './tooltip.js';
 
 export type { Side, TokenRef } from './tooltip.js';
 
@@ -107,17 +98,11 @@ export interface HeadView extends ViewHandle<HeadViewState> {
   heatmap(): Heatmap | null;
 }
 
-/** Lines canvases taller than this cover only the part of the view on screen (plus a margin). */
-const WINDOW_ABOVE = 4096;
-const WINDOW_MARGIN = 600;
-/** The heatmap tooltip lists heads one by one up to this many. */
-const TOOLTIP_HEADS = 16;
-
 export const headView = withParts<HeadViewState, HeadView, HeadViewOptions>({
   create: singleHeadView,
   carry: (s, _from, to, o) => ({
     ...carryLayer(s.layer, o.includeLayers, to),
-    heads: s.active.flatMap((a, h) => (a ? [h] : [])),
+    heads: activeHeads(s),
     hideSpecial: s.hideSpecial,
     threshold: s.threshold,
     topK: s.topK,
@@ -128,461 +113,95 @@ export const headView = withParts<HeadViewState, HeadView, HeadViewOptions>({
   forward: (current) => ({ drawn: () => current().drawn(), heatmap: () => current().heatmap() }),
 });
 
+/** What the head view's parts (controls, weights, lines and heatmap modes) share. */
+export interface HeadViewContext {
+  readonly data: Attention;
+  readonly options: HeadViewOptions;
+  readonly theme: Theme;
+  readonly colors: string[];
+  label(i: number): string;
+  keyLabel(j: number): string;
+  readonly root: HTMLElement;
+  readonly body: HTMLElement;
+  readonly tooltip: Tooltip;
+  readonly weights: HeadWeights;
+  state(): HeadViewState;
+  update(patch: Partial<HeadViewState>): void;
+  showNote(text: string): void;
+  /** Records the lines (or heatmap cells) just drawn. */
+  countDrawn(n: number): void;
+}
+
 function singleHeadView(container: HTMLElement, data: Attention, options: HeadViewOptions = {}): HeadView {
-  // T query tokens (left); the key tokens (right) are the same but for cross-attention.
-  const [L, H, T, K] = data.attention.dims;
-  const inMemory = data.attention.data.length > 0;
-  if (!inMemory && !options.loadHead) throw new Error('attention.data is empty and no loadHead was given');
+  const [L, H] = data.attention.dims;
   const layers = options.includeLayers ?? Array.from({ length: L }, (_, i) => i);
+  const weights = new HeadWeights(
+    data,
+    options.loadHead,
+    () => state,
+    () => render(),
+  );
   const theme: Theme = resolveTheme(options.theme, window);
   const colors = categoricalColors(H);
-  const keyTokens = data.keyTokens ?? data.tokens;
-  const { label, keyLabel } = tokenLabels(data, options.prettifyTokens !== false);
-  let state: HeadViewState = {
-    ...openingState(data, options),
-    mode: options.mode ?? (Math.max(T, K) > (options.heatmapAbove ?? 96) ? 'heatmap' : 'lines'),
-    pinned: [],
-    hover: null,
-    combine: options.combine ?? 'mean',
-    scale: options.scale ?? 'linear',
-    exclude: options.exclude ?? [],
-  };
+  let state = openingHeadState(data, options);
   let drawnCount = 0;
 
-  // ---- static DOM: root, controls, head squares, body, tooltip ------------------------------------------
+  // ---- static DOM: root, controls, head squares, note, body, tooltip ------------------------------------
   const root = el('div', { class: 'attnviz attnviz-head-view', 'data-theme': theme.name });
   root.append(el('style', { text: css(theme) }));
-  const controls = el('div', { class: 'av-controls' });
-  const heatmapControls = el('span', { class: 'av-group' });
+  const { controls, heatmapControls } = headControls(data, state, layers, update, () => view);
   const heads = el('div', { class: 'av-heads', role: 'group', 'aria-label': 'heads' });
   const note = el('div', { class: 'av-note', hidden: true });
   const body = el('div', { class: 'av-body' });
-  const canvas = el('canvas');
   root.append(controls, heads, note, body);
   const tooltip = new Tooltip(root);
   container.append(root);
+  const squares = headSquares(heads, colors, () => state, update);
 
-  controls.append(
-    select(
-      'Layer:',
-      layers.map((l) => ({ value: l, label: String(l) })),
-      state.layer,
-      (layer) => update({ layer }),
-    ),
-  );
-  if (data.sentenceBStart !== null) {
-    controls.append(
-      select(
-        'Attention:',
-        (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
-        state.filter,
-        (filter) => update({ filter, pinned: [], hover: null }),
-      ),
-    );
-  }
-  heatmapControls.append(
-    select(
-      'Heads:',
-      [
-        { value: 'mean' as const, label: 'Mean' },
-        { value: 'max' as const, label: 'Max' },
-      ],
-      state.combine,
-      (combine) => update({ combine }),
-    ),
-    select(
-      'Colour:',
-      (Object.keys(COLOR_SCALES) as ColorScale[]).map((s) => ({ value: s, label: COLOR_SCALES[s] })),
-      state.scale,
-      (scale) => update({ scale }),
-    ),
-    textInput(
-      'Leave out of scale:',
-      state.exclude.join(', '),
-      { class: 'av-exclude', size: 8, placeholder: 'e.g. 0' },
-      (v) => update({ exclude: [...new Set(v.match(/\d+/g)?.map(Number) ?? [])].filter((j) => j < K) }),
-    ),
-  );
-  controls.append(
-    select(
-      'Show:',
-      [
-        { value: 'lines' as const, label: 'Lines' },
-        { value: 'heatmap' as const, label: 'Heatmap' },
-      ],
-      state.mode,
-      (mode) => update({ mode }),
-    ),
-    heatmapControls,
-    numberInput('Min weight:', state.threshold || null, { min: 0, max: 1, step: 0.01, class: 'av-threshold' }, (v) =>
-      update({ threshold: v ?? 0 }),
-    ),
-    numberInput('Top-k:', state.topK, { min: 1, step: 1, class: 'av-topk' }, (v) =>
-      update({ topK: v && v > 0 ? Math.floor(v) : null }),
-    ),
-    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) =>
-      update({ hideSpecial, pinned: [], hover: null }),
-    ),
-    button('PNG', async () => download(await view.toPNG(), 'attention-head-view.png')),
-    button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-head-view.svg')),
-  );
-
-  const squares = colors.map((_, h) => {
-    const b = el('button', {
-      type: 'button',
-      class: 'av-head',
-      'data-head': h,
-      title: `Head ${h}`,
-      'aria-label': `Head ${h}`,
-    });
-    b.addEventListener('click', () => {
-      // BertViz: a click toggles the head, but the last active head stays on.
-      const active = [...state.active];
-      active[h] = !active[h];
-      if (active.some(Boolean)) update({ active });
-    });
-    b.addEventListener('dblclick', () => {
-      // Double-click solos the head; double-clicking the only active head turns all back on.
-      const solo = state.active.every((a, k) => a === (k === h));
-      update({ active: state.active.map((_, k) => solo || k === h) });
-    });
-    heads.append(b);
-    return b;
-  });
-
-  // ---- data: the shown rows/columns and each head's [R × C] weights -------------------------------------
-  let rows: number[] = [];
-  let cols: number[] = [];
-  /** Per head, the shown weights (filled for the heads the current render needs). */
-  let weights: (Float32Array | undefined)[] = [];
-  let weightsKey = '';
-  let kth: Float32Array[] | null = null;
-  let kthKey = '';
-  const activeHeads = () => state.active.flatMap((a, h) => (a ? [h] : []));
-
-  /** Rows/columns and, for in-memory data, every head's weights; with a loader, the heads loaded so far. */
-  function refreshMatrix(): void {
-    const key = `${state.layer}/${state.filter}/${state.hideSpecial}`;
-    if (key === weightsKey) return;
-    weightsKey = key;
-    kthKey = '';
-    const sel = { filter: state.filter, hideSpecial: state.hideSpecial };
-    if (inMemory) {
-      const m = layerMatrix(data, state.layer, sel);
-      const n = m.rows.length * m.cols.length;
-      ({ rows, cols } = m);
-      weights = Array.from({ length: H }, (_, h) => m.data.subarray(h * n, (h + 1) * n));
-    } else {
-      ({ rows, cols } = filterIndices(data, sel));
-      weights = [];
-    }
-  }
-
-  /** Loads the active heads missing from `weights` (lines mode with a loader), then renders again. */
-  let loading: Promise<void> | null = null;
-  function loadActive(): boolean {
-    const missing = activeHeads().filter((h) => !weights[h]);
-    if (!missing.length) return true;
-    if (!loading) {
-      const key = weightsKey;
-      loading = (async () => {
-        for (const h of missing) {
-          const w = await options.loadHead!(state.layer, h);
-          if (key === weightsKey) weights[h] = selectCells(w, K, rows, cols, state.hideSpecial);
-        }
-      })().finally(() => {
-        loading = null;
-        render();
-      });
-    }
-    return false;
-  }
-
-  const w = (h: number, r: number, c: number) => weights[h]![r * cols.length + c];
-
-  // ---- lines mode -------------------------------------------------------------------------------------
-  let geo: LinesLayout = linesLayout(0, 0);
-  const allLines = () => Math.max(rows.length, cols.length) <= (options.allLinesUpTo ?? 256);
-  /** The lines mode's scene for the current state (head-lines.ts draws it). */
-  const lines = (): LinesScene => ({
-    ...state,
-    rows,
-    cols,
-    weights,
-    kth,
-    focus: focusOf(state.pinned, state.hover),
-    geo,
-    allLines: allLines(),
+  const v: HeadViewContext = {
+    data,
+    options,
     theme,
     colors,
-    label,
-    keyLabel,
-  });
-
-  /** Top-k cut-offs, per active head and query row, for the current matrix. */
-  function refreshKth(): void {
-    const key = `${weightsKey}/${state.topK}/${activeHeads().join(',')}`;
-    if (key === kthKey) return;
-    kthKey = key;
-    const k = state.topK;
-    kth = k === null ? null : weights.map((m) => (m ? kthLargest(m, rows.length, cols.length, k) : new Float32Array()));
-  }
-
-  function renderLines(): void {
-    if (!inMemory && !loadActive()) {
-      showNote('Loading heads…');
-      return;
-    }
-    refreshKth();
-    const n = Math.max(rows.length, cols.length);
-    geo = linesLayout(n, labelWidth());
-    body.style.height = `${geo.height}px`;
-    body.style.width = `${geo.width}px`;
-    if (canvas.parentNode !== body) body.prepend(canvas);
-    drawWindow();
-    renderTokens();
-    showNote(
-      allLines() || state.pinned.length || state.hover
-        ? ''
-        : `${n} tokens: hover or click a token to draw its lines (all lines up to ${options.allLinesUpTo ?? 256}).`,
-    );
-    root.dataset.lines = allLines() ? 'all' : 'focus';
-  }
-
-  /** The lines canvas over the whole view, or over the part on screen when the view is very tall. */
-  let windowTop = 0,
-    windowBottom = 0;
-  function drawWindow(): void {
-    let top = 0,
-      bottom = geo.height;
-    if (geo.height > WINDOW_ABOVE) {
-      const box = body.getBoundingClientRect();
-      top = Math.max(0, Math.floor(-box.top - WINDOW_MARGIN));
-      bottom = Math.min(geo.height, Math.ceil(window.innerHeight - box.top + WINDOW_MARGIN));
-      if (bottom <= top) bottom = Math.min(geo.height, top + 1);
-    }
-    windowTop = top;
-    windowBottom = bottom;
-    canvas.style.top = `${top}px`;
-    const ctx = sizeCanvas(canvas, geo.width, bottom - top);
-    drawnCount = drawLines(new CanvasPainter(ctx), lines(), -top, top, bottom);
-  }
-  const onScroll = () => {
-    if (state.mode !== 'lines' || geo.height <= WINDOW_ABOVE) return;
-    const box = body.getBoundingClientRect();
-    if (-box.top < windowTop || window.innerHeight - box.top > windowBottom) requestAnimationFrame(drawWindow);
+    ...tokenLabels(data, options.prettifyTokens !== false),
+    root,
+    body,
+    tooltip,
+    weights,
+    state: () => state,
+    update,
+    showNote: (text) => {
+      note.textContent = text;
+      note.hidden = text === '';
+    },
+    countDrawn: (n) => {
+      drawnCount = n;
+    },
   };
-  window.addEventListener('scroll', onScroll, { passive: true, capture: true });
-
-  /** The widest label at the token font (15 px), measured once per set of rows and columns. */
-  let widthKey = '';
-  let widest = 0;
-  function labelWidth(): number {
-    const key = `${rows.length}/${cols.length}/${weightsKey}`;
-    if (key !== widthKey) {
-      widthKey = key;
-      const ctx = document.createElement('canvas').getContext('2d')!;
-      ctx.font = `15px ${FONT}`;
-      widest = 0;
-      for (const i of rows) widest = Math.max(widest, ctx.measureText(label(i)).width);
-      for (const j of cols) widest = Math.max(widest, ctx.measureText(keyLabel(j)).width);
-    }
-    return widest;
-  }
-
-  /** Token elements (lines mode): rebuilt only when the rows/columns change; classes mark the focus. */
-  let tokenColumns: TokenColumns | null = null;
-  let tokensKey = '';
-  function renderTokens(): void {
-    const key = `${weightsKey}/${geo.box}/${geo.gap}`;
-    if (key !== tokensKey) {
-      tokensKey = key;
-      tokenColumns?.destroy();
-      const column = (tokens: number[], x: number, list: string[], show: (i: number) => string) => ({
-        tokens,
-        x,
-        width: geo.box,
-        label: show,
-        title: (i: number) => list[i],
-        promptLength: list === data.tokens ? data.promptLength : undefined,
-      });
-      tokenColumns = new TokenColumns(
-        body,
-        ROW,
-        { left: column(rows, 0, data.tokens, label), right: column(cols, geo.box + geo.gap, keyTokens, keyLabel) },
-        {
-          enter: (t, element) => {
-            if (!state.pinned.length) update({ hover: t });
-            tokenTooltip(t.side, t.index, element);
-          },
-          leave: () => {
-            tooltip.hide();
-            if (!state.pinned.length) update({ hover: null });
-          },
-          click: (t, e) => pin(t, e.shiftKey),
-        },
-      );
-    }
-    tokenColumns!.mark(focusOf(state.pinned, state.hover), state.pinned);
-  }
-
-  function pin(t: TokenRef, add: boolean): void {
-    const pinned = togglePinned(state.pinned, t, add);
-    update({ pinned, hover: pinned.length ? null : t });
-  }
-
-  /** Tooltip on a token of the side opposite to the focus: the exact weights between them. */
-  function tokenTooltip(side: Side, i: number, target: HTMLElement): void {
-    const other = focusOf(state.pinned, state.hover).filter((f) => f.side !== side);
-    if (other.length !== 1) return;
-    const q = side === 'right' ? other[0].index : i,
-      k = side === 'right' ? i : other[0].index;
-    const r = rows.indexOf(q),
-      c = cols.indexOf(k);
-    if (r < 0 || c < 0) return;
-    const box = target.getBoundingClientRect();
-    const each = activeHeads().map((h) => `head ${h}: ${w(h, r, c).toFixed(4)}`);
-    tooltip.show(`${label(q)} → ${keyLabel(k)}\n${each.join('\n')}`, box.right, box.top);
-  }
-
-  // ---- heatmap mode: rows = queries, columns = keys; one head or the active heads combined ----------------
-  let heatmap: Heatmap | null = null;
-  let combined: Float32Array | null = null;
-  let combinedKey = '';
-  let combining: string | null = null;
-  /** What the heatmap was last given: the combination, colour scale and excluded columns. */
-  let heatmapLook = '';
-
-  const combination = () => `${weightsKey}/${activeHeads().join(',')}/${state.combine}`;
-
-  /** The shown matrix: one head's weights, or the active heads' mean or max. Null while heads load. */
-  function heatmapValues(): Float32Array | null {
-    const key = combination();
-    if (key === combinedKey) return combined;
-    const act = activeHeads();
-    const n = rows.length * cols.length;
-    if (inMemory) {
-      combined =
-        act.length === 1
-          ? weights[act[0]]!
-          : combineHeads(
-              act.map((h) => weights[h]!),
-              n,
-              state.combine,
-            );
-      combinedKey = key;
-      return combined;
-    }
-    if (combining !== key) {
-      // Heads arrive one at a time and are folded in, so a mean of 32 heads at 8k tokens holds two matrices.
-      combining = key;
-      const { layer, combine, hideSpecial } = state;
-      void (async () => {
-        const acc = new Float32Array(n);
-        for (const [k, h] of act.entries()) {
-          if (combining !== key) return;
-          accumulate(
-            acc,
-            [selectCells(await options.loadHead!(layer, h), K, rows, cols, hideSpecial)],
-            combine,
-            k === 0,
-          );
-        }
-        if (combine === 'mean') for (let i = 0; i < n; i++) acc[i] /= act.length;
-        if (combining !== key) return;
-        combining = null;
-        combined = acc;
-        combinedKey = key;
-        render();
-      })();
-    }
-    return null;
-  }
-
-  function describeCell(r: number, c: number): string {
-    const act = activeHeads();
-    const head = `${label(rows[r])} → ${keyLabel(cols[c])}`;
-    const value = combined ? combined[r * cols.length + c].toFixed(4) : '';
-    if (act.length === 1) return `${head}\nhead ${act[0]}: ${value}`;
-    const each =
-      inMemory && act.length <= TOOLTIP_HEADS ? act.map((h) => `\nhead ${h}: ${w(h, r, c).toFixed(4)}`).join('') : '';
-    return `${head}\n${state.combine} of ${act.length} heads: ${value}${each}`;
-  }
-
-  function renderHeatmap(): void {
-    canvas.remove();
-    tokenColumns?.destroy();
-    tokenColumns = null;
-    tokensKey = '';
-    body.style.height = '';
-    body.style.width = '';
-    if (!heatmap) {
-      heatmap = new Heatmap(body, {
-        theme,
-        tooltip,
-        rowLabel: (r) => label(rows[r]),
-        colLabel: (c) => keyLabel(cols[c]),
-        describe: describeCell,
-        generated: (axis, i) => {
-          const { promptLength } = data;
-          return promptLength !== undefined && (axis === 'row' ? rows : cols)[i] >= promptLength;
-        },
-        click: (r, _c, e) => pin({ side: 'left', index: rows[r] }, e.shiftKey),
-      });
-    }
-    const values = heatmapValues();
-    if (!values) {
-      showNote('Loading heads…');
-      return;
-    }
-    const act = activeHeads();
-    const look = `${combinedKey}/${state.scale}/${state.exclude.join(',')}`;
-    if (look !== heatmapLook) {
-      heatmapLook = look;
-      const exclude = new Set(state.exclude.flatMap((j) => at(cols, j)));
-      // One head in its colour; a combination in the text colour, so no blend of hues washes out.
-      const color = act.length === 1 ? colors[act[0]] : theme.text;
-      heatmap.setData(values, rows.length, cols.length, color, { scale: state.scale, exclude }, availableWidth());
-    }
-    const f = focusOf(state.pinned, state.hover);
-    heatmap.setFrames(
-      f.filter((t) => t.side === 'left').flatMap((t) => at(rows, t.index)),
-      f.filter((t) => t.side === 'right').flatMap((t) => at(cols, t.index)),
-    );
-    showNote('');
-    drawnCount = rows.length * cols.length;
-  }
-  const availableWidth = () => (root.clientWidth || 900) - 16;
-
-  // ---- render -----------------------------------------------------------------------------------------
-  function showNote(text: string): void {
-    note.textContent = text;
-    note.hidden = text === '';
-  }
+  const lines = new HeadLines(v);
+  const heatmap = new HeadHeatmap(v);
 
   function render(): void {
-    refreshMatrix();
+    weights.refresh();
     root.dataset.mode = state.mode;
     root.dataset.layer = String(state.layer);
     heatmapControls.hidden = state.mode !== 'heatmap';
-    squares.forEach((b, h) => {
-      b.style.background = state.active[h] ? colors[h] : lighten(colors[h]);
-      b.setAttribute('aria-pressed', String(state.active[h]));
-    });
+    squares.paint(state.active);
     if (state.mode === 'lines') {
-      heatmap?.destroy();
-      heatmap = null;
-      heatmapLook = '';
-      renderLines();
-    } else renderHeatmap();
+      heatmap.clear();
+      lines.render();
+    } else {
+      lines.clear();
+      heatmap.render();
+    }
     root.dataset.drawn = String(drawnCount);
   }
 
   // ---- export: the view as shown, header and tokens included ---------------------------------------
   function scene(): Scene {
-    refreshMatrix();
-    if (state.mode === 'heatmap' && heatmap) {
-      const hm = heatmap;
+    weights.refresh();
+    if (state.mode === 'heatmap' && heatmap.heatmap) {
+      const hm = heatmap.heatmap;
       const { width, height } = hm.size();
       return {
         width: Math.max(width, H * HEAD_SQUARE) + 10,
@@ -593,7 +212,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
         },
       };
     }
-    return linesScene(lines());
+    return linesScene(lines.scene());
   }
 
   function update(patch: Partial<HeadViewState>): void {
@@ -607,7 +226,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
     state: () => state,
     update,
     drawn: () => drawnCount,
-    heatmap: () => heatmap,
+    heatmap: () => heatmap.heatmap,
     toSVG: () => {
       const s = scene();
       return sceneSvg(s.width, s.height, theme.background, s.draw);
@@ -617,8 +236,8 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
       return scenePng(s.width, s.height, theme.background, s.draw);
     },
     destroy: () => {
-      window.removeEventListener('scroll', onScroll, { capture: true });
-      heatmap?.destroy();
+      lines.destroy();
+      heatmap.clear();
       root.remove();
     },
   };
