@@ -38,45 +38,34 @@
  * ('' when none) and data-rows (the drawn rows, "first-last").
  */
 import type { KeyContributions, RowContributions } from '../analysis/contributions.js';
-import { headVector, scoreFormula, scoreScale, type NeuronColumns, type NeuronScales } from '../analysis/neuron.js';
-import { neuronReport } from '../analysis/neuron-report.js';
+import type { NeuronColumns, NeuronScales } from '../analysis/neuron.js';
 import type { Attention, AttentionPart } from '../core/attention.js';
-import { button, download, el, select, sizeCanvas } from './dom.js';
+import { el, sizeCanvas } from './dom.js';
 import type { ViewHandle } from './handle.js';
-import { filterIndices, PAIR_FILTERS, type PairFilter } from './matrix.js';
+import type { PairFilter } from './matrix.js';
 import { PANEL_W, renderPanel } from './neuron-panel.js';
+import {
+  ALL_LINES_MAX,
+  COLLAPSED_W,
+  EXPANDED_W,
+  HEADING_BOX,
+  HEADINGS,
+  neuronDrawing,
+  PAD,
+  ROW,
+  TOP,
+  type NeuronSceneOptions,
+} from './neuron-scene.js';
+import { cellTooltips } from './neuron-view-cells.js';
+import { contributionsButton, neuronControls } from './neuron-view-controls.js';
+import { NeuronNotes } from './neuron-view-notes.js';
+import { neuronDataset, neuronStateChanged, openingNeuronViewState, validNeuronState } from './neuron-view-state.js';
+import { NeuronTokens } from './neuron-view-tokens.js';
 import { CanvasPainter, scenePng, sceneSvg } from './painter.js';
 import { resolveTheme, type Theme, type ThemeName } from './palette.js';
 import { carryLayer, type PartOptions, withParts } from './parts.js';
 import { css } from './styles.js';
 import { Tooltip } from './tooltip.js';
-import {
-  ALL_LINES_MAX,
-  COLLAPSED_W,
-  D_X,
-  DOT,
-  EXPANDED_W,
-  HEADING_BOX,
-  HEADINGS,
-  K_X,
-  neuronDrawing,
-  neuronIndex,
-  NO_QK_NOTE,
-  openingNeuronState,
-  P_X,
-  PAD,
-  Q_X,
-  RIGHT_W,
-  RIGHT_X,
-  ROW,
-  S_W,
-  S_X,
-  TOKEN_W,
-  TOP,
-  VEC_W,
-  type NeuronSceneOptions,
-} from './neuron-scene.js';
-import { generationClass } from './generation.js';
 import { covers, type RowWindow, rowWindow, watchViewport } from './virtual-rows.js';
 
 export interface NeuronViewOptions extends PartOptions, NeuronSceneOptions {
@@ -138,97 +127,50 @@ export const neuronView = withParts<NeuronViewState, NeuronView, NeuronViewOptio
   }),
 });
 
+/** What the neuron view's parts (tokens, notes, cell tooltips) share. */
+export interface NeuronViewContext {
+  readonly data: Attention;
+  readonly drawing: NeuronDrawing;
+  readonly body: HTMLElement;
+  state(): NeuronViewState;
+  update(patch: Partial<NeuronViewState>): void;
+  /** The rows and columns shown (and their key), as the last render computed them. */
+  shown(): { rows: number[]; cols: number[]; key: string };
+}
+
+type NeuronDrawing = ReturnType<typeof neuronDrawing>;
+
 /** The neuron view of one attention (an encoder-decoder's part, or plain data). */
 function singleNeuronView(container: HTMLElement, data: Attention, options: NeuronViewOptions = {}): NeuronView {
-  const [L, H] = data.attention.dims;
-  const keyTokens = data.keyTokens ?? data.tokens;
-  let state: NeuronViewState = {
-    ...openingNeuronState(data, options),
-    theme: options.theme ?? 'dark',
-    pinned: options.selected != null,
-  };
+  let state = openingNeuronViewState(data, options);
   let theme: Theme = resolveTheme(state.theme, window);
   /** What the drawing reads: the state and the resolved theme, kept current by update() and render(). */
   const live = { state, theme };
   const drawing = neuronDrawing(data, options.prettifyTokens !== false, live);
-  const { hasQK, label, keyLabel } = drawing;
+  const { hasQK, scales, columns, panelKey, contributions, expandedNow, scene } = drawing;
+  let shown = { rows: [] as number[], cols: [] as number[], key: '' };
+  /** The rows drawn on the canvas (and having token elements). */
+  let drawn: RowWindow | null = null;
 
   // ---- static DOM: root, controls, notes, body (canvas, headings, token columns) beside the panel ---------
   const root = el('div', { class: 'attnviz attnviz-neuron-view' });
   const style = el('style');
-  const controls = el('div', { class: 'av-controls' });
-  // The notes keep their lines when empty (visibility, not display), so showing them never moves the tokens.
-  const scaleNote = el('div', { class: 'av-note av-scale' });
-  const checkNote = el('div', { class: 'av-note av-check' });
-  const linesNote = el('div', { class: 'av-note av-lines' });
-  const show = (e: HTMLElement, on: boolean) => {
-    e.style.visibility = on ? 'visible' : 'hidden';
-  };
+  const { controls, sync } = neuronControls(data, state, update, () => view);
+  const notes = new NeuronNotes(data, hasQK);
   const main = el('div', { class: 'av-main' });
   const body = el('div', { class: 'av-body' });
   const canvas = el('canvas');
   const panel = el('div', { class: 'av-contrib', hidden: true });
   body.append(canvas);
   main.append(body, panel);
-  const notes = hasQK
-    ? [scaleNote, checkNote]
-    : [el('div', { class: 'av-note av-no-qk', role: 'note', text: NO_QK_NOTE })];
-  root.append(style, controls, ...notes, linesNote, main);
+  root.append(style, controls, ...notes.elements, main);
   const tooltip = new Tooltip(root);
   container.append(root);
-
-  const range = (n: number) => Array.from({ length: n }, (_, i) => ({ value: i, label: String(i) }));
-  const layerSelect = select('Layer:', range(L), state.layer, (layer) => update({ layer }));
-  const headSelect = select('Head:', range(H), state.head, (head) => update({ head }));
-  controls.append(layerSelect, headSelect);
-  let filterSelect: HTMLLabelElement | null = null;
-  if (data.sentenceBStart !== null) {
-    filterSelect = select(
-      'Attention:',
-      (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
-      state.filter,
-      (filter) => update({ filter }),
-    );
-    controls.append(filterSelect);
-  }
-  const themes: { value: ThemeName | 'auto'; label: string }[] = [
-    { value: 'dark', label: 'Dark' },
-    { value: 'light', label: 'Light' },
-    { value: 'auto', label: 'Auto' },
-  ];
-  const themeSelect = select('Theme:', themes, state.theme, (t) => update({ theme: t }));
-  controls.append(
-    themeSelect,
-    button('PNG', async () => download(await view.toPNG(), 'attention-neuron-view.png')),
-    button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-neuron-view.svg')),
-  );
-  const syncSelect = (l: HTMLLabelElement | null, v: string | number) => {
-    const s = l?.querySelector('select');
-    if (s) s.value = String(v);
-  };
-
-  const headings = HEADINGS.map((text, k) => {
-    const [x, w] = HEADING_BOX[k];
-    const h = el('div', { class: 'av-heading', text, hidden: true });
-    Object.assign(h.style, { left: `${x}px`, width: `${w}px` });
-    body.append(h);
-    return h;
-  });
-
-  /** The panel's numbers (analysis/neuron-report.ts, as `attnviz neurons -o x.json` writes them). */
-  const jsonButton = button('JSON', () => {
-    const report = neuronReport(data, state.layer, state.head, state.selected!, panelKey() ?? undefined);
-    const name = `neuron-contributions-l${state.layer}-h${state.head}-t${state.selected}.json`;
-    download(new Blob([JSON.stringify(report, null, 1)], { type: 'application/json' }), name);
-  });
-  jsonButton.classList.add('av-json');
-
-  /** (+) / (−): one button, moved into the focused token so reaching it does not leave the token. */
-  const toggle = el('button', { type: 'button', class: 'av-toggle' });
-  toggle.addEventListener('click', (e) => {
-    e.stopPropagation();
-    update({ expanded: !state.expanded });
-  });
+  const headings = neuronHeadings(body);
+  const jsonButton = contributionsButton(data, () => state, panelKey);
+  const v: NeuronViewContext = { data, drawing, body, state: () => state, update, shown: () => shown };
+  const tokens = new NeuronTokens(v);
+  const canvasContext = canvasContexts(canvas);
 
   // 'auto' follows the page's colour scheme as it changes.
   const media = window.matchMedia?.('(prefers-color-scheme: dark)');
@@ -237,158 +179,41 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   };
   media?.addEventListener?.('change', onScheme);
 
-  // ---- derived data and drawing (neuron-scene.ts); the rows and columns shown, as it last computed them -------
-  let rows: number[] = [],
-    cols: number[] = [],
-    indicesKey = '';
-  const refreshIndices = () => {
-    ({ rows, cols, key: indicesKey } = drawing.indices());
-  };
-  const {
-    size,
-    scales,
-    columns,
-    windowColumns,
-    panelKey,
-    contributions,
-    panelTables,
-    expandedNow,
-    bodyHeight,
-    geometry,
-    focusColors,
-    drawBody,
-    scene,
-  } = drawing;
   /**
    * The rows on screen. Until the first frame the view is taken to start at the viewport's top or below (it was
    * just added, and reading its position would force the page's layout now); the first frame checks.
    */
   let laidOut = false;
   const screenWindow = (overscan?: number) =>
-    rowWindow(geometry(), laidOut ? body.getBoundingClientRect().top : 0, window.innerHeight, overscan);
-  const inWindow = (n: number, w: RowWindow) => n >= w.first && n < w.last;
-  // ---- DOM tokens: only those of the drawn rows exist ---------------------------------------------------
-  const tokenEls = { left: new Map<number, HTMLElement>(), right: new Map<number, HTMLElement>() };
-  let tokensKey = '';
-  function makeToken(side: 'left' | 'right', n: number): HTMLElement {
-    const i = side === 'left' ? rows[n] : cols[n];
-    const generated = generationClass(side === 'left' || !data.keyTokens ? data.promptLength : undefined, i);
-    const t = el(
-      'div',
-      {
-        class: `av-token av-${side}${generated}`,
-        'data-side': side,
-        'data-index': i,
-        title: side === 'left' ? data.tokens[i] : keyTokens[i],
-      },
-      el('span', { class: 'av-label', text: side === 'left' ? label(i) : keyLabel(i) }),
-    );
-    t.style.top = `${TOP + n * ROW}px`;
-    if (side === 'left') {
-      Object.assign(t.style, { left: '0', width: `${TOKEN_W}px`, textAlign: 'right' });
-      t.tabIndex = 0;
-      t.setAttribute('role', 'button');
-      t.addEventListener('mouseenter', () => {
-        if (!state.pinned) update({ selected: i });
-      });
-      t.addEventListener('mouseleave', () => {
-        if (!state.pinned && !state.expanded) update({ selected: null });
-      });
-      t.addEventListener('click', () => clickToken(i));
-      t.addEventListener('keydown', (e) => {
-        if (e.key !== 'Enter' && e.key !== ' ') return;
-        e.preventDefault();
-        clickToken(i);
-      });
-    } else t.addEventListener('click', () => update({ key: i }));
-    body.append(t);
-    return t;
-  }
+    rowWindow(drawing.geometry(), laidOut ? body.getBoundingClientRect().top : 0, window.innerHeight, overscan);
 
-  /** A click expands the token and pins it; on the pinned, expanded token it collapses and unpins. */
-  function clickToken(i: number): void {
-    if (!hasQK) update(state.pinned && state.selected === i ? { pinned: false } : { selected: i, pinned: true });
-    else if (state.pinned && state.selected === i && state.expanded) update({ expanded: false, pinned: false });
-    else update({ selected: i, pinned: true, expanded: true });
-  }
-
-  function renderTokens(w: RowWindow): void {
-    const key = `${indicesKey}`;
-    if (key !== tokensKey) {
-      tokensKey = key;
-      for (const m of Object.values(tokenEls)) {
-        for (const t of m.values()) t.remove();
-        m.clear();
-      }
-    }
-    const expanded = expandedNow();
-    for (const [side, list] of [
-      ['left', rows],
-      ['right', cols],
-    ] as const) {
-      const m = tokenEls[side];
-      for (const [n, t] of m)
-        if (!inWindow(n, w)) {
-          t.remove();
-          m.delete(n);
-        }
-      for (let n = w.first; n < Math.min(w.last, list.length); n++) if (!m.has(n)) m.set(n, makeToken(side, n));
-    }
-    const panelKeyNow = expanded ? panelKey() : null;
-    for (const t of tokenEls.right.values()) {
-      Object.assign(t.style, { left: `${expanded ? S_X : RIGHT_X}px`, width: `${expanded ? S_W : RIGHT_W}px` });
-      t.classList.toggle('av-key', Number(t.dataset.index) === panelKeyNow);
-    }
-    let focused: HTMLElement | null = null;
-    for (const t of tokenEls.left.values()) {
-      const on = Number(t.dataset.index) === state.selected;
-      t.classList.toggle('av-focus', on);
-      t.classList.toggle('av-pinned', on && state.pinned);
-      t.setAttribute('aria-expanded', String(on && expanded));
-      if (on) focused = t;
-    }
-    if (focused && hasQK) {
-      toggle.dataset.action = expanded ? 'collapse' : 'expand';
-      toggle.setAttribute('aria-label', expanded ? 'collapse' : 'expand');
-      toggle.title = expanded ? 'Collapse' : 'Show q, k, q × k, q · k and softmax';
-      if (toggle.parentElement !== focused) focused.append(toggle);
-    } else toggle.remove();
-  }
-
-  // ---- render -----------------------------------------------------------------------------------------
-  let drawn: RowWindow | null = null;
   function render(): void {
     theme = resolveTheme(state.theme, window);
     live.theme = theme;
-    const cssText = css(theme) + neuronCss(theme, focusColors());
+    const cssText = css(theme) + neuronCss(theme, drawing.focusColors());
     if (style.textContent !== cssText) style.textContent = cssText; // unchanged CSS would still restyle the page
-    refreshIndices();
+    shown = drawing.indices();
     // Read the layout before writing to the DOM: reading after would force a synchronous layout.
-    body.style.height = `${bodyHeight()}px`;
+    body.style.height = `${drawing.bodyHeight()}px`;
     const w = screenWindow();
     const expanded = expandedNow();
     const key = panelKey();
-    Object.assign(root.dataset, {
-      theme: theme.name,
-      layer: String(state.layer),
-      head: String(state.head),
-      filter: state.filter,
-      expanded: String(expanded),
-      selected: state.selected === null ? '' : String(state.selected),
-      pinned: String(state.pinned),
-      key: key === null ? '' : String(key),
-    });
-    syncSelect(layerSelect, state.layer);
-    syncSelect(headSelect, state.head);
-    syncSelect(filterSelect, state.filter);
-    syncSelect(themeSelect, state.theme);
+    Object.assign(root.dataset, neuronDataset(state, theme.name, expanded, key));
+    sync(state);
     body.style.width = `${expanded ? EXPANDED_W : COLLAPSED_W}px`;
     headings.forEach((h) => {
       h.hidden = !expanded;
     });
     drawWindow(w);
-    renderNotes(expanded);
-    const tables = expanded ? panelTables() : [];
+    const manyLines = !expanded && state.selected === null && shown.rows.length * shown.cols.length > ALL_LINES_MAX;
+    notes.render(
+      manyLines,
+      expanded ? scales() : null,
+      drawing.size,
+      drawn && drawing.windowColumns(drawn),
+      drawing.label,
+    );
+    const tables = expanded ? drawing.panelTables() : [];
     panel.hidden = tables.length === 0;
     renderPanel(panel, tables);
     if (tables.length) panel.prepend(jsonButton);
@@ -400,8 +225,8 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     const width = expandedNow() ? EXPANDED_W : COLLAPSED_W;
     canvas.style.top = `${w.y0}px`;
     const ctx = canvasContext(width, Math.max(1, w.y1 - w.y0));
-    drawBody(new CanvasPainter(ctx), -w.y0, w, false);
-    renderTokens(w);
+    drawing.drawBody(new CanvasPainter(ctx), -w.y0, w, false);
+    tokens.render(w);
     root.dataset.rows = `${w.first}-${w.last}`;
   }
 
@@ -412,120 +237,12 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   };
   const stopWatching = watchViewport(checkWindow);
   const firstFrame = requestAnimationFrame(checkWindow);
+  cellTooltips(canvas, v, tooltip, () => drawn);
 
-  /** The canvas context, resized only when the size changes (resizing reallocates), else cleared. */
-  let canvasKey = '';
-  function canvasContext(width: number, height: number): CanvasRenderingContext2D {
-    const key = `${width}×${height}@${window.devicePixelRatio || 1}`;
-    if (key !== canvasKey) {
-      canvasKey = key;
-      return sizeCanvas(canvas, width, height);
-    }
-    const ctx = canvas.getContext('2d')!;
-    const transform = ctx.getTransform();
-    ctx.resetTransform();
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.setTransform(transform);
-    return ctx;
-  }
-
-  function renderNotes(expanded: boolean): void {
-    const manyLines = !expanded && state.selected === null && rows.length * cols.length > ALL_LINES_MAX;
-    linesNote.textContent = manyLines ? 'Long input: hover or click a token to see its lines.' : '';
-    linesNote.hidden = !manyLines;
-    const s = expanded ? scales() : null;
-    show(scaleNote, s !== null);
-    if (s) {
-      const d = size(),
-        stored = data.query!.dims[3];
-      scaleNote.textContent =
-        'Colour: blue ≥ 0, orange < 0, opacity tanh(|v| / s), s = 3 × RMS in this head: ' +
-        `${s.vector.toFixed(2)} (q, k), ` +
-        `${s.product.toFixed(2)} (q × k), ${s.dot.toFixed(2)} (q · k). Head size ${d}` +
-        `${d < stored ? ` (q/k stored zero-padded to ${stored})` : ''}.${data.rotary ? ' q, k after RoPE.' : ''}`;
-      scaleNote.title = scaleNote.textContent;
-    }
-    const cs = drawn && windowColumns(drawn);
-    show(checkNote, cs !== null);
-    if (!cs) return;
-    const ok = cs.maxDiff <= cs.tolerance;
-    checkNote.classList.toggle('av-warn', !ok);
-    checkNote.dataset.ok = String(ok);
-    const formula = scoreFormula(data);
-    checkNote.textContent = ok
-      ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” ` +
-        `(max |Δ| ${cs.maxDiff.toExponential(1)})`
-      : `⚠ ${formula} differs from the attention row of “${label(cs.query)}” ` +
-        `by up to ${cs.maxDiff.toFixed(4)}: ` +
-        'these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or ' +
-        'causal mask).';
-    checkNote.title = checkNote.textContent;
-  }
-
-  // ---- tooltips on the expanded columns -------------------------------------------------------------------
-  /** The exact value under (x, y) of the body, as tooltip text, and the key row it is on; null off the cells. */
-  function hit(x: number, y: number): { text: string; key: number | null } | null {
-    if (!expandedNow() || !drawn) return null;
-    const n = Math.floor((y - TOP) / ROW);
-    const d = size(),
-      cell = Math.floor(((x - (x >= P_X ? P_X : x >= K_X ? K_X : Q_X)) / VEC_W) * d);
-    const vec = (t: typeof data.query, i: number) => headVector(t!, state.layer, state.head, i);
-    if (x >= Q_X && x < Q_X + VEC_W && n >= 0 && n < rows.length) {
-      const i = rows[n];
-      return { text: `“${label(i)}” (${i}) q[${cell}] = ${vec(data.query, i)[cell]}`, key: null };
-    }
-    if (n < 0 || n >= cols.length) return null;
-    const j = cols[n];
-    if (x >= K_X && x < K_X + VEC_W)
-      return { text: `“${keyLabel(j)}” (${j}) k[${cell}] = ${vec(data.key, j)[cell]}`, key: j };
-    // The pointer is over a drawn row, so its key is in the drawn window's columns.
-    const cs = windowColumns(drawn),
-      c = n - drawn.first;
-    if (!cs || c < 0 || c >= cs.keys.length || cs.masked[c]) return null;
-    if (x >= P_X && x < P_X + VEC_W) {
-      const t = cs.products[c]![cell],
-        share = (t / (cs.dots[c]! / scoreScale(data))) * 100;
-      return { text: `q[${cell}] × k[${cell}] = ${t} (${share.toFixed(1)} % of q · k)`, key: j };
-    }
-    if (x >= D_X && x < D_X + DOT)
-      return {
-        text:
-          `“${label(cs.query)}” → “${keyLabel(j)}”\nscore ${cs.dots[c]}\n` +
-          `softmax ${cs.computed[c]}\nattention ${cs.softmax[c]}`,
-        key: j,
-      };
-    return null;
-  }
-  const bodyPoint = (e: MouseEvent) => {
-    const box = canvas.getBoundingClientRect();
-    return { x: e.clientX - box.left, y: e.clientY - box.top + (drawn?.y0 ?? 0) };
-  };
-  canvas.addEventListener('mousemove', (e) => {
-    const { x, y } = bodyPoint(e);
-    const h = hit(x, y);
-    if (h) tooltip.show(h.text, e.clientX, e.clientY);
-    else tooltip.hide();
-  });
-  canvas.addEventListener('mouseleave', () => tooltip.hide());
-  canvas.addEventListener('click', (e) => {
-    const { x, y } = bodyPoint(e);
-    const h = hit(x, y);
-    if (h?.key !== null && h?.key !== undefined) update({ key: h.key });
-  });
-
-  // ---- export: the view as shown (header line, every row, tokens as text, the panel) ----------------------
   let notifying = false;
   function update(patch: Partial<NeuronViewState>): void {
-    const next = { ...state, ...patch };
-    next.layer = neuronIndex('layer', next.layer, L, 0)!;
-    next.head = neuronIndex('head', next.head, H, 0)!;
-    if (data.sentenceBStart === null) next.filter = 'all';
-    const allowed = filterIndices(data, { filter: next.filter, hideSpecial: false });
-    if (next.selected !== null && !allowed.rows.includes(next.selected)) next.selected = null;
-    if (next.key !== null && !allowed.cols.includes(next.key)) next.key = null;
-    if (next.selected === null) next.pinned = false;
-    if (!hasQK) next.expanded = false;
-    const changed = (Object.keys(next) as (keyof NeuronViewState)[]).some((k) => next[k] !== state[k]);
+    const next = validNeuronState(data, { ...state, ...patch }, hasQK);
+    const changed = neuronStateChanged(state, next);
     state = next;
     live.state = state;
     render();
@@ -540,6 +257,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     }
   }
 
+  // ---- handle and export: the view as shown (header line, every row, tokens as text, the panel) -----------
   const view: NeuronView = {
     element: root,
     state: () => state,
@@ -564,6 +282,38 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
   };
   render();
   return view;
+}
+
+/** The column headings of the expanded view, hidden until it expands. */
+function neuronHeadings(body: HTMLElement): HTMLElement[] {
+  return HEADINGS.map((text, k) => {
+    const [x, w] = HEADING_BOX[k];
+    const h = el('div', { class: 'av-heading', text, hidden: true });
+    Object.assign(h.style, { left: `${x}px`, width: `${w}px` });
+    body.append(h);
+    return h;
+  });
+}
+
+/**
+ * A canvas context for `canvas` at a size: resized only when the size (or the device pixel ratio) changes, as
+ * resizing reallocates; else cleared.
+ */
+function canvasContexts(canvas: HTMLCanvasElement): (width: number, height: number) => CanvasRenderingContext2D {
+  let sizeKey = '';
+  return (width, height) => {
+    const key = `${width}×${height}@${window.devicePixelRatio || 1}`;
+    if (key !== sizeKey) {
+      sizeKey = key;
+      return sizeCanvas(canvas, width, height);
+    }
+    const ctx = canvas.getContext('2d')!;
+    const transform = ctx.getTransform();
+    ctx.resetTransform();
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.setTransform(transform);
+    return ctx;
+  };
 }
 
 // ---- styles -------------------------------------------------------------------------------------------
