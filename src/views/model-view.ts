@@ -30,37 +30,24 @@
  * panel is `.av-panel`.
  */
 import type { Attention, AttentionPart } from '../core/attention.js';
-import { check } from '../core/errors.js';
-import { button, checkbox, download, el, select, sizeCanvas } from './dom.js';
+import { el } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import type { HeadLoader } from './head-view.js';
-import { HeadPanel, type PanelContent } from './head-panel.js';
-import { GRID_WIDTH, P_PAD, P_ROW, P_TITLE, type GridLayout } from './layout.js';
-import { PAIR_FILTERS, selectCells, type PairFilter } from './matrix.js';
-import {
-  drawGrid,
-  drawThumb,
-  fullLayers,
-  gridAxes,
-  headWeights as gridHeadWeights,
-  type HeadRef,
-  type LayerWeights,
-  type ModelGrid,
-  modelGrid,
-  type ModelViewMode,
-  openingGrid,
-  PNG_SCALE,
-  thumbPixels,
-  thumbX as gridThumbX,
-  thumbY as gridThumbY,
-} from './model-grid.js';
+import { HeadPanel } from './head-panel.js';
+import { GRID_WIDTH, P_PAD, P_ROW, P_TITLE } from './layout.js';
+import type { PairFilter } from './matrix.js';
+import { fullLayers, type HeadRef, type LayerWeights, type ModelViewMode, PNG_SCALE } from './model-grid.js';
+import { modelControls } from './model-view-controls.js';
+import { ModelThumbnails } from './model-view-grid.js';
+import { ModelPanel } from './model-view-panel.js';
+import { checkLayer, checkSelected, clickPanelToken, indexList, openingModelState } from './model-view-state.js';
 import { carryLayer, withParts, type PartOptions } from './parts.js';
-import { CanvasPainter, sceneSvg, scenePng, type Painter, type Pixels } from './painter.js';
+import { sceneSvg, scenePng, type Painter } from './painter.js';
 import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './palette.js';
-import { COLOR_SCALES, type ColorScale } from './raster.js';
+import type { ColorScale } from './raster.js';
 import { css } from './styles.js';
 import { prettifyToken } from './tokens.js';
-import { sameToken, Tooltip, type TokenRef } from './tooltip.js';
+import { Tooltip, type TokenRef } from './tooltip.js';
 
 export { GRID_WIDTH } from './layout.js';
 export type { HeadRef, ModelViewMode } from './model-grid.js';
@@ -130,10 +117,28 @@ export const modelView = withParts<ModelViewState, ModelView, ModelViewOptions>(
   }),
 });
 
+/** What the model view's parts (grid, panel) share. */
+export interface ModelViewContext {
+  readonly data: Attention;
+  readonly options: ModelViewOptions;
+  /** The grid's rows and columns: model layer and head indices. */
+  readonly layers: number[];
+  readonly heads: number[];
+  readonly theme: Theme;
+  /** One colour per model layer. */
+  readonly colors: string[];
+  /** Layers that have arrived (all at once for data given in full). */
+  readonly arrived: Map<number, LayerWeights>;
+  readonly tooltip: Tooltip;
+  state(): ModelViewState;
+  update(patch: Partial<ModelViewState>): void;
+  render(): void;
+}
+
 function singleModelView(container: HTMLElement, data: Attention, options: ModelViewOptions = {}): ModelView {
   const started = performance.now();
   // T query tokens (rows, left); K key tokens (columns, right): K = T but for cross-attention.
-  const [L, H, T, K] = data.attention.dims;
+  const [L, H] = data.attention.dims;
   const keyTokens = data.keyTokens ?? data.tokens;
   const pretty = options.prettifyTokens !== false;
   const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
@@ -143,38 +148,33 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   const theme: Theme = resolveTheme(options.theme ?? 'dark', window);
   const colors = categoricalColors(L);
   const progressive = data.attention.data.length === 0;
-  /** Layers that have arrived (all at once for data given in full). */
   const arrived: Map<number, LayerWeights> = progressive ? new Map() : fullLayers(data, layers);
-  const opening = openingGrid(data, options, progressive);
-  const { mode, filter } = opening;
-  check(mode === 'lines' || mode === 'heatmap', `mode must be "lines" or "heatmap", not ${JSON.stringify(mode)}`);
-  check(
-    filter in PAIR_FILTERS,
-    `filter must be one of ${Object.keys(PAIR_FILTERS).join(', ')}, not ${JSON.stringify(filter)}`,
-  );
-  const sel0 = options.selected;
-  let state: ModelViewState = {
-    ...opening,
-    selected:
-      sel0 && layers.includes(sel0.layer) && heads.includes(sel0.head) ? { layer: sel0.layer, head: sel0.head } : null,
-    hover: null,
-    pinned: null,
-  };
+  let state = openingModelState(data, options, layers, heads, progressive);
 
   // ---- static DOM: root, controls, grid (canvas, axis labels, hit targets, panel), tooltip -------------
   const root = el('div', { class: 'attnviz attnviz-model-view', 'data-theme': theme.name, tabindex: -1 });
   root.append(el('style', { text: css(theme) + modelCss(theme) }));
-  const controls = el('div', { class: 'av-controls' });
+  const controls = modelControls(data, state, update, () => view);
   const body = el('div', { class: 'av-body' });
   const grid = el('div', { class: 'av-grid' });
-  const canvas = el('canvas');
-  const axis = el('div', { class: 'av-axes' });
-  const targets = el('div', { class: 'av-thumbs' });
-  grid.append(canvas, axis, targets);
   body.append(grid);
   root.append(controls, body);
   const tooltip = new Tooltip(root);
-  const panel = new HeadPanel(grid, {
+  const v: ModelViewContext = {
+    data,
+    options,
+    layers,
+    heads,
+    theme,
+    colors,
+    arrived,
+    tooltip,
+    state: () => state,
+    update,
+    render,
+  };
+  const thumbs = new ModelThumbnails(grid, v);
+  const headPanel = new HeadPanel(grid, {
     theme,
     tooltip,
     label: (side, i) => (side === 'left' ? label(i) : keyLabel(i)),
@@ -182,231 +182,20 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     promptLength: data.keyTokens ? undefined : data.promptLength,
     focus: () => state,
     hover: (hover) => update({ hover }),
-    click: (t) => {
-      const same = sameToken(state.pinned, t);
-      update({ pinned: same ? null : t, hover: same ? t : null });
-    },
+    click: (t) => update(clickPanelToken(state.pinned, t)),
   });
+  const panel = new ModelPanel(headPanel, grid, thumbs, v);
   container.append(root);
-
-  if (data.sentenceBStart !== null) {
-    controls.append(
-      select(
-        'Attention:',
-        (Object.keys(PAIR_FILTERS) as PairFilter[]).map((f) => ({ value: f, label: PAIR_FILTERS[f] })),
-        state.filter,
-        (f) => update({ filter: f, hover: null, pinned: null }),
-      ),
-    );
-  }
-  controls.append(
-    select(
-      'Show:',
-      [
-        { value: 'lines' as const, label: 'Lines' },
-        { value: 'heatmap' as const, label: 'Heatmap' },
-      ],
-      state.mode,
-      (m) => update({ mode: m, hover: null, pinned: null }),
-    ),
-    select(
-      'Colour:',
-      (Object.keys(COLOR_SCALES) as ColorScale[]).map((s) => ({ value: s, label: COLOR_SCALES[s] })),
-      state.scale,
-      (scale) => update({ scale }),
-    ),
-    checkbox('Hide special tokens', state.hideSpecial, (hideSpecial) =>
-      update({ hideSpecial, hover: null, pinned: null }),
-    ),
-    button('PNG', async () => download(await view.toPNG(), 'attention-model-view.png')),
-    button('SVG', () => download(new Blob([view.toSVG()], { type: 'image/svg+xml' }), 'attention-model-view.svg')),
-  );
   root.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.selected) update({ selected: null });
   });
 
-  // ---- geometry and data ----------------------------------------------------------------------------------
-  let shown: ModelGrid;
-  let g: GridLayout;
-  let rows: number[] = [];
-  let cols: number[] = [];
-  const thumbX = (hi: number) => gridThumbX(shown, hi);
-  const thumbY = (li: number) => gridThumbY(shown, li);
-
-  function computeLayout(): void {
-    shown = modelGrid(data, { layers, heads, arrived }, state, theme, window.devicePixelRatio || 1);
-    ({ g, rows, cols } = shown);
-  }
-
-  /** One head's shown weights `[R × C]` at full resolution, if the page has them. */
-  const headWeights = (layer: number, head: number) => gridHeadWeights(shown, layer, head);
-
-  // ---- thumbnails -----------------------------------------------------------------------------------------
-  const isSelected = (l: number, h: number) =>
-    state.selected !== null && state.selected.layer === l && state.selected.head === h;
-  let images = new Map<number, Pixels>();
-  /** Thumbnail rasters, painted once per layout (the selection redraws two thumbnails). */
-  function thumbImage(l: number, h: number): Pixels | null {
-    const key = l * H + h;
-    const img = images.get(key) ?? thumbPixels(shown, l, h);
-    if (img) images.set(key, img);
-    return img;
-  }
-
-  /** Axis labels and hit targets as DOM, at the positions drawGrid uses for exports. */
-  function renderAxesAndTargets(): void {
-    axis.replaceChildren(
-      ...gridAxes(shown).map((a) => {
-        const d = el('div', { class: `av-axis ${a.cls}`, text: a.text, ...a.attrs });
-        d.style.left = `${a.x}px`;
-        d.style.top = `${a.y}px`;
-        return d;
-      }),
-    );
-    if (!targets.childElementCount) {
-      for (const l of layers)
-        for (const h of heads) {
-          const b = el('button', {
-            type: 'button',
-            class: 'av-thumb',
-            'data-layer': l,
-            'data-head': h,
-            title: `Layer ${l}, Head ${h}`,
-            'aria-label': `Layer ${l}, Head ${h}`,
-          });
-          b.addEventListener('click', () =>
-            update({ selected: isSelected(l, h) ? null : { layer: l, head: h }, hover: null, pinned: null }),
-          );
-          targets.append(b);
-        }
-    }
-    let k = 0;
-    layers.forEach((_, li) =>
-      heads.forEach((__, hi) => {
-        const s = (targets.children[k++] as HTMLElement).style;
-        s.left = `${thumbX(hi)}px`;
-        s.top = `${thumbY(li)}px`;
-        s.width = `${g.tw}px`;
-        s.height = `${g.th}px`;
-      }),
-    );
-  }
-
-  // ---- grid render: full on layout change, a layer as it arrives, two thumbnails on a selection change ----
-  let gridKey = '';
-  let gridPainter: CanvasPainter;
-  let counts: number[] = [];
-  let drawnSelection: HeadRef | null = null;
-
-  function drawLayer(l: number): void {
-    const li = layers.indexOf(l);
-    if (li < 0) return;
-    heads.forEach((_, hi) => {
-      counts[li * heads.length + hi] = drawThumb(gridPainter, shown, li, hi, state.selected, 1, thumbImage);
-    });
-  }
-
-  function renderGrid(): void {
-    const key = `${state.mode}/${state.filter}/${state.hideSpecial}/${state.scale}`;
-    if (key !== gridKey) {
-      gridKey = key;
-      computeLayout();
-      images = new Map();
-      renderAxesAndTargets();
-      // Lines: a 1× backing store, so hairlines stay 1 device pixel (the fast path) on HiDPI screens too.
-      gridPainter = new CanvasPainter(sizeCanvas(canvas, GRID_WIDTH, g.height, state.mode === 'lines' ? 1 : undefined));
-      counts = new Array(layers.length * heads.length).fill(0);
-      for (const l of layers) drawLayer(l);
-    } else if (!sameHead(drawnSelection, state.selected)) {
-      for (const s of [drawnSelection, state.selected]) {
-        if (!s) continue;
-        const li = layers.indexOf(s.layer),
-          hi = heads.indexOf(s.head);
-        counts[li * heads.length + hi] = drawThumb(gridPainter, shown, li, hi, state.selected, 1, thumbImage);
-      }
-    }
-    drawnSelection = state.selected;
-    for (const b of targets.children) {
-      const t = b as HTMLElement;
-      t.setAttribute('aria-pressed', String(isSelected(Number(t.dataset.layer), Number(t.dataset.head))));
-    }
-  }
-
-  // ---- panel ----------------------------------------------------------------------------------------------
-  let panelKey = '';
-  let loadingHead = '';
-  /** Heads fetched with loadHead for the panel (the last few). */
-  const loadedHeads = new Map<string, Float32Array>();
-
-  /** The selected head's weights: in the page, from loadHead, or pooled; null while loading. */
-  function panelWeights(s: HeadRef): Pick<PanelContent, 'weights' | 'pooled'> | null {
-    const full = headWeights(s.layer, s.head);
-    if (full) return { weights: full, pooled: null };
-    const key = `${s.layer},${s.head}/${gridKey}`;
-    if (options.loadHead) {
-      const got = loadedHeads.get(key);
-      if (got) return { weights: got, pooled: null };
-      if (loadingHead !== key) {
-        loadingHead = key;
-        void options.loadHead(s.layer, s.head).then((w) => {
-          if (loadingHead !== key) return;
-          loadedHeads.set(key, selectCells(w, K, rows, cols, state.hideSpecial));
-          if (loadedHeads.size > 4) loadedHeads.delete(loadedHeads.keys().next().value!);
-          panelKey = '';
-          render();
-        });
-      }
-      return null;
-    }
-    const a = arrived.get(s.layer);
-    if (!a) return null;
-    return { weights: a.data.subarray(s.head * a.n * a.m, (s.head + 1) * a.n * a.m), pooled: { R: a.n, C: a.m, T, K } };
-  }
-
-  function renderPanel(): void {
-    const s = state.selected;
-    tooltip.hide();
-    const key = s ? `${s.layer},${s.head}/${gridKey}` : '';
-    if (key !== panelKey) {
-      panelKey = '';
-      panel.hide();
-      if (s) {
-        const title = `Layer ${s.layer}, Head ${s.head}`;
-        const got = panelWeights(s);
-        if (!got) panel.loading(title);
-        else {
-          panelKey = key;
-          const li = layers.indexOf(s.layer),
-            hi = heads.indexOf(s.head);
-          panel.show(
-            {
-              title,
-              color: colors[s.layer],
-              ...got,
-              rows,
-              cols,
-              mode: state.mode === 'lines' && !got.pooled ? 'lines' : 'heatmap',
-              scale: state.scale,
-            },
-            { x: thumbX(hi), y: thumbY(li), w: g.tw },
-            g.height,
-          );
-          panel.element.dataset.layer = String(s.layer);
-          panel.element.dataset.head = String(s.head);
-        }
-      }
-    }
-    panel.render();
-    const l = panel.layout;
-    grid.style.height = `${Math.max(g.height, l ? l.y + l.height : 0)}px`;
-  }
-
   // ---- render, export, handle -------------------------------------------------------------------------
   let drawnCount = 0;
   function render(): void {
-    renderGrid();
-    renderPanel();
-    drawnCount = counts.reduce((a, b) => a + b, 0);
+    thumbs.render();
+    panel.render();
+    drawnCount = thumbs.drawn();
     root.dataset.mode = state.mode;
     root.dataset.thumbnails = String(layers.length * heads.length);
     root.dataset.selected = state.selected ? `${state.selected.layer},${state.selected.head}` : '';
@@ -416,23 +205,19 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
 
   /** The grid as shown and, when open, the panel with its full content (not the scrolled window). */
   function scene(lineWidth: number): { width: number; height: number; draw: (p: Painter) => void } {
-    const l = panel.layout;
+    const l = headPanel.layout;
     return {
       width: Math.max(GRID_WIDTH, l ? l.x + l.contentW + 2 * P_PAD : 0),
-      height: Math.max(g.height, l ? l.y + panel.fullHeight() : 0),
+      height: Math.max(thumbs.g.height, l ? l.y + headPanel.fullHeight() : 0),
       draw: (p) => {
-        drawGrid(p, shown, state.selected, lineWidth, thumbImage);
-        panel.paint(p);
+        thumbs.paint(p, lineWidth);
+        headPanel.paint(p);
       },
     };
   }
 
   function update(patch: Partial<ModelViewState>): void {
-    const s = patch.selected;
-    check(
-      !s || (layers.includes(s.layer) && heads.includes(s.head)),
-      () => `selected: layer ${s!.layer}, head ${s!.head} is not in the grid`,
-    );
+    checkSelected(patch.selected, layers, heads);
     state = { ...state, ...patch };
     render();
   }
@@ -443,20 +228,10 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
     update,
     drawn: () => drawnCount,
     addLayer: (layer, weights, size) => {
-      const [n, m] = size ?? [T, K];
-      check(Number.isInteger(layer) && layer >= 0 && layer < L, () => `addLayer: no layer ${layer} (0–${L - 1})`);
-      check(
-        Number.isInteger(n) && Number.isInteger(m) && n >= 1 && m >= 1 && n <= T && m <= K,
-        () => `addLayer: size [${n}, ${m}] must be within [${T}, ${K}]`,
-      );
-      check(
-        weights.length === H * n * m,
-        () => `addLayer: layer ${layer} has ${weights.length} weights, expected ${H} × ${n} × ${m}`,
-      );
+      const [n, m] = checkLayer(data.attention.dims, layer, weights, size);
       arrived.set(layer, { data: weights, n, m });
-      for (let h = 0; h < H; h++) images.delete(layer * H + h);
-      drawLayer(layer);
-      if (state.selected?.layer === layer) panelKey = '';
+      thumbs.addLayer(layer);
+      if (state.selected?.layer === layer) panel.key = '';
       render();
     },
     pending: () => layers.filter((l) => !arrived.has(l)),
@@ -469,7 +244,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
       return scenePng(s.width, s.height, theme.background, s.draw, PNG_SCALE);
     },
     destroy: () => {
-      panel.destroy();
+      headPanel.destroy();
       root.remove();
     },
   };
@@ -481,22 +256,6 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   }
   return view;
 }
-
-/** Validates includeLayers / includeHeads: distinct integer indices of the model, in the given order. */
-function indexList(option: string, given: number[] | undefined, n: number, what: string): number[] {
-  if (given === undefined || given === null) return Array.from({ length: n }, (_, i) => i);
-  check(Array.isArray(given) && given.length > 0, `${option} must be a non-empty list of ${what} indices`);
-  const out = [...new Set(given)];
-  for (const i of out)
-    check(
-      Number.isInteger(i) && i >= 0 && i < n,
-      `${option}: ${JSON.stringify(i)} is not a ${what} of this model (0–${n - 1})`,
-    );
-  return out;
-}
-
-const sameHead = (a: HeadRef | null, b: HeadRef | null) =>
-  a === null || b === null ? a === b : a.layer === b.layer && a.head === b.head;
 
 /** The model view's own rules, scoped under its root class (the shared ones are in styles.ts). */
 function modelCss(t: Theme): string {
