@@ -9,7 +9,9 @@
  * Built from shared marks: lines (lines.ts), the heatmap (heatmap.ts, raster.ts), tokens as DOM text with the
  * hover lock and tooltip (tooltip.ts), geometry from layout.ts. The line area widens with the token count and
  * the token columns with the longest label; the view grows with its content and scrolls with the page (for
- * long inputs the lines canvas covers only the part of the view on screen).
+ * long inputs the lines canvas covers only the part of the view on screen). The page's parts: the opening state
+ * and transitions (head-view-state.ts), the controls (head-view-controls.ts), the weights shown
+ * (head-view-weights.ts), and the two modes (head-view-lines.ts, head-view-heatmap.ts).
  *
  * Long inputs whose attention is not in the page: pass an Attention whose `attention.data` is empty (dims
  * still `[L, H, T, K]`) and `loadHead(layer, head)` resolving to that head's `[T × K]` weights; heads are then

@@ -28,6 +28,9 @@
  * (count), data-selected ("L,H" or ""), data-drawn (lines or cells drawn in the grid), data-layers (layers
  * painted). Each thumbnail has a transparent `<button class="av-thumb" data-layer data-head>` over it; the
  * panel is `.av-panel`.
+ *
+ * The page's parts: the checked options, opening state and transitions (model-view-state.ts), the controls
+ * (model-view-controls.ts), the thumbnail grid (model-view-grid.ts) and the detail panel (model-view-panel.ts).
  */
 import type { Attention, AttentionPart } from '../core/attention.js';
 import { el } from './dom.js';

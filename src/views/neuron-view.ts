@@ -36,6 +36,10 @@
  * Tokens and headings are DOM text, set through textContent only. The root carries the handle as
  * `attnvizView` (mount.ts) and data-layer, data-head, data-filter, data-expanded, data-selected, data-key
  * ('' when none) and data-rows (the drawn rows, "first-last").
+ *
+ * The page's parts: the opening state and transitions (neuron-view-state.ts), the controls
+ * (neuron-view-controls.ts), the token elements (neuron-view-tokens.ts), the notes (neuron-view-notes.ts) and the
+ * expanded cells' tooltips (neuron-view-cells.ts).
  */
 import type { KeyContributions, RowContributions } from '../analysis/contributions.js';
 import type { NeuronColumns, NeuronScales } from '../analysis/neuron.js';
