@@ -72,7 +72,7 @@ function scaleText(data: Attention, s: NeuronScales, d: number): string {
 function checkText(data: Attention, cs: NeuronColumns, label: (i: number) => string): string {
   const formula = scoreFormula(data);
   return cs.maxDiff <= cs.tolerance
-    ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” ` + `(max |Δ| ${cs.maxDiff.toExponential(1)})`
+    ? `✓ ${formula} reproduces the attention row of “${label(cs.query)}” (max |Δ| ${cs.maxDiff.toExponential(1)})`
     : `⚠ ${formula} differs from the attention row of “${label(cs.query)}” ` +
         `by up to ${cs.maxDiff.toFixed(4)}: ` +
         'these q/k may not be the vectors that produced this attention (e.g. keys before RoPE, a missing bias or ' +
