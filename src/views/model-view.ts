@@ -36,6 +36,7 @@ import type { Attention, AttentionPart } from '../core/attention.js';
 import { el } from './dom.js';
 import type { ViewHandle } from './handle.js';
 import type { HeadLoader } from './head-view.js';
+import { tokenLabels } from './head-lines.js';
 import { HeadPanel } from './head-panel.js';
 import { GRID_WIDTH, P_PAD, P_ROW, P_TITLE } from './layout.js';
 import type { PairFilter } from './matrix.js';
@@ -49,7 +50,6 @@ import { sceneSvg, scenePng, type Painter } from './painter.js';
 import { categoricalColors, resolveTheme, type Theme, type ThemeName } from './palette.js';
 import type { ColorScale } from './raster.js';
 import { css } from './styles.js';
-import { prettifyToken } from './tokens.js';
 import { Tooltip, type TokenRef } from './tooltip.js';
 
 export { GRID_WIDTH } from './layout.js';
@@ -143,9 +143,7 @@ function singleModelView(container: HTMLElement, data: Attention, options: Model
   // T query tokens (rows, left); K key tokens (columns, right): K = T but for cross-attention.
   const [L, H] = data.attention.dims;
   const keyTokens = data.keyTokens ?? data.tokens;
-  const pretty = options.prettifyTokens !== false;
-  const label = (i: number) => (pretty ? prettifyToken(data.tokens[i]) : data.tokens[i]);
-  const keyLabel = (j: number) => (pretty ? prettifyToken(keyTokens[j]) : keyTokens[j]);
+  const { label, keyLabel } = tokenLabels(data, options.prettifyTokens !== false);
   const layers = indexList('includeLayers', options.includeLayers, L, 'layer');
   const heads = indexList('includeHeads', options.includeHeads, H, 'head');
   const theme: Theme = resolveTheme(options.theme ?? 'dark', window);
