@@ -25,6 +25,8 @@ import { drawGrid, fullLayers, type GridState, modelGrid, openingGrid } from '..
 import type { ViewName } from '../views/mount.js';
 import { neuronScene, type NeuronSceneOptions } from '../views/neuron-scene.js';
 import { type Pixels, SvgPainter } from '../views/painter.js';
+import { encodePng } from './png-encode.js';
+import { PngPainter, type ResvgOptions } from './png-painter.js';
 import { resolveTheme, type ThemeName } from '../views/palette.js';
 
 const require = createRequire(import.meta.url);
@@ -72,7 +74,10 @@ export function viewImage(
 ): string | Uint8Array {
   if (format === 'svg') return viewSvg(a, view, options);
   checkScale(scale);
-  return svgToPng(viewSvg(a, view, options, scale), scale);
+  const { scene: s, background } = viewScene(a, view, options, scale);
+  const p = new PngPainter(s.width, s.height, background, scale, pngDataUri);
+  s.draw(p);
+  return encodePng(p.render(RESVG_OPTIONS));
 }
 
 /**
@@ -80,14 +85,19 @@ export function viewImage(
  * device pixel wide, as on the page.
  */
 export function viewSvg(a: Attention, view: ViewName, options: ImageViewOptions, pixelScale = 1): string {
+  const { scene: s, background } = viewScene(a, view, options, pixelScale);
+  const p = new SvgPainter(s.width, s.height, background, pngDataUri);
+  s.draw(p);
+  return p.toString();
+}
+
+/** The view's scene and its theme's background. */
+function viewScene(a: Attention, view: ViewName, options: ImageViewOptions, pixelScale: number) {
   const part = options.part ?? 'encoder';
   if (!ATTENTION_PARTS.includes(part)) throw new AttnvizError(`part must be one of ${ATTENTION_PARTS.join(', ')}`);
   const data = a.encoderDecoder ? attentionPart(a, part) : a;
-  const s = scene(data, view, options, pixelScale);
   const theme = resolveTheme(options.theme ?? (view === 'head' ? 'light' : 'dark'));
-  const p = new SvgPainter(s.width, s.height, theme.background, pngDataUri);
-  s.draw(p);
-  return p.toString();
+  return { scene: scene(data, view, options, pixelScale), background: theme.background };
 }
 
 function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale: number): Scene {
@@ -127,16 +137,18 @@ function modelScene(data: Attention, o: ImageViewOptions, pixelScale: number): S
   return { width: GRID_WIDTH, height: grid.g.height, draw: (p) => drawGrid(p, grid, null, 1 / pixelScale) };
 }
 
+/** How resvg renders: Arimo only (see the header). */
+const RESVG_OPTIONS: ResvgOptions = {
+  // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
+  font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
+  // Raster cells scaled without smoothing, as the page draws them (resvg reads no image-rendering: pixelated).
+  imageRendering: 1,
+};
+
 /** An SVG rasterised by resvg at `scale`, with Arimo only (see the header). */
 export function svgToPng(svg: string, scale = DEFAULT_SCALE): Uint8Array {
-  const resvg = new Resvg(svg, {
-    fitTo: { mode: 'zoom', value: scale },
-    // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
-    font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
-    // Raster cells scaled without smoothing, as the page draws them (resvg reads no image-rendering: pixelated).
-    imageRendering: 1,
-  });
-  return resvg.render().asPng();
+  const out = new Resvg(svg, { ...RESVG_OPTIONS, fitTo: { mode: 'zoom', value: scale } }).render();
+  return encodePng({ width: out.width, height: out.height, data: new Uint8ClampedArray(out.pixels) });
 }
 
 /** RGBA pixels as a PNG data: URI. */
