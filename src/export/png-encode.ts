@@ -1,7 +1,8 @@
 /**
  * RGBA pixels as PNG bytes: RGB when every pixel is opaque (a quarter fewer bytes to compress), no row filter,
- * deflated by Node's zlib at level 6. On the model view's anti-aliased hairlines, row filters made the stream
- * larger and level 9 saved under 1 % for 2–3× the time (bench/RESULTS.md).
+ * deflated by Node's zlib at level 4. On the model view's anti-aliased hairlines, row filters made the stream
+ * larger (BERT-tiny's model view: 1.05 MB with none, 1.17–1.39 MB with sub, up, Paeth or libpng's adaptive
+ * choice), and levels 6 and 9 saved 1–3 % of the bytes for 1.7–4× the time (bench/RESULTS.md).
  *
  * Written here rather than with pngjs or fast-png: a PNG is a signature and three chunks around zlib's output,
  * and pngjs's JavaScript passes (packing RGBA to RGB, the filter copy, its CRC) took ~100 ms of the 500 ms a
@@ -10,6 +11,7 @@
 import { crc32, deflateSync } from 'node:zlib';
 import type { RgbaImage } from './hairlines.js';
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
 export function encodePng(image: RgbaImage): Uint8Array {
@@ -20,15 +22,25 @@ export function encodePng(image: RgbaImage): Uint8Array {
   // Each row: filter type 0 (none), then its pixels.
   const row = width * channels + 1;
   const raw = Buffer.alloc(row * height);
+  // Whole pixels read as words (R in the low byte on a little-endian machine) where the data is aligned to them.
+  const words =
+    LITTLE_ENDIAN && data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, width * height) : null;
   for (let y = 0; y < height; y++) {
     let o = y * row + 1;
-    if (opaque)
+    if (!opaque) raw.set(data.subarray(y * width * 4, (y + 1) * width * 4), o);
+    else if (words)
+      for (let i = y * width, end = i + width; i < end; i++) {
+        const px = words[i];
+        raw[o++] = px & 0xff;
+        raw[o++] = (px >>> 8) & 0xff;
+        raw[o++] = (px >>> 16) & 0xff;
+      }
+    else
       for (let i = y * width * 4, end = i + width * 4; i < end; i += 4) {
         raw[o++] = data[i];
         raw[o++] = data[i + 1];
         raw[o++] = data[i + 2];
       }
-    else raw.set(data.subarray(y * width * 4, (y + 1) * width * 4), o);
   }
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
@@ -38,7 +50,7 @@ export function encodePng(image: RgbaImage): Uint8Array {
   return Buffer.concat([
     SIGNATURE,
     chunk('IHDR', header),
-    chunk('IDAT', deflateSync(raw, { level: 6, chunkSize: 1 << 20 })),
+    chunk('IDAT', deflateSync(raw, { level: 4, chunkSize: 1 << 20 })),
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }
