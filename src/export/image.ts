@@ -19,7 +19,8 @@ import { encode } from 'fast-png';
 import opentype from 'opentype.js';
 import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { type LinesOptions, openingLines, type Scene } from '../views/head-lines.js';
+import { type HeatmapOptions, openingHeatmap } from '../views/head-heatmap.js';
+import { openingLines, type Scene } from '../views/head-lines.js';
 import { GRID_WIDTH } from '../views/layout.js';
 import { drawGrid, fullLayers, type GridState, modelGrid, openingGrid } from '../views/model-grid.js';
 import type { ViewName } from '../views/mount.js';
@@ -47,14 +48,13 @@ export const MAX_SCALE = 8;
 export type ImageFormat = 'png' | 'svg';
 
 /** View options the images honour (the views' own options; the CLI passes these). */
-export interface ImageViewOptions extends LinesOptions, Omit<NeuronSceneOptions, 'theme'> {
+export interface ImageViewOptions extends HeatmapOptions, Omit<NeuronSceneOptions, 'theme'> {
   theme?: ThemeName;
   part?: AttentionPart;
   includeHeads?: number[];
   filter?: GridState['filter'];
   mode?: GridState['mode'];
   heatmapAbove?: number;
-  scale?: GridState['scale'];
 }
 
 /** `scale` checked: a finite number in (0, MAX_SCALE]. */
@@ -103,7 +103,7 @@ function viewScene(a: Attention, view: ViewName, options: ImageViewOptions, pixe
 function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale: number): Scene {
   switch (view) {
     case 'head':
-      return headScene(data, o);
+      return headScene(data, o, pixelScale);
     case 'model':
       return modelScene(data, o, pixelScale);
     case 'neuron':
@@ -113,14 +113,12 @@ function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale:
   }
 }
 
-function headScene(data: Attention, o: ImageViewOptions): Scene {
+function headScene(data: Attention, o: ImageViewOptions, pixelScale: number): Scene {
   const [, , T, K] = data.attention.dims;
   const mode = o.mode ?? (Math.max(T, K) > (o.heatmapAbove ?? 96) ? 'heatmap' : 'lines');
-  if (mode === 'heatmap')
-    throw new AttnvizError(
-      `the head view of ${Math.max(T, K)} tokens is a heatmap, which images do not draw yet: export .html`,
-    );
-  return openingLines(data, o, resolveTheme(o.theme ?? 'light'), measureLabel);
+  const theme = resolveTheme(o.theme ?? 'light');
+  if (mode === 'heatmap') return openingHeatmap(data, o, theme, pixelScale);
+  return openingLines(data, o, theme, measureLabel);
 }
 
 function modelScene(data: Attention, o: ImageViewOptions, pixelScale: number): Scene {
