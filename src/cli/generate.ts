@@ -2,7 +2,6 @@
 import { writeAttentionFile } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
 import { generateWith } from '../models/model.js';
-import { renderReportImage } from '../export/chromium.js';
 import { renderReport, reportJson, stepsReport } from '../export/report.js';
 import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 import { outputFormats, writeImage, writeText } from './outputs.js';
@@ -51,7 +50,8 @@ the attention of the position that produced it over its context; docs/analysis.m
         const html = () => renderReport(data, { a: g.attention! }, `attnviz generate — ${model}`);
         if (reportFormat === 'json') await writeText(report, reportJson(data));
         else if (reportFormat === 'html') await writeText(report, html());
-        else await writeImage(report, await renderReportImage(html(), 'png'));
+        // Drawn in Node (export/image.ts), loaded only for an image.
+        else await writeImage(report, (await import('../export/image.js')).reportPng(data, { a: g.attention }));
         console.error(`wrote ${report}: ${g.steps?.length ?? 0} steps`);
       }
       if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);

@@ -17,7 +17,6 @@ import {
 } from '../analysis/head-metrics.js';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderReportImage } from '../export/chromium.js';
 import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
 import type { HeadsReport } from '../analysis/report-data.js';
 import type { AttentionModel as Model } from '../models/model.js';
@@ -115,19 +114,18 @@ session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
         scored.map((t) => (t.pair === null ? t.text : `${t.text}\t${t.pair}`)),
         skips,
       );
-      let html: string | undefined;
       const outputs: (string | Uint8Array)[] = [];
       for (const f of formats) {
-        if (f === 'html' || f === 'png') {
-          if (html === undefined) {
-            // Re-run the texts the report opens, keeping only the layers where each is some head's best.
-            const attentions: Record<string, Attention> = {};
-            for (const [text, layers] of bestTexts(report))
-              attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
-            html = renderReport(report, attentions, `attnviz heads — ${m.source}`);
-          }
-          outputs.push(f === 'html' ? html : await renderReportImage(html, 'png'));
-        } else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
+        if (f === 'html') {
+          // Re-run the texts the report opens, keeping only the layers where each is some head's best.
+          const attentions: Record<string, Attention> = {};
+          for (const [text, layers] of bestTexts(report))
+            attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
+          outputs.push(renderReport(report, attentions, `attnviz heads — ${m.source}`));
+        } else if (f === 'png')
+          // The report as it opens, drawn in Node (export/image.ts), loaded only for an image.
+          outputs.push((await import('../export/image.js')).reportPng(report, {}));
+        else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
       }
       for (const [i, out] of outs.entries()) await writeImage(out, outputs[i]);
       const seconds = (performance.now() - started) / 1000;

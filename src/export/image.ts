@@ -17,10 +17,12 @@ import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import { encode } from 'fast-png';
 import opentype from 'opentype.js';
+import type { HeadsReport, StepsReport } from '../analysis/report-data.js';
 import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
 import { type HeatmapOptions, openingHeatmap } from '../views/head-heatmap.js';
 import { openingLines, type Scene } from '../views/head-lines.js';
+import { headsScene, stepsScene } from '../views/reports/report-scenes.js';
 import { GRID_WIDTH } from '../views/layout.js';
 import { drawGrid, fullLayers, type GridState, modelGrid, openingGrid } from '../views/model-grid.js';
 import type { ViewName } from '../views/mount.js';
@@ -155,15 +157,35 @@ export function pngDataUri(pixels: Pixels): string {
   return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
 }
 
-let font: opentype.Font | null = null;
+const fonts: (opentype.Font | undefined)[] = [];
 
-/** Width in px of `text` at the head view's 15 px token font, measured in Arimo. */
-export function measureLabel(text: string): number {
-  if (!font) {
-    const bytes = readFileSync(FONT_FILES[0]);
-    font = opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+/** Width in px of `text` at `size` px in Arimo (bold when `bold`), as resvg will set it. */
+export function measureText(text: string, size: number, bold = false): number {
+  const i = bold ? 1 : 0;
+  if (!fonts[i]) {
+    const bytes = readFileSync(FONT_FILES[i]);
+    fonts[i] = opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   }
-  return font.getAdvanceWidth(text, 15);
+  return fonts[i].getAdvanceWidth(text, size);
+}
+
+/** Width in px of `text` at the head view's 15 px token font. */
+export const measureLabel = (text: string) => measureText(text, 15);
+
+/**
+ * The head finder or generation report as it opens (views/reports/report-scenes.ts), as a PNG at `scale`;
+ * `attentions` are the report's data blocks (the generation's is `a`).
+ */
+export function reportPng(
+  data: HeadsReport | StepsReport,
+  attentions: Record<string, Attention>,
+  scale = DEFAULT_SCALE,
+): Uint8Array {
+  checkScale(scale);
+  const s = data.kind === 'heads' ? headsScene(data, measureText) : stepsScene(data, attentions.a, measureText);
+  const p = new PngPainter(s.width, s.height, '#ffffff', scale, pngDataUri);
+  s.draw(p);
+  return encodePng(p.render(RESVG_OPTIONS));
 }
 
 /** SVG documents placed left to right in one SVG (each nested as an <svg> at its x offset). */

@@ -193,7 +193,6 @@ export class Heatmap {
 
   /** The heatmap as shown (cells, labels, frames) at (ox, oy) of any painter: the screen and the exports. */
   paint(p: Painter, ox: number, oy: number): void {
-    const { theme } = this.config;
     const { plotW, plotH } = this.plot();
     const plot: Rect = { x: ox + LABEL_BAND, y: oy + LABEL_BAND, w: plotW, h: plotH };
     const level = this.levelFor(window.devicePixelRatio || 1);
