@@ -81,7 +81,8 @@ export function headsScene(r: HeadsReport, measure: Measure): Scene {
     'sequential',
     s.map((x) => x.mean),
   );
-  const top = c.y,
+  // Whole px, so cells are crisp as the page's buttons.
+  const top = Math.round(c.y),
     axis = 36;
   const cellX = (h: number) => PAD + axis + h * 27,
     cellY = (l: number) => top + 16 + l * 21;
