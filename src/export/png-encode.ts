@@ -12,6 +12,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import type { RgbaImage } from './hairlines.js';
 
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+let scratch = Buffer.alloc(0);
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
 export function encodePng(image: RgbaImage): Uint8Array {
@@ -21,12 +22,15 @@ export function encodePng(image: RgbaImage): Uint8Array {
   const channels = opaque ? 3 : 4;
   // Each row: filter type 0 (none), then its pixels.
   const row = width * channels + 1;
-  const raw = Buffer.alloc(row * height);
+  // Kept between calls: fresh pages cost more to fault in than the packing that fills them.
+  if (scratch.length < row * height) scratch = Buffer.alloc(row * height);
+  const raw = scratch.subarray(0, row * height);
   // Whole pixels read as words (R in the low byte on a little-endian machine) where the data is aligned to them.
   const words =
     LITTLE_ENDIAN && data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, width * height) : null;
   for (let y = 0; y < height; y++) {
-    let o = y * row + 1;
+    let o = y * row;
+    raw[o++] = 0;
     if (!opaque) raw.set(data.subarray(y * width * 4, (y + 1) * width * 4), o);
     else if (words)
       for (let i = y * width, end = i + width; i < end; i++) {
