@@ -34,7 +34,8 @@ attention to the first token and to special tokens, previous / same / next token
 punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
 tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
 skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
-sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
+sortable table, each head's highest-scoring text in the head view) or a PNG of it (drawn without a browser). A
+progress bar on a terminal.
 --jobs N: N runs at once, each a one-thread session holding its own copy of the weights (default: one
 session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
   options: {
