@@ -77,7 +77,7 @@ export function viewImage(
   if (format === 'svg') return viewSvg(a, view, options);
   checkScale(scale);
   const { scene: s, background } = viewScene(a, view, options, scale);
-  const p = new PngPainter(s.width, s.height, background, scale, pngDataUri);
+  const p = new PngPainter(s.width, s.height, background, scale, pngDataUri, measureText);
   s.draw(p);
   return encodePng(p.render(RESVG_OPTIONS));
 }
@@ -183,7 +183,7 @@ export function reportPng(
 ): Uint8Array {
   checkScale(scale);
   const s = data.kind === 'heads' ? headsScene(data, measureText) : stepsScene(data, attentions.a, measureText);
-  const p = new PngPainter(s.width, s.height, '#ffffff', scale, pngDataUri);
+  const p = new PngPainter(s.width, s.height, '#ffffff', scale, pngDataUri, measureText);
   s.draw(p);
   return encodePng(p.render(RESVG_OPTIONS));
 }

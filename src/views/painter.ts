@@ -236,11 +236,14 @@ export class SvgPainter implements Painter {
     return t;
   }
 
-  toString(): string {
+  /** The SVG document; `view` (CSS px) shows only that part of the scene, at its size. */
+  toString(view: Rect = { x: 0, y: 0, w: this.width, h: this.height }): string {
+    const { x, y, w, h } = view;
     return (
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${r(this.width)}" height="${r(this.height)}" ` +
-      `viewBox="0 0 ${r(this.width)} ${r(this.height)}" font-family="${FONT.replace(/'/g, '&apos;')}">` +
-      `<rect width="100%" height="100%" fill="${this.background}"/>${this.parts.join('')}</svg>`
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${r(w)}" height="${r(h)}" ` +
+      `viewBox="${r(x)} ${r(y)} ${r(w)} ${r(h)}" font-family="${FONT.replace(/'/g, '&apos;')}">` +
+      `<rect${x || y ? ` x="${r(x)}" y="${r(y)}"` : ''} width="100%" height="100%" fill="${this.background}"/>` +
+      `${this.parts.join('')}</svg>`
     );
   }
 }
