@@ -1,11 +1,12 @@
 /**
- * The built CLI end to end: `attnviz extract` reproduces every BERT and GPT-2 golden case; help, version,
- * conflicting options, unsupported capabilities and file errors each give one line (exit 2).
+ * The built CLI end to end: `attnviz extract` reproduces every BERT and GPT-2 golden case and imports only the
+ * engine; help, version, conflicting options, unsupported capabilities and file errors each give one line (exit 2).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
@@ -45,6 +46,41 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('attnviz extract reproduces the golde
     expect(a.pair).toBe(golden.textPair);
     expect(a.model.modelType).toBe(golden.model.split('-')[0]);
     expect(a.causal).toBe(golden.model.startsWith('gpt2'));
+  });
+});
+
+describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
+  test('extract imports the engine, not the views, exports, server, onnx-proto or protobufjs', async () => {
+    // Every module the run imports, printed by a loader hook (module.register) as the loader resolves it.
+    const dir = await mkdtemp(join(tmp, 'imports-'));
+    await writeFile(
+      join(dir, 'hooks.mjs'),
+      'export async function resolve(s, c, next) {\n' +
+        "  const r = await next(s, c); console.log('import ' + r.url); return r;\n}\n",
+    );
+    await writeFile(
+      join(dir, 'register.mjs'),
+      "import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);",
+    );
+    const out = join(dir, 'cat.safetensors');
+    const r = await cli(['extract', '--model', goldenModel('bert-tiny'), '--text', 'The cat sat.', '--out', out], {
+      NODE_OPTIONS: `--import=${join(dir, 'register.mjs')}`,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const loaded = r.stdout.split('\n').flatMap((l) => (l.startsWith('import ') ? [l.slice(7)] : []));
+    expect(loaded).toContain(pathToFileURL(join(ROOT, 'dist', 'src', 'models', 'checkpoint-model.js')).href);
+    const packages = [
+      'onnx-proto',
+      'protobufjs',
+      '@resvg',
+      'opentype.js',
+      'playwright-core',
+      '@tensorflow',
+      '@huggingface/hub',
+    ];
+    const heavy = (u: string) =>
+      /\/src\/(views|export|server|app)\//.test(u) || packages.some((p) => u.includes(`/node_modules/${p}/`));
+    expect(loaded.filter(heavy)).toEqual([]);
   });
 });
 

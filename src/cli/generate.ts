@@ -2,7 +2,6 @@
 import { writeAttentionFile } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
 import { generateWith } from '../models/model.js';
-import { renderReport, reportJson, stepsReport } from '../export/report.js';
 import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 import { outputFormats, writeImage, writeText } from './outputs.js';
 
@@ -46,6 +45,8 @@ the attention of the position that produced it over its context; docs/analysis.m
       const g = await generateWith(m, prompt, { maxNewTokens, temperature, topP, seed, alternatives });
       console.log(g.text);
       if (report !== null && g.attention) {
+        // Loaded when a report is asked for, not at every CLI start (they import the views).
+        const { renderReport, reportJson, stepsReport } = await import('../export/report.js');
         const data = stepsReport(g, model, prompt ?? '', temperature);
         const html = () => renderReport(data, { a: g.attention! }, `attnviz generate — ${model}`);
         if (reportFormat === 'json') await writeText(report, reportJson(data));

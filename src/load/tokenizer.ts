@@ -9,7 +9,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AttnvizError, check, shorten } from '../core/errors.js';
-import { readSentencePiece, SENTENCEPIECE_FAMILIES, sentencePieceJson } from './sentencepiece.js';
 import {
   addedToken,
   BYTE_LEVEL_POST,
@@ -261,6 +260,8 @@ function checkLength(v: unknown, where: string): void {
 }
 
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
+  // Imported here, not at start: only a folder without tokenizer.json needs it (and protobufjs, which it reads with).
+  const { readSentencePiece, SENTENCEPIECE_FAMILIES, sentencePieceJson } = await import('./sentencepiece.js');
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
   // SentencePiece models: converted as transformers does for the families sentencepiece.ts knows.
@@ -338,6 +339,7 @@ async function marianTokenizer(dir: string, config: JsonObject): Promise<TextTok
   const special = new Set([...specialNames].flatMap((t) => (Object.hasOwn(ids, t) && ids[t] !== unk ? [ids[t]] : [])));
   const spm = async (name: string): Promise<HfTokenizer> => {
     const file = join(dir, name);
+    const { readSentencePiece, sentencePieceJson } = await import('./sentencepiece.js');
     const json = sentencePieceJson(readSentencePiece(await readFile(file), file), 'marian', config, file);
     return hfTokenizer(withDefaults(json, file), config, file);
   };
