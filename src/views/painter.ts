@@ -171,17 +171,19 @@ export class SvgPainter implements Painter {
     for (let i = 0; i < segments.length; i += 4)
       d[i >> 2] =
         `M${this.n(segments[i])} ${this.n(segments[i + 1])}L${this.n(segments[i + 2])} ${this.n(segments[i + 3])}`;
-    this.parts.push(
-      `<path d="${d.join('')}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`,
-    );
+    this.stroked(d.join(''), stroke, opacity, width);
   }
 
   path(points: readonly number[], stroke: string, opacity: number, width: number): void {
     const d = new Array<string>(points.length >> 1);
     for (let i = 0; i < points.length; i += 2)
       d[i >> 1] = `${i ? 'L' : 'M'}${this.n(points[i])} ${this.n(points[i + 1])}`;
+    this.stroked(d.join(''), stroke, opacity, width);
+  }
+
+  private stroked(d: string, stroke: string, opacity: number, width: number): void {
     this.parts.push(
-      `<path d="${d.join('')}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`,
+      `<path d="${d}" stroke="${stroke}" stroke-opacity="${r(opacity, 3)}" stroke-width="${width}" fill="none"/>`,
     );
   }
 
