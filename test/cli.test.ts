@@ -91,25 +91,23 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
     expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
   });
 
-  test.each(['extract', 'export', 'generate', 'serve'])(
-    '%s: --help, -h and help <command> describe that command alone',
-    async (name) => {
-      for (const args of [
-        [name, '--help'],
-        [name, '-h'],
-        ['help', name],
-      ]) {
-        const r = await cli(args);
-        expect(r.code, args.join(' ')).toBe(0);
-        expect(r.stdout.startsWith(`usage: attnviz ${name} `)).toBe(true);
-        const others = ['extract', 'export', 'generate', 'serve'].filter((c) => c !== name);
-        for (const other of others) expect(r.stdout).not.toMatch(new RegExp(`^\\s*${other} --`, 'm'));
-      }
-      const all = await cli(['--help']);
-      expect(all.stdout).toContain(`  ${name} `);
-      expect(all.stdout).toContain('--version');
-    },
-  );
+  const COMMANDS = ['extract', 'export', 'neurons', 'generate', 'compare', 'heads', 'serve'];
+  test.each(COMMANDS)('%s: --help, -h and help <command> describe that command alone', async (name) => {
+    for (const args of [
+      [name, '--help'],
+      [name, '-h'],
+      ['help', name],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout.startsWith(`usage: attnviz ${name} `)).toBe(true);
+      const others = COMMANDS.filter((c) => c !== name);
+      for (const other of others) expect(r.stdout).not.toMatch(new RegExp(`^\\s*${other} --`, 'm'));
+    }
+    const all = await cli(['--help']);
+    expect(all.stdout).toContain(`  ${name} `);
+    expect(all.stdout).toContain('--version');
+  });
 
   test('--from with --model or --text is an error, not a silent choice', async () => {
     const from = join(tmp, 'from.safetensors');
@@ -139,7 +137,8 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
   test('an unsupported capability is one line: generate and --target on the embedded encoder', async () => {
     expectCliError(
       await cli(['generate', '--model', 'embedded', '--max-new-tokens', '2']),
-      /^attnviz: embedded: model_type use-lite cannot generate in attnviz \(it generates with Llama/,
+      'attnviz: embedded: model_type use-lite cannot generate in attnviz (it generates with the decoders llama, ' +
+        'mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2, falcon: their checkpoints and GGUF files)',
     );
     const out = join(tmp, 'target.safetensors');
     expectCliError(

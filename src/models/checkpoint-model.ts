@@ -178,6 +178,7 @@ export class Model implements AttentionModel {
       target: encoderDecoder,
       generate: this.family.lmHead === true && !encoderDecoder,
       logits: this.session.outputNames.includes(LOGITS),
+      stream: this.streams,
     };
   }
 

@@ -577,7 +577,13 @@ const DEFAULT_MAX_POSITIONS = 512;
 
 export class OnnxModel implements AttentionModel {
   /** A graph read as it is: one text (or pair) in, no generation (that needs a cache loop attnviz builds). */
-  readonly capabilities: ModelCapabilities = { pair: true, target: false, generate: false, logits: false };
+  readonly capabilities: ModelCapabilities = {
+    pair: true,
+    target: false,
+    generate: false,
+    logits: false,
+    stream: false,
+  };
 
   private constructor(
     /** What the user passed: a folder or an .onnx file. */

@@ -11,7 +11,6 @@ import { VIEWS, type ViewName } from '../views/mount.js';
 import { maxPoolHeads } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { Model } from '../models/checkpoint-model.js';
 import { eventStream } from './events.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
@@ -180,7 +179,7 @@ export type LayerSink = (header: AttentionHeader) => ((layer: Attention) => void
  * Checks the fields every attention request shares and runs the model (or takes a recent result, or waits for
  * the run of the same request under way). A request whose client has gone by the time its turn comes is dropped
  * instead of run. Encoder-decoder models need a `target` (the decoder's text, teacher-forced) and take no
- * `pair`; other models take no `target`. With `sink`, a model that computes layer by layer (Model.streams)
+ * `pair`; other models take no `target`. With `sink`, a model that computes layer by layer (capabilities.stream)
  * hands each layer to it as it comes; the run stops when the response has ended or its client has gone.
  */
 export async function attentionFor(
@@ -243,7 +242,7 @@ export async function attentionFor(
       if (request.target !== null)
         throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
       const options = { pair: request.pair, truncate: request.truncate };
-      const stream = sink && m instanceof Model && m.streams ? m.stream(request.text, options) : undefined;
+      const stream = sink && m.capabilities.stream && m.stream ? m.stream(request.text, options) : undefined;
       const each = stream && sink?.({ ...stream.header, model: { ...stream.header.model, source: request.key } });
       if (!stream || !each) return named(await m.attention(request.text, options));
       return named(
