@@ -27,7 +27,7 @@ import { openGgufModel } from '../load/gguf-checkpoint.js';
 import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
-import { Session, StagedSession, type Feed, type Runner, type RunOutput } from '../runtime/session.js';
+import { Session, StagedSession, type Feed, type Runner, type RunOutput, type StageSpec } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
@@ -220,8 +220,12 @@ export class Model implements AttentionModel {
       options.weights === 'copy' && !weights.hasQuantized()
         ? withPrivateWeights(weights, create)
         : create(weights.root);
+    // A graph's memory files go only through arguments: a closure of this function that named `main` would keep
+    // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
+    const stagedOf = ({ memory }: ReturnType<typeof graph>, stages: StageSpec[]) =>
+      over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const headChunk = options.headChunk ?? defaultHeadChunk(dims);
@@ -232,12 +236,7 @@ export class Model implements AttentionModel {
     // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
     const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const session: Runner = staged
-      ? await over((root) =>
-          StagedSession.create(splitStages(main.bytes, layerGroups(main.bytes, dims)), root, {
-            threads: options.threads,
-            memory: main.memory,
-          }),
-        )
+      ? await stagedOf(main, splitStages(main.bytes, layerGroups(main.bytes, dims)))
       : await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
