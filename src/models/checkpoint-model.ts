@@ -92,7 +92,7 @@ export interface LoadOptions {
   /**
    * Extract each layer's attention this many heads at a time (decoder families built on graph/decoder.ts):
    * a layer's scores and probabilities are then held a run of heads at a time, not all at once, and
-   * `stream()` yields layers in parts. Default: runs of up to 4 heads when one layer's float32 probabilities at
+   * `stream()` yields layers in parts. Default: runs of up to 2 heads when one layer's float32 probabilities at
    * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
    */
   headChunk?: number;
@@ -100,12 +100,14 @@ export interface LoadOptions {
 
 /**
  * Whole layers, unless one layer's probabilities at the longest input the model takes, `heads · T² · 4` bytes,
- * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 4 (Llama's
- * 32 query heads over 8 key/value heads: 4, one key/value head's queries), which at 8,192 tokens hold 1 GB.
+ * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 2, which at
+ * 8,192 tokens hold 537 MB. A run's scores, probabilities and their F16 copy are a stage's working set beside
+ * the MLP's: at 4,096 tokens, runs of 4 heads took a 2-layer Llama-1B-shaped model to 1.9 GB above its weights,
+ * runs of 2 to 1.3 GB (bench/RESULTS.md).
  */
 export function defaultHeadChunk(dims: ModelDims): number | undefined {
   if (dims.heads * dims.maxPositions ** 2 * 4 <= 1e9) return undefined;
-  let n = Math.min(4, dims.heads);
+  let n = Math.min(2, dims.heads);
   while (dims.heads % n !== 0) n--;
   return n < dims.heads ? n : undefined;
 }
