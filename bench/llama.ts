@@ -16,7 +16,10 @@
  *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
- *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--dir DIR]
+ *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--layers N] [--dir DIR]
+ *
+ * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
+ * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
  *
  * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir (default: a
  * temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
