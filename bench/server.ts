@@ -13,12 +13,11 @@
  *
  * Traffic goes to 127.0.0.1 only; the run is bounded by --duration and stops by itself.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { memoryOf, postJson, serverStatus, startServer } from './serve.js';
 
 /** The part of autocannon's result read here (the package ships no types). */
 interface Histogram {
@@ -85,34 +84,13 @@ function nextText(): string {
   return `${SUBJECTS[n % 8]} ${VERBS[(n >> 3) % 8]} ${OBJECTS[(n >> 6) % 8]} ${n}.`;
 }
 
-function memoryOf(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 
 async function main(): Promise<void> {
-  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`the server exited (${code}) before it was ready`)));
-  });
-  const pid = child.pid!;
+  const { url, pid, child } = await startServer([]);
   try {
     const post = async (text: string) => {
-      const r = await fetch(`${url}api/attention`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ text }),
-      });
+      const r = await postJson(url, 'api/attention', JSON.stringify({ text }));
       if (!r.ok) throw new Error(`warm-up request failed: ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
     };
@@ -137,7 +115,7 @@ async function main(): Promise<void> {
     await load(warmupSeconds);
     // Requests cut off at the end of the warm-up are dropped by the server when their turn comes; wait for that.
     for (let pending = 1; pending > 0; ) {
-      const status = (await (await fetch(`${url}api/status`)).json()) as { models: { pending: number }[] };
+      const status = await serverStatus<{ models: { pending: number }[] }>(url);
       pending = status.models.reduce((n, m) => n + m.pending, 0);
       if (pending) await new Promise((r) => setTimeout(r, 200));
     }
@@ -152,7 +130,7 @@ async function main(): Promise<void> {
     const result = await load(duration);
     clearInterval(sampler);
     const end = memoryOf(pid);
-    const status = (await (await fetch(`${url}api/status`)).json()) as { memory: { heapUsed: number } };
+    const status = await serverStatus<{ memory: { heapUsed: number } }>(url);
 
     const during = samples.map((s) => s.rss);
     const report = {

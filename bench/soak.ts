@@ -15,12 +15,13 @@
  *
  *   npm run build && node dist/bench/soak.js [--minutes N] [--clients N] [--max-requests N] [--json FILE]
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { mulberry32, quantile } from './harness.js';
+import { memoryOf, postJson, serverStatus, startServer } from './serve.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,17 +51,6 @@ const WORDS = 'the cat sat on a mat while lily and tom went to the park because 
   ' ',
 );
 const MB = 2 ** 20;
-
-/** A deterministic generator (mulberry32), so two runs send the same requests. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 interface Request {
   kind: string;
@@ -121,32 +111,14 @@ function nextRequest(rand: () => number, n: number): Request {
   return { kind: 'load', path: '/api/models/load', body: json({ model }), ok: [200] };
 }
 
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-}
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+const rssOf = (pid: number) => memoryOf(pid).rss;
 
 async function main(): Promise<void> {
-  const cli = join(REPO, 'dist', 'src', 'cli', 'main.js');
-  const args = [cli, 'serve', '--port', '0', ...ROOTS.flatMap((r) => ['--models-dir', r])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    // Kept short: client hang-ups are logged on purpose, one line each.
-    stderr = (stderr + s).slice(-4000);
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving the app at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`the server exited with ${code}: ${stderr}`)));
-  });
-  const pid = child.pid!;
+  // Quiet: client hang-ups are logged on purpose, one line each.
+  const { url, pid, child } = await startServer(
+    ROOTS.flatMap((r) => ['--models-dir', r]),
+    { quiet: true },
+  );
   const start = rssOf(pid);
   const t0 = performance.now();
   const end = t0 + minutes * 60_000;
@@ -155,7 +127,7 @@ async function main(): Promise<void> {
   let afterWarmup = 0;
   /** The server's own view (GET /api/status): JS heap, external and array-buffer memory tell JS from native. */
   const heapOf = async () => {
-    const { memory } = (await (await fetch(`${url}api/status`)).json()) as { memory: Record<string, number> };
+    const { memory } = await serverStatus<{ memory: Record<string, number> }>(url);
     return Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, Math.round(v / MB)]));
   };
   let heapAfterWarmup: Promise<Record<string, number>> | null = null;
@@ -173,7 +145,7 @@ async function main(): Promise<void> {
   const unexpected: string[] = [];
   let sent = 0;
   const client = async (seed: number) => {
-    const rand = random(seed);
+    const rand = mulberry32(seed);
     while (performance.now() < end && sent < maxRequests) {
       const req = nextRequest(rand, sent++);
       counts[req.kind] = (counts[req.kind] ?? 0) + 1;
@@ -181,12 +153,7 @@ async function main(): Promise<void> {
       const timer = req.abortMs === undefined ? null : setTimeout(() => abort.abort(), req.abortMs);
       const t = performance.now();
       try {
-        const r = await fetch(`${url}${req.path.slice(1)}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: req.body,
-          signal: abort.signal,
-        });
+        const r = await postJson(url, req.path, req.body, abort.signal);
         await r.arrayBuffer();
         if (!req.ok.includes(r.status) && req.abortMs === undefined)
           unexpected.push(`${req.kind} ${r.status} ${req.body.slice(0, 80)}`);
@@ -210,7 +177,6 @@ async function main(): Promise<void> {
   child.kill('SIGTERM');
   const seconds = (performance.now() - t0) / 1000;
   afterWarmup ||= endRss;
-  const sorted = latencies.sort((a, b) => a - b);
   const afterWarmupSamples = samples.filter(([t]) => t * 1000 >= warmupEnd - t0).map(([, r]) => r);
   const result = {
     minutes: seconds / 60,
@@ -221,8 +187,8 @@ async function main(): Promise<void> {
     unexpected: unexpected.length,
     unexpectedExamples: unexpected.slice(0, 5),
     serverAlive: alive,
-    p50ms: percentile(sorted, 0.5),
-    p99ms: percentile(sorted, 0.99),
+    p50ms: quantile(latencies, 0.5),
+    p99ms: quantile(latencies, 0.99),
     rssStartMB: start / MB,
     rssAfterWarmupMB: afterWarmup / MB,
     rssMaxAfterWarmupMB: Math.max(...afterWarmupSamples, endRss / MB),

@@ -4,9 +4,10 @@
  * file, release) timed inside a process that has already imported the modules. Target (issue 13):
  * CLI ≤ 2 × empty Node + the run itself. Rounds interleave the three, so they see the same machine; wall
  * time and CPU time (user + system, this process's children) are both reported, CPU time being the steadier
- * on a shared machine.
+ * on a shared machine. `--baseline DIR` adds another built checkout's CLI (e.g. main, before a change) to
+ * every round: before and after side by side.
  *
- *   node dist/bench/startup.js [--runs N]
+ *   node dist/bench/startup.js [--runs N] [--baseline ../main]
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -60,9 +61,19 @@ function main(): void {
   }
   const i = process.argv.indexOf('--runs');
   const runs = i > 0 ? Number(process.argv[i + 1]) : 7;
+  const b = process.argv.indexOf('--baseline');
+  const baseline = b > 0 ? join(resolve(process.argv[b + 1]), 'dist', 'src', 'cli', 'main.js') : null;
+  if (baseline && !existsSync(baseline)) throw new Error(`--baseline: no build at ${baseline}`);
   const tmp = mkdtempSync(join(os.tmpdir(), 'attnviz-startup-'));
   const out = join(tmp, 'cat.safetensors');
-  const rows = { empty: [] as number[][], cli: [] as number[][], inproc: [] as number[][], run: [] as number[] };
+  const rows = {
+    empty: [] as number[][],
+    cli: [] as number[][],
+    baseline: [] as number[][],
+    inproc: [] as number[][],
+    run: [] as number[],
+  };
+  const extract = (cli: string) => [cli, 'extract', '--model', MODEL, '--text', TEXT, '--out', out];
   try {
     console.log(
       `attnviz start-up benchmark: ${os.cpus()[0]?.model}, ${os.cpus().length} cores, node ${process.version}`,
@@ -75,11 +86,13 @@ function main(): void {
     );
     for (let r = 0; r <= runs; r++) {
       const empty = measure(['-e', '']);
-      const cli = measure([CLI, 'extract', '--model', MODEL, '--text', TEXT, '--out', out]);
+      const cli = measure(extract(CLI));
+      const before = baseline ? measure(extract(baseline)) : null;
       const inproc = measure([SELF, '--in-process', out]);
       if (r === 0) continue; // warm-up: page cache, compile cache
       rows.empty.push([empty.wall, empty.cpu]);
       rows.cli.push([cli.wall, cli.cpu]);
+      if (before) rows.baseline.push([before.wall, before.cpu]);
       rows.inproc.push([inproc.wall, inproc.cpu]);
       rows.run.push(Number(inproc.stdout.trim()));
     }
@@ -90,6 +103,11 @@ function main(): void {
     console.log(`\nmedians of ${runs} interleaved rounds, ms (wall / CPU user+system):`);
     console.log(`  node -e ''                         ${empty.toFixed(0)} / ${m(rows.empty, 1).toFixed(0)}`);
     console.log(`  attnviz extract (bert-tiny), CLI   ${cli.toFixed(0)} / ${m(rows.cli, 1).toFixed(0)}`);
+    if (baseline)
+      console.log(
+        `  … the same, baseline's CLI         ${m(rows.baseline, 0).toFixed(0)} / ${m(rows.baseline, 1).toFixed(0)}` +
+          `   (${baseline})`,
+      );
     console.log(
       `  the same in a script, whole        ${m(rows.inproc, 0).toFixed(0)} / ${m(rows.inproc, 1).toFixed(0)}`,
     );

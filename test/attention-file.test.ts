@@ -3,11 +3,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Attention } from '../src/core/attention.js';
+import { attentionPart, type Attention } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
 import { AttnvizError } from '../src/core/errors.js';
-import { encodeSafetensors } from '../src/core/safetensors.js';
+import { decodeAttention, encodeAttention } from '../src/core/encode.js';
+import { decodeHeader, encodeSafetensors } from '../src/core/safetensors.js';
+import { layerMatrix } from '../src/views/matrix.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-file-'));
@@ -83,6 +85,41 @@ describe('attention file', () => {
       'metadata "special_tokens_mask" must be 3 values, 0/1 or true/false',
     );
     expect(() => decodeAttentionFile(file([1, 2, 0]), 'm')).toThrow(AttnvizError);
+  });
+
+  test("cross attention's keys keep the encoder's special mask: part, file, page encoding, views", () => {
+    // mBART-style: the language code is special, and no token-text guess knows it.
+    const [T, S] = [2, 3];
+    const cross = Float32Array.of(0.5, 0.25, 0.25, 0.2, 0.6, 0.2);
+    const a: Attention = {
+      tokens: ['en_XX', 'Hi', '</s>'],
+      text: 'Hi',
+      pair: null,
+      sentenceBStart: null,
+      model: { source: 'm', modelType: 'mbart' },
+      causal: false,
+      special: [true, false, true],
+      attention: { dims: [1, 1, S, S], data: new Float32Array(S * S).fill(1 / S) },
+      encoderDecoder: {
+        decoderTokens: ['</s>', 'Hallo'],
+        target: 'Hallo',
+        decoderSpecial: [true, false],
+        decoder: { dims: [1, 1, T, T], data: Float32Array.of(1, 0, 0.5, 0.5) },
+        cross: { dims: [1, 1, T, S], data: cross },
+      },
+    };
+    const part = attentionPart(a, 'cross');
+    expect(part.keyTokens).toEqual(a.tokens);
+    expect(part.keySpecial).toEqual([true, false, true]);
+    const file = decodeAttentionFile(encodeAttentionFile(part), 'cross.safetensors');
+    const meta = JSON.parse(decodeHeader(encodeAttentionFile(part), 'cross').metadata.attnviz);
+    expect(meta.key_special_tokens_mask).toEqual([1, 0, 1]);
+    for (const b of [part, file, decodeAttention(encodeAttention(part))]) {
+      expect(b.keySpecial).toEqual([true, false, true]);
+      const hidden = layerMatrix(b, 0, { filter: 'all', hideSpecial: true });
+      // Rows: both decoder tokens but the start token; columns: "Hi" alone, each row renormalised to 1.
+      expect([hidden.rows, hidden.cols, [...hidden.data]]).toEqual([[1], [1], [1]]);
+    }
   });
 
   test('reads a file with only attention and tokens (as written from PyTorch output_attentions), I32 ids', () => {

@@ -1,11 +1,12 @@
 /**
- * The built CLI end to end: `attnviz extract` reproduces every BERT and GPT-2 golden case; help, version,
- * conflicting options, unsupported capabilities and file errors each give one line (exit 2).
+ * The built CLI end to end: `attnviz extract` reproduces every BERT and GPT-2 golden case and imports only the
+ * engine; help, version, conflicting options, unsupported capabilities and file errors each give one line (exit 2).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
@@ -48,6 +49,41 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('attnviz extract reproduces the golde
   });
 });
 
+describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
+  test('extract imports the engine, not the views, exports, server, onnx-proto or protobufjs', async () => {
+    // Every module the run imports, printed by a loader hook (module.register) as the loader resolves it.
+    const dir = await mkdtemp(join(tmp, 'imports-'));
+    await writeFile(
+      join(dir, 'hooks.mjs'),
+      'export async function resolve(s, c, next) {\n' +
+        "  const r = await next(s, c); console.log('import ' + r.url); return r;\n}\n",
+    );
+    await writeFile(
+      join(dir, 'register.mjs'),
+      "import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);",
+    );
+    const out = join(dir, 'cat.safetensors');
+    const r = await cli(['extract', '--model', goldenModel('bert-tiny'), '--text', 'The cat sat.', '--out', out], {
+      NODE_OPTIONS: `--import=${join(dir, 'register.mjs')}`,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const loaded = r.stdout.split('\n').flatMap((l) => (l.startsWith('import ') ? [l.slice(7)] : []));
+    expect(loaded).toContain(pathToFileURL(join(ROOT, 'dist', 'src', 'models', 'checkpoint-model.js')).href);
+    const packages = [
+      'onnx-proto',
+      'protobufjs',
+      '@resvg',
+      'opentype.js',
+      'playwright-core',
+      '@tensorflow',
+      '@huggingface/hub',
+    ];
+    const heavy = (u: string) =>
+      /\/src\/(views|export|server|app)\//.test(u) || packages.some((p) => u.includes(`/node_modules/${p}/`));
+    expect(loaded.filter(heavy)).toEqual([]);
+  });
+});
+
 describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
   test('--version prints the package version', async () => {
     const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -55,25 +91,23 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
     expect(r).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' });
   });
 
-  test.each(['extract', 'export', 'generate', 'serve'])(
-    '%s: --help, -h and help <command> describe that command alone',
-    async (name) => {
-      for (const args of [
-        [name, '--help'],
-        [name, '-h'],
-        ['help', name],
-      ]) {
-        const r = await cli(args);
-        expect(r.code, args.join(' ')).toBe(0);
-        expect(r.stdout.startsWith(`usage: attnviz ${name} `)).toBe(true);
-        const others = ['extract', 'export', 'generate', 'serve'].filter((c) => c !== name);
-        for (const other of others) expect(r.stdout).not.toMatch(new RegExp(`^\\s*${other} --`, 'm'));
-      }
-      const all = await cli(['--help']);
-      expect(all.stdout).toContain(`  ${name} `);
-      expect(all.stdout).toContain('--version');
-    },
-  );
+  const COMMANDS = ['extract', 'export', 'neurons', 'generate', 'compare', 'heads', 'serve'];
+  test.each(COMMANDS)('%s: --help, -h and help <command> describe that command alone', async (name) => {
+    for (const args of [
+      [name, '--help'],
+      [name, '-h'],
+      ['help', name],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout.startsWith(`usage: attnviz ${name} `)).toBe(true);
+      const others = COMMANDS.filter((c) => c !== name);
+      for (const other of others) expect(r.stdout).not.toMatch(new RegExp(`^\\s*${other} --`, 'm'));
+    }
+    const all = await cli(['--help']);
+    expect(all.stdout).toContain(`  ${name} `);
+    expect(all.stdout).toContain('--version');
+  });
 
   test('--from with --model or --text is an error, not a silent choice', async () => {
     const from = join(tmp, 'from.safetensors');
@@ -103,7 +137,8 @@ describe.skipIf(!HAVE_CLI)('help, version and bad invocations', () => {
   test('an unsupported capability is one line: generate and --target on the embedded encoder', async () => {
     expectCliError(
       await cli(['generate', '--model', 'embedded', '--max-new-tokens', '2']),
-      /^attnviz: embedded: model_type use-lite cannot generate in attnviz \(it generates with Llama/,
+      'attnviz: embedded: model_type use-lite cannot generate in attnviz (it generates with the decoders llama, ' +
+        'mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, olmo2, falcon: their checkpoints and GGUF files)',
     );
     const out = join(tmp, 'target.safetensors');
     expectCliError(

@@ -61,6 +61,26 @@ describe('layout', () => {
     expect(wrong).toEqual([]);
   });
 
+  test('above models/, the model kinds are types at most: callers read capabilities, not instanceof or casts', () => {
+    // Every kind implements models/model.ts's AttentionModel; load-model.ts picks one. src/server may not even name
+    // a kind's types (no casts between kinds there); elsewhere a kind's types may be named (cli: LoadOptions),
+    // never its values (a class to test instanceof against).
+    const KINDS = ['checkpoint-model', 'seq2seq', 'onnx-tap', 'tfjs-model'].map((k) => join(SRC, 'models', `${k}.js`));
+    const above = ['server', 'cli', 'app', 'export', 'views', 'analysis'];
+    const wrong: string[] = [];
+    for (const file of sources(SRC).filter((f) => above.includes(layerOf(f)))) {
+      const text = readFileSync(file, 'utf8');
+      const statements =
+        /\b(?:import|export)\s+(type\s+)?[^;']*?from\s*'(\.{1,2}\/[^']+)'|import\(\s*'(\.{1,2}\/[^']+)'/g;
+      for (const m of text.matchAll(statements)) {
+        const target = resolve(dirname(file), m[2] ?? m[3]);
+        if (KINDS.includes(target) && (!m[1] || layerOf(file) === 'server'))
+          wrong.push(`${relative(SRC, file)} → ${relative(SRC, target)}${m[1] ? ' (types)' : ''}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
   test('lines are at most 120 characters (strings and comments included)', () => {
     const root = resolve(SRC, '..');
     const files = ['src', 'test', 'bench'].flatMap((d) => sources(join(root, d)));

@@ -23,7 +23,8 @@ import { generateWith } from '../src/models/model.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
 import { readConfig } from '../src/load/config.js';
-import { findOnnxAttention, isOnnxSource, OnnxModel } from '../src/models/onnx-tap.js';
+import { isOnnxSource } from '../src/load/onnx-source.js';
+import { findOnnxAttention, OnnxModel } from '../src/models/onnx-tap.js';
 import { Weights } from '../src/load/weights.js';
 import { describeModel } from '../src/server/models.js';
 import {

@@ -25,7 +25,7 @@ import {
   T5_V11,
   writeT5,
 } from './tiny-seq2seq.js';
-import { addedToken } from './tiny-tokenizers.js';
+import { addedToken } from '../src/load/tokenizer-json.js';
 
 afterAll(removeTinyModels);
 

@@ -24,7 +24,7 @@ import {
   type Rows,
 } from './reference.js';
 import { Rng, TinyWeights, writeTinyModel } from './tiny-models.js';
-import { addedToken } from './tiny-tokenizers.js';
+import { addedToken, sequence, specialToken, templateProcessing } from '../src/load/tokenizer-json.js';
 
 export const SOURCE = 'The cat sat on the mat.';
 export const TARGET = 'Le chat est assis sur le tapis.';
@@ -293,17 +293,11 @@ export function t5TokenizerJson(): unknown {
     added_tokens: [addedToken(0, '<pad>'), addedToken(1, '</s>'), addedToken(2, '<unk>')],
     normalizer: null,
     pre_tokenizer: metaspace,
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
-      pair: [
-        { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-        { Sequence: { id: 'B', type_id: 0 } },
-        { SpecialToken: { id: '</s>', type_id: 0 } },
-      ],
-      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } },
-    },
+    post_processor: templateProcessing(
+      [sequence('A'), specialToken('</s>')],
+      [sequence('A'), specialToken('</s>'), sequence('B'), specialToken('</s>')],
+      { '</s>': 1 },
+    ),
     decoder: metaspace,
     model: { type: 'Unigram', unk_id: 2, vocab: PIECES, byte_fallback: false },
   };

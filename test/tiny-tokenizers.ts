@@ -7,6 +7,16 @@
  * byte symbols of byte-level BPE), and the words of the tests' texts are whole tokens.
  */
 
+import {
+  addedToken,
+  BYTE_LEVEL_POST,
+  byteLevelBpe,
+  robertaProcessing,
+  sequence,
+  specialToken,
+  templateProcessing,
+} from '../src/load/tokenizer-json.js';
+
 export type TinyTokenizer = 'bert-tiny' | 'gpt2-tiny' | 'roberta-tiny';
 
 /** Words made whole tokens (as a real vocabulary has them), from the texts the tests run. */
@@ -23,7 +33,7 @@ const PUNCTUATION = [...'.,;:!?\'"()-[]<>/'];
  * generate has a token.
  */
 export function tinyTokenizerFiles(kind: TinyTokenizer, vocabSize = 0): Record<string, string> {
-  const json = kind === 'bert-tiny' ? wordPiece(vocabSize) : byteLevelBpe(kind === 'roberta-tiny', vocabSize);
+  const json = kind === 'bert-tiny' ? wordPiece(vocabSize) : byteLevel(kind === 'roberta-tiny', vocabSize);
   return {
     'tokenizer.json': JSON.stringify(json),
     'tokenizer_config.json': JSON.stringify(CONFIGS[kind]),
@@ -63,17 +73,6 @@ const CONFIGS: Record<TinyTokenizer, Record<string, unknown>> = {
   },
 };
 
-/** An added_tokens entry of tokenizer.json for special token `content`. */
-export const addedToken = (id: number, content: string) => ({
-  id,
-  content,
-  single_word: false,
-  lstrip: false,
-  rstrip: false,
-  normalized: false,
-  special: true,
-});
-
 /** `[unused0]`, `[unused1]`, … (BERT's name for vocabulary entries no text produces) up to `size` pieces. */
 function padded(pieces: string[], size: number): string[] {
   return [...pieces, ...Array.from({ length: Math.max(0, size - pieces.length) }, (_, i) => `[unused${i}]`)];
@@ -91,8 +90,6 @@ function wordPiece(vocabSize: number): unknown {
     ...new Set(WORDS.map((w) => w.toLowerCase())),
   ];
   const vocab = Object.fromEntries(padded([...new Set(pieces)], vocabSize).map((p, i) => [p, i]));
-  const special = (id: string, typeId: number) => ({ SpecialToken: { id, type_id: typeId } });
-  const sequence = (id: 'A' | 'B', typeId: number) => ({ Sequence: { id, type_id: typeId } });
   return {
     version: '1.0',
     truncation: null,
@@ -106,15 +103,11 @@ function wordPiece(vocabSize: number): unknown {
       lowercase: true,
     },
     pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [special('[CLS]', 0), sequence('A', 0), special('[SEP]', 0)],
-      pair: [special('[CLS]', 0), sequence('A', 0), special('[SEP]', 0), sequence('B', 1), special('[SEP]', 1)],
-      special_tokens: {
-        '[CLS]': { id: '[CLS]', ids: [vocab['[CLS]']], tokens: ['[CLS]'] },
-        '[SEP]': { id: '[SEP]', ids: [vocab['[SEP]']], tokens: ['[SEP]'] },
-      },
-    },
+    post_processor: templateProcessing(
+      [specialToken('[CLS]'), sequence('A'), specialToken('[SEP]')],
+      [specialToken('[CLS]'), sequence('A'), specialToken('[SEP]'), sequence('B', 1), specialToken('[SEP]', 1)],
+      { '[CLS]': vocab['[CLS]'], '[SEP]': vocab['[SEP]'] },
+    ),
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: {
       type: 'WordPiece',
@@ -138,7 +131,7 @@ function byteSymbols(): string[] {
  * that build it left to right; RoBERTa's specials around them (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3, `<mask>`
  * last), GPT-2's `<|endoftext|>` last.
  */
-function byteLevelBpe(roberta: boolean, vocabSize: number): unknown {
+function byteLevel(roberta: boolean, vocabSize: number): unknown {
   const head = roberta ? ['<s>', '<pad>', '</s>', '<unk>'] : [];
   const pieces = [...head, ...byteSymbols()];
   const merges: [string, string][] = [];
@@ -158,27 +151,12 @@ function byteLevelBpe(roberta: boolean, vocabSize: number): unknown {
   }
   const tail = roberta ? '<mask>' : '<|endoftext|>';
   const vocab = Object.fromEntries([...padded(pieces, vocabSize - 1), tail].map((p, i) => [p, i]));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true };
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [...head, tail].map((s) => addedToken(vocab[s], s)),
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: roberta
-      ? { type: 'RobertaProcessing', sep: ['</s>', 2], cls: ['<s>', 0], trim_offsets: true, add_prefix_space: false }
-      : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      vocab,
-      merges: merges.map(([a, b]) => `${a} ${b}`),
+  return byteLevelBpe(
+    vocab,
+    merges.map(([a, b]) => `${a} ${b}`),
+    {
+      added: [...head, tail].map((s) => addedToken(vocab[s], s)),
+      postProcessor: roberta ? robertaProcessing(['</s>', 2], ['<s>', 0], false) : BYTE_LEVEL_POST,
     },
-  };
+  );
 }

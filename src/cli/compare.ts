@@ -5,7 +5,6 @@
  */
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { compareReport, renderReport, reportJson } from '../export/report.js';
 import { loadModel } from '../models/load-model.js';
 import { list, type Command } from './command.js';
 import { outputFormats, scaleOption, writeImage } from './outputs.js';
@@ -53,6 +52,8 @@ side, drawn without a browser (--scale: PNG pixels per CSS px, default 1). -o re
       text: texts[Math.min(i, texts.length - 1)],
     }));
     const [a, b] = await attentions(inputs, v.truncate === true);
+    // The report module (views, HTML) is loaded when a report is made, not at every CLI start.
+    const { compareReport, renderReport, reportJson } = await import('../export/report.js');
     const report = compareReport(a, b, question);
     // Every output is made before any is written, so a failure leaves none.
     const html = renderReport(report, { a, b }, `attnviz compare — ${a.model.source}`);

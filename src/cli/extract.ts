@@ -4,7 +4,6 @@ import type { Attention } from '../core/attention.js';
 import { FLOAT_DTYPES, type FloatDType } from '../core/attention-file.js';
 import { AttnvizError } from '../core/errors.js';
 import { readAttentionFile, writeAttentionFile, writeAttentionStream } from '../core/files.js';
-import { Model } from '../models/checkpoint-model.js';
 import type { AttentionModel } from '../models/model.js';
 import {
   loadForCli,
@@ -47,7 +46,7 @@ skips, listing them as a warning.`,
     try {
       // Checkpoint models stream layer by layer into the file; the others (and aggregates, which need every
       // layer) give their Attention whole.
-      if (m instanceof Model && m.streams && v.aggregate === undefined) {
+      if (m.capabilities.stream && m.stream && v.aggregate === undefined) {
         const stream = m.stream(text, { ...modelOptions(v), ...selection });
         await writeAttentionStream(out, stream, { dtype });
         const { layers, heads, tokens } = stream.header;

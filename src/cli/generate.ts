@@ -2,8 +2,6 @@
 import { writeAttentionFile } from '../core/files.js';
 import { AttnvizError } from '../core/errors.js';
 import { generateWith } from '../models/model.js';
-import { renderReportImage } from '../export/chromium.js';
-import { renderReport, reportJson, stepsReport } from '../export/report.js';
 import { loadForCli, numberOption, optionalString, positiveInteger, required, type Command } from './command.js';
 import { outputFormats, writeImage, writeText } from './outputs.js';
 
@@ -12,11 +10,12 @@ export const generate: Command = {
   synopsis: `generate --model <folder|hub id|file.gguf> [--prompt "<text>"] --max-new-tokens N
          [--temperature T] [--top-p P] [--seed S] [--out <file.safetensors>]
          [--report <steps.html|.json|.png> [--alternatives K]]`,
-  description: `Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, GGUF llama) and
-print the text; --out writes the attention over prompt + generated tokens. --temperature 0 is greedy
-(defaults: temperature 1, top-p 0.9, a random seed, printed so a run can be repeated). --report: the
-generation step by step (a step slider; each token's probability and the K most likely tokens, default 5;
-the attention of the position that produced it over its context; docs/analysis.md).`,
+  description: `Continue the prompt (without one: from BOS) with a decoder (Llama, Mistral, Qwen2, Qwen3, Gemma 2
+and 3, Phi-3, OLMo 2, Falcon; checkpoints or GGUF files) and print the text; --out writes the attention over
+prompt + generated tokens. --temperature 0 is greedy (defaults: temperature 1, top-p 0.9, a random seed,
+printed so a run can be repeated). --report: the generation step by step (a step slider; each token's
+probability and the K most likely tokens, default 5; the attention of the position that produced it over its
+context; docs/analysis.md).`,
   options: {
     model: { type: 'string' },
     prompt: { type: 'string' },
@@ -47,6 +46,9 @@ the attention of the position that produced it over its context; docs/analysis.m
       const g = await generateWith(m, prompt, { maxNewTokens, temperature, topP, seed, alternatives });
       console.log(g.text);
       if (report !== null && g.attention) {
+        // Loaded when a report is asked for, not at every CLI start (they import the views and Chromium).
+        const { renderReport, reportJson, stepsReport } = await import('../export/report.js');
+        const { renderReportImage } = await import('../export/chromium.js');
         const data = stepsReport(g, model, prompt ?? '', temperature);
         const html = () => renderReport(data, { a: g.attention! }, `attnviz generate — ${model}`);
         if (reportFormat === 'json') await writeText(report, reportJson(data));

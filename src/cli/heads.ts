@@ -5,7 +5,6 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import {
   type CorpusText,
   CorpusScores,
@@ -17,8 +16,6 @@ import {
 } from '../analysis/head-metrics.js';
 import type { Attention } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { renderReportImage } from '../export/chromium.js';
-import { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } from '../export/report.js';
 import type { HeadsReport } from '../analysis/report-data.js';
 import type { AttentionModel as Model } from '../models/model.js';
 import { loadModel } from '../models/load-model.js';
@@ -61,7 +58,7 @@ session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
       const perText: (HeadScores | null)[] = [];
       const skipped: HeadsReport['skipped'] = [];
       const bar = process.stderr.isTTY
-        ? new SingleBar({
+        ? new (await import('cli-progress')).SingleBar({
             format:
               'heads [{bar}] {value}/{total} texts  {speed} texts/s  {eta_formatted} left  ' +
               `(${models.length} run${models.length > 1 ? 's' : ''} at once)`,
@@ -109,6 +106,10 @@ session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
         throw new AttnvizError(
           `no text of ${corpus.length} could be scored (first: ${skips[0].where}: ${skips[0].reason})`,
         );
+      // Loaded once the texts are scored, not at every CLI start (the report module imports the views).
+      const { bestTexts, headsCsv, headsReport, keepLayers, renderReport, reportJson } = await import(
+        '../export/report.js'
+      );
       const report = headsReport(
         scores.result(),
         m.source,
@@ -126,7 +127,9 @@ session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
               attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
             html = renderReport(report, attentions, `attnviz heads — ${m.source}`);
           }
-          outputs.push(f === 'html' ? html : await renderReportImage(html, 'png'));
+          outputs.push(
+            f === 'html' ? html : await (await import('../export/chromium.js')).renderReportImage(html, 'png'),
+          );
         } else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
       }
       for (const [i, out] of outs.entries()) await writeImage(out, outputs[i]);

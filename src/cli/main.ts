@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AttnvizError, systemErrorMessage } from '../core/errors.js';
 import type { Command, Values } from './command.js';
-import { COMMANDS } from './commands.js';
+import { COMMANDS, findCommand } from './commands.js';
 
 const indent = (text: string, by: string) => text.replace(/^(?=.)/gm, by);
 
@@ -15,11 +15,12 @@ const COMMON = `options for every command:
   --debug     print stack traces
   --help, -h  this command's help`;
 
-function usage(): string {
+async function usage(): Promise<string> {
+  const commands = await Promise.all(Object.values(COMMANDS).map((load) => load()));
   return `usage: attnviz <command> [options]     (attnviz <command> --help for one command)
 
 commands:
-${COMMANDS.map((c) => `  ${c.synopsis}\n${indent(c.description, '      ')}`).join('\n')}
+${commands.map((c) => `  ${c.synopsis}\n${indent(c.description, '      ')}`).join('\n')}
 
 ${COMMON}
   --version   the version of attnviz`;
@@ -46,14 +47,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    console.log(topic ? commandUsage(topic) : usage());
+    const topic = name === 'help' ? await findCommand(rest[0]) : undefined;
+    console.log(topic ? commandUsage(topic) : await usage());
     return name ? 0 : 2;
   }
   try {
-    const command = COMMANDS.find((c) => c.name === name);
-    if (!command)
-      throw new AttnvizError(`unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    const command = await findCommand(name);
+    if (!command) throw new AttnvizError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     let values: Values;
     try {
       ({ values } = parseArgs({

@@ -65,6 +65,8 @@ export interface AttentionFileMetadata {
   special_tokens_mask?: number[];
   /** Encoder-decoder: the same for `decoder_tokens`. */
   decoder_special_tokens_mask?: number[];
+  /** With `key_tokens`: the same for them. */
+  key_special_tokens_mask?: number[];
 }
 
 /** Encoder-decoder tensors: attnviz name → Attention.encoderDecoder field (the encoder's are the plain names). */
@@ -108,6 +110,7 @@ export function metadataOf(
     ...(a.encoderDecoder?.decoderSpecial
       ? { decoder_special_tokens_mask: a.encoderDecoder.decoderSpecial.map(Number) }
       : {}),
+    ...(a.keySpecial ? { key_special_tokens_mask: a.keySpecial.map(Number) } : {}),
   };
   return JSON.stringify(meta);
 }
@@ -243,7 +246,10 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
   };
   const inputIds = ints('input_ids');
   /** An optional special-token mask of `n` entries, 0/1 or booleans. */
-  const mask = (name: 'special_tokens_mask' | 'decoder_special_tokens_mask', n: number): boolean[] | undefined => {
+  const mask = (
+    name: 'special_tokens_mask' | 'decoder_special_tokens_mask' | 'key_special_tokens_mask',
+    n: number,
+  ): boolean[] | undefined => {
     const v: unknown = meta[name];
     if (v === undefined) return undefined;
     check(
@@ -253,6 +259,7 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
     return v.map((x) => x === 1 || x === true);
   };
   const special = mask('special_tokens_mask', T);
+  const keySpecial = keyTokens ? mask('key_special_tokens_mask', keyTokens.length) : undefined;
 
   // Encoder-decoder: T′ decoder tokens over L′ decoder layers; cross-attention rows are decoder tokens, columns
   // encoder tokens.
@@ -332,6 +339,7 @@ function decodeAttentionTensors(bytes: Uint8Array, what: string): Attention {
       : {}),
     ...(meta.rotary === 'half' || meta.rotary === 'interleaved' ? { rotary: meta.rotary } : {}),
     ...(keyTokens ? { keyTokens } : {}),
+    ...(keySpecial ? { keySpecial } : {}),
     ...(meta.score_scale !== undefined ? { scoreScale: meta.score_scale } : {}),
     ...(meta.attn_logit_softcapping !== undefined ? { attnLogitSoftcapping: meta.attn_logit_softcapping } : {}),
     ...(windows !== undefined ? { layerWindows: windows } : {}),

@@ -71,6 +71,8 @@ export interface Attention {
    * has this (see attentionPart); absent, keys and queries are the same tokens.
    */
   keyTokens?: string[];
+  /** Per key token, when `keyTokens` is set: special, like `special` (cross attention: the encoder's mask). */
+  keySpecial?: boolean[];
   /** The factor q·kᵀ is multiplied by before softmax; absent means 1/√headDim. T5 does not scale: 1. */
   scoreScale?: number;
   /**
@@ -221,6 +223,7 @@ export function attentionPart(a: Attention, part: AttentionPart): Attention {
     causal: false,
     attention: ed.cross,
     keyTokens: a.tokens,
+    ...(a.special ? { keySpecial: a.special } : {}),
     ...(ed.crossQuery && ed.crossKey ? { query: ed.crossQuery, key: ed.crossKey } : {}),
     ...(ed.decoderInputIds ? { inputIds: ed.decoderInputIds } : {}),
     ...(ed.decoderSpecial ? { special: ed.decoderSpecial } : {}),

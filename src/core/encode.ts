@@ -75,6 +75,7 @@ interface Header {
   inputIds?: number[];
   special?: boolean[];
   keyTokens?: string[];
+  keySpecial?: boolean[];
   scoreScale?: number;
   rotary?: 'half' | 'interleaved';
   attnLogitSoftcapping?: number;
@@ -121,6 +122,7 @@ export function encodeAttention(a: Attention, options: EncodeOptions = {}): Uint
     ...(a.inputIds ? { inputIds: a.inputIds } : {}),
     ...(a.special ? { special: a.special } : {}),
     ...(a.keyTokens ? { keyTokens: a.keyTokens } : {}),
+    ...(a.keySpecial ? { keySpecial: a.keySpecial } : {}),
     ...(a.scoreScale !== undefined ? { scoreScale: a.scoreScale } : {}),
     ...(a.rotary ? { rotary: a.rotary } : {}),
     ...(a.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: a.attnLogitSoftcapping } : {}),
@@ -205,6 +207,7 @@ export function decodeAttention(bytes: Uint8Array): Attention {
     ...(header.inputIds ? { inputIds: header.inputIds } : {}),
     ...(header.special ? { special: header.special } : {}),
     ...(header.keyTokens ? { keyTokens: header.keyTokens } : {}),
+    ...(header.keySpecial ? { keySpecial: header.keySpecial } : {}),
     ...(header.scoreScale !== undefined ? { scoreScale: header.scoreScale } : {}),
     ...(header.rotary ? { rotary: header.rotary } : {}),
     ...(header.attnLogitSoftcapping !== undefined ? { attnLogitSoftcapping: header.attnLogitSoftcapping } : {}),

@@ -6,13 +6,19 @@
  * Activations are 2-D `[T, D]` (one sequence, no batch axis) and per-head tensors `[H, T, d]`; T is dynamic.
  * Weights are external initializers pointing into the checkpoint's safetensors files (see load/weights.ts).
  */
-import onnxProto from 'onnx-proto';
 import type { PackedMatrix } from '../load/gguf-quant.js';
 import type { WeightRef, Weights } from '../load/weights.js';
-
-const { onnx } = onnxProto;
-const { DataType } = onnx.TensorProto;
-const { AttributeType } = onnx.AttributeProto;
+import {
+  type Attribute,
+  AttributeType,
+  DataType,
+  type Dim,
+  EXTERNAL,
+  encodeModel,
+  type Node,
+  type Tensor,
+  type ValueInfo,
+} from './onnx.js';
 
 /** ONNX opset: 17 is the first with LayerNormalization; onnxruntime 1.30 runs it on CPU. */
 export const OPSET = 17;
@@ -21,7 +27,6 @@ const MS_DOMAIN = 'com.microsoft';
 
 /** Node attributes: integers, int lists, strings, and floats wrapped as `{ float: x }` (ONNX types them apart). */
 type Attr = number | string | readonly number[] | { float: number };
-type Dim = number | string;
 
 export const ACTIVATIONS = ['gelu', 'gelu_new', 'gelu_pytorch_tanh', 'relu'] as const;
 export type ActivationName = (typeof ACTIVATIONS)[number];
@@ -44,10 +49,10 @@ interface PackedValues extends Omit<PackedMatrix, 'codes' | 'scales' | 'zeroPoin
 }
 
 export class GraphBuilder {
-  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
-  private readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
-  private readonly outputs: onnxProto.onnx.IValueInfoProto[] = [];
+  private readonly nodes: Node[] = [];
+  private readonly initializers: Tensor[] = [];
+  private readonly inputs: ValueInfo[] = [];
+  private readonly outputs: ValueInfo[] = [];
   /** Weight name → graph value (tied embeddings are used twice but stored once). */
   private readonly weightValues = new Map<string, string>();
   private readonly packedValues = new Map<string, PackedValues>();
@@ -79,7 +84,7 @@ export class GraphBuilder {
   // ---- graph plumbing -------------------------------------------------------------------------------
 
   input(name: string, type: 'int64' | 'float', dims: readonly Dim[]): string {
-    this.inputs.push(valueInfo(name, type === 'int64' ? DataType.INT64 : DataType.FLOAT, dims));
+    this.inputs.push({ name, elemType: type === 'int64' ? DataType.INT64 : DataType.FLOAT, dims: [...dims] });
     return name;
   }
 
@@ -90,7 +95,7 @@ export class GraphBuilder {
 
   /** Declares `value` a float graph output (values are named by the node that makes them: see `op`'s `out`). */
   output(value: string, dims: readonly Dim[]): string {
-    this.outputs.push(valueInfo(value, DataType.FLOAT, dims));
+    this.outputs.push({ name: value, elemType: DataType.FLOAT, dims: [...dims] });
     return value;
   }
 
@@ -134,15 +139,15 @@ export class GraphBuilder {
       this.weightValues.set(ref.name, value);
       return value;
     }
-    const type = WEIGHT_TYPES[ref.dtype as keyof typeof WEIGHT_TYPES];
+    const type: number = WEIGHT_TYPES[ref.dtype as keyof typeof WEIGHT_TYPES];
     if (this.inMemory)
       this.external(ref.name, this.weights.read(ref, this.arena.take(ref.byteLength)), ref.shape, type);
     else
       this.initializers.push({
         name: ref.name,
-        dims: ref.shape,
+        dims: [...ref.shape],
         dataType: type,
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        dataLocation: EXTERNAL,
         externalData: [
           { key: 'location', value: this.weights.location(ref) },
           { key: 'offset', value: String(ref.offset) },
@@ -162,6 +167,7 @@ export class GraphBuilder {
       dims: [values.length],
       dataType: DataType.INT64,
       rawData: bytes(BigInt64Array.from(values, BigInt)),
+      externalData: [],
     });
     return name;
   }
@@ -169,14 +175,21 @@ export class GraphBuilder {
   /** A float32 scalar constant. */
   scalar(value: number): string {
     const name = `const_${this.counter++}`;
-    this.initializers.push({ name, dims: [], dataType: DataType.FLOAT, rawData: bytes(Float32Array.of(value)) });
+    const rawData = bytes(Float32Array.of(value));
+    this.initializers.push({ name, dims: [], dataType: DataType.FLOAT, rawData, externalData: [] });
     return name;
   }
 
   /** A float32 constant tensor of shape `dims`, held in the graph itself (small tables such as RoPE's inv_freq). */
   floats(values: Float32Array, dims: readonly number[]): string {
     const name = `const_${this.counter++}`;
-    this.initializers.push({ name, dims: [...dims], dataType: DataType.FLOAT, rawData: bytes(values) });
+    this.initializers.push({
+      name,
+      dims: [...dims],
+      dataType: DataType.FLOAT,
+      rawData: bytes(values),
+      externalData: [],
+    });
     return name;
   }
 
@@ -212,7 +225,7 @@ export class GraphBuilder {
       name,
       dims: [...dims],
       dataType: type,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      dataLocation: EXTERNAL,
       externalData: [
         { key: 'location', value: path },
         { key: 'offset', value: '0' },
@@ -249,7 +262,7 @@ export class GraphBuilder {
 
   /** The serialized ModelProto (small: weights stay in the checkpoint files or in `memoryFiles`). */
   toBytes(): Uint8Array {
-    const model = onnx.ModelProto.create({
+    return encodeModel({
       irVersion: 8,
       producerName: 'attnviz',
       opsetImport: [
@@ -264,7 +277,6 @@ export class GraphBuilder {
         output: this.outputs,
       },
     });
-    return onnx.ModelProto.encode(model).finish();
   }
 
   // ---- layers ---------------------------------------------------------------------------------------
@@ -390,19 +402,7 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, elemType: number, dims: readonly Dim[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType,
-        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) },
-      },
-    },
-  };
-}
-
-function attribute(name: string, v: Attr): onnxProto.onnx.IAttributeProto {
+function attribute(name: string, v: Attr): Attribute {
   if (typeof v === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(v) };
   if (typeof v === 'number') return { name, type: AttributeType.INT, i: v };
   if ('float' in v) return { name, type: AttributeType.FLOAT, f: v.float };

@@ -17,7 +17,16 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { headChunks, INPUTS, outputNames, probsChunkName, type ModelDims } from './family.js';
+import {
+  declareLayerOutputs,
+  headChunks,
+  headDim,
+  INPUTS,
+  outputNames,
+  probsChunkName,
+  TASK_HEADS,
+  type ModelDims,
+} from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -51,6 +60,47 @@ export interface GatedDecoderDims extends DecoderDims, HeadDims {
   intermediate: number;
   /** RMSNorm epsilon. */
   eps: number;
+}
+
+/** A family's defaults for gatedDecoderDims: those of its transformers config class. */
+export interface GatedDecoderDefaults {
+  hidden: number;
+  heads: number;
+  /** null: one per attention head. */
+  kvHeads: number | null;
+  /** head_dim when the config has none; without it, an absent head_dim is hidden / heads. */
+  headDim?: number;
+  layers: number;
+  positions: number;
+  vocab: number;
+  intermediate: number;
+  eps: number;
+}
+
+/**
+ * The sizes of a Llama-style config, by transformers' field names, with the family's `defaults`; the key/value
+ * heads must divide the heads. RoPE's layout is rotate_half's (GGUF files: graph/families.ts ggufFamily).
+ */
+export function gatedDecoderDims(c: ModelConfig, defaults: GatedDecoderDefaults): GatedDecoderDims {
+  const hidden = c.size('hidden_size', defaults.hidden);
+  const heads = c.size('num_attention_heads', defaults.heads);
+  const kvHeads = c.size('num_key_value_heads', defaults.kvHeads ?? heads);
+  checkKvHeads(c, heads, kvHeads);
+  // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
+  const implied = defaults.headDim === undefined && (c.raw.head_dim === undefined || c.raw.head_dim === null);
+  return {
+    layers: c.size('num_hidden_layers', defaults.layers),
+    heads,
+    headDim: implied ? headDim(c, hidden, heads) : c.size('head_dim', defaults.headDim),
+    hidden,
+    maxPositions: c.size('max_position_embeddings', defaults.positions),
+    kvHeads,
+    rope: 'half',
+    vocab: c.size('vocab_size', defaults.vocab),
+    intermediate: c.size('intermediate_size', defaults.intermediate),
+    eps: c.float('rms_norm_eps', defaults.eps),
+    tied: c.bool('tie_word_embeddings', false),
+  };
 }
 
 /** Key/value heads must divide the attention heads evenly: each serves heads / kvHeads query heads. */
@@ -98,23 +148,47 @@ export function tokenEmbedding(w: Weights, name: string, c: HeadDims): WeightRef
 }
 
 /**
- * With `options.logits`, declares the logits of the final hidden state: over the embedding when tied, else
- * over `lm_head.weight` `[vocab, D]` (read only then).
+ * A decoder's outputs: the final hidden state `hidden` (the final norm's output, named HIDDEN_LAST) `[T, D]`;
+ * with `options.logits`, its logits over the embedding when tied, else over `lm_head.weight` `[vocab, D]` (read
+ * only then); and, when extracting, each layer's q, k and probabilities.
  */
-export function decoderLogits(
+export function decoderOutputs(
   g: GraphBuilder,
   w: Weights,
   hidden: string,
   embedding: WeightRef,
-  c: HeadDims,
+  c: HeadDims & ModelDims,
   options: DecodingBuildOptions,
 ): void {
-  if (!options.logits) return;
+  g.output(hidden, ['T', c.hidden]);
+  if (options.logits) {
+    check(
+      c.tied || w.has('lm_head.weight'),
+      'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+    );
+    lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, c.hidden]), options.logits);
+  }
+  declareLayerOutputs(g, c, options);
+}
+
+/** What a Llama-style checkpoint holds that no graph reads: task heads, a saved copy of the tied head, inv_freq. */
+export const DECODER_SKIPPED: readonly RegExp[] = [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/];
+
+/** Which layers slide, from `layer_types` or, as Qwen3Config derives it, use_sliding_window + max_window_layers. */
+export function layerTypes(c: ModelConfig, layers: number, derived: (i: number) => boolean): boolean[] {
+  const given = c.raw.layer_types;
+  if (given === undefined || given === null) return Array.from({ length: layers }, (_, i) => derived(i));
   check(
-    c.tied || w.has('lm_head.weight'),
-    'checkpoint is missing tensor "lm_head.weight" (tie_word_embeddings is false), needed for logits',
+    Array.isArray(given) && given.length === layers,
+    `${c.path}: field "layer_types" must list one type per layer (${layers})`,
   );
-  lmHead(g, hidden, c.tied ? embedding : w.get('lm_head.weight', [c.vocab, c.hidden]), options.logits);
+  return given.map((t, i) => {
+    check(
+      t === 'full_attention' || t === 'sliding_attention',
+      `${c.path}: layer_types[${i}] is ${JSON.stringify(t)}; supported: full_attention, sliding_attention`,
+    );
+    return t === 'sliding_attention';
+  });
 }
 
 /**

@@ -31,13 +31,14 @@ import type { DecodingBuildOptions } from './decoding.js';
 import {
   checkKvHeads,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   type DecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { headDim, HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface FalconConfig extends DecoderDims {
@@ -156,9 +157,7 @@ function build(g: GraphBuilder, w: Weights, c: FalconConfig, options: DecodingBu
     }
   }
 
-  const hidden = g.output(layerNorm(x, 'ln_f', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, layerNorm(x, 'ln_f', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const falcon: Family<FalconConfig> = {
@@ -167,5 +166,5 @@ export const falcon: Family<FalconConfig> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

@@ -37,6 +37,7 @@ import {
   decoderInputs,
   gatedMlp,
   isObject,
+  layerTypes,
   ropeSettings,
   selfAttention,
   windowMasks,
@@ -44,7 +45,6 @@ import {
 } from './decoder.js';
 import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
-import { layerTypes } from './qwen3.js';
 
 type Variant = 'gemma2' | 'gemma3_text';
 

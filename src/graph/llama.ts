@@ -30,19 +30,22 @@ import type { ModelConfig } from '../load/config.js';
 import type { Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
-import { TASK_HEADS, declareLayerOutputs, headDim, HIDDEN_LAST, type Family } from './family.js';
+import { HIDDEN_LAST, type Family } from './family.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
-  checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
+  gatedDecoderDims,
   gatedMlp,
   isObject,
+  layerTypes,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   windowMasks,
+  type GatedDecoderDefaults,
   type GatedDecoderDims,
 } from './decoder.js';
 import { ropeInvFreq, rotary } from './rotary.js';
@@ -66,23 +69,16 @@ type Variant = 'llama' | 'mistral' | 'qwen2';
  * LlamaConfig's, MistralConfig's and Qwen2Config's defaults (Llama-7B's, Mistral-7B's, Qwen's sizes); kvHeads
  * null: num_attention_heads. Sliding windows (Mistral; Qwen2 with use_sliding_window) default to 4096.
  */
-const DEFAULTS: Record<
-  Variant,
-  { hidden: number; intermediate: number; kvHeads: number | null; positions: number; vocab: number }
-> = {
-  llama: { hidden: 4096, intermediate: 11008, kvHeads: null, positions: 2048, vocab: 32000 },
-  mistral: { hidden: 4096, intermediate: 14336, kvHeads: 8, positions: 131072, vocab: 32000 },
-  qwen2: { hidden: 4096, intermediate: 22016, kvHeads: 32, positions: 32768, vocab: 151936 },
+const SHARED_DEFAULTS = { hidden: 4096, heads: 32, layers: 32, eps: 1e-6 };
+const DEFAULTS: Record<Variant, GatedDecoderDefaults> = {
+  llama: { ...SHARED_DEFAULTS, intermediate: 11008, kvHeads: null, positions: 2048, vocab: 32000 },
+  mistral: { ...SHARED_DEFAULTS, intermediate: 14336, kvHeads: 8, positions: 131072, vocab: 32000 },
+  qwen2: { ...SHARED_DEFAULTS, intermediate: 22016, kvHeads: 32, positions: 32768, vocab: 151936 },
 };
 
 function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
-  const defaults = DEFAULTS[variant];
-  const hidden = c.size('hidden_size', defaults.hidden);
-  const heads = c.size('num_attention_heads', 32);
-  const kvHeads = c.size('num_key_value_heads', defaults.kvHeads ?? heads);
-  checkKvHeads(c, heads, kvHeads);
-  // head_dim is explicit in newer configs (and may differ from hidden / heads); older ones imply it.
-  const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
+  const dims = gatedDecoderDims(c, DEFAULTS[variant]);
+  const d = dims.headDim;
   checkRotaryHeadDim(c, d);
   const act = c.string(['hidden_act', 'hidden_activation'], 'silu');
   check(act === 'silu', `${c.path}: hidden_act "${act}" is not supported for ${variant} (only silu)`);
@@ -95,46 +91,24 @@ function readConfig(c: ModelConfig, variant: Variant): LlamaConfig {
     `${c.path}: partial_rotary_factor ${String(partial)} is not supported`,
   );
 
-  const layers = c.size('num_hidden_layers', 32);
   const attentionBias = variant === 'llama' && c.bool('attention_bias', false);
   return {
-    layers,
-    heads,
-    headDim: d,
-    hidden,
-    maxPositions: c.size('max_position_embeddings', defaults.positions),
-    kvHeads,
-    vocab: c.size('vocab_size', defaults.vocab),
-    intermediate: c.size('intermediate_size', defaults.intermediate),
-    eps: c.float('rms_norm_eps', 1e-6),
+    ...dims,
     invFreq: ropeInvFreq(d, theta, scaling),
-    rope: 'half', // GGUF files: 'interleaved' (graph/families.ts ggufFamily)
     qkvBias: variant === 'qwen2' || attentionBias,
     oBias: attentionBias,
     mlpBias: variant === 'llama' && c.bool('mlp_bias', false),
-    tied: c.bool('tie_word_embeddings', false),
-    windows: slidingWindows(c, variant, layers),
+    windows: slidingWindows(c, variant, dims.layers),
   };
 }
 
 /** Each layer's sliding window, by transformers' rules (see the header). */
 function slidingWindows(c: ModelConfig, variant: Variant, layers: number): (number | null)[] {
-  const full = Array.from({ length: layers }, () => null);
   const windowed = variant === 'mistral' || (variant === 'qwen2' && c.bool('use_sliding_window', false));
-  if (!windowed || c.raw.sliding_window === null) return full;
+  if (!windowed || c.raw.sliding_window === null) return Array.from({ length: layers }, () => null);
   const window = c.size('sliding_window', 4096);
-  const types = c.raw.layer_types;
-  if (types !== undefined && types !== null) {
-    check(
-      Array.isArray(types) &&
-        types.length === layers &&
-        types.every((t) => t === 'sliding_attention' || t === 'full_attention'),
-      `${c.path}: layer_types must list "sliding_attention" or "full_attention" for each of the ${layers} layers`,
-    );
-    return types.map((t) => (t === 'sliding_attention' ? window : null));
-  }
-  const first = variant === 'qwen2' ? c.size('max_window_layers', 28) : 0;
-  return full.map((_, i) => (i >= first ? window : null));
+  const first = () => (variant === 'qwen2' ? c.size('max_window_layers', 28) : 0);
+  return layerTypes(c, layers, (i) => i >= first()).map((s) => (s ? window : null));
 }
 
 function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBuildOptions): void {
@@ -172,9 +146,7 @@ function build(g: GraphBuilder, w: Weights, c: LlamaConfig, options: DecodingBui
     x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 const family = (modelType: Variant): Family<LlamaConfig> => ({
@@ -184,7 +156,7 @@ const family = (modelType: Variant): Family<LlamaConfig> => ({
   readConfig: (c) => readConfig(c, modelType),
   build,
   // The LM head (read only for logits), RoPE's inv_freq buffer older saves persisted.
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 });
 
 export const llama = family('llama');

@@ -18,17 +18,18 @@ import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
-  checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
+  gatedDecoderDims,
   gatedMlp,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Olmo2Config extends GatedDecoderDims {
@@ -38,28 +39,23 @@ export interface Olmo2Config extends GatedDecoderDims {
 }
 
 function readConfig(c: ModelConfig): Olmo2Config {
-  const hidden = c.size('hidden_size', 4096);
-  const heads = c.size('num_attention_heads', 32);
-  const kvHeads = c.size('num_key_value_heads', heads);
-  checkKvHeads(c, heads, kvHeads);
-  const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
-  checkRotaryHeadDim(c, d);
+  const dims = gatedDecoderDims(c, {
+    hidden: 4096,
+    heads: 32,
+    kvHeads: null,
+    layers: 32,
+    positions: 2048,
+    vocab: 50304,
+    intermediate: 11008,
+    eps: 1e-5,
+  });
+  checkRotaryHeadDim(c, dims.headDim);
   oneOf(c, 'hidden_act', ['silu'], 'silu');
   const { theta, scaling } = ropeSettings(c, 10000);
   return {
-    layers: c.size('num_hidden_layers', 32),
-    heads,
-    headDim: d,
-    hidden,
-    maxPositions: c.size('max_position_embeddings', 2048),
-    kvHeads,
-    rope: 'half',
-    vocab: c.size('vocab_size', 50304),
-    intermediate: c.size('intermediate_size', 11008),
-    eps: c.float('rms_norm_eps', 1e-5),
-    invFreq: ropeInvFreq(d, theta, scaling),
+    ...dims,
+    invFreq: ropeInvFreq(dims.headDim, theta, scaling),
     bias: c.bool('attention_bias', false),
-    tied: c.bool('tie_word_embeddings', false),
   };
 }
 
@@ -93,9 +89,7 @@ function build(g: GraphBuilder, w: Weights, c: Olmo2Config, options: DecodingBui
     x = g.add(x, rmsNorm(gatedMlp(g, linear, x, l, mlp), `${l}.post_feedforward_layernorm`));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const olmo2: Family<Olmo2Config> = {
@@ -104,5 +98,5 @@ export const olmo2: Family<Olmo2Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

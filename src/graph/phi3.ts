@@ -22,16 +22,17 @@ import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
-  checkKvHeads,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
+  gatedDecoderDims,
   ropeSettings,
   selfAttention,
   slidingWindowMask,
   tokenEmbedding,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, headDim, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Phi3Config extends GatedDecoderDims {
@@ -43,11 +44,17 @@ export interface Phi3Config extends GatedDecoderDims {
 }
 
 function readConfig(c: ModelConfig): Phi3Config {
-  const hidden = c.size('hidden_size', 3072);
-  const heads = c.size('num_attention_heads', 32);
-  const kvHeads = c.size('num_key_value_heads', heads);
-  checkKvHeads(c, heads, kvHeads);
-  const d = c.raw.head_dim === undefined || c.raw.head_dim === null ? headDim(c, hidden, heads) : c.size('head_dim');
+  const dims = gatedDecoderDims(c, {
+    hidden: 3072,
+    heads: 32,
+    kvHeads: null,
+    layers: 32,
+    positions: 4096,
+    vocab: 32064,
+    intermediate: 8192,
+    eps: 1e-5,
+  });
+  const d = dims.headDim;
   oneOf(c, 'hidden_act', ['silu'], 'silu');
   const { theta, scaling } = ropeSettings(c, 10000);
   const type = scaling ? scaling.string(['rope_type', 'type'], 'default') : 'default';
@@ -60,23 +67,12 @@ function readConfig(c: ModelConfig): Phi3Config {
     `${c.path}: partial_rotary_factor ${partial} gives ${rotaryDims} rotary dimensions of ${d}; they must be even`,
   );
   const window = c.raw.sliding_window === undefined || c.raw.sliding_window === null ? null : c.size('sliding_window');
-  const layers = c.size('num_hidden_layers', 32);
   return {
-    layers,
-    heads,
-    headDim: d,
-    hidden,
-    maxPositions: c.size('max_position_embeddings', 4096),
-    kvHeads,
-    rope: 'half',
-    vocab: c.size('vocab_size', 32064),
-    intermediate: c.size('intermediate_size', 8192),
-    eps: c.float('rms_norm_eps', 1e-5),
+    ...dims,
     theta,
     rotaryDims,
-    tied: c.bool('tie_word_embeddings', false),
     window,
-    layerWindows: Array.from({ length: layers }, () => (window === null ? null : ([window - 1, 0] as const))),
+    layerWindows: Array.from({ length: dims.layers }, () => (window === null ? null : ([window - 1, 0] as const))),
   };
 }
 
@@ -120,9 +116,7 @@ function build(g: GraphBuilder, w: Weights, c: Phi3Config, options: DecodingBuil
     x = g.add(x, linear(gated, `${l}.mlp.down_proj`, I, D, false));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const phi3: Family<Phi3Config> = {
@@ -131,5 +125,5 @@ export const phi3: Family<Phi3Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

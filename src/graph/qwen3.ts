@@ -22,18 +22,20 @@ import type { GraphBuilder } from './builder.js';
 import { namedLayers } from './layers.js';
 import type { DecodingBuildOptions } from './decoding.js';
 import {
-  checkKvHeads,
   checkRotaryHeadDim,
   decoderInputs,
-  decoderLogits,
+  decoderOutputs,
+  DECODER_SKIPPED,
+  gatedDecoderDims,
   gatedMlp,
+  layerTypes,
   ropeSettings,
   selfAttention,
   tokenEmbedding,
   windowMasks,
   type GatedDecoderDims,
 } from './decoder.js';
-import { declareLayerOutputs, HIDDEN_LAST, TASK_HEADS, type Family } from './family.js';
+import { HIDDEN_LAST, type Family } from './family.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface Qwen3Config extends GatedDecoderDims {
@@ -44,33 +46,22 @@ export interface Qwen3Config extends GatedDecoderDims {
   windows: (number | null)[];
 }
 
-/** Which layers slide, from `layer_types` or, as Qwen3Config derives it, use_sliding_window + max_window_layers. */
-export function layerTypes(c: ModelConfig, layers: number, derived: (i: number) => boolean): boolean[] {
-  const given = c.raw.layer_types;
-  if (given === undefined || given === null) return Array.from({ length: layers }, (_, i) => derived(i));
-  check(
-    Array.isArray(given) && given.length === layers,
-    `${c.path}: field "layer_types" must list one type per layer (${layers})`,
-  );
-  return given.map((t, i) => {
-    check(
-      t === 'full_attention' || t === 'sliding_attention',
-      `${c.path}: layer_types[${i}] is ${JSON.stringify(t)}; supported: full_attention, sliding_attention`,
-    );
-    return t === 'sliding_attention';
-  });
-}
-
 function readConfig(c: ModelConfig): Qwen3Config {
-  const hidden = c.size('hidden_size', 4096);
-  const heads = c.size('num_attention_heads', 32);
-  // Qwen3Config: num_key_value_heads defaults to 32; an explicit null means one per attention head.
-  const kvHeads = c.raw.num_key_value_heads === null ? heads : c.size('num_key_value_heads', 32);
-  checkKvHeads(c, heads, kvHeads);
-  const d = c.size('head_dim', 128);
+  const dims = gatedDecoderDims(c, {
+    hidden: 4096,
+    heads: 32,
+    // Qwen3Config: num_key_value_heads defaults to 32; an explicit null means one per attention head.
+    kvHeads: c.raw.num_key_value_heads === null ? null : 32,
+    headDim: 128,
+    layers: 32,
+    positions: 32768,
+    vocab: 151936,
+    intermediate: 22016,
+    eps: 1e-6,
+  });
+  const { layers, headDim: d } = dims;
   checkRotaryHeadDim(c, d);
   oneOf(c, 'hidden_act', ['silu'], 'silu');
-  const layers = c.size('num_hidden_layers', 32);
   const { theta, scaling } = ropeSettings(c, 10000);
   const sliding = c.bool('use_sliding_window', false);
   const window = sliding ? c.size('sliding_window', 4096) : null;
@@ -82,19 +73,9 @@ function readConfig(c: ModelConfig): Qwen3Config {
   );
   const windows = slides.map((s) => (s ? window : null));
   return {
-    layers,
-    heads,
-    headDim: d,
-    hidden,
-    maxPositions: c.size('max_position_embeddings', 32768),
-    kvHeads,
-    rope: 'half',
-    vocab: c.size('vocab_size', 151936),
-    intermediate: c.size('intermediate_size', 22016),
-    eps: c.float('rms_norm_eps', 1e-6),
+    ...dims,
     invFreq: ropeInvFreq(d, theta, scaling),
     bias: c.bool('attention_bias', false),
-    tied: c.bool('tie_word_embeddings', false),
     windows,
     layerWindows: windows.map((w) => (w === null ? null : ([w - 1, 0] as const))),
   };
@@ -133,9 +114,7 @@ function build(g: GraphBuilder, w: Weights, c: Qwen3Config, options: DecodingBui
     x = g.add(x, gatedMlp(g, linear, rmsNorm(x, `${l}.post_attention_layernorm`), l, mlp));
   }
 
-  const hidden = g.output(rmsNorm(x, 'norm', D, HIDDEN_LAST), ['T', D]);
-  decoderLogits(g, w, hidden, embedding, c, options);
-  declareLayerOutputs(g, c, options);
+  decoderOutputs(g, w, rmsNorm(x, 'norm', D, HIDDEN_LAST), embedding, c, options);
 }
 
 export const qwen3: Family<Qwen3Config> = {
@@ -144,5 +123,5 @@ export const qwen3: Family<Qwen3Config> = {
   lmHead: true,
   readConfig,
   build,
-  skipped: [TASK_HEADS, /^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/],
+  skipped: DECODER_SKIPPED,
 };

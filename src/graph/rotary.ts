@@ -9,12 +9,10 @@
  * θ_j (inv_freq) is computed here in float32 as torch does; cos/sin are computed in the graph from
  * `position_ids`, `[T, dims/2]`, once per graph and reused by every layer.
  */
-import onnxProto from 'onnx-proto';
 import { AttnvizError, check } from '../core/errors.js';
 import type { ModelConfig } from '../load/config.js';
 import type { GraphBuilder } from './builder.js';
-
-const FLOAT = onnxProto.onnx.TensorProto.DataType.FLOAT;
+import { DataType } from './onnx.js';
 
 export type RopeLayout = 'half' | 'interleaved';
 
@@ -94,7 +92,7 @@ export function rotary(g: GraphBuilder, rope: Rope): (x: string, out?: string) =
   if (dims === 0) return (x, out) => g.op('Identity', [x], {}, out);
   // angle [T, dims/2] = position ⊗ θ.
   const angle = g.op('Mul', [
-    g.op('Unsqueeze', [g.op('Cast', [rope.positions], { to: FLOAT }), g.ints([1])]),
+    g.op('Unsqueeze', [g.op('Cast', [rope.positions], { to: DataType.FLOAT }), g.ints([1])]),
     g.floats(rope.invFreq, [half]),
   ]);
   if (rope.layout === 'half') {

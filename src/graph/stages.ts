@@ -10,11 +10,7 @@
  * stage that uses it, so each weight is read by the one stage that needs it (tied embeddings used at both
  * ends are read twice).
  */
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-type NodeProto = onnxProto.onnx.INodeProto;
-type ValueInfo = onnxProto.onnx.IValueInfoProto;
+import { DataType, decodeModel, encodeModel, type Node, type Tensor, type ValueInfo } from './onnx.js';
 
 export interface StageGraph {
   /** The stage's serialized ModelProto. */
@@ -33,20 +29,20 @@ export interface StageGraph {
  * there are any).
  */
 export function splitStages(model: Uint8Array, layerGroups: readonly (readonly string[])[]): StageGraph[] {
-  const proto = onnx.ModelProto.decode(model);
-  const graph = proto.graph!;
+  const proto = decodeModel(model);
+  const { graph } = proto;
   const grouped = new Set(layerGroups.flat());
-  const rest = (graph.output ?? []).map((v) => v.name!).filter((n) => !grouped.has(n));
+  const rest = graph.output.map((v) => v.name).filter((n) => !grouped.has(n));
   const groups = rest.length > 0 ? [...layerGroups, rest] : layerGroups;
-  const nodes = graph.node ?? [];
+  const nodes = graph.node;
   const producer = new Map<string, number>();
   nodes.forEach((n, i) => {
-    for (const o of n.output ?? []) producer.set(o, i);
+    for (const o of n.output) producer.set(o, i);
   });
-  const types = elementTypes(graph.input ?? [], graph.initializer ?? [], nodes);
-  const graphInputs = new Map((graph.input ?? []).map((v) => [v.name!, v]));
-  const graphOutputs = new Map((graph.output ?? []).map((v) => [v.name!, v]));
-  const initializers = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const types = elementTypes(graph.input, graph.initializer, nodes);
+  const graphInputs = new Map(graph.input.map((v) => [v.name, v]));
+  const graphOutputs = new Map(graph.output.map((v) => [v.name, v]));
+  const initializers = new Map(graph.initializer.map((t) => [t.name, t]));
 
   // Which stage computes each node: the first whose outputs need it. The nodes that read a group's outputs
   // (probs · v) join that group's stage too, with what they need, so no group output is carried.
@@ -57,7 +53,7 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
       const i = stack.pop()!;
       if (stageOf[i] !== -1) continue;
       stageOf[i] = s;
-      for (const input of nodes[i].input ?? []) {
+      for (const input of nodes[i].input) {
         const at = producer.get(input);
         if (at !== undefined && stageOf[at] === -1) stack.push(at);
       }
@@ -72,24 +68,24 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
       }),
       s,
     );
-    const readers = nodes.flatMap((n, i) => (stageOf[i] === -1 && n.input?.some((x) => group.includes(x)) ? [i] : []));
+    const readers = nodes.flatMap((n, i) => (stageOf[i] === -1 && n.input.some((x) => group.includes(x)) ? [i] : []));
     claim(readers, s);
   });
   // The last stage that reads each value made by a node.
   const lastUse = new Map<string, number>();
   nodes.forEach((n, i) => {
     if (stageOf[i] === -1) return;
-    for (const input of n.input ?? [])
+    for (const input of n.input)
       if (producer.has(input)) lastUse.set(input, Math.max(lastUse.get(input) ?? -1, stageOf[i]));
   });
 
   return groups.map((_, s) => {
     const own = nodes.filter((_n, i) => stageOf[i] === s);
     const inputs: ValueInfo[] = [];
-    const stageInitializers: onnxProto.onnx.ITensorProto[] = [];
+    const stageInitializers: Tensor[] = [];
     const seen = new Set<string>();
     for (const n of own)
-      for (const name of n.input ?? []) {
+      for (const name of n.input) {
         if (name === '' || seen.has(name)) continue;
         seen.add(name);
         const init = initializers.get(name);
@@ -98,7 +94,7 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
         else if (graphInputs.has(name)) inputs.push(graphInputs.get(name)!);
         else if (at !== undefined && stageOf[at] < s) inputs.push(typed(name, types.get(name)!));
       }
-    const made = new Set(own.flatMap((n) => n.output ?? []));
+    const made = new Set(own.flatMap((n) => n.output));
     const carried = [...made].filter((v) => (lastUse.get(v) ?? -1) > s);
     // A later group's output that this stage happens to compute is returned here, as the caller's.
     const mine = [...graphOutputs.keys()].filter((o) => made.has(o));
@@ -106,7 +102,7 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
       ...mine.map((o) => graphOutputs.get(o)!),
       ...carried.filter((v) => !mine.includes(v)).map((v) => typed(v, types.get(v)!)),
     ];
-    const stage = onnx.ModelProto.create({
+    const stage = {
       ...proto,
       graph: {
         name: `${graph.name}_stage${s}`,
@@ -115,11 +111,11 @@ export function splitStages(model: Uint8Array, layerGroups: readonly (readonly s
         input: inputs,
         output: outputs,
       },
-    });
+    };
     return {
-      graph: onnx.ModelProto.encode(stage).finish(),
-      inputs: inputs.map((v) => v.name!),
-      outputs: outputs.map((v) => v.name!),
+      graph: encodeModel(stage),
+      inputs: inputs.map((v) => v.name),
+      outputs: outputs.map((v) => v.name),
       carried: carried.filter((v) => !mine.includes(v)),
     };
   });
@@ -134,30 +130,30 @@ const BOOL_OPS = new Set(['Equal', 'Greater', 'GreaterOrEqual', 'Less', 'LessOrE
 
 function elementTypes(
   inputs: readonly ValueInfo[],
-  initializers: readonly onnxProto.onnx.ITensorProto[],
-  nodes: readonly NodeProto[],
+  initializers: readonly Tensor[],
+  nodes: readonly Node[],
 ): Map<string, number> {
   const types = new Map<string, number>();
-  for (const v of inputs) types.set(v.name!, v.type!.tensorType!.elemType!);
-  for (const t of initializers) types.set(t.name!, t.dataType!);
+  for (const v of inputs) types.set(v.name, v.elemType);
+  for (const t of initializers) types.set(t.name, t.dataType);
   for (const n of nodes) {
-    const to = n.attribute?.find((a) => a.name === 'to');
-    const op = n.opType ?? '';
+    const to = n.attribute.find((a) => a.name === 'to');
+    const op = n.opType;
     const type =
       op === 'Cast' && to
         ? Number(to.i)
         : BOOL_OPS.has(op)
-          ? onnx.TensorProto.DataType.BOOL
+          ? DataType.BOOL
           : op === 'Shape'
-            ? onnx.TensorProto.DataType.INT64
-            : types.get(n.input?.[op === 'Where' ? 1 : 0] ?? '');
+            ? DataType.INT64
+            : types.get(n.input[op === 'Where' ? 1 : 0] ?? '');
     if (type === undefined) throw new Error(`stages: no element type for the inputs of ${n.name} (${n.opType})`);
-    for (const o of n.output ?? []) types.set(o, type);
+    for (const o of n.output) types.set(o, type);
   }
   return types;
 }
 
 /** A value of unknown shape and known element type, as a stage's input or output. */
 function typed(name: string, elemType: number): ValueInfo {
-  return { name, type: { tensorType: { elemType } } };
+  return { name, elemType };
 }

@@ -102,21 +102,25 @@ const FUSED_BLOCK = {
   ffn_down: 'mlp.dense_4h_to_h',
 };
 
+/** An architecture in Llama's names: `model.embed_tokens`, `model.layers.N.<block>`, `model.norm`, `lm_head`. */
+const llamaNamed = (
+  modelType: string,
+  { block, ...rest }: Pick<Architecture, 'config' | 'ropeFreqs'> & { block: Record<string, string> },
+): Architecture => ({ modelType, layers: 'model.layers', top: LLAMA_TOP, block: () => block, ...rest });
+
 /** Llama, Mistral, Qwen2: LlamaConfig / MistralConfig / Qwen2Config fields; a window in every layer if given. */
-const llamaLike = (modelType: string): Architecture => ({
-  modelType,
-  layers: 'model.layers',
-  top: LLAMA_TOP,
-  block: () => LLAMA_BLOCK,
-  ropeFreqs: true,
-  config: (m) => ({
-    ...decoder(m, true),
-    // No key, no window, as llama.cpp runs it (MistralConfig's absent-field default would be 4096).
-    ...(m.has('attention.sliding_window')
-      ? { sliding_window: m.num('attention.sliding_window'), use_sliding_window: true }
-      : { sliding_window: null }),
-  }),
-});
+const llamaLike = (modelType: string): Architecture =>
+  llamaNamed(modelType, {
+    block: LLAMA_BLOCK,
+    ropeFreqs: true,
+    config: (m) => ({
+      ...decoder(m, true),
+      // No key, no window, as llama.cpp runs it (MistralConfig's absent-field default would be 4096).
+      ...(m.has('attention.sliding_window')
+        ? { sliding_window: m.num('attention.sliding_window'), use_sliding_window: true }
+        : { sliding_window: null }),
+    }),
+  });
 
 /**
  * llama.cpp scales Gemma's scores by head_dim^−½, except in the 27B models (46 layers for Gemma 2, 62 for
@@ -137,57 +141,45 @@ const GEMMA_BLOCK = {
   ...SWIGLU,
 };
 
+/** Gemma 2 and 3: Gemma's block and the config fields both have, then the version's own (`config`). */
+const gemmaLike = (modelType: string, layers27b: number, config: Architecture['config']): Architecture =>
+  llamaNamed(modelType, {
+    block: GEMMA_BLOCK,
+    config: (m) => ({
+      ...decoder(m, true),
+      hidden_activation: 'gelu_pytorch_tanh',
+      query_pre_attn_scalar: gemmaScalar(m, layers27b),
+      ...config(m),
+    }),
+  });
+
 const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
   llama: llamaLike('llama'),
   mistral: llamaLike('mistral'),
   qwen2: llamaLike('qwen2'),
-  qwen3: {
-    modelType: 'qwen3',
-    layers: 'model.layers',
-    top: LLAMA_TOP,
-    block: () => ({ ...LLAMA_BLOCK, ...QK_NORMS }),
+  qwen3: llamaNamed('qwen3', {
+    block: { ...LLAMA_BLOCK, ...QK_NORMS },
     ropeFreqs: true,
     config: (m) => ({ ...decoder(m, true), attention_bias: m.tensor('blk.0.attn_q.bias') }),
-  },
-  gemma2: {
-    modelType: 'gemma2',
-    layers: 'model.layers',
-    top: LLAMA_TOP,
-    block: () => GEMMA_BLOCK,
-    config: (m) => ({
-      ...decoder(m, true),
-      hidden_activation: 'gelu_pytorch_tanh',
-      query_pre_attn_scalar: gemmaScalar(m, 46),
-      sliding_window: m.num('attention.sliding_window'),
-      // llama.cpp's defaults when the keys are absent, as Gemma2Config's.
-      attn_logit_softcapping: m.num('attn_logit_softcapping', 50),
-      final_logit_softcapping: m.num('final_logit_softcapping', 30),
-    }),
-  },
-  gemma3: {
-    modelType: 'gemma3_text',
-    layers: 'model.layers',
-    top: LLAMA_TOP,
-    block: () => GEMMA_BLOCK,
-    config: (m) => ({
-      ...decoder(m, true),
-      hidden_activation: 'gelu_pytorch_tanh',
-      query_pre_attn_scalar: gemmaScalar(m, 62),
-      rope_theta: m.num('rope.freq_base', 1e6),
-      // llama.cpp rotates sliding layers with θ 10000 unless the file says otherwise.
-      rope_local_base_freq: m.num('rope.freq_base_swa', 1e4),
-      // No window (or 0): every layer global, as llama.cpp reads such a file.
-      ...(m.get('attention.sliding_window') ? { sliding_window: m.num('attention.sliding_window') } : {}),
-      ...slidingPattern(m),
-      attn_logit_softcapping: null,
-      final_logit_softcapping: m.has('final_logit_softcapping') ? m.num('final_logit_softcapping') : null,
-    }),
-  },
-  phi3: {
-    modelType: 'phi3',
-    layers: 'model.layers',
-    top: LLAMA_TOP,
-    block: () => ({
+  }),
+  gemma2: gemmaLike('gemma2', 46, (m) => ({
+    sliding_window: m.num('attention.sliding_window'),
+    // llama.cpp's defaults when the keys are absent, as Gemma2Config's.
+    attn_logit_softcapping: m.num('attn_logit_softcapping', 50),
+    final_logit_softcapping: m.num('final_logit_softcapping', 30),
+  })),
+  gemma3: gemmaLike('gemma3_text', 62, (m) => ({
+    rope_theta: m.num('rope.freq_base', 1e6),
+    // llama.cpp rotates sliding layers with θ 10000 unless the file says otherwise.
+    rope_local_base_freq: m.num('rope.freq_base_swa', 1e4),
+    // No window (or 0): every layer global, as llama.cpp reads such a file.
+    ...(m.get('attention.sliding_window') ? { sliding_window: m.num('attention.sliding_window') } : {}),
+    ...slidingPattern(m),
+    attn_logit_softcapping: null,
+    final_logit_softcapping: m.has('final_logit_softcapping') ? m.num('final_logit_softcapping') : null,
+  })),
+  phi3: llamaNamed('phi3', {
+    block: {
       attn_norm: 'input_layernorm',
       attn_qkv: 'self_attn.qkv_proj',
       attn_output: 'self_attn.o_proj',
@@ -195,7 +187,7 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
       // Kept fused by the converter: gate rows, then up rows, as transformers' gate_up_proj.
       ffn_up: 'mlp.gate_up_proj',
       ffn_down: 'mlp.down_proj',
-    }),
+    },
     config: (m) => {
       for (const name of ['rope_factors_long.weight', 'rope_factors_short.weight'])
         check(
@@ -210,18 +202,15 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
         ...(m.has('attention.sliding_window') ? { sliding_window: m.num('attention.sliding_window') } : {}),
       };
     },
-  },
-  olmo2: {
-    modelType: 'olmo2',
-    layers: 'model.layers',
-    top: LLAMA_TOP,
-    block: () => ({
+  }),
+  olmo2: llamaNamed('olmo2', {
+    block: {
       ...ATTENTION,
       ...QK_NORMS,
       post_attention_norm: 'post_attention_layernorm',
       post_ffw_norm: 'post_feedforward_layernorm',
       ...SWIGLU,
-    }),
+    },
     ropeFreqs: true,
     config: (m) => {
       // llama.cpp writes OLMo 3 as olmo2 with a window (every 4th layer global); transformers' Olmo2 has none.
@@ -232,7 +221,7 @@ const ARCHITECTURES: Record<GgufArchitecture, Architecture> = {
       );
       return decoder(m, true);
     },
-  },
+  }),
   bloom: {
     modelType: 'bloom',
     layers: 'transformer.h',

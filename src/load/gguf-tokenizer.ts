@@ -17,6 +17,7 @@
 import { check } from '../core/errors.js';
 import type { GgufFile } from './gguf.js';
 import { tokenizerFromJson, type Encoded, type TextTokenizer } from './tokenizer.js';
+import { addedToken, byteLevelBpe, sequence, specialToken, templateProcessing } from './tokenizer-json.js';
 
 /** tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -24,6 +25,21 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
 export interface GgufTokenizer extends TextTokenizer {
   bos: number | null;
   eos: number | null;
+}
+
+/** tokenizer.ggml.tokens, and the BOS and EOS ids (null when absent or not a token of the vocabulary). */
+function vocabularyOf(file: GgufFile, what: string): { vocab: string[]; bos: number | null; eos: number | null } {
+  const pieces = file.metadata.get('tokenizer.ggml.tokens');
+  check(
+    Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
+    `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`,
+  );
+  const vocab = pieces as string[];
+  const id = (key: string): number | null => {
+    const v = file.metadata.get(key);
+    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab.length ? v : null;
+  };
+  return { vocab, bos: id('tokenizer.ggml.bos_token_id'), eos: id('tokenizer.ggml.eos_token_id') };
 }
 
 export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
@@ -35,13 +51,8 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
     `${what}: tokenizer model "${String(model)}" is not supported ` +
       `(only "llama": SentencePiece with scores, "gpt2": byte-level BPE)`,
   );
-  if (model === 'gpt2') return byteLevelBpe(file, what);
-  const pieces = meta.get('tokenizer.ggml.tokens');
-  check(
-    Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
-    `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`,
-  );
-  const vocab = pieces as string[];
+  if (model === 'gpt2') return byteLevelBpeTokenizer(file, what);
+  const { vocab, bos, eos } = vocabularyOf(file, what);
   const rawScores = meta.get('tokenizer.ggml.scores');
   check(
     Array.isArray(rawScores) && rawScores.length === vocab.length && rawScores.every((s) => typeof s === 'number'),
@@ -53,12 +64,6 @@ export function ggufTokenizer(file: GgufFile, what: string): GgufTokenizer {
     Array.isArray(rawTypes) && rawTypes.length === vocab.length
       ? (rawTypes as number[])
       : vocab.map(() => TOKEN_TYPE.normal);
-  const id = (key: string): number | null => {
-    const v = meta.get(key);
-    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab.length ? v : null;
-  };
-  const bos = id('tokenizer.ggml.bos_token_id');
-  const eos = id('tokenizer.ggml.eos_token_id');
   const addBos = meta.get('tokenizer.ggml.add_bos_token') !== false;
   const spacePrefix = meta.get('tokenizer.ggml.add_space_prefix') !== false;
 
@@ -178,13 +183,9 @@ const PRE_TOKENIZERS: Record<string, string[]> = {
 };
 
 /** tokenizer.ggml.model "gpt2": the tokenizer.json of a byte-level BPE model, built from the file. */
-function byteLevelBpe(file: GgufFile, what: string): GgufTokenizer {
+function byteLevelBpeTokenizer(file: GgufFile, what: string): GgufTokenizer {
   const meta = file.metadata;
-  const pieces = meta.get('tokenizer.ggml.tokens');
-  check(
-    Array.isArray(pieces) && pieces.length > 0 && pieces.every((t) => typeof t === 'string'),
-    `${what}: missing metadata "tokenizer.ggml.tokens" (a list of strings)`,
-  );
+  const { vocab, bos, eos } = vocabularyOf(file, what);
   const merges = meta.get('tokenizer.ggml.merges');
   check(
     Array.isArray(merges) && merges.every((m) => typeof m === 'string' && m.includes(' ')),
@@ -196,78 +197,26 @@ function byteLevelBpe(file: GgufFile, what: string): GgufTokenizer {
     patterns !== undefined,
     `${what}: pre-tokenizer "${pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
   );
-  const vocab = pieces as string[];
   const types = meta.get('tokenizer.ggml.token_type');
   const typeOf = (i: number) => (Array.isArray(types) ? (types[i] as number) : TOKEN_TYPE.normal);
-  const id = (key: string): number | null => {
-    const v = meta.get(key);
-    return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocab.length ? v : null;
-  };
-  const bos = id('tokenizer.ggml.bos_token_id');
-  const eos = id('tokenizer.ggml.eos_token_id');
-  const addBos = meta.get('tokenizer.ggml.add_bos_token') === true && bos !== null;
+  const addBos = meta.get('tokenizer.ggml.add_bos_token') === true;
   const ids: Record<string, number> = {};
   vocab.forEach((piece, i) => {
     if (!Object.hasOwn(ids, piece)) ids[piece] = i;
   });
   const added = vocab.flatMap((content, i) =>
     typeOf(i) === TOKEN_TYPE.control || typeOf(i) === TOKEN_TYPE.userDefined
-      ? [
-          {
-            id: i,
-            content,
-            single_word: false,
-            lstrip: false,
-            rstrip: false,
-            normalized: false,
-            special: typeOf(i) === TOKEN_TYPE.control,
-          },
-        ]
+      ? [addedToken(i, content, { special: typeOf(i) === TOKEN_TYPE.control })]
       : [],
   );
-  const bosPiece = bos === null ? '' : vocab[bos];
-  const withBos = (sequence: 'A' | 'B') => [
-    { SpecialToken: { id: bosPiece, type_id: 0 } },
-    { Sequence: { id: sequence, type_id: 0 } },
-  ];
-  const tokenizer = tokenizerFromJson(
-    {
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: added,
-      normalizer: null,
-      pre_tokenizer: {
-        type: 'Sequence',
-        pretokenizers: [
-          ...patterns.map((p) => ({ type: 'Split', pattern: { Regex: p }, behavior: 'Isolated', invert: false })),
-          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-        ],
-      },
-      post_processor: addBos
-        ? {
-            type: 'TemplateProcessing',
-            single: withBos('A'),
-            pair: [...withBos('A'), { Sequence: { id: 'B', type_id: 0 } }],
-            special_tokens: { [bosPiece]: { id: bosPiece, ids: [bos], tokens: [bosPiece] } },
-          }
-        : null,
-      decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-      model: {
-        type: 'BPE',
-        dropout: null,
-        unk_token: null,
-        continuing_subword_prefix: '',
-        end_of_word_suffix: '',
-        fuse_unk: false,
-        byte_fallback: false,
-        ignore_merges: false,
-        vocab: ids,
-        merges,
-      },
-    },
-    {},
-    what,
-  );
-  return { ...tokenizer, bos, eos };
+  const postProcessor =
+    addBos && bos !== null
+      ? templateProcessing(
+          [specialToken(vocab[bos]), sequence('A')],
+          [specialToken(vocab[bos]), sequence('A'), sequence('B')],
+          { [vocab[bos]]: bos },
+        )
+      : null;
+  const json = byteLevelBpe(ids, merges as string[], { added, splits: patterns, postProcessor });
+  return { ...tokenizerFromJson(json, {}, what), bos, eos };
 }

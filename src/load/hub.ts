@@ -319,11 +319,27 @@ function formatBytes(n: number): string {
   return `${value.toFixed(1)} ${unit}`;
 }
 
-/** One line from an error and its causes (fetch hides the real reason, e.g. ENOTFOUND, in `cause`). */
+/** Plain words for the network errors fetch reports in its `cause` (Node's errno codes). */
+const NETWORK_REASONS: Record<string, string> = {
+  ENOTFOUND: 'not found: no network, or no name server',
+  EAI_AGAIN: 'not found for now: the name server did not answer',
+  ECONNREFUSED: 'refused the connection',
+  ECONNRESET: 'closed the connection',
+  ETIMEDOUT: 'did not answer in time',
+  ENETUNREACH: 'cannot be reached: no network',
+  EHOSTUNREACH: 'cannot be reached',
+};
+
+/**
+ * One line from an error and its causes. fetch hides the real reason in `cause`: a network error with a known
+ * code is said in words with its host; others are their messages, joined.
+ */
 function describe(e: unknown): string {
   const parts: string[] = [];
   for (let c: unknown = e; c !== undefined && parts.length < 3; c = c instanceof Error ? c.cause : undefined) {
-    parts.push(c instanceof Error ? c.message || String((c as NodeJS.ErrnoException).code ?? c.name) : String(c));
+    const { code, hostname, address } = c as { code?: string; hostname?: string; address?: string };
+    if (code && NETWORK_REASONS[code]) return `${hostname ?? address ?? 'the Hub'} ${NETWORK_REASONS[code]}`;
+    parts.push(c instanceof Error ? c.message || String(code ?? c.name) : String(c));
   }
   return parts.join(': ').replace(/\s+/g, ' ').trim();
 }

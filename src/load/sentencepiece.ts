@@ -10,6 +10,16 @@
  */
 import protobuf from 'protobufjs';
 import { AttnvizError, check } from '../core/errors.js';
+import {
+  addedToken,
+  bpeModel,
+  sequence,
+  specialToken,
+  templateProcessing,
+  type AddedTokenJson,
+  type JsonObject,
+  type TemplateItem,
+} from './tokenizer-json.js';
 
 /** sentencepiece_model.proto, the fields read (numbers as in the .proto; proto2 defaults kept). */
 const root = protobuf.Root.fromJSON({
@@ -95,11 +105,6 @@ export function readSentencePiece(bytes: Uint8Array, file: string): SentencePiec
   };
 }
 
-type Json = Record<string, unknown>;
-type TemplateItem =
-  | { SpecialToken: { id: string; type_id: number } }
-  | { Sequence: { id: 'A' | 'B'; type_id: number } };
-
 /** mBART's language codes (transformers' FAIRSEQ_LANGUAGE_CODES), after the pieces; mBART-50 adds 27 more. */
 const MBART_LANGUAGES = [
   ...['ar_AR', 'cs_CZ', 'de_DE', 'en_XX', 'es_XX', 'et_EE', 'fi_FI', 'fr_XX', 'gu_IN', 'hi_IN', 'it_IT', 'ja_XX'],
@@ -139,7 +144,12 @@ const MODEL_TYPES: Record<number, string> = { 1: 'Unigram', 2: 'BPE', 3: 'word',
  * is tokenizer_config.json (special tokens, do_lower_case, extra_ids, src_lang, legacy, add_bos_token, …).
  * `marian` gives the pieces alone (no template): MarianTokenizer maps them to vocab.json's ids itself.
  */
-export function sentencePieceJson(sp: SentencePieceModel, modelType: string, config: Json, file: string): Json {
+export function sentencePieceJson(
+  sp: SentencePieceModel,
+  modelType: string,
+  config: JsonObject,
+  file: string,
+): JsonObject {
   check(
     sp.modelType === 1 || sp.modelType === 2,
     `${file}: SentencePiece model type ${MODEL_TYPES[sp.modelType] ?? sp.modelType} ` +
@@ -150,14 +160,19 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
   const pieces: [string, number][] = sp.pieces.map((p) => [p.piece, p.score]);
   let vocab = pieces;
   let unkId = sp.unkId;
-  const seq = (id: 'A' | 'B', typeId = 0): TemplateItem => ({ Sequence: { id, type_id: typeId } });
-  const tok = (id: string, typeId = 0): TemplateItem => ({ SpecialToken: { id, type_id: typeId } });
   const roberta = {
-    single: [tok('<s>'), seq('A'), tok('</s>')],
-    pair: [tok('<s>'), seq('A'), tok('</s>'), tok('</s>'), seq('B'), tok('</s>')],
+    single: [specialToken('<s>'), sequence('A'), specialToken('</s>')],
+    pair: [
+      specialToken('<s>'),
+      sequence('A'),
+      specialToken('</s>'),
+      specialToken('</s>'),
+      sequence('B'),
+      specialToken('</s>'),
+    ],
   };
   let single: TemplateItem[], pair: TemplateItem[];
-  const normalizers: Json[] = [];
+  const normalizers: JsonObject[] = [];
   // The fairseq families' <mask> absorbs the space before it (AddedToken lstrip in their slow tokenizers).
   let lstripped: string | null = null;
   let llama = false;
@@ -168,8 +183,8 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
       const extra = typeof config.extra_ids === 'number' ? config.extra_ids : 100;
       vocab = [...pieces];
       for (let i = extra - 1; i >= 0; i--) vocab.push([`<extra_id_${i}>`, 0]);
-      single = [seq('A'), tok('</s>')];
-      pair = [seq('A'), tok('</s>'), seq('B'), tok('</s>')];
+      single = [sequence('A'), specialToken('</s>')];
+      pair = [sequence('A'), specialToken('</s>'), sequence('B'), specialToken('</s>')];
       break;
     }
     case 'xlm-roberta':
@@ -204,8 +219,12 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
       unkId = 3;
       const lang = text('src_lang', 'en_XX');
       check(codes.includes(lang), `${file}: src_lang ${lang} is not one of mBART's language codes`);
-      single = fifty ? [tok(lang), seq('A'), tok('</s>')] : [seq('A'), tok('</s>'), tok(lang)];
-      pair = fifty ? [tok(lang), seq('A'), seq('B'), tok('</s>')] : [seq('A'), seq('B'), tok('</s>'), tok(lang)];
+      single = fifty
+        ? [specialToken(lang), sequence('A'), specialToken('</s>')]
+        : [sequence('A'), specialToken('</s>'), specialToken(lang)];
+      pair = fifty
+        ? [specialToken(lang), sequence('A'), sequence('B'), specialToken('</s>')]
+        : [sequence('A'), sequence('B'), specialToken('</s>'), specialToken(lang)];
       lstripped = '<mask>';
       break;
     }
@@ -220,8 +239,8 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
         normalizers.push({ type: 'Lowercase' });
       const cls = text('cls_token', '[CLS]'),
         sep = text('sep_token', '[SEP]');
-      single = [tok(cls), seq('A'), tok(sep)];
-      pair = [tok(cls), seq('A'), tok(sep), seq('B', 1), tok(sep, 1)];
+      single = [specialToken(cls), sequence('A'), specialToken(sep)];
+      pair = [specialToken(cls), sequence('A'), specialToken(sep), sequence('B', 1), specialToken(sep, 1)];
       break;
     }
     case 'llama':
@@ -237,9 +256,9 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
       const bos = text('bos_token', '<s>'),
         eos = text('eos_token', '</s>');
       const around = (s: 'A' | 'B', typeId: number): TemplateItem[] => [
-        ...(config.add_bos_token !== false ? [tok(bos, typeId)] : []),
-        seq(s, typeId),
-        ...(config.add_eos_token === true ? [tok(eos, typeId)] : []),
+        ...(config.add_bos_token !== false ? [specialToken(bos, typeId)] : []),
+        sequence(s, typeId),
+        ...(config.add_eos_token === true ? [specialToken(eos, typeId)] : []),
       ];
       single = around('A', 0);
       pair = [...single, ...around('B', 1)];
@@ -248,8 +267,8 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
       break;
     }
     case 'marian':
-      single = [seq('A')];
-      pair = [seq('A'), seq('B')];
+      single = [sequence('A')];
+      pair = [sequence('A'), sequence('B')];
       break;
     default:
       throw new AttnvizError(
@@ -257,47 +276,22 @@ export function sentencePieceJson(sp: SentencePieceModel, modelType: string, con
           `(supported: ${SENTENCEPIECE_FAMILIES.join(', ')}, marian; use a folder with a tokenizer.json)`,
       );
   }
-  const ids = new Map(vocab.map(([piece], i) => [piece, i]));
+  const ids = Object.fromEntries(vocab.map(([piece], i) => [piece, i]));
   const specials = [...new Set([...single, ...pair].flatMap((t) => ('SpecialToken' in t ? [t.SpecialToken.id] : [])))];
-  for (const s of specials) check(ids.has(s), `${file} has no piece ${s}, which ${modelType}'s template needs`);
+  for (const s of specials)
+    check(Object.hasOwn(ids, s), `${file} has no piece ${s}, which ${modelType}'s template needs`);
   return {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: addedTokens(sp, vocab, unkId, config, lstripped, modelType === 'marian'),
     ...(llama ? llamaPipeline(sp, config, file) : spmPipeline(sp, normalizers)),
-    post_processor: {
-      type: 'TemplateProcessing',
-      single,
-      pair,
-      special_tokens: Object.fromEntries(specials.map((s) => [s, { id: s, ids: [ids.get(s)], tokens: [s] }])),
-    },
+    post_processor: templateProcessing(single, pair, Object.fromEntries(specials.map((s) => [s, ids[s]]))),
     model:
       sp.modelType === 1
         ? { type: 'Unigram', unk_id: unkId, vocab, byte_fallback: sp.byteFallback }
-        : {
-            type: 'BPE',
-            dropout: null,
-            unk_token: vocab[unkId][0],
-            continuing_subword_prefix: null,
-            end_of_word_suffix: null,
-            fuse_unk: true,
-            byte_fallback: sp.byteFallback,
-            ignore_merges: false,
-            vocab: Object.fromEntries(vocab.map(([piece], i) => [piece, i])),
-            merges: bpeMerges(sp, vocab),
-          },
+        : bpeModel(ids, bpeMerges(sp, vocab), { unk: vocab[unkId][0], byteFallback: sp.byteFallback }),
   };
-}
-
-interface AddedTokenJson {
-  id: number;
-  content: string;
-  single_word: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  normalized: boolean;
-  special: boolean;
 }
 
 /**
@@ -310,20 +304,13 @@ function addedTokens(
   sp: SentencePieceModel,
   vocab: [string, number][],
   unkId: number,
-  config: Json,
+  config: JsonObject,
   lstripped: string | null,
   marianSpecials: boolean,
 ): AddedTokenJson[] {
   const types = new Map(sp.pieces.map((p) => [p.piece, p.type]));
-  const token = (id: number, content: string, special = true): AddedTokenJson => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: content === lstripped,
-    rstrip: false,
-    normalized: false,
-    special,
-  });
+  const token = (id: number, content: string, special = true) =>
+    addedToken(id, content, { lstrip: content === lstripped, special });
   const added = new Map<number, AddedTokenJson>();
   vocab.forEach(([piece], id) => {
     const type = types.get(piece);
@@ -345,15 +332,16 @@ function addedTokens(
       const v = value as Partial<AddedTokenJson> | null;
       if (!Number.isSafeInteger(id) || id < 0 || typeof v?.content !== 'string') continue;
       const flag = (k: 'lstrip' | 'rstrip' | 'single_word' | 'normalized') => v[k] === true;
-      added.set(id, {
+      added.set(
         id,
-        content: v.content,
-        single_word: flag('single_word'),
-        lstrip: flag('lstrip'),
-        rstrip: flag('rstrip'),
-        normalized: flag('normalized'),
-        special: v.special !== false,
-      });
+        addedToken(id, v.content, {
+          single_word: flag('single_word'),
+          lstrip: flag('lstrip'),
+          rstrip: flag('rstrip'),
+          normalized: flag('normalized'),
+          special: v.special !== false,
+        }),
+      );
     }
   }
   return [...added.values()].sort((a, b) => a.id - b.id);
@@ -364,7 +352,7 @@ function addedTokens(
  * charsmap, trailing spaces stripped and runs of spaces collapsed, then Metaspace (prefix ▁ unless the model's
  * add_dummy_prefix is off).
  */
-function spmPipeline(sp: SentencePieceModel, before: Json[]): Json {
+function spmPipeline(sp: SentencePieceModel, before: JsonObject[]): JsonObject {
   const normalizers = [...before];
   if (sp.precompiledCharsmap.length > 0)
     normalizers.push({
@@ -391,7 +379,7 @@ function spmPipeline(sp: SentencePieceModel, before: Json[]): Json {
  * on. `legacy: false`: ▁ prefixed to the text's start only (add_prefix_space, default true), not after a special
  * token. Decoding: ▁ as spaces, byte pieces as bytes, the prefix space dropped.
  */
-function llamaPipeline(sp: SentencePieceModel, config: Json, file: string): Json {
+function llamaPipeline(sp: SentencePieceModel, config: JsonObject, file: string): JsonObject {
   // LlamaConverter ignores the model's normalizer; LlamaTokenizer (SentencePiece) applies it. Llama's is identity.
   check(
     sp.precompiledCharsmap.length === 0 && !sp.removeExtraWhitespaces,
@@ -447,6 +435,6 @@ function bpeMerges(sp: SentencePieceModel, vocab: [string, number][]): [string, 
   return merges.map((m) => [m.left, m.right]);
 }
 
-function replace(from: string, to: string): Json {
+function replace(from: string, to: string): JsonObject {
   return { type: 'Replace', pattern: { String: from }, content: to };
 }

@@ -9,7 +9,20 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AttnvizError, check, shorten } from '../core/errors.js';
-import { readSentencePiece, SENTENCEPIECE_FAMILIES, sentencePieceJson } from './sentencepiece.js';
+import {
+  addedToken,
+  BYTE_LEVEL_POST,
+  byteLevelBpe,
+  robertaProcessing,
+  sequence,
+  specialToken,
+  templateProcessing,
+  type AddedTokenJson,
+  type JsonObject,
+  type PostProcessorJson,
+  type TokenizerJson,
+  type Vocab,
+} from './tokenizer-json.js';
 
 export interface Encoded {
   /** Token ids, including special tokens. */
@@ -45,35 +58,6 @@ interface HfTokenizer {
   decode(ids: number[]): string;
   id_to_token(id: number): string | undefined;
   get_added_tokens_decoder(): Map<number, { id: number; special: boolean }>;
-}
-
-export type JsonObject = Record<string, unknown>;
-type Vocab = Record<string, number>;
-
-type TemplateItem =
-  | { SpecialToken: { id: string; type_id: number } }
-  | { Sequence: { id: 'A' | 'B'; type_id: number } };
-
-interface PostProcessorJson extends JsonObject {
-  type: string;
-  single?: TemplateItem[];
-  pair?: TemplateItem[];
-  processors?: PostProcessorJson[];
-}
-
-export interface TokenizerJson extends JsonObject {
-  model: JsonObject;
-  post_processor: PostProcessorJson | null;
-}
-
-interface AddedTokenJson {
-  id: number;
-  content: string;
-  single_word: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  normalized: boolean;
-  special: boolean;
 }
 
 export async function loadTokenizer(dir: string, modelType: string): Promise<TextTokenizer> {
@@ -276,6 +260,8 @@ function checkLength(v: unknown, where: string): void {
 }
 
 async function convertSlowTokenizer(dir: string, modelType: string, config: JsonObject): Promise<TokenizerJson> {
+  // Imported here, not at start: only a folder without tokenizer.json needs it (and protobufjs, which it reads with).
+  const { readSentencePiece, SENTENCEPIECE_FAMILIES, sentencePieceJson } = await import('./sentencepiece.js');
   const has = (name: string) => existsSync(join(dir, name));
   const missing = (files: string) => `no tokenizer in ${dir}: found neither tokenizer.json nor ${files}`;
   // SentencePiece models: converted as transformers does for the families sentencepiece.ts knows.
@@ -353,6 +339,7 @@ async function marianTokenizer(dir: string, config: JsonObject): Promise<TextTok
   const special = new Set([...specialNames].flatMap((t) => (Object.hasOwn(ids, t) && ids[t] !== unk ? [ids[t]] : [])));
   const spm = async (name: string): Promise<HfTokenizer> => {
     const file = join(dir, name);
+    const { readSentencePiece, sentencePieceJson } = await import('./sentencepiece.js');
     const json = sentencePieceJson(readSentencePiece(await readFile(file), file), 'marian', config, file);
     return hfTokenizer(withDefaults(json, file), config, file);
   };
@@ -456,15 +443,11 @@ function bertJson(vocab: Vocab, config: JsonObject, vocabFile: string): Tokenize
     },
     pre_tokenizer: { type: 'BertPreTokenizer' },
     model: { type: 'WordPiece', unk_token: unk, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-    post_processor: {
-      type: 'TemplateProcessing',
-      single: [special(cls, 0), sequence('A', 0), special(sep, 0)],
-      pair: [special(cls, 0), sequence('A', 0), special(sep, 0), sequence('B', 1), special(sep, 1)],
-      special_tokens: {
-        [cls]: { id: cls, ids: [clsId], tokens: [cls] },
-        [sep]: { id: sep, ids: [sepId], tokens: [sep] },
-      },
-    },
+    post_processor: templateProcessing(
+      [specialToken(cls), sequence('A'), specialToken(sep)],
+      [specialToken(cls), sequence('A'), specialToken(sep), sequence('B', 1), specialToken(sep, 1)],
+      { [cls]: clsId, [sep]: sepId },
+    ),
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
   };
 }
@@ -472,15 +455,11 @@ function bertJson(vocab: Vocab, config: JsonObject, vocabFile: string): Tokenize
 /** transformers' GPT2Converter (without add_bos_token): no special tokens are added to the text. */
 function gpt2Json(vocab: Vocab, merges: [string, string][], config: JsonObject): TokenizerJson {
   const specials = ['bos_token', 'eos_token', 'unk_token'].map((key) => tokenString(config, key) ?? '<|endoftext|>');
-  return {
-    ...byteLevelBpe(vocab, merges, config),
-    added_tokens: addedTokens(vocab, [
-      ...specials,
-      tokenString(config, 'pad_token'),
-      ...additionalSpecialTokens(config),
-    ]),
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-  };
+  return byteLevelBpe(vocab, merges, {
+    added: addedTokens(vocab, [...specials, tokenString(config, 'pad_token'), ...additionalSpecialTokens(config)]),
+    addPrefixSpace: flag(config, 'add_prefix_space', false),
+    postProcessor: BYTE_LEVEL_POST,
+  });
 }
 
 /** transformers' RobertaConverter: <s> A </s> and <s> A </s></s> B </s>. */
@@ -492,49 +471,19 @@ function robertaJson(vocab: Vocab, merges: [string, string][], config: JsonObjec
   const unk = tokenString(config, 'unk_token') ?? '<unk>';
   const pad = tokenString(config, 'pad_token') ?? '<pad>';
   const mask = tokenString(config, 'mask_token') ?? '<mask>';
-  return {
-    ...byteLevelBpe(vocab, merges, config),
+  const addPrefixSpace = flag(config, 'add_prefix_space', false);
+  return byteLevelBpe(vocab, merges, {
     // RobertaTokenizer lets <mask> absorb the space before it (lstrip): in "a <mask>." the mask stands
     // for a whole "Ġword" token.
-    added_tokens: addedTokens(vocab, [bos, eos, sep, cls, unk, pad, mask, ...additionalSpecialTokens(config)], mask),
-    post_processor: {
-      type: 'RobertaProcessing',
-      sep: [sep, vocabId(vocab, sep, vocabFile)],
-      cls: [cls, vocabId(vocab, cls, vocabFile)],
-      trim_offsets: true,
-      add_prefix_space: flag(config, 'add_prefix_space', false),
-    },
-  };
+    added: addedTokens(vocab, [bos, eos, sep, cls, unk, pad, mask, ...additionalSpecialTokens(config)], mask),
+    addPrefixSpace,
+    postProcessor: robertaProcessing(
+      [sep, vocabId(vocab, sep, vocabFile)],
+      [cls, vocabId(vocab, cls, vocabFile)],
+      addPrefixSpace,
+    ),
+  });
 }
-
-function byteLevelBpe(vocab: Vocab, merges: [string, string][], config: JsonObject) {
-  return {
-    version: '1.0',
-    normalizer: null,
-    pre_tokenizer: {
-      type: 'ByteLevel',
-      add_prefix_space: flag(config, 'add_prefix_space', false),
-      trim_offsets: true,
-      use_regex: true,
-    },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-  };
-}
-
-const special = (id: string, typeId: number): TemplateItem => ({ SpecialToken: { id, type_id: typeId } });
-const sequence = (id: 'A' | 'B', typeId: number): TemplateItem => ({ Sequence: { id, type_id: typeId } });
 
 /**
  * The special tokens found in the vocabulary, registered so that they are matched whole in the text
@@ -548,15 +497,7 @@ function addedTokens(
 ): AddedTokenJson[] {
   return [...new Set(contents)]
     .filter((content): content is string => content !== undefined && Object.hasOwn(vocab, content))
-    .map((content) => ({
-      id: vocab[content],
-      content,
-      single_word: false,
-      lstrip: content === lstripped,
-      rstrip: false,
-      normalized: false,
-      special: true,
-    }));
+    .map((content) => addedToken(vocab[content], content, { lstrip: content === lstripped }));
 }
 
 function vocabId(vocab: Vocab, token: string, vocabFile: string): number {

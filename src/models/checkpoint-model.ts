@@ -4,10 +4,10 @@
  * loaded side by side are independent.
  */
 import { resolve } from 'node:path';
-import onnxProto from 'onnx-proto';
 import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { GraphBuilder } from '../graph/builder.js';
+import { decodeModel } from '../graph/onnx.js';
 import { familyFor, ggufFamily } from '../graph/families.js';
 import {
   checkAllRead,
@@ -180,6 +180,7 @@ export class Model implements AttentionModel {
       target: encoderDecoder,
       generate: this.family.lmHead === true && !encoderDecoder,
       logits: this.session.outputNames.includes(LOGITS),
+      stream: this.streams,
     };
   }
 
@@ -592,7 +593,7 @@ function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogit
  * graph computes a layer in runs of heads (probsChunkName), q, k and the first run, then each other run alone.
  */
 function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
-  const outputs = (onnxProto.onnx.ModelProto.decode(graph).graph?.output ?? []).map((o) => o.name ?? '');
+  const outputs = decodeModel(graph).graph.output.map((o) => o.name);
   return Array.from({ length: dims.layers }, (_, i) => {
     const o = outputNames(i);
     const runs = outputs.filter((name) => name.startsWith(`${o.probs}.`));
@@ -602,6 +603,6 @@ function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
 }
 
 function hasBiasOutputs(graph: Uint8Array): boolean {
-  const outputs = onnxProto.onnx.ModelProto.decode(graph).graph?.output ?? [];
+  const outputs = decodeModel(graph).graph.output;
   return outputs.some((o) => o.name === POSITION_BIAS_OUTPUT || o.name === layerBiasName(0));
 }

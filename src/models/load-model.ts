@@ -1,24 +1,26 @@
 /** One entry point for every kind of model source. */
 import { type Attention, attentionProblem } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
+import { isOnnxSource } from '../load/onnx-source.js';
 import { isTfjsSource } from '../load/tfjs-source.js';
 import { Model, type LoadOptions } from './checkpoint-model.js';
 import type { AttentionModel } from './model.js';
-import { isOnnxSource, OnnxModel } from './onnx-tap.js';
 
 /**
  * The model `source` names, as an AttentionModel:
  * - nothing, or 'embedded': the embedded default model (Universal Sentence Encoder lite, a TF.js graph run on
  *   onnxruntime), which needs no download; a TF.js graph model folder (model.json + vocab.json) likewise
  *   (tfjs-model.ts; TF.js, for graphs other than USE lite, is imported only then);
- * - an .onnx file, or a folder in transformers.js layout (onnx/model.onnx): that graph, tapped (onnx-tap.ts);
+ * - an .onnx file, or a folder in transformers.js layout (onnx/model.onnx): that graph, tapped (onnx-tap.ts,
+ *   imported only then);
  * - a Hugging Face folder, hub id or .gguf file: an ONNX graph built from the checkpoint (checkpoint-model.ts).
  * `options` other than `threads` apply to checkpoints only.
  */
 export async function loadModel(source?: string, options: LoadOptions = {}): Promise<AttentionModel> {
   if (isTfjsSource(source))
     return checked((await import('./tfjs-model.js')).TfjsModel.load(source, { threads: options.threads }));
-  if (isOnnxSource(source)) return checked(OnnxModel.load(source!, { threads: options.threads }));
+  if (isOnnxSource(source))
+    return checked((await import('./onnx-tap.js')).OnnxModel.load(source!, { threads: options.threads }));
   return checked(Model.load(source!, options));
 }
 

@@ -4,10 +4,12 @@
  * (tfjs-model.ts). `loadModel()` returns this for every source; callers read `capabilities` (or call and get
  * a one-line AttnvizError) instead of telling the kinds apart.
  */
-import type { Attention, Tensor } from '../core/attention.js';
+import type { Attention, AttentionStream, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
+import { FAMILIES } from '../graph/families.js';
 import type { ModelDims } from '../graph/family.js';
 import type { Encoded } from '../load/tokenizer.js';
+import type { Selection } from './layer-stream.js';
 
 export type { ModelDims };
 
@@ -82,6 +84,8 @@ export interface ModelCapabilities {
   generate: boolean;
   /** `logits()` gives next-token scores (loaded with `logits`). */
   logits: boolean;
+  /** `stream()` gives the attention layer by layer as it is computed (extraction staged at layer boundaries). */
+  stream: boolean;
 }
 
 export interface AttentionModel {
@@ -102,6 +106,11 @@ export interface AttentionModel {
   attention(text: string, options?: AttentionOptions): Promise<Attention>;
   /** Continues `prompt` (null or '': from BOS); present when `capabilities.generate`. */
   generate?(prompt: string | null, options: GenerateOptions): Promise<Generation>;
+  /**
+   * `attention()` one layer at a time, each computed when the iteration asks for it, of the selected layers and
+   * heads (model indices; default all); present when `capabilities.stream`.
+   */
+  stream?(text: string, options?: AttentionOptions & Selection): AttentionStream;
   /** Next-token logits `[1, vocab]` or `[T, vocab]`; present when `capabilities.logits`. */
   logits?(text: string, options?: AttentionOptions): Promise<Tensor>;
   /** The forward pass alone: the last hidden state `[T, hidden]`. */
@@ -138,7 +147,10 @@ export function cannotGenerate(m: AttentionModel): AttnvizError {
     m.capabilities.target
       ? `${m.source} is an encoder-decoder model: attention(text, { maxNewTokens }) generates its target ` +
           '(extract --max-new-tokens)'
-      : `${m.source}: model_type ${m.modelType} cannot generate in attnviz ` +
-          '(it generates with Llama, Mistral and Qwen2 checkpoints and GGUF llama files)',
+      : `${m.source}: model_type ${m.modelType} cannot generate in attnviz (it generates with the decoders ` +
+          `${GENERATING.join(', ')}: their checkpoints and GGUF files)`,
   );
 }
+
+/** The model_types `generate` runs: decoders whose graph ends in a language-model head. */
+export const GENERATING = FAMILIES.filter((f) => f.lmHead && !f.encoderDecoder).map((f) => f.modelType);

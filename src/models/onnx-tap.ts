@@ -43,6 +43,7 @@ import { familyFor } from '../graph/families.js';
 import { INPUTS, type ModelDims } from '../graph/family.js';
 import { Session, type Feed, type RunOutput } from '../runtime/session.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
+import { isDir } from '../load/onnx-source.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { causalMask } from './feeds.js';
 import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
@@ -78,24 +79,6 @@ export interface OnnxLoadOptions {
   file?: string;
 }
 
-/**
- * Whether `source` is an ONNX model: an existing `.onnx` file, or a folder with an `onnx/` folder and no
- * safetensors checkpoint (a folder with both loads its checkpoint; pass the .onnx file to load the graph).
- */
-export function isOnnxSource(source: string | undefined): boolean {
-  if (!source) return false;
-  const path = resolve(source);
-  if (!existsSync(path)) return false;
-  const s = statSync(path);
-  if (s.isFile()) return /\.onnx$/i.test(path);
-  return (
-    s.isDirectory() &&
-    isDir(join(path, 'onnx')) &&
-    !existsSync(join(path, 'model.safetensors')) &&
-    !existsSync(join(path, 'model.safetensors.index.json'))
-  );
-}
-
 /** The model folder (config.json, tokenizer.json) and the .onnx file a source names. */
 export async function onnxModelFiles(source: string, file?: string): Promise<{ dir: string; file: string }> {
   check(source.trim() !== '', 'no model given');
@@ -128,10 +111,6 @@ export async function onnxModelFiles(source: string, file?: string): Promise<{ d
     `${source}: onnx/ holds none of ${ONNX_FILES.join(', ')}` +
       (others.length ? ` (it has ${others.slice(0, 5).join(', ')}: pass one's path as the model)` : ''),
   );
-}
-
-function isDir(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory();
 }
 
 // ---- finding attention in a graph ---------------------------------------------------------------------
@@ -598,7 +577,13 @@ const DEFAULT_MAX_POSITIONS = 512;
 
 export class OnnxModel implements AttentionModel {
   /** A graph read as it is: one text (or pair) in, no generation (that needs a cache loop attnviz builds). */
-  readonly capabilities: ModelCapabilities = { pair: true, target: false, generate: false, logits: false };
+  readonly capabilities: ModelCapabilities = {
+    pair: true,
+    target: false,
+    generate: false,
+    logits: false,
+    stream: false,
+  };
 
   private constructor(
     /** What the user passed: a folder or an .onnx file. */

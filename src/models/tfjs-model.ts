@@ -72,7 +72,13 @@ const DEFAULT_MAX_POSITIONS = 512;
 export class TfjsModel implements AttentionModel {
   readonly causal = false;
   /** An encoder: one text or a pair, no generation. */
-  readonly capabilities: ModelCapabilities = { pair: true, target: false, generate: false, logits: false };
+  readonly capabilities: ModelCapabilities = {
+    pair: true,
+    target: false,
+    generate: false,
+    logits: false,
+    stream: false,
+  };
 
   private constructor(
     /** What the user passed: 'embedded', a folder or a model.json path. */

@@ -3,14 +3,14 @@
  * are thrown as HttpError/AttnvizError and answered as JSON by server.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Attention } from '../core/attention.js';
+import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
 import { encodeAttentionFile } from '../core/attention-file.js';
 import { encodeAttention } from '../core/encode.js';
 import { renderHtml } from '../export/html.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
 import { maxPoolHeads } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
-import { AttnvizError } from '../core/errors.js';
+import { AttnvizError, check } from '../core/errors.js';
 import { eventStream } from './events.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
@@ -169,14 +169,24 @@ interface AttentionRequest {
 const ATTENTION_FIELDS = ['model', 'text', 'pair', 'target', 'truncate'];
 
 /**
- * Checks the fields every attention request shares and runs the model (or takes a recent result). A request
- * whose client has gone by the time its turn comes is dropped instead of run. Encoder-decoder models need a
- * `target` (the decoder's text, teacher-forced) and take no `pair`; other models take no `target`.
+ * Where a streamed answer goes: called once the model has tokenized the text, with what the result will hold,
+ * before any layer is computed; returns what to do with each layer as the model computes it (a one-layer
+ * Attention, read before the next is computed), or undefined to take the result whole.
+ */
+export type LayerSink = (header: AttentionHeader) => ((layer: Attention) => void) | undefined;
+
+/**
+ * Checks the fields every attention request shares and runs the model (or takes a recent result, or waits for
+ * the run of the same request under way). A request whose client has gone by the time its turn comes is dropped
+ * instead of run. Encoder-decoder models need a `target` (the decoder's text, teacher-forced) and take no
+ * `pair`; other models take no `target`. With `sink`, a model that computes layer by layer (capabilities.stream)
+ * hands each layer to it as it comes; the run stops when the response has ended or its client has gone.
  */
 export async function attentionFor(
   ctx: Context,
   body: Record<string, unknown>,
   res: ServerResponse,
+  sink?: LayerSink,
 ): Promise<{ request: AttentionRequest; attention: Attention }> {
   const text = optionalString(body, 'text');
   if (text === null || text.trim() === '') throw new HttpError(400, '"text" is missing or empty');
@@ -207,15 +217,18 @@ export async function attentionFor(
     request.target,
     request.truncate,
   ]);
-  const recent = ctx.results.get(cacheKey);
+  // Looked up before any await, so that two requests for the same result never both start a run.
+  const running = ctx.results.running(cacheKey);
+  const recent = ctx.results.get(cacheKey) ?? (running && (await running));
   if (recent) return { request, attention: recent };
-  let gone = false;
+  let closed = false;
   res.once('close', () => {
-    gone = !res.writableFinished;
+    closed = true;
   });
+  const named = (a: Attention): Attention => ({ ...a, model: { ...a.model, source: request.key } });
   const run = withTimeout(
     ctx.cache.run(request.key, async (m) => {
-      if (gone) throw new HttpError(499, 'the client closed the request before its turn');
+      if (closed && !res.writableFinished) throw new HttpError(499, 'the client closed the request before its turn');
       if (m.capabilities.target) {
         if (request.target === null)
           throw new HttpError(400, `${request.key} is an encoder-decoder model: give the decoder's text as "target"`);
@@ -224,27 +237,76 @@ export async function attentionFor(
             400,
             `${request.key} is an encoder-decoder model: it takes a "target" text, not a "pair"`,
           );
-        return m.attention(request.text, { target: request.target, truncate: request.truncate });
+        return named(await m.attention(request.text, { target: request.target, truncate: request.truncate }));
       }
       if (request.target !== null)
         throw new HttpError(400, `${request.key} is not an encoder-decoder model: it takes no target text`);
-      return m.attention(request.text, { pair: request.pair, truncate: request.truncate });
+      const options = { pair: request.pair, truncate: request.truncate };
+      const stream = sink && m.capabilities.stream && m.stream ? m.stream(request.text, options) : undefined;
+      const each = stream && sink?.({ ...stream.header, model: { ...stream.header.model, source: request.key } });
+      if (!stream || !each) return named(await m.attention(request.text, options));
+      return named(
+        await gather(stream, (layer) => {
+          // The response ended (timed out: its error frame went) or its client went: stop computing.
+          if (closed || res.writableEnded) throw new HttpError(499, 'the client closed the request mid-stream');
+          each(named(layer));
+        }),
+      );
     }),
     ctx.limits.requestTimeoutMs,
     'computing attention',
   );
+  ctx.results.track(cacheKey, run);
   const attention = await run.catch((e: unknown) => {
     throw tooLong(e, request.key);
   });
-  const named: Attention = { ...attention, model: { ...attention.model, source: request.key } };
-  ctx.results.set(cacheKey, named);
-  return { request, attention: named };
+  ctx.results.set(cacheKey, attention);
+  return { request, attention };
+}
+
+/**
+ * Reads `stream` (every layer and head) into one Attention, handing each layer to `each` once all of its heads
+ * have come (a layer may come in runs of heads), as a view of the result: nothing more is copied.
+ */
+async function gather(stream: AttentionStream, each: (layer: Attention) => void): Promise<Attention> {
+  const { layers, heads, qk, headDim, hidden: _, ...info } = stream.header;
+  const [L, H, T] = [layers.length, heads.length, info.tokens.length];
+  const a: Attention = {
+    ...info,
+    attention: { dims: [L, H, T, T], data: new Float32Array(L * H * T * T) },
+    ...(qk
+      ? {
+          query: { dims: [L, H, T, headDim], data: new Float32Array(L * H * T * headDim) },
+          key: { dims: [L, H, T, headDim], data: new Float32Array(L * H * T * headDim) },
+        }
+      : {}),
+  };
+  // The yields' tensors appended one after another are the [L, H, …] tensors; their buffers are the stream's,
+  // overwritten by its next step, so each is copied at once.
+  const end = { attention: 0, query: 0, key: 0 };
+  const put = (role: keyof typeof end, t: Tensor | undefined) => {
+    const to = a[role];
+    if (!to || !t) return;
+    to.data.set(t.data, end[role]);
+    end[role] += t.data.length;
+  };
+  for await (const part of stream) {
+    put('attention', part.attention);
+    put('query', part.query);
+    put('key', part.key);
+    const layer = end.attention / (H * T * T) - 1;
+    if (Number.isInteger(layer)) each(layerOf(a, layer));
+  }
+  check(end.attention === a.attention.data.length, `the attention stream ended after ${end.attention} values`);
+  return { ...a, ...(stream.hiddenLast ? { hiddenLast: stream.hiddenLast } : {}) };
 }
 
 /**
  * Attention as binary (protocol.ts): one AVZ1 blob, or with `stream` "layers" (or "auto" on large
- * results) one frame per layer, written as each is encoded. Encoder-decoder results always go whole: a
- * frame carries one layer of self-attention, and the decoder and cross attentions have layers of their own.
+ * results) one frame per layer. A model that computes layer by layer sends each layer's frame as soon as that
+ * layer is computed, so the page draws the first layer after about 1/L of the run; a recent result (or another
+ * model's) is encoded and sent frame by frame. Encoder-decoder results always go whole: a frame carries one
+ * layer of self-attention, and the decoder and cross attentions have layers of their own.
  */
 export const postAttention: Handler = async (ctx, req, res) => {
   const body = await readJsonBody(req, ctx.limits.maxBodyBytes);
@@ -259,7 +321,42 @@ export const postAttention: Handler = async (ctx, req, res) => {
   if (selection.some(Boolean) && detail !== 'full')
     throw new HttpError(400, '"layers" and "heads" choose heads at full resolution: they take no "detail"');
   const queryKey = optionalBoolean(body, 'queryKey', true);
-  let { attention: a } = await attentionFor(ctx, body, res);
+  // The payload's format, from the result's size (layers × heads × T²) alone.
+  const formatOf = (values: number, encoderDecoder: boolean): PayloadFormat => {
+    if (encoderDecoder) return 'avz1';
+    if (detail === 'overview' || (detail === 'auto' && values > ctx.limits.overviewAbove)) return 'avz1-overview';
+    return stream === 'layers' || (stream === 'auto' && values > ctx.limits.streamAbove) ? 'avz1-layers' : 'avz1';
+  };
+  const headers = (format: PayloadFormat, layers: number, tokens: number) => ({
+    'content-type': 'application/octet-stream',
+    'cache-control': 'no-store',
+    [FORMAT_HEADER]: format,
+    [LAYERS_HEADER]: String(layers),
+    [TOKENS_HEADER]: String(tokens),
+  });
+  /** Sends the headers of a framed answer; returns the writer of a layer's frame. */
+  const start = (format: PayloadFormat, layers: number, tokens: number) => {
+    res.writeHead(200, headers(format, layers, tokens));
+    return (layer: Attention) =>
+      res.write(frame(encodeAttention(format === 'avz1-overview' ? overviewOf(layer) : layer, { queryKey })));
+  };
+  // Whole layers go out as the model computes them; chosen heads (`layers`, `heads`) come from the whole result.
+  const sink: LayerSink | undefined = selection.some(Boolean)
+    ? undefined
+    : (h) => {
+        const format = formatOf(h.layers.length * h.heads.length * h.tokens.length ** 2, false);
+        return format === 'avz1' ? undefined : start(format, h.layers.length, h.tokens.length);
+      };
+  let a: Attention;
+  try {
+    a = (await attentionFor(ctx, body, res, sink)).attention;
+  } catch (e) {
+    if (!res.headersSent) throw e;
+    // The status went out with the first frame: the error travels as an error frame instead.
+    if (!res.writableEnded && !res.destroyed) res.end(errorFrame(statusOf(e), messageOf(e)));
+    return;
+  }
+  if (res.headersSent) return void res.end();
   const [L, H] = a.attention.dims;
   if ((selection.some(Boolean) || detail === 'overview') && a.encoderDecoder)
     throw new HttpError(400, 'encoder-decoder results are sent whole: they take no overview, "layers" or "heads"');
@@ -273,51 +370,34 @@ export const postAttention: Handler = async (ctx, req, res) => {
         throw new HttpError(400, `"${name}" holds an index past this model's ${n} ${name}`);
     a = selectHeads(a, layers ?? range(L), heads ?? range(H));
   }
-  const overview =
-    detail === 'overview' ||
-    (detail === 'auto' && !a.encoderDecoder && a.attention.data.length > ctx.limits.overviewAbove);
-  const layered =
-    overview ||
-    (!a.encoderDecoder &&
-      (stream === 'layers' || (stream === 'auto' && a.attention.data.length > ctx.limits.streamAbove)));
-  const format: PayloadFormat = overview ? 'avz1-overview' : layered ? 'avz1-layers' : 'avz1';
-  const headers = {
-    'content-type': 'application/octet-stream',
-    'cache-control': 'no-store',
-    [FORMAT_HEADER]: format,
-    [LAYERS_HEADER]: String(a.attention.dims[0]),
-    [TOKENS_HEADER]: String(a.tokens.length),
-  };
-  if (!layered) {
+  const format = formatOf(a.attention.data.length, Boolean(a.encoderDecoder));
+  if (format === 'avz1') {
     const bytes = encodeAttention(a, { queryKey });
-    res.writeHead(200, { ...headers, 'content-length': bytes.length });
+    res.writeHead(200, { ...headers(format, a.attention.dims[0], a.tokens.length), 'content-length': bytes.length });
     res.end(bytes);
     return;
   }
-  res.writeHead(200, headers);
+  const send = start(format, a.attention.dims[0], a.tokens.length);
   try {
-    for (let l = 0; l < a.attention.dims[0] && !res.destroyed; l++) {
-      const blob = encodeAttention(overview ? overviewOf(a, l) : layerOf(a, l), { queryKey });
-      if (!res.write(frame(blob))) await new Promise((resolve) => res.once('drain', resolve));
-    }
+    for (let l = 0; l < a.attention.dims[0] && !res.destroyed; l++)
+      if (!send(layerOf(a, l))) await new Promise((resolve) => res.once('drain', resolve));
   } catch (e) {
-    // The status went out with the first frame: the error travels as an error frame instead.
     res.write(errorFrame(statusOf(e), messageOf(e)));
   }
   res.end();
 };
 
 /**
- * Layer `l` of `a` with each head max-pooled to at most OVERVIEW_CELLS per side (the views' maxPool: cell
+ * A one-layer Attention with each head max-pooled to at most OVERVIEW_CELLS per side (the views' maxPool: cell
  * (i, j) is the largest weight of queries r with ⌊r·n/T⌋ = i over keys c with ⌊c·m/K⌋ = j), without q/k.
  */
-function overviewOf(a: Attention, l: number): Attention {
-  const [, H, T, K] = a.attention.dims;
+function overviewOf(layer: Attention): Attention {
+  const [, H, T, K] = layer.attention.dims;
   const n = Math.min(T, OVERVIEW_CELLS),
     m = Math.min(K, OVERVIEW_CELLS);
-  const { query: _q, key: _k, positionBias: _p, ...layer } = layerOf(a, l);
+  const { query: _q, key: _k, positionBias: _p, ...rest } = layer;
   const pooled = maxPoolHeads(layer.attention.data, H, T, K, n, m);
-  return { ...layer, attention: { dims: [1, H, n, m], data: pooled } };
+  return { ...rest, attention: { dims: [1, H, n, m], data: pooled } };
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -383,6 +463,8 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 export class ResultCache {
   private readonly map = new Map<string, { a: Attention; bytes: number }>();
   private bytes = 0;
+  /** Runs under way, by key: a request for the same result waits for it (a head asked for mid-stream). */
+  private readonly runs = new Map<string, Promise<Attention | undefined>>();
 
   constructor(
     private readonly capBytes: number,
@@ -395,6 +477,24 @@ export class ResultCache {
     this.map.delete(key);
     this.map.set(key, hit);
     return hit.a;
+  }
+
+  /**
+   * The run under way for `key` (see track): its result, or undefined when it failed — it may have stopped
+   * because its own client went, so the caller runs the model itself.
+   */
+  running(key: string): Promise<Attention | undefined> | undefined {
+    return this.runs.get(key);
+  }
+
+  /** Notes `run` as computing the result for `key` until it settles. */
+  track(key: string, run: Promise<Attention>): void {
+    const settled: Promise<Attention | undefined> = run
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.runs.get(key) === settled) this.runs.delete(key);
+      });
+    this.runs.set(key, settled);
   }
 
   set(key: string, a: Attention): void {

@@ -273,7 +273,7 @@ function singleHeadView(container: HTMLElement, data: Attention, options: HeadVi
       ({ rows, cols } = m);
       weights = Array.from({ length: H }, (_, h) => m.data.subarray(h * n, (h + 1) * n));
     } else {
-      ({ rows, cols } = filterIndices(data.tokens, data.sentenceBStart, sel, data.keyTokens, data.special));
+      ({ rows, cols } = filterIndices(data, sel));
       weights = [];
     }
   }

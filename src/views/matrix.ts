@@ -33,23 +33,23 @@ export interface LayerMatrix {
   data: Float32Array;
 }
 
+/** What the filters read of an Attention: its tokens on both sides, the pair boundary, the special masks. */
+export type FilterData = Pick<Attention, 'tokens' | 'sentenceBStart' | 'keyTokens' | 'special' | 'keySpecial'>;
+
 /**
  * Query and key token indices for a filter; `sentenceBStart` null means there is no pair. `keyTokens`, when
  * the keys are other tokens than the queries (cross-attention), gives the columns (no pair filter then).
  */
 export function filterIndices(
-  tokens: readonly string[],
-  sentenceBStart: number | null,
+  { tokens, sentenceBStart, keyTokens, special, keySpecial }: FilterData,
   sel: Selection,
-  keyTokens?: readonly string[],
-  special?: readonly boolean[],
 ): { rows: number[]; cols: number[] } {
   const T = tokens.length;
   const b = sentenceBStart ?? T;
-  // The tokenizer's mask for the query tokens when the data has one; key tokens of cross-attention are guessed.
+  // The tokenizer's masks when the data has them (specialMask guesses from the token text otherwise).
   const cross = keyTokens !== undefined && keyTokens !== tokens;
   const rowSpecial = specialMask(tokens, special);
-  const colSpecial = cross ? specialMask(keyTokens) : rowSpecial;
+  const colSpecial = cross ? specialMask(keyTokens, keySpecial) : rowSpecial;
   const range = (from: number, to: number, mask = rowSpecial) =>
     Array.from({ length: to - from }, (_, i) => from + i).filter((i) => !sel.hideSpecial || !mask[i]);
   if (cross) return { rows: range(0, T), cols: range(0, keyTokens.length, colSpecial) };
@@ -73,7 +73,7 @@ export function filterIndices(
 export function layerMatrix(a: Attention, layer: number, sel: Selection): LayerMatrix {
   // T query rows, K key columns (K = T but for cross-attention).
   const [, H, T, K] = a.attention.dims;
-  const { rows, cols } = filterIndices(a.tokens, a.sentenceBStart, sel, a.keyTokens, a.special);
+  const { rows, cols } = filterIndices(a, sel);
   const n = rows.length * cols.length;
   const src = a.attention.data;
   const layerData = (h: number) => src.subarray((layer * H + h) * T * K, (layer * H + h + 1) * T * K);

@@ -98,7 +98,7 @@ export function modelGrid(
   dpr = 1,
 ): ModelGrid {
   const [L, H, T, K] = data.attention.dims;
-  const { rows, cols } = filterIndices(data.tokens, data.sentenceBStart, state, data.keyTokens, data.special);
+  const { rows, cols } = filterIndices(data, state);
   const g = gridLayout(state.mode, Math.max(rows.length, cols.length), H, shown.layers.length);
   const { mode, scale, hideSpecial } = state;
   return { T, K, H, ...shown, rows, cols, g, colors: categoricalColors(L), theme, mode, scale, hideSpecial, dpr };

@@ -146,12 +146,7 @@ export function neuronDrawing(data: Attention, prettify: boolean, v: { state: Ne
     const key = v.state.filter;
     if (key === indicesKey) return;
     indicesKey = key;
-    ({ rows, cols } = filterIndices(
-      data.tokens,
-      data.sentenceBStart,
-      { filter: v.state.filter, hideSpecial: false },
-      data.keyTokens,
-    ));
+    ({ rows, cols } = filterIndices(data, { filter: v.state.filter, hideSpecial: false }));
   };
   const cached = <V>(compute: () => V): ((key: string) => V) => {
     let last: { key: string; value: V } | null = null;

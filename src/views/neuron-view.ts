@@ -520,12 +520,7 @@ function singleNeuronView(container: HTMLElement, data: Attention, options: Neur
     next.layer = neuronIndex('layer', next.layer, L, 0)!;
     next.head = neuronIndex('head', next.head, H, 0)!;
     if (data.sentenceBStart === null) next.filter = 'all';
-    const allowed = filterIndices(
-      data.tokens,
-      data.sentenceBStart,
-      { filter: next.filter, hideSpecial: false },
-      data.keyTokens,
-    );
+    const allowed = filterIndices(data, { filter: next.filter, hideSpecial: false });
     if (next.selected !== null && !allowed.rows.includes(next.selected)) next.selected = null;
     if (next.key !== null && !allowed.cols.includes(next.key)) next.key = null;
     if (next.selected === null) next.pinned = false;
