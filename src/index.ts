@@ -32,7 +32,7 @@ export {
 export { AttnvizError } from './core/errors.js';
 export { FAMILIES } from './graph/families.js';
 export { renderHtml, type HtmlOptions } from './export/html.js';
-export { viewImage, viewSvg, svgToPng } from './export/image.js';
+export { reportPng, viewImage, viewSvg, svgToPng } from './export/image.js';
 export { encodeAttention, decodeAttention } from './core/encode.js';
 export { aggregate, meanHeads, maxHeads, rollout, AGGREGATES, type Aggregate } from './analysis/aggregate.js';
 export {

@@ -437,6 +437,25 @@ describe.skipIf(!READY)('attnviz generate --report: greedy generation step by st
   );
 });
 
+describe.skipIf(!READY)('report PNGs drawn without a browser', () => {
+  test('heads -o x.png and generate --report x.png with Chromium out of reach', async () => {
+    const noBrowser = { CHROMIUM_PATH: join(dir, 'no-chromium') };
+    const corpus = join(dir, 'corpus-png.txt');
+    await writeFile(corpus, `${CORPUS.join('\n')}\n`);
+    const [heads, steps] = [join(dir, 'heads.png'), join(dir, 'steps.png')];
+    const h = await cli(['heads', '--model', TINY, '--texts', corpus, '-o', heads], noBrowser);
+    expect(h.code, h.stderr).toBe(0);
+    const g = await cli([...greedySteps, steps], noBrowser);
+    expect(g.code, g.stderr).toBe(0);
+    for (const png of [heads, steps]) {
+      const bytes = await readFile(png);
+      expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+      // The reports' column width (views/reports/report-scenes.ts), at scale 1.
+      expect(bytes.readUInt32BE(16)).toBe(1268);
+    }
+  });
+});
+
 describe.skipIf(!READY)('bad input: one line, exit 2, nothing written', () => {
   test('empty corpus, invalid regular expression, unmatched token, bad output, bad aggregate', async () => {
     const empty = join(dir, 'empty.txt');

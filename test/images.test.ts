@@ -16,7 +16,9 @@ import { encodeAttentionFile } from '../src/core/attention-file.js';
 import { readAttentionFile } from '../src/core/files.js';
 import { renderImage } from '../src/export/chromium.js';
 import { renderHtml } from '../src/export/html.js';
-import { viewImage, viewSvg } from '../src/export/image.js';
+import { reportPng, viewImage, viewSvg } from '../src/export/image.js';
+import type { HeadsReport, StepsReport } from '../src/analysis/report-data.js';
+import { colorScale } from '../src/views/reports/widgets.js';
 import { HAVE_CHROMIUM } from './browser.js';
 import { cli, expectCliError, HAVE_CLI } from './cli-run.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
@@ -51,6 +53,30 @@ const VIEWS = {
   model: {},
   neuron: { layer: 1, head: 2, selected: 2, expanded: true },
 } as const;
+
+/** A 1-layer, 2-head attention of T tokens (synth() weights): past 96 tokens the head view is a heatmap. */
+function long(T: number): Attention {
+  return {
+    tokens: Array.from({ length: T }, (_, i) => `t${i}`),
+    text: 'long',
+    pair: null,
+    sentenceBStart: null,
+    model: { source: 'synthetic', modelType: 'gpt2' },
+    causal: false,
+    attention: { dims: [1, 2, T, T], data: synth(T, 2) },
+  };
+}
+
+/** Pixels of a decoded PNG whose colour is exactly `hex` (#rrggbb). */
+function count(png: ReturnType<typeof decode>, hex: string): number {
+  const [r, g, b] = [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16));
+  let n = 0;
+  for (let i = 0; i < png.width * png.height; i++) {
+    const o = i * png.channels;
+    if (png.data[o] === r && png.data[o + 1] === g && png.data[o + 2] === b) n++;
+  }
+  return n;
+}
 
 /** Fraction of pixels whose colour differs by more than 32 in a channel (1 when the sizes differ). */
 function pixelDiff(a: Uint8Array, b: Uint8Array): number {
@@ -126,11 +152,73 @@ describe('images drawn in Node', () => {
     }
   });
 
+  test("past 96 tokens the head view's image is its heatmap: cells, labels, reference", async () => {
+    const a = long(120);
+    const svg = viewSvg(a, 'head', {});
+    expect(XMLValidator.validate(svg)).toBe(true);
+    // One raster of 120 × 120 cells, and every 10th token labelled on both axes (7.5 px cells: 12 px apart).
+    expect(svg.match(/<image /g)).toHaveLength(1);
+    for (const t of ['t0', 't10', 't110']) expect(svg.match(new RegExp(`>${t}</text>`, 'g'))).toHaveLength(2);
+    expect(svg).not.toContain('>t5</text>');
+    const png = viewImage(a, 'head', {}, 'png') as Uint8Array;
+    expect(await compareReference(png, 'head-heatmap')).toBeLessThan(0.005);
+    // A single head in its colour: its strongest cell is the head's colour (head 1: #ff7f0e, d3's orange).
+    expect(count(decode(viewImage(a, 'head', { heads: [1] }, 'png') as Uint8Array), '#ff7f0e')).toBeGreaterThan(0);
+  });
+
+  test('the head finder and generation reports as PNG: the grid and context colours of the page', () => {
+    const heads: HeadsReport = {
+      kind: 'heads',
+      model: 'synthetic',
+      layers: 2,
+      heads: 3,
+      texts: ['a b c'],
+      skipped: [],
+      metrics: [{ name: 'entropy', description: 'normalised entropy' }],
+      summary: [[0.1, 0.5, 0.9, 0.3, 0.7, null].map((mean) => ({ mean, std: 0, n: 1, best: mean, bestText: 0 }))],
+    };
+    const png = decode(reportPng(heads, {}));
+    expect(png.width).toBe(1268);
+    const color = colorScale(
+      'sequential',
+      heads.summary[0].map((x) => x.mean),
+    );
+    // Each cell a 26 × 20 block of its mean's viridis colour (the undefined one grey), as the page's grid.
+    for (const x of heads.summary[0]) expect(count(png, rgbHex(color(x.mean)))).toBeGreaterThanOrEqual(26 * 20);
+
+    const a = { ...sample(), causal: true, sentenceBStart: null, pair: null };
+    const steps: StepsReport = {
+      kind: 'steps',
+      model: 'synthetic',
+      prompt: 'The cat',
+      promptLength: 3,
+      text: 'The cat sat',
+      tokens: a.tokens,
+      stopped: 'length',
+      temperature: 0,
+      steps: [1, 2, 3].map((id) => ({ id, token: a.tokens[2 + id], probability: 0.5, top: [] })),
+    };
+    const s = decode(reportPng(steps, { a }));
+    // The context token with the largest weight has the page's full rgba(220, 60, 40) background.
+    expect(count(s, '#dc3c28')).toBeGreaterThan(100);
+  });
+
   test('a bad scale is one clear error', () => {
     for (const scale of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 9])
       expect(() => viewImage(sample(), 'head', {}, 'png', scale)).toThrow(/--scale must be a number above 0/);
   });
 });
+
+/** `rgb(r, g, b)`, `#rgb` or `#rrggbb` as `#rrggbb`. */
+function rgbHex(css: string): string {
+  const m = /rgb\((\d+), (\d+), (\d+)\)/.exec(css);
+  if (m)
+    return `#${m
+      .slice(1)
+      .map((v) => Number(v).toString(16).padStart(2, '0'))
+      .join('')}`;
+  return css.length === 4 ? `#${[...css.slice(1)].map((c) => c + c).join('')}` : css;
+}
 
 describe.skipIf(!HAVE_CLI)('attnviz export and neurons without Chromium', () => {
   const noBrowser = { CHROMIUM_PATH: join(tmp, 'no-chromium') };
@@ -157,6 +245,12 @@ describe.skipIf(!HAVE_CLI)('attnviz export and neurons without Chromium', () => 
       noBrowser,
     );
     expect(n.code, n.stderr).toBe(0);
+    // A head view past 96 tokens (a heatmap) too.
+    const long120 = join(tmp, 'long.safetensors');
+    await writeFile(long120, encodeAttentionFile(long(120)));
+    const h = await cli(['export', '--view', 'head', '--from', long120, '-o', join(tmp, 'long.png')], noBrowser);
+    expect(h.code, h.stderr).toBe(0);
+    expect(decode(await readFile(join(tmp, 'long.png'))).width).toBeGreaterThan(900);
   }, 300_000);
 
   test('a bad --scale, or --scale on an SVG: exit 2, one line', async () => {

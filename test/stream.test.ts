@@ -25,7 +25,12 @@ import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
 const TEXT = 'The cat sat on the mat, and the dog lay on the rug beside it.';
-const model = loadedOnce((name: string) => Model.load(goldenModel(name)));
+/** `name`, or `name staged`: extraction on one session per layer (the default for these small models: one session). */
+const model = loadedOnce((key: string) => {
+  const [name, staged] = key.split(' ');
+  return Model.load(goldenModel(name), { staged: staged === 'staged' });
+});
+const KINDS = MODELS.flatMap((name) => [name, `${name} staged`]);
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-stream-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
@@ -73,11 +78,11 @@ async function oneSessionRun(name: string, a: Attention) {
 }
 
 describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
-  test.each(MODELS)('%s: stream = one run of the whole graph on one session, bit for bit', async (name) => {
-    const m = await model(name);
+  test.each(KINDS)('%s: stream = one run of the whole graph on one session, bit for bit', async (key) => {
+    const m = await model(key);
     const stream = m.stream(TEXT);
     const a = await m.attention(TEXT);
-    const { out, dims } = await oneSessionRun(name, a);
+    const { out, dims } = await oneSessionRun(key.split(' ')[0], a);
     let n = 0;
     for await (const layer of stream) {
       const o = outputNames(layer.layer);
@@ -94,8 +99,8 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
       expect(sameBits(slice(a.attention, l, [...Array(dims.heads).keys()]), out[outputNames(l).probs].data)).toBe(true);
   });
 
-  test.each(MODELS)('%s: selected layers and heads are the slices of the full run', async (name) => {
-    const m = await model(name);
+  test.each(KINDS)('%s: selected layers and heads are the slices of the full run', async (key) => {
+    const m = await model(key);
     const full = await m.attention(TEXT);
     const [L, H] = full.attention.dims;
     const layers = [L - 1, 0];
@@ -115,31 +120,34 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     expect(sameBits(noQk.attention.data, slice(full.attention, 1, [...Array(H).keys()]))).toBe(true);
   });
 
-  test('reused buffers: two texts of the same length, alternated, equal their fresh runs', async () => {
-    const m = await model('gpt2-tiny');
-    const [x, y] = ['The cat sat on the mat.', 'A dog lay by the door.'];
-    const length = (t: string) => m.tokenizer.encode(t, null).ids.length;
-    expect(length(x)).toBe(length(y));
-    const fresh = [await m.attention(x), await m.attention(y)];
-    expect(sameBits(fresh[0].attention.data, fresh[1].attention.data)).toBe(false);
-    for (const [i, text] of [x, y, x, y].entries()) {
-      const reused = await m.attention(text, { reuse: true });
-      const f = fresh[i % 2];
-      expect(sameBits(reused.attention.data, f.attention.data), `call ${i}`).toBe(true);
-      expect(sameBits(reused.query!.data, f.query!.data)).toBe(true);
-      expect(sameBits(reused.key!.data, f.key!.data)).toBe(true);
-      expect(sameBits(reused.hiddenLast!.data, f.hiddenLast!.data)).toBe(true);
-      // The stream's per-layer buffers are reused too.
-      const heads = [...Array(f.attention.dims[1]).keys()];
-      for await (const layer of m.stream(text))
-        expect(sameBits(layer.attention.data, slice(f.attention, layer.layer, heads))).toBe(true);
-    }
-    // A reused result is overwritten by the next reused call; a fresh one is not.
-    const kept = await m.attention(x, { reuse: true });
-    await m.attention(y, { reuse: true });
-    expect(sameBits(kept.attention.data, fresh[1].attention.data)).toBe(true);
-    expect(sameBits(fresh[0].attention.data, (await m.attention(x)).attention.data)).toBe(true);
-  });
+  test.each(['gpt2-tiny', 'gpt2-tiny staged'])(
+    '%s: reused buffers: two texts of the same length, alternated, equal their fresh runs',
+    async (key) => {
+      const m = await model(key);
+      const [x, y] = ['The cat sat on the mat.', 'A dog lay by the door.'];
+      const length = (t: string) => m.tokenizer.encode(t, null).ids.length;
+      expect(length(x)).toBe(length(y));
+      const fresh = [await m.attention(x), await m.attention(y)];
+      expect(sameBits(fresh[0].attention.data, fresh[1].attention.data)).toBe(false);
+      for (const [i, text] of [x, y, x, y].entries()) {
+        const reused = await m.attention(text, { reuse: true });
+        const f = fresh[i % 2];
+        expect(sameBits(reused.attention.data, f.attention.data), `call ${i}`).toBe(true);
+        expect(sameBits(reused.query!.data, f.query!.data)).toBe(true);
+        expect(sameBits(reused.key!.data, f.key!.data)).toBe(true);
+        expect(sameBits(reused.hiddenLast!.data, f.hiddenLast!.data)).toBe(true);
+        // The stream's per-layer buffers are reused too.
+        const heads = [...Array(f.attention.dims[1]).keys()];
+        for await (const layer of m.stream(text))
+          expect(sameBits(layer.attention.data, slice(f.attention, layer.layer, heads))).toBe(true);
+      }
+      // A reused result is overwritten by the next reused call; a fresh one is not.
+      const kept = await m.attention(x, { reuse: true });
+      await m.attention(y, { reuse: true });
+      expect(sameBits(kept.attention.data, fresh[1].attention.data)).toBe(true);
+      expect(sameBits(fresh[0].attention.data, (await m.attention(x)).attention.data)).toBe(true);
+    },
+  );
 
   test('NaN weights: a one-line error naming the first layer they reach, before anything is written', async () => {
     const dir = await mkdtemp(join(tmp, 'nan-'));

@@ -46,14 +46,14 @@ context; docs/analysis.md).`,
       const g = await generateWith(m, prompt, { maxNewTokens, temperature, topP, seed, alternatives });
       console.log(g.text);
       if (report !== null && g.attention) {
-        // Loaded when a report is asked for, not at every CLI start (they import the views and Chromium).
+        // Loaded when a report is asked for, not at every CLI start (they import the views).
         const { renderReport, reportJson, stepsReport } = await import('../export/report.js');
-        const { renderReportImage } = await import('../export/chromium.js');
         const data = stepsReport(g, model, prompt ?? '', temperature);
         const html = () => renderReport(data, { a: g.attention! }, `attnviz generate — ${model}`);
         if (reportFormat === 'json') await writeText(report, reportJson(data));
         else if (reportFormat === 'html') await writeText(report, html());
-        else await writeImage(report, await renderReportImage(html(), 'png'));
+        // Drawn in Node (export/image.ts), loaded only for an image.
+        else await writeImage(report, (await import('../export/image.js')).reportPng(data, { a: g.attention }));
         console.error(`wrote ${report}: ${g.steps?.length ?? 0} steps`);
       }
       if (temperature > 0 && seed === undefined) console.error(`seed ${g.seed} (--seed ${g.seed} repeats this text)`);

@@ -32,7 +32,8 @@ attention to the first token and to special tokens, previous / same / next token
 punctuation, the same word elsewhere, induction, and each --pattern (from tokens matching /from/ to
 tokens matching /to/, e.g. "/^(he|she)$/i -> /^[A-Z]/"). Texts longer than the model's positions are
 skipped and counted, or cut with --truncate. -o (repeatable): CSV, JSON, an HTML report (grid,
-sortable table, each head's highest-scoring text in the head view) or a PNG of it. A progress bar on a terminal.
+sortable table, each head's highest-scoring text in the head view) or a PNG of it (drawn without a browser). A
+progress bar on a terminal.
 --jobs N: N runs at once, each a one-thread session holding its own copy of the weights (default: one
 session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
   options: {
@@ -116,21 +117,18 @@ session on every core, the faster on a quiet machine: bench/RESULTS.md).`,
         scored.map((t) => (t.pair === null ? t.text : `${t.text}\t${t.pair}`)),
         skips,
       );
-      let html: string | undefined;
       const outputs: (string | Uint8Array)[] = [];
       for (const f of formats) {
-        if (f === 'html' || f === 'png') {
-          if (html === undefined) {
-            // Re-run the texts the report opens, keeping only the layers where each is some head's best.
-            const attentions: Record<string, Attention> = {};
-            for (const [text, layers] of bestTexts(report))
-              attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
-            html = renderReport(report, attentions, `attnviz heads — ${m.source}`);
-          }
-          outputs.push(
-            f === 'html' ? html : await (await import('../export/chromium.js')).renderReportImage(html, 'png'),
-          );
-        } else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
+        if (f === 'html') {
+          // Re-run the texts the report opens, keeping only the layers where each is some head's best.
+          const attentions: Record<string, Attention> = {};
+          for (const [text, layers] of bestTexts(report))
+            attentions[`t${text}`] = keepLayers(await run(m, scored[text]), layers);
+          outputs.push(renderReport(report, attentions, `attnviz heads — ${m.source}`));
+        } else if (f === 'png')
+          // The report as it opens, drawn in Node (export/image.ts), loaded only for an image.
+          outputs.push((await import('../export/image.js')).reportPng(report, {}));
+        else outputs.push(f === 'json' ? reportJson(report) : headsCsv(report));
       }
       for (const [i, out] of outs.entries()) await writeImage(out, outputs[i]);
       const seconds = (performance.now() - started) / 1000;

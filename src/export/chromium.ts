@@ -1,8 +1,7 @@
 /**
  * Headless Chromium (Debian's, driven by playwright-core), for tests and benchmarks: they open the standalone HTML
  * and call the views there. `renderImage` gives the page's own toPNG()/toSVG(), which the tests and the image
- * benchmark compare with Node's browserless export (image.ts); the analysis reports' page screenshots still
- * use `renderReportImage`.
+ * benchmark compare with Node's browserless export (image.ts). No export needs it: images are drawn in Node.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,7 +10,6 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { AttnvizError } from '../core/errors.js';
-import { sideBySide } from './image.js';
 
 /** Flags that keep Chromium off the network: a closed network refuses its background connections. */
 const CHROMIUM_ARGS = [
@@ -31,8 +29,7 @@ export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
   const path = chromiumLocation(env);
   if (!existsSync(path))
     throw new AttnvizError(
-      `the heads and generate reports' PNG need Chromium, not found at ${path} ` +
-        "(install Debian's chromium or set CHROMIUM_PATH)",
+      `Chromium (for tests and benchmarks) not found at ${path} (install Debian's chromium or set CHROMIUM_PATH)`,
     );
   return path;
 }
@@ -65,25 +62,6 @@ export function renderImage(
       return btoa(s);
     });
     return Buffer.from(base64, 'base64');
-  });
-}
-
-/**
- * An analysis report (export/report.ts) as an image: PNG, a screenshot of the whole page as drawn; SVG, the
- * views it shows (each view's own toSVG, e.g. compare's two head views) side by side. A report without views
- * has no SVG.
- */
-export function renderReportImage(html: string, format: 'png' | 'svg'): Promise<Uint8Array | string> {
-  return withPage(html, { width: 1300, height: 900 }, '#attnviz-report-root[data-ready]', async (page) => {
-    if (format === 'png') return await page.screenshot({ fullPage: true, type: 'png' });
-    const svgs = await page.$$eval('.attnviz', (els) =>
-      els.flatMap((e) => {
-        const view = (e as unknown as { attnvizView?: { toSVG(): string } }).attnvizView;
-        return view ? [view.toSVG()] : [];
-      }),
-    );
-    if (!svgs.length) throw new AttnvizError('this report shows no view to write as SVG: write .png or .html');
-    return sideBySide(svgs);
   });
 }
 

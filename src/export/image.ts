@@ -17,14 +17,19 @@ import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import { encode } from 'fast-png';
 import opentype from 'opentype.js';
+import type { HeadsReport, StepsReport } from '../analysis/report-data.js';
 import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
 import { AttnvizError } from '../core/errors.js';
-import { type LinesOptions, openingLines, type Scene } from '../views/head-lines.js';
+import { type HeatmapOptions, openingHeatmap } from '../views/head-heatmap.js';
+import { openingLines, type Scene } from '../views/head-lines.js';
+import { headsScene, stepsScene } from '../views/reports/report-scenes.js';
 import { GRID_WIDTH } from '../views/layout.js';
 import { drawGrid, fullLayers, type GridState, modelGrid, openingGrid } from '../views/model-grid.js';
 import type { ViewName } from '../views/mount.js';
 import { neuronScene, type NeuronSceneOptions } from '../views/neuron-scene.js';
 import { type Pixels, SvgPainter } from '../views/painter.js';
+import { encodePng } from './png-encode.js';
+import { PngPainter, type ResvgOptions } from './png-painter.js';
 import { resolveTheme, type ThemeName } from '../views/palette.js';
 
 const require = createRequire(import.meta.url);
@@ -45,14 +50,13 @@ export const MAX_SCALE = 8;
 export type ImageFormat = 'png' | 'svg';
 
 /** View options the images honour (the views' own options; the CLI passes these). */
-export interface ImageViewOptions extends LinesOptions, Omit<NeuronSceneOptions, 'theme'> {
+export interface ImageViewOptions extends HeatmapOptions, Omit<NeuronSceneOptions, 'theme'> {
   theme?: ThemeName;
   part?: AttentionPart;
   includeHeads?: number[];
   filter?: GridState['filter'];
   mode?: GridState['mode'];
   heatmapAbove?: number;
-  scale?: GridState['scale'];
 }
 
 /** `scale` checked: a finite number in (0, MAX_SCALE]. */
@@ -72,7 +76,10 @@ export function viewImage(
 ): string | Uint8Array {
   if (format === 'svg') return viewSvg(a, view, options);
   checkScale(scale);
-  return svgToPng(viewSvg(a, view, options, scale), scale);
+  const { scene: s, background } = viewScene(a, view, options, scale);
+  const p = new PngPainter(s.width, s.height, background, scale, pngDataUri, measureText);
+  s.draw(p);
+  return encodePng(p.render(RESVG_OPTIONS));
 }
 
 /**
@@ -80,20 +87,25 @@ export function viewImage(
  * device pixel wide, as on the page.
  */
 export function viewSvg(a: Attention, view: ViewName, options: ImageViewOptions, pixelScale = 1): string {
+  const { scene: s, background } = viewScene(a, view, options, pixelScale);
+  const p = new SvgPainter(s.width, s.height, background, pngDataUri);
+  s.draw(p);
+  return p.toString();
+}
+
+/** The view's scene and its theme's background. */
+function viewScene(a: Attention, view: ViewName, options: ImageViewOptions, pixelScale: number) {
   const part = options.part ?? 'encoder';
   if (!ATTENTION_PARTS.includes(part)) throw new AttnvizError(`part must be one of ${ATTENTION_PARTS.join(', ')}`);
   const data = a.encoderDecoder ? attentionPart(a, part) : a;
-  const s = scene(data, view, options, pixelScale);
   const theme = resolveTheme(options.theme ?? (view === 'head' ? 'light' : 'dark'));
-  const p = new SvgPainter(s.width, s.height, theme.background, pngDataUri);
-  s.draw(p);
-  return p.toString();
+  return { scene: scene(data, view, options, pixelScale), background: theme.background };
 }
 
 function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale: number): Scene {
   switch (view) {
     case 'head':
-      return headScene(data, o);
+      return headScene(data, o, pixelScale);
     case 'model':
       return modelScene(data, o, pixelScale);
     case 'neuron':
@@ -103,14 +115,12 @@ function scene(data: Attention, view: ViewName, o: ImageViewOptions, pixelScale:
   }
 }
 
-function headScene(data: Attention, o: ImageViewOptions): Scene {
+function headScene(data: Attention, o: ImageViewOptions, pixelScale: number): Scene {
   const [, , T, K] = data.attention.dims;
   const mode = o.mode ?? (Math.max(T, K) > (o.heatmapAbove ?? 96) ? 'heatmap' : 'lines');
-  if (mode === 'heatmap')
-    throw new AttnvizError(
-      `the head view of ${Math.max(T, K)} tokens is a heatmap, which images do not draw yet: export .html`,
-    );
-  return openingLines(data, o, resolveTheme(o.theme ?? 'light'), measureLabel);
+  const theme = resolveTheme(o.theme ?? 'light');
+  if (mode === 'heatmap') return openingHeatmap(data, o, theme, pixelScale);
+  return openingLines(data, o, theme, measureLabel);
 }
 
 function modelScene(data: Attention, o: ImageViewOptions, pixelScale: number): Scene {
@@ -127,16 +137,18 @@ function modelScene(data: Attention, o: ImageViewOptions, pixelScale: number): S
   return { width: GRID_WIDTH, height: grid.g.height, draw: (p) => drawGrid(p, grid, null, 1 / pixelScale) };
 }
 
+/** How resvg renders: Arimo only (see the header). */
+const RESVG_OPTIONS: ResvgOptions = {
+  // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
+  font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
+  // Raster cells scaled without smoothing, as the page draws them (resvg reads no image-rendering: pixelated).
+  imageRendering: 1,
+};
+
 /** An SVG rasterised by resvg at `scale`, with Arimo only (see the header). */
 export function svgToPng(svg: string, scale = DEFAULT_SCALE): Uint8Array {
-  const resvg = new Resvg(svg, {
-    fitTo: { mode: 'zoom', value: scale },
-    // The views' font stack (painter.ts FONT) names fonts not loaded here: it falls through to sans-serif, Arimo.
-    font: { loadSystemFonts: false, fontFiles: FONT_FILES, defaultFontFamily: 'Arimo', sansSerifFamily: 'Arimo' },
-    // Raster cells scaled without smoothing, as the page draws them (resvg reads no image-rendering: pixelated).
-    imageRendering: 1,
-  });
-  return resvg.render().asPng();
+  const out = new Resvg(svg, { ...RESVG_OPTIONS, fitTo: { mode: 'zoom', value: scale } }).render();
+  return encodePng({ width: out.width, height: out.height, data: new Uint8ClampedArray(out.pixels) });
 }
 
 /** RGBA pixels as a PNG data: URI. */
@@ -145,15 +157,35 @@ export function pngDataUri(pixels: Pixels): string {
   return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
 }
 
-let font: opentype.Font | null = null;
+const fonts: (opentype.Font | undefined)[] = [];
 
-/** Width in px of `text` at the head view's 15 px token font, measured in Arimo. */
-export function measureLabel(text: string): number {
-  if (!font) {
-    const bytes = readFileSync(FONT_FILES[0]);
-    font = opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+/** Width in px of `text` at `size` px in Arimo (bold when `bold`), as resvg will set it. */
+export function measureText(text: string, size: number, bold = false): number {
+  const i = bold ? 1 : 0;
+  if (!fonts[i]) {
+    const bytes = readFileSync(FONT_FILES[i]);
+    fonts[i] = opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   }
-  return font.getAdvanceWidth(text, 15);
+  return fonts[i].getAdvanceWidth(text, size);
+}
+
+/** Width in px of `text` at the head view's 15 px token font. */
+export const measureLabel = (text: string) => measureText(text, 15);
+
+/**
+ * The head finder or generation report as it opens (views/reports/report-scenes.ts), as a PNG at `scale`;
+ * `attentions` are the report's data blocks (the generation's is `a`).
+ */
+export function reportPng(
+  data: HeadsReport | StepsReport,
+  attentions: Record<string, Attention>,
+  scale = DEFAULT_SCALE,
+): Uint8Array {
+  checkScale(scale);
+  const s = data.kind === 'heads' ? headsScene(data, measureText) : stepsScene(data, attentions.a, measureText);
+  const p = new PngPainter(s.width, s.height, '#ffffff', scale, pngDataUri, measureText);
+  s.draw(p);
+  return encodePng(p.render(RESVG_OPTIONS));
 }
 
 /** SVG documents placed left to right in one SVG (each nested as an <svg> at its x offset). */

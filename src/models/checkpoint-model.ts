@@ -27,7 +27,16 @@ import { openGgufModel } from '../load/gguf-checkpoint.js';
 import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
-import { Session, StagedSession, type Feed, type Runner, type RunOutput, type StageSpec } from '../runtime/session.js';
+import {
+  GroupedSession,
+  Session,
+  StagedSession,
+  type Feed,
+  type GroupedRunner,
+  type Runner,
+  type RunOutput,
+  type StageSpec,
+} from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
@@ -96,6 +105,23 @@ export interface LoadOptions {
    * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
    */
   headChunk?: number;
+  /**
+   * Extract with one onnxruntime session per layer (or run of heads), true, or with one session for the whole
+   * graph, false. Per layer, `stream()` holds one layer's outputs at a time whatever the input's length; one
+   * session runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs)
+   * but computes every layer before `stream()` yields the first. Default: per layer when headChunk applies or
+   * when every layer's outputs at the model's longest input would pass 1 GB (ONE_SESSION_BYTES), else one.
+   */
+  staged?: boolean;
+}
+
+/** Up to this many bytes of outputs at the longest input (probabilities, q and k in float32), one session. */
+export const ONE_SESSION_BYTES = 1e9;
+
+/** Float32 bytes of every layer's probabilities, q and k at the model's longest input. */
+export function extractionBytes(dims: ModelDims): number {
+  const { layers, heads, maxPositions: T, headDim } = dims;
+  return layers * heads * T * (T + 2 * headDim) * 4;
 }
 
 /**
@@ -229,18 +255,25 @@ export class Model implements AttentionModel {
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     const stagedOf = ({ memory }: ReturnType<typeof graph>, stages: StageSpec[]) =>
       over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
+    const groupedOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][]) =>
+      over((root) => GroupedSession.create(bytes, groups, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const headChunk = options.headChunk ?? defaultHeadChunk(dims);
     const main = graph({ extract, logits: options.logits, headChunk });
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
-    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph.
-    // Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole, in one session.
-    const staged = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
-    const session: Runner = staged
-      ? await stagedOf(main, splitStages(main.bytes, layerGroups(main.bytes, dims)))
-      : await sessionOf(main);
+    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on a
+    // session per stage (memory bounded by one layer), or on one session when every output fits
+    // ONE_SESSION_BYTES. Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
+    const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
+    const staged = options.staged ?? (headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
+    const groups = grouped ? layerGroups(main.bytes, dims) : [];
+    const session: Runner = !grouped
+      ? await sessionOf(main)
+      : staged
+        ? await stagedOf(main, splitStages(main.bytes, groups))
+        : await groupedOf(main, groups);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -257,7 +290,7 @@ export class Model implements AttentionModel {
       weights.byteLength(),
       {
         build,
-        parts: session instanceof StagedSession ? stageParts(session, dims.layers, dims.heads, headChunk) : [],
+        parts: isGrouped(session) ? stageParts(session, dims.layers, dims.heads, headChunk) : [],
         ...specialIds(config),
         vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
       },
@@ -280,9 +313,9 @@ export class Model implements AttentionModel {
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
   }
 
-  /** Whether `stream()` works: extraction staged layer by layer (not encoder-decoders, not score-bias families). */
+  /** Whether `stream()` works: extraction by layer (not encoder-decoders, not score-bias families). */
   get streams(): boolean {
-    return this.session instanceof StagedSession;
+    return isGrouped(this.session);
   }
 
   /**
@@ -298,7 +331,7 @@ export class Model implements AttentionModel {
 
   private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
     const { session } = this;
-    check(session instanceof StagedSession, 'this model was loaded with extract: false');
+    check(isGrouped(session), 'this model was loaded with extract: false');
     return new LayerStream(
       session,
       this.internals.parts,
@@ -491,7 +524,7 @@ export class Model implements AttentionModel {
       special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
-    const extracts = this.session instanceof StagedSession;
+    const extracts = isGrouped(this.session);
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
     return {
       ids,
@@ -600,6 +633,10 @@ function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
     if (runs.length === 0) return [[o.q, o.k, o.probs]];
     return runs.map((run, r) => (r === 0 ? [o.q, o.k, run] : [run]));
   }).flat();
+}
+
+function isGrouped(session: Runner): session is GroupedRunner {
+  return session instanceof StagedSession || session instanceof GroupedSession;
 }
 
 function hasBiasOutputs(graph: Uint8Array): boolean {

@@ -3,12 +3,14 @@
  * runtime StagedSession); after stage i, layer i's probabilities (and q, k) are in buffers this module keeps
  * per model and reuses for every layer and every call of the same length, so a stream holds one layer's
  * outputs however many layers the model has, and no call pays for fresh output memory (on Linux, touching
- * a fresh page costs more than the softmax that fills it). `collect` stacks a stream into an Attention.
+ * a fresh page costs more than the softmax that fills it). A model whose every output fits a budget runs
+ * on one session instead (runtime GroupedSession): one run computes every layer into stacked buffers, which
+ * the stream then hands out layer by layer. `collect` stacks a stream into an Attention.
  */
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { HIDDEN_LAST, headChunks, outputNames, probsChunkName } from '../graph/family.js';
-import type { Feed, RunOutput, StagedSession } from '../runtime/session.js';
+import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
 export interface Selection {
@@ -46,7 +48,7 @@ export class BufferPool {
   }
 }
 
-/** What a stage of an extracting StagedSession computes: one layer's probabilities of a run of heads. */
+/** What a stage of an extracting GroupedRunner computes: one layer's probabilities of a run of heads. */
 export interface StagePart {
   layer: number;
   /** The run of heads `start` … `start + n − 1`, output as `probs`. */
@@ -61,7 +63,7 @@ export interface StagePart {
  * Per stage of `session`, the part of a layer it computes (null: a stage of no layer's, the rest of the graph):
  * read off the stage's outputs, whole layers (`layers.N.attn.probs`) or runs of heads (probsChunkName).
  */
-export function stageParts(session: StagedSession, layers: number, heads: number, headChunk?: number) {
+export function stageParts(session: GroupedRunner, layers: number, heads: number, headChunk?: number) {
   const parts = new Map<string, Omit<StagePart, 'qk'>>();
   for (let layer = 0; layer < layers; layer++) {
     const probs = outputNames(layer).probs;
@@ -81,7 +83,7 @@ export class LayerStream implements AttentionStream {
   private last: Tensor | undefined;
 
   constructor(
-    private readonly session: StagedSession,
+    private readonly session: GroupedRunner,
     /** What each stage computes (stageParts). */
     private readonly parts: readonly (StagePart | null)[],
     private readonly feeds: Record<string, Feed>,
@@ -107,7 +109,12 @@ export class LayerStream implements AttentionStream {
     const T = tokens.length,
       H = this.modelHeads;
     const allHeads = heads.length === H;
-    const target = allHeads ? this.target : undefined;
+    // One run computes every layer at once: each needs its own place, every head of the selected layers.
+    const target =
+      (allHeads ? this.target : undefined) ??
+      (this.session.oneRun
+        ? stackedFor({ ...this.header, heads: selectIndices(undefined, H, 'head') }, this.pool, 'layers')
+        : undefined);
     // Where onnxruntime writes a stage's outputs: the target's place for them, or a pool buffer per size.
     const buffers = (part: StagePart) => {
       const at = layers.indexOf(part.layer);
@@ -121,10 +128,12 @@ export class LayerStream implements AttentionStream {
       if (!(qk && part.qk)) return { probs };
       return { probs, q: into(target?.query, 'q', H, d, 0), k: into(target?.key, 'k', H, d, 0) };
     };
-    let current: ReturnType<typeof buffers> | undefined;
+    // Each stage's buffers, by stage (a one-run session plans every stage before its run).
+    const planned = new Map<number, ReturnType<typeof buffers>>();
     const plan = (stage: number) => {
       const part = this.parts[stage];
-      current = part && layers.includes(part.layer) ? buffers(part) : undefined;
+      const current = part && layers.includes(part.layer) ? buffers(part) : undefined;
+      if (current) planned.set(stage, current);
       if (!part || !current) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
       const o = outputNames(part.layer);
       const into: Record<string, RunOutput> = { [part.probs]: current.probs };
@@ -134,6 +143,8 @@ export class LayerStream implements AttentionStream {
     for await (const { stage, outputs } of this.session.stream(this.feeds, plan)) {
       if (outputs[HIDDEN_LAST]) this.last = outputs[HIDDEN_LAST];
       const part = this.parts[stage];
+      const current = planned.get(stage);
+      planned.delete(stage);
       if (!part || !current) continue;
       checkFinite(current.probs, part.layer);
       // The selected heads of this run, as indices into it.
@@ -194,14 +205,14 @@ export interface Stacked {
 
 /**
  * Stacked tensors for `header`'s selection: fresh arrays or, with `pool`, arrays kept for the next call of the
- * same size (which overwrites them).
+ * same size (which overwrites them); `use` keeps apart pooled arrays that may be alive at the same time.
  */
-export function stackedFor(header: AttentionHeader, pool?: BufferPool): Stacked {
+export function stackedFor(header: AttentionHeader, pool?: BufferPool, use = 'stacked'): Stacked {
   const { layers, heads, qk, headDim: d, tokens } = header;
   const [T, L, H] = [tokens.length, layers.length, heads.length];
   const stacked = (role: string, perLayer: number[]): Tensor => {
     const length = L * perLayer.reduce((a, b) => a * b, 1);
-    return { dims: [L, ...perLayer], data: pool ? pool.get(`stacked.${role}`, length) : new Float32Array(length) };
+    return { dims: [L, ...perLayer], data: pool ? pool.get(`${use}.${role}`, length) : new Float32Array(length) };
   };
   return {
     attention: stacked('probs', [H, T, T]),

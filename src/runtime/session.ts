@@ -144,11 +144,109 @@ export interface StageOutput {
 }
 
 /**
+ * A run whose outputs come in groups, in order (a layer's probabilities, q and k, then the rest): what a layer
+ * stream (models/layer-stream.ts) reads. StagedSession computes each group in its own session before the next;
+ * GroupedSession computes them all in one run of one session, then hands them out group by group.
+ */
+export interface GroupedRunner extends Runner {
+  /** Whether all stages' outputs come from one run (then held at once, in buffers that must all differ). */
+  readonly oneRun: boolean;
+  readonly stageCount: number;
+  /** The caller's outputs of stage `s`. */
+  stageOutputs(s: number): readonly string[];
+  /**
+   * Yields each stage's outputs `plan(stage).fetch` names, written into `plan(stage).into` where given. The
+   * session is held until the iteration ends (or is broken off). A GroupedSession asks every stage's plan
+   * before its one run, so the buffers of different stages must not overlap.
+   */
+  stream(
+    feeds: Record<string, Feed>,
+    plan: (stage: number) => { fetch: readonly string[]; into?: Record<string, RunOutput> },
+  ): AsyncGenerator<StageOutput>;
+}
+
+/**
+ * One session over the whole extracting graph, its outputs handed out in groups (GroupedRunner): the plain
+ * pass's session settings (memory arena, spinning threads), at the cost of holding every group's outputs at
+ * once.
+ */
+export class GroupedSession implements GroupedRunner {
+  readonly oneRun = true;
+  private readonly queue = new Queue();
+
+  private constructor(
+    private readonly session: Session,
+    private readonly groups: readonly (readonly string[])[],
+  ) {}
+
+  /** `groups`: the outputs of each stage, in order; the outputs in none form a last stage. */
+  static async create(
+    graph: Uint8Array,
+    groups: readonly (readonly string[])[],
+    weightsRoot: string,
+    options: SessionOptions = {},
+  ): Promise<GroupedSession> {
+    const session = await Session.create(graph, weightsRoot, options);
+    const grouped = new Set(groups.flat());
+    const rest = session.outputNames.filter((o) => !grouped.has(o));
+    return new GroupedSession(session, rest.length > 0 ? [...groups, rest] : groups);
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  get stageCount(): number {
+    return this.groups.length;
+  }
+
+  stageOutputs(s: number): readonly string[] {
+    return this.groups[s];
+  }
+
+  run(
+    feeds: Record<string, Feed>,
+    into?: Record<string, RunOutput>,
+    fetch?: readonly string[],
+  ): Promise<Record<string, RunOutput>> {
+    return this.queue.run(() => this.session.run(feeds, into, fetch));
+  }
+
+  async *stream(
+    feeds: Record<string, Feed>,
+    plan: (stage: number) => { fetch: readonly string[]; into?: Record<string, RunOutput> },
+  ): AsyncGenerator<StageOutput> {
+    const release = await this.queue.acquire();
+    try {
+      const plans = this.groups.map((_, s) => plan(s));
+      const out = await this.session.run(
+        feeds,
+        Object.assign({}, ...plans.map((p) => p.into ?? {})),
+        plans.flatMap((p) => p.fetch),
+      );
+      for (const [stage, p] of plans.entries())
+        yield { stage, outputs: Object.fromEntries(p.fetch.map((name) => [name, out[name]])) };
+    } finally {
+      release();
+    }
+  }
+
+  release(): Promise<void> {
+    return this.queue.run(() => this.session.release());
+  }
+}
+
+/**
  * A graph run as a chain of sessions, one per stage (graph/stages.ts), over the same external weights: each
  * weight is loaded by the stage that uses it, so the chain holds the weights once. `stream` yields each
  * stage's outputs before the next stage runs, so a caller can consume a layer's outputs and let go of them.
  */
-export class StagedSession implements Runner {
+export class StagedSession implements GroupedRunner {
+  readonly oneRun = false;
   private readonly queue = new Queue();
 
   private constructor(
@@ -174,8 +272,10 @@ export class StagedSession implements Runner {
           extra: {
             session: {
               model_external_initializers_file_folder_path: weightsRoot,
-              // Stages run one after another: a finished stage's threads must not spin while the next one works.
-              'intra_op.allow_spinning': '0',
+              // Stages run one after another: a finished stage's threads must not spin while the next one works,
+              // but within a run they spin as the plain pass's do (without spinning, every parallel op waits for
+              // its workers to wake: a fixed few ms per stage). So spinning stops as each run returns.
+              force_spinning_stop: '1',
             },
           },
         });

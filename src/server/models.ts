@@ -87,7 +87,9 @@ export async function openModel(
 async function opened(path: string, files: () => Promise<string>, env: NodeJS.ProcessEnv): Promise<OpenedModel> {
   const state = await files();
   // Private copies of the weights: files changed or truncated under a loaded model must not reach it (SIGBUS).
-  return { model: await loadModel(path, { env, progress: false, weights: 'copy' }), state, files };
+  // A session per layer, so that each layer's overview reaches the page as soon as it is computed (the model
+  // view's first paint after one layer, not after the whole pass).
+  return { model: await loadModel(path, { env, progress: false, weights: 'copy', staged: true }), state, files };
 }
 
 export function describeModel(id: string, m: AttentionModel): LoadedModelInfo {

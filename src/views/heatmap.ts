@@ -109,8 +109,7 @@ export class Heatmap {
     performance.mark('attnviz:heatmap-scaled');
     this.buildLevels(t, color);
     performance.measure('attnviz:heatmap-levels', 'attnviz:heatmap-scaled');
-    const side = Math.max(120, Math.min(available - LABEL_BAND, 900));
-    this.k0 = Math.min(FIT_MAX_CELL, side / Math.max(R, C, 1));
+    this.k0 = fittedCell(R, C, available);
     this.width = LABEL_BAND + C * this.k0;
     this.height = LABEL_BAND + R * this.k0;
     if (!same || this.k < this.k0) this.fit();
@@ -194,7 +193,6 @@ export class Heatmap {
 
   /** The heatmap as shown (cells, labels, frames) at (ox, oy) of any painter: the screen and the exports. */
   paint(p: Painter, ox: number, oy: number): void {
-    const { theme } = this.config;
     const { plotW, plotH } = this.plot();
     const plot: Rect = { x: ox + LABEL_BAND, y: oy + LABEL_BAND, w: plotW, h: plotH };
     const level = this.levelFor(window.devicePixelRatio || 1);
@@ -209,40 +207,11 @@ export class Heatmap {
       p.raster(this.window, this.x0 - c0, this.y0 - r0, plotW / this.k, plotH / this.k, plot);
     }
 
-    const step = this.labelStep();
-    const size = Math.min(13, Math.max(9, this.k * 0.75));
-    const rowStyle = { color: theme.text, size, anchor: 'end' as const };
-    const colStyle = { color: theme.text, size, rotate: -90 };
-    const ticks = (from: number, count: number) => {
-      const out: number[] = [];
-      for (let i = Math.ceil(from / step) * step; i < from + count; i += step) out.push(i);
-      return out;
-    };
-    for (const r of ticks(Math.floor(this.y0), Math.ceil(plotH / this.k) + 1)) {
-      const y = plot.y + (r + 0.5 - this.y0) * this.k;
-      if (r < this.rows && y >= plot.y && y <= plot.y + plotH)
-        p.text(plot.x - 4, y, (this.rowLabels[r] ??= cut(this.config.rowLabel(r))), {
-          ...rowStyle,
-          italic: this.config.generated?.('row', r),
-        });
-    }
-    for (const c of ticks(Math.floor(this.x0), Math.ceil(plotW / this.k) + 1)) {
-      const x = plot.x + (c + 0.5 - this.x0) * this.k;
-      if (c < this.cols && x >= plot.x && x <= plot.x + plotW)
-        p.text(x, plot.y - 4, (this.colLabels[c] ??= cut(this.config.colLabel(c))), {
-          ...colStyle,
-          italic: this.config.generated?.('col', c),
-        });
-    }
-    const frame = { color: theme.text, width: 1 };
-    for (const r of this.frames.rows) {
-      const y = plot.y + (r - this.y0) * this.k;
-      if (y + this.k >= plot.y && y <= plot.y + plotH) p.rect(plot.x, y, plotW, this.k, 'none', 1, frame);
-    }
-    for (const c of this.frames.cols) {
-      const x = plot.x + (c - this.x0) * this.k;
-      if (x + this.k >= plot.x && x <= plot.x + plotW) p.rect(x, plot.y, this.k, plotH, 'none', 1, frame);
-    }
+    const view = { x0: this.x0, y0: this.y0, k: this.k, rows: this.rows, cols: this.cols };
+    drawAxes(p, plot, view, this.config, this.frames, {
+      row: (r) => (this.rowLabels[r] ??= cut(this.config.rowLabel(r))),
+      col: (c) => (this.colLabels[c] ??= cut(this.config.colLabel(c))),
+    });
   }
 
   destroy(): void {
@@ -353,7 +322,7 @@ export class Heatmap {
   }
 
   private labelStep(): number {
-    for (let m = 1; ; m *= 10) for (const s of STEPS) if (s * m * this.k >= LABEL_PITCH) return s * m;
+    return labelStep(this.k);
   }
 
   private plot(): { plotW: number; plotH: number } {
@@ -450,6 +419,112 @@ export class Heatmap {
       if (e.buttons & 1) centre(e);
     });
   }
+}
+
+/** Labels every n-th token, n the first of 1, 2, 5, 10, 20, … whose labels are LABEL_PITCH px apart at cell size k. */
+function labelStep(k: number): number {
+  for (let m = 1; ; m *= 10) for (const s of STEPS) if (s * m * k >= LABEL_PITCH) return s * m;
+}
+
+/**
+ * The labels (every `labelStep`-th token on screen, generated tokens' in italics) and the frames of framed rows
+ * and columns, around the cells drawn in `plot`, for a heatmap showing cell (x0, y0) at the plot's top-left
+ * corner at k px a cell.
+ */
+function drawAxes(
+  p: Painter,
+  plot: Rect,
+  v: { x0: number; y0: number; k: number; rows: number; cols: number },
+  config: Pick<HeatmapConfig, 'theme' | 'generated'>,
+  frames: { rows: readonly number[]; cols: readonly number[] },
+  labels: { row(r: number): string; col(c: number): string },
+): void {
+  const { theme } = config;
+  const { x0, y0, k } = v;
+  const step = labelStep(k);
+  const size = Math.min(13, Math.max(9, k * 0.75));
+  const rowStyle = { color: theme.text, size, anchor: 'end' as const };
+  const colStyle = { color: theme.text, size, rotate: -90 };
+  const ticks = (from: number, count: number) => {
+    const out: number[] = [];
+    for (let i = Math.ceil(from / step) * step; i < from + count; i += step) out.push(i);
+    return out;
+  };
+  for (const r of ticks(Math.floor(y0), Math.ceil(plot.h / k) + 1)) {
+    const y = plot.y + (r + 0.5 - y0) * k;
+    if (r < v.rows && y >= plot.y && y <= plot.y + plot.h)
+      p.text(plot.x - 4, y, labels.row(r), { ...rowStyle, italic: config.generated?.('row', r) });
+  }
+  for (const c of ticks(Math.floor(x0), Math.ceil(plot.w / k) + 1)) {
+    const x = plot.x + (c + 0.5 - x0) * k;
+    if (c < v.cols && x >= plot.x && x <= plot.x + plot.w)
+      p.text(x, plot.y - 4, labels.col(c), { ...colStyle, italic: config.generated?.('col', c) });
+  }
+  const frame = { color: theme.text, width: 1 };
+  for (const r of frames.rows) {
+    const y = plot.y + (r - y0) * k;
+    if (y + k >= plot.y && y <= plot.y + plot.h) p.rect(plot.x, y, plot.w, k, 'none', 1, frame);
+  }
+  for (const c of frames.cols) {
+    const x = plot.x + (c - x0) * k;
+    if (x + k >= plot.x && x <= plot.x + plot.w) p.rect(x, plot.y, k, plot.h, 'none', 1, frame);
+  }
+}
+
+/** The fitted cell size (px) of an `[R × C]` heatmap given `available` px of width. */
+function fittedCell(R: number, C: number, available: number): number {
+  const side = Math.max(120, Math.min(available - LABEL_BAND, 900));
+  return Math.min(FIT_MAX_CELL, side / Math.max(R, C, 1));
+}
+
+/** Width the exports give a heatmap: as a 1200 px wide page does (the cells then take their largest side). */
+const EXPORT_WIDTH = 1200;
+
+/** The size (CSS px, labels included) of an `[R × C]` heatmap as it first shows in `available` px. */
+export function fittedSize(R: number, C: number, available = EXPORT_WIDTH): { width: number; height: number } {
+  const k = fittedCell(R, C, available);
+  return { width: LABEL_BAND + C * k, height: LABEL_BAND + R * k };
+}
+
+/**
+ * A heatmap as it first shows (fitted, not zoomed, nothing framed), drawn at (ox, oy) of any painter with no
+ * DOM: Node's image export. Cells are painted one pixel each, max-pooled by 2 until a cell is at least a device
+ * pixel at `dpr` (the level the page would show), and scaled without smoothing; its size is `fittedSize`.
+ */
+export function drawFittedHeatmap(
+  p: Painter,
+  ox: number,
+  oy: number,
+  m: { w: Float32Array; R: number; C: number; color: string; scale: ScaleOptions },
+  config: Pick<HeatmapConfig, 'theme' | 'rowLabel' | 'colLabel' | 'generated'>,
+  dpr: number,
+  available = EXPORT_WIDTH,
+): void {
+  const { R, C } = m;
+  const k = fittedCell(R, C, available);
+  let t = scaleValues(m.w, R, C, m.scale),
+    w = C,
+    h = R;
+  for (let cellsPerPx = 1 / (k * dpr); cellsPerPx > 1 && Math.max(w, h) > 1; cellsPerPx /= 2) {
+    t = halve(t, h, w);
+    w = Math.ceil(w / 2);
+    h = Math.ceil(h / 2);
+  }
+  const plot: Rect = { x: ox + LABEL_BAND, y: oy + LABEL_BAND, w: C * k, h: R * k };
+  // A pooled level's last pixel may cover fewer cells than the others: stretched over the plot, the picture
+  // moves by less than a device pixel.
+  p.image(plot.x, plot.y, plot.w, plot.h, { width: w, height: h, data: paint(t, m.color, config.theme.background) });
+  drawAxes(
+    p,
+    plot,
+    { x0: 0, y0: 0, k, rows: R, cols: C },
+    config,
+    { rows: [], cols: [] },
+    {
+      row: (r) => cut(config.rowLabel(r)),
+      col: (c) => cut(config.colLabel(c)),
+    },
+  );
 }
 
 /** Sets a data attribute only when it changes: a write with the same value still makes mutation records. */
