@@ -16,7 +16,10 @@
  *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
- *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--dir DIR]
+ *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--layers N] [--dir DIR]
+ *
+ * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
+ * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
  *
  * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir (default: a
  * temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
@@ -62,11 +65,17 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'forward,attention,stream' },
     formats: { type: 'string', default: 'gguf,bf16' },
     threads: { type: 'string' },
+    layers: { type: 'string' },
     dir: { type: 'string' },
     child: { type: 'string' },
   },
 });
 const SIZES = args.sizes!.split(',').map(Number);
+/**
+ * `--layers N`: the 1B shapes with N layers instead of 16 (peak memory is the weights plus one layer's working
+ * set, so a short model measures the per-layer part in minutes; the weights scale with the layers).
+ */
+const SHAPE_1B: Shape = args.layers ? { ...LLAMA_1B, layers: Number(args.layers) } : LLAMA_1B;
 const MODES = args.modes!.split(',');
 const FORMATS = args.formats!.split(',');
 const THREADS = args.threads ? Number(args.threads) : undefined;
@@ -301,6 +310,8 @@ interface Measured {
   loadSeconds: number;
   /** RSS after loading (after GC) minus RSS before. */
   residentBytes: number;
+  /** Peak RSS by the end of loading (repacking and session creation), before any run. */
+  loadPeakRss: number;
   runs: { T: number; seconds: number; fileBytes?: number }[];
   peakRss: number;
 }
@@ -318,6 +329,7 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   await new Promise((r) => setTimeout(r, 200));
   gc();
   const residentBytes = rss() - before;
+  const loadPeakRss = process.resourceUsage().maxRSS * 1024;
   const runs: Measured['runs'] = [];
   for (const T of s.sizes) {
     const text = exactText((x) => m.tokenizer.encode(x).ids.length, T);
@@ -336,7 +348,7 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
     gc();
   }
   await m.release();
-  return { loadSeconds, residentBytes, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
 }
 
 async function runPeer(s: Scenario): Promise<Measured> {
@@ -348,6 +360,7 @@ async function runPeer(s: Scenario): Promise<Measured> {
   const model = await llama.loadModel({ modelPath: s.source, gpuLayers: 0 });
   const loadSeconds = (performance.now() - t0) / 1000;
   const residentBytes = rss() - before;
+  const loadPeakRss = process.resourceUsage().maxRSS * 1024;
   const runs: Measured['runs'] = [];
   const words = exactText((x) => model.tokenize(x).length + 1, Math.max(...s.sizes));
   for (const T of s.sizes) {
@@ -360,7 +373,7 @@ async function runPeer(s: Scenario): Promise<Measured> {
     await context.dispose();
   }
   await model.dispose();
-  return { loadSeconds, residentBytes, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
 }
 
 function inChild(s: Scenario): Measured | { error: string } {
@@ -382,13 +395,13 @@ const threadArgs = () => (THREADS ? ['--threads', String(THREADS)] : []);
 const gb = (n: number) => (n / 1e9).toFixed(2);
 
 function row(label: string, m: Measured | { error: string }, weights: number): string {
-  if ('error' in m) return `| ${label} | failed: ${m.error} |||||`;
+  if ('error' in m) return `| ${label} | failed: ${m.error} ||||||`;
   const runs = m.runs
     .map((r) => `${r.T}: ${r.seconds.toFixed(1)} s${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}`)
     .join(', ');
   return (
     `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
-    `(${(m.residentBytes / weights).toFixed(2)}×) | ${runs} | ${gb(m.peakRss)} | ` +
+    `(${(m.residentBytes / weights).toFixed(2)}×) | ${gb(m.loadPeakRss)} | ${runs} | ${gb(m.peakRss)} | ` +
     `${gb(m.peakRss - weights)} |`
   );
 }
@@ -412,19 +425,19 @@ async function main(): Promise<void> {
       `${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
   );
   console.log(
-    '\n| scenario | load s | resident weights GB (× tensor bytes) | ' +
+    '\n| scenario | load s | resident weights GB (× tensor bytes) | peak RSS after load GB | ' +
       'tokens: seconds | peak RSS GB | peak − tensor bytes GB |',
   );
-  console.log('|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|');
   try {
     const gguf1b = join(root, 'llama-1b-q4k.gguf');
     let q4kBytes = 0;
     let forward1b: Measured | { error: string } | undefined;
-    if (parts.includes('1b') || parts.includes('peer')) q4kBytes = writeGguf(gguf1b, LLAMA_1B);
+    if (parts.includes('1b') || parts.includes('peer')) q4kBytes = writeGguf(gguf1b, SHAPE_1B);
     if (parts.includes('1b')) {
       const st = join(root, 'llama-1b-bf16');
       await mkdir(st, { recursive: true });
-      const bf16Bytes = FORMATS.includes('bf16') ? writeSafetensors(st, LLAMA_1B) : 0;
+      const bf16Bytes = FORMATS.includes('bf16') ? writeSafetensors(st, SHAPE_1B) : 0;
       const formats = [
         ['gguf', '1B Q4_K GGUF', gguf1b, q4kBytes],
         ['bf16', '1B bf16 safetensors', st, bf16Bytes],

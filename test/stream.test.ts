@@ -225,7 +225,7 @@ describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', ()
     expect(parts).toEqual([[], [1], [3]]);
   });
 
-  test('by default, runs of up to 4 heads only where a layer at the longest input passes 1 GB', () => {
+  test('by default, runs of up to 2 heads only where a layer at the longest input passes 1 GB', () => {
     const dims = (heads: number, maxPositions: number) => ({
       layers: 16,
       heads,
@@ -235,10 +235,10 @@ describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', ()
     });
     expect(defaultHeadChunk(dims(4, 512))).toBeUndefined();
     expect(defaultHeadChunk(dims(12, 4096))).toBeUndefined(); // 0.8 GB
-    expect(defaultHeadChunk(dims(32, 131072))).toBe(4); // Llama 3
+    expect(defaultHeadChunk(dims(32, 131072))).toBe(2); // Llama 3
     expect(defaultHeadChunk(dims(14, 32768))).toBe(2); // Qwen2-0.5B
-    expect(defaultHeadChunk(dims(7, 32768))).toBe(1); // no divisor of 7 between 2 and 4
-    expect(defaultHeadChunk(dims(3, 32768))).toBeUndefined(); // runs of 3 heads would be the whole layer
+    expect(defaultHeadChunk(dims(7, 32768))).toBe(1); // 7 has no divisor 2
+    expect(defaultHeadChunk(dims(2, 131072))).toBeUndefined(); // runs of 2 heads would be the whole layer
   });
 });
 

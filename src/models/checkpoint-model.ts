@@ -35,6 +35,7 @@ import {
   type GroupedRunner,
   type Runner,
   type RunOutput,
+  type StageSpec,
 } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
@@ -100,7 +101,7 @@ export interface LoadOptions {
   /**
    * Extract each layer's attention this many heads at a time (decoder families built on graph/decoder.ts):
    * a layer's scores and probabilities are then held a run of heads at a time, not all at once, and
-   * `stream()` yields layers in parts. Default: runs of up to 4 heads when one layer's float32 probabilities at
+   * `stream()` yields layers in parts. Default: runs of up to 2 heads when one layer's float32 probabilities at
    * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
    */
   headChunk?: number;
@@ -125,12 +126,14 @@ export function extractionBytes(dims: ModelDims): number {
 
 /**
  * Whole layers, unless one layer's probabilities at the longest input the model takes, `heads · T² · 4` bytes,
- * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 4 (Llama's
- * 32 query heads over 8 key/value heads: 4, one key/value head's queries), which at 8,192 tokens hold 1 GB.
+ * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 2, which at
+ * 8,192 tokens hold 537 MB. A run's scores, probabilities and their F16 copy are a stage's working set beside
+ * the MLP's: at 4,096 tokens, runs of 4 heads took a 2-layer Llama-1B-shaped model to 1.9 GB above its weights,
+ * runs of 2 to 1.3 GB (bench/RESULTS.md).
  */
 export function defaultHeadChunk(dims: ModelDims): number | undefined {
   if (dims.heads * dims.maxPositions ** 2 * 4 <= 1e9) return undefined;
-  let n = Math.min(4, dims.heads);
+  let n = Math.min(2, dims.heads);
   while (dims.heads % n !== 0) n--;
   return n < dims.heads ? n : undefined;
 }
@@ -246,8 +249,14 @@ export class Model implements AttentionModel {
       options.weights === 'copy' && !weights.hasQuantized()
         ? withPrivateWeights(weights, create)
         : create(weights.root);
+    // A graph's memory files go only through arguments: a closure of this function that named `main` would keep
+    // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
+    const stagedOf = ({ memory }: ReturnType<typeof graph>, stages: StageSpec[]) =>
+      over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
+    const groupedOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][]) =>
+      over((root) => GroupedSession.create(bytes, groups, root, { threads: options.threads, memory }));
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const headChunk = options.headChunk ?? defaultHeadChunk(dims);
@@ -260,12 +269,11 @@ export class Model implements AttentionModel {
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     const staged = options.staged ?? (headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
     const groups = grouped ? layerGroups(main.bytes, dims) : [];
-    const sessionOptions = { threads: options.threads, memory: main.memory };
     const session: Runner = !grouped
       ? await sessionOf(main)
       : staged
-        ? await over((root) => StagedSession.create(splitStages(main.bytes, groups), root, sessionOptions))
-        : await over((root) => GroupedSession.create(main.bytes, groups, root, sessionOptions));
+        ? await stagedOf(main, splitStages(main.bytes, groups))
+        : await groupedOf(main, groups);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(

@@ -150,8 +150,9 @@ export class LayerStream implements AttentionStream {
       // The selected heads of this run, as indices into it.
       const mine = heads.filter((h) => h >= part.start && h < part.start + part.n);
       if (mine.length === 0 && !current.q) continue;
+      // Every head of the run (distinct indices in it: as many as it has) is the run itself, not a copy.
       const pick = (t: RunOutput, role: string, offset: number, chosen: readonly number[]): Tensor =>
-        chosen.length === t.dims[0] && offset === 0
+        chosen.length === t.dims[0]
           ? t
           : selectHeads(
               t,
