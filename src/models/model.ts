@@ -88,6 +88,15 @@ export interface ModelCapabilities {
   stream: boolean;
 }
 
+/** What a graph run as it is can do (an existing ONNX graph, a TF.js graph): one text or a pair, nothing more. */
+export const READ_AS_IS: ModelCapabilities = {
+  pair: true,
+  target: false,
+  generate: false,
+  logits: false,
+  stream: false,
+};
+
 export interface AttentionModel {
   /** What the user passed to loadModel. */
   readonly source: string;

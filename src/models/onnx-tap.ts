@@ -46,7 +46,7 @@ import { readConfig, type ModelConfig } from '../load/config.js';
 import { isDir } from '../load/onnx-source.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { causalMask } from './feeds.js';
-import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
+import { checkAttentionOptions, type AttentionModel, type AttentionOptions, READ_AS_IS } from './model.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -577,13 +577,7 @@ const DEFAULT_MAX_POSITIONS = 512;
 
 export class OnnxModel implements AttentionModel {
   /** A graph read as it is: one text (or pair) in, no generation (that needs a cache loop attnviz builds). */
-  readonly capabilities: ModelCapabilities = {
-    pair: true,
-    target: false,
-    generate: false,
-    logits: false,
-    stream: false,
-  };
+  readonly capabilities = READ_AS_IS;
 
   private constructor(
     /** What the user passed: a folder or an .onnx file. */

@@ -35,7 +35,7 @@ import type { GraphModel, Tf } from '../runtime/tfjs.js';
 import { buildUseLite, isUseLite } from '../graph/use-lite.js';
 import { Weights } from '../load/weights.js';
 import { Session } from '../runtime/session.js';
-import { checkAttentionOptions, type AttentionModel, type AttentionOptions, type ModelCapabilities } from './model.js';
+import { checkAttentionOptions, type AttentionModel, type AttentionOptions, READ_AS_IS } from './model.js';
 
 /** Where one layer's attention is read in the graph. */
 export interface AttentionTap {
@@ -72,13 +72,7 @@ const DEFAULT_MAX_POSITIONS = 512;
 export class TfjsModel implements AttentionModel {
   readonly causal = false;
   /** An encoder: one text or a pair, no generation. */
-  readonly capabilities: ModelCapabilities = {
-    pair: true,
-    target: false,
-    generate: false,
-    logits: false,
-    stream: false,
-  };
+  readonly capabilities = READ_AS_IS;
 
   private constructor(
     /** What the user passed: 'embedded', a folder or a model.json path. */
