@@ -16,13 +16,20 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `attnviz …args` (in `cwd`, default the repository); never rejects. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
+/**
+ * Runs `file args` to its end and collects its output (stdin: `input`, or nothing); never rejects once started.
+ * `cwd` defaults to the repository, `env` adds to this process's environment.
+ */
+export function runProgram(
+  file: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = spawn(file, args, {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -30,7 +37,13 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Pr
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
   });
+}
+
+/** Runs `attnviz …args` (in `cwd`, default the repository); never rejects. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<CliResult> {
+  return runProgram(process.execPath, [MAIN, ...args], { env, cwd });
 }
 
 /** Exit 2, exactly one stderr line `attnviz: …` matching every key, no stack trace, nothing on stdout. */

@@ -5,12 +5,12 @@
  *   full disk fails with ENOSPC, at the same place in the same code; no privileges needed, so it always runs;
  * - a real full file system: a 1 MB tmpfs, when this process may mount one (root); otherwise skipped, saying so.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type CliResult, cli, expectCliError, HAVE_CLI, MAIN } from './cli-run.js';
+import { type CliResult, cli, expectCliError, HAVE_CLI, MAIN, runProgram } from './cli-run.js';
 import { HAVE_SHARED, SHARED } from './shared.js';
 
 /** 2 layers × 8 heads: 500 tokens make a 16 MB attention file, from 2.6 MB of weights. */
@@ -21,17 +21,7 @@ let dir: string;
 
 /** `attnviz …args` under `ulimit -f kb` (the shell's limit in KiB). */
 function limited(kb: number, args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `ulimit -f ${kb}; exec "$@"`, 'bash', process.execPath, MAIN, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProgram('bash', ['-c', `ulimit -f ${kb}; exec "$@"`, 'bash', process.execPath, MAIN, ...args]);
 }
 
 const ready = HAVE_CLI && HAVE_SHARED;

@@ -6,14 +6,14 @@
  * (long-running; test/server.test.ts runs `serve` with a relative --models-dir) and the browser and notebook
  * blocks (test/package.test.ts).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
-import { HAVE_CLI, MAIN, ROOT } from './cli-run.js';
+import { HAVE_CLI, MAIN, ROOT, runProgram } from './cli-run.js';
 import { HAVE_SHARED } from './shared.js';
 
 const SCRATCH = '/tmp/attnviz';
@@ -48,19 +48,8 @@ describe.skipIf(!HAVE_CLI || !HAVE_SHARED)('README examples, as written', () => 
   const before = untracked();
   afterAll(async () => rm(await scratch, { recursive: true, force: true }));
 
-  const run = async (file: string, args: string[], stdin?: string) => {
-    const dir = await scratch;
-    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(file, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-      child.stdin.end(stdin?.replaceAll(SCRATCH, dir) ?? '');
-    });
-  };
+  const run = async (file: string, args: string[], stdin?: string) =>
+    runProgram(file, args, { input: stdin?.replaceAll(SCRATCH, await scratch) });
 
   test('the examples write only into the scratch folder', () => {
     expect(examples.length).toBeGreaterThanOrEqual(14);
