@@ -222,14 +222,18 @@ export function stackedFor(header: AttentionHeader, pool?: BufferPool, use = 'st
 
 /**
  * Reads a whole stream into `into` (from stackedFor; a stream built with the same target has written there
- * already, and nothing is copied) and returns the Attention.
+ * already, and nothing is copied) and returns the Attention. `each` is told of every layer once all of its heads
+ * are in (a layer may come in runs of heads), with the result being filled: a layer of it may be read then.
  */
 export async function collect(
   stream: AttentionStream,
   into: Stacked,
   base: Omit<Attention, 'attention' | 'query' | 'key' | 'hiddenLast'>,
+  each?: (result: Attention, layer: number) => void,
 ): Promise<Attention> {
-  // The yields appended one after another (a layer may come in runs of heads).
+  const result: Attention = { ...base, ...into };
+  const perLayer = into.attention.data.length / into.attention.dims[0];
+  // The yields appended one after another.
   const end = { attention: 0, query: 0, key: 0 };
   const put = (role: keyof typeof end, to: Tensor | undefined, t: Tensor | undefined) => {
     if (!to || !t) return;
@@ -241,10 +245,8 @@ export async function collect(
     put('attention', into.attention, layer.attention);
     put('query', into.query, layer.query);
     put('key', into.key, layer.key);
+    if (each && end.attention % perLayer === 0) each(result, end.attention / perLayer - 1);
   }
-  return {
-    ...base,
-    ...into,
-    ...(stream.hiddenLast ? { hiddenLast: stream.hiddenLast } : {}),
-  };
+  check(end.attention === into.attention.data.length, `the attention stream ended after ${end.attention} values`);
+  return stream.hiddenLast ? { ...result, hiddenLast: stream.hiddenLast } : result;
 }

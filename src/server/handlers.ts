@@ -3,14 +3,15 @@
  * are thrown as HttpError/AttnvizError and answered as JSON by server.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Attention, AttentionHeader, AttentionStream, Tensor } from '../core/attention.js';
+import type { Attention, AttentionHeader, AttentionStream } from '../core/attention.js';
 import { encodeAttentionFile } from '../core/attention-file.js';
 import { encodeAttention } from '../core/encode.js';
 import { renderHtml } from '../export/html.js';
 import { VIEWS, type ViewName } from '../views/mount.js';
 import { maxPoolHeads } from '../views/raster.js';
 import { onlyFields, optionalBoolean, optionalString, readJsonBody } from './body.js';
-import { AttnvizError, check } from '../core/errors.js';
+import { AttnvizError } from '../core/errors.js';
+import { collect, stackedFor } from '../models/layer-stream.js';
 import { eventStream } from './events.js';
 import { HttpError, messageOf, sendJson, statusOf } from './http-error.js';
 import type { ModelCache } from './model-cache.js';
@@ -265,40 +266,12 @@ export async function attentionFor(
 }
 
 /**
- * Reads `stream` (every layer and head) into one Attention, handing each layer to `each` once all of its heads
- * have come (a layer may come in runs of heads), as a view of the result: nothing more is copied.
+ * Reads `stream` (every layer and head) into one Attention in fresh arrays (the stream's own are overwritten by
+ * its next step), handing each layer to `each` as a view of the result once all of its heads have come.
  */
-async function gather(stream: AttentionStream, each: (layer: Attention) => void): Promise<Attention> {
-  const { layers, heads, qk, headDim, hidden: _, ...info } = stream.header;
-  const [L, H, T] = [layers.length, heads.length, info.tokens.length];
-  const a: Attention = {
-    ...info,
-    attention: { dims: [L, H, T, T], data: new Float32Array(L * H * T * T) },
-    ...(qk
-      ? {
-          query: { dims: [L, H, T, headDim], data: new Float32Array(L * H * T * headDim) },
-          key: { dims: [L, H, T, headDim], data: new Float32Array(L * H * T * headDim) },
-        }
-      : {}),
-  };
-  // The yields' tensors appended one after another are the [L, H, …] tensors; their buffers are the stream's,
-  // overwritten by its next step, so each is copied at once.
-  const end = { attention: 0, query: 0, key: 0 };
-  const put = (role: keyof typeof end, t: Tensor | undefined) => {
-    const to = a[role];
-    if (!to || !t) return;
-    to.data.set(t.data, end[role]);
-    end[role] += t.data.length;
-  };
-  for await (const part of stream) {
-    put('attention', part.attention);
-    put('query', part.query);
-    put('key', part.key);
-    const layer = end.attention / (H * T * T) - 1;
-    if (Number.isInteger(layer)) each(layerOf(a, layer));
-  }
-  check(end.attention === a.attention.data.length, `the attention stream ended after ${end.attention} values`);
-  return { ...a, ...(stream.hiddenLast ? { hiddenLast: stream.hiddenLast } : {}) };
+function gather(stream: AttentionStream, each: (layer: Attention) => void): Promise<Attention> {
+  const { layers: _l, heads: _h, qk: _q, headDim: _d, hidden: _, ...info } = stream.header;
+  return collect(stream, stackedFor(stream.header), info, (a, layer) => each(layerOf(a, layer)));
 }
 
 /**
