@@ -9,13 +9,12 @@
  * symbols) are drawn as its missing-glyph box. The head view's token columns are sized by measuring labels
  * in the same font (opentype.js), as the page measures them on a canvas.
  *
- * Raster cells (the model view's heatmap thumbnails) are SVG <image>s with PNG data URIs (fast-png): a rect per
+ * Raster cells (the model view's heatmap thumbnails) are SVG <image>s with PNG data URIs (png-encode.ts): a rect per
  * cell would be 30 × larger at 12 × 12 thumbnails of 64² cells (bench/images.ts).
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
-import { encode } from 'fast-png';
 import opentype from 'opentype.js';
 import type { HeadsReport, StepsReport } from '../analysis/report-data.js';
 import { ATTENTION_PARTS, attentionPart, type Attention, type AttentionPart } from '../core/attention.js';
@@ -153,8 +152,7 @@ export function svgToPng(svg: string, scale = DEFAULT_SCALE): Uint8Array {
 
 /** RGBA pixels as a PNG data: URI. */
 export function pngDataUri(pixels: Pixels): string {
-  const png = encode({ width: pixels.width, height: pixels.height, data: pixels.data, channels: 4, depth: 8 });
-  return `data:image/png;base64,${Buffer.from(png).toString('base64')}`;
+  return `data:image/png;base64,${Buffer.from(encodePng(pixels)).toString('base64')}`;
 }
 
 const fonts: (opentype.Font | undefined)[] = [];
