@@ -20,7 +20,7 @@ import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
 import { ModelConfig } from '../src/load/config.js';
 import type { WeightRef, Weights } from '../src/load/weights.js';
-import { defaultHeadChunk, extractionBytes, Model, ONE_SESSION_BYTES } from '../src/models/checkpoint-model.js';
+import { extractionBytes, Model, ONE_SESSION_BYTES } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
       }
       const ratio = median(a) / median(f);
       // As Model.load decides (LoadOptions.staged); score-bias families (MPNet, DeBERTa, BLOOM) run whole.
-      const staged = defaultHeadChunk(extract.dims) !== undefined || extractionBytes(extract.dims) > ONE_SESSION_BYTES;
+      const staged = extractionBytes(extract.dims) > ONE_SESSION_BYTES;
       console.log(
         `| ${modelType} | ${staged && extract.streams ? 'a session per layer' : 'one session'} | ` +
           `${median(a).toFixed(1)} | ${median(f).toFixed(1)} | ` +

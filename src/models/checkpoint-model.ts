@@ -17,9 +17,11 @@ import {
   outputNames,
   POSITION_BIAS_OUTPUT,
   type Family,
+  type SplitLayer,
   type ModelDims,
 } from '../graph/family.js';
 import type { LlamaConfig } from '../graph/llama.js';
+import { attentionGraph } from '../graph/decoder.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -37,6 +39,7 @@ import {
   type RunOutput,
   type StageSpec,
 } from '../runtime/session.js';
+import { SplitSession, splitGroups } from '../runtime/split-session.js';
 import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
@@ -46,6 +49,7 @@ import {
   LayerStream,
   selectIndices,
   stackedFor,
+  runParts,
   stageParts,
   type Selection,
   type Stacked,
@@ -99,17 +103,18 @@ export interface LoadOptions {
    */
   weights?: 'copy' | 'memory' | 'map';
   /**
-   * Extract each layer's attention this many heads at a time (decoder families built on graph/decoder.ts):
-   * a layer's scores and probabilities are then held a run of heads at a time, not all at once, and
-   * `stream()` yields layers in parts. Default: runs of up to 2 heads when one layer's float32 probabilities at
-   * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
+   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
+   * this many heads at a time (implies `staged`): `stream()` then yields a layer in parts. Default: by the
+   * input's length, as many heads as keep a run's float32 scores within 64 MB (runtime/split-session.ts
+   * runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
   /**
-   * Extract with one onnxruntime session per layer (or run of heads), true, or with one session for the whole
-   * graph, false. Per layer, `stream()` holds one layer's outputs at a time whatever the input's length; one
-   * session runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs)
-   * but computes every layer before `stream()` yields the first. Default: per layer when headChunk applies or
+   * Extract with one onnxruntime session per layer, true, or with one session for the whole graph, false. Per
+   * layer, `stream()` holds one layer's outputs at a time whatever the input's length (a decoder built on
+   * graph/decoder.ts: its layers without their attention, which one more session computes a few heads at a
+   * time for every layer); one session runs as fast as the plain pass (onnxruntime's memory arena and spinning
+   * threads, no per-layer runs) but computes every layer before `stream()` yields the first. Default: per layer
    * when every layer's outputs at the model's longest input would pass 1 GB (ONE_SESSION_BYTES), else one.
    */
   staged?: boolean;
@@ -124,24 +129,10 @@ export function extractionBytes(dims: ModelDims): number {
   return layers * heads * T * (T + 2 * headDim) * 4;
 }
 
-/**
- * Whole layers, unless one layer's probabilities at the longest input the model takes, `heads · T² · 4` bytes,
- * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 2, which at
- * 8,192 tokens hold 537 MB. A run's scores, probabilities and their F16 copy are a stage's working set beside
- * the MLP's: at 4,096 tokens, runs of 4 heads took a 2-layer Llama-1B-shaped model to 1.9 GB above its weights,
- * runs of 2 to 1.3 GB (bench/RESULTS.md).
- */
-export function defaultHeadChunk(dims: ModelDims): number | undefined {
-  if (dims.heads * dims.maxPositions ** 2 * 4 <= 1e9) return undefined;
-  let n = Math.min(2, dims.heads);
-  while (dims.heads % n !== 0) n--;
-  return n < dims.heads ? n : undefined;
-}
-
 /** What a loaded model keeps besides its session. */
 interface Internals {
-  /** What each stage of a staged extracting session computes (stageParts); empty when not staged. */
-  parts: readonly (StagePart | null)[];
+  /** What each stage of an extracting session computes at T tokens (stageParts, runParts); none when not. */
+  parts(T: number): readonly (StagePart | null)[];
   /** Builds another session over the same weights (generation's lean graph). */
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
@@ -257,23 +248,41 @@ export class Model implements AttentionModel {
       over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
     const groupedOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][]) =>
       over((root) => GroupedSession.create(bytes, groups, root, { threads: options.threads, memory }));
+    const splitOf = ({ bytes, memory }: ReturnType<typeof graph>, layers: SplitLayer[], headChunk?: number) => {
+      const attention = (extras: SplitLayer) => {
+        const g = new GraphBuilder(weights);
+        attentionGraph(g, dims.headDim, extras);
+        return g.toBytes();
+      };
+      const stages = splitStages(bytes, splitGroups(layers));
+      const { heads, headDim } = dims;
+      return over((root) =>
+        SplitSession.create(stages, layers, attention, { heads, headDim, headChunk }, root, {
+          threads: options.threads,
+          memory,
+        }),
+      );
+    };
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
-    const headChunk = options.headChunk ?? defaultHeadChunk(dims);
-    const main = graph({ extract, logits: options.logits, headChunk });
+    const staged = options.staged ?? (options.headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
+    // Staged, a decoder.ts family leaves each layer's attention out of the graph (runtime/split-session.ts).
+    const split: SplitLayer[] = [];
+    const main = graph({ extract, logits: options.logits, ...(staged ? { split } : {}) });
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
     // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on a
     // session per stage (memory bounded by one layer), or on one session when every output fits
     // ONE_SESSION_BYTES. Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
-    const staged = options.staged ?? (headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
-    const groups = grouped ? layerGroups(main.bytes, dims) : [];
+    const groups = Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i)));
     const session: Runner = !grouped
       ? await sessionOf(main)
-      : staged
-        ? await stagedOf(main, splitStages(main.bytes, groups))
-        : await groupedOf(main, groups);
+      : split.length === dims.layers
+        ? await splitOf(main, split, options.headChunk)
+        : staged
+          ? await stagedOf(main, splitStages(main.bytes, groups))
+          : await groupedOf(main, groups);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -290,7 +299,7 @@ export class Model implements AttentionModel {
       weights.byteLength(),
       {
         build,
-        parts: isGrouped(session) ? stageParts(session, dims.layers, dims.heads, headChunk) : [],
+        parts: partsOf(session, dims),
         ...specialIds(config),
         vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
       },
@@ -315,7 +324,7 @@ export class Model implements AttentionModel {
 
   /** Whether `stream()` works: extraction by layer (not encoder-decoders, not score-bias families). */
   get streams(): boolean {
-    return isGrouped(this.session);
+    return streams(this.session);
   }
 
   /**
@@ -331,10 +340,10 @@ export class Model implements AttentionModel {
 
   private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
     const { session } = this;
-    check(isGrouped(session), 'this model was loaded with extract: false');
+    check(streams(session), 'this model was loaded with extract: false');
     return new LayerStream(
       session,
-      this.internals.parts,
+      this.internals.parts(encoded.ids.length),
       this.feeds(encoded),
       this.header(encoded, text, pair, selection),
       this.dims.heads,
@@ -524,7 +533,7 @@ export class Model implements AttentionModel {
       special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
-    const extracts = isGrouped(this.session);
+    const extracts = streams(this.session);
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
     return {
       ids,
@@ -621,22 +630,20 @@ function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogit
 }
 
 /** Whether a built graph outputs score biases (position_bias, per-layer biases) besides probs, q and k. */
-/**
- * The stages of an extracting graph (graph/stages.ts): per layer its q, k and probabilities, or, where the
- * graph computes a layer in runs of heads (probsChunkName), q, k and the first run, then each other run alone.
- */
-function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
-  const outputs = decodeModel(graph).graph.output.map((o) => o.name);
-  return Array.from({ length: dims.layers }, (_, i) => {
-    const o = outputNames(i);
-    const runs = outputs.filter((name) => name.startsWith(`${o.probs}.`));
-    if (runs.length === 0) return [[o.q, o.k, o.probs]];
-    return runs.map((run, r) => (r === 0 ? [o.q, o.k, run] : [run]));
-  }).flat();
+/** What each stage of an extracting session computes at T tokens (none for a plain session). */
+function partsOf(session: Runner, dims: ModelDims): (T: number) => readonly (StagePart | null)[] {
+  if (session instanceof SplitSession) return (T) => runParts(session, T);
+  const parts = isGrouped(session) ? stageParts(session, dims.layers, dims.heads) : [];
+  return () => parts;
 }
 
 function isGrouped(session: Runner): session is GroupedRunner {
   return session instanceof StagedSession || session instanceof GroupedSession;
+}
+
+/** Whether a session extracts layer by layer: stream() works. */
+function streams(session: Runner): session is Runner & Pick<GroupedRunner, 'oneRun' | 'stream'> {
+  return isGrouped(session) || session instanceof SplitSession;
 }
 
 function hasBiasOutputs(graph: Uint8Array): boolean {

@@ -9,8 +9,9 @@
  */
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { HIDDEN_LAST, headChunks, outputNames, probsChunkName } from '../graph/family.js';
+import { HIDDEN_LAST, outputNames } from '../graph/family.js';
 import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
+import type { SplitSession } from '../runtime/split-session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
 export interface Selection {
@@ -48,7 +49,7 @@ export class BufferPool {
   }
 }
 
-/** What a stage of an extracting GroupedRunner computes: one layer's probabilities of a run of heads. */
+/** What a stage of an extracting runner computes: one layer's probabilities of a run of heads. */
 export interface StagePart {
   layer: number;
   /** The run of heads `start` … `start + n − 1`, output as `probs`. */
@@ -60,22 +61,24 @@ export interface StagePart {
 }
 
 /**
- * Per stage of `session`, the part of a layer it computes (null: a stage of no layer's, the rest of the graph):
- * read off the stage's outputs, whole layers (`layers.N.attn.probs`) or runs of heads (probsChunkName).
+ * Per stage of `session`, the layer it computes (null: a stage of no layer's, the rest of the graph): read off
+ * the stage's outputs (`layers.N.attn.probs`).
  */
-export function stageParts(session: GroupedRunner, layers: number, heads: number, headChunk?: number) {
-  const parts = new Map<string, Omit<StagePart, 'qk'>>();
-  for (let layer = 0; layer < layers; layer++) {
-    const probs = outputNames(layer).probs;
-    parts.set(probs, { layer, start: 0, n: heads, probs });
-    for (const [start, n] of headChunk === undefined ? [] : headChunks(heads, headChunk))
-      parts.set(probsChunkName(layer, start), { layer, start, n, probs: probsChunkName(layer, start) });
-  }
+export function stageParts(session: GroupedRunner, layers: number, heads: number): (StagePart | null)[] {
+  const parts = new Map<string, number>();
+  for (let layer = 0; layer < layers; layer++) parts.set(outputNames(layer).probs, layer);
   return Array.from({ length: session.stageCount }, (_, s): StagePart | null => {
     const outputs = session.stageOutputs(s);
-    const part = outputs.map((o) => parts.get(o)).find((p) => p !== undefined);
-    return part ? { ...part, qk: outputs.includes(outputNames(part.layer).q) } : null;
+    const probs = outputs.find((o) => parts.has(o));
+    if (probs === undefined) return null;
+    const layer = parts.get(probs)!;
+    return { layer, start: 0, n: heads, probs, qk: outputs.includes(outputNames(layer).q) };
   });
+}
+
+/** The stages of a split session at `T` tokens (SplitSession.stream): its runs of heads, then the rest. */
+export function runParts(session: SplitSession, T: number): (StagePart | null)[] {
+  return [...session.runs(T).map((run) => ({ ...run, qk: run.start === 0 })), null];
 }
 
 export class LayerStream implements AttentionStream {
@@ -83,8 +86,8 @@ export class LayerStream implements AttentionStream {
   private last: Tensor | undefined;
 
   constructor(
-    private readonly session: GroupedRunner,
-    /** What each stage computes (stageParts). */
+    private readonly session: Pick<GroupedRunner, 'oneRun' | 'stream'>,
+    /** What each stage computes (stageParts, runParts). */
     private readonly parts: readonly (StagePart | null)[],
     private readonly feeds: Record<string, Feed>,
     readonly header: AttentionHeader,
@@ -134,7 +137,7 @@ export class LayerStream implements AttentionStream {
       const part = this.parts[stage];
       const current = part && layers.includes(part.layer) ? buffers(part) : undefined;
       if (current) planned.set(stage, current);
-      if (!part || !current) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
+      if (!part || !current) return { fetch: stage === this.parts.length - 1 ? [HIDDEN_LAST] : [] };
       const o = outputNames(part.layer);
       const into: Record<string, RunOutput> = { [part.probs]: current.probs };
       if (current.q && current.k) Object.assign(into, { [o.q]: current.q, [o.k]: current.k });
