@@ -21,7 +21,7 @@ import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
-import { runHeads } from '../src/runtime/split-session.js';
+import { runHeads } from '../src/models/split-session.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];

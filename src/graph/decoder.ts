@@ -17,15 +17,7 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import {
-  declareLayerOutputs,
-  headDim,
-  INPUTS,
-  outputNames,
-  splitNames,
-  TASK_HEADS,
-  type ModelDims,
-} from './family.js';
+import { declareLayerOutputs, headDim, INPUTS, outputNames, splitNames, TASK_HEADS, type ModelDims } from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 

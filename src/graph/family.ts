@@ -28,7 +28,7 @@ export const outputNames = (layer: number) => ({
 });
 /**
  * Layer `layer`'s probabilities of heads `start` … `start + n − 1`, `[n, T, T]`, when its attention is computed
- * outside its graph a run of heads at a time (BuildOptions.split, runtime/split-session.ts).
+ * outside its graph a run of heads at a time (BuildOptions.split, models/split-session.ts).
  */
 export const probsChunkName = (layer: number, start: number) => `layers.${layer}.attn.probs.${start}`;
 /**

@@ -39,7 +39,7 @@ import {
   type RunOutput,
   type StageSpec,
 } from '../runtime/session.js';
-import { SplitSession, splitGroups } from '../runtime/split-session.js';
+import { SplitSession, splitGroups } from './split-session.js';
 import { LazySession } from './lazy-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
@@ -105,7 +105,7 @@ export interface LoadOptions {
   /**
    * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
    * this many heads at a time (implies `staged`): `stream()` then yields a layer in parts. Default: by the
-   * input's length, as many heads as keep a run's float32 scores within 64 MB (runtime/split-session.ts
+   * input's length, as many heads as keep a run's float32 scores within 64 MB (models/split-session.ts
    * runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
@@ -266,7 +266,7 @@ export class Model implements AttentionModel {
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const staged = options.staged ?? (options.headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
-    // Staged, a decoder.ts family leaves each layer's attention out of the graph (runtime/split-session.ts).
+    // Staged, a decoder.ts family leaves each layer's attention out of the graph (models/split-session.ts).
     const split: SplitLayer[] = [];
     const main = graph({ extract, logits: options.logits, ...(staged ? { split } : {}) });
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.

@@ -11,7 +11,7 @@ import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tenso
 import { AttnvizError, check } from '../core/errors.js';
 import { HIDDEN_LAST, outputNames } from '../graph/family.js';
 import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
-import type { SplitSession } from '../runtime/split-session.js';
+import type { SplitSession } from './split-session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
 export interface Selection {

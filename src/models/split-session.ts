@@ -24,7 +24,7 @@ import {
   StagedSession,
   type StageOutput,
   type StageSpec,
-} from './session.js';
+} from '../runtime/session.js';
 
 /** One run of heads of one layer: heads `start` … `start + n − 1`, their probabilities output as `probs`. */
 export interface HeadRun {
@@ -95,8 +95,8 @@ export class SplitSession implements Runner, Pick<GroupedRunner, 'oneRun' | 'str
     const sessions = new Map<string, Promise<Session>>();
     const byLayer: Promise<Session>[] = specs.map((spec) => {
       const key = `${spec.scale} ${spec.softcap}`;
-      if (!sessions.has(key))
-        sessions.set(key, Session.create(attentionGraph(spec), weightsRoot, { threads: options.threads, stopSpinning: true }));
+      const own = { threads: options.threads, stopSpinning: true };
+      if (!sessions.has(key)) sessions.set(key, Session.create(attentionGraph(spec), weightsRoot, own));
       return sessions.get(key)!;
     });
     const attention = await Promise.all(byLayer).catch(async (e: unknown) => {
@@ -124,7 +124,12 @@ export class SplitSession implements Runner, Pick<GroupedRunner, 'oneRun' | 'str
   runs(T: number): HeadRun[] {
     const n = this.headChunk ?? runHeads(this.dims.heads, T);
     return this.specs.flatMap((_, layer) =>
-      headChunks(this.dims.heads, n).map(([start, size]) => ({ layer, start, n: size, probs: probsChunkName(layer, start) })),
+      headChunks(this.dims.heads, n).map(([start, size]) => ({
+        layer,
+        start,
+        n: size,
+        probs: probsChunkName(layer, start),
+      })),
     );
   }
 
