@@ -242,7 +242,8 @@ export function slidingWindowMask(g: GraphBuilder, positions: string, causal: st
 /**
  * One layer's self-attention from per-head projections `q` `[H, T, d]`, `k`, `v` `[K, T, d]` (before RoPE):
  * rotates q and k with `rotate`, extends the KV cache when building one, repeats kv heads, and returns the
- * context `[T, H·d]` for o_proj. Emits the layer's q, k (after RoPE, kv heads repeated) and probs.
+ * context `[T, H·d]` for o_proj. Emits the layer's q, k (after RoPE, kv heads repeated) and probs; with
+ * options.split, q, k and v, and takes the context as an input instead of computing the attention.
  */
 export function selfAttention(
   g: GraphBuilder,

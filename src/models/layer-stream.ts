@@ -5,7 +5,9 @@
  * outputs however many layers the model has, and no call pays for fresh output memory (on Linux, touching
  * a fresh page costs more than the softmax that fills it). A model whose every output fits a budget runs
  * on one session instead (runtime GroupedSession): one run computes every layer into stacked buffers, which
- * the stream then hands out layer by layer. `collect` stacks a stream into an Attention.
+ * the stream then hands out layer by layer. A staged Llama-style decoder runs on a SplitSession
+ * (split-session.ts), whose stages are its layers' runs of heads at the input's length. `collect` stacks a
+ * stream into an Attention.
  */
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
