@@ -65,6 +65,7 @@ export class GraphBuilder {
   /** Weight name → graph value (tied embeddings are used twice but stored once). */
   private readonly weightValues = new Map<string, string>();
   private readonly packedValues = new Map<string, PackedValues>();
+  private readonly zeroPointNames = new Set<string>();
   private readonly memory: MemoryFile[] = [];
   private readonly arena = new Arena();
   /**
@@ -244,8 +245,10 @@ export class GraphBuilder {
   /** Zero points 0 for `rows` rows of `bytes` bytes (two blocks a byte): one initializer per geometry. */
   private zeroPoints(rows: number, bytes: number): string {
     const name = `zero_points.${rows}x${bytes}`;
-    if (!this.memory.some((f) => f.path === `memory/${name}`))
+    if (!this.zeroPointNames.has(name)) {
+      this.zeroPointNames.add(name);
       this.external(name, this.arena.take(rows * bytes), [rows, bytes], DataType.UINT8);
+    }
     return name;
   }
 
