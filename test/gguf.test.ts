@@ -955,6 +955,16 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
     },
   );
 
+  test('K types run layer by layer (one session per stage) as on one session, bit for bit', async () => {
+    // Their scales are computed in the graph (DequantizeLinear): each stage must compute its matrices' own.
+    for (const name of ['Q4_K', 'Q6_K']) {
+      const path = await file(quantizedLlama(QUANT_TYPES.find((q) => q.name === name)!, readGguf(STORIES)));
+      const whole = await (await open(path)).attention(text);
+      const staged = await (await open(path, { staged: true })).attention(text);
+      expect(maxAbsDiff(staged.attention.data, whole.attention.data), name).toBe(0);
+    }
+  });
+
   test(
     'context_length bounds texts (one-line error, or cut) and ' + 'generation, like max_position_embeddings',
     async () => {
