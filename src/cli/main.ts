@@ -40,6 +40,8 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  // The CLI is a bundle (vite.cli.config.ts): stack traces name src/ lines where its maps are (a built checkout).
+  if (debug) process.setSourceMapsEnabled(true);
   const args = argv.filter((a) => a !== '--debug');
   const [name, ...rest] = args;
   if (name === '--version' || name === '-v') {
