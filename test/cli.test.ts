@@ -51,7 +51,7 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('attnviz extract reproduces the golde
 });
 
 describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
-  test('extract loads only the bundle, and in it the engine: no views, exports, server, onnx-proto, protobufjs', async () => {
+  test('extract loads only the bundle and, in it, the engine (no views, exports, server, protobuf)', async () => {
     // Every module the run imports, printed by a loader hook (module.register) as the loader resolves it.
     const dir = await mkdtemp(join(tmp, 'imports-'));
     await writeFile(
