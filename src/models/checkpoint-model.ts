@@ -293,7 +293,9 @@ export class Model implements AttentionModel {
       const kindFor = (tokens: number): SessionKind =>
         options.staged === undefined
           ? sessionKindFor(dims, tokens, options.oneSessionBytes)
-          : options.staged ? 'staged' : 'one';
+          : options.staged
+            ? 'staged'
+            : 'one';
       const first = kindFor(1);
       const rest = output.map((o) => o.name).filter((name) => !groups.flat().includes(name));
       session = new SizedSession(
