@@ -109,7 +109,10 @@ async function shortOnBoth(dir: string): Promise<void> {
   for (let i = -1; i < 2 * runs; i++) {
     const ta = await timed(() => one.attention(short, { reuse: true }));
     const tb = await timed(() => staged.attention(short, { reuse: true }));
-    if (i >= 0) a.push(ta), b.push(tb);
+    if (i >= 0) {
+      a.push(ta);
+      b.push(tb);
+    }
   }
   console.log(
     `short input (128 tokens), median of ${2 * runs}: one session ${median(a).toFixed(0)} ms, ` +
