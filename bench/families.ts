@@ -84,7 +84,8 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   console.log(
-    '| family | extracts on | extraction (ms) | plain forward (ms) | ratio | ≤ 1.3× | CPU ms: extraction, plain, ratio |',
+    '| family | extracts on | extraction (ms) | plain forward (ms) | ratio | ≤ 1.3× | ' +
+      'CPU ms: extraction, plain, ratio |',
   );
   console.log('|---|---|---|---|---|---|---|');
   for (const modelType of Object.keys(CONFIGS)) {
