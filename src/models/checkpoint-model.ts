@@ -111,7 +111,8 @@ export interface LoadOptions {
    * runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs) but
    * computes every layer before `stream()` yields the first. Default: decided per call from the input's length,
    * one session while every layer's outputs at that length fit 1 GB (ONE_SESSION_BYTES), per layer above; the
-   * model holds one kind at a time and creates the other when an input needs it (models/sized-session.ts).
+   * model holds one kind at a time and creates the other when an input needs it (models/sized-session.ts), which
+   * takes about a load's time (with `weights: 'copy'`, a new private copy of the weight files too).
    */
   staged?: boolean;
   /**
