@@ -30,8 +30,8 @@ export class SizedSession implements GroupedRunner {
     private readonly stages: readonly (readonly string[])[],
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
-    /** A session created already (at load), held until a call needs the other kind. */
-    first?: { kind: SessionKind; session: GroupedRunner },
+    /** The session created at load, held until a call needs the other kind. */
+    first: { kind: SessionKind; session: GroupedRunner },
   ) {
     this.held = first;
   }
@@ -48,7 +48,7 @@ export class SizedSession implements GroupedRunner {
     return this.stages[s];
   }
 
-  /** The kind held now (none before the first call when nothing was created at load, or after release). */
+  /** The kind held now (none after release, or after a creation that failed: the next call tries again). */
   get kind(): SessionKind | undefined {
     return this.held?.kind;
   }
