@@ -22,6 +22,7 @@ import {
 } from '../graph/family.js';
 import type { LlamaConfig } from '../graph/llama.js';
 import { attentionGraph } from '../graph/decoder.js';
+import type { MemoryFile } from '../graph/builder.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -37,10 +38,10 @@ import {
   type GroupedRunner,
   type Runner,
   type RunOutput,
-  type StageSpec,
 } from '../runtime/session.js';
-import { SplitSession, splitGroups } from './split-session.js';
 import { LazySession } from './lazy-session.js';
+import { SplitSession, splitGroups, splitRuns } from './split-session.js';
+import { SizedSession, type SessionKind } from './sized-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -104,34 +105,48 @@ export interface LoadOptions {
   weights?: 'copy' | 'memory' | 'map';
   /**
    * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
-   * this many heads at a time (implies `staged`): `stream()` then yields a layer in parts. Default: by the
-   * input's length, as many heads as keep a run's float32 scores within 64 MB (models/split-session.ts
-   * runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
+   * this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
+   * parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
+   * (models/split-session.ts runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
   /**
-   * Extract with one onnxruntime session per layer, true, or with one session for the whole graph, false. Per
-   * layer, `stream()` holds one layer's outputs at a time whatever the input's length (a decoder built on
-   * graph/decoder.ts: its layers without their attention, which one more session computes a few heads at a
-   * time for every layer); one session runs as fast as the plain pass (onnxruntime's memory arena and spinning
-   * threads, no per-layer runs) but computes every layer before `stream()` yields the first. Default: per layer
-   * when every layer's outputs at the model's longest input would pass 1 GB (ONE_SESSION_BYTES), else one.
+   * Extract with one onnxruntime session per layer (or run of heads), true, or with one session for the whole
+   * graph, false, whatever the input. Per layer, `stream()` holds one layer's outputs at a time; one session
+   * runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs) but
+   * computes every layer before `stream()` yields the first. Default: decided per call from the input's length,
+   * one session while every layer's outputs at that length fit 1 GB (ONE_SESSION_BYTES), per layer above; the
+   * model holds one kind at a time and creates the other when an input needs it (models/sized-session.ts), which
+   * takes about a load's time (with `weights: 'copy'`, a new private copy of the weight files too).
    */
   staged?: boolean;
+  /**
+   * The budget of the default choice above: one session while every layer's probabilities, q and k at the input's
+   * length take at most this many bytes (default ONE_SESSION_BYTES, 1 GB).
+   */
+  oneSessionBytes?: number;
 }
 
-/** Up to this many bytes of outputs at the longest input (probabilities, q and k in float32), one session. */
+/** Up to this many bytes of outputs at an input's length (probabilities, q and k in float32), one session. */
 export const ONE_SESSION_BYTES = 1e9;
 
-/** Float32 bytes of every layer's probabilities, q and k at the model's longest input. */
-export function extractionBytes(dims: ModelDims): number {
-  const { layers, heads, maxPositions: T, headDim } = dims;
-  return layers * heads * T * (T + 2 * headDim) * 4;
+/** Float32 bytes of every layer's probabilities, q and k at `tokens` tokens (default: the longest input). */
+export function extractionBytes(dims: ModelDims, tokens = dims.maxPositions): number {
+  const { layers, heads, headDim } = dims;
+  return layers * heads * tokens * (tokens + 2 * headDim) * 4;
+}
+
+/** The extracting session an input of `tokens` tokens runs on by default (LoadOptions.staged). */
+export function sessionKindFor(dims: ModelDims, tokens: number, budget = ONE_SESSION_BYTES): SessionKind {
+  return extractionBytes(dims, tokens) <= budget ? 'one' : 'staged';
 }
 
 /** What a loaded model keeps besides its session. */
 interface Internals {
-  /** What each stage of an extracting session computes at T tokens (stageParts, runParts); none when not. */
+  /**
+   * What each stage of the extracting session computes at T tokens (stageParts, runParts), asked once the
+   * session of T's kind exists; none for a plain session.
+   */
   parts(T: number): readonly (StagePart | null)[];
   /** Builds another session over the same weights (generation's lean graph). */
   build(options: DecodingBuildOptions): Promise<Session>;
@@ -244,11 +259,22 @@ export class Model implements AttentionModel {
     // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
-    const stagedOf = ({ memory }: ReturnType<typeof graph>, stages: StageSpec[]) =>
-      over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
-    const groupedOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][]) =>
-      over((root) => GroupedSession.create(bytes, groups, root, { threads: options.threads, memory }));
-    const splitOf = ({ bytes, memory }: ReturnType<typeof graph>, layers: SplitLayer[], headChunk?: number) => {
+    // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
+    // stage (splitStages at the same groups).
+    // Staged, a decoder.ts family is built without its attention (BuildOptions.split), which one more session
+    // computes for every layer (split-session.ts); `split` tells, once such a session was made.
+    let split = false;
+    const extractingOf = (kind: SessionKind, groups: string[][], built?: ReturnType<typeof graph>) => {
+      const o = { threads: options.threads, memory: [] as MemoryFile[] };
+      if (kind === 'one') {
+        const { bytes, memory } = built ?? graph(mainOptions);
+        return over((root): Promise<GroupedRunner> => GroupedSession.create(bytes, groups, root, { ...o, memory }));
+      }
+      const layers: SplitLayer[] = [];
+      const { bytes, memory } = graph({ ...mainOptions, split: layers });
+      if (layers.length !== dims.layers)
+        return over((root): Promise<GroupedRunner> => StagedSession.create(splitStages(bytes, groups), root, o));
+      split = true;
       const attention = (extras: SplitLayer) => {
         const g = new GraphBuilder(weights);
         attentionGraph(g, dims.headDim, extras);
@@ -256,33 +282,55 @@ export class Model implements AttentionModel {
       };
       const stages = splitStages(bytes, splitGroups(layers));
       const { heads, headDim } = dims;
-      return over((root) =>
-        SplitSession.create(stages, layers, attention, { heads, headDim, headChunk }, root, {
-          threads: options.threads,
-          memory,
-        }),
+      return over(
+        (root): Promise<GroupedRunner> =>
+          SplitSession.create(stages, layers, attention, { heads, headDim, headChunk: options.headChunk }, root, {
+            ...o,
+            memory,
+          }),
       );
     };
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
-    const staged = options.staged ?? (options.headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
-    // Staged, a decoder.ts family leaves each layer's attention out of the graph (models/split-session.ts).
-    const split: SplitLayer[] = [];
-    const main = graph({ extract, logits: options.logits, ...(staged ? { split } : {}) });
+    const mainOptions = { extract, logits: options.logits };
+    const main = graph(mainOptions);
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
-    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on a
-    // session per stage (memory bounded by one layer), or on one session when every output fits
-    // ONE_SESSION_BYTES. Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
+    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on one
+    // session while every layer's outputs at the input's length fit ONE_SESSION_BYTES, else on a session per
+    // stage (memory bounded by one layer). The short inputs' kind is created now, the other when an input needs
+    // it, from the graph built again (keeping `main` would keep a GGUF model's repacked weights). Families whose
+    // graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
-    const groups = Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i)));
-    const session: Runner = !grouped
-      ? await sessionOf(main)
-      : split.length === dims.layers
-        ? await splitOf(main, split, options.headChunk)
-        : staged
-          ? await stagedOf(main, splitStages(main.bytes, groups))
-          : await groupedOf(main, groups);
+    let session: Runner;
+    let parts: Internals['parts'] = () => [];
+    if (grouped) {
+      const groups = layerGroups(dims);
+      const { input, output } = decodeModel(main.bytes).graph;
+      // headChunk implies staged: runs of heads are the split session's.
+      const kindFor = (tokens: number): SessionKind =>
+        options.staged === undefined
+          ? options.headChunk !== undefined
+            ? 'staged'
+            : sessionKindFor(dims, tokens, options.oneSessionBytes)
+          : options.staged
+            ? 'staged'
+            : 'one';
+      const first = kindFor(1);
+      const rest = output.map((o) => o.name).filter((name) => !groups.flat().includes(name));
+      const sized = new SizedSession(
+        kindFor,
+        (kind) => extractingOf(kind, groups),
+        rest.length > 0 ? [...groups, rest] : groups,
+        input.map((i) => i.name),
+        output.map((o) => o.name),
+        { kind: first, session: await extractingOf(first, groups, main) },
+      );
+      session = sized;
+      const whole = stageParts(sized, dims.layers, dims.heads);
+      parts = (T) =>
+        split && kindFor(T) === 'staged' ? runParts(splitRuns(dims.layers, dims.heads, T, options.headChunk)) : whole;
+    } else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -299,7 +347,7 @@ export class Model implements AttentionModel {
       weights.byteLength(),
       {
         build,
-        parts: partsOf(session, dims),
+        parts,
         ...specialIds(config),
         vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
       },
@@ -322,9 +370,17 @@ export class Model implements AttentionModel {
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
   }
 
+  /**
+   * The kind of extracting session the model holds now (LoadOptions.staged): 'one', 'staged', or undefined for
+   * models that extract whole (encoder-decoders, score-bias families) or not at all, and after release().
+   */
+  get sessionKind(): SessionKind | undefined {
+    return this.session instanceof SizedSession ? this.session.kind : undefined;
+  }
+
   /** Whether `stream()` works: extraction by layer (not encoder-decoders, not score-bias families). */
   get streams(): boolean {
-    return streams(this.session);
+    return isGrouped(this.session);
   }
 
   /**
@@ -340,10 +396,10 @@ export class Model implements AttentionModel {
 
   private streamOf(encoded: Encoded, text: string, pair: string | null, selection: Selection, target?: Stacked) {
     const { session } = this;
-    check(streams(session), 'this model was loaded with extract: false');
+    check(isGrouped(session), 'this model was loaded with extract: false');
     return new LayerStream(
       session,
-      this.internals.parts(encoded.ids.length),
+      () => this.internals.parts(encoded.ids.length),
       this.feeds(encoded),
       this.header(encoded, text, pair, selection),
       this.dims.heads,
@@ -533,7 +589,7 @@ export class Model implements AttentionModel {
       special: ids.map(isSpecial),
     };
     const text = this.tokenizer.decode(ids.filter((id) => !isSpecial(id)));
-    const extracts = streams(this.session);
+    const extracts = isGrouped(this.session);
     const attention = extracts ? await this.attentionOf(encoded, text, null) : undefined;
     return {
       ids,
@@ -630,20 +686,13 @@ function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogit
 }
 
 /** Whether a built graph outputs score biases (position_bias, per-layer biases) besides probs, q and k. */
-/** What each stage of an extracting session computes at T tokens (none for a plain session). */
-function partsOf(session: Runner, dims: ModelDims): (T: number) => readonly (StagePart | null)[] {
-  if (session instanceof SplitSession) return (T) => runParts(session, T);
-  const parts = isGrouped(session) ? stageParts(session, dims.layers, dims.heads) : [];
-  return () => parts;
+/** The stages of an extracting graph (graph/stages.ts): per layer its q, k and probabilities. */
+function layerGroups(dims: ModelDims): string[][] {
+  return Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i)));
 }
 
 function isGrouped(session: Runner): session is GroupedRunner {
-  return session instanceof StagedSession || session instanceof GroupedSession;
-}
-
-/** Whether a session extracts layer by layer: stream() works. */
-function streams(session: Runner): session is Runner & Pick<GroupedRunner, 'oneRun' | 'stream'> {
-  return isGrouped(session) || session instanceof SplitSession;
+  return session instanceof SizedSession;
 }
 
 function hasBiasOutputs(graph: Uint8Array): boolean {

@@ -13,7 +13,7 @@ import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tenso
 import { AttnvizError, check } from '../core/errors.js';
 import { HIDDEN_LAST, outputNames } from '../graph/family.js';
 import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
-import type { SplitSession } from './split-session.js';
+import type { HeadRun } from './split-session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
 export interface Selection {
@@ -78,9 +78,9 @@ export function stageParts(session: GroupedRunner, layers: number, heads: number
   });
 }
 
-/** The stages of a split session at `T` tokens (SplitSession.stream): its runs of heads, then the rest. */
-export function runParts(session: SplitSession, T: number): (StagePart | null)[] {
-  return [...session.runs(T).map((run) => ({ ...run, qk: run.start === 0 })), null];
+/** The stages of a split session (SplitSession.stream): its runs of heads (splitRuns), then the rest. */
+export function runParts(runs: readonly HeadRun[]): (StagePart | null)[] {
+  return [...runs.map((run) => ({ ...run, qk: run.start === 0 })), null];
 }
 
 export class LayerStream implements AttentionStream {
@@ -90,7 +90,7 @@ export class LayerStream implements AttentionStream {
   constructor(
     private readonly session: Pick<GroupedRunner, 'oneRun' | 'stream'>,
     /** What each stage computes (stageParts, runParts). */
-    private readonly parts: readonly (StagePart | null)[],
+    private readonly parts: () => readonly (StagePart | null)[],
     private readonly feeds: Record<string, Feed>,
     readonly header: AttentionHeader,
     /** The model's head count (the q and k onnxruntime writes hold every head). */
@@ -117,7 +117,7 @@ export class LayerStream implements AttentionStream {
     // One run computes every layer at once: each needs its own place, every head of the selected layers.
     const target =
       (allHeads ? this.target : undefined) ??
-      (this.session.oneRun
+      (this.session.oneRun(T)
         ? stackedFor({ ...this.header, heads: selectIndices(undefined, H, 'head') }, this.pool, 'layers')
         : undefined);
     // Where onnxruntime writes a stage's outputs: the target's place for them, or a pool buffer per size.
@@ -133,13 +133,16 @@ export class LayerStream implements AttentionStream {
       if (!(qk && part.qk)) return { probs };
       return { probs, q: into(target?.query, 'q', H, d, 0), k: into(target?.key, 'k', H, d, 0) };
     };
+    // What each stage computes, asked once the session for this length exists (its kind decides).
+    let known: readonly (StagePart | null)[] | undefined;
+    const parts = () => (known ??= this.parts());
     // Each stage's buffers, by stage (a one-run session plans every stage before its run).
     const planned = new Map<number, ReturnType<typeof buffers>>();
     const plan = (stage: number) => {
-      const part = this.parts[stage];
+      const part = parts()[stage];
       const current = part && layers.includes(part.layer) ? buffers(part) : undefined;
       if (current) planned.set(stage, current);
-      if (!part || !current) return { fetch: stage === this.parts.length - 1 ? [HIDDEN_LAST] : [] };
+      if (!part || !current) return { fetch: stage === parts().length - 1 ? [HIDDEN_LAST] : [] };
       const o = outputNames(part.layer);
       const into: Record<string, RunOutput> = { [part.probs]: current.probs };
       if (current.q && current.k) Object.assign(into, { [o.q]: current.q, [o.k]: current.k });
@@ -147,7 +150,7 @@ export class LayerStream implements AttentionStream {
     };
     for await (const { stage, outputs } of this.session.stream(this.feeds, plan)) {
       if (outputs[HIDDEN_LAST]) this.last = outputs[HIDDEN_LAST];
-      const part = this.parts[stage];
+      const part = parts()[stage];
       const current = planned.get(stage);
       planned.delete(stage);
       if (!part || !current) continue;

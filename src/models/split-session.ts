@@ -17,7 +17,6 @@ import { headChunks, INPUTS, outputNames, probsChunkName, type SplitLayer, split
 import {
   type Feed,
   type GroupedRunner,
-  type Runner,
   type RunOutput,
   Session,
   type SessionOptions,
@@ -47,6 +46,14 @@ export function runHeads(heads: number, T: number): number {
   return n;
 }
 
+/** Every layer's runs of heads at `T` tokens, `headChunk` heads each if given, else runHeads. */
+export function splitRuns(layers: number, heads: number, T: number, headChunk?: number): HeadRun[] {
+  const n = headChunk ?? runHeads(heads, T);
+  return Array.from({ length: layers }, (_, layer) =>
+    headChunks(heads, n).map(([start, size]) => ({ layer, start, n: size, probs: probsChunkName(layer, start) })),
+  ).flat();
+}
+
 /** The stages of a split graph (graph/stages.ts): per layer its q, k, v and the masks it is the first to read. */
 export function splitGroups(layers: readonly SplitLayer[]): string[][] {
   const seen = new Set<string>([INPUTS.causalMask]);
@@ -64,8 +71,7 @@ type Plan = Parameters<GroupedRunner['stream']>[1];
  * A GroupedRunner whose stages are the runs of heads at the input's length (runs(T)) and a last one, so its
  * stage count is known per call, not once.
  */
-export class SplitSession implements Runner, Pick<GroupedRunner, 'oneRun' | 'stream'> {
-  readonly oneRun = false;
+export class SplitSession implements GroupedRunner {
   /** Buffers of q, k, v (when the caller takes none) and the context, by role, reused while T stays the same. */
   private readonly buffers = new Map<string, Float32Array>();
 
@@ -122,15 +128,21 @@ export class SplitSession implements Runner, Pick<GroupedRunner, 'oneRun' | 'str
 
   /** Every layer's runs of heads at `T` tokens, in order: the stream's stages, before its last one. */
   runs(T: number): HeadRun[] {
-    const n = this.headChunk ?? runHeads(this.dims.heads, T);
-    return this.specs.flatMap((_, layer) =>
-      headChunks(this.dims.heads, n).map(([start, size]) => ({
-        layer,
-        start,
-        n: size,
-        probs: probsChunkName(layer, start),
-      })),
-    );
+    return splitRuns(this.specs.length, this.dims.heads, T, this.headChunk);
+  }
+
+  /** Each run is a run of its own. */
+  oneRun(): boolean {
+    return false;
+  }
+
+  /** The layers' stages (the stream's stages are runs(T) and the last one). */
+  get stageCount(): number {
+    return this.specs.length + 1;
+  }
+
+  stageOutputs(s: number): readonly string[] {
+    return this.layers.stageOutputs(s);
   }
 
   /** Runs every layer and its attention; returns the outputs named in `fetch` that the last stage makes. */
