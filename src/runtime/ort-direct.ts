@@ -14,7 +14,6 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import koffi from 'koffi';
 
 const API_VERSION = 13;
 const ENABLE_ALL = 99;
@@ -57,7 +56,10 @@ const SIGNATURES = {
 
 type Api = { [K in keyof typeof SIGNATURES]: AsyncFn };
 
+type Koffi = typeof import('koffi').default;
+
 interface Loaded {
+  koffi: Koffi;
   api: Api;
   env: Ptr;
   allocator: Ptr;
@@ -71,7 +73,10 @@ function load(): Loaded | null {
   loaded = null;
   if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return loaded;
   try {
-    const root = dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')));
+    const require = createRequire(import.meta.url);
+    // Required here, not imported: where koffi has no binary for the platform, the binding is used instead.
+    const koffi = require('koffi') as Koffi;
+    const root = dirname(dirname(require.resolve('onnxruntime-node')));
     const lib = koffi.load(join(root, 'bin', 'napi-v6', 'linux', process.arch, 'libonnxruntime.so.1'));
     const base = (lib.func('void *OrtGetApiBase()') as Fn)();
     const [getApi] = koffi.decode(base, koffi.array('void *', 2)) as Ptr[];
@@ -88,7 +93,7 @@ function load(): Loaded | null {
     check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
     const env = out[0];
     check(api, api.GetAllocatorWithDefaultOptions(out));
-    loaded = { api, env, allocator: out[0] };
+    loaded = { koffi, api, env, allocator: out[0] };
   } catch {
     loaded = null;
   }
@@ -119,7 +124,7 @@ function later(api: Api, fn: AsyncFn, ...args: unknown[]): Promise<void> {
 }
 
 /** Bytes in memory that stays put while an asynchronous call reads it (koffi may move typed arrays). */
-function pinned(bytes: Uint8Array): Ptr {
+function pinned(koffi: Koffi, bytes: Uint8Array): Ptr {
   const p = koffi.alloc('uint8_t', Math.max(1, bytes.byteLength));
   new Uint8Array(koffi.view(p, bytes.byteLength)).set(bytes);
   return p;
@@ -157,11 +162,11 @@ export class DirectSession {
   static async create(graph: Uint8Array, weightsRoot: string, threads: number): Promise<DirectSession> {
     const c = load();
     if (!c) throw new Error('onnxruntime C API not available here');
-    const { api } = c;
+    const { api, koffi } = c;
     const out: Ptr[] = [null];
     check(api, api.CreateSessionOptions(out));
     const options = out[0];
-    const bytes = pinned(graph);
+    const bytes = pinned(koffi, graph);
     try {
       check(api, api.SetSessionGraphOptimizationLevel(options, ENABLE_ALL));
       check(api, api.SetIntraOpNumThreads(options, threads));
@@ -202,7 +207,7 @@ export class DirectSession {
     into: Record<string, DirectOutput>,
     fetch: readonly string[],
   ): Promise<Record<string, DirectOutput>> {
-    const { api, allocator } = this.c;
+    const { api, allocator, koffi } = this.c;
     const out: Ptr[] = [null];
     const inputs: Ptr[] = [];
     const outputs = koffi.alloc('void *', Math.max(1, fetch.length));
@@ -237,7 +242,7 @@ export class DirectSession {
 
   /** An output's float32 values, copied out of onnxruntime's memory into `into` or a new array. */
   private read(value: Ptr, into: DirectOutput | undefined, name: string): DirectOutput {
-    const { api } = this.c;
+    const { api, koffi } = this.c;
     const out: Ptr[] = [null];
     check(api, api.GetTensorTypeAndShape(value, out));
     const info = out[0];
