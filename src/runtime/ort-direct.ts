@@ -86,7 +86,7 @@ function load(): Loaded | null {
     const api = Object.fromEntries(
       Object.entries(SIGNATURES).map(([name, [i, signature]]) => [
         name,
-        koffi.decode(pointers[i], koffi.proto(signature.replace(' f(', ` ${name}(`))) as AsyncFn,
+        koffi.decode(pointers[i], koffi.proto(signature.replace(/\bf\(/, `${name}(`))) as AsyncFn,
       ]),
     ) as Api;
     const out: Ptr[] = [null];
