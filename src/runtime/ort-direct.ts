@@ -4,10 +4,12 @@
  *
  * Why: onnxruntime-node 1.30 copies every output into a new ArrayBuffer after the run, outputs passed in
  * pre-allocated too (its OrtValueToNapiValue), so an extraction at 512 tokens wrote its 190 MB twice, the second
- * time into memory glibc had just handed back to the system (page faults, ~3 µs per 4 KB on these VMs). Here the
- * outputs stay in onnxruntime's arena, warm from the run before, and are copied once, into the caller's buffers
- * (kept per size by the model); no JavaScript memory is ever handed to onnxruntime. bench/RESULTS.md has the
- * figures. Only where the library loads (Linux, x64 or arm64); elsewhere the binding's session is used.
+ * time into memory glibc had just handed back to the system (page faults, ~3 µs per 4 KB on these VMs). Here
+ * onnxruntime writes each output straight into the caller's buffer when that buffer comes from `outputArray`
+ * (memory outside V8's heap, which does not move); other outputs are allocated by onnxruntime and copied once.
+ * No memory of V8's is handed to onnxruntime: koffi's pointers to typed arrays hold only during a call.
+ * bench/RESULTS.md has the figures. Only where the library loads (Linux, x64 or arm64); elsewhere the binding's
+ * session is used.
  *
  * The indices below are positions in the C API's table of functions (OrtApi), which only ever grows at its end:
  * API version 13's table is a prefix of every later one's.
@@ -38,6 +40,10 @@ const SIGNATURES = {
   SessionGetOutputCount: [31, 'void *f(void *session, _Out_ size_t *count)'],
   SessionGetInputName: [36, 'void *f(void *session, size_t i, void *allocator, _Out_ void **name)'],
   SessionGetOutputName: [37, 'void *f(void *session, size_t i, void *allocator, _Out_ void **name)'],
+  CreateTensorWithDataAsOrtValue: [
+    49,
+    'void *f(void *info, uint64_t data, size_t n, const int64_t *shape, size_t k, int type, _Out_ void **v)',
+  ],
   CreateTensorAsOrtValue: [48, 'void *f(void *allocator, const int64_t *shape, size_t n, int type, _Out_ void **v)'],
   GetTensorMutableData: [51, 'void *f(void *value, _Out_ void **data)'],
   GetTensorElementType: [60, 'void *f(void *info, _Out_ int *type)'],
@@ -45,6 +51,7 @@ const SIGNATURES = {
   GetDimensions: [62, 'void *f(void *info, int64_t *dims, size_t count)'],
   GetTensorTypeAndShape: [65, 'void *f(void *value, _Out_ void **info)'],
   AllocatorFree: [76, 'void *f(void *allocator, void *p)'],
+  CreateCpuMemoryInfo: [69, 'void *f(int type, int memType, _Out_ void **info)'],
   GetAllocatorWithDefaultOptions: [78, 'void *f(_Out_ void **allocator)'],
   ReleaseStatus: [93, 'void f(void *status)'],
   ReleaseSession: [95, 'void f(void *session)'],
@@ -63,6 +70,8 @@ interface Loaded {
   api: Api;
   env: Ptr;
   allocator: Ptr;
+  /** Where outputArray's memory lies: CPU, not onnxruntime's. */
+  cpu: Ptr;
 }
 
 let loaded: Loaded | null | undefined;
@@ -93,7 +102,9 @@ function load(): Loaded | null {
     check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
     const env = out[0];
     check(api, api.GetAllocatorWithDefaultOptions(out));
-    loaded = { koffi, api, env, allocator: out[0] };
+    const allocator = out[0];
+    check(api, api.CreateCpuMemoryInfo(0, 0, out));
+    loaded = { koffi, api, env, allocator, cpu: out[0] };
   } catch {
     loaded = null;
   }
@@ -128,6 +139,27 @@ function pinned(koffi: Koffi, bytes: Uint8Array): Ptr {
   const p = koffi.alloc('uint8_t', Math.max(1, bytes.byteLength));
   new Uint8Array(koffi.view(p, bytes.byteLength)).set(bytes);
   return p;
+}
+
+/** The address of each outputArray's memory, by its buffer. */
+const addresses = new WeakMap<ArrayBuffer, bigint>();
+let freeing: FinalizationRegistry<Ptr> | undefined;
+
+/**
+ * A zero-filled Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no
+ * copy at all): its memory is allocated outside V8's heap, where it does not move, and freed once the array's
+ * buffer is collected. A plain Float32Array where the C API is not loaded.
+ */
+export function outputArray(length: number): Float32Array {
+  const c = load();
+  if (!c || length === 0) return new Float32Array(length);
+  const { koffi } = c;
+  const p = koffi.alloc('float', length);
+  const buffer = koffi.view(p, length * 4);
+  freeing ??= new FinalizationRegistry((held: Ptr) => koffi.free(held));
+  freeing.register(buffer, p);
+  addresses.set(buffer, koffi.address(p));
+  return new Float32Array(buffer).fill(0);
 }
 
 export interface DirectFeed {
@@ -227,11 +259,29 @@ export class DirectSession {
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         new Uint8Array(koffi.view(out[0], data.byteLength)).set(bytes);
       }
+      // Outputs with a buffer from outputArray are written there in place; onnxruntime allocates the others.
+      const slots = new BigUint64Array(koffi.view(outputs, Math.max(1, fetch.length) * 8));
+      const inPlace = fetch.map((name, i) => {
+        const target = into[name];
+        const address = target && addresses.get(target.data.buffer as ArrayBuffer);
+        if (address === undefined) return false;
+        const { data, dims } = target;
+        const shape = BigInt64Array.from(dims, BigInt);
+        const at = address + BigInt(data.byteOffset);
+        check(
+          api,
+          api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT.float32, out),
+        );
+        values.push(out[0]);
+        slots[i] = koffi.address(out[0]);
+        return true;
+      });
       await later(api, api.Run, this.session, null, names, inputs, names.length, fetch, fetch.length, outputs);
-      values = koffi.decode(outputs, koffi.array('void *', fetch.length)) as Ptr[];
+      const fetched = koffi.decode(outputs, koffi.array('void *', fetch.length)) as Ptr[];
+      values = [...values, ...fetched.filter((_, i) => !inPlace[i])];
       const result: Record<string, DirectOutput> = {};
       fetch.forEach((name, i) => {
-        result[name] = this.read(values[i], into[name], name);
+        result[name] = inPlace[i] ? into[name] : this.read(fetched[i], into[name], name);
       });
       return result;
     } finally {
