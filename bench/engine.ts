@@ -656,7 +656,7 @@ async function main(): Promise<void> {
   console.log(
     `one-session extraction runs through ${
       DirectSession.available
-        ? "onnxruntime's C API (koffi; outputs copied once, from its arena)"
+        ? "onnxruntime's C API (koffi; outputs written in place, no copy)"
         : 'the onnxruntime-node binding (the C API did not load here: outputs copied by the binding)'
     }`,
   );

@@ -181,9 +181,8 @@ export interface GroupedRunner extends Runner {
 /**
  * One session over the whole extracting graph, its outputs handed out in groups (GroupedRunner): the plain
  * pass's session settings (memory arena, spinning threads), at the cost of holding every group's outputs at
- * once. Created and run through onnxruntime's C API where it loads (runtime/ort-direct.ts: the outputs are
- * copied once, from onnxruntime's arena into the caller's buffers, instead of the binding's copy into fresh
- * memory on top of onnxruntime writing them), else through the binding.
+ * once. Created and run through onnxruntime's C API where it loads (runtime/ort-direct.ts: onnxruntime writes
+ * the outputs into the caller's buffers, with no copy by the binding into fresh memory), else through the binding.
  */
 export class GroupedSession implements GroupedRunner {
   readonly oneRun = true;
