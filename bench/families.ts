@@ -5,26 +5,21 @@
  * (`loadModel(dir, { extract: false })` then `forward`), interleaved run by run, and their ratio (target:
  * ≤ 1.3×).
  *
- *   node dist/bench/families.js [--runs N] [--family NAME]
+ *   node dist/bench/families.js [--runs N] [--family NAME] [--threads N]
  *
- * The tensors are the ones each family's graph asks for: the family builds its graph once against a recorder
- * that notes every (name, shape) `weights.get` is called with, and those are written N(0, 0.02). Tokenizers
- * come from ../shared/golden/models (bert-tiny's for encoders, llama-tiny-mha's for decoders).
+ * Beside wall time it gives the process's CPU time per call (user + system, every onnxruntime thread), which
+ * other processes on a loaded machine disturb less; with `--threads 1` (default: every core) it is the work
+ * itself, without threads spinning while they wait.
+ *
+ * The checkpoints are written by family-checkpoint.ts (bert-tiny's tokenizer for encoders, llama-tiny-mha's for
+ * decoders).
  */
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { encodeSafetensors, type TensorToWrite } from '../src/core/safetensors.js';
-import { GraphBuilder } from '../src/graph/builder.js';
-import { familyFor } from '../src/graph/families.js';
-import { ModelConfig } from '../src/load/config.js';
-import type { WeightRef, Weights } from '../src/load/weights.js';
-import { defaultHeadChunk, extractionBytes, Model, ONE_SESSION_BYTES } from '../src/models/checkpoint-model.js';
+import { Model } from '../src/models/checkpoint-model.js';
+import { writeFamilyCheckpoint } from './family-checkpoint.js';
 import { exactText } from './texts.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const GOLDEN = resolve(REPO, '..', 'shared', 'golden', 'models');
 const D = 512,
   H = 8,
   L = 6,
@@ -64,44 +59,11 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
 };
 const ENCODERS = new Set(['xlm-roberta', 'mpnet', 'deberta-v2', 'modernbert']);
 
-/** The (name, shape) pairs a family's graph reads, in order, by building it against a recorder. */
-function tensorsOf(config: ModelConfig): Map<string, number[]> {
-  const family = familyFor(config);
-  const seen = new Map<string, number[]>();
-  const recorder = {
-    has: () => false,
-    hasQuantized: () => false,
-    get(names: string | readonly string[], shape: readonly number[]): WeightRef {
-      const name = typeof names === 'string' ? names : names[0];
-      seen.set(name, [...shape]);
-      return { name, dtype: 'F32', shape: [...shape], offset: 0, byteLength: 0, file: '' } as WeightRef;
-    },
-    location: () => 'model.safetensors',
-  } as unknown as Weights;
-  family.build(new GraphBuilder(recorder), recorder, family.readConfig(config), { extract: true });
-  return seen;
-}
-
 function writeCheckpoint(modelType: string): string {
-  const dir = mkdtempSync(join(os.tmpdir(), `attnviz-bench-${modelType}-`));
-  const raw = { model_type: modelType, ...CONFIGS[modelType] };
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(raw));
-  const tokenizer = ENCODERS.has(modelType) ? 'bert-tiny' : 'llama-tiny-mha';
-  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(GOLDEN, tokenizer, f), join(dir, f));
-  let seed = 1;
-  const normal = () => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    const u = (seed + 1) / 2 ** 31;
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos((2 * Math.PI * seed) / 2 ** 31);
-  };
-  const tensors: Record<string, TensorToWrite> = {};
-  for (const [name, shape] of tensorsOf(new ModelConfig(raw, modelType))) {
-    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 0.02 * normal());
-    tensors[name] = { dtype: 'F32', shape, data };
-  }
-  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
-  return dir;
+  return writeFamilyCheckpoint(
+    { model_type: modelType, ...CONFIGS[modelType] },
+    ENCODERS.has(modelType) ? 'bert-tiny' : 'llama-tiny-mha',
+  );
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -110,42 +72,54 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const runs = Number(args[args.indexOf('--runs') + 1]) || 10;
   const only = args.includes('--family') ? args[args.indexOf('--family') + 1] : null;
-  console.log(`families benchmark: hidden ${D}, ${H} heads, ${L} layers, 128 tokens, ${runs} runs (median)`);
+  const threads = args.includes('--threads') ? Number(args[args.indexOf('--threads') + 1]) : undefined;
+  console.log(
+    `families benchmark: hidden ${D}, ${H} heads, ${L} layers, 128 tokens, ${runs} runs (median), ` +
+      `${threads ?? os.availableParallelism()} threads`,
+  );
   console.log(
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${os
       .loadavg()
       .map((x) => x.toFixed(2))
       .join(' ')}`,
   );
-  console.log('| family | extracts on | extraction (ms) | plain forward (ms) | ratio | ≤ 1.3× |');
-  console.log('|---|---|---|---|---|---|');
+  console.log(
+    '| family | extracts on | extraction (ms) | plain forward (ms) | ratio | ≤ 1.3× | ' +
+      'CPU ms: extraction, plain, ratio |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
   for (const modelType of Object.keys(CONFIGS)) {
     if (only && only !== modelType) continue;
     const dir = writeCheckpoint(modelType);
     try {
-      const [extract, plain] = [await Model.load(dir), await Model.load(dir, { extract: false })];
+      const [extract, plain] = [await Model.load(dir, { threads }), await Model.load(dir, { extract: false, threads })];
       const text = exactText((t) => extract.tokenizer.encode(t).ids.length, 128);
+      // Wall and CPU ms per call, extraction and plain forward interleaved.
       const a: number[] = [],
-        f: number[] = [];
-      for (let i = -2; i < runs; i++) {
-        let t = performance.now();
-        await extract.attention(text);
-        const ta = performance.now() - t;
-        t = performance.now();
-        await plain.forward(text);
-        const tf = performance.now() - t;
-        if (i >= 0) {
-          a.push(ta);
-          f.push(tf);
+        f: number[] = [],
+        ca: number[] = [],
+        cf: number[] = [];
+      const timed = async (call: () => Promise<unknown>, wall: number[], cpu: number[], keep: boolean) => {
+        const [t, c] = [performance.now(), process.cpuUsage()];
+        await call();
+        const { user, system } = process.cpuUsage(c);
+        if (keep) {
+          wall.push(performance.now() - t);
+          cpu.push((user + system) / 1000);
         }
+      };
+      for (let i = -2; i < runs; i++) {
+        await timed(() => extract.attention(text), a, ca, i >= 0);
+        await timed(() => plain.forward(text), f, cf, i >= 0);
       }
       const ratio = median(a) / median(f);
-      // As Model.load decides (LoadOptions.staged); score-bias families (MPNet, DeBERTa, BLOOM) run whole.
-      const staged = defaultHeadChunk(extract.dims) !== undefined || extractionBytes(extract.dims) > ONE_SESSION_BYTES;
+      // The kind the model chose for this input (LoadOptions.staged); score-bias families (MPNet, DeBERTa, BLOOM)
+      // run whole, on one session.
       console.log(
-        `| ${modelType} | ${staged && extract.streams ? 'a session per layer' : 'one session'} | ` +
+        `| ${modelType} | ${extract.sessionKind === 'staged' ? 'a session per layer' : 'one session'} | ` +
           `${median(a).toFixed(1)} | ${median(f).toFixed(1)} | ` +
-          `${ratio.toFixed(2)} | ${ratio <= 1.3 ? 'met' : 'not met'} |`,
+          `${ratio.toFixed(2)} | ${ratio <= 1.3 ? 'met' : 'not met'} | ` +
+          `${median(ca).toFixed(0)}, ${median(cf).toFixed(0)}, ${(median(ca) / median(cf)).toFixed(2)} |`,
       );
       await Promise.all([extract.release(), plain.release()]);
     } finally {

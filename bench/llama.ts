@@ -35,6 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeAttentionStream } from '../src/core/files.js';
 import { readGguf } from '../src/load/gguf.js';
+import { PACKED_TYPES, packedBytes } from '../src/load/gguf-quant.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { exactText } from './texts.js';
 
@@ -393,6 +394,15 @@ const threadArgs = () => (THREADS ? ['--threads', String(THREADS)] : []);
 // ---- report --------------------------------------------------------------------------------------------
 
 const gb = (n: number) => (n / 1e9).toFixed(2);
+const ratio = (n: number, of: number) => `${(n / of).toFixed(2)}×`;
+
+/** Bytes a GGUF's tensors take in MatMulNBits' layout (quantized matrices; other tensors as they are). */
+function layoutBytes(path: string): number {
+  let n = 0;
+  for (const t of readGguf(path).tensors.values())
+    n += PACKED_TYPES.includes(t.type) ? packedBytes(t.type, t.shape[0], t.shape[1]) : (t.byteLength ?? 0);
+  return n;
+}
 
 function row(label: string, m: Measured | { error: string }, weights: number): string {
   if ('error' in m) return `| ${label} | failed: ${m.error} ||||||`;
@@ -474,11 +484,17 @@ async function main(): Promise<void> {
     if (parts.includes('8b')) {
       const gguf8b = join(root, 'llama-8b-4layers-q4k.gguf');
       const bytes = writeGguf(gguf8b, LLAMA_8B_4);
+      const held = layoutBytes(gguf8b);
+      console.log(
+        `  8B shapes: ${gb(bytes)} GB of tensors, ${gb(held)} GB in MatMulNBits' layout (${ratio(held, bytes)})`,
+      );
       for (const mode of ['forward', 'attention'] as const) {
         const m = inChild({ kind: 'attnviz', source: gguf8b, mode, sizes: [512] });
         console.log(row(`8B shapes, 4 layers, Q4_K, ${mode}`, m, bytes));
-        if (!('error' in m))
-          console.log(`  seconds per layer at 512 tokens (${mode}): ${(m.runs[0].seconds / 4).toFixed(2)}`);
+        if ('error' in m) continue;
+        console.log(`  seconds per layer at 512 tokens (${mode}): ${(m.runs[0].seconds / 4).toFixed(2)}`);
+        const met = m.residentBytes <= 1.2 * bytes ? 'met' : 'NOT met';
+        console.log(`  resident weights ≤ 1.2× tensor bytes (${mode}): ${ratio(m.residentBytes, bytes)}: ${met}`);
       }
     }
   } finally {

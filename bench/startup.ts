@@ -5,7 +5,8 @@
  * CLI ≤ 2 × empty Node + the run itself. Rounds interleave the three, so they see the same machine; wall
  * time and CPU time (user + system, this process's children) are both reported, CPU time being the steadier
  * on a shared machine. `--baseline DIR` adds another built checkout's CLI (e.g. main, before a change) to
- * every round: before and after side by side.
+ * every round: before and after side by side. The CLI is the bundle `npm run build` makes (vite.cli.config.ts);
+ * the script imports the library's own modules (tsc's), as a program using attnviz's API would.
  *
  *   node dist/bench/startup.js [--runs N] [--baseline ../main]
  */

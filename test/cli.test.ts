@@ -3,10 +3,11 @@
  * engine; help, version, conflicting options, unsupported capabilities and file errors each give one line (exit 2).
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, test } from 'vitest';
 import { readAttentionFile, writeAttentionFile } from '../src/core/files.js';
@@ -50,7 +51,7 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('attnviz extract reproduces the golde
 });
 
 describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
-  test('extract imports the engine, not the views, exports, server, onnx-proto or protobufjs', async () => {
+  test('extract loads only the bundle and, in it, the engine (no views, exports, server, protobuf)', async () => {
     // Every module the run imports, printed by a loader hook (module.register) as the loader resolves it.
     const dir = await mkdtemp(join(tmp, 'imports-'));
     await writeFile(
@@ -68,7 +69,28 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
     });
     expect(r.code, r.stderr).toBe(0);
     const loaded = r.stdout.split('\n').flatMap((l) => (l.startsWith('import ') ? [l.slice(7)] : []));
-    expect(loaded).toContain(pathToFileURL(join(ROOT, 'dist', 'src', 'models', 'checkpoint-model.js')).href);
+    // The CLI is one bundle (vite.cli.config.ts): the only files of ours it loads are its chunks (one module each
+    // for Node to resolve and compile: 12 today, against ~65 modules before), and each chunk's source map names
+    // the sources it holds.
+    const ours = [...new Set(loaded)].filter(
+      (u) => u.startsWith(pathToFileURL(ROOT).href) && !u.includes('/node_modules/'),
+    );
+    const bundle = `${pathToFileURL(join(ROOT, 'dist', 'src', 'cli')).href}/`;
+    expect(ours.filter((u) => !u.startsWith(bundle))).toEqual([]);
+    expect(ours.length).toBeLessThan(20);
+    const sources = await Promise.all(
+      ours.map(async (u) => {
+        const file = fileURLToPath(u);
+        // A chunk without a map is a facade, re-exporting another chunk's names (what a command imports).
+        if (!existsSync(`${file}.map`)) {
+          expect(await readFile(file, 'utf8')).toMatch(/^(export \{[^}]*\} from "[^"]+";\s*)+$/);
+          return [];
+        }
+        const map = JSON.parse(await readFile(`${file}.map`, 'utf8')) as { sources: string[] };
+        return map.sources.map((s) => resolve(dirname(file), s));
+      }),
+    );
+    expect(sources.flat()).toContain(join(ROOT, 'src', 'models', 'checkpoint-model.ts'));
     const packages = [
       'onnx-proto',
       'protobufjs',
@@ -80,7 +102,23 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
     ];
     const heavy = (u: string) =>
       /\/src\/(views|export|server|app)\//.test(u) || packages.some((p) => u.includes(`/node_modules/${p}/`));
-    expect(loaded.filter(heavy)).toEqual([]);
+    expect([...sources.flat(), ...loaded].filter(heavy)).toEqual([]);
+  });
+
+  test("--debug prints the stack with the sources' lines (the bundle's source maps)", async () => {
+    const r = await cli([
+      'extract',
+      '--model',
+      join(tmp, 'no-such-model'),
+      '--text',
+      'a',
+      '--out',
+      join(tmp, 'x'),
+      '--debug',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^attnviz: AttnvizError: .*no-such-model: no such file or folder/);
+    expect(r.stderr).toContain(`at resolveSource (${join(ROOT, 'src', 'load', 'sources.ts')}:`);
   });
 });
 

@@ -22,7 +22,7 @@ import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-
 import type { Attention } from '../src/core/attention.js';
 import { Model } from '../src/models/checkpoint-model.js';
 import { dequantize, GGML, readGguf, readTensorF32, type GgufFile } from '../src/load/gguf.js';
-import { packedBytes, packMatrix } from '../src/load/gguf-quant.js';
+import { type BlockValues, packedBytes, packMatrix } from '../src/load/gguf-quant.js';
 import { ggufTokenizer } from '../src/load/gguf-tokenizer.js';
 import { f16BitsToF32, f32ToF16Bits, readWeights, tensorToF32 } from './checkpoints.js';
 import {
@@ -893,6 +893,12 @@ function quantizedLlamaSpec(
   };
 }
 
+/** Block b's scale or offset: a float32, or fround(factor · code) for factored values (as the graph computes it). */
+const value = (v: BlockValues, b: number) =>
+  v instanceof Float32Array ? v[b] : Math.fround(v.factors[Math.floor(b / v.group)] * v.codes[b]);
+const heldBytes = (v: BlockValues) =>
+  v instanceof Float32Array ? v.byteLength : v.codes.length + v.factors.byteLength;
+
 describe("packMatrix: MatMulNBits codes, scales, zero points and offsets give ggml's values exactly", () => {
   test.each(QUANT_TYPES.map((q) => [q.name, q] as const))('%s', (_, q) => {
     const rows = 3,
@@ -908,18 +914,18 @@ describe("packMatrix: MatMulNBits codes, scales, zero points and offsets give gg
           j = k % p.blockSize;
         const byte = p.codes[(b * p.blockSize * p.bits) / 8 + (p.bits === 4 ? j >> 1 : j)];
         const code = p.bits === 8 ? byte : j & 1 ? byte >> 4 : byte & 0xf;
-        let zero = 2 ** (p.bits - 1);
-        if (p.zeroPoints) {
-          const z = p.zeroPoints[n * Math.ceil(blocks / 2) + (Math.floor(k / p.blockSize) >> 1)];
-          zero = Math.floor(k / p.blockSize) & 1 ? z >> 4 : z & 0xf;
-        }
-        w[n * cols + k] = Math.fround((code - zero) * p.scales[b]) + (p.offsets ? p.offsets[b] : 0);
+        // Zero points: 0 when given (4-bit types with an offset), else MatMulNBits' default 2^(bits − 1).
+        const zero = p.zeroPoints ? 0 : 2 ** (p.bits - 1);
+        w[n * cols + k] = Math.fround((code - zero) * value(p.scales, b)) + (p.offsets ? value(p.offsets, b) : 0);
       }
     }
     expect(maxAbsDiff(w, dequantize(q.type, bytes, rows * cols))).toBe(0);
-    // The session holds the codes, scales, zero points and offsets: their bytes against the GGUF's.
-    const held = p.codes.length + 4 * p.scales.length + (p.zeroPoints?.length ?? 0) + 4 * (p.offsets?.length ?? 0);
+    // The session holds the codes, scales and offsets (float32, or codes and super-block factors).
+    const held = p.codes.length + heldBytes(p.scales) + (p.offsets ? heldBytes(p.offsets) : 0);
     expect(held).toBe(packedBytes(q.type, rows, cols));
+    // The K types keep ggml's compact scales: Q4_K and Q5_K hold 1 + 4/8 bytes per 32 values for each of the
+    // scale and the offset, Q6_K 1 + 4/16 per 16.
+    if (['Q4_K', 'Q5_K', 'Q6_K'].includes(q.name)) expect(p.scales).not.toBeInstanceOf(Float32Array);
   });
 });
 
@@ -948,6 +954,16 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
       expect(plain.weightBytes).toBeGreaterThan(3.5 * quantized.weightBytes);
     },
   );
+
+  test('K types run layer by layer (one session per stage) as on one session, bit for bit', async () => {
+    // Their scales are computed in the graph (DequantizeLinear): each stage must compute its matrices' own.
+    for (const name of ['Q4_K', 'Q6_K']) {
+      const path = await file(quantizedLlama(QUANT_TYPES.find((q) => q.name === name)!, readGguf(STORIES)));
+      const whole = await (await open(path)).attention(text);
+      const staged = await (await open(path, { staged: true })).attention(text);
+      expect(maxAbsDiff(staged.attention.data, whole.attention.data), name).toBe(0);
+    }
+  });
 
   test(
     'context_length bounds texts (one-line error, or cut) and ' + 'generation, like max_position_embeddings',

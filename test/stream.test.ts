@@ -19,7 +19,7 @@ import { familyFor } from '../src/graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames } from '../src/graph/family.js';
 import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
-import { defaultHeadChunk, Model } from '../src/models/checkpoint-model.js';
+import { defaultHeadChunk, extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
@@ -175,6 +175,60 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     await expect(async () => {
       for await (const _ of stream);
     }).rejects.toThrow(/read only once/);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('the session kind follows the input (LoadOptions.staged unset)', () => {
+  const LONG = `${TEXT} ${TEXT}`;
+  /** A model whose budget fits TEXT's outputs on one session and not LONG's. */
+  async function sized(name: string) {
+    const forced = await model(name);
+    const T = forced.tokenize(TEXT).ids.length;
+    const m = await Model.load(goldenModel(name), { oneSessionBytes: extractionBytes(forced.dims, T) });
+    expect(sessionKindFor(forced.dims, forced.tokenize(LONG).ids.length, extractionBytes(forced.dims, T))).toBe(
+      'staged',
+    );
+    return m;
+  }
+  const same = (a: Attention, b: Attention) =>
+    sameBits(a.attention.data, b.attention.data) &&
+    sameBits(a.query!.data, b.query!.data) &&
+    sameBits(a.key!.data, b.key!.data) &&
+    sameBits(a.hiddenLast!.data, b.hiddenLast!.data);
+
+  test.each(MODELS)('%s: short on one session, long per layer, in turn and at once, bit for bit', async (name) => {
+    const [one, staged] = [await model(name), await model(`${name} staged`)];
+    expect([one.sessionKind, staged.sessionKind]).toEqual(['one', 'staged']);
+    const m = await sized(name);
+    try {
+      expect(m.sessionKind).toBe('one');
+      const want = { short: await one.attention(TEXT), long: await staged.attention(LONG) };
+      // A long input's result on one session is the same: the kind changes memory, not values.
+      expect(same(await one.attention(LONG), want.long)).toBe(true);
+      expect(same(await m.attention(LONG), want.long)).toBe(true);
+      expect(m.sessionKind).toBe('staged');
+      expect(same(await m.attention(TEXT), want.short)).toBe(true);
+      expect(m.sessionKind).toBe('one');
+      // Calls of both kinds at once wait for each other: none runs on a session released under it.
+      const mixed = await Promise.all([m.attention(LONG), m.attention(TEXT), m.attention(LONG), m.attention(TEXT)]);
+      mixed.forEach((a, i) => expect(same(a, i % 2 === 0 ? want.long : want.short), `call ${i}`).toBe(true));
+      // A stream of the long input holds the per-layer sessions until it is read through.
+      const stream = m.stream(LONG);
+      let layers = 0;
+      for await (const layer of stream) {
+        expect(m.sessionKind).toBe('staged');
+        const all = [...Array(m.dims.heads).keys()];
+        expect(sameBits(layer.attention.data, slice(want.long.attention, layer.layer, all))).toBe(true);
+        layers++;
+      }
+      expect(layers).toBe(m.dims.layers);
+      expect((await m.forward(TEXT)).data).toEqual(want.short.hiddenLast!.data);
+      expect(m.sessionKind).toBe('one');
+    } finally {
+      await m.release();
+    }
+    expect(m.sessionKind).toBeUndefined();
+    await expect(m.attention(TEXT)).rejects.toThrow('this model was released');
   });
 });
 

@@ -19,6 +19,11 @@ export interface Command {
   description: string;
   options: Options;
   run(values: Values): Promise<void>;
+  /**
+   * run() returns with the command still at work (a server), which ends the process itself; otherwise the
+   * process ends as soon as run() returns (main.ts), whatever is left in the event loop.
+   */
+  keepsRunning?: boolean;
 }
 
 /**

@@ -38,8 +38,11 @@ function version(): string {
   return pkg.version;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** The exit status, or null when the command keeps running after run() returns (a server). */
+async function main(argv: string[]): Promise<number | null> {
   const debug = argv.includes('--debug');
+  // The CLI is a bundle (vite.cli.config.ts): stack traces name src/ lines where its maps are (a built checkout).
+  if (debug) process.setSourceMapsEnabled(true);
   const args = argv.filter((a) => a !== '--debug');
   const [name, ...rest] = args;
   if (name === '--version' || name === '-v') {
@@ -70,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     await command.run(values);
-    return 0;
+    return command.keepsRunning ? null : 0;
   } catch (e) {
     // A file system error that reached here names a path the user gave: it is their input, phrased for them.
     const system = systemErrorMessage(e);
@@ -80,4 +83,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+/**
+ * Ends the process once stdout and stderr are flushed (pipes are asynchronous on some systems), rather than
+ * letting Node tear its environment down as it does at a natural end (the heap unmapped page by page, finalizers,
+ * worker threads joined): ~40 ms of CPU of a bert-tiny `extract` (bench/RESULTS.md, start-up).
+ */
+function exit(code: number): void {
+  process.exitCode = code;
+  let open = 2;
+  const flushed = () => --open === 0 && process.exit(code);
+  process.stdout.write('', flushed);
+  process.stderr.write('', flushed);
+}
+
+const code = await main(process.argv.slice(2));
+if (code !== null) exit(code);

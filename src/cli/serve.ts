@@ -5,6 +5,7 @@ import { numberOption, optionalString, type Command } from './command.js';
 
 export const serve: Command = {
   name: 'serve',
+  keepsRunning: true,
   synopsis: 'serve [--port P] [--model M] [--models-dir D]… [--host H --allow-remote]',
   description: `Serve the app (the engine and the three views in the browser) on http://127.0.0.1:P/ (default 8700)
 and print its URL. --model: the model it starts on (default: the embedded Universal Sentence Encoder

@@ -6,7 +6,7 @@
  * Activations are 2-D `[T, D]` (one sequence, no batch axis) and per-head tensors `[H, T, d]`; T is dynamic.
  * Weights are external initializers pointing into the checkpoint's safetensors files (see load/weights.ts).
  */
-import type { PackedMatrix } from '../load/gguf-quant.js';
+import type { BlockValues, PackedMatrix } from '../load/gguf-quant.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import {
   type Attribute,
@@ -39,13 +39,22 @@ export interface MemoryFile {
   data: Uint8Array;
 }
 
+/**
+ * Per-block values' initializers: float32 `[rows, blocks]`, or factored (load/gguf-quant.ts `Factored`): codes
+ * `[S, group]` and factors `[S]`, S = rows · blocks / group, a super-block per row of the codes.
+ */
+type BlockInitializers = string | { codes: string; factors: string; group: number };
+
 /** A quantized matrix's initializers (see load/gguf-quant.ts) and its geometry. */
 interface PackedValues extends Omit<PackedMatrix, 'codes' | 'scales' | 'zeroPoints' | 'offsets'> {
   codes: string;
-  scales: string;
-  /** The zero points (all 0), registered when a MatMulNBits first reads them (gathered rows do not). */
+  scales: BlockInitializers;
+  /** The zero points (all 0, shared by the matrices of one geometry), registered when a MatMulNBits reads them. */
   zeroPoints?: () => string;
-  offsets?: string;
+  offsets?: BlockInitializers;
+  /** Scales and offsets `[rows, blocks]` as MatMulNBits and the offset term read them, made once. */
+  runScales: () => string;
+  runOffsets?: () => string;
 }
 
 export class GraphBuilder {
@@ -56,6 +65,7 @@ export class GraphBuilder {
   /** Weight name → graph value (tied embeddings are used twice but stored once). */
   private readonly weightValues = new Map<string, string>();
   private readonly packedValues = new Map<string, PackedValues>();
+  private readonly zeroPointNames = new Set<string>();
   private readonly memory: MemoryFile[] = [];
   private readonly arena = new Arena();
   /**
@@ -135,7 +145,8 @@ export class GraphBuilder {
     if (known) return known;
     if (ref.quantized) {
       const p = this.packed(ref);
-      const value = this.dequantizeRows(p, p.codes, p.scales, p.offsets);
+      const offsets = p.offsets && this.blockValues(p.offsets, p, 'fold');
+      const value = this.dequantizeRows(p, p.codes, this.blockValues(p.scales, p, 'fold'), offsets);
       this.weightValues.set(ref.name, value);
       return value;
     }
@@ -201,20 +212,73 @@ export class GraphBuilder {
     const known = this.packedValues.get(ref.name);
     if (known) return known;
     const { codes, scales, zeroPoints, offsets, ...geometry } = ref.quantized!.pack((n) => this.arena.take(n));
-    const blocks = geometry.cols / geometry.blockSize;
+    const { rows, blockSize, bits } = geometry;
+    const blocks = geometry.cols / blockSize;
     const add = (part: string, data: ArrayBufferView, dims: number[], type: number) =>
       this.external(`${ref.name}.${part}`, data, dims, type);
+    const perBlock = (part: string, v: BlockValues): BlockInitializers => {
+      if (v instanceof Float32Array) return add(part, v, [rows, blocks], DataType.FLOAT);
+      const type = v.codes instanceof Int8Array ? DataType.INT8 : DataType.UINT8;
+      const n = v.factors.length;
+      return {
+        codes: add(`${part}.codes`, v.codes, [n, v.group], type),
+        factors: add(`${part}.factors`, v.factors, [n], DataType.FLOAT),
+        group: v.group,
+      };
+    };
+    const scaleInits = perBlock('scales', scales),
+      offsetInits = offsets && perBlock('offsets', offsets);
     const values: PackedValues = {
       ...geometry,
-      codes: add('codes', codes, [geometry.rows, blocks, (geometry.blockSize * geometry.bits) / 8], DataType.UINT8),
-      scales: add('scales', scales, [geometry.rows, blocks], DataType.FLOAT),
-      ...(zeroPoints
-        ? { zeroPoints: once(() => add('zero_points', zeroPoints, [zeroPoints.length], DataType.UINT8)) }
+      codes: add('codes', codes, [rows, blocks, (blockSize * bits) / 8], DataType.UINT8),
+      scales: scaleInits,
+      runScales: once(() => this.blockValues(scaleInits, values, 'run')),
+      ...(zeroPoints ? { zeroPoints: once(() => this.zeroPoints(rows, Math.ceil(blocks / 2))) } : {}),
+      ...(offsetInits
+        ? { offsets: offsetInits, runOffsets: once(() => this.blockValues(offsetInits, values, 'run')) }
         : {}),
-      ...(offsets ? { offsets: add('offsets', offsets, [geometry.rows, blocks], DataType.FLOAT) } : {}),
     };
     this.packedValues.set(ref.name, values);
     return values;
+  }
+
+  /** Zero points 0 for `rows` rows of `bytes` bytes (two blocks a byte): one initializer per geometry. */
+  private zeroPoints(rows: number, bytes: number): string {
+    const name = `zero_points.${rows}x${bytes}`;
+    if (!this.zeroPointNames.has(name)) {
+      this.zeroPointNames.add(name);
+      this.external(name, this.arena.take(rows * bytes), [rows, bytes], DataType.UINT8);
+    }
+    return name;
+  }
+
+  /**
+   * Per-block values as float32: `[rows, blocks]`, or the rows `ids` of them (an embedding's), `[T, blocks]`.
+   * Factored values are multiplied out in the graph. For MatMulNBits and the offset term (`run`) by a
+   * DequantizeLinear, which onnxruntime's constant folding leaves alone: they are made at each run (a transient
+   * of 4 bytes per block), not folded into float32 initializers at session creation. Otherwise by a Cast and a
+   * Mul: on gathered rows, or on all rows where the whole matrix is dequantized (`weight`) and folded.
+   */
+  private blockValues(v: BlockInitializers, p: PackedValues, how: 'run' | 'fold' | { ids: string }): string {
+    const ids = typeof how === 'object' ? how.ids : undefined;
+    if (typeof v === 'string') return ids ? this.op('Gather', [v, ids]) : v;
+    const blocks = p.cols / p.blockSize;
+    if (how === 'run') {
+      const values = this.op('DequantizeLinear', [v.codes, v.factors], { axis: 0 });
+      return this.op('Reshape', [values, this.ints([p.rows, blocks])]);
+    }
+    let { codes, factors } = v;
+    if (ids) {
+      // Row n's blocks are rows n·perRow … n·perRow + perRow − 1 of the codes and factors: gathered `[T, perRow]`.
+      const perRow = blocks / v.group;
+      const first = this.op('Mul', [this.op('Unsqueeze', [ids, this.ints([-1])]), this.ints([perRow])]);
+      const at = this.op('Add', [first, this.ints(Array.from({ length: perRow }, (_, i) => i))]);
+      codes = this.op('Gather', [codes, at]);
+      factors = this.op('Gather', [factors, at]);
+    }
+    const float = this.op('Cast', [codes], { to: DataType.FLOAT });
+    const values = this.op('Mul', [float, this.op('Unsqueeze', [factors, this.ints([-1])])]);
+    return this.op('Reshape', [values, this.ints([ids ? 0 : p.rows, blocks])]);
   }
 
   /** An initializer whose bytes go to onnxruntime as an in-memory external-data file of its own. */
@@ -237,7 +301,7 @@ export class GraphBuilder {
 
   /**
    * Rows of a quantized matrix as float32 `[R, cols]`, from its codes `[R, blocks, bytes]`, scales and
-   * offsets `[R, blocks]` (whole initializers, or rows gathered from them): (code − zero point)·scale + offset.
+   * offsets `[R, blocks]` (all rows, or rows gathered: see `blockValues`): (code − zero point)·scale + offset.
    */
   private dequantizeRows(p: PackedValues, codes: string, scales: string, offsets?: string): string {
     let q = this.op('Cast', [codes], { to: DataType.FLOAT });
@@ -291,13 +355,13 @@ export class GraphBuilder {
     if (!w.quantized)
       return this.op('Gemm', b ? [x, this.weight(w), this.weight(b)] : [x, this.weight(w)], { transB: 1 }, out);
     const p = this.packed(w);
-    const inputs = [x, p.codes, p.scales, ...(p.zeroPoints ? [p.zeroPoints()] : [])];
+    const inputs = [x, p.codes, p.runScales(), ...(p.zeroPoints ? [p.zeroPoints()] : [])];
     const attrs = { K: p.cols, N: p.rows, bits: p.bits, block_size: p.blockSize };
     let y = this.opN('MatMulNBits', inputs, 1, attrs, undefined, MS_DOMAIN)[0];
-    if (p.offsets) {
+    if (p.runOffsets) {
       const blocks = this.op('Reshape', [x, this.ints([0, p.cols / p.blockSize, p.blockSize])]);
       const sums = this.op('ReduceSum', [blocks, this.ints([-1])], { keepdims: 0 });
-      y = this.add(y, this.op('Gemm', [sums, p.offsets], { transB: 1 }));
+      y = this.add(y, this.op('Gemm', [sums, p.runOffsets()], { transB: 1 }));
     }
     return b ? this.op('Add', [y, this.weight(b)], {}, out) : out ? this.op('Identity', [y], {}, out) : y;
   }
@@ -306,8 +370,9 @@ export class GraphBuilder {
   embedding(w: WeightRef, ids: string): string {
     if (!w.quantized) return this.op('Gather', [this.weight(w), ids]);
     const p = this.packed(w);
-    const rows = (v: string) => this.op('Gather', [v, ids]);
-    return this.dequantizeRows(p, rows(p.codes), rows(p.scales), p.offsets && rows(p.offsets));
+    const rows = { ids };
+    const offsets = p.offsets && this.blockValues(p.offsets, p, rows);
+    return this.dequantizeRows(p, this.op('Gather', [p.codes, ids]), this.blockValues(p.scales, p, rows), offsets);
   }
 
   /** x·W + b for a GPT-2 Conv1D weight `[in, out]`. */

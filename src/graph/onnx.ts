@@ -13,7 +13,7 @@
 import { PbfReader, PbfWriter } from 'pbf';
 
 /** TensorProto.DataType values used by the families. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT64: 7, BOOL: 9, FLOAT16: 10, BFLOAT16: 16 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7, BOOL: 9, FLOAT16: 10, BFLOAT16: 16 } as const;
 /** AttributeProto.AttributeType values GraphBuilder writes. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
 /** TensorProto.DataLocation.EXTERNAL: the data is in a file (or an in-memory external-data file). */

@@ -146,7 +146,8 @@ function elementTypes(
           ? DataType.BOOL
           : op === 'Shape'
             ? DataType.INT64
-            : types.get(n.input[op === 'Where' ? 1 : 0] ?? '');
+            : // Where: its values' type; DequantizeLinear: its scale's (its input 0 is the integer codes).
+              types.get(n.input[op === 'Where' || op === 'DequantizeLinear' ? 1 : 0] ?? '');
     if (type === undefined) throw new Error(`stages: no element type for the inputs of ${n.name} (${n.opType})`);
     for (const o of n.output) types.set(o, type);
   }

@@ -20,11 +20,30 @@
  * | Q6_K | 16 | 8 | q + 96 (q 0..63) | (128) | d·sc | – |
  *
  * 5- and 6-bit codes sit in 8-bit containers (the kernel has no 5- or 6-bit path). Scales and offsets are
- * ggml's own float32 products (ggml-quants.c dequantize_row_*), so each weight is the value ggml computes.
+ * ggml's own float32 products (ggml-quants.c dequantize_row_*), so each weight is the value ggml computes. The
+ * K types keep them as ggml does, a small integer per block under one float per super-block (`Factored`:
+ * sc and m as uint8, Q6_K's sc as int8, d and −dmin as float32), and the graph multiplies them out when it
+ * runs (MatMulNBits reads its scales at run time): a float32 scale and offset per 32 values would be 2 bytes
+ * more per 18 of Q4_K.
  */
 import { f16ToF32 } from '../core/half.js';
 import { AttnvizError } from '../core/errors.js';
 import { GGML, ggmlTypeName, minK4, scaleK4 } from './gguf.js';
+
+/**
+ * Per-block values as integer codes under one float32 factor per `group` consecutive blocks (a super-block):
+ * value of block b = fround(factors[⌊b / group⌋] · codes[b]), the float32 product ggml computes.
+ */
+export interface Factored {
+  /** `[rows · blocks]`. */
+  codes: Uint8Array | Int8Array;
+  /** `[rows · blocks / group]`. */
+  factors: Float32Array;
+  group: number;
+}
+
+/** Per-block values `[rows, cols / blockSize]`: float32, or factored (the K types). */
+export type BlockValues = Float32Array | Factored;
 
 /** A matrix `[rows, cols]` (nn.Linear `[out, in]`) in MatMulNBits' layout, blocks along `cols`. */
 export interface PackedMatrix {
@@ -34,38 +53,44 @@ export interface PackedMatrix {
   cols: number;
   /** `[rows, cols / blockSize, blockSize · bits / 8]`; 4-bit: value 2i in the low nibble of byte i. */
   codes: Uint8Array;
-  /** `[rows, cols / blockSize]`. */
-  scales: Float32Array;
-  /** 4-bit types with an offset: zero points 0, packed two per byte, `[rows · ⌈blocks / 2⌉]`. */
-  zeroPoints?: Uint8Array;
-  /** `[rows, cols / blockSize]`, added to every weight of the block. */
-  offsets?: Float32Array;
+  scales: BlockValues;
+  /** 4-bit types with an offset: zero points 0 (so all alike for one geometry: not in `packedBytes`). */
+  zeroPoints?: boolean;
+  /** Added to every weight of the block. */
+  offsets?: BlockValues;
 }
 
-/** Block geometry of each packable ggml type: values and bytes per ggml block, MatMulNBits bits and block. */
-const LAYOUT: Record<number, { values: number; bytes: number; bits: 4 | 8; block: number; offset: boolean }> = {
-  [GGML.Q8_0]: { values: 32, bytes: 34, bits: 8, block: 32, offset: false },
-  [GGML.Q4_0]: { values: 32, bytes: 18, bits: 4, block: 32, offset: false },
-  [GGML.Q4_1]: { values: 32, bytes: 20, bits: 4, block: 32, offset: true },
-  [GGML.Q5_0]: { values: 32, bytes: 22, bits: 8, block: 32, offset: false },
-  [GGML.Q5_1]: { values: 32, bytes: 24, bits: 8, block: 32, offset: true },
-  [GGML.Q4_K]: { values: 256, bytes: 144, bits: 4, block: 32, offset: true },
-  [GGML.Q5_K]: { values: 256, bytes: 176, bits: 8, block: 32, offset: true },
-  [GGML.Q6_K]: { values: 256, bytes: 210, bits: 8, block: 16, offset: false },
+/**
+ * Block geometry of each packable ggml type: values and bytes per ggml block, MatMulNBits bits and block,
+ * whether it has an offset, and `group`: the MatMulNBits blocks per super-block whose scales (and offsets)
+ * are kept factored (0: float32 per block).
+ */
+const LAYOUT: Record<
+  number,
+  { values: number; bytes: number; bits: 4 | 8; block: number; offset: boolean; group: number }
+> = {
+  [GGML.Q8_0]: { values: 32, bytes: 34, bits: 8, block: 32, offset: false, group: 0 },
+  [GGML.Q4_0]: { values: 32, bytes: 18, bits: 4, block: 32, offset: false, group: 0 },
+  [GGML.Q4_1]: { values: 32, bytes: 20, bits: 4, block: 32, offset: true, group: 0 },
+  [GGML.Q5_0]: { values: 32, bytes: 22, bits: 8, block: 32, offset: false, group: 0 },
+  [GGML.Q5_1]: { values: 32, bytes: 24, bits: 8, block: 32, offset: true, group: 0 },
+  [GGML.Q4_K]: { values: 256, bytes: 144, bits: 4, block: 32, offset: true, group: 8 },
+  [GGML.Q5_K]: { values: 256, bytes: 176, bits: 8, block: 32, offset: true, group: 8 },
+  [GGML.Q6_K]: { values: 256, bytes: 210, bits: 8, block: 16, offset: false, group: 16 },
 };
 
 /** The ggml types `packMatrix` takes. */
 export const PACKED_TYPES: readonly number[] = Object.keys(LAYOUT).map(Number);
 
-/** Bytes `packMatrix` gives for a `[rows, cols]` matrix of `type` (what the session holds). */
+/**
+ * Bytes `packMatrix` gives for a `[rows, cols]` matrix of `type` (what the session holds; the zero points, one
+ * array per geometry shared by every matrix of it, left out).
+ */
 export function packedBytes(type: number, rows: number, cols: number): number {
   const l = LAYOUT[type];
   const blocks = rows * (cols / l.block);
-  return (
-    (blocks * l.block * l.bits) / 8 +
-    blocks * 4 +
-    (l.offset ? blocks * 4 + (l.bits === 4 ? rows * Math.ceil(cols / l.block / 2) : 0) : 0)
-  );
+  const perBlock = l.group ? 1 + 4 / l.group : 4; // a code and a share of its factor, or a float32
+  return (blocks * l.block * l.bits) / 8 + blocks * perBlock * (l.offset ? 2 : 1);
 }
 
 /** Where packMatrix puts its arrays: `bytes` fresh zeroed bytes, 4-byte aligned. */
@@ -85,28 +110,36 @@ export function packMatrix(
   const l = LAYOUT[type];
   if (!l) throw new AttnvizError(`ggml type ${ggmlTypeName(type)} has no MatMulNBits layout`);
   const blocks = (rows * cols) / l.block;
-  const perRow = cols / l.block;
   const floats = (n: number) => {
     const b = allocate(4 * n);
     return new Float32Array(b.buffer, b.byteOffset, n);
   };
+  const count = (rows * cols) / l.values;
+  // A scale and offset per block: float32, or (factored) a code per block and a factor per super-block.
+  const perBlock = (signed: boolean) => {
+    if (!l.group) return floats(blocks);
+    const b = allocate(blocks);
+    return signed ? new Int8Array(b.buffer, b.byteOffset, blocks) : b;
+  };
   const codes = allocate((blocks * l.block * l.bits) / 8);
-  const scales = floats(blocks);
-  const offsets = l.offset ? floats(blocks) : undefined;
+  const scaleOf = perBlock(type === GGML.Q6_K),
+    offsetOf = l.offset ? perBlock(false) : undefined;
+  const d = floats(l.group ? count : 0),
+    dmin = floats(l.group && l.offset ? count : 0);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const f16 = (at: number) => f16ToF32(view.getUint16(at, true));
   // q: the block's values in order as codes (already shifted for the zero point); written by `put`.
   const q = new Uint8Array(l.block);
   const values = new Uint8Array(256); // Q6_K: one super-block's 6-bit codes
-  let b = 0; // MatMulNBits block index (row-major: row n, block j → n·perRow + j)
+  let b = 0; // MatMulNBits block index (row-major: row n, block j → n·blocks per row + j)
+  // put: the block's codes, and its scale and offset (float32, or their codes when factored).
   const put = (scale: number, offset = 0) => {
-    scales[b] = scale;
-    if (offsets) offsets[b] = offset;
+    scaleOf[b] = scale;
+    if (offsetOf) offsetOf[b] = offset;
     if (l.bits === 8) codes.set(q, b * l.block);
     else for (let i = 0; i < l.block / 2; i++) codes[b * (l.block / 2) + i] = q[2 * i] | (q[2 * i + 1] << 4);
     b++;
   };
-  const count = (rows * cols) / l.values;
   for (let g = 0; g < count; g++) {
     const at = g * l.bytes;
     switch (type) {
@@ -145,9 +178,10 @@ export function packMatrix(
       case GGML.Q5_K: {
         // Q5_K: { f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128] }: the fifth bit of value l of sub-block s in qh[l]
         const five = type === GGML.Q5_K;
-        const d = f16(at),
-          dmin = f16(at + 2),
-          sc = bytes.subarray(at + 4, at + 16);
+        const sc = bytes.subarray(at + 4, at + 16);
+        // Factors d and −dmin (negation is exact: each offset is −fround(dmin·m), as ggml subtracts it).
+        d[g] = f16(at);
+        dmin[g] = -f16(at + 2);
         const qh = at + 16,
           qs = at + (five ? 48 : 16);
         for (let s = 0; s < 8; s++) {
@@ -157,13 +191,13 @@ export function packMatrix(
             for (let l2 = 0; l2 < 32; l2++)
               q[l2] = ((bytes[ql + l2] >> shift) & 0xf) + (((bytes[qh + l2] >> s) & 1) << 4) + 128;
           else for (let l2 = 0; l2 < 32; l2++) q[l2] = (bytes[ql + l2] >> shift) & 0xf;
-          put(Math.fround(d * scaleK4(s, sc)), -Math.fround(dmin * minK4(s, sc)));
+          put(scaleK4(s, sc), minK4(s, sc));
         }
         break;
       }
       case GGML.Q6_K: {
         // { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d }: 16 groups of 16, x = d·sc·(q − 32)
-        const d = f16(at + 208);
+        d[g] = f16(at + 208);
         for (let half = 0; half < 2; half++) {
           const ql = at + half * 64,
             qh = at + 128 + half * 32,
@@ -178,15 +212,17 @@ export function packMatrix(
         }
         for (let s = 0; s < 16; s++) {
           for (let j = 0; j < 16; j++) q[j] = values[s * 16 + j] + 96;
-          put(Math.fround(d * view.getInt8(at + 192 + s)));
+          put(view.getInt8(at + 192 + s));
         }
         break;
       }
     }
   }
-  const packed: PackedMatrix = { bits: l.bits, blockSize: l.block, rows, cols, codes, scales };
-  if (!offsets) return packed;
+  const factor = (v: Float32Array | Uint8Array | Int8Array, factors: Float32Array): BlockValues =>
+    v instanceof Float32Array ? v : { codes: v, factors, group: l.group };
+  const packed: PackedMatrix = { bits: l.bits, blockSize: l.block, rows, cols, codes, scales: factor(scaleOf, d) };
+  if (!offsetOf) return packed;
+  const offsets = factor(offsetOf, dmin);
   // With an offset the codes are the plain q: zero point 0 (8-bit: q + 128 against the default 128).
-  const zeroPoints = l.bits === 4 ? allocate(rows * Math.ceil(perRow / 2)) : undefined;
-  return { ...packed, offsets, ...(zeroPoints ? { zeroPoints } : {}) };
+  return { ...packed, offsets, ...(l.bits === 4 ? { zeroPoints: true } : {}) };
 }

@@ -35,9 +35,9 @@ import {
   type GroupedRunner,
   type Runner,
   type RunOutput,
-  type StageSpec,
 } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
+import { SizedSession, type SessionKind } from './sized-session.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -107,21 +107,33 @@ export interface LoadOptions {
   headChunk?: number;
   /**
    * Extract with one onnxruntime session per layer (or run of heads), true, or with one session for the whole
-   * graph, false. Per layer, `stream()` holds one layer's outputs at a time whatever the input's length; one
-   * session runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs)
-   * but computes every layer before `stream()` yields the first. Default: per layer when headChunk applies or
-   * when every layer's outputs at the model's longest input would pass 1 GB (ONE_SESSION_BYTES), else one.
+   * graph, false, whatever the input. Per layer, `stream()` holds one layer's outputs at a time; one session
+   * runs as fast as the plain pass (onnxruntime's memory arena and spinning threads, no per-layer runs) but
+   * computes every layer before `stream()` yields the first. Default: decided per call from the input's length,
+   * one session while every layer's outputs at that length fit 1 GB (ONE_SESSION_BYTES), per layer above; the
+   * model holds one kind at a time and creates the other when an input needs it (models/sized-session.ts), which
+   * takes about a load's time (with `weights: 'copy'`, a new private copy of the weight files too).
    */
   staged?: boolean;
+  /**
+   * The budget of the default choice above: one session while every layer's probabilities, q and k at the input's
+   * length take at most this many bytes (default ONE_SESSION_BYTES, 1 GB).
+   */
+  oneSessionBytes?: number;
 }
 
-/** Up to this many bytes of outputs at the longest input (probabilities, q and k in float32), one session. */
+/** Up to this many bytes of outputs at an input's length (probabilities, q and k in float32), one session. */
 export const ONE_SESSION_BYTES = 1e9;
 
-/** Float32 bytes of every layer's probabilities, q and k at the model's longest input. */
-export function extractionBytes(dims: ModelDims): number {
-  const { layers, heads, maxPositions: T, headDim } = dims;
-  return layers * heads * T * (T + 2 * headDim) * 4;
+/** Float32 bytes of every layer's probabilities, q and k at `tokens` tokens (default: the longest input). */
+export function extractionBytes(dims: ModelDims, tokens = dims.maxPositions): number {
+  const { layers, heads, headDim } = dims;
+  return layers * heads * tokens * (tokens + 2 * headDim) * 4;
+}
+
+/** The extracting session an input of `tokens` tokens runs on by default (LoadOptions.staged). */
+export function sessionKindFor(dims: ModelDims, tokens: number, budget = ONE_SESSION_BYTES): SessionKind {
+  return extractionBytes(dims, tokens) <= budget ? 'one' : 'staged';
 }
 
 /**
@@ -253,27 +265,49 @@ export class Model implements AttentionModel {
     // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
-    const stagedOf = ({ memory }: ReturnType<typeof graph>, stages: StageSpec[]) =>
-      over((root) => StagedSession.create(stages, root, { threads: options.threads, memory }));
-    const groupedOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][]) =>
-      over((root) => GroupedSession.create(bytes, groups, root, { threads: options.threads, memory }));
+    // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
+    // stage (splitStages at the same groups).
+    const extractingOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][], kind: SessionKind) =>
+      over((root): Promise<GroupedRunner> => {
+        const o = { threads: options.threads, memory };
+        return kind === 'one'
+          ? GroupedSession.create(bytes, groups, root, o)
+          : StagedSession.create(splitStages(bytes, groups), root, o);
+      });
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
     const headChunk = options.headChunk ?? defaultHeadChunk(dims);
-    const main = graph({ extract, logits: options.logits, headChunk });
+    const mainOptions = { extract, logits: options.logits, headChunk };
+    const main = graph(mainOptions);
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
-    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on a
-    // session per stage (memory bounded by one layer), or on one session when every output fits
-    // ONE_SESSION_BYTES. Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
+    // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on one
+    // session while every layer's outputs at the input's length fit ONE_SESSION_BYTES, else on a session per
+    // stage (memory bounded by one layer). The short inputs' kind is created now, the other when an input needs
+    // it, from the graph built again (keeping `main` would keep a GGUF model's repacked weights). Families whose
+    // graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
-    const staged = options.staged ?? (headChunk !== undefined || extractionBytes(dims) > ONE_SESSION_BYTES);
-    const groups = grouped ? layerGroups(main.bytes, dims) : [];
-    const session: Runner = !grouped
-      ? await sessionOf(main)
-      : staged
-        ? await stagedOf(main, splitStages(main.bytes, groups))
-        : await groupedOf(main, groups);
+    let session: Runner;
+    if (grouped) {
+      const groups = layerGroups(main.bytes, dims);
+      const { input, output } = decodeModel(main.bytes).graph;
+      const kindFor = (tokens: number): SessionKind =>
+        options.staged === undefined
+          ? sessionKindFor(dims, tokens, options.oneSessionBytes)
+          : options.staged
+            ? 'staged'
+            : 'one';
+      const first = kindFor(1);
+      const rest = output.map((o) => o.name).filter((name) => !groups.flat().includes(name));
+      session = new SizedSession(
+        kindFor,
+        (kind) => extractingOf(graph(mainOptions), groups, kind),
+        rest.length > 0 ? [...groups, rest] : groups,
+        input.map((i) => i.name),
+        output.map((o) => o.name),
+        { kind: first, session: await extractingOf(main, groups, first) },
+      );
+    } else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -311,6 +345,14 @@ export class Model implements AttentionModel {
     const seq2seq = this.seq2seq();
     if (seq2seq) return seq2seq.attention(text, options);
     return this.attentionOf(this.encode(text, options), text, options.pair ?? null, options);
+  }
+
+  /**
+   * The kind of extracting session the model holds now (LoadOptions.staged): 'one', 'staged', or undefined for
+   * models that extract whole (encoder-decoders, score-bias families) or not at all, and after release().
+   */
+  get sessionKind(): SessionKind | undefined {
+    return this.session instanceof SizedSession ? this.session.kind : undefined;
   }
 
   /** Whether `stream()` works: extraction by layer (not encoder-decoders, not score-bias families). */
@@ -636,7 +678,7 @@ function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
 }
 
 function isGrouped(session: Runner): session is GroupedRunner {
-  return session instanceof StagedSession || session instanceof GroupedSession;
+  return session instanceof SizedSession;
 }
 
 function hasBiasOutputs(graph: Uint8Array): boolean {

@@ -116,7 +116,7 @@ export class LayerStream implements AttentionStream {
     // One run computes every layer at once: each needs its own place, every head of the selected layers.
     const target =
       (allHeads ? this.target : undefined) ??
-      (this.session.oneRun
+      (this.session.oneRun(T)
         ? stackedFor({ ...this.header, heads: selectIndices(undefined, H, 'head') }, this.pool, 'layers')
         : undefined);
     // Where onnxruntime writes a stage's outputs: the target's place for them, or a pool buffer per size.

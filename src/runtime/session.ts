@@ -35,7 +35,7 @@ export function threadCount(options: SessionOptions = {}): number {
 }
 
 /** A promise chain that runs one task at a time. */
-class Queue {
+export class Queue {
   private tail: Promise<unknown> = Promise.resolve();
 
   /** Waits for the tasks before; the returned function lets the next one start. */
@@ -162,8 +162,11 @@ export interface StageOutput {
  * GroupedSession computes them all in one run of one session, then hands them out group by group.
  */
 export interface GroupedRunner extends Runner {
-  /** Whether all stages' outputs come from one run (then held at once, in buffers that must all differ). */
-  readonly oneRun: boolean;
+  /**
+   * Whether an input of `tokens` tokens runs all stages in one run (their outputs then held at once, in buffers
+   * that must all differ) or stage after stage.
+   */
+  oneRun(tokens: number): boolean;
   readonly stageCount: number;
   /** The caller's outputs of stage `s`. */
   stageOutputs(s: number): readonly string[];
@@ -185,7 +188,6 @@ export interface GroupedRunner extends Runner {
  * the outputs into the caller's buffers, with no copy by the binding into fresh memory), else through the binding.
  */
 export class GroupedSession implements GroupedRunner {
-  readonly oneRun = true;
   private readonly queue = new Queue();
 
   private constructor(
@@ -216,6 +218,10 @@ export class GroupedSession implements GroupedRunner {
 
   get outputNames(): readonly string[] {
     return this.session.outputNames;
+  }
+
+  oneRun(): boolean {
+    return true;
   }
 
   get stageCount(): number {
@@ -264,7 +270,6 @@ export class GroupedSession implements GroupedRunner {
  * stage's outputs before the next stage runs, so a caller can consume a layer's outputs and let go of them.
  */
 export class StagedSession implements GroupedRunner {
-  readonly oneRun = false;
   private readonly queue = new Queue();
 
   private constructor(
@@ -310,6 +315,10 @@ export class StagedSession implements GroupedRunner {
       unique(specs.flatMap((s) => [...s.inputs])),
       unique(specs.flatMap((s) => [...s.outputs])),
     );
+  }
+
+  oneRun(): boolean {
+    return false;
   }
 
   get stageCount(): number {
