@@ -36,6 +36,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Model as CheckpointModel } from '../src/models/checkpoint-model.js';
 import { type GenResult, type ModelSpec, normalFiller, SHARED_MODELS, SPECS, writeCheckpoint } from './checkpoints.js';
+import { DirectSession } from '../src/runtime/ort-direct.js';
 import { threadCount } from '../src/runtime/session.js';
 import { exactText } from './texts.js';
 
@@ -651,6 +652,13 @@ async function main(): Promise<void> {
   const why = options.threads ? '--threads' : `os.availableParallelism() = ${os.availableParallelism()}`;
   console.log(
     `node ${machine.node}, onnxruntime-node ${machine.ort}, intra-op threads per session: ${threads} (${why})`,
+  );
+  console.log(
+    `one-session extraction runs through ${
+      DirectSession.available
+        ? "onnxruntime's C API (koffi; outputs written in place, no copy)"
+        : 'the onnxruntime-node binding (the C API did not load here: outputs copied by the binding)'
+    }`,
   );
   const missing = options.pytorch ? peerMissing() : 'turned off (--no-pytorch)';
   if (missing) options.pytorch = false;

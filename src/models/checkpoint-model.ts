@@ -42,6 +42,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
+import { trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -251,10 +252,14 @@ export class Model implements AttentionModel {
       return { bytes: g.toBytes(), memory: g.memoryFiles() };
     };
     // Sessions map the files themselves unless asked to map private copies of them (the server does).
-    const over = <T>(create: (root: string) => Promise<T>): Promise<T> =>
-      options.weights === 'copy' && !weights.hasQuantized()
+    // Once a session exists, the heap holes its creation left (freed copies of initializers) go back to the system.
+    const over = async <T>(create: (root: string) => Promise<T>): Promise<T> => {
+      const session = await (options.weights === 'copy' && !weights.hasQuantized()
         ? withPrivateWeights(weights, create)
-        : create(weights.root);
+        : create(weights.root));
+      trimHeap();
+      return session;
+    };
     // A graph's memory files go only through arguments: a closure of this function that named `main` would keep
     // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
     const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>

@@ -12,6 +12,7 @@
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
 import { HIDDEN_LAST, outputNames } from '../graph/family.js';
+import { outputArray } from '../runtime/ort-direct.js';
 import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
 import type { HeadRun } from './split-session.js';
 
@@ -37,14 +38,17 @@ export function selectIndices(list: readonly number[] | undefined, n: number, wh
   return [...new Set(list)].sort((a, b) => a - b);
 }
 
-/** Float32 buffers by role, allocated once per size and handed out again while the size stays the same. */
+/**
+ * Float32 buffers by role, allocated once per size and handed out again while the size stays the same. They
+ * come from outputArray, which onnxruntime's C API path writes in place.
+ */
 export class BufferPool {
   private readonly buffers = new Map<string, Float32Array>();
 
   get(role: string, length: number): Float32Array {
     let b = this.buffers.get(role);
     if (b?.length !== length) {
-      b = new Float32Array(length);
+      b = outputArray(length);
       this.buffers.set(role, b);
     }
     return b;
@@ -220,7 +224,7 @@ export function stackedFor(header: AttentionHeader, pool?: BufferPool, use = 'st
   const [T, L, H] = [tokens.length, layers.length, heads.length];
   const stacked = (role: string, perLayer: number[]): Tensor => {
     const length = L * perLayer.reduce((a, b) => a * b, 1);
-    return { dims: [L, ...perLayer], data: pool ? pool.get(`${use}.${role}`, length) : new Float32Array(length) };
+    return { dims: [L, ...perLayer], data: pool ? pool.get(`${use}.${role}`, length) : outputArray(length) };
   };
   return {
     attention: stacked('probs', [H, T, T]),

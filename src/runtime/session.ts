@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
+import { DirectSession } from './ort-direct.js';
 
 export type Feed =
   | { type: 'int64'; data: BigInt64Array; dims: readonly number[] }
@@ -77,6 +78,16 @@ export interface Runner {
 
 export class Session implements Runner {
   private readonly queue = new Queue();
+  /**
+   * The binding's copy of the last output of the run before, kept until this run has made its copies.
+   * onnxruntime-node 1.30 copies every output into a new ArrayBuffer (pre-allocated ones too); when the run's
+   * copies are collected they would join glibc's heap top and be handed back to the system (trimmed), so that the
+   * next run's copies fault in fresh pages (~3 µs per 4 KB on these VMs; 46 000 faults per BERT-base call at
+   * 512 tokens). The copy made last lies above the others: kept alive, it keeps them in the heap, where the next
+   * run's copies of the same sizes find them (bench/RESULTS.md).
+   */
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read: holding it is the point
+  private fence: unknown;
 
   private constructor(private readonly session: ort.InferenceSession) {}
 
@@ -128,6 +139,8 @@ export class Session implements Runner {
     for (const name of fetch)
       fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
     const out = await this.session.run(tensors, fetches);
+    // onnxruntime-common lists the fetches in the session's output order, and the binding copies them in that order.
+    this.fence = out[this.session.outputNames.filter((n) => n in fetches).at(-1) ?? ''];
     const outputs: Record<string, RunOutput> = {};
     for (const [name, t] of Object.entries(out)) outputs[name] = { data: t.data as Float32Array, dims: t.dims };
     return outputs;
@@ -181,13 +194,14 @@ export interface GroupedRunner extends Runner {
 /**
  * One session over the whole extracting graph, its outputs handed out in groups (GroupedRunner): the plain
  * pass's session settings (memory arena, spinning threads), at the cost of holding every group's outputs at
- * once.
+ * once. Created and run through onnxruntime's C API where it loads (runtime/ort-direct.ts: onnxruntime writes
+ * the outputs into the caller's buffers, with no copy by the binding into fresh memory), else through the binding.
  */
 export class GroupedSession implements GroupedRunner {
   private readonly queue = new Queue();
 
   private constructor(
-    private readonly session: Session,
+    private readonly session: Session | DirectSession,
     private readonly groups: readonly (readonly string[])[],
   ) {}
 
@@ -198,7 +212,11 @@ export class GroupedSession implements GroupedRunner {
     weightsRoot: string,
     options: SessionOptions = {},
   ): Promise<GroupedSession> {
-    const session = await Session.create(graph, weightsRoot, options);
+    // In-memory external data (repacked quantized weights) is not passed through the C API here.
+    const session =
+      DirectSession.available && !options.memory?.length
+        ? await DirectSession.create(graph, weightsRoot, threadCount(options))
+        : await Session.create(graph, weightsRoot, options);
     const grouped = new Set(groups.flat());
     const rest = session.outputNames.filter((o) => !grouped.has(o));
     return new GroupedSession(session, rest.length > 0 ? [...groups, rest] : groups);
@@ -226,8 +244,8 @@ export class GroupedSession implements GroupedRunner {
 
   run(
     feeds: Record<string, Feed>,
-    into?: Record<string, RunOutput>,
-    fetch?: readonly string[],
+    into: Record<string, RunOutput> = {},
+    fetch: readonly string[] = this.outputNames,
   ): Promise<Record<string, RunOutput>> {
     return this.queue.run(() => this.session.run(feeds, into, fetch));
   }
@@ -252,7 +270,7 @@ export class GroupedSession implements GroupedRunner {
   }
 
   release(): Promise<void> {
-    return this.queue.run(() => this.session.release());
+    return this.queue.run(async () => this.session.release());
   }
 }
 

@@ -1,0 +1,363 @@
+/**
+ * onnxruntime's C API, called through koffi (a maintained FFI with prebuilt binaries) on the very library that
+ * onnxruntime-node ships and has loaded: a session whose outputs come back without the binding's copy.
+ *
+ * Why: onnxruntime-node 1.30 copies every output into a new ArrayBuffer after the run, outputs passed in
+ * pre-allocated too (its OrtValueToNapiValue), so an extraction at 512 tokens wrote its 190 MB twice, the second
+ * time into memory glibc had just handed back to the system (page faults, ~3 µs per 4 KB on these VMs). Here
+ * onnxruntime writes each output straight into the caller's buffer when that buffer comes from `outputArray`
+ * (memory outside V8's heap, which does not move); other outputs are allocated by onnxruntime and copied once.
+ * No memory of V8's is handed to onnxruntime: koffi's pointers to typed arrays hold only during a call.
+ * bench/RESULTS.md has the figures. Only where the library loads (Linux, x64 or arm64); elsewhere the binding's
+ * session is used.
+ *
+ * The indices below are positions in the C API's table of functions (OrtApi), which only ever grows at its end:
+ * API version 13's table is a prefix of every later one's.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+const API_VERSION = 13;
+const ENABLE_ALL = 99;
+const LOG_ERROR = 3;
+const ELEMENT = { float32: 1, int64: 7 } as const;
+
+/** Whatever koffi returns for a pointer (an opaque external, or null). */
+type Ptr = unknown;
+type Fn = (...args: unknown[]) => unknown;
+type AsyncFn = Fn & { async: (...args: unknown[]) => void };
+
+/** The C API functions this module uses, by their index in OrtApi and their C signature (OrtStatus* returned). */
+const SIGNATURES = {
+  GetErrorMessage: [2, 'const char *f(void *status)'],
+  CreateEnv: [3, 'void *f(int level, const char *id, _Out_ void **env)'],
+  CreateSessionFromArray: [8, 'void *f(void *env, void *data, size_t length, void *options, _Out_ void **session)'],
+  Run: [9, 'void *f(void *s, void *ro, const char **in, void **values, size_t n, const char **out, size_t m, void *o)'],
+  CreateSessionOptions: [10, 'void *f(_Out_ void **options)'],
+  SetSessionGraphOptimizationLevel: [23, 'void *f(void *options, int level)'],
+  SetIntraOpNumThreads: [24, 'void *f(void *options, int threads)'],
+  SessionGetInputCount: [30, 'void *f(void *session, _Out_ size_t *count)'],
+  SessionGetOutputCount: [31, 'void *f(void *session, _Out_ size_t *count)'],
+  SessionGetInputName: [36, 'void *f(void *session, size_t i, void *allocator, _Out_ void **name)'],
+  SessionGetOutputName: [37, 'void *f(void *session, size_t i, void *allocator, _Out_ void **name)'],
+  CreateTensorWithDataAsOrtValue: [
+    49,
+    'void *f(void *info, uint64_t data, size_t n, const int64_t *shape, size_t k, int type, _Out_ void **v)',
+  ],
+  CreateTensorAsOrtValue: [48, 'void *f(void *allocator, const int64_t *shape, size_t n, int type, _Out_ void **v)'],
+  GetTensorMutableData: [51, 'void *f(void *value, _Out_ void **data)'],
+  GetTensorElementType: [60, 'void *f(void *info, _Out_ int *type)'],
+  GetDimensionsCount: [61, 'void *f(void *info, _Out_ size_t *count)'],
+  GetDimensions: [62, 'void *f(void *info, int64_t *dims, size_t count)'],
+  GetTensorTypeAndShape: [65, 'void *f(void *value, _Out_ void **info)'],
+  AllocatorFree: [76, 'void *f(void *allocator, void *p)'],
+  CreateCpuMemoryInfo: [69, 'void *f(int type, int memType, _Out_ void **info)'],
+  GetAllocatorWithDefaultOptions: [78, 'void *f(_Out_ void **allocator)'],
+  ReleaseStatus: [93, 'void f(void *status)'],
+  ReleaseSession: [95, 'void f(void *session)'],
+  ReleaseValue: [96, 'void f(void *value)'],
+  ReleaseTensorTypeAndShapeInfo: [99, 'void f(void *info)'],
+  ReleaseSessionOptions: [100, 'void f(void *options)'],
+  AddSessionConfigEntry: [130, 'void *f(void *options, const char *key, const char *value)'],
+} as const;
+
+type Api = { [K in keyof typeof SIGNATURES]: AsyncFn };
+
+type Koffi = typeof import('koffi').default;
+
+interface Loaded {
+  koffi: Koffi;
+  api: Api;
+  env: Ptr;
+  allocator: Ptr;
+  /** Where outputArray's memory lies: CPU, not onnxruntime's. */
+  cpu: Ptr;
+  /** glibc's madvise and malloc_trim, when they could be bound. */
+  libc: { madvise: Fn; mallocTrim: Fn } | null;
+}
+
+let loaded: Loaded | null | undefined;
+
+/** The C API of onnxruntime-node's library, loaded once; null where it cannot be (then the binding is used). */
+function load(): Loaded | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    // Required here, not imported: where koffi has no binary for the platform, the binding is used instead.
+    const koffi = require('koffi') as Koffi;
+    const root = dirname(dirname(require.resolve('onnxruntime-node')));
+    const lib = koffi.load(join(root, 'bin', 'napi-v6', 'linux', process.arch, 'libonnxruntime.so.1'));
+    const base = (lib.func('void *OrtGetApiBase()') as Fn)();
+    const [getApi] = koffi.decode(base, koffi.array('void *', 2)) as Ptr[];
+    const table = koffi.call(getApi, koffi.proto('void *GetApi(uint32_t version)'), API_VERSION);
+    if (!table) return loaded;
+    const pointers = koffi.decode(table, koffi.array('void *', 131)) as Ptr[];
+    const api = Object.fromEntries(
+      Object.entries(SIGNATURES).map(([name, [i, signature]]) => [
+        name,
+        koffi.decode(pointers[i], koffi.proto(signature.replace(/\bf\(/, `${name}(`))) as AsyncFn,
+      ]),
+    ) as Api;
+    const out: Ptr[] = [null];
+    check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
+    const env = out[0];
+    check(api, api.GetAllocatorWithDefaultOptions(out));
+    const allocator = out[0];
+    check(api, api.CreateCpuMemoryInfo(0, 0, out));
+    loaded = { koffi, api, env, allocator, cpu: out[0], libc: bindLibc(koffi) };
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
+
+/** glibc's madvise and malloc_trim (null elsewhere: no huge pages for outputArray, no trimHeap). */
+function bindLibc(koffi: Koffi): Loaded['libc'] {
+  try {
+    const libc = koffi.load('libc.so.6');
+    return {
+      madvise: libc.func('int madvise(uint64_t addr, size_t length, int advice)') as Fn,
+      mallocTrim: libc.func('int malloc_trim(size_t pad)') as Fn,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Hands back to the system the memory glibc's heap keeps after a session's creation. onnxruntime copies each
+ * initializer, prepacks it into new blocks and frees the copy; blocks under glibc's dynamic mmap threshold (up to
+ * 32 MB: a Q4_K matrix's codes) come from the heap, and freed ones below live blocks stay there, counted in the
+ * process's memory, until malloc_trim returns their pages (8B-shaped Q4_K, 4 layers: resident weights 1.39× →
+ * 1.10× the tensor bytes, in ~60 ms; bench/RESULTS.md). Nothing where glibc could not be bound.
+ */
+export function trimHeap(): void {
+  load()?.libc?.mallocTrim(0);
+}
+
+const HUGE_PAGE = 2n << 20n;
+const MADV_HUGEPAGE = 14;
+
+/** Throws onnxruntime's message for a non-null OrtStatus (and releases it). */
+function check(api: Api, status: unknown): void {
+  if (!status) return;
+  const message = api.GetErrorMessage(status) as string;
+  api.ReleaseStatus(status);
+  throw new Error(message);
+}
+
+/** Calls a C API function on koffi's worker threads (onnxruntime's work stays off the event loop). */
+function later(api: Api, fn: AsyncFn, ...args: unknown[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fn.async(...args, (error: Error | null, status: unknown) => {
+      if (error) return reject(error);
+      try {
+        check(api, status);
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    }),
+  );
+}
+
+/** Bytes in memory that stays put while an asynchronous call reads it (koffi may move typed arrays). */
+function pinned(koffi: Koffi, bytes: Uint8Array): Ptr {
+  const p = koffi.alloc('uint8_t', Math.max(1, bytes.byteLength));
+  new Uint8Array(koffi.view(p, bytes.byteLength)).set(bytes);
+  return p;
+}
+
+/** The address of each outputArray's memory, by its buffer. */
+const addresses = new WeakMap<ArrayBuffer, bigint>();
+let freeing: FinalizationRegistry<Ptr> | undefined;
+
+/**
+ * A zero-filled Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no
+ * copy at all): its memory is allocated outside V8's heap, where it does not move, and freed once the array's
+ * buffer is collected. A plain Float32Array where the C API is not loaded.
+ */
+export function outputArray(length: number): Float32Array {
+  const c = load();
+  if (!c || length === 0) return new Float32Array(length);
+  const { koffi } = c;
+  const p = koffi.alloc('float', length);
+  const address = koffi.address(p) as bigint;
+  // Transparent huge pages where the kernel gives them on request (THP "madvise", the default of many
+  // distributions): a fresh result's first touch then faults 2 MB at a time, not 4 KB (BERT-base at 512 tokens:
+  // 151 MB of probabilities filled in 32–100 ms instead of ~720 ms on these VMs; bench/RESULTS.md).
+  const start = ((address + HUGE_PAGE - 1n) / HUGE_PAGE) * HUGE_PAGE;
+  const end = ((address + BigInt(length * 4)) / HUGE_PAGE) * HUGE_PAGE;
+  if (c.libc && end > start) c.libc.madvise(start, Number(end - start), MADV_HUGEPAGE);
+  const buffer = koffi.view(p, length * 4);
+  freeing ??= new FinalizationRegistry((held: Ptr) => koffi.free(held));
+  freeing.register(buffer, p);
+  addresses.set(buffer, address);
+  return new Float32Array(buffer).fill(0);
+}
+
+export interface DirectFeed {
+  type: keyof typeof ELEMENT;
+  data: Float32Array | BigInt64Array;
+  dims: readonly number[];
+}
+
+export interface DirectOutput {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+/** One onnxruntime session created and run through the C API (see the module comment). */
+export class DirectSession {
+  private constructor(
+    private readonly c: Loaded,
+    private session: Ptr,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {}
+
+  /** Whether this platform can use it. */
+  static get available(): boolean {
+    return load() !== null;
+  }
+
+  /**
+   * A session over `graph`, its external data resolved under `weightsRoot`, with the binding's defaults otherwise
+   * (memory arena, spinning threads): what Session.create makes.
+   */
+  static async create(graph: Uint8Array, weightsRoot: string, threads: number): Promise<DirectSession> {
+    const c = load();
+    if (!c) throw new Error('onnxruntime C API not available here');
+    const { api, koffi } = c;
+    const out: Ptr[] = [null];
+    check(api, api.CreateSessionOptions(out));
+    const options = out[0];
+    const bytes = pinned(koffi, graph);
+    try {
+      check(api, api.SetSessionGraphOptimizationLevel(options, ENABLE_ALL));
+      check(api, api.SetIntraOpNumThreads(options, threads));
+      check(
+        api,
+        api.AddSessionConfigEntry(options, 'session.model_external_initializers_file_folder_path', weightsRoot),
+      );
+      const session: Ptr[] = [null];
+      await later(api, api.CreateSessionFromArray, c.env, bytes, graph.byteLength, options, session);
+      const names = (count: AsyncFn, name: AsyncFn) => {
+        const n: number[] = [0];
+        check(api, count(session[0], n));
+        return Array.from({ length: n[0] }, (_, i) => {
+          check(api, name(session[0], i, c.allocator, out));
+          const text = koffi.decode(out[0], 'char', -1) as string;
+          check(api, api.AllocatorFree(c.allocator, out[0]));
+          return text;
+        });
+      };
+      return new DirectSession(
+        c,
+        session[0],
+        names(api.SessionGetInputCount, api.SessionGetInputName),
+        names(api.SessionGetOutputCount, api.SessionGetOutputName),
+      );
+    } finally {
+      api.ReleaseSessionOptions(options);
+      koffi.free(bytes);
+    }
+  }
+
+  /**
+   * Runs the graph and returns the outputs named in `fetch`: those named in `into` copied into those buffers
+   * (their sizes must match), the others into new arrays. Not re-entrant: the caller queues runs.
+   */
+  async run(
+    feeds: Record<string, DirectFeed>,
+    into: Record<string, DirectOutput>,
+    fetch: readonly string[],
+  ): Promise<Record<string, DirectOutput>> {
+    const { api, allocator, koffi } = this.c;
+    const out: Ptr[] = [null];
+    const inputs: Ptr[] = [];
+    const outputs = koffi.alloc('void *', Math.max(1, fetch.length));
+    new Uint8Array(koffi.view(outputs, Math.max(1, fetch.length) * 8)).fill(0);
+    let values: Ptr[] = [];
+    try {
+      const names = Object.keys(feeds);
+      for (const name of names) {
+        const { type, data, dims } = feeds[name];
+        check(
+          api,
+          api.CreateTensorAsOrtValue(allocator, BigInt64Array.from(dims, BigInt), dims.length, ELEMENT[type], out),
+        );
+        inputs.push(out[0]);
+        if (data.byteLength === 0) continue;
+        check(api, api.GetTensorMutableData(out[0], out));
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        new Uint8Array(koffi.view(out[0], data.byteLength)).set(bytes);
+      }
+      // Outputs with a buffer from outputArray are written there in place; onnxruntime allocates the others.
+      const slots = new BigUint64Array(koffi.view(outputs, Math.max(1, fetch.length) * 8));
+      const inPlace = fetch.map((name, i) => {
+        const target = into[name];
+        const address = target && addresses.get(target.data.buffer as ArrayBuffer);
+        if (address === undefined) return false;
+        const { data, dims } = target;
+        const shape = BigInt64Array.from(dims, BigInt);
+        const at = address + BigInt(data.byteOffset);
+        check(
+          api,
+          api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT.float32, out),
+        );
+        values.push(out[0]);
+        slots[i] = koffi.address(out[0]);
+        return true;
+      });
+      await later(api, api.Run, this.session, null, names, inputs, names.length, fetch, fetch.length, outputs);
+      const fetched = koffi.decode(outputs, koffi.array('void *', fetch.length)) as Ptr[];
+      values = [...values, ...fetched.filter((_, i) => !inPlace[i])];
+      const result: Record<string, DirectOutput> = {};
+      fetch.forEach((name, i) => {
+        result[name] = inPlace[i] ? into[name] : this.read(fetched[i], into[name], name);
+      });
+      return result;
+    } finally {
+      for (const v of [...inputs, ...values]) if (v) api.ReleaseValue(v);
+      koffi.free(outputs);
+    }
+  }
+
+  /** An output's float32 values, copied out of onnxruntime's memory into `into` or a new array. */
+  private read(value: Ptr, into: DirectOutput | undefined, name: string): DirectOutput {
+    const { api, koffi } = this.c;
+    const out: Ptr[] = [null];
+    check(api, api.GetTensorTypeAndShape(value, out));
+    const info = out[0];
+    const dims: number[] = [];
+    try {
+      const type: number[] = [0];
+      check(api, api.GetTensorElementType(info, type));
+      if (type[0] !== ELEMENT.float32) throw new Error(`output ${name}: element type ${type[0]}, not float32`);
+      const n: number[] = [0];
+      check(api, api.GetDimensionsCount(info, n));
+      const shape = new BigInt64Array(n[0]);
+      check(api, api.GetDimensions(info, shape, n[0]));
+      dims.push(...Array.from(shape, Number));
+    } finally {
+      api.ReleaseTensorTypeAndShapeInfo(info);
+    }
+    const length = dims.reduce((a, b) => a * b, 1);
+    check(api, api.GetTensorMutableData(value, out));
+    const source = length === 0 ? new Float32Array(0) : new Float32Array(koffi.view(out[0], length * 4));
+    if (!into) return { data: source.slice(), dims };
+    if (into.data.length !== length)
+      throw new Error(`output ${name}: ${length} values, its buffer holds ${into.data.length}`);
+    into.data.set(source);
+    return { data: into.data, dims };
+  }
+
+  /** Releases the session (no run may be under way). */
+  release(): void {
+    if (this.session) this.c.api.ReleaseSession(this.session);
+    this.session = null;
+  }
+}
