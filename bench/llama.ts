@@ -416,6 +416,44 @@ function row(label: string, m: Measured | { error: string }, weights: number): s
   );
 }
 
+/** Extraction seconds ≤ this × the plain forward's at the same length (issue 9). */
+const EXTRACTION_RATIO = 1.3;
+/** Peak RSS of extraction at 4096 tokens ≤ the tensor bytes + this (issue 9). */
+const PEAK_ABOVE_WEIGHTS = 2e9;
+
+/**
+ * Issue 9's targets for one checkpoint, met or not met: each extraction ≤ 1.3× the plain forward at the same
+ * length (the forward of the same run), and extraction's peak RSS at 4096 tokens ≤ tensor bytes + 2 GB.
+ */
+function targets(
+  label: string,
+  forward: Measured | { error: string } | undefined,
+  extraction: [string, Measured | { error: string }][],
+  bytes: number,
+): string[] {
+  const verdict = (ok: boolean) => (ok ? 'met' : '**not met**');
+  const out: string[] = [];
+  for (const [what, m] of extraction) {
+    if ('error' in m) continue;
+    for (const r of m.runs) {
+      const f = forward && !('error' in forward) ? forward.runs.find((x) => x.T === r.T) : undefined;
+      if (f) {
+        const ratio = r.seconds / f.seconds;
+        out.push(
+          `${label}, ${what} at ${r.T} tokens / plain forward: ${r.seconds.toFixed(1)} / ${f.seconds.toFixed(1)} s ` +
+            `= ${ratio.toFixed(2)}× (≤ ${EXTRACTION_RATIO}×: ${verdict(ratio <= EXTRACTION_RATIO)})`,
+        );
+      }
+      if (r.T === 4096 && m.runs.length === 1)
+        out.push(
+          `${label}, ${what} at 4096 tokens: peak RSS ${gb(m.peakRss)} GB (≤ tensor bytes + 2 GB = ` +
+            `${gb(bytes + PEAK_ABOVE_WEIGHTS)} GB: ${verdict(m.peakRss <= bytes + PEAK_ABOVE_WEIGHTS)})`,
+        );
+    }
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (args.child) {
     const s = JSON.parse(args.child) as Scenario;
@@ -423,6 +461,7 @@ async function main(): Promise<void> {
     return;
   }
   const parts = args.parts!.split(',');
+  const verdicts: string[] = [];
   const root = args.dir ? resolve(args.dir) : await mkdtemp(join(os.tmpdir(), 'attnviz-bench-llama-'));
   await mkdir(root, { recursive: true });
   const load = () =>
@@ -443,6 +482,7 @@ async function main(): Promise<void> {
     const gguf1b = join(root, 'llama-1b-q4k.gguf');
     let q4kBytes = 0;
     let forward1b: Measured | { error: string } | undefined;
+
     if (parts.includes('1b') || parts.includes('peer')) q4kBytes = writeGguf(gguf1b, SHAPE_1B);
     if (parts.includes('1b')) {
       const st = join(root, 'llama-1b-bf16');
@@ -453,20 +493,25 @@ async function main(): Promise<void> {
         ['bf16', '1B bf16 safetensors', st, bf16Bytes],
       ] as const;
       for (const [, label, source, bytes] of formats.filter(([f]) => FORMATS.includes(f))) {
+        let forward: Measured | { error: string } | undefined;
+        const extraction: [string, Measured | { error: string }][] = [];
         if (MODES.includes('forward')) {
-          const f = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
-          if (source === gguf1b) forward1b = f;
-          console.log(row(`${label}, forward`, f, bytes));
+          forward = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
+          if (source === gguf1b) forward1b = forward;
+          console.log(row(`${label}, forward`, forward, bytes));
         }
         if (MODES.includes('attention')) {
           const a = inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512] });
+          extraction.push(['attention()', a]);
           console.log(row(`${label}, attention()`, a, bytes));
         }
         // One child per length: each length's peak RSS is its own.
         for (const T of MODES.includes('stream') ? SIZES : []) {
           const e = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T] });
+          extraction.push(['extract to F16 file', e]);
           console.log(row(`${label}, extract to F16 file`, e, bytes));
         }
+        verdicts.push(...targets(label, forward, extraction, bytes));
       }
       await rm(st, { recursive: true, force: true });
     }
@@ -479,6 +524,14 @@ async function main(): Promise<void> {
           return ours ? `${r.T}: ${(ours.seconds / r.seconds).toFixed(2)}×` : '';
         });
         console.log(`\nattnviz plain forward / llama.cpp prompt time: ${ratios.join(', ')}`);
+        for (const r of peer.runs) {
+          const ours = (forward1b as Measured).runs.find((o) => o.T === r.T);
+          if (ours)
+            verdicts.push(
+              `1B Q4_K plain forward / llama.cpp prompt at ${r.T} tokens: ${(ours.seconds / r.seconds).toFixed(2)}× ` +
+                `(≤ 2×: ${ours.seconds <= 2 * r.seconds ? 'met' : '**not met**'})`,
+            );
+        }
       }
     }
     if (parts.includes('8b')) {
@@ -500,6 +553,7 @@ async function main(): Promise<void> {
   } finally {
     if (!args.dir) await rm(root, { recursive: true, force: true });
   }
+  if (verdicts.length > 0) console.log(`\nTargets (issue 9):\n${verdicts.map((v) => `- ${v}`).join('\n')}`);
   console.log(`\nload average at end ${load()}`);
 }
 

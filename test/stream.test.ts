@@ -19,8 +19,9 @@ import { familyFor } from '../src/graph/families.js';
 import { HIDDEN_LAST, INPUTS, outputNames } from '../src/graph/family.js';
 import { readConfig } from '../src/load/config.js';
 import { Weights } from '../src/load/weights.js';
-import { defaultHeadChunk, extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
+import { extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
+import { runHeads } from '../src/models/split-session.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
@@ -279,20 +280,13 @@ describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', ()
     expect(parts).toEqual([[], [1], [3]]);
   });
 
-  test('by default, runs of up to 2 heads only where a layer at the longest input passes 1 GB', () => {
-    const dims = (heads: number, maxPositions: number) => ({
-      layers: 16,
-      heads,
-      headDim: 64,
-      hidden: 2048,
-      maxPositions,
-    });
-    expect(defaultHeadChunk(dims(4, 512))).toBeUndefined();
-    expect(defaultHeadChunk(dims(12, 4096))).toBeUndefined(); // 0.8 GB
-    expect(defaultHeadChunk(dims(32, 131072))).toBe(2); // Llama 3
-    expect(defaultHeadChunk(dims(14, 32768))).toBe(2); // Qwen2-0.5B
-    expect(defaultHeadChunk(dims(7, 32768))).toBe(1); // 7 has no divisor 2
-    expect(defaultHeadChunk(dims(2, 131072))).toBeUndefined(); // runs of 2 heads would be the whole layer
+  test('by default, as many heads per run as keep its float32 scores within 64 MB, dividing the heads', () => {
+    expect(runHeads(32, 512)).toBe(32); // Llama-3.2-1B: 33.5 MB
+    expect(runHeads(32, 2048)).toBe(4);
+    expect(runHeads(32, 4096)).toBe(1);
+    expect(runHeads(32, 8192)).toBe(1); // 268 MB: one head is the least
+    expect(runHeads(14, 2048)).toBe(2); // Qwen2-0.5B: 4 fit, 2 divides 14
+    expect(runHeads(7, 1024)).toBe(7);
   });
 });
 

@@ -17,16 +17,7 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import {
-  declareLayerOutputs,
-  headChunks,
-  headDim,
-  INPUTS,
-  outputNames,
-  probsChunkName,
-  TASK_HEADS,
-  type ModelDims,
-} from './family.js';
+import { declareLayerOutputs, headDim, INPUTS, outputNames, splitNames, TASK_HEADS, type ModelDims } from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -251,7 +242,8 @@ export function slidingWindowMask(g: GraphBuilder, positions: string, causal: st
 /**
  * One layer's self-attention from per-head projections `q` `[H, T, d]`, `k`, `v` `[K, T, d]` (before RoPE):
  * rotates q and k with `rotate`, extends the KV cache when building one, repeats kv heads, and returns the
- * context `[T, H·d]` for o_proj. Emits the layer's q, k (after RoPE, kv heads repeated) and probs.
+ * context `[T, H·d]` for o_proj. Emits the layer's q, k (after RoPE, kv heads repeated) and probs; with
+ * options.split, q, k and v, and takes the context as an input instead of computing the attention.
  */
 export function selfAttention(
   g: GraphBuilder,
@@ -278,24 +270,40 @@ export function selfAttention(
     : K === c.heads
       ? rotate(k, out.k)
       : repeatKv(g, rotate(k), c, out.k);
-  const vAll = repeatKv(g, v, c);
-  if (!options.extract || options.headChunk === undefined || options.headChunk >= c.heads)
-    return g.mergeHeads(scoredAttention(g, q, kAll, vAll, extras, out.probs), c.heads, d);
-  // Run by run of heads, each run's probabilities an output of its own: a layer's [H, T, S] scores are never
-  // all in memory at once (nodes in this order, so a run's scores are freed before the next run's are made).
-  const heads = (x: string, start: number, n: number) =>
-    g.op('Slice', [x, g.ints([start]), g.ints([start + n]), g.ints([0])]);
-  const contexts = headChunks(c.heads, options.headChunk).map(([start, n]) =>
-    scoredAttention(
-      g,
-      heads(q, start, n),
-      heads(kAll, start, n),
-      heads(vAll, start, n),
-      extras,
-      probsChunkName(layer, start),
-    ),
-  );
-  return g.mergeHeads(g.op('Concat', contexts, { axis: 0 }), c.heads, d);
+  if (options.extract && options.split) {
+    // The attention is computed outside this graph (attentionGraph): v out, the context in.
+    const names = splitNames(layer);
+    repeatKv(g, v, c, names.v);
+    options.split.push({ scale: extras.scale, softcap: extras.softcap, mask: extras.mask });
+    return g.mergeHeads(g.input(names.context, 'float', [c.heads, 'T', d]), c.heads, d);
+  }
+  return g.mergeHeads(scoredAttention(g, q, kAll, repeatKv(g, v, c), extras, out.probs), c.heads, d);
+}
+
+/** The inputs and outputs of attentionGraph. */
+export const ATTENTION_IO = {
+  q: 'q',
+  k: 'k',
+  v: 'v',
+  mask: 'mask',
+  probs: 'probs',
+  context: 'context',
+} as const;
+
+/**
+ * The attention of a run of heads of a layer whose graph left it out (BuildOptions.split), as a weightless
+ * graph of its own: q `[n, T, d]`, k and v `[n, S, d]` (kv heads already repeated) and the layer's mask
+ * `[T, S]` in; probabilities `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would
+ * have put in the layer's graph, so the values are the same bits. One session of it serves every layer with
+ * the same scale and soft-capping.
+ */
+export function attentionGraph(g: GraphBuilder, headDim: number, extras: Omit<ScoreExtras, 'mask'>): void {
+  const io = ATTENTION_IO;
+  const [q, k, v] = [io.q, io.k, io.v].map((name, i) => g.input(name, 'float', ['n', i === 0 ? 'T' : 'S', headDim]));
+  const mask = g.input(io.mask, 'float', ['T', 'S']);
+  const context = scoredAttention(g, q, k, v, { ...extras, mask }, io.probs);
+  g.output(io.probs, ['n', 'T', 'S']);
+  g.output(g.op('Identity', [context], {}, io.context), ['n', 'T', headDim]);
 }
 
 /** softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v; probabilities to `probsOut`. */

@@ -27,11 +27,18 @@ export const outputNames = (layer: number) => ({
   probs: `layers.${layer}.attn.probs`,
 });
 /**
- * Layer `layer`'s probabilities of heads `start` … `start + n − 1`, `[n, T, T]`, in a graph built with
- * `headChunk` (decoder.ts): each run of heads is an output of its own, so that a run can be computed, taken and
- * dropped before the next (graph/stages.ts puts each in a stage of its own).
+ * Layer `layer`'s probabilities of heads `start` … `start + n − 1`, `[n, T, T]`, when its attention is computed
+ * outside its graph a run of heads at a time (BuildOptions.split, models/split-session.ts).
  */
 export const probsChunkName = (layer: number, start: number) => `layers.${layer}.attn.probs.${start}`;
+/**
+ * A layer graph built with BuildOptions.split: its values v `[H, T, d]` (kv heads repeated as k's are), an
+ * output beside q and k, and the attention's context `[H, T, d]` (softmax(scores)·v per head), an input.
+ */
+export const splitNames = (layer: number) => ({
+  v: `layers.${layer}.attn.v`,
+  context: `layers.${layer}.attn.context`,
+});
 
 /**
  * The runs of heads `[start, n]` of a layer with `heads` heads, `chunk` heads at a time (the last run
@@ -67,11 +74,23 @@ export interface BuildOptions {
   /** false builds the plain forward pass (only `hidden_last` is an output), the benchmark's baseline. */
   extract: boolean;
   /**
-   * When extracting, compute each layer's attention this many heads at a time, each run's probabilities an
-   * output of its own (probsChunkName): a layer's scores are then never all in memory at once. Families
-   * built on decoder.ts's selfAttention honour it; the others emit whole layers (declareLayerOutputs tells).
+   * When extracting, leave each layer's attention out of the graph (families built on decoder.ts's
+   * selfAttention; the others ignore it): the graph outputs the layer's q, k and v (splitNames) and reads its
+   * context as an input, and each layer's score extras are recorded here, in layer order, for the weightless
+   * graph that computes the attention a few heads at a time (decoder.ts attentionGraph). A layer's [H, T, T]
+   * scores are then never all in memory, and one session computes every layer's attention.
    */
-  headChunk?: number;
+  split?: SplitLayer[];
+}
+
+/** What the attention of one layer of a split graph needs besides q, k and v (BuildOptions.split). */
+export interface SplitLayer {
+  /** The factor q·kᵀ is multiplied by. */
+  scale: number;
+  /** Attention logit soft-capping c: c·tanh(s/c) before the mask. */
+  softcap?: number;
+  /** The graph value of the layer's additive mask `[T, S]`: the causal-mask input, or a graph output. */
+  mask: string;
 }
 
 export interface Family<C extends ModelDims = ModelDims> {
@@ -117,19 +136,25 @@ export function checkAllRead(family: Family<ModelDims>, weights: Weights, allowU
 }
 
 /**
- * Declares the per-layer q, k, probs outputs when extracting (the nodes that make them are named so): the
- * probabilities in runs of heads where the family computed them so (options.headChunk), else whole layers.
+ * Declares the per-layer outputs when extracting (the nodes that make them are named so): q, k and the
+ * probabilities, or, for a graph whose family left the attention out (options.split: one entry per layer),
+ * q, k, v and each sliding-window mask the attention reads (once: layers with the same window share it).
  */
 export function declareLayerOutputs(g: GraphBuilder, dims: ModelDims, options: BuildOptions): void {
   if (!options.extract) return;
+  const split = options.split?.length === dims.layers ? options.split : undefined;
+  const masks = new Set<string>([INPUTS.causalMask]);
   for (let i = 0; i < dims.layers; i++) {
     const o = outputNames(i);
     g.output(o.q, [dims.heads, 'T', dims.headDim]);
     g.output(o.k, [dims.heads, 'T', dims.headDim]);
-    if (options.headChunk !== undefined && g.produces(probsChunkName(i, 0)))
-      for (const [start, n] of headChunks(dims.heads, options.headChunk))
-        g.output(probsChunkName(i, start), [n, 'T', 'T']);
-    else g.output(o.probs, [dims.heads, 'T', 'T']);
+    if (!split) {
+      g.output(o.probs, [dims.heads, 'T', 'T']);
+      continue;
+    }
+    g.output(splitNames(i).v, [dims.heads, 'T', dims.headDim]);
+    if (!masks.has(split[i].mask)) g.output(split[i].mask, ['T', 'T']);
+    masks.add(split[i].mask);
   }
 }
 

@@ -17,9 +17,12 @@ import {
   outputNames,
   POSITION_BIAS_OUTPUT,
   type Family,
+  type SplitLayer,
   type ModelDims,
 } from '../graph/family.js';
 import type { LlamaConfig } from '../graph/llama.js';
+import { attentionGraph } from '../graph/decoder.js';
+import type { MemoryFile } from '../graph/builder.js';
 import { cacheNames, LOGITS, type DecodingBuildOptions, type LogitsMode } from '../graph/decoding.js';
 import { readConfig, type ModelConfig } from '../load/config.js';
 import { resolveSource } from '../load/sources.js';
@@ -37,6 +40,7 @@ import {
   type RunOutput,
 } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
+import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
 import { trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
@@ -47,6 +51,7 @@ import {
   LayerStream,
   selectIndices,
   stackedFor,
+  runParts,
   stageParts,
   type Selection,
   type Stacked,
@@ -100,10 +105,10 @@ export interface LoadOptions {
    */
   weights?: 'copy' | 'memory' | 'map';
   /**
-   * Extract each layer's attention this many heads at a time (decoder families built on graph/decoder.ts):
-   * a layer's scores and probabilities are then held a run of heads at a time, not all at once, and
-   * `stream()` yields layers in parts. Default: runs of up to 2 heads when one layer's float32 probabilities at
-   * the model's longest input would pass 1 GB (defaultHeadChunk), else whole layers.
+   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
+   * this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
+   * parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
+   * (models/split-session.ts runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
   /**
@@ -137,24 +142,13 @@ export function sessionKindFor(dims: ModelDims, tokens: number, budget = ONE_SES
   return extractionBytes(dims, tokens) <= budget ? 'one' : 'staged';
 }
 
-/**
- * Whole layers, unless one layer's probabilities at the longest input the model takes, `heads · T² · 4` bytes,
- * pass 1 GB (Llama-3.2-1B: 32 · 131072² · 4 B): then runs of the largest divisor of `heads` up to 2, which at
- * 8,192 tokens hold 537 MB. A run's scores, probabilities and their F16 copy are a stage's working set beside
- * the MLP's: at 4,096 tokens, runs of 4 heads took a 2-layer Llama-1B-shaped model to 1.9 GB above its weights,
- * runs of 2 to 1.3 GB (bench/RESULTS.md).
- */
-export function defaultHeadChunk(dims: ModelDims): number | undefined {
-  if (dims.heads * dims.maxPositions ** 2 * 4 <= 1e9) return undefined;
-  let n = Math.min(2, dims.heads);
-  while (dims.heads % n !== 0) n--;
-  return n < dims.heads ? n : undefined;
-}
-
 /** What a loaded model keeps besides its session. */
 interface Internals {
-  /** What each stage of a staged extracting session computes (stageParts); empty when not staged. */
-  parts: readonly (StagePart | null)[];
+  /**
+   * What each stage of the extracting session computes at T tokens (stageParts, runParts), asked once the
+   * session of T's kind exists; none for a plain session.
+   */
+  parts(T: number): readonly (StagePart | null)[];
   /** Builds another session over the same weights (generation's lean graph). */
   build(options: DecodingBuildOptions): Promise<Session>;
   bos: number | null;
@@ -272,17 +266,38 @@ export class Model implements AttentionModel {
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
     // stage (splitStages at the same groups).
-    const extractingOf = ({ bytes, memory }: ReturnType<typeof graph>, groups: string[][], kind: SessionKind) =>
-      over((root): Promise<GroupedRunner> => {
-        const o = { threads: options.threads, memory };
-        return kind === 'one'
-          ? GroupedSession.create(bytes, groups, root, o)
-          : StagedSession.create(splitStages(bytes, groups), root, o);
-      });
+    // Staged, a decoder.ts family is built without its attention (BuildOptions.split), which one more session
+    // computes for every layer (split-session.ts); `split` tells, once such a session was made.
+    let split = false;
+    const extractingOf = (kind: SessionKind, groups: string[][], built?: ReturnType<typeof graph>) => {
+      const o = { threads: options.threads, memory: [] as MemoryFile[] };
+      if (kind === 'one') {
+        const { bytes, memory } = built ?? graph(mainOptions);
+        return over((root): Promise<GroupedRunner> => GroupedSession.create(bytes, groups, root, { ...o, memory }));
+      }
+      const layers: SplitLayer[] = [];
+      const { bytes, memory } = graph({ ...mainOptions, split: layers });
+      if (layers.length !== dims.layers)
+        return over((root): Promise<GroupedRunner> => StagedSession.create(splitStages(bytes, groups), root, o));
+      split = true;
+      const attention = (extras: SplitLayer) => {
+        const g = new GraphBuilder(weights);
+        attentionGraph(g, dims.headDim, extras);
+        return g.toBytes();
+      };
+      const stages = splitStages(bytes, splitGroups(layers));
+      const { heads, headDim } = dims;
+      return over(
+        (root): Promise<GroupedRunner> =>
+          SplitSession.create(stages, layers, attention, { heads, headDim, headChunk: options.headChunk }, root, {
+            ...o,
+            memory,
+          }),
+      );
+    };
     const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
     const extract = options.extract ?? true;
-    const headChunk = options.headChunk ?? defaultHeadChunk(dims);
-    const mainOptions = { extract, logits: options.logits, headChunk };
+    const mainOptions = { extract, logits: options.logits };
     const main = graph(mainOptions);
     // Every tensor is read or knowingly skipped, else the checkpoint is a variant the graph may misread.
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
@@ -293,25 +308,33 @@ export class Model implements AttentionModel {
     // graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     let session: Runner;
+    let parts: Internals['parts'] = () => [];
     if (grouped) {
-      const groups = layerGroups(main.bytes, dims);
+      const groups = layerGroups(dims);
       const { input, output } = decodeModel(main.bytes).graph;
+      // headChunk implies staged: runs of heads are the split session's.
       const kindFor = (tokens: number): SessionKind =>
         options.staged === undefined
-          ? sessionKindFor(dims, tokens, options.oneSessionBytes)
+          ? options.headChunk !== undefined
+            ? 'staged'
+            : sessionKindFor(dims, tokens, options.oneSessionBytes)
           : options.staged
             ? 'staged'
             : 'one';
       const first = kindFor(1);
       const rest = output.map((o) => o.name).filter((name) => !groups.flat().includes(name));
-      session = new SizedSession(
+      const sized = new SizedSession(
         kindFor,
-        (kind) => extractingOf(graph(mainOptions), groups, kind),
+        (kind) => extractingOf(kind, groups),
         rest.length > 0 ? [...groups, rest] : groups,
         input.map((i) => i.name),
         output.map((o) => o.name),
-        { kind: first, session: await extractingOf(main, groups, first) },
+        { kind: first, session: await extractingOf(first, groups, main) },
       );
+      session = sized;
+      const whole = stageParts(sized, dims.layers, dims.heads);
+      parts = (T) =>
+        split && kindFor(T) === 'staged' ? runParts(splitRuns(dims.layers, dims.heads, T, options.headChunk)) : whole;
     } else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
@@ -329,7 +352,7 @@ export class Model implements AttentionModel {
       weights.byteLength(),
       {
         build,
-        parts: isGrouped(session) ? stageParts(session, dims.layers, dims.heads, headChunk) : [],
+        parts,
         ...specialIds(config),
         vocab: config.raw.vocab_size === undefined ? Number.MAX_SAFE_INTEGER : config.size('vocab_size'),
       },
@@ -381,7 +404,7 @@ export class Model implements AttentionModel {
     check(isGrouped(session), 'this model was loaded with extract: false');
     return new LayerStream(
       session,
-      this.internals.parts,
+      () => this.internals.parts(encoded.ids.length),
       this.feeds(encoded),
       this.header(encoded, text, pair, selection),
       this.dims.heads,
@@ -668,18 +691,9 @@ function scoreFields(dims: ModelDims): Pick<Attention, 'scoreScale' | 'attnLogit
 }
 
 /** Whether a built graph outputs score biases (position_bias, per-layer biases) besides probs, q and k. */
-/**
- * The stages of an extracting graph (graph/stages.ts): per layer its q, k and probabilities, or, where the
- * graph computes a layer in runs of heads (probsChunkName), q, k and the first run, then each other run alone.
- */
-function layerGroups(graph: Uint8Array, dims: ModelDims): string[][] {
-  const outputs = decodeModel(graph).graph.output.map((o) => o.name);
-  return Array.from({ length: dims.layers }, (_, i) => {
-    const o = outputNames(i);
-    const runs = outputs.filter((name) => name.startsWith(`${o.probs}.`));
-    if (runs.length === 0) return [[o.q, o.k, o.probs]];
-    return runs.map((run, r) => (r === 0 ? [o.q, o.k, run] : [run]));
-  }).flat();
+/** The stages of an extracting graph (graph/stages.ts): per layer its q, k and probabilities. */
+function layerGroups(dims: ModelDims): string[][] {
+  return Array.from({ length: dims.layers }, (_, i) => Object.values(outputNames(i)));
 }
 
 function isGrouped(session: Runner): session is GroupedRunner {

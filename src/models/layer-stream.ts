@@ -5,13 +5,16 @@
  * outputs however many layers the model has, and no call pays for fresh output memory (on Linux, touching
  * a fresh page costs more than the softmax that fills it). A model whose every output fits a budget runs
  * on one session instead (runtime GroupedSession): one run computes every layer into stacked buffers, which
- * the stream then hands out layer by layer. `collect` stacks a stream into an Attention.
+ * the stream then hands out layer by layer. A staged Llama-style decoder runs on a SplitSession
+ * (split-session.ts), whose stages are its layers' runs of heads at the input's length. `collect` stacks a
+ * stream into an Attention.
  */
 import type { Attention, AttentionHeader, AttentionStream, LayerAttention, Tensor } from '../core/attention.js';
 import { AttnvizError, check } from '../core/errors.js';
-import { HIDDEN_LAST, headChunks, outputNames, probsChunkName } from '../graph/family.js';
+import { HIDDEN_LAST, outputNames } from '../graph/family.js';
 import { outputArray } from '../runtime/ort-direct.js';
 import type { Feed, GroupedRunner, RunOutput } from '../runtime/session.js';
+import type { HeadRun } from './split-session.js';
 
 /** Which layers and heads to extract, and whether with q and k. */
 export interface Selection {
@@ -52,7 +55,7 @@ export class BufferPool {
   }
 }
 
-/** What a stage of an extracting GroupedRunner computes: one layer's probabilities of a run of heads. */
+/** What a stage of an extracting runner computes: one layer's probabilities of a run of heads. */
 export interface StagePart {
   layer: number;
   /** The run of heads `start` … `start + n − 1`, output as `probs`. */
@@ -64,22 +67,24 @@ export interface StagePart {
 }
 
 /**
- * Per stage of `session`, the part of a layer it computes (null: a stage of no layer's, the rest of the graph):
- * read off the stage's outputs, whole layers (`layers.N.attn.probs`) or runs of heads (probsChunkName).
+ * Per stage of `session`, the layer it computes (null: a stage of no layer's, the rest of the graph): read off
+ * the stage's outputs (`layers.N.attn.probs`).
  */
-export function stageParts(session: GroupedRunner, layers: number, heads: number, headChunk?: number) {
-  const parts = new Map<string, Omit<StagePart, 'qk'>>();
-  for (let layer = 0; layer < layers; layer++) {
-    const probs = outputNames(layer).probs;
-    parts.set(probs, { layer, start: 0, n: heads, probs });
-    for (const [start, n] of headChunk === undefined ? [] : headChunks(heads, headChunk))
-      parts.set(probsChunkName(layer, start), { layer, start, n, probs: probsChunkName(layer, start) });
-  }
+export function stageParts(session: GroupedRunner, layers: number, heads: number): (StagePart | null)[] {
+  const parts = new Map<string, number>();
+  for (let layer = 0; layer < layers; layer++) parts.set(outputNames(layer).probs, layer);
   return Array.from({ length: session.stageCount }, (_, s): StagePart | null => {
     const outputs = session.stageOutputs(s);
-    const part = outputs.map((o) => parts.get(o)).find((p) => p !== undefined);
-    return part ? { ...part, qk: outputs.includes(outputNames(part.layer).q) } : null;
+    const probs = outputs.find((o) => parts.has(o));
+    if (probs === undefined) return null;
+    const layer = parts.get(probs)!;
+    return { layer, start: 0, n: heads, probs, qk: outputs.includes(outputNames(layer).q) };
   });
+}
+
+/** The stages of a split session (SplitSession.stream): its runs of heads (splitRuns), then the rest. */
+export function runParts(runs: readonly HeadRun[]): (StagePart | null)[] {
+  return [...runs.map((run) => ({ ...run, qk: run.start === 0 })), null];
 }
 
 export class LayerStream implements AttentionStream {
@@ -87,9 +92,9 @@ export class LayerStream implements AttentionStream {
   private last: Tensor | undefined;
 
   constructor(
-    private readonly session: GroupedRunner,
-    /** What each stage computes (stageParts). */
-    private readonly parts: readonly (StagePart | null)[],
+    private readonly session: Pick<GroupedRunner, 'oneRun' | 'stream'>,
+    /** What each stage computes (stageParts, runParts). */
+    private readonly parts: () => readonly (StagePart | null)[],
     private readonly feeds: Record<string, Feed>,
     readonly header: AttentionHeader,
     /** The model's head count (the q and k onnxruntime writes hold every head). */
@@ -132,13 +137,16 @@ export class LayerStream implements AttentionStream {
       if (!(qk && part.qk)) return { probs };
       return { probs, q: into(target?.query, 'q', H, d, 0), k: into(target?.key, 'k', H, d, 0) };
     };
+    // What each stage computes, asked once the session for this length exists (its kind decides).
+    let known: readonly (StagePart | null)[] | undefined;
+    const parts = () => (known ??= this.parts());
     // Each stage's buffers, by stage (a one-run session plans every stage before its run).
     const planned = new Map<number, ReturnType<typeof buffers>>();
     const plan = (stage: number) => {
-      const part = this.parts[stage];
+      const part = parts()[stage];
       const current = part && layers.includes(part.layer) ? buffers(part) : undefined;
       if (current) planned.set(stage, current);
-      if (!part || !current) return { fetch: stage === this.session.stageCount - 1 ? [HIDDEN_LAST] : [] };
+      if (!part || !current) return { fetch: stage === parts().length - 1 ? [HIDDEN_LAST] : [] };
       const o = outputNames(part.layer);
       const into: Record<string, RunOutput> = { [part.probs]: current.probs };
       if (current.q && current.k) Object.assign(into, { [o.q]: current.q, [o.k]: current.k });
@@ -146,7 +154,7 @@ export class LayerStream implements AttentionStream {
     };
     for await (const { stage, outputs } of this.session.stream(this.feeds, plan)) {
       if (outputs[HIDDEN_LAST]) this.last = outputs[HIDDEN_LAST];
-      const part = this.parts[stage];
+      const part = parts()[stage];
       const current = planned.get(stage);
       planned.delete(stage);
       if (!part || !current) continue;

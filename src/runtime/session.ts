@@ -27,6 +27,11 @@ export interface SessionOptions {
    * while creating the session, so the caller's buffers can be dropped once it resolves.
    */
   memory?: readonly { path: string; data: Uint8Array }[];
+  /**
+   * The threads stop spinning as each run returns (a session whose runs alternate with other sessions' runs:
+   * its idle threads must not take the cores those need).
+   */
+  stopSpinning?: boolean;
 }
 
 /** The intra-op thread count a session gets: the caller's, or the cores the process may use. */
@@ -92,7 +97,12 @@ export class Session implements Runner {
       intraOpNumThreads: threadCount(options),
       ...(options.memory?.length ? { externalData: options.memory } : {}),
       // Resolves external-data locations (the safetensors files) relative to this folder.
-      extra: { session: { model_external_initializers_file_folder_path: weightsRoot } },
+      extra: {
+        session: {
+          model_external_initializers_file_folder_path: weightsRoot,
+          ...(options.stopSpinning ? { force_spinning_stop: '1' } : {}),
+        },
+      },
     });
     return new Session(session);
   }
