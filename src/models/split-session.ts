@@ -13,6 +13,7 @@
  * sessions, not one per run of heads.
  */
 import { ATTENTION_IO } from '../graph/decoder.js';
+import { trimHeap } from '../runtime/ort-direct.js';
 import { headChunks, INPUTS, outputNames, probsChunkName, type SplitLayer, splitNames } from '../graph/family.js';
 import {
   type Feed,
@@ -221,6 +222,9 @@ export class SplitSession implements GroupedRunner {
         if (run.start === 0) for (const name of [o.q, o.k]) if (p.fetch.includes(name)) given[name] = outputs[name];
         yield { stage: i, outputs: given };
       }
+      // Long inputs (a layer's attention in several runs): the pages glibc keeps free under live blocks after a
+      // layer would add up over the layers (~40 MB each at 4096 tokens on Llama-1B shapes); handed back per layer.
+      if (runs.length > this.specs.length) trimHeap();
     }
   }
 
