@@ -130,7 +130,7 @@ function bindLibc(koffi: Koffi): Loaded['libc'] {
  * Hands back to the system the memory glibc's heap keeps after a session's creation. onnxruntime copies each
  * initializer, prepacks it into new blocks and frees the copy; blocks under glibc's dynamic mmap threshold (up to
  * 32 MB: a Q4_K matrix's codes) come from the heap, and freed ones below live blocks stay there, counted in the
- * process's memory, until malloc_trim returns their pages (8B-shaped Q4_K, 4 layers: resident weights 1.39× →
+ * process's memory, until malloc_trim returns their pages (8B-shaped Q4_K, 4 layers: resident weights 1.41× →
  * 1.10× the tensor bytes, in ~60 ms; bench/RESULTS.md). Nothing where glibc could not be bound.
  */
 export function trimHeap(): void {
