@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention, Tensor } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
@@ -22,6 +24,7 @@ import { Weights } from '../src/load/weights.js';
 import { extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { runHeads } from '../src/models/split-session.js';
+import { DirectSession, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
@@ -147,6 +150,34 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
       await m.attention(y, { reuse: true });
       expect(sameBits(kept.attention.data, fresh[1].attention.data)).toBe(true);
       expect(sameBits(fresh[0].attention.data, (await m.attention(x)).attention.data)).toBe(true);
+    },
+  );
+
+  test.skipIf(!DirectSession.available)(
+    "gpt2-tiny: a collected fresh result's memory serves the next one; a live one's never does",
+    async () => {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const m = await model('gpt2-tiny');
+      const [x, y] = ['The cat sat on the mat.', 'A dog lay by the door.'];
+      const kept = await m.attention(x);
+      const copy = kept.attention.data.slice();
+      const expected = (await m.attention(y)).attention.data.slice();
+      for (let i = 0; i < 3; i++) {
+        let result: Attention | null = await m.attention(y);
+        expect(sameBits(result.attention.data, expected), `call ${i}`).toBe(true);
+        const bytes = [result.attention, result.query!, result.key!].reduce((n, t) => n + t.data.byteLength, 0);
+        result = null;
+        gc();
+        await sparesBack();
+        const held = spareBytes();
+        expect(held).toBeGreaterThanOrEqual(bytes);
+        // The next fresh result takes its memory from the spares (and is right: the loop's next turn checks).
+        const next = await m.attention(y);
+        expect(spareBytes()).toBeLessThanOrEqual(held - bytes);
+        expect(sameBits(next.attention.data, expected)).toBe(true);
+      }
+      expect(sameBits(kept.attention.data, copy)).toBe(true);
     },
   );
 

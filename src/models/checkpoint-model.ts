@@ -42,7 +42,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
-import { trimHeap } from '../runtime/ort-direct.js';
+import { sparesBack, trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -439,6 +439,8 @@ export class Model implements AttentionModel {
       return this.attentionWhole(encoded, text, pair);
     }
     const header = this.header(encoded, text, pair, options);
+    // Fresh arrays take the memory of results already collected.
+    if (!options.reuse) await sparesBack();
     const stacked = stackedFor(header, options.reuse ? this.pool : undefined);
     const { layers, heads } = header;
     return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, {

@@ -172,29 +172,84 @@ function pinned(koffi: Koffi, bytes: Uint8Array): Ptr {
 
 /** The address of each outputArray's memory, by its buffer. */
 const addresses = new WeakMap<ArrayBuffer, bigint>();
-let freeing: FinalizationRegistry<Ptr> | undefined;
+
+/** A block of memory outside V8's heap, from koffi.alloc. */
+interface Block {
+  p: Ptr;
+  address: bigint;
+  bytes: number;
+}
+
+/**
+ * Blocks of collected outputArrays, kept for the next ones instead of freed. A fresh page costs ~20 µs to fault
+ * in on these VMs where the kernel grants no huge page (151 MB: 0.4–0.75 s, against 7 ms to zero memory the
+ * process holds; bench/RESULTS.md), so a caller who lets each result go before asking for the next pays for fresh
+ * memory once, not per call. A block serves a request of at least half its size. They are freed two seconds after
+ * the last came back, so they do not outlive their use, and never hold more than SPARES_MAX.
+ */
+const spares: Block[] = [];
+const SPARES_MAX = 2 ** 30;
+const SPARES_IDLE_MS = 2000;
+let sparesTimer: ReturnType<typeof setTimeout> | undefined;
+
+let freeing: FinalizationRegistry<Block> | undefined;
+
+function freeSpares(koffi: Koffi): void {
+  for (const b of spares.splice(0)) koffi.free(b.p);
+}
+
+/** A collected outputArray's block: kept as a spare while the spares stay under SPARES_MAX, freed otherwise. */
+function giveBack(koffi: Koffi, b: Block): void {
+  if (spares.reduce((n, s) => n + s.bytes, b.bytes) > SPARES_MAX) return void koffi.free(b.p);
+  spares.push(b);
+  clearTimeout(sparesTimer);
+  sparesTimer = setTimeout(() => freeSpares(koffi), SPARES_IDLE_MS).unref();
+}
+
+/** The smallest spare block that serves `bytes`, taken out of the spares; or a new block, advised huge pages. */
+function block(c: Loaded, bytes: number): Block {
+  const { koffi } = c;
+  const fits = spares.filter((b) => b.bytes >= bytes && b.bytes <= 2 * bytes).sort((a, b) => a.bytes - b.bytes);
+  if (fits.length) return spares.splice(spares.indexOf(fits[0]), 1)[0];
+  const p = koffi.alloc('uint8_t', bytes);
+  const address = koffi.address(p) as bigint;
+  // Transparent huge pages where the kernel gives them on request (THP "madvise", the default of many
+  // distributions): a fresh block's first touch then faults 2 MB at a time, not 4 KB (151 MB filled in 32–100 ms
+  // instead of ~720 ms on these VMs when they are granted; they are not always).
+  const start = ((address + HUGE_PAGE - 1n) / HUGE_PAGE) * HUGE_PAGE;
+  const end = ((address + BigInt(bytes)) / HUGE_PAGE) * HUGE_PAGE;
+  if (c.libc && end > start) c.libc.madvise(start, Number(end - start), MADV_HUGEPAGE);
+  return { p, address, bytes };
+}
+
+/**
+ * Resolves once the blocks of arrays already collected are back among the spares. V8 hands collected objects to
+ * their FinalizationRegistry in a task that Node runs in the event loop's poll phase; two turns of setImmediate
+ * (the check phase) pass through one poll phase from whichever phase the caller is in.
+ */
+export async function sparesBack(): Promise<void> {
+  for (let i = 0; i < 2; i++) await new Promise(setImmediate);
+}
+
+/** The bytes the spares hold now (for tests and benchmarks). */
+export function spareBytes(): number {
+  return spares.reduce((n, b) => n + b.bytes, 0);
+}
 
 /**
  * A zero-filled Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no
- * copy at all): its memory is allocated outside V8's heap, where it does not move, and freed once the array's
- * buffer is collected. A plain Float32Array where the C API is not loaded.
+ * copy at all): its memory lies outside V8's heap, where it does not move, and goes back to the spares once the
+ * array's buffer is collected. A plain Float32Array where the C API is not loaded.
  */
 export function outputArray(length: number): Float32Array {
   const c = load();
   if (!c || length === 0) return new Float32Array(length);
   const { koffi } = c;
-  const p = koffi.alloc('float', length);
-  const address = koffi.address(p) as bigint;
-  // Transparent huge pages where the kernel gives them on request (THP "madvise", the default of many
-  // distributions): a fresh result's first touch then faults 2 MB at a time, not 4 KB (BERT-base at 512 tokens:
-  // 151 MB of probabilities filled in 32–100 ms instead of ~720 ms on these VMs; bench/RESULTS.md).
-  const start = ((address + HUGE_PAGE - 1n) / HUGE_PAGE) * HUGE_PAGE;
-  const end = ((address + BigInt(length * 4)) / HUGE_PAGE) * HUGE_PAGE;
-  if (c.libc && end > start) c.libc.madvise(start, Number(end - start), MADV_HUGEPAGE);
-  const buffer = koffi.view(p, length * 4);
-  freeing ??= new FinalizationRegistry((held: Ptr) => koffi.free(held));
-  freeing.register(buffer, p);
-  addresses.set(buffer, address);
+  const b = block(c, length * 4);
+  const buffer = koffi.view(b.p, length * 4);
+  freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
+  freeing.register(buffer, b);
+  addresses.set(buffer, b.address);
   return new Float32Array(buffer).fill(0);
 }
 
