@@ -47,6 +47,13 @@ import {
   SHARED,
 } from './shared.js';
 import { softmaxError } from './reference.js';
+import { openGgufModel } from '../src/load/gguf-checkpoint.js';
+import { ggufFamily } from '../src/graph/families.js';
+import { GraphBuilder } from '../src/graph/builder.js';
+import { INPUTS, outputNames } from '../src/graph/family.js';
+import { causalMask } from '../src/models/feeds.js';
+import { DirectSession } from '../src/runtime/ort-direct.js';
+import { type Feed, GroupedSession, Session } from '../src/runtime/session.js';
 
 const STORIES = join(SHARED, 'models', 'stories260K', 'stories260K.gguf');
 const HAVE_STORIES = present(existsSync(STORIES), STORIES, 'the stories260K tests');
@@ -964,6 +971,51 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
       expect(maxAbsDiff(staged.attention.data, whole.attention.data), name).toBe(0);
     }
   });
+
+  test.skipIf(!DirectSession.available)(
+    "K types: the extracting session takes the repacked weights through onnxruntime's C API (no binding), " +
+      "gives the binding's results bit for bit, and reads the bytes handed over only while it is created",
+    async () => {
+      for (const name of ['Q4_K', 'Q6_K']) {
+        const path = await file(quantizedLlama(QUANT_TYPES.find((q) => q.name === name)!, readGguf(STORIES)));
+        const { architecture, config, weights, tokenizer } = openGgufModel(path);
+        const family = ggufFamily(architecture);
+        const dims = family.readConfig(config);
+        const g = new GraphBuilder(weights);
+        family.build(g, weights, dims, { extract: true });
+        const memory = g.memoryFiles();
+        expect(memory.length).toBeGreaterThan(0);
+        const ids = tokenizer.encode(text).ids;
+        const T = ids.length;
+        const all: Record<string, Feed> = {
+          [INPUTS.inputIds]: { type: 'int64', data: BigInt64Array.from(ids, BigInt), dims: [T] },
+          [INPUTS.positionIds]: { type: 'int64', data: BigInt64Array.from(ids, (_, i) => BigInt(i)), dims: [T] },
+          [INPUTS.causalMask]: { type: 'float32', data: causalMask(T), dims: [T, T] },
+        };
+        const binding = await Session.create(g.toBytes(), weights.root, { memory });
+        const direct = await GroupedSession.create(g.toBytes(), [], weights.root, { memory });
+        try {
+          expect(direct.onCApi).toBe(true);
+          const feeds = Object.fromEntries(binding.inputNames.map((n) => [n, all[n]]));
+          const expected = await binding.run(feeds);
+          // Overwritten once both sessions exist: neither reads them again (onnxruntime copied what it uses).
+          for (const f of memory) f.data.fill(0x7f);
+          for (const out of [await direct.run(feeds), await binding.run(feeds)]) {
+            expect(Object.keys(out).sort()).toEqual(Object.keys(expected).sort());
+            for (const [k, v] of Object.entries(expected)) {
+              expect(out[k].dims, k).toEqual(v.dims);
+              expect(Buffer.from(out[k].data.buffer, out[k].data.byteOffset, out[k].data.byteLength)).toEqual(
+                Buffer.from(v.data.buffer, v.data.byteOffset, v.data.byteLength),
+              );
+            }
+          }
+          expect(expected[outputNames(0).probs].data.every(Number.isFinite)).toBe(true);
+        } finally {
+          await Promise.all([binding.release(), direct.release()]);
+        }
+      }
+    },
+  );
 
   test(
     'context_length bounds texts (one-line error, or cut) and ' + 'generation, like max_position_embeddings',

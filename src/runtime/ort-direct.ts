@@ -12,12 +12,15 @@
  * session is used.
  *
  * The indices below are positions in the C API's table of functions (OrtApi), which only ever grows at its end:
- * API version 13's table is a prefix of every later one's.
+ * API version 18's table is a prefix of every later one's. They were counted in onnxruntime_c_api.h (of 1.29, whose
+ * table begins with 1.30's), twice: by name and by the compiler's offsetof. One of them is checked by its behaviour
+ * when the library loads (checkMemoryIndex): the newest, furthest down the table.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-const API_VERSION = 13;
+/** onnxruntime 1.18 added AddExternalInitializersFromFilesInMemory, the newest function used here. */
+const API_VERSION = 18;
 const ENABLE_ALL = 99;
 const LOG_ERROR = 3;
 const ELEMENT = { float32: 1, int64: 7 } as const;
@@ -59,6 +62,10 @@ const SIGNATURES = {
   ReleaseTensorTypeAndShapeInfo: [99, 'void f(void *info)'],
   ReleaseSessionOptions: [100, 'void f(void *options)'],
   AddSessionConfigEntry: [130, 'void *f(void *options, const char *key, const char *value)'],
+  AddExternalInitializersFromFilesInMemory: [
+    279,
+    'void *f(void *options, const char **names, const uint64_t *buffers, const size_t *lengths, size_t n)',
+  ],
 } as const;
 
 type Api = { [K in keyof typeof SIGNATURES]: AsyncFn };
@@ -93,13 +100,15 @@ function load(): Loaded | null {
     const [getApi] = koffi.decode(base, koffi.array('void *', 2)) as Ptr[];
     const table = koffi.call(getApi, koffi.proto('void *GetApi(uint32_t version)'), API_VERSION);
     if (!table) return loaded;
-    const pointers = koffi.decode(table, koffi.array('void *', 131)) as Ptr[];
+    const size = Math.max(...Object.values(SIGNATURES).map(([i]) => i)) + 1;
+    const pointers = koffi.decode(table, koffi.array('void *', size)) as Ptr[];
     const api = Object.fromEntries(
       Object.entries(SIGNATURES).map(([name, [i, signature]]) => [
         name,
         koffi.decode(pointers[i], koffi.proto(signature.replace(/\bf\(/, `${name}(`))) as AsyncFn,
       ]),
     ) as Api;
+    checkMemoryIndex(koffi, api);
     const out: Ptr[] = [null];
     check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
     const env = out[0];
@@ -111,6 +120,28 @@ function load(): Loaded | null {
     loaded = null;
   }
   return loaded;
+}
+
+/**
+ * Checks that AddExternalInitializersFromFilesInMemory is where it was counted, by what it does: it refuses a
+ * file name given twice with a message of its own (it only records names and addresses: nothing is read). A wrong
+ * index throws here (load() then leaves the C API unused, which the tests notice) or crashes the process at once.
+ */
+function checkMemoryIndex(koffi: Koffi, api: Api): void {
+  const out: Ptr[] = [null];
+  check(api, api.CreateSessionOptions(out));
+  try {
+    const bytes = new ArrayBuffer(8);
+    const at = BigUint64Array.of(koffi.address(bytes), koffi.address(bytes));
+    const lengths = BigUint64Array.of(8n, 8n);
+    const status = api.AddExternalInitializersFromFilesInMemory(out[0], ['attnviz', 'attnviz'], at, lengths, 2);
+    const message = status ? (api.GetErrorMessage(status) as string) : '';
+    if (status) api.ReleaseStatus(status);
+    if (!message.includes('already been added'))
+      throw new Error(`onnxruntime's C API: not AddExternalInitializersFromFilesInMemory (${message})`);
+  } finally {
+    api.ReleaseSessionOptions(out[0]);
+  }
 }
 
 /** glibc's madvise and malloc_trim (null elsewhere: no huge pages for outputArray, no trimHeap). */
@@ -253,6 +284,35 @@ export function outputArray(length: number): Float32Array {
   return new Float32Array(buffer).fill(0);
 }
 
+/** An external-data file given as bytes: `path` is the location the graph's initializers name. */
+export interface MemoryFile {
+  path: string;
+  data: Uint8Array;
+}
+
+/**
+ * Memory files whose bytes a session's creation is reading (on koffi's worker thread), referenced here until it
+ * ends so that their memory cannot be collected under it.
+ */
+const reading = new Set<readonly MemoryFile[]>();
+
+/**
+ * Hands onnxruntime the memory files by address, as onnxruntime-node does with SessionOptions.externalData: the
+ * call only records names and addresses; the bytes are read where they are while the session is created, and
+ * copied into onnxruntime's own memory (its documentation says so; test/gguf-capi.test.ts overwrites them after
+ * the creation and gets the same results). The address of an ArrayBuffer's memory holds while it lives: V8 never
+ * moves an ArrayBuffer's backing store (only typed arrays of up to 64 bytes start inside V8's heap, and asking for
+ * their `buffer`, as here, moves it out for good). Typed arrays passed as arguments, koffi's pointers to them, hold
+ * only during a call; this one is synchronous.
+ */
+function addMemoryFiles(c: Loaded, options: Ptr, files: readonly MemoryFile[]): void {
+  const { api, koffi } = c;
+  const at = BigUint64Array.from(files, (f) => koffi.address(f.data.buffer) + BigInt(f.data.byteOffset));
+  const lengths = BigUint64Array.from(files, (f) => BigInt(f.data.byteLength));
+  const names = files.map((f) => f.path);
+  check(api, api.AddExternalInitializersFromFilesInMemory(options, names, at, lengths, files.length));
+}
+
 export interface DirectFeed {
   type: keyof typeof ELEMENT;
   data: Float32Array | BigInt64Array;
@@ -279,10 +339,16 @@ export class DirectSession {
   }
 
   /**
-   * A session over `graph`, its external data resolved under `weightsRoot`, with the binding's defaults otherwise
-   * (memory arena, spinning threads): what Session.create makes.
+   * A session over `graph`, its external data resolved under `weightsRoot`, or found in `memory` (files given as
+   * bytes, as SessionOptions.memory), with the binding's defaults otherwise (memory arena, spinning threads): what
+   * Session.create makes.
    */
-  static async create(graph: Uint8Array, weightsRoot: string, threads: number): Promise<DirectSession> {
+  static async create(
+    graph: Uint8Array,
+    weightsRoot: string,
+    threads: number,
+    memory: readonly MemoryFile[] = [],
+  ): Promise<DirectSession> {
     const c = load();
     if (!c) throw new Error('onnxruntime C API not available here');
     const { api, koffi } = c;
@@ -290,6 +356,7 @@ export class DirectSession {
     check(api, api.CreateSessionOptions(out));
     const options = out[0];
     const bytes = pinned(koffi, graph);
+    reading.add(memory);
     try {
       check(api, api.SetSessionGraphOptimizationLevel(options, ENABLE_ALL));
       check(api, api.SetIntraOpNumThreads(options, threads));
@@ -297,6 +364,7 @@ export class DirectSession {
         api,
         api.AddSessionConfigEntry(options, 'session.model_external_initializers_file_folder_path', weightsRoot),
       );
+      if (memory.length > 0) addMemoryFiles(c, options, memory);
       const session: Ptr[] = [null];
       await later(api, api.CreateSessionFromArray, c.env, bytes, graph.byteLength, options, session);
       const names = (count: AsyncFn, name: AsyncFn) => {
@@ -318,6 +386,7 @@ export class DirectSession {
     } finally {
       api.ReleaseSessionOptions(options);
       koffi.free(bytes);
+      reading.delete(memory);
     }
   }
 

@@ -195,7 +195,8 @@ export interface GroupedRunner extends Runner {
  * One session over the whole extracting graph, its outputs handed out in groups (GroupedRunner): the plain
  * pass's session settings (memory arena, spinning threads), at the cost of holding every group's outputs at
  * once. Created and run through onnxruntime's C API where it loads (runtime/ort-direct.ts: onnxruntime writes
- * the outputs into the caller's buffers, with no copy by the binding into fresh memory), else through the binding.
+ * the outputs into the caller's buffers, with no copy by the binding into fresh memory; in-memory weights included),
+ * else through the binding.
  */
 export class GroupedSession implements GroupedRunner {
   private readonly queue = new Queue();
@@ -212,11 +213,9 @@ export class GroupedSession implements GroupedRunner {
     weightsRoot: string,
     options: SessionOptions = {},
   ): Promise<GroupedSession> {
-    // In-memory external data (repacked quantized weights) is not passed through the C API here.
-    const session =
-      DirectSession.available && !options.memory?.length
-        ? await DirectSession.create(graph, weightsRoot, threadCount(options))
-        : await Session.create(graph, weightsRoot, options);
+    const session = DirectSession.available
+      ? await DirectSession.create(graph, weightsRoot, threadCount(options), options.memory)
+      : await Session.create(graph, weightsRoot, options);
     const grouped = new Set(groups.flat());
     const rest = session.outputNames.filter((o) => !grouped.has(o));
     return new GroupedSession(session, rest.length > 0 ? [...groups, rest] : groups);
@@ -228,6 +227,11 @@ export class GroupedSession implements GroupedRunner {
 
   get outputNames(): readonly string[] {
     return this.session.outputNames;
+  }
+
+  /** Whether it runs on onnxruntime's C API (else on the binding). */
+  get onCApi(): boolean {
+    return this.session instanceof DirectSession;
   }
 
   oneRun(): boolean {
