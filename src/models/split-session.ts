@@ -16,10 +16,11 @@ import { ATTENTION_IO } from '../graph/decoder.js';
 import { trimHeap } from '../runtime/ort-direct.js';
 import { headChunks, INPUTS, outputNames, probsChunkName, type SplitLayer, splitNames } from '../graph/family.js';
 import {
+  createSession,
   type Feed,
   type GroupedRunner,
   type RunOutput,
-  Session,
+  type Runner,
   type SessionOptions,
   StagedSession,
   type StageOutput,
@@ -79,7 +80,7 @@ export class SplitSession implements GroupedRunner {
   private constructor(
     private readonly layers: StagedSession,
     /** The attention session of each layer (layers with the same score extras share one). */
-    private readonly attention: readonly Session[],
+    private readonly attention: readonly Runner[],
     private readonly specs: readonly SplitLayer[],
     private readonly dims: { heads: number; headDim: number },
     /** Heads per run when the caller fixes it (LoadOptions.headChunk), else runHeads by length. */
@@ -99,11 +100,11 @@ export class SplitSession implements GroupedRunner {
     options: SessionOptions = {},
   ): Promise<SplitSession> {
     const layers = await StagedSession.create(stages, weightsRoot, options);
-    const sessions = new Map<string, Promise<Session>>();
-    const byLayer: Promise<Session>[] = specs.map((spec) => {
+    const sessions = new Map<string, Promise<Runner>>();
+    const byLayer: Promise<Runner>[] = specs.map((spec) => {
       const key = `${spec.scale} ${spec.softcap}`;
       const own = { threads: options.threads, stopSpinning: true };
-      if (!sessions.has(key)) sessions.set(key, Session.create(attentionGraph(spec), weightsRoot, own));
+      if (!sessions.has(key)) sessions.set(key, createSession(attentionGraph(spec), weightsRoot, own));
       return sessions.get(key)!;
     });
     const attention = await Promise.all(byLayer).catch(async (e: unknown) => {

@@ -37,6 +37,8 @@ const SIGNATURES = {
   CreateSessionFromArray: [8, 'void *f(void *env, void *data, size_t length, void *options, _Out_ void **session)'],
   Run: [9, 'void *f(void *s, void *ro, const char **in, void **values, size_t n, const char **out, size_t m, void *o)'],
   CreateSessionOptions: [10, 'void *f(_Out_ void **options)'],
+  DisableMemPattern: [17, 'void *f(void *options)'],
+  DisableCpuMemArena: [19, 'void *f(void *options)'],
   SetSessionGraphOptimizationLevel: [23, 'void *f(void *options, int level)'],
   SetIntraOpNumThreads: [24, 'void *f(void *options, int threads)'],
   SessionGetInputCount: [30, 'void *f(void *session, _Out_ size_t *count)'],
@@ -313,6 +315,14 @@ function addMemoryFiles(c: Loaded, options: Ptr, files: readonly MemoryFile[]): 
   check(api, api.AddExternalInitializersFromFilesInMemory(options, names, at, lengths, files.length));
 }
 
+/** How a DirectSession is made: as runtime/session.ts SessionOptions say, the thread count resolved. */
+export interface DirectSettings {
+  threads: number;
+  memory?: readonly MemoryFile[];
+  noArena?: boolean;
+  stopSpinning?: boolean;
+}
+
 export interface DirectFeed {
   type: keyof typeof ELEMENT;
   data: Float32Array | BigInt64Array;
@@ -340,15 +350,10 @@ export class DirectSession {
 
   /**
    * A session over `graph`, its external data resolved under `weightsRoot`, or found in `memory` (files given as
-   * bytes, as SessionOptions.memory), with the binding's defaults otherwise (memory arena, spinning threads): what
-   * Session.create makes.
+   * bytes), with the settings Session.create gives the binding's sessions (runtime/session.ts SessionOptions).
    */
-  static async create(
-    graph: Uint8Array,
-    weightsRoot: string,
-    threads: number,
-    memory: readonly MemoryFile[] = [],
-  ): Promise<DirectSession> {
+  static async create(graph: Uint8Array, weightsRoot: string, settings: DirectSettings): Promise<DirectSession> {
+    const { threads, memory = [], noArena = false, stopSpinning = false } = settings;
     const c = load();
     if (!c) throw new Error('onnxruntime C API not available here');
     const { api, koffi } = c;
@@ -364,6 +369,11 @@ export class DirectSession {
         api,
         api.AddSessionConfigEntry(options, 'session.model_external_initializers_file_folder_path', weightsRoot),
       );
+      if (noArena) {
+        check(api, api.DisableCpuMemArena(options));
+        check(api, api.DisableMemPattern(options));
+      }
+      if (stopSpinning) check(api, api.AddSessionConfigEntry(options, 'session.force_spinning_stop', '1'));
       if (memory.length > 0) addMemoryFiles(c, options, memory);
       const session: Ptr[] = [null];
       await later(api, api.CreateSessionFromArray, c.env, bytes, graph.byteLength, options, session);

@@ -32,6 +32,11 @@ export interface SessionOptions {
    * its idle threads must not take the cores those need).
    */
   stopSpinning?: boolean;
+  /**
+   * No memory arena and no memory pattern (a session of a chain: each arena would keep its session's peak
+   * intermediates for good; without, they come from malloc, which reuses the freed blocks of the session before).
+   */
+  noArena?: boolean;
 }
 
 /** The intra-op thread count a session gets: the caller's, or the cores the process may use. */
@@ -95,6 +100,7 @@ export class Session implements Runner {
     const session = await ort.InferenceSession.create(graph, {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: threadCount(options),
+      ...(options.noArena ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
       ...(options.memory?.length ? { externalData: options.memory } : {}),
       // Resolves external-data locations (the safetensors files) relative to this folder.
       extra: {
@@ -151,6 +157,47 @@ export class Session implements Runner {
   }
 }
 
+/** A DirectSession as a Runner, its runs queued (a DirectSession runs one at a time). */
+class CApiSession implements Runner {
+  private readonly queue = new Queue();
+
+  constructor(private readonly session: DirectSession) {}
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  run(
+    feeds: Record<string, Feed>,
+    into: Record<string, RunOutput> = {},
+    fetch: readonly string[] = this.outputNames,
+  ): Promise<Record<string, RunOutput>> {
+    return this.queue.run(() => this.session.run(feeds, into, fetch));
+  }
+
+  release(): Promise<void> {
+    return this.queue.run(async () => this.session.release());
+  }
+}
+
+/**
+ * A session over `graph`: on onnxruntime's C API where it loads (runtime/ort-direct.ts: outputs whose buffers come
+ * from outputArray are written in place, the others copied once; no copy by the binding into fresh memory),
+ * else on the binding.
+ */
+export async function createSession(
+  graph: Uint8Array,
+  weightsRoot: string,
+  options: SessionOptions = {},
+): Promise<Runner> {
+  if (!DirectSession.available) return Session.create(graph, weightsRoot, options);
+  return new CApiSession(await DirectSession.create(graph, weightsRoot, { ...options, threads: threadCount(options) }));
+}
+
 /** One stage of a graph split by graph/stages.ts. */
 export interface StageSpec {
   graph: Uint8Array;
@@ -202,7 +249,7 @@ export class GroupedSession implements GroupedRunner {
   private readonly queue = new Queue();
 
   private constructor(
-    private readonly session: Session | DirectSession,
+    private readonly session: Runner,
     private readonly groups: readonly (readonly string[])[],
   ) {}
 
@@ -213,9 +260,7 @@ export class GroupedSession implements GroupedRunner {
     weightsRoot: string,
     options: SessionOptions = {},
   ): Promise<GroupedSession> {
-    const session = DirectSession.available
-      ? await DirectSession.create(graph, weightsRoot, threadCount(options), options.memory)
-      : await Session.create(graph, weightsRoot, options);
+    const session = await createSession(graph, weightsRoot, options);
     const grouped = new Set(groups.flat());
     const rest = session.outputNames.filter((o) => !grouped.has(o));
     return new GroupedSession(session, rest.length > 0 ? [...groups, rest] : groups);
@@ -231,7 +276,7 @@ export class GroupedSession implements GroupedRunner {
 
   /** Whether it runs on onnxruntime's C API (else on the binding). */
   get onCApi(): boolean {
-    return this.session instanceof DirectSession;
+    return this.session instanceof CApiSession;
   }
 
   oneRun(): boolean {
@@ -274,7 +319,7 @@ export class GroupedSession implements GroupedRunner {
   }
 
   release(): Promise<void> {
-    return this.queue.run(async () => this.session.release());
+    return this.queue.run(() => this.session.release());
   }
 }
 
@@ -287,34 +332,26 @@ export class StagedSession implements GroupedRunner {
   private readonly queue = new Queue();
 
   private constructor(
-    private readonly stages: readonly { spec: StageSpec; session: ort.InferenceSession }[],
+    private readonly stages: readonly { spec: StageSpec; session: Runner }[],
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
   ) {}
 
   static async create(specs: readonly StageSpec[], weightsRoot: string, options: SessionOptions = {}) {
-    const stages: { spec: StageSpec; session: ort.InferenceSession }[] = [];
+    const stages: { spec: StageSpec; session: Runner }[] = [];
     try {
       for (const spec of specs) {
-        const session = await ort.InferenceSession.create(spec.graph, {
-          graphOptimizationLevel: 'all',
-          intraOpNumThreads: threadCount(options),
+        const session = await createSession(spec.graph, weightsRoot, {
+          threads: options.threads,
           // Each session's arena would keep its stage's peak intermediates (a layer's [H, T, T] scores and
-          // probabilities) for good: L arenas, L times the memory one session needs. Without arenas the
-          // intermediates come from malloc, which reuses the freed blocks of the stage before.
-          enableCpuMemArena: false,
-          enableMemPattern: false,
+          // probabilities) for good: L arenas, L times the memory one session needs.
+          noArena: true,
           // Repacked quantized weights: every stage may read its share of them (onnxruntime copies what it uses).
-          ...(options.memory?.length ? { externalData: options.memory } : {}),
-          extra: {
-            session: {
-              model_external_initializers_file_folder_path: weightsRoot,
-              // Stages run one after another: a finished stage's threads must not spin while the next one works,
-              // but within a run they spin as the plain pass's do (without spinning, every parallel op waits for
-              // its workers to wake: a fixed few ms per stage). So spinning stops as each run returns.
-              force_spinning_stop: '1',
-            },
-          },
+          memory: options.memory,
+          // Stages run one after another: a finished stage's threads must not spin while the next one works,
+          // but within a run they spin as the plain pass's do (without spinning, every parallel op waits for
+          // its workers to wake: a fixed few ms per stage). So spinning stops as each run returns.
+          stopSpinning: true,
         });
         stages.push({ spec, session });
       }
@@ -370,27 +407,23 @@ export class StagedSession implements GroupedRunner {
   ): AsyncGenerator<StageOutput> {
     const release = await this.queue.acquire();
     try {
-      const values = new Map<string, ort.Tensor>();
-      for (const [name, f] of Object.entries(feeds)) values.set(name, new ort.Tensor(f.type, f.data, f.dims));
+      const values = new Map<string, Feed>(Object.entries(feeds));
       for (let s = 0; s < this.stages.length; s++) {
         const { spec, session } = this.stages[s];
         const { fetch, into = {} } = plan(s);
-        const inputs: Record<string, ort.Tensor> = {};
+        const inputs: Record<string, Feed> = {};
         for (const name of spec.inputs) {
           const value = values.get(name);
           if (!value) throw new Error(`stage ${s}: no value for its input ${name}`);
           inputs[name] = value;
         }
-        const fetches: Record<string, ort.Tensor | null> = {};
-        for (const name of [...fetch, ...spec.carried])
-          fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
-        const out = await session.run(inputs, fetches);
-        for (const name of spec.carried) values.set(name, out[name]);
+        const out = await session.run(inputs, into, [...fetch, ...spec.carried]);
+        for (const name of spec.carried) values.set(name, { type: 'float32', ...out[name] });
         // A carried value no later stage reads is dropped here, so that it can be collected.
         for (const name of spec.inputs)
           if (!this.stages.slice(s + 1).some((later) => later.spec.inputs.includes(name))) values.delete(name);
         const outputs: Record<string, RunOutput> = {};
-        for (const name of fetch) outputs[name] = { data: out[name].data as Float32Array, dims: out[name].dims };
+        for (const name of fetch) outputs[name] = out[name];
         yield { stage: s, outputs };
       }
     } finally {
