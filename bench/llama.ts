@@ -37,6 +37,7 @@ import { writeAttentionStream } from '../src/core/files.js';
 import { readGguf } from '../src/load/gguf.js';
 import { PACKED_TYPES, packedBytes } from '../src/load/gguf-quant.js';
 import { Model } from '../src/models/checkpoint-model.js';
+import { DirectSession } from '../src/runtime/ort-direct.js';
 import { exactText } from './texts.js';
 
 /** This file runs as dist/bench/llama.js. */
@@ -472,6 +473,11 @@ async function main(): Promise<void> {
   console.log(
     `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
       `${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
+  );
+  console.log(
+    `extracting sessions (GGUF weights in memory included) run on ${
+      DirectSession.available ? "onnxruntime's C API (outputs written in place)" : 'the binding (outputs copied)'
+    }`,
   );
   console.log(
     '\n| scenario | load s | resident weights GB (× tensor bytes) | peak RSS after load GB | ' +
