@@ -15,6 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention, Tensor } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
+import { f32BitsToF16, toHalf } from '../src/core/half.js';
 import { readAttentionFile, readSafetensors, writeAttentionStream } from '../src/core/files.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
@@ -318,6 +319,29 @@ describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', ()
     expect(runHeads(32, 8192)).toBe(1); // 268 MB: one head is the least
     expect(runHeads(14, 2048)).toBe(2); // Qwen2-0.5B: 4 fit, 2 divides 14
     expect(runHeads(7, 1024)).toBe(7);
+  });
+});
+
+describe("toHalf's F16 conversion (the stream writer's)", () => {
+  test('gives f32BitsToF16 bits at every exponent, at the rounding boundaries and ties, for both signs', () => {
+    // Mantissas at the edges of the 13 bits F16 drops: exact, just under / at / over half an ulp, ties with an even
+    // and an odd kept bit, all ones (carries into the exponent), plus pseudo-random ones.
+    const mantissas = [
+      0, 1, 0xfff, 0x1000, 0x1001, 0x2fff, 0x3000, 0x3001, 0x1fff, 0x2000, 0x7fefff, 0x7ff000, 0x7fffff,
+    ];
+    let seed = 1;
+    for (let i = 0; i < 64; i++) mantissas.push((seed = (seed * 1103515245 + 12345) >>> 0) & 0x7fffff);
+    const bits: number[] = [];
+    for (const sign of [0, 0x80000000])
+      for (let exp = 0; exp < 256; exp++) for (const m of mantissas) bits.push((sign | (exp << 23) | m) >>> 0);
+    const u = Uint32Array.from(bits);
+    const out = toHalf(new Float32Array(u.buffer), 'F16');
+    const wrong = bits.filter((x, i) => out[i] !== f32BitsToF16(x)).map((x) => x.toString(16));
+    expect(wrong).toEqual([]);
+    // The largest value below the overflow tie stays finite; the tie (65520) and above round to Infinity.
+    expect([...toHalf(Float32Array.of(65519, 65520, -65520, 6.1035156e-5, 2 ** -25), 'F16')]).toEqual([
+      0x7bff, 0x7c00, 0xfc00, 0x0400, 0,
+    ]);
   });
 });
 

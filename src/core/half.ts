@@ -49,7 +49,22 @@ export type HalfType = 'F16' | 'BF16';
 /** float32 values → float16 or bfloat16 bits, rounded to nearest even, written into `out`. */
 export function toHalf(values: Float32Array, type: HalfType, out = new Uint16Array(values.length)): Uint16Array {
   const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  if (type === 'F16') for (let i = 0; i < u.length; i++) out[i] = f32BitsToF16(u[i]);
+  if (type === 'F16')
+    for (let i = 0; i < u.length; i++) {
+      const x = u[i];
+      const a = x & 0x7fffffff;
+      // Most values (attention probabilities from ~6e-5 up, and every exact 0 of a causal mask) take a short path:
+      // a normal half (2^-14 ≤ |x| < 2^16) is the exponent rebiased and the mantissa rounded to nearest even in one
+      // add (round bit + sticky bits + the kept lsb carry into the exponent as rounding should; 65520 and up
+      // become Infinity). The rest (subnormals, NaN, Infinity) go through f32BitsToF16; every one of the 2³² inputs
+      // gives its bits (checked once, bench/RESULTS.md; test/stream.test.ts checks the boundaries).
+      out[i] =
+        (a - 0x38800000) >>> 0 < 0x0f000000
+          ? ((x >>> 16) & 0x8000) | ((a - 0x37fff001 + ((a >>> 13) & 1)) >>> 13)
+          : a === 0
+            ? x >>> 16
+            : f32BitsToF16(x);
+    }
   else
     for (let i = 0; i < u.length; i++) {
       const x = u[i];
