@@ -16,7 +16,14 @@
  *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
- *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--layers N] [--dir DIR]
+ *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--layers N] [--calls N] [--dir DIR]
+ *
+ * `--calls N` (default 2): calls per length of the 1B scenarios, the same text each time. The first call is given
+ * apart ("first"): it pays for what a length needs once — onnxruntime's first run at that size and, for an
+ * extraction past the one-session budget (models/sized-session.ts), creating the per-layer sessions (the weights
+ * repacked again) in place of the one session the model loaded with. The targets are judged on the last call,
+ * the steady state of a model kept loaded (the server, a script extracting many texts); `--calls 1` gives the
+ * first call only (the 4096-token peak, whose runs take minutes).
  *
  * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
  * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
@@ -68,6 +75,7 @@ const { values: args } = parseArgs({
     formats: { type: 'string', default: 'gguf,bf16' },
     threads: { type: 'string' },
     layers: { type: 'string' },
+    calls: { type: 'string', default: '2' },
     dir: { type: 'string' },
     child: { type: 'string' },
   },
@@ -81,6 +89,7 @@ const SHAPE_1B: Shape = args.layers ? { ...LLAMA_1B, layers: Number(args.layers)
 const MODES = args.modes!.split(',');
 const FORMATS = args.formats!.split(',');
 const THREADS = args.threads ? Number(args.threads) : undefined;
+const CALLS = Math.max(1, Number(args.calls));
 
 // ---- random checkpoints --------------------------------------------------------------------------------
 
@@ -306,6 +315,8 @@ interface Scenario {
    */
   mode: 'forward' | 'attention' | 'stream';
   sizes: number[];
+  /** attnviz: calls per length (default 1); the last is the steady state, the first is reported apart. */
+  calls?: number;
 }
 
 interface Measured {
@@ -314,7 +325,8 @@ interface Measured {
   residentBytes: number;
   /** Peak RSS by the end of loading (repacking and session creation), before any run. */
   loadPeakRss: number;
-  runs: { T: number; seconds: number; fileBytes?: number }[];
+  /** Per length: the last call's seconds (the steady state), the first call's (`first`) when there were more. */
+  runs: { T: number; seconds: number; first?: number; fileBytes?: number }[];
   peakRss: number;
 }
 
@@ -336,18 +348,22 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   for (const T of s.sizes) {
     const text = exactText((x) => m.tokenizer.encode(x).ids.length, T);
     const file = join(os.tmpdir(), `attnviz-bench-llama-${process.pid}-${T}.safetensors`);
-    t0 = performance.now();
-    if (s.mode === 'attention') {
-      const a = await m.attention(text);
-      if (a.attention.dims[2] !== T) throw new Error(`expected ${T} tokens, got ${a.attention.dims[2]}`);
-    } else if (s.mode === 'stream') await writeAttentionStream(file, m.stream(text), { dtype: 'F16' });
-    else await m.forward(text);
-    const seconds = (performance.now() - t0) / 1000;
+    const seconds: number[] = [];
+    for (let call = 0; call < (s.calls ?? 1); call++) {
+      t0 = performance.now();
+      if (s.mode === 'attention') {
+        const a = await m.attention(text);
+        if (a.attention.dims[2] !== T) throw new Error(`expected ${T} tokens, got ${a.attention.dims[2]}`);
+      } else if (s.mode === 'stream') await writeAttentionStream(file, m.stream(text), { dtype: 'F16' });
+      else await m.forward(text);
+      seconds.push((performance.now() - t0) / 1000);
+      gc();
+    }
+    const timed = { T, seconds: seconds.at(-1)!, ...(seconds.length > 1 ? { first: seconds[0] } : {}) };
     if (s.mode === 'stream') {
-      runs.push({ T, seconds, fileBytes: statSync(file).size });
+      runs.push({ ...timed, fileBytes: statSync(file).size });
       rmSync(file);
-    } else runs.push({ T, seconds });
-    gc();
+    } else runs.push(timed);
   }
   await m.release();
   return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
@@ -408,7 +424,11 @@ function layoutBytes(path: string): number {
 function row(label: string, m: Measured | { error: string }, weights: number): string {
   if ('error' in m) return `| ${label} | failed: ${m.error} ||||||`;
   const runs = m.runs
-    .map((r) => `${r.T}: ${r.seconds.toFixed(1)} s${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}`)
+    .map(
+      (r) =>
+        `${r.T}: ${r.seconds.toFixed(1)} s${r.first === undefined ? '' : ` (first ${r.first.toFixed(1)} s)`}` +
+        `${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}`,
+    )
     .join(', ');
   return (
     `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
@@ -440,9 +460,15 @@ function targets(
       const f = forward && !('error' in forward) ? forward.runs.find((x) => x.T === r.T) : undefined;
       if (f) {
         const ratio = r.seconds / f.seconds;
+        const steady = r.first === undefined ? '' : 'last call of each, ';
+        const first =
+          r.first === undefined || f.first === undefined
+            ? ''
+            : `; first calls ${r.first.toFixed(1)} / ${f.first.toFixed(1)} s = ${(r.first / f.first).toFixed(2)}×`;
         out.push(
-          `${label}, ${what} at ${r.T} tokens / plain forward: ${r.seconds.toFixed(1)} / ${f.seconds.toFixed(1)} s ` +
-            `= ${ratio.toFixed(2)}× (≤ ${EXTRACTION_RATIO}×: ${verdict(ratio <= EXTRACTION_RATIO)})`,
+          `${label}, ${what} at ${r.T} tokens / plain forward (${steady}same length): ${r.seconds.toFixed(1)} / ` +
+            `${f.seconds.toFixed(1)} s = ${ratio.toFixed(2)}× (≤ ${EXTRACTION_RATIO}×: ` +
+            `${verdict(ratio <= EXTRACTION_RATIO)})${first}`,
         );
       }
       if (r.T === 4096 && m.runs.length === 1)
@@ -502,18 +528,18 @@ async function main(): Promise<void> {
         let forward: Measured | { error: string } | undefined;
         const extraction: [string, Measured | { error: string }][] = [];
         if (MODES.includes('forward')) {
-          forward = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES });
+          forward = inChild({ kind: 'attnviz', source, mode: 'forward', sizes: SIZES, calls: CALLS });
           if (source === gguf1b) forward1b = forward;
           console.log(row(`${label}, forward`, forward, bytes));
         }
         if (MODES.includes('attention')) {
-          const a = inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512] });
+          const a = inChild({ kind: 'attnviz', source, mode: 'attention', sizes: [512], calls: CALLS });
           extraction.push(['attention()', a]);
           console.log(row(`${label}, attention()`, a, bytes));
         }
         // One child per length: each length's peak RSS is its own.
         for (const T of MODES.includes('stream') ? SIZES : []) {
-          const e = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T] });
+          const e = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T], calls: CALLS });
           extraction.push(['extract to F16 file', e]);
           console.log(row(`${label}, extract to F16 file`, e, bytes));
         }
