@@ -103,7 +103,8 @@ export class SplitSession implements GroupedRunner {
     const sessions = new Map<string, Promise<Runner>>();
     const byLayer: Promise<Runner>[] = specs.map((spec) => {
       const key = `${spec.scale} ${spec.softcap}`;
-      const own = { threads: options.threads, stopSpinning: true };
+      // The layers' shared arena serves the attention runs too: one working set, the larger of the two, not both.
+      const own = { threads: options.threads, stopSpinning: true, sharedArena: true };
       if (!sessions.has(key)) sessions.set(key, createSession(attentionGraph(spec), weightsRoot, own));
       return sessions.get(key)!;
     });

@@ -56,14 +56,17 @@ const SIGNATURES = {
   GetDimensions: [62, 'void *f(void *info, int64_t *dims, size_t count)'],
   GetTensorTypeAndShape: [65, 'void *f(void *value, _Out_ void **info)'],
   AllocatorFree: [76, 'void *f(void *allocator, void *p)'],
+  CreateMemoryInfo: [68, 'void *f(const char *name, int type, int id, int memType, _Out_ void **info)'],
   CreateCpuMemoryInfo: [69, 'void *f(int type, int memType, _Out_ void **info)'],
   GetAllocatorWithDefaultOptions: [78, 'void *f(_Out_ void **allocator)'],
   ReleaseStatus: [93, 'void f(void *status)'],
+  ReleaseMemoryInfo: [94, 'void f(void *info)'],
   ReleaseSession: [95, 'void f(void *session)'],
   ReleaseValue: [96, 'void f(void *value)'],
   ReleaseTensorTypeAndShapeInfo: [99, 'void f(void *info)'],
   ReleaseSessionOptions: [100, 'void f(void *options)'],
   AddSessionConfigEntry: [130, 'void *f(void *options, const char *key, const char *value)'],
+  CreateAndRegisterAllocator: [144, 'void *f(void *env, void *info, void *arenaConfig)'],
   AddExternalInitializersFromFilesInMemory: [
     279,
     'void *f(void *options, const char **names, const uint64_t *buffers, const size_t *lengths, size_t n)',
@@ -320,7 +323,44 @@ export interface DirectSettings {
   threads: number;
   memory?: readonly MemoryFile[];
   noArena?: boolean;
+  /** The process's shared arena (sharedArena()) serves its runs, where it could be registered; else noArena says. */
+  sharedArena?: boolean;
   stopSpinning?: boolean;
+}
+
+/** Whether the shared arena is registered: undefined until first asked, then for good. */
+let arenaShared: boolean | undefined;
+
+/**
+ * One memory arena for every session that asks for it (the per-layer and attention sessions of a split model,
+ * runtime/session.ts), registered once with onnxruntime's environment. Such sessions run one after another, so
+ * one arena serves them all at the size of the largest run's working set, and keeps it for the next: without an
+ * arena each of those runs took its intermediates (64 MB MLP activations at 2048 tokens) as fresh pages from the
+ * system (glibc serves such blocks to onnxruntime's threads from mmap whatever its tunables), twice the plain
+ * pass's page faults; with an arena per session, L arenas would each keep their peak (bench/RESULTS.md, sixth
+ * session). The weights stay out of it (session.use_device_allocator_for_initializers). Its index is checked by
+ * behaviour: it refuses a non-CPU device with a message of its own, and registers nothing then.
+ */
+function sharedArena(c: Loaded): boolean {
+  if (arenaShared !== undefined) return arenaShared;
+  arenaShared = false;
+  const { api } = c;
+  const out: Ptr[] = [null];
+  check(api, api.CreateMemoryInfo('Cuda', 0, 0, 0, out));
+  const probe = api.CreateAndRegisterAllocator(c.env, out[0], null);
+  api.ReleaseMemoryInfo(out[0]);
+  const message = probe ? (api.GetErrorMessage(probe) as string) : '';
+  if (probe) api.ReleaseStatus(probe);
+  if (!message.includes('Only CPU devices')) return arenaShared;
+  // An arena allocator (type 1) on the CPU, with onnxruntime's default arena settings.
+  check(api, api.CreateCpuMemoryInfo(1, 0, out));
+  try {
+    check(api, api.CreateAndRegisterAllocator(c.env, out[0], null));
+    arenaShared = true;
+  } finally {
+    api.ReleaseMemoryInfo(out[0]);
+  }
+  return arenaShared;
 }
 
 export interface DirectFeed {
@@ -353,7 +393,7 @@ export class DirectSession {
    * bytes), with the settings Session.create gives the binding's sessions (runtime/session.ts SessionOptions).
    */
   static async create(graph: Uint8Array, weightsRoot: string, settings: DirectSettings): Promise<DirectSession> {
-    const { threads, memory = [], noArena = false, stopSpinning = false } = settings;
+    const { threads, memory = [], noArena = false, sharedArena: shared = false, stopSpinning = false } = settings;
     const c = load();
     if (!c) throw new Error('onnxruntime C API not available here');
     const { api, koffi } = c;
@@ -369,7 +409,13 @@ export class DirectSession {
         api,
         api.AddSessionConfigEntry(options, 'session.model_external_initializers_file_folder_path', weightsRoot),
       );
-      if (noArena) {
+      // The environment's shared arena replaces the session's own allocator where it is registered; else the
+      // session has its own arena, or none (noArena).
+      if (shared && sharedArena(c)) {
+        check(api, api.AddSessionConfigEntry(options, 'session.use_env_allocators', '1'));
+        check(api, api.AddSessionConfigEntry(options, 'session.use_device_allocator_for_initializers', '1'));
+        check(api, api.DisableMemPattern(options));
+      } else if (noArena) {
         check(api, api.DisableCpuMemArena(options));
         check(api, api.DisableMemPattern(options));
       }

@@ -37,6 +37,11 @@ export interface SessionOptions {
    * intermediates for good; without, they come from malloc, which reuses the freed blocks of the session before).
    */
   noArena?: boolean;
+  /**
+   * The process's one arena shared by such sessions (runtime/ort-direct.ts sharedArena: sessions that run one after
+   * another reuse one working set) where onnxruntime's C API is used; elsewhere noArena decides.
+   */
+  sharedArena?: boolean;
 }
 
 /** The intra-op thread count a session gets: the caller's, or the cores the process may use. */
@@ -343,9 +348,10 @@ export class StagedSession implements GroupedRunner {
       for (const spec of specs) {
         const session = await createSession(spec.graph, weightsRoot, {
           threads: options.threads,
-          // Each session's arena would keep its stage's peak intermediates (a layer's [H, T, T] scores and
-          // probabilities) for good: L arenas, L times the memory one session needs.
+          // Each session's own arena would keep its stage's peak intermediates for good: L arenas, L times the
+          // memory one session needs. They share one (and, on the binding, have none: fresh pages every run).
           noArena: true,
+          sharedArena: true,
           // Repacked quantized weights: every stage may read its share of them (onnxruntime copies what it uses).
           memory: options.memory,
           // Stages run one after another: a finished stage's threads must not spin while the next one works,
