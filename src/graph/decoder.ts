@@ -17,7 +17,16 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import { declareLayerOutputs, headDim, INPUTS, outputNames, splitNames, TASK_HEADS, type ModelDims } from './family.js';
+import {
+  declareLayerOutputs,
+  headDim,
+  INPUTS,
+  outputNames,
+  splitNames,
+  TASK_HEADS,
+  type ModelDims,
+  type SplitLayer,
+} from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -295,24 +304,27 @@ export const ATTENTION_IO = {
  * graph of its own: q `[n, T, d]`, k and v `[n, S, d]` (kv heads already repeated) and the layer's mask
  * `[T, S]` in; probabilities `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would
  * have put in the layer's graph, so the values are the same bits. One session of it serves every layer with
- * the same scale and soft-capping.
+ * the same scale and soft-capping, and a mask or none (`extras.mask` unset: no mask input).
  */
-export function attentionGraph(g: GraphBuilder, headDim: number, extras: Omit<ScoreExtras, 'mask'>): void {
+export function attentionGraph(g: GraphBuilder, headDim: number, extras: SplitLayer): void {
   const io = ATTENTION_IO;
   const [q, k, v] = [io.q, io.k, io.v].map((name, i) => g.input(name, 'float', ['n', i === 0 ? 'T' : 'S', headDim]));
-  const mask = g.input(io.mask, 'float', ['T', 'S']);
+  const mask = extras.mask === undefined ? undefined : g.input(io.mask, 'float', ['T', 'S']);
   const context = scoredAttention(g, q, k, v, { ...extras, mask }, io.probs);
   g.output(io.probs, ['n', 'T', 'S']);
   g.output(g.op('Identity', [context], {}, io.context), ['n', 'T', headDim]);
 }
 
-/** softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v; probabilities to `probsOut`. */
+/**
+ * softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v (no mask: every key); probabilities to
+ * `probsOut`.
+ */
 export function scoredAttention(
   g: GraphBuilder,
   q: string,
   k: string,
   v: string,
-  extras: ScoreExtras,
+  extras: SplitLayer,
   probsOut: string,
 ): string {
   if (extras.softcap === undefined) return g.attention(q, k, v, extras.scale, probsOut, extras.mask);
@@ -323,7 +335,8 @@ export function scoredAttention(
     g.scalar(extras.scale),
   ]);
   const capped = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, g.scalar(c)])]), g.scalar(c)]);
-  const probs = g.op('Softmax', [g.op('Add', [capped, extras.mask])], { axis: -1 }, probsOut);
+  const masked = extras.mask === undefined ? capped : g.op('Add', [capped, extras.mask]);
+  const probs = g.op('Softmax', [masked], { axis: -1 }, probsOut);
   return g.op('MatMul', [probs, v]);
 }
 

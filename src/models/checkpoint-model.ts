@@ -42,7 +42,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
-import { sparesBack, trimHeap } from '../runtime/ort-direct.js';
+import { outputArray, sparesBack, trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -335,7 +335,13 @@ export class Model implements AttentionModel {
       const whole = stageParts(sized, dims.layers, dims.heads);
       parts = (T) =>
         split && kindFor(T) === 'staged' ? runParts(splitRuns(dims.layers, dims.heads, T, options.headChunk)) : whole;
-    } else session = await sessionOf(main);
+    } else if (extract && !family.encoderDecoder)
+      // Score-bias families: one run of the whole graph (attentionWhole), through the C API where it loads, which
+      // writes every output in place (no copy of each into fresh memory, as the binding makes).
+      session = await over((root) =>
+        GroupedSession.create(main.bytes, [], root, { threads: options.threads, memory: main.memory }),
+      );
+    else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -431,12 +437,12 @@ export class Model implements AttentionModel {
     pair: string | null,
     options: ExtractOptions = {},
   ): Promise<Attention> {
-    if (this.session instanceof Session && this.session.outputNames.includes(outputNames(0).probs)) {
+    if (!isGrouped(this.session) && this.session.outputNames.includes(outputNames(0).probs)) {
       check(
         !options.layers && !options.heads && options.qk !== false,
         `${this.source}: model_type ${this.family.modelType} extracts every layer and head at once (no selection)`,
       );
-      return this.attentionWhole(encoded, text, pair);
+      return this.attentionWhole(encoded, text, pair, options.reuse ?? false);
     }
     const header = this.header(encoded, text, pair, options);
     // Fresh arrays take the memory of results already collected.
@@ -453,19 +459,30 @@ export class Model implements AttentionModel {
   /**
    * One run of the whole graph (families with score-bias outputs): every layer, head and q/k, with the biases.
    */
-  private async attentionWhole(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
+  private async attentionWhole(
+    encoded: Encoded,
+    text: string,
+    pair: string | null,
+    reuse: boolean,
+  ): Promise<Attention> {
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
-    const stacked = (perLayer: number[]) => ({
-      dims: [layers, ...perLayer],
-      data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)),
-    });
-    const attention = stacked([heads, T, T]),
-      query = stacked([heads, T, headDim]),
-      key = stacked([heads, T, headDim]);
-    // Families with a bias of their own in every layer (DeBERTa) output it too.
-    const layerBias = this.session.outputNames.includes(layerBiasName(0)) ? stacked([heads, T, T]) : null;
-    const into: Record<string, RunOutput> = {};
+    // As stackedFor's: memory onnxruntime writes in place, kept by the model (reuse) or fresh, taking that of
+    // results already collected.
+    if (!reuse) await sparesBack();
+    const tensor = (role: string, dims: number[]) => {
+      const length = dims.reduce((a, b) => a * b, 1);
+      return { dims, data: reuse ? this.pool.get(`whole.${role}`, length) : outputArray(length) };
+    };
+    const attention = tensor('probs', [layers, heads, T, T]),
+      query = tensor('q', [layers, heads, T, headDim]),
+      key = tensor('k', [layers, heads, T, headDim]);
+    // Families with a bias of their own in every layer (DeBERTa) output it too; the others one shared by all.
+    const names = this.session.outputNames;
+    const layerBias = names.includes(layerBiasName(0)) ? tensor('layerBias', [layers, heads, T, T]) : null;
+    const into: Record<string, RunOutput> = names.includes(POSITION_BIAS_OUTPUT)
+      ? { [POSITION_BIAS_OUTPUT]: tensor('positionBias', [heads, T, T]) }
+      : {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
       for (const [name, t] of [

@@ -60,8 +60,8 @@ export function splitGroups(layers: readonly SplitLayer[]): string[][] {
   const seen = new Set<string>([INPUTS.causalMask]);
   return layers.map((layer, i) => {
     const o = outputNames(i);
-    const masks = seen.has(layer.mask) ? [] : [layer.mask];
-    seen.add(layer.mask);
+    const masks = layer.mask === undefined || seen.has(layer.mask) ? [] : [layer.mask];
+    if (layer.mask !== undefined) seen.add(layer.mask);
     return [o.q, o.k, splitNames(i).v, ...masks];
   });
 }
@@ -101,7 +101,7 @@ export class SplitSession implements GroupedRunner {
     const layers = await StagedSession.create(stages, weightsRoot, options);
     const sessions = new Map<string, Promise<Session>>();
     const byLayer: Promise<Session>[] = specs.map((spec) => {
-      const key = `${spec.scale} ${spec.softcap}`;
+      const key = `${spec.scale} ${spec.softcap} ${spec.mask === undefined}`;
       const own = { threads: options.threads, stopSpinning: true };
       if (!sessions.has(key)) sessions.set(key, Session.create(attentionGraph(spec), weightsRoot, own));
       return sessions.get(key)!;
@@ -114,16 +114,17 @@ export class SplitSession implements GroupedRunner {
     return new SplitSession(layers, attention, specs, dims, dims.headChunk);
   }
 
-  /** The layers' inputs but the contexts, and the causal mask, which the attention reads. */
+  /** The layers' inputs but the contexts, and the causal mask when the attention reads it. */
   get inputNames(): readonly string[] {
     const context = new Set(this.specs.map((_, i) => splitNames(i).context));
     const names = this.layers.inputNames.filter((n) => !context.has(n));
-    return names.includes(INPUTS.causalMask) ? names : [...names, INPUTS.causalMask];
+    const causal = this.specs.some((s) => s.mask === INPUTS.causalMask) && !names.includes(INPUTS.causalMask);
+    return causal ? [...names, INPUTS.causalMask] : names;
   }
 
   /** q, k, the last hidden state (and logits); v and the window masks stay inside. */
   get outputNames(): readonly string[] {
-    const inside = new Set(this.specs.flatMap((s, i) => [splitNames(i).v, s.mask]));
+    const inside = new Set(this.specs.flatMap((s, i) => [splitNames(i).v, ...(s.mask === undefined ? [] : [s.mask])]));
     return this.layers.outputNames.filter((n) => !inside.has(n));
   }
 
@@ -211,7 +212,12 @@ export class SplitSession implements GroupedRunner {
         const io = ATTENTION_IO;
         const probs = p.fetch.includes(run.probs);
         const out = await this.attention[stage].run(
-          { [io.q]: feed(q, run), [io.k]: feed(k, run), [io.v]: feed(v, run), [io.mask]: masks.get(spec.mask)! },
+          {
+            [io.q]: feed(q, run),
+            [io.k]: feed(k, run),
+            [io.v]: feed(v, run),
+            ...(spec.mask === undefined ? {} : { [io.mask]: masks.get(spec.mask)! }),
+          },
           {
             [io.context]: slice(context, run),
             ...(probs && p.into?.[run.probs] ? { [io.probs]: p.into[run.probs] } : {}),
