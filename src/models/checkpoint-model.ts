@@ -105,8 +105,8 @@ export interface LoadOptions {
    */
   weights?: 'copy' | 'memory' | 'map';
   /**
-   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
-   * this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
+   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts, or ModernBERT, computes each
+   * layer's attention this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
    * parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
    * (models/split-session.ts runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
@@ -266,8 +266,8 @@ export class Model implements AttentionModel {
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
     // stage (splitStages at the same groups).
-    // Staged, a decoder.ts family is built without its attention (BuildOptions.split), which one more session
-    // computes for every layer (split-session.ts); `split` tells, once such a session was made.
+    // Staged, a decoder.ts family (and ModernBERT) is built without its attention (BuildOptions.split), which one
+    // more session computes for every layer (split-session.ts); `split` tells, once such a session was made.
     let split = false;
     const extractingOf = (kind: SessionKind, groups: string[][], built?: ReturnType<typeof graph>) => {
       const o = { threads: options.threads, memory: [] as MemoryFile[] };

@@ -1,6 +1,6 @@
 /**
- * Extraction of a decoder whose layer graph leaves the attention out (graph/decoder.ts, BuildOptions.split): the
- * layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer before, the norms, the
+ * Extraction of a model whose layer graph leaves the attention out (graph/decoder.ts's decoders, ModernBERT;
+ * BuildOptions.split): the layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer before, the norms, the
  * projections and RoPE, giving q, k and v; then a last stage), and every layer's attention runs on one weightless
  * session (decoder.ts attentionGraph), a run of heads at a time, between its layer's stage and the next: the
  * probabilities go to the caller, the context into the buffer the next stage reads.
