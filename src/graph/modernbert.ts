@@ -38,6 +38,7 @@ import {
   type Family,
   type ModelDims,
 } from './family.js';
+import { DataType } from './onnx.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface ModernBertConfig extends ModelDims {
@@ -106,14 +107,16 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  // Local layers' mask: 0 where |i − j| ≤ half the window, −inf elsewhere.
+  // Local layers' mask: 0 where |i − j| ≤ half the window, −inf elsewhere. The distances in float32 (exact up
+  // to 2²⁴): their [T, T] is half the bytes of int64's (8192 tokens: 268 MB, not 537).
+  const at = g.op('Cast', [positions], { to: DataType.FLOAT });
   const distance = g.op('Abs', [
-    g.op('Sub', [g.op('Unsqueeze', [positions, g.ints([1])]), g.op('Unsqueeze', [positions, g.ints([0])])]),
+    g.op('Sub', [g.op('Unsqueeze', [at, g.ints([1])]), g.op('Unsqueeze', [at, g.ints([0])])]),
   ]);
   const masks = new Map<number, string>();
   const maskOf = (half: number) => {
     if (!masks.has(half))
-      masks.set(half, g.op('Where', [g.op('Greater', [distance, g.ints([half])]), g.scalar(-Infinity), g.scalar(0)]));
+      masks.set(half, g.op('Where', [g.op('Greater', [distance, g.scalar(half)]), g.scalar(-Infinity), g.scalar(0)]));
     return masks.get(half)!;
   };
   // One rotation per θ (global, local), made once.
