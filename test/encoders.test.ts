@@ -1229,8 +1229,8 @@ describe.skipIf(!HAVE_SHARED)('ModernBERT: tiny random checkpoint', () => {
     const dir = await writeTinyModel(MODERNBERT_CONFIG, w, 'bert-tiny');
     const a = await (await open(dir, { staged: false })).attention(TEXT);
     // Staged, the layers leave their attention to one session that computes it a run of heads at a time (one
-    // head with headChunk 1, else as many as fit; with the window mask a local layer outputs, none on the global
-    // layer): a whole layer's [H, T, T] is never computed at once.
+    // head with headChunk 1, else as many as fit; with the window mask a local layer outputs, a broadcast zero on
+    // the global layer): a whole layer's [H, T, T] is never computed at once.
     for (const [options, runs] of [
       [{ headChunk: 1 }, [[0], [1]]],
       [{ staged: true }, [[0, 1]]],

@@ -17,16 +17,7 @@ import { ModelConfig } from '../load/config.js';
 import type { WeightRef, Weights } from '../load/weights.js';
 import type { GraphBuilder } from './builder.js';
 import { cacheNames, extendCache, lmHead, type DecodingBuildOptions } from './decoding.js';
-import {
-  declareLayerOutputs,
-  headDim,
-  INPUTS,
-  outputNames,
-  splitNames,
-  TASK_HEADS,
-  type ModelDims,
-  type SplitLayer,
-} from './family.js';
+import { declareLayerOutputs, headDim, INPUTS, outputNames, splitNames, TASK_HEADS, type ModelDims } from './family.js';
 import type { NamedLayers } from './layers.js';
 import type { RopeLayout } from './rotary.js';
 
@@ -302,29 +293,26 @@ export const ATTENTION_IO = {
 /**
  * The attention of a run of heads of a layer whose graph left it out (BuildOptions.split), as a weightless
  * graph of its own: q `[n, T, d]`, k and v `[n, S, d]` (kv heads already repeated) and the layer's mask
- * `[T, S]` in; probabilities `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would
- * have put in the layer's graph, so the values are the same bits. One session of it serves every layer with
- * the same scale and soft-capping, and a mask or none (`extras.mask` unset: no mask input).
+ * `[T, S]` (or a `[1, 1]` zero for a layer without one: added, it leaves every score's bits) in; probabilities
+ * `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would have put in the layer's graph,
+ * so the values are the same bits. One session of it serves every layer with the same scale and soft-capping.
  */
-export function attentionGraph(g: GraphBuilder, headDim: number, extras: SplitLayer): void {
+export function attentionGraph(g: GraphBuilder, headDim: number, extras: Omit<ScoreExtras, 'mask'>): void {
   const io = ATTENTION_IO;
   const [q, k, v] = [io.q, io.k, io.v].map((name, i) => g.input(name, 'float', ['n', i === 0 ? 'T' : 'S', headDim]));
-  const mask = extras.mask === undefined ? undefined : g.input(io.mask, 'float', ['T', 'S']);
+  const mask = g.input(io.mask, 'float', ['maskT', 'maskS']);
   const context = scoredAttention(g, q, k, v, { ...extras, mask }, io.probs);
   g.output(io.probs, ['n', 'T', 'S']);
   g.output(g.op('Identity', [context], {}, io.context), ['n', 'T', headDim]);
 }
 
-/**
- * softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v (no mask: every key); probabilities to
- * `probsOut`.
- */
+/** softmax(extras(q·kᵀ))·v for per-head `[H, T, d]` q and `[H, S, d]` k, v; probabilities to `probsOut`. */
 export function scoredAttention(
   g: GraphBuilder,
   q: string,
   k: string,
   v: string,
-  extras: SplitLayer,
+  extras: ScoreExtras,
   probsOut: string,
 ): string {
   if (extras.softcap === undefined) return g.attention(q, k, v, extras.scale, probsOut, extras.mask);
@@ -335,8 +323,7 @@ export function scoredAttention(
     g.scalar(extras.scale),
   ]);
   const capped = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, g.scalar(c)])]), g.scalar(c)]);
-  const masked = extras.mask === undefined ? capped : g.op('Add', [capped, extras.mask]);
-  const probs = g.op('Softmax', [masked], { axis: -1 }, probsOut);
+  const probs = g.op('Softmax', [g.op('Add', [capped, extras.mask])], { axis: -1 }, probsOut);
   return g.op('MatMul', [probs, v]);
 }
 

@@ -1,9 +1,9 @@
 /**
  * Extraction of a model whose layer graph leaves the attention out (graph/decoder.ts's decoders, ModernBERT;
- * BuildOptions.split): the layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer before, the norms, the
- * projections and RoPE, giving q, k and v; then a last stage), and every layer's attention runs on one weightless
- * session (decoder.ts attentionGraph), a run of heads at a time, between its layer's stage and the next: the
- * probabilities go to the caller, the context into the buffer the next stage reads.
+ * BuildOptions.split): the layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer
+ * before, the norms, the projections and RoPE, giving q, k and v; then a last stage), and every layer's attention
+ * runs on one weightless session (decoder.ts attentionGraph), a run of heads at a time, between its layer's stage
+ * and the next: the probabilities go to the caller, the context into the buffer the next stage reads.
  *
  * Why so (bench/RESULTS.md): that one session keeps onnxruntime's memory arena, so a run's `[n, T, T]` scores
  * reuse the memory of the run before, where per-run stage sessions (no arena: L of them would each keep their
@@ -69,6 +69,12 @@ export function splitGroups(layers: readonly SplitLayer[]): string[][] {
 type Plan = Parameters<GroupedRunner['stream']>[1];
 
 /**
+ * The mask of a layer without one (ModernBERT's global layers): a zero broadcast over the scores, so that such
+ * layers share the attention session, and its memory arena, with the masked ones.
+ */
+const NO_MASK: Feed = { type: 'float32', data: new Float32Array(1), dims: [1, 1] };
+
+/**
  * A GroupedRunner whose stages are the runs of heads at the input's length (runs(T)) and a last one, so its
  * stage count is known per call, not once.
  */
@@ -101,7 +107,7 @@ export class SplitSession implements GroupedRunner {
     const layers = await StagedSession.create(stages, weightsRoot, options);
     const sessions = new Map<string, Promise<Session>>();
     const byLayer: Promise<Session>[] = specs.map((spec) => {
-      const key = `${spec.scale} ${spec.softcap} ${spec.mask === undefined}`;
+      const key = `${spec.scale} ${spec.softcap}`;
       const own = { threads: options.threads, stopSpinning: true };
       if (!sessions.has(key)) sessions.set(key, Session.create(attentionGraph(spec), weightsRoot, own));
       return sessions.get(key)!;
@@ -216,7 +222,7 @@ export class SplitSession implements GroupedRunner {
             [io.q]: feed(q, run),
             [io.k]: feed(k, run),
             [io.v]: feed(v, run),
-            ...(spec.mask === undefined ? {} : { [io.mask]: masks.get(spec.mask)! }),
+            [io.mask]: spec.mask === undefined ? NO_MASK : masks.get(spec.mask)!,
           },
           {
             [io.context]: slice(context, run),
