@@ -80,7 +80,8 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   console.log(
     `families benchmark: hidden ${D}, ${H} heads, ${L} layers, 128 tokens, ${runs} paired rounds (median), ` +
-      `${threads ?? os.availableParallelism()} threads${gc ? '' : ' (no --expose-gc: collections fall inside the timings)'}`,
+      `${threads ?? os.availableParallelism()} threads` +
+      (gc ? '' : ' (no --expose-gc: collections fall inside the timings)'),
   );
   console.log(
     `machine: ${os.cpus().length} × ${os.cpus()[0]?.model}, load average ${os

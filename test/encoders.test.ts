@@ -1225,7 +1225,7 @@ describe.skipIf(!HAVE_SHARED)('ModernBERT: tiny random checkpoint', () => {
     },
   );
 
-  test('long inputs layer by layer: each layer in runs of heads, global ones with no mask, the bits of one session', async () => {
+  test('long inputs layer by layer: runs of heads (global layers unmasked), the bits of one session', async () => {
     const dir = await writeTinyModel(MODERNBERT_CONFIG, w, 'bert-tiny');
     const a = await (await open(dir, { staged: false })).attention(TEXT);
     // Staged, the layers leave their attention to one session that computes it a run of heads at a time (one

@@ -75,9 +75,9 @@ export interface BuildOptions {
   extract: boolean;
   /**
    * When extracting, leave each layer's attention out of the graph (families built on decoder.ts's
-   * selfAttention, and ModernBERT; the others ignore it): the graph outputs the layer's q, k and v (splitNames) and reads its
-   * context as an input, and each layer's score extras are recorded here, in layer order, for the weightless
-   * graph that computes the attention a few heads at a time (decoder.ts attentionGraph). A layer's [H, T, T]
+   * selfAttention, and ModernBERT; the others ignore it): the graph outputs the layer's q, k and v (splitNames)
+   * and reads its context as an input, and each layer's score extras are recorded here, in layer order, for the
+   * weightless graph that computes the attention a few heads at a time (decoder.ts attentionGraph). A layer's [H, T, T]
    * scores are then never all in memory, and one session computes every layer's attention.
    */
   split?: SplitLayer[];

@@ -106,8 +106,8 @@ export interface LoadOptions {
   weights?: 'copy' | 'memory' | 'map';
   /**
    * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts, or ModernBERT, computes each
-   * layer's attention this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
-   * parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
+   * layer's attention this many heads at a time (implies `staged` unless that is false): `stream()` then yields
+   * a layer in parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
    * (models/split-session.ts runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
