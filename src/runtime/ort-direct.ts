@@ -301,11 +301,11 @@ const reading = new Set<readonly MemoryFile[]>();
 /**
  * Hands onnxruntime the memory files by address, as onnxruntime-node does with SessionOptions.externalData: the
  * call only records names and addresses; the bytes are read where they are while the session is created, and
- * copied into onnxruntime's own memory (its documentation says so; test/gguf-capi.test.ts overwrites them after
- * the creation and gets the same results). The address of an ArrayBuffer's memory holds while it lives: V8 never
- * moves an ArrayBuffer's backing store (only typed arrays of up to 64 bytes start inside V8's heap, and asking for
- * their `buffer`, as here, moves it out for good). Typed arrays passed as arguments, koffi's pointers to them, hold
- * only during a call; this one is synchronous.
+ * copied into onnxruntime's own memory (its documentation says so; a test in test/gguf.test.ts overwrites them
+ * after the creation and gets the same results). The address of an ArrayBuffer's memory holds while it lives:
+ * V8 never moves an ArrayBuffer's backing store (only typed arrays of up to 64 bytes start inside V8's heap, and
+ * asking for their `buffer`, as here, moves it out for good). Typed arrays passed as arguments, koffi's pointers
+ * to them, hold only during a call; this one is synchronous.
  */
 function addMemoryFiles(c: Loaded, options: Ptr, files: readonly MemoryFile[]): void {
   const { api, koffi } = c;
