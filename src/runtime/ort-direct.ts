@@ -419,10 +419,19 @@ export class DirectSession {
       const names = Object.keys(feeds);
       for (const name of names) {
         const { type, data, dims } = feeds[name];
-        check(
-          api,
-          api.CreateTensorAsOrtValue(allocator, BigInt64Array.from(dims, BigInt), dims.length, ELEMENT[type], out),
-        );
+        const shape = BigInt64Array.from(dims, BigInt);
+        // A feed in outputArray's memory (a split layer's q, k, v, context, masks) is read where it is.
+        const address = addresses.get(data.buffer as ArrayBuffer);
+        if (address !== undefined) {
+          const at = address + BigInt(data.byteOffset);
+          check(
+            api,
+            api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT[type], out),
+          );
+          inputs.push(out[0]);
+          continue;
+        }
+        check(api, api.CreateTensorAsOrtValue(allocator, shape, dims.length, ELEMENT[type], out));
         inputs.push(out[0]);
         if (data.byteLength === 0) continue;
         check(api, api.GetTensorMutableData(out[0], out));
