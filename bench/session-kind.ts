@@ -12,14 +12,26 @@
  * - short inputs on per-layer sessions: what deciding at load from the longest input (before) cost them.
  *
  *   node --expose-gc dist/bench/session-kind.js [--layers N] [--runs N] [--threads N] [--budget BYTES]
+ *   node --expose-gc dist/bench/session-kind.js --peak TOKENS [--layers N] [--threads N]
+ *
+ * `--peak` measures instead a long input's memory (issue 9 item 3), in a fresh process: the model loaded with the
+ * defaults, an input of TOKENS tokens (ModernBERT's longest, 8192, by default) written layer by layer into an F16
+ * attention file (`attnviz extract --dtype f16`'s path; the file in the system's temporary folder, removed after):
+ * seconds, peak RSS (VmHWM) against the RSS after loading and against one layer's float32 probabilities, which a
+ * stage holding whole layers held at once; target: peak ≤ the loaded model + 2 GB (default 3 layers: one
+ * global, two local; the peak does not grow with the layer count, as each layer reuses the buffers of the one
+ * before).
  *
  * `--layers` (default 22) and `--budget` (default ONE_SESSION_BYTES) shorten a run on a loaded machine: a smaller
  * budget makes the long input shorter. Long inputs are read as `stream()` (one layer's outputs at a time on
  * per-layer sessions), short ones with `attention()`.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeAttentionStream } from '../src/core/files.js';
 import { familyFor } from '../src/graph/families.js';
 import { readConfig } from '../src/load/config.js';
 import { Model, ONE_SESSION_BYTES, sessionKindFor } from '../src/models/checkpoint-model.js';
@@ -31,6 +43,7 @@ const layers = Number(option('--layers') ?? 22);
 const runs = Number(option('--runs') ?? 3);
 const threads = option('--threads') === undefined ? undefined : Number(option('--threads'));
 const budget = Number(option('--budget') ?? ONE_SESSION_BYTES);
+const peakTokens = option('--peak') === undefined ? undefined : Number(option('--peak') || 8192);
 
 /** Resident memory in MB: all, anonymous (onnxruntime's copies, arenas, our arrays), file-backed (mapped weights). */
 function resident(): string {
@@ -121,6 +134,44 @@ async function shortOnBoth(dir: string): Promise<void> {
   await Promise.all([one.release(), staged.release()]);
 }
 
+/** VmRSS and VmHWM (peak since the last reset) in bytes. */
+function memoryNow(): { rss: number; peak: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+/** A long input written layer by layer into an F16 attention file, in this fresh process: time and peak memory. */
+async function peak(dir: string, tokens: number): Promise<void> {
+  const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
+  const model = await Model.load(dir, { threads });
+  const text = exactText((t) => model.tokenizer.encode(t).ids.length, tokens);
+  // A first short call maps in the weights; then the peak counts from the loaded model's resident memory.
+  await model.attention(exactText((t) => model.tokenizer.encode(t).ids.length, 128));
+  (globalThis as { gc?: () => void }).gc?.();
+  const loaded = memoryNow().rss;
+  writeFileSync('/proc/self/clear_refs', '5');
+  const out = mkdtempSync(join(os.tmpdir(), 'attnviz-peak-'));
+  try {
+    const file = join(out, 'long.safetensors');
+    const t = performance.now();
+    await writeAttentionStream(file, model.stream(text), { dtype: 'F16' });
+    const seconds = (performance.now() - t) / 1000;
+    const { heads } = model.dims;
+    const layerProbs = heads * tokens * tokens * 4;
+    const top = memoryNow().peak;
+    console.log(
+      `${tokens} tokens, ${model.dims.layers} layers, kind ${model.sessionKind}: ${seconds.toFixed(1)} s, ` +
+        `file ${gb(statSync(file).size)}; RSS after loading ${gb(loaded)}, peak ${gb(top)} ` +
+        `(+${gb(top - loaded)}; one layer's float32 probabilities ${gb(layerProbs)}): ` +
+        `peak ≤ loaded + 2 GB ${top <= loaded + 2e9 ? 'met' : 'not met'}`,
+    );
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+    await model.release();
+  }
+}
+
 /** Runs `part` in a fresh node process (memory figures of its own), printing what it prints. */
 function inChild(part: string, dir: string, extra: string[] = []): void {
   const args = ['--expose-gc', fileURLToPath(import.meta.url), '--part', part, '--dir', dir, ...extra];
@@ -141,6 +192,7 @@ async function main(): Promise<void> {
   if (part && given) {
     if (part === 'calls') return calls(given, Number(option('--long')));
     if (part === 'short') return shortOnBoth(given);
+    if (part === 'peak') return peak(given, Number(option('--tokens')));
     return memory(given, part as 'one' | 'staged' | 'both');
   }
   const dir = writeFamilyCheckpoint(
@@ -148,13 +200,21 @@ async function main(): Promise<void> {
       model_type: 'modernbert',
       hidden_size: 768,
       num_attention_heads: 12,
-      num_hidden_layers: layers,
+      num_hidden_layers: peakTokens === undefined ? layers : Number(option('--layers') ?? 3),
       intermediate_size: 1152,
       vocab_size: 50368,
     },
     'bert-tiny',
   );
   try {
+    if (peakTokens !== undefined) {
+      console.log(`session-kind benchmark, a long input's peak memory: ModernBERT-base shape`);
+      console.log(machineLine());
+      console.log(loadLine('at the start'));
+      inChild('peak', dir, ['--tokens', String(peakTokens)]);
+      console.log(loadLine('at the end'));
+      return;
+    }
     const config = await readConfig(dir);
     const dims = familyFor(config).readConfig(config);
     let long = 64;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attentionLogit, type Attention } from '../src/core/attention.js';
 import { logBucketPosition } from '../src/graph/deberta-v2.js';
-import { Model } from '../src/models/checkpoint-model.js';
+import { Model, type LoadOptions } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import {
@@ -52,8 +52,8 @@ const PAIR = 'A second sentence.';
 
 const loaded: Model[] = [];
 const derived: string[] = [];
-async function open(dir: string): Promise<Model> {
-  const m = await Model.load(dir);
+async function open(dir: string, options?: LoadOptions): Promise<Model> {
+  const m = await Model.load(dir, options);
   loaded.push(m);
   return m;
 }
@@ -1224,6 +1224,27 @@ describe.skipIf(!HAVE_SHARED)('ModernBERT: tiny random checkpoint', () => {
       expect(a.attention.data[((1 * H + 0) * T + 0) * T + 3]).toBe(0);
     },
   );
+
+  test('long inputs layer by layer: runs of heads (global layers unmasked), the bits of one session', async () => {
+    const dir = await writeTinyModel(MODERNBERT_CONFIG, w, 'bert-tiny');
+    const a = await (await open(dir, { staged: false })).attention(TEXT);
+    // Staged, the layers leave their attention to one session that computes it a run of heads at a time (one
+    // head with headChunk 1, else as many as fit; with the window mask a local layer outputs, a broadcast zero on
+    // the global layer): a whole layer's [H, T, T] is never computed at once.
+    for (const [options, runs] of [
+      [{ headChunk: 1 }, [[0], [1]]],
+      [{ staged: true }, [[0, 1]]],
+    ] as const) {
+      const m = await open(dir, options);
+      const b = await m.attention(TEXT);
+      expect(m.sessionKind).toBe('staged');
+      for (const key of ['attention', 'query', 'key', 'hiddenLast'] as const)
+        expect(maxAbsDiff(b[key]!.data, a[key]!.data), `${key}, ${JSON.stringify(options)}`).toBe(0);
+      const seen: number[][] = [];
+      for await (const part of m.stream(TEXT)) seen.push([part.layer, ...part.heads]);
+      expect(seen).toEqual([0, 1, 2].flatMap((l) => runs.map((heads) => [l, ...heads])));
+    }
+  });
 
   test('bad inputs: a bias ModernBERT does not declare, a wrong Wqkv shape, an unknown activation', async () => {
     const biased = modernbertWeights(102);

@@ -293,14 +293,14 @@ export const ATTENTION_IO = {
 /**
  * The attention of a run of heads of a layer whose graph left it out (BuildOptions.split), as a weightless
  * graph of its own: q `[n, T, d]`, k and v `[n, S, d]` (kv heads already repeated) and the layer's mask
- * `[T, S]` in; probabilities `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would
- * have put in the layer's graph, so the values are the same bits. One session of it serves every layer with
- * the same scale and soft-capping.
+ * `[T, S]` (or a `[1, 1]` zero for a layer without one: added, it leaves every score's bits) in; probabilities
+ * `[n, T, S]` and context `[n, T, d]` out. The nodes are those selfAttention would have put in the layer's graph,
+ * so the values are the same bits. One session of it serves every layer with the same scale and soft-capping.
  */
 export function attentionGraph(g: GraphBuilder, headDim: number, extras: Omit<ScoreExtras, 'mask'>): void {
   const io = ATTENTION_IO;
   const [q, k, v] = [io.q, io.k, io.v].map((name, i) => g.input(name, 'float', ['n', i === 0 ? 'T' : 'S', headDim]));
-  const mask = g.input(io.mask, 'float', ['T', 'S']);
+  const mask = g.input(io.mask, 'float', ['maskT', 'maskS']);
   const context = scoredAttention(g, q, k, v, { ...extras, mask }, io.probs);
   g.output(io.probs, ['n', 'T', 'S']);
   g.output(g.op('Identity', [context], {}, io.context), ['n', 'T', headDim]);

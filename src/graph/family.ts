@@ -75,9 +75,9 @@ export interface BuildOptions {
   extract: boolean;
   /**
    * When extracting, leave each layer's attention out of the graph (families built on decoder.ts's
-   * selfAttention; the others ignore it): the graph outputs the layer's q, k and v (splitNames) and reads its
-   * context as an input, and each layer's score extras are recorded here, in layer order, for the weightless
-   * graph that computes the attention a few heads at a time (decoder.ts attentionGraph). A layer's [H, T, T]
+   * selfAttention, and ModernBERT; the others ignore it): the graph outputs the layer's q, k and v (splitNames)
+   * and reads its context as an input, and each layer's score extras are recorded here, in layer order, for the
+   * weightless graph that computes the attention a few heads at a time (decoder.ts attentionGraph). A layer's [H, T, T]
    * scores are then never all in memory, and one session computes every layer's attention.
    */
   split?: SplitLayer[];
@@ -89,8 +89,11 @@ export interface SplitLayer {
   scale: number;
   /** Attention logit soft-capping c: c·tanh(s/c) before the mask. */
   softcap?: number;
-  /** The graph value of the layer's additive mask `[T, S]`: the causal-mask input, or a graph output. */
-  mask: string;
+  /**
+   * The graph value of the layer's additive mask `[T, S]`: the causal-mask input, or a graph output; none for
+   * attention over every key (an encoder's global layers).
+   */
+  mask?: string;
 }
 
 export interface Family<C extends ModelDims = ModelDims> {
@@ -153,8 +156,10 @@ export function declareLayerOutputs(g: GraphBuilder, dims: ModelDims, options: B
       continue;
     }
     g.output(splitNames(i).v, [dims.heads, 'T', dims.headDim]);
-    if (!masks.has(split[i].mask)) g.output(split[i].mask, ['T', 'T']);
-    masks.add(split[i].mask);
+    const { mask } = split[i];
+    if (mask === undefined || masks.has(mask)) continue;
+    g.output(mask, ['T', 'T']);
+    masks.add(mask);
   }
 }
 

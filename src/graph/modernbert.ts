@@ -8,7 +8,9 @@
  * embedding norm precedes it); LayerNorms have no bias unless norm_bias.
  *
  * What is reported: q and k after RoPE, as they enter softmax(q·kᵀ/√d + mask); Attention.layerWindows is
- * [local_attention / 2, local_attention / 2] on local layers and null on global ones.
+ * [local_attention / 2, local_attention / 2] on local layers and null on global ones. Built with
+ * BuildOptions.split (long inputs, one layer at a time), the layers leave their attention to decoder.ts's
+ * attentionGraph, as the Llama-style decoders do: a layer's [H, T, T] is then computed a run of heads at a time.
  *
  * Names: `model.` prefix (ModernBertForMaskedLM and the task heads) or none (ModernBertModel):
  * `embeddings.tok_embeddings`, `embeddings.norm`, `layers.N.{attn_norm, attn.Wqkv, attn.Wo, mlp_norm, mlp.Wi,
@@ -30,11 +32,13 @@ import {
   HIDDEN_LAST,
   INPUTS,
   outputNames,
+  splitNames,
   TASK_HEADS,
   type BuildOptions,
   type Family,
   type ModelDims,
 } from './family.js';
+import { DataType } from './onnx.js';
 import { ropeInvFreq, rotary } from './rotary.js';
 
 export interface ModernBertConfig extends ModelDims {
@@ -103,14 +107,16 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
 
   const ids = g.input(INPUTS.inputIds, 'int64', ['T']);
   const positions = g.input(INPUTS.positionIds, 'int64', ['T']);
-  // Local layers' mask: 0 where |i − j| ≤ half the window, −inf elsewhere.
+  // Local layers' mask: 0 where |i − j| ≤ half the window, −inf elsewhere. The distances in float32 (exact up
+  // to 2²⁴): their [T, T] is half the bytes of int64's (8192 tokens: 268 MB, not 537).
+  const at = g.op('Cast', [positions], { to: DataType.FLOAT });
   const distance = g.op('Abs', [
-    g.op('Sub', [g.op('Unsqueeze', [positions, g.ints([1])]), g.op('Unsqueeze', [positions, g.ints([0])])]),
+    g.op('Sub', [g.op('Unsqueeze', [at, g.ints([1])]), g.op('Unsqueeze', [at, g.ints([0])])]),
   ]);
   const masks = new Map<number, string>();
   const maskOf = (half: number) => {
     if (!masks.has(half))
-      masks.set(half, g.op('Where', [g.op('Greater', [distance, g.ints([half])]), g.scalar(-Infinity), g.scalar(0)]));
+      masks.set(half, g.op('Where', [g.op('Greater', [distance, g.scalar(half)]), g.scalar(-Infinity), g.scalar(0)]));
     return masks.get(half)!;
   };
   // One rotation per θ (global, local), made once.
@@ -134,8 +140,15 @@ function build(g: GraphBuilder, w: Weights, c: ModernBertConfig, options: BuildO
     const qkv = linear(i === 0 ? x : norm(x, `${l}.attn_norm`), `${l}.attn.Wqkv`, D, 3 * D, c.attentionBias);
     const q = rotate(g.splitHeads(columns(qkv, 0, D), H, d), out.q);
     const k = rotate(g.splitHeads(columns(qkv, D, 2 * D), H, d), out.k);
-    const v = g.splitHeads(columns(qkv, 2 * D, 3 * D), H, d);
-    const context = g.attention(q, k, v, 1 / Math.sqrt(d), out.probs, half === null ? undefined : maskOf(half));
+    const split = options.extract ? options.split : undefined;
+    const v = g.splitHeads(columns(qkv, 2 * D, 3 * D), H, d, split && splitNames(i).v);
+    const extras = { scale: 1 / Math.sqrt(d), mask: half === null ? undefined : maskOf(half) };
+    // Split (long inputs, BuildOptions.split): the attention runs outside this graph, a few heads at a time, and
+    // its context comes back as an input.
+    split?.push(extras);
+    const context = split
+      ? g.input(splitNames(i).context, 'float', [H, 'T', d])
+      : g.attention(q, k, v, extras.scale, out.probs, extras.mask);
     x = g.add(x, linear(g.mergeHeads(context, H, d), `${l}.attn.Wo`, D, D, c.attentionBias));
     // GeGLU MLP: Wo(act(input) · gate), [input | gate] = Wi(norm(x)).
     const wi = linear(norm(x, `${l}.mlp_norm`), `${l}.mlp.Wi`, D, 2 * I, c.mlpBias);

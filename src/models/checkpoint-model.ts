@@ -42,7 +42,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
-import { sparesBack, trimHeap } from '../runtime/ort-direct.js';
+import { outputArray, sparesBack, trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -105,9 +105,9 @@ export interface LoadOptions {
    */
   weights?: 'copy' | 'memory' | 'map';
   /**
-   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts computes each layer's attention
-   * this many heads at a time (implies `staged` unless that is false): `stream()` then yields a layer in
-   * parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
+   * Extracting layer by layer (`staged`), a decoder built on graph/decoder.ts, or ModernBERT, computes each
+   * layer's attention this many heads at a time (implies `staged` unless that is false): `stream()` then yields
+   * a layer in parts. Default: by the input's length, as many heads as keep a run's float32 scores within 64 MB
    * (models/split-session.ts runHeads: all 32 of Llama-3.2-1B's at 512 tokens, 4 at 2,048, 1 at 4,096).
    */
   headChunk?: number;
@@ -269,8 +269,8 @@ export class Model implements AttentionModel {
       over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
     // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
     // stage (splitStages at the same groups).
-    // Staged, a decoder.ts family is built without its attention (BuildOptions.split), which one more session
-    // computes for every layer (split-session.ts); `split` tells, once such a session was made.
+    // Staged, a decoder.ts family (and ModernBERT) is built without its attention (BuildOptions.split), which one
+    // more session computes for every layer (split-session.ts); `split` tells, once such a session was made.
     let split = false;
     const extractingOf = (kind: SessionKind, groups: string[][], built?: ReturnType<typeof graph>) => {
       const o = { threads: options.threads, memory: [] as MemoryFile[] };
@@ -338,7 +338,13 @@ export class Model implements AttentionModel {
       const whole = stageParts(sized, dims.layers, dims.heads);
       parts = (T) =>
         split && kindFor(T) === 'staged' ? runParts(splitRuns(dims.layers, dims.heads, T, options.headChunk)) : whole;
-    } else session = await sessionOf(main);
+    } else if (extract && !family.encoderDecoder)
+      // Score-bias families: one run of the whole graph (attentionWhole), through the C API where it loads, which
+      // writes every output in place (no copy of each into fresh memory, as the binding makes).
+      session = await over((root) =>
+        GroupedSession.create(main.bytes, [], root, { threads: options.threads, memory: main.memory }),
+      );
+    else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -438,12 +444,12 @@ export class Model implements AttentionModel {
     pair: string | null,
     options: ExtractOptions = {},
   ): Promise<Attention> {
-    if (this.session instanceof Session && this.session.outputNames.includes(outputNames(0).probs)) {
+    if (!isGrouped(this.session) && this.session.outputNames.includes(outputNames(0).probs)) {
       check(
         !options.layers && !options.heads && options.qk !== false,
         `${this.source}: model_type ${this.family.modelType} extracts every layer and head at once (no selection)`,
       );
-      return this.attentionWhole(encoded, text, pair);
+      return this.attentionWhole(encoded, text, pair, options.reuse ?? false);
     }
     const header = this.header(encoded, text, pair, options);
     // Fresh arrays take the memory of results already collected.
@@ -460,19 +466,30 @@ export class Model implements AttentionModel {
   /**
    * One run of the whole graph (families with score-bias outputs): every layer, head and q/k, with the biases.
    */
-  private async attentionWhole(encoded: Encoded, text: string, pair: string | null): Promise<Attention> {
+  private async attentionWhole(
+    encoded: Encoded,
+    text: string,
+    pair: string | null,
+    reuse: boolean,
+  ): Promise<Attention> {
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
-    const stacked = (perLayer: number[]) => ({
-      dims: [layers, ...perLayer],
-      data: new Float32Array(layers * perLayer.reduce((a, b) => a * b, 1)),
-    });
-    const attention = stacked([heads, T, T]),
-      query = stacked([heads, T, headDim]),
-      key = stacked([heads, T, headDim]);
-    // Families with a bias of their own in every layer (DeBERTa) output it too.
-    const layerBias = this.session.outputNames.includes(layerBiasName(0)) ? stacked([heads, T, T]) : null;
-    const into: Record<string, RunOutput> = {};
+    // As stackedFor's: memory onnxruntime writes in place, kept by the model (reuse) or fresh, taking that of
+    // results already collected.
+    if (!reuse) await sparesBack();
+    const tensor = (role: string, dims: number[]) => {
+      const length = dims.reduce((a, b) => a * b, 1);
+      return { dims, data: reuse ? this.pool.get(`whole.${role}`, length) : outputArray(length) };
+    };
+    const attention = tensor('probs', [layers, heads, T, T]),
+      query = tensor('q', [layers, heads, T, headDim]),
+      key = tensor('k', [layers, heads, T, headDim]);
+    // Families with a bias of their own in every layer (DeBERTa) output it too; the others one shared by all.
+    const names = this.session.outputNames;
+    const layerBias = names.includes(layerBiasName(0)) ? tensor('layerBias', [layers, heads, T, T]) : null;
+    const into: Record<string, RunOutput> = names.includes(POSITION_BIAS_OUTPUT)
+      ? { [POSITION_BIAS_OUTPUT]: tensor('positionBias', [heads, T, T]) }
+      : {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
       for (const [name, t] of [

@@ -1,9 +1,9 @@
 /**
- * Extraction of a decoder whose layer graph leaves the attention out (graph/decoder.ts, BuildOptions.split): the
- * layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer before, the norms, the
- * projections and RoPE, giving q, k and v; then a last stage), and every layer's attention runs on one weightless
- * session (decoder.ts attentionGraph), a run of heads at a time, between its layer's stage and the next: the
- * probabilities go to the caller, the context into the buffer the next stage reads.
+ * Extraction of a model whose layer graph leaves the attention out (graph/decoder.ts's decoders, ModernBERT;
+ * BuildOptions.split): the layers run as a chain of stage sessions (StagedSession: per layer the MLP of the layer
+ * before, the norms, the projections and RoPE, giving q, k and v; then a last stage), and every layer's attention
+ * runs on one weightless session (decoder.ts attentionGraph), a run of heads at a time, between its layer's stage
+ * and the next: the probabilities go to the caller, the context into the buffer the next stage reads.
  *
  * Why so (bench/RESULTS.md): that one session keeps onnxruntime's memory arena, so a run's `[n, T, T]` scores
  * reuse the memory of the run before, where per-run stage sessions (no arena: L of them would each keep their
@@ -62,13 +62,19 @@ export function splitGroups(layers: readonly SplitLayer[]): string[][] {
   const seen = new Set<string>([INPUTS.causalMask]);
   return layers.map((layer, i) => {
     const o = outputNames(i);
-    const masks = seen.has(layer.mask) ? [] : [layer.mask];
-    seen.add(layer.mask);
+    const masks = layer.mask === undefined || seen.has(layer.mask) ? [] : [layer.mask];
+    if (layer.mask !== undefined) seen.add(layer.mask);
     return [o.q, o.k, splitNames(i).v, ...masks];
   });
 }
 
 type Plan = Parameters<GroupedRunner['stream']>[1];
+
+/**
+ * The mask of a layer without one (ModernBERT's global layers): a zero broadcast over the scores, so that such
+ * layers share the attention session, and its memory arena, with the masked ones.
+ */
+const NO_MASK: Feed = { type: 'float32', data: new Float32Array(1), dims: [1, 1] };
 
 /**
  * A GroupedRunner whose stages are the runs of heads at the input's length (runs(T)) and a last one, so its
@@ -116,16 +122,17 @@ export class SplitSession implements GroupedRunner {
     return new SplitSession(layers, attention, specs, dims, dims.headChunk);
   }
 
-  /** The layers' inputs but the contexts, and the causal mask, which the attention reads. */
+  /** The layers' inputs but the contexts, and the causal mask when the attention reads it. */
   get inputNames(): readonly string[] {
     const context = new Set(this.specs.map((_, i) => splitNames(i).context));
     const names = this.layers.inputNames.filter((n) => !context.has(n));
-    return names.includes(INPUTS.causalMask) ? names : [...names, INPUTS.causalMask];
+    const causal = this.specs.some((s) => s.mask === INPUTS.causalMask) && !names.includes(INPUTS.causalMask);
+    return causal ? [...names, INPUTS.causalMask] : names;
   }
 
   /** q, k, the last hidden state (and logits); v and the window masks stay inside. */
   get outputNames(): readonly string[] {
-    const inside = new Set(this.specs.flatMap((s, i) => [splitNames(i).v, s.mask]));
+    const inside = new Set(this.specs.flatMap((s, i) => [splitNames(i).v, ...(s.mask === undefined ? [] : [s.mask])]));
     return this.layers.outputNames.filter((n) => !inside.has(n));
   }
 
@@ -218,7 +225,12 @@ export class SplitSession implements GroupedRunner {
         const io = ATTENTION_IO;
         const probs = p.fetch.includes(run.probs);
         const out = await this.attention[stage].run(
-          { [io.q]: feed(q, run), [io.k]: feed(k, run), [io.v]: feed(v, run), [io.mask]: masks.get(spec.mask)! },
+          {
+            [io.q]: feed(q, run),
+            [io.k]: feed(k, run),
+            [io.v]: feed(v, run),
+            [io.mask]: spec.mask === undefined ? NO_MASK : masks.get(spec.mask)!,
+          },
           {
             [io.context]: slice(context, run),
             ...(probs && p.into?.[run.probs] ? { [io.probs]: p.into[run.probs] } : {}),
