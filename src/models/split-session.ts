@@ -185,12 +185,15 @@ export class SplitSession implements GroupedRunner {
     const context = buffer('context');
     const chainFeeds: Record<string, Feed> = { ...feeds };
     for (let i = 0; i < this.specs.length; i++) chainFeeds[splitNames(i).context] = { type: 'float32', ...context };
-    // The causal mask every run of heads reads, copied once into outputArray's memory.
+    // The causal mask (decoders) every run of heads reads, copied once into outputArray's memory.
+    const masks = new Map<string, Feed>();
     const given = feeds[INPUTS.causalMask];
-    check(given.type === 'float32', 'the causal mask is float32');
-    const causal = outputArray(given.data.length);
-    causal.set(given.data);
-    const masks = new Map<string, Feed>([[INPUTS.causalMask, { ...given, data: causal }]]);
+    if (given) {
+      check(given.type === 'float32', 'the causal mask is float32');
+      const causal = outputArray(given.data.length);
+      causal.set(given.data);
+      masks.set(INPUTS.causalMask, { ...given, data: causal });
+    }
     const groups = splitGroups(this.specs);
     const first = new Map<number, ReturnType<Plan>>();
     const chain = this.layers.stream(chainFeeds, (s) => {
@@ -202,7 +205,13 @@ export class SplitSession implements GroupedRunner {
       // q or k asked for without a buffer of the caller's: a fresh one (the shared ones serve the next layer).
       const own = (name: string, role: string) =>
         p.into?.[name] ?? (p.fetch.includes(name) ? { dims: [H, T, d], data: outputArray(H * T * d) } : buffer(role));
-      const into = { [o.q]: own(o.q, 'q'), [o.k]: own(o.k, 'k'), [splitNames(s).v]: buffer('v') };
+      const into: Record<string, RunOutput> = {
+        [o.q]: own(o.q, 'q'),
+        [o.k]: own(o.k, 'k'),
+        [splitNames(s).v]: buffer('v'),
+      };
+      // The window masks this layer is the first to read ([T, T]), for this call only.
+      for (const name of groups[s].slice(3)) into[name] = { dims: [T, T], data: outputArray(T * T) };
       return { fetch: groups[s], into };
     });
     for await (const { stage, outputs } of chain) {
