@@ -12,8 +12,9 @@
  * hundred tokens, one at 4,096) instead of being fixed when the model is built; and the model has L + 2
  * sessions, not one per run of heads.
  */
+import { check } from '../core/errors.js';
 import { ATTENTION_IO } from '../graph/decoder.js';
-import { trimHeap } from '../runtime/ort-direct.js';
+import { outputArray, trimHeap } from '../runtime/ort-direct.js';
 import { headChunks, INPUTS, outputNames, probsChunkName, type SplitLayer, splitNames } from '../graph/family.js';
 import {
   createSession,
@@ -175,16 +176,25 @@ export class SplitSession implements GroupedRunner {
     const T = feeds[INPUTS.inputIds].dims[0];
     const { heads: H, headDim: d } = this.dims;
     const runs = this.runs(T);
+    // In outputArray's memory, which the C API's sessions write and read in place (no copy per run of heads).
     const buffer = (role: string) => {
       let b = this.buffers.get(role);
-      if (b?.length !== H * T * d) this.buffers.set(role, (b = new Float32Array(H * T * d)));
+      if (b?.length !== H * T * d) this.buffers.set(role, (b = outputArray(H * T * d)));
       return { dims: [H, T, d], data: b };
     };
     // Every layer's context input is the one buffer its attention runs write into before the layer after reads it.
     const context = buffer('context');
     const chainFeeds: Record<string, Feed> = { ...feeds };
     for (let i = 0; i < this.specs.length; i++) chainFeeds[splitNames(i).context] = { type: 'float32', ...context };
-    const masks = new Map<string, Feed>([[INPUTS.causalMask, feeds[INPUTS.causalMask]]]);
+    // The causal mask (decoders) every run of heads reads, copied once into outputArray's memory.
+    const masks = new Map<string, Feed>();
+    const given = feeds[INPUTS.causalMask];
+    if (given) {
+      check(given.type === 'float32', 'the causal mask is float32');
+      const causal = outputArray(given.data.length);
+      causal.set(given.data);
+      masks.set(INPUTS.causalMask, { ...given, data: causal });
+    }
     const groups = splitGroups(this.specs);
     const first = new Map<number, ReturnType<Plan>>();
     const chain = this.layers.stream(chainFeeds, (s) => {
@@ -193,11 +203,16 @@ export class SplitSession implements GroupedRunner {
       const p = plan(at);
       first.set(s, p);
       const o = outputNames(s);
-      const into = {
-        [o.q]: p.into?.[o.q] ?? buffer('q'),
-        [o.k]: p.into?.[o.k] ?? buffer('k'),
+      // q or k asked for without a buffer of the caller's: a fresh one (the shared ones serve the next layer).
+      const own = (name: string, role: string) =>
+        p.into?.[name] ?? (p.fetch.includes(name) ? { dims: [H, T, d], data: outputArray(H * T * d) } : buffer(role));
+      const into: Record<string, RunOutput> = {
+        [o.q]: own(o.q, 'q'),
+        [o.k]: own(o.k, 'k'),
         [splitNames(s).v]: buffer('v'),
       };
+      // The window masks this layer is the first to read ([T, T]), for this call only.
+      for (const name of groups[s].slice(3)) into[name] = { dims: [T, T], data: outputArray(T * T) };
       return { fetch: groups[s], into };
     });
     for await (const { stage, outputs } of chain) {

@@ -304,11 +304,11 @@ const reading = new Set<readonly MemoryFile[]>();
 /**
  * Hands onnxruntime the memory files by address, as onnxruntime-node does with SessionOptions.externalData: the
  * call only records names and addresses; the bytes are read where they are while the session is created, and
- * copied into onnxruntime's own memory (its documentation says so; test/gguf-capi.test.ts overwrites them after
- * the creation and gets the same results). The address of an ArrayBuffer's memory holds while it lives: V8 never
- * moves an ArrayBuffer's backing store (only typed arrays of up to 64 bytes start inside V8's heap, and asking for
- * their `buffer`, as here, moves it out for good). Typed arrays passed as arguments, koffi's pointers to them, hold
- * only during a call; this one is synchronous.
+ * copied into onnxruntime's own memory (its documentation says so; a test in test/gguf.test.ts overwrites them
+ * after the creation and gets the same results). The address of an ArrayBuffer's memory holds while it lives:
+ * V8 never moves an ArrayBuffer's backing store (only typed arrays of up to 64 bytes start inside V8's heap, and
+ * asking for their `buffer`, as here, moves it out for good). Typed arrays passed as arguments, koffi's pointers
+ * to them, hold only during a call; this one is synchronous.
  */
 function addMemoryFiles(c: Loaded, options: Ptr, files: readonly MemoryFile[]): void {
   const { api, koffi } = c;
@@ -465,10 +465,19 @@ export class DirectSession {
       const names = Object.keys(feeds);
       for (const name of names) {
         const { type, data, dims } = feeds[name];
-        check(
-          api,
-          api.CreateTensorAsOrtValue(allocator, BigInt64Array.from(dims, BigInt), dims.length, ELEMENT[type], out),
-        );
+        const shape = BigInt64Array.from(dims, BigInt);
+        // A feed in outputArray's memory (a split layer's q, k, v, context, masks) is read where it is.
+        const address = addresses.get(data.buffer as ArrayBuffer);
+        if (address !== undefined) {
+          const at = address + BigInt(data.byteOffset);
+          check(
+            api,
+            api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT[type], out),
+          );
+          inputs.push(out[0]);
+          continue;
+        }
+        check(api, api.CreateTensorAsOrtValue(allocator, shape, dims.length, ELEMENT[type], out));
         inputs.push(out[0]);
         if (data.byteLength === 0) continue;
         check(api, api.GetTensorMutableData(out[0], out));

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
-import { DirectSession } from './ort-direct.js';
+import { DirectSession, type MemoryFile } from './ort-direct.js';
 
 export type Feed =
   | { type: 'int64'; data: BigInt64Array; dims: readonly number[] }
@@ -26,7 +26,7 @@ export interface SessionOptions {
    * External-data files given as bytes (repacked quantized weights, graph/builder.ts); onnxruntime copies them
    * while creating the session, so the caller's buffers can be dropped once it resolves.
    */
-  memory?: readonly { path: string; data: Uint8Array }[];
+  memory?: readonly MemoryFile[];
   /**
    * The threads stop spinning as each run returns (a session whose runs alternate with other sessions' runs:
    * its idle threads must not take the cores those need).
