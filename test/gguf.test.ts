@@ -17,6 +17,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import type { Attention } from '../src/core/attention.js';
@@ -1016,6 +1018,28 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
       }
     },
   );
+
+  test('a loaded model keeps none of the repacked bytes it handed to onnxruntime (extracting, plain, generating)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const path = await file(quantizedLlama(QUANT_TYPES.find((q) => q.name === 'Q4_K')!, readGguf(STORIES)));
+    const { architecture, config, weights } = openGgufModel(path);
+    const g = new GraphBuilder(weights);
+    ggufFamily(architecture).build(g, weights, ggufFamily(architecture).readConfig(config), { extract: true });
+    const repacked = g.memoryFiles().reduce((n, f) => n + f.data.byteLength, 0);
+    expect(repacked).toBeGreaterThan(100_000);
+    const held = () => {
+      gc();
+      return process.memoryUsage().arrayBuffers;
+    };
+    for (const extract of [true, false]) {
+      const before = held();
+      const m = await open(path, { extract });
+      if (!extract) await m.generate(text, { maxNewTokens: 1, temperature: 0 });
+      // A closure over the built graph would keep every repacked weight for the model's life (it did, once).
+      expect(held() - before, `extract: ${extract}`).toBeLessThan(repacked / 4);
+    }
+  });
 
   test(
     'context_length bounds texts (one-line error, or cut) and ' + 'generation, like max_position_embeddings',

@@ -340,10 +340,9 @@ export class Model implements AttentionModel {
         split && kindFor(T) === 'staged' ? runParts(splitRuns(dims.layers, dims.heads, T, options.headChunk)) : whole;
     } else if (extract && !family.encoderDecoder)
       // Score-bias families: one run of the whole graph (attentionWhole), through the C API where it loads, which
-      // writes every output in place (no copy of each into fresh memory, as the binding makes).
-      session = await over((root) =>
-        GroupedSession.create(main.bytes, [], root, { threads: options.threads, memory: main.memory }),
-      );
+      // writes every output in place (no copy of each into fresh memory, as the binding makes). `main` goes as an
+      // argument, as everywhere here (see sessionOf).
+      session = await extractingOf('one', [], main);
     else session = await sessionOf(main);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
