@@ -1019,7 +1019,7 @@ describe.skipIf(!HAVE_STORIES)('quantized GGUF matrices against the same values 
     },
   );
 
-  test('a loaded model keeps none of the repacked bytes it handed to onnxruntime (extracting, plain, generating)', async () => {
+  test('a loaded model keeps none of the repacked bytes given to onnxruntime (extract, plain, generate)', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const path = await file(quantizedLlama(QUANT_TYPES.find((q) => q.name === 'Q4_K')!, readGguf(STORIES)));
