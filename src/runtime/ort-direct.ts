@@ -220,12 +220,12 @@ interface Block {
  * Blocks of collected outputArrays, kept for the next ones instead of freed. A fresh page costs ~20 µs to fault
  * in on these VMs where the kernel grants no huge page (151 MB: 0.4–0.75 s, against 7 ms to zero memory the
  * process holds; bench/RESULTS.md), so a caller who lets each result go before asking for the next pays for fresh
- * memory once, not per call. A block serves a request of at least half its size. They are freed two seconds after
+ * memory once, not per call. A block serves a request of at least half its size. They are freed ten seconds after
  * the last came back, so they do not outlive their use, and never hold more than SPARES_MAX.
  */
 const spares: Block[] = [];
 const SPARES_MAX = 2 ** 30;
-const SPARES_IDLE_MS = 2000;
+const SPARES_IDLE_MS = 10_000;
 let sparesTimer: ReturnType<typeof setTimeout> | undefined;
 
 let freeing: FinalizationRegistry<Block> | undefined;
@@ -242,11 +242,14 @@ function giveBack(koffi: Koffi, b: Block): void {
   sparesTimer = setTimeout(() => freeSpares(koffi), SPARES_IDLE_MS).unref();
 }
 
-/** The smallest spare block that serves `bytes`, taken out of the spares; or a new block, advised huge pages. */
-function block(c: Loaded, bytes: number): Block {
+/**
+ * The smallest spare block that serves `bytes`, taken out of the spares; or a new block, advised huge pages (then
+ * `fresh`).
+ */
+function block(c: Loaded, bytes: number): Block & { fresh: boolean } {
   const { koffi } = c;
   const fits = spares.filter((b) => b.bytes >= bytes && b.bytes <= 2 * bytes).sort((a, b) => a.bytes - b.bytes);
-  if (fits.length) return spares.splice(spares.indexOf(fits[0]), 1)[0];
+  if (fits.length) return { ...spares.splice(spares.indexOf(fits[0]), 1)[0], fresh: false };
   const p = koffi.alloc('uint8_t', bytes);
   const address = koffi.address(p) as bigint;
   // Transparent huge pages where the kernel gives them on request (THP "madvise", the default of many
@@ -255,7 +258,7 @@ function block(c: Loaded, bytes: number): Block {
   const start = ((address + HUGE_PAGE - 1n) / HUGE_PAGE) * HUGE_PAGE;
   const end = ((address + BigInt(bytes)) / HUGE_PAGE) * HUGE_PAGE;
   if (c.libc && end > start) c.libc.madvise(start, Number(end - start), MADV_HUGEPAGE);
-  return { p, address, bytes };
+  return { p, address, bytes, fresh: true };
 }
 
 /**
@@ -273,20 +276,23 @@ export function spareBytes(): number {
 }
 
 /**
- * A zero-filled Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no
- * copy at all): its memory lies outside V8's heap, where it does not move, and goes back to the spares once the
- * array's buffer is collected. A plain Float32Array where the C API is not loaded.
+ * A Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no copy at all):
+ * its memory lies outside V8's heap, where it does not move, and goes back to the spares once the array's buffer
+ * is collected. Meant to be written whole, as an output is: it holds zeros when its memory is new, and a collected
+ * array's values when it is a spare (not cleared: 190 MB at 512 tokens on BERT-base cost ~30 ms to zero, 7 % of
+ * the call). A plain Float32Array where the C API is not loaded.
  */
 export function outputArray(length: number): Float32Array {
   const c = load();
   if (!c || length === 0) return new Float32Array(length);
   const { koffi } = c;
-  const b = block(c, length * 4);
+  const { fresh, ...b } = block(c, length * 4);
   const buffer = koffi.view(b.p, length * 4);
   freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
   freeing.register(buffer, b);
   addresses.set(buffer, b.address);
-  return new Float32Array(buffer).fill(0);
+  const array = new Float32Array(buffer);
+  return fresh ? array.fill(0) : array;
 }
 
 /** An external-data file given as bytes: `path` is the location the graph's initializers name. */
