@@ -20,6 +20,7 @@ import {
   createSession,
   type Feed,
   type GroupedRunner,
+  outputsOf,
   type RunOutput,
   type Runner,
   type SessionOptions,
@@ -162,9 +163,7 @@ export class SplitSession implements GroupedRunner {
     into: Record<string, RunOutput> = {},
     fetch: readonly string[] = this.outputNames,
   ): Promise<Record<string, RunOutput>> {
-    const all: Record<string, RunOutput> = {};
-    for await (const { outputs } of this.stream(feeds, () => ({ fetch, into }))) Object.assign(all, outputs);
-    return all;
+    return outputsOf(this.stream(feeds, () => ({ fetch, into })));
   }
 
   /**

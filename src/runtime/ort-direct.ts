@@ -279,8 +279,8 @@ export function spareBytes(): number {
  * A Float32Array that a DirectSession run writes in place when it is passed as an output buffer (no copy at all):
  * its memory lies outside V8's heap, where it does not move, and goes back to the spares once the array's buffer
  * is collected. Meant to be written whole, as an output is: it holds zeros when its memory is new, and a collected
- * array's values when it is a spare (not cleared: 190 MB at 512 tokens on BERT-base cost ~30 ms to zero, 7 % of
- * the call). A plain Float32Array where the C API is not loaded.
+ * array's values when it is a spare (not cleared: zeroing BERT-base's 190 MB at 512 tokens took 25–40 ms, on a
+ * loaded machine, of a ~400 ms call). A plain Float32Array where the C API is not loaded.
  */
 export function outputArray(length: number): Float32Array {
   const c = load();

@@ -218,6 +218,13 @@ export interface StageOutput {
   outputs: Record<string, RunOutput>;
 }
 
+/** Every output a stream of stages yields, in one record: a staged runner's `run`. */
+export async function outputsOf(stream: AsyncIterable<StageOutput>): Promise<Record<string, RunOutput>> {
+  const all: Record<string, RunOutput> = {};
+  for await (const { outputs } of stream) Object.assign(all, outputs);
+  return all;
+}
+
 /**
  * A run whose outputs come in groups, in order (a layer's probabilities, q and k, then the rest): what a layer
  * stream (models/layer-stream.ts) reads. StagedSession computes each group in its own session before the next;
@@ -394,13 +401,9 @@ export class StagedSession implements GroupedRunner {
     into: Record<string, RunOutput> = {},
     fetch: readonly string[] = this.outputNames,
   ): Promise<Record<string, RunOutput>> {
-    const all: Record<string, RunOutput> = {};
-    for await (const { outputs } of this.stream(feeds, (s) => ({
-      fetch: this.stageOutputs(s).filter((o) => fetch.includes(o)),
-      into,
-    })))
-      Object.assign(all, outputs);
-    return all;
+    return outputsOf(
+      this.stream(feeds, (s) => ({ fetch: this.stageOutputs(s).filter((o) => fetch.includes(o)), into })),
+    );
   }
 
   /**
