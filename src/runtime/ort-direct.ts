@@ -90,6 +90,17 @@ interface Loaded {
 
 let loaded: Loaded | null | undefined;
 
+/**
+ * Turns off onnxruntime's telemetry unless the user chose (ORT_DISABLE_TELEMETRY set either way). Since 1.29
+ * onnxruntime starts it with its environment on Linux and macOS too: it opens and appends to an SQLite store under
+ * ~/.cache/Microsoft/DeveloperTools (growing with every process) and tries to upload it over HTTPS, which took
+ * 30–200 ms of every process's first session on these VMs (bench/RESULTS.md, start-up); attnviz works offline.
+ * Read once, when the environment is created: called before the C API's CreateEnv and the binding's import.
+ */
+export function quietTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
+}
+
 /** The C API of onnxruntime-node's library, loaded once; null where it cannot be (then the binding is used). */
 function load(): Loaded | null {
   if (loaded !== undefined) return loaded;
@@ -114,6 +125,7 @@ function load(): Loaded | null {
       ]),
     ) as Api;
     checkMemoryIndex(koffi, api);
+    quietTelemetry();
     const out: Ptr[] = [null];
     check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
     const env = out[0];
