@@ -226,6 +226,8 @@ interface Block {
   p: Ptr;
   address: bigint;
   bytes: number;
+  /** The block's own view, made once, through which onnxruntime writes a fresh result (lentArray); never handed out. */
+  inner?: ArrayBuffer;
 }
 
 /**
@@ -297,14 +299,65 @@ export function spareBytes(): number {
 export function outputArray(length: number): Float32Array {
   const c = load();
   if (!c || length === 0) return new Float32Array(length);
-  const { koffi } = c;
   const { fresh, ...b } = block(c, length * 4);
-  const buffer = koffi.view(b.p, length * 4);
+  const array = viewOf(c, b, length);
+  return fresh ? array.fill(0) : array;
+}
+
+/** A new Float32Array over the start of block `b`, which goes back to the spares once the array is collected. */
+function viewOf(c: Loaded, b: Block, length: number): Float32Array {
+  const { koffi } = c;
+  const buffer = koffi.view(b.p, length * 4) as ArrayBuffer;
   freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
   freeing.register(buffer, b);
   addresses.set(buffer, b.address);
-  const array = new Float32Array(buffer);
+  return new Float32Array(buffer);
+}
+
+/** Blocks lent by lentArray, by their inner view, until handed over or given back. */
+const lent = new WeakMap<ArrayBuffer, Block>();
+
+/**
+ * A Float32Array for a fresh result to be written into, to be passed to handOver() once written (or to
+ * returnLent() if the run fails). Why not outputArray: V8 counts an ArrayBuffer over outside memory as external
+ * memory, and every new one of more than 64 MB since the last full collection makes it start one (its external
+ * memory pressure: the limit is 64 MB above the lowest count since then, and a collected result lowers the count).
+ * A fresh result's new arrays made before the run had that collection — marking the whole heap, three GPT-2
+ * tokenizers' worth in the benchmark's process — run on the cores onnxruntime was using. Here onnxruntime writes
+ * through a view the block keeps for good (`inner`, counted once, when the block is new), and the caller's arrays
+ * are made after the run, so the collection they bring about runs once the call has returned (bench/RESULTS.md,
+ * seventh session). A plain Float32Array where the C API is not loaded.
+ */
+export function lentArray(length: number): Float32Array {
+  const c = load();
+  if (!c || length === 0) return new Float32Array(length);
+  const { fresh, ...b } = block(c, length * 4);
+  if (!b.inner) {
+    b.inner = c.koffi.view(b.p, b.bytes) as ArrayBuffer;
+    addresses.set(b.inner, b.address);
+  }
+  lent.set(b.inner, b);
+  const array = new Float32Array(b.inner, 0, length);
   return fresh ? array.fill(0) : array;
+}
+
+/**
+ * The caller's array over a lent array's memory (as outputArray's: its block goes back to the spares once it is
+ * collected); the lent array must not be used after. Any other array is returned as it is.
+ */
+export function handOver(array: Float32Array): Float32Array {
+  const b = lent.get(array.buffer as ArrayBuffer);
+  if (!b) return array;
+  lent.delete(array.buffer as ArrayBuffer);
+  return viewOf(load()!, b, array.length);
+}
+
+/** Puts a lent array's block back among the spares (a run that failed); the array must not be used after. */
+export function returnLent(array: Float32Array): void {
+  const b = lent.get(array.buffer as ArrayBuffer);
+  if (!b) return;
+  lent.delete(array.buffer as ArrayBuffer);
+  giveBack(load()!.koffi, b);
 }
 
 /** An external-data file given as bytes: `path` is the location the graph's initializers name. */
