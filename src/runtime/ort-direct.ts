@@ -92,9 +92,10 @@ let loaded: Loaded | null | undefined;
 
 /**
  * Turns off onnxruntime's telemetry unless the user chose (ORT_DISABLE_TELEMETRY set either way). Since 1.29
- * onnxruntime starts it with its environment on Linux and macOS too: it opens and appends to an SQLite store under
+ * onnxruntime starts it with its environment on Linux too: it opens and appends to an SQLite store under
  * ~/.cache/Microsoft/DeveloperTools (growing with every process) and tries to upload it over HTTPS, which took
- * 30–200 ms of every process's first session on these VMs (bench/RESULTS.md, start-up); attnviz works offline.
+ * ~40 ms (median, up to 200) of every process's first session on these VMs (bench/RESULTS.md); attnviz works
+ * offline.
  * Read once, when the environment is created: called before the C API's CreateEnv and the binding's import.
  */
 export function quietTelemetry(): void {
