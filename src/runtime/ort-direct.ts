@@ -79,6 +79,13 @@ type Koffi = typeof import('koffi').default;
 
 interface Loaded {
   koffi: Koffi;
+  /**
+   * onnxruntime's library, held for the process: koffi unloads a library once its handle and the functions made
+   * from it are collected, and the API's functions here are decoded pointers, which do not hold it. Without the
+   * binding (imported on demand) nothing else holds it, and the next call after a collection jumped into unmapped
+   * memory.
+   */
+  library: unknown;
   api: Api;
   env: Ptr;
   allocator: Ptr;
@@ -133,7 +140,7 @@ function load(): Loaded | null {
     check(api, api.GetAllocatorWithDefaultOptions(out));
     const allocator = out[0];
     check(api, api.CreateCpuMemoryInfo(0, 0, out));
-    loaded = { koffi, api, env, allocator, cpu: out[0], libc: bindLibc(koffi) };
+    loaded = { koffi, library: lib, api, env, allocator, cpu: out[0], libc: bindLibc(koffi) };
   } catch {
     loaded = null;
   }
