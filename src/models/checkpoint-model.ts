@@ -42,7 +42,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
-import { outputArray, sparesBack, trimHeap } from '../runtime/ort-direct.js';
+import { laterOf, outputLater, sparesBack, trimHeap, type LaterArray } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -474,11 +474,12 @@ export class Model implements AttentionModel {
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
     // As stackedFor's: memory onnxruntime writes in place, kept by the model (reuse) or fresh, taking that of
-    // results already collected.
+    // results already collected; fresh arrays are made only once the run is done (ort-direct.ts outputLater: made
+    // before, their bytes brought V8 to collect its heap during the run).
     if (!reuse) await sparesBack();
     const tensor = (role: string, dims: number[]) => {
       const length = dims.reduce((a, b) => a * b, 1);
-      return { dims, data: reuse ? this.pool.get(`whole.${role}`, length) : outputArray(length) };
+      return { dims, later: reuse ? laterOf(this.pool.get(`whole.${role}`, length)) : outputLater(length) };
     };
     const attention = tensor('probs', [layers, heads, T, T]),
       query = tensor('q', [layers, heads, T, headDim]),
@@ -486,8 +487,9 @@ export class Model implements AttentionModel {
     // Families with a bias of their own in every layer (DeBERTa) output it too; the others one shared by all.
     const names = this.session.outputNames;
     const layerBias = names.includes(layerBiasName(0)) ? tensor('layerBias', [layers, heads, T, T]) : null;
-    const into: Record<string, RunOutput> = names.includes(POSITION_BIAS_OUTPUT)
-      ? { [POSITION_BIAS_OUTPUT]: tensor('positionBias', [heads, T, T]) }
+    const positionBias = names.includes(POSITION_BIAS_OUTPUT) ? tensor('positionBias', [heads, T, T]) : null;
+    const into: Record<string, RunOutput> = positionBias
+      ? { [POSITION_BIAS_OUTPUT]: { dims: positionBias.dims, data: positionBias.later.part(0, heads * T * T) } }
       : {};
     for (let i = 0; i < layers; i++) {
       const o = outputNames(i);
@@ -497,19 +499,20 @@ export class Model implements AttentionModel {
         [o.k, key],
         ...(layerBias ? [[layerBiasName(i), layerBias] as const] : []),
       ] as const) {
-        const size = t.data.length / layers;
-        into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
+        const size = t.dims.reduce((a, b) => a * b, 1) / layers;
+        into[name] = { dims: t.dims.slice(1), data: t.later.part(i * size, size) };
       }
     }
     const out = await this.session.run(this.feeds(encoded), into);
+    const made = (t: { dims: number[]; later: LaterArray }) => ({ dims: t.dims, data: t.later.array() });
     return {
       ...this.info(encoded, text, pair),
-      attention,
-      query,
-      key,
+      attention: made(attention),
+      query: made(query),
+      key: made(key),
       hiddenLast: out[HIDDEN_LAST],
-      ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
-      ...(layerBias ? { layerPositionBias: layerBias } : {}),
+      ...(positionBias ? { positionBias: made(positionBias) } : {}),
+      ...(layerBias ? { layerPositionBias: made(layerBias) } : {}),
     };
   }
 

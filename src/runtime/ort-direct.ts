@@ -285,14 +285,82 @@ export function spareBytes(): number {
 export function outputArray(length: number): Float32Array {
   const c = load();
   if (!c || length === 0) return new Float32Array(length);
-  const { koffi } = c;
   const { fresh, ...b } = block(c, length * 4);
-  const buffer = koffi.view(b.p, length * 4);
-  freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
-  freeing.register(buffer, b);
-  addresses.set(buffer, b.address);
-  const array = new Float32Array(buffer);
+  const array = viewOf(c, b, length);
   return fresh ? array.fill(0) : array;
+}
+
+/** A block as a Float32Array of `length` values, its memory back among the spares once the array is collected. */
+function viewOf(c: Loaded, b: Block, length: number): Float32Array {
+  const buffer = c.koffi.view(b.p, length * 4);
+  registry(c.koffi).register(buffer, b);
+  addresses.set(buffer, b.address);
+  return new Float32Array(buffer);
+}
+
+function registry(koffi: Koffi): FinalizationRegistry<Block> {
+  freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
+  return freeing;
+}
+
+/** Where a run writes each outputLater stand-in: the address and byte length of its part of the block. */
+const standIns = new WeakMap<ArrayBuffer, { at: bigint; bytes: number }>();
+
+/** An array whose memory is taken before the run that writes it, and which is made only after (outputLater). */
+export interface LaterArray {
+  /**
+   * What to pass a run as the output buffer of `length` values from `offset`: those values where the C API is not
+   * loaded, else an empty stand-in through which a DirectSession run writes them in place.
+   */
+  part(offset: number, length: number): Float32Array;
+  /** The array, once the runs that write it are done. */
+  array(): Float32Array;
+}
+
+/** An existing array as a LaterArray (a model's kept buffers, or where the C API is not loaded). */
+export function laterOf(array: Float32Array): LaterArray {
+  return { part: (offset, length) => array.subarray(offset, offset + length), array: () => array };
+}
+
+/**
+ * An outputArray whose memory is taken now but which is made, an ArrayBuffer over that memory, only by `array()`,
+ * after the run that writes it in place. Why: V8 counts the bytes of a new ArrayBuffer against its old
+ * generation's limit, as external memory allocated since its last full collection; in a small heap (~9 MB) a fresh
+ * result made before the run (DeBERTa's 9.4 MB at 128 tokens) went past it, so V8 marked and compacted its heap —
+ * on the main thread and its helper threads — while onnxruntime's threads ran on the same cores (in most such
+ * calls; bench/RESULTS.md). Made after the run, the collection V8 starts for it comes after the call. Written
+ * whole by the run: new memory is not zeroed. Its memory goes back to the spares when the array is collected, or,
+ * never made (a run that failed), when this object is.
+ */
+export function outputLater(length: number): LaterArray {
+  const c = load();
+  if (!c || length === 0) return laterOf(new Float32Array(length));
+  const b = block(c, length * 4);
+  let made: Float32Array | undefined;
+  const later: LaterArray = {
+    part(offset, n) {
+      if (offset < 0 || n < 0 || offset + n > length) throw new RangeError(`part ${offset}+${n} of ${length} values`);
+      const standIn = new Float32Array(0);
+      standIns.set(standIn.buffer, { at: b.address + BigInt(offset * 4), bytes: n * 4 });
+      return standIn;
+    },
+    array() {
+      if (!made) {
+        registry(c.koffi).unregister(later);
+        made = viewOf(c, b, length);
+      }
+      return made;
+    },
+  };
+  registry(c.koffi).register(later, b, later);
+  return later;
+}
+
+/** Where a run reads or writes an array in place: outputArray's memory, or an outputLater stand-in's part. */
+function placeOf(data: Float32Array | BigInt64Array): { at: bigint; bytes: number } | undefined {
+  const address = addresses.get(data.buffer as ArrayBuffer);
+  if (address !== undefined) return { at: address + BigInt(data.byteOffset), bytes: data.byteLength };
+  return standIns.get(data.buffer as ArrayBuffer);
 }
 
 /** An external-data file given as bytes: `path` is the location the graph's initializers name. */
@@ -473,12 +541,19 @@ export class DirectSession {
         const { type, data, dims } = feeds[name];
         const shape = BigInt64Array.from(dims, BigInt);
         // A feed in outputArray's memory (a split layer's q, k, v, context, masks) is read where it is.
-        const address = addresses.get(data.buffer as ArrayBuffer);
-        if (address !== undefined) {
-          const at = address + BigInt(data.byteOffset);
+        const place = placeOf(data);
+        if (place) {
           check(
             api,
-            api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT[type], out),
+            api.CreateTensorWithDataAsOrtValue(
+              this.c.cpu,
+              place.at,
+              place.bytes,
+              shape,
+              dims.length,
+              ELEMENT[type],
+              out,
+            ),
           );
           inputs.push(out[0]);
           continue;
@@ -490,18 +565,25 @@ export class DirectSession {
         const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
         new Uint8Array(koffi.view(out[0], data.byteLength)).set(bytes);
       }
-      // Outputs with a buffer from outputArray are written there in place; onnxruntime allocates the others.
+      // Outputs with a buffer from outputArray, or an outputLater stand-in, are written there in place; onnxruntime
+      // allocates the others.
       const slots = new BigUint64Array(koffi.view(outputs, Math.max(1, fetch.length) * 8));
       const inPlace = fetch.map((name, i) => {
         const target = into[name];
-        const address = target && addresses.get(target.data.buffer as ArrayBuffer);
-        if (address === undefined) return false;
-        const { data, dims } = target;
-        const shape = BigInt64Array.from(dims, BigInt);
-        const at = address + BigInt(data.byteOffset);
+        const place = target && placeOf(target.data);
+        if (!place) return false;
+        const shape = BigInt64Array.from(target.dims, BigInt);
         check(
           api,
-          api.CreateTensorWithDataAsOrtValue(this.c.cpu, at, data.byteLength, shape, dims.length, ELEMENT.float32, out),
+          api.CreateTensorWithDataAsOrtValue(
+            this.c.cpu,
+            place.at,
+            place.bytes,
+            shape,
+            shape.length,
+            ELEMENT.float32,
+            out,
+          ),
         );
         values.push(out[0]);
         slots[i] = koffi.address(out[0]);
