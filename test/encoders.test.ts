@@ -1116,7 +1116,7 @@ describe.skipIf(!HAVE_SHARED)('DeBERTa: fresh results, made after the run (ort-d
   const sameBits = (a: Float32Array, b: Float32Array) =>
     Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
-  test('equal the kept buffers bit for bit, keep their values through later calls, give their memory back', async () => {
+  test('equal the kept buffers bit for bit, keep their values through later calls, give memory back', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const m = await open(await writeTinyModel(DEBERTA_V3, debertaWeights(DEBERTA_V3, 91), 'bert-tiny'));
