@@ -14,13 +14,17 @@
  *
  * Beside wall time it gives the process's CPU time per call (user + system, every onnxruntime thread), which
  * other processes on a loaded machine disturb less; with `--threads 1` (default: every core) it is the work
- * itself, without threads spinning while they wait.
+ * itself, without threads spinning while they wait. And it counts the full collections V8 ran inside the timed
+ * calls (not the benchmark's own): a fresh result's bytes count against V8's heap limit, and a collection during
+ * the run takes the cores onnxruntime's threads run on (DeBERTa-v2 at 1.46× before its results were made after
+ * the run, ort-direct.ts lentArray: one in nearly every call then, none now; bench/RESULTS.md).
  *
  * The checkpoints are written by family-checkpoint.ts (bert-tiny's tokenizer for encoders, llama-tiny-mha's for
  * decoders).
  */
 import { rmSync } from 'node:fs';
 import os from 'node:os';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { Model } from '../src/models/checkpoint-model.js';
 import { writeFamilyCheckpoint } from './family-checkpoint.js';
 import { median } from './harness.js';
@@ -91,9 +95,17 @@ async function main(): Promise<void> {
   );
   console.log(
     '| family | extracts on | extraction (ms) | plain forward (ms) | ratio (paired) | ratio of medians | ≤ 1.3× | ' +
-      'CPU ms: extraction, plain, ratio (paired) |',
+      'CPU ms: extraction, plain, ratio (paired) | full GCs in the calls: extraction, plain |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  // When each full collection started (performance.now() time), to count those inside the timed calls.
+  const fullGCs: number[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)
+        fullGCs.push(e.startTime);
+  });
+  observer.observe({ entryTypes: ['gc'] });
   for (const modelType of Object.keys(CONFIGS)) {
     if (only && only !== modelType) continue;
     const dir = writeCheckpoint(modelType);
@@ -105,14 +117,18 @@ async function main(): Promise<void> {
         f: number[] = [],
         ca: number[] = [],
         cf: number[] = [];
+      // The [start, end] of each timed call, extraction's and the plain pass's.
+      const spans: [number, number][][] = [[], []];
       const timed = async (call: () => Promise<unknown>, wall: number[], cpu: number[], keep: boolean) => {
         gc?.();
         const [t, c] = [performance.now(), process.cpuUsage()];
         await call();
         const { user, system } = process.cpuUsage(c);
+        const end = performance.now();
         if (keep) {
-          wall.push(performance.now() - t);
+          wall.push(end - t);
           cpu.push((user + system) / 1000);
+          spans[wall === a ? 0 : 1].push([t, end]);
         }
       };
       for (let i = -3; i < runs; i++) {
@@ -122,6 +138,9 @@ async function main(): Promise<void> {
         ];
         for (const call of i % 2 === 0 ? pair : pair.reverse()) await call();
       }
+      // The observer hears of collections in a later task.
+      await new Promise((r) => setTimeout(r, 10));
+      const inCalls = (s: [number, number][]) => fullGCs.filter((g) => s.some(([t, end]) => g >= t && g <= end)).length;
       const paired = (x: number[], y: number[]) => median(x.map((v, i) => v / y[i]));
       const ratio = paired(a, f);
       // The kind the model chose for this input (LoadOptions.staged); score-bias families (MPNet, DeBERTa, BLOOM)
@@ -130,13 +149,15 @@ async function main(): Promise<void> {
       console.log(
         `| ${modelType} | ${kind} | ${median(a).toFixed(1)} | ${median(f).toFixed(1)} | ` +
           `${ratio.toFixed(2)} | ${(median(a) / median(f)).toFixed(2)} | ${ratio <= 1.3 ? 'met' : 'not met'} | ` +
-          `${median(ca).toFixed(0)}, ${median(cf).toFixed(0)}, ${paired(ca, cf).toFixed(2)} |`,
+          `${median(ca).toFixed(0)}, ${median(cf).toFixed(0)}, ${paired(ca, cf).toFixed(2)} | ` +
+          `${inCalls(spans[0])}, ${inCalls(spans[1])} |`,
       );
       await Promise.all([extract.release(), plain.release()]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+  observer.disconnect();
   console.log(
     `load average at the end: ${os
       .loadavg()

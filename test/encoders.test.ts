@@ -7,11 +7,14 @@
  * embeddings), and for one-line errors on bad inputs.
  */
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { attentionLogit, type Attention } from '../src/core/attention.js';
 import { logBucketPosition } from '../src/graph/deberta-v2.js';
 import { Model, type LoadOptions } from '../src/models/checkpoint-model.js';
 import { loadModel } from '../src/models/load-model.js';
+import { DirectSession, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
 import { deriveCheckpoint, removeCheckpoint, type DeriveOptions } from './checkpoints.js';
 import {
   expectMatchesGolden,
@@ -1105,6 +1108,44 @@ describe.skipIf(!HAVE_SHARED)('DeBERTa: buckets and bad inputs', () => {
       ),
       /missing tensor "deberta\.encoder\.layer\.0\.attention\.self\.pos_key_proj\.weight"/,
     );
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('DeBERTa: fresh results, made after the run (ort-direct.ts lentArray)', () => {
+  const tensors = (a: Attention) => [a.attention, a.query!, a.key!, a.hiddenLast!, a.layerPositionBias!];
+  const sameBits = (a: Float32Array, b: Float32Array) =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+  test('equal the kept buffers bit for bit, keep their values through later calls, give memory back', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const m = await open(await writeTinyModel(DEBERTA_V3, debertaWeights(DEBERTA_V3, 91), 'bert-tiny'));
+    const first = await m.attention(TEXT);
+    const copies = tensors(first).map((t) => t.data.slice());
+    const other = await m.attention(PAIR);
+    expect(other.tokens.length).not.toBe(first.tokens.length);
+    const reused = await m.attention(TEXT, { reuse: true });
+    for (const [i, t] of tensors(reused).entries()) {
+      expect(t.dims).toEqual(tensors(first)[i].dims);
+      expect(sameBits(t.data, copies[i]), `tensor ${i}`).toBe(true);
+    }
+    await m.attention(TEXT);
+    for (const [i, t] of tensors(first).entries()) expect(sameBits(t.data, copies[i]), `tensor ${i}`).toBe(true);
+    if (!DirectSession.available) return;
+    // A collected result's memory goes back to the spares.
+    let dropped: Attention | null = await m.attention(PAIR);
+    const bytes = [dropped.attention, dropped.query!, dropped.key!, dropped.layerPositionBias!].reduce(
+      (n, t) => n + t.data.byteLength,
+      0,
+    );
+    dropped = null;
+    gc();
+    await sparesBack();
+    expect(spareBytes()).toBeGreaterThanOrEqual(bytes);
+    // None of them is the memory of a result still held.
+    await m.attention(PAIR);
+    await m.attention(TEXT);
+    for (const [i, t] of tensors(first).entries()) expect(sameBits(t.data, copies[i]), `tensor ${i}`).toBe(true);
   });
 });
 
