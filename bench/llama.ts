@@ -28,8 +28,8 @@
  * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
  * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
  *
- * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir (default: a
- * temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
+ * The files (~0.9 GB GGUF and 2.5 GB bf16 for 1b, 0.8 GB for 8b) are written under --dir, and kept there (default:
+ * a temporary folder, removed at the end). The GGUF vocabulary is stories260K's 512 pieces padded with unused
  * pieces to 128256; the safetensors one uses llama-tiny-mha's tokenizer.json. No RoPE scaling (Llama 3's
  * 'llama3' scaling needs GGUF's rope_freqs tensor, not read; it does not change the cost).
  */
@@ -553,7 +553,8 @@ async function main(): Promise<void> {
         }
         verdicts.push(...targets(label, forward, extraction, bytes));
       }
-      await rm(st, { recursive: true, force: true });
+      // Kept under --dir (for probes and `attnviz extract` runs on the same files), else freed as soon as done.
+      if (!args.dir) await rm(st, { recursive: true, force: true });
     }
     if (parts.includes('peer')) {
       const peer = inChild({ kind: 'peer', source: gguf1b, mode: 'forward', sizes: SIZES });
