@@ -8,7 +8,9 @@
  *   (`extract: false`) at 512, 2048 and 4096 tokens; `attention()` (every layer's probabilities, q and k at
  *   once, float32) at 512 tokens — at 2048 and 4096 it would hold L·H·T²·4 B = 8.6 / 34 GB; extraction layer
  *   by layer into an F16 attention file (`stream`, one child per length) at each length; seconds, peak RSS
- *   and file bytes of each.
+ *   and file bytes of each; and the same as `attnviz extract --dtype f16` runs it (`oneshot`: loaded with
+ *   `lazy`, so that the first call creates the one extracting session its length needs), load + first call
+ *   against load + the steady call of the same child.
  * - `8b`: Llama-3.1-8B shapes (hidden 4096, 32/8 heads, MLP 14336, vocabulary 128256), first 4 layers, Q4_K:
  *   resident weights against the file's tensor bytes; seconds per layer at 512 tokens (forward and
  *   attention(), whole pass / 4, embedding and final norm included).
@@ -16,14 +18,16 @@
  *   here), at the same token counts, and the ratio of attnviz's plain forward to it.
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
- *     [--modes forward,attention,stream] [--formats gguf,bf16] [--threads N] [--layers N] [--calls N] [--dir DIR]
+ *     [--modes forward,attention,stream,oneshot] [--formats gguf,bf16] [--threads N] [--layers N] [--calls N]
+ *     [--dir DIR]
  *
  * `--calls N` (default 3): calls per length of the 1B scenarios, the same text each time. The first call is given
  * apart ("first"): it pays for what a length needs once — onnxruntime's first run at that size and, for an
  * extraction past the one-session budget (models/sized-session.ts), creating the per-layer sessions (the weights
  * repacked again) in place of the one session the model loaded with. The targets are judged on the last call,
  * the steady state of a model kept loaded (the server, a script extracting many texts); `--calls 1` gives the
- * first call only (the 4096-token peak, whose runs take minutes).
+ * first call only (the 4096-token peak, whose runs take minutes). `oneshot` (not in the default modes) is judged on
+ * its first call: what the CLI user waits for.
  *
  * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
  * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
@@ -310,10 +314,11 @@ interface Scenario {
   kind: 'attnviz' | 'peer';
   source: string;
   /**
-   * attnviz: 'forward' (extract: false), 'attention' (every layer at once, float32) or 'stream' (extraction
-   * layer by layer into an F16 attention file, as `attnviz extract --dtype f16` does).
+   * attnviz: 'forward' (extract: false), 'attention' (every layer at once, float32), 'stream' (extraction
+   * layer by layer into an F16 attention file) or 'oneshot' (the same on a model loaded `lazy`, as `attnviz
+   * extract --dtype f16` loads it).
    */
-  mode: 'forward' | 'attention' | 'stream';
+  mode: 'forward' | 'attention' | 'stream' | 'oneshot';
   sizes: number[];
   /** attnviz: calls per length (default 1); the last is the steady state, the first is reported apart. */
   calls?: number;
@@ -328,6 +333,8 @@ interface Measured {
   /** Per length: the last call's seconds (the steady state), the first call's (`first`) when there were more. */
   runs: { T: number; seconds: number; first?: number; fileBytes?: number }[];
   peakRss: number;
+  /** Extracting sessions created by the end (load and calls; Model.sessionsCreated). */
+  sessions: number;
 }
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
@@ -347,7 +354,12 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
   gc();
   const before = rss();
   let t0 = performance.now();
-  const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: s.mode !== 'forward' });
+  const m = await Model.load(s.source, {
+    threads: THREADS,
+    progress: false,
+    extract: s.mode !== 'forward',
+    lazy: s.mode === 'oneshot',
+  });
   const loadSeconds = (performance.now() - t0) / 1000;
   gc();
   await new Promise((r) => setTimeout(r, 200));
@@ -362,19 +374,20 @@ async function runAttnviz(s: Scenario): Promise<Measured> {
     for (let call = 0; call < (s.calls ?? 1); call++) {
       t0 = performance.now();
       if (s.mode === 'attention') await attentionOnce(m, text, T);
-      else if (s.mode === 'stream') await writeAttentionStream(file, m.stream(text), { dtype: 'F16' });
+      else if (s.mode !== 'forward') await writeAttentionStream(file, m.stream(text), { dtype: 'F16' });
       else await m.forward(text);
       seconds.push((performance.now() - t0) / 1000);
       gc();
     }
     const timed = { T, seconds: seconds.at(-1)!, ...(seconds.length > 1 ? { first: seconds[0] } : {}) };
-    if (s.mode === 'stream') {
+    if (s.mode === 'stream' || s.mode === 'oneshot') {
       runs.push({ ...timed, fileBytes: statSync(file).size });
       rmSync(file);
     } else runs.push(timed);
   }
+  const sessions = m.sessionsCreated;
   await m.release();
-  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024, sessions };
 }
 
 async function runPeer(s: Scenario): Promise<Measured> {
@@ -399,7 +412,7 @@ async function runPeer(s: Scenario): Promise<Measured> {
     await context.dispose();
   }
   await model.dispose();
-  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024 };
+  return { loadSeconds, residentBytes, loadPeakRss, runs, peakRss: process.resourceUsage().maxRSS * 1024, sessions: 0 };
 }
 
 function inChild(s: Scenario): Measured | { error: string } {
@@ -438,8 +451,9 @@ function row(label: string, m: Measured | { error: string }, weights: number): s
         `${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}`,
     )
     .join(', ');
+  const sessions = m.sessions > 0 ? ` (${m.sessions} extracting session${m.sessions > 1 ? 's' : ''} created)` : '';
   return (
-    `| ${label} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
+    `| ${label}${sessions} | ${m.loadSeconds.toFixed(1)} | ${gb(m.residentBytes)} ` +
     `(${(m.residentBytes / weights).toFixed(2)}×) | ${gb(m.loadPeakRss)} | ${runs} | ${gb(m.peakRss)} | ` +
     `${gb(m.peakRss - weights)} |`
   );
@@ -449,6 +463,41 @@ function row(label: string, m: Measured | { error: string }, weights: number): s
 const EXTRACTION_RATIO = 1.3;
 /** Peak RSS of extraction at 4096 tokens ≤ the tensor bytes + this (issue 9). */
 const PEAK_ABOVE_WEIGHTS = 2e9;
+/**
+ * A one-shot extraction (`attnviz extract`: load, one call) ≤ this × (load + the steady call of the same child):
+ * "about load + one steady call" (the seventh session's aim for the CLI; issue 9 judges the steady state).
+ */
+const ONE_SHOT_RATIO = 1.2;
+
+/**
+ * The one-shot runs (`oneshot`): load + first call against load + last call, and against the model loaded at
+ * once (`stream`: the short inputs' session at load, the other created by the first long call) in the same run.
+ */
+function oneShotTargets(
+  label: string,
+  oneShot: Measured | { error: string },
+  eager: Measured | { error: string } | undefined,
+): string[] {
+  if ('error' in oneShot) return [];
+  const ok = eager && !('error' in eager) ? eager : undefined;
+  return oneShot.runs.flatMap((r) => {
+    if (r.first === undefined) return [];
+    const [once, steady] = [oneShot.loadSeconds + r.first, oneShot.loadSeconds + r.seconds];
+    const e = ok?.runs.find((x) => x.T === r.T);
+    const before =
+      ok && e
+        ? `; loaded at once (\`stream\`, ${ok.sessions} sessions): load + first call ` +
+          `${(ok.loadSeconds + (e.first ?? e.seconds)).toFixed(1)} s`
+        : '';
+    const ratio = once / steady;
+    return [
+      `${label}, one-shot extraction (lazy load + first call, sessions created: ${oneShot.sessions}) at ${r.T} ` +
+        `tokens: ${oneShot.loadSeconds.toFixed(1)} + ${r.first.toFixed(1)} = ${once.toFixed(1)} s against ` +
+        `load + steady call ${steady.toFixed(1)} s = ${ratio.toFixed(2)}× (≤ ${ONE_SHOT_RATIO}×: ` +
+        `${ratio <= ONE_SHOT_RATIO ? 'met' : '**not met**'})${before}`,
+    ];
+  });
+}
 
 /**
  * Issue 9's targets for one checkpoint, met or not met: each extraction ≤ 1.3× the plain forward at the same
@@ -545,11 +594,19 @@ async function main(): Promise<void> {
           extraction.push(['attention()', a]);
           console.log(row(`${label}, attention()`, a, bytes));
         }
-        // One child per length: each length's peak RSS is its own.
-        for (const T of MODES.includes('stream') ? SIZES : []) {
-          const e = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T], calls: CALLS });
-          extraction.push(['extract to F16 file', e]);
-          console.log(row(`${label}, extract to F16 file`, e, bytes));
+        // One child per length: each length's peak RSS is its own. The one-shot child right after the eager one.
+        for (const T of SIZES) {
+          let eager: Measured | { error: string } | undefined;
+          if (MODES.includes('stream')) {
+            eager = inChild({ kind: 'attnviz', source, mode: 'stream', sizes: [T], calls: CALLS });
+            extraction.push(['extract to F16 file', eager]);
+            console.log(row(`${label}, extract to F16 file`, eager, bytes));
+          }
+          if (MODES.includes('oneshot')) {
+            const o = inChild({ kind: 'attnviz', source, mode: 'oneshot', sizes: [T], calls: Math.max(2, CALLS) });
+            console.log(row(`${label}, extract to F16 file, one-shot (lazy)`, o, bytes));
+            verdicts.push(...oneShotTargets(label, o, eager));
+          }
         }
         verdicts.push(...targets(label, forward, extraction, bytes));
       }

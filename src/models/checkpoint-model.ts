@@ -31,6 +31,7 @@ import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import {
+  createSession,
   GroupedSession,
   Session,
   StagedSession,
@@ -38,6 +39,7 @@ import {
   type GroupedRunner,
   type Runner,
   type RunOutput,
+  type SessionOptions,
 } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
@@ -274,8 +276,11 @@ export class Model implements AttentionModel {
     };
     // A graph's memory files go only through arguments: a closure of this function that named `main` would keep
     // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
-    const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
-      over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
+    // `create`: on the binding (Session.create) or on onnxruntime's C API where it loads (createSession).
+    const sessionOf = <S extends Runner>(
+      { bytes, memory }: ReturnType<typeof graph>,
+      create: (graph: Uint8Array, root: string, o: SessionOptions) => Promise<S>,
+    ) => over((root) => create(bytes, root, { threads: options.threads, memory }));
     // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
     // stage (splitStages at the same groups).
     // Staged, a decoder.ts family (and ModernBERT) is built without its attention (BuildOptions.split), which one
@@ -307,7 +312,7 @@ export class Model implements AttentionModel {
           }),
       );
     };
-    const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
+    const build = (o: DecodingBuildOptions) => sessionOf(graph(o), Session.create);
     const extract = options.extract ?? true;
     const mainOptions = { extract, logits: options.logits };
     const main = graph(mainOptions);
@@ -364,7 +369,11 @@ export class Model implements AttentionModel {
       // writes every output in place (no copy of each into fresh memory, as the binding makes). `main` goes as an
       // argument, as everywhere here (see sessionOf).
       session = await extractingOf('one', [], main);
-    else session = await sessionOf(main);
+    // The plain pass (extract: false) on the extracting sessions' path, the C API where it loads: the same runtime
+    // for both sides of extraction's benchmarks, and the weights' copies and repacking done on a worker thread,
+    // whose glibc arena malloc_trim leaves leaner than the main thread's (8B-shaped Q4_K, 4 layers: resident
+    // 1.20× the tensor bytes on the binding, 1.16× so; bench/RESULTS.md). Encoder-decoders keep the binding.
+    else session = await sessionOf(main, !extract && !family.encoderDecoder ? createSession : Session.create);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
