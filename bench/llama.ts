@@ -19,7 +19,7 @@
  *
  *   npm run build && node --expose-gc dist/bench/llama.js [--parts 1b,8b,peer] [--sizes 512,2048,4096]
  *     [--modes forward,attention,stream,oneshot] [--formats gguf,bf16] [--threads N] [--layers N] [--calls N]
- *     [--dir DIR]
+ *     [--dir DIR] [--hugetlb]
  *
  * `--calls N` (default 3): calls per length of the 1B scenarios, the same text each time. The first call is given
  * apart ("first"): it pays for what a length needs once — onnxruntime's first run at that size and, for an
@@ -28,6 +28,10 @@
  * the steady state of a model kept loaded (the server, a script extracting many texts); `--calls 1` gives the
  * first call only (the 4096-token peak, whose runs take minutes). `oneshot` (not in the default modes) is judged on
  * its first call: what the CLI user waits for.
+ *
+ * `--hugetlb` runs the children with `GLIBC_TUNABLES=glibc.malloc.hugetlb=1`: onnxruntime's weights, prepacked
+ * copies and arena then come on transparent huge pages (where the kernel's THP setting is `madvise` or `always`),
+ * with a fault per 2 MB instead of per 4 KB (bench/RESULTS.md, seventh session).
  *
  * `--layers N` gives the 1B shapes N layers (the peak of a stream is the weights plus one stage's working set, so
  * 2 layers show it in minutes); each row also gives the peak RSS by the end of loading.
@@ -82,6 +86,7 @@ const { values: args } = parseArgs({
     calls: { type: 'string', default: '3' },
     dir: { type: 'string' },
     child: { type: 'string' },
+    hugetlb: { type: 'boolean', default: false },
   },
 });
 const SIZES = args.sizes!.split(',').map(Number);
@@ -421,6 +426,7 @@ function inChild(s: Scenario): Measured | { error: string } {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 1 << 20,
+      env: args.hugetlb ? { ...process.env, GLIBC_TUNABLES: hugeTunables() } : process.env,
     });
     return JSON.parse(out.trim().split('\n').pop()!) as Measured;
   } catch (e) {
@@ -428,6 +434,9 @@ function inChild(s: Scenario): Measured | { error: string } {
   }
 }
 const threadArgs = () => (THREADS ? ['--threads', String(THREADS)] : []);
+/** `--hugetlb`: glibc's malloc asks for transparent huge pages (glibc ≥ 2.35); tunables already set are kept. */
+const hugeTunables = () =>
+  [process.env.GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1'].filter((t): t is string => Boolean(t)).join(':');
 
 // ---- report --------------------------------------------------------------------------------------------
 
@@ -555,7 +564,8 @@ async function main(): Promise<void> {
       .join(' ');
   console.log(
     `Llama benchmark; ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}), ` +
-      `${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}`,
+      `${gb(os.totalmem())} GB, threads ${THREADS ?? 'default'}; load average at start ${load()}` +
+      (args.hugetlb ? `; children with GLIBC_TUNABLES=${hugeTunables()}` : ''),
   );
   console.log(
     `extracting sessions (GGUF weights in memory included) run on ${
