@@ -5,7 +5,7 @@
  * rounding; `attnviz extract --dtype / --layers / --heads` and their bad values.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention, Tensor } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
-import { f32BitsToF16, toHalf } from '../src/core/half.js';
+import { f32BitsToF16, HALF_WASM, toHalf } from '../src/core/half.js';
 import { readAttentionFile, readSafetensors, writeAttentionStream } from '../src/core/files.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
@@ -386,13 +386,36 @@ describe("toHalf's F16 conversion (the stream writer's)", () => {
     for (const sign of [0, 0x80000000])
       for (let exp = 0; exp < 256; exp++) for (const m of mantissas) bits.push((sign | (exp << 23) | m) >>> 0);
     const u = Uint32Array.from(bits);
-    const out = toHalf(new Float32Array(u.buffer), 'F16');
-    const wrong = bits.filter((x, i) => out[i] !== f32BitsToF16(x)).map((x) => x.toString(16));
-    expect(wrong).toEqual([]);
+    const values = new Float32Array(u.buffer);
+    // Whole: runs of eight go through WebAssembly (half.wat); in sevens: all through the JavaScript loop.
+    const whole = toHalf(values, 'F16');
+    const sevens = new Uint16Array(values.length);
+    for (let i = 0; i < values.length; i += 7) toHalf(values.subarray(i, i + 7), 'F16', sevens.subarray(i, i + 7));
+    for (const [how, out] of [
+      ['whole', whole],
+      ['sevens', sevens],
+    ] as const) {
+      const wrong = bits.filter((x, i) => out[i] !== f32BitsToF16(x)).map((x) => x.toString(16));
+      expect(wrong, how).toEqual([]);
+    }
+    // NaN stays NaN with its sign in both paths (its payload is not kept).
+    const nans = new Float32Array(new Uint32Array([0x7fc00000, 0xffc00001, 0x7f800001, 0x7fffffff]).buffer);
+    for (const n of [4, 8]) {
+      const eight = new Float32Array(8);
+      eight.set(nans);
+      expect([...toHalf(eight.subarray(0, n), 'F16').subarray(0, 4)]).toEqual([0x7e00, 0xfe00, 0x7e00, 0x7e00]);
+    }
     // The largest value below the overflow tie stays finite; the tie (65520) and above round to Infinity.
     expect([...toHalf(Float32Array.of(65519, 65520, -65520, 6.1035156e-5, 2 ** -25), 'F16')]).toEqual([
       0x7bff, 0x7c00, 0xfc00, 0x0400, 0,
     ]);
+  });
+
+  test('the WebAssembly converter is half.wat assembled', async () => {
+    const wabt = await (await import('wabt')).default();
+    const wat = await readFile(new URL('../src/core/half.wat', import.meta.url), 'utf8');
+    const { buffer } = wabt.parseWat('half.wat', wat, { simd: true }).toBinary({});
+    expect(Buffer.from(buffer).toString('base64')).toBe(HALF_WASM);
   });
 });
 

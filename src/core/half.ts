@@ -49,8 +49,11 @@ export type HalfType = 'F16' | 'BF16';
 /** float32 values → float16 or bfloat16 bits, rounded to nearest even, written into `out`. */
 export function toHalf(values: Float32Array, type: HalfType, out = new Uint16Array(values.length)): Uint16Array {
   const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const simd = type === 'F16' ? simdF16() : null;
+  // WebAssembly takes whole runs of eight; the rest, and everything where it does not load, goes through the loop.
+  const done = simd ? simd(values, out) : 0;
   if (type === 'F16')
-    for (let i = 0; i < u.length; i++) {
+    for (let i = done; i < u.length; i++) {
       const x = u[i];
       const a = x & 0x7fffffff;
       // Most values (attention probabilities from ~6e-5 up, and every exact 0 of a causal mask) take a short path:
@@ -72,6 +75,53 @@ export function toHalf(values: Float32Array, type: HalfType, out = new Uint16Arr
       out[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
     }
   return out;
+}
+
+/**
+ * half.wat assembled (test/stream.test.ts checks these are its bytes): the F16 conversion four lanes at a time,
+ * twice the loop's speed (bench/RESULTS.md, seventh session), which matters for long inputs' F16 files (1B Llama
+ * shapes at 2048 tokens: 2.2 G values per file).
+ */
+export const HALF_WASM =
+  'AGFzbQEAAAABDAJgAXsBe2ADf39/AAMDAgABBQMBAAEHEAIGbWVtb3J5AgADZjE2AAEK5gECngEBBHsgAEH/////B/0R/U4hASABQYHg' +
+  '/78D/RH9sQEgAUEN/a0BQQH9Ef1O/a4BQQ39rQEhAiABQwAAAD/9E/3kAUGAgID4A/0R/bEBIQNBgPwB/RFBgPgB/REgAUGAgID8B/0R' +
+  '/Tz9UiEEIABBEP2tAUGAgAL9Ef1OIAQgAyACIAFBgICAxAP9Ef06/VIgAUGAgIC8BP0R/UD9Uv1QC0QBAX8gACACQQJ0aiEDAkADQCAA' +
+  'IANPDQEgASAA/QAEABAAIAD9AAQQEAD9hgH9CwQAIABBIGohACABQRBqIQEMAAsLCw==';
+
+/** Values per pass through the module's memory (384 KB of it: the chunk and its halves stay in cache). */
+const SIMD_CHUNK = 1 << 16;
+
+type SimdF16 = (values: Float32Array, out: Uint16Array) => number;
+let simd: SimdF16 | null | undefined;
+
+/**
+ * The WebAssembly F16 converter: converts the values' longest prefix of whole eights into `out` and returns its
+ * length; null where WebAssembly SIMD is not available (the loop does everything then).
+ */
+function simdF16(): SimdF16 | null {
+  if (simd !== undefined) return simd;
+  try {
+    const bytes = Uint8Array.from(atob(HALF_WASM), (c) => c.charCodeAt(0));
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
+    const memory = exports.memory as WebAssembly.Memory;
+    const f16 = exports.f16 as (src: number, dst: number, n: number) => void;
+    memory.grow(Math.ceil((SIMD_CHUNK * 6) / 65536));
+    const src = new Float32Array(memory.buffer, 0, SIMD_CHUNK);
+    const dst = new Uint16Array(memory.buffer, SIMD_CHUNK * 4, SIMD_CHUNK);
+    simd = (values, out) => {
+      const whole = values.length & ~7;
+      for (let at = 0; at < whole; at += SIMD_CHUNK) {
+        const n = Math.min(SIMD_CHUNK, whole - at);
+        src.set(values.subarray(at, at + n));
+        f16(0, src.byteLength, n);
+        out.set(dst.subarray(0, n), at);
+      }
+      return whole;
+    };
+  } catch {
+    simd = null;
+  }
+  return simd;
 }
 
 /** float16 or bfloat16 bits → float32 values (exact: every 16-bit float is a float32). */
