@@ -10,7 +10,8 @@
  *   by layer into an F16 attention file (`stream`, one child per length) at each length; seconds, peak RSS
  *   and file bytes of each; and the same as `attnviz extract --dtype f16` runs it (`oneshot`: loaded with
  *   `lazy`, so that the first call creates the one extracting session its length needs), load + first call
- *   against a model loaded with that kind at load (load + steady call, the same child).
+ *   against a model loaded with that kind at load (load + steady call, the same child). The one-shot row's load
+ *   creates no session: its resident weights are the load's graph (a GGUF's repacked matrices) alone.
  * - `8b`: Llama-3.1-8B shapes (hidden 4096, 32/8 heads, MLP 14336, vocabulary 128256), first 4 layers, Q4_K:
  *   resident weights against the file's tensor bytes; seconds per layer at 512 tokens (forward and
  *   attention(), whole pass / 4, embedding and final norm included).
