@@ -15,6 +15,8 @@ import { cli, expectCliError, HAVE_CLI, ROOT } from './cli-run.js';
 import { expectMatchesGolden, goldenCases, goldenModel, HAVE_SHARED, readGoldenCase } from './shared.js';
 
 const run = promisify(execFile);
+/** Whether onnxruntime's C API runs the sessions here (runtime/ort-direct.ts: Linux, x64 or arm64). */
+const C_API = process.platform === 'linux' && ['x64', 'arm64'].includes(process.arch);
 const tmp = await mkdtemp(join(tmpdir(), 'attnviz-cli-'));
 afterAll(() => rm(tmp, { recursive: true, force: true }));
 
@@ -99,10 +101,22 @@ describe.skipIf(!HAVE_SHARED || !HAVE_CLI)('start-up', () => {
       'playwright-core',
       '@tensorflow',
       '@huggingface/hub',
+      // Where onnxruntime's C API runs every session (runtime/ort-direct.ts), the binding is never imported.
+      ...(C_API ? ['onnxruntime-node', 'onnxruntime-common'] : []),
     ];
     const heavy = (u: string) =>
       /\/src\/(views|export|server|app)\//.test(u) || packages.some((p) => u.includes(`/node_modules/${p}/`));
     expect([...sources.flat(), ...loaded].filter(heavy)).toEqual([]);
+  });
+
+  test("onnxruntime's telemetry stays off: nothing written under the home folder", async () => {
+    // onnxruntime ≥ 1.29 keeps an SQLite store in ~/.cache/Microsoft/DeveloperTools/.onnxruntime unless told not to.
+    const home = await mkdtemp(join(tmp, 'home-'));
+    const out = join(home, 'cat.safetensors');
+    const args = ['extract', '--model', goldenModel('bert-tiny'), '--text', 'The cat sat.', '--out', out];
+    const r = await cli(args, { HOME: home, ORT_DISABLE_TELEMETRY: undefined });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await readdir(home)).toEqual(['cat.safetensors']);
   });
 
   test("--debug prints the stack with the sources' lines (the bundle's source maps)", async () => {

@@ -25,7 +25,7 @@ import { Weights } from '../src/load/weights.js';
 import { extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { runHeads } from '../src/models/split-session.js';
-import { DirectSession, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
+import { DirectSession, handOver, lentArray, returnLent, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
@@ -182,6 +182,42 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     },
   );
 
+  test.skipIf(!DirectSession.available)(
+    "lent arrays: the caller's array is made after the write, over the same memory; the block keeps one view",
+    async () => {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      // A length no other test asks for, so that the spare taken below is this test's block.
+      const n = 3_000_017;
+      const a = lentArray(n);
+      const inner = a.buffer;
+      for (let i = 0; i < n; i += 1000) a[i] = i;
+      let mine: Float32Array | null = handOver(a);
+      expect(mine.buffer).not.toBe(inner);
+      expect(mine.length).toBe(n);
+      expect(mine[0]).toBe(0);
+      expect(mine[n - 17]).toBe(n - 17);
+      // Not lent: returned as it is.
+      const other = new Float32Array(4);
+      expect(handOver(other)).toBe(other);
+      // Collected, the caller's array's block is a spare again; lent once more through the same view (no new
+      // ArrayBuffer, which V8 would count as new external memory), and written, not cleared.
+      mine = null;
+      gc();
+      await sparesBack();
+      const held = spareBytes();
+      const b = lentArray(n);
+      expect(b.buffer).toBe(inner);
+      expect(spareBytes()).toBe(held - inner.byteLength);
+      expect(b[n - 17]).toBe(n - 17);
+      // A failed write gives the block back.
+      returnLent(b);
+      expect(spareBytes()).toBe(held);
+      returnLent(b);
+      expect(spareBytes()).toBe(held);
+    },
+  );
+
   test('NaN weights: a one-line error naming the first layer they reach, before anything is written', async () => {
     const dir = await mkdtemp(join(tmp, 'nan-'));
     const from = goldenModel('bert-tiny');
@@ -192,7 +228,11 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     await writeFile(join(dir, 'model.safetensors'), bytes);
     const m = await Model.load(dir);
     try {
+      await sparesBack();
+      const spares = spareBytes();
       await expectBad(m.attention(TEXT), /^layer 1: the attention probabilities are not finite/);
+      // The fresh result's memory, lent for the run, went back to the spares (none taken and lost).
+      expect(spareBytes()).toBeGreaterThanOrEqual(spares);
       const out = join(dir, 'nan.safetensors');
       await expectBad(writeAttentionStream(out, m.stream(TEXT)), /^layer 1: /);
       expect((await readdir(dir)).filter((f) => f.startsWith('nan.'))).toEqual([]);

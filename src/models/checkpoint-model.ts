@@ -44,7 +44,7 @@ import {
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
 import { SizedSession, type SessionKind } from './sized-session.js';
-import { outputArray, sparesBack, trimHeap } from '../runtime/ort-direct.js';
+import { handOver, lentArray, returnLent, sparesBack, trimHeap } from '../runtime/ort-direct.js';
 import { splitStages } from '../graph/stages.js';
 import { causalMask } from './feeds.js';
 import {
@@ -176,6 +176,35 @@ export interface ExtractOptions extends AttentionOptions, Selection {
    * next (a server encoding it, a benchmark). Default false.
    */
   reuse?: boolean;
+}
+
+/** A pool whose every array is lent (ort-direct.ts lentArray): where a fresh result is written, before handOver. */
+class LendingPool extends BufferPool {
+  override get(_role: string, length: number): Float32Array {
+    return lentArray(length);
+  }
+}
+const LENDING = new LendingPool();
+
+/** Tensors by name (Stacked, a whole run's outputs), some of whose arrays may be lent. */
+type Lendable = { [name: string]: Tensor | undefined } | Stacked;
+
+/** Runs `write`; if it fails, the lent arrays of `tensors` go back to the spares. */
+async function freshOrReturned<T>(tensors: Lendable, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    for (const t of Object.values(tensors) as (Tensor | undefined)[]) if (t) returnLent(t.data);
+    throw e;
+  }
+}
+
+/** The same tensors with the caller's arrays over lent arrays' memory (handOver); other arrays as they are. */
+function handedOver<T extends Lendable>(tensors: T): T {
+  const entries = (Object.entries(tensors) as [string, Tensor | undefined][]).flatMap(([k, t]) =>
+    t ? [[k, { dims: t.dims, data: handOver(t.data) }]] : [],
+  );
+  return Object.fromEntries(entries) as T;
 }
 
 /** A Hugging Face checkpoint (folder, hub id) or a GGUF file, built into an ONNX graph and run on onnxruntime. */
@@ -487,15 +516,24 @@ export class Model implements AttentionModel {
       return this.attentionWhole(encoded, text, pair, options.reuse ?? false);
     }
     const header = this.header(encoded, text, pair, options);
-    // Fresh arrays take the memory of results already collected.
-    if (!options.reuse) await sparesBack();
-    const stacked = stackedFor(header, options.reuse ? this.pool : undefined);
     const { layers, heads } = header;
-    return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, {
+    const base = {
       ...this.info(encoded, text, pair),
       ...(layers.length < this.dims.layers ? { layers } : {}),
       ...(heads.length < this.dims.heads ? { heads } : {}),
-    });
+    };
+    if (options.reuse) {
+      const stacked = stackedFor(header, this.pool);
+      return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, base);
+    }
+    // Fresh arrays take the memory of results already collected, written through lent arrays and handed over
+    // after the run (ort-direct.ts lentArray says why).
+    await sparesBack();
+    const stacked = stackedFor(header, LENDING);
+    const result = await freshOrReturned(stacked, () =>
+      collect(this.streamOf(encoded, text, pair, options, stacked), stacked, base),
+    );
+    return { ...result, ...handedOver(stacked) };
   }
 
   /**
@@ -509,12 +547,12 @@ export class Model implements AttentionModel {
   ): Promise<Attention> {
     const { layers, heads, headDim } = this.dims;
     const T = encoded.ids.length;
-    // As stackedFor's: memory onnxruntime writes in place, kept by the model (reuse) or fresh, taking that of
-    // results already collected.
+    // As attentionOf's: memory onnxruntime writes in place, kept by the model (reuse) or fresh, taking that of
+    // results already collected and handed over after the run.
     if (!reuse) await sparesBack();
     const tensor = (role: string, dims: number[]) => {
       const length = dims.reduce((a, b) => a * b, 1);
-      return { dims, data: reuse ? this.pool.get(`whole.${role}`, length) : outputArray(length) };
+      return { dims, data: reuse ? this.pool.get(`whole.${role}`, length) : lentArray(length) };
     };
     const attention = tensor('probs', [layers, heads, T, T]),
       query = tensor('q', [layers, heads, T, headDim]),
@@ -537,15 +575,24 @@ export class Model implements AttentionModel {
         into[name] = { dims: t.dims.slice(1), data: t.data.subarray(i * size, (i + 1) * size) };
       }
     }
-    const out = await this.session.run(this.feeds(encoded), into);
-    return {
-      ...this.info(encoded, text, pair),
+    const positionBias = into[POSITION_BIAS_OUTPUT];
+    const lent = {
       attention,
       query,
       key,
+      ...(layerBias ? { layerBias } : {}),
+      ...(positionBias ? { positionBias } : {}),
+    };
+    const out = await freshOrReturned(lent, () => this.session.run(this.feeds(encoded), into));
+    const mine = handedOver(lent);
+    return {
+      ...this.info(encoded, text, pair),
+      attention: mine.attention,
+      query: mine.query,
+      key: mine.key,
       hiddenLast: out[HIDDEN_LAST],
-      ...(out[POSITION_BIAS_OUTPUT] ? { positionBias: out[POSITION_BIAS_OUTPUT] } : {}),
-      ...(layerBias ? { layerPositionBias: layerBias } : {}),
+      ...(mine.positionBias ? { positionBias: mine.positionBias } : {}),
+      ...(mine.layerBias ? { layerPositionBias: mine.layerBias } : {}),
     };
   }
 

@@ -79,6 +79,13 @@ type Koffi = typeof import('koffi').default;
 
 interface Loaded {
   koffi: Koffi;
+  /**
+   * onnxruntime's library, held for the process: koffi unloads a library once its handle and the functions made
+   * from it are collected, and the API's functions here are decoded pointers, which do not hold it. Without the
+   * binding (imported on demand) nothing else holds it, and the next call after a collection jumped into unmapped
+   * memory.
+   */
+  library: unknown;
   api: Api;
   env: Ptr;
   allocator: Ptr;
@@ -89,6 +96,18 @@ interface Loaded {
 }
 
 let loaded: Loaded | null | undefined;
+
+/**
+ * Turns off onnxruntime's telemetry unless the user chose (ORT_DISABLE_TELEMETRY set either way). Since 1.29
+ * onnxruntime starts it with its environment on Linux too: it opens and appends to an SQLite store under
+ * ~/.cache/Microsoft/DeveloperTools (growing with every process) and tries to upload it over HTTPS, which took
+ * ~40 ms (median, up to 200) of every process's first session on these VMs (bench/RESULTS.md); attnviz works
+ * offline.
+ * Read once, when the environment is created: called before the C API's CreateEnv and the binding's import.
+ */
+export function quietTelemetry(): void {
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
+}
 
 /** The C API of onnxruntime-node's library, loaded once; null where it cannot be (then the binding is used). */
 function load(): Loaded | null {
@@ -114,13 +133,14 @@ function load(): Loaded | null {
       ]),
     ) as Api;
     checkMemoryIndex(koffi, api);
+    quietTelemetry();
     const out: Ptr[] = [null];
     check(api, api.CreateEnv(LOG_ERROR, 'attnviz', out));
     const env = out[0];
     check(api, api.GetAllocatorWithDefaultOptions(out));
     const allocator = out[0];
     check(api, api.CreateCpuMemoryInfo(0, 0, out));
-    loaded = { koffi, api, env, allocator, cpu: out[0], libc: bindLibc(koffi) };
+    loaded = { koffi, library: lib, api, env, allocator, cpu: out[0], libc: bindLibc(koffi) };
   } catch {
     loaded = null;
   }
@@ -214,6 +234,8 @@ interface Block {
   p: Ptr;
   address: bigint;
   bytes: number;
+  /** The block's own view, made once, through which onnxruntime writes a fresh result (lentArray); never handed out. */
+  inner?: ArrayBuffer;
 }
 
 /**
@@ -285,14 +307,65 @@ export function spareBytes(): number {
 export function outputArray(length: number): Float32Array {
   const c = load();
   if (!c || length === 0) return new Float32Array(length);
-  const { koffi } = c;
   const { fresh, ...b } = block(c, length * 4);
-  const buffer = koffi.view(b.p, length * 4);
+  const array = viewOf(c, b, length);
+  return fresh ? array.fill(0) : array;
+}
+
+/** A new Float32Array over the start of block `b`, which goes back to the spares once the array is collected. */
+function viewOf(c: Loaded, b: Block, length: number): Float32Array {
+  const { koffi } = c;
+  const buffer = koffi.view(b.p, length * 4) as ArrayBuffer;
   freeing ??= new FinalizationRegistry((held: Block) => giveBack(koffi, held));
   freeing.register(buffer, b);
   addresses.set(buffer, b.address);
-  const array = new Float32Array(buffer);
+  return new Float32Array(buffer);
+}
+
+/** Blocks lent by lentArray, by their inner view, until handed over or given back. */
+const lent = new WeakMap<ArrayBuffer, Block>();
+
+/**
+ * A Float32Array for a fresh result to be written into, to be passed to handOver() once written (or to
+ * returnLent() if the run fails). Why not outputArray: V8 counts an ArrayBuffer over outside memory as external
+ * memory, and every new one of more than 64 MB since the last full collection makes it start one (its external
+ * memory pressure: the limit is 64 MB above the lowest count since then, and a collected result lowers the count).
+ * A fresh result's new arrays made before the run had that collection — marking the whole heap, three GPT-2
+ * tokenizers' worth in the benchmark's process — run on the cores onnxruntime was using. Here onnxruntime writes
+ * through a view the block keeps for good (`inner`, counted once, when the block is new), and the caller's arrays
+ * are made after the run, so the collection they bring about runs once the call has returned (bench/RESULTS.md,
+ * seventh session). A plain Float32Array where the C API is not loaded.
+ */
+export function lentArray(length: number): Float32Array {
+  const c = load();
+  if (!c || length === 0) return new Float32Array(length);
+  const { fresh, ...b } = block(c, length * 4);
+  if (!b.inner) {
+    b.inner = c.koffi.view(b.p, b.bytes) as ArrayBuffer;
+    addresses.set(b.inner, b.address);
+  }
+  lent.set(b.inner, b);
+  const array = new Float32Array(b.inner, 0, length);
   return fresh ? array.fill(0) : array;
+}
+
+/**
+ * The caller's array over a lent array's memory (as outputArray's: its block goes back to the spares once it is
+ * collected); the lent array must not be used after. Any other array is returned as it is.
+ */
+export function handOver(array: Float32Array): Float32Array {
+  const b = lent.get(array.buffer as ArrayBuffer);
+  if (!b) return array;
+  lent.delete(array.buffer as ArrayBuffer);
+  return viewOf(load()!, b, array.length);
+}
+
+/** Puts a lent array's block back among the spares (a run that failed); the array must not be used after. */
+export function returnLent(array: Float32Array): void {
+  const b = lent.get(array.buffer as ArrayBuffer);
+  if (!b) return;
+  lent.delete(array.buffer as ArrayBuffer);
+  giveBack(load()!.koffi, b);
 }
 
 /** An external-data file given as bytes: `path` is the location the graph's initializers name. */

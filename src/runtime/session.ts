@@ -4,8 +4,8 @@
  * Runs on one session are queued: a second text waits for the first instead of doubling peak memory.
  */
 import { availableParallelism } from 'node:os';
-import ort from 'onnxruntime-node';
-import { DirectSession, type MemoryFile } from './ort-direct.js';
+import type ort from 'onnxruntime-node';
+import { DirectSession, type MemoryFile, quietTelemetry } from './ort-direct.js';
 
 export type Feed =
   | { type: 'int64'; data: BigInt64Array; dims: readonly number[] }
@@ -99,10 +99,19 @@ export class Session implements Runner {
   // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held, never read: holding it is the point
   private fence: unknown;
 
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(
+    /**
+     * onnxruntime-node, imported by the first binding session: a process whose sessions all run on the C API
+     * (`attnviz extract` on Linux) never loads its ~20 modules and native binding (bench/RESULTS.md, start-up).
+     */
+    private readonly binding: typeof ort,
+    private readonly session: ort.InferenceSession,
+  ) {}
 
   static async create(graph: Uint8Array, weightsRoot: string, options: SessionOptions = {}): Promise<Session> {
-    const session = await ort.InferenceSession.create(graph, {
+    quietTelemetry();
+    const { default: binding } = await import('onnxruntime-node');
+    const session = await binding.InferenceSession.create(graph, {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: threadCount(options),
       ...(options.noArena ? { enableCpuMemArena: false, enableMemPattern: false } : {}),
@@ -115,7 +124,7 @@ export class Session implements Runner {
         },
       },
     });
-    return new Session(session);
+    return new Session(binding, session);
   }
 
   get inputNames(): readonly string[] {
@@ -145,10 +154,11 @@ export class Session implements Runner {
     fetch: readonly string[],
   ): Promise<Record<string, RunOutput>> {
     const tensors: Record<string, ort.Tensor> = {};
-    for (const [name, f] of Object.entries(feeds)) tensors[name] = new ort.Tensor(f.type, f.data, f.dims);
+    const { Tensor } = this.binding;
+    for (const [name, f] of Object.entries(feeds)) tensors[name] = new Tensor(f.type, f.data, f.dims);
     const fetches: Record<string, ort.Tensor | null> = {};
     for (const name of fetch)
-      fetches[name] = into[name] ? new ort.Tensor('float32', into[name].data, into[name].dims) : null;
+      fetches[name] = into[name] ? new Tensor('float32', into[name].data, into[name].dims) : null;
     const out = await this.session.run(tensors, fetches);
     // onnxruntime-common lists the fetches in the session's output order, and the binding copies them in that order.
     this.fence = out[this.session.outputNames.filter((n) => n in fetches).at(-1) ?? ''];
