@@ -254,10 +254,10 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
 describe.skipIf(!HAVE_SHARED)('the session kind follows the input (LoadOptions.staged unset)', () => {
   const LONG = `${TEXT} ${TEXT}`;
   /** A model whose budget fits TEXT's outputs on one session and not LONG's. */
-  async function sized(name: string) {
+  async function sized(name: string, lazy = false) {
     const forced = await model(name);
     const T = forced.tokenize(TEXT).ids.length;
-    const m = await Model.load(goldenModel(name), { oneSessionBytes: extractionBytes(forced.dims, T) });
+    const m = await Model.load(goldenModel(name), { oneSessionBytes: extractionBytes(forced.dims, T), lazy });
     expect(sessionKindFor(forced.dims, forced.tokenize(LONG).ids.length, extractionBytes(forced.dims, T))).toBe(
       'staged',
     );
@@ -302,6 +302,57 @@ describe.skipIf(!HAVE_SHARED)('the session kind follows the input (LoadOptions.s
     }
     expect(m.sessionKind).toBeUndefined();
     await expect(m.attention(TEXT)).rejects.toThrow('this model was released');
+  });
+
+  test.each(MODELS)('%s, lazy: the first call creates only the kind its input needs, bit for bit', async (name) => {
+    const [one, staged] = [await model(name), await model(`${name} staged`)];
+    const want = { short: await one.attention(TEXT), long: await staged.attention(LONG) };
+    // Loaded at once, a long first input creates a second session (the short kind's was created at load).
+    const eager = await sized(name);
+    try {
+      expect([eager.sessionKind, eager.sessionsCreated]).toEqual(['one', 1]);
+      expect(same(await eager.attention(LONG), want.long)).toBe(true);
+      expect([eager.sessionKind, eager.sessionsCreated]).toEqual(['staged', 2]);
+    } finally {
+      await eager.release();
+    }
+    const long = await sized(name, true);
+    try {
+      expect([long.sessionKind, long.sessionsCreated]).toEqual([undefined, 0]);
+      // A stream creates the staged kind before its first layer; no one-session kind was ever made.
+      let layers = 0;
+      for await (const layer of long.stream(LONG)) {
+        expect([long.sessionKind, long.sessionsCreated]).toEqual(['staged', 1]);
+        const all = [...Array(long.dims.heads).keys()];
+        expect(sameBits(layer.attention.data, slice(want.long.attention, layer.layer, all))).toBe(true);
+        layers++;
+      }
+      expect(layers).toBe(long.dims.layers);
+      expect(same(await long.attention(LONG), want.long)).toBe(true);
+      expect(long.sessionsCreated).toBe(1);
+      // Later inputs change kind as a model loaded at once does.
+      expect(same(await long.attention(TEXT), want.short)).toBe(true);
+      expect([long.sessionKind, long.sessionsCreated]).toEqual(['one', 2]);
+    } finally {
+      await long.release();
+    }
+    // A short first input gets the one session, made from the graph the load built.
+    const short = await sized(name, true);
+    try {
+      expect(same(await short.attention(TEXT), want.short)).toBe(true);
+      expect([short.sessionKind, short.sessionsCreated]).toEqual(['one', 1]);
+    } finally {
+      await short.release();
+    }
+    expect(short.sessionKind).toBeUndefined();
+    await expect(short.attention(TEXT)).rejects.toThrow('this model was released');
+  });
+
+  test('lazy, released before any call: nothing is created, calls are refused', async () => {
+    const m = await sized('gpt2-tiny', true);
+    await m.release();
+    await expect(m.attention(TEXT)).rejects.toThrow('this model was released');
+    expect([m.sessionKind, m.sessionsCreated]).toEqual([undefined, 0]);
   });
 });
 

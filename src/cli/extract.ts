@@ -15,6 +15,12 @@ import {
   type Values,
 } from './command.js';
 
+/**
+ * A model loaded for one run: its extracting session is created by that run, of the kind its input needs (a long
+ * text: the per-layer sessions alone, not first the short inputs' session as well; LoadOptions.lazy).
+ */
+const ONE_SHOT = { lazy: true } as const;
+
 export const extract: Command = {
   name: 'extract',
   synopsis: `extract --model <folder|hub id|file> --text "<A>" [--pair "<B>"] --out <file.safetensors> [--truncate]
@@ -42,7 +48,7 @@ skips, listing them as a warning.`,
     const selection = { layers: indexList(v, 'layers'), heads: indexList(v, 'heads') };
     if (v.aggregate === 'all')
       throw new AttnvizError('--aggregate all is for export (a select in the page): use mean, max or rollout');
-    const m = await loadForCli(model, v);
+    const m = await loadForCli(model, v, ONE_SHOT);
     try {
       // Checkpoint models stream layer by layer into the file; the others (and aggregates, which need every
       // layer) give their Attention whole.
@@ -80,7 +86,7 @@ export function aggregated(a: Attention, v: Values): Attention {
 export async function attentionFrom(v: Values): Promise<Attention> {
   const model = required(v, 'model');
   required(v, 'text');
-  const m = await loadForCli(model, v);
+  const m = await loadForCli(model, v, ONE_SHOT);
   try {
     return await attentionOf(m, v);
   } finally {

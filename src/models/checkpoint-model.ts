@@ -31,6 +31,7 @@ import { Sampler, softmax, topK } from './sampler.js';
 import { encodeWithin, loadTokenizer, type Encoded, type TextTokenizer } from '../load/tokenizer.js';
 import { Weights } from '../load/weights.js';
 import {
+  createSession,
   GroupedSession,
   Session,
   StagedSession,
@@ -38,6 +39,7 @@ import {
   type GroupedRunner,
   type Runner,
   type RunOutput,
+  type SessionOptions,
 } from '../runtime/session.js';
 import { LazySession } from './lazy-session.js';
 import { SplitSession, splitGroups, splitRuns } from './split-session.js';
@@ -126,6 +128,15 @@ export interface LoadOptions {
    * length take at most this many bytes (default ONE_SESSION_BYTES, 1 GB).
    */
   oneSessionBytes?: number;
+  /**
+   * Create the extracting session (of a model that extracts layer by layer: `stream` in its capabilities) at the
+   * first call, of the kind that call's input needs, instead of at load, of the short inputs' kind. For a
+   * one-shot run (`attnviz extract`): a long first input then costs one session's creation, not two (the
+   * short kind's at load, released unused, then the staged kind's: about a load's time more). The load then
+   * returns sooner and the first call pays for the creation; a graph that onnxruntime refuses fails that call
+   * instead of the load. Default false (the server, and callers that run many inputs, keep today's behaviour).
+   */
+  lazy?: boolean;
 }
 
 /** Up to this many bytes of outputs at an input's length (probabilities, q and k in float32), one session. */
@@ -294,8 +305,11 @@ export class Model implements AttentionModel {
     };
     // A graph's memory files go only through arguments: a closure of this function that named `main` would keep
     // them, through the context `build` shares, as long as the model (one more copy of every quantized weight).
-    const sessionOf = ({ bytes, memory }: ReturnType<typeof graph>) =>
-      over((root) => Session.create(bytes, root, { threads: options.threads, memory }));
+    // `create`: on the binding (Session.create) or on onnxruntime's C API where it loads (createSession).
+    const sessionOf = <S extends Runner>(
+      { bytes, memory }: ReturnType<typeof graph>,
+      create: (graph: Uint8Array, root: string, o: SessionOptions) => Promise<S>,
+    ) => over((root) => create(bytes, root, { threads: options.threads, memory }));
     // An extracting session of either kind over a graph (sized-session.ts): one for the whole graph, or one per
     // stage (splitStages at the same groups).
     // Staged, a decoder.ts family (and ModernBERT) is built without its attention (BuildOptions.split), which one
@@ -327,7 +341,7 @@ export class Model implements AttentionModel {
           }),
       );
     };
-    const build = (o: DecodingBuildOptions) => sessionOf(graph(o));
+    const build = (o: DecodingBuildOptions) => sessionOf(graph(o), Session.create);
     const extract = options.extract ?? true;
     const mainOptions = { extract, logits: options.logits };
     const main = graph(mainOptions);
@@ -335,9 +349,9 @@ export class Model implements AttentionModel {
     const unused = checkAllRead(family, weights, options.allowUnused ?? false);
     // Extraction runs layer by layer (layer-stream.ts): one stage per layer, then the rest of the graph, on one
     // session while every layer's outputs at the input's length fit ONE_SESSION_BYTES, else on a session per
-    // stage (memory bounded by one layer). The short inputs' kind is created now, the other when an input needs
-    // it, from the graph built again (keeping `main` would keep a GGUF model's repacked weights). Families whose
-    // graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
+    // stage (memory bounded by one layer). The short inputs' kind is created now (or, lazy, the first call's kind
+    // then), the other when an input needs it, from the graph built again (keeping `main` would keep a GGUF
+    // model's repacked weights). Families whose graphs also output score biases (MPNet, BLOOM, DeBERTa) run whole.
     const grouped = extract && !family.encoderDecoder && !hasBiasOutputs(main.bytes);
     let session: Runner;
     let parts: Internals['parts'] = () => [];
@@ -355,13 +369,25 @@ export class Model implements AttentionModel {
             : 'one';
       const first = kindFor(1);
       const rest = output.map((o) => o.name).filter((name) => !groups.flat().includes(name));
+      // Lazy, the first call's factory holds `main` (through its argument, see sessionOf) until that call: used
+      // if it needs one session, let go before the staged kind's graph is built if not.
+      const firstCall = (built: ReturnType<typeof graph>) => {
+        let held: typeof built | undefined = built;
+        return {
+          create: (kind: SessionKind) => {
+            const one = kind === 'one' ? held : undefined;
+            held = undefined;
+            return extractingOf(kind, groups, one);
+          },
+        };
+      };
       const sized = new SizedSession(
         kindFor,
         (kind) => extractingOf(kind, groups),
         rest.length > 0 ? [...groups, rest] : groups,
         input.map((i) => i.name),
         output.map((o) => o.name),
-        { kind: first, session: await extractingOf(first, groups, main) },
+        options.lazy ? firstCall(main) : { kind: first, session: await extractingOf(first, groups, main) },
       );
       session = sized;
       const whole = stageParts(sized, dims.layers, dims.heads);
@@ -372,7 +398,11 @@ export class Model implements AttentionModel {
       // writes every output in place (no copy of each into fresh memory, as the binding makes). `main` goes as an
       // argument, as everywhere here (see sessionOf).
       session = await extractingOf('one', [], main);
-    else session = await sessionOf(main);
+    // The plain pass (extract: false) on the extracting sessions' path, the C API where it loads: the same runtime
+    // for both sides of extraction's benchmarks, and the weights' copies and repacking done on a worker thread,
+    // whose glibc arena malloc_trim leaves leaner than the main thread's (8B-shaped Q4_K, 4 layers: resident
+    // 1.20× the tensor bytes on the binding, 1.16× so; bench/RESULTS.md). Encoder-decoders keep the binding.
+    else session = await sessionOf(main, !extract && !family.encoderDecoder ? createSession : Session.create);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(
@@ -418,10 +448,16 @@ export class Model implements AttentionModel {
 
   /**
    * The kind of extracting session the model holds now (LoadOptions.staged): 'one', 'staged', or undefined for
-   * models that extract whole (encoder-decoders, score-bias families) or not at all, and after release().
+   * models that extract whole (encoder-decoders, score-bias families) or not at all, before the first call of a
+   * model loaded `lazy`, and after release().
    */
   get sessionKind(): SessionKind | undefined {
     return this.session instanceof SizedSession ? this.session.kind : undefined;
+  }
+
+  /** Extracting sessions of either kind created so far (LoadOptions.lazy; 0 for models without `sessionKind`). */
+  get sessionsCreated(): number {
+    return this.session instanceof SizedSession ? this.session.created : 0;
   }
 
   /** Whether `stream()` works: extraction by layer (not encoder-decoders, not score-bias families). */

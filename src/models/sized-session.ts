@@ -7,7 +7,9 @@
  * One kind is held at a time: each session holds its own copy of the weights in onnxruntime (prepacked matrices),
  * so a call that needs the other kind waits for the runs under way, releases the current session, then creates
  * the other — the weights are never held twice, at the cost of a session's creation at each change of kind
- * (bench/RESULTS.md measures both).
+ * (bench/RESULTS.md measures both). The first session is either created at load (of the kind short inputs run on)
+ * or left to the first call (LoadOptions.lazy), which then creates the kind its input needs: a one-shot run of
+ * a long input creates one session, not two.
  */
 import { AttnvizError, check } from '../core/errors.js';
 import { INPUTS } from '../graph/family.js';
@@ -16,24 +18,37 @@ import { Queue, type Feed, type GroupedRunner, type RunOutput, type StageOutput 
 /** One session for the whole graph, or one per stage. */
 export type SessionKind = 'one' | 'staged';
 
+/** Creates a session of a kind. */
+export type SessionFactory = (kind: SessionKind) => Promise<GroupedRunner>;
+
 export class SizedSession implements GroupedRunner {
   private readonly queue = new Queue();
   private held: { kind: SessionKind; session: GroupedRunner } | undefined;
+  /** The factory of the first session when none was created at load, dropped once used (or at release). */
+  private firstFactory: SessionFactory | undefined;
   private released = false;
+  /** Sessions created so far, the one given at load included. */
+  private createdCount = 0;
 
   constructor(
     /** The kind an input of this many tokens runs on. */
     private readonly kindFor: (tokens: number) => SessionKind,
-    /** Creates a session of a kind (on first need, and again after a change of kind). */
-    private readonly create: (kind: SessionKind) => Promise<GroupedRunner>,
+    /** Creates a session of a kind (after a change of kind, and on first need when `first` is a factory). */
+    private readonly create: SessionFactory,
     /** The outputs of each stage, in order, the last stage's included (GroupedSession's groups). */
     private readonly stages: readonly (readonly string[])[],
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
-    /** The session created at load, held until a call needs the other kind. */
-    first: { kind: SessionKind; session: GroupedRunner },
+    /**
+     * The session created at load, held until a call needs the other kind; or the factory the first call creates
+     * its kind with (one that may reuse what the load built, such as the graph, which `create` builds again).
+     */
+    first: { kind: SessionKind; session: GroupedRunner } | { create: SessionFactory },
   ) {
-    this.held = first;
+    if ('session' in first) {
+      this.held = first;
+      this.createdCount = 1;
+    } else this.firstFactory = first.create;
   }
 
   oneRun(tokens: number): boolean {
@@ -48,9 +63,17 @@ export class SizedSession implements GroupedRunner {
     return this.stages[s];
   }
 
-  /** The kind held now (none after release, or after a creation that failed: the next call tries again). */
+  /**
+   * The kind held now (none before the first call when created lazily, after release, or after a creation that
+   * failed: the next call tries again).
+   */
   get kind(): SessionKind | undefined {
     return this.held?.kind;
+  }
+
+  /** How many sessions of either kind were created so far (each a load's worth of work). */
+  get created(): number {
+    return this.createdCount;
   }
 
   run(
@@ -84,7 +107,10 @@ export class SizedSession implements GroupedRunner {
     const old = this.held;
     this.held = undefined;
     await old?.session.release();
-    const session = await this.create(kind);
+    const create = this.firstFactory ?? this.create;
+    this.firstFactory = undefined;
+    const session = await create(kind);
+    this.createdCount++;
     this.held = { kind, session };
     return session;
   }
@@ -92,6 +118,7 @@ export class SizedSession implements GroupedRunner {
   release(): Promise<void> {
     return this.queue.run(async () => {
       this.released = true;
+      this.firstFactory = undefined;
       const old = this.held;
       this.held = undefined;
       await old?.session.release();
