@@ -198,9 +198,10 @@ async function writeAll(file: FileHandle, bytes: Uint8Array, position: number): 
 /**
  * A stream's parts written while the stream computes the next: each part is converted (F16, BF16) or copied (F32)
  * into a buffer of the writer's own, since the stream reuses its buffers for the next part, and its write is left
- * running. Writing a long input's file is new page-cache pages at the disk's pace (1B Llama shapes, 2048 tokens,
- * F16: 4.57 GB, 12 s against 18 s of computing on this VM, bench/RESULTS.md); overlapped, it mostly hides behind
- * the computing. Up to SLOTS writes are under way: a layer's first part comes with its q and k.
+ * running. A long input's file is gigabytes of new page-cache pages (1B Llama shapes, 2048 tokens, F16: 4.57 GB;
+ * awaited part by part, 12 s besides 18 s of computing on this VM); overlapped, the file took 25–29 s instead of
+ * 34–35 s. What is left is the page cache's own CPU time (~9 s for 4.6 GB here), which the computing's cores pay
+ * (bench/RESULTS.md, seventh session). Up to SLOTS writes are under way: a layer's first part comes with its q, k.
  */
 class Writes {
   private static readonly SLOTS = 3;

@@ -178,14 +178,6 @@ export interface ExtractOptions extends AttentionOptions, Selection {
   reuse?: boolean;
 }
 
-/** A pool whose every array is lent (ort-direct.ts lentArray): where a fresh result is written, before handOver. */
-class LendingPool extends BufferPool {
-  override get(_role: string, length: number): Float32Array {
-    return lentArray(length);
-  }
-}
-const LENDING = new LendingPool();
-
 /** Tensors by name (Stacked, a whole run's outputs), some of whose arrays may be lent. */
 type Lendable = { [name: string]: Tensor | undefined } | Stacked;
 
@@ -523,13 +515,13 @@ export class Model implements AttentionModel {
       ...(heads.length < this.dims.heads ? { heads } : {}),
     };
     if (options.reuse) {
-      const stacked = stackedFor(header, this.pool);
+      const stacked = stackedFor(header, (role, n) => this.pool.get(`stacked.${role}`, n));
       return collect(this.streamOf(encoded, text, pair, options, stacked), stacked, base);
     }
     // Fresh arrays take the memory of results already collected, written through lent arrays and handed over
     // after the run (ort-direct.ts lentArray says why).
     await sparesBack();
-    const stacked = stackedFor(header, LENDING);
+    const stacked = stackedFor(header, (_, n) => lentArray(n));
     const result = await freshOrReturned(stacked, () =>
       collect(this.streamOf(encoded, text, pair, options, stacked), stacked, base),
     );

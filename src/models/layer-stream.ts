@@ -122,7 +122,9 @@ export class LayerStream implements AttentionStream {
     const target =
       (allHeads ? this.target : undefined) ??
       (this.session.oneRun(T)
-        ? stackedFor({ ...this.header, heads: selectIndices(undefined, H, 'head') }, this.pool, 'layers')
+        ? stackedFor({ ...this.header, heads: selectIndices(undefined, H, 'head') }, (role, n) =>
+            this.pool.get(`layers.${role}`, n),
+          )
         : undefined);
     // Where onnxruntime writes a stage's outputs: the target's place for them, or a pool buffer per size.
     const buffers = (part: StagePart) => {
@@ -215,16 +217,20 @@ export interface Stacked {
   key?: Tensor;
 }
 
+/** Where a stacked tensor's array comes from: its role ('probs', 'q', 'k') and length in, the array out. */
+export type StackedArrays = (role: string, length: number) => Float32Array;
+
 /**
- * Stacked tensors for `header`'s selection: fresh arrays or, with `pool`, arrays kept for the next call of the
- * same size (which overwrites them); `use` keeps apart pooled arrays that may be alive at the same time.
+ * Stacked tensors for `header`'s selection, their arrays from `arrays`: by default fresh ones (outputArray); a
+ * pool's for arrays kept for the next call of the same size (which overwrites them), lent ones for a fresh result
+ * made after the run (ort-direct.ts lentArray).
  */
-export function stackedFor(header: AttentionHeader, pool?: BufferPool, use = 'stacked'): Stacked {
+export function stackedFor(header: AttentionHeader, arrays: StackedArrays = (_, n) => outputArray(n)): Stacked {
   const { layers, heads, qk, headDim: d, tokens } = header;
   const [T, L, H] = [tokens.length, layers.length, heads.length];
   const stacked = (role: string, perLayer: number[]): Tensor => {
     const length = L * perLayer.reduce((a, b) => a * b, 1);
-    return { dims: [L, ...perLayer], data: pool ? pool.get(`${use}.${role}`, length) : outputArray(length) };
+    return { dims: [L, ...perLayer], data: arrays(role, length) };
   };
   return {
     attention: stacked('probs', [H, T, T]),
