@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, test } from 'vitest';
-import type { Attention, Tensor } from '../src/core/attention.js';
+import type { Attention, AttentionStream, Tensor } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { f32BitsToF16, HALF_WASM, toHalf } from '../src/core/half.js';
 import { readAttentionFile, readSafetensors, writeAttentionStream } from '../src/core/files.js';
@@ -238,6 +238,39 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
       expect((await readdir(dir)).filter((f) => f.startsWith('nan.'))).toEqual([]);
     } finally {
       await m.release();
+    }
+  });
+
+  test('the file writer keeps each part as it was yielded, though the stream overwrites it right after', async () => {
+    const m = await model('bert-tiny');
+    const header = { ...m.stream(TEXT).header, qk: false };
+    const [T, H] = [header.tokens.length, header.heads.length];
+    // One buffer for every part, refilled as soon as the writer asks for the next (as the model's streams do).
+    const shared = new Float32Array(H * T * T);
+    const hidden = { dims: [T, header.hidden], data: new Float32Array(T * header.hidden) };
+    const stream: AttentionStream = {
+      header,
+      hiddenLast: hidden,
+      async *[Symbol.asyncIterator]() {
+        for (const layer of header.layers) {
+          // Each row all on key `layer` (rows of attention sum to 1; the reader checks).
+          shared.fill(0);
+          for (let row = 0; row < H * T; row++) shared[row * T + layer] = 1;
+          yield { layer, heads: header.heads, attention: { dims: [H, T, T], data: shared } };
+        }
+        shared.fill(-1);
+      },
+    };
+    const path = join(tmp, 'overwritten.safetensors');
+    const perLayer = H * T * T;
+    // A writer that wrote the stream's own buffer would race with its refilling: five files, to lose that race surely.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await writeAttentionStream(path, stream);
+      const back = await readAttentionFile(path);
+      header.layers.forEach((layer, i) => {
+        const part = back.attention.data.subarray(i * perLayer, (i + 1) * perLayer);
+        expect(part.every((x, j) => x === (j % T === layer ? 1 : 0))).toBe(true);
+      });
     }
   });
 
