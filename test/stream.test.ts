@@ -5,7 +5,7 @@
  * rounding; `attnviz extract --dtype / --layers / --heads` and their bad values.
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import type { Attention, AttentionStream, Tensor } from '../src/core/attention.js';
 import { decodeAttentionFile, encodeAttentionFile } from '../src/core/attention-file.js';
 import { f32BitsToF16, HALF_WASM, toHalf } from '../src/core/half.js';
+import { BLOCK, blockAligned, DirectWriter, openDirect } from '../src/core/direct.js';
 import { readAttentionFile, readSafetensors, writeAttentionStream } from '../src/core/files.js';
 import { GraphBuilder } from '../src/graph/builder.js';
 import { familyFor } from '../src/graph/families.js';
@@ -26,7 +27,7 @@ import { extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint
 import { Session, type Feed } from '../src/runtime/session.js';
 import { runHeads } from '../src/models/split-session.js';
 import { DirectSession, handOver, lentArray, returnLent, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
-import { expectBad, goldenModel, HAVE_SHARED, loadedOnce } from './shared.js';
+import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, present } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
 const TEXT = 'The cat sat on the mat, and the dog lay on the rug beside it.';
@@ -443,6 +444,111 @@ describe.skipIf(!HAVE_SHARED)('layers computed in runs of heads (headChunk)', ()
     expect(runHeads(32, 8192)).toBe(1); // 268 MB: one head is the least
     expect(runHeads(14, 2048)).toBe(2); // Qwen2-0.5B: 4 fit, 2 divides 14
     expect(runHeads(7, 1024)).toBe(7);
+  });
+});
+
+/**
+ * A stream of L layers of H heads over T tokens (q, k of width D), none of it from a model: layer l's head h puts
+ * each row's weight on key (row + l + h) mod T, its q, k are l + 0.25 and −l − 0.125. One buffer per tensor,
+ * refilled for each layer (as the models' streams do).
+ */
+function madeUpStream(T: number, H: number, L: number, D: number): AttentionStream {
+  const header = {
+    model: { source: 'made up', modelType: 'llama' },
+    tokens: Array.from({ length: T }, (_, i) => `t${i}`),
+    text: '',
+    pair: null,
+    sentenceBStart: null,
+    causal: false,
+    inputIds: [...Array(T).keys()],
+    layers: [...Array(L).keys()],
+    heads: [...Array(H).keys()],
+    qk: true,
+    headDim: D,
+    hidden: 5,
+  };
+  const [probs, q, k] = [new Float32Array(H * T * T), new Float32Array(H * T * D), new Float32Array(H * T * D)];
+  return {
+    header,
+    hiddenLast: { dims: [T, 5], data: new Float32Array(T * 5).fill(0.5) },
+    async *[Symbol.asyncIterator]() {
+      for (const l of header.layers) {
+        probs.fill(0);
+        for (let h = 0; h < H; h++)
+          for (let row = 0; row < T; row++) probs[(h * T + row) * T + ((row + l + h) % T)] = 1;
+        q.fill(l + 0.25);
+        k.fill(-l - 0.125);
+        const part = (data: Float32Array, cols: number) => ({ dims: [H, T, cols], data });
+        yield { layer: l, heads: header.heads, attention: part(probs, T), query: part(q, D), key: part(k, D) };
+      }
+    },
+  };
+}
+
+/** Whether `dir`'s file system takes a direct write of one block from block-aligned memory, at `misaligned` bytes. */
+async function takesDirect(dir: string, misaligned = 0): Promise<boolean> {
+  const path = join(dir, `probe-${misaligned}`);
+  await writeFile(path, '');
+  const direct = await openDirect(path);
+  try {
+    await direct?.write(new Uint8Array(blockAligned(2 * BLOCK), misaligned, BLOCK), 0, BLOCK, 0);
+    return direct !== undefined;
+  } catch {
+    return false;
+  } finally {
+    await direct?.close();
+    await rm(path);
+  }
+}
+
+const DIRECT = present(await takesDirect(tmp), `O_DIRECT in ${tmp}`, 'the checks that writes went around the cache');
+
+describe('large attention files are written around the page cache (core/direct.ts)', () => {
+  test.each(['F32', 'F16', 'BF16'] as const)(
+    '%s: the same bytes as through the cache, every part at a place that is not a block boundary',
+    async (dtype) => {
+      // 301 tokens, 3 heads: parts of 1.09 MB (F32) that start and end inside 64 KiB blocks, q and k between them.
+      const [around, through] = [join(tmp, `around.${dtype}`), join(tmp, `through.${dtype}`)];
+      const written = await writeAttentionStream(around, madeUpStream(301, 3, 4, 7), { dtype, direct: true });
+      const cached = await writeAttentionStream(through, madeUpStream(301, 3, 4, 7), { dtype, direct: false });
+      expect((await readFile(around)).equals(await readFile(through))).toBe(true);
+      expect(cached.directBytes).toBe(0);
+      // Whole blocks only: all but the file's ends and the blocks a part boundary falls in.
+      if (DIRECT) expect(written.directBytes).toBeGreaterThan(0.75 * written.bytes);
+      expect(written.directBytes % BLOCK).toBe(0);
+      const back = await readAttentionFile(around);
+      expect(back.attention.data[((3 * 3 + 2) * 301 + 100) * 301 + 105]).toBe(1); // layer 3, head 2, row 100
+      expect([back.query!.data.at(-1), back.key!.data.at(-1), back.hiddenLast!.data.at(-1)]).toEqual([
+        3.25, -3.125, 0.5,
+      ]);
+      // Small files go through the cache unless asked.
+      expect((await writeAttentionStream(through, madeUpStream(301, 3, 4, 7), { dtype })).directBytes).toBe(0);
+    },
+  );
+
+  test('a direct write the system refuses is written through the cache, and so is every one after it', async (t) => {
+    if (!DIRECT || (await takesDirect(tmp, 16)))
+      return t.skip(`${tmp} takes direct writes from memory that is not block-aligned: none is refused`);
+    const path = join(tmp, 'refused');
+    const file = await open(path, 'w');
+    const direct = await openDirect(path);
+    const writer = new DirectWriter(file, direct);
+    const counting = (from: number, n: number) => Uint8Array.from({ length: n }, (_, i) => (from + i) % 251);
+    try {
+      const memory = new Uint8Array(blockAligned(4 * BLOCK));
+      memory.set(counting(0, memory.length));
+      // Bytes whose whole blocks lie off block boundaries in memory: refused (EINVAL), then cached.
+      await writer.write(memory.subarray(16, 16 + 2 * BLOCK + 100), BLOCK - 50);
+      // Aligned ones after it: through the cache too.
+      await writer.write(memory.subarray(0, 2 * BLOCK), 4 * BLOCK);
+      expect(writer.directBytes).toBe(0);
+    } finally {
+      await direct?.close();
+      await file.close();
+    }
+    const bytes = await readFile(path);
+    expect(bytes.subarray(BLOCK - 50, 3 * BLOCK + 50).equals(counting(16, 2 * BLOCK + 100))).toBe(true);
+    expect(bytes.subarray(4 * BLOCK).equals(counting(0, 2 * BLOCK))).toBe(true);
   });
 });
 

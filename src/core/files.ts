@@ -2,7 +2,7 @@
  * Node only: the formats of this folder on disk. Reading safetensors headers and files, writing files
  * atomically, attention files by path. Everything else in core/ is browser-safe and shared with the app.
  */
-import { type FileHandle, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Attention, AttentionStream, Tensor } from './attention.js';
 import {
@@ -14,6 +14,7 @@ import {
   metadataOf,
   type ReadOptions,
 } from './attention-file.js';
+import { BLOCK, blockAligned, DIRECT_MIN, DirectWriter, openDirect } from './direct.js';
 import { toHalf } from './half.js';
 import { AttnvizError, check, systemReason } from './errors.js';
 import {
@@ -108,17 +109,26 @@ export async function writeAttentionFile(
   await writeFileAtomic(path, encodeAttentionFile(a, options));
 }
 
+export interface StreamFileOptions extends AttentionFileOptions {
+  /**
+   * Whether to write around the page cache (Linux's O_DIRECT, where the file system takes it): by default, for files
+   * from 256 MiB up (core/direct.ts).
+   */
+  direct?: boolean;
+}
+
 /**
  * Writes an attention file from a stream, layer by layer: the header first (every shape is known from the
  * stream's header), then each layer's share of `attention`, `query` and `key` at its place as it arrives, then
  * `hidden_last` and `input_ids`. Memory holds one layer, and up to three parts being written (Writes). A temporary
- * sibling renamed at the end, so a failure leaves no half-written file.
+ * sibling renamed at the end, so a failure leaves no half-written file. Returns the file's bytes and how many of
+ * them were written around the page cache.
  */
 export async function writeAttentionStream(
   path: string,
   stream: AttentionStream,
-  options: AttentionFileOptions = {},
-): Promise<void> {
+  options: StreamFileOptions = {},
+): Promise<{ bytes: number; directBytes: number }> {
   const h = stream.header;
   const dtype = options.dtype ?? 'F32';
   const T = h.tokens.length,
@@ -150,14 +160,18 @@ export async function writeAttentionStream(
   const file = await open(tmp, 'w').catch((e: unknown) => {
     throw new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   });
+  const direct = (options.direct ?? at >= DIRECT_MIN) ? await openDirect(tmp) : undefined;
+  const writer = new DirectWriter(file, direct);
   // Each tensor is written front to back: a stream's parts, appended, are the [L, H, …] tensor.
   const end = { ...offsets };
-  const writes = new Writes(file, dtype);
+  const writes = new Writes(writer, dtype);
   const write = async (name: string, t: Tensor) => {
     const bytes = await writes.write(t.data, end[name]);
     end[name] += bytes;
   };
   try {
+    // At its size from the start: no write extends the file (on ext4 a direct write that does waits for the others).
+    await file.truncate(at);
     await file.write(header, 0, header.length, 0);
     for await (const layer of stream) {
       await write('attention', layer.attention);
@@ -177,31 +191,26 @@ export async function writeAttentionStream(
       await file.write(new Uint8Array(b.buffer), 0, b.byteLength, offsets.input_ids);
     }
     await writes.done();
+    await direct?.close();
     await file.close();
     await rename(tmp, path);
+    return { bytes: at, directBytes: writer.directBytes };
   } catch (e) {
     await writes.settled();
+    await direct?.close().catch(() => undefined);
     await file.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
     throw e instanceof AttnvizError ? e : new AttnvizError(`cannot write ${path} (${writeReason(e, path)})`);
   }
 }
 
-/** Writes all of `bytes` at `position` (a write may take fewer bytes than it is given). */
-async function writeAll(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let done = 0; done < bytes.length; ) {
-    const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 /**
  * A stream's parts written while the stream computes the next: each part is converted (F16, BF16) or copied (F32)
  * into a buffer of the writer's own, since the stream reuses its buffers for the next part, and its write is left
- * running. A long input's file is gigabytes of new page-cache pages (1B Llama shapes, 2048 tokens, F16: 4.57 GB;
- * awaited part by part, 12 s besides 18 s of computing on this VM); overlapped, the file took 25–29 s instead of
- * 34–35 s. What is left is the page cache's own CPU time (~9 s for 4.6 GB here), which the computing's cores pay
- * (bench/RESULTS.md, seventh session). Up to SLOTS writes are under way: a layer's first part comes with its q, k.
+ * running. A long input's file is gigabytes (1B Llama shapes, 2048 tokens, F16: 4.57 GB; awaited part by part, 12 s
+ * besides 18 s of computing on this VM; overlapped, 25–29 s). What was left is the page cache's own CPU time, which
+ * the computing's cores pay: large files are written around it (core/direct.ts), from buffers placed as the bytes
+ * lie in the file's blocks. Up to SLOTS writes are under way: a layer's first part comes with its q, k.
  */
 class Writes {
   private static readonly SLOTS = 3;
@@ -213,7 +222,7 @@ class Writes {
   private failure: { error: unknown } | undefined;
 
   constructor(
-    private readonly file: FileHandle,
+    private readonly file: DirectWriter,
     private readonly dtype: FloatDType,
   ) {}
 
@@ -227,10 +236,12 @@ class Writes {
     await slot.written;
     if (this.failure) throw this.failure.error;
     const size = values.length * DTYPE_BYTES[this.dtype];
-    if (slot.buffer.byteLength < size) slot.buffer = new ArrayBuffer(size);
-    if (this.dtype === 'F32') new Float32Array(slot.buffer, 0, values.length).set(values);
-    else toHalf(values, this.dtype, new Uint16Array(slot.buffer, 0, values.length));
-    slot.written = writeAll(this.file, new Uint8Array(slot.buffer, 0, size), position).catch((error: unknown) => {
+    // The part lies in the buffer as in the file's blocks: its whole blocks are block-aligned in memory too.
+    const lead = position % BLOCK;
+    if (slot.buffer.byteLength < lead + size) slot.buffer = blockAligned(BLOCK + size);
+    if (this.dtype === 'F32') new Float32Array(slot.buffer, lead, values.length).set(values);
+    else toHalf(values, this.dtype, new Uint16Array(slot.buffer, lead, values.length));
+    slot.written = this.file.write(new Uint8Array(slot.buffer, lead, size), position).catch((error: unknown) => {
       this.failure ??= { error };
     });
     return size;
