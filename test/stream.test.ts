@@ -5,6 +5,7 @@
  * rounding; `attnviz extract --dtype / --layers / --heads` and their bad values.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,15 @@ import { Weights } from '../src/load/weights.js';
 import { extractionBytes, Model, sessionKindFor } from '../src/models/checkpoint-model.js';
 import { Session, type Feed } from '../src/runtime/session.js';
 import { runHeads } from '../src/models/split-session.js';
-import { DirectSession, handOver, lentArray, returnLent, spareBytes, sparesBack } from '../src/runtime/ort-direct.js';
+import {
+  DirectSession,
+  handOver,
+  lentArray,
+  returnLent,
+  spareBytes,
+  sparesBack,
+  trimHeapAbove,
+} from '../src/runtime/ort-direct.js';
 import { expectBad, goldenModel, HAVE_SHARED, loadedOnce, present } from './shared.js';
 
 const MODELS = ['bert-tiny', 'gpt2-tiny', 'llama-tiny-mha'];
@@ -216,6 +225,31 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
       expect(spareBytes()).toBe(held);
       returnLent(b);
       expect(spareBytes()).toBe(held);
+    },
+  );
+
+  test.skipIf(!DirectSession.available)(
+    "trimHeapAbove: glibc's free heap pages go back to the system past the given bytes, not before",
+    async () => {
+      const koffi = (await import('koffi')).default;
+      // 3000 blocks of 64 KB (under glibc's mmap threshold: from the heap), written, then all but the last freed:
+      // ~190 MB free below a live block, which glibc keeps resident until malloc_trim.
+      const rss = () => Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
+      const blocks = Array.from({ length: 3000 }, () => {
+        const p = koffi.alloc('uint8_t', 65536);
+        new Uint8Array(koffi.view(p, 65536)).fill(1);
+        return p;
+      });
+      for (const p of blocks.slice(0, -1)) koffi.free(p);
+      try {
+        const before = rss();
+        trimHeapAbove(2 ** 40);
+        expect(before - rss()).toBeLessThan(32e6);
+        trimHeapAbove(2 ** 26);
+        expect(before - rss()).toBeGreaterThan(150e6);
+      } finally {
+        koffi.free(blocks.at(-1));
+      }
     },
   );
 

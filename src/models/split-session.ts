@@ -14,7 +14,7 @@
  */
 import { check } from '../core/errors.js';
 import { ATTENTION_IO } from '../graph/decoder.js';
-import { outputArray, trimHeap } from '../runtime/ort-direct.js';
+import { outputArray, trimHeapAbove } from '../runtime/ort-direct.js';
 import { headChunks, INPUTS, outputNames, probsChunkName, type SplitLayer, splitNames } from '../graph/family.js';
 import {
   createSession,
@@ -75,6 +75,9 @@ type Plan = Parameters<GroupedRunner['stream']>[1];
  * The mask of a layer without one (ModernBERT's global layers): a zero broadcast over the scores, so that such
  * layers share the attention session, and its memory arena, with the masked ones.
  */
+/** Free heap bytes past which a long input's layer boundary hands them back (trimHeapAbove). */
+const TRIM_ABOVE = 2 ** 28;
+
 const NO_MASK: Feed = { type: 'float32', data: new Float32Array(1), dims: [1, 1] };
 
 /**
@@ -251,8 +254,9 @@ export class SplitSession implements GroupedRunner {
         yield { stage: i, outputs: given };
       }
       // Long inputs (a layer's attention in several runs): the pages glibc keeps free under live blocks after a
-      // layer would add up over the layers (~40 MB each at 4096 tokens on Llama-1B shapes); handed back per layer.
-      if (runs.length > this.specs.length) trimHeap();
+      // layer would add up over the layers (~40 MB each at 4096 tokens on Llama-1B shapes); handed back once they
+      // pass TRIM_ABOVE (the peak at 4096 tokens stays within its target, shorter inputs rarely pay for a trim).
+      if (runs.length > this.specs.length) trimHeapAbove(TRIM_ABOVE);
     }
   }
 

@@ -91,8 +91,8 @@ interface Loaded {
   allocator: Ptr;
   /** Where outputArray's memory lies: CPU, not onnxruntime's. */
   cpu: Ptr;
-  /** glibc's madvise and malloc_trim, when they could be bound. */
-  libc: { madvise: Fn; mallocTrim: Fn } | null;
+  /** glibc's madvise and malloc_trim, when they could be bound; mallinfo2 (glibc 2.33 on) when it could. */
+  libc: { madvise: Fn; mallocTrim: Fn; mallinfo2: Fn | null } | null;
 }
 
 let loaded: Loaded | null | undefined;
@@ -173,9 +173,18 @@ function checkMemoryIndex(koffi: Koffi, api: Api): void {
 function bindLibc(koffi: Koffi): Loaded['libc'] {
   try {
     const libc = koffi.load('libc.so.6');
+    const sizes = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks'];
+    const info = koffi.struct('mallinfo2', Object.fromEntries([...sizes, 'keepcost'].map((f) => [f, 'size_t'])));
+    let mallinfo2: Fn | null = null;
+    try {
+      mallinfo2 = libc.func('mallinfo2', info, []) as Fn;
+    } catch {
+      // glibc before 2.33: trimHeapAbove trims every time.
+    }
     return {
       madvise: libc.func('int madvise(uint64_t addr, size_t length, int advice)') as Fn,
       mallocTrim: libc.func('int malloc_trim(size_t pad)') as Fn,
+      mallinfo2,
     };
   } catch {
     return null;
@@ -191,6 +200,17 @@ function bindLibc(koffi: Koffi): Loaded['libc'] {
  */
 export function trimHeap(): void {
   load()?.libc?.mallocTrim(0);
+}
+
+/**
+ * trimHeap once glibc's heaps hold more than `bytes` free (mallinfo2's fordblks). Trimming costs more than its
+ * call: the next run faults the pages back in (1B Llama shapes at 2048 tokens, a trim after each layer: 1.3 s of a
+ * 19 s pass; bench/RESULTS.md, eighth session).
+ */
+export function trimHeapAbove(bytes: number): void {
+  const libc = load()?.libc;
+  const free = libc?.mallinfo2?.() as { fordblks: number | bigint } | undefined;
+  if (!free || Number(free.fordblks) > bytes) libc?.mallocTrim(0);
 }
 
 const HUGE_PAGE = 2n << 20n;
