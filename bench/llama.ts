@@ -383,7 +383,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 async function runPaired(s: Scenario): Promise<Measured> {
   gc();
   const before = rss();
-  let t0 = performance.now();
+  const t0 = performance.now();
   const m = await Model.load(s.source, { threads: THREADS, progress: false, extract: true });
   const loadSeconds = (performance.now() - t0) / 1000;
   const plain = await Model.load(s.source, { threads: THREADS, progress: false, extract: false });
