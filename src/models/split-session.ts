@@ -71,13 +71,13 @@ export function splitGroups(layers: readonly SplitLayer[]): string[][] {
 
 type Plan = Parameters<GroupedRunner['stream']>[1];
 
+/** Free heap bytes past which a long input's layer boundary hands them back (trimHeapAbove). */
+const TRIM_ABOVE = 2 ** 28;
+
 /**
  * The mask of a layer without one (ModernBERT's global layers): a zero broadcast over the scores, so that such
  * layers share the attention session, and its memory arena, with the masked ones.
  */
-/** Free heap bytes past which a long input's layer boundary hands them back (trimHeapAbove). */
-const TRIM_ABOVE = 2 ** 28;
-
 const NO_MASK: Feed = { type: 'float32', data: new Float32Array(1), dims: [1, 1] };
 
 /**
