@@ -542,7 +542,7 @@ function row(label: string, m: Measured | { error: string }, weights: number): s
       (r) =>
         `${r.T}: ${r.seconds.toFixed(1)} s${r.first === undefined ? '' : ` (first ${r.first.toFixed(1)} s)`}` +
         `${r.fileBytes ? ` (${gb(r.fileBytes)} GB file)` : ''}` +
-        `${r.forward === undefined ? '' : `; plain forward ${r.forward.toFixed(1)} s, paired ${r.paired?.toFixed(2)}×`}`,
+        (r.forward === undefined ? '' : `; plain forward ${r.forward.toFixed(1)} s, paired ${r.paired?.toFixed(2)}×`),
     )
     .join(', ');
   const sessions = m.sessions > 0 ? ` (${m.sessions} extracting session${m.sessions > 1 ? 's' : ''} created)` : '';
