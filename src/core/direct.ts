@@ -41,7 +41,7 @@ export function blockAligned(bytes: number): ArrayBuffer {
 }
 
 /** Writes all of `bytes` at `position` (a write may take fewer bytes than it is given). */
-export async function writeAll(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+async function writeAll(file: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < bytes.length; ) {
     const { bytesWritten } = await file.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;

@@ -173,8 +173,19 @@ function checkMemoryIndex(koffi: Koffi, api: Api): void {
 function bindLibc(koffi: Koffi): Loaded['libc'] {
   try {
     const libc = koffi.load('libc.so.6');
-    const sizes = ['arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks'];
-    const info = koffi.struct('mallinfo2', Object.fromEntries([...sizes, 'keepcost'].map((f) => [f, 'size_t'])));
+    const fields = [
+      'arena',
+      'ordblks',
+      'smblks',
+      'hblks',
+      'hblkhd',
+      'usmblks',
+      'fsmblks',
+      'uordblks',
+      'fordblks',
+      'keepcost',
+    ];
+    const info = koffi.struct('mallinfo2', Object.fromEntries(fields.map((f) => [f, 'size_t'])));
     let mallinfo2: Fn | null = null;
     try {
       mallinfo2 = libc.func('mallinfo2', info, []) as Fn;
@@ -204,8 +215,8 @@ export function trimHeap(): void {
 
 /**
  * trimHeap once glibc's heaps hold more than `bytes` free (mallinfo2's fordblks). Trimming costs more than its
- * call: the next run faults the pages back in (1B Llama shapes at 2048 tokens, a trim after each layer: 1.3 s of a
- * 19 s pass; bench/RESULTS.md, eighth session).
+ * call: the next run faults the pages back in (1B Llama shapes at 2048 tokens, a trim after each layer: 1.3–2.4 s of
+ * a ~20 s pass; bench/RESULTS.md, eighth session).
  */
 export function trimHeapAbove(bytes: number): void {
   const libc = load()?.libc;
