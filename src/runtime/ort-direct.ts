@@ -173,18 +173,8 @@ function checkMemoryIndex(koffi: Koffi, api: Api): void {
 function bindLibc(koffi: Koffi): Loaded['libc'] {
   try {
     const libc = koffi.load('libc.so.6');
-    const fields = [
-      'arena',
-      'ordblks',
-      'smblks',
-      'hblks',
-      'hblkhd',
-      'usmblks',
-      'fsmblks',
-      'uordblks',
-      'fordblks',
-      'keepcost',
-    ];
+    // struct mallinfo2: ten size_t counters, in glibc's order.
+    const fields = 'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split(' ');
     const info = koffi.struct('mallinfo2', Object.fromEntries(fields.map((f) => [f, 'size_t'])));
     let mallinfo2: Fn | null = null;
     try {
