@@ -30,6 +30,7 @@ import { runHeads } from '../src/models/split-session.js';
 import {
   DirectSession,
   handOver,
+  heldOutputs,
   lentArray,
   returnLent,
   spareBytes,
@@ -134,6 +135,21 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     expect(noQk.query).toBeUndefined();
     expect(sameBits(noQk.attention.data, slice(full.attention, 1, [...Array(H).keys()]))).toBe(true);
   });
+
+  test.each(['gpt2-tiny staged', 'llama-tiny-mha staged'])(
+    "%s: values carried between stages stay in onnxruntime's memory while needed, all released after",
+    async (key) => {
+      const m = await model(key);
+      expect(DirectSession.available).toBe(true);
+      const during: number[] = [];
+      for await (const _ of m.stream(TEXT)) during.push(heldOutputs());
+      expect(Math.min(...during)).toBeGreaterThan(0);
+      expect(heldOutputs()).toBe(0);
+      // Broken off after the first layer: the rest is released too.
+      for await (const layer of m.stream(TEXT)) if (layer.layer === 0) break;
+      expect(heldOutputs()).toBe(0);
+    },
+  );
 
   test.each(['gpt2-tiny', 'gpt2-tiny staged'])(
     '%s: reused buffers: two texts of the same length, alternated, equal their fresh runs',

@@ -394,7 +394,7 @@ export class Model implements AttentionModel {
     // for both sides of extraction's benchmarks, and the weights' copies and repacking done on a worker thread,
     // whose glibc arena malloc_trim leaves leaner than the main thread's (8B-shaped Q4_K, 4 layers: resident
     // 1.20× the tensor bytes on the binding, 1.16× so; bench/RESULTS.md). Encoder-decoders keep the binding.
-    else session = await sessionOf(main, !extract && !family.encoderDecoder ? createSession : Session.create);
+    else session = await sessionOf<Runner>(main, !extract && !family.encoderDecoder ? createSession : Session.create);
     if (options.logits && !session.outputNames.includes(LOGITS)) {
       await session.release();
       throw new AttnvizError(

@@ -247,8 +247,17 @@ function pinned(koffi: Koffi, bytes: Uint8Array): Ptr {
   return p;
 }
 
-/** The address of each outputArray's memory, by its buffer. */
+/** The address of each outputArray's memory and of each held output's, by its buffer. */
 const addresses = new WeakMap<ArrayBuffer, bigint>();
+
+/** Outputs left in onnxruntime's memory (DirectSession.run's `hold`), by the buffer that views them. */
+const held = new WeakMap<ArrayBuffer, Ptr>();
+let heldCount = 0;
+
+/** How many outputs runs hold now (none once every stream that held one has ended). */
+export function heldOutputs(): number {
+  return heldCount;
+}
 
 /** A block of memory outside V8's heap, from koffi.alloc. */
 interface Block {
@@ -548,12 +557,15 @@ export class DirectSession {
 
   /**
    * Runs the graph and returns the outputs named in `fetch`: those named in `into` copied into those buffers
-   * (their sizes must match), the others into new arrays. Not re-entrant: the caller queues runs.
+   * (their sizes must match); those named in `hold` left where onnxruntime put them, as views that a later run
+   * reads in place until `drop` releases them; the others copied into new arrays. Not re-entrant: the caller queues
+   * runs.
    */
   async run(
     feeds: Record<string, DirectFeed>,
     into: Record<string, DirectOutput>,
     fetch: readonly string[],
+    hold: readonly string[] = [],
   ): Promise<Record<string, DirectOutput>> {
     const { api, allocator, koffi } = this.c;
     const out: Ptr[] = [null];
@@ -606,7 +618,13 @@ export class DirectSession {
       values = [...values, ...fetched.filter((_, i) => !inPlace[i])];
       const result: Record<string, DirectOutput> = {};
       fetch.forEach((name, i) => {
-        result[name] = inPlace[i] ? into[name] : this.read(fetched[i], into[name], name);
+        if (inPlace[i]) result[name] = into[name];
+        else if (!hold.includes(name)) result[name] = this.read(fetched[i], into[name], name);
+        else {
+          const kept = this.hold(fetched[i], name);
+          result[name] = kept || this.read(fetched[i], into[name], name);
+          if (kept) values = values.filter((v) => v !== fetched[i]);
+        }
       });
       return result;
     } finally {
@@ -617,6 +635,30 @@ export class DirectSession {
 
   /** An output's float32 values, copied out of onnxruntime's memory into `into` or a new array. */
   private read(value: Ptr, into: DirectOutput | undefined, name: string): DirectOutput {
+    const { data: source, dims } = this.values(value, name);
+    if (!into) return { data: source.slice(), dims };
+    if (into.data.length !== source.length)
+      throw new Error(`output ${name}: ${source.length} values, its buffer holds ${into.data.length}`);
+    into.data.set(source);
+    return { data: into.data, dims };
+  }
+
+  /**
+   * An output's float32 values left where onnxruntime put them, fed in place to later runs (`addresses`); the
+   * value is kept until `drop`. False for an empty output (nothing to hold: the caller releases it).
+   */
+  private hold(value: Ptr, name: string): DirectOutput | false {
+    const output = this.values(value, name);
+    if (output.data.length === 0) return false;
+    const buffer = output.data.buffer as ArrayBuffer;
+    addresses.set(buffer, this.c.koffi.address(this.dataOf(value)) as bigint);
+    held.set(buffer, value);
+    heldCount++;
+    return output;
+  }
+
+  /** A view of an output's float32 values in onnxruntime's memory, valid while the value lives. */
+  private values(value: Ptr, name: string): DirectOutput {
     const { api, koffi } = this.c;
     const out: Ptr[] = [null];
     check(api, api.GetTensorTypeAndShape(value, out));
@@ -635,13 +677,25 @@ export class DirectSession {
       api.ReleaseTensorTypeAndShapeInfo(info);
     }
     const length = dims.reduce((a, b) => a * b, 1);
-    check(api, api.GetTensorMutableData(value, out));
-    const source = length === 0 ? new Float32Array(0) : new Float32Array(koffi.view(out[0], length * 4));
-    if (!into) return { data: source.slice(), dims };
-    if (into.data.length !== length)
-      throw new Error(`output ${name}: ${length} values, its buffer holds ${into.data.length}`);
-    into.data.set(source);
-    return { data: into.data, dims };
+    if (length === 0) return { data: new Float32Array(0), dims };
+    return { data: new Float32Array(koffi.view(this.dataOf(value), length * 4)), dims };
+  }
+
+  private dataOf(value: Ptr): Ptr {
+    const out: Ptr[] = [null];
+    check(this.c.api, this.c.api.GetTensorMutableData(value, out));
+    return out[0];
+  }
+
+  /** Releases an output held by `run` (nothing for other arrays); its view must not be read after. */
+  drop(output: DirectOutput): void {
+    const buffer = output.data.buffer as ArrayBuffer;
+    const value = held.get(buffer);
+    if (value === undefined) return;
+    held.delete(buffer);
+    addresses.delete(buffer);
+    heldCount--;
+    this.c.api.ReleaseValue(value);
   }
 
   /** Releases the session (no run may be under way). */

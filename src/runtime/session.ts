@@ -78,11 +78,18 @@ export class Queue {
 export interface Runner {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /**
+   * The outputs named in `fetch`, written into `into` where given. Those named in `hold` may be left in
+   * onnxruntime's memory (C API sessions): fed to a later run, they are read in place; `drop` releases them.
+   */
   run(
     feeds: Record<string, Feed>,
     into?: Record<string, RunOutput>,
     fetch?: readonly string[],
+    hold?: readonly string[],
   ): Promise<Record<string, RunOutput>>;
+  /** Releases an output `run` held (nothing for any other). */
+  drop?(output: RunOutput): void;
   release(): Promise<void>;
 }
 
@@ -190,8 +197,13 @@ class CApiSession implements Runner {
     feeds: Record<string, Feed>,
     into: Record<string, RunOutput> = {},
     fetch: readonly string[] = this.outputNames,
+    hold: readonly string[] = [],
   ): Promise<Record<string, RunOutput>> {
-    return this.queue.run(() => this.session.run(feeds, into, fetch));
+    return this.queue.run(() => this.session.run(feeds, into, fetch, hold));
+  }
+
+  drop(output: RunOutput): void {
+    this.session.drop(output);
   }
 
   release(): Promise<void> {
@@ -425,8 +437,15 @@ export class StagedSession implements GroupedRunner {
     plan: (stage: number) => { fetch: readonly string[]; into?: Record<string, RunOutput> },
   ): AsyncGenerator<StageOutput> {
     const release = await this.queue.acquire();
+    const values = new Map<string, Feed>(Object.entries(feeds));
+    /** How to release each carried value still held. */
+    const carried = new Map<string, () => void>();
+    const drop = (name: string) => {
+      values.delete(name);
+      carried.get(name)?.();
+      carried.delete(name);
+    };
     try {
-      const values = new Map<string, Feed>(Object.entries(feeds));
       for (let s = 0; s < this.stages.length; s++) {
         const { spec, session } = this.stages[s];
         const { fetch, into = {} } = plan(s);
@@ -436,16 +455,22 @@ export class StagedSession implements GroupedRunner {
           if (!value) throw new Error(`stage ${s}: no value for its input ${name}`);
           inputs[name] = value;
         }
-        const out = await session.run(inputs, into, [...fetch, ...spec.carried]);
-        for (const name of spec.carried) values.set(name, { type: 'float32', ...out[name] });
-        // A carried value no later stage reads is dropped here, so that it can be collected.
+        // Carried values stay in onnxruntime's memory where the session can hold them: copied out and back in,
+        // each stage's hidden state cost 0.12 s at 2,048 tokens on Llama-1B shapes, in fresh pages both ways.
+        const out = await session.run(inputs, into, [...fetch, ...spec.carried], spec.carried);
+        for (const name of spec.carried) {
+          values.set(name, { type: 'float32', ...out[name] });
+          carried.set(name, () => session.drop?.(out[name]));
+        }
+        // A carried value no later stage reads is dropped here (released, or left to be collected).
         for (const name of spec.inputs)
-          if (!this.stages.slice(s + 1).some((later) => later.spec.inputs.includes(name))) values.delete(name);
+          if (!this.stages.slice(s + 1).some((later) => later.spec.inputs.includes(name))) drop(name);
         const outputs: Record<string, RunOutput> = {};
         for (const name of fetch) outputs[name] = out[name];
         yield { stage: s, outputs };
       }
     } finally {
+      for (const name of [...carried.keys()]) drop(name);
       release();
     }
   }
