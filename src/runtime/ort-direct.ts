@@ -6,7 +6,8 @@
  * pre-allocated too (its OrtValueToNapiValue), so an extraction at 512 tokens wrote its 190 MB twice, the second
  * time into memory glibc had just handed back to the system (page faults, ~3 µs per 4 KB on these VMs). Here
  * onnxruntime writes each output straight into the caller's buffer when that buffer comes from `outputArray`
- * (memory outside V8's heap, which does not move); other outputs are allocated by onnxruntime and copied once.
+ * (memory outside V8's heap, which does not move); other outputs are allocated by onnxruntime and copied once, or
+ * left there for a later run to read in place (a staged session's values carried from stage to stage).
  * No memory of V8's is handed to onnxruntime: koffi's pointers to typed arrays hold only during a call.
  * bench/RESULTS.md has the figures. Only where the library loads (Linux, x64 or arm64); elsewhere the binding's
  * session is used.
