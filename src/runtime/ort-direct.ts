@@ -636,7 +636,7 @@ export class DirectSession {
 
   /** An output's float32 values, copied out of onnxruntime's memory into `into` or a new array. */
   private read(value: Ptr, into: DirectOutput | undefined, name: string): DirectOutput {
-    const { data: source, dims } = this.values(value, name);
+    const { data: source, dims } = this.outputView(value, name);
     if (!into) return { data: source.slice(), dims };
     if (into.data.length !== source.length)
       throw new Error(`output ${name}: ${source.length} values, its buffer holds ${into.data.length}`);
@@ -649,7 +649,7 @@ export class DirectSession {
    * value is kept until `drop`. False for an empty output (nothing to hold: the caller releases it).
    */
   private hold(value: Ptr, name: string): DirectOutput | false {
-    const output = this.values(value, name);
+    const output = this.outputView(value, name);
     if (output.data.length === 0) return false;
     const buffer = output.data.buffer as ArrayBuffer;
     addresses.set(buffer, this.c.koffi.address(this.dataOf(value)) as bigint);
@@ -659,7 +659,7 @@ export class DirectSession {
   }
 
   /** A view of an output's float32 values in onnxruntime's memory, valid while the value lives. */
-  private values(value: Ptr, name: string): DirectOutput {
+  private outputView(value: Ptr, name: string): DirectOutput {
     const { api, koffi } = this.c;
     const out: Ptr[] = [null];
     check(api, api.GetTensorTypeAndShape(value, out));
