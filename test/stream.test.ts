@@ -136,11 +136,11 @@ describe.skipIf(!HAVE_SHARED)('the layer stream', () => {
     expect(sameBits(noQk.attention.data, slice(full.attention, 1, [...Array(H).keys()]))).toBe(true);
   });
 
-  test.each(['gpt2-tiny staged', 'llama-tiny-mha staged'])(
+  // On onnxruntime's C API (Linux); the binding copies carried values as before.
+  test.skipIf(!DirectSession.available).each(['gpt2-tiny staged', 'llama-tiny-mha staged'])(
     "%s: values carried between stages stay in onnxruntime's memory while needed, all released after",
     async (key) => {
       const m = await model(key);
-      expect(DirectSession.available).toBe(true);
       const during: number[] = [];
       for await (const _ of m.stream(TEXT)) during.push(heldOutputs());
       expect(Math.min(...during)).toBeGreaterThan(0);

@@ -619,13 +619,9 @@ export class DirectSession {
       values = [...values, ...fetched.filter((_, i) => !inPlace[i])];
       const result: Record<string, DirectOutput> = {};
       fetch.forEach((name, i) => {
-        if (inPlace[i]) result[name] = into[name];
-        else if (!hold.includes(name)) result[name] = this.read(fetched[i], into[name], name);
-        else {
-          const kept = this.hold(fetched[i], name);
-          result[name] = kept || this.read(fetched[i], into[name], name);
-          if (kept) values = values.filter((v) => v !== fetched[i]);
-        }
+        const kept = !inPlace[i] && hold.includes(name) && this.hold(fetched[i], name);
+        if (kept) values = values.filter((v) => v !== fetched[i]); // released by drop, not here
+        result[name] = inPlace[i] ? into[name] : kept || this.read(fetched[i], into[name], name);
       });
       return result;
     } finally {
